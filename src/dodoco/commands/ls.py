@@ -1,0 +1,32 @@
+"""dodoco ls: list model families, adapters, conditions and placements."""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ls", help="list families, adapters, conditions, placements")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from dodoco.conditions import CONDITIONS
+    from dodoco.models.adapters import ADAPTERS
+    from dodoco.models.tiny import FAMILIES
+
+    console = Console()
+    console.print("[bold]families[/bold] (tiny:<family>, zoo:<family>)")
+    for f in FAMILIES.values():
+        console.print(f"  {f.family:13s} {f.mixer:8s} E={f.E:<4d} K={f.K} shared={f.shared_experts}  "
+                      f"as {f.real_model}; {f.routing}")
+    for title, registry in (("adapters", ADAPTERS), ("conditions", CONDITIONS)):
+        console.print(f"[bold]{title}[/bold]")
+        for e in registry.entries():
+            console.print(f"  {e.name:13s} {e.summary}")
+    try:
+        from dodoco.ep.placement import PLACEMENTS
+    except ImportError:
+        return 0
+    console.print("[bold]placements[/bold]")
+    for name, fn in PLACEMENTS.items():
+        console.print(f"  {name:13s} {(fn.__doc__ or '').strip().splitlines()[0]}")
+    return 0

@@ -1,0 +1,1 @@
+"""Observation: capture hooks and the runner over conditions."""
