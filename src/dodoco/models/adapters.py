@@ -3,7 +3,7 @@
 Two adapters cover the field:
 
 - ``experts-prehook``: transformers 5.x experts modules (decorated with ``use_experts_implementation``,
-  marked by the attribute ``_is_expert_parallel``) are called as ``experts(hidden[T,H],
+  marked by the attribute ``_is_expert_parallel``, or on 5.17 by its layout flags) are called as ``experts(hidden[T,H],
   top_k_index[T,K], top_k_weights[T,K])``. A forward pre-hook there sees exactly the experts the model
   computes with, whatever the routing function (softmax, sigmoid with score-correction bias,
   group-limited top-k). Top-k is never recomputed from router logits.
@@ -58,6 +58,17 @@ def _config_top_k(model) -> int | None:
     return None
 
 
+def _is_experts_module(module) -> bool:
+    """True for classes decorated with ``use_experts_implementation``.
+
+    transformers >= 5.20 marks them with ``_is_expert_parallel``; 5.17 sets only the layout flags
+    (``has_gate``, ``is_concatenated``, ``is_transposed``) in the decorated ``__init__``.
+    """
+    marked = hasattr(module, "_is_expert_parallel") or all(
+        hasattr(module, a) for a in ("has_gate", "is_concatenated", "is_transposed"))
+    return marked and isinstance(getattr(module, "num_experts", None), int)
+
+
 class ExpertsPrehook:
     """Adapter for transformers' experts modules: ``top_k_index`` is their second argument."""
 
@@ -68,7 +79,7 @@ class ExpertsPrehook:
         top_k = _config_top_k(model)
         layers = []
         for i, (name, module) in enumerate(model.named_modules()):
-            if hasattr(module, "_is_expert_parallel") and hasattr(module, "num_experts"):
+            if _is_experts_module(module):
                 k = top_k or int(getattr(module, "top_k", 0))
                 layers.append(MoELayer(name, module, _layer_id(name, i), int(module.num_experts), k))
         return layers
