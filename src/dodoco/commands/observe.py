@@ -32,6 +32,10 @@ def run(args) -> int:
                     batch_size=args.batch_size, seed=args.seed, dtype=args.dtype, device=args.device,
                     traces=args.traces, trust_remote_code=args.trust_remote_code, overwrite=args.overwrite,
                     analyze=False)
+    from dodoco.observe.runner import dist_context
+
+    if dist_context()[0] != 0:
+        return 0  # under torchrun, rank 0 reports
     emit(summary_rows(paths, args.batch), "routing imbalance (model-level; batch 0 = all sequences)",
          columns=["model", "condition", "seq_len", "batch", "gini", "max_mean"])
     return 0

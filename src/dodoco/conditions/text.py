@@ -55,7 +55,9 @@ def _bundled(domain: str):
         ids, used = _tokenize_packed(texts, tokenizer, seq_len, S, domain)
         prov = provenance().get("files", {}).get(f"text/{domain}.jsonl.gz", {})
         return ids, {"source": f"bundled {domain} sample, held-out split", "documents_read": min(used, len(texts)),
-                     "sample_sha256": prov.get("sha256"), "licence": prov.get("licence") or prov.get("license")}
+                     "sample_sha256": prov.get("sha256"),
+                     "sources": [{"name": src.get("name"), "package": src.get("package"), "version": src.get("version"),
+                                  "licence": src.get("licence")} for src in prov.get("sources", [])]}
 
     condition.__name__ = domain
     condition.__doc__ = f"Bundled held-out {domain} text."

@@ -19,6 +19,31 @@ from dodoco.observe.capture import RoutingCapture
 from dodoco.store.run import RunWriter, run_dir_name
 
 
+def dist_context() -> tuple[int, int]:
+    """(rank, world size); under torchrun, joins the process group (NCCL on GPUs, else gloo)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def _git_hash() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
@@ -67,11 +92,21 @@ def _condition_ids(loaded: LoadedModel, condition: str, seq_len: int, S: int, se
 def observe_condition(loaded: LoadedModel, condition: str, *, seq_len: int, sequences: int, out: Path,
                       batch_size: int = 8, seed: int = 0, traces: bool = False, overwrite: bool = False,
                       invariance_check: bool = True, progress=None) -> Path:
-    """Observe one condition into ``out/<condition>-L<seq_len>``; resumes a partial run of the same spec."""
+    """Observe one condition into ``out/<condition>-L<seq_len>``; resumes a partial run of the same spec.
+
+    Under torchrun, rank r runs batches r, r + W, r + 2W, ... of the same batch boundaries and writes
+    them as parts of the one run directory; rank 0 merges them, so the result is the same run a single
+    process would write.
+    """
+    rank, world = dist_context()
     path = Path(out) / run_dir_name(condition, seq_len)
     spec = {"model": loaded.info["id"], "condition": condition, "seq_len": seq_len, "sequences": sequences,
             "seed": seed, "dtype": loaded.info["dtype"], "batch_size": batch_size, "traces": traces}
-    writer = RunWriter(path, spec, overwrite=overwrite)
+    if rank == 0:
+        writer = RunWriter(path, spec, overwrite=overwrite)
+    _barrier(world)
+    if rank != 0:
+        writer = RunWriter(path, spec)
     if writer.complete:
         return path
     ids, provenance = _condition_ids(loaded, condition, seq_len, sequences, seed)
@@ -81,8 +116,8 @@ def observe_condition(loaded: LoadedModel, condition: str, *, seq_len: int, sequ
     task = progress.add_task(f"{loaded.info['id']} {condition}", total=sequences) if progress else None
     started, fresh_tokens = time.perf_counter(), 0
     try:
-        for start in range(0, sequences, batch_size):
-            if start not in done:
+        for index, start in enumerate(range(0, sequences, batch_size)):
+            if index % world == rank and start not in done:
                 cap.reset()
                 forward(ids[start:start + batch_size])
                 topk = cap.traces()[0] if traces else None
@@ -93,6 +128,9 @@ def observe_condition(loaded: LoadedModel, condition: str, *, seq_len: int, sequ
     finally:
         cap.detach()
     elapsed = time.perf_counter() - started
+    _barrier(world)
+    if rank != 0:
+        return path
     manifest = {
         "kind": "observed",
         "model": {k: v for k, v in loaded.info.items() if k not in ("E", "K", "L", "moe_layer_ids")},
@@ -102,7 +140,7 @@ def observe_condition(loaded: LoadedModel, condition: str, *, seq_len: int, sequ
         "batch_invariance": _invariance(loaded.model, ids, batch_size) if invariance_check else None,
         "throughput": {"tokens": fresh_tokens, "seconds": round(elapsed, 3),
                        "tokens_per_s": round(fresh_tokens / elapsed, 1) if elapsed > 0 and fresh_tokens else None},
-        "versions": versions(), "device": loaded.info["device"], "dtype": loaded.info["dtype"],
+        "versions": versions(), "device": loaded.info["device"], "dtype": loaded.info["dtype"], "ranks": world,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     writer.finalize(manifest)
@@ -140,16 +178,21 @@ def observe(model, conditions, *, seq_len: int, sequences: int, out, batch_size:
     if seq_len < 1 or sequences < 1 or batch_size < 1:
         raise DodocoError(f"--seq-len {seq_len}, --sequences {sequences} and --batch-size {batch_size} "
                           "must all be positive integers")
-    loaded = model if isinstance(model, LoadedModel) else load_model(
-        model, dtype=dtype, device=device, trust_remote_code=trust_remote_code, seed=seed)
     paths = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, disable=quiet, transient=False) as progress:
+    rank, world = dist_context()
+    if world > 1 and device.startswith("cuda"):
+        import os
+
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    with Progress(*columns, disable=quiet or rank != 0, transient=False) as progress:
+        loaded = model if isinstance(model, LoadedModel) else load_model(
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code, seed=seed)
         for condition in conditions:
             paths.append(observe_condition(loaded, condition, seq_len=seq_len, sequences=sequences, out=Path(out),
                                            batch_size=batch_size, seed=seed, traces=traces, overwrite=overwrite,
                                            progress=progress))
-    if analyze:
+    if analyze and rank == 0:
         from dodoco.analysis import write_metrics
 
         for path in paths:
