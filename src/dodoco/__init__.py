@@ -2,6 +2,38 @@
 
 Shape legend used in every docstring: S sequences, T tokens, L MoE layers, E routed experts,
 K experts per token, N EP ranks, B sequences per rank per step, H hidden size.
+
+The public API is importable from here; names are resolved lazily, so ``import dodoco`` loads
+neither torch nor transformers until a model-facing function is used.
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+_API = {
+    "capture": "dodoco.observe.capture:capture",
+    "observe": "dodoco.observe.runner:observe",
+    "load_model": "dodoco.models.load:load_model",
+    "open_run": "dodoco.store.run:open_run",
+    "find_runs": "dodoco.store.run:find_runs",
+    "validate_run": "dodoco.store.validate:validate_run",
+    "metrics_table": "dodoco.metrics.table:metrics_table",
+    "run_metrics": "dodoco.analysis:run_metrics",
+    "summary_rows": "dodoco.analysis:summary_rows",
+    "DodocoError": "dodoco.errors:DodocoError",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str):
+    target = _API.get(name)
+    if target is None:
+        raise AttributeError(f"module 'dodoco' has no attribute '{name}'")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
