@@ -24,15 +24,22 @@ def ramp(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=None):
     return ids, {"generator": "arange modulo vocabulary", "vocab_size": tokenizer.vocab_size}
 
 
+_UNIGRAM_CACHE: dict[tuple[str, int], np.ndarray] = {}
+
+
 def unigram_frequencies(tokenizer: TextTokenizer) -> np.ndarray:
-    """Token frequencies ``[vocab]`` of the bundled training text of all four domains."""
+    """Token frequencies ``[vocab]`` of the bundled training text of all four domains (cached)."""
     from dodoco.conditions.samples import DOMAINS, load_documents
 
-    freq = np.zeros(tokenizer.vocab_size, dtype=np.int64)
-    for domain in DOMAINS:
-        for ids in tokenizer.encode_batch(load_documents(domain, "train")):
-            np.add.at(freq, np.asarray(ids, dtype=np.int64), 1)
-    return freq
+    key = (tokenizer.name, tokenizer.vocab_size)
+    if key not in _UNIGRAM_CACHE:
+        freq = np.zeros(tokenizer.vocab_size, dtype=np.int64)
+        for domain in DOMAINS:
+            for ids in tokenizer.encode_batch(load_documents(domain, "train")):
+                ids = np.asarray(ids, dtype=np.int64)
+                freq += np.bincount(ids[ids < tokenizer.vocab_size], minlength=tokenizer.vocab_size)
+        _UNIGRAM_CACHE[key] = freq
+    return _UNIGRAM_CACHE[key]
 
 
 def unigram(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=None):
