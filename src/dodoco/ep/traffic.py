@@ -1,0 +1,143 @@
+"""AlltoAll dispatch traffic of one step: who sends how many assignments (and bytes) to whom.
+
+A step holds N*B sequences in the fixed seeded order; rank i holds sequences [i*B, (i+1)*B) of the
+step. ``src[i, e]`` is the assignments of rank i's tokens to expert e. The per-expert-copy traffic
+matrix (what Megatron's alltoall sends) is s[i, j] = sum_e src[i, e] * share[e, j]: its row sums are
+the source assignments, its column sums the rank loads, and s[i, i] stays on rank i (it crosses no
+link). The deduplicated matrix (what DeepEP sends) counts distinct (token, destination rank) pairs
+and needs token traces. docs/ep.md derives each.
+
+Shape legend: T tokens, L MoE layers, E routed experts, K experts per token, N EP ranks, B
+sequences per rank per step, H hidden size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from dodoco.ep.placement import Placement
+from dodoco.errors import DodocoError
+
+__all__ = ["copy_traffic_from_tokens", "dedup_traffic", "send_recv", "send_recv_bytes",
+           "source_counts", "split_sizes", "token_destinations", "traffic_bytes", "traffic_matrix"]
+
+
+def source_counts(step_seq_counts, N: int) -> np.ndarray:
+    """Per-source-rank counts of one step: step_seq_counts[N*B, (L,) E] -> int64 [N, (L,) E].
+
+    Rank i holds sequences [i*B, (i+1)*B) of the step (rows in the step's seeded order).
+    """
+    c = np.asarray(step_seq_counts)
+    N = int(N)
+    if N < 1 or c.shape[0] % N:
+        raise DodocoError(f"a step of {c.shape[0]} sequences does not split over N={N} ranks; "
+                          f"give N*B sequences")
+    return c.reshape((N, c.shape[0] // N) + c.shape[1:]).sum(axis=1, dtype=np.int64)
+
+
+def traffic_matrix(src, placement: Placement) -> np.ndarray:
+    """Per-expert-copy traffic s[i, j] = sum_e src[i, e] * share[e, j]: src[N, E] -> float64 [N, N].
+
+    For a per-layer placement pass src[N, L, E] -> [L, N, N].
+    """
+    src = np.asarray(src, dtype=np.float64)
+    if placement.layered:
+        return np.einsum("ile,lej->lij", src, placement.share)
+    return src @ placement.share
+
+
+def traffic_bytes(s, hidden: int, dtype_bytes: int) -> np.ndarray:
+    """Assignments -> bytes: s * H * bytes per element (one H-wide row per assignment)."""
+    return np.asarray(s, dtype=np.float64) * (int(hidden) * int(dtype_bytes))
+
+
+def send_recv(s) -> tuple[np.ndarray, np.ndarray]:
+    """Off-diagonal send and receive totals of s[..., N, N] -> (S[..., N], R[..., N]).
+
+    S_i = sum_{j != i} s[i, j], R_j = sum_{i != j} s[i, j]: s[i, i] stays local.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    diag = np.diagonal(s, axis1=-2, axis2=-1)
+    return s.sum(axis=-1) - diag, s.sum(axis=-2) - diag
+
+
+def send_recv_bytes(s, hidden: int, dtype_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes each rank sends and receives over links: s[..., N, N] -> (S_i[..., N], R_j[..., N])."""
+    S, R = send_recv(s)
+    return traffic_bytes(S, hidden, dtype_bytes), traffic_bytes(R, hidden, dtype_bytes)
+
+
+def split_sizes(s) -> np.ndarray:
+    """all_to_all_single split sizes of one step: s[N, N] -> int64 [N, N] (rows: input splits).
+
+    Integer matrices (one-hot placements) are returned as they are. Fractional ones (replicated
+    experts split evenly) are rounded per row by largest remainder: floor every entry, then give the
+    row's remaining round(row total) - sum(floor) units to the largest fractional parts (ties: lower
+    column first), so every row total is preserved.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] != s.shape[1]:
+        raise DodocoError(f"traffic matrix must be square [N, N], got shape {s.shape}")
+    if np.any(s < 0):
+        raise DodocoError("traffic matrix has negative entries")
+    base = np.floor(s + 1e-9)
+    frac = s - base
+    missing = (np.rint(s.sum(axis=1)) - base.sum(axis=1)).astype(np.int64)  # [N]
+    order = np.argsort(-np.round(frac, 9), axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(s.shape[1])[None, :].repeat(s.shape[0], 0), axis=1)
+    return (base + (rank < missing[:, None])).astype(np.int64)
+
+
+def token_destinations(topk, placement: Placement, token_ids=None) -> np.ndarray:
+    """Destination rank of each (token, choice): topk[T, K] -> int64 [T, K]; one layer's placement.
+
+    An expert with several replicas sends token t to replica number (t mod r_e) in rank order
+    (replicas on ranks sorted ascending, a rank holding two replicas counted twice), so loads split
+    evenly over replicas as ``share`` assumes, deterministically. ``token_ids[T]`` (default
+    0..T-1) are the token indices t used for that choice (use global token indices across ranks).
+    """
+    if placement.layered:
+        raise DodocoError("token_destinations takes one layer's placement: use placement.layer(l)")
+    topk = np.asarray(topk).astype(np.int64)
+    copies = placement.copies  # [E, N]
+    r = copies.sum(axis=1)  # replicas per expert
+    cum = np.cumsum(copies, axis=1)  # [E, N]
+    t = np.arange(topk.shape[0]) if token_ids is None else np.asarray(token_ids, dtype=np.int64)
+    pick = t[:, None] % r[topk]  # [T, K] replica number
+    # destination = first rank whose cumulative copy count exceeds pick
+    return (cum[topk] <= pick[..., None]).sum(axis=-1)
+
+
+def _by_rank(topk_by_rank: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    parts = [np.asarray(t).reshape(-1, np.shape(t)[-1]) for t in topk_by_rank]
+    src = np.concatenate([np.full(p.shape[0], i, dtype=np.int64) for i, p in enumerate(parts)])
+    return np.concatenate(parts, axis=0), src
+
+
+def dedup_traffic(topk_by_rank: Sequence, placement: Placement) -> np.ndarray:
+    """Deduplicated traffic from token traces: distinct (token, destination rank) pairs -> int64 [N, N].
+
+    topk_by_rank[i] is topk[T_i, K] (one layer) of the tokens source rank i holds in the step. A
+    token whose K experts land on m distinct ranks counts once for each of those m ranks (DeepEP
+    sends one copy per destination rank); replicas chosen as in token_destinations with global
+    token indices in rank order. dedup <= copy_traffic_from_tokens elementwise, with equality when
+    every token's K experts sit on K different ranks.
+    """
+    topk, src = _by_rank(topk_by_rank)
+    N = placement.num_ranks
+    dst = np.sort(token_destinations(topk, placement), axis=1)  # [T, K]
+    first = np.ones(dst.shape, dtype=bool)
+    first[:, 1:] = dst[:, 1:] != dst[:, :-1]
+    flat = (src[:, None] * N + dst)[first]
+    return np.bincount(flat, minlength=N * N).reshape(N, N)
+
+
+def copy_traffic_from_tokens(topk_by_rank: Sequence, placement: Placement) -> np.ndarray:
+    """Per-expert-copy traffic from token traces -> int64 [N, N] (same replica rule as dedup)."""
+    topk, src = _by_rank(topk_by_rank)
+    N = placement.num_ranks
+    dst = token_destinations(topk, placement)
+    return np.bincount((src[:, None] * N + dst).ravel(), minlength=N * N).reshape(N, N)

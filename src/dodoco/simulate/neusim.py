@@ -1,0 +1,205 @@
+"""NeuSim export: the two load-imbalance parameters NeuSim takes, derived from a routing trace,
+and NeuSim's own receiver-skew formula beside the skew measured on the trace.
+
+NeuSim (platformxlab/NeuSim, PR "Support more MoE expert routing load imbalance patterns") models
+an MoE layer with two parameters:
+
+- ``expert_load_imbalance_factor`` f: the most-loaded expert receives T*K/E*f tokens (f = 1
+  balanced, f = E/K all tokens on one expert; -1 means E/K);
+- ``num_worst_case_experts`` W in [1, K]: W experts each receive that maximum; the other E - W
+  split the rest equally.
+
+Its dispatch/combine receiver skew (``_all_to_all_receiver_skew``): the worst-case device holds
+P = max(1, ceil(E/EP)) experts, W_dev = min(W, P) of them hot, in real (unfloored) units:
+
+    eff = T*K/E * f,   rem = (T*K - W*eff) / (E - W),   hot = W_dev*eff + (P - W_dev)*rem,
+    skew = hot / (T*K/EP),   and skew = 1 when EP <= 1.
+
+The PR applies the >= 1 floor only to the expert matmul's token count (``effective_tokens``), not
+to this ratio; T cancels. docs/neusim.md derives the trace estimators:
+
+- f = max_e c_e / mean_e c_e per step (N*B sequences at EP = N) and layer, averaged;
+- W = D+ / (max_e c_e - mean) per step and layer, D+ = sum_e max(c_e - mean, 0) the load above the
+  mean, averaged, rounded, clipped to [1, K]: the number of experts at the maximum load that carry
+  the trace's above-mean load, which is what W hot experts at f*mean carry in NeuSim's profile.
+
+Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks (EP),
+B sequences per rank per step, W worst-case experts.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pyarrow as pa
+
+from dodoco.ep.loads import RankMap, skew
+from dodoco.ep.placement import fit_placement
+from dodoco.ep.scan import DEFAULT_EP, expert_metrics, scan_plan, scan_source
+from dodoco.errors import DodocoError
+
+__all__ = ["effective_factor", "effective_tokens", "experts_on_worst_case_device",
+           "imbalance_factor", "neusim_export", "neusim_predicted_skew", "neusim_table",
+           "worst_case_experts"]
+
+
+def experts_on_worst_case_device(E: int, EP: int) -> int:
+    """Experts on NeuSim's busiest device: max(1, ceil(E / EP)) (E=10, EP=3 -> 4; EP > E -> 1)."""
+    return max(1, -(-int(E) // max(1, int(EP))))
+
+
+def effective_factor(E: int, K: int, factor: float) -> float:
+    """NeuSim's f with the -1 sentinel resolved to E/K; DodocoError outside [1, E/K] or bad E, K."""
+    if E < 1 or K < 1 or K > E:
+        raise DodocoError(f"need 1 <= K <= E, got E={E} experts, K={K} per token")
+    if factor == -1.0:
+        return E / K
+    if not 1.0 <= factor <= E / K + 1e-9:
+        raise DodocoError(f"expert_load_imbalance_factor must be -1 or in [1, E/K = {E / K:g}], "
+                          f"got {factor}")
+    return float(factor)
+
+
+def effective_tokens(tokens: float, E: int, K: int, factor: float) -> int:
+    """Tokens of NeuSim's most-loaded expert matmul: max(1, ceil(T*K/E*f)) (the floored one)."""
+    return max(1, math.ceil(tokens * K / E * effective_factor(E, K, factor)))
+
+
+def neusim_predicted_skew(E: int, K: int, EP: int, factor: float, W: int = 1,
+                          tokens: float = 1.0) -> float:
+    """NeuSim's receiver skew for E experts, top-K, EP devices, factor f, W hot experts, T tokens.
+
+    Real (unfloored) units as in the PR; 1.0 when EP <= 1. T cancels (kept for the record).
+    """
+    E, K, EP, W = int(E), int(K), int(EP), int(W)
+    f = effective_factor(E, K, factor)
+    if not 1 <= W <= K:
+        raise DodocoError(f"num_worst_case_experts must be in [1, K={K}], got {W}")
+    if tokens <= 0:
+        raise DodocoError(f"tokens must be > 0, got {tokens}")
+    if EP <= 1:
+        return 1.0
+    P = experts_on_worst_case_device(E, EP)
+    total = tokens * K
+    eff = total / E * f
+    rem = (total - W * eff) / (E - W) if E > W else 0.0
+    w_dev = min(W, P)
+    hot = w_dev * eff + (P - w_dev) * rem
+    return hot / (total / EP)
+
+
+def imbalance_factor(step_counts) -> np.ndarray:
+    """Per-step, per-layer f = max_e c_e / mean_e c_e: step_counts[n, L, E] -> float64 [n, L]."""
+    return expert_metrics(step_counts)["max_mean"]
+
+
+def worst_case_experts(step_counts) -> np.ndarray:
+    """Per-step, per-layer W estimate D+ / (max - mean): [n, L, E] -> float64 [n, L] (>= 1).
+
+    D+ = sum_e max(c_e - mean, 0). NaN where the load is balanced (max == mean) or empty.
+    """
+    c = np.asarray(step_counts, dtype=np.float64)
+    mean = c.mean(axis=-1, keepdims=True)
+    above = np.clip(c - mean, 0.0, None).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return above / (c.max(axis=-1) - mean[..., 0])
+
+
+def _nanmean(x) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(x))
+
+
+def _row(steps, rmap: RankMap | None, E: int, K: int, N: int, B: int) -> dict:
+    """One (EP, batch) row: NeuSim parameters from steps[n, L, E], predicted vs measured skew."""
+    f_steps = imbalance_factor(steps)
+    f = min(max(_nanmean(f_steps), 1.0), E / K)
+    w_exact = _nanmean(worst_case_experts(steps))
+    W = int(min(max(round(w_exact) if np.isfinite(w_exact) else 1, 1), K))
+    tokens = float(steps.sum(axis=-1).mean()) / K  # tokens per step (per layer)
+    measured = skew(rmap.loads(steps)) if rmap is not None else np.ones(f_steps.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p95 = float(np.nanpercentile(measured.mean(axis=1), 95))
+    pred = neusim_predicted_skew(E, K, N, f, W, max(tokens, 1e-9))
+    meas = _nanmean(measured)
+    return {"ep": N, "batch": B, "steps": int(steps.shape[0]), "tokens_per_step": tokens,
+            "expert_load_imbalance_factor": f, "factor_p95": float(np.nanpercentile(
+                f_steps.mean(axis=1), 95)), "num_worst_case_experts": W, "w_estimate": w_exact,
+            "predicted_skew": pred, "measured_skew": meas, "measured_skew_p95": p95,
+            "predicted_over_measured": pred / meas if meas > 0 else float("nan")}
+
+
+def neusim_table(counts, K: int, ep=DEFAULT_EP, batch=(1,), seed: int = 0, *, source=None,
+                 placement: str = "contiguous", regime: str = "prefill", **labels) -> pa.Table:
+    """NeuSim parameters and predicted vs measured receiver skew per (EP, batch).
+
+    counts[S, L, E] (prefill) or a ready step ``source`` (e.g. ep.decode.decode_source; then counts
+    may be None and labels should say regime="decode"). Measured skew: mean over steps and layers
+    of max_r R_r / mean_r R_r under ``placement`` (contiguous, the default layout; fitted
+    placements are refused here). EP values with N*B above the sequences, or N > E, are skipped.
+    Extra keyword labels (model, condition, seq_len) become constant columns.
+    """
+    if source is None:
+        counts = np.asarray(counts)
+        if counts.ndim != 3:
+            raise DodocoError(f"counts must have shape [S, L, E], got shape {counts.shape}")
+        source = scan_source(counts, seed)
+    level1 = source.level(1)
+    S, E = level1.shape[1], level1.shape[-1]
+    pairs, _ = scan_plan(S, ep, batch)
+    rows = []
+    for N, B in pairs:
+        rmap = None
+        if N > 1:
+            if N > E:
+                continue
+            rmap = RankMap(fit_placement(placement, E, N))
+        rows.append(_row(source.steps(N * B), rmap, E, int(K), N, B))
+    cols = {k: [r[k] for r in rows] for k in (rows[0] if rows else _row_keys())}
+    const = {"regime": regime, "placement": placement, **labels}
+    n = len(rows)
+    table = {k: pa.array([v] * n) for k, v in const.items()}
+    table.update({k: pa.array(v) for k, v in cols.items()})
+    return pa.table(table)
+
+
+def _row_keys():
+    return ("ep", "batch", "steps", "tokens_per_step", "expert_load_imbalance_factor",
+            "factor_p95", "num_worst_case_experts", "w_estimate", "predicted_skew",
+            "measured_skew", "measured_skew_p95", "predicted_over_measured")
+
+
+def neusim_export(table: pa.Table, E: int, K: int, ep: int | None = None,
+                  batch: int | None = None) -> dict:
+    """JSON-ready NeuSim config fragment from neusim_table's output.
+
+    ``config`` holds the two MoELLMConfig fields at the chosen (ep, batch) (default: the largest
+    EP, then the smallest batch, in the table); ``by_ep`` keeps every row for reference.
+    """
+    rows = table.to_pylist()
+    if not rows:
+        raise DodocoError("no (EP, batch) pair fits the sequences: nothing to export")
+    ep = max(r["ep"] for r in rows) if ep is None else int(ep)
+    cand = [r for r in rows if r["ep"] == ep]
+    if not cand:
+        raise DodocoError(f"EP={ep} is not in the table (have {sorted({r['ep'] for r in rows})})")
+    batch = min(r["batch"] for r in cand) if batch is None else int(batch)
+    chosen = [r for r in cand if r["batch"] == batch]
+    if not chosen:
+        raise DodocoError(f"batch={batch} is not in the table at EP={ep}")
+    r = chosen[0]
+    return {
+        "num_routed_experts": int(E),
+        "num_activated_routed_experts_per_token": int(K),
+        "expert_parallelism_degree": ep,
+        "config": {"expert_load_imbalance_factor": round(r["expert_load_imbalance_factor"], 6),
+                   "num_worst_case_experts": int(r["num_worst_case_experts"])},
+        "derived_at": {"ep": ep, "batch": batch, "tokens_per_step": r["tokens_per_step"],
+                       "regime": r.get("regime")},
+        "skew": {"predicted": r["predicted_skew"], "measured": r["measured_skew"]},
+        "by_ep": rows,
+    }
