@@ -34,15 +34,32 @@ def print_table(rows: list[dict], title: str, columns: list[str] | None = None, 
     console.print(table)
 
 
-def to_json(rows: list[dict]) -> str:
-    return json.dumps(rows, indent=2, default=lambda v: None if isinstance(v, float) and math.isnan(v) else str(v))
+def json_safe(obj):
+    """NaN/inf -> None and numpy scalars -> Python, so the output is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalar
+        return json_safe(obj.item())
+    return obj
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_json(rows) -> str:
+    """Strict JSON of a table (or any nesting of dicts/lists): NaN and inf become null."""
+    return json.dumps(json_safe(rows), indent=2, default=str, allow_nan=False)
+
+
+def to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
+    """CSV of ``rows``: the given columns, else every key in order of first appearance; NaN -> empty."""
     if not rows:
         return ""
+    columns = columns or list(dict.fromkeys(k for row in rows for k in row))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
     return buf.getvalue()

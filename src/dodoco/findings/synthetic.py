@@ -1,0 +1,59 @@
+"""Synthetic routing counts and run directories with known answers (tests, benchmarks, demos).
+
+Shape legend: S sequences, L MoE layers, E routed experts, K experts per token.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dodoco.store.atomic import save_npy
+from dodoco.store.run import RunWriter
+
+__all__ = ["skewed_counts", "write_counts_run"]
+
+
+def skewed_counts(S: int, L: int, E: int, *, assignments: int = 1024, concentration: float = 0.5,
+                  jitter: float = 20.0, seed: int = 0) -> np.ndarray:
+    """uint32 [S, L, E]: per-layer expert popularity ~ Dirichlet(concentration), per-sequence
+    Gamma(jitter) noise on it, ``assignments`` per sequence and layer (Poisson). Lower concentration
+    = more skewed; ``concentration=None`` gives uniform popularity (a mock-like router)."""
+    rng = np.random.default_rng(seed)
+    if concentration is None:
+        popularity = np.full((L, E), 1.0 / E, dtype=np.float32)
+    else:
+        popularity = rng.dirichlet(np.full(E, float(concentration)), size=L).astype(np.float32)
+    out = np.empty((S, L, E), dtype=np.uint32)
+    chunk = max(1, (1 << 22) // (L * E))
+    for a in range(0, S, chunk):
+        n = min(chunk, S - a)
+        p = popularity[None] * rng.gamma(jitter, 1.0 / jitter, size=(n, L, E)).astype(np.float32)
+        p /= p.sum(axis=-1, keepdims=True)
+        out[a:a + n] = rng.poisson(assignments * p)
+    return out
+
+
+def write_counts_run(path, counts, *, model: str, condition: str, kind: str | None = None, seq_len: int = 0,
+                     K: int = 1, granularity: str = "sequence", overwrite: bool = True) -> Path:
+    """Write counts[S, L, E] as a complete run directory (manifest kind "synthetic") and return its path.
+
+    seq_tokens are sum over experts of the first layer / K. ``kind`` defaults to "mock" for names
+    starting with "mock-", else "real".
+    """
+    counts = np.asarray(counts, dtype=np.uint32)
+    S, L, E = counts.shape
+    path = Path(path)
+    spec = {"model": model, "condition": condition, "seq_len": seq_len, "sequences": S, "synthetic": True}
+    writer = RunWriter(path, spec, overwrite=overwrite)
+    save_npy(path / "counts.npy", counts)
+    save_npy(path / "seq_tokens.npy", (counts[:, 0, :].sum(axis=-1, dtype=np.int64) // max(1, K)))
+    kind = kind or ("mock" if condition.startswith("mock-") else "real")
+    writer.write_manifest({
+        "kind": "synthetic", "model": {"id": model}, "routing": {"E": E, "K": K, "L": L, "moe_layer_ids": list(range(L))},
+        "condition": {"name": condition, "kind": kind, "provenance": {"generator": "synthetic"}},
+        "seq_len": int(seq_len), "sequences": S, "granularity": granularity,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return path
