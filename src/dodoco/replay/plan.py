@@ -1,0 +1,194 @@
+"""What a replay sends: all_to_all_single split sizes of every (step, layer), from routing counts.
+
+Pure numpy, no torch. A step is N*B sequences in the fixed seeded order (``step_order``); rank i
+holds sequences [i*B, (i+1)*B) of the step (``dodoco.ep.traffic.source_counts``). The per-expert-copy
+traffic matrix s[i, j] (``traffic_matrix``) rounded to integers (``split_sizes``) gives the rows rank
+i sends to rank j: one H-wide row per assignment. Row i of the split matrix is rank i's input
+split sizes, column j rank j's output split sizes. docs/dispatch.md derives every quantity.
+
+Controls built from a real case, each with the same per-rank send totals (so the same bytes):
+
+- ``balanced_splits``: every source rank spreads its rows evenly over the N destinations;
+- ``skewed_splits``: every source rank sends rho/N of its rows to one hot rank and spreads the rest
+  evenly over the others, so the hot rank receives rho times the mean (synthetic, for calibration).
+
+Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks,
+B sequences per rank per step, T tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dodoco.errors import DodocoError
+
+__all__ = ["ReplayCase", "balanced_splits", "case_bytes", "check_sequences", "run_cases",
+           "skewed_splits", "sweep_sizes", "synth_topk"]
+
+
+@dataclass(frozen=True)
+class ReplayCase:
+    """One all_to_all_single to replay: ``splits[i, j]`` rows from rank i to rank j (int64 [N, N]).
+
+    condition: the data condition ("prose", "mock-uniform", ...) or control ("balanced", "skew-2").
+    kind: "real", "mock", "balanced" or "skew". step, layer: where the case comes from (-1: none).
+    src: int64 [N, E] per-source-rank expert counts and tokens: int64 [N] tokens per rank, for
+    dispatchers that need top-k indices (DeepEP); None for controls.
+    """
+
+    condition: str
+    kind: str
+    step: int
+    layer: int
+    splits: np.ndarray = field(repr=False)
+    src: np.ndarray | None = field(default=None, repr=False)
+    tokens: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def N(self) -> int:
+        return int(self.splits.shape[0])
+
+
+def check_sequences(S: int, N: int, B: int, what: str = "the trace") -> None:
+    """Raise DodocoError unless S sequences hold one step of N ranks x B sequences."""
+    if N < 1 or B < 1:
+        raise DodocoError(f"ranks N={N} and --batch B={B} must be >= 1")
+    if N * B > S:
+        raise DodocoError(f"{N} ranks x batch {B} need {N * B} sequences per step but {what} has S={S}: "
+                          f"observe at least {N * B} sequences, or use fewer ranks / a smaller --batch")
+
+
+def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 0, placement=None,
+              layers=None, max_steps: int | None = None, seq_tokens=None) -> list[ReplayCase]:
+    """Replay cases of one run: counts[S, L, E] -> [ReplayCase] for every step and chosen layer.
+
+    placement: a ``dodoco.ep.Placement`` for N ranks (default contiguous). layers: MoE layer
+    indices (default all). max_steps: keep the first steps only (default all S // (N*B)).
+    seq_tokens[S]: tokens per sequence (stored per rank on each case; default none).
+    """
+    from dodoco.ep.placement import contiguous
+    from dodoco.ep.traffic import source_counts, split_sizes, traffic_matrix
+    from dodoco.metrics.steps import step_order
+
+    counts = np.asarray(counts)
+    S, L, E = counts.shape
+    check_sequences(S, N, B)
+    p = placement if placement is not None else contiguous(E, N)
+    if p.num_ranks != N or p.num_experts != E:
+        raise DodocoError(f"placement is for {p.num_experts} experts on {p.num_ranks} ranks, "
+                          f"the replay needs {E} experts on {N} ranks")
+    layers = list(range(L)) if layers is None else [int(x) for x in layers]
+    bad = [x for x in layers if not 0 <= x < L]
+    if bad:
+        raise DodocoError(f"--layers {bad} out of range: the run has L={L} MoE layers (0..{L - 1})")
+    order = step_order(S, seed)
+    n_steps = S // (N * B) if max_steps is None else min(S // (N * B), int(max_steps))
+    cases = []
+    for k in range(n_steps):
+        seqs = order[k * N * B:(k + 1) * N * B]
+        src = source_counts(counts[seqs], N)  # [N, L, E]
+        tok = None if seq_tokens is None else np.asarray(seq_tokens)[seqs].reshape(N, B).sum(1)
+        for layer in layers:
+            s = traffic_matrix(src[:, layer, :], p.layer(layer))
+            cases.append(ReplayCase(condition, kind, k, layer, split_sizes(s), src[:, layer, :], tok))
+    return cases
+
+
+def _spread(total: int, N: int, start: int) -> np.ndarray:
+    """total units over N slots as evenly as possible; the extra units go to slots start, start+1, ..."""
+    row = np.full(N, total // N, dtype=np.int64)
+    extra = total - int(row.sum())
+    row[(start + np.arange(extra)) % N] += 1
+    return row
+
+
+def balanced_splits(row_totals) -> np.ndarray:
+    """Uniform splits with the given per-source totals: row_totals[N] -> int64 [N, N].
+
+    Row i spreads row_totals[i] evenly over the N destinations; the remainder units of row i go to
+    ranks i+1, i+2, ... so the columns stay balanced too. Row sums equal row_totals exactly.
+    """
+    t = np.asarray(row_totals, dtype=np.int64)
+    N = t.shape[0]
+    return np.stack([_spread(int(t[i]), N, i + 1) for i in range(N)])
+
+
+def skewed_splits(row_totals, rho: float, hot: int = 0) -> np.ndarray:
+    """Splits whose receiver skew is rho: row_totals[N] -> int64 [N, N], 1 <= rho <= N.
+
+    Every source i sends round(rho/N * row_totals[i]) rows to rank ``hot`` and spreads the rest
+    evenly over the other N-1 ranks, so the hot rank receives rho times the mean rank load
+    (up to rounding). rho = 1 is ``balanced_splits`` up to rounding.
+    """
+    t = np.asarray(row_totals, dtype=np.int64)
+    N = t.shape[0]
+    if not 1.0 <= rho <= N:
+        raise DodocoError(f"receiver skew {rho} is outside [1, N={N}]: the hot rank can receive at most "
+                          "everything (skew N)")
+    out = np.zeros((N, N), dtype=np.int64)
+    others = [j for j in range(N) if j != hot]
+    for i in range(N):
+        h = int(round(rho / N * int(t[i])))
+        out[i, hot] = h
+        if others:
+            out[i, others] = _spread(int(t[i]) - h, N - 1, i)
+        else:
+            out[i, hot] = t[i]
+    return out
+
+
+def case_bytes(splits, row_bytes: int) -> dict:
+    """Byte counts of one case: splits[N, N] rows, ``row_bytes`` = H * bytes per element.
+
+    per_rank: mean over ranks of the rank's whole input buffer (diagonal included), the nccl-tests
+    "size" of alltoall; send_off/recv_off: bytes that cross links (diagonal excluded), max and mean
+    over ranks; pair_max: the largest off-diagonal s[i, j]; receiver_skew: max/mean of column sums.
+    """
+    s = np.asarray(splits, dtype=np.float64) * row_bytes
+    N = s.shape[0]
+    diag = np.diag(s)
+    S_off, R_off = s.sum(1) - diag, s.sum(0) - diag
+    cols = s.sum(0)
+    off = s - np.diag(diag)
+    return {
+        "bytes_total": float(s.sum()),
+        "per_rank": float(s.sum() / N),
+        "send_off_max": float(S_off.max()),
+        "recv_off_max": float(R_off.max()),
+        "off_mean": float(S_off.mean()),
+        "pair_max": float(off.max()) if N > 1 else 0.0,
+        "receiver_skew": float(cols.max() / cols.mean()) if cols.mean() > 0 else float("nan"),
+    }
+
+
+def sweep_sizes(min_bytes: int = 1 << 10, max_bytes: int = 512 << 20) -> list[int]:
+    """Per-rank buffer sizes of the uniform sweep: powers of two from min_bytes to max_bytes."""
+    if min_bytes < 1 or max_bytes < min_bytes:
+        raise DodocoError(f"sweep sizes {min_bytes}..{max_bytes} bytes: need 1 <= min <= max")
+    out, b = [], 1 << int(np.ceil(np.log2(min_bytes)))
+    while b <= max_bytes:
+        out.append(b)
+        b <<= 1
+    return out
+
+
+def synth_topk(src_counts, T: int, K: int) -> np.ndarray:
+    """Token-level top-k consistent with per-expert counts: src_counts[E] -> int64 [T, K].
+
+    Needs sum(src_counts) == T*K and every count <= T (an expert is chosen at most once per token).
+    The assignments sorted by expert are dealt to tokens round-robin (assignment a to token a mod T),
+    so a run of c_e <= T equal experts lands on c_e distinct tokens and every token gets K distinct
+    experts. Used to drive dispatchers that take top-k indices (DeepEP) from counts alone.
+    """
+    c = np.asarray(src_counts, dtype=np.int64)
+    if int(c.sum()) != T * K:
+        raise DodocoError(f"counts sum to {int(c.sum())}, expected T*K = {T}*{K} = {T * K}")
+    if (c > T).any():
+        raise DodocoError(f"an expert has {int(c.max())} assignments but there are only T={T} tokens")
+    experts = np.repeat(np.arange(c.shape[0]), c)  # [T*K], sorted by expert
+    out = np.empty((T, K), dtype=np.int64)
+    a = np.arange(T * K)
+    out[a % T, a // T] = experts
+    return out

@@ -1,0 +1,82 @@
+"""Replay plan: split sizes from counts, controls, byte accounting (hand-computed cases)."""
+
+import numpy as np
+import pytest
+
+from dodoco.errors import DodocoError
+from dodoco.metrics.steps import step_order
+from dodoco.replay.plan import (balanced_splits, case_bytes, check_sequences, run_cases, skewed_splits,
+                                sweep_sizes, synth_topk)
+
+
+def test_run_cases_match_hand_sums():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 9, size=(6, 2, 4)).astype(np.uint32)  # S=6, L=2, E=4
+    cases = run_cases(counts, 2, 1, condition="prose", kind="real", seed=5)
+    order = step_order(6, 5)
+    assert [(c.step, c.layer) for c in cases] == [(k, l) for k in range(3) for l in range(2)]
+    for c in cases:
+        seqs = order[2 * c.step: 2 * c.step + 2]  # rank 0 holds seqs[0], rank 1 seqs[1]
+        want = np.zeros((2, 2), dtype=np.int64)
+        for i in range(2):
+            for e in range(4):  # contiguous: experts 0,1 on rank 0; 2,3 on rank 1
+                want[i, e // 2] += int(counts[seqs[i], c.layer, e])
+        np.testing.assert_array_equal(c.splits, want)
+        np.testing.assert_array_equal(c.src.sum(1), want.sum(1))
+
+
+def test_run_cases_layers_and_steps_selection():
+    counts = np.ones((8, 3, 4), dtype=np.uint32)
+    cases = run_cases(counts, 2, 2, condition="x", kind="real", layers=[2], max_steps=1)
+    assert [(c.step, c.layer) for c in cases] == [(0, 2)]
+    np.testing.assert_array_equal(cases[0].splits, [[4, 4], [4, 4]])  # 2 seqs x 2 experts per rank
+    with pytest.raises(DodocoError, match=r"--layers \[3\] out of range"):
+        run_cases(counts, 2, 1, condition="x", kind="real", layers=[3])
+
+
+def test_too_many_ranks_names_the_count():
+    with pytest.raises(DodocoError, match="need 16 sequences per step but the trace has S=8"):
+        check_sequences(8, 8, 2)
+    with pytest.raises(DodocoError, match="observe at least 16 sequences"):
+        run_cases(np.ones((8, 1, 16), dtype=np.uint32), 8, 2, condition="x", kind="real")
+
+
+def test_balanced_splits_hand_case():
+    np.testing.assert_array_equal(balanced_splits([10, 10, 10]), [[3, 4, 3], [3, 3, 4], [4, 3, 3]])
+    b = balanced_splits([7, 100, 3, 50])
+    np.testing.assert_array_equal(b.sum(1), [7, 100, 3, 50])
+    assert b.max(1).tolist() == [2, 25, 1, 13] and b.min(1).tolist() == [1, 25, 0, 12]
+
+
+def test_skewed_splits_receiver_skew():
+    s = skewed_splits([100, 100, 100, 100], 2.0, hot=0)
+    np.testing.assert_array_equal(s[:, 0], [50, 50, 50, 50])
+    np.testing.assert_array_equal(s.sum(1), [100] * 4)
+    assert case_bytes(s, 1)["receiver_skew"] == pytest.approx(2.0)
+    with pytest.raises(DodocoError, match=r"receiver skew 5.0 is outside \[1, N=4\]"):
+        skewed_splits([1, 1, 1, 1], 5.0)
+
+
+def test_case_bytes_hand_numbers():
+    b = case_bytes([[1, 2], [3, 4]], 10)
+    assert b == {"bytes_total": 100.0, "per_rank": 50.0, "send_off_max": 30.0, "recv_off_max": 30.0,
+                 "off_mean": 25.0, "pair_max": 30.0, "receiver_skew": pytest.approx(1.2)}
+
+
+def test_sweep_sizes_powers_of_two():
+    assert sweep_sizes(1000, 8192) == [1024, 2048, 4096, 8192]
+    assert len(sweep_sizes()) == 20 and sweep_sizes()[-1] == 512 << 20
+
+
+def test_synth_topk_reproduces_counts():
+    rng = np.random.default_rng(0)
+    T, K, E = 50, 4, 12
+    c = np.zeros(E, dtype=np.int64)
+    for _ in range(T):
+        c[rng.choice(E, K, replace=False)] += 1
+    topk = synth_topk(c, T, K)
+    assert topk.shape == (T, K)
+    assert all(len(set(row)) == K for row in topk.tolist())
+    np.testing.assert_array_equal(np.bincount(topk.ravel(), minlength=E), c)
+    with pytest.raises(DodocoError, match="only T=2 tokens"):
+        synth_topk([3, 1], 2, 2)
