@@ -179,3 +179,14 @@ def test_scan_any_ep_set_matches_direct(ep):
                     got = _select(table, placement=name, ep=N, batch=B, layer=1, metric=metric,
                                   statistic="mean")
                     assert got == pytest.approx([v]), (name, N, B, metric)
+
+
+def test_scan_with_nothing_feasible_is_empty_with_reasons():
+    import numpy as np
+
+    from dodoco.ep.scan import ep_scan, skipped_reasons
+
+    counts = np.ones((4, 2, 16), np.uint32)
+    table = ep_scan(counts, ep=(8,), batch=(1,), model="m", condition="c", seq_len=8)
+    assert table.num_rows == 0
+    assert [(r["ep"], r["batch"]) for r in skipped_reasons(table)] == [(8, 1)]

@@ -497,6 +497,8 @@ def _table(cols: dict, labels: dict, reasons: list, meta: dict) -> pa.Table:
     for field in SCHEMA:
         if field.name in arrays:
             a = arrays[field.name]
+        elif n == 0:  # nothing fitted (every (N, B) skipped): an empty table, reasons in metadata
+            a = np.array([], dtype=object if field.type == pa.string() else np.int64)
         else:
             a = np.full(n, labels[field.name], dtype=object if field.type == pa.string() else None)
         out.append(pa.array(a, field.type))
