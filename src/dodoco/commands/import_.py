@@ -1,0 +1,62 @@
+"""dodoco import: engine expert-load dumps (SGLang, vLLM, Megatron, tables, arrays) -> a run directory."""
+
+from dodoco.commands import csv_ints
+
+
+def register(sub) -> None:
+    import argparse
+
+    from dodoco.ingest import FORMATS
+
+    formats = "\n".join(f"  {e.name:13s} {e.summary}" for e in FORMATS.entries())
+    p = sub.add_parser("import", help="import expert-load dumps of SGLang, vLLM, Megatron or plain tables",
+                       description="Import expert-load dumps into a run directory (docs/ingest.md says how to "
+                                   "obtain each).\n\nformats:\n" + formats,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("format", metavar="FORMAT", help=", ".join(FORMATS.names()))
+    p.add_argument("paths", nargs="+", metavar="PATH", help="dump files, or folders holding them")
+    p.add_argument("-o", "--out", required=True, metavar="RUN", help="run directory to write")
+    p.add_argument("--model-id", default=None, help="model the dumps come from (e.g. deepseek-ai/DeepSeek-V3)")
+    p.add_argument("--condition", default="production", help="condition name of the run (default: production)")
+    p.add_argument("--seq-len", type=int, default=0, help="sequence length to record (default 0: not applicable)")
+    p.add_argument("--layer-ids", type=csv_ints, default=None, help="model layer id of each dumped layer, e.g. 3,4,5")
+    p.add_argument("--num-experts", type=int, default=None, help="logical experts E, where the dump lacks it")
+    p.add_argument("--top-k", type=int, default=None, help="experts per token K, where the dump lacks it")
+    p.add_argument("--ranks", type=csv_ints, default=None, help="keep only these ranks' records, e.g. 0 or 0,8")
+    p.add_argument("--split-ranks", action="store_true", help="one row per (pass, rank) instead of ranks summed")
+    p.add_argument("--as-window", action="store_true", help="sum every row into one aggregate window")
+    p.add_argument("--ep-size", type=int, default=None, help="megatron-tpe: expert-parallel size")
+    p.add_argument("--expert-tp-size", type=int, default=1, help="megatron-tpe: expert tensor-parallel size")
+    p.add_argument("--engine-version", default=None, help="engine version to record, where the dump lacks it")
+    p.add_argument("--overwrite", action="store_true", help="replace a different run in RUN")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the summary as JSON ('-' = stdout)")
+    p.set_defaults(func=run)
+
+
+def summary_rows(man: dict, out) -> list[dict]:
+    """Key/value rows describing an imported run (what the console shows)."""
+    r, src = man["routing"], man["source"]
+    excluded = ", ".join(str(x["layer"]) for x in man["excluded_layers"]) or "none"
+    rows = [("run", str(out)), ("format", f"{src['format']} ({src['mode']})"),
+            ("engine version", src.get("engine_version") or "unknown"), ("files", len(src["files"])),
+            ("granularity", man["granularity"]), ("rows", f"{man['sequences']}: {man['rows']}"),
+            ("MoE layers L", r["L"]), ("experts E", r["E"]), ("top-k K", r["K"] if r["K"] else "unknown"),
+            ("excluded layers", excluded), ("dropped empty rows", man["dropped_rows"]["count"])]
+    rows += [("note", n) for n in man["notes"]]
+    return [{"field": k, "value": v} for k, v in rows]
+
+
+def run(args) -> int:
+    from dodoco.commands import emit
+    from dodoco.ingest import import_dump
+
+    man = import_dump(args.format, args.paths, args.out, model_id=args.model_id, condition=args.condition,
+                      seq_len=args.seq_len, layer_ids=args.layer_ids, num_experts=args.num_experts,
+                      top_k=args.top_k, ranks=args.ranks, split_ranks=args.split_ranks, as_window=args.as_window,
+                      ep_size=args.ep_size, expert_tp_size=args.expert_tp_size,
+                      engine_version=args.engine_version, overwrite=args.overwrite)
+    emit(summary_rows(man, args.out), "imported", json_path=args.json, columns=["field", "value"])
+    if man["granularity"] == "window":
+        print("granularity 'window': aggregate metrics, EP rank loads, placements and NeuSim export work; "
+              "per-step (batch) metrics need per-pass data")
+    return 0

@@ -1,0 +1,120 @@
+"""Import expert-load dumps of serving and training engines as DODOCO run directories.
+
+>>> from dodoco.ingest import import_dump
+>>> import_dump("sglang", ["expert_distribution_recorder_1716.pt"], "runs/prod",
+...             model_id="deepseek-ai/DeepSeek-V3")                         # doctest: +SKIP
+
+``FORMATS`` lists the importers (``dodoco import FORMAT PATH... -o RUN``). Every importer reads its
+files into a ``Dump`` (dodoco.ingest.base); ``assemble`` forms the rows (forward passes, ranks
+summed unless ``split_ranks``), maps physical to logical experts, drops dense layers (all-zero) and
+empty rows; ``write_run`` stores the run with manifest kind "imported" and its granularity:
+"window" (aggregate counts: aggregate metrics, rank loads, placements, NeuSim export; no per-step
+metrics), "pass" (one row per forward pass) or "token" (per-token top-k ids as well).
+docs/ingest.md says how to obtain each dump.
+"""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from dodoco.errors import DodocoError
+from dodoco.registry import Registry
+
+__all__ = ["FORMATS", "import_dump"]
+
+FORMATS = Registry("format")
+FORMATS.register("sglang", "dodoco.ingest.sglang:read",
+                 "SGLang expert-distribution recorder: stat / per_pass / per_token .pt dumps, "
+                 "--init-expert-location JSON (logical_count)")
+FORMATS.register("vllm", "dodoco.ingest.vllm:read",
+                 "vLLM EPLB expert_load_window per rank (saved with dodoco.ingest.vllm_dump)")
+FORMATS.register("megatron", "dodoco.ingest.megatron:read_trace",
+                 "Megatron-Core router traces router_trace_rank*.jsonl (--moe-routing-trace-path)")
+FORMATS.register("megatron-tpe", "dodoco.ingest.megatron:read_tpe",
+                 "Megatron tokens_per_expert/rank*.jsonl (--save-tokens-per-expert-interval)")
+FORMATS.register("table", "dodoco.ingest.tables:read_table",
+                 "CSV / TSV / Parquet with columns layer, expert, count[, step][, rank]")
+FORMATS.register("numpy", "dodoco.ingest.tables:read_array",
+                 "count arrays [L, E] (a window) or [steps, L, E] (.npy, .npz, bare tensor .pt)")
+
+
+def _check_layer_ids(layer_ids, L: int, source: str) -> list[int]:
+    if len(layer_ids) != L:
+        raise DodocoError(f"--layer-ids lists {len(layer_ids)} layers but {source} has {L} layers per record: "
+                          f"give one model layer id per dumped layer")
+    return [int(x) for x in layer_ids]
+
+
+def _files(paths) -> list[Path]:
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            inner = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
+            if not inner:
+                raise DodocoError(f"input folder '{p}' holds no files")
+            files.extend(inner)
+        elif not p.exists():
+            raise DodocoError(f"input file '{p}' does not exist")
+        else:
+            files.append(p)
+    return files
+
+
+def _hash_all(files: list[Path]):
+    from dodoco.store.atomic import sha256_file
+
+    pool = ThreadPoolExecutor(max_workers=2)  # hashlib releases the GIL: hashing overlaps with parsing
+    return pool, [pool.submit(sha256_file, f) for f in files]
+
+
+def import_dump(fmt: str, paths, out, *, model_id: str | None = None, condition: str = "production",
+                seq_len: int = 0, layer_ids=None, num_experts: int | None = None, top_k: int | None = None,
+                ranks=None, split_ranks: bool = False, as_window: bool = False, ep_size: int | None = None,
+                expert_tp_size: int = 1, engine_version: str | None = None, overwrite: bool = False) -> dict:
+    """Import the engine files ``paths`` (files or folders) in format ``fmt`` into the run directory ``out``.
+
+    Returns the written manifest; its ``excluded_layers`` and ``dropped_rows`` say what was left out.
+    """
+    from dodoco.ingest.assemble import assemble
+    from dodoco.ingest.base import Options
+    from dodoco.ingest.write import manifest, write_run
+
+    reader = FORMATS.get(fmt)
+    files = _files(paths)
+    if not files:
+        raise DodocoError("no input files given")
+    pool, hashes = _hash_all(files)
+    out = Path(out)
+    scratch = out.parent / f".{out.name}.dodoco-import"
+    try:
+        opts = Options(num_experts=num_experts, top_k=top_k, ranks=tuple(ranks) if ranks else None,
+                       ep_size=ep_size, expert_tp_size=expert_tp_size)
+        dump = reader([str(f) for f in files], opts)
+        if engine_version:
+            dump.engine_version = engine_version
+        if not (model_id or dump.model_id):
+            dump.notes.append("model unknown: pass --model-id to label the run")
+        first = next((r for r in dump.records if r.n), None)
+        if first is None:
+            raise DodocoError(f"no records to import in {[str(f) for f in files]} (after --ranks)")
+        L = first.row_shape()[0]
+        ids = _check_layer_ids(layer_ids, L, first.source) if layer_ids else (dump.layer_ids or list(range(L)))
+        asm = assemble(dump, scratch, split_ranks=split_ranks, num_experts=num_experts, top_k=top_k,
+                       as_window=as_window)
+        sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size, "sha256": h.result()}
+                   for f, h in zip(files, hashes)]
+        options = {k: v for k, v in dict(num_experts=num_experts, top_k=top_k, ranks=list(ranks or []) or None,
+                                         split_ranks=split_ranks, as_window=as_window, layer_ids=layer_ids,
+                                         ep_size=ep_size, expert_tp_size=expert_tp_size if ep_size else None).items()
+                   if v not in (None, False)}
+        rows = dump.rows if not split_ranks else f"{dump.rows.split(',')[0]} of one rank (ranks kept separate)"
+        spec = {"import": fmt, "files": [s["sha256"] for s in sources], "options": options,
+                "model": model_id, "condition": condition}
+        man = manifest(dump, asm, files=sources, layer_ids=ids, model_id=model_id, condition=condition,
+                       seq_len=seq_len, rows=rows, options=options)
+        return write_run(out, asm, man, spec, overwrite=overwrite)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(scratch, ignore_errors=True)

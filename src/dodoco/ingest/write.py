@@ -1,0 +1,74 @@
+"""Write an assembled import as a run directory (manifest kind "imported")."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dodoco.ingest.assemble import Assembled, finish_file
+from dodoco.ingest.base import Dump
+from dodoco.store import atomic
+from dodoco.store.run import RunWriter
+
+
+def _versions() -> dict:
+    import pyarrow
+
+    import dodoco
+
+    return {"dodoco": dodoco.__version__, "numpy": np.__version__, "pyarrow": pyarrow.__version__,
+            "python": platform.python_version()}
+
+
+def _tokens_per_row(seq_tokens: np.ndarray) -> dict:
+    if not seq_tokens.size:
+        return {}
+    return {"mean": round(float(seq_tokens.mean()), 3), "median": float(np.median(seq_tokens)),
+            "min": int(seq_tokens.min()), "max": int(seq_tokens.max())}
+
+
+def manifest(dump: Dump, asm: Assembled, *, files: list[dict], layer_ids: list[int], model_id: str | None,
+             condition: str, seq_len: int, rows: str, options: dict) -> dict:
+    """The manifest fields of an imported run (RunWriter adds schema, status, spec and file checksums)."""
+    kept_ids = [int(layer_ids[i]) for i in asm.kept_layers]
+    excluded = [{"layer": int(layer_ids[i]), "reason": "no routed tokens (dense layer or layer never recorded)"}
+                for i in asm.excluded_layers]
+    gran = "window" if options.get("as_window") else dump.granularity
+    return {
+        "kind": "imported",
+        "model": {"id": model_id or dump.model_id or "unknown", "imported": True},
+        "routing": {"E": asm.E, "K": asm.K, "L": len(kept_ids), "moe_layer_ids": kept_ids},
+        "condition": {"name": condition, "kind": "real",
+                      "provenance": {"imported_from": dump.format, "engine": dump.engine}},
+        "seq_len": int(seq_len),
+        "sequences": int(asm.counts.shape[0]),
+        "granularity": gran,
+        "rows": "all rows summed into one window" if options.get("as_window") else rows,
+        "tokens_per_row": _tokens_per_row(asm.seq_tokens),
+        "source": {"format": dump.format, "engine": dump.engine, "engine_version": dump.engine_version,
+                   "mode": dump.mode, "files": files, "options": options, **dump.extra},
+        "excluded_layers": excluded,
+        "dropped_rows": {"count": int(asm.dropped_rows), "reason": "no routed tokens in any MoE layer "
+                         "(unfilled buffer slots, idle passes, padding)"},
+        "notes": dump.notes + asm.notes,
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write_run(out: Path, asm: Assembled, man: dict, spec: dict, *, overwrite: bool) -> dict:
+    """Move the scratch counts into ``out`` and write the other files and the manifest atomically."""
+    counts_path = finish_file(asm.counts)
+    writer = RunWriter(out, spec, overwrite=overwrite)
+    for name in ("counts.npy", "seq_tokens.npy", "tokens.npy", "token_offsets.npy"):
+        (writer.path / name).unlink(missing_ok=True)  # a rerun of the same spec rewrites every file
+    os.replace(counts_path, writer.path / "counts.npy")
+    atomic.save_npy(writer.path / "seq_tokens.npy", asm.seq_tokens.astype(np.int64))
+    if asm.tokens is not None:
+        atomic.save_npy(writer.path / "tokens.npy", asm.tokens)
+        atomic.save_npy(writer.path / "token_offsets.npy", asm.token_offsets.astype(np.int64))
+    return writer.write_manifest(man)
