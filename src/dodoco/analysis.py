@@ -16,8 +16,12 @@ DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32)
 def run_metrics(run: Run, batch_sizes=None) -> pa.Table:
     """Per-step (batch sizes) and aggregate metrics of one run, as the tidy table."""
     if run.granularity == "window":
-        raise DodocoError(f"run {run.path} holds counts aggregated over a window ({run.manifest.get('source', {})}): "
-                          "per-step metrics need per-pass or per-sequence data; aggregate metrics are in the summary")
+        if batch_sizes:
+            fmt = run.manifest.get("source", {}).get("format", "an engine")
+            raise DodocoError(f"run {run.path} holds counts aggregated over a window ({fmt} dump): per-step metrics "
+                              "(--batch) need per-pass or per-sequence data; drop --batch for aggregate metrics")
+        return metrics_table(run.counts, model=run.model, condition=run.condition, seq_len=run.seq_len,
+                             batch_sizes=())
     return metrics_table(run.counts, model=run.model, condition=run.condition, seq_len=run.seq_len,
                          batch_sizes=batch_sizes or DEFAULT_BATCHES)
 

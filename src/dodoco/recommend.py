@@ -135,7 +135,10 @@ def recommend(hardware: str, ep: int, skew: float | None = None, available: dict
 
 
 def run_skew(run, N: int, B: int, seed: int = 0) -> float:
-    """Mean receiver skew of a run at EP N, batch B (contiguous placement; mean over steps, layers)."""
+    """Mean receiver skew of a run at EP N, batch B (contiguous placement; mean over steps, layers).
+
+    A window-aggregate (imported) run has no steps: the skew of its whole window's rank loads.
+    """
     import numpy as np
 
     from dodoco.ep import contiguous, rank_loads, receiver_skew
@@ -144,6 +147,9 @@ def run_skew(run, N: int, B: int, seed: int = 0) -> float:
 
     counts = run.counts
     S, L, E = counts.shape
+    if run.granularity == "window":  # aggregate over a long window: its rank loads, one "step"
+        steps = np.asarray(counts).sum(axis=0, dtype=np.int64)[None]
+        return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(E, N)))))
     check_sequences(S, N, B, f"run {run.path}")
     steps = step_counts(counts, N * B, step_order(S, seed))  # [n, L, E]
     return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(E, N)))))

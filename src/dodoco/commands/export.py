@@ -47,10 +47,19 @@ def _provenance(run) -> dict:
             "granularity": run.granularity, "versions": m.get("versions", {}), "created": m.get("created")}
 
 
+def _top_k(run) -> int:
+    from dodoco.errors import DodocoError
+
+    K = run.manifest.get("routing", {}).get("K")
+    if not K:
+        raise DodocoError(f"run {run.path} does not record top-k K, which NeuSim needs: re-import it with --top-k K")
+    return int(K)
+
+
 def _table(run, regime: str, eps: list[int], batch: int, seed: int):
     from dodoco.simulate.neusim import neusim_table
 
-    E, K = int(run.counts.shape[2]), int(run.manifest.get("routing", {}).get("K") or 1)
+    E, K = int(run.counts.shape[2]), _top_k(run)
     labels = dict(model=run.model, condition=run.condition, seq_len=run.seq_len)
     if run.granularity == "window":  # one step at every EP: N*B copies of the window (ratios unchanged)
         window = np.asarray(run.counts).sum(axis=0, dtype=np.int64)
@@ -83,7 +92,7 @@ def neusim_entries(runs, *, ep: int | None = None, eps=None, batch: int = 1, reg
         raise DodocoError(f"--batch must be >= 1, got {batch}")
     out = []
     for run in runs:
-        E, K = int(run.counts.shape[2]), int(run.manifest.get("routing", {}).get("K") or 1)
+        E, K = int(run.counts.shape[2]), _top_k(run)
         grid = sorted(set(eps or default_eps(E)) | ({ep} if ep else set()))
         regimes = ["prefill"] if regime in ("prefill", "both") else []
         if regime in ("decode", "both") and run.has_tokens and run.granularity != "window":

@@ -8,6 +8,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from dodoco.conditions import CONDITIONS
     from dodoco.models.adapters import ADAPTERS
@@ -16,17 +17,19 @@ def run(args) -> int:
     console = Console()
     console.print("[bold]families[/bold] (tiny:<family>, zoo:<family>)")
     for f in FAMILIES.values():
-        console.print(f"  {f.family:13s} {f.mixer:8s} E={f.E:<4d} K={f.K} shared={f.shared_experts}  "
-                      f"as {f.real_model}; {f.routing}")
+        console.print(escape(f"  {f.family:13s} {f.mixer:8s} E={f.E:<4d} K={f.K} shared={f.shared_experts}  "
+                             f"as {f.real_model}; {f.routing}"))
     for title, registry in (("adapters", ADAPTERS), ("conditions", CONDITIONS)):
         console.print(f"[bold]{title}[/bold]")
         for e in registry.entries():
-            console.print(f"  {e.name:13s} {e.summary}")
-    try:
-        from dodoco.ep.placement import PLACEMENTS
-    except ImportError:
-        return 0
+            console.print(escape(f"  {e.name:13s} {e.summary}"))
+    from dodoco.ep.placement import PLACEMENTS
+    from dodoco.ingest import FORMATS
+
     console.print("[bold]placements[/bold]")
     for name, fn in PLACEMENTS.items():
-        console.print(f"  {name:13s} {(fn.__doc__ or '').strip().splitlines()[0]}")
+        console.print(escape(f"  {name:13s} {(fn.__doc__ or '').strip().splitlines()[0]}"))
+    console.print("[bold]import formats[/bold] (dodoco import FORMAT PATH... -o RUN)")
+    for e in FORMATS.entries():
+        console.print(escape(f"  {e.name:13s} {e.summary}"))
     return 0

@@ -74,7 +74,8 @@ def run(args) -> int:
                                    placement=args.placement, seed=args.seed, max_steps=args.max_steps)
         rows += [{"condition": r.condition, **x} for x in out]
         for n, why in skipped:
-            print(f"skipped EP {n} for {r.condition}: {why}")
+            window = " (a window-aggregate import has no per-step traffic)" if r.granularity == "window" else ""
+            print(f"skipped EP {n} for {r.condition}: {why}{window}")
     cols = ["condition", "N", "nodes", "MB_per_rank", "recv_skew", "dispatch_ms", "balanced_ms",
             "imbalance_share", "hier_ms", "combine_ms"]
     if gemm is not None:
