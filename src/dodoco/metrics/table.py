@@ -10,8 +10,6 @@ B sequences per rank per step.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -148,21 +146,13 @@ def skipped_batches(table: pa.Table) -> list[int]:
 
 
 def write_parquet_atomic(table: pa.Table, path) -> Path:
-    """Write ``table`` to ``path`` atomically: a temp file in the same directory, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``table`` to ``path`` atomically (dodoco.store.atomic: temp file, fsync, rename)."""
+    from dodoco.store.atomic import write_bytes
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_bytes(Path(path), sink.getvalue().to_pybytes())
+    return Path(path)
 
 
 def summary_frame(table: pa.Table) -> list[dict]:
