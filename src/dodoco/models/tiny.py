@@ -126,5 +126,5 @@ def build_tiny(family: str, vocab_size: int, seed: int = 0):
         for module in model.modules():
             bias = getattr(module, "e_score_correction_bias", None)
             if isinstance(bias, torch.Tensor):
-                bias.copy_(0.05 * torch.randn(bias.shape, generator=g))
+                bias.copy_(0.005 * torch.randn(bias.shape, generator=g))
     return model.eval()
