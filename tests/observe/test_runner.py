@@ -135,3 +135,12 @@ def test_cli_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown tiny family 'qwen4': did you mean 'qwen3_moe'" in err
     assert main(["validate", str(tmp_path / "nothing")]) == 1
+
+
+def test_other_weights_are_a_different_run(tiny, tmp_path):
+    import dataclasses
+
+    _observe(tiny, tmp_path)
+    retrained = dataclasses.replace(tiny, info=dict(tiny.info, revision="sha256-of-new-weights"))
+    with pytest.raises(DodocoError, match="different run.*revision"):
+        _observe(retrained, tmp_path)

@@ -28,7 +28,8 @@ def run(args) -> int:
     paths = []
     for family in FAMILIES:
         paths += observe(f"{args.models}:{family}", list(DEMO_CONDITIONS), seq_len=args.seq_len,
-                         sequences=args.sequences, out=f"{args.out}/{family}", batch_size=8, analyze=False)
+                         sequences=args.sequences, out=f"{args.out}/{family}", batch_size=8, analyze=False,
+                         overwrite=True)  # the demo replaces an older demo run (e.g. other weights)
     rows = [r for r in summary_rows(paths, (1, 8, 32)) if r["batch"] in (0, 1, 8, 32)]
     emit(rows, "routing imbalance, model-level (batch 0 = all sequences)",
          columns=["model", "condition", "batch", "gini", "max_mean"])

@@ -100,8 +100,9 @@ def observe_condition(loaded: LoadedModel, condition: str, *, seq_len: int, sequ
     """
     rank, world = dist_context()
     path = Path(out) / run_dir_name(condition, seq_len)
-    spec = {"model": loaded.info["id"], "condition": condition, "seq_len": seq_len, "sequences": sequences,
-            "seed": seed, "dtype": loaded.info["dtype"], "batch_size": batch_size, "traces": traces}
+    spec = {"model": loaded.info["id"], "revision": loaded.info.get("revision") or loaded.info.get("weights"),
+            "condition": condition, "seq_len": seq_len, "sequences": sequences, "seed": seed,
+            "dtype": loaded.info["dtype"], "batch_size": batch_size, "traces": traces}
     if rank == 0:
         writer = RunWriter(path, spec, overwrite=overwrite)
     _barrier(world)
