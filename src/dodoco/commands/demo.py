@@ -9,8 +9,20 @@ def register(sub) -> None:
     p.add_argument("--models", default="zoo", choices=("zoo", "tiny"),
                    help="'zoo' (small models with trained routers, default) or 'tiny' (random routers)")
     p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--sequences", type=int, default=32)
+    p.add_argument("--sequences", type=int, default=64)
     p.set_defaults(func=run)
+
+
+def pivot_by_batch(rows: list[dict], batches) -> list[dict]:
+    """One row per (model, condition) with Gini and max/mean per batch size ("all" = batch 0)."""
+    out: dict[tuple, dict] = {}
+    for r in rows:
+        row = out.setdefault((r["model"], r["condition"]), {"model": r["model"], "condition": r["condition"]})
+        label = "all" if r["batch"] == 0 else f"B={r['batch']}"
+        if r["batch"] == 0 or r["batch"] in batches:
+            row[f"gini {label}"] = r["gini"]
+            row[f"max/mean {label}"] = r["max_mean"]
+    return list(out.values())
 
 
 def run(args) -> int:
@@ -30,9 +42,10 @@ def run(args) -> int:
         paths += observe(f"{args.models}:{family}", list(DEMO_CONDITIONS), seq_len=args.seq_len,
                          sequences=args.sequences, out=f"{args.out}/{family}", batch_size=8, analyze=False,
                          overwrite=True)  # the demo replaces an older demo run (e.g. other weights)
-    rows = [r for r in summary_rows(paths, (1, 8, 32)) if r["batch"] in (0, 1, 8, 32)]
-    emit(rows, "routing imbalance, model-level (batch 0 = all sequences)",
-         columns=["model", "condition", "batch", "gini", "max_mean"])
+    rows = pivot_by_batch(summary_rows(paths, (1, 8, 32)), (1, 8, 32))
+    emit(rows, "routing imbalance, model-level: per-step mean at batch B, and over all sequences",
+         columns=["model", "condition", "gini B=1", "gini B=8", "gini B=32", "gini all", "max/mean B=8",
+                  "max/mean all"])
     if args.models == "tiny":
         console.print("[bold yellow]These tiny models have random, untrained routers:[/bold yellow] the numbers "
                       "show that the pipeline works end to end; they are not findings about any real model.")

@@ -28,7 +28,8 @@ def print_table(rows: list[dict], title: str, columns: list[str] | None = None, 
     columns = columns or list(rows[0])
     table = Table(title=title, show_lines=False)
     for c in columns:
-        table.add_column(c, justify="right" if isinstance(rows[0].get(c), (int, float)) else "left")
+        numeric = isinstance(rows[0].get(c), (int, float))
+        table.add_column(c, justify="right" if numeric else "left", overflow="fold", no_wrap=False)
     for row in rows:
         table.add_row(*(_fmt(row.get(c, "")) for c in columns))
     console.print(table)
