@@ -19,8 +19,8 @@ from dodoco.observe.capture import RoutingCapture
 from dodoco.store.run import RunWriter, run_dir_name
 
 
-def dist_context() -> tuple[int, int]:
-    """(rank, world size); under torchrun, joins the process group (NCCL on GPUs, else gloo)."""
+def dist_context(device: str = "cpu") -> tuple[int, int]:
+    """(rank, world size); under torchrun, joins the process group (NCCL when observing on CUDA, else gloo)."""
     import os
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -30,7 +30,7 @@ def dist_context() -> tuple[int, int]:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if device.startswith("cuda") and torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend)
@@ -181,7 +181,7 @@ def observe(model, conditions, *, seq_len: int, sequences: int, out, batch_size:
                           "must all be positive integers")
     paths = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    rank, world = dist_context()
+    rank, world = dist_context(device)
     if world > 1 and device.startswith("cuda"):
         import os
 
