@@ -1,5 +1,7 @@
 """Form the rows of an imported run from a Dump: map to logical experts, sum or split ranks, drop
-dense layers and empty rows, and stream the counts into a memory-mapped ``[S, L, E]`` uint32 file.
+dense layers and empty rows, and stream the counts into ``counts.npy`` ``[S, L, E]`` uint32 (rows
+recorded once: dodoco.ingest.stream, written by write_run) or a memory-mapped scratch file (rows
+summed over ranks).
 
 A row of the run is one forward pass summed over the ranks that recorded it (default), one forward
 pass of one rank (``split_ranks``), or one aggregate window. The analysis treats rows as its
@@ -19,6 +21,7 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 from dodoco.ingest.base import Dump, LogicalMap, Records, check_counts, check_map, shape_error
+from dodoco.ingest.stream import Block, CountsStream
 
 _U32 = np.iinfo(np.uint32).max
 
@@ -27,7 +30,7 @@ _U32 = np.iinfo(np.uint32).max
 class Assembled:
     """The arrays of an imported run (counts may be a memory map inside ``scratch``)."""
 
-    counts: np.ndarray  # [S, L', E] uint32
+    counts: np.ndarray | CountsStream  # [S, L', E] uint32 (CountsStream: written by write_run)
     seq_tokens: np.ndarray  # [S] int64
     kept_layers: list[int]  # indices into the dumped layers
     excluded_layers: list[int]
@@ -254,6 +257,33 @@ def _fill_counts(recs, rows, out, E, maps, scratch: Path) -> np.ndarray:
     return _row_layer(out) if overlap else row_layer
 
 
+def _stream_plan(recs, rows, S: int, L: int, maps):
+    """Pass 1 of the streaming path (dodoco.ingest.stream): validate every block and sum its rows per
+    layer -> (first row of each block, [(x, record order, map)] by first row, row_layer int64 [S, L]);
+    None when some row is summed over several records or a block's rows are not one contiguous range
+    (the memory-mapped path handles those)."""
+    if np.bincount(np.concatenate(rows), minlength=S).max(initial=0) > 1:
+        return None
+    spans = []
+    for rec, r_idx in zip(recs, rows):
+        order = np.argsort(r_idx, kind="stable")
+        if r_idx[order[-1]] - r_idx[order[0]] != order.size - 1:
+            return None
+        spans.append(int(r_idx[order[0]]))
+    row_layer = np.zeros((S, L), dtype=np.int64)
+    blocks = []
+    for rec, start, r_idx in zip(recs, spans, rows):  # validated in input order: the first bad file is named
+        x, _ = _checked(rec)
+        if rec.phys2log is not None:
+            _check_unused_slots(rec, x)
+        order = np.argsort(r_idx, kind="stable")
+        row_layer[start:start + order.size] = x.sum(axis=2, dtype=np.int64)[order]
+        lm = maps.get(id(rec))
+        blocks.append((x, order, None if lm is None or lm.identity else lm))
+    by_start = np.argsort(spans, kind="stable")
+    return [spans[i] for i in by_start], [blocks[i] for i in by_start], row_layer
+
+
 def _row_layer(out: np.ndarray) -> np.ndarray:
     """Assignments per row and layer, int64 [S, L], read in chunks (out may be a large memory map)."""
     tot = np.empty(out.shape[:2], dtype=np.int64)
@@ -344,13 +374,21 @@ def assemble(dump: Dump, scratch: Path, *, split_ranks: bool = False, num_expert
     rows, S = _row_index(recs, split_ranks)
     if recs[0].tokens is not None:
         return _assemble_tokens(dump, recs, rows, S, L, E, maps, top_k or dump.top_k, as_window, scratch)
-    out = _scratch_counts(scratch, "counts.npy", (S, L, E))
-    row_layer = _fill_counts(recs, rows, out, E, maps, scratch)
+    plan = None if as_window else _stream_plan(recs, rows, S, L, maps)
+    if plan is None:
+        out = _scratch_counts(scratch, "counts.npy", (S, L, E))
+        row_layer = _fill_counts(recs, rows, out, E, maps, scratch)
+    else:
+        starts, blocks, row_layer = plan
     kept = np.flatnonzero(row_layer.sum(axis=0) > 0).tolist()
     if not kept:
         raise DodocoError(f"every layer of {recs[0].source} has zero routed tokens: nothing to import")
-    keep_rows = np.flatnonzero(row_layer[:, kept].sum(axis=1) > 0)
-    if len(kept) < L or keep_rows.size < S:
+    keep_mask = row_layer[:, kept].sum(axis=1) > 0
+    keep_rows = np.flatnonzero(keep_mask)
+    if plan is not None:
+        out = CountsStream([Block(x, order[keep_mask[s:s + order.size]], lm)
+                            for s, (x, order, lm) in zip(starts, blocks)], kept, E)
+    elif len(kept) < L or keep_rows.size < S:
         out = _compact(out, keep_rows, kept, scratch)
     K = top_k or dump.top_k
     busiest = row_layer[keep_rows][:, kept].max(axis=1)  # assignments of the busiest MoE layer per row

@@ -11,6 +11,7 @@ import numpy as np
 
 from dodoco.ingest.assemble import Assembled, finish_file
 from dodoco.ingest.base import Dump
+from dodoco.ingest.stream import CountsStream
 from dodoco.store import atomic
 from dodoco.store.run import RunWriter
 
@@ -61,14 +62,19 @@ def manifest(dump: Dump, asm: Assembled, *, files: list[dict], layer_ids: list[i
 
 
 def write_run(out: Path, asm: Assembled, man: dict, spec: dict, *, overwrite: bool) -> dict:
-    """Move the scratch counts into ``out`` and write the other files and the manifest atomically."""
-    counts_path = finish_file(asm.counts)
+    """Stream (or move) the counts into ``out`` and write the other files and the manifest atomically."""
+    streamed = isinstance(asm.counts, CountsStream)
+    counts_path = None if streamed else finish_file(asm.counts)
     writer = RunWriter(out, spec, overwrite=overwrite)
     for name in ("counts.npy", "seq_tokens.npy", "tokens.npy", "token_offsets.npy"):
         (writer.path / name).unlink(missing_ok=True)  # a rerun of the same spec rewrites every file
-    os.replace(counts_path, writer.path / "counts.npy")
+    checksums = {}
+    if streamed:  # hashed while written: the manifest does not read 6 GB back
+        checksums["counts.npy"] = asm.counts.write(writer.path / "counts.npy")
+    else:
+        os.replace(counts_path, writer.path / "counts.npy")
     atomic.save_npy(writer.path / "seq_tokens.npy", asm.seq_tokens.astype(np.int64))
     if asm.tokens is not None:
         atomic.save_npy(writer.path / "tokens.npy", asm.tokens)
         atomic.save_npy(writer.path / "token_offsets.npy", asm.token_offsets.astype(np.int64))
-    return writer.write_manifest(man)
+    return writer.write_manifest(man, checksums=checksums)

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +56,33 @@ def _jsonable(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+@contextmanager
+def atomic_fd(path: Path):
+    """Yield a writable fd of a temp file in ``path``'s directory; on a clean exit fsync it, make it
+    0644 and rename it over ``path`` (os.replace); on an error remove it. For files written in pieces
+    (large arrays streamed chunk by chunk) with the guarantees of ``write_bytes``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        yield fd
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_all(fd: int, data) -> None:
+    """os.write every byte of ``data`` (a buffer) to ``fd`` (os.write may write less than asked)."""
+    view = memoryview(data).cast("B")
+    while view.nbytes:
+        view = view[os.write(fd, view):]

@@ -105,13 +105,19 @@ class RunWriter:
             atomic.save_npy(self.path / "token_offsets.npy", np.concatenate([[0], np.cumsum(seq_tokens)]))
         return self.write_manifest(manifest, status="complete", cleanup=True)
 
-    def write_manifest(self, manifest: dict, *, status: str = "complete", cleanup: bool = False) -> dict:
+    def write_manifest(self, manifest: dict, *, status: str = "complete", cleanup: bool = False,
+                       checksums: dict[str, str] | None = None) -> dict:
+        """Write the manifest with the shape, dtype and sha256 of every data file present.
+
+        ``checksums`` (name -> sha256 hex) gives digests already computed over exactly the bytes
+        written (e.g. while streaming a large file), so those files are not read back."""
         files = {}
         for name in DATA_FILES:
             f = self.path / name
             if f.exists():
                 arr = np.load(f, mmap_mode="r")
-                files[name] = {"sha256": atomic.sha256_file(f), "shape": list(arr.shape), "dtype": str(arr.dtype)}
+                digest = (checksums or {}).get(name) or atomic.sha256_file(f)
+                files[name] = {"sha256": digest, "shape": list(arr.shape), "dtype": str(arr.dtype)}
         full = {"schema": SCHEMA, "status": status, "spec": self.spec, **manifest, "files": files}
         atomic.write_json(self.path / MANIFEST, full)
         if cleanup and self.parts.exists():
