@@ -179,6 +179,7 @@ def build_report(paths, out, options: ReportOptions | None = None, *, attachment
                  **overrides) -> Path:
     """Build the report of the runs at ``paths`` into folder ``out``; returns the report.html path."""
     import dodoco.report.sections  # noqa: F401  (registers the built-in sections)
+    import dodoco.report.sections_dispatch  # noqa: F401
     import dodoco.report.sections_ep  # noqa: F401
     from dodoco.report.html import page
     from dodoco.store.atomic import write_bytes
