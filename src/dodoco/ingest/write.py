@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -12,17 +11,9 @@ import numpy as np
 from dodoco.ingest.assemble import Assembled, finish_file
 from dodoco.ingest.base import Dump
 from dodoco.ingest.stream import CountsStream
+from dodoco.provenance import versions
 from dodoco.store import atomic
 from dodoco.store.run import RunWriter
-
-
-def _versions() -> dict:
-    import pyarrow
-
-    import dodoco
-
-    return {"dodoco": dodoco.__version__, "numpy": np.__version__, "pyarrow": pyarrow.__version__,
-            "python": platform.python_version()}
 
 
 def _tokens_per_row(seq_tokens: np.ndarray) -> dict:
@@ -56,7 +47,7 @@ def manifest(dump: Dump, asm: Assembled, *, files: list[dict], layer_ids: list[i
         "dropped_rows": {"count": int(asm.dropped_rows), "reason": "no routed tokens in any MoE layer "
                          "(unfilled buffer slots, idle passes, padding)"},
         "notes": dump.notes + asm.notes,
-        "versions": _versions(),
+        "versions": versions("numpy", "pyarrow"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
+from dodoco import provenance
 from dodoco.conditions import is_mock, resolve
 from dodoco.errors import DodocoError
 from dodoco.models.load import LoadedModel, load_model
@@ -44,23 +43,8 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _git_hash() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def versions() -> dict:
-    import torch
-    import transformers
-
-    import dodoco
-
-    return {"dodoco": dodoco.__version__, "git": _git_hash(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    return provenance.versions("torch", "transformers", "numpy")
 
 
 def _forward_fn(model):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import platform
@@ -11,21 +10,8 @@ from pathlib import Path
 
 from dodoco.models.tiny import FAMILIES
 from dodoco.models.zoo import save_weights, spec, zoo_root, zoo_tokenizer
-from dodoco.store.atomic import write_bytes, write_json
-
-
-def _versions() -> dict:
-    import torch
-    import transformers
-
-    import dodoco
-
-    return {"dodoco": dodoco.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+from dodoco.provenance import versions
+from dodoco.store.atomic import sha256_file, write_bytes, write_json
 
 
 def _command(cfg, opts) -> str:
@@ -70,7 +56,7 @@ def finish(model, cfg, opts, data, windows, heldout, history, steps_done, impl, 
         "tokens_seen": steps_done * cfg.batch_size * cfg.seq_len, "epochs": round(windows.epochs(steps_done), 2),
         "train_config": dataclasses.asdict(cfg), "balance": dataclasses.asdict(spec(cfg.family).balance),
         "tokenizer": {"name": tokenizer.name, "vocab_size": tokenizer.vocab_size,
-                      "sha256": _sha256(zoo_root() / "tokenizer.json")},
+                      "sha256": sha256_file(zoo_root() / "tokenizer.json")},
         "data": _data_record(data, windows, heldout),
         "results": {"final_train_loss": history[-1]["loss"] if history else None,
                     "heldout_loss": round(final["all"], 4), "heldout_ppl": round(math.exp(final["all"]), 2),
@@ -79,8 +65,8 @@ def finish(model, cfg, opts, data, windows, heldout, history, steps_done, impl, 
                     "train_tokens_per_s": round(sorted(rates)[len(rates) // 2], 1) if rates else None,
                     "device": _device_name(opts.device), "experts_implementation": impl,
                     "wall_s": round(wall_s, 1)},
-        "weights_sha256": _sha256(folder / "model.safetensors"),
-        "command": _command(cfg, opts), "versions": _versions(), "note": opts.note,
+        "weights_sha256": sha256_file(folder / "model.safetensors"),
+        "command": _command(cfg, opts), "versions": versions("torch", "transformers"), "note": opts.note,
     }
     config = json.loads(model.config.to_json_string(use_diff=False))
     config.update(architectures=[type(model).__name__], dtype="bfloat16", dodoco_zoo=record)

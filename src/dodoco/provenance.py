@@ -1,0 +1,29 @@
+"""Versions recorded in every output DODOCO writes (manifests, model cards): one place for them."""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import subprocess
+from pathlib import Path
+
+
+def git_hash() -> str | None:
+    """The commit of the DODOCO checkout this runs from, or None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions(*packages: str) -> dict:
+    """dodoco's version and git hash, python's, and ``__version__`` of each named package."""
+    import dodoco
+
+    out = {"dodoco": dodoco.__version__, "git": git_hash()}
+    for name in packages:
+        out[name] = importlib.import_module(name).__version__
+    out["python"] = platform.python_version()
+    return out
