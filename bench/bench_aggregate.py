@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dodoco.findings import synthetic
 from dodoco.metrics import metrics_table
 
 TARGET_S = 5.0
@@ -25,15 +26,9 @@ L, E, K, TOKENS = 48, 128, 8, 1024
 
 
 def skewed_counts(S: int, seed: int = 0) -> np.ndarray:
-    """Dirichlet-multinomial-like counts uint32 [S, L, E]: per-layer skewed expert popularity,
-    per-sequence jitter, TOKENS*K assignments per sequence per layer."""
-    rng = np.random.default_rng(seed)
-    popularity = rng.dirichlet(np.full(E, 0.5), size=L)                    # [L, E]
-    jitter = rng.gamma(20.0, 1.0 / 20.0, size=(S, L, E))                    # [S, L, E]
-    p = popularity[None] * jitter
-    p /= p.sum(axis=-1, keepdims=True)
-    # Poisson approximation of multinomial(TOKENS*K, p): same mean, fast for [S, L, E].
-    return rng.poisson(TOKENS * K * p).astype(np.uint32)
+    """Skewed counts uint32 [S, L, E] (dodoco.findings.synthetic: Dirichlet expert popularity per layer,
+    Gamma jitter per sequence, TOKENS*K assignments per sequence and layer)."""
+    return synthetic.skewed_counts(S, L, E, assignments=TOKENS * K, seed=seed)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.ep import ep_scan
+from dodoco.findings import synthetic
 
 TARGET_S = 10.0
 L, E, K, TOKENS = 58, 256, 8, 1024
@@ -32,17 +33,9 @@ PLACEMENTS = ("contiguous", "round_robin", "eplb")
 
 
 def skewed_counts(S: int, seed: int = 0) -> np.ndarray:
-    """Dirichlet-multinomial-like counts uint32 [S, L, E]: per-layer skewed expert popularity,
-    per-sequence jitter, TOKENS*K assignments per sequence per layer (Poisson approximation)."""
-    rng = np.random.default_rng(seed)
-    popularity = rng.dirichlet(np.full(E, 0.5), size=L).astype(np.float32)  # [L, E]
-    out = np.empty((S, L, E), dtype=np.uint32)
-    for a in range(0, S, 1000):  # chunks keep the float temporaries small
-        n = min(1000, S - a)
-        p = popularity[None] * rng.gamma(20.0, 1.0 / 20.0, size=(n, L, E)).astype(np.float32)
-        p /= p.sum(axis=-1, keepdims=True)
-        out[a:a + n] = rng.poisson(TOKENS * K * p)
-    return out
+    """Skewed counts uint32 [S, L, E] (dodoco.findings.synthetic: Dirichlet expert popularity per layer,
+    Gamma jitter per sequence, TOKENS*K assignments per sequence and layer)."""
+    return synthetic.skewed_counts(S, L, E, assignments=TOKENS * K, seed=seed)
 
 
 def main() -> None:
