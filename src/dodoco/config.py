@@ -1,0 +1,155 @@
+"""Typed configs: one loader for command-line flags, TOML files and dicts.
+
+Every command's settings are a frozen keyword-only dataclass that subclasses ``Config``. The same
+keys come from three places, in this order (later wins): the dataclass defaults, a TOML file
+(``--config FILE``), the flags the user typed. An unknown key is an error naming the known ones;
+a value of the wrong type is an error naming the key, the value and the type expected. Checks of
+the values themselves go in the subclass's ``__post_init__`` (a one-line ``DodocoError``).
+
+    @dataclass(frozen=True, kw_only=True)
+    class AnalyzeConfig(Config):
+        runs: tuple[str, ...]
+        batch: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+
+    cfg = AnalyzeConfig.from_args(args)     # argparse.Namespace (flags left unset are None)
+    cfg = AnalyzeConfig.from_toml("a.toml", runs=("runs/x",))
+
+Parsers leave defaults to the dataclass (argparse ``default=None``), so that a TOML value is not
+overridden by a flag the user never typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dodoco.errors import DodocoError
+
+__all__ = ["Config", "add_config_flag", "read_toml"]
+
+C = TypeVar("C", bound="Config")
+_MISSING = dataclasses.MISSING
+
+
+def read_toml(path) -> dict:
+    """The table of a TOML file -> dict; one-line errors for a missing, binary or invalid file."""
+    import tomllib
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DodocoError(f"config file {p} does not exist: give an existing .toml file") from None
+    except IsADirectoryError:
+        raise DodocoError(f"config file {p} is a folder: give a .toml file") from None
+    except UnicodeDecodeError:
+        raise DodocoError(f"config file {p} is not text (binary data): give a .toml file") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DodocoError(f"config file {p} is not valid TOML ({exc}): fix it") from None
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _convert(key: str, value: Any, hint: Any) -> Any:
+    """``value`` converted to the annotation ``hint`` (tuples from lists, ints to floats), or an
+    error naming the key when it cannot be."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if value is None:
+        if hint is type(None) or type(None) in args:
+            return None
+        raise DodocoError(f"{_flag(key)} needs a value, got none")
+    if origin in (typing.Union, types.UnionType):
+        for arm in (a for a in args if a is not type(None)):
+            try:
+                return _convert(key, value, arm)
+            except DodocoError:
+                continue
+        raise DodocoError(f"{_flag(key)} {value!r} is not a {' or '.join(_name(a) for a in args)}")
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            value = [value]
+        item = args[0] if args else Any
+        return tuple(_convert(key, v, item) for v in value)
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise DodocoError(f"{_flag(key)} {value!r} must be a table of keys and values")
+        return dict(value)
+    if hint is Any or hint is object:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise DodocoError(f"{_flag(key)} {value!r} must be true or false")
+    if hint in (int, float, str) and (not isinstance(value, hint) or isinstance(value, bool) and hint is not bool):
+        raise DodocoError(f"{_flag(key)} {value!r} must be {_name(hint)}")
+    return value
+
+
+def _name(hint) -> str:
+    return {int: "an integer", float: "a number", str: "text", bool: "true or false",
+            type(None): "nothing"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """Base of every command's typed settings (frozen, keyword-only)."""
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict, *, source: str = "settings") -> C:
+        """Build from a dict of keys (TOML names with '-' or '_' both accepted)."""
+        known = cls.keys()
+        data = {str(k).replace("-", "_"): v for k, v in data.items()}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise DodocoError(f"unknown key {', '.join(unknown)} in {source}: known keys are {', '.join(known)}")
+        hints = typing.get_type_hints(cls)
+        values = {k: _convert(k, v, hints[k]) for k, v in data.items()}
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.name not in values and f.default is _MISSING and f.default_factory is _MISSING]
+        if missing:
+            raise DodocoError(f"missing {', '.join(_flag(m) for m in missing)} in {source}: give "
+                              f"{'it' if len(missing) == 1 else 'them'}")
+        return cls(**values)
+
+    @classmethod
+    def from_toml(cls: type[C], path, **overrides) -> C:
+        """Build from a TOML file's keys, with ``overrides`` (not None) taking precedence."""
+        data = read_toml(path)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(data, source=f"config file {path}")
+
+    @classmethod
+    def from_args(cls: type[C], args: argparse.Namespace, **extra) -> C:
+        """Build from parsed flags: attributes named like the fields and not None, over the TOML
+        file of ``args.config`` when the parser has ``--config``; ``extra`` wins over both. An empty
+        list (a positional ``nargs="*"`` left out) counts as not given."""
+        flags = {k: v for k, v in vars(args).items() if k in cls.keys() and v not in (None, [], ())}
+        flags.update({k: v for k, v in extra.items() if v is not None})
+        path = getattr(args, "config", None)
+        if path:
+            return cls.from_toml(path, **flags)
+        return cls.from_dict(flags, source="the command line")
+
+    def replace(self: C, **changes) -> C:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config FILE``: a TOML file with the same keys as the flags (flags win)."""
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="TOML file with the same keys as the flags (flags given here win)")
