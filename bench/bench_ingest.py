@@ -141,9 +141,9 @@ def main(argv=None) -> int:
             times, cpu, man = time_import(dumps, tmp / "run", repeats)
             med = statistics.median(times)
             results["scenarios"][name] = {
-                "rows": man["sequences"],
-                "counts_gb": round(man["files"]["counts.npy"]["shape"][0] * L * E * 4 / 1e9, 2),
-                "input_gb": round(sum(f["bytes"] for f in man["source"]["files"]) / 1e9, 2),
+                "rows": man.sequences,
+                "counts_gb": round(man.files["counts.npy"].shape[0] * L * E * 4 / 1e9, 2),
+                "input_gb": round(sum(f["bytes"] for f in man.details["source"]["files"]) / 1e9, 2),
                 "generate_s_untimed": round(gen, 1), "import_s": [round(t, 2) for t in times],
                 "median_s": round(med, 2), "cpu_s": [round(c, 2) for c in cpu],
                 "cpu_s_per_core_of_2": round(statistics.median(cpu) / 2, 2),

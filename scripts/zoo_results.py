@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     p.add_argument("--sequences", type=int, default=128)
     args = p.parse_args(argv)
     runs = observe_all(Path(args.runs), args.seq_len, args.sequences)
-    model_s = sum((r.manifest.get("throughput") or {}).get("seconds") or 0 for r in runs)
+    model_s = sum((r.manifest.details.get("throughput") or {}).get("seconds") or 0 for r in runs)
     write_page(Path(args.out), runs, args.seq_len, args.sequences, model_s)
     return 0
 

@@ -17,7 +17,7 @@ def run_metrics(run: Run, batch_sizes=None) -> pa.Table:
     """Per-step (batch sizes) and aggregate metrics of one run, as the tidy table."""
     if run.granularity == "window":
         if batch_sizes:
-            fmt = run.manifest.get("source", {}).get("format", "an engine")
+            fmt = run.manifest.details.get("source", {}).get("format", "an engine")
             raise DodocoError(f"run {run.path} holds counts aggregated over a window ({fmt} dump): per-step metrics "
                               "(--batch) need per-pass or per-sequence data; drop --batch for aggregate metrics")
         return metrics_table(run.counts, model=run.model, condition=run.condition, seq_len=run.seq_len,

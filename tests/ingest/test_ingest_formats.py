@@ -26,15 +26,15 @@ def test_counts_layers_and_manifest_match_the_fixture(dumps, run_of, name, fmt, 
     man, run = run_of(fmt, truth["files"], model_id="tiny/moe")
     np.testing.assert_array_equal(np.asarray(run.counts), truth["counts"])
     assert run.counts.dtype == np.uint32
-    assert run.granularity == gran == man["granularity"]
-    assert man["kind"] == "imported" and man["model"]["id"] == "tiny/moe"
-    assert man["routing"]["moe_layer_ids"] == truth["layer_ids"]
-    assert man["routing"]["E"] == truth["E"] and man["routing"]["L"] == len(truth["layer_ids"])
-    assert [x["layer"] for x in man["excluded_layers"]] == truth["excluded"]
-    assert man["source"]["format"] == fmt
-    for f, src in zip(sorted(truth["files"]), sorted(man["source"]["files"], key=lambda s: s["path"])):
+    assert run.granularity == gran == man.granularity.value
+    assert man.origin.value == "imported" and man.model.id == "tiny/moe"
+    assert list(man.routing.layer_ids) == truth["layer_ids"]
+    assert man.routing.E == truth["E"] and man.routing.L == len(truth["layer_ids"])
+    assert [x["layer"] for x in man.details["excluded_layers"]] == truth["excluded"]
+    assert man.details["source"]["format"] == fmt
+    for f, src in zip(sorted(truth["files"]), sorted(man.details["source"]["files"], key=lambda s: s["path"])):
         assert src["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
-    assert man["sequences"] == truth["counts"].shape[0] == run.seq_tokens.shape[0]
+    assert man.sequences == truth["counts"].shape[0] == run.seq_tokens.shape[0]
 
 
 @pytest.mark.parametrize("name,fmt", [("sglang_per_token", "sglang"), ("megatron_trace", "megatron")])
@@ -43,7 +43,7 @@ def test_token_traces_match_and_count_to_counts(dumps, run_of, name, fmt):
     man, run = run_of(fmt, truth["files"])
     topk, offsets = run.tokens()
     np.testing.assert_array_equal(topk, truth["tokens"])
-    assert topk.dtype == np.uint8 and man["routing"]["K"] == truth["K"] == topk.shape[2]
+    assert topk.dtype == np.uint8 and man.routing.K == truth["K"] == topk.shape[2]
     assert offsets[0] == 0 and offsets[-1] == topk.shape[0]
     np.testing.assert_array_equal(np.diff(offsets), run.seq_tokens)
     for s in range(run.counts.shape[0]):  # counts are exactly the bincount of each row's tokens
@@ -54,8 +54,8 @@ def test_token_traces_match_and_count_to_counts(dumps, run_of, name, fmt):
 
 def test_sglang_stat_drops_unfilled_buffer_rows_and_reports_them(dumps, run_of):
     man, run = run_of("sglang", dumps["sglang_stat"]["files"], top_k=4)
-    assert man["dropped_rows"]["count"] == 3  # buffer of 10 rows, 7 passes recorded
-    assert man["routing"]["K"] == 4
+    assert man.details["dropped_rows"]["count"] == 3  # buffer of 10 rows, 7 passes recorded
+    assert man.routing.K == 4
     # seq_tokens = assignments of the busiest layer / K; every token picks K experts in every layer
     np.testing.assert_array_equal(run.seq_tokens, dumps["sglang_stat"]["counts"].sum(axis=2).max(axis=1) // 4)
 
@@ -66,7 +66,7 @@ def test_split_ranks_gives_one_row_per_rank_that_sums_back(dumps, run_of, fx):
     assert run.counts.shape[0] == truth["counts"].shape[0] * fx.RANKS
     per_pass = np.asarray(run.counts, dtype=np.int64).reshape(-1, fx.RANKS, *run.counts.shape[1:]).sum(axis=1)
     np.testing.assert_array_equal(per_pass, truth["counts"])
-    assert "one rank" in man["rows"]
+    assert "one rank" in man.details["rows"]
 
 
 def test_ranks_filter_keeps_only_those_ranks(dumps, run_of, fx):
@@ -87,23 +87,23 @@ def test_as_window_sums_every_pass(dumps, run_of):
 def test_layer_ids_option_relabels_dumped_layers(dumps, run_of):
     truth = dumps["vllm_window"]
     man, _ = run_of("vllm", truth["files"], layer_ids=[3, 5, 7])
-    assert man["routing"]["moe_layer_ids"] == [3, 5, 7]
+    assert man.routing.layer_ids == (3, 5, 7)
 
 
 def test_megatron_trace_skips_mtp_and_notes_it(dumps, run_of):
     man, _ = run_of("megatron", dumps["megatron_trace"]["files"])
-    assert any("MTP" in n for n in man["notes"])
+    assert any("MTP" in n for n in man.details["notes"])
 
 
 def test_vllm_dump_carries_version_and_model(dumps, run_of):
     man, _ = run_of("vllm", dumps["vllm_window"]["files"])
-    assert man["model"]["id"] == "tiny/moe"  # from the dump's model_name
-    assert man["source"]["engine"] == "vllm"
+    assert man.model.id == "tiny/moe"  # from the dump's model_name
+    assert man.details["source"]["engine"] == "vllm"
 
 
 def test_engine_version_option_is_recorded(dumps, run_of):
     man, _ = run_of("sglang", dumps["sglang_init_json"]["files"], engine_version="0.5.4")
-    assert man["source"]["engine_version"] == "0.5.4"
+    assert man.details["source"]["engine_version"] == "0.5.4"
 
 
 def test_reimport_same_spec_rewrites_and_other_spec_needs_overwrite(dumps, tmp_path):
@@ -116,7 +116,7 @@ def test_reimport_same_spec_rewrites_and_other_spec_needs_overwrite(dumps, tmp_p
     with pytest.raises(DodocoError, match="--overwrite"):
         import_dump("table", dumps["table_csv"]["files"], out)
     man = import_dump("table", dumps["table_csv"]["files"], out, overwrite=True)
-    assert json.loads((out / "manifest.json").read_text())["source"]["format"] == "table" == man["source"]["format"]
+    assert json.loads((out / "manifest.json").read_text())["details"]["source"]["format"] == "table" == man.details["source"]["format"]
 
 
 def test_folder_input_reads_every_file(dumps, run_of):
@@ -142,7 +142,7 @@ def test_vllm_identical_rank_windows_are_counted_once(tmp_path, run_of, fx):
         dump_expert_load(SimpleNamespace(model_runner=SimpleNamespace(eplb_state=state), rank=r), tmp_path / "d")
     man, run = run_of("vllm", [tmp_path / "d"])
     np.testing.assert_array_equal(np.asarray(run.counts), window[window.reshape(5, -1).sum(1) > 0])
-    assert any("identical windows" in n for n in man["notes"])
+    assert any("identical windows" in n for n in man.details["notes"])
 
 
 def test_megatron_tpe_places_local_experts_by_ep_rank(tmp_path, run_of):
@@ -157,7 +157,7 @@ def test_megatron_tpe_places_local_experts_by_ep_rank(tmp_path, run_of):
                                                             "tpe": [c]}) + "\n")
     man, run = run_of("megatron-tpe", [folder], ep_size=2, expert_tp_size=2)
     np.testing.assert_array_equal(run.counts[0, 0], [1, 2, 3, 4, 5, 6, 7, 8])
-    assert man["routing"]["E"] == 8 and any("duplicate" in n for n in man["notes"])
+    assert man.routing.E == 8 and any("duplicate" in n for n in man.details["notes"])
 
 
 def test_vllm_user_saved_npz_reads_like_the_dump(tmp_path, dumps, run_of):

@@ -107,4 +107,4 @@ def test_sglang_per_pass_with_several_maps_still_maps_each_file(tmp_path, dumps,
         torch.save(d, files[-1])
     man, run = run_of("sglang", files)
     np.testing.assert_array_equal(np.asarray(run.counts), truth["counts"])
-    assert any("maps differ" in n for n in man["notes"])
+    assert any("maps differ" in n for n in man.details["notes"])

@@ -68,10 +68,10 @@ def test_streamed_counts_are_byte_identical_to_the_memmap_path_and_np_save(tmp_p
     np.save(ref, truth.astype(np.uint32))
     data = (tmp_path / "new" / "counts.npy").read_bytes()
     assert data == ref.read_bytes() == (tmp_path / "old" / "counts.npy").read_bytes()
-    assert new["files"]["counts.npy"]["sha256"] == old["files"]["counts.npy"]["sha256"] == hashlib.sha256(data).hexdigest()
-    assert new["files"] == old["files"]
-    assert new["routing"] == old["routing"] and new["routing"]["moe_layer_ids"] == [1, 2, 3]
-    assert new["dropped_rows"]["count"] == old["dropped_rows"]["count"] == 120 - truth.shape[0] > 0
+    assert new.files["counts.npy"].sha256 == old.files["counts.npy"].sha256 == hashlib.sha256(data).hexdigest()
+    assert new.files == old.files
+    assert new.routing == old.routing and new.routing.layer_ids == (1, 2, 3)
+    assert new.details["dropped_rows"]["count"] == old.details["dropped_rows"]["count"] == 120 - truth.shape[0] > 0
     assert validate_run(tmp_path / "new") == []
     run = open_run(tmp_path / "new")
     np.testing.assert_array_equal(run.seq_tokens, truth.sum(axis=2).max(axis=1))

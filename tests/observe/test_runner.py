@@ -30,10 +30,10 @@ def test_run_directory_contents(tiny, tmp_path):
     topk, offsets = run.tokens()
     assert topk.shape == (12 * 32, 3, 6) and offsets[-1] == 12 * 32
     m = run.manifest
-    assert m["routing"] == {"E": 64, "K": 6, "L": 3, "moe_layer_ids": [1, 2, 3]}
-    assert m["condition"]["provenance"]["sample_sha256"]
-    assert m["batch_invariance"]["decisions"] == 4 * 32 * 3 * 6
-    assert set(m["files"]) == {"counts.npy", "seq_tokens.npy", "tokens.npy", "token_offsets.npy"}
+    assert (m.routing.E, m.routing.K, m.routing.L, m.routing.layer_ids) == (64, 6, 3, (1, 2, 3))
+    assert m.condition.provenance["sample_sha256"]
+    assert m.details["batch_invariance"]["decisions"] == 4 * 32 * 3 * 6
+    assert set(m.files) == {"counts.npy", "seq_tokens.npy", "tokens.npy", "token_offsets.npy"}
     assert validate_run(path) == []
 
 
@@ -98,7 +98,7 @@ def test_local_jsonl_condition(tiny, tmp_path):
     src = tmp_path / "docs.jsonl"
     src.write_text("\n".join(json.dumps({"text": f"document {i} " + "word " * 200}) for i in range(10)))
     (path,) = _observe(tiny, tmp_path / "o", conditions=[f"file:{src}"], sequences=4)
-    assert open_run(path).manifest["condition"]["provenance"]["source"].startswith("local files")
+    assert open_run(path).manifest.condition.provenance["source"].startswith("local files")
 
 
 def test_mock_conditions(tiny):
@@ -113,7 +113,13 @@ def test_corrupt_run_named_by_validate(tiny, tmp_path):
     data = (path / "counts.npy").read_bytes()
     (path / "counts.npy").write_bytes(data[: len(data) // 2])
     problems = validate_run(path)
-    assert problems and problems[0].startswith("counts.npy: checksum mismatch")
+    assert problems and problems[0].startswith(f"counts.npy: {len(data) // 2} bytes but the manifest says {len(data)}")
+    flipped = bytearray(data)
+    flipped[-1] ^= 1  # same size, one bit changed
+    (path / "counts.npy").write_bytes(bytes(flipped))
+    assert validate_run(path)[0].startswith("counts.npy: checksum mismatch")
+    with pytest.raises(DodocoError, match="does not match its checksum"):
+        open_run(path).counts
     (path / "manifest.json").write_text("{not json")
     assert "manifest.json is corrupt" in validate_run(path)[0]
 

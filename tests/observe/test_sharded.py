@@ -35,6 +35,6 @@ def test_two_ranks_equal_one(tmp_path):
     sharded = _observe(tmp_path / "two", 2)
     np.testing.assert_array_equal(sharded.counts, single.counts)
     np.testing.assert_array_equal(sharded.seq_tokens, single.seq_tokens)
-    assert sharded.manifest["spec"] == single.manifest["spec"]
-    assert sharded.manifest["ranks"] == 2 and single.manifest["ranks"] == 1
-    assert sharded.manifest["files"]["counts.npy"]["sha256"] == single.manifest["files"]["counts.npy"]["sha256"]
+    assert sharded.manifest.identity == single.manifest.identity
+    assert sharded.manifest.details["ranks"] == 2 and single.manifest.details["ranks"] == 1
+    assert sharded.manifest.files["counts.npy"].sha256 == single.manifest.files["counts.npy"].sha256

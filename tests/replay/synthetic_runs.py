@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from dodoco.store import RunWriter
+from dodoco.findings.synthetic import write_counts_run
 
 
 def make_run(path, condition, S=8, L=2, E=8, K=2, T=16, seed=0, hot=None):
@@ -14,10 +14,6 @@ def make_run(path, condition, S=8, L=2, E=8, K=2, T=16, seed=0, hot=None):
         for l in range(L):
             for _ in range(T):
                 counts[s, l, rng.choice(E, size=K, replace=False, p=p)] += 1
-    w = RunWriter(path, {"model": "synthetic", "condition": condition, "seq_len": T, "sequences": S})
-    w.write_part(0, counts, np.full(S, T, dtype=np.int64))
     kind = "mock" if condition.startswith("mock") else "real"
-    w.finalize({"model": {"id": "synthetic"}, "routing": {"E": E, "K": K, "L": L, "moe_layer_ids": list(range(L))},
-                "condition": {"name": condition, "kind": kind, "provenance": "test"}, "seq_len": T,
-                "sequences": S, "granularity": "sequence"})
+    write_counts_run(path, counts, model="synthetic", condition=condition, kind=kind, seq_len=T, K=K)
     return counts

@@ -42,18 +42,14 @@ def register(sub) -> None:
 
 def _provenance(run) -> dict:
     m = run.manifest
-    return {"run": str(run.path), "source": m.get("kind"), "model": m.get("model", {}),
-            "condition": m.get("condition", {}), "seq_len": run.seq_len, "sequences": int(run.counts.shape[0]),
-            "granularity": run.granularity, "versions": m.get("versions", {}), "created": m.get("created")}
+    return {"run": str(run.path), "source": m.origin.value, "model": m.to_dict()["model"],
+            "condition": m.to_dict()["condition"], "seq_len": run.seq_len, "sequences": int(run.counts.shape[0]),
+            "granularity": run.granularity.value, "versions": m.details.get("versions", {}),
+            "created": m.details.get("created")}
 
 
 def _top_k(run) -> int:
-    from dodoco.errors import DodocoError
-
-    K = run.manifest.get("routing", {}).get("K")
-    if not K:
-        raise DodocoError(f"run {run.path} does not record top-k K, which NeuSim needs: re-import it with --top-k K")
-    return int(K)
+    return run.K
 
 
 def _table(run, regime: str, eps: list[int], batch: int, seed: int):

@@ -33,16 +33,17 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def summary_rows(man: dict, out) -> list[dict]:
+def summary_rows(man, out) -> list[dict]:
     """Key/value rows describing an imported run (what the console shows)."""
-    r, src = man["routing"], man["source"]
-    excluded = ", ".join(str(x["layer"]) for x in man["excluded_layers"]) or "none"
+    r, d = man.routing, man.details
+    src = d["source"]
+    excluded = ", ".join(str(x["layer"]) for x in d["excluded_layers"]) or "none"
     rows = [("run", str(out)), ("format", f"{src['format']} ({src['mode']})"),
             ("engine version", src.get("engine_version") or "unknown"), ("files", len(src["files"])),
-            ("granularity", man["granularity"]), ("rows", f"{man['sequences']}: {man['rows']}"),
-            ("MoE layers L", r["L"]), ("experts E", r["E"]), ("top-k K", r["K"] if r["K"] else "unknown"),
-            ("excluded layers", excluded), ("dropped empty rows", man["dropped_rows"]["count"])]
-    rows += [("note", n) for n in man["notes"]]
+            ("granularity", man.granularity.value), ("rows", f"{man.sequences}: {d['rows']}"),
+            ("MoE layers L", r.L), ("experts E", r.E), ("top-k K", r.K if r.K else "unknown"),
+            ("excluded layers", excluded), ("dropped empty rows", d["dropped_rows"]["count"])]
+    rows += [("note", n) for n in d["notes"]]
     return [{"field": k, "value": v} for k, v in rows]
 
 
@@ -56,7 +57,7 @@ def run(args) -> int:
                       ep_size=args.ep_size, expert_tp_size=args.expert_tp_size,
                       engine_version=args.engine_version, overwrite=args.overwrite)
     emit(summary_rows(man, args.out), "imported", json_path=args.json, columns=["field", "value"])
-    if man["granularity"] == "window":
+    if man.granularity.value == "window":
         print("granularity 'window': aggregate metrics, EP rank loads, placements and NeuSim export work; "
               "per-step (batch) metrics need per-pass data")
     return 0

@@ -35,4 +35,5 @@ def resolve(name: str):
 
 
 def is_mock(name: str) -> bool:
-    return name.startswith("mock-")
+    """True for the mock generators (MOCK); every other condition is real text."""
+    return name in MOCK

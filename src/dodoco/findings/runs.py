@@ -23,7 +23,7 @@ DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32)
 
 def run_kind(run) -> str:
     """"mock" or "real" for a run (its manifest condition kind)."""
-    return condition_kind(run.manifest.get("condition", {}))
+    return run.kind.value
 
 
 def per_step_runs(runs, what: str) -> list:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.store.atomic import save_npy
-from dodoco.store.run import RunWriter
+from dodoco.store.writer import RunWriter
 
 __all__ = ["skewed_counts", "write_counts_run"]
 
@@ -38,11 +38,14 @@ def skewed_counts(S: int, L: int, E: int, *, assignments: int = 1024, concentrat
 
 def write_counts_run(path, counts, *, model: str, condition: str, kind: str | None = None, seq_len: int = 0,
                      K: int = 1, granularity: str = "sequence", overwrite: bool = True) -> Path:
-    """Write counts[S, L, E] as a complete run directory (manifest kind "synthetic") and return its path.
+    """Write counts[S, L, E] as a complete run directory (origin "synthetic") and return its path.
 
-    seq_tokens are sum over experts of the first layer / K. ``kind`` defaults to "mock" for names
-    starting with "mock-", else "real".
+    seq_tokens are sum over experts of the first layer / K. ``kind`` ("mock" or "real") defaults
+    to "mock" for the mock conditions' names, else "real".
     """
+    from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin,
+                                       Routing, Status)
+
     counts = np.asarray(counts, dtype=np.uint32)
     S, L, E = counts.shape
     path = Path(path)
@@ -50,10 +53,11 @@ def write_counts_run(path, counts, *, model: str, condition: str, kind: str | No
     writer = RunWriter(path, spec, overwrite=overwrite)
     save_npy(path / "counts.npy", counts)
     save_npy(path / "seq_tokens.npy", (counts[:, 0, :].sum(axis=-1, dtype=np.int64) // max(1, K)))
-    kind = kind or ("mock" if condition.startswith("mock-") else "real")
-    writer.write_manifest({
-        "kind": "synthetic", "model": {"id": model}, "routing": {"E": E, "K": K, "L": L, "moe_layer_ids": list(range(L))},
-        "condition": {"name": condition, "kind": kind, "provenance": {"generator": "synthetic"}},
-        "seq_len": int(seq_len), "sequences": S, "granularity": granularity,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    kind = kind or ("mock" if condition in ("mock-uniform", "mock-ramp", "mock-unigram") else "real")
+    writer.write_manifest(Manifest(
+        status=Status.RUNNING, origin=Origin.SYNTHETIC, identity={}, model=ModelInfo(id=model),
+        routing=Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
+        condition=ConditionInfo(name=condition, kind=ConditionKind(kind), provenance={"generator": "synthetic"}),
+        seq_len=int(seq_len), sequences=S, granularity=Granularity(granularity),
+        details={"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
     return path

@@ -13,7 +13,8 @@ from dodoco.ingest.base import Dump
 from dodoco.ingest.stream import CountsStream
 from dodoco.provenance import versions
 from dodoco.store import atomic
-from dodoco.store.run import RunWriter
+from dodoco.store.manifest import ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin, Routing, Status
+from dodoco.store.writer import RunWriter
 
 
 def _tokens_per_row(seq_tokens: np.ndarray) -> dict:
@@ -24,21 +25,13 @@ def _tokens_per_row(seq_tokens: np.ndarray) -> dict:
 
 
 def manifest(dump: Dump, asm: Assembled, *, files: list[dict], layer_ids: list[int], model_id: str | None,
-             condition: str, seq_len: int, rows: str, options: dict) -> dict:
-    """The manifest fields of an imported run (RunWriter adds schema, status, spec and file checksums)."""
+             condition: str, seq_len: int, rows: str, options: dict) -> Manifest:
+    """The typed manifest of an imported run (the writer adds identity, status and file checksums)."""
     kept_ids = [int(layer_ids[i]) for i in asm.kept_layers]
     excluded = [{"layer": int(layer_ids[i]), "reason": "no routed tokens (dense layer or layer never recorded)"}
                 for i in asm.excluded_layers]
     gran = "window" if options.get("as_window") else dump.granularity
-    return {
-        "kind": "imported",
-        "model": {"id": model_id or dump.model_id or "unknown", "imported": True},
-        "routing": {"E": asm.E, "K": asm.K, "L": len(kept_ids), "moe_layer_ids": kept_ids},
-        "condition": {"name": condition, "kind": "real",
-                      "provenance": {"imported_from": dump.format, "engine": dump.engine}},
-        "seq_len": int(seq_len),
-        "sequences": int(asm.counts.shape[0]),
-        "granularity": gran,
+    details = {
         "rows": "all rows summed into one window" if options.get("as_window") else rows,
         "tokens_per_row": _tokens_per_row(asm.seq_tokens),
         "source": {"format": dump.format, "engine": dump.engine, "engine_version": dump.engine_version,
@@ -50,9 +43,16 @@ def manifest(dump: Dump, asm: Assembled, *, files: list[dict], layer_ids: list[i
         "versions": versions("numpy", "pyarrow"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    return Manifest(
+        status=Status.RUNNING, origin=Origin.IMPORTED, identity={},
+        model=ModelInfo(id=model_id or dump.model_id or "unknown", details={"imported": True}),
+        routing=Routing(E=int(asm.E), K=int(asm.K) if asm.K else None, L=len(kept_ids), layer_ids=tuple(kept_ids)),
+        condition=ConditionInfo(name=condition, kind=ConditionKind.REAL,
+                                provenance={"imported_from": dump.format, "engine": dump.engine}),
+        seq_len=int(seq_len), sequences=int(asm.counts.shape[0]), granularity=Granularity(gran), details=details)
 
 
-def write_run(out: Path, asm: Assembled, man: dict, spec: dict, *, overwrite: bool) -> dict:
+def write_run(out: Path, asm: Assembled, man: Manifest, spec: dict, *, overwrite: bool) -> Manifest:
     """Stream (or move) the counts into ``out`` and write the other files and the manifest atomically."""
     streamed = isinstance(asm.counts, CountsStream)
     counts_path = None if streamed else finish_file(asm.counts)

@@ -15,7 +15,10 @@ from dodoco.errors import DodocoError
 from dodoco.models.load import LoadedModel, load_model
 from dodoco.observe import invariance
 from dodoco.observe.capture import RoutingCapture
-from dodoco.store.run import RunWriter, run_dir_name
+from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin, Routing,
+                                   Status)
+from dodoco.store.run import run_dir_name
+from dodoco.store.writer import RunWriter
 
 
 def dist_context(device: str = "cpu") -> tuple[int, int]:
@@ -116,20 +119,32 @@ def observe_condition(loaded: LoadedModel, condition: str, *, seq_len: int, sequ
     _barrier(world)
     if rank != 0:
         return path
-    manifest = {
-        "kind": "observed",
-        "model": {k: v for k, v in loaded.info.items() if k not in ("E", "K", "L", "moe_layer_ids")},
-        "routing": {k: loaded.info[k] for k in ("E", "K", "L", "moe_layer_ids")},
-        "condition": {"name": condition, "kind": "mock" if is_mock(condition) else "real", "provenance": provenance},
-        "seq_len": seq_len, "sequences": sequences, "seed": seed, "granularity": "sequence",
-        "batch_invariance": _invariance(loaded.model, ids, batch_size) if invariance_check else None,
+    details = {
+        "seed": seed, "batch_invariance": _invariance(loaded.model, ids, batch_size) if invariance_check else None,
         "throughput": {"tokens": fresh_tokens, "seconds": round(elapsed, 3),
                        "tokens_per_s": round(fresh_tokens / elapsed, 1) if elapsed > 0 and fresh_tokens else None},
         "versions": versions(), "device": loaded.info["device"], "dtype": loaded.info["dtype"], "ranks": world,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    manifest = observed_manifest(loaded.info, condition, provenance, seq_len=seq_len, sequences=sequences,
+                                 details=details)
     writer.finalize(manifest)
     return path
+
+
+def observed_manifest(info: dict, condition: str, provenance: dict, *, seq_len: int, sequences: int,
+                      details: dict) -> Manifest:
+    """The typed manifest of an observed run (the writer adds identity, status and file checksums)."""
+    model = {k: v for k, v in info.items() if k not in ("E", "K", "L", "moe_layer_ids")}
+    return Manifest(
+        status=Status.RUNNING, origin=Origin.OBSERVED, identity={},
+        model=ModelInfo(id=model.pop("id"), revision=model.pop("revision", None),
+                        architecture=model.pop("architecture", None), details=model),
+        routing=Routing(E=int(info["E"]), K=int(info["K"]), L=int(info["L"]),
+                        layer_ids=tuple(int(x) for x in info["moe_layer_ids"])),
+        condition=ConditionInfo(name=condition, kind=ConditionKind.MOCK if is_mock(condition) else ConditionKind.REAL,
+                                provenance=provenance),
+        seq_len=int(seq_len), sequences=int(sequences), granularity=Granularity.SEQUENCE, details=details)
 
 
 def _invariance(model, ids: np.ndarray, batch_size: int) -> dict:

@@ -19,9 +19,7 @@ _ORDER = {"mock": 0, "real": 1}
 
 
 def _kind(run) -> str:
-    from dodoco.findings.runs import run_kind
-
-    return run_kind(run)
+    return run.kind.value
 
 
 def _label(run, runs) -> str:
@@ -145,15 +143,15 @@ def provenance(runs, ctx) -> Section:
     """Runs and provenance"""
     rows = []
     for r in runs:
-        m, ver = r.manifest, r.manifest.get("versions", {})
-        routing = m.get("routing", {})
+        m = r.manifest
+        ver, d, routing = m.details.get("versions", {}), m.details, m.routing
         rows.append({"run": str(r.path), "model": r.model, "condition": r.condition, "kind": _kind(r),
-                     "seq_len": r.seq_len, "sequences": int(r.counts.shape[0]), "L": routing.get("L"),
-                     "E": routing.get("E"), "K": routing.get("K"), "granularity": r.granularity,
-                     "traces": r.has_tokens, "source": m.get("kind", ""), "dtype": m.get("dtype", ""),
-                     "device": m.get("device", ""), "dodoco": ver.get("dodoco", ""),
+                     "seq_len": r.seq_len, "sequences": int(r.counts.shape[0]), "L": routing.L,
+                     "E": routing.E, "K": routing.K, "granularity": r.granularity.value,
+                     "traces": r.has_tokens, "source": m.origin.value, "dtype": d.get("dtype", ""),
+                     "device": d.get("device", ""), "dodoco": ver.get("dodoco", ""),
                      "git": (ver.get("git") or "")[:10], "torch": ver.get("torch", ""),
-                     "transformers": ver.get("transformers", ""), "created": m.get("created", "")})
+                     "transformers": ver.get("transformers", ""), "created": d.get("created", "")})
     html = ("<p>Every number below is computed from these run directories' counts. The manifests "
             "(model revision, condition provenance, checksums) are in each run's manifest.json.</p>")
     return Section("Runs and provenance", html, tables=[Table("runs", rows, "one row per run directory")],

@@ -65,7 +65,7 @@ def mitigation_rows(run, B: int, seed: int = 0) -> list[dict]:
     counts, idx = _subset(run, MITIGATION_SEQUENCES, seed)
     S, _, E = counts.shape
     N, G, W = mitigation_setup(S, E, B)
-    K = int(run.manifest.get("routing", {}).get("K") or 1)
+    K = run.K
     traces = {}
     if run.has_tokens:
         topk, offsets = run.tokens()
@@ -129,7 +129,7 @@ def _neusim_rows(ctx, run, regime: str = "prefill") -> list[dict]:
     from dodoco.findings.runs import default_eps
     from dodoco.simulate.neusim import neusim_table
 
-    E, K = int(run.counts.shape[2]), int(run.manifest.get("routing", {}).get("K") or 1)
+    E, K = run.E, run.K
     eps = list(ctx.options.ep or default_eps(E))
     kw = dict(model=run.model, condition=run.condition, seq_len=run.seq_len)
     if regime == "prefill":

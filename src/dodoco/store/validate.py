@@ -8,33 +8,23 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 from dodoco.store import atomic
-from dodoco.store.run import MANIFEST, SCHEMA, _read_manifest
+from dodoco.store.manifest import MANIFEST, Manifest, Status, read_raw
 
-REQUIRED = ("schema", "status", "model", "routing", "condition", "seq_len", "files")
+__all__ = ["validate_run"]
 
 
-def validate_run(path) -> list[str]:
-    """Problems found in the run at ``path``, each naming the file; empty when the run is sound."""
-    path = Path(path)
-    try:
-        manifest = _read_manifest(path)
-    except DodocoError as exc:
-        return [str(exc)]
-    problems = [f"{MANIFEST}: missing key '{k}'" for k in REQUIRED if k not in manifest]
-    if manifest.get("schema") != SCHEMA:
-        problems.append(f"{MANIFEST}: schema {manifest.get('schema')!r}, expected {SCHEMA!r}")
-    if manifest.get("status") != "complete":
-        problems.append(f"{MANIFEST}: status {manifest.get('status')!r} (unfinished run; rerun observe to resume)")
-    files = manifest.get("files", {})
-    if "counts.npy" not in files:
-        problems.append(f"{MANIFEST}: lists no counts.npy")
-    for name, meta in files.items():
+def _file_problems(path: Path, m: Manifest) -> list[str]:
+    problems = []
+    for name, meta in m.files.items():
         f = path / name
         if not f.exists():
             problems.append(f"{name}: missing")
             continue
-        digest = atomic.sha256_file(f)
-        if digest != meta.get("sha256"):
+        if meta.bytes is not None and f.stat().st_size != meta.bytes:
+            problems.append(f"{name}: {f.stat().st_size} bytes but the manifest says {meta.bytes} (file changed "
+                            "or truncated)")
+            continue
+        if atomic.sha256_file(f) != meta.sha256:
             problems.append(f"{name}: checksum mismatch (file changed or truncated)")
             continue
         try:
@@ -42,10 +32,24 @@ def validate_run(path) -> list[str]:
         except ValueError as exc:
             problems.append(f"{name}: unreadable ({exc})")
             continue
-        if list(arr.shape) != meta.get("shape"):
-            problems.append(f"{name}: shape {list(arr.shape)} but manifest says {meta.get('shape')}")
-    routing = manifest.get("routing", {})
-    shape = files.get("counts.npy", {}).get("shape")
-    if shape and routing and shape[1:] != [routing.get("L"), routing.get("E")]:
-        problems.append(f"counts.npy: shape {shape} does not match routing L={routing.get('L')} E={routing.get('E')}")
+        if tuple(arr.shape) != meta.shape:
+            problems.append(f"{name}: shape {list(arr.shape)} but manifest says {list(meta.shape)}")
+    return problems
+
+
+def validate_run(path) -> list[str]:
+    """Problems found in the run at ``path``, each naming the file; empty when the run is sound."""
+    path = Path(path)
+    try:
+        raw = read_raw(path)
+        if raw.get("status") != Status.COMPLETE.value:
+            return [f"{MANIFEST}: status {raw.get('status')!r} (unfinished run; rerun observe to resume)"]
+        m = Manifest.from_dict(raw, where=f"{path / MANIFEST}")
+    except DodocoError as exc:
+        return [str(exc)]
+    problems = [] if "counts.npy" in m.files else [f"{MANIFEST}: lists no counts.npy"]
+    problems += _file_problems(path, m)
+    shape = m.files["counts.npy"].shape if "counts.npy" in m.files else None
+    if shape and tuple(shape[1:]) != (m.routing.L, m.routing.E):
+        problems.append(f"counts.npy: shape {list(shape)} does not match routing L={m.routing.L} E={m.routing.E}")
     return problems
