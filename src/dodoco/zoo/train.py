@@ -356,16 +356,3 @@ def _log_interval(meter: Meter, step: int, cfg: TrainConfig, log) -> dict:
     log(f"{cfg.family} step {step}/{cfg.steps} loss {rec['loss']:.3f} aux {rec['aux']:.4f} "
         f"max/mean per layer {rec['max_mean']} (worst {worst:.2f}) {rec['tokens_per_s']:.0f} tok/s")
     return rec
-
-
-def main(argv=None) -> int:
-    """``python -m dodoco.zoo.train ...`` = ``dodoco zoo train ...``."""
-    import sys
-
-    from dodoco.cli import main as cli_main
-
-    return cli_main(["zoo", "train", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
