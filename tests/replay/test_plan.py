@@ -5,8 +5,8 @@ import pytest
 
 from dodoco.errors import DodocoError
 from dodoco.metrics.steps import step_order
-from dodoco.replay.plan import (balanced_splits, case_bytes, check_sequences, run_cases, skewed_splits,
-                                sweep_sizes, synth_topk)
+from dodoco.replay.plan import (balanced_splits, case_bytes, check_sequences, floor_ms, hot_pair_splits, run_cases,
+                                skewed_splits, sweep_sizes, synth_topk)
 
 
 def test_run_cases_match_hand_sums():
@@ -59,7 +59,7 @@ def test_skewed_splits_receiver_skew():
 
 def test_case_bytes_hand_numbers():
     b = case_bytes([[1, 2], [3, 4]], 10)
-    assert b == {"bytes_total": 100.0, "per_rank": 50.0, "send_off_max": 30.0, "recv_off_max": 30.0,
+    assert b == {"bytes_total": 100.0, "per_rank_bytes": 50.0, "send_off_max": 30.0, "recv_off_max": 30.0,
                  "off_mean": 25.0, "pair_max": 30.0, "receiver_skew": pytest.approx(1.2)}
 
 
@@ -80,3 +80,29 @@ def test_synth_topk_reproduces_counts():
     np.testing.assert_array_equal(np.bincount(topk.ravel(), minlength=E), c)
     with pytest.raises(DodocoError, match="only T=2 tokens"):
         synth_topk([3, 1], 2, 2)
+
+
+def test_hot_pair_hand_case_and_skew():
+    # N=4, P=100 rows per rank, rho=2 (K=1): x = round(1 * 100 * 4/3) = 133; the other 267 rows go
+    # 67, 67, 67, 66 to the sources, each spread evenly (remainders rotated); the pair 1->0 adds x
+    s = hot_pair_splits(100, 4, 2.0)
+    off = s.copy()
+    off[1, 0] -= 133
+    np.testing.assert_array_equal(off.sum(1), [67, 67, 67, 66])
+    np.testing.assert_array_equal(off, balanced_splits([67, 67, 67, 66]))
+    assert s.sum() == 400 and case_bytes(s, 1)["receiver_skew"] == s[:, 0].sum() / 100 == 2.0
+    # whole tokens of K rows: every row total a multiple of K, skew still close to rho
+    for N, rho in [(2, 1.0), (2, 1.5), (2, 2.0), (4, 1.05), (4, 3.0), (8, 1.3)]:
+        s = hot_pair_splits(8 * 512, N, rho, K=8)
+        assert (s.sum(1) % 8 == 0).all() and abs(s.sum() / N - 8 * 512) <= 8
+        assert case_bytes(s, 1)["receiver_skew"] == pytest.approx(rho, abs=2e-3)
+        big = s - np.diag(np.diag(s))
+        if rho > 1:
+            assert big.max() == s[1, 0]  # the hot pair is the largest off-diagonal entry
+    with pytest.raises(DodocoError, match=r"receiver skew 2.5 is outside \[1, N=2\]"):
+        hot_pair_splits(100, 2, 2.5)
+
+
+def test_floor_is_busiest_offdiagonal_over_link():
+    b = case_bytes([[5, 1], [3, 0]], 1e9)  # rank 0 receives 3 GB from rank 1, sends 1 GB
+    assert floor_ms(b, 450.0) == pytest.approx(3e9 / 450e9 * 1e3)

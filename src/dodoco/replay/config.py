@@ -1,11 +1,14 @@
-"""Replay settings and the cases they select from run directories (no torch needed here).
+"""Replay settings (``ReplayConfig``) and the cases they select (no torch needed here).
 
-``ReplayConfig`` is what one ``dodoco replay`` asks for; ``build_cases`` turns it into the list of
-all_to_all_single cases for N ranks: the real condition, a mock condition and a balanced control
-with the same per-rank bytes, plus optional synthetic receiver-skew controls (for calibration).
+``build_cases(cfg, N)`` turns one replay into its list of cases for N ranks, the same for every
+dispatcher: each step x layer of the real condition and of a mock condition, a balanced control
+per real case with the same per-rank rows, synthetic receiver-skew controls (``--skew``, patterns
+hot-receiver / hot-pair) and the calibration grid (``grid_sizes`` x ``grid_skews`` x
+``grid_patterns``). Every case carries each source rank's top-k in physical expert ids
+(``dodoco.replay.routing``). docs/replay.md describes each.
 
-Shape legend: S sequences, L MoE layers, E routed experts, N EP ranks, B sequences per rank per step,
-H hidden size.
+Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks,
+B sequences per rank per step, H hidden size.
 """
 
 from __future__ import annotations
@@ -13,13 +16,22 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from dodoco.errors import DodocoError, did_you_mean
-from dodoco.replay.plan import (ReplayCase, balanced_splits, check_sequences, run_cases, skewed_splits)
+import numpy as np
 
-__all__ = ["DTYPES", "ReplayConfig", "build_cases", "dtype_bytes", "pick_runs"]
+from dodoco.config import Config
+from dodoco.errors import DodocoError, did_you_mean
+from dodoco.replay.plan import ReplayCase, balanced_splits, hot_pair_splits, skewed_splits
+from dodoco.replay.routing import attach_topk, block_counts, rank_topk_from_counts
+
+__all__ = ["DTYPES", "PATTERNS", "ReplayConfig", "build_cases", "dtype_bytes", "grid_cases", "pick_runs",
+           "skew_case"]
 
 #: Row element types the replay sends, with their sizes in bytes.
 DTYPES = {"bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2, "fp32": 4, "float32": 4, "fp8": 1}
+#: Synthetic traffic patterns (docs/replay.md).
+PATTERNS = ("hot-receiver", "hot-pair", "uniform")
+#: Nominal per-direction NVLink4 bandwidth of H100/H200 (GB/s), used when no measured value is given.
+NOMINAL_LINK_GBPS = 450.0
 
 
 def dtype_bytes(name: str) -> int:
@@ -29,8 +41,8 @@ def dtype_bytes(name: str) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReplayConfig:
-    """One replay: which runs, how wide the rows, how it is timed (see ``dodoco replay --help``)."""
+class ReplayConfig(Config):
+    """One replay: which runs and cases, which dispatchers, how it is timed (``dodoco replay --help``)."""
 
     runs: tuple[str, ...] = ()
     condition: str | None = None  # the real condition; None: the only non-mock run
@@ -39,65 +51,84 @@ class ReplayConfig:
     hidden: int = 2048
     dtype: str = "bf16"
     backend: str = "nccl"
+    dispatcher: tuple[str, ...] = ("nccl",)
     placement: str = "contiguous"
     seed: int = 0
     layers: tuple[int, ...] | None = None
     max_steps: int | None = None
     skew: tuple[float, ...] = ()
+    skew_patterns: tuple[str, ...] = ("hot-receiver",)
+    grid_sizes: tuple[int, ...] = ()  # bytes per rank of the calibration grid
+    grid_skews: tuple[float, ...] = (1.0,)
+    grid_patterns: tuple[str, ...] = ("hot-receiver", "hot-pair")
+    grid_experts: int = 256
+    grid_topk: int = 8
     iters: int = 30
     warmup: int = 5
-    buffers: int = 4  # minimum rotating buffer sets (more when a set is smaller than L2)
+    buffers: int = 2  # minimum rotating buffer sets (more when sets are smaller than 2 x L2)
+    overhead: bool = True  # measure each dispatcher's harness overhead on balanced cases
     sweep: bool = False
     sweep_min: int = 1 << 10
     sweep_max: int = 512 << 20
     check: bool = True
+    link_gbps: float | None = None  # per-direction link bandwidth for the floor; None: nominal 450
     timeout_s: float = 300.0
-    dispatcher: str = "alltoall"
+    nproc: int | None = None
     out: str | None = None
     json: str | None = None  # the summary table as JSON ('-' = stdout)
     note: str = ""
 
     def __post_init__(self):
+        from dodoco.replay.dispatchers import expand_names
+
         dtype_bytes(self.dtype)
         if self.backend not in ("nccl", "gloo"):
             raise did_you_mean("backend", self.backend, ["nccl", "gloo"])
-        if self.dispatcher not in ("alltoall", "deepep"):
-            raise did_you_mean("dispatcher", self.dispatcher, ["alltoall", "deepep"])
-        for name in ("batch", "hidden", "iters", "buffers"):
+        expand_names(self.dispatcher)
+        for p in (*self.skew_patterns, *self.grid_patterns):
+            if p not in PATTERNS:
+                raise did_you_mean("pattern", p, PATTERNS)
+        for name in ("batch", "hidden", "iters", "buffers", "grid_experts", "grid_topk"):
             if int(getattr(self, name)) < 1:
-                raise DodocoError(f"--{name} must be >= 1, got {getattr(self, name)}")
+                raise DodocoError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0 or self.timeout_s <= 0:
             raise DodocoError(f"--warmup {self.warmup} must be >= 0 and --timeout {self.timeout_s} > 0")
+        if self.link_gbps is not None and self.link_gbps <= 0:
+            raise DodocoError(f"--link-gbps {self.link_gbps} must be > 0 (GB/s per direction)")
+        if not self.runs and not self.grid_sizes:
+            raise DodocoError("no run given: name a run directory (or a folder of runs) from `dodoco observe`")
+
+    @property
+    def dispatchers(self) -> tuple[str, ...]:
+        """Registry names of the dispatchers to run ('all' and comma lists expanded), in order."""
+        from dodoco.replay.dispatchers import expand_names
+
+        return expand_names(self.dispatcher)
+
+    @property
+    def explicit_dispatchers(self) -> frozenset[str]:
+        """The names given one by one (not through 'all'): a missing package is an error for these."""
+        from dodoco.replay.dispatchers import expand_names
+
+        return frozenset(n for d in self.dispatcher for n in expand_names([d]) if d.strip() != "all")
 
     @property
     def row_bytes(self) -> int:
         """Bytes of one H-wide row: H * bytes per element."""
         return int(self.hidden) * dtype_bytes(self.dtype)
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["runs"] = list(self.runs)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ReplayConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise DodocoError(f"unknown replay settings {unknown}: known are {sorted(known)}")
-        d = dict(d)
-        for k in ("runs", "layers", "skew"):
-            if d.get(k) is not None:
-                d[k] = tuple(d[k])
-        return cls(**d)
+    @property
+    def link(self) -> dict:
+        """The per-direction link bandwidth the floors use, and where it comes from."""
+        if self.link_gbps is not None:
+            return {"GBps": float(self.link_gbps), "source": "given (--link-gbps)"}
+        return {"GBps": NOMINAL_LINK_GBPS, "source": "nominal: NVLink4 per direction (H100/H200)"}
 
 
 def pick_runs(cfg: ReplayConfig):
     """(real Run, mock Run or None) named by cfg among the runs found under cfg.runs."""
     from dodoco.store import find_runs
 
-    if not cfg.runs:
-        raise DodocoError("no run given: name a run directory (or a folder of runs) from `dodoco observe`")
     runs = find_runs(cfg.runs)
     by_name = {r.condition: r for r in runs}
     mocks = [r for r in runs if r.condition.startswith("mock")]
@@ -124,38 +155,75 @@ def pick_runs(cfg: ReplayConfig):
     return real, mock
 
 
-def _placement(cfg: ReplayConfig, counts, N: int):
-    from dodoco.ep.placement import FITTED, fit_placement
+def _control(kind: str, condition: str, pattern: str, rho, splits, slots, K: int, model: str,
+             step: int = -1, layer: int = -1) -> ReplayCase:
+    """A synthetic case: rank-level splits -> per-expert counts -> top-k that reproduces them."""
+    topk = rank_topk_from_counts(block_counts(splits, slots), K, f"{condition} case")
+    case = ReplayCase(condition, kind, step, layer, np.asarray(splits, dtype=np.int64), pattern=pattern,
+                      rho=None if rho is None else float(rho), model=model)
+    return attach_topk(case, topk, slots, "synthesised from counts")
 
-    E = counts.shape[-1]
-    if cfg.placement in FITTED:
-        fit_load = counts.sum(axis=0, dtype="int64")  # [L, E] (fitted on all sequences of the real run)
-        return fit_placement(cfg.placement, E, N, fit_load=fit_load)
-    return fit_placement(cfg.placement, E, N)
+
+def skew_case(kind: str, pattern: str, rho: float, rows, slots, K: int, model: str = "") -> ReplayCase:
+    """A receiver-skew control of the given pattern at target skew rho; rows[N]: rows per source rank."""
+    rows = np.asarray(rows, dtype=np.int64)
+    N = rows.shape[0]
+    if pattern == "hot-receiver":
+        splits = skewed_splits(rows, rho)
+    elif pattern == "hot-pair":
+        splits = hot_pair_splits(int(round(rows.mean())), N, rho, K)
+    else:
+        splits = balanced_splits(rows)
+    cond = "balanced" if kind == "balanced" else f"{kind}-{pattern}" + (f"-{rho:g}" if kind == "skew" else "")
+    return _control(kind, cond, pattern, rho, splits, slots, K, model)
+
+
+def grid_cases(cfg: ReplayConfig, N: int) -> tuple[list[ReplayCase], list[str]]:
+    """The calibration grid for N ranks -> (cases, skipped): sizes x skews x patterns, E and K from cfg.
+
+    Rows per rank: the per-rank size over row bytes, rounded to whole tokens of K rows. A skew above
+    N (the hot rank cannot receive more than everything) is skipped and listed.
+    """
+    E, K = int(cfg.grid_experts), int(cfg.grid_topk)
+    if E % N:
+        raise DodocoError(f"the grid's E={E} experts do not split evenly over N={N} ranks: set --grid-experts "
+                          "to a multiple of N")
+    slots, cases, skipped = np.full(N, E // N, dtype=np.int64), [], []
+    for size in cfg.grid_sizes:
+        P = max(K, int(round(size / cfg.row_bytes / K)) * K)
+        for pattern in cfg.grid_patterns:
+            for rho in cfg.grid_skews:
+                if rho > N:
+                    skipped.append(f"grid {pattern} rho={rho:g} at {size / 1e6:g} MB: rho > N={N}")
+                    continue
+                c = skew_case("grid", pattern, float(rho), np.full(N, P), slots, K)
+                cases.append(c)
+    return cases, skipped
 
 
 def build_cases(cfg: ReplayConfig, N: int) -> tuple[list[ReplayCase], dict]:
-    """All cases for N ranks -> (cases, provenance); real, mock, balanced, then skew controls."""
-    real, mock = pick_runs(cfg)
-    counts = real.counts
-    check_sequences(counts.shape[0], N, cfg.batch, f"run {real.path}")
-    p = _placement(cfg, counts, N)
-    kw = dict(seed=cfg.seed, placement=p, layers=cfg.layers, max_steps=cfg.max_steps)
-    cases = run_cases(counts, N, cfg.batch, condition=real.condition, kind="real",
-                      seq_tokens=real.seq_tokens, **kw)
-    if mock is not None:
-        check_sequences(mock.counts.shape[0], N, cfg.batch, f"run {mock.path}")
-        cases += run_cases(mock.counts, N, cfg.batch, condition=mock.condition, kind="mock",
-                           seq_tokens=mock.seq_tokens, **kw)
-    reals = [c for c in cases if c.kind == "real"]
-    cases += [ReplayCase("balanced", "balanced", c.step, c.layer, balanced_splits(c.splits.sum(1)))
-              for c in reals]
-    for rho in cfg.skew:
-        base = reals[0].splits.sum(1)
-        cases.append(ReplayCase(f"skew-{rho:g}", "skew", -1, -1, skewed_splits(base, float(rho))))
-    prov = {"real": {"path": str(real.path), "condition": real.condition, "model": real.model,
-                     "S": int(counts.shape[0]), "L": int(counts.shape[1]), "E": int(counts.shape[2]),
-                     "seq_len": real.seq_len},
-            "mock": None if mock is None else {"path": str(mock.path), "condition": mock.condition},
-            "placement": p.name}
-    return cases, prov
+    """All cases for N ranks -> (cases, provenance): real, mock, balanced, skew controls, then the grid."""
+    from dodoco.replay.cases import run_routing_cases
+
+    cases, prov = [], {"placement": cfg.placement, "part": "all", "skipped": []}
+    if cfg.runs:
+        real, mock = pick_runs(cfg)
+        reals, prov_real = run_routing_cases(real, "real", cfg, N)
+        cases += reals
+        prov.update(prov_real)
+        if mock is not None:
+            cases += run_routing_cases(mock, "mock", cfg, N, placement_from=real)[0]
+        prov["mock"] = None if mock is None else {"path": str(mock.path), "condition": mock.condition}
+        for c in reals:
+            b = skew_case("balanced", "uniform", None, c.splits.sum(1), c.slots, c.K, c.model)
+            cases.append(dataclasses.replace(b, step=c.step, layer=c.layer))
+        for pattern in cfg.skew_patterns:
+            for rho in cfg.skew:
+                if rho > N:
+                    prov["skipped"].append(f"skew {pattern} rho={rho:g}: rho > N={N}")
+                    continue
+                r0 = reals[0]
+                cases.append(skew_case("skew", pattern, float(rho), r0.splits.sum(1), r0.slots, r0.K, r0.model))
+    grid, skipped = grid_cases(cfg, N)
+    prov["skipped"] += skipped
+    return cases + grid, prov

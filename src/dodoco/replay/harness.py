@@ -1,9 +1,11 @@
 """The timed AlltoAll: buffers, the correctness check, timing and the max over ranks.
 
-One harness serves every variant (split replay, raw uniform sweep): ``time_collective`` runs an
-iteration function over rotating buffer sets, records per-iteration phase times (CUDA events on
-GPUs, ``time.perf_counter`` on the gloo CPU dry run), and takes the max over ranks per iteration
-with one all_reduce(MAX). ``Watchdog`` stops a rank whose peers stopped answering.
+One harness serves every dispatcher and the raw sweep: ``time_collective`` runs an iteration
+function over rotating buffer sets, records per-iteration stage times (CUDA events on GPUs,
+``time.perf_counter`` on the gloo CPU dry run), and takes the max over ranks per iteration with one
+all_reduce(MAX); ``time_direct`` times the same function in a bare loop (two marks around all
+iterations), the reference the harness overhead is measured against; ``agree`` makes every rank
+see the first failed check. ``Watchdog`` stops a rank whose peers stopped answering.
 
 Shape legend: N ranks, H hidden size (row width), rows = per-expert copies.
 """
@@ -22,8 +24,8 @@ import torch.distributed as dist
 
 from dodoco.errors import DodocoError
 
-__all__ = ["Watchdog", "check_rows", "fill_rows", "free_memory", "l2_bytes", "n_buffer_sets",
-           "need_memory", "time_collective", "torch_dtype"]
+__all__ = ["Watchdog", "agree", "check_memory", "free_memory", "l2_bytes", "n_buffer_sets", "need_memory",
+           "stats", "sync", "time_collective", "time_direct", "torch_dtype"]
 
 _TORCH_DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
                  "fp32": "float32", "float32": "float32", "fp8": "float8_e4m3fn"}
@@ -78,7 +80,7 @@ def l2_bytes(device) -> int:
     return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or DEFAULT_L2)
 
 
-def n_buffer_sets(set_bytes: int, l2: int, minimum: int = 4, cap: int = 64) -> int:
+def n_buffer_sets(set_bytes: int, l2: int, minimum: int = 2, cap: int = 64) -> int:
     """Rotating buffer sets: at least ``minimum``, and enough that they total > 2 x L2 (<= cap)."""
     need = math.ceil(2 * l2 / max(1, set_bytes)) + 1
     return int(max(minimum, min(cap, need)))
@@ -96,47 +98,6 @@ def free_memory(device) -> tuple[int, str]:
         return int(free), f"GPU {device.index} has {free / 2**30:.1f} GiB free"
     avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     return int(avail), f"the host has {avail / 2**30:.1f} GiB available"
-
-
-def _row_words(row_bytes: int) -> int | None:
-    return row_bytes // 4 if row_bytes % 4 == 0 else None
-
-
-def _pattern(src_rank: int, first_row: int, n: int, device) -> torch.Tensor:
-    """int32 [n]: (source rank << 24) | row index in the source's send buffer, rows first_row..+n."""
-    rows = torch.arange(first_row, first_row + n, dtype=torch.int64, device=device)
-    return ((src_rank << 24) | (rows & 0xFFFFFF)).to(torch.int32)
-
-
-def fill_rows(send: torch.Tensor, rank: int) -> bool:
-    """Fill every row of send[rows, H] with its code (rank, row); False when rows are not 4-byte words."""
-    words = _row_words(send.shape[1] * send.element_size()) if send.dim() == 2 else None
-    if words is None or send.shape[0] == 0:
-        return words is not None
-    v = send.view(torch.int32).view(send.shape[0], words)
-    v.copy_(_pattern(rank, 0, send.shape[0], send.device)[:, None].expand(-1, words))
-    return True
-
-
-def check_rows(recv: torch.Tensor, rank: int, splits: np.ndarray) -> int:
-    """Rows of recv[rows, H] that do not carry the code their source wrote -> count of bad rows.
-
-    splits[i, j]: rows i sends to j. Rows from source j arrive in source order; their index in j's
-    send buffer starts at sum(splits[j, :rank]).
-    """
-    words = _row_words(recv.shape[1] * recv.element_size())
-    v = recv.view(torch.int32).view(recv.shape[0], words)
-    parts, N = [], splits.shape[0]
-    for j in range(N):
-        n = int(splits[j, rank])
-        if n:
-            parts.append(_pattern(j, int(splits[j, :rank].sum()), n, recv.device))
-    if not parts:
-        return 0
-    expect = torch.cat(parts)
-    if expect.shape[0] != v.shape[0]:
-        return max(expect.shape[0], v.shape[0])
-    return int((v != expect[:, None]).any(dim=1).sum().item())
 
 
 class _Clock:
@@ -186,9 +147,50 @@ def time_collective(step, n_sets: int, warmup: int, iters: int, phases: int, dev
     return t.cpu().numpy()
 
 
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def stats(t) -> dict:
+    """median, p10, p90 of per-iteration times t[iters] (ms)."""
+    p10, p50, p90 = np.percentile(np.asarray(t, dtype=np.float64), [10, 50, 90])
+    return {"median_ms": float(p50), "p10_ms": float(p10), "p90_ms": float(p90)}
+
+
+def time_direct(step, n_sets: int, iters: int, device, group=None) -> float:
+    """Mean ms per iteration of ``step(set_index)`` in a bare loop, the max over ranks.
+
+    One mark before the first and one after the last iteration, nothing in between: the dispatcher
+    called directly, on the same buffers, as a user's own loop would call it.
+    """
+    dist.barrier(group=group)
+    clock = _Clock(device, 1, 1)
+    clock.mark(0, 0)
+    for it in range(iters):
+        step(it % n_sets)
+    clock.mark(0, 1)
+    t = torch.as_tensor(clock.times_ms(), dtype=torch.float64)
+    if device.type == "cuda":
+        t = t.to(device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+    return float(t.item()) / max(1, iters)
+
+
+def agree(message: str, device, group=None) -> str:
+    """The first non-'ok' message over ranks, prefixed with its rank, else 'ok' (every rank calls it)."""
+    bad = torch.tensor([0 if message == "ok" or message.startswith("skipped") else 1], device=device)
+    dist.all_reduce(bad, group=group)
+    if int(bad.item()) == 0:
+        return message
+    msgs = [None] * dist.get_world_size(group)
+    dist.all_gather_object(msgs, message, group=group)
+    return next(f"rank {r}: {m}" for r, m in enumerate(msgs) if m != "ok" and not m.startswith("skipped"))
+
+
 def check_memory(need: int, device, what: str) -> None:
     """Raise DodocoError when ``need`` bytes exceed 90% of the device's free memory."""
     free, desc = free_memory(device)
     if need > 0.9 * free:
         raise DodocoError(f"{what} need {need / 2**30:.2f} GiB per rank but {desc}: lower --hidden, "
-                          "--batch or --sweep-max, or use a smaller --dtype")
+                          "--batch, --grid-sizes or --sweep-max, or use a smaller --dtype")

@@ -1,14 +1,16 @@
 """Start a replay: checks before any process starts, torchrun when not under it, and each rank's main.
 
-``dodoco replay`` outside torchrun checks what it can here (the trace holds N*B sequences, the
-backend exists, the buffers fit), then runs ``python -m torch.distributed.run --standalone
---nproc-per-node N -m dodoco.replay <same arguments>``. Every rank writes a one-line error to
-``$DODOCO_REPLAY_ERRDIR/rank<r>.txt`` when it fails, so the launcher can name the first failure in
-one line after torchrun has stopped the other ranks.
+``launch(cfg, nproc)`` checks what it can here (``preflight``: the cases, the dispatchers, the
+buffers), then runs ``python -m torch.distributed.run --standalone --nproc-per-node N -m
+dodoco.replay --config FILE`` and returns the result rank 0 wrote. Every rank writes a one-line
+error to ``$DODOCO_REPLAY_ERRDIR/rank<r>.txt`` when it fails, so the launcher names the first
+failure in one line after torchrun has stopped the other ranks. Printing is the command's job
+(``dodoco.commands.replay``): nothing here imports the command layer.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,9 +20,12 @@ from pathlib import Path
 
 from dodoco.errors import DodocoError
 
-__all__ = ["ERRDIR_ENV", "launch", "preflight", "under_torchrun", "worker_main"]
+__all__ = ["ERRDIR_ENV", "SAFE_ENV", "default_nproc", "launch", "preflight", "under_torchrun", "worker_main",
+           "worker_run"]
 
 ERRDIR_ENV = "DODOCO_REPLAY_ERRDIR"
+#: Set in every rank: NVLink multicast stays off in NCCL, PyTorch symmetric memory and NVSHMEM.
+SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
 
 def under_torchrun() -> bool:
@@ -42,12 +47,13 @@ def preflight(cfg, nproc: int) -> None:
 
     from dodoco.replay.config import build_cases
     from dodoco.replay.harness import DEFAULT_L2, free_memory
-    from dodoco.replay.runner import plan_memory
+    from dodoco.replay.runner import active_dispatchers, plan_memory
 
     if nproc < 1:
         raise DodocoError(f"--nproc {nproc}: need at least 1 rank")
     cases, _ = build_cases(cfg, nproc)
-    need = plan_memory(cases, cfg, DEFAULT_L2)
+    names, _ = active_dispatchers(cfg, cases, nproc)
+    need = max(plan_memory(cases, cfg, names, r, DEFAULT_L2) for r in range(nproc))
     what = f"replay buffers (H={cfg.hidden}, {cfg.dtype}, rotating sets past L2)"
     if cfg.backend == "gloo":
         free, desc = free_memory(torch.device("cpu"))
@@ -67,23 +73,25 @@ def preflight(cfg, nproc: int) -> None:
                           f"{total / 2**30:.1f} GiB: lower --hidden, --batch or --sweep-max")
 
 
-def launch(cfg, nproc: int, extra_env: dict | None = None) -> int:
-    """Run the replay under torchrun on this host; return 0, or raise DodocoError naming the failure.
+def launch(cfg, nproc: int, extra_env: dict | None = None) -> dict:
+    """Run the replay under torchrun on this host -> the result dict; DodocoError naming a failure.
 
-    The settings travel as JSON (``python -m dodoco.replay --config FILE``); ``extra_env`` is added
-    to the ranks' environment.
+    The settings travel as JSON (``python -m dodoco.replay --config FILE``); the result is written to
+    ``cfg.out`` (a temporary file when None) by rank 0 and read back here. ``extra_env`` is added to
+    the ranks' environment, after ``SAFE_ENV``.
     """
-    import json
+    from dodoco.replay.results import load_results
 
     with tempfile.TemporaryDirectory(prefix="dodoco-replay-") as errdir:
+        out = cfg.out or str(Path(errdir, "result.json"))
         conf = Path(errdir, "config.json")
-        conf.write_text(json.dumps(cfg.to_dict()))
-        env = dict(os.environ, **(extra_env or {}), **{ERRDIR_ENV: errdir})
+        conf.write_text(json.dumps(cfg.replace(out=out).to_dict()))
+        env = dict(os.environ, **SAFE_ENV, **(extra_env or {}), **{ERRDIR_ENV: errdir})
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
                "-m", "dodoco.replay", "--config", str(conf)]
         rc = subprocess.run(cmd, env=env).returncode
         if rc == 0:
-            return 0
+            return load_results([out])[0]
         errs = sorted(Path(errdir).glob("rank*.txt"), key=lambda p: p.stat().st_mtime_ns)
         first = errs[0].read_text().strip() if errs else f"torchrun exited with status {rc}"
         raise DodocoError(f"replay failed: {first}")
@@ -98,22 +106,21 @@ def _report_error(rank: int, message: str) -> None:
             pass
 
 
-def worker_run(cfg) -> int:
-    """One rank: run, and on rank 0 write the JSON and print the tables. Errors end the process:
-    status 2 for a user error (printed by rank 0), 1 for a failure (printed by the failing rank)."""
+def worker_run(cfg) -> dict | None:
+    """One rank: run; rank 0 writes ``cfg.out`` and returns the result (others None). Errors end the
+    process: status 2 for a user error (printed by rank 0), 1 for a failure (printed by the failing rank)."""
+    for k, v in SAFE_ENV.items():
+        os.environ.setdefault(k, v)
     rank = int(os.environ.get("RANK", 0))
     try:
         from dodoco.replay.runner import run_worker
 
         result = run_worker(cfg)
-        if result is not None:
-            from dodoco.commands.replay import print_result
+        if result is not None and cfg.out:
             from dodoco.replay.results import write_result
 
-            if cfg.out:
-                write_result(cfg.out, result)
-            print_result(result, json_path=cfg.json)
-        return 0
+            write_result(cfg.out, result)
+        return result
     except DodocoError as exc:
         _report_error(rank, str(exc))
         if rank == 0:
@@ -129,26 +136,19 @@ def worker_run(cfg) -> int:
 
 
 def worker_main(argv: list[str]) -> int:
-    """``python -m dodoco.replay --config FILE`` or ``python -m dodoco.replay RUNS [options]``."""
-    import argparse
-    import json
+    """``python -m dodoco.replay --config FILE`` (JSON or TOML of ReplayConfig keys) on every rank."""
+    from dodoco.replay.config import ReplayConfig
 
-    if argv[:1] == ["--config"] and len(argv) == 2:
-        from dodoco.replay.config import ReplayConfig
-
-        try:
-            cfg = ReplayConfig.from_dict(json.loads(Path(argv[1]).read_text()))
-        except DodocoError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return worker_run(cfg)
-    from dodoco.commands.replay import add_arguments, config_from_args
-
-    parser = argparse.ArgumentParser(prog="python -m dodoco.replay")
-    add_arguments(parser)
+    if argv[:1] != ["--config"] or len(argv) != 2:
+        print("usage: python -m dodoco.replay --config FILE (under torchrun; or `dodoco replay RUNS ...`)",
+              file=sys.stderr)
+        return 2
     try:
-        cfg = config_from_args(parser.parse_args(argv))
-    except DodocoError as exc:
+        path = Path(argv[1])
+        cfg = (ReplayConfig.from_toml(path) if path.suffix == ".toml" else
+               ReplayConfig.from_dict(json.loads(path.read_text()), source=f"config file {path}"))
+    except (DodocoError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return worker_run(cfg)
+    worker_run(cfg)
+    return 0

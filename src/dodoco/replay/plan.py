@@ -9,8 +9,11 @@ split sizes, column j rank j's output split sizes. docs/dispatch.md derives ever
 Controls built from a real case, each with the same per-rank send totals (so the same bytes):
 
 - ``balanced_splits``: every source rank spreads its rows evenly over the N destinations;
-- ``skewed_splits``: every source rank sends rho/N of its rows to one hot rank and spreads the rest
-  evenly over the others, so the hot rank receives rho times the mean (synthetic, for calibration).
+- ``skewed_splits`` (pattern hot-receiver): every source rank sends rho/N of its rows to one hot rank
+  and spreads the rest evenly over the others, so the hot rank receives rho times the mean;
+- ``hot_pair_splits`` (pattern hot-pair): every source spreads its rows evenly and one source-
+  destination pair carries the extra rows that give the hot rank receiver skew rho, at the same mean
+  rows per rank (synthetic, for calibration).
 
 Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks,
 B sequences per rank per step, T tokens.
@@ -24,18 +27,22 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["ReplayCase", "balanced_splits", "case_bytes", "check_sequences", "run_cases",
-           "skewed_splits", "sweep_sizes", "synth_topk"]
+__all__ = ["ReplayCase", "balanced_splits", "case_bytes", "check_sequences", "floor_ms", "hot_pair_splits", "spread",
+           "run_cases", "skewed_splits", "sweep_sizes", "synth_topk"]
 
 
 @dataclass(frozen=True)
 class ReplayCase:
-    """One all_to_all_single to replay: ``splits[i, j]`` rows from rank i to rank j (int64 [N, N]).
+    """One all-to-all to replay: ``splits[i, j]`` rows (per-expert copies) from rank i to rank j, int64 [N, N].
 
-    condition: the data condition ("prose", "mock-uniform", ...) or control ("balanced", "skew-2").
-    kind: "real", "mock", "balanced" or "skew". step, layer: where the case comes from (-1: none).
-    src: int64 [N, E] per-source-rank expert counts and tokens: int64 [N] tokens per rank, for
-    dispatchers that need top-k indices (DeepEP); None for controls.
+    condition: the data condition ("prose", "mock-uniform", ...) or control ("balanced", "grid-hot-pair").
+    kind: "real", "mock", "balanced", "skew" or "grid"; pattern: "routing", "uniform", "hot-receiver"
+    or "hot-pair"; rho: the target receiver skew of a synthetic case (None for routing).
+    step, layer: where the case comes from (-1: none). model: the run's model id ("" for controls).
+    src: int64 [N, E] per-source-rank expert counts and tokens: int64 [N] tokens per rank (None
+    when unknown). topk: per source rank i, int64 [T_i, K] physical expert ids (rank r holds
+    physical experts [sum(slots[:r]), sum(slots[:r+1]))), set by ``dodoco.replay.routing``; slots:
+    int64 [N] physical experts per rank; topk_source: "traces" or "synthesised from counts".
     """
 
     condition: str
@@ -45,10 +52,25 @@ class ReplayCase:
     splits: np.ndarray = field(repr=False)
     src: np.ndarray | None = field(default=None, repr=False)
     tokens: np.ndarray | None = field(default=None, repr=False)
+    pattern: str = "routing"
+    rho: float | None = None
+    model: str = ""
+    topk: tuple | None = field(default=None, repr=False)
+    slots: np.ndarray | None = field(default=None, repr=False)
+    topk_source: str = ""
 
     @property
     def N(self) -> int:
         return int(self.splits.shape[0])
+
+    @property
+    def K(self) -> int:
+        return int(self.topk[0].shape[1]) if self.topk else 0
+
+    @property
+    def E(self) -> int:
+        """Physical experts (routed experts when every expert has one copy)."""
+        return int(np.sum(self.slots)) if self.slots is not None else 0
 
 
 def check_sequences(S: int, N: int, B: int, what: str = "the trace") -> None:
@@ -96,7 +118,7 @@ def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 
     return cases
 
 
-def _spread(total: int, N: int, start: int) -> np.ndarray:
+def spread(total: int, N: int, start: int) -> np.ndarray:
     """total units over N slots as evenly as possible; the extra units go to slots start, start+1, ..."""
     row = np.full(N, total // N, dtype=np.int64)
     extra = total - int(row.sum())
@@ -112,7 +134,7 @@ def balanced_splits(row_totals) -> np.ndarray:
     """
     t = np.asarray(row_totals, dtype=np.int64)
     N = t.shape[0]
-    return np.stack([_spread(int(t[i]), N, i + 1) for i in range(N)])
+    return np.stack([spread(int(t[i]), N, i + 1) for i in range(N)])
 
 
 def skewed_splits(row_totals, rho: float, hot: int = 0) -> np.ndarray:
@@ -133,34 +155,64 @@ def skewed_splits(row_totals, rho: float, hot: int = 0) -> np.ndarray:
         h = int(round(rho / N * int(t[i])))
         out[i, hot] = h
         if others:
-            out[i, others] = _spread(int(t[i]) - h, N - 1, i)
+            out[i, others] = spread(int(t[i]) - h, N - 1, i)
         else:
             out[i, hot] = t[i]
+    return out
+
+
+def hot_pair_splits(row_total: int, N: int, rho: float, K: int = 1, hot: int = 0) -> np.ndarray:
+    """Splits of mean ``row_total`` rows per rank where one pair makes receiver skew rho -> int64 [N, N].
+
+    Every source spreads its b rows evenly over the N ranks and source (hot+1) mod N sends x more rows
+    to ``hot``, with x = (rho - 1) P N / (N - 1) and the rest, N P - x, shared by the sources as evenly
+    as whole tokens allow (b = P (N - rho) / (N - 1) each), for P = row_total: the mean rows per rank
+    stays P and ``hot`` receives rho x the mean, up to rounding to whole tokens of K rows.
+    1 <= rho <= N; N = 1 gives [[P]].
+    """
+    N, P = int(N), int(row_total)
+    if not 1.0 <= rho <= max(N, 1):
+        raise DodocoError(f"receiver skew {rho} is outside [1, N={N}]: the hot rank can receive at most "
+                          "everything (skew N)")
+    if N == 1:
+        return np.array([[P]], dtype=np.int64)
+    tokens = int(round(N * P / K))
+    x_tok = int(round((rho - 1) * (P / K) * N / (N - 1)))
+    out = balanced_splits(spread(tokens - x_tok, N, 0) * K)
+    out[(hot + 1) % N, hot] += x_tok * K
     return out
 
 
 def case_bytes(splits, row_bytes: int) -> dict:
     """Byte counts of one case: splits[N, N] rows, ``row_bytes`` = H * bytes per element.
 
-    per_rank: mean over ranks of the rank's whole input buffer (diagonal included), the nccl-tests
-    "size" of alltoall; send_off/recv_off: bytes that cross links (diagonal excluded), max and mean
-    over ranks; pair_max: the largest off-diagonal s[i, j]; receiver_skew: max/mean of column sums.
+    per_rank_bytes: mean over ranks of the rank's whole input buffer (diagonal included), the
+    nccl-tests "size" of alltoall; send_off/recv_off: bytes that cross links (diagonal excluded, from
+    ``dodoco.ep.traffic.send_recv``), max and mean over ranks; pair_max: the largest off-diagonal
+    s[i, j]; receiver_skew: max/mean of column sums (rows received, diagonal included).
     """
+    from dodoco.ep.traffic import send_recv
+
     s = np.asarray(splits, dtype=np.float64) * row_bytes
     N = s.shape[0]
-    diag = np.diag(s)
-    S_off, R_off = s.sum(1) - diag, s.sum(0) - diag
+    S_off, R_off = send_recv(s)
     cols = s.sum(0)
-    off = s - np.diag(diag)
+    off = s - np.diag(np.diag(s))
     return {
         "bytes_total": float(s.sum()),
-        "per_rank": float(s.sum() / N),
+        "per_rank_bytes": float(s.sum() / N),
         "send_off_max": float(S_off.max()),
         "recv_off_max": float(R_off.max()),
         "off_mean": float(S_off.mean()),
         "pair_max": float(off.max()) if N > 1 else 0.0,
         "receiver_skew": float(cols.max() / cols.mean()) if cols.mean() > 0 else float("nan"),
     }
+
+
+def floor_ms(b: dict, link_GBps: float) -> float:
+    """Physical floor of a case: the busiest rank's off-diagonal bytes sent or received over the
+    per-direction link bandwidth; b from ``case_bytes`` -> milliseconds."""
+    return max(b["send_off_max"], b["recv_off_max"]) / (float(link_GBps) * 1e9) * 1e3
 
 
 def sweep_sizes(min_bytes: int = 1 << 10, max_bytes: int = 512 << 20) -> list[int]:

@@ -1,9 +1,12 @@
-"""The replay result (schema ``dodoco.replay/1``): assembly, per-condition summary, table rows.
+"""The replay result (schema ``dodoco.replay/2``): one row per case and dispatcher, summaries, I/O.
 
-Per condition the summary averages over its cases (steps x layers): dispatch and combine times are
-the mean of the per-case medians (and of the p10 / p90), bytes the mean per-rank buffer, bandwidth
-from those means, and ``vs_balanced`` the ratio of the mean dispatch time to the balanced control's
-over cases with the same per-rank send rows (so the same bytes). docs/dispatch.md.
+``case_row`` builds a row (docs/replay.md lists every field; ``dodoco simulate`` fits on them).
+Per dispatcher and condition, ``summary_rows`` averages over its cases (steps x layers): dispatch
+and combine times are the mean of the per-case medians (and of the p10 / p90), bytes the mean
+per-rank size, and ``vs_balanced`` the ratio of the mean dispatch time to the same dispatcher's
+balanced control over cases with the same per-rank send rows (so the same bytes).
+Results of schema ``dodoco.replay/1`` (the raw all_to_all_single replay of earlier versions) load
+as rows of dispatcher ``nccl`` (``upgrade``).
 """
 
 from __future__ import annotations
@@ -17,48 +20,90 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["SCHEMA", "assemble", "load_results", "overhead_rows", "summary_rows", "sweep_rows"]
+__all__ = ["SCHEMA", "assemble", "bandwidth", "case_row", "load_results", "overhead_rows", "row_splits",
+           "summary_rows", "sweep_rows", "upgrade"]
 
-SCHEMA = "dodoco.replay/1"
+SCHEMA = "dodoco.replay/2"
+OLD_SCHEMA = "dodoco.replay/1"
+
+
+def bandwidth(per_rank_bytes: float, ms: float, N: int) -> dict:
+    """nccl-tests convention: algbw = per-rank buffer bytes / time; busbw = algbw * (N-1)/N (GB/s)."""
+    alg = per_rank_bytes / (ms * 1e-3) / 1e9 if ms > 0 else float("nan")
+    return {"algbw_GBps": alg, "busbw_GBps": alg * (N - 1) / N}
+
+
+def row_splits(bytes_model: str, case) -> np.ndarray:
+    """Rows a dispatcher moves from rank i to rank j for a case -> int64 [N, N].
+
+    "copies": one row per expert copy (the case's splits); "dedup": one row per distinct (token,
+    destination rank); "allgather": every token of rank i to every rank.
+    """
+    if bytes_model == "copies":
+        return np.asarray(case.splits, dtype=np.int64)
+    if bytes_model == "dedup":
+        from dodoco.replay.routing import dedup_splits
+
+        return dedup_splits(case.topk, case.slots)
+    if bytes_model == "allgather":
+        return np.repeat(np.asarray(case.tokens, dtype=np.int64)[:, None], case.N, axis=1)
+    raise ValueError(f"unknown bytes model {bytes_model!r}")
+
+
+def case_row(d, case, t, check: str, cfg, sets: int) -> dict:
+    """One result row: dispatcher d on a case; t[iters, stages] ms (max over ranks per iteration)."""
+    from dodoco.replay.harness import stats
+    from dodoco.replay.plan import case_bytes, floor_ms
+
+    s = row_splits(d.bytes, case)
+    b = case_bytes(s, cfg.row_bytes)
+    disp, comb = stats(t[:, : d.n_dispatch].sum(axis=1)), stats(t[:, d.n_dispatch:].sum(axis=1))
+    floor = floor_ms(b, cfg.link["GBps"])
+    return {"dispatcher": d.name, "N": case.N, "kind": case.kind, "pattern": case.pattern, "rho": case.rho,
+            "model": case.model, "condition": case.condition, "step": case.step, "layer": case.layer,
+            "E": case.E, "K": case.K, "tokens": [int(x) for x in case.tokens], "topk_source": case.topk_source,
+            "row_bytes": cfg.row_bytes, "bytes": d.bytes, "splits": s.tolist(), **b,
+            "dispatch": disp, "combine": comb,
+            "stages": {n: float(np.median(t[:, k])) for k, n in enumerate(d.stages)},
+            "floor_ms": floor, "vs_floor": disp["median_ms"] / floor if floor > 0 else float("nan"),
+            **bandwidth(b["per_rank_bytes"], disp["median_ms"], case.N),
+            "check": check, "iters": cfg.iters, "buffer_sets": sets}
 
 
 def _key(row: dict) -> tuple:
-    return tuple(int(x) for x in np.asarray(row["splits"]).sum(1))
+    return (row["dispatcher"],) + tuple(int(x) for x in np.asarray(row["splits"]).sum(1))
 
 
-def _mean(rows: list[dict], path: tuple[str, ...]) -> float:
+def _mean(rows: list[dict], *path: str) -> float:
     vals = []
     for r in rows:
         v = r
         for p in path:
             v = v[p]
-        vals.append(float(v))
-    return float(np.mean(vals)) if vals else float("nan")
+        vals.append(float(v) if v is not None else float("nan"))
+    return float(np.nanmean(vals)) if vals else float("nan")
 
 
 def summary_rows(result: dict) -> list[dict]:
-    """One row per condition: mean over its cases of times, bytes, skew, bandwidth, vs balanced."""
-    N, cases = result["N"], result["cases"]
+    """One row per dispatcher and condition: means over its cases (see the module docstring)."""
+    N, rows = result["N"], result["rows"]
     bal = {}
-    for r in cases:
+    for r in rows:
         if r["kind"] == "balanced":
             bal.setdefault(_key(r), []).append(r["dispatch"]["median_ms"])
     out = []
-    for cond in dict.fromkeys(r["condition"] for r in cases):
-        rows = [r for r in cases if r["condition"] == cond]
-        d = _mean(rows, ("dispatch", "median_ms"))
-        per_rank = _mean(rows, ("per_rank",))
-        ref = [float(np.mean(bal[_key(r)])) for r in rows if _key(r) in bal]
+    for disp, cond in dict.fromkeys((r["dispatcher"], r["condition"]) for r in rows):
+        rs = [r for r in rows if r["dispatcher"] == disp and r["condition"] == cond]
+        d, per_rank = _mean(rs, "dispatch", "median_ms"), _mean(rs, "per_rank_bytes")
+        ref = [float(np.mean(bal[_key(r)])) for r in rs if _key(r) in bal]
         alg = per_rank / (d * 1e-3) / 1e9 if d > 0 else float("nan")
-        out.append({
-            "condition": cond, "kind": rows[0]["kind"], "N": N, "cases": len(rows),
-            "MB_per_rank": per_rank / 1e6, "recv_skew": _mean(rows, ("receiver_skew",)),
-            "dispatch_ms": d, "dispatch_p10": _mean(rows, ("dispatch", "p10_ms")),
-            "dispatch_p90": _mean(rows, ("dispatch", "p90_ms")),
-            "combine_ms": _mean(rows, ("combine", "median_ms")),
-            "algbw_GBps": alg, "busbw_GBps": alg * (N - 1) / N,
-            "vs_balanced": d / float(np.mean(ref)) if ref else float("nan"),
-        })
+        out.append({"dispatcher": disp, "condition": cond, "kind": rs[0]["kind"], "N": N, "cases": len(rs),
+                    "MB_per_rank": per_rank / 1e6, "recv_skew": _mean(rs, "receiver_skew"),
+                    "dispatch_ms": d, "dispatch_p10": _mean(rs, "dispatch", "p10_ms"),
+                    "dispatch_p90": _mean(rs, "dispatch", "p90_ms"), "combine_ms": _mean(rs, "combine", "median_ms"),
+                    "floor_ms": _mean(rs, "floor_ms"), "vs_floor": _mean(rs, "vs_floor"),
+                    "busbw_GBps": alg * (N - 1) / N,
+                    "vs_balanced": d / float(np.mean(ref)) if ref else float("nan")})
     return out
 
 
@@ -69,27 +114,29 @@ def sweep_rows(result: dict) -> list[dict]:
 
 
 def overhead_rows(result: dict) -> list[dict]:
-    """Harness overhead: balanced replay dispatch vs raw all_to_all_single of the same bytes."""
-    ov = result.get("overhead", [])
-    if not ov:
-        return []
-    pct = [o["overhead_pct"] for o in ov]
-    return [{"N": result["N"], "cases": len(ov), "MB_per_rank": _mean(ov, ("per_rank_replay",)) / 1e6,
-             "replay_ms": _mean(ov, ("replay_ms",)), "raw_ms": _mean(ov, ("raw_ms",)),
-             "overhead_pct_median": float(np.median(pct)), "overhead_pct_max": float(np.max(pct))}]
+    """Harness overhead per dispatcher: harness median vs the bare loop, on balanced cases."""
+    out = []
+    for disp in dict.fromkeys(o["dispatcher"] for o in result.get("overhead", [])):
+        ov = [o for o in result["overhead"] if o["dispatcher"] == disp]
+        pct = [o["overhead_pct"] for o in ov]
+        out.append({"dispatcher": disp, "N": result["N"], "cases": len(ov),
+                    "MB_per_rank": _mean(ov, "per_rank_bytes") / 1e6, "harness_ms": _mean(ov, "harness_ms"),
+                    "direct_ms": _mean(ov, "direct_ms"), "overhead_pct_median": float(np.median(pct)),
+                    "overhead_pct_max": float(np.max(pct))})
+    return out
 
 
-def assemble(cfg, N: int, device: dict, prov: dict, cases: list[dict], overhead: list[dict],
+def assemble(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows: list[dict], overhead: list[dict],
              sweep: list[dict]) -> dict:
     """The result dict written as JSON."""
     from dodoco import __version__
 
     res = {"schema": SCHEMA, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-           "dodoco": __version__, "N": N, "backend": cfg.backend, "dispatcher": cfg.dispatcher,
-           "hidden": cfg.hidden, "dtype": cfg.dtype, "row_bytes": cfg.row_bytes, "batch": cfg.batch,
+           "dodoco": __version__, "N": N, "backend": cfg.backend, "hidden": cfg.hidden, "dtype": cfg.dtype,
+           "row_bytes": cfg.row_bytes, "batch": cfg.batch,
            "timing": "CUDA events" if device.get("type") == "cuda" else "time.perf_counter (CPU dry run)",
-           "device": device, "config": cfg.to_dict(), "source": prov, "note": cfg.note,
-           "cases": cases, "overhead": overhead, "sweep": sweep}
+           "device": device, "link": cfg.link, "config": cfg.to_dict(), "source": prov, "note": cfg.note,
+           "dispatchers": dispatchers, "rows": rows, "overhead": overhead, "sweep": sweep}
     res["summary"] = summary_rows(res)
     return res
 
@@ -99,7 +146,7 @@ def _clean(obj):
         return None
     if isinstance(obj, dict):
         return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
+    if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return obj
 
@@ -110,19 +157,38 @@ def write_result(path, result: dict) -> None:
     write_json(Path(path), _clean(result))
 
 
+def upgrade(result: dict) -> dict:
+    """A ``dodoco.replay/1`` result as ``/2``: its cases become rows of dispatcher ``nccl``."""
+    if result.get("schema") == SCHEMA:
+        return result
+    rows = []
+    for c in result.get("cases", []):
+        r = dict(c, dispatcher="nccl", N=result["N"], row_bytes=result["row_bytes"], bytes="copies",
+                 per_rank_bytes=c.get("per_rank"),
+                 pattern="routing" if c["kind"] in ("real", "mock") else ("uniform" if c["kind"] == "balanced"
+                                                                           else "hot-receiver"))
+        rows.append(r)
+    out = dict(result, schema=SCHEMA, rows=rows, upgraded_from=OLD_SCHEMA,
+               dispatchers={"nccl": {"status": "measured", "reason": "", "summary": "all_to_all_single (replay/1)"}})
+    out["summary"] = summary_rows(out)
+    return out
+
+
 def load_results(paths) -> list[dict]:
-    """Replay results from JSON files (a file may hold one result or a list under "replays")."""
+    """Replay results from JSON files (a file may hold one result or a list under "replays"), as /2."""
     out = []
     for p in map(Path, paths):
         try:
             obj = json.loads(p.read_text())
         except FileNotFoundError:
-            raise DodocoError(f"replay result {p} does not exist: run `dodoco replay ... --out {p}`") from None
+            raise DodocoError(f"replay result {p} does not exist: run `dodoco replay ... -o {p}`") from None
         except json.JSONDecodeError as exc:
             raise DodocoError(f"{p} is not JSON ({exc.msg}): pass a file written by `dodoco replay`") from None
         items = obj.get("replays", [obj]) if isinstance(obj, dict) else obj
         for it in items:
-            if it.get("schema") != SCHEMA:
-                raise DodocoError(f"{p} holds schema {it.get('schema')!r}, expected {SCHEMA!r}")
-            out.append(it)
+            if not isinstance(it, dict) or it.get("schema") not in (SCHEMA, OLD_SCHEMA):
+                schema = it.get("schema") if isinstance(it, dict) else type(it).__name__
+                raise DodocoError(f"{p} holds schema {schema!r}, not a replay result ({SCHEMA!r}): pass a file "
+                                  "written by `dodoco replay`")
+            out.append(upgrade(it))
     return out

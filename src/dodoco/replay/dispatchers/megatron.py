@@ -1,0 +1,141 @@
+"""``megatron`` / ``megatron-allgather``: Megatron-Core's own token dispatchers, called as its MoE layer calls them.
+
+``MoEAlltoAllTokenDispatcher`` (and ``MoEAllGatherTokenDispatcher``) from ``megatron-core``
+(``pip install 'dodoco[megatron]'``), driven by a routing map and probabilities built from the
+case's top-k, experts = the identity. One iteration is the six calls of ``MoELayer.forward``:
+dispatch_preprocess (count all-gather, permute), token_dispatch (host sync, all-to-all of rows and
+probs), dispatch_postprocess (sort by local expert), combine_preprocess, token_combine,
+combine_postprocess (unpermute, which sums a token's K copies). Unfused permutation (no Transformer
+Engine), no token dropping, no TP, EP = N over the whole world. The model-parallel state is set up
+once per process (``parallel_state.initialize_model_parallel(expert_model_parallel_size=N)``).
+
+Megatron-Core needs CUDA: the alltoall dispatcher's constructor makes a ``torch.cuda.Stream`` and its
+all-to-all allocates on ``torch.cuda.current_device()``, so the gloo dry run skips it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dodoco.replay.dispatchers.base import Dispatcher, RankData, equal_slots
+
+__all__ = ["MegatronAllGather", "MegatronAllToAll", "megatron_version"]
+
+_CALLS = ("dispatch_preprocess", "token_dispatch", "dispatch_postprocess", "combine_preprocess",
+          "token_combine", "combine_postprocess")
+
+
+def megatron_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("megatron-core")
+    except PackageNotFoundError:
+        return "not installed"
+
+
+class MegatronAllToAll(Dispatcher):
+    name = "megatron"
+    summary = "Megatron-Core MoEAlltoAllTokenDispatcher (permute, count exchange + host sync, all-to-all)"
+    order = "expert-major"
+    stages = _CALLS
+    n_dispatch = 3
+    needs_cuda = True
+    _class = "MoEAlltoAllTokenDispatcher"
+    _made: dict = {}
+
+    @classmethod
+    def probe(cls, backend: str, N: int) -> str | None:
+        from dodoco.replay.dispatchers import missing
+
+        why = missing(cls.name)
+        if why:
+            return why
+        if backend != "nccl" or not torch.cuda.is_available():
+            return (f"Megatron-Core's {cls._class} needs CUDA (its constructor makes a torch.cuda.Stream, its "
+                    "all-to-all allocates on torch.cuda.current_device()): not run on the gloo CPU dry run")
+        return None
+
+    @classmethod
+    def limits(cls, case) -> None:
+        equal_slots(case, f"{cls.name} ({cls._class})")
+
+    @classmethod
+    def need_bytes(cls, case, rank: int, sets: int, row_bytes: int) -> int:
+        rows = max(int(case.splits[rank].sum()), int(case.splits[:, rank].sum()))
+        return int(sets * case.tokens[rank] * row_bytes + 6 * rows * row_bytes)
+
+    def _dispatcher(self, E: int, K: int, H: int):
+        """One Megatron dispatcher per (E, K, H), made once per process."""
+        key = (self._class, E, K, H)
+        if key not in self._made:
+            from megatron.core import parallel_state as ps
+            from megatron.core.transformer.moe import token_dispatcher as td
+            from megatron.core.transformer.moe.moe_utils import get_default_pg_collection
+            from megatron.core.transformer.transformer_config import TransformerConfig
+
+            N, rank = self.ctx.N, self.ctx.rank
+            if not ps.model_parallel_is_initialized():
+                ps.initialize_model_parallel(expert_model_parallel_size=N, create_gloo_process_groups=False)
+            cfg = TransformerConfig(num_layers=1, hidden_size=H, num_attention_heads=max(1, H // 128),
+                                    num_moe_experts=E, moe_router_topk=K, moe_token_dispatcher_type="alltoall",
+                                    moe_permute_fusion=False, expert_model_parallel_size=N, bf16=True,
+                                    params_dtype=torch.bfloat16, add_bias_linear=False, moe_ffn_hidden_size=H)
+            ne = E // N
+            self._made[key] = getattr(td, self._class)(ne, list(range(rank * ne, (rank + 1) * ne)), config=cfg,
+                                                       pg_collection=get_default_pg_collection())
+        return self._made[key]
+
+    def prepare(self, data: RankData, sets: int):
+        ne = equal_slots(data.case, self.name)
+        disp = self._dispatcher(ne * data.N, data.K, data.H)
+        rmap = torch.zeros(data.T, data.E, dtype=torch.bool, device=data.device)
+        rmap.scatter_(1, data.topk, True)
+        probs = rmap.to(torch.float32) / max(data.K, 1)
+        xs = [data.x if k == 0 else data.x.clone() for k in range(sets)]
+        return {"disp": disp, "map": rmap, "probs": probs, "xs": xs, "last": 0}
+
+    def step(self, state, k: int, mark) -> None:
+        d = state["disp"]
+        h, p = d.dispatch_preprocess(state["xs"][k], state["map"], state["probs"])
+        mark(1)
+        h, p = d.token_dispatch(h, p)
+        mark(2)
+        h, tpe, p = d.dispatch_postprocess(h, p)
+        mark(3)
+        state["recv"], state["tpe"] = h, tpe
+        h = d.combine_preprocess(h)
+        mark(4)
+        h = d.token_combine(h)
+        mark(5)
+        state["out"] = d.combine_postprocess(h)
+        mark(6)
+        state["last"] = k
+
+    def received(self, state) -> torch.Tensor:
+        return state["recv"]
+
+    def combined(self, state, data: RankData) -> str:
+        lo = int(data.slots[: data.rank].sum())
+        want = torch.zeros(int(data.slots.sum()), dtype=torch.int64)
+        for t in data.case.topk:
+            want += torch.bincount(torch.as_tensor(t, dtype=torch.int64).reshape(-1), minlength=want.shape[0])
+        got = torch.as_tensor(state["tpe"]).to(torch.int64).cpu()
+        if got.tolist() != want[lo:lo + got.shape[0]].tolist():
+            return "tokens_per_expert differs from the routing's counts of this rank's experts"
+        x = state["xs"][state["last"]]
+        if not torch.equal(state["out"], (x.float() * data.K).to(x.dtype)):
+            return "combine: output is not K x input (identity experts: the K copies of a token summed)"
+        return "ok"
+
+
+class MegatronAllGather(MegatronAllToAll):
+    name = "megatron-allgather"
+    summary = "Megatron-Core MoEAllGatherTokenDispatcher (every token to every rank, reduce-scatter back)"
+    bytes = "allgather"
+    _class = "MoEAllGatherTokenDispatcher"
+
+    @classmethod
+    def need_bytes(cls, case, rank: int, sets: int, row_bytes: int) -> int:
+        T = int(sum(case.tokens))
+        return int(sets * case.tokens[rank] * row_bytes + 4 * T * row_bytes)
