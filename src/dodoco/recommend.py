@@ -1,53 +1,39 @@
-"""Dispatcher advice: alltoall, DeepEP or HybridEP for a hardware, EP degree and measured skew.
+"""Dispatcher advice for a hardware and EP degree: from replay measurements first, rules only where none.
 
-Follows the dispatcher-selection guidance (NVIDIA's perf-moe-dispatcher-selection skill, summarised
-in docs/dispatch.md):
+Evidence, in order:
 
-- by hardware: H100 (and H200, the same Hopper fabric): DeepEP if its package is installed; B200:
-  DeepEP, unless a HybridEP path is available; GB200 / GB300 NVL72: HybridEP if installed; unknown
-  hardware or first bring-up: alltoall;
-- by EP degree: small EP (<= 8, one NVLink node): the choice is second-order, start with alltoall
-  (or DeepEP); medium EP (9..64): DeepEP often becomes worthwhile; large EP (> 64): HybridEP is the
-  target on NVL72 systems. The band limits are DODOCO's reading of "small / medium / large";
-- availability gate: a backend whose package is not importable is reported unavailable (an
-  environment limitation), never ranked, and alltoall stays the measured correctness fallback.
+1. **Measured**: replay results (``dodoco.replay/2``) taken on the named hardware (H100 and H200
+   count as one: the same Hopper NVLink4 fabric, said in the reasons) at the named EP. Each
+   dispatcher measured there is ranked by its mean dispatch + combine time over the cases of the
+   user's routing (kind ``real``; ``mock`` when no real case was replayed), with the margin to the
+   fastest, the receiver skew and the per-rank message size of those cases. Dispatchers the replay
+   could not run are listed with its reason and never ranked. A gloo dry run is not a measurement.
+2. **Rules** (NVIDIA's perf-moe-dispatcher-selection guidance, ../shared/seeds): only where nothing
+   was measured at that EP on that hardware, labelled as rules. By hardware: H100/H200 DeepEP, B200
+   DeepEP (HybridEP where the platform has it), GB200/GB300 NVL72 HybridEP, unknown ``alltoall``
+   (Megatron's alltoall dispatcher); by EP: small (<= 8, one NVLink node) the choice is
+   second-order, start with alltoall; medium (9..64) DeepEP often pays; large (> 64) HybridEP on
+   NVL72. The rules need the package on the target machine; whether it imports on the machine
+   running ``recommend`` says nothing about the target, so it is not checked.
 
-The measured receiver skew does not change the ranking: every dispatcher delivers the same tokens
-to the same ranks, so skew is a placement problem (EPLB), and the advice says so with the number.
+The measured receiver skew does not change the rules' order: every dispatcher delivers the same
+tokens to the same ranks; a high skew is a placement problem (EPLB), and the advice says so.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import numpy as np
 
 from dodoco.errors import DodocoError, did_you_mean
 
-__all__ = ["BACKENDS", "HARDWARE", "availability", "ep_band", "recommend", "run_skew"]
+__all__ = ["HARDWARE", "RULE_DISPATCHERS", "ep_band", "hardware_of", "measured_rows", "recommend", "rules",
+           "run_skew"]
 
 HARDWARE = {"h100": "hopper", "h200": "hopper", "b200": "blackwell", "gb200": "nvl72", "gb300": "nvl72",
             "unknown": "unknown"}
-BACKENDS = {"alltoall": "torch.distributed (NCCL all_to_all_single)", "deepep": "deep_ep",
-            "hybridep": "deep_ep.HybridEPBuffer (DeepEP hybrid-ep branch)"}
-
-
-def availability() -> dict[str, tuple[bool, str]]:
-    """{backend: (importable, how it was checked)} on this machine; nothing is imported but deep_ep."""
-    out = {"alltoall": (importlib.util.find_spec("torch") is not None, "find_spec('torch')")}
-    try:
-        has_deepep = importlib.util.find_spec("deep_ep") is not None
-    except (ImportError, ValueError):
-        has_deepep = False
-    out["deepep"] = (has_deepep, "find_spec('deep_ep')")
-    hybrid = False
-    if has_deepep:
-        try:
-            import deep_ep  # noqa: PLC0415
-
-            hybrid = hasattr(deep_ep, "HybridEPBuffer")
-        except Exception:  # a broken install is as good as none
-            hybrid = False
-    out["hybridep"] = (hybrid, "deep_ep exposes HybridEPBuffer")
-    return out
+#: Dispatchers the rules speak of -> what they are (``alltoall`` is Megatron's alltoall dispatcher).
+RULE_DISPATCHERS = {"megatron": "Megatron-Core alltoall dispatcher ('alltoall' in the guidance)",
+                    "deepep": "DeepEP (deep_ep)", "hybridep": "HybridEP (DeepEP hybrid-ep branch)"}
 
 
 def ep_band(N: int) -> str:
@@ -56,82 +42,132 @@ def ep_band(N: int) -> str:
     return "small" if N <= 8 else ("medium" if N <= 64 else "large")
 
 
-def _preference(hw: str, band: str, avail: dict) -> tuple[list[str], list[str]]:
-    """Ordered backends by the guidance, with the reasons that set the order."""
-    cls = HARDWARE[hw]
+def hardware_of(device_name: str) -> str | None:
+    """The hardware key of a GPU name ('NVIDIA H200' -> 'h200'), None when not one of HARDWARE."""
+    name = (device_name or "").upper().replace(" ", "")
+    for key in ("GB300", "GB200", "B200", "H200", "H100"):
+        if key in name:
+            return key.lower()
+    return None
+
+
+def rules(hardware: str, band: str) -> tuple[list[str], list[str]]:
+    """The guidance's order of RULE_DISPATCHERS for a hardware and EP band, with its reasons."""
+    cls = HARDWARE[hardware]
     if cls == "unknown":
-        return ["alltoall", "deepep", "hybridep"], ["unknown hardware / first bring-up: alltoall is the "
-                                                    "easiest path for correctness and debugging"]
+        return ["megatron", "deepep", "hybridep"], ["unknown hardware / first bring-up: alltoall (Megatron's "
+                                                    "dispatcher) is the easiest path for correctness and debugging"]
     if cls == "hopper":
-        order, why = ["deepep", "alltoall", "hybridep"], [f"{hw.upper()} (Hopper): DeepEP is the strong default, "
+        order, why = ["deepep", "megatron", "hybridep"], [f"{hardware.upper()} (Hopper): DeepEP is the strong default, "
                                                           "above all for cross-node EP"]
     elif cls == "blackwell":
-        if avail["hybridep"][0]:
-            order, why = ["hybridep", "deepep", "alltoall"], ["B200 with a HybridEP path available: try HybridEP"]
-        else:
-            order, why = ["deepep", "alltoall", "hybridep"], ["B200: DeepEP is a good first choice"]
+        order, why = ["deepep", "hybridep", "megatron"], ["B200: DeepEP is a good first choice, HybridEP where the "
+                                                          "platform has a HybridEP path"]
     else:
-        order, why = ["hybridep", "deepep", "alltoall"], [f"{hw.upper()} NVL72: HybridEP fits the NVLink domain "
+        order, why = ["hybridep", "deepep", "megatron"], [f"{hardware.upper()} NVL72: HybridEP fits the NVLink domain "
                                                           "and uses less memory"]
     if band == "small":
-        order = ["alltoall"] + [b for b in order if b != "alltoall"]
+        order = ["megatron"] + [b for b in order if b != "megatron"]
         why.append("small EP: the dispatcher choice is usually second-order; start with alltoall")
     elif band == "medium":
         why.append("medium EP: DeepEP often becomes worthwhile once EP communication is visible")
-    elif cls == "nvl72":
-        why.append("large EP on NVL72: HybridEP is usually the best target")
     else:
-        why.append("large EP: dispatcher choice matters more as EP grows")
+        why.append("large EP: HybridEP is usually the best target on NVL72 systems; the choice matters more as EP grows")
     return order, why
+
+
+def _applies(result: dict, hardware: str) -> tuple[bool, str]:
+    """Whether a replay result is evidence for the named hardware, and why (one phrase)."""
+    if result.get("backend") != "nccl" or "perf_counter" in str(result.get("timing", "")):
+        return False, "a CPU dry run (gloo): its times are not measurements"
+    name = result.get("device", {}).get("name", "")
+    hw = hardware_of(name)
+    if hw == hardware:
+        return True, f"measured on {name}"
+    if hw and HARDWARE.get(hw) == HARDWARE.get(hardware) == "hopper":
+        return True, f"measured on {name}, the same Hopper NVLink4 fabric as {hardware.upper()}"
+    return False, f"measured on {name or 'an unnamed device'}, not {hardware.upper()}"
+
+
+def measured_rows(results: list[dict], hardware: str, ep: int) -> tuple[list[dict], dict, list[str]]:
+    """(ranked rows of dispatchers measured at EP ep on the hardware, {name: reason not measured}, notes)."""
+    per, not_measured, notes = {}, {}, []
+    for res in results:
+        ok, why = _applies(res, hardware)
+        if not ok or int(res["N"]) != int(ep):
+            notes.append(f"replay at N={res['N']} ignored: " + (why if not ok else f"not EP {ep}"))
+            continue
+        notes.append(f"replay at N={ep}: {why}")
+        for name, st in res.get("dispatchers", {}).items():
+            if st.get("status") != "measured":
+                not_measured.setdefault(name, st.get("reason") or "not measured")
+        rows = res["rows"]
+        kind = "real" if any(r["kind"] == "real" for r in rows) else "mock"
+        for r in (r for r in rows if r["kind"] == kind):
+            per.setdefault(r["dispatcher"], []).append(r)
+    out = []
+    for name, rs in per.items():
+        t = [r["dispatch"]["median_ms"] + r["combine"]["median_ms"] for r in rs]
+        out.append({"dispatcher": name, "ms": float(np.mean(t)),
+                    "dispatch_ms": float(np.mean([r["dispatch"]["median_ms"] for r in rs])),
+                    "skew": float(np.mean([r["receiver_skew"] for r in rs])),
+                    "MB_per_rank": float(np.mean([r["per_rank_bytes"] for r in rs])) / 1e6,
+                    "cases": len(rs), "kind": rs[0]["kind"]})
+        not_measured.pop(name, None)
+    out.sort(key=lambda r: r["ms"])
+    for i, r in enumerate(out):
+        r["rank"] = i + 1
+        r["margin"] = "fastest" if i == 0 else f"+{100 * (r['ms'] / out[0]['ms'] - 1):.0f}% ({r['ms'] / out[0]['ms']:.2f}x)"
+    return out, not_measured, notes
 
 
 def _skew_reason(skew: float, N: int) -> str:
     if skew >= 1.5:
-        return (f"measured receiver skew {skew:.2f} at EP {N}: the busiest rank receives {skew:.2f}x the mean "
-                "whatever the dispatcher (DeepEP/HybridEP send one copy per destination rank, fewer bytes, "
-                "same skew): rebalance the placement first (dodoco analyze --placement eplb)")
+        return (f"receiver skew {skew:.2f} at EP {N}: the busiest rank receives {skew:.2f}x the mean whatever the "
+                "dispatcher (DeepEP/HybridEP send one copy per destination rank: fewer bytes, same skew): rebalance "
+                "the placement first (dodoco analyze --placement eplb)")
     if skew >= 1.15:
-        return (f"measured receiver skew {skew:.2f} at EP {N}: moderate; the dispatcher does not remove it, an "
-                "EPLB placement can")
-    return f"measured receiver skew {skew:.2f} at EP {N}: near balanced, dispatcher gains come from the kernels"
+        return f"receiver skew {skew:.2f} at EP {N}: moderate; the dispatcher does not remove it, an EPLB placement can"
+    return f"receiver skew {skew:.2f} at EP {N}: near balanced, dispatcher gains come from the kernels"
 
 
-def recommend(hardware: str, ep: int, skew: float | None = None, available: dict | None = None) -> dict:
-    """Advice -> {"choice", "reasons", "rows"}: rows per backend (rank, status, evidence).
+def recommend(hardware: str, ep: int, results: list[dict] | None = None, skew: float | None = None) -> dict:
+    """Advice -> {"hardware", "ep", "band", "basis", "choice", "rows", "reasons"} (see the module docstring).
 
-    available: {backend: (bool, how)} (default: ``availability()`` on this machine).
+    rows: one per dispatcher: rank (an integer, or "-"), status ("measured", "not measured", "rules"),
+    and the evidence in words.
     """
     hw = hardware.lower()
     if hw not in HARDWARE:
         raise did_you_mean("hardware", hardware, HARDWARE)
-    avail = availability() if available is None else available
     band = ep_band(int(ep))
-    order, reasons = _preference(hw, band, avail)
-    rows, rank = [], 0
-    for b in order:
-        ok, how = avail.get(b, (False, "not checked"))
-        if ok:
-            rank += 1
-            evidence = ("guidance; measure it with dodoco replay" if b == "alltoall" else
-                        "guidance, not measured here; dodoco replay --dispatcher deepep measures it"
-                        if b == "deepep" else "guidance, not measured here")
-            rows.append({"backend": b, "package": BACKENDS[b], "available": True, "rank": rank,
-                         "status": "recommended" if rank == 1 else "alternative", "evidence": evidence})
-        else:
-            rows.append({"backend": b, "package": BACKENDS[b], "available": False, "rank": None,
-                         "status": "unavailable", "evidence": f"not importable ({how} failed): environment "
-                                                             "limitation, not ranked, not measured"})
-    choice = next(r["backend"] for r in rows if r["rank"] == 1) if rank else None
-    if choice is None:
-        raise DodocoError("no dispatcher is importable here (torch is missing): install torch")
-    top = order[0]
-    if top != choice:
-        reasons.append(f"the guidance prefers {top}, but {BACKENDS[top]} is not importable here: {choice} is "
-                       f"the measured correctness fallback; install it to compare")
+    measured, not_measured, notes = measured_rows(results or [], hw, int(ep))
+    order, why = rules(hw, band)
+    rows, reasons = [], list(notes)
+    for r in measured:
+        rows.append({"dispatcher": r["dispatcher"], "rank": r["rank"], "status": "measured",
+                     "evidence": f"{r['ms']:.3f} ms dispatch + combine, {r['margin']}, over {r['cases']} {r['kind']} "
+                                 f"cases, receiver skew {r['skew']:.2f}, {r['MB_per_rank']:.1f} MB per rank"})
+    for name, why_not in not_measured.items():
+        rows.append({"dispatcher": name, "rank": "-", "status": "not measured", "evidence": why_not})
+    if measured:
+        basis, choice = "measured", measured[0]["dispatcher"]
+        reasons.append(f"ranked by measurement at EP {ep}; the rules' order ({', '.join(order)}) is not used")
+        skew = skew if skew is not None else measured[0]["skew"]
+        for name in (n for n in order if n not in {r["dispatcher"] for r in rows}):
+            rows.append({"dispatcher": name, "rank": "-", "status": "not measured",
+                         "evidence": "not in the replay; the rules would consider it (measure it to rank it)"})
+    else:
+        basis, choice = "rules", order[0]
+        reasons.append(f"nothing measured at EP {ep} on {hw.upper()}: the order below is the guidance's rules, "
+                       "not a measurement; it assumes each package is installed on the target machine")
+        reasons += why
+        for i, name in enumerate(n for n in order if n not in not_measured):
+            rows.append({"dispatcher": name, "rank": i + 1, "status": "rules", "evidence": RULE_DISPATCHERS[name]})
     if skew is not None:
         reasons.append(_skew_reason(float(skew), int(ep)))
-    return {"hardware": hw, "ep": int(ep), "band": band, "skew": skew, "choice": choice, "reasons": reasons,
-            "rows": rows}
+    return {"hardware": hw, "ep": int(ep), "band": band, "basis": basis, "choice": choice, "rows": rows,
+            "reasons": reasons}
 
 
 def run_skew(run, N: int, B: int, seed: int = 0) -> float:
@@ -139,8 +175,6 @@ def run_skew(run, N: int, B: int, seed: int = 0) -> float:
 
     A window-aggregate (imported) run has no steps: the skew of its whole window's rank loads.
     """
-    import numpy as np
-
     from dodoco.ep import contiguous, rank_loads, receiver_skew
     from dodoco.metrics.steps import step_counts, step_order
     from dodoco.replay.plan import check_sequences

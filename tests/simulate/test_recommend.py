@@ -1,4 +1,4 @@
-"""Dispatcher advice: guidance order, availability gate, skew, and the CLI."""
+"""Dispatcher advice: measured ranking from replay results, rules only where nothing was measured."""
 
 import json
 
@@ -7,36 +7,70 @@ import pytest
 
 from dodoco.cli import main
 from dodoco.errors import DodocoError
-from dodoco.recommend import availability, recommend, run_skew
-
-ALL = {"alltoall": (True, "t"), "deepep": (True, "t"), "hybridep": (True, "t")}
-NONE = {"alltoall": (True, "t"), "deepep": (False, "t"), "hybridep": (False, "t")}
+from dodoco.recommend import hardware_of, recommend, rules, run_skew
 
 
-def test_guidance_order_when_everything_is_installed():
-    assert recommend("h100", 32, available=ALL)["choice"] == "deepep"
-    assert recommend("gb200", 128, available=ALL)["choice"] == "hybridep"
-    assert recommend("b200", 32, available={**ALL, "hybridep": (False, "t")})["choice"] == "deepep"
-    assert recommend("h200", 4, available=ALL)["choice"] == "alltoall"  # small EP: second-order
-    assert recommend("unknown", 64, available=ALL)["choice"] == "alltoall"
+def _row(disp, kind, d, c, skew=1.2, mb=100.0):
+    return {"dispatcher": disp, "kind": kind, "dispatch": {"median_ms": d}, "combine": {"median_ms": c},
+            "receiver_skew": skew, "per_rank_bytes": mb * 1e6}
 
 
-def test_unavailable_backends_are_never_ranked():
-    a = recommend("h100", 32, skew=1.8, available=NONE)
-    assert a["choice"] == "alltoall"
-    deepep = next(r for r in a["rows"] if r["backend"] == "deepep")
-    assert deepep["status"] == "unavailable" and deepep["rank"] is None and "not measured" in deepep["evidence"]
-    assert [r["rank"] for r in a["rows"] if r["available"]] == [1]
-    assert any("not importable here" in x for x in a["reasons"])
-    assert any("skew 1.80" in x and "eplb" in x for x in a["reasons"])
+def _result(N=4, device="NVIDIA H200", backend="nccl", rows=(), status=None):
+    st = status or {"nccl": {"status": "measured"}, "megatron": {"status": "measured"},
+                    "deepep": {"status": "not measured", "reason": "deep_ep does not import (ModuleNotFoundError)"}}
+    return {"schema": "dodoco.replay/2", "N": N, "backend": backend, "timing": "CUDA events",
+            "device": {"name": device}, "dispatchers": st, "rows": list(rows)}
 
 
-def test_bad_input_and_this_machine():
+ROWS = [_row("nccl", "real", 1.0, 1.0), _row("nccl", "real", 1.2, 0.8), _row("megatron", "real", 2.0, 2.5),
+        _row("megatron", "real", 2.0, 2.5), _row("nccl", "balanced", 0.1, 0.1), _row("megatron", "mock", 0.1, 0.1)]
+
+
+def test_measured_dispatchers_are_ranked_with_margin_skew_and_size():
+    a = recommend("h200", 4, [_result(rows=ROWS)])
+    assert a["basis"] == "measured" and a["choice"] == "nccl"
+    by = {r["dispatcher"]: r for r in a["rows"]}
+    assert by["nccl"]["rank"] == 1 and "2.000 ms dispatch + combine, fastest, over 2 real cases" in by["nccl"]["evidence"]
+    assert by["megatron"]["rank"] == 2 and "+125% (2.25x)" in by["megatron"]["evidence"]  # 4.5 ms vs 2.0 ms
+    assert "receiver skew 1.20, 100.0 MB per rank" in by["megatron"]["evidence"]
+    assert by["deepep"]["status"] == "not measured" and "ModuleNotFoundError" in by["deepep"]["evidence"]
+    assert by["hybridep"]["status"] == "not measured" and by["hybridep"]["rank"] == "-"
+    assert any("not used" in r for r in a["reasons"])
+
+
+def test_mock_cases_rank_when_no_real_case_was_replayed():
+    a = recommend("h200", 4, [_result(rows=[_row("nccl", "mock", 3, 3), _row("megatron", "mock", 1, 1)])])
+    assert a["choice"] == "megatron" and "mock cases" in a["rows"][0]["evidence"]
+
+
+@pytest.mark.parametrize("res, hw, ep, why", [
+    (_result(N=2, rows=ROWS), "h200", 4, "replay at N=2 ignored: not EP 4"),
+    (_result(backend="gloo", rows=ROWS), "h200", 4, "CPU dry run (gloo): its times are not measurements"),
+    (_result(rows=ROWS), "b200", 4, "measured on NVIDIA H200, not B200"),
+])
+def test_replays_that_are_not_evidence_fall_back_to_labelled_rules(res, hw, ep, why):
+    a = recommend(hw, ep, [res])
+    assert a["basis"] == "rules" and any(why in r for r in a["reasons"])
+    assert any("not a measurement" in r for r in a["reasons"])
+    assert all(r["status"] == "rules" for r in a["rows"])
+
+
+def test_h100_takes_h200_measurements_and_says_so():
+    a = recommend("h100", 4, [_result(rows=ROWS)])
+    assert a["basis"] == "measured" and any("same Hopper NVLink4 fabric as H100" in r for r in a["reasons"])
+
+
+def test_rules_order_and_bad_input():
+    assert rules("h100", "medium")[0][0] == "deepep"
+    assert rules("gb200", "large")[0][0] == "hybridep"
+    assert rules("h200", "small")[0][0] == "megatron"  # small EP: second-order, start with alltoall
+    assert rules("unknown", "medium")[0][0] == "megatron"
+    assert recommend("h100", 32)["choice"] == "deepep"  # rules: nothing about this machine is checked
+    assert hardware_of("NVIDIA H200") == "h200" and hardware_of("Tesla V100") is None
     with pytest.raises(DodocoError, match="did you mean 'gb200'"):
         recommend("gb20", 8)
     with pytest.raises(DodocoError, match="must be >= 1"):
         recommend("h100", 0)
-    assert availability()["alltoall"][0] is True
 
 
 def test_run_skew_matches_hand_loads(tmp_path):
@@ -57,7 +91,14 @@ def test_run_skew_matches_hand_loads(tmp_path):
     assert run_skew(open_run(tmp_path / "r"), 4, 1) == pytest.approx(want)
 
 
-def test_cli_json(capsys):
+def test_cli_prints_words_and_json(tmp_path, capsys):
+    f = tmp_path / "r.json"
+    f.write_text(json.dumps(_result(rows=ROWS)))
+    assert main(["recommend", "--hardware", "h200", "--ep", "4", "--replay", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "recommended: nccl (measured)" in out and "False" not in out and "None" not in out
     assert main(["recommend", "--hardware", "gb300", "--ep", "72", "--skew", "1.1", "--json", "-"]) == 0
     advice = json.loads(capsys.readouterr().out)
-    assert advice["band"] == "large" and advice["hardware"] == "gb300"
+    assert advice["band"] == "large" and advice["basis"] == "rules" and advice["choice"] == "hybridep"
+    assert main(["recommend", "--hardware", "h200", "--ep", "4", "--replay", str(tmp_path / "nope.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
