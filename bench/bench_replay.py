@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from dodoco.replay.config import ReplayConfig  # noqa: E402
 from dodoco.replay.launch import launch  # noqa: E402
-from dodoco.replay.results import load_results, overhead_rows  # noqa: E402
+from dodoco.replay.results import overhead_rows  # noqa: E402
 from dodoco.store.atomic import write_json  # noqa: E402
 
 SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1",
@@ -52,15 +52,16 @@ def replay_one(args, N: int, out: Path) -> dict | None:
     cfg = ReplayConfig(runs=(args.trace,), condition=args.condition, mock=args.mock, batch=args.batch,
                        hidden=args.hidden, backend=args.backend, skew=tuple(skews(N)), iters=args.iters,
                        warmup=args.warmup, sweep=True, sweep_max=args.sweep_max, timeout_s=args.timeout,
+                       dispatcher=("nccl",), buffers=4,
                        out=str(out / f"replay-n{N}.json"), note=note)
     t0 = time.time()
     try:
-        launch(cfg, N, extra_env=env)
+        res = launch(cfg, N, extra_env=env)
     except Exception as exc:  # keep going: the other N and the GEMM table still count
         print(f"bench: replay N={N} failed after {time.time() - t0:.0f} s: {exc}", flush=True)
         return None
     print(f"bench: replay N={N} took {time.time() - t0:.0f} s", flush=True)
-    return load_results([cfg.out])[0]
+    return res
 
 
 def gemm(args, out: Path) -> dict | None:

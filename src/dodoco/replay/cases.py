@@ -21,17 +21,7 @@ from dodoco.errors import DodocoError
 from dodoco.replay.plan import ReplayCase, check_sequences
 from dodoco.replay.routing import attach_topk, rank_topk_from_counts, to_physical, tokens_of
 
-__all__ = ["fit_half", "run_K", "run_placement", "run_routing_cases"]
-
-
-def run_K(run) -> int:
-    """Experts per token of a run (its manifest's routing.K)."""
-    k = getattr(run, "K", None)
-    if k is None:
-        k = (run.manifest.get("routing") or {}).get("K")
-    if not k:
-        raise DodocoError(f"run {run.path} does not record K (experts per token): re-import it with --top-k")
-    return int(k)
+__all__ = ["fit_half", "run_placement", "run_routing_cases"]
 
 
 def fit_half(S: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +70,7 @@ def run_routing_cases(run, kind: str, cfg, N: int, placement_from=None) -> tuple
     """
     counts = run.counts
     S, L, E = counts.shape
-    B, K = int(cfg.batch), run_K(run)
+    B, K = int(cfg.batch), run.K
     p, seqs, part = run_placement(placement_from or run, cfg.placement, N, cfg.seed)
     if placement_from is not None and part == "held-out":
         seqs = run_placement(run, cfg.placement, N, cfg.seed)[1]

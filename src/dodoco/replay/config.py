@@ -129,11 +129,13 @@ def pick_runs(cfg: ReplayConfig):
     """(real Run, mock Run or None) named by cfg among the runs found under cfg.runs."""
     from dodoco.store import find_runs
 
+    from dodoco.store.manifest import ConditionKind
+
     runs = find_runs(cfg.runs)
     by_name = {r.condition: r for r in runs}
-    mocks = [r for r in runs if r.condition.startswith("mock")]
+    mocks = [r for r in runs if r.kind == ConditionKind.MOCK]
     if cfg.condition is None:
-        real = [r for r in runs if not r.condition.startswith("mock")]
+        real = [r for r in runs if r.kind != ConditionKind.MOCK]
         if len(real) != 1:
             raise DodocoError(f"found conditions {sorted(by_name)}: pick the real one with --condition")
         real = real[0]

@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from dodoco.errors import DodocoError
 
-__all__ = ["Watchdog", "agree", "check_memory", "free_memory", "l2_bytes", "n_buffer_sets", "need_memory",
+__all__ = ["Watchdog", "agree", "check_memory", "free_memory", "l2_bytes", "measure_link", "n_buffer_sets", "need_memory",
            "stats", "sync", "time_collective", "time_direct", "torch_dtype"]
 
 _TORCH_DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
@@ -186,6 +186,33 @@ def agree(message: str, device, group=None) -> str:
     msgs = [None] * dist.get_world_size(group)
     dist.all_gather_object(msgs, message, group=group)
     return next(f"rank {r}: {m}" for r, m in enumerate(msgs) if m != "ok" and not m.startswith("skipped"))
+
+
+def measure_link(device, nbytes: int = 256 << 20, reps: int = 10) -> dict:
+    """Per-direction peer-to-peer bandwidth: rank 0 copies ``nbytes`` from its GPU to the next one.
+
+    Median of ``reps`` copies (after 3 warm-ups), wall clock between device syncs; broadcast to all
+    ranks. -> {"GBps", "source"}.
+    """
+    rank = dist.get_rank()
+    t = torch.zeros(1, dtype=torch.float64, device=device)
+    if rank == 0:
+        peer = torch.device("cuda", (device.index + 1) % torch.cuda.device_count())
+        a = torch.empty(nbytes, dtype=torch.uint8, device=device).random_()
+        b = torch.empty(nbytes, dtype=torch.uint8, device=peer)
+        times = []
+        for i in range(reps + 3):
+            torch.cuda.synchronize(device), torch.cuda.synchronize(peer)
+            t0 = time.perf_counter()
+            b.copy_(a)
+            torch.cuda.synchronize(device), torch.cuda.synchronize(peer)
+            if i >= 3:
+                times.append(time.perf_counter() - t0)
+        t[0] = nbytes / float(np.median(times)) / 1e9
+        del a, b
+    dist.broadcast(t, 0)
+    return {"GBps": float(t.item()), "source": f"measured: copy of {nbytes >> 20} MiB from GPU {device.index} to the "
+                                               f"next GPU, median of {reps}"}
 
 
 def check_memory(need: int, device, what: str) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from dodoco.errors import DodocoError
 
-__all__ = ["ERRDIR_ENV", "SAFE_ENV", "default_nproc", "launch", "preflight", "under_torchrun", "worker_main",
-           "worker_run"]
+__all__ = ["ERRDIR_ENV", "SAFE_ENV", "default_nproc", "launch", "launch_many", "preflight", "under_torchrun",
+           "worker_main", "worker_run", "worker_run_many"]
 
 ERRDIR_ENV = "DODOCO_REPLAY_ERRDIR"
 #: Set in every rank: NVLink multicast stays off in NCCL, PyTorch symmetric memory and NVSHMEM.
@@ -74,24 +74,33 @@ def preflight(cfg, nproc: int) -> None:
 
 
 def launch(cfg, nproc: int, extra_env: dict | None = None) -> dict:
-    """Run the replay under torchrun on this host -> the result dict; DodocoError naming a failure.
+    """Run one replay under torchrun on this host -> its result dict (see ``launch_many``)."""
+    return launch_many([cfg], nproc, extra_env)[0]
 
-    The settings travel as JSON (``python -m dodoco.replay --config FILE``); the result is written to
-    ``cfg.out`` (a temporary file when None) by rank 0 and read back here. ``extra_env`` is added to
-    the ranks' environment, after ``SAFE_ENV``.
+
+def launch_many(cfgs, nproc: int, extra_env: dict | None = None) -> list[dict]:
+    """Run replays in one torchrun (one process group) on this host -> their results; DodocoError
+    naming the first failure.
+
+    The settings travel as JSON (``python -m dodoco.replay --config FILE ...``); each result is written
+    to its ``cfg.out`` (a temporary file when None) by rank 0 and read back here. ``extra_env`` is added
+    to the ranks' environment, after ``SAFE_ENV``.
     """
     from dodoco.replay.results import load_results
 
     with tempfile.TemporaryDirectory(prefix="dodoco-replay-") as errdir:
-        out = cfg.out or str(Path(errdir, "result.json"))
-        conf = Path(errdir, "config.json")
-        conf.write_text(json.dumps(cfg.replace(out=out).to_dict()))
-        env = dict(os.environ, **SAFE_ENV, **(extra_env or {}), **{ERRDIR_ENV: errdir})
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-               "-m", "dodoco.replay", "--config", str(conf)]
+               "-m", "dodoco.replay"]
+        outs = []
+        for i, cfg in enumerate(cfgs):
+            outs.append(cfg.out or str(Path(errdir, f"result-{i}.json")))
+            conf = Path(errdir, f"config-{i}.json")
+            conf.write_text(json.dumps(cfg.replace(out=outs[-1]).to_dict()))
+            cmd += ["--config", str(conf)]
+        env = dict(os.environ, **SAFE_ENV, **(extra_env or {}), **{ERRDIR_ENV: errdir})
         rc = subprocess.run(cmd, env=env).returncode
         if rc == 0:
-            return load_results([out])[0]
+            return [load_results([o])[0] for o in outs]
         errs = sorted(Path(errdir).glob("rank*.txt"), key=lambda p: p.stat().st_mtime_ns)
         first = errs[0].read_text().strip() if errs else f"torchrun exited with status {rc}"
         raise DodocoError(f"replay failed: {first}")
@@ -107,20 +116,26 @@ def _report_error(rank: int, message: str) -> None:
 
 
 def worker_run(cfg) -> dict | None:
-    """One rank: run; rank 0 writes ``cfg.out`` and returns the result (others None). Errors end the
-    process: status 2 for a user error (printed by rank 0), 1 for a failure (printed by the failing rank)."""
+    """One rank of one replay: rank 0 writes ``cfg.out`` and returns the result (others None)."""
+    return worker_run_many([cfg])[0]
+
+
+def worker_run_many(cfgs) -> list:
+    """One rank of several replays in one process group; rank 0 writes each ``cfg.out`` and returns the
+    results (others Nones). Errors end the process: status 2 for a user error (printed by rank 0), 1 for
+    a failure (printed by the failing rank)."""
     for k, v in SAFE_ENV.items():
         os.environ.setdefault(k, v)
     rank = int(os.environ.get("RANK", 0))
     try:
-        from dodoco.replay.runner import run_worker
+        from dodoco.replay.results import write_result
+        from dodoco.replay.runner import run_many
 
-        result = run_worker(cfg)
-        if result is not None and cfg.out:
-            from dodoco.replay.results import write_result
-
-            write_result(cfg.out, result)
-        return result
+        results = run_many(list(cfgs))
+        for cfg, result in zip(cfgs, results):
+            if result is not None and cfg.out:
+                write_result(cfg.out, result)
+        return results
     except DodocoError as exc:
         _report_error(rank, str(exc))
         if rank == 0:
@@ -135,20 +150,26 @@ def worker_run(cfg) -> dict | None:
         os._exit(1)
 
 
-def worker_main(argv: list[str]) -> int:
-    """``python -m dodoco.replay --config FILE`` (JSON or TOML of ReplayConfig keys) on every rank."""
+def _read_config(path: Path):
     from dodoco.replay.config import ReplayConfig
 
-    if argv[:1] != ["--config"] or len(argv) != 2:
-        print("usage: python -m dodoco.replay --config FILE (under torchrun; or `dodoco replay RUNS ...`)",
-              file=sys.stderr)
+    if path.suffix == ".toml":
+        return ReplayConfig.from_toml(path)
+    return ReplayConfig.from_dict(json.loads(path.read_text()), source=f"config file {path}")
+
+
+def worker_main(argv: list[str]) -> int:
+    """``python -m dodoco.replay --config FILE [--config FILE ...]`` (JSON or TOML of ReplayConfig keys)
+    on every rank under torchrun: the replays run one after the other in one process group."""
+    files = argv[1::2]
+    if not argv or len(argv) % 2 or any(a != "--config" for a in argv[0::2]):
+        print("usage: python -m dodoco.replay --config FILE [--config FILE ...] (under torchrun; or "
+              "`dodoco replay RUNS ...`)", file=sys.stderr)
         return 2
     try:
-        path = Path(argv[1])
-        cfg = (ReplayConfig.from_toml(path) if path.suffix == ".toml" else
-               ReplayConfig.from_dict(json.loads(path.read_text()), source=f"config file {path}"))
+        cfgs = [_read_config(Path(f)) for f in files]
     except (DodocoError, OSError, json.JSONDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    worker_run(cfg)
+    worker_run_many(cfgs)
     return 0

@@ -20,7 +20,7 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["SCHEMA", "assemble", "bandwidth", "case_row", "load_results", "overhead_rows", "row_splits",
+__all__ = ["SCHEMA", "assemble", "bandwidth", "bend_points", "case_row", "load_results", "overhead_rows", "row_splits",
            "summary_rows", "sweep_rows", "upgrade"]
 
 SCHEMA = "dodoco.replay/2"
@@ -50,15 +50,16 @@ def row_splits(bytes_model: str, case) -> np.ndarray:
     raise ValueError(f"unknown bytes model {bytes_model!r}")
 
 
-def case_row(d, case, t, check: str, cfg, sets: int) -> dict:
-    """One result row: dispatcher d on a case; t[iters, stages] ms (max over ranks per iteration)."""
+def case_row(d, case, t, check: str, cfg, sets: int, link_gbps: float) -> dict:
+    """One result row: dispatcher d on a case; t[iters, stages] ms (max over ranks per iteration);
+    link_gbps: per-direction link bandwidth of the floor."""
     from dodoco.replay.harness import stats
     from dodoco.replay.plan import case_bytes, floor_ms
 
     s = row_splits(d.bytes, case)
     b = case_bytes(s, cfg.row_bytes)
     disp, comb = stats(t[:, : d.n_dispatch].sum(axis=1)), stats(t[:, d.n_dispatch:].sum(axis=1))
-    floor = floor_ms(b, cfg.link["GBps"])
+    floor = floor_ms(b, link_gbps)
     return {"dispatcher": d.name, "N": case.N, "kind": case.kind, "pattern": case.pattern, "rho": case.rho,
             "model": case.model, "condition": case.condition, "step": case.step, "layer": case.layer,
             "E": case.E, "K": case.K, "tokens": [int(x) for x in case.tokens], "topk_source": case.topk_source,
@@ -126,8 +127,31 @@ def overhead_rows(result: dict) -> list[dict]:
     return out
 
 
+def bend_points(rows: list[dict], threshold: float = 0.05) -> list[dict]:
+    """Where each dispatcher's cost bends with receiver skew, per pattern and per-rank size (grid rows).
+
+    For every (dispatcher, pattern, per-rank size) of the grid: ``ratios`` {rho: dispatch median /
+    the same size's rho = 1 median} and ``knee_rho``, the smallest target skew whose time exceeds the
+    balanced time by more than ``threshold`` (None: none did, up to the largest rho replayed).
+    """
+    groups: dict = {}
+    for r in rows:
+        if r["kind"] == "grid":
+            key = (r["dispatcher"], r["pattern"], int(round(r["per_rank_bytes"] / 2**20)))
+            groups.setdefault(key, {})[float(r["rho"])] = r["dispatch"]["median_ms"]
+    out = []
+    for (disp, pattern, mib), t in sorted(groups.items()):
+        if 1.0 not in t or not t[1.0]:
+            continue
+        ratios = {rho: t[rho] / t[1.0] for rho in sorted(t)}
+        knee = next((rho for rho, q in ratios.items() if q > 1 + threshold), None)
+        out.append({"dispatcher": disp, "pattern": pattern, "MiB_per_rank": mib, "balanced_ms": t[1.0],
+                    "knee_rho": knee, "ratio_at_2": ratios.get(2.0), "ratios": ratios})
+    return out
+
+
 def assemble(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows: list[dict], overhead: list[dict],
-             sweep: list[dict]) -> dict:
+             sweep: list[dict], link: dict) -> dict:
     """The result dict written as JSON."""
     from dodoco import __version__
 
@@ -135,7 +159,7 @@ def assemble(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows: lis
            "dodoco": __version__, "N": N, "backend": cfg.backend, "hidden": cfg.hidden, "dtype": cfg.dtype,
            "row_bytes": cfg.row_bytes, "batch": cfg.batch,
            "timing": "CUDA events" if device.get("type") == "cuda" else "time.perf_counter (CPU dry run)",
-           "device": device, "link": cfg.link, "config": cfg.to_dict(), "source": prov, "note": cfg.note,
+           "device": device, "link": link, "config": cfg.to_dict(), "source": prov, "note": cfg.note,
            "dispatchers": dispatchers, "rows": rows, "overhead": overhead, "sweep": sweep}
     res["summary"] = summary_rows(res)
     return res

@@ -27,7 +27,7 @@ from dodoco.replay.dispatchers import get
 from dodoco.replay.dispatchers.base import RankData, noop
 from dodoco.replay.plan import sweep_sizes
 
-__all__ = ["FAIL_ENV", "Ctx", "active_dispatchers", "dist_env", "plan_memory", "run_worker"]
+__all__ = ["FAIL_ENV", "Ctx", "active_dispatchers", "dist_env", "plan_memory", "run_many", "run_worker"]
 
 #: Test hook: the rank named here raises before its first timed case (to test failure handling).
 FAIL_ENV = "DODOCO_REPLAY_FAIL_RANK"
@@ -119,7 +119,7 @@ def _case_name(case) -> str:
     return f"{case.condition} step {case.step} layer {case.layer}"
 
 
-def replay_one(d, data: RankData, case, ctx: Ctx) -> tuple[dict, dict | None]:
+def replay_one(d, data: RankData, case, ctx: Ctx, link: dict) -> tuple[dict, dict | None]:
     """Check and time one case through one dispatcher -> (result row, overhead entry or None)."""
     from dodoco.replay.results import case_row
 
@@ -136,9 +136,9 @@ def replay_one(d, data: RankData, case, ctx: Ctx) -> tuple[dict, dict | None]:
             raise RuntimeError(f"replay check failed: {d.name} on {_case_name(case)}: {check}")
     t = hz.time_collective(lambda k, mark: d.step(state, k, mark), sets, cfg.warmup, cfg.iters,
                            len(d.stages), ctx.device)
-    row = case_row(d, case, t, check, cfg, sets)
+    row = case_row(d, case, t, check, cfg, sets, link["GBps"])
     ov = None
-    if cfg.overhead and case.kind == "balanced":
+    if cfg.overhead and (case.kind == "balanced" or (case.kind == "grid" and case.rho == 1.0)):
         direct = hz.time_direct(lambda k: d.step(state, k, noop), sets, cfg.iters, ctx.device)
         harness = float(hz.stats(t.sum(axis=1))["median_ms"])
         ov = {"dispatcher": d.name, "N": case.N, "condition": case.condition, "step": case.step,
@@ -184,14 +184,14 @@ def _init(cfg: ReplayConfig, device) -> None:
     dist.init_process_group(cfg.backend, timeout=datetime.timedelta(seconds=cfg.timeout_s), **kw)
 
 
-def _run_cases(cases, dispatchers, ctx: Ctx, dog) -> tuple[list, list]:
+def _run_cases(cases, dispatchers, ctx: Ctx, dog, link: dict) -> tuple[list, list]:
     rows, overhead = [], []
     for i, case in enumerate(cases):
         if i == 0 and os.environ.get(FAIL_ENV) == str(ctx.rank):
             raise RuntimeError(f"injected failure ({FAIL_ENV}={ctx.rank})")
         data = RankData(case, ctx.rank, ctx.cfg.hidden, ctx.dtype, ctx.device)
         for d in dispatchers:
-            row, ov = replay_one(d, data, case, ctx)
+            row, ov = replay_one(d, data, case, ctx, link)
             rows.append(row)
             if ov is not None:
                 overhead.append(ov)
@@ -200,27 +200,56 @@ def _run_cases(cases, dispatchers, ctx: Ctx, dog) -> tuple[list, list]:
     return rows, overhead
 
 
-def run_worker(cfg: ReplayConfig) -> dict | None:
-    """Run the replay on this rank; rank 0 returns the result dict. See the module docstring."""
-    rank, N, local = dist_env()
-    device = _device(cfg, local)
+def _plan(cfg: ReplayConfig, N: int, rank: int, device, l2: int) -> dict:
     cases, prov = build_cases(cfg, N)
     names, status = active_dispatchers(cfg, cases, N)
-    l2 = hz.l2_bytes(device)
     hz.check_memory(plan_memory(cases, cfg, names, rank, l2), device,
                     f"replay buffers (H={cfg.hidden}, {cfg.dtype}, rotating sets past L2)")
-    dog = hz.Watchdog(cfg.timeout_s, rank).start()
-    _init(cfg, device)
+    return {"cfg": cfg, "cases": cases, "prov": prov, "names": names, "status": status}
+
+
+def _link(cfg: ReplayConfig, N: int, device) -> dict:
+    """The per-direction link bandwidth the floors use: given, measured (GPUs, N >= 2), or nominal."""
+    if cfg.link_gbps is None and device.type == "cuda" and N >= 2 and torch.cuda.device_count() >= 2:
+        return hz.measure_link(device)
+    return cfg.link
+
+
+def run_worker(cfg: ReplayConfig) -> dict | None:
+    """Run the replay on this rank; rank 0 returns the result dict. See the module docstring."""
+    return run_many([cfg])[0]
+
+
+def run_many(cfgs: list[ReplayConfig]) -> list[dict | None]:
+    """Several replays in one process group (one torchrun): on rank 0 their results, else Nones.
+
+    Every replay's cases are built and checked first; the dispatchers are set up once for all of them
+    (so symmetric memory is sized for the largest case of any), then the replays run in order.
+    """
+    rank, N, local = dist_env()
+    device = _device(cfgs[0], local)
+    l2 = hz.l2_bytes(device)
+    plans = [_plan(cfg, N, rank, device, l2) for cfg in cfgs]
+    dog = hz.Watchdog(max(c.timeout_s for c in cfgs), rank).start()
+    _init(cfgs[0], device)
+    out = []
     try:
-        ctx = Ctx(rank, N, device, dist.group.WORLD, cfg, hz.torch_dtype(cfg.dtype), l2)
-        dispatchers = [get(n)(ctx) for n in names]
-        for d in dispatchers:
-            d.setup(cases, cfg.buffers)
+        link = _link(cfgs[0], N, device)
+        made, everything = {}, [(c, p["cfg"]) for p in plans for c in p["cases"]]
+        for p in plans:
+            ctx = Ctx(rank, N, device, dist.group.WORLD, p["cfg"], hz.torch_dtype(p["cfg"].dtype), l2)
+            dispatchers = []
+            for n in p["names"]:
+                d = get(n)(ctx)
+                if n not in made:
+                    d.setup(everything, max(c.buffers for c in cfgs))
+                    made[n] = True
+                dispatchers.append(d)
             dog.beat()
-        rows, overhead = _run_cases(cases, dispatchers, ctx, dog)
-        sweep = []
-        for b in (sweep_sizes(cfg.sweep_min, cfg.sweep_max) if cfg.sweep else []):
-            sweep.append(raw_alltoall(b, cfg, N, device, l2))
+            rows, overhead = _run_cases(p["cases"], dispatchers, ctx, dog, link)
+            sweep = [raw_alltoall(b, p["cfg"], N, device, l2) for b in
+                     (sweep_sizes(p["cfg"].sweep_min, p["cfg"].sweep_max) if p["cfg"].sweep else [])]
+            out.append((p, rows, overhead, sweep))
             dog.beat()
         dist.barrier()
         info = _device_info(device)
@@ -228,7 +257,7 @@ def run_worker(cfg: ReplayConfig) -> dict | None:
     finally:
         dog.stop()
     if rank != 0:
-        return None
+        return [None] * len(cfgs)
     from dodoco.replay.results import assemble
 
-    return assemble(cfg, N, info, prov, status, rows, overhead, sweep)
+    return [assemble(p["cfg"], N, info, p["prov"], p["status"], rows, ov, sw, link) for p, rows, ov, sw in out]

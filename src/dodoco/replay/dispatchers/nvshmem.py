@@ -8,7 +8,7 @@ like all_to_all_single). Split sizes live in symmetric device tensors and are ex
 kernels themselves: no host sync.
 
 Buffers come from one symmetric pool per process, made once for all cases of the run (the largest
-case's rows, in ``sets`` sets), so no case allocates symmetric memory. The NVSHMEM heap is sized
+case's bytes, in ``sets`` sets), so no case allocates symmetric memory. The NVSHMEM heap is sized
 from that pool: ``NVSHMEM_SYMMETRIC_SIZE`` is set before NVSHMEM starts, unless the user set it, in
 which case a heap too small for the cases is a one-line error naming the size needed.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -42,35 +43,37 @@ def parse_size(text: str) -> int:
         raise DodocoError(f"{HEAP_ENV}={text!r} is not a size such as 8G or 512M: fix or unset it") from None
 
 
-def _capacity(cases) -> tuple[int, int, int]:
-    """(send rows, receive rows incl. alignment padding, most experts) over all cases and ranks."""
-    send = recv = experts = 0
-    for c in cases:
-        s = np.asarray(c.splits)
-        send = max(send, int(s.sum(1).max()))
-        recv = max(recv, int(s.sum(0).max()) + int(np.max(c.slots)) * ALIGN)
-        experts = max(experts, int(c.E))
-    return send, recv, experts
+def _capacity(items) -> tuple[int, int]:
+    """(send bytes, receive bytes incl. alignment padding) of the largest case, over (case, cfg) items."""
+    send = recv = 0
+    for c, cfg in items:
+        s, rb = np.asarray(c.splits), cfg.row_bytes
+        send = max(send, int(s.sum(1).max()) * rb)
+        recv = max(recv, (int(s.sum(0).max()) + int(np.max(c.slots)) * ALIGN) * rb)
+    return send, recv
 
 
 class _Pool:
-    """Symmetric buffers shared by the nvshmem dispatchers: sets of (inp, out, back) and splits tensors."""
+    """Symmetric byte buffers shared by the nvshmem dispatchers: sets of (inp, out, back), splits tensors.
 
-    def __init__(self, ctx, cases, sets: int):
+    A case uses the first rows of each buffer, viewed as [rows, H] of its dtype (prefix views start
+    where the allocation starts, at the same offset on every rank, as the kernels require).
+    """
+
+    def __init__(self, ctx, items, sets: int):
         import torch.distributed._symmetric_memory as symm
 
         self.symm, self.ctx = symm, ctx
-        send, recv, self.experts = _capacity(cases)
-        H, dt, dev = ctx.cfg.hidden, ctx.dtype, ctx.device
-        row = H * torch.empty((), dtype=dt).element_size()
-        need = sets * (2 * send + recv) * row + (64 << 20)
-        self._size_heap(need)
+        send, recv = _capacity(items)
+        self._size_heap(sets * (2 * send + recv) + (64 << 20))
         if hasattr(symm, "set_backend"):
             symm.set_backend("NVSHMEM")
         self.group_name = dist.group.WORLD.group_name
-        if hasattr(symm, "enable_symm_mem_for_group"):
-            symm.enable_symm_mem_for_group(self.group_name)
-        self.sets = [tuple(self._alloc((n, H), dt) for n in (send, recv, send)) for _ in range(sets)]
+        if hasattr(symm, "enable_symm_mem_for_group"):  # needed before torch 2.11, a no-op (deprecated) since
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                symm.enable_symm_mem_for_group(self.group_name)
+        self.sets = [tuple(self._alloc((n,), torch.uint8) for n in (send, recv, send)) for _ in range(sets)]
         self.splits: dict = {}
 
     def _size_heap(self, need: int) -> None:
@@ -87,6 +90,11 @@ class _Pool:
         self.symm.rendezvous(t, group=self.group_name)
         return t
 
+    def rows(self, k: int, which: int, n: int, H: int, dtype) -> torch.Tensor:
+        """Buffer ``which`` (0 inp, 1 out, 2 back) of set k as [n, H] rows of dtype (a prefix view)."""
+        esize = torch.empty((), dtype=dtype).element_size()
+        return self.sets[k][which][: n * H * esize].view(dtype).view(n, H)
+
     def split_tensors(self, n: int, k: int):
         """(in_splits [n], out_splits_offsets [2, n], back_splits [n], back_splits_offsets [2, n]) of set k."""
         key = (n, k)
@@ -97,9 +105,10 @@ class _Pool:
         return self.splits[key]
 
 
-def pool(ctx, cases=None, sets: int = 2) -> _Pool:
+def pool(ctx, items=None, sets: int = 2) -> _Pool:
+    """The process's one symmetric pool, made by the first ``setup`` (sized for every (case, cfg) item)."""
     if "pool" not in _POOL:
-        _POOL["pool"] = _Pool(ctx, cases, sets)
+        _POOL["pool"] = _Pool(ctx, items, sets)
     return _POOL["pool"]
 
 
@@ -135,21 +144,24 @@ class NvshmemAllToAll2D(Dispatcher):
     def limits(cls, case) -> None:
         equal_slots(case, f"{cls.name} ({cls.op})")
 
-    def setup(self, cases, sets: int) -> None:
-        pool(self.ctx, cases, sets)
+    def setup(self, items, sets: int) -> None:
+        pool(self.ctx, items, sets)
 
     def prepare(self, data: RankData, sets: int):
         p = pool(self.ctx)
         n = data.E if self.op == "all_to_all_vdev_2d" else data.N
         counts = data.per_expert if n == data.E else torch.as_tensor(data.splits[data.rank], device=data.device)
         rows = data.x.index_select(0, data.send_tok)
+        s = data.splits
+        n_out = int(s.sum(0).max()) + int(data.slots.max()) * ALIGN  # the same on every rank
+        n_in = int(s.sum(1).max())
         use = []
         for k in range(min(sets, len(p.sets))):
-            inp, out, back = p.sets[k]
+            inp = p.rows(k, 0, n_in, data.H, data.dtype)
             inp[: rows.shape[0]].copy_(rows)
             sp = p.split_tensors(n, k)
             sp[0].copy_(counts)
-            use.append((inp, out, back, *sp))
+            use.append((inp, p.rows(k, 1, n_out, data.H, data.dtype), p.rows(k, 2, n_in, data.H, data.dtype), *sp))
         return {"sets": use, "rows": rows.shape[0], "last": 0, "group": p.group_name}
 
     def step(self, state, k: int, mark) -> None:
