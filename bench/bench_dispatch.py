@@ -4,7 +4,7 @@ One device call per machine (all replays in one torchrun, one process group), fr
 
     python3 bench/bench_dispatch.py --machine nvidia-h200-x2 --out $OUT            # about 6-8 minutes
     python3 bench/bench_dispatch.py --machine nvidia-h200-x2 --out $OUT --quick    # the same code path, ~2 min
-    python3 bench/bench_dispatch.py --backend gloo --quick --out /tmp/b            # CPU dry run (times meaningless)
+    python3 bench/bench_dispatch.py --backend gloo --quick --out /tmp/b            # CPU dry run: H=64, KiB sizes
 
 Replays, each through nccl, megatron, nvshmem and nvshmem-1d (deepep listed with its import error;
 megatron-allgather on the model shapes only), N = the GPUs of the machine:
@@ -48,12 +48,21 @@ GRID_MB = (16, 32, 64, 128, 256, 512)
 VALIDATION_MB = (24, 48, 96, 192, 384)
 CORE = ("nccl", "megatron", "nvshmem", "nvshmem-1d")
 SEQ_LEN, K, TOKENS_PER_RANK = 256, 8, 4096
+DRY_HIDDEN = 64  # gloo dry run: rows of 64 bf16 and sizes in KiB instead of MiB (the code path, not timings)
+
+
+def _hidden(args, h: int) -> int:
+    return DRY_HIDDEN if args.backend == "gloo" else h
+
+
+def _unit(args) -> int:
+    return 10 if args.backend == "gloo" else 20
 
 
 def shape_configs(args, N: int, out: Path) -> list[ReplayConfig]:
     quick = args.quick
     return [ReplayConfig(runs=(str(ROOT / s["runs"]),), condition="prose", mock="mock-uniform",
-                         batch=TOKENS_PER_RANK // SEQ_LEN, hidden=s["hidden"], backend=args.backend,
+                         batch=TOKENS_PER_RANK // SEQ_LEN, hidden=_hidden(args, s["hidden"]), backend=args.backend,
                          dispatcher=("all",), layers=(0,) if quick else (0, 3), max_steps=1,
                          skew=(1.0, 1.1, 2.0) if quick else SKEWS, skew_patterns=("hot-receiver", "hot-pair"),
                          iters=5 if quick else 20, warmup=2 if quick else 5, timeout_s=args.timeout,
@@ -61,11 +70,20 @@ def shape_configs(args, N: int, out: Path) -> list[ReplayConfig]:
             for name, s in SHAPES.items()]
 
 
+def core(args) -> tuple[str, ...]:
+    """The grid's and validation's dispatchers: CORE, less those whose package does not import here
+    (listed as not measured by the model-shape replays, which name 'all')."""
+    from dodoco.replay.dispatchers import missing
+
+    return tuple(n for n in CORE if missing(n) is None)
+
+
 def grid_config(args, out: Path) -> ReplayConfig:
     quick = args.quick
-    return ReplayConfig(grid_sizes=tuple(m << 20 for m in ((16, 128) if quick else GRID_MB)),
+    return ReplayConfig(grid_sizes=tuple(m << _unit(args) for m in ((16, 128) if quick else GRID_MB)),
                         grid_skews=(1.0, 1.1, 2.0) if quick else SKEWS, grid_patterns=("hot-receiver", "hot-pair"),
-                        grid_experts=256, grid_topk=K, hidden=7168, backend=args.backend, dispatcher=CORE,
+                        grid_experts=256, grid_topk=K, hidden=_hidden(args, 7168), backend=args.backend,
+                        dispatcher=core(args),
                         iters=5 if quick else 10, warmup=2 if quick else 3, timeout_s=args.timeout,
                         out=str(out / "replay-grid.json"), note=f"calibration grid on {args.machine}")
 
@@ -75,15 +93,16 @@ def validation_configs(args, N: int, out: Path) -> tuple[list[ReplayConfig], lis
     cfgs, skipped = [], []
     sizes = VALIDATION_MB[:1] if args.quick else VALIDATION_MB
     for name, s in SHAPES.items():
-        per_seq = SEQ_LEN * K * s["hidden"] * 2  # bytes one sequence sends per rank (bf16)
+        per_seq = SEQ_LEN * K * _hidden(args, s["hidden"]) * 2  # bytes one sequence sends per rank (bf16)
         for mb in sizes:
-            B = max(1, round((mb << 20) / per_seq))
+            B = max(1, round((mb << _unit(args)) / per_seq))
             if N * B > 64:
                 skipped.append(f"{name} at {mb} MB: needs B={B} x N={N} sequences, the trace has 64")
                 continue
             for cond in (("prose",) if args.quick else ("prose", "code", "mock-uniform")):
                 cfgs.append(ReplayConfig(runs=(str(ROOT / s["runs"]),), condition=cond, mock="none", batch=B,
-                                         hidden=s["hidden"], backend=args.backend, dispatcher=CORE, layers=(1,),
+                                         hidden=_hidden(args, s["hidden"]), backend=args.backend,
+                                         dispatcher=core(args), layers=(1,),
                                          max_steps=1, iters=5 if args.quick else 10, warmup=2 if args.quick else 3,
                                          overhead=False, timeout_s=args.timeout,
                                          out=str(out / f"v-{name}-{cond}-{mb}.json"),
@@ -100,7 +119,7 @@ def _notes(results: list[dict], bends: list[dict], elapsed: float, N: int, skipp
         if st["status"] != "measured":
             notes.append(f"{name} not measured: {st['reason']}")
     for b in bends:
-        if b["pattern"] == "hot-receiver" and b["MiB_per_rank"] in (16, 256, 512):
+        if b["pattern"] == "hot-receiver" and b["MiB_per_rank"] in (16.0, 128.0, 256.0, 512.0):
             notes.append(f"{b['dispatcher']} {b['MiB_per_rank']} MiB hot-receiver: knee at rho "
                          f"{b['knee_rho'] if b['knee_rho'] is not None else '> max'}, rho 2 costs "
                          f"{b['ratio_at_2'] or float('nan'):.2f}x balanced")
@@ -108,18 +127,22 @@ def _notes(results: list[dict], bends: list[dict], elapsed: float, N: int, skipp
 
 
 def table(results: list[dict], bends: list[dict]) -> str:
-    lines = [f"{'dispatcher':<19}{'balanced 256MiB ms':>19}{'vs floor':>9}{'overhead %':>11}"
-             f"{'knee rho @16/256/512 MiB (hot-receiver)':>42}"]
+    """Per dispatcher: balanced time at the largest grid size, vs the floor, harness overhead, and the
+    hot-receiver knee (smallest rho costing > 5% over balanced) at every grid size."""
     rows = [r for res in results for r in res["rows"] if r["kind"] == "grid" and r["rho"] == 1.0]
+    sizes = sorted({b["MiB_per_rank"] for b in bends})
+    top = sizes[-1] if sizes else None
     ov = {o["dispatcher"]: o for res in results for o in overhead_rows(res)}
+    lines = [f"{'dispatcher':<13}{f'balanced ms @{top} MiB':>22}{'vs floor':>9}{'overhead %':>11}   "
+             f"knee rho (hot-receiver) @ " + ", ".join(f"{m}" for m in sizes) + " MiB"]
     for d in dict.fromkeys(r["dispatcher"] for r in rows):
-        big = [r for r in rows if r["dispatcher"] == d and round(r["per_rank_bytes"] / 2**20) == 256]
-        t = f"{big[0]['dispatch']['median_ms']:.3f}" if big else "-"
-        vf = f"{big[0]['vs_floor']:.2f}" if big else "-"
-        knees = [next((b["knee_rho"] for b in bends if b["dispatcher"] == d and b["pattern"] == "hot-receiver"
-                       and b["MiB_per_rank"] == m), "-") for m in (16, 256, 512)]
-        o = f"{ov[d]['overhead_pct_median']:+.1f}" if d in ov else "-"
-        lines.append(f"{d:<19}{t:>19}{vf:>9}{o:>11}{' / '.join(str(k) for k in knees):>42}")
+        big = [r for r in rows if r["dispatcher"] == d and float(f"{r['per_rank_bytes'] / 2**20:.3g}") == top]
+        knees = [next((b["knee_rho"] for b in bends if (b["dispatcher"], b["pattern"], b["MiB_per_rank"]) ==
+                       (d, "hot-receiver", m)), "-") for m in sizes]
+        t, vf = (big[0]["dispatch"]["median_ms"], big[0]["vs_floor"]) if big else (float("nan"), float("nan"))
+        o = ov[d]["overhead_pct_median"] if d in ov else float("nan")
+        lines.append(f"{d:<13} {t:>21.3f} {vf:>8.2f} {o:>+10.1f}   " + ", ".join("none" if k is None else str(k)
+                                                                            for k in knees))
     return "\n".join(lines)
 
 
@@ -163,4 +186,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dodoco.errors import DodocoError
+
+    try:
+        sys.exit(main())
+    except DodocoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -97,7 +97,7 @@ def launch_many(cfgs, nproc: int, extra_env: dict | None = None) -> list[dict]:
             conf = Path(errdir, f"config-{i}.json")
             conf.write_text(json.dumps(cfg.replace(out=outs[-1]).to_dict()))
             cmd += ["--config", str(conf)]
-        env = dict(os.environ, **SAFE_ENV, **(extra_env or {}), **{ERRDIR_ENV: errdir})
+        env = {**os.environ, **SAFE_ENV, **(extra_env or {}), ERRDIR_ENV: errdir}
         rc = subprocess.run(cmd, env=env).returncode
         if rc == 0:
             return [load_results([o])[0] for o in outs]

@@ -137,7 +137,7 @@ def bend_points(rows: list[dict], threshold: float = 0.05) -> list[dict]:
     groups: dict = {}
     for r in rows:
         if r["kind"] == "grid":
-            key = (r["dispatcher"], r["pattern"], int(round(r["per_rank_bytes"] / 2**20)))
+            key = (r["dispatcher"], r["pattern"], float(f"{r['per_rank_bytes'] / 2**20:.3g}"))
             groups.setdefault(key, {})[float(r["rho"])] = r["dispatch"]["median_ms"]
     out = []
     for (disp, pattern, mib), t in sorted(groups.items()):
