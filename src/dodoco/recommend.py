@@ -6,7 +6,8 @@ Evidence, in order:
    count as one: the same Hopper NVLink4 fabric, said in the reasons) at the named EP. Each
    dispatcher measured there is ranked by its mean dispatch + combine time over the cases of the
    user's routing (kind ``real``; ``mock`` when no real case was replayed), with the margin to the
-   fastest, the receiver skew and the per-rank message size of those cases. Dispatchers the replay
+   fastest, the ratio to the raw all_to_all_single floor (``nccl``: listed as the reference, never
+   ranked), the receiver skew and the per-rank message size of those cases. Dispatchers the replay
    could not run are listed with its reason and never ranked. A gloo dry run is not a measurement.
 2. **Rules** (NVIDIA's perf-moe-dispatcher-selection guidance, ../shared/seeds): only where nothing
    was measured at that EP on that hardware, labelled as rules. By hardware: H100/H200 DeepEP, B200
@@ -26,12 +27,13 @@ import numpy as np
 
 from dodoco.errors import DodocoError, did_you_mean
 
-__all__ = ["HARDWARE", "RULE_DISPATCHERS", "ep_band", "hardware_of", "measured_rows", "recommend", "rules",
+__all__ = ["FLOOR", "HARDWARE", "RULE_DISPATCHERS", "ep_band", "hardware_of", "measured_rows", "recommend", "rules",
            "run_skew"]
 
 HARDWARE = {"h100": "hopper", "h200": "hopper", "b200": "blackwell", "gb200": "nvl72", "gb300": "nvl72",
             "unknown": "unknown"}
 #: Dispatchers the rules speak of -> what they are (``alltoall`` is Megatron's alltoall dispatcher).
+FLOOR = "nccl"  # raw all_to_all_single: the reference every dispatcher is compared with, not a choice
 RULE_DISPATCHERS = {"megatron": "Megatron-Core alltoall dispatcher ('alltoall' in the guidance)",
                     "deepep": "DeepEP (deep_ep)", "hybridep": "HybridEP (DeepEP hybrid-ep branch)"}
 
@@ -89,8 +91,10 @@ def _applies(result: dict, hardware: str) -> tuple[bool, str]:
     return False, f"measured on {name or 'an unnamed device'}, not {hardware.upper()}"
 
 
-def measured_rows(results: list[dict], hardware: str, ep: int) -> tuple[list[dict], dict, list[str]]:
-    """(ranked rows of dispatchers measured at EP ep on the hardware, {name: reason not measured}, notes)."""
+def measured_rows(results: list[dict], hardware: str, ep: int) -> tuple[list[dict], dict | None, dict, list[str]]:
+    """(ranked dispatchers measured at EP ep on the hardware, the raw all_to_all_single floor or None,
+    {name: reason not measured}, notes). The floor (``nccl``) is a reference, never ranked: no MoE
+    framework dispatches with pre-sorted rows and host-known splits."""
     per, not_measured, notes = {}, {}, []
     for res in results:
         ok, why = _applies(res, hardware)
@@ -105,20 +109,22 @@ def measured_rows(results: list[dict], hardware: str, ep: int) -> tuple[list[dic
         kind = "real" if any(r["kind"] == "real" for r in rows) else "mock"
         for r in (r for r in rows if r["kind"] == kind):
             per.setdefault(r["dispatcher"], []).append(r)
-    out = []
+    stats = {}
     for name, rs in per.items():
         t = [r["dispatch"]["median_ms"] + r["combine"]["median_ms"] for r in rs]
-        out.append({"dispatcher": name, "ms": float(np.mean(t)),
-                    "dispatch_ms": float(np.mean([r["dispatch"]["median_ms"] for r in rs])),
-                    "skew": float(np.mean([r["receiver_skew"] for r in rs])),
-                    "MB_per_rank": float(np.mean([r["per_rank_bytes"] for r in rs])) / 1e6,
-                    "cases": len(rs), "kind": rs[0]["kind"]})
+        stats[name] = {"dispatcher": name, "ms": float(np.mean(t)),
+                       "dispatch_ms": float(np.mean([r["dispatch"]["median_ms"] for r in rs])),
+                       "skew": float(np.mean([r["receiver_skew"] for r in rs])),
+                       "MB_per_rank": float(np.mean([r["per_rank_bytes"] for r in rs])) / 1e6,
+                       "cases": len(rs), "kind": rs[0]["kind"]}
         not_measured.pop(name, None)
-    out.sort(key=lambda r: r["ms"])
+    floor = stats.pop(FLOOR, None)
+    out = sorted(stats.values(), key=lambda r: r["ms"])
     for i, r in enumerate(out):
         r["rank"] = i + 1
         r["margin"] = "fastest" if i == 0 else f"+{100 * (r['ms'] / out[0]['ms'] - 1):.0f}% ({r['ms'] / out[0]['ms']:.2f}x)"
-    return out, not_measured, notes
+        r["vs_floor"] = r["ms"] / floor["ms"] if floor else None
+    return out, floor, not_measured, notes
 
 
 def _skew_reason(skew: float, N: int) -> str:
@@ -141,13 +147,18 @@ def recommend(hardware: str, ep: int, results: list[dict] | None = None, skew: f
     if hw not in HARDWARE:
         raise did_you_mean("hardware", hardware, HARDWARE)
     band = ep_band(int(ep))
-    measured, not_measured, notes = measured_rows(results or [], hw, int(ep))
+    measured, floor, not_measured, notes = measured_rows(results or [], hw, int(ep))
     order, why = rules(hw, band)
     rows, reasons = [], list(notes)
     for r in measured:
+        vs = f", {r['vs_floor']:.2f}x the raw all_to_all_single" if r["vs_floor"] else ""
         rows.append({"dispatcher": r["dispatcher"], "rank": r["rank"], "status": "measured",
-                     "evidence": f"{r['ms']:.3f} ms dispatch + combine, {r['margin']}, over {r['cases']} {r['kind']} "
-                                 f"cases, receiver skew {r['skew']:.2f}, {r['MB_per_rank']:.1f} MB per rank"})
+                     "evidence": f"{r['ms']:.3f} ms dispatch + combine, {r['margin']}{vs}, over {r['cases']} "
+                                 f"{r['kind']} cases, receiver skew {r['skew']:.2f}, {r['MB_per_rank']:.1f} MB per rank"})
+    if floor:
+        rows.append({"dispatcher": FLOOR, "rank": "-", "status": "floor",
+                     "evidence": f"{floor['ms']:.3f} ms: raw all_to_all_single of pre-sorted rows with host-known "
+                                 "splits, the reference; not a dispatcher a framework ships"})
     for name, why_not in not_measured.items():
         rows.append({"dispatcher": name, "rank": "-", "status": "not measured", "evidence": why_not})
     if measured:
@@ -159,11 +170,12 @@ def recommend(hardware: str, ep: int, results: list[dict] | None = None, skew: f
                          "evidence": "not in the replay; the rules would consider it (measure it to rank it)"})
     else:
         basis, choice = "rules", order[0]
-        reasons.append(f"nothing measured at EP {ep} on {hw.upper()}: the order below is the guidance's rules, "
+        reasons.append(f"no dispatcher measured at EP {ep} on {hw.upper()}: the order below is the guidance's rules, "
                        "not a measurement; it assumes each package is installed on the target machine")
         reasons += why
         for i, name in enumerate(n for n in order if n not in not_measured):
             rows.append({"dispatcher": name, "rank": i + 1, "status": "rules", "evidence": RULE_DISPATCHERS[name]})
+        skew = skew if skew is not None or not floor else floor["skew"]
     if skew is not None:
         reasons.append(_skew_reason(float(skew), int(ep)))
     return {"hardware": hw, "ep": int(ep), "band": band, "basis": basis, "choice": choice, "rows": rows,

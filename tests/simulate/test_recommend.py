@@ -22,25 +22,34 @@ def _result(N=4, device="NVIDIA H200", backend="nccl", rows=(), status=None):
             "device": {"name": device}, "dispatchers": st, "rows": list(rows)}
 
 
-ROWS = [_row("nccl", "real", 1.0, 1.0), _row("nccl", "real", 1.2, 0.8), _row("megatron", "real", 2.0, 2.5),
-        _row("megatron", "real", 2.0, 2.5), _row("nccl", "balanced", 0.1, 0.1), _row("megatron", "mock", 0.1, 0.1)]
+ROWS = [_row("nvshmem", "real", 1.0, 1.0), _row("nvshmem", "real", 1.2, 0.8), _row("megatron", "real", 2.0, 2.5),
+        _row("megatron", "real", 2.0, 2.5), _row("nccl", "real", 0.5, 0.5), _row("nccl", "balanced", 0.1, 0.1),
+        _row("megatron", "mock", 0.1, 0.1)]
 
 
-def test_measured_dispatchers_are_ranked_with_margin_skew_and_size():
+def test_measured_dispatchers_are_ranked_with_margin_floor_skew_and_size():
     a = recommend("h200", 4, [_result(rows=ROWS)])
-    assert a["basis"] == "measured" and a["choice"] == "nccl"
+    assert a["basis"] == "measured" and a["choice"] == "nvshmem"
     by = {r["dispatcher"]: r for r in a["rows"]}
-    assert by["nccl"]["rank"] == 1 and "2.000 ms dispatch + combine, fastest, over 2 real cases" in by["nccl"]["evidence"]
-    assert by["megatron"]["rank"] == 2 and "+125% (2.25x)" in by["megatron"]["evidence"]  # 4.5 ms vs 2.0 ms
+    assert by["nvshmem"]["rank"] == 1 and "2.000 ms dispatch + combine, fastest, 2.00x the raw all_to_all_single, " \
+        "over 2 real cases" in by["nvshmem"]["evidence"]
+    assert by["megatron"]["rank"] == 2 and "+125% (2.25x), 4.50x the raw" in by["megatron"]["evidence"]  # 4.5 vs 2.0, 1.0
     assert "receiver skew 1.20, 100.0 MB per rank" in by["megatron"]["evidence"]
+    assert by["nccl"]["status"] == "floor" and by["nccl"]["rank"] == "-"  # the reference, never the choice
     assert by["deepep"]["status"] == "not measured" and "ModuleNotFoundError" in by["deepep"]["evidence"]
     assert by["hybridep"]["status"] == "not measured" and by["hybridep"]["rank"] == "-"
     assert any("not used" in r for r in a["reasons"])
 
 
 def test_mock_cases_rank_when_no_real_case_was_replayed():
-    a = recommend("h200", 4, [_result(rows=[_row("nccl", "mock", 3, 3), _row("megatron", "mock", 1, 1)])])
+    a = recommend("h200", 4, [_result(rows=[_row("nvshmem", "mock", 3, 3), _row("megatron", "mock", 1, 1)])])
     assert a["choice"] == "megatron" and "mock cases" in a["rows"][0]["evidence"]
+
+
+def test_the_floor_alone_is_no_measurement_of_a_dispatcher():
+    a = recommend("h200", 4, [_result(rows=[_row("nccl", "real", 1, 1)])])
+    assert a["basis"] == "rules" and a["choice"] == "megatron"  # small EP rules; nccl listed as the floor
+    assert [r["status"] for r in a["rows"] if r["dispatcher"] == "nccl"] == ["floor"]
 
 
 @pytest.mark.parametrize("res, hw, ep, why", [
@@ -96,7 +105,7 @@ def test_cli_prints_words_and_json(tmp_path, capsys):
     f.write_text(json.dumps(_result(rows=ROWS)))
     assert main(["recommend", "--hardware", "h200", "--ep", "4", "--replay", str(f)]) == 0
     out = capsys.readouterr().out
-    assert "recommended: nccl (measured)" in out and "False" not in out and "None" not in out
+    assert "recommended: nvshmem (measured)" in out and "False" not in out and "None" not in out
     assert main(["recommend", "--hardware", "gb300", "--ep", "72", "--skew", "1.1", "--json", "-"]) == 0
     advice = json.loads(capsys.readouterr().out)
     assert advice["band"] == "large" and advice["basis"] == "rules" and advice["choice"] == "hybridep"

@@ -182,17 +182,23 @@ def write_result(path, result: dict) -> None:
 
 
 def upgrade(result: dict) -> dict:
-    """A ``dodoco.replay/1`` result as ``/2``: its cases become rows of dispatcher ``nccl``."""
+    """A ``dodoco.replay/1`` result as ``/2``: its cases become rows of dispatcher ``nccl``, bytes and
+    the floor (nominal link) recomputed from their splits."""
+    from dodoco.replay.config import NOMINAL_LINK_GBPS
+    from dodoco.replay.plan import case_bytes, floor_ms
+
     if result.get("schema") == SCHEMA:
         return result
     rows = []
     for c in result.get("cases", []):
-        r = dict(c, dispatcher="nccl", N=result["N"], row_bytes=result["row_bytes"], bytes="copies",
-                 per_rank_bytes=c.get("per_rank"),
-                 pattern="routing" if c["kind"] in ("real", "mock") else ("uniform" if c["kind"] == "balanced"
-                                                                           else "hot-receiver"))
-        rows.append(r)
+        b = case_bytes(c["splits"], result["row_bytes"])
+        floor = floor_ms(b, NOMINAL_LINK_GBPS)
+        rows.append(dict(c, **b, dispatcher="nccl", N=result["N"], row_bytes=result["row_bytes"], bytes="copies",
+                         floor_ms=floor, vs_floor=c["dispatch"]["median_ms"] / floor if floor > 0 else float("nan"),
+                         pattern={"real": "routing", "mock": "routing", "balanced": "uniform"}.get(c["kind"],
+                                                                                                  "hot-receiver")))
     out = dict(result, schema=SCHEMA, rows=rows, upgraded_from=OLD_SCHEMA,
+               link={"GBps": NOMINAL_LINK_GBPS, "source": "nominal: NVLink4 per direction (H100/H200)"},
                dispatchers={"nccl": {"status": "measured", "reason": "", "summary": "all_to_all_single (replay/1)"}})
     out["summary"] = summary_rows(out)
     return out
