@@ -84,7 +84,8 @@ def print_result(result: dict, json_path=None) -> None:
 
     title = (f"dispatch replay, N={result['N']}, H={result['hidden']} {result['dtype']}, "
              f"{result['device'].get('name', result['backend'])} ({result['timing']})")
-    emit(result["summary"], title, json_path=json_path,
+    summary = [{k: float("nan") if v is None else v for k, v in r.items()} for r in result["summary"]]
+    emit(summary, title, json_path=json_path,
          columns=["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "dispatch_ms",
                   "dispatch_p10", "dispatch_p90", "combine_ms", "floor_ms", "vs_floor", "vs_balanced"])
     if json_path == "-":
