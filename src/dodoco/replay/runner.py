@@ -70,7 +70,8 @@ def active_dispatchers(cfg: ReplayConfig, cases, N: int) -> tuple[list[str], dic
         why = why or cls.probe(cfg.backend, N)
         if why is None:
             for c in cases:
-                cls.limits(c)
+                if c.kind in ("real", "mock"):  # the user's routing: beyond a limit is an error
+                    cls.limits(c)
             names.append(name)
         status[name] = {"status": "not measured" if why else "measured", "reason": why or "",
                         "summary": cls.summary, "version": _version(name)}
@@ -184,13 +185,23 @@ def _init(cfg: ReplayConfig, device) -> None:
     dist.init_process_group(cfg.backend, timeout=datetime.timedelta(seconds=cfg.timeout_s), **kw)
 
 
-def _run_cases(cases, dispatchers, ctx: Ctx, dog, link: dict) -> tuple[list, list]:
+def _fits(d, case, skipped: list) -> bool:
+    """Whether dispatcher d can replay a synthetic case; if not, the reason goes to ``skipped``."""
+    try:
+        d.limits(case)
+        return True
+    except DodocoError as exc:
+        skipped.append(f"{d.name} on {_case_name(case)}: {exc}")
+        return False
+
+
+def _run_cases(cases, dispatchers, ctx: Ctx, dog, link: dict, skipped: list) -> tuple[list, list]:
     rows, overhead = [], []
     for i, case in enumerate(cases):
         if i == 0 and os.environ.get(FAIL_ENV) == str(ctx.rank):
             raise RuntimeError(f"injected failure ({FAIL_ENV}={ctx.rank})")
         data = RankData(case, ctx.rank, ctx.cfg.hidden, ctx.dtype, ctx.device)
-        for d in dispatchers:
+        for d in (d for d in dispatchers if _fits(d, case, skipped)):
             row, ov = replay_one(d, data, case, ctx, link)
             rows.append(row)
             if ov is not None:
@@ -246,7 +257,7 @@ def run_many(cfgs: list[ReplayConfig]) -> list[dict | None]:
                     made[n] = True
                 dispatchers.append(d)
             dog.beat()
-            rows, overhead = _run_cases(p["cases"], dispatchers, ctx, dog, link)
+            rows, overhead = _run_cases(p["cases"], dispatchers, ctx, dog, link, p["prov"]["skipped"])
             sweep = [raw_alltoall(b, p["cfg"], N, device, l2) for b in
                      (sweep_sizes(p["cfg"].sweep_min, p["cfg"].sweep_max) if p["cfg"].sweep else [])]
             out.append((p, rows, overhead, sweep))

@@ -5,7 +5,10 @@
 case's top-k, experts = the identity. One iteration is the six calls of ``MoELayer.forward``:
 dispatch_preprocess (count all-gather, permute), token_dispatch (host sync, all-to-all of rows and
 probs), dispatch_postprocess (sort by local expert), combine_preprocess, token_combine,
-combine_postprocess (unpermute, which sums a token's K copies). Unfused permutation (no Transformer
+combine_postprocess (unpermute, which sums a token's K copies). For the alltoall dispatcher two more
+marks split them into the stages metadata exchange, permute, host sync, all-to-all, sort by local
+expert | unsort, all-to-all back, unpermute (``_instrument``: a mark after Megatron's own
+``preprocess`` and after its host sync; Megatron's code runs unchanged). Unfused permutation (no Transformer
 Engine), no token dropping, no TP, EP = N over the whole world. The model-parallel state is set up
 once per process (``parallel_state.initialize_model_parallel(expert_model_parallel_size=N)``).
 
@@ -17,12 +20,39 @@ from __future__ import annotations
 
 import torch
 
+from dodoco.errors import DodocoError
 from dodoco.replay.dispatchers.base import Dispatcher, RankData, equal_slots
 
 __all__ = ["MegatronAllGather", "MegatronAllToAll", "megatron_version"]
 
 _CALLS = ("dispatch_preprocess", "token_dispatch", "dispatch_postprocess", "combine_preprocess",
           "token_combine", "combine_postprocess")
+#: The alltoall dispatcher's stages: its six calls, with two marks inside them (after its metadata pass,
+#: after the host sync token_dispatch waits on) -> the first five are the dispatch, the last three the combine.
+_STAGES = ("metadata exchange", "permute", "host sync", "all-to-all", "sort by local expert", "unsort",
+           "all-to-all back", "unpermute")
+_INNER = {"metadata": 1, "sync": 3}
+
+
+def _instrument(disp) -> None:
+    """Mark inside Megatron's own dispatch: after ``preprocess`` (the count all-gather and split sizes,
+    called by dispatch_preprocess) and after the host sync at ``before_ep_alltoall`` (called by
+    token_dispatch). Megatron's methods run unchanged; the wrappers only record a mark after them."""
+    pre, dtoh = disp.preprocess, disp._maybe_dtoh_and_synchronize
+
+    def preprocess(routing_map):
+        out = pre(routing_map)
+        disp._dodoco_mark("metadata")
+        return out
+
+    def maybe_dtoh_and_synchronize(point, tokens_per_expert=None):
+        out = dtoh(point, tokens_per_expert)
+        if point == "before_ep_alltoall":
+            disp._dodoco_mark("sync")
+        return out
+
+    disp.preprocess, disp._maybe_dtoh_and_synchronize = preprocess, maybe_dtoh_and_synchronize
+    disp._dodoco_mark = lambda what: None
 
 
 def megatron_version() -> str:
@@ -38,8 +68,8 @@ class MegatronAllToAll(Dispatcher):
     name = "megatron"
     summary = "Megatron-Core MoEAlltoAllTokenDispatcher (permute, count exchange + host sync, all-to-all)"
     order = "expert-major"
-    stages = _CALLS
-    n_dispatch = 3
+    stages = _STAGES
+    n_dispatch = 5
     needs_cuda = True
     _class = "MoEAlltoAllTokenDispatcher"
     _made: dict = {}
@@ -84,6 +114,8 @@ class MegatronAllToAll(Dispatcher):
             ne = E // N
             self._made[key] = getattr(td, self._class)(ne, list(range(rank * ne, (rank + 1) * ne)), config=cfg,
                                                        pg_collection=get_default_pg_collection())
+            if self.stages == _STAGES:
+                _instrument(self._made[key])
         return self._made[key]
 
     def prepare(self, data: RankData, sets: int):
@@ -97,20 +129,26 @@ class MegatronAllToAll(Dispatcher):
 
     def step(self, state, k: int, mark) -> None:
         d = state["disp"]
+        d._dodoco_mark = lambda what: mark(_INNER[what])
         h, p = d.dispatch_preprocess(state["xs"][k], state["map"], state["probs"])
-        mark(1)
-        h, p = d.token_dispatch(h, p)
         mark(2)
+        h, p = d.token_dispatch(h, p)
+        mark(4)
+        self._finish(state, d, h, p, mark, 4)
+        state["last"] = k
+
+    @staticmethod
+    def _finish(state, d, h, p, mark, at: int) -> None:
+        """dispatch_postprocess and the combine, marking stages at+1 .. at+4."""
         h, tpe, p = d.dispatch_postprocess(h, p)
-        mark(3)
+        mark(at + 1)
         state["recv"], state["tpe"] = h, tpe
         h = d.combine_preprocess(h)
-        mark(4)
+        mark(at + 2)
         h = d.token_combine(h)
-        mark(5)
+        mark(at + 3)
         state["out"] = d.combine_postprocess(h)
-        mark(6)
-        state["last"] = k
+        mark(at + 4)
 
     def received(self, state) -> torch.Tensor:
         return state["recv"]
@@ -133,7 +171,26 @@ class MegatronAllGather(MegatronAllToAll):
     name = "megatron-allgather"
     summary = "Megatron-Core MoEAllGatherTokenDispatcher (every token to every rank, reduce-scatter back)"
     bytes = "allgather"
+    stages = _CALLS
+    n_dispatch = 3
     _class = "MoEAllGatherTokenDispatcher"
+
+    @classmethod
+    def limits(cls, case) -> None:
+        super().limits(case)
+        if len(set(int(t) for t in case.tokens)) > 1:
+            raise DodocoError(f"{cls.name} ({cls._class}) all-gathers equal token blocks, but this case has "
+                              f"{[int(t) for t in case.tokens]} tokens on its ranks: replay it with the same "
+                              "tokens on every rank")
+
+    def step(self, state, k: int, mark) -> None:
+        d = state["disp"]
+        h, p = d.dispatch_preprocess(state["xs"][k], state["map"], state["probs"])
+        mark(1)
+        h, p = d.token_dispatch(h, p)
+        mark(2)
+        self._finish(state, d, h, p, mark, 2)
+        state["last"] = k
 
     @classmethod
     def need_bytes(cls, case, rank: int, sets: int, row_bytes: int) -> int:
