@@ -142,14 +142,13 @@ def run_skew(run, N: int, B: int, seed: int = 0) -> float:
     import numpy as np
 
     from dodoco.ep import contiguous, rank_loads, receiver_skew
-    from dodoco.metrics.steps import step_counts, step_order
-    from dodoco.replay.plan import check_sequences
+    from dodoco.ep.steps import require_steps, source_of
 
     counts = run.counts
     S, L, E = counts.shape
     if run.granularity == "window":  # aggregate over a long window: its rank loads, one "step"
         steps = np.asarray(counts).sum(axis=0, dtype=np.int64)[None]
         return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(E, N)))))
-    check_sequences(S, N, B, f"run {run.path}")
-    steps = step_counts(counts, N * B, step_order(S, seed))  # [n, L, E]
+    require_steps(S, N, B, f"run {run.path}")
+    steps = source_of(counts, seed).steps(N * B)  # [n, L, E]
     return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(E, N)))))

@@ -24,7 +24,7 @@ def test_build_cases_real_mock_balanced_skew(runs_dir):
 def test_condition_errors(runs_dir):
     with pytest.raises(DodocoError, match="did you mean 'prose'"):
         build_cases(ReplayConfig(runs=(str(runs_dir),), condition="prosa", backend="gloo"), 2)
-    with pytest.raises(DodocoError, match=r"need 16 sequences per step .* S=8"):
+    with pytest.raises(DodocoError, match=r"needs 16 sequences per step but run .* has 8"):
         build_cases(ReplayConfig(runs=(str(runs_dir),), condition="prose", batch=2, backend="gloo"), 8)
 
 

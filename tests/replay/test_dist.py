@@ -49,7 +49,7 @@ def test_failing_rank_stops_the_others(runs_dir):
 @pytest.mark.parametrize("extra, message", [
     (["--backend", "nccl"], "NCCL backend needs CUDA GPUs"),
     (["--backend", "gloo", "--hidden", str(10**12)], "GiB per rank x 2 ranks but the host has"),
-    (["--backend", "gloo", "--nproc", "16"], "16 ranks x batch 1 need 16 sequences per step"),
+    (["--backend", "gloo", "--nproc", "16"], "EP=16 x batch=1 needs 16 sequences per step"),
     (["--backend", "gloo", "--dispatcher", "deepep"], "needs the deep_ep package (DeepEP), which is not importable"),
 ])
 def test_bad_input_is_one_line(runs_dir, capsys, extra, message):

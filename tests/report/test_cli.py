@@ -74,7 +74,8 @@ def test_report_cli_json(runs, tmp_path, capsys):
 
 
 def test_export_neusim_json(runs, tmp_path, capsys):
-    from dodoco.metrics import max_mean, step_counts, step_order
+    from dodoco.ep.steps import step_order
+    from dodoco.metrics import max_mean
 
     out = tmp_path / "neusim.json"
     assert main(["export", "neusim", str(runs), "-o", str(out), "--ep", "8", "--batch", "2"]) == 0
@@ -84,7 +85,7 @@ def test_export_neusim_json(runs, tmp_path, capsys):
     assert e["derived_at"]["ep"] == 8 and e["derived_at"]["batch"] == 2 and e["regime"] == "prefill"
     assert e["num_routed_experts"] == 16 and e["provenance"]["run"].endswith("prose-L32")
     counts = np.asarray(open_run(runs / "m" / "prose-L32").counts)
-    steps = step_counts(counts, 16, step_order(32, 0))  # EP 8 x B 2 = 16 sequences per step
+    steps = counts[step_order(32, 0)].astype(np.int64).reshape(2, 16, *counts.shape[1:]).sum(1)  # EP 8 x B 2
     assert e["config"]["expert_load_imbalance_factor"] == pytest.approx(float(max_mean(steps).mean()), rel=1e-5)
     assert 1 <= e["config"]["num_worst_case_experts"] <= 1  # K = 1 in these runs
     assert {x["ep"] for x in e["by_ep"]} == {4, 8, 16}

@@ -9,8 +9,8 @@ docs/dispatch.md describes the method and the output.
 """
 
 from dodoco.replay.config import ReplayConfig, build_cases, pick_runs
-from dodoco.replay.plan import (ReplayCase, balanced_splits, case_bytes, check_sequences, run_cases,
+from dodoco.replay.plan import (ReplayCase, balanced_splits, case_bytes, run_cases,
                                 skewed_splits, sweep_sizes, synth_topk)
 
-__all__ = ["ReplayCase", "ReplayConfig", "balanced_splits", "build_cases", "case_bytes", "check_sequences",
+__all__ = ["ReplayCase", "ReplayConfig", "balanced_splits", "build_cases", "case_bytes",
            "pick_runs", "run_cases", "skewed_splits", "sweep_sizes", "synth_topk"]

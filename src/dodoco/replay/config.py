@@ -14,7 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from dodoco.errors import DodocoError, did_you_mean
-from dodoco.replay.plan import (ReplayCase, balanced_splits, check_sequences, run_cases, skewed_splits)
+from dodoco.ep.steps import require_steps
+from dodoco.replay.plan import ReplayCase, balanced_splits, run_cases, skewed_splits
 
 __all__ = ["DTYPES", "ReplayConfig", "build_cases", "dtype_bytes", "pick_runs"]
 
@@ -125,26 +126,25 @@ def pick_runs(cfg: ReplayConfig):
 
 
 def _placement(cfg: ReplayConfig, counts, N: int):
-    from dodoco.ep.placement import FITTED, fit_placement
+    from dodoco.ep.placements import PLACEMENTS, FitData, build_placement
 
     E = counts.shape[-1]
-    if cfg.placement in FITTED:
-        fit_load = counts.sum(axis=0, dtype="int64")  # [L, E] (fitted on all sequences of the real run)
-        return fit_placement(cfg.placement, E, N, fit_load=fit_load)
-    return fit_placement(cfg.placement, E, N)
+    if PLACEMENTS[cfg.placement].fitted:  # fitted on all sequences of the real run
+        return build_placement(cfg.placement, E, N, FitData(counts.sum(axis=0, dtype="int64")))
+    return build_placement(cfg.placement, E, N)
 
 
 def build_cases(cfg: ReplayConfig, N: int) -> tuple[list[ReplayCase], dict]:
     """All cases for N ranks -> (cases, provenance); real, mock, balanced, then skew controls."""
     real, mock = pick_runs(cfg)
     counts = real.counts
-    check_sequences(counts.shape[0], N, cfg.batch, f"run {real.path}")
+    require_steps(counts.shape[0], N, cfg.batch, f"run {real.path}")
     p = _placement(cfg, counts, N)
     kw = dict(seed=cfg.seed, placement=p, layers=cfg.layers, max_steps=cfg.max_steps)
     cases = run_cases(counts, N, cfg.batch, condition=real.condition, kind="real",
                       seq_tokens=real.seq_tokens, **kw)
     if mock is not None:
-        check_sequences(mock.counts.shape[0], N, cfg.batch, f"run {mock.path}")
+        require_steps(mock.counts.shape[0], N, cfg.batch, f"run {mock.path}")
         cases += run_cases(mock.counts, N, cfg.batch, condition=mock.condition, kind="mock",
                            seq_tokens=mock.seq_tokens, **kw)
     reals = [c for c in cases if c.kind == "real"]
