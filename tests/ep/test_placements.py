@@ -130,3 +130,16 @@ def test_a_window_run_skips_fitted_placements_with_the_reason():
     with pytest.raises(DodocoError, match="a window aggregate has one"):
         ep_scan(counts, ep=(2,), batch=(1,), placement="eplb", source=window_source(counts),
                 strict=True)
+
+
+def test_ls_lists_placements_from_the_registry(monkeypatch, capsys):
+    from dodoco.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")
+    seen: list = []
+    monkeypatch.setitem(PLACEMENTS, "spy", _spy(seen, "traces"))
+    assert main(["ls"]) == 0
+    out = capsys.readouterr().out
+    for spec in PLACEMENTS.values():
+        assert f"{spec.name:13s} {spec.summary}" in out
+    assert "spy" in out and "fitted on traces" in out and "options: num_redundant" in out

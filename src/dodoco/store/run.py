@@ -128,7 +128,7 @@ class Run:
 
         src = self.source(seed)
         if self.granularity is not Granularity.WINDOW:
-            require_steps(self.S, N, B, f"units of run {self.path}")
+            require_steps(self.S, N, B, f"run {self.path}")
         return src.steps(N * B)
 
     def ranks(self, N: int, B: int, seed: int = 0) -> np.ndarray:
