@@ -137,18 +137,11 @@ def recommend(hardware: str, ep: int, skew: float | None = None, available: dict
 def run_skew(run, N: int, B: int, seed: int = 0) -> float:
     """Mean receiver skew of a run at EP N, batch B (contiguous placement; mean over steps, layers).
 
-    A window-aggregate (imported) run has no steps: the skew of its whole window's rank loads.
+    ``run.steps`` forms the steps (a window-aggregate run is one step: its whole window's loads).
     """
     import numpy as np
 
     from dodoco.ep import contiguous, rank_loads, receiver_skew
-    from dodoco.ep.steps import require_steps, source_of
 
-    counts = run.counts
-    S, L, E = counts.shape
-    if run.granularity == "window":  # aggregate over a long window: its rank loads, one "step"
-        steps = np.asarray(counts).sum(axis=0, dtype=np.int64)[None]
-        return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(E, N)))))
-    require_steps(S, N, B, f"run {run.path}")
-    steps = source_of(counts, seed).steps(N * B)  # [n, L, E]
-    return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(E, N)))))
+    steps = run.steps(N, B, seed)  # [n, L, E]
+    return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(run.E, N)))))

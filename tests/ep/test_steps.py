@@ -151,3 +151,8 @@ def test_every_sum_is_64_bit_on_uint32_counts():
     assert w.steps(8)[0, 0].tolist() == [4 * BIG] * 3
     assert w.ranks(3, 1)[0, :, 0].sum(0).tolist() == [4 * BIG] * 3
     assert w.totals(3, 1)[0, :, 0].sum() == 12 * BIG
+
+
+def test_no_steps_of_zero_units():
+    assert source_of(np.ones((4, 1, 2), np.uint32)).n_steps(0) == 0
+    assert window_source(np.ones((1, 1, 2), np.uint32)).n_steps(0) == 0

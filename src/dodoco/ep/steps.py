@@ -161,8 +161,8 @@ class StepSource:
         return self._sum_from(self._levels, G, self.dtype(G))
 
     def n_steps(self, P: int) -> int:
-        """Steps of P units in all (blocks x U // P)."""
-        return int(self._levels[1].shape[0]) * (self.n_units // int(P))
+        """Steps of P units in all (blocks x U // P; 0 for P < 1)."""
+        return int(self._levels[1].shape[0]) * (self.n_units // int(P)) if int(P) >= 1 else 0
 
     def steps(self, P: int) -> np.ndarray:
         """steps[n, L, E]: the counts of every step of P units (block-major)."""
@@ -210,7 +210,7 @@ class _WindowSource(StepSource):
         return self._levels[1]
 
     def n_steps(self, P: int) -> int:
-        return 1
+        return 1 if int(P) >= 1 else 0
 
     def rank_rows(self, N: int, B: int, x=None) -> np.ndarray:
         raise NotImplementedError("a window has no per-unit rows: use ranks(N, B)")

@@ -127,7 +127,7 @@ class Run:
         from dodoco.ep.steps import require_steps
 
         src = self.source(seed)
-        if self.granularity is not Granularity.WINDOW:
+        if not src.n_steps(N * B):  # a window aggregate has its one step for every N*B
             require_steps(self.S, N, B, f"run {self.path}")
         return src.steps(N * B)
 
