@@ -143,3 +143,16 @@ def test_ls_lists_placements_from_the_registry(monkeypatch, capsys):
     for spec in PLACEMENTS.values():
         assert f"{spec.name:13s} {spec.summary}" in out
     assert "spy" in out and "fitted on traces" in out and "options: num_redundant" in out
+
+
+def test_scan_hands_trace_placements_the_fit_units_traces(monkeypatch):
+    S, T = 10, 2
+    counts = _identity_counts(S, L=1)
+    topk = np.repeat(np.arange(S), T)[:, None, None]  # every token of unit s names s
+    seen: list = []
+    monkeypatch.setitem(PLACEMENTS, "spy", _spy(seen, "traces"))
+    ep_scan(counts, ep=(2,), batch=(1,), placement="spy", tokens=(topk, np.arange(S + 1) * T), n_boot=5)
+    fit_idx, _ = fit_eval_split(S, 0.5, 0)
+    assert sorted(set(seen[0].topk[:, 0, 0].tolist())) == fit_idx.tolist()
+    with pytest.raises(DodocoError, match="fitted on token traces"):
+        ep_scan(counts, ep=(2,), batch=(1,), placement="spy", strict=True, n_boot=5)

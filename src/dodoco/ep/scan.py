@@ -179,9 +179,18 @@ def scan_sources(S: int, E: int, make_source, fit_of, placement, ep, batch, *, s
     return ScanResult(keys, values, steps, labels, reasons, meta)
 
 
+def _full_source(data, counts, seed: int, source) -> StepSource:
+    """The source of all units: ``source`` if given, else the run's (a window's is one step), else
+    source_of(counts, seed). Built only when every unit is evaluated."""
+    if source is not None:
+        return source
+    return data.source(seed) if hasattr(data, "source") else source_of(counts, seed)
+
+
 def ep_scan(data, ep=DEFAULT_EP, batch=DEFAULT_BATCH, placement="contiguous", seed: int = 0,
             *, fit_frac: float = 0.5, n_boot: int = 1000, strict: bool = False, source=None,
-            model: str = "", condition: str = "", seq_len: int = 0, **options) -> ScanResult:
+            tokens=None, model: str = "", condition: str = "", seq_len: int = 0,
+            **options) -> ScanResult:
     """EP scan of prefill steps -> ScanResult (``.rows()``, ``.series()``, ``.to_table()``).
 
     data: counts[S, L, E], or a run (``.counts``, labels ``.model``, ``.condition``, ``.seq_len``,
@@ -189,20 +198,21 @@ def ep_scan(data, ep=DEFAULT_EP, batch=DEFAULT_BATCH, placement="contiguous", se
     batch: units per rank per step B; placement: names from PLACEMENTS; options (eplb's
     num_redundant, ...) go to the placements that take them. source: the StepSource of all units
     in the seeded order (default: the run's, or ``source_of(counts, seed)``), e.g. a window's.
+    tokens: (topk[T, L, K], offsets[S+1]) for placements fitted on traces (default: the run's).
     """
     counts = np.asarray(getattr(data, "counts", data))
     if counts.ndim != 3 or counts.shape[0] == 0:
         raise DodocoError(f"counts must have shape [S, L, E] with S >= 1, got shape {counts.shape}")
     if hasattr(data, "counts"):
         model, condition, seq_len = data.model, data.condition, data.seq_len
-    if source is None:
-        source = data.source(seed) if hasattr(data, "source") else source_of(counts, seed)
     names = check_placements(placement)
-    traces = any(PLACEMENTS[n].fit_on == "traces" for n in names) and getattr(data, "has_tokens", False)
-    tokens = data.tokens() if traces else None
+    if tokens is None and any(PLACEMENTS[n].fit_on == "traces" for n in names) \
+            and getattr(data, "has_tokens", False):
+        tokens = data.tokens()
     labels = dict(model=model, condition=condition, seq_len=int(seq_len), regime="prefill")
     return scan_sources(counts.shape[0], counts.shape[2],
-                        lambda idx: source if idx is None else source_of(counts, seed, idx),
+                        lambda idx: _full_source(data, counts, seed, source) if idx is None
+                        else source_of(counts, seed, idx),
                         lambda idx: fit_data(counts, idx, tokens), names, ep, batch, seed=seed,
                         fit_frac=fit_frac, n_boot=n_boot, strict=strict, labels=labels,
                         options=options)
