@@ -267,12 +267,13 @@ def feasible_pairs(src: StepSource, ep: Iterable[int], batch: Iterable[int],
     pairs, skipped = [], []
     for B in sorted({int(b) for b in batch}):
         for N in sorted({int(n) for n in ep}):
-            require_steps(max(N * B, 1), N, B, what)  # N, B >= 1
-            if src.n_steps(N * B):
+            if N >= 1 and B >= 1 and src.n_steps(N * B):
                 pairs.append((N, B))
                 continue
             try:
                 require_steps(src.n_units, N, B, what)
             except DodocoError as err:
+                if N < 1 or B < 1:
+                    raise
                 skipped.append((N, B, str(err)))
     return pairs, skipped
