@@ -185,17 +185,9 @@ def recommend(hardware: str, ep: int, results: list[dict] | None = None, skew: f
 def run_skew(run, N: int, B: int, seed: int = 0) -> float:
     """Mean receiver skew of a run at EP N, batch B (contiguous placement; mean over steps, layers).
 
-    A window-aggregate (imported) run has no steps: the skew of its whole window's rank loads.
+    ``run.steps`` forms the steps (a window-aggregate run is one step: its whole window's loads).
     """
     from dodoco.ep import contiguous, rank_loads, receiver_skew
-    from dodoco.metrics.steps import step_counts, step_order
-    from dodoco.replay.plan import check_sequences
 
-    counts = run.counts
-    S, L, E = counts.shape
-    if run.granularity == "window":  # aggregate over a long window: its rank loads, one "step"
-        steps = np.asarray(counts).sum(axis=0, dtype=np.int64)[None]
-        return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(E, N)))))
-    check_sequences(S, N, B, f"run {run.path}")
-    steps = step_counts(counts, N * B, step_order(S, seed))  # [n, L, E]
-    return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(E, N)))))
+    steps = run.steps(N, B, seed)  # [n, L, E]
+    return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(run.E, N)))))

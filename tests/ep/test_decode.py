@@ -11,7 +11,7 @@ from dodoco.ep.decode import (
     trace_counts,
 )
 from dodoco.errors import DodocoError
-from dodoco.metrics.steps import step_order
+from dodoco.ep.steps import step_order
 
 
 def _trace():
@@ -50,7 +50,7 @@ def test_positions_and_errors():
     with pytest.raises(DodocoError, match=r"\[0, 4\].*shortest sequence has 5 tokens"):
         decode_positions([5, 9], positions=[5])
     topk, offsets = _trace()
-    with pytest.raises(DodocoError, match="needs at least 3 sequences, have 2"):
+    with pytest.raises(DodocoError, match="needs 3 sequences per step but the trace has 2"):
         decode_step_counts(topk, offsets, 4, seqs_per_step=3)
     with pytest.raises(DodocoError, match="offsets"):
         decode_step_counts(topk, np.array([0, 2, 5]), 4, 1)
@@ -71,8 +71,9 @@ def test_decode_scan_table():
     offsets = np.arange(S + 1) * T_seq
     table = decode_scan(topk, offsets, E, ep=(2, 4), batch=(1, 2), n_boot=20,
                         placement=("contiguous", "eplb"), n_positions=3)
+    assert table.meta["decode_positions"] == [0, 2, 5] and table.meta["part"] == "held-out"
+    table = table.to_table()
     assert set(table.column("regime").to_pylist()) == {"decode"}
-    assert table.schema.metadata[b"decode_positions"] == b"0,2,5"
     metrics = set(table.column("metric").to_pylist())
     assert {"gini", "max_mean", "receiver_skew", "send_max_mean"} <= metrics
     # every decode step has N*B tokens x K assignments: max/mean >= 1

@@ -10,7 +10,7 @@ from dodoco.ep.traffic import (
     dedup_traffic,
     send_recv,
     send_recv_bytes,
-    source_counts,
+    send_recv_local,
     split_sizes,
     token_destinations,
     traffic_bytes,
@@ -67,14 +67,6 @@ def test_replication_splits_load_evenly():
     assert replica_max_mean(c, contiguous(8, 2)) == pytest.approx(12 / (19 / 8))
 
 
-def test_source_counts_rank_i_holds_its_b_sequences():
-    seq = np.arange(6 * 2).reshape(6, 2)  # N*B = 6 sequences, E = 2, N = 3, B = 2
-    src = source_counts(seq, 3)
-    assert src.tolist() == [[2, 4], [10, 12], [18, 20]]
-    with pytest.raises(DodocoError, match="N=4"):
-        source_counts(seq, 4)
-
-
 def test_traffic_matrix_rows_are_sources_columns_are_loads():
     rng = np.random.default_rng(0)
     src = rng.integers(0, 30, (4, 8))
@@ -84,13 +76,36 @@ def test_traffic_matrix_rows_are_sources_columns_are_loads():
         assert np.allclose(s.sum(axis=0), rank_loads(src.sum(0), p))  # column sums: rank loads
 
 
+def _send_recv_by_hand_ok(fn) -> bool:
+    """fn gives the hand-computed off-diagonal totals of s: S = [1+2, 0+3, 4+0], R = [0+4, 1+0, 2+3]."""
+    S, R = fn(np.array([[5.0, 1, 2], [0, 7, 3], [4, 0, 9]]))
+    return S.tolist() == [3, 3, 4] and R.tolist() == [4, 1, 5]
+
+
 def test_diagonal_excluded_from_send_recv():
     s = np.array([[5.0, 1, 2], [0, 7, 3], [4, 0, 9]])
-    S, R = send_recv(s)
+    assert _send_recv_by_hand_ok(send_recv)
+    assert not _send_recv_by_hand_ok(lambda s: (s.sum(-1), s.sum(-2)))  # diagonal included: caught
+    # the fast path from totals and the diagonal is the same formula
+    S, R = send_recv_local(s.sum(-1), s.sum(-2), np.diag(s))
     assert S.tolist() == [3, 3, 4] and R.tolist() == [4, 1, 5]
+    batch = np.random.default_rng(0).integers(0, 50, (5, 2, 4, 4))  # [..., N, N]
+    a, b = send_recv(batch)
+    c, d = send_recv_local(batch.sum(-1), batch.sum(-2), np.diagonal(batch, axis1=-2, axis2=-1))
+    assert np.array_equal(a, c) and np.array_equal(b, d) and a.dtype == np.int64
     Sb, Rb = send_recv_bytes(s, hidden=4, dtype_bytes=2)
     assert Sb.tolist() == [24, 24, 32] and Rb.tolist() == [32, 8, 40]
     assert traffic_bytes(s, 4, 2)[0, 0] == 40
+
+
+def test_send_recv_sums_in_64_bits():
+    big = 3_000_000_000
+    s = np.array([[1, big, big], [big, 1, 0], [big, big, 1]], np.uint32)  # rows overflow uint32
+    S, R = send_recv(s)
+    assert S.tolist() == [2 * big, big, 2 * big] and R.tolist() == [2 * big, 2 * big, big]
+    S2, R2 = send_recv_local(np.array([2 * big + 1], np.int64), np.array([3 * big], np.int64),
+                             np.array([big], np.uint32))
+    assert S2.tolist() == [big + 1] and R2.tolist() == [2 * big]
 
 
 def test_split_sizes_integer_and_largest_remainder():

@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 
 from dodoco.ep.placement import (
-    PLACEMENTS,
     balanced_packing,
     contiguous,
     eplb,
     eplb_layers,
-    fit_placement,
     replicate_experts,
     round_robin,
     stack_layers,
@@ -39,11 +37,10 @@ def test_round_robin_by_hand():
 
 
 def test_share_rows_sum_to_one_and_registry():
-    for name in ("contiguous", "round_robin"):
-        p = PLACEMENTS[name](10, 4)
+    for make in (contiguous, round_robin):
+        p = make(10, 4)
         assert np.allclose(p.share.sum(axis=1), 1.0)
         assert p.replicas.tolist() == [1] * 10
-    assert set(PLACEMENTS) == {"contiguous", "round_robin", "eplb"}
 
 
 def test_more_ranks_than_experts_names_both_numbers():
@@ -165,11 +162,3 @@ def test_eplb_layers_fits_each_layer_and_stack():
         assert np.array_equal(p.layer(l).share, single.share)
     s = stack_layers([p.layer(0), p.layer(1)])
     assert np.array_equal(s.share, p.share)
-
-
-def test_fit_placement_dispatch():
-    assert fit_placement("contiguous", 8, 2).name == "contiguous"
-    with pytest.raises(DodocoError, match="fit_load"):
-        fit_placement("eplb", 8, 2)
-    with pytest.raises(DodocoError, match="did you mean 'round_robin'"):
-        fit_placement("round_robbin", 8, 2)

@@ -60,13 +60,13 @@ def test_window_runs_are_refused_by_name(runs, tmp_path):
 
 
 def test_scan_with_shared_source_equals_ep_scan(runs):
-    from dodoco.ep.scan import scan_source
+    from dodoco.ep.steps import source_of
     from dodoco.findings.runs import scan_run
 
     run = next(r for r in find_runs([runs]) if r.condition == "prose")
     kw = dict(ep=[2, 4], batch=[1, 2], placement=["contiguous", "round_robin"], seed=3, n_boot=50)
     a = scan_run(run, **kw)
-    b = scan_run(run, source=scan_source(run.counts, 3), **kw)
+    b = scan_run(run, source=source_of(run.counts, 3), **kw)
     assert a.num_rows == b.num_rows and a.num_rows > 0
     np.testing.assert_allclose(a.column("value").to_numpy(), b.column("value").to_numpy(), rtol=1e-12)
     assert a.column("metric").to_pylist() == b.column("metric").to_pylist()

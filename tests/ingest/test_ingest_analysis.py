@@ -3,8 +3,6 @@
 import numpy as np
 import pytest
 
-from dodoco.errors import DodocoError
-
 
 def _gini(c):
     """Gini of c[E] by the DESIGN.md formula, computed independently of dodoco.metrics."""
@@ -20,7 +18,7 @@ def test_summary_aggregate_gini_matches_the_fixture_numbers(dumps, run_of, tmp_p
     truth = dumps["sglang_per_pass"]
     man, run = run_of("sglang", truth["files"], model_id="tiny/moe", condition="prod")
     rows = summary_rows([run.path], batch_sizes=[1, 2])
-    agg = next(r for r in rows if r["batch"] == 0)
+    agg = next(r for r in rows if r["batch"] == "all")
     want = np.mean([_gini(truth["counts"].sum(axis=0)[l]) for l in range(truth["counts"].shape[1])])
     assert agg["gini"] == pytest.approx(want, rel=1e-12)
     assert agg["model"] == "tiny/moe" and agg["condition"] == "prod"
@@ -30,28 +28,30 @@ def test_summary_aggregate_gini_matches_the_fixture_numbers(dumps, run_of, tmp_p
     assert (run.path / "metrics.parquet").exists()
 
 
-def test_window_runs_refuse_per_step_metrics_with_a_clear_message(dumps, run_of):
+def test_window_runs_are_one_step_for_every_batch(dumps, run_of):
     from dodoco.analysis import run_metrics
 
     _, run = run_of("table", dumps["table_parquet"]["files"])
-    with pytest.raises(DodocoError, match="window") as info:
-        run_metrics(run, batch_sizes=(1, 8))
-    assert "per-step metrics (--batch) need per-pass" in str(info.value)
-    table = run_metrics(run)  # without --batch: the aggregate metrics only
-    assert set(table.column("statistic").to_pylist()) == {"aggregate"}
-    assert table.num_rows > 0
+    table = run_metrics(run, batch_sizes=(1, 8))  # a window is one step whatever B: flagged, not refused
+    d = {c: table.column(c).to_numpy(zero_copy_only=False) for c in ("batch", "layer", "metric", "statistic", "value")}
+    gini = (d["layer"] == -1) & (d["metric"] == "gini")
+    agg = d["value"][gini & (d["statistic"] == "aggregate")][0]
+    for B in (1, 8):
+        at = gini & (d["batch"] == B)
+        assert d["value"][at & (d["statistic"] == "mean")][0] == pytest.approx(agg)
+        assert d["value"][at & (d["statistic"] == "n_steps")][0] == 1
 
 
 def test_ep_scan_runs_on_imported_passes(dumps, run_of):
-    from dodoco.commands.analyze_ep import scan_rows
+    from dodoco.analysis import ep_rows
     from dodoco.ep import contiguous, rank_loads, receiver_skew
 
     truth = dumps["sglang_stat"]
     _, run = run_of("sglang", truth["files"])
-    rows, _ = scan_rows(run, ep=[4], batch=[1], placement=["contiguous"])
+    rows, _ = ep_rows(run, ep=[4], batch=[1], placement=["contiguous"])
     row = next(r for r in rows if r["ep"] == 4 and r["batch"] == 1 and r["placement"] == "contiguous")
     # independent: a step of N*B = 4 passes in the seeded order, rank loads of the contiguous placement
-    from dodoco.metrics.steps import step_order
+    from dodoco.ep.steps import step_order
 
     order = step_order(truth["counts"].shape[0], 0)
     steps = [truth["counts"][order[i:i + 4]].sum(axis=0) for i in range(0, len(order) - 3, 4)]
@@ -60,18 +60,19 @@ def test_ep_scan_runs_on_imported_passes(dumps, run_of):
 
 
 def test_window_runs_get_rank_loads_and_placements(dumps, run_of):
-    from dodoco.commands.analyze_ep import window_rows
+    from dodoco.analysis import ep_rows
     from dodoco.ep import contiguous, rank_loads, receiver_skew
 
     truth = dumps["sglang_init_json"]
     _, run = run_of("sglang", truth["files"])
-    rows, _ = window_rows(run, ep=[4, 8], placement=["contiguous", "round_robin"])
+    rows, _ = ep_rows(run, ep=[4, 8], batch=[1], placement=["contiguous", "round_robin"])
     assert {(r["ep"], r["placement"]) for r in rows} == {(4, "contiguous"), (8, "contiguous"), (4, "round_robin"),
                                                          (8, "round_robin")}
     r4 = next(r for r in rows if r["ep"] == 4 and r["placement"] == "contiguous")
     agg = truth["counts"][0]
     assert r4["receiver_skew"] == pytest.approx(np.mean(receiver_skew(rank_loads(agg, contiguous(16, 4)))))
     assert r4["gini"] == pytest.approx(np.mean([_gini(c) for c in agg]))
+    assert r4["steps"] == 1 and r4["source_split"] == "uniform"
 
 
 def test_eplb_placement_fits_on_window_counts(dumps, run_of):
@@ -98,8 +99,8 @@ def test_cli_import_then_analyze(dumps, tmp_path, capsys):
     assert main(["analyze", str(out), "--batch", "1,2", "--json", str(tmp_path / "a.json")]) == 0
     import json
 
-    rows = json.loads((tmp_path / "a.json").read_text())
-    assert {r["batch"] for r in rows} == {0, 1, 2}
+    rows = json.loads((tmp_path / "a.json").read_text())["summary"]
+    assert {r["batch"] for r in rows} == {"all", 1, 2}
     assert main(["validate", str(out)]) == 0
 
 

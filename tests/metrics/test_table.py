@@ -5,6 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dodoco.ep.steps import step_order
 from dodoco.errors import DodocoError
 from dodoco.metrics import (
     COLUMNS,
@@ -13,8 +14,6 @@ from dodoco.metrics import (
     all_metrics,
     metrics_table,
     skipped_batches,
-    step_counts,
-    step_order,
     summarise,
     summary_frame,
     write_parquet_atomic,
@@ -57,7 +56,7 @@ def test_columns_dtypes_and_row_count(table):
         assert types[c] == pa.int64()
     assert types["value"] == pa.float64()
     # 3 kept batch sizes x (L+1) layers x 5 metrics x 5 statistics + aggregate (L+1) x 5 metrics
-    assert table.num_rows == 3 * (L + 1) * 5 * 5 + (L + 1) * 5
+    assert table.num_rows == 3 * (L + 1) * 5 * 6 + (L + 1) * 5  # 6 statistics incl. n_steps
     assert sorted(set(_col(table, "batch"))) == [0, 1, 2, 4]
     assert set(_col(table, "layer")) == {-1, 0, 1, 2}
     assert set(_col(table, "statistic")) == set(STATISTICS) | {"aggregate"}
@@ -70,8 +69,15 @@ def test_skipped_batches(table):
     assert skipped_batches(table) == [32]
 
 
+def _steps(counts, P, seed=0):
+    """Independent step sums: counts in step_order, consecutive groups of P, remainder dropped."""
+    o = counts[step_order(counts.shape[0], seed)].astype(np.int64)
+    n = counts.shape[0] // P
+    return o[: n * P].reshape((n, P) + counts.shape[1:]).sum(axis=1)
+
+
 def test_values_match_direct_computation(counts, table):
-    steps = step_counts(counts, 2, step_order(S, 0))
+    steps = _steps(counts, 2)
     g = all_metrics(steps)["gini"]  # [10, L]
     s = summarise(g, n_boot=100, seed=0)
     for layer in range(L):
@@ -81,7 +87,7 @@ def test_values_match_direct_computation(counts, table):
 
 
 def test_model_level_is_mean_of_layers(counts, table):
-    steps = step_counts(counts, 4, step_order(S, 0))
+    steps = _steps(counts, 4)
     m = all_metrics(steps)["max_mean"]  # [5, L], layer 2 NaN
     assert np.isnan(m[:, 2]).all()
     want = np.nanmean(m, axis=1).mean()
@@ -104,7 +110,9 @@ def test_errors():
     with pytest.raises(DodocoError, match="shape"):
         metrics_table(np.zeros((3, 4)), model="m", condition="c", seq_len=1)
     with pytest.raises(DodocoError, match="batch"):
-        metrics_table(np.ones((3, 1, 4)), model="m", condition="c", seq_len=1, batch_sizes=(0,))
+        metrics_table(np.ones((3, 1, 4), np.uint32), model="m", condition="c", seq_len=1, batch_sizes=(0,))
+    with pytest.raises(DodocoError, match="non-negative integers"):
+        metrics_table(np.ones((3, 1, 4)), model="m", condition="c", seq_len=1)
 
 
 def test_parquet_round_trip_atomic(tmp_path, table):
@@ -131,3 +139,16 @@ def test_summary_frame(table):
         for m in ("gini", "max_mean"):
             assert r[m] == _select(table, batch=r["batch"], layer=-1, metric=m, statistic=stat)[0]
     assert rows[0]["model"] == "m" and rows[0]["seq_len"] == 128
+
+
+def test_table_sums_in_64_bits_on_uint32_counts():
+    """Steps and the aggregate of counts whose sums pass 2^32 (a uint32 sum wraps)."""
+    big = 3_000_000_000
+    c = np.array([[[big, 1, 0]], [[big, 0, 2]], [[0, big, 1]], [[5, big, 0]]], np.uint32)
+    t = metrics_table(c, model="m", condition="c", seq_len=1, batch_sizes=(2,), n_boot=10)
+    want_agg = all_metrics(c.astype(np.int64).sum(0))["gini"][0]
+    assert _select(t, batch=0, layer=0, metric="gini", statistic="aggregate")[0] == \
+        pytest.approx(want_agg)
+    want = all_metrics(_steps(c, 2))["gini"][:, 0].mean()
+    assert _select(t, batch=2, layer=0, metric="gini", statistic="mean")[0] == pytest.approx(want)
+    assert _select(t, batch=2, layer=-1, metric="gini", statistic="n_steps")[0] == 2

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from dodoco.ep.placement import contiguous
-from dodoco.ep.traffic import copy_traffic_from_tokens, source_counts, traffic_matrix
+from dodoco.ep.traffic import copy_traffic_from_tokens, traffic_matrix
 from dodoco.errors import DodocoError
-from dodoco.metrics.steps import step_order
+from dodoco.ep.steps import step_order
 from dodoco.replay.config import ReplayConfig, build_cases, grid_cases
 from dodoco.replay.plan import case_bytes
 from dodoco.replay.routing import block_counts
@@ -40,7 +40,8 @@ def test_real_cases_match_counts_by_hand(runs_dir):
     counts = np.asarray(open_run(runs_dir / "prose-L16").counts)
     order = step_order(8, 0)
     for c in [c for c in cases if c.kind == "real"]:
-        src = source_counts(counts[order[2 * c.step:2 * c.step + 2]], 2)[:, c.layer]
+        seqs = order[2 * c.step:2 * c.step + 2]  # B=1: rank i holds sequence seqs[i]
+        src = counts[seqs, c.layer].astype(np.int64)
         np.testing.assert_array_equal(c.splits, traffic_matrix(src, contiguous(8, 2)))
         np.testing.assert_array_equal(block_counts(c.splits, c.slots).sum(1), src.sum(1))
 
@@ -56,11 +57,23 @@ def test_traces_drive_the_topk(traced_dir):
         np.testing.assert_array_equal(c.topk[i], topk[offsets[s]:offsets[s + 1], 1, :])
 
 
-def test_eplb_is_fitted_on_half_and_replays_the_other(runs_dir):
+def test_eplb_is_fitted_on_one_part_and_replays_the_other(runs_dir):
+    from dodoco.ep.placements import build_placement, fit_data, fit_eval_split
+
     cfg = ReplayConfig(runs=(str(runs_dir),), condition="prose", mock="none", placement="eplb", backend="gloo")
     cases, prov = build_cases(cfg, 2)
     assert prov["part"] == "held-out" and prov["placement"] == "eplb"
-    assert len([c for c in cases if c.kind == "real"]) == 2 * 2  # 4 held-out sequences = 2 steps of N*B=2
+    reals = [c for c in cases if c.kind == "real"]
+    assert len(reals) == 2 * 2  # 4 held-out sequences = 2 steps of N*B=2, x 2 layers
+    fit, held = fit_eval_split(8, 0.5, 0)
+    counts = np.asarray(open_run(runs_dir / "prose-L16").counts)
+    p = build_placement("eplb", 8, 2, fit_data(counts, fit))  # independent: fitted on the fit part only
+    order = held[step_order(len(held), 0)]
+    for c in reals:  # every replayed sequence is held out; splits are the fitted placement's traffic
+        seqs = order[2 * c.step:2 * c.step + 2]
+        assert set(seqs) <= set(held)
+        np.testing.assert_allclose(c.splits.sum(), counts[seqs, c.layer].sum())
+        assert c.E == int(p.layer(c.layer).copies.sum())
 
 
 @pytest.mark.parametrize("pattern", ["hot-receiver", "hot-pair", "uniform"])

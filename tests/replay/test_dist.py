@@ -67,7 +67,7 @@ def _megatron_importable():
 @pytest.mark.parametrize("extra, message", [
     (["--backend", "nccl"], "NCCL backend needs CUDA GPUs"),
     (["--backend", "gloo", "--hidden", str(10**11)], "GiB per rank x 2 ranks but the host has"),
-    (["--backend", "gloo", "--nproc", "8", "--batch", "2"], "8 ranks x batch 2 need 16 sequences per step"),
+    (["--backend", "gloo", "--nproc", "8", "--batch", "2"], "EP=8 x batch=2 needs 16 sequences per step"),
     (["--backend", "gloo", "--dispatcher", "megatron"], "needs megatron.core, which does not import here"),
     (["--backend", "gloo", "--dispatcher", "deepep"], "needs deep_ep, which does not import here"),
     (["--backend", "gloo", "--dispatcher", "nvshmem"], "none of the dispatchers named can run here: nvshmem: needs "

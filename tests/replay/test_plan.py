@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dodoco.errors import DodocoError
-from dodoco.metrics.steps import step_order
-from dodoco.replay.plan import (balanced_splits, case_bytes, check_sequences, floor_ms, hot_pair_splits, run_cases,
+from dodoco.ep.steps import require_steps, step_order
+from dodoco.replay.plan import (balanced_splits, case_bytes, floor_ms, hot_pair_splits, run_cases,
                                 skewed_splits, sweep_sizes, synth_topk)
 
 
@@ -35,9 +35,9 @@ def test_run_cases_layers_and_steps_selection():
 
 
 def test_too_many_ranks_names_the_count():
-    with pytest.raises(DodocoError, match="need 16 sequences per step but the trace has S=8"):
-        check_sequences(8, 8, 2)
-    with pytest.raises(DodocoError, match="observe at least 16 sequences"):
+    with pytest.raises(DodocoError, match="EP=8 x batch=2 needs 16 sequences per step but the run has 8"):
+        require_steps(8, 8, 2)
+    with pytest.raises(DodocoError, match="observe more sequences"):
         run_cases(np.ones((8, 1, 16), dtype=np.uint32), 8, 2, condition="x", kind="real")
 
 

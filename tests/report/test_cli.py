@@ -1,4 +1,4 @@
-"""CLI: analyze --ep/--placement/--batch (EP scan table, JSON), report --json, their one-line errors."""
+"""CLI: report --json, export neusim, their one-line errors (analyze: tests/metrics/test_analyze.py)."""
 
 import json
 
@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from dodoco.cli import main
-from dodoco.ep.scan import ep_scan
 from dodoco.findings.synthetic import skewed_counts, write_counts_run
 from dodoco.store import open_run
 
@@ -21,49 +20,6 @@ def runs(tmp_path_factory):
     return root
 
 
-def test_analyze_ep_json_matches_ep_scan(runs, tmp_path, capsys):
-    out = tmp_path / "summary.json"
-    assert main(["analyze", str(runs), "--ep", "2,4", "--batch", "1,2", "--placement", "contiguous,round_robin",
-                 "--json", str(out)]) == 0
-    rows = json.loads((tmp_path / "summary.ep.json").read_text())
-    assert json.loads(out.read_text())  # the summary table is still written to PATH
-    assert {(r["batch"], r["ep"], r["placement"]) for r in rows if r["condition"] == "prose"} == {
-        (b, n, p) for b in (1, 2) for n in (2, 4) for p in ("contiguous", "round_robin")}
-    run = open_run(runs / "m" / "prose-L32")
-    t = ep_scan(run.counts, ep=(4,), batch=(2,), placement="round_robin")
-    d = {c: t.column(c).to_numpy(zero_copy_only=False) for c in ("layer", "metric", "statistic", "value")}
-    k = (d["layer"] == -1) & (d["metric"] == "receiver_skew") & (d["statistic"] == "mean")
-    row = next(r for r in rows if r["condition"] == "prose" and r["ep"] == 4 and r["batch"] == 2
-               and r["placement"] == "round_robin")
-    assert row["receiver_skew"] == pytest.approx(float(d["value"][k][0]))
-    assert row["receiver_skew_lo"] <= row["receiver_skew"] <= row["receiver_skew_hi"]
-
-
-def test_analyze_ep_json_stdout_and_window_run(runs, tmp_path, capsys):
-    w = write_counts_run(tmp_path / "w", skewed_counts(1, 2, 16, assignments=500), model="prod", condition="serving",
-                         seq_len=0, granularity="window")
-    assert main(["analyze", str(runs / "m" / "prose-L32"), "--ep", "4", "--batch", "1", "--json", "-"]) == 0
-    docs = capsys.readouterr().out
-    dec = json.JSONDecoder()
-    first, end = dec.raw_decode(docs)
-    second, _ = dec.raw_decode(docs[end:].lstrip())
-    assert first[0]["batch"] in (0, 1) and second[0]["ep"] == 4 and second[0]["regime"] == "prefill"
-    from dodoco.commands.analyze_ep import window_rows
-
-    rows, _ = window_rows(open_run(w), ep=[4], placement=["contiguous"])
-    agg = np.asarray(open_run(w).counts).sum(0)
-    R = agg.reshape(2, 4, 4).sum(-1)
-    assert rows[0]["receiver_skew"] == pytest.approx(float((R.max(1) / R.mean(1)).mean()))
-
-
-def test_analyze_ep_errors_are_one_line(runs, capsys):
-    assert main(["analyze", str(runs / "m" / "prose-L32"), "--ep", "32", "--batch", "4"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: EP=32 x batch=4 needs 128 sequences") and "\n" not in err
-    assert main(["analyze", str(runs), "--ep", "4", "--placement", "contigous"]) == 2
-    assert "did you mean 'contiguous'?" in capsys.readouterr().err
-
-
 def test_report_cli_json(runs, tmp_path, capsys):
     assert main(["report", str(runs), "-o", str(tmp_path / "rep"), "--json", "-", "--quiet", "--ep-batch", "1"]) == 0
     verdicts = json.loads(capsys.readouterr().out)
@@ -74,7 +30,8 @@ def test_report_cli_json(runs, tmp_path, capsys):
 
 
 def test_export_neusim_json(runs, tmp_path, capsys):
-    from dodoco.metrics import max_mean, step_counts, step_order
+    from dodoco.ep.steps import step_order
+    from dodoco.metrics import max_mean
 
     out = tmp_path / "neusim.json"
     assert main(["export", "neusim", str(runs), "-o", str(out), "--ep", "8", "--batch", "2"]) == 0
@@ -84,7 +41,7 @@ def test_export_neusim_json(runs, tmp_path, capsys):
     assert e["derived_at"]["ep"] == 8 and e["derived_at"]["batch"] == 2 and e["regime"] == "prefill"
     assert e["num_routed_experts"] == 16 and e["provenance"]["run"].endswith("prose-L32")
     counts = np.asarray(open_run(runs / "m" / "prose-L32").counts)
-    steps = step_counts(counts, 16, step_order(32, 0))  # EP 8 x B 2 = 16 sequences per step
+    steps = counts[step_order(32, 0)].astype(np.int64).reshape(2, 16, *counts.shape[1:]).sum(1)  # EP 8 x B 2
     assert e["config"]["expert_load_imbalance_factor"] == pytest.approx(float(max_mean(steps).mean()), rel=1e-5)
     assert 1 <= e["config"]["num_worst_case_experts"] <= 1  # K = 1 in these runs
     assert {x["ep"] for x in e["by_ep"]} == {4, 8, 16}

@@ -22,7 +22,7 @@ def test_simulate_cli_with_calibration(tmp_path, capsys):
                "--calibration", str(cal), "--json", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "skipped EP 16 for prose: needs 16 sequences" in text
+    assert "skipped EP 16 for prose: EP=16 x batch=1 needs 16 sequences" in text
     assert "model error on replays" in text
     rows = json.loads(out.read_text())
     assert [r["N"] for r in rows] == [2, 4] and all(r["condition"] == "prose" for r in rows)

@@ -14,12 +14,12 @@ def register(sub) -> None:
 
 
 def pivot_by_batch(rows: list[dict], batches) -> list[dict]:
-    """One row per (model, condition) with Gini and max/mean per batch size ("all" = batch 0)."""
+    """One row per (model, condition) with Gini and max/mean per batch size ("all" = every sequence summed)."""
     out: dict[tuple, dict] = {}
     for r in rows:
         row = out.setdefault((r["model"], r["condition"]), {"model": r["model"], "condition": r["condition"]})
-        label = "all" if r["batch"] == 0 else f"B={r['batch']}"
-        if r["batch"] == 0 or r["batch"] in batches:
+        label = "all" if r["batch"] == "all" else f"B={r['batch']}"
+        if r["batch"] == "all" or r["batch"] in batches:
             row[f"gini {label}"] = r["gini"]
             row[f"max/mean {label}"] = r["max_mean"]
     return list(out.values())

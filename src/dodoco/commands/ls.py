@@ -23,12 +23,15 @@ def run(args) -> int:
         console.print(f"[bold]{title}[/bold]")
         for e in registry.entries():
             console.print(escape(f"  {e.name:13s} {e.summary}"))
-    from dodoco.ep.placement import PLACEMENTS
+    from dodoco.ep.placements import PLACEMENTS
     from dodoco.ingest import FORMATS
 
-    console.print("[bold]placements[/bold]")
-    for name, fn in PLACEMENTS.items():
-        console.print(escape(f"  {name:13s} {(fn.__doc__ or '').strip().splitlines()[0]}"))
+    console.print("[bold]placements[/bold] (--placement; fitted ones are fitted on one part of the data "
+                  "and evaluated on the other)")
+    for spec in PLACEMENTS.values():
+        fitted = f"fitted on {spec.fit_on}" if spec.fitted else "not fitted"
+        options = f"; options: {', '.join(spec.options)}" if spec.options else ""
+        console.print(escape(f"  {spec.name:13s} {spec.summary} ({fitted}{options})"))
     console.print("[bold]import formats[/bold] (dodoco import FORMAT PATH... -o RUN)")
     for e in FORMATS.entries():
         console.print(escape(f"  {e.name:13s} {e.summary}"))

@@ -36,6 +36,6 @@ def run(args) -> int:
 
     if dist_context()[0] != 0:
         return 0  # under torchrun, rank 0 reports
-    emit(summary_rows(paths, args.batch), "routing imbalance (model-level; batch 0 = all sequences)",
+    emit(summary_rows(paths, args.batch), "routing imbalance (model-level; batch all = every sequence summed)",
          columns=["model", "condition", "seq_len", "batch", "gini", "max_mean"])
     return 0

@@ -43,7 +43,7 @@ def options_from_args(args):
     if args.ep_batch:
         kw["ep_batch"] = args.ep_batch
     if args.placement:
-        from dodoco.ep.placement import PLACEMENTS
+        from dodoco.ep.placements import PLACEMENTS
         from dodoco.errors import did_you_mean
 
         for name in args.placement:

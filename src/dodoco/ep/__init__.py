@@ -1,5 +1,5 @@
-"""Expert parallelism from routing counts: placements, rank loads, traffic, the EP scan, decode
-steps and mitigations.
+"""Expert parallelism from routing counts: steps, placements, rank loads, traffic, the EP scan,
+decode steps and mitigations.
 
 Pure numpy functions on arrays (no torch, no model). Formulas: docs/ep.md.
 
@@ -17,68 +17,86 @@ from dodoco.ep.mitigations import (
     sequence_placement,
     topology_mapping,
 )
-from dodoco.ep.placement import (
+from dodoco.ep.placement import Placement, contiguous, eplb, eplb_layers, round_robin, stack_layers
+from dodoco.ep.placements import (
     PLACEMENTS,
-    Placement,
-    contiguous,
-    eplb,
-    eplb_layers,
-    fit_placement,
-    round_robin,
-    stack_layers,
-)
-from dodoco.ep.scan import (
-    DEFAULT_EP,
-    ep_scan,
+    EvalPlan,
+    FitData,
+    PlacementSpec,
+    build_placement,
+    default_redundant,
+    evaluation_plan,
     fit_eval_split,
-    require_sequences,
-    scan_plan,
-    skipped_reasons,
+)
+from dodoco.ep.result import ScanResult, skipped_reasons
+from dodoco.ep.scan import DEFAULT_BATCH, DEFAULT_EP, ep_scan
+from dodoco.ep.steps import (
+    StepSource,
+    feasible_pairs,
+    layer_mean,
+    require_steps,
+    source_of,
+    step_order,
+    window_source,
 )
 from dodoco.ep.traffic import (
     copy_traffic_from_tokens,
     dedup_traffic,
+    send_recv,
     send_recv_bytes,
-    source_counts,
+    send_recv_local,
     split_sizes,
     traffic_bytes,
     traffic_matrix,
 )
 
 __all__ = [
+    "DEFAULT_BATCH",
     "DEFAULT_EP",
     "PLACEMENTS",
+    "EvalPlan",
+    "FitData",
     "Placement",
+    "PlacementSpec",
     "RankMap",
+    "ScanResult",
+    "StepSource",
     "adaptive_relayout",
+    "build_placement",
     "contiguous",
     "copy_traffic_from_tokens",
     "decode_scan",
     "decode_source",
     "decode_step_counts",
     "dedup_traffic",
+    "default_redundant",
     "ep_scan",
     "eplb",
     "eplb_layers",
+    "evaluation_plan",
+    "feasible_pairs",
     "fit_eval_split",
-    "fit_placement",
     "fraction_removed",
     "hierarchical_dispatch",
+    "layer_mean",
     "mitigation_table",
     "rank_loads",
     "receiver_skew",
     "replica_max_mean",
-    "require_sequences",
+    "require_steps",
     "round_robin",
-    "scan_plan",
+    "send_recv",
     "send_recv_bytes",
+    "send_recv_local",
     "sequence_placement",
     "skipped_reasons",
-    "source_counts",
+    "source_of",
     "split_sizes",
     "stack_layers",
+    "step_order",
     "topology_mapping",
     "trace_counts",
     "traffic_bytes",
     "traffic_matrix",
+    "window_source",
 ]

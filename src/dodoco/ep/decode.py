@@ -19,11 +19,12 @@ ranks, B sequences per rank per step.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
-from dodoco.ep.scan import DEFAULT_BATCH, DEFAULT_EP, StepSource, run_scan, sum_sequences
+from dodoco.ep.placements import FitData, trace_subset
+from dodoco.ep.result import ScanResult
+from dodoco.ep.scan import DEFAULT_BATCH, DEFAULT_EP, scan_sources
+from dodoco.ep.steps import StepSource, require_steps, step_order, sum_units
 from dodoco.errors import DodocoError
-from dodoco.metrics.steps import step_order
 
 __all__ = ["decode_positions", "decode_scan", "decode_source", "decode_step_counts",
            "trace_counts"]
@@ -90,8 +91,7 @@ def decode_step_counts(topk, offsets, E: int, seqs_per_step: int, positions=None
     """
     topk, offsets = _check_trace(topk, offsets)
     S, P = offsets.shape[0] - 1, int(seqs_per_step)
-    if P < 1 or P > S:
-        raise DodocoError(f"a decode step of {P} sequences needs at least {P} sequences, have {S}")
+    require_steps(S, 1, P, "the trace")
     pos = decode_positions(np.diff(offsets), n_positions, positions)
     return decode_source(topk, offsets, E, pos, seed).steps(P)
 
@@ -112,29 +112,27 @@ def trace_counts(topk, offsets, E: int, idx=None) -> np.ndarray:
 def decode_scan(topk, offsets, E: int, ep=DEFAULT_EP, batch=DEFAULT_BATCH,
                 placement="contiguous", seed: int = 0, *, positions=None,
                 n_positions: int = DEFAULT_POSITIONS, fit_counts=None, fit_frac: float = 0.5,
-                common_eval: bool = True, n_boot: int = 1000, strict: bool = False,
-                model: str = "", condition: str = "", seq_len: int = 0,
-                **placement_kwargs) -> pa.Table:
-    """EP scan over decode steps (regime "decode"); same table and options as ep_scan.
+                n_boot: int = 1000, strict: bool = False, model: str = "", condition: str = "",
+                seq_len: int = 0, **options) -> ScanResult:
+    """EP scan over decode steps (regime "decode") -> ScanResult; same policy and options as ep_scan.
 
     Fitted placements are fitted on the prefill counts of the fit sequences (fit_counts[S, L, E]
-    when given, else counted from the trace) and evaluated on decode steps of the others.
+    when given, else counted from the trace; their traces ride along in FitData) and evaluated on
+    decode steps of the others. ``meta["decode_positions"]`` lists the positions.
     Memory: positions x S x L x E bytes for the one-hot units.
     """
     topk, offsets = _check_trace(topk, offsets)
     S = offsets.shape[0] - 1
     pos = decode_positions(np.diff(offsets), n_positions, positions)
 
-    def fit_load_of(fit_idx):
-        if fit_counts is not None:
-            return sum_sequences(fit_counts, fit_idx)
-        return trace_counts(topk, offsets, E, fit_idx).sum(axis=0)
+    def fit_of(fit_idx):
+        load = sum_units(fit_counts, fit_idx) if fit_counts is not None else \
+            trace_counts(topk, offsets, E, fit_idx).sum(axis=0)
+        return FitData(load, *trace_subset(topk, offsets, fit_idx))
 
-    labels = dict(model=model, condition=condition, seq_len=seq_len, regime="decode")
-    table = run_scan(S, int(E), lambda idx: decode_source(topk, offsets, E, pos, seed, idx),
-                     fit_load_of, placement, ep, batch, seed=seed, fit_frac=fit_frac,
-                     common_eval=common_eval, n_boot=n_boot, strict=strict, labels=labels,
-                     placement_kwargs=placement_kwargs)
-    meta = dict(table.schema.metadata or {})
-    meta[b"decode_positions"] = ",".join(map(str, pos.tolist())).encode()
-    return table.replace_schema_metadata(meta)
+    labels = dict(model=model, condition=condition, seq_len=int(seq_len), regime="decode")
+    result = scan_sources(S, int(E), lambda idx: decode_source(topk, offsets, E, pos, seed, idx),
+                          fit_of, placement, ep, batch, seed=seed, fit_frac=fit_frac,
+                          n_boot=n_boot, strict=strict, labels=labels, options=options)
+    result.meta["decode_positions"] = pos.tolist()
+    return result

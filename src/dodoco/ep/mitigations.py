@@ -27,11 +27,11 @@ import numpy as np
 import pyarrow as pa
 
 from dodoco.ep.loads import RankMap, replica_max_mean, skew
-from dodoco.ep.placement import Placement, eplb_layers, fit_placement
-from dodoco.ep.scan import require_sequences, scan_source
-from dodoco.ep.traffic import token_destinations
+from dodoco.ep.placement import Placement, eplb_layers
+from dodoco.ep.placements import build_placement
+from dodoco.ep.steps import require_steps, source_of, step_order, unit_steps
+from dodoco.ep.traffic import send_recv, send_recv_local, token_destinations
 from dodoco.errors import DodocoError
-from dodoco.metrics.steps import step_order
 
 __all__ = ["MITIGATION_COLUMNS", "adaptive_relayout", "best_rank_nodes", "fraction_removed",
            "hierarchical_dispatch", "mitigation_table", "node_traffic", "redundant_sweep",
@@ -75,8 +75,8 @@ def _steps(counts, N: int, B: int, seed: int) -> np.ndarray:
     counts = np.asarray(counts)
     if counts.ndim != 3:
         raise DodocoError(f"counts must have shape [S, L, E], got shape {counts.shape}")
-    require_sequences(counts.shape[0], N, B)
-    return scan_source(counts, seed).steps(N * B)
+    require_steps(counts.shape[0], N, B)
+    return source_of(counts, seed).steps(N * B)
 
 
 def adaptive_relayout(counts, N: int, B: int = 1, redundant=None, window: int = 8,
@@ -96,7 +96,7 @@ def adaptive_relayout(counts, N: int, B: int = 1, redundant=None, window: int = 
                           f"({2 * W * N * B} sequences), have {steps.shape[0]} steps")
     wins = np.unique(np.linspace(1, n_win - 1, min(max_fits, n_win - 1)).round().astype(int))
     ev = np.concatenate([steps[w * W:(w + 1) * W] for w in wins])
-    base = RankMap(fit_placement("contiguous", E, N)) if N <= E else None
+    base = RankMap(build_placement("contiguous", E, N)) if N <= E else None
     base_rho = _mean(skew(base.loads(ev))) if base else float("nan")
     base_mm = _mean(replica_max_mean(ev, base.placement)) if base else float("nan")
     rows = []
@@ -132,12 +132,11 @@ def _greedy_assign(A: np.ndarray, B: int) -> np.ndarray:
 
 def _traffic_stats(counts, order, N: int, B: int, rmap: RankMap) -> dict[str, np.ndarray]:
     """Send/receive statistics per step and layer of sequences counts[order] -> {name: [n, L]}."""
-    src = scan_source(counts, order=order)
+    src = source_of(counts, order=order)
     ranks, totals = src.ranks(N, B), src.totals(N, B)
     local = rmap.local(ranks, layers=True, dtype=src.dtype(B)).astype(np.int64)  # [n, N, L]
     R = rmap.loads(src.steps(N * B), dtype=src.dtype(N * B)).astype(np.int64)  # [n, L, N]
-    send = np.swapaxes(totals - local, 1, 2)
-    recv = R - np.swapaxes(local, 1, 2)
+    send, recv = send_recv_local(np.swapaxes(totals, 1, 2), R, np.swapaxes(local, 1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"local_fraction": local.sum(axis=1) / totals.sum(axis=1),
                 "max_send": send.max(axis=-1), "max_recv": recv.max(axis=-1),
@@ -153,13 +152,13 @@ def sequence_placement(counts, N: int, B: int, placement: Placement | None = Non
     = assignments), send/recv max/mean. placement: default contiguous(E, N).
     """
     counts = np.asarray(counts)
-    require_sequences(counts.shape[0], N, B)
+    require_steps(counts.shape[0], N, B)
     E = counts.shape[-1]
-    rmap = RankMap(placement if placement is not None else fit_placement("contiguous", E, N))
+    rmap = RankMap(placement if placement is not None else build_placement("contiguous", E, N))
     P = N * B
     order = step_order(counts.shape[0], seed)[: counts.shape[0] // P * P]
     # pref[s, r]: assignments sequence s keeps local if placed on rank r (summed over layers)
-    pref = rmap.loads(scan_source(counts, order=order).level(1)[0]).sum(axis=1)  # [S', N]
+    pref = rmap.loads(source_of(counts, order=order).level(1)[0]).sum(axis=1)  # [S', N]
     mit = order.copy()
     for t in range(order.shape[0] // P):
         rank = _greedy_assign(pref[t * P:(t + 1) * P], B)
@@ -181,9 +180,7 @@ def node_traffic(s, rank_node) -> tuple[np.ndarray, np.ndarray]:
     """
     rank_node = np.asarray(rank_node)
     onehot = (rank_node[:, None] == np.arange(int(rank_node.max()) + 1)).astype(np.float64)
-    nn = onehot.T @ np.asarray(s, dtype=np.float64) @ onehot  # [..., M, M]
-    diag = np.diagonal(nn, axis1=-2, axis2=-1)
-    return nn.sum(axis=-1) - diag, nn.sum(axis=-2) - diag
+    return send_recv(onehot.T @ np.asarray(s, dtype=np.float64) @ onehot)  # node matrix [..., M, M]
 
 
 def _nodes_of(N: int, G: int, placement: Placement | None = None) -> np.ndarray:
@@ -198,7 +195,7 @@ def _step_traffic(counts, N: int, B: int, placement: Placement, seed: int):
     """Per-copy traffic per step and layer -> (s[n, L, N, N], totals[n, L, N]).
 
     Row i of s is the rank loads of rank i's tokens: s[i, :] = src[i] @ share (RankMap)."""
-    src = scan_source(counts, seed)
+    src = source_of(counts, seed)
     s = RankMap(placement).loads(src.ranks(N, B))  # [n, N src, L, N dst]
     return np.swapaxes(s, 1, 2), np.swapaxes(src.totals(N, B), 1, 2)
 
@@ -224,8 +221,8 @@ def hierarchical_dispatch(counts, N: int, B: int, gpus_per_node: int, K: int,
     max inter-node send over ranks, max receive over nodes, total; bytes = x hidden x dtype_bytes.
     """
     counts = np.asarray(counts)
-    require_sequences(counts.shape[0], N, B)
-    p = placement if placement is not None else fit_placement("contiguous", counts.shape[-1], N)
+    require_steps(counts.shape[0], N, B)
+    p = placement if placement is not None else build_placement("contiguous", counts.shape[-1], N)
     node = _nodes_of(N, int(gpus_per_node), p)
     M = int(node.max()) + 1
     remote = node[:, None] != np.arange(M)[None, :]  # [N, M]: node m is remote for rank i
@@ -246,15 +243,12 @@ def hierarchical_dispatch(counts, N: int, B: int, gpus_per_node: int, K: int,
 def _trace_node_traffic(topk, offsets, N, B, placement, node, seed):
     """Exact inter-node copies and distinct (token, node) pairs -> ((send, recv), (send, recv))."""
     topk, offsets = np.asarray(topk), np.asarray(offsets, dtype=np.int64)
-    S, L, M, P = offsets.shape[0] - 1, topk.shape[1], int(node.max()) + 1, N * B
-    order = step_order(S, seed)
-    n = S // P
-    pos = np.empty(S, dtype=np.int64)
-    pos[order] = np.arange(S)
+    S, L, M = offsets.shape[0] - 1, topk.shape[1], int(node.max()) + 1
+    unit_step, unit_rank = unit_steps(S, N, B, seed)
+    n = S // (N * B)
     seq = np.repeat(np.arange(S), np.diff(offsets))
-    keep = pos[seq] < n * P
-    tok = np.flatnonzero(keep)
-    step, rank = pos[seq[tok]] // P, pos[seq[tok]] % P // B
+    tok = np.flatnonzero(unit_step[seq] >= 0)
+    step, rank = unit_step[seq[tok]], unit_rank[seq[tok]]
     out = np.zeros((2, n, L, N, M))
     for l in range(L):
         dst = node[token_destinations(topk[tok, l], placement.layer(l), tok)]  # [T', K]
@@ -346,8 +340,8 @@ def topology_mapping(counts, N: int, B: int, gpus_per_node: int,
     traffic), evaluate on the second half. Base: contiguous mapping rank // G. Metrics per step
     and layer: max inter-node send and receive over nodes, and the max of both."""
     counts = np.asarray(counts)
-    require_sequences(counts.shape[0], N, B)
-    p = placement if placement is not None else fit_placement("contiguous", counts.shape[-1], N)
+    require_steps(counts.shape[0], N, B)
+    p = placement if placement is not None else build_placement("contiguous", counts.shape[-1], N)
     G = int(gpus_per_node)
     base = _nodes_of(N, G)
     s, _ = _step_traffic(counts, N, B, p, seed)

@@ -5,7 +5,7 @@ to 1; an expert with r_e replicas has its load split evenly over them (1/r_e per
 holding two replicas of e serves 2/r_e). Per-layer placements (EPLB is fitted per MoE layer) stack
 a leading L axis: ``share[L, E, N]``. Every load and traffic function takes either form.
 
-Constructors (docs/ep.md derives each):
+Constructors (docs/ep.md derives each; ``dodoco.ep.placements`` registers them by name):
 
 - ``contiguous(E, N)``: expert e on rank floor(e*N/E); N need not divide E.
 - ``round_robin(E, N)``: expert e on rank e mod N.
@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
-from dodoco.errors import DodocoError, did_you_mean
+from dodoco.errors import DodocoError
 
-__all__ = ["FITTED", "PLACEMENTS", "Placement", "balanced_packing", "contiguous", "eplb", "eplb_layers",
-           "fit_placement", "replicate_experts", "stack_layers"]
+__all__ = ["Placement", "balanced_packing", "contiguous", "eplb", "eplb_layers", "replicate_experts",
+           "stack_layers"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -258,31 +256,3 @@ def stack_layers(placements) -> Placement:
     return Placement(first.name, first.num_ranks, np.stack([p.share for p in ps]),
                      np.stack([p.replicas for p in ps]),
                      np.stack([p.slots_per_rank for p in ps]), first.rank_node)
-
-
-#: Registry of placement constructors by name (for ``dodoco ls`` and ``--placement``).
-PLACEMENTS: dict[str, Callable[..., Placement]] = {
-    "contiguous": contiguous,
-    "round_robin": round_robin,
-    "eplb": eplb,
-}
-
-#: Placements that must be fitted on data (the rest depend only on E and N).
-FITTED = frozenset({"eplb"})
-
-
-def fit_placement(name: str, E: int, N: int, fit_load=None, **kwargs) -> Placement:
-    """The placement ``name`` for E experts on N ranks; fitted ones use fit_load[L, E] per layer.
-
-    contiguous / round_robin ignore fit_load; eplb needs it (kwargs: num_redundant, num_nodes,
-    num_groups, hierarchical) and returns a per-layer placement.
-    """
-    if name not in PLACEMENTS:
-        raise did_you_mean("placement", name, PLACEMENTS)
-    if name not in FITTED:
-        if kwargs:
-            raise DodocoError(f"placement '{name}' takes no options, got {sorted(kwargs)}")
-        return PLACEMENTS[name](E, N)
-    if fit_load is None:
-        raise DodocoError(f"placement '{name}' is fitted on data: pass fit_load[L, E]")
-    return eplb_layers(fit_load, N, **kwargs)

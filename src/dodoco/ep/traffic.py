@@ -1,7 +1,7 @@
 """AlltoAll dispatch traffic of one step: who sends how many assignments (and bytes) to whom.
 
 A step holds N*B sequences in the fixed seeded order; rank i holds sequences [i*B, (i+1)*B) of the
-step. ``src[i, e]`` is the assignments of rank i's tokens to expert e. The per-expert-copy traffic
+step (``dodoco.ep.steps``: ``StepSource.ranks``). ``src[i, e]`` is the assignments of rank i's tokens to expert e. The per-expert-copy traffic
 matrix (what Megatron's alltoall sends) is s[i, j] = sum_e src[i, e] * share[e, j]: its row sums are
 the source assignments, its column sums the rank loads, and s[i, i] stays on rank i (it crosses no
 link). The deduplicated matrix (what DeepEP sends) counts distinct (token, destination rank) pairs
@@ -21,20 +21,7 @@ from dodoco.ep.placement import Placement
 from dodoco.errors import DodocoError
 
 __all__ = ["copy_traffic_from_tokens", "dedup_traffic", "send_recv", "send_recv_bytes",
-           "source_counts", "split_sizes", "token_destinations", "traffic_bytes", "traffic_matrix"]
-
-
-def source_counts(step_seq_counts, N: int) -> np.ndarray:
-    """Per-source-rank counts of one step: step_seq_counts[N*B, (L,) E] -> int64 [N, (L,) E].
-
-    Rank i holds sequences [i*B, (i+1)*B) of the step (rows in the step's seeded order).
-    """
-    c = np.asarray(step_seq_counts)
-    N = int(N)
-    if N < 1 or c.shape[0] % N:
-        raise DodocoError(f"a step of {c.shape[0]} sequences does not split over N={N} ranks; "
-                          f"give N*B sequences")
-    return c.reshape((N, c.shape[0] // N) + c.shape[1:]).sum(axis=1, dtype=np.int64)
+           "send_recv_local", "split_sizes", "token_destinations", "traffic_bytes", "traffic_matrix"]
 
 
 def traffic_matrix(src, placement: Placement) -> np.ndarray:
@@ -53,14 +40,32 @@ def traffic_bytes(s, hidden: int, dtype_bytes: int) -> np.ndarray:
     return np.asarray(s, dtype=np.float64) * (int(hidden) * int(dtype_bytes))
 
 
+def _wide(x) -> np.ndarray:
+    """x as int64 (integers: sums of narrow counts cannot wrap) or float64."""
+    x = np.asarray(x)
+    return x.astype(np.int64 if x.dtype.kind in "uib" else np.float64, copy=False)
+
+
 def send_recv(s) -> tuple[np.ndarray, np.ndarray]:
     """Off-diagonal send and receive totals of s[..., N, N] -> (S[..., N], R[..., N]).
 
-    S_i = sum_{j != i} s[i, j], R_j = sum_{i != j} s[i, j]: s[i, i] stays local.
+    S_i = sum_{j != i} s[i, j], R_j = sum_{i != j} s[i, j]: s[i, i] stays on rank i and crosses no
+    link. Integer matrices give int64 (64-bit sums), others float64.
     """
-    s = np.asarray(s, dtype=np.float64)
+    s = _wide(s)
     diag = np.diagonal(s, axis1=-2, axis2=-1)
-    return s.sum(axis=-1) - diag, s.sum(axis=-2) - diag
+    return send_recv_local(s.sum(axis=-1), s.sum(axis=-2), diag)
+
+
+def send_recv_local(sent, received, local) -> tuple[np.ndarray, np.ndarray]:
+    """send_recv when only totals and the diagonal are known (the scan's fast path).
+
+    sent[..., N] = sum_j s[i, j] (all assignments of rank i's tokens), received[..., N] =
+    sum_i s[i, j] (rank loads R_j), local[..., N] = s[i, i] -> (sent - local, received - local),
+    the same S_i and R_j as send_recv (int64 for integers, else float64).
+    """
+    local = _wide(local)
+    return _wide(sent) - local, _wide(received) - local
 
 
 def send_recv_bytes(s, hidden: int, dtype_bytes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ import numpy as np
 from dodoco.errors import DodocoError
 from dodoco.findings.verdict import Verdict, require_same, run_label
 from dodoco.metrics.imbalance import gini
-from dodoco.metrics.steps import step_order
+from dodoco.ep.steps import layer_mean, step_order
 
 __all__ = ["GiniSeries", "batch_trend", "boot_means", "mock_vs_real", "step_gini"]
 
@@ -47,9 +47,7 @@ def _model_gini(steps: np.ndarray) -> np.ndarray:
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         list(pool.map(work, chunks))
-    with np.errstate(all="ignore"):
-        valid = ~np.isnan(out)
-        return np.where(valid, out, 0).sum(1) / valid.sum(1)
+    return layer_mean(out)
 
 
 def step_gini(counts, batches=(1, 2, 4, 8, 16, 32), seed: int = 0, *, source=None) -> dict[int, np.ndarray]:
@@ -57,7 +55,7 @@ def step_gini(counts, batches=(1, 2, 4, 8, 16, 32), seed: int = 0, *, source=Non
 
     Steps of B sequences in step_order(S, seed) (as metrics_table forms them); the model level of
     a step is the mean of its per-layer Gini. Batch sizes B > S are left out. ``source``: a prefill
-    StepSource over the same counts and seed (``dodoco.ep.scan.scan_source``) whose step sums are
+    StepSource over the same counts and seed (``dodoco.ep.steps.source_of``) whose step sums are
     reused (counts may then be None).
     """
     if source is not None:

@@ -47,24 +47,15 @@ def default_eps(E: int) -> list[int]:
 
 def scan_run(run, *, ep=None, batch=DEFAULT_BATCHES, placement="contiguous", seed: int = 0, source=None,
              **kwargs):
-    """The EP scan table of one run (``dodoco.ep.scan.ep_scan`` with the run's labels).
+    """The EP scan table of one run (``dodoco.ep.scan.ep_scan(run, ...).to_table()``).
 
     ``source``: a prefill StepSource of all the run's sequences in step_order(S, seed)
-    (``scan_source(run.counts, seed)``) to reuse instead of building a new one (the scan runs through
-    ``run_scan``, the harness ep_scan uses; the table is the same).
+    (``dodoco.ep.steps.source_of(run.counts, seed)``) to reuse instead of building a new one.
     """
-    from dodoco.ep.scan import ep_scan, run_scan, scan_source, sum_sequences
+    from dodoco.ep.scan import ep_scan
 
-    S, _, E = run.counts.shape
-    ep = ep or default_eps(int(E))
-    if source is None:
-        return ep_scan(run.counts, ep=ep, batch=batch, placement=placement, seed=seed, model=run.model,
-                       condition=run.condition, seq_len=run.seq_len, **kwargs)
-    opts = {"fit_frac": 0.5, "common_eval": True, "n_boot": 1000, "strict": False, **kwargs}
-    labels = dict(model=run.model, condition=run.condition, seq_len=run.seq_len, regime="prefill")
-    return run_scan(int(S), int(E), lambda idx: source if idx is None else scan_source(run.counts, seed, idx),
-                    lambda idx: sum_sequences(run.counts, idx), placement, ep, batch, seed=seed,
-                    labels=labels, placement_kwargs={}, **opts)
+    ep = ep or default_eps(int(run.counts.shape[2]))
+    return ep_scan(run, ep=ep, batch=batch, placement=placement, seed=seed, source=source, **kwargs).to_table()
 
 
 def ep_invariance_of_runs(runs, *, ep=None, batch: int | None = None, placement: str = "contiguous",

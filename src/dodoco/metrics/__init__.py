@@ -1,4 +1,5 @@
-"""Imbalance metrics, steps and the tidy metrics table: pure numpy (no torch, no model).
+"""Imbalance metrics, statistics over steps and the tidy metrics table: pure numpy (no torch, no
+model). Steps are formed in ``dodoco.ep.steps``.
 
 Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks,
 B sequences per rank per step. Formulas: docs/metrics.md.
@@ -15,17 +16,9 @@ from dodoco.metrics.imbalance import (
     max_mean,
     norm_entropy,
 )
-from dodoco.metrics.steps import STATISTICS, bootstrap_mean_ci, step_counts, step_order, summarise
-from dodoco.metrics.table import (
-    AGGREGATE,
-    COLUMNS,
-    MODEL_LAYER,
-    SCHEMA,
-    metrics_table,
-    skipped_batches,
-    summary_frame,
-    write_parquet_atomic,
-)
+from dodoco.metrics.schema import AGGREGATE, COLUMNS, MODEL_LAYER, SCHEMA
+from dodoco.metrics.stats import STATISTICS, bootstrap_mean_ci, summarise
+from dodoco.metrics.table import metrics_table, skipped_batches, summary_frame, write_parquet_atomic
 
 __all__ = [
     "AGGREGATE",
@@ -45,8 +38,6 @@ __all__ = [
     "metrics_table",
     "norm_entropy",
     "skipped_batches",
-    "step_counts",
-    "step_order",
     "summarise",
     "summary_frame",
     "write_parquet_atomic",

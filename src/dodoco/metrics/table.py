@@ -10,74 +10,27 @@ B sequences per rank per step.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dodoco.ep.steps import StepSource, layer_mean, source_of
 from dodoco.errors import DodocoError
 from dodoco.metrics.imbalance import METRICS, all_metrics
-from dodoco.metrics.steps import STATISTICS, step_order, summarise
+from dodoco.metrics.schema import AGGREGATE, COLUMNS, EP_NONE, MODEL_LAYER, PLACEMENT_NONE, SCHEMA
+from dodoco.metrics.stats import STATISTICS, summarise
 
-__all__ = [
-    "AGGREGATE",
-    "COLUMNS",
-    "MODEL_LAYER",
-    "SCHEMA",
-    "metrics_table",
-    "skipped_batches",
-    "summary_frame",
-    "write_parquet_atomic",
-]
+__all__ = ["metrics_table", "skipped_batches", "summary_frame", "write_parquet_atomic"]
 
-COLUMNS = ("model", "condition", "seq_len", "regime", "batch", "ep", "placement", "layer", "metric",
-           "statistic", "value")
-_STR, _INT = pa.string(), pa.int64()
-SCHEMA = pa.schema([
-    ("model", _STR), ("condition", _STR), ("seq_len", _INT), ("regime", _STR), ("batch", _INT),
-    ("ep", _INT), ("placement", _STR), ("layer", _INT), ("metric", _STR), ("statistic", _STR),
-    ("value", pa.float64()),
-])
-#: ``layer`` value of model-level rows (the mean over MoE layers).
-MODEL_LAYER = -1
-#: ``statistic`` of the all-sequences rows; they carry batch = 0.
-AGGREGATE = "aggregate"
-#: ep / placement of per-expert metrics (one rank holds every expert; placement does not apply).
-EP_NONE, PLACEMENT_NONE = 1, "none"
 _SKIPPED_KEY = b"skipped_batches"
-
-
-def _with_model_level(v: np.ndarray) -> np.ndarray:
-    """v[..., L] -> [..., L+1]: index 0 is the model-level value (NaN-ignoring mean over layers)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a step with every layer empty -> NaN
-        model = np.nanmean(v, axis=-1) if np.isnan(v).any() else v.mean(axis=-1)
-    return np.concatenate([model[..., None], v], axis=-1)
 
 
 def _metric_array(c: np.ndarray) -> np.ndarray:
     """c[..., L, E] -> float64 [..., 5, L+1]: the metrics (METRICS order), model level first."""
-    m = all_metrics(c)
-    return _with_model_level(np.stack([m[name] for name in METRICS], axis=-2))
-
-
-def _steps_by_batch(counts: np.ndarray, batches: list[int], seed: int):
-    """Yield (B, steps[S // B, L, E]) for ascending B, steps in step_order(S, seed).
-
-    A step of B is the sum of B/b consecutive steps of an already computed b dividing B (same
-    order, same remainder rule), so the full array is summed once rather than once per B.
-    """
-    ordered = counts[step_order(counts.shape[0], seed)]
-    done: dict[int, np.ndarray] = {1: ordered}
-    for B in batches:
-        if B not in done:
-            base = max(b for b in done if B % b == 0)
-            src = done[base]
-            n, g = ordered.shape[0] // B, B // base
-            done[B] = src[: n * g].reshape((n, g) + src.shape[1:]).sum(axis=1, dtype=np.int64)
-        yield B, done[B]
+    m = np.stack([v for v in all_metrics(c).values()], axis=-2)  # [..., 5, L]
+    return np.concatenate([layer_mean(m)[..., None], m], axis=-1)
 
 
 def _rows(block: np.ndarray, statistics, *, batch: int, L: int) -> dict[str, np.ndarray]:
@@ -95,47 +48,50 @@ def _rows(block: np.ndarray, statistics, *, batch: int, L: int) -> dict[str, np.
 def metrics_table(counts, *, model: str, condition: str, seq_len: int,
                   batch_sizes=(1, 2, 4, 8, 16, 32), seed: int = 0, n_boot: int = 1000,
                   regime: str = "prefill") -> pa.Table:
-    """Imbalance of counts[S, L, E] as a tidy table (columns COLUMNS, schema SCHEMA).
+    """Imbalance of counts[S, L, E] (or of a ``StepSource``) as a tidy table (SCHEMA).
 
-    For each B in ``batch_sizes`` (ascending, duplicates dropped) with B <= S: steps of B sequences
-    in step_order(S, seed), the five METRICS per step and layer, the model-level value per step
-    (mean over layers, NaN-ignoring), then STATISTICS over steps (bootstrap seeded with ``seed``).
-    Rows: layer -1 (model) and 0..L-1 (position in counts), every metric, every statistic; ep = 1,
-    placement "none". Plus statistic "aggregate", batch 0: the metrics of all S sequences summed,
-    per layer, and model-level = mean of the per-layer aggregate values.
-
-    Batch sizes B > S are skipped and listed in the schema metadata (read with skipped_batches).
+    For each B in ``batch_sizes`` (ascending, duplicates dropped) with at least one step: the steps
+    of B units (``dodoco.ep.steps``: seeded order, remainder dropped; a window aggregate is one
+    step for every B), the five METRICS per step and layer, the model level per step (layer_mean),
+    then STATISTICS over steps (bootstrap seeded with ``seed``; ``n_steps`` counts the steps).
+    Rows: layer -1 (model) and 0..L-1, every metric, every statistic; ep = 1, placement "none".
+    Plus statistic "aggregate", batch 0: the metrics of all units summed, per layer, and model
+    level = mean of the per-layer aggregate values. Batch sizes without a step are skipped and
+    listed in the schema metadata (read with skipped_batches).
     """
-    counts = np.asarray(counts)
-    if counts.ndim != 3 or counts.shape[0] == 0:
-        raise DodocoError(f"counts must have shape [S, L, E] with S >= 1, got shape {counts.shape}")
-    S, L, _ = counts.shape
+    src = counts if isinstance(counts, StepSource) else source_of(counts, seed)
     batches = sorted({int(b) for b in batch_sizes})
     if batches and batches[0] < 1:
-        raise DodocoError(f"batch sizes must be >= 1, got {list(batch_sizes)}")
-    kept, skipped = [b for b in batches if b <= S], [b for b in batches if b > S]
-
+        raise DodocoError(f"batch sizes must be >= 1, got {list(batch_sizes)}: give positive integers")
+    kept = [b for b in batches if src.n_steps(b)]
+    agg = _metric_array(src.aggregate())  # [5, L+1]
+    L = agg.shape[-1] - 1
     parts = []
-    for B, steps in _steps_by_batch(counts, kept, seed):
+    for B in kept:
+        steps = src.steps(B)
         stats = summarise(_metric_array(steps).reshape(steps.shape[0], -1), n_boot=n_boot, seed=seed)
         block = np.stack([stats[s] for s in STATISTICS]).reshape(len(STATISTICS), len(METRICS), L + 1)
         parts.append(_rows(block.transpose(1, 0, 2), STATISTICS, batch=B, L=L))
-    agg = _metric_array(counts.sum(axis=0, dtype=np.int64))  # [5, L+1]
     parts.append(_rows(agg[:, None, :], (AGGREGATE,), batch=0, L=L))
+    return _table(parts, dict(model=model, condition=condition, regime=regime, seq_len=seq_len),
+                  {_SKIPPED_KEY: json.dumps([b for b in batches if b not in kept]).encode(),
+                   b"seed": str(seed).encode(), b"n_boot": str(n_boot).encode(),
+                   b"source_split": src.source_split.encode()})
 
+
+def _table(parts: list[dict], labels: dict, meta: dict) -> pa.Table:
+    """Column parts (batch, layer, metric, statistic, value) + constant labels -> SCHEMA table."""
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     n = cols["value"].shape[0]
-    const = {"model": str(model), "condition": str(condition), "regime": str(regime),
-             "placement": PLACEMENT_NONE}
-    arrays = {k: pa.array(np.full(n, v, dtype=object), _STR) for k, v in const.items()}
-    arrays["seq_len"] = pa.array(np.full(n, int(seq_len), dtype=np.int64))
+    const = {"model": str(labels["model"]), "condition": str(labels["condition"]),
+             "regime": str(labels["regime"]), "placement": PLACEMENT_NONE}
+    arrays = {k: pa.array(np.full(n, v, dtype=object), pa.string()) for k, v in const.items()}
+    arrays["seq_len"] = pa.array(np.full(n, int(labels["seq_len"]), dtype=np.int64))
     arrays["ep"] = pa.array(np.full(n, EP_NONE, dtype=np.int64))
     for k in ("batch", "layer", "value"):
         arrays[k] = pa.array(cols[k])
     for k in ("metric", "statistic"):
-        arrays[k] = pa.array(cols[k], _STR)
-    meta = {_SKIPPED_KEY: json.dumps(skipped).encode(), b"seed": str(seed).encode(),
-            b"n_boot": str(n_boot).encode()}
+        arrays[k] = pa.array(cols[k], pa.string())
     return pa.Table.from_arrays([arrays[c] for c in COLUMNS], schema=SCHEMA.with_metadata(meta))
 
 
@@ -159,17 +115,22 @@ def summary_frame(table: pa.Table) -> list[dict]:
     """Model-level gini and max_mean per (model, condition, seq_len, regime, ep, placement, batch).
 
     Uses layer -1 rows with statistic "mean" (per-step, batch >= 1) or "aggregate" (batch 0).
-    Returns dicts with those keys plus "gini" and "max_mean", in order of first appearance.
+    Returns dicts with those keys plus "gini", "max_mean" and "steps" (the steps behind the
+    per-step means; None for the aggregate), in order of first appearance.
     """
     d = {c: table.column(c).to_numpy(zero_copy_only=False) for c in COLUMNS}
+    per_step = (d["batch"] > 0) & np.isin(d["statistic"], ["mean", "n_steps"])
     keep = ((d["layer"] == MODEL_LAYER) & np.isin(d["metric"], ["gini", "max_mean"])
-            & (((d["statistic"] == "mean") & (d["batch"] > 0))
-               | ((d["statistic"] == AGGREGATE) & (d["batch"] == 0))))
+            & (per_step | ((d["statistic"] == AGGREGATE) & (d["batch"] == 0))))
     keys = ("model", "condition", "seq_len", "regime", "ep", "placement", "batch")
     out: dict[tuple, dict] = {}
     for i in np.flatnonzero(keep):
         key = tuple(d[k][i].item() if hasattr(d[k][i], "item") else d[k][i] for k in keys)
         row = out.setdefault(key, {**dict(zip(keys, key)), "gini": float("nan"),
-                                   "max_mean": float("nan")})
-        row[d["metric"][i]] = float(d["value"][i])
+                                   "max_mean": float("nan"), "steps": None})
+        if d["statistic"][i] == "n_steps":
+            if d["metric"][i] == "gini":
+                row["steps"] = int(d["value"][i])
+        else:
+            row[d["metric"][i]] = float(d["value"][i])
     return list(out.values())

@@ -1,7 +1,7 @@
 """What a replay sends: all_to_all_single split sizes of every (step, layer), from routing counts.
 
 Pure numpy, no torch. A step is N*B sequences in the fixed seeded order (``step_order``); rank i
-holds sequences [i*B, (i+1)*B) of the step (``dodoco.ep.traffic.source_counts``). The per-expert-copy
+holds sequences [i*B, (i+1)*B) of the step (``dodoco.ep.steps``: ``StepSource.ranks``). The per-expert-copy
 traffic matrix s[i, j] (``traffic_matrix``) rounded to integers (``split_sizes``) gives the rows rank
 i sends to rank j: one H-wide row per assignment. Row i of the split matrix is rank i's input
 split sizes, column j rank j's output split sizes. docs/dispatch.md derives every quantity.
@@ -27,7 +27,7 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["ReplayCase", "balanced_splits", "case_bytes", "check_sequences", "floor_ms", "hot_pair_splits", "spread",
+__all__ = ["ReplayCase", "balanced_splits", "case_bytes", "floor_ms", "hot_pair_splits", "spread",
            "run_cases", "skewed_splits", "sweep_sizes", "synth_topk"]
 
 
@@ -73,15 +73,6 @@ class ReplayCase:
         return int(np.sum(self.slots)) if self.slots is not None else 0
 
 
-def check_sequences(S: int, N: int, B: int, what: str = "the trace") -> None:
-    """Raise DodocoError unless S sequences hold one step of N ranks x B sequences."""
-    if N < 1 or B < 1:
-        raise DodocoError(f"ranks N={N} and --batch B={B} must be >= 1")
-    if N * B > S:
-        raise DodocoError(f"{N} ranks x batch {B} need {N * B} sequences per step but {what} has S={S}: "
-                          f"observe at least {N * B} sequences, or use fewer ranks / a smaller --batch")
-
-
 def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 0, placement=None,
               layers=None, max_steps: int | None = None, seq_tokens=None) -> list[ReplayCase]:
     """Replay cases of one run: counts[S, L, E] -> [ReplayCase] for every step and chosen layer.
@@ -91,12 +82,12 @@ def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 
     seq_tokens[S]: tokens per sequence (stored per rank on each case; default none).
     """
     from dodoco.ep.placement import contiguous
-    from dodoco.ep.traffic import source_counts, split_sizes, traffic_matrix
-    from dodoco.metrics.steps import step_order
+    from dodoco.ep.steps import require_steps, source_of, step_order
+    from dodoco.ep.traffic import split_sizes, traffic_matrix
 
     counts = np.asarray(counts)
     S, L, E = counts.shape
-    check_sequences(S, N, B)
+    require_steps(S, N, B)
     p = placement if placement is not None else contiguous(E, N)
     if p.num_ranks != N or p.num_experts != E:
         raise DodocoError(f"placement is for {p.num_experts} experts on {p.num_ranks} ranks, "
@@ -105,13 +96,15 @@ def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 
     bad = [x for x in layers if not 0 <= x < L]
     if bad:
         raise DodocoError(f"--layers {bad} out of range: the run has L={L} MoE layers (0..{L - 1})")
-    order = step_order(S, seed)
     n_steps = S // (N * B) if max_steps is None else min(S // (N * B), int(max_steps))
+    order = step_order(S, seed)[: n_steps * N * B]  # the units of the steps replayed
+    ranks = source_of(counts, order=order).ranks(N, B)  # [n, N, L, E]
+    toks = None if seq_tokens is None else source_of(
+        np.asarray(seq_tokens).reshape(-1, 1, 1), order=order).totals(N, B)[..., 0]  # [n, N]
     cases = []
     for k in range(n_steps):
-        seqs = order[k * N * B:(k + 1) * N * B]
-        src = source_counts(counts[seqs], N)  # [N, L, E]
-        tok = None if seq_tokens is None else np.asarray(seq_tokens)[seqs].reshape(N, B).sum(1)
+        src = ranks[k].astype(np.int64)  # [N, L, E]
+        tok = None if toks is None else toks[k]
         for layer in layers:
             s = traffic_matrix(src[:, layer, :], p.layer(layer))
             cases.append(ReplayCase(condition, kind, k, layer, split_sizes(s), src[:, layer, :], tok))

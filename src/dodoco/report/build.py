@@ -94,9 +94,9 @@ class ReportContext:
     def source(self, run):
         """The prefill StepSource of ``run`` (all sequences in step_order(S, seed)), built once and
         shared by the per-step Gini, the EP scan and the NeuSim comparison."""
-        from dodoco.ep.scan import scan_source
+        from dodoco.ep.steps import source_of
 
-        return self.cached(("source", str(run.path)), lambda: scan_source(run.counts, self.options.seed))
+        return self.cached(("source", str(run.path)), lambda: source_of(run.counts, self.options.seed))
 
     def series(self, run):
         """GiniSeries of ``run`` at options.batches (computed once)."""

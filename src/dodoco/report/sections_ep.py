@@ -197,7 +197,7 @@ def decode_section(runs, ctx) -> Section:
         topk, offsets = _decode_traces(r, o.seed)
         dec = ctx.cached(("decode", str(r.path)), lambda: decode_scan(
             topk, offsets, E, ep=list(o.ep or default_eps(E)), batch=[B], placement=placement, seed=o.seed,
-            n_boot=o.n_boot, model=r.model, condition=r.condition, seq_len=r.seq_len))
+            n_boot=o.n_boot, model=r.model, condition=r.condition, seq_len=r.seq_len).to_table())
         title = f"{_label(r, traced)} / {r.condition} (B={B})"
         for regime, table in (("prefill", ctx.scan(r)), ("decode", dec)):
             for metric, panels in (("max_mean", mm), ("receiver_skew", rs)):

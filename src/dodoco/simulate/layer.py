@@ -40,15 +40,12 @@ def _compute(cases, share: np.ndarray, gemm) -> tuple[float, float]:
 
 def _placement(name: str, counts, N: int):
     """The placement for N ranks; a fitted one (eplb) is fitted on all of the run's counts and gets
-    the fewest redundant replicas R that give every rank the same number of physical experts
-    (R = (-E) mod N, at least N - E)."""
-    from dodoco.ep.placement import FITTED, fit_placement
+    the registry's default redundant replicas (``ep.placements.default_redundant``: the fewest that
+    give every rank the same number of physical experts)."""
+    from dodoco.ep.placements import PLACEMENTS, FitData, build_placement
 
-    E = counts.shape[-1]
-    if name not in FITTED:
-        return fit_placement(name, E, N)
-    R = max(N - E, 0) + (-(max(N, E))) % N
-    return fit_placement(name, E, N, fit_load=counts.sum(axis=0, dtype=np.int64), num_redundant=R)
+    fit = FitData(counts.sum(axis=0, dtype=np.int64)) if PLACEMENTS[name].fitted else None
+    return build_placement(name, counts.shape[-1], N, fit)
 
 
 def simulate_ep(counts, ep, B: int, cluster: Cluster, *, row_bytes: int, gemm=None,
@@ -58,16 +55,20 @@ def simulate_ep(counts, ep, B: int, cluster: Cluster, *, row_bytes: int, gemm=No
     counts[S, L, E]; row_bytes = H * bytes per element; gemm: a ``GemmTable`` for the expert shape
     (None: no compute columns).
     """
-    from dodoco.ep.placement import FITTED
+    from dodoco.ep.placements import PLACEMENTS
+    from dodoco.ep.steps import require_steps
+    from dodoco.errors import DodocoError
 
     counts = np.asarray(counts)
     S, L, E = counts.shape
     rows, skipped = [], []
     for N in sorted({int(n) for n in ep}):
-        if N * B > S:
-            skipped.append((N, f"needs {N * B} sequences per step (EP {N} x batch {B}), the run has {S}"))
+        try:
+            require_steps(S, N, B)
+        except DodocoError as err:
+            skipped.append((N, str(err)))
             continue
-        if N > E and placement not in FITTED:
+        if N > E and not PLACEMENTS[placement].fitted:
             skipped.append((N, f"EP {N} > E={E} experts: some ranks would hold none; --placement eplb "
                                "adds replicas"))
             continue

@@ -36,8 +36,10 @@ import numpy as np
 import pyarrow as pa
 
 from dodoco.ep.loads import RankMap, skew
-from dodoco.ep.placement import fit_placement
-from dodoco.ep.scan import DEFAULT_EP, expert_metrics, scan_plan, scan_source
+from dodoco.ep.placements import build_placement
+from dodoco.ep.scan import DEFAULT_EP
+from dodoco.ep.scan_loads import expert_metrics
+from dodoco.ep.steps import feasible_pairs, source_of
 from dodoco.errors import DodocoError
 
 __all__ = ["effective_factor", "effective_tokens", "experts_on_worst_case_device",
@@ -147,17 +149,17 @@ def neusim_table(counts, K: int, ep=DEFAULT_EP, batch=(1,), seed: int = 0, *, so
         counts = np.asarray(counts)
         if counts.ndim != 3:
             raise DodocoError(f"counts must have shape [S, L, E], got shape {counts.shape}")
-        source = scan_source(counts, seed)
+        source = source_of(counts, seed)
     level1 = source.level(1)
     S, E = level1.shape[1], level1.shape[-1]
-    pairs, _ = scan_plan(S, ep, batch)
+    pairs, _ = feasible_pairs(source, ep, batch)
     rows = []
     for N, B in pairs:
         rmap = None
         if N > 1:
             if N > E:
                 continue
-            rmap = RankMap(fit_placement(placement, E, N))
+            rmap = RankMap(build_placement(placement, E, N))
         rows.append(_row(source.steps(N * B), rmap, E, int(K), N, B))
     cols = {k: [r[k] for r in rows] for k in (rows[0] if rows else _row_keys())}
     const = {"regime": regime, "placement": placement, **labels}

@@ -127,8 +127,8 @@ class Run:
         from dodoco.ep.steps import require_steps
 
         src = self.source(seed)
-        if self.granularity is not Granularity.WINDOW:
-            require_steps(self.S, N, B, f"units of run {self.path}")
+        if not src.n_steps(N * B):  # a window aggregate has its one step for every N*B
+            require_steps(self.S, N, B, f"run {self.path}")
         return src.steps(N * B)
 
     def ranks(self, N: int, B: int, seed: int = 0) -> np.ndarray:

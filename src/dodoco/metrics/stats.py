@@ -1,8 +1,8 @@
-"""Steps of sequences and statistics over steps: seeded order, per-step counts, bootstrap intervals.
+"""Statistics over steps: the bootstrap interval of the mean and the summary of per-step values.
 
-A step is the set of sequences one forward pass processes together: B sequences on each of N
-ranks, i.e. N*B sequences (``seqs_per_step``). Sequences are assigned to steps in a fixed seeded
-order, so every batch size and EP degree is an aggregation of the same per-sequence counts.
+Steps themselves are formed in one place, ``dodoco.ep.steps``. Every per-step value is summarised
+over its steps as mean, p50, p95, a bootstrap 95% interval of the mean and ``n_steps``, the number
+of (non-NaN) steps behind it, so that results resting on one or two steps can be flagged.
 
 Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks,
 B sequences per rank per step.
@@ -14,53 +14,10 @@ import warnings
 
 import numpy as np
 
-from dodoco.errors import DodocoError
+__all__ = ["STATISTICS", "bootstrap_mean_ci", "summarise"]
 
-__all__ = ["STATISTICS", "bootstrap_mean_ci", "step_counts", "step_order", "summarise"]
-
-#: Statistics over steps reported by summarise, in table order.
-STATISTICS = ("mean", "p50", "p95", "ci_lo", "ci_hi")
-
-
-def step_order(S: int, seed: int) -> np.ndarray:
-    """The fixed seeded order of S sequences -> int64 [S]: np.random.default_rng(seed).permutation(S)."""
-    return np.random.default_rng(seed).permutation(int(S))
-
-
-def _group_sum(x: np.ndarray, g: int) -> np.ndarray:
-    """Sum consecutive groups of g along axis 0: x[n, ...] -> int64 [n // g, ...] (remainder dropped)."""
-    n = x.shape[0] // g
-    if g == 1:
-        return x[:n].astype(np.int64, copy=False)
-    return x[: n * g].reshape((n, g) + x.shape[1:]).sum(axis=1, dtype=np.int64)
-
-
-def step_counts(counts, seqs_per_step: int, order=None) -> np.ndarray:
-    """Per-step counts: counts[S, L, E] -> int64 [n_steps, L, E].
-
-    Sums ``counts`` over consecutive groups of ``seqs_per_step`` (= N*B) sequences taken in
-    ``order`` (int [S'] indices into S; default the identity, usually ``step_order(S, seed)``);
-    n_steps = S' // seqs_per_step, the remainder is dropped. Raises DodocoError when fewer sequences
-    than one step needs are given.
-    """
-    counts = np.asarray(counts)
-    if counts.ndim != 3:
-        raise DodocoError(f"counts must have shape [S, L, E], got shape {counts.shape}")
-    g = int(seqs_per_step)
-    if g < 1:
-        raise DodocoError(f"sequences per step must be >= 1, got {seqs_per_step}")
-    if order is not None:
-        order = np.asarray(order)
-        if order.ndim != 1:
-            raise DodocoError(f"order must be a 1-D index array, got shape {order.shape}")
-        counts = counts[order]
-    S = counts.shape[0]
-    if S < g:
-        raise DodocoError(
-            f"a step of {g} sequences needs at least {g} sequences, got S={S}: "
-            "observe more sequences or use a smaller batch / EP degree"
-        )
-    return _group_sum(counts, g)
+#: Statistics over steps reported by summarise, in table order (n_steps: non-NaN steps counted).
+STATISTICS = ("mean", "p50", "p95", "ci_lo", "ci_hi", "n_steps")
 
 
 def _boot_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -109,7 +66,8 @@ def summarise(values, n_boot: int = 1000, seed: int = 0) -> dict[str, np.ndarray
     """Statistics over steps: values[n_steps, ...] -> {statistic: float64 [...]} in STATISTICS order.
 
     "mean", "p50" (median), "p95" over axis 0, ignoring NaN; "ci_lo"/"ci_hi" the bootstrap 95%
-    interval of the mean (bootstrap_mean_ci with ``n_boot`` and ``seed``).
+    interval of the mean (bootstrap_mean_ci with ``n_boot`` and ``seed``); "n_steps" the number of
+    non-NaN values behind them (1 or 2: an interval that means little; 0: all NaN).
     """
     v = np.asarray(values, dtype=np.float64)
     lo, hi = bootstrap_mean_ci(v, n_boot=n_boot, seed=seed)
@@ -121,4 +79,5 @@ def summarise(values, n_boot: int = 1000, seed: int = 0) -> dict[str, np.ndarray
         else:
             mean = v.mean(axis=0)
             p50, p95 = np.percentile(v, [50, 95], axis=0)
-    return {"mean": mean, "p50": p50, "p95": p95, "ci_lo": lo, "ci_hi": hi}
+    n = (~np.isnan(v)).sum(axis=0).astype(np.float64)
+    return {"mean": mean, "p50": p50, "p95": p95, "ci_lo": lo, "ci_hi": hi, "n_steps": n}
