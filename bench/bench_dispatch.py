@@ -139,8 +139,10 @@ def table(results: list[dict], bends: list[dict]) -> str:
         big = [r for r in rows if r["dispatcher"] == d and float(f"{r['per_rank_bytes'] / 2**20:.3g}") == top]
         knees = [next((b["knee_rho"] for b in bends if (b["dispatcher"], b["pattern"], b["MiB_per_rank"]) ==
                        (d, "hot-receiver", m)), "-") for m in sizes]
-        t, vf = (big[0]["dispatch"]["median_ms"], big[0]["vs_floor"]) if big else (float("nan"), float("nan"))
-        o = ov[d]["overhead_pct_median"] if d in ov else float("nan")
+        nan = float("nan")
+        t, vf = (big[0]["dispatch"]["median_ms"], big[0]["vs_floor"]) if big else (nan, nan)
+        vf = nan if vf is None else vf  # no floor at N=1: nothing crosses a link
+        o = ov[d]["overhead_pct_median"] if d in ov else nan
         lines.append(f"{d:<13} {t:>21.3f} {vf:>8.2f} {o:>+10.1f}   " + ", ".join("none" if k is None else str(k)
                                                                             for k in knees))
     return "\n".join(lines)
