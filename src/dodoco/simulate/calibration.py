@@ -98,14 +98,16 @@ class Calibration:
     def describe(self) -> str:
         """One line: where the calibration comes from (machine, device, date, file)."""
         dates = sorted({s.get("created", "")[:10] for s in self.sources if s.get("created")})
-        where = self.path or ", ".join(Path(s["path"]).name for s in self.sources)
+        where = Path(self.path).name if self.path else ", ".join(Path(s["path"]).name for s in self.sources)
         devices = sorted({f.device for f in self.fits})
         return f"{', '.join(self.machines)} ({', '.join(devices)}; measured {', '.join(dates) or '?'}; {where})"
 
-    def lookup(self, N: int, dispatcher: str, phase: str) -> tuple[Fit, str]:
+    def lookup(self, N: int, dispatcher: str, phase: str, machine: str | None = None) -> tuple[Fit, str]:
         """The fit for an alltoall over N ranks: the calibrated N itself, else the largest calibrated
-        N below it (else the smallest above); -> (fit, a note saying which N was used)."""
-        cands = [f for f in self.fits if f.dispatcher == dispatcher and f.phase == phase]
+        N below it (else the smallest above); several machines: the one with most fit samples (or
+        ``machine``) -> (fit, a note saying which N was used)."""
+        cands = [f for f in self.fits if f.dispatcher == dispatcher and f.phase == phase
+                 and machine in (None, f.machine)]
         if not cands:
             raise DodocoError(f"the calibration has no {phase} fit for dispatcher {dispatcher!r}: it holds "
                               f"{self.dispatchers}; replay that dispatcher or choose one of them")
