@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.cli import main
-from dodoco.store import RunWriter
+from dodoco.findings.synthetic import write_counts_run
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_replay import replay_v2, truth_form  # noqa: E402
@@ -16,11 +16,7 @@ from synthetic_replay import replay_v2, truth_form  # noqa: E402
 def _run(path, model, condition="prose", S=16, L=2, E=16, seed=0):
     rng = np.random.default_rng(seed)
     counts = rng.poisson(np.r_[40.0, np.full(E - 1, 10.0)], (S, L, E)).astype(np.uint32)
-    w = RunWriter(path, {"model": model, "condition": condition, "seq_len": 64, "sequences": S})
-    w.write_part(0, counts, counts.sum((1, 2)).astype(np.int64) // 2)
-    w.finalize({"model": {"id": model}, "routing": {"E": E, "K": 2, "L": L, "moe_layer_ids": list(range(L))},
-                "condition": {"name": condition, "kind": "real", "provenance": "test"}, "seq_len": 64,
-                "sequences": S, "granularity": "sequence"})
+    write_counts_run(path, counts, model=model, condition=condition, seq_len=64, K=2)
 
 
 def _replays(tmp_path) -> Path:
