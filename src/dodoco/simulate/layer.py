@@ -26,7 +26,7 @@ import numpy as np
 
 from dodoco.replay.plan import balanced_splits, run_cases
 
-__all__ = ["simulate_ep"]
+__all__ = ["placement_plan", "simulate_ep", "skip_reason"]
 
 
 def _compute(cases, share: np.ndarray, gemm) -> tuple[float, float]:
@@ -41,7 +41,7 @@ def _compute(cases, share: np.ndarray, gemm) -> tuple[float, float]:
     return float(np.mean(busy)), float(np.mean(bal))
 
 
-def _placement(name: str, counts, N: int, seed: int):
+def placement_plan(name: str, counts, N: int, seed: int):
     """(placement for N ranks, sequence indices to evaluate, part): a fitted placement (eplb) is fitted
     on the fit part of the sequences (``ep.scan.eval_groups``) with the fewest redundant replicas
     that give every rank the same number of physical experts, and evaluated on the held-out part."""
@@ -79,7 +79,7 @@ def _dispatcher_cols(timer, b, bal, d: str) -> dict:
     return {**row, **labels}
 
 
-def _skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int) -> str | None:
+def skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int) -> str | None:
     from dodoco.ep.placement import FITTED
 
     avail = S - int(round(0.5 * S)) if placement in FITTED else S  # eval_groups' held-out part
@@ -105,11 +105,11 @@ def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl
     gpn = timer.cluster.gpus_per_node
     rows, skipped = [], []
     for N in sorted({int(n) for n in ep}):
-        why = _skip_reason(N, B, S, E, placement, gpn)
+        why = skip_reason(N, B, S, E, placement, gpn)
         if why:
             skipped.append((N, why))
             continue
-        p, idx, part = _placement(placement, counts, N, seed)
+        p, idx, part = placement_plan(placement, counts, N, seed)
         cases = run_cases(counts[idx], N, B, condition="", kind="real", seed=seed, placement=p, max_steps=max_steps)
         b = np.stack([c.splits for c in cases]).astype(np.float64) * row_bytes
         bal = np.stack([balanced_splits(c.splits.sum(1)) for c in cases]).astype(np.float64) * row_bytes
