@@ -73,7 +73,8 @@ class Cluster:
 
     def nominal_nvlink(self) -> str:
         return (f"nominal (uncalibrated): {self.nvlink_bw:g} GB/s x {self.nvlink_efficiency:g}, "
-                f"alpha {self.alpha_us:g} us + {self.alpha_per_peer_us:g} us per peer, naive max")
+                f"alpha {self.alpha_us:g} us + {self.alpha_per_peer_us:g} us per peer, naive max, the same for "
+                "every dispatcher")
 
     def nominal_nic(self) -> str:
         return f"nominal (not measured): {self.nic_bw:g} GB/s x {self.nic_efficiency:g} per GPU, {self.alpha_nic_us:g} us"
