@@ -22,6 +22,8 @@ volume-only models beside it. Writes:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +44,11 @@ from dodoco.store.atomic import write_json  # noqa: E402
 
 DEFAULT = ["replay-nvidia-h200-x2.json", "replay-nvidia-h200-x4.json", "replay-nvidia-h200-x8.json",
            "replay-zoo-nvidia-h200-x4.json"]
+
+
+def _rel(path: str) -> str:
+    p = os.path.abspath(path)
+    return os.path.relpath(p, ROOT) if p.startswith(str(ROOT) + os.sep) else path
 
 
 def preset_machines(cal: Calibration, explicit: list[str]) -> dict[str, str]:
@@ -124,6 +131,7 @@ def main(argv=None) -> int:
     paths = args.replays or [str(ROOT / "bench/results" / f) for f in DEFAULT]
     t0 = time.perf_counter()
     groups, sources = load_groups(paths)
+    sources = [dataclasses.replace(s, path=_rel(s.path)) for s in sources]  # the record names repo paths
     cal, records = calibrate(groups, sources)
     val, targets = validation_rows(records, groups), target_rows(records, groups)
     elapsed = time.perf_counter() - t0
