@@ -73,3 +73,16 @@ def test_simulate_cli_errors(tmp_path, capsys):
     assert "--backend gloo replay (a CPU dry run)" in err and "\n" not in err
     assert main(["simulate", "--calibration", str(gloo), "--uncalibrated"]) == 2
     assert "contradict" in capsys.readouterr().err
+
+
+def test_simulate_and_export_read_toml_configs(tmp_path, capsys):
+    _run(tmp_path / "runs" / "a" / "prose-L64", "model-a")
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text('cluster = "dgx-h100"\nep = [2, 4]\nbatch = 2\n')
+    out = tmp_path / "sim.json"
+    assert main(["simulate", str(tmp_path / "runs"), "--config", str(cfg), "--batch", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert {(r["cluster"], r["batch"]) for r in rows} == {("dgx-h100", 1)} and [r["N"] for r in rows] == [2, 4]
+    cfg.write_text('cluster = "dgx-h100"\nimbalance_weight = 0.5\n')
+    assert main(["simulate", str(tmp_path / "runs"), "--config", str(cfg)]) == 2
+    assert "unknown key imbalance_weight" in capsys.readouterr().err
