@@ -66,8 +66,8 @@ def test_balanced_curve_recovers_a_line_and_reproduces_measured_points():
 @pytest.mark.parametrize("name,theta", [("blend", [0.37]), ("max_terms", [1.3, 0.4, 0.6])])
 def test_fit_params_recover_the_truth(name, theta):
     d = replay_v2(truth_form(name, lambda mb: theta), sizes_mb=(256,))
-    b = np.stack([np.asarray(c["splits"]) * 4096.0 for c in d["cases"] if c["kind"] == "grid"])
-    t = np.array([c["dispatch"]["median_ms"] * 1e-3 for c in d["cases"] if c["kind"] == "grid"])
+    b = np.stack([np.asarray(c["splits"]) * 4096.0 for c in d["rows"] if c["kind"] == "grid"])
+    t = np.array([c["dispatch"]["median_ms"] * 1e-3 for c in d["rows"] if c["kind"] == "grid"])
     imb = feats(b).M > feats(b).m * 1.001
     got = fit_params(FORMS[name], feats(b[imb]), BAL, t[imb])
     np.testing.assert_allclose(got, theta, atol=2e-3)
@@ -128,14 +128,14 @@ def test_validation_samples_never_reach_the_fit(tmp_path):
     roles = {i: r for g in groups for i, r in zip(g.ids, g.role)}
     assert {r for i, r in roles.items() if ":real:" in i} == {"select", "validate"}
     # scale every validate time: the calibration must not move at all
-    for c in d["cases"]:
+    for c in d["rows"]:
         if c["kind"] == "real" and _role_of(c) == "validate":
             c["dispatch"]["median_ms"] *= 3.0
             c["combine"]["median_ms"] *= 3.0
     cal2, _ = calibrate(*_groups(tmp_path / "b", d))
     assert [f.to_dict() for f in cal2.fits] == [f.to_dict() for f in cal.fits]
     # the same check fails when a fit sample moves (so it can catch a leak)
-    d["cases"][3]["dispatch"]["median_ms"] *= 3.0
+    d["rows"][3]["dispatch"]["median_ms"] *= 3.0
     cal3, _ = calibrate(*_groups(tmp_path / "c", d))
     assert [f.to_dict() for f in cal3.fits] != [f.to_dict() for f in cal.fits]
 
@@ -148,10 +148,12 @@ def _role_of(case):
 
 def test_a_duplicated_measurement_is_a_leak(tmp_path):
     d = replay_v2(truth_form("blend", lambda mb: [0.7]), routing_cases=2)
-    v = next(c for c in d["cases"] if c["kind"] == "real" and _role_of(c) == "validate")
-    d["cases"].append({**v, "kind": "grid", "pattern": "hot-receiver"})  # the same replay, also in the grid
+    v = next(c for c in d["rows"] if c["kind"] == "real" and _role_of(c) == "validate")
+    d["rows"].append({**v, "kind": "grid", "pattern": "hot-receiver"})  # the same replay, also in the grid
+    d["rows"].append({**v, "kind": "grid", "check": "rank 1: row 7 from source 0 is wrong"})  # not a measurement
     groups, _ = _groups(tmp_path, d)
     assert len(leaks(groups)) == 1
+    assert sum(len(g.t) for g in groups) == 2 * (len(d["rows"]) - 1)
 
 
 def test_gloo_dry_run_is_refused_and_schema_1_roles(tmp_path):

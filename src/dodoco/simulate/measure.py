@@ -157,7 +157,8 @@ def _samples(res: dict, top: dict, path: Path, stem: str) -> list[tuple]:
     machine, device = _machine(res, top)
     out = []
     for i, c in enumerate(_rows(res)):
-        if c.get("check") not in (None, "ok"):  # received tokens were wrong: not a measurement of this traffic
+        check = str(c.get("check") or "ok")
+        if check not in ("ok", "off") and not check.startswith("skipped"):  # wrong tokens arrived: not this traffic
             continue
         N, kind, disp = int(c["N"]), str(c.get("kind", "")), ALIASES.get(c["dispatcher"], str(c["dispatcher"]))
         b = c["bytes"] if "bytes" in c else np.asarray(c["splits"], dtype=np.float64) * float(c["row_bytes"])
