@@ -80,41 +80,63 @@ def notes_of(sources, records, targets, elapsed) -> list[str]:
         if "chosen" in r:
             chosen[r["chosen"]] = chosen.get(r["chosen"], 0) + 1
     notes.append("forms chosen per (machine, N, dispatcher, phase): " + ", ".join(f"{k} {v}" for k, v in chosen.items()))
+    for r in records:
+        if "skipped" in r:
+            notes.append(f"not calibrated: {r['machine']} N={r['N']} {r['dispatcher']} {r['phase']}: {r['skipped']}")
     missed = [f"{t['machine']} {t['dispatcher']} N={t['N']}" for t in targets if not t["met"]]
     notes.append("targets met everywhere" if not missed else "targets missed: " + "; ".join(missed))
     return notes
 
 
+def _panel(ax, g, fit, cmap) -> None:
+    """One (dispatcher, N): measured ratios by role; the model's curve per calibrated size and pattern."""
+    f = feats(g.b)
+    base = fit.balanced.time(f.m)
+    ratio_meas, ratio_pred = g.t / base, fit.predict(g.b) / base
+    skew = g.b.sum(-2).max(-1) / g.b.sum(-2).mean(-1)
+    imb = f.M > 1.001 * f.m
+    roles = np.array(g.role)
+    style = {"fit": dict(marker="o", s=10, color="0.55"), "select": dict(marker="^", s=18, color="tab:orange"),
+             "validate": dict(marker="s", s=18, color="tab:green")}
+    for role, kw in style.items():
+        sel = (roles == role) & imb
+        ax.scatter(skew[sel], ratio_meas[sel], label=f"measured ({role})", zorder=3, **kw)
+    fitpts = (roles == "fit") & imb
+    sizes = sorted({round(float(x) / 2**20) for x in f.x[fitpts]})
+    for k, mb in enumerate(sizes):
+        for pat, ls in (("hot-receiver", "-"), ("hot-pair", "--")):
+            line = fitpts & (np.round(f.x / 2**20) == mb) & (np.array(g.pattern) == pat)
+            if line.sum() < 2:
+                continue
+            order = np.flatnonzero(line)[np.argsort(skew[line])]
+            ax.plot(skew[order], ratio_pred[order], ls, color=cmap(k / max(1, len(sizes) - 1)), linewidth=1.0,
+                    label=f"model, {mb} MiB/rank, {pat}")
+    ax.set(xlabel="receiver skew (max / mean rank bytes)", ylabel="time / balanced time (same bytes)",
+           title=f"{g.dispatcher} dispatch, N = {g.N}\nchosen form: {fit.form}")
+
+
 def curves_figure(groups, cal: Calibration, machine: str, path: Path) -> None:
-    """time / balanced time against receiver skew (dispatch), one panel per N: points measured, lines model."""
+    """time / balanced time against receiver skew (dispatch): a row per dispatcher, a column per N."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     gs = [g for g in groups if g.machine == machine and g.phase == "dispatch"]
-    fig, axes = plt.subplots(1, len(gs), figsize=(4.2 * len(gs), 3.6), squeeze=False)
-    for ax, g in zip(axes[0], gs):
-        fit, _ = cal.lookup(g.N, g.dispatcher, "dispatch", machine=machine)
-        f = feats(g.b)
-        ratio_meas = g.t / fit.balanced.time(f.m)
-        ratio_pred = fit.predict(g.b) / fit.balanced.time(f.m)
-        skew = g.b.sum(-2).max(-1) / g.b.sum(-2).mean(-1)
-        imb = f.M > 1.001 * f.m
-        for role, marker in (("fit", "o"), ("select", "^"), ("validate", "s")):
-            sel = np.array([r == role for r in g.role]) & imb
-            ax.scatter(skew[sel], ratio_meas[sel], s=16, marker=marker, label=f"measured ({role})")
-        ax.scatter(skew[imb], ratio_pred[imb], s=12, marker="x", color="0.2", linewidths=0.7,
-                   label="model, same traffic")
-        fitpts = np.array([r == "fit" for r in g.role]) & imb
-        for mb in sorted({round(float(x) / 1e6) for x in f.x[fitpts]}):
-            line = fitpts & (np.round(f.x / 1e6) == mb)
-            order = np.flatnonzero(line)[np.argsort(skew[line])]
-            ax.plot(skew[order], ratio_pred[order], color="0.5", linewidth=0.7)
-        ax.set(xlabel="receiver skew (max / mean rank bytes)", ylabel="time / balanced time (same bytes)",
-               title=f"{g.dispatcher} dispatch, N = {g.N} (model: {fit.form})")
-    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle(f"{machine}: cost of imbalance, measured and modelled", fontsize=10)
+    disps, Ns = sorted({g.dispatcher for g in gs}), sorted({g.N for g in gs})
+    fig, axes = plt.subplots(len(disps), len(Ns), figsize=(4.4 * len(Ns), 3.6 * len(disps)), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    for g in gs:
+        ax = axes[disps.index(g.dispatcher)][Ns.index(g.N)]
+        ax.set_visible(True)
+        _panel(ax, g, cal.lookup(g.N, g.dispatcher, "dispatch", machine=machine)[0], plt.get_cmap("viridis"))
+    handles, labels = {}, []
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 0.95))
+    fig.suptitle(f"{machine}: cost of imbalance, measured (points) and modelled (lines)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)
