@@ -92,3 +92,12 @@ def test_calibrated_timer_applies_the_fit_per_node_block():
     assert "fit of N=2 used for N=4" in labels8["nvlink"]
     with pytest.raises(DodocoError, match="no combine fit"):
         timer.flat(b, phase="combine")
+
+
+def test_nominal_mesh_adds_the_pair_term():
+    timer = AlltoallTimer(_c(gpus_per_node=4, topology="mesh", nvlink_pair_bw=10.0))
+    b = np.zeros((4, 4))
+    b[0, 1] = 30e9  # one pair: 0.3 s at the GPU's 100 GB/s, but 3 s over that pair's 10 GB/s links
+    assert float(timer.flat(b)[0]) == pytest.approx(3.0)
+    b = np.full((4, 4), 1e9)  # 3 GB sent per rank (0.03 s), 1 GB per pair over 10 GB/s: 0.1 s binds
+    assert float(timer.flat(b)[0]) == pytest.approx(0.1)

@@ -50,11 +50,11 @@ class Fit:
             np.zeros(lx.shape + (0,))
 
     def predict(self, b) -> np.ndarray:
-        """Predicted time (s) of AlltoAlls with byte matrices b[..., N', N'] -> [...]."""
+        """Predicted time (s) of AlltoAlls with byte matrices b[..., N', N'] -> [...] (parameters at each
+        matrix's own per-rank size)."""
         b = np.asarray(b, dtype=np.float64)
-        lead = b.shape[:-2]
         f = feats(b.reshape((-1,) + b.shape[-2:]))
-        return FORMS[self.form].predict(f, self.balanced, self.theta_at(f.x)).reshape(lead)
+        return FORMS[self.form].predict(f, self.balanced, self.theta_at(f.x)).reshape(b.shape[:-2])
 
     def label(self) -> str:
         return f"{self.machine} N={self.N} {self.dispatcher} {self.phase}: {self.form}"

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.config import read_toml
-from dodoco.ep.traffic import send_recv
 from dodoco.errors import DodocoError, did_you_mean
+from dodoco.simulate.forms import evaluate, nominal
 
 __all__ = ["PRESETS", "AlltoallTimer", "Cluster", "load_cluster", "preset_calibration", "presets"]
 
@@ -113,12 +113,6 @@ def preset_calibration(name: str):
     return load_calibration(p) if p.is_file() else None
 
 
-def _naive(b: np.ndarray, bw: float) -> np.ndarray:
-    """max(max_i S_i, max_j R_j) / bw over the last two axes of b[..., N, N] (seconds)."""
-    S, R = send_recv(b)
-    return np.maximum(S.max(-1), R.max(-1)) / bw
-
-
 def _blocks(b: np.ndarray, G: int) -> np.ndarray:
     """b[..., N, N] -> the node diagonal blocks [..., N/G, G, G] (N a multiple of G)."""
     n = b.shape[-1] // G
@@ -135,11 +129,11 @@ class AlltoallTimer:
     def nvlink(self, b: np.ndarray, dispatcher: str, phase: str) -> tuple[np.ndarray, str]:
         """Time (s) of the within-node alltoall(s) of b[..., n, G', G'] blocks (max over blocks) and a label."""
         c = self.cluster
-        if self.calibration is None:
-            t = c.alpha(b.shape[-1]) + _naive(b, c.nvlink_bw * c.nvlink_efficiency * 1e9)
-            if c.topology == "mesh":
-                off = b * (1.0 - np.eye(b.shape[-1]))
-                t = np.maximum(t, c.alpha(b.shape[-1]) + off.max(axis=(-2, -1)) / (c.nvlink_pair_bw * 1e9))
+        if self.calibration is None:  # naive max; a mesh adds the pair term: max_terms with k = w = 1
+            n, bw = b.shape[-1], c.nvlink_bw * c.nvlink_efficiency * 1e9
+            bal = nominal(c.alpha(n), bw)
+            t = evaluate("max_terms", b, bal, (1.0, 1.0, bw / ((n - 1) * c.nvlink_pair_bw * 1e9))) \
+                if c.topology == "mesh" and n > 1 else evaluate("naive_max", b, bal)
             return t.max(-1), c.nominal_nvlink()
         fit, note = self.calibration.lookup(b.shape[-1], dispatcher, phase)
         label = f"calibrated: {fit.label()}" + (f" ({note})" if note else "")
@@ -147,7 +141,7 @@ class AlltoallTimer:
 
     def nic(self, inter: np.ndarray) -> np.ndarray:
         c = self.cluster
-        return c.alpha_nic_us * 1e-6 + _naive(inter, c.nic_bw * c.nic_efficiency * 1e9)
+        return evaluate("naive_max", inter, nominal(c.alpha_nic_us * 1e-6, c.nic_bw * c.nic_efficiency * 1e9))
 
     def flat(self, b, dispatcher: str = "nccl", phase: str = "dispatch") -> tuple[np.ndarray, dict]:
         """Flat alltoall time (s) of b[..., N, N] -> (t[...], labels of the terms used)."""
@@ -172,7 +166,7 @@ class AlltoallTimer:
         n = N // G
         node_b = b.reshape(b.shape[:-2] + (n, G, n, G)).sum(axis=(-3, -1))  # [..., n, n]
         c = self.cluster
-        t1 = c.alpha_nic_us * 1e-6 + _naive(node_b, G * c.nic_bw * c.nic_efficiency * 1e9)
+        t1 = evaluate("naive_max", node_b, nominal(c.alpha_nic_us * 1e-6, G * c.nic_bw * c.nic_efficiency * 1e9))
         node = np.arange(N) // G
         r_in = (b * (node[:, None] != node[None, :])).sum(-2)  # [..., N] inter-node bytes bound for j
         fwd = _blocks(b, G) + r_in.reshape(r_in.shape[:-1] + (n, 1, G)) / G

@@ -39,8 +39,8 @@ import numpy as np
 from dodoco.ep.traffic import send_recv
 from dodoco.errors import DodocoError
 
-__all__ = ["BASELINES", "CANDIDATES", "FORMS", "Balanced", "Feats", "Form", "feats", "fit_balanced",
-           "fit_line", "fit_params"]
+__all__ = ["BASELINES", "CANDIDATES", "FORMS", "Balanced", "Feats", "Form", "evaluate", "feats", "fit_balanced",
+           "fit_line", "fit_params", "nominal"]
 
 
 @dataclass(frozen=True)
@@ -181,6 +181,18 @@ FORMS = {
                       "max(volume, k x receiver blend, q x pair) per calibrated size"),
 }
 BASELINES = ("volume", "naive_max")
+
+
+def nominal(alpha: float, bw: float) -> Balanced:
+    """A balanced curve from nominal numbers: fixed cost alpha (s) and one bandwidth bw (bytes/s)."""
+    return Balanced(float(alpha), np.array([1.0]), np.array([float(bw)]))
+
+
+def evaluate(name: str, b, bal: Balanced, theta=()) -> np.ndarray:
+    """Form ``name`` with parameters theta[P] on byte matrices b[..., N, N] -> times (s) [...]."""
+    b = np.asarray(b, dtype=np.float64)
+    lead = b.shape[:-2]
+    return FORMS[name].predict(feats(b.reshape((-1,) + b.shape[-2:])), bal, np.asarray(theta, float)).reshape(lead)
 CANDIDATES = ("blend", "blend_size", "pair_rate", "max_terms")
 
 
