@@ -48,7 +48,8 @@ def _case(truth, splits, row_bytes, **meta):
     s = np.asarray(splits)
     b = s * float(row_bytes)
     return {**meta, "splits": s.tolist(), "row_bytes": row_bytes, "per_rank_bytes": float(b.sum() / s.shape[0]),
-            "dispatch": {"median_ms": 1e3 * truth(b)}, "combine": {"median_ms": 1e3 * truth(b.T)}, "check": "ok"}
+            "dispatch": {"median_ms": 1e3 * truth(b)}, "combine": {"median_ms": 1e3 * truth(b.T)}, "check": "ok",
+            "bytes": "copies"}
 
 
 def replay_v2(truth, N=4, sizes_mb=(16, 64, 256, 512), skews=(1.0, 1.1, 1.25, 1.5, 2.0, 3.0),

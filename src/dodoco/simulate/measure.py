@@ -137,7 +137,7 @@ def _rows(res: dict) -> list[dict]:
     for s in res.get("sweep") or []:  # uniform all_to_all_single: every rank sends x / N to every rank
         N = int(res["N"])
         out.append({"N": N, "dispatcher": res.get("dispatcher", "nccl"), "kind": "sweep", "pattern": "uniform",
-                    "condition": "sweep", "step": -1, "layer": -1, "bytes": np.full((N, N), s["bytes_per_rank"] / N),
+                    "condition": "sweep", "step": -1, "layer": -1, "_matrix": np.full((N, N), s["bytes_per_rank"] / N),
                     "dispatch": {"median_ms": s["median_ms"]}, "combine": {"median_ms": s["median_ms"]}})
     return out
 
@@ -161,7 +161,7 @@ def _samples(res: dict, top: dict, path: Path, stem: str) -> list[tuple]:
         if check not in ("ok", "off") and not check.startswith("skipped"):  # wrong tokens arrived: not this traffic
             continue
         N, kind, disp = int(c["N"]), str(c.get("kind", "")), ALIASES.get(c["dispatcher"], str(c["dispatcher"]))
-        b = c["bytes"] if "bytes" in c else np.asarray(c["splits"], dtype=np.float64) * float(c["row_bytes"])
+        b = c["_matrix"] if "_matrix" in c else np.asarray(c["splits"], dtype=np.float64) * float(c["row_bytes"])
         model, cond = _model_of(res, c), str(c.get("condition", ""))
         role = _role(kind, schema, model, cond, c.get("step"), c.get("layer"))
         cid = f"{stem}:{machine}:{disp}:N{N}:{i}:{kind}:{cond}:s{c.get('step')}:l{c.get('layer')}"
