@@ -21,7 +21,7 @@ def runs(tmp_path_factory):
 
 
 def _steps(counts, P, seed=0):
-    from dodoco.metrics import step_order
+    from dodoco.ep.steps import step_order
 
     order = step_order(counts.shape[0], seed)
     n = counts.shape[0] // P
@@ -83,7 +83,7 @@ def test_export_traffic_json_and_csv_match_brute_force(runs, tmp_path):
     (e,) = json.loads(out.read_text())["exports"]
     assert e["ranks"] == 4 and e["bytes_per_row"] == 16 and len(e["matrices"]) == (32 // 8) * 2  # steps x layers
     counts = np.asarray(open_run(prose).counts)
-    from dodoco.metrics import step_order
+    from dodoco.ep.steps import step_order
 
     order = step_order(32, 0)
     m = e["matrices"][3]  # step 1, layer 1

@@ -2,8 +2,9 @@
 
 For each N: the run's steps (N*B sequences in the seeded order, rank i holding sequences
 [i*B, (i+1)*B)) give per-layer traffic matrices (``dodoco.replay.plan.run_cases``), under the
-placement named; a fitted placement (eplb) is fitted on one part of the sequences and every step
-is evaluated on the other (the scan's policy, ``ep.scan.eval_groups``; ``part`` says which).
+placement named (``dodoco.ep.placements``); a fitted placement (eplb) is fitted on one part of the
+sequences and every step is evaluated on the other (``evaluation_plan``, the one policy; ``part``
+says which).
 Per case and dispatcher (``cluster.AlltoallTimer``):
 
 - dispatch: the flat alltoall of the bytes (and the hierarchical one when N spans nodes); combine:
@@ -42,19 +43,14 @@ def _compute(cases, share: np.ndarray, gemm) -> tuple[float, float]:
 
 
 def placement_plan(name: str, counts, N: int, seed: int):
-    """(placement for N ranks, sequence indices to evaluate, part): a fitted placement (eplb) is fitted
-    on the fit part of the sequences (``ep.scan.eval_groups``) with the fewest redundant replicas
-    that give every rank the same number of physical experts, and evaluated on the held-out part."""
-    from dodoco.ep.placement import FITTED, fit_placement
-    from dodoco.ep.scan import eval_groups
+    """(placement for N ranks, sequence indices to evaluate, part): ``evaluation_plan``'s policy: a
+    fitted placement (eplb, with ``default_redundant`` replicas) is fitted on the fit part of the
+    sequences and every step comes from the held-out part; otherwise every sequence is evaluated."""
+    from dodoco.ep.placements import build_placement, evaluation_plan, fit_data
 
-    S, _, E = counts.shape
-    if name not in FITTED:
-        return fit_placement(name, E, N), np.arange(S), "all"
-    fit_idx, groups = eval_groups(S, [name], 0.5, seed)
-    R = max(N - E, 0) + (-(max(N, E))) % N
-    p = fit_placement(name, E, N, fit_load=counts[fit_idx].sum(axis=0, dtype=np.int64), num_redundant=R)
-    return p, groups[0][0], "held-out"
+    plan = evaluation_plan([name], counts.shape[0], seed)
+    fit = fit_data(counts, plan.fit_idx) if plan.fit_idx is not None else None
+    return build_placement(name, counts.shape[-1], N, fit), plan.eval_idx, plan.part
 
 
 def _compute_cols(cases, p, gemm) -> dict:
@@ -80,13 +76,16 @@ def _dispatcher_cols(timer, b, bal, d: str) -> dict:
 
 
 def skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int) -> str | None:
-    from dodoco.ep.placement import FITTED
+    """Why EP N cannot be simulated (None when it can): too few sequences (in the held-out part for a
+    fitted placement), more ranks than experts without replicas, or part of a node."""
+    from dodoco.ep.placements import PLACEMENTS, check_placements, fit_eval_split
 
-    avail = S - int(round(0.5 * S)) if placement in FITTED else S  # eval_groups' held-out part
+    fitted = PLACEMENTS[check_placements(placement)[0]].fitted
+    avail = len(fit_eval_split(S, 0.5, 0)[1]) if fitted and S > 1 else S
     if N * B > avail:
-        part = f" in the held-out half ({avail} of {S}; the other half fits {placement})" if placement in FITTED else ""
+        part = f" in the held-out half ({avail} of {S}; the other half fits {placement})" if fitted else ""
         return f"needs {N * B} sequences (EP {N} x batch {B}), the run has {avail}{part}"
-    if N > E and placement not in FITTED:
+    if N > E and not fitted:
         return f"EP {N} > E={E} experts: some ranks would hold none; --placement eplb adds replicas"
     if N > gpn and N % gpn:
         return f"EP {N} spans nodes of {gpn} GPUs but is not a multiple of {gpn}"

@@ -98,13 +98,9 @@ def _provenance(run) -> dict:
 
 
 def _table(run, regime: str, eps: list[int], batch: int, seed: int):
-    from dodoco.store.manifest import Granularity
-
     labels = dict(model=run.model, condition=run.condition, seq_len=run.seq_len)
-    if run.granularity is Granularity.WINDOW:
-        return neusim_table(run.counts, run.K, ep=eps, batch=(batch,), seed=seed, window=True, **labels)
-    if regime == "prefill":
-        return neusim_table(run.counts, run.K, ep=eps, batch=(batch,), seed=seed, **labels)
+    if regime == "prefill":  # a window aggregate's source is its one step at every (EP, batch)
+        return neusim_table(None, run.K, ep=eps, batch=(batch,), seed=seed, source=run.source(seed), **labels)
     from dodoco.ep.decode import DEFAULT_POSITIONS, decode_positions, decode_source
 
     topk, offsets = run.tokens()

@@ -94,14 +94,13 @@ def gate_stats(run, seed: int = 0) -> dict:
     """LLMServingSim's gate_stats.json (schema_version 1) for one run: the mean distinct experts per
     gate call against the call's tokens, prefill steps of P = 1, 2, 4, ... sequences and, with
     token traces, decode steps of one token per sequence."""
-    from dodoco.ep.scan import scan_source
     from dodoco.store.manifest import Granularity
 
     if run.granularity is Granularity.WINDOW:
         raise DodocoError(f"run {run.path} is a window aggregate: the distinct experts of one gate call are not "
                           "recorded in it; import per-pass dumps to export LLMServingSim's gate curve")
     K = run.K
-    src = scan_source(np.asarray(run.counts), seed)
+    src = run.source(seed)
     pts = _curve_points(src.steps, _powers(run.S), lambda P, st: st.sum(-1).mean() / K)
     if run.has_tokens:
         from dodoco.ep.decode import DEFAULT_POSITIONS, decode_positions, decode_source
