@@ -12,7 +12,6 @@ Shape legend: L MoE layers, E routed experts, N EP ranks, B sequences per rank p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,11 +77,13 @@ class SimulateResult:
 
 
 def _is_calibration(path: str) -> bool:
+    from dodoco.simulate.measure import read_json
+
     try:
-        head = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        head, _ = read_json(path, "calibration", "-")
+    except DodocoError:
         return False  # load_groups names the problem
-    return isinstance(head, dict) and head.get("schema", "").startswith("dodoco.calibration/")
+    return isinstance(head, dict) and str(head.get("schema", "")).startswith("dodoco.calibration/")
 
 
 def resolve_calibration(cfg: SimulateConfig, cluster) -> tuple[object, list]:

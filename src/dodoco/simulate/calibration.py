@@ -13,7 +13,6 @@ Shape legend: N EP ranks.
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,11 +138,9 @@ class Calibration:
 
 def load_calibration(path) -> Calibration:
     """A calibration JSON (``dodoco.calibration/1``) -> Calibration."""
-    p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise DodocoError(f"calibration {p} does not exist: generate it with bench/bench_simulate.py") from None
-    except json.JSONDecodeError as exc:
-        raise DodocoError(f"calibration {p} is not JSON ({exc.msg}): regenerate it with bench/bench_simulate.py") from None
-    return Calibration.from_dict(d, str(p))
+    from dodoco.simulate.measure import read_json
+
+    d, _ = read_json(path, "calibration", "generate it with bench/bench_simulate.py")
+    if not isinstance(d, dict):
+        raise DodocoError(f"calibration {path} holds no calibration object: regenerate it with bench/bench_simulate.py")
+    return Calibration.from_dict(d, str(path))

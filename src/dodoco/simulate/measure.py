@@ -32,7 +32,7 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["SCHEMAS", "Group", "Source", "load_groups", "routing_role"]
+__all__ = ["SCHEMAS", "Group", "Source", "load_groups", "read_json", "routing_role"]
 
 SCHEMAS = ("dodoco.replay/1", "dodoco.replay/2")
 ALIASES = {"alltoall": "nccl"}  # schema 1 named the raw all_to_all_single "alltoall"
@@ -176,21 +176,26 @@ def _samples(res: dict, top: dict, path: Path, stem: str) -> list[tuple]:
     return out
 
 
-def _read(path: Path):
+def read_json(path, what: str, fix: str) -> tuple[object, str]:
+    """(parsed JSON, sha256 of the file) of ``path``; one-line errors naming ``what`` it should be and
+    the ``fix`` when it is missing, a folder or not JSON."""
+    p = Path(path)
     try:
-        text = path.read_bytes()
+        text = p.read_bytes()
         return json.loads(text), hashlib.sha256(text).hexdigest()
     except FileNotFoundError:
-        raise DodocoError(f"replay result {path} does not exist: give a file written by `dodoco replay`") from None
+        raise DodocoError(f"{what} {p} does not exist: {fix}") from None
+    except IsADirectoryError:
+        raise DodocoError(f"{what} {p} is a folder: {fix}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DodocoError(f"{path} is not JSON ({exc}): give a file written by `dodoco replay`") from None
+        raise DodocoError(f"{what} {p} is not JSON ({exc}): {fix}") from None
 
 
 def load_groups(paths) -> tuple[list[Group], list[Source]]:
     """Replay result files -> (sample groups sorted by key, their sources)."""
     rows, sources = [], []
     for p in map(Path, paths):
-        obj, digest = _read(p)
+        obj, digest = read_json(p, "replay result", "give a file written by `dodoco replay` or bench_dispatch.py")
         results, top = _items(obj, p)
         for res in results:
             if not isinstance(res, dict):
