@@ -133,7 +133,11 @@ def _runs(cfg: SimulateConfig) -> list:
 
 
 def _title(cfg, cluster, cal) -> str:
-    shape = f"H={cfg.hidden} {cfg.dtype}, B={cfg.batch}, {cfg.placement}"
+    from dodoco.ep.placements import PLACEMENTS, check_placements
+
+    held = " fitted on half of the sequences, evaluated on the other half" \
+        if PLACEMENTS[check_placements(cfg.placement)[0]].fitted else ""
+    shape = f"H={cfg.hidden} {cfg.dtype}, B={cfg.batch}, {cfg.placement}{held}"
     if cal is None:
         return (f"UNCALIBRATED prediction on {cluster.name} ({shape}): nominal datasheet bandwidth and the naive "
                 "max model, no measurement behind it")
