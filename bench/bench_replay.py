@@ -81,57 +81,49 @@ def gemm(args, out: Path) -> dict | None:
     return t
 
 
-def targets(results: list[dict]) -> dict:
-    from dodoco.simulate.calibrate import calibrate, validation_rows
+def targets(results: list[dict], out: Path) -> dict:
+    """The simulator's fit, choice and held-out validation on these replays (dodoco.simulate.fit)."""
+    from dodoco.simulate.fit import calibrate
+    from dodoco.simulate.measure import load_groups
+    from dodoco.simulate.validate import target_rows, validation_rows
 
-    cal, held = calibrate(results)
-    val = validation_rows(cal, results, held)
-    out = {"calibration": cal.to_dict(), "validation": val, "targets": {}}
+    tmp = out / "replays-for-calibration.json"
+    write_json(tmp, {"replays": results})
+    groups, sources = load_groups([tmp])
+    cal, records = calibrate(groups, sources)
+    val = validation_rows(records, groups)
+    out_d = {"calibration": cal.to_dict(), "validation": val, "targets": {}}
+    for t in target_rows(records, groups):
+        out_d["targets"][f"sim_err_N{t['N']}"] = t
     for res in results:
         N = res["N"]
-        imb = [r for r in val if r["N"] == N and "held out" in r["cases"]]
-        loo = [r for r in val if r["N"] == N and "leave-one-out" in r["cases"]]
-        errs = [r["err_pct_median"] for r in imb]
-        out["targets"][f"sim_err_N{N}"] = {"median_abs_err_pct_by_kind": {r["cases"]: r["err_pct_median"] for r in imb},
-                                          "skew_leave_one_out_pct": loo[0]["err_pct_median"] if loo else None,
-                                          "target_pct": 15.0, "met": bool(errs) and max(errs) <= 15.0}
         ov = overhead_rows(res)
         if ov:
-            out["targets"][f"overhead_N{N}"] = {**ov[0], "target_pct": 5.0,
-                                               "met": abs(ov[0]["overhead_pct_median"]) <= 5.0}
+            out_d["targets"][f"overhead_N{N}"] = {**ov[0], "target_pct": 5.0,
+                                                 "met": abs(ov[0]["overhead_pct_median"]) <= 5.0}
         big = [s for s in res["sweep"] if s["bytes_per_rank"] == 256 << 20]
         if big:
-            out["targets"][f"busbw_256MB_N{N}"] = {"busbw_GBps": big[0]["busbw_GBps"], "anchor": ANCHOR}
-    return out
+            out_d["targets"][f"busbw_256MB_N{N}"] = {"busbw_GBps": big[0]["busbw_GBps"], "anchor": ANCHOR}
+    return out_d
 
 
 def simulate(args) -> int:
-    """--simulate TRACE: the EP scan of `dodoco simulate` on a cluster, calibrated on --calibration."""
-    from dodoco.replay.results import load_results
-    from dodoco.simulate.calibrate import calibrate
-    from dodoco.simulate.cluster import load_cluster
-    from dodoco.simulate.gemm import load_gemm_table
-    from dodoco.simulate.layer import simulate_ep
-    from dodoco.store import find_runs
+    """--simulate TRACE: `dodoco simulate` on a cluster (its preset calibration unless --calibration)."""
+    from dodoco.simulate.api import SimulateConfig, simulate as run_simulate
 
-    cal, _ = calibrate(load_results([args.calibration]))
-    cluster = load_cluster(args.cluster).calibrated(cal)
-    gemm = load_gemm_table(args.gemm).for_shape(args.hidden, args.expert_width)
-    rows, skipped = [], []
-    for run in find_runs([args.simulate]):
-        for batch, placement in ((1, "contiguous"), (1, "eplb"), (4, "contiguous")):
-            out, skip = simulate_ep(run.counts, [8, 16, 32, 64, 128, 256], batch, cluster,
-                                    row_bytes=args.hidden * 2, gemm=gemm, placement=placement)
-            meta = {"condition": run.condition, "seq_len": run.seq_len, "batch": batch, "placement": placement}
-            rows += [{**meta, **r} for r in out]
-            skipped += [{**meta, "N": n, "reason": why} for n, why in skip]
-    res = {"cluster": cluster.name, "calibration": cal.to_dict(), "calibration_file": args.calibration,
-           "gemm_file": args.gemm, "trace": args.simulate, "hidden": args.hidden, "dtype": "bf16",
-           "expert_width": args.expert_width, "rows": rows, "skipped": skipped,
-           "notes": ["predictions, not measurements: the model calibrated on the replays named above",
-                     "trace: tiny:qwen3_moe (random router), E=128, K=8; eplb fitted on the same counts "
-                     "(in-sample) with R = the fewest redundant replicas that fill every rank"]}
-    write_json(Path(args.out) / f"replay-simulate-{cluster.name}.json", res)
+    rows, skipped, res = [], [], None
+    for batch, placement in ((1, "contiguous"), (1, "eplb"), (4, "contiguous")):
+        cfg = SimulateConfig(runs=(args.simulate,), cluster=args.cluster, ep=(8, 16, 32, 64, 128, 256), batch=batch,
+                             hidden=args.hidden, expert_width=args.expert_width, placement=placement,
+                             calibration=(args.calibration,) if args.calibration else None, gemm=args.gemm)
+        res = run_simulate(cfg)
+        rows += res.rows
+        skipped += [{**s, "batch": batch, "placement": placement} for s in res.skipped]
+    doc = {"cluster": args.cluster, "calibration": res.calibration, "gemm_file": args.gemm, "trace": args.simulate,
+           "hidden": args.hidden, "dtype": "bf16", "expert_width": args.expert_width, "rows": rows,
+           "skipped": skipped, "notes": res.notes + ["eplb fitted on half of the sequences, evaluated on the other "
+                                                     "half (part = held-out)"]}
+    write_json(Path(args.out) / f"replay-simulate-{args.cluster}.json", doc)
     print(json.dumps([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]))
     return 0
 
@@ -156,7 +148,7 @@ def main(argv=None) -> int:
     p.add_argument("--simulate", default=None, metavar="TRACE", help="only predict (no GPU): EP 8..256 "
                    "for the runs in TRACE, with --cluster, --calibration, --gemm")
     p.add_argument("--cluster", default="dgx-h200")
-    p.add_argument("--calibration", default=str(ROOT / "bench/results/replay-nvidia-h200-x4.json"))
+    p.add_argument("--calibration", default=None, help="calibration JSON or replay results (default: the preset's)")
     p.add_argument("--gemm", default=str(ROOT / "bench/results/replay-gemm-nvidia-h200-h2048-i768.json"))
     args = p.parse_args(argv)
     if args.simulate:
@@ -171,7 +163,7 @@ def main(argv=None) -> int:
         print(topo.stdout, flush=True)
     results = [r for r in (replay_one(args, int(n), out) for n in args.ranks.split(",")) if r]
     table = gemm(args, out)
-    summary = targets(results) if results else {}
+    summary = targets(results, out) if results else {}
     topo = (out / "topology.txt").read_text() if (out / "topology.txt").exists() else ""
     combined = {"machine": args.machine, "device": results[-1]["device"] if results else {},
                 "topology": topo, "replays": results, "gemm": table, **summary,
@@ -180,7 +172,7 @@ def main(argv=None) -> int:
                           "(E=128, K=8), 4096 tokens per rank, hidden 2048 bf16"]}
     write_json(out / f"replay-{args.machine}.json", combined)
     print(json.dumps(summary.get("targets", {}), indent=1, default=str), flush=True)
-    for r in summary.get("validation", []):
+    for r in summary.get("validation", []):  # held-out routing error, dodoco.simulate.validate
         print(r, flush=True)
     return 0 if results else 1
 

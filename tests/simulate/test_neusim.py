@@ -8,13 +8,15 @@ import pytest
 from dodoco.errors import DodocoError
 from dodoco.simulate.neusim import (
     effective_factor,
+    effective_params,
     effective_tokens,
     experts_on_worst_case_device,
-    neusim_export,
     neusim_predicted_skew,
     neusim_table,
+    solve_factor,
     worst_case_experts,
 )
+from dodoco.simulate.neusim_export import default_ep, neusim_export
 
 
 def test_worst_case_device_holds_ceil_experts():
@@ -99,12 +101,14 @@ def test_neusim_table_and_export():
             want = neusim_predicted_skew(16, 2, r["ep"], r["expert_load_imbalance_factor"],
                                          r["num_worst_case_experts"])
             assert r["predicted_skew"] == pytest.approx(want)
-    out = neusim_export(table, E=16, K=2)
+    out = neusim_export(table, E=16, K=2, ep=8, batch=1)
     json.dumps(out)
     assert out["expert_parallelism_degree"] == 8 and out["derived_at"]["batch"] == 1
     assert set(out["config"]) == {"expert_load_imbalance_factor", "num_worst_case_experts"}
+    assert out["effective"]["predicted_skew"] == pytest.approx(out["skew"]["measured"], rel=1e-9)
+    assert out["measured"]["label"].startswith("measured") and out["effective"]["label"].startswith("effective")
     with pytest.raises(DodocoError, match="EP=3"):
-        neusim_export(table, 16, 2, ep=3)
+        neusim_export(table, 16, 2, ep=3, batch=1)
 
 
 def test_neusim_table_decode_regime():
@@ -120,3 +124,63 @@ def test_neusim_table_decode_regime():
     assert [r["ep"] for r in rows] == [2, 4] and rows[0]["regime"] == "decode"
     assert rows[0]["steps"] == 2 * (S // 2)  # two positions x steps of 2 sequences
     assert rows[0]["tokens_per_step"] == pytest.approx(2.0)
+
+
+def _neusim_profile(E, W, f, c, S=64, L=2, hot=None):
+    """Counts drawn from NeuSim's own model: W hot experts at f * mean, the rest equal (mean c per
+    sequence and layer); hot experts where ``hot`` says (default 0..W-1, NeuSim's worst device)."""
+    rem = (E * c - W * f * c) / (E - W)
+    assert rem == int(rem)
+    seq = np.full(E, int(rem))
+    seq[list(hot if hot is not None else range(W))] = int(f * c)
+    return np.broadcast_to(seq, (S, L, E)).astype(np.uint32)
+
+
+@pytest.mark.parametrize("W,f,c", [(2, 2.0, 124), (3, 3.0, 61), (1, 6.0, 63)])
+def test_effective_params_recover_neusim_own_model(W, f, c):
+    E, K, eps = 64, 4, (4, 8, 16, 32, 64)
+    table = neusim_table(_neusim_profile(E, W, f, c), K, ep=eps, batch=(1,)).to_pylist()
+    measured = {r["ep"]: r["measured_skew"] for r in table}
+    for ep, m in measured.items():  # the traffic reproduces NeuSim's formula at every EP
+        assert m == pytest.approx(neusim_predicted_skew(E, K, ep, f, W), rel=1e-12)
+    for at in eps[:-1]:
+        # EP 64 holds one expert per device, fewer than W: it identifies W even from a wrong hint
+        got = effective_params(E, K, measured, at, w_hint=K)
+        assert got["num_worst_case_experts"] == W and got["expert_load_imbalance_factor"] == pytest.approx(f, rel=1e-9)
+        assert max(abs(v) for v in got["residual_pct"].values()) < 1e-7
+    # without EP 64 the skews of (f, W) and (f', W') with W (f-1)/(E-W) equal coincide: the measured
+    # hot-expert count (the table's W estimate) settles it
+    short = {ep: m for ep, m in measured.items() if ep <= 32 and ep * W <= E}
+    got = effective_params(E, K, short, 8, w_hint=table[0]["w_estimate"])
+    assert (got["num_worst_case_experts"], round(got["expert_load_imbalance_factor"], 9)) == (W, f)
+
+
+def test_effective_params_reproduce_skew_where_measured_ones_overshoot():
+    # four hot experts spread over the devices (experts 0, 16, 32, 48): NeuSim's formula with the
+    # measured f, W stacks them on one device and overshoots; the effective pair matches at EP 8
+    E, K = 64, 4
+    counts = _neusim_profile(E, 4, 3.0, 60, hot=[0, 16, 32, 48])
+    out = neusim_export(neusim_table(counts, K, ep=(4, 8, 16, 32), batch=(1,)), E, K, ep=8, batch=1)
+    assert out["measured"]["expert_load_imbalance_factor"] == pytest.approx(3.0)
+    assert out["measured"]["num_worst_case_experts"] == 4
+    assert out["measured"]["predicted_skew"] > 1.5 * out["skew"]["measured"]
+    assert out["effective"]["predicted_skew"] == pytest.approx(out["skew"]["measured"], rel=1e-9)
+    assert out["effective"]["expert_load_imbalance_factor"] < 3.0
+    assert [r["ep"] for r in out["by_ep"]] == [4, 8, 16, 32]
+    assert all(r["effective_residual_pct"] is not None for r in out["by_ep"])
+
+
+def test_solve_factor_is_exact_and_clipped():
+    f = solve_factor(256, 8, 8, 1.5, 2)
+    assert neusim_predicted_skew(256, 8, 8, f, 2) == pytest.approx(1.5, rel=1e-12)
+    assert solve_factor(256, 8, 8, 100.0, 1) == 32.0  # beyond what one hot expert can do: E/K
+    assert solve_factor(256, 8, 8, 0.5, 1) == 1.0
+
+
+def test_default_ep_is_the_largest_paper_ep_that_fits_never_e():
+    assert default_ep(128, 64, 1) == 32
+    assert default_ep(16, 64, 1) == 8  # never E = 16
+    assert default_ep(128, 8, 2) == 4  # a step of EP x 2 needs 2 EP units
+    assert default_ep(8, 1, 1, window=True) == 4
+    with pytest.raises(DodocoError, match="no EP degree of \\[4, 8, 16, 32\\] is below E=4"):
+        default_ep(4, 100, 1)

@@ -1,36 +1,88 @@
-"""`dodoco simulate` end to end on a synthetic run and a synthetic calibration file."""
+"""`dodoco simulate` end to end: calibrated from replays, preset calibrations, uncalibrated labels, errors."""
 
 import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from dodoco.cli import main
+from dodoco.findings.synthetic import write_counts_run
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "replay"))
 sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_replay import replay_v2, truth_form  # noqa: E402
 
 
-def test_simulate_cli_with_calibration(tmp_path, capsys):
-    from synthetic_runs import make_run
-    from test_dispatch_model import _fake_result
+def _run(path, model, condition="prose", S=16, L=2, E=16, seed=0):
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(np.r_[40.0, np.full(E - 1, 10.0)], (S, L, E)).astype(np.uint32)
+    write_counts_run(path, counts, model=model, condition=condition, seq_len=64, K=2)
 
-    make_run(tmp_path / "runs" / "prose-L16", "prose", S=8, E=8, hot=4.0)
-    cal = tmp_path / "cal.json"
-    cal.write_text(json.dumps({"replays": [_fake_result(2, 30e-6, 280e9, 0.7), _fake_result(4, 32e-6, 310e9, 0.8)]}))
-    out = tmp_path / "sim.json"
+
+def _replays(tmp_path) -> Path:
+    truth = truth_form("blend", lambda mb: [0.7])
+    f = tmp_path / "replays.json"
+    f.write_text(json.dumps({"machine": "fake-x4", "replays": [replay_v2(truth, N=2, routing_cases=2),
+                                                                replay_v2(truth, N=4, routing_cases=2)]}))
+    return f
+
+
+def test_simulate_calibrated_from_replays(tmp_path, capsys):
+    _run(tmp_path / "runs" / "a" / "prose-L64", "model-a")
+    _run(tmp_path / "runs" / "b" / "prose-L64", "model-b", seed=1)
+    out, doc = tmp_path / "sim.json", tmp_path / "doc.json"
     rc = main(["simulate", str(tmp_path / "runs"), "--cluster", "dgx-h100", "--ep", "2,4,16", "--hidden", "64",
-               "--calibration", str(cal), "--json", str(out)])
+               "--calibration", str(_replays(tmp_path)), "--json", str(out), "-o", str(doc)])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "skipped EP 16 for prose: EP=16 x batch=1 needs 16 sequences" in text
-    assert "model error on replays" in text
+    assert "model error on held-out routing replays" in text and "calibrated on fake-x4" in text
+    assert "skipped EP 16 for model-a prose: needs 16 sequences" not in text  # 16 sequences fit EP 16 x 1
     rows = json.loads(out.read_text())
-    assert [r["N"] for r in rows] == [2, 4] and all(r["condition"] == "prose" for r in rows)
-    assert all(r["dispatch_ms"] >= r["balanced_ms"] > 0 and r["compute_ms"] > 0 for r in rows)
+    keys = [(r["model"], r["condition"], r["dispatcher"], r["N"]) for r in rows]
+    assert len(keys) == len(set(keys)) and {r["model"] for r in rows} == {"model-a", "model-b"}
+    for r in rows:
+        assert r["cluster"] == "dgx-h100" and r["calibration"].startswith("fake-x4") and r["run"].endswith("prose-L64")
+        assert r["dispatch_ms"] >= r["balanced_ms"] > 0 and r["compute_ms"] > 0
+        assert r["nvlink"].startswith("calibrated: fake-x4") and r["gemm"].startswith("nominal: ")
+    assert {r["nic"][:7] for r in rows if r["N"] == 16} == {"nominal"}
+    d = json.loads(doc.read_text())
+    assert d["schema"] == "dodoco.simulate/1" and d["validation"] and any("NIC" in n for n in d["notes"])
 
 
-def test_simulate_cli_errors(capsys):
+def test_simulate_uncalibrated_says_so(tmp_path, capsys):
+    _run(tmp_path / "runs" / "a" / "prose-L64", "model-a")
+    out = tmp_path / "sim.json"
+    assert main(["simulate", str(tmp_path / "runs"), "--cluster", "dgx-h100", "--ep", "2,4", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "UNCALIBRATED prediction on dgx-h100" in text and "note: uncalibrated:" in text
+    assert all(r["calibration"].startswith("none: uncalibrated") for r in json.loads(out.read_text()))
+    assert main(["simulate", str(tmp_path / "runs"), "--cluster", "dgx-h200", "--ep", "2,4", "--json", "-"]) == 0
+    rows = json.loads(capsys.readouterr().out)  # the preset's shipped calibration (nvidia-h200-x8)
+    assert rows and all(r["calibration"].startswith("nvidia-h200-x8") for r in rows)
+
+
+def test_simulate_cli_errors(tmp_path, capsys):
     assert main(["simulate", "--cluster", "dgx-h9"]) == 2
     assert "did you mean" in capsys.readouterr().err
     assert main(["simulate"]) == 2
     assert "name a run directory" in capsys.readouterr().err
+    gloo = tmp_path / "gloo.json"
+    gloo.write_text(json.dumps({**replay_v2(truth_form("blend", lambda mb: [0.7])), "backend": "gloo"}))
+    assert main(["simulate", "--calibration", str(gloo)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--backend gloo replay (a CPU dry run)" in err and "\n" not in err
+    assert main(["simulate", "--calibration", str(gloo), "--uncalibrated"]) == 2
+    assert "contradict" in capsys.readouterr().err
+
+
+def test_simulate_and_export_read_toml_configs(tmp_path, capsys):
+    _run(tmp_path / "runs" / "a" / "prose-L64", "model-a")
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text('cluster = "dgx-h100"\nep = [2, 4]\nbatch = 2\n')
+    out = tmp_path / "sim.json"
+    assert main(["simulate", str(tmp_path / "runs"), "--config", str(cfg), "--batch", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert {(r["cluster"], r["batch"]) for r in rows} == {("dgx-h100", 1)} and [r["N"] for r in rows] == [2, 4]
+    cfg.write_text('cluster = "dgx-h100"\nimbalance_weight = 0.5\n')
+    assert main(["simulate", str(tmp_path / "runs"), "--config", str(cfg)]) == 2
+    assert "unknown key imbalance_weight" in capsys.readouterr().err

@@ -1,7 +1,14 @@
-"""Simulate dispatch cost: the calibrated analytic model and the NeuSim-compatible export.
+"""Simulate dispatch cost: the dispatch model calibrated per machine / N / dispatcher, whole-layer
+prediction at larger EP, and exports for other simulators (NeuSim, traffic matrices, LLMServingSim).
 
 Submodules are imported on use (``import dodoco.simulate`` stays light):
-``dodoco.simulate.neusim`` (NeuSim parameters from a trace, NeuSim's receiver-skew formula).
+
+- ``measure`` (replay results -> samples with fit / select / validate roles), ``forms`` (candidate
+  model forms), ``fit`` (fitting and the choice by held-out error), ``validate`` (error tables),
+  ``calibration`` (calibrations as data), ``cluster`` (cluster TOML, presets, ``AlltoallTimer``),
+  ``layer`` and ``gemm`` (whole MoE layer), ``api`` (``SimulateConfig``, ``simulate``);
+- ``neusim`` (NeuSim's receiver-skew formula, measured and effective parameters),
+  ``neusim_export``, ``traffic_export``, ``export_api`` (``ExportConfig``, ``export``).
 """
 
 from __future__ import annotations
@@ -9,9 +16,14 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "neusim_export": "dodoco.simulate.neusim",
+    "SimulateConfig": "dodoco.simulate.api",
+    "simulate": "dodoco.simulate.api",
+    "ExportConfig": "dodoco.simulate.export_api",
+    "export": "dodoco.simulate.export_api",
+    "neusim_entries": "dodoco.simulate.neusim_export",
     "neusim_predicted_skew": "dodoco.simulate.neusim",
     "neusim_table": "dodoco.simulate.neusim",
+    "effective_params": "dodoco.simulate.neusim",
 }
 
 

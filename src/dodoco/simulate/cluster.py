@@ -1,21 +1,25 @@
-"""A described cluster (TOML) and the dispatch time of one AlltoAll on it, flat or hierarchical.
+"""A described cluster (TOML) and the time of one AlltoAll on it, flat or hierarchical.
 
-Ranks 0..N-1 fill nodes of ``gpus_per_node`` GPUs in order. For bytes b[i, j] (``model`` docstring):
+Ranks 0..N-1 fill nodes of ``gpus_per_node`` GPUs in order. For bytes b[i, j] (rank i to rank j;
+the diagonal stays local), ``AlltoallTimer`` times one alltoall of one dispatcher and phase:
 
-- flat (one alltoall over all N ranks, what Megatron's alltoall dispatcher does): each rank's
-  off-diagonal bytes are split into intra-node bytes (NVLink) and inter-node bytes (NIC); the model's
-  A(S, R) is taken over each domain and the slower domain sets the time:
-  T = alpha(N) [+ alpha_nic] + max(A_nvl / B_nvl, A_nic / B_nic).
-- hierarchical (node-aware dispatch as in DeepEP's internode mode or HybridEP, N a multiple of the
-  node size): stage 1 moves node-to-node bytes over the node's NICs (gpus_per_node of them, one per
-  GPU), stage 2 forwards them over NVLink to their GPU; the stages are pipelined, so
-  T = alpha(gpus_per_node) + alpha_nic + max(A_node / (gpus_per_node * B_nic), A_fwd / B_nvl).
-  From counts the bytes are per-expert copies (no deduplication), so the gain shown is the one of
-  the topology alone.
+- NVLink domain (within a node): with a calibration, the fitted model of that dispatcher and phase
+  (``Calibration.lookup``: the calibrated N, else the nearest below) applied to each node's block
+  of b, the slowest node setting the time; without one, the nominal datasheet bandwidth
+  (``nvlink_bw x nvlink_efficiency``) under the naive max model, labelled uncalibrated.
+- NIC domain (across nodes, never measured here, always nominal): the naive max model over each
+  rank's inter-node bytes at ``nic_bw x nic_efficiency`` plus ``alpha_nic_us``.
+- flat (one alltoall over all N ranks): T = max(T_nvlink, T_nic).
+- hierarchical (node-aware dispatch as DeepEP internode / HybridEP; N a multiple of the node size):
+  stage 1 moves node-to-node bytes over the node's ``gpus_per_node`` NICs; stage 2 forwards what
+  arrived over NVLink: GPU k of a node received 1/G of every inter-node byte bound for that node
+  and forwards it to its GPU j, so stage 2 is the alltoall of intra[k, j] + R_in[j] / G within the
+  node; the stages are pipelined, T = max(stage 1, stage 2).
 
-Keys of a cluster file (unknown keys are an error): see ``Cluster``. Presets: presets/*.toml.
+Cluster files (TOML; unknown keys are an error): see ``Cluster``. Presets: presets/<name>.toml, each
+with its calibration as data beside it (presets/<name>.calibration.json) where one was measured.
 
-Shape legend: N EP ranks.
+Shape legend: N EP ranks, G GPUs per node.
 """
 
 from __future__ import annotations
@@ -26,17 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
+from dodoco.config import read_toml
 from dodoco.errors import DodocoError, did_you_mean
-from dodoco.simulate.model import LinkModel, blend, off_diagonal
+from dodoco.simulate.forms import evaluate, nominal
 
-__all__ = ["PRESETS", "Cluster", "flat_time", "hierarchical_time", "load_cluster", "presets"]
+__all__ = ["PRESETS", "AlltoallTimer", "Cluster", "load_cluster", "preset_calibration", "presets"]
 
 PRESETS = Path(__file__).parent / "presets"
+REMOVED = {"imbalance_weight": "the imbalance response is no longer hand-set: it comes from a calibration "
+                               "(presets/<name>.calibration.json or --calibration FILE)"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class Cluster:
-    """A cluster: bandwidths in GB/s per GPU per direction, fixed costs in microseconds."""
+    """A cluster: bandwidths in GB/s per GPU per direction, fixed costs in microseconds (nominal)."""
 
     name: str
     gpus_per_node: int
@@ -51,7 +58,6 @@ class Cluster:
     alpha_us: float = 15.0
     alpha_per_peer_us: float = 1.0
     alpha_nic_us: float = 25.0
-    imbalance_weight: float = 1.0
 
     def __post_init__(self):
         if self.gpus_per_node < 1 or self.nvlink_bw <= 0 or self.nic_bw <= 0:
@@ -60,28 +66,18 @@ class Cluster:
             raise did_you_mean("topology", self.topology, ["switch", "mesh"])
         if self.topology == "mesh" and not self.nvlink_pair_bw:
             raise DodocoError(f"cluster {self.name}: a mesh topology needs nvlink_pair_bw (GB/s per GPU pair)")
-        if not 0.0 <= self.imbalance_weight <= 1.0:
-            raise DodocoError(f"cluster {self.name}: imbalance_weight {self.imbalance_weight} must be in [0, 1]")
 
     def alpha(self, N: int) -> float:
-        """Fixed cost (s) of an alltoall over N ranks within a node."""
+        """Nominal fixed cost (s) of an alltoall over N ranks within a node."""
         return (self.alpha_us + self.alpha_per_peer_us * max(0, N - 1)) * 1e-6
 
-    def nvlink(self, N: int) -> LinkModel:
-        pair = self.nvlink_pair_bw * 1e9 if self.topology == "mesh" else None
-        return LinkModel(self.alpha(N), self.nvlink_bw * self.nvlink_efficiency * 1e9, self.imbalance_weight, pair)
+    def nominal_nvlink(self) -> str:
+        return (f"nominal (uncalibrated): {self.nvlink_bw:g} GB/s x {self.nvlink_efficiency:g}, "
+                f"alpha {self.alpha_us:g} us + {self.alpha_per_peer_us:g} us per peer, naive max, the same for "
+                "every dispatcher")
 
-    def nic(self) -> LinkModel:
-        return LinkModel(self.alpha_nic_us * 1e-6, self.nic_bw * self.nic_efficiency * 1e9, self.imbalance_weight)
-
-    def calibrated(self, cal) -> "Cluster":
-        """This cluster with alpha, NVLink B_eff and w taken from a ``Calibration`` (measured)."""
-        n_max = max(cal.per_n)
-        a1 = cal.alpha_at(1)
-        per_peer = (cal.alpha_at(n_max) - a1) / max(1, n_max - 1)
-        beff = cal.beff_at(self.gpus_per_node)
-        return dataclasses.replace(self, alpha_us=a1 * 1e6, alpha_per_peer_us=max(0.0, per_peer * 1e6),
-                                   nvlink_bw=beff / 1e9, nvlink_efficiency=1.0, imbalance_weight=cal.w)
+    def nominal_nic(self) -> str:
+        return f"nominal (not measured): {self.nic_bw:g} GB/s x {self.nic_efficiency:g} per GPU, {self.alpha_nic_us:g} us"
 
 
 def presets() -> list[str]:
@@ -90,20 +86,15 @@ def presets() -> list[str]:
 
 def load_cluster(name_or_path: str) -> Cluster:
     """A preset name (``dgx-h100``, ``dgx-h200``) or a TOML file -> Cluster."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-
     p = Path(name_or_path)
     if not p.is_file():
         if name_or_path not in presets():
             raise did_you_mean("cluster", name_or_path, presets())
         p = PRESETS / f"{name_or_path}.toml"
-    try:
-        data = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise DodocoError(f"cluster file {p} is not valid TOML ({exc}): fix it or use a preset") from None
+    data = read_toml(p)
+    for key, why in REMOVED.items():
+        if key in data:
+            raise DodocoError(f"cluster file {p}: {key} is not a cluster key any more: {why}")
     known = {f.name for f in dataclasses.fields(Cluster)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -114,46 +105,70 @@ def load_cluster(name_or_path: str) -> Cluster:
     return Cluster(**data)
 
 
-def _domains(b: np.ndarray, gpn: int) -> tuple[np.ndarray, np.ndarray]:
-    N = b.shape[-1]
-    node = np.arange(N) // gpn
-    same = node[:, None] == node[None, :]
-    return b * same, b * ~same
+def preset_calibration(name: str):
+    """The calibration shipped beside a preset (presets/<name>.calibration.json), or None."""
+    from dodoco.simulate.calibration import load_calibration
+
+    p = PRESETS / f"{name}.calibration.json"
+    return load_calibration(p) if p.is_file() else None
 
 
-def flat_time(b, cluster: Cluster) -> np.ndarray:
-    """Flat alltoall time (s) of byte matrices b[..., N, N] on the cluster."""
-    b = np.asarray(b, dtype=np.float64)
-    N, gpn = b.shape[-1], cluster.gpus_per_node
-    intra, inter = _domains(b, gpn)
-    nv = cluster.nvlink(min(N, gpn))
-    S, R, pair = off_diagonal(intra)
-    t = blend(S, R, nv.w) / nv.beff
-    if nv.pair_bw:
-        t = np.maximum(t, pair / nv.pair_bw)
-    alpha = nv.alpha
-    if N > gpn:
-        nic = cluster.nic()
-        S2, R2, _ = off_diagonal(inter)
-        t = np.maximum(t, blend(S2, R2, nic.w) / nic.beff)
-        alpha = alpha + nic.alpha
-    return alpha + t
+def _blocks(b: np.ndarray, G: int) -> np.ndarray:
+    """b[..., N, N] -> the node diagonal blocks [..., N/G, G, G] (N a multiple of G)."""
+    n = b.shape[-1] // G
+    r = b.reshape(b.shape[:-2] + (n, G, n, G))
+    return np.stack([r[..., k, :, k, :] for k in range(n)], axis=-3)
 
 
-def hierarchical_time(b, cluster: Cluster) -> np.ndarray | None:
-    """Hierarchical (node-aware) time (s) of b[..., N, N]; None unless N spans whole nodes (> 1)."""
-    b = np.asarray(b, dtype=np.float64)
-    N, gpn = b.shape[-1], cluster.gpus_per_node
-    if N <= gpn or N % gpn:
-        return None
-    n = N // gpn
-    node_b = b.reshape(b.shape[:-2] + (n, gpn, n, gpn)).sum(axis=(-3, -1))  # [..., n, n]
-    nv, nic = cluster.nvlink(gpn), cluster.nic()
-    Sn, Rn, _ = off_diagonal(node_b)
-    t1 = blend(Sn, Rn, nic.w) / (gpn * nic.beff)
-    intra, inter = _domains(b, gpn)
-    Si, Ri, _ = off_diagonal(intra)
-    Se, Re, _ = off_diagonal(inter)
-    fwd = (gpn - 1) / gpn  # share of NIC-delivered bytes that land on another GPU of the node
-    t2 = blend(Si + fwd * Se, Ri + fwd * Re, nv.w) / nv.beff
-    return nv.alpha + nic.alpha + np.maximum(t1, t2)
+class AlltoallTimer:
+    """Times alltoalls on a cluster, calibrated (a ``Calibration``) or nominal (None)."""
+
+    def __init__(self, cluster: Cluster, calibration=None):
+        self.cluster, self.calibration = cluster, calibration
+
+    def nvlink(self, b: np.ndarray, dispatcher: str, phase: str) -> tuple[np.ndarray, str]:
+        """Time (s) of the within-node alltoall(s) of b[..., n, G', G'] blocks (max over blocks) and a label."""
+        c = self.cluster
+        if self.calibration is None:  # naive max; a mesh adds the pair term: max_terms with k = w = 1
+            n, bw = b.shape[-1], c.nvlink_bw * c.nvlink_efficiency * 1e9
+            bal = nominal(c.alpha(n), bw)
+            t = evaluate("max_terms", b, bal, (1.0, 1.0, bw / ((n - 1) * c.nvlink_pair_bw * 1e9))) \
+                if c.topology == "mesh" and n > 1 else evaluate("naive_max", b, bal)
+            return t.max(-1), c.nominal_nvlink()
+        fit, note = self.calibration.lookup(b.shape[-1], dispatcher, phase)
+        label = f"calibrated: {fit.label()}" + (f" ({note})" if note else "")
+        return fit.predict(b).max(-1), label
+
+    def nic(self, inter: np.ndarray) -> np.ndarray:
+        c = self.cluster
+        return evaluate("naive_max", inter, nominal(c.alpha_nic_us * 1e-6, c.nic_bw * c.nic_efficiency * 1e9))
+
+    def flat(self, b, dispatcher: str = "nccl", phase: str = "dispatch") -> tuple[np.ndarray, dict]:
+        """Flat alltoall time (s) of b[..., N, N] -> (t[...], labels of the terms used)."""
+        b = np.asarray(b, dtype=np.float64)
+        N, G = b.shape[-1], self.cluster.gpus_per_node
+        if N <= G:
+            t, label = self.nvlink(b[..., None, :, :], dispatcher, phase)
+            return t, {"nvlink": label, "nic": "-"}
+        if N % G:
+            raise DodocoError(f"EP {N} spans nodes of {G} GPUs but is not a multiple of {G}: use whole nodes")
+        node = np.arange(N) // G
+        inter = b * (node[:, None] != node[None, :])
+        t_nv, label = self.nvlink(_blocks(b, G), dispatcher, phase)
+        return np.maximum(t_nv, self.nic(inter)), {"nvlink": label, "nic": self.cluster.nominal_nic()}
+
+    def hierarchical(self, b, dispatcher: str = "nccl", phase: str = "dispatch") -> np.ndarray | None:
+        """Hierarchical time (s) of b[..., N, N]; None unless N spans whole nodes (more than one)."""
+        b = np.asarray(b, dtype=np.float64)
+        N, G = b.shape[-1], self.cluster.gpus_per_node
+        if N <= G or N % G:
+            return None
+        n = N // G
+        node_b = b.reshape(b.shape[:-2] + (n, G, n, G)).sum(axis=(-3, -1))  # [..., n, n]
+        c = self.cluster
+        t1 = evaluate("naive_max", node_b, nominal(c.alpha_nic_us * 1e-6, G * c.nic_bw * c.nic_efficiency * 1e9))
+        node = np.arange(N) // G
+        r_in = (b * (node[:, None] != node[None, :])).sum(-2)  # [..., N] inter-node bytes bound for j
+        fwd = _blocks(b, G) + r_in.reshape(r_in.shape[:-1] + (n, 1, G)) / G
+        t2, _ = self.nvlink(fwd, dispatcher, phase)
+        return np.maximum(t1, t2)

@@ -37,6 +37,7 @@ class GemmTable:
     width: int
     device: str = ""
     scale: float = 1.0  # applied FLOP ratio when used for another shape
+    origin: tuple | None = None  # (hidden, width) measured, when scaled to another shape
 
     def expert_ms(self, c) -> np.ndarray:
         """Per-expert compute time (ms) for token counts c[...] -> [...]; f(0) = 0."""
@@ -52,7 +53,15 @@ class GemmTable:
         if (hidden, width) == (self.hidden, self.width):
             return self
         return GemmTable(self.tokens, self.ms, hidden, width, self.device,
-                         self.scale * (hidden * width) / (self.hidden * self.width))
+                         self.scale * (hidden * width) / (self.hidden * self.width), self.origin or (self.hidden, self.width))
+
+    def label(self) -> str:
+        """Where the compute times come from: measured for this shape, or nominal (scaled by FLOPs)."""
+        if self.origin is None:
+            return f"measured: {self.device or '?'} grouped GEMM, H={self.hidden} I={self.width}"
+        h, w = self.origin
+        return (f"nominal: {self.device or '?'} table measured at H={h} I={w}, scaled by FLOPs "
+                f"x{self.scale:.3g} to H={self.hidden} I={self.width}")
 
 
 def rank_compute(loads, rank_experts, table: GemmTable) -> np.ndarray:

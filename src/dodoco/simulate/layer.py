@@ -1,19 +1,24 @@
-"""Predicted dispatch and whole-MoE-layer time at each EP degree, from a run's counts.
+"""Predicted dispatch and whole-MoE-layer time at each EP degree, per dispatcher, from a run's counts.
 
 For each N: the run's steps (N*B sequences in the seeded order, rank i holding sequences
-[i*B, (i+1)*B)) give per-layer traffic matrices (``dodoco.replay.plan.run_cases``). Per case:
+[i*B, (i+1)*B)) give per-layer traffic matrices (``dodoco.replay.plan.run_cases``), under the
+placement named (``dodoco.ep.placements``); a fitted placement (eplb) is fitted on one part of the
+sequences and every step is evaluated on the other (``evaluation_plan``, the one policy; ``part``
+says which).
+Per case and dispatcher (``cluster.AlltoallTimer``):
 
-- dispatch: ``flat_time`` of the bytes (and ``hierarchical_time`` when N spans nodes); combine:
-  the same on the transposed bytes; balanced: the same per-rank bytes spread evenly;
-- imbalance share = 1 - T(balanced) / T(real): the part of the dispatch time the routing's
-  imbalance causes;
+- dispatch: the flat alltoall of the bytes (and the hierarchical one when N spans nodes); combine:
+  the transposed bytes; balanced: the same per-rank bytes spread evenly;
+- imbalance share = 1 - T(balanced) / T(dispatch): the part of dispatch time the imbalance causes;
 - expert compute of the busiest rank: max over ranks of sum over its experts of f(load), f the
   grouped-GEMM table; balanced compute: every expert at the mean load, E/N experts a rank;
-- layer = dispatch + compute (busiest rank) + combine; the straggler's cost is shown in
-  communication (dispatch + combine minus balanced) and in compute (busiest minus balanced).
+- layer = dispatch + compute (busiest rank) + combine; the straggler's cost in communication
+  (dispatch + combine - 2 balanced) and in compute (busiest - balanced).
 
-Values are means over steps and layers. Shape legend: S sequences, L MoE layers, E routed experts,
-N EP ranks, B sequences per rank per step.
+Each row names the terms it used: ``nvlink`` (calibrated fit, or nominal), ``nic`` (always nominal:
+nothing across nodes was measured), ``gemm`` (the measured table, or nominal when scaled to
+another expert shape). Values are means over steps and layers. Shape legend: S sequences, L MoE
+layers, E routed experts, N EP ranks, B sequences per rank per step.
 """
 
 from __future__ import annotations
@@ -21,9 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from dodoco.replay.plan import balanced_splits, run_cases
-from dodoco.simulate.cluster import Cluster, flat_time, hierarchical_time
 
-__all__ = ["simulate_ep"]
+__all__ = ["placement_plan", "simulate_ep", "skip_reason"]
 
 
 def _compute(cases, share: np.ndarray, gemm) -> tuple[float, float]:
@@ -38,66 +42,86 @@ def _compute(cases, share: np.ndarray, gemm) -> tuple[float, float]:
     return float(np.mean(busy)), float(np.mean(bal))
 
 
-def _placement(name: str, counts, N: int):
-    """The placement for N ranks; a fitted one (eplb) is fitted on all of the run's counts and gets
-    the registry's default redundant replicas (``ep.placements.default_redundant``: the fewest that
-    give every rank the same number of physical experts)."""
-    from dodoco.ep.placements import PLACEMENTS, FitData, build_placement
+def placement_plan(name: str, counts, N: int, seed: int):
+    """(placement for N ranks, sequence indices to evaluate, part): ``evaluation_plan``'s policy: a
+    fitted placement (eplb, with ``default_redundant`` replicas) is fitted on the fit part of the
+    sequences and every step comes from the held-out part; otherwise every sequence is evaluated."""
+    from dodoco.ep.placements import build_placement, evaluation_plan, fit_data
 
-    fit = FitData(counts.sum(axis=0, dtype=np.int64)) if PLACEMENTS[name].fitted else None
-    return build_placement(name, counts.shape[-1], N, fit)
+    plan = evaluation_plan([name], counts.shape[0], seed)
+    fit = fit_data(counts, plan.fit_idx) if plan.fit_idx is not None else None
+    return build_placement(name, counts.shape[-1], N, fit), plan.eval_idx, plan.part
 
 
-def simulate_ep(counts, ep, B: int, cluster: Cluster, *, row_bytes: int, gemm=None,
+def _compute_cols(cases, p, gemm) -> dict:
+    by_layer = {}
+    for c in cases:
+        by_layer.setdefault(c.layer, []).append(c)
+    comp = [_compute(cs, p.layer(layer).share, gemm) for layer, cs in by_layer.items()]
+    w = [len(cs) for cs in by_layer.values()]
+    busy, bal = float(np.average([c[0] for c in comp], weights=w)), float(np.average([c[1] for c in comp], weights=w))
+    return {"compute_ms": busy, "compute_bal_ms": bal, "compute_straggler_ms": busy - bal}
+
+
+def _dispatcher_cols(timer, b, bal, d: str) -> dict:
+    t, labels = timer.flat(b, d, "dispatch")
+    tb, _ = timer.flat(bal, d, "dispatch")
+    tc, _ = timer.flat(np.swapaxes(b, -1, -2), d, "combine")
+    h = timer.hierarchical(b, d, "dispatch")
+    row = {"dispatcher": d, "dispatch_ms": 1e3 * float(t.mean()), "balanced_ms": 1e3 * float(tb.mean()),
+           "imbalance_share": float(np.mean(1.0 - tb / t)),
+           "hier_ms": 1e3 * float(h.mean()) if h is not None else float("nan"), "combine_ms": 1e3 * float(tc.mean())}
+    row["comm_straggler_ms"] = row["dispatch_ms"] + row["combine_ms"] - 2 * row["balanced_ms"]
+    return {**row, **labels}
+
+
+def skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int) -> str | None:
+    """Why EP N cannot be simulated (None when it can): too few sequences (in the held-out part for a
+    fitted placement), more ranks than experts without replicas, or part of a node."""
+    from dodoco.ep.placements import PLACEMENTS, check_placements, fit_eval_split
+
+    fitted = PLACEMENTS[check_placements(placement)[0]].fitted
+    avail = len(fit_eval_split(S, 0.5, 0)[1]) if fitted and S > 1 else S
+    if N * B > avail:
+        part = f" in the held-out half ({avail} of {S}; the other half fits {placement})" if fitted else ""
+        return f"needs {N * B} sequences (EP {N} x batch {B}), the run has {avail}{part}"
+    if N > E and not fitted:
+        return f"EP {N} > E={E} experts: some ranks would hold none; --placement eplb adds replicas"
+    if N > gpn and N % gpn:
+        return f"EP {N} spans nodes of {gpn} GPUs but is not a multiple of {gpn}"
+    return None
+
+
+def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl",), gemm=None,
                 placement: str = "contiguous", seed: int = 0, max_steps: int | None = 8):
-    """Predict dispatch (and layer) time per EP degree -> (rows, skipped [(N, reason)]).
+    """Predict dispatch (and layer) time per EP degree and dispatcher -> (rows, skipped [(N, reason)]).
 
-    counts[S, L, E]; row_bytes = H * bytes per element; gemm: a ``GemmTable`` for the expert shape
-    (None: no compute columns).
+    counts[S, L, E]; timer: a ``cluster.AlltoallTimer``; row_bytes = H * bytes per element;
+    gemm: a ``GemmTable`` for the expert shape (None: no compute columns).
     """
-    from dodoco.ep.placements import PLACEMENTS
-    from dodoco.ep.steps import require_steps
-    from dodoco.errors import DodocoError
-
     counts = np.asarray(counts)
     S, L, E = counts.shape
+    gpn = timer.cluster.gpus_per_node
     rows, skipped = [], []
     for N in sorted({int(n) for n in ep}):
-        try:
-            require_steps(S, N, B)
-        except DodocoError as err:
-            skipped.append((N, str(err)))
+        why = skip_reason(N, B, S, E, placement, gpn)
+        if why:
+            skipped.append((N, why))
             continue
-        if N > E and not PLACEMENTS[placement].fitted:
-            skipped.append((N, f"EP {N} > E={E} experts: some ranks would hold none; --placement eplb "
-                               "adds replicas"))
-            continue
-        p = _placement(placement, counts, N)
-        cases = run_cases(counts, N, B, condition="", kind="real", seed=seed, placement=p,
-                          max_steps=max_steps)
+        p, idx, part = placement_plan(placement, counts, N, seed)
+        cases = run_cases(counts[idx], N, B, condition="", kind="real", seed=seed, placement=p, max_steps=max_steps)
         b = np.stack([c.splits for c in cases]).astype(np.float64) * row_bytes
         bal = np.stack([balanced_splits(c.splits.sum(1)) for c in cases]).astype(np.float64) * row_bytes
-        t, tb = flat_time(b, cluster), flat_time(bal, cluster)
-        tc = flat_time(np.swapaxes(b, -1, -2), cluster)
-        h = hierarchical_time(b, cluster)
         cols = b.sum(-2)
-        row = {"N": N, "nodes": -(-N // cluster.gpus_per_node), "cases": len(cases),
-               "MB_per_rank": float(b.sum((-2, -1)).mean() / N / 1e6),
-               "recv_skew": float((cols.max(-1) / cols.mean(-1)).mean()),
-               "dispatch_ms": 1e3 * float(t.mean()), "balanced_ms": 1e3 * float(tb.mean()),
-               "imbalance_share": float(np.mean(1.0 - tb / t)),
-               "hier_ms": 1e3 * float(h.mean()) if h is not None else float("nan"),
-               "combine_ms": 1e3 * float(tc.mean())}
-        row["comm_straggler_ms"] = row["dispatch_ms"] + row["combine_ms"] - 2 * row["balanced_ms"]
+        base = {"N": N, "nodes": -(-N // gpn), "placement": placement, "part": part, "cases": len(cases),
+                "MB_per_rank": float(b.sum((-2, -1)).mean() / N / 1e6),
+                "recv_skew": float((cols.max(-1) / cols.mean(-1)).mean())}
+        comp = {}
         if gemm is not None:
-            by_layer = {}
-            for c in cases:
-                by_layer.setdefault(c.layer, []).append(c)
-            comp = [_compute(cs, p.layer(layer).share, gemm) for layer, cs in by_layer.items()]
-            w = [len(cs) for cs in by_layer.values()]
-            row["compute_ms"] = float(np.average([c[0] for c in comp], weights=w))
-            row["compute_bal_ms"] = float(np.average([c[1] for c in comp], weights=w))
-            row["compute_straggler_ms"] = row["compute_ms"] - row["compute_bal_ms"]
-            row["layer_ms"] = row["dispatch_ms"] + row["compute_ms"] + row["combine_ms"]
-        rows.append(row)
+            comp = {**_compute_cols(cases, p, gemm), "gemm": gemm.label()}
+        for d in dispatchers:
+            row = {**base, **_dispatcher_cols(timer, b, bal, d), **comp}
+            if gemm is not None:
+                row["layer_ms"] = row["dispatch_ms"] + row["compute_ms"] + row["combine_ms"]
+            rows.append(row)
     return rows, skipped

@@ -23,6 +23,11 @@ to this ratio; T cancels. docs/neusim.md derives the trace estimators:
   mean, averaged, rounded, clipped to [1, K]: the number of experts at the maximum load that carry
   the trace's above-mean load, which is what W hot experts at f*mean carry in NeuSim's profile.
 
+These "measured" parameters describe the experts; NeuSim's formula puts every hot expert on one
+device, so fed with them it overstates the receiver skew of a real layout. ``effective_params``
+gives the "effective" (f, W) with which the formula reproduces the skew measured at one EP
+(exactly: the skew is linear in f), W chosen by the residual at the other EPs.
+
 Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks (EP),
 B sequences per rank per step, W worst-case experts.
 """
@@ -42,9 +47,8 @@ from dodoco.ep.scan_loads import expert_metrics
 from dodoco.ep.steps import feasible_pairs, source_of
 from dodoco.errors import DodocoError
 
-__all__ = ["effective_factor", "effective_tokens", "experts_on_worst_case_device",
-           "imbalance_factor", "neusim_export", "neusim_predicted_skew", "neusim_table",
-           "worst_case_experts"]
+__all__ = ["effective_factor", "effective_params", "effective_tokens", "experts_on_worst_case_device",
+           "imbalance_factor", "neusim_predicted_skew", "neusim_table", "solve_factor", "worst_case_experts"]
 
 
 def experts_on_worst_case_device(E: int, EP: int) -> int:
@@ -139,8 +143,9 @@ def neusim_table(counts, K: int, ep=DEFAULT_EP, batch=(1,), seed: int = 0, *, so
                  placement: str = "contiguous", regime: str = "prefill", **labels) -> pa.Table:
     """NeuSim parameters and predicted vs measured receiver skew per (EP, batch).
 
-    counts[S, L, E] (prefill) or a ready step ``source`` (e.g. ep.decode.decode_source; then counts
-    may be None and labels should say regime="decode"). Measured skew: mean over steps and layers
+    counts[S, L, E] (prefill) or a ready step ``source`` (``Run.source``, whose window aggregate is
+    the one step of every (EP, batch); ep.decode.decode_source, then counts may be None and labels
+    should say regime="decode"). Measured skew: mean over steps and layers
     of max_r R_r / mean_r R_r under ``placement`` (contiguous, the default layout; fitted
     placements are refused here). EP values with N*B above the sequences, or N > E, are skipped.
     Extra keyword labels (model, condition, seq_len) become constant columns.
@@ -150,8 +155,7 @@ def neusim_table(counts, K: int, ep=DEFAULT_EP, batch=(1,), seed: int = 0, *, so
         if counts.ndim != 3:
             raise DodocoError(f"counts must have shape [S, L, E], got shape {counts.shape}")
         source = source_of(counts, seed)
-    level1 = source.level(1)
-    S, E = level1.shape[1], level1.shape[-1]
+    E = source.level(1).shape[-1]
     pairs, _ = feasible_pairs(source, ep, batch)
     rows = []
     for N, B in pairs:
@@ -175,33 +179,42 @@ def _row_keys():
             "measured_skew", "measured_skew_p95", "predicted_over_measured")
 
 
-def neusim_export(table: pa.Table, E: int, K: int, ep: int | None = None,
-                  batch: int | None = None) -> dict:
-    """JSON-ready NeuSim config fragment from neusim_table's output.
+def solve_factor(E: int, K: int, EP: int, skew_target: float, W: int) -> float:
+    """The f in [1, E/K] whose NeuSim skew at EP with W hot experts is closest to skew_target.
 
-    ``config`` holds the two MoELLMConfig fields at the chosen (ep, batch) (default: the largest
-    EP, then the smallest batch, in the table); ``by_ep`` keeps every row for reference.
+    NeuSim's skew is linear in f (eff and rem are), so two evaluations of the formula give it; f
+    is clipped to [1, E/K] when the target lies outside what W hot experts can express.
     """
-    rows = table.to_pylist()
-    if not rows:
-        raise DodocoError("no (EP, batch) pair fits the sequences: nothing to export")
-    ep = max(r["ep"] for r in rows) if ep is None else int(ep)
-    cand = [r for r in rows if r["ep"] == ep]
-    if not cand:
-        raise DodocoError(f"EP={ep} is not in the table (have {sorted({r['ep'] for r in rows})})")
-    batch = min(r["batch"] for r in cand) if batch is None else int(batch)
-    chosen = [r for r in cand if r["batch"] == batch]
-    if not chosen:
-        raise DodocoError(f"batch={batch} is not in the table at EP={ep}")
-    r = chosen[0]
-    return {
-        "num_routed_experts": int(E),
-        "num_activated_routed_experts_per_token": int(K),
-        "expert_parallelism_degree": ep,
-        "config": {"expert_load_imbalance_factor": round(r["expert_load_imbalance_factor"], 6),
-                   "num_worst_case_experts": int(r["num_worst_case_experts"])},
-        "derived_at": {"ep": ep, "batch": batch, "tokens_per_step": r["tokens_per_step"],
-                       "regime": r.get("regime")},
-        "skew": {"predicted": r["predicted_skew"], "measured": r["measured_skew"]},
-        "by_ep": rows,
-    }
+    top = E / K
+    s1 = neusim_predicted_skew(E, K, EP, 1.0, W)
+    if top <= 1.0:
+        return 1.0
+    slope = (neusim_predicted_skew(E, K, EP, top, W) - s1) / (top - 1.0)
+    if slope <= 1e-15:
+        return 1.0
+    return float(min(max(1.0 + (skew_target - s1) / slope, 1.0), top))
+
+
+def effective_params(E: int, K: int, measured: dict, at_ep: int, w_hint: float | None = None) -> dict:
+    """The effective (f, W): NeuSim's formula reproduces ``measured[at_ep]`` (receiver skew measured
+    at EP = at_ep); among W = 1..K that do, the one whose skew misses the other EPs' measured skew
+    least (max absolute relative residual, to 1e-6 %). measured: {EP: skew}.
+
+    Where every listed EP puts W or more experts on a device, skew - 1 = W (f - 1) (E - P) / (P (E - W))
+    (P = ceil(E / EP)): pairs with equal W (f - 1) / (E - W) give the same skews, and only an EP with
+    fewer than W experts per device tells them apart. Such ties go to the W nearest ``w_hint`` (the
+    measured hot-expert count), then the smaller W.
+
+    -> {"expert_load_imbalance_factor", "num_worst_case_experts", "residual_pct": {EP: %}}.
+    """
+    best = None
+    for W in range(1, int(K) + 1):
+        f = solve_factor(E, K, at_ep, measured[at_ep], W)
+        res = {ep: 100.0 * (neusim_predicted_skew(E, K, ep, f, W) / s - 1.0)
+               for ep, s in sorted(measured.items()) if ep <= E and s > 0}
+        others = [abs(v) for ep, v in res.items() if ep != at_ep] or [0.0]
+        key = (round(abs(res[at_ep]), 6), round(max(others), 6), abs(W - (w_hint if w_hint is not None else W)), W)
+        if best is None or key < best[0]:
+            best = (key, f, W, res)
+    _, f, W, res = best
+    return {"expert_load_imbalance_factor": f, "num_worst_case_experts": W, "residual_pct": res}
