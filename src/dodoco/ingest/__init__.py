@@ -34,6 +34,9 @@ FORMATS.register("megatron", "dodoco.ingest.megatron:read_trace",
                  "Megatron-Core router traces router_trace_rank*.jsonl (--moe-routing-trace-path)")
 FORMATS.register("megatron-tpe", "dodoco.ingest.megatron:read_tpe",
                  "Megatron tokens_per_expert/rank*.jsonl (--save-tokens-per-expert-interval)")
+FORMATS.register("flame", "dodoco.ingest.flame:read",
+                 "FLAME-MoE pretraining router traces: actives/iter_N/layer_NN.parquet (top-6 indices "
+                 "per token; rows cut by --seq-len)")
 FORMATS.register("table", "dodoco.ingest.tables:read_table",
                  "CSV / TSV / Parquet with columns layer, expert, count[, step][, rank]")
 FORMATS.register("numpy", "dodoco.ingest.tables:read_array",
