@@ -32,14 +32,18 @@ __all__ = ["affinity_placement", "coact_packing", "distinct_ranks", "layer_bound
            "rank_masks", "swap_search"]
 
 MAX_RANKS = 64  # rank sets are 64-bit masks
+_POW2 = np.left_shift(np.uint64(1), np.arange(MAX_RANKS, dtype=np.uint64))
 
 
 def rank_masks(dst, N: int) -> np.ndarray:
     """Set of destination ranks of each token as a bit mask: dst[..., K] -> uint64 [...]."""
     if N > MAX_RANKS:
         raise DodocoError(f"trace placements handle at most {MAX_RANKS} EP ranks, got N={N}")
-    bits = np.left_shift(np.uint64(1), np.asarray(dst, dtype=np.uint64))
-    return np.bitwise_or.reduce(bits, axis=-1)
+    bits = _POW2[np.asarray(dst)]
+    out = bits[..., 0].copy()
+    for k in range(1, bits.shape[-1]):  # a loop over K: reduce over a short last axis is slow
+        out |= bits[..., k]
+    return out
 
 
 def distinct_ranks(topk_l, rank, N: int) -> int:
@@ -126,15 +130,12 @@ def _greedy(load, cap: float, N: int, W=None, S=None) -> np.ndarray | None:
     return rank
 
 
-def _linear_starts(rank, load, cap: float, S) -> list:
-    """Starts for a linear objective S[E, N]: the best relabeling of rank's groups (same loads)
-    and the best assignment of experts to the E/N slots of each rank (if within cap)."""
-    E, N = S.shape
-    onehot = np.eye(N)[rank]
-    relabel = linear_assignment(-(onehot.T @ S))[rank]  # group r -> label
-    slots = linear_assignment(-np.repeat(S, E // N, axis=1)) // (E // N)
-    ok = np.bincount(slots, weights=load, minlength=N).max() <= cap
-    return [relabel] + ([slots] if ok else [])
+def _relabel(rank, S) -> np.ndarray:
+    """The relabeling of rank's groups that maximises the linear objective S[E, N] (same groups,
+    so the same loads). (The best assignment of experts to the E/N slots of each rank, an E x E
+    assignment, found nothing better on the tests or the zoo and cost 4x the time.)"""
+    onehot = np.eye(S.shape[1])[rank]
+    return linear_assignment(-(onehot.T @ S))[rank]  # group r -> its best label
 
 
 def _layered(name: str, ranks: np.ndarray, N: int) -> Placement:
@@ -177,11 +178,13 @@ def coact_packing(E: int, N: int, fit, slack: float = 0.1, max_swaps: int | None
     return _layered("coact", out, N)
 
 
-def _affinity_cost(topk, ranks, l: int, N: int) -> int:
-    """New ranks entering layer l and layer l+1 (the two terms layer l's placement affects)."""
-    L = topk.shape[1]
-    masks = [rank_masks(ranks[j][topk[:, j]], N) for j in range(max(0, l - 1), min(L, l + 2))]
-    return sum(int(np.bitwise_count(masks[i] & ~masks[i - 1]).sum()) for i in range(1, len(masks)))
+def _affinity_cost(masks: list, l: int, m_l) -> int:
+    """New ranks entering layer l and layer l+1 (the two terms layer l's placement affects) with
+    layer l's masks m_l[T] and the other layers' masks[j][T]."""
+    cost = int(np.bitwise_count(m_l & ~masks[l - 1]).sum()) if l > 0 else 0
+    if l + 1 < len(masks):
+        cost += int(np.bitwise_count(masks[l + 1] & ~m_l).sum())
+    return cost
 
 
 def _total_changes(topk, ranks, N: int) -> int:
@@ -190,25 +193,26 @@ def _total_changes(topk, ranks, N: int) -> int:
     return sum(int(np.bitwise_count(masks[l] & ~masks[l - 1]).sum()) for l in range(1, len(masks)))
 
 
-def _refit_layer(l: int, ranks, left: bool, right: bool, J, topk, load, cap, N, max_swaps) -> None:
-    """Refit layer l in place against its left and/or right neighbour; keep the best exact cost."""
+def _refit_layer(l: int, ranks, masks, left: bool, right: bool, J, topk, load, cap, N,
+                 max_swaps) -> None:
+    """Refit layer l in place (ranks[l] and its masks[l]) against its left and/or right
+    neighbour; keep the candidate of least exact cost."""
     E = load.shape[1]
     S = np.zeros((E, N))
     if left and l > 0:
         S += J[l - 1].T @ np.eye(N)[ranks[l - 1]]
     if right and l < len(ranks) - 1:
         S += J[l] @ np.eye(N)[ranks[l + 1]]
-    best, best_cost = ranks[l].copy(), _affinity_cost(topk, ranks, l, N)
-    inits = [ranks[l], _greedy(load[l], cap[l], N, S=S)] + _linear_starts(ranks[l], load[l],
-                                                                            cap[l], S)
+    best, best_cost = ranks[l].copy(), _affinity_cost(masks, l, masks[l])
+    inits = [ranks[l], _greedy(load[l], cap[l], N, S=S), _relabel(ranks[l], S)]
     for init in inits:
         if init is None:
             continue
-        ranks[l] = swap_search(init, load[l], cap[l], S=S, max_swaps=max_swaps)
-        c = _affinity_cost(topk, ranks, l, N)
+        cand = swap_search(init, load[l], cap[l], S=S, max_swaps=max_swaps)
+        c = _affinity_cost(masks, l, rank_masks(cand[topk[:, l]], N))
         if c < best_cost:
-            best, best_cost = ranks[l].copy(), c
-    ranks[l] = best
+            best, best_cost = cand, c
+    ranks[l], masks[l] = best, rank_masks(best[topk[:, l]], N)
 
 
 def affinity_placement(E: int, N: int, fit, slack: float = 0.1, sweeps: int = 2,
@@ -235,14 +239,15 @@ def affinity_placement(E: int, N: int, fit, slack: float = 0.1, sweeps: int = 2,
             if np.bincount(cand, weights=load[anchor], minlength=N).max() > cap[anchor]:
                 continue
             ranks[anchor] = cand
+        masks = [rank_masks(ranks[l][topk[:, l]], N) for l in range(L)]
         args = (J, topk, load, cap, N, max_swaps)
         for l in range(anchor + 1, L):
-            _refit_layer(l, ranks, True, False, *args)
+            _refit_layer(l, ranks, masks, True, False, *args)
         for l in range(anchor - 1, -1, -1):
-            _refit_layer(l, ranks, False, True, *args)
+            _refit_layer(l, ranks, masks, False, True, *args)
         for _ in range(max(0, int(sweeps))):
             for l in range(L):
-                _refit_layer(l, ranks, True, True, *args)
+                _refit_layer(l, ranks, masks, True, True, *args)
         cost = _total_changes(topk, ranks, N)
         if cost < best_cost:
             best, best_cost = ranks, cost

@@ -1,0 +1,199 @@
+"""Fit placements on one part of the sequences and measure, on the other, what dispatch sends.
+
+Placements are fitted on the fit part (``fit_eval_split``: counts for EPLB, token traces for the
+trace placements) and evaluated on the held-out sequences, in steps of N*B sequences in the seeded
+order (rank i holds sequences [i*B, (i+1)*B) of a step), for prefill (every token of the step's
+sequences) and decode (token p of each sequence, for a few positions p; ``dodoco.ep.decode``).
+Per step, summed over MoE layers unless per layer:
+
+- ``dedup``: deduplicated dispatch rows, distinct (token, destination rank) pairs whose rank is
+  not the token's own (what DeepEP sends over links); bytes = rows x H x bytes per element.
+- ``forward``: rows sent if a token's hidden state were forwarded from the ranks that processed
+  it in the previous MoE layer (the ExFlow dispatch; layer 0 from its own rank): per token and
+  layer, the ranks of D_l(t) not in D_{l-1}(t). A model of that dispatch, not a measured one.
+- ``receiver_skew`` (per layer): max/mean over ranks of the assignments received (per copy);
+  ``dedup_recv_skew``: the same for the deduplicated rows received over links;
+  ``max_mean``: the per-expert straggler (placement-independent; the same for every placement).
+
+Savings over EPLB are per step, 1 - x / x_eplb, averaged over steps with a 95% bootstrap interval
+over steps (``bootstrap_mean_ci``). docs/beyond-counts.md.
+
+Shape legend: S sequences, T tokens, L MoE layers, E routed experts, K experts per token, N EP
+ranks, B sequences per rank per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+
+from dodoco.ep.decode import decode_positions
+from dodoco.ep.placement import Placement, contiguous, eplb_layers
+from dodoco.ep.scan import fit_eval_split
+from dodoco.ep.trace_placement import affinity_placement, coact_packing, rank_masks
+from dodoco.ep.traffic import token_destinations
+from dodoco.errors import DodocoError
+from dodoco.metrics.steps import bootstrap_mean_ci, step_order
+
+__all__ = ["TraceEvalOptions", "evaluate_placements", "sequence_tokens", "step_tokens",
+           "traffic_per_step"]
+
+REGIMES = ("prefill", "decode")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraceEvalOptions:
+    """ep: EP degrees N; batch: B; placements evaluated (the savings are against "eplb");
+    regimes: "prefill" and/or "decode"; slack: the trace placements' load bound; positions:
+    decode positions per sequence; fit_frac, seed, n_boot: split, step order, bootstrap."""
+
+    ep: tuple[int, ...] = (4, 8, 16, 32)
+    batch: int = 1
+    placements: tuple[str, ...] = ("contiguous", "eplb", "coact", "affinity")
+    regimes: tuple[str, ...] = REGIMES
+    slack: float = 0.1
+    positions: int = 4
+    fit_frac: float = 0.5
+    seed: int = 0
+    n_boot: int = 1000
+
+
+def sequence_tokens(offsets, idx) -> np.ndarray:
+    """Token indices of sequences idx, in idx order: offsets[S+1] -> int64 [sum of lengths]."""
+    offsets, idx = np.asarray(offsets, dtype=np.int64), np.asarray(idx, dtype=np.int64)
+    lens = offsets[idx + 1] - offsets[idx]
+    start = np.repeat(offsets[idx] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return start + np.arange(int(lens.sum()))
+
+
+def step_tokens(offsets, idx, N: int, B: int, seed: int, regime: str, positions: int = 4):
+    """Tokens of the steps formed from sequences idx -> (tok, step, src, n_steps): int64 [T'] each.
+
+    Sequences idx in step_order(len(idx), seed); step t holds N*B of them, rank i the i-th B.
+    prefill: every token of a step's sequences; decode: token p of each, steps position-major
+    (positions from ``decode_positions``).
+    """
+    offsets, idx = np.asarray(offsets, dtype=np.int64), np.asarray(idx, dtype=np.int64)
+    P = N * B
+    n = len(idx) // P
+    if n < 1:
+        raise DodocoError(f"EP={N} x batch={B} needs {P} held-out sequences per step, have "
+                          f"{len(idx)}: observe more sequences or lower EP / batch")
+    order = idx[step_order(len(idx), seed)][:n * P]
+    j = np.arange(n * P)
+    if regime == "prefill":
+        lens = offsets[order + 1] - offsets[order]
+        return (sequence_tokens(offsets, order), np.repeat(j // P, lens),
+                np.repeat(j % P // B, lens), n)
+    if regime != "decode":
+        raise DodocoError(f"unknown regime '{regime}': use prefill or decode")
+    pos = decode_positions(offsets[idx + 1] - offsets[idx], positions)
+    tok = (offsets[order][None, :] + pos[:, None]).ravel()
+    step = (np.arange(pos.size)[:, None] * n + j // P).ravel()
+    return tok, step, np.tile(j % P // B, pos.size), n * pos.size
+
+
+def _per_step_max_mean(key, n: int, width: int) -> np.ndarray:
+    """max/mean over the last axis of bincount(key) reshaped [n, width]; NaN where the mean is 0."""
+    x = np.bincount(key, minlength=n * width).reshape(n, width).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x.mean(1) > 0, x.max(1) / x.mean(1), np.nan)
+
+
+def traffic_per_step(topk, tok, step, src, n: int, placement: Placement, E: int) -> dict:
+    """Dispatch of the tokens tok[T'] (step[T'], source rank src[T']) under a placement ->
+    {"dedup": [n], "forward": [n], "receiver_skew": [n, L], "dedup_recv_skew": [n, L],
+    "max_mean": [n, L]} (see the module docstring)."""
+    N, L = placement.num_ranks, np.shape(topk)[1]
+    home = np.left_shift(np.uint64(1), src.astype(np.uint64))
+    prev = home
+    out = {k: np.zeros(n) for k in ("dedup", "forward")}
+    for k in ("receiver_skew", "dedup_recv_skew", "max_mean"):
+        out[k] = np.zeros((n, L))
+    for l in range(L):
+        ids = np.asarray(topk[tok, l]).astype(np.int64)  # [T', K]
+        dst = token_destinations(ids, placement.layer(l), tok)
+        m = rank_masks(dst, N)
+        remote = m & ~home
+        out["dedup"] += np.bincount(step, weights=np.bitwise_count(remote), minlength=n)
+        out["forward"] += np.bincount(step, weights=np.bitwise_count(m & ~prev), minlength=n)
+        prev = m
+        out["receiver_skew"][:, l] = _per_step_max_mean((step[:, None] * N + dst).ravel(), n, N)
+        got = np.stack([np.bincount(step, weights=(remote >> np.uint64(r)) & np.uint64(1),
+                                    minlength=n) for r in range(N)], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["dedup_recv_skew"][:, l] = np.where(got.mean(1) > 0, got.max(1) / got.mean(1), np.nan)
+        out["max_mean"][:, l] = _per_step_max_mean((step[:, None] * E + ids).ravel(), n, E)
+    return out
+
+
+def _build(name: str, E: int, N: int, fit, slack: float) -> Placement:
+    if name == "contiguous":
+        return contiguous(E, N)
+    if name == "eplb":
+        return eplb_layers(fit.load, N, (-E) % N)
+    if name == "coact":
+        return coact_packing(E, N, fit, slack=slack)
+    if name == "affinity":
+        return affinity_placement(E, N, fit, slack=slack)
+    raise DodocoError(f"unknown trace-evaluated placement '{name}' (known: contiguous, eplb, "
+                      f"coact, affinity)")
+
+
+def _saving(x, ref, n_boot: int, seed: int) -> tuple[float, float, float]:
+    """Mean over steps of 1 - x/ref, with its 95% bootstrap interval (steps where ref = 0 left out)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(ref > 0, 1.0 - x / ref, np.nan)
+    lo, hi = bootstrap_mean_ci(s, n_boot=n_boot, seed=seed)
+    return float(np.nanmean(s)), float(lo), float(hi)
+
+
+def _summary(name, per, ref, opts) -> dict:
+    row = {"placement": name, "steps": int(per["dedup"].size),
+           "dedup_rows": float(per["dedup"].mean()), "forward_rows": float(per["forward"].mean())}
+    for k in ("receiver_skew", "dedup_recv_skew", "max_mean"):
+        row[k] = float(np.nanmean(per[k]))
+    if ref is not None:
+        for k in ("dedup", "forward"):
+            mean, lo, hi = _saving(per[k], ref[k], opts.n_boot, opts.seed)
+            row.update({f"{k}_saving": mean, f"{k}_saving_lo": lo, f"{k}_saving_hi": hi})
+    return row
+
+
+def evaluate_placements(topk, offsets, E: int, opts: TraceEvalOptions = TraceEvalOptions()):
+    """Fit every placement of opts on the fit sequences and evaluate it held out -> (rows, skipped).
+
+    topk[T, L, K], offsets[S+1]: the run's token traces. rows: one dict per (regime, ep,
+    placement) with the per-step means of the module docstring and, for every placement, its
+    savings over EPLB (``*_saving`` with ``_lo`` / ``_hi``). skipped: (ep, placement, reason).
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    fit_idx, eval_idx = fit_eval_split(offsets.size - 1, opts.fit_frac, opts.seed)
+    ftok = sequence_tokens(offsets, fit_idx)
+    ftopk = np.asarray(topk[ftok])
+    load = np.stack([np.bincount(ftopk[:, l].ravel().astype(np.int64), minlength=E)
+                     for l in range(ftopk.shape[1])])
+    fit = SimpleNamespace(load=load, topk=ftopk)
+    rows, skipped = [], []
+    for N in opts.ep:
+        built = {}
+        for name in dict.fromkeys(("eplb",) + tuple(opts.placements)):
+            try:
+                built[name] = _build(name, E, N, fit, opts.slack)
+            except DodocoError as err:
+                skipped.append((N, name, str(err)))
+        for regime in opts.regimes:
+            try:
+                tok, step, src, n = step_tokens(offsets, eval_idx, N, opts.batch, opts.seed, regime,
+                                                opts.positions)
+            except DodocoError as err:
+                skipped.append((N, regime, str(err)))
+                continue
+            per = {k: traffic_per_step(topk, tok, step, src, n, p, E) for k, p in built.items()}
+            for name in opts.placements:
+                if name in per:
+                    row = _summary(name, per[name], per.get("eplb"), opts)
+                    rows.append({"regime": regime, "ep": N, "batch": opts.batch, **row})
+    return rows, skipped
