@@ -76,3 +76,45 @@ def test_planted_coactivation_is_saved_held_out():
     assert coact["dedup_saving_lo"] > 0.3 and coact["dedup_saving"] <= coact["dedup_saving_hi"]
     assert coact["max_mean"] == by[(4, "eplb")]["max_mean"]  # placement-independent
     assert {(N, name) for N, name, _ in skipped} >= {(5, "coact"), (5, "affinity")}
+
+
+def write_trace_run(path, topk, offsets, E, model="synthetic", condition="prose"):
+    """A complete run directory with token traces, written by the store's RunWriter."""
+    from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest,
+                                       ModelInfo, Origin, Routing, Status)
+    from dodoco.store.writer import RunWriter
+
+    S, L, K = offsets.size - 1, topk.shape[1], topk.shape[2]
+    counts = np.stack([np.stack([np.bincount(topk[offsets[s]:offsets[s + 1], l].ravel(), minlength=E)
+                                 for l in range(L)]) for s in range(S)])
+    writer = RunWriter(path, {"model": model, "condition": condition, "traces": True})
+    writer.write_part(0, counts.astype(np.uint32), np.diff(offsets), topk)
+    writer.finalize(Manifest(
+        status=Status.RUNNING, origin=Origin.SYNTHETIC, identity={}, model=ModelInfo(id=model),
+        routing=Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
+        condition=ConditionInfo(name=condition, kind=ConditionKind.REAL, provenance={}),
+        seq_len=int(np.diff(offsets).max()), sequences=S, granularity=Granularity.SEQUENCE))
+    from dodoco.store import open_run
+
+    return open_run(path)
+
+
+def test_trace_summary_of_a_run_directory(tmp_path):
+    from dodoco.ep.trace_summary import TraceOptions, trace_summary
+
+    E, K = 16, 2
+    rng = np.random.default_rng(4)
+    groups = rng.permutation(E).reshape(8, 2)  # experts chosen in fixed pairs
+    g = rng.integers(0, 8, (64 * 32, 2))
+    topk = np.stack([groups[g[:, 0]], groups[(g[:, 0] + g[:, 1] % 2) % 8]], axis=1).astype(np.uint8)
+    run = write_trace_run(tmp_path / "run", topk, np.arange(0, 64 * 32 + 1, 32), E)
+    s = trace_summary([run], TraceOptions(ep=(4, 8), rebalance_ep=4, n_boot=100,
+                                          migrate_gbps=(1.0,)))
+    assert [r["layer"] for r in s.coactivation] == [0, 1] and len(s.affinity) == 1
+    assert s.coactivation[0]["tv"] > 5 * s.coactivation[0]["tv_noise"]
+    assert s.affinity[0]["nmi"] > 10 * s.affinity[0]["nmi_shuffled"]
+    coact = [r for r in s.placements if r["placement"] == "coact" and r["regime"] == "prefill"]
+    assert {r["ep"] for r in coact} == {4, 8} and all(r["dedup_saving_lo"] > 0 for r in coact)
+    assert {r["k"] for r in s.rebalance} >= {1, 16, "never", "oracle"} and s.rebalance_best
+    key = "synthetic / prose"
+    assert s.heatmaps[key][0].shape == (E, E) and s.transitions[key][0].shape == (E, E)

@@ -1,0 +1,157 @@
+"""Beyond counts, for a set of runs: co-activation, cross-layer affinity, trace placements held
+out, and rebalancing over time, as rows and figure data (what the report's trace sections draw).
+
+``trace_summary(runs, TraceOptions())`` is the one entry point: runs with token traces give the
+first three, every run with enough steps in arrival order gives the fourth. Byte and time figures
+of the rebalancing use a nominal expert shape and nominal bandwidths (``TraceOptions``; the run
+manifests do not record H or I), and say so in their notes.
+
+Shape legend: T tokens, L MoE layers, E routed experts, K experts per token, N EP ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dodoco.ep.affinity import affinity_rows, conditional, shuffled_counts
+from dodoco.ep.coactivation import cluster_order, coactivation_rows, count_pairs, expected_pairs, lift, top_pairs
+from dodoco.ep.rebalance import CostModel, arrival_steps, expert_bytes, rebalance_sweep
+from dodoco.ep.trace_eval import TraceEvalOptions, evaluate_placements
+from dodoco.errors import DodocoError
+
+__all__ = ["TraceOptions", "TraceSummary", "trace_summary"]
+
+GB = 1e9
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraceOptions:
+    """ep, batch, slack, positions: the held-out placement evaluation (TraceEvalOptions).
+    top_frac: co-activation concentration (share in the top pairs). rebalance_ep: N of the
+    rebalancing sweep over refit_every (k) and windows (w). Nominal cost model: migrate_gbps
+    (one best (k, w) per bandwidth), dispatch_gbps, and the expert shape hidden x intermediate x
+    dtype_bytes (default Qwen3-30B-A3B, bf16)."""
+
+    ep: tuple[int, ...] = (4, 8, 16, 32)
+    batch: int = 1
+    slack: float = 0.1
+    positions: int = 4
+    top_frac: float = 0.05
+    rebalance_ep: int = 8
+    refit_every: tuple[int, ...] = (1, 2, 4, 8, 16)
+    windows: tuple[int, ...] = (1, 2, 4, 8)
+    migrate_gbps: tuple[float, ...] = (1.0, 10.0, 100.0)
+    dispatch_gbps: float = 100.0
+    hidden: int = 2048
+    intermediate: int = 768
+    dtype_bytes: int = 2
+    seed: int = 0
+    n_boot: int = 1000
+
+
+@dataclass
+class TraceSummary:
+    """Rows (one dict each, labelled model and condition) and figure data per run label.
+
+    coactivation: per layer; affinity: per layer pair; placements: per regime x EP x placement;
+    rebalance: per (k, w) and "never"; rebalance_best: per migration bandwidth. heatmaps:
+    label -> (lift[E, E] in cluster order, layer); transitions: label -> (p(b|a)[E, E] rows and
+    columns in cluster order, layer); pairs: label -> top pairs of the heatmap's layer; notes.
+    """
+
+    coactivation: list = field(default_factory=list)
+    affinity: list = field(default_factory=list)
+    placements: list = field(default_factory=list)
+    rebalance: list = field(default_factory=list)
+    rebalance_best: list = field(default_factory=list)
+    heatmaps: dict = field(default_factory=dict)
+    transitions: dict = field(default_factory=dict)
+    pairs: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def _label(run) -> dict:
+    return {"model": run.model, "condition": run.condition}
+
+
+def _structure(run, opts: TraceOptions, out: TraceSummary) -> None:
+    """Co-activation and affinity rows of one traced run, and its figure data."""
+    topk, _ = run.tokens()
+    E, lab = run.E, _label(run)
+    pc = count_pairs(topk, E)
+    co = coactivation_rows(pc, top_frac=opts.top_frac, seed=opts.seed)
+    out.coactivation += [{**lab, **r} for r in co]
+    key = f"{run.model} / {run.condition}"
+    l = int(np.nanargmax([r["tv"] for r in co]))
+    exp = expected_pairs(pc.marginal[l], pc.tokens, pc.K)
+    li = lift(pc.within[l], exp)
+    order = cluster_order(np.nan_to_num(li, nan=0.0))
+    out.heatmaps[key] = (li[np.ix_(order, order)], l)
+    out.pairs[key] = top_pairs(pc.within[l], exp, m=12)
+    if pc.across is None:
+        out.notes.append(f"{key}: one MoE layer, no cross-layer affinity")
+        return
+    aff = affinity_rows(pc, shuffled_counts(topk, E, seed=opts.seed))
+    out.affinity += [{**lab, **r} for r in aff]
+    j = int(np.nanargmax([r["nmi"] for r in aff]))
+    cond = conditional(pc.across[j])
+    rows, cols = cluster_order(cond @ cond.T), cluster_order(cond.T @ cond)
+    out.transitions[key] = (cond[np.ix_(rows, cols)], j)
+
+
+def _placements(run, opts: TraceOptions, out: TraceSummary) -> None:
+    topk, offsets = run.tokens()
+    eo = TraceEvalOptions(ep=opts.ep, batch=opts.batch, slack=opts.slack, positions=opts.positions,
+                          seed=opts.seed, n_boot=opts.n_boot)
+    rows, skipped = evaluate_placements(topk, offsets, run.E, eo)
+    out.placements += [{**_label(run), **r} for r in rows]
+    out.notes += [f"{run.model} / {run.condition}: EP {N} {what} skipped: {why}"
+                  for N, what, why in skipped]
+
+
+def _rebalance(run, opts: TraceOptions, out: TraceSummary) -> None:
+    """The (k, w) sweep of one run in arrival order, and the best (k, w) per bandwidth."""
+    N = opts.rebalance_ep
+    steps = arrival_steps(run.counts, N * opts.batch)
+    eb = expert_bytes(opts.hidden, opts.intermediate, opts.dtype_bytes)
+    row_bytes = opts.hidden * opts.dtype_bytes
+    for bw in opts.migrate_gbps:
+        cost = CostModel(expert_bytes=eb, row_bytes=row_bytes, migrate_bw=bw * GB,
+                         dispatch_bw=opts.dispatch_gbps * GB)
+        res = rebalance_sweep(steps, N, opts.refit_every, opts.windows, cost,
+                              num_redundant=(-run.E) % N)
+        if bw == opts.migrate_gbps[0]:
+            extra = {"ep": N, "steps": int(steps.shape[0]), "evaluated_from": res["start"]}
+            out.rebalance += [{**_label(run), **extra, **r} for r in res["rows"]]
+            out.rebalance.append({**_label(run), **extra, **res["static"], "k": "never"})
+            out.rebalance.append({**_label(run), **extra, "k": "oracle", "w": 0, **res["oracle"]})
+        best = res["best"]
+        out.rebalance_best.append({**_label(run), "ep": N, "migrate_gbps": bw,
+                                   "best_k": best["k"] if best["k"] is not None else "never",
+                                   "best_w": best["w"], "mean_skew": best["mean_skew"],
+                                   "total_s": best["total_s"], "stale_s": best["stale_s"],
+                                   "migrate_s": best["migrate_s"]})
+
+
+def trace_summary(runs, opts: TraceOptions = TraceOptions()) -> TraceSummary:
+    """Every beyond-counts analysis of ``runs`` (Run objects) -> TraceSummary. A run that cannot
+    give one part (no traces, too few steps, N not dividing E) gets a note instead of rows."""
+    out = TraceSummary()
+    for run in runs:
+        key = f"{run.model} / {run.condition}"
+        parts = ([_structure, _placements] if run.has_tokens else []) + [_rebalance]
+        if not run.has_tokens:
+            out.notes.append(f"{key}: no token traces (observe with --traces): co-activation, "
+                             f"affinity and trace placements left out")
+        for part in parts:
+            try:
+                part(run, opts, out)
+            except DodocoError as err:
+                out.notes.append(f"{key}: {part.__name__.strip('_')} left out: {err}")
+    out.notes.append(f"rebalancing bytes and seconds are nominal: expert {opts.hidden} x "
+                     f"{opts.intermediate} x 3 matrices x {opts.dtype_bytes} B, rows of "
+                     f"{opts.hidden} x {opts.dtype_bytes} B, dispatch {opts.dispatch_gbps:g} GB/s, "
+                     f"migration {', '.join(f'{b:g}' for b in opts.migrate_gbps)} GB/s")
+    return out
