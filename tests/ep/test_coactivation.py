@@ -128,3 +128,14 @@ def test_bad_input_names_value_and_fix():
         count_pairs(np.zeros((4, 2), dtype=np.uint8), 8)
     with pytest.raises(DodocoError, match="within-layer"):
         coactivation_rows(count_pairs(random_trace(10, 2, 2, 4), 4, within=False))
+
+
+def test_worker_processes_count_the_same():
+    # layers split over forked processes (the path large traces take) give identical counts
+    topk = random_trace(500, 5, 3, 9, seed=6)
+    one, two = count_pairs(topk, 9, workers=1), count_pairs(topk, 9, workers=2, chunk=64)
+    for a, b in ((one.marginal, two.marginal), (one.within, two.within), (one.across, two.across)):
+        assert np.array_equal(a, b)
+    sh1 = count_pairs(topk, 9, permute_seed=3, workers=1)
+    sh3 = count_pairs(topk, 9, permute_seed=3, workers=3)
+    assert np.array_equal(sh1.across, sh3.across) and sh3.within is None

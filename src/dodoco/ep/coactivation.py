@@ -22,6 +22,7 @@ Shape legend: T tokens, L MoE layers, E routed experts, K experts per token.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,54 +80,96 @@ def _chunk_ids(chunk: np.ndarray, E: int) -> np.ndarray:
     return ids
 
 
-def _within_keys(ids: np.ndarray, E: int, out: np.ndarray) -> np.ndarray:
-    """Keys a*E + b of the K(K-1)/2 pairs i < j of each token: ids[n, K] -> out[n, K(K-1)/2]."""
-    n, K = ids.shape
-    scaled = ids * E
-    o = 0
-    for i in range(K - 1):
-        np.add(scaled[:, i:i + 1], ids[:, i + 1:], out=out[:n, o:o + K - 1 - i])
-        o += K - 1 - i
-    return out[:n]
+def _add_counts(acc: np.ndarray, left: np.ndarray, right: np.ndarray, buf: np.ndarray) -> None:
+    """acc[E*E] += counts of keys left[n, 1] + right[n, m] (left pre-scaled by E), via buf[>=n, m]."""
+    n, m = right.shape
+    np.add(left, right, out=buf[:n, :m])
+    acc += np.bincount(buf[:n, :m].ravel(), minlength=acc.size)
 
 
-def count_pairs(topk, E: int, within: bool = True, across: bool = True,
-                chunk: int = _CHUNK, permute_seed: int | None = None) -> PairCounts:
+def _count_block(topk, E: int, lo: int, hi: int, within: bool, across: bool, chunk: int, perm):
+    """Counts of layers lo..hi-1 (and their transitions to the next layer) -> (marginal [hi-lo, E],
+    within [hi-lo, E*E] or None, across [pairs, E*E] or None); see count_pairs."""
+    T, L, K = topk.shape
+    EE, pairs = E * E, within and K > 1
+    top = min(hi + 1, L) if across else hi
+    n_acr = max(0, min(hi, L - 1) - lo) if across else 0
+    marg = np.zeros((hi - lo, E), dtype=np.int64)
+    win = np.zeros((hi - lo, EE), dtype=np.int64) if within else None
+    acr = np.zeros((n_acr, EE), dtype=np.int64) if n_acr else None
+    buf = np.empty((chunk, K), dtype=np.intp)
+    for a in range(0, T, chunk):
+        ids = _chunk_ids(topk[a:a + chunk, lo:top], E)  # [layers, n, K]
+        nxt = ids if perm is None else _chunk_ids(topk[perm[a:a + chunk], lo:top], E)
+        scaled = ids * E
+        for j in range(hi - lo):
+            if not pairs:
+                marg[j] += np.bincount(ids[j].ravel(), minlength=E)
+            for i in range(K - 1 if pairs else 0):
+                _add_counts(win[j], scaled[j][:, i:i + 1], ids[j][:, i + 1:], buf)
+            for i in range(K if j < n_acr else 0):
+                _add_counts(acr[j], scaled[j][:, i:i + 1], nxt[j + 1], buf)
+    if pairs:
+        w = win.reshape(hi - lo, E, E)
+        marg = (w.sum(axis=2) + w.sum(axis=1)) // (K - 1)  # a token on a pairs it with K-1 others
+    return marg, win, acr
+
+
+_SHARED: dict = {}  # the trace and permutation forked workers read (never pickled)
+
+
+def _worker(args):
+    return _count_block(_SHARED["topk"], *args, _SHARED["perm"])
+
+
+def _groups(L: int, workers: int) -> list[tuple[int, int]]:
+    """L layers in ``workers`` contiguous groups of near-equal size."""
+    cuts = np.linspace(0, L, min(workers, L) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+def count_pairs(topk, E: int, within: bool = True, across: bool = True, chunk: int = _CHUNK,
+                permute_seed: int | None = None, workers: int | None = None) -> PairCounts:
     """Pair counts of topk[T, L, K] in one pass -> PairCounts (see the class for the arrays).
 
-    Chunks of ``chunk`` tokens; each pair is one key a*E + b counted with np.bincount, so the cost
-    is T (L K(K-1)/2 + (L-1) K^2) counted keys. ``permute_seed``: pair layer l with layer l+1 of
-    a seeded random permutation of the tokens (the independence control of the affinity: the
-    marginals stay, the token link is cut); ``within`` is then not computed.
+    Chunks of ``chunk`` tokens; each pair is one key a*E + b counted with np.bincount, one slot
+    of the first expert at a time (small buffers stay in cache), so the cost is T (L K(K-1)/2 +
+    (L-1) K^2) counted keys; the marginals are the within-pair row sums / (K-1) (a token on
+    expert a pairs it with its K-1 others). ``permute_seed``: pair layer l with layer l+1 of a
+    seeded random permutation of the tokens (the independence control of the affinity: the
+    marginals stay, the token link is cut); ``within`` is then not computed. ``workers``: forked
+    processes, each counting a contiguous group of layers (default: 2 on machines with 2+ CPUs
+    for traces of at least 2^24 token-layers, else 1); the counts are identical either way.
     """
     topk = _check_trace(topk, E)
     T, L, K = topk.shape
     E = int(E)
-    if permute_seed is not None:
-        within = False
+    within = within and permute_seed is None
     perm = None if permute_seed is None else np.random.default_rng(permute_seed).permutation(T)
-    EE = E * E
-    marg = np.zeros((L, E), dtype=np.int64)
-    win = np.zeros((L, EE), dtype=np.int64) if within else None
-    acr = np.zeros((max(L - 1, 0), EE), dtype=np.int64) if across and L > 1 else None
-    wbuf = np.empty((chunk, K * (K - 1) // 2), dtype=np.intp)
-    abuf = np.empty((chunk, K, K), dtype=np.intp)
-    for a in range(0, T, chunk):
-        ids = _chunk_ids(topk[a:a + chunk], E)  # [L, n, K]
-        nxt = ids if perm is None else _chunk_ids(topk[perm[a:a + chunk]], E)
-        n = ids.shape[1]
-        for l in range(L):
-            marg[l] += np.bincount(ids[l].ravel(), minlength=E)
-            if win is not None and K > 1:
-                win[l] += np.bincount(_within_keys(ids[l], E, wbuf).ravel(), minlength=EE)
-            if acr is not None and l < L - 1:
-                np.add((ids[l] * E)[:, :, None], nxt[l + 1][:, None, :], out=abuf[:n])
-                acr[l] += np.bincount(abuf[:n].ravel(), minlength=EE)
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1) if T * L >= 1 << 24 else 1
+    groups = _groups(L, max(1, int(workers)))
+    jobs = [(E, lo, hi, within, across, int(chunk)) for lo, hi in groups]
+    if len(groups) == 1:
+        parts = [_count_block(topk, *jobs[0], perm)]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _SHARED.update(topk=topk, perm=perm)
+        try:
+            with ProcessPoolExecutor(len(groups), mp_context=multiprocessing.get_context("fork")) as pool:
+                parts = list(pool.map(_worker, jobs))
+        finally:
+            _SHARED.clear()
+    marg = np.concatenate([p[0] for p in parts])
+    win = np.concatenate([p[1] for p in parts]).reshape(L, E, E) if within else None
+    acr = [p[2] for p in parts if p[2] is not None]
+    acr = np.concatenate(acr).reshape(L - 1, E, E) if acr else None
     if win is not None:
-        win = win.reshape(L, E, E)
         win += np.swapaxes(win, 1, 2)  # pairs were counted once, as (first, second) slot
         win[:, np.arange(E), np.arange(E)] = marg
-    return PairCounts(marg, win, None if acr is None else acr.reshape(L - 1, E, E), T, K)
+    return PairCounts(marg, win, acr, T, K)
 
 
 def expected_pairs(marginal, tokens: int, K: int) -> np.ndarray:
