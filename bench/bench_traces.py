@@ -7,7 +7,8 @@ in one pass) + ``coactivation_rows`` + ``affinity_rows``, the target; the token-
 of the affinity is timed once beside it. The synthetic routing: per layer, a Dirichlet(0.3)
 expert popularity picks a base expert per token and one of 64 fixed offset patterns completes its
 8 distinct experts (so pairs recur); the timing does not depend on the routing's content beyond
-that. Wall and CPU seconds are recorded with the load average (other engineers share the 2 cores).
+that. Wall and CPU seconds (this process and its worker processes) are recorded with the load
+average (other engineers share the 2 cores); ``--workers`` sets count_pairs' processes.
 
 Zoo (``--zoo DIR``): every traced run below DIR (``dodoco observe ... --traces``), placements
 contiguous, eplb, coact, affinity fitted on half the sequences and evaluated on the other half at
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from dodoco.ep.affinity import affinity_rows, shuffled_counts
+from dodoco.ep.affinity import affinity_rows
 from dodoco.ep.coactivation import coactivation_rows, count_pairs
 
 TARGET_S = 30.0
@@ -54,10 +55,16 @@ def synthetic_trace(path: Path, seed: int = 0) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children (count_pairs forks workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def timed(fn):
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0 = time.perf_counter(), _cpu()
     value = fn()
-    return value, time.perf_counter() - t0, time.process_time() - c0
+    return value, time.perf_counter() - t0, _cpu() - c0
 
 
 def speed(args) -> None:
@@ -69,18 +76,19 @@ def speed(args) -> None:
             task = bar.add_task("co-activation + affinity", total=args.repeats + 1)
             for _ in range(args.repeats):
                 def work():
-                    pc = count_pairs(topk, E)
+                    pc = count_pairs(topk, E, workers=args.workers)
                     return coactivation_rows(pc), affinity_rows(pc)
                 (co, aff), wall, cpu = timed(work)
                 walls.append(wall), cpus.append(cpu)
                 bar.advance(task)
-            _, sh_wall, sh_cpu = timed(lambda: shuffled_counts(topk, E))
+            _, sh_wall, sh_cpu = timed(lambda: count_pairs(topk, E, within=False,
+                                                            permute_seed=0, workers=args.workers))
             bar.advance(task)
     median = statistics.median(walls)
     result = {
         "benchmark": "coactivation+affinity (count_pairs, coactivation_rows, affinity_rows)",
         "shape": [S * TOKENS, L, K], "E": E, "sequences": S, "tokens_per_sequence": TOKENS,
-        "median_s": round(median, 2), "times_s": [round(t, 2) for t in walls],
+        "median_s": round(median, 2), "times_s": [round(t, 2) for t in walls], "workers": args.workers,
         "cpu_s": [round(t, 2) for t in cpus], "repeats": args.repeats,
         "shuffled_control": {"wall_s": round(sh_wall, 2), "cpu_s": round(sh_cpu, 2),
                              "note": "the affinity's independence control, timed separately"},
@@ -141,6 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--zoo", help="folder of traced runs: the placement table instead of speed")
+    ap.add_argument("--workers", type=int, default=None, help="count_pairs processes (default: auto)")
     ap.add_argument("--tmp", default=None, help="folder for the temporary trace (about 0.8 GB)")
     ap.add_argument("-o", "--out", default=None, help="result JSON (default bench/results/...)")
     args = ap.parse_args()
