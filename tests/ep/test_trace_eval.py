@@ -118,3 +118,11 @@ def test_trace_summary_of_a_run_directory(tmp_path):
     assert {r["k"] for r in s.rebalance} >= {1, 16, "never", "oracle"} and s.rebalance_best
     key = "synthetic / prose"
     assert s.heatmaps[key][0].shape == (E, E) and s.transitions[key][0].shape == (E, E)
+
+
+def test_bad_traces_name_the_fix():
+    topk = random_trace(40, 2, 2, 8)
+    with pytest.raises(DodocoError, match="offsets must run non-decreasing from 0 to T=40"):
+        evaluate_placements(topk, np.arange(0, 41, 5)[:-1], 8)
+    with pytest.raises(DodocoError, match="expert 7 but E=6"):
+        evaluate_placements(topk, np.arange(0, 41, 5), 6)

@@ -29,8 +29,8 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["PairCounts", "cluster_order", "coactivation_rows", "count_pairs", "expected_pairs",
-           "lift", "top_pairs"]
+__all__ = ["PairCounts", "check_trace", "cluster_order", "coactivation_rows", "count_pairs",
+           "expected_pairs", "lift", "top_pairs"]
 
 _CHUNK = 4096  # tokens per chunk: the [chunk, K, K] key buffer stays in the CPU caches
 
@@ -58,8 +58,18 @@ class PairCounts:
         return int(self.marginal.shape[-1])
 
 
-def _check_trace(topk, E: int) -> np.ndarray:
+def check_trace(topk, E: int, offsets=None) -> np.ndarray:
+    """topk[T, L, K] as an array (memory maps kept) after the checks every trace analysis needs:
+    shape, integer ids, E >= 1 and, with offsets[S+1], offsets from 0 to T, non-decreasing.
+    Expert ids in [0, E) are checked where the ids are read (count_pairs, per chunk)."""
     topk = np.asarray(topk) if not isinstance(topk, np.ndarray) else topk
+    if offsets is not None:
+        o = np.asarray(offsets)
+        T = np.shape(topk)[0] if np.ndim(topk) else 0
+        if o.ndim != 1 or o.size < 2 or o[0] != 0 or o[-1] != T or np.any(np.diff(o) < 0):
+            raise DodocoError(f"offsets must run non-decreasing from 0 to T={T} tokens, got shape "
+                              f"{o.shape} ending at {o[-1] if o.size else None}: pass the run's "
+                              f"token_offsets with its tokens")
     if topk.ndim != 3 or topk.shape[0] == 0 or topk.shape[2] == 0:
         raise DodocoError(f"token trace must have shape [T, L, K] with T, K >= 1, got shape "
                           f"{topk.shape}")
@@ -141,7 +151,7 @@ def count_pairs(topk, E: int, within: bool = True, across: bool = True, chunk: i
     processes, each counting a contiguous group of layers (default: 2 on machines with 2+ CPUs
     for traces of at least 2^24 token-layers, else 1); the counts are identical either way.
     """
-    topk = _check_trace(topk, E)
+    topk = check_trace(topk, E)
     T, L, K = topk.shape
     E = int(E)
     within = within and permute_seed is None

@@ -32,6 +32,7 @@ import numpy as np
 from dodoco.ep.decode import decode_positions
 from dodoco.ep.placement import Placement, contiguous, eplb_layers
 from dodoco.ep.scan import fit_eval_split
+from dodoco.ep.coactivation import check_trace
 from dodoco.ep.trace_placement import affinity_placement, coact_packing, rank_masks
 from dodoco.ep.traffic import token_destinations
 from dodoco.errors import DodocoError
@@ -169,10 +170,14 @@ def evaluate_placements(topk, offsets, E: int, opts: TraceEvalOptions = TraceEva
     placement) with the per-step means of the module docstring and, for every placement, its
     savings over EPLB (``*_saving`` with ``_lo`` / ``_hi``). skipped: (ep, placement, reason).
     """
+    topk = check_trace(topk, E, offsets)
     offsets = np.asarray(offsets, dtype=np.int64)
     fit_idx, eval_idx = fit_eval_split(offsets.size - 1, opts.fit_frac, opts.seed)
     ftok = sequence_tokens(offsets, fit_idx)
     ftopk = np.asarray(topk[ftok])
+    if ftopk.max(initial=0) >= E:
+        raise DodocoError(f"token trace names expert {int(ftopk.max())} but E={E}: pass the "
+                          f"model's number of routed experts")
     load = np.stack([np.bincount(ftopk[:, l].ravel().astype(np.int64), minlength=E)
                      for l in range(ftopk.shape[1])])
     fit = SimpleNamespace(load=load, topk=ftopk)
