@@ -38,8 +38,9 @@ def _identity_counts(S: int, L: int = 2) -> np.ndarray:
 
 
 def test_registry_lists_every_placement_with_its_policy():
-    assert list(PLACEMENTS) == ["contiguous", "round_robin", "eplb"]
-    assert [PLACEMENTS[n].fitted for n in PLACEMENTS] == [False, False, True]
+    assert list(PLACEMENTS) == ["contiguous", "round_robin", "eplb", "coact", "affinity"]
+    assert [PLACEMENTS[n].fitted for n in PLACEMENTS] == [False, False, True, True, True]
+    assert [PLACEMENTS[n].fit_on for n in ("coact", "affinity")] == ["traces", "traces"]
     assert PLACEMENTS["eplb"].fit_on == "counts" and "num_redundant" in PLACEMENTS["eplb"].options
     assert all(PLACEMENTS[n].summary for n in PLACEMENTS)
 

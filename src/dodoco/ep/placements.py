@@ -103,6 +103,16 @@ register_placement(PlacementSpec(
     "DeepSeek-EPLB-style per layer: replicas of hot experts, balanced packing; fitted on held-out "
     "units; R = default_redundant(E, N) unless num_redundant is given",
     options=("num_redundant", "num_nodes", "num_groups", "hierarchical")))
+register_placement(PlacementSpec(
+    "coact", "dodoco.ep.trace_placement:coact_packing", True, "traces",
+    "co-activation-aware packing per layer: fewest distinct ranks per token (deduplicated "
+    "dispatch), rank loads <= (1 + slack) x EPLB's; N | E (docs/beyond-counts.md)",
+    options=("slack", "max_swaps")))
+register_placement(PlacementSpec(
+    "affinity", "dodoco.ep.trace_placement:affinity_placement", True, "traces",
+    "cross-layer affinity (ExFlow): a token's consecutive experts on one rank, fewest new ranks "
+    "between layers, loads <= (1 + slack) x EPLB's; N | E",
+    options=("slack", "sweeps", "max_swaps", "restarts", "seed")))
 
 
 def check_placements(names: Iterable[str] | str) -> list[str]:

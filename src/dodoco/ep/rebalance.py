@@ -59,14 +59,14 @@ class CostModel:
 
 def arrival_steps(counts, rows_per_step: int) -> np.ndarray:
     """Steps of consecutive units in arrival order: counts[S, L, E] -> int64 [S // P, L, E]."""
-    from dodoco.ep.scan import scan_source
+    from dodoco.ep.steps import source_of
 
     counts = np.asarray(counts)
     P = int(rows_per_step)
     if counts.ndim != 3 or P < 1 or counts.shape[0] < P:
         raise DodocoError(f"arrival-order steps of {P} units need counts [S, L, E] with S >= {P}, "
                           f"got shape {counts.shape}")
-    return scan_source(counts, order=np.arange(counts.shape[0])).steps(P).astype(np.int64)
+    return source_of(counts, order=np.arange(counts.shape[0])).steps(P).astype(np.int64)
 
 
 def moved_experts(old, new) -> tuple[np.ndarray, np.ndarray]:

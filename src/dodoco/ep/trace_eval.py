@@ -1,9 +1,11 @@
 """Fit placements on one part of the sequences and measure, on the other, what dispatch sends.
 
-Placements are fitted on the fit part (``fit_eval_split``: counts for EPLB, token traces for the
-trace placements) and evaluated on the held-out sequences, in steps of N*B sequences in the seeded
-order (rank i holds sequences [i*B, (i+1)*B) of a step), for prefill (every token of the step's
-sequences) and decode (token p of each sequence, for a few positions p; ``dodoco.ep.decode``).
+Placements come from the registry (``build_placement``) under the one policy
+(``evaluation_plan``): fitted on the fit part (counts for EPLB, token traces for the trace
+placements, ``fit_data``) and evaluated on the held-out sequences, in steps of N*B sequences in
+the seeded order (``unit_steps``: rank i holds sequences [i*B, (i+1)*B) of a step), for prefill
+(every token of the step's sequences) and decode (token p of each sequence, for a few positions
+p; ``dodoco.ep.decode``).
 Per step, summed over MoE layers unless per layer:
 
 - ``dedup``: deduplicated dispatch rows, distinct (token, destination rank) pairs whose rank is
@@ -25,21 +27,20 @@ ranks, B sequences per rank per step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 
-from dodoco.ep.decode import decode_positions
-from dodoco.ep.placement import Placement, contiguous, eplb_layers
-from dodoco.ep.scan import fit_eval_split
 from dodoco.ep.coactivation import check_trace
-from dodoco.ep.trace_placement import affinity_placement, coact_packing, rank_masks
+from dodoco.ep.decode import decode_positions
+from dodoco.ep.placement import Placement
+from dodoco.ep.placements import PLACEMENTS, FitData, build_placement, evaluation_plan, trace_subset
+from dodoco.ep.steps import require_steps, unit_steps
+from dodoco.ep.trace_placement import rank_masks
 from dodoco.ep.traffic import token_destinations
 from dodoco.errors import DodocoError
-from dodoco.metrics.steps import bootstrap_mean_ci, step_order
+from dodoco.metrics.stats import bootstrap_mean_ci
 
-__all__ = ["TraceEvalOptions", "evaluate_placements", "sequence_tokens", "step_tokens",
-           "traffic_per_step"]
+__all__ = ["TraceEvalOptions", "evaluate_placements", "step_tokens", "traffic_per_step"]
 
 REGIMES = ("prefill", "decode")
 
@@ -61,39 +62,30 @@ class TraceEvalOptions:
     n_boot: int = 1000
 
 
-def sequence_tokens(offsets, idx) -> np.ndarray:
-    """Token indices of sequences idx, in idx order: offsets[S+1] -> int64 [sum of lengths]."""
-    offsets, idx = np.asarray(offsets, dtype=np.int64), np.asarray(idx, dtype=np.int64)
-    lens = offsets[idx + 1] - offsets[idx]
-    start = np.repeat(offsets[idx] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    return start + np.arange(int(lens.sum()))
+def step_tokens(offsets, N: int, B: int, seed: int, regime: str, positions: int = 4):
+    """Tokens of the steps of a (held-out) trace -> (tok, step, src, n_steps): int64 [T'] each.
 
-
-def step_tokens(offsets, idx, N: int, B: int, seed: int, regime: str, positions: int = 4):
-    """Tokens of the steps formed from sequences idx -> (tok, step, src, n_steps): int64 [T'] each.
-
-    Sequences idx in step_order(len(idx), seed); step t holds N*B of them, rank i the i-th B.
-    prefill: every token of a step's sequences; decode: token p of each, steps position-major
-    (positions from ``decode_positions``).
+    offsets[S+1] of the units evaluated; unit u is in step t, on source rank i, as ``unit_steps``
+    places it (the scan's steps: units in step_order(S, seed), N*B per step, the remainder
+    dropped). prefill: every token of a step's units; decode: token p of each unit, steps
+    position-major (positions from ``decode_positions``).
     """
-    offsets, idx = np.asarray(offsets, dtype=np.int64), np.asarray(idx, dtype=np.int64)
-    P = N * B
-    n = len(idx) // P
-    if n < 1:
-        raise DodocoError(f"EP={N} x batch={B} needs {P} held-out sequences per step, have "
-                          f"{len(idx)}: observe more sequences or lower EP / batch")
-    order = idx[step_order(len(idx), seed)][:n * P]
-    j = np.arange(n * P)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    S = offsets.size - 1
+    require_steps(S, N, B, "the held-out part")
+    ustep, urank = unit_steps(S, N, B, seed)
+    n, lens = S // (N * B), np.diff(offsets)
     if regime == "prefill":
-        lens = offsets[order + 1] - offsets[order]
-        return (sequence_tokens(offsets, order), np.repeat(j // P, lens),
-                np.repeat(j % P // B, lens), n)
+        unit = np.repeat(np.arange(S), lens)
+        keep = ustep[unit] >= 0
+        return np.flatnonzero(keep), ustep[unit][keep], urank[unit][keep], n
     if regime != "decode":
         raise DodocoError(f"unknown regime '{regime}': use prefill or decode")
-    pos = decode_positions(offsets[idx + 1] - offsets[idx], positions)
-    tok = (offsets[order][None, :] + pos[:, None]).ravel()
-    step = (np.arange(pos.size)[:, None] * n + j // P).ravel()
-    return tok, step, np.tile(j % P // B, pos.size), n * pos.size
+    units = np.flatnonzero(ustep >= 0)
+    pos = decode_positions(lens, positions)
+    tok = (offsets[units][None, :] + pos[:, None]).ravel()
+    step = (np.arange(pos.size)[:, None] * n + ustep[units][None, :]).ravel()
+    return tok, step, np.tile(urank[units], pos.size), n * pos.size
 
 
 def _per_step_max_mean(key, n: int, width: int) -> np.ndarray:
@@ -130,17 +122,10 @@ def traffic_per_step(topk, tok, step, src, n: int, placement: Placement, E: int)
     return out
 
 
-def _build(name: str, E: int, N: int, fit, slack: float) -> Placement:
-    if name == "contiguous":
-        return contiguous(E, N)
-    if name == "eplb":
-        return eplb_layers(fit.load, N, (-E) % N)
-    if name == "coact":
-        return coact_packing(E, N, fit, slack=slack)
-    if name == "affinity":
-        return affinity_placement(E, N, fit, slack=slack)
-    raise DodocoError(f"unknown trace-evaluated placement '{name}' (known: contiguous, eplb, "
-                      f"coact, affinity)")
+def _build(name: str, E: int, N: int, fit: FitData, slack: float) -> Placement:
+    """A placement from the registry; the trace placements get the load-balance slack."""
+    options = {"slack": slack} if "slack" in PLACEMENTS[name].options else {}
+    return build_placement(name, E, N, fit if PLACEMENTS[name].fitted else None, **options)
 
 
 def _saving(x, ref, n_boot: int, seed: int) -> tuple[float, float, float]:
@@ -171,34 +156,35 @@ def evaluate_placements(topk, offsets, E: int, opts: TraceEvalOptions = TraceEva
     savings over EPLB (``*_saving`` with ``_lo`` / ``_hi``). skipped: (ep, placement, reason).
     """
     topk = check_trace(topk, E, offsets)
-    offsets = np.asarray(offsets, dtype=np.int64)
-    fit_idx, eval_idx = fit_eval_split(offsets.size - 1, opts.fit_frac, opts.seed)
-    ftok = sequence_tokens(offsets, fit_idx)
-    ftopk = np.asarray(topk[ftok])
+    names = list(dict.fromkeys(("eplb",) + tuple(opts.placements)))
+    plan = evaluation_plan(names, np.size(offsets) - 1, opts.seed, opts.fit_frac)
+    ftopk, foffsets = trace_subset(topk, offsets, plan.fit_idx)
     if ftopk.max(initial=0) >= E:
         raise DodocoError(f"token trace names expert {int(ftopk.max())} but E={E}: pass the "
                           f"model's number of routed experts")
     load = np.stack([np.bincount(ftopk[:, l].ravel().astype(np.int64), minlength=E)
                      for l in range(ftopk.shape[1])])
-    fit = SimpleNamespace(load=load, topk=ftopk)
+    fit = FitData(load, ftopk, foffsets)
+    etopk, eoffsets = trace_subset(topk, offsets, plan.eval_idx)
     rows, skipped = [], []
     for N in opts.ep:
         built = {}
-        for name in dict.fromkeys(("eplb",) + tuple(opts.placements)):
+        for name in names:
             try:
                 built[name] = _build(name, E, N, fit, opts.slack)
             except DodocoError as err:
                 skipped.append((N, name, str(err)))
         for regime in opts.regimes:
             try:
-                tok, step, src, n = step_tokens(offsets, eval_idx, N, opts.batch, opts.seed, regime,
+                tok, step, src, n = step_tokens(eoffsets, N, opts.batch, opts.seed, regime,
                                                 opts.positions)
             except DodocoError as err:
                 skipped.append((N, regime, str(err)))
                 continue
-            per = {k: traffic_per_step(topk, tok, step, src, n, p, E) for k, p in built.items()}
+            per = {k: traffic_per_step(etopk, tok, step, src, n, p, E) for k, p in built.items()}
             for name in opts.placements:
                 if name in per:
                     row = _summary(name, per[name], per.get("eplb"), opts)
-                    rows.append({"regime": regime, "ep": N, "batch": opts.batch, **row})
+                    rows.append({"regime": regime, "ep": N, "batch": opts.batch,
+                                 "part": plan.part, **row})
     return rows, skipped
