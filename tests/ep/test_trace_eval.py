@@ -123,3 +123,18 @@ def test_bad_traces_name_the_fix():
         evaluate_placements(topk, np.arange(0, 41, 5)[:-1], 8)
     with pytest.raises(DodocoError, match="expert 7 but E=6"):
         evaluate_placements(topk, np.arange(0, 41, 5), 6)
+
+
+def test_expert_shape_from_options_then_manifest_then_nominal(tmp_path):
+    import dataclasses
+
+    from dodoco.ep.trace_summary import TraceOptions, expert_shape
+
+    run = write_trace_run(tmp_path / "r", random_trace(40, 2, 2, 8), np.arange(0, 41, 10), 8)
+    assert expert_shape(run, TraceOptions())[:2] == (2048, 768)
+    assert expert_shape(run, TraceOptions())[2].startswith("nominal")
+    assert expert_shape(run, TraceOptions(hidden=7168, intermediate=2048)) == (7168, 2048, "given")
+    model = dataclasses.replace(run.manifest.model, details={"hidden_size": 4096,
+                                                             "moe_intermediate_size": 1536})
+    run.manifest = dataclasses.replace(run.manifest, model=model)
+    assert expert_shape(run, TraceOptions()) == (4096, 1536, "manifest")

@@ -21,7 +21,7 @@ from dodoco.ep.rebalance import CostModel, arrival_steps, expert_bytes, rebalanc
 from dodoco.ep.trace_eval import TraceEvalOptions, evaluate_placements
 from dodoco.errors import DodocoError
 
-__all__ = ["TraceOptions", "TraceSummary", "trace_summary"]
+__all__ = ["TraceOptions", "TraceSummary", "expert_shape", "trace_summary"]
 
 GB = 1e9
 
@@ -32,7 +32,8 @@ class TraceOptions:
     top_frac: co-activation concentration (share in the top pairs). rebalance_ep: N of the
     rebalancing sweep over refit_every (k) and windows (w). Nominal cost model: migrate_gbps
     (one best (k, w) per bandwidth), dispatch_gbps, and the expert shape hidden x intermediate x
-    dtype_bytes (default Qwen3-30B-A3B, bf16)."""
+    dtype_bytes: given here, else the run manifest's model details (hidden_size,
+    moe_intermediate_size) when it records them, else nominal Qwen3-30B-A3B (2048 x 768)."""
 
     ep: tuple[int, ...] = (4, 8, 16, 32)
     batch: int = 1
@@ -44,8 +45,8 @@ class TraceOptions:
     windows: tuple[int, ...] = (1, 2, 4, 8)
     migrate_gbps: tuple[float, ...] = (1.0, 10.0, 100.0)
     dispatch_gbps: float = 100.0
-    hidden: int = 2048
-    intermediate: int = 768
+    hidden: int | None = None
+    intermediate: int | None = None
     dtype_bytes: int = 2
     seed: int = 0
     n_boot: int = 1000
@@ -111,19 +112,35 @@ def _placements(run, opts: TraceOptions, out: TraceSummary) -> None:
                   for N, what, why in skipped]
 
 
+NOMINAL_SHAPE = (2048, 768)  # Qwen3-30B-A3B hidden and expert intermediate size
+
+
+def expert_shape(run, opts: TraceOptions) -> tuple[int, int, str]:
+    """(H, I, where from): the options, else the manifest's model details, else nominal."""
+    if opts.hidden and opts.intermediate:
+        return opts.hidden, opts.intermediate, "given"
+    details = getattr(getattr(run.manifest, "model", None), "details", {}) or {}
+    H, I = details.get("hidden_size"), details.get("moe_intermediate_size")
+    if H and I:
+        return int(H), int(I), "manifest"
+    return (*NOMINAL_SHAPE, "nominal (Qwen3-30B-A3B; the manifest records no expert shape)")
+
+
 def _rebalance(run, opts: TraceOptions, out: TraceSummary) -> None:
     """The (k, w) sweep of one run in arrival order, and the best (k, w) per bandwidth."""
     N = opts.rebalance_ep
     steps = arrival_steps(run.counts, N * opts.batch)
-    eb = expert_bytes(opts.hidden, opts.intermediate, opts.dtype_bytes)
-    row_bytes = opts.hidden * opts.dtype_bytes
+    H, I, shape_from = expert_shape(run, opts)
+    eb = expert_bytes(H, I, opts.dtype_bytes)
+    row_bytes = H * opts.dtype_bytes
     for bw in opts.migrate_gbps:
         cost = CostModel(expert_bytes=eb, row_bytes=row_bytes, migrate_bw=bw * GB,
                          dispatch_bw=opts.dispatch_gbps * GB)
         res = rebalance_sweep(steps, N, opts.refit_every, opts.windows, cost,
                               num_redundant=(-run.E) % N)
         if bw == opts.migrate_gbps[0]:
-            extra = {"ep": N, "steps": int(steps.shape[0]), "evaluated_from": res["start"]}
+            extra = {"ep": N, "steps": int(steps.shape[0]), "evaluated_from": res["start"],
+                     "hidden": H, "intermediate": I, "shape_from": shape_from}
             out.rebalance += [{**_label(run), **extra, **r} for r in res["rows"]]
             out.rebalance.append({**_label(run), **extra, **res["static"], "k": "never"})
             out.rebalance.append({**_label(run), **extra, "k": "oracle", "w": 0, **res["oracle"]})
@@ -150,8 +167,8 @@ def trace_summary(runs, opts: TraceOptions = TraceOptions()) -> TraceSummary:
                 part(run, opts, out)
             except DodocoError as err:
                 out.notes.append(f"{key}: {part.__name__.strip('_')} left out: {err}")
-    out.notes.append(f"rebalancing bytes and seconds are nominal: expert {opts.hidden} x "
-                     f"{opts.intermediate} x 3 matrices x {opts.dtype_bytes} B, rows of "
-                     f"{opts.hidden} x {opts.dtype_bytes} B, dispatch {opts.dispatch_gbps:g} GB/s, "
-                     f"migration {', '.join(f'{b:g}' for b in opts.migrate_gbps)} GB/s")
+    out.notes.append(f"rebalancing seconds are a nominal model (dispatch {opts.dispatch_gbps:g} GB/s, "
+                     f"migration {', '.join(f'{b:g}' for b in opts.migrate_gbps)} GB/s); expert "
+                     f"bytes = 3 x H x I x {opts.dtype_bytes} B with H, I as each row's shape_from "
+                     f"says")
     return out
