@@ -133,11 +133,16 @@ def _rebalance(run, opts: TraceOptions, out: TraceSummary) -> None:
     H, I, shape_from = expert_shape(run, opts)
     eb = expert_bytes(H, I, opts.dtype_bytes)
     row_bytes = H * opts.dtype_bytes
+    n = steps.shape[0]
+    ws = tuple(w for w in opts.windows if 2 * w <= n) or (1,)
+    ks = tuple(k for k in opts.refit_every if k < n) or (1,)
+    if (ws, ks) != (tuple(opts.windows), tuple(opts.refit_every)):
+        out.notes.append(f"{run.model} / {run.condition}: {n} steps of {N * opts.batch} units: "
+                         f"rebalancing swept k in {list(ks)}, w in {list(ws)} (w <= half the steps)")
     for bw in opts.migrate_gbps:
         cost = CostModel(expert_bytes=eb, row_bytes=row_bytes, migrate_bw=bw * GB,
                          dispatch_bw=opts.dispatch_gbps * GB)
-        res = rebalance_sweep(steps, N, opts.refit_every, opts.windows, cost,
-                              num_redundant=(-run.E) % N)
+        res = rebalance_sweep(steps, N, ks, ws, cost, num_redundant=(-run.E) % N)
         if bw == opts.migrate_gbps[0]:
             extra = {"ep": N, "steps": int(steps.shape[0]), "evaluated_from": res["start"],
                      "hidden": H, "intermediate": I, "shape_from": shape_from}

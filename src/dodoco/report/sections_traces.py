@@ -14,7 +14,9 @@ from dodoco.report.section import Figure, Section, SkipSection, Table
 __all__ = ["affinity_section", "coactivation_section", "rebalance_section", "trace_placements_section"]
 
 MAX_PANELS = 6
-_PLACEMENTS = ("coact", "affinity")
+#: line style and the rows each trace placement is judged on
+_PLACEMENTS = {"coact": ("-", "dedup", "coact: deduplicated rows saved"),
+               "affinity": ("--", "forward", "affinity: forwarded rows saved")}
 
 
 def _summary(ctx):
@@ -134,24 +136,25 @@ def _saving_figure(ctx, rows) -> bytes:
             by_panel.setdefault(f"{r['model']}, {r['regime']}", []).append(r)
     panels = _panels(by_panel)
     fig, axes = plots.grid(len(panels))
-    conds, places = [], []
+    conds = []
     for ax, (name, rs) in zip(axes, panels.items()):
         for key in dict.fromkeys((r["condition"], r["placement"]) for r in rs):
             mine = sorted((r for r in rs if (r["condition"], r["placement"]) == key),
                           key=lambda r: r["ep"])
-            metric = "dedup" if key[1] == "coact" else "forward"
+            dash, metric, _ = _PLACEMENTS[key[1]]
             plots.line(ax, [r["ep"] for r in mine], [100 * r[f"{metric}_saving"] for r in mine],
                        [100 * r[f"{metric}_saving_lo"] for r in mine],
                        [100 * r[f"{metric}_saving_hi"] for r in mine], [r["steps"] for r in mine],
-                       color=ctx.style.color(key[0]), dash=ctx.style.dash(key[1]))
-            conds.append(key[0]), places.append(key[1])
+                       color=ctx.style.color(key[0]), dash=dash)
+            conds.append(key[0])
         plots.int_ticks(ax, [r["ep"] for r in rs])
         ax.axhline(0, color="0.5", linewidth=0.8)
         ax.set(title=name, xlabel="EP degree N (ranks)", ylabel="rows saved vs EPLB (%)")
         ax.grid(alpha=0.25)
     fig.suptitle("Dispatch rows saved over EPLB, held out: coact (deduplicated), affinity "
                  "(forwarded)")
-    plots.legend(fig, ctx.style, conds, places)
+    plots.legend(fig, ctx.style, conds, (), [(label, {"color": "0.25", "linestyle": dash})
+                                            for dash, _, label in _PLACEMENTS.values()])
     return plots.png(fig)
 
 
