@@ -1,0 +1,46 @@
+"""The beyond-counts report sections on real traced runs: they render, draw what trace_summary
+returns (computed once per report), and skip with a reason when no run has traces."""
+
+import pytest
+
+pytest.importorskip("dodoco.report.section")  # the section API of the report restructure (issue 10)
+
+from dodoco.report import sections_traces as st  # noqa: E402
+from dodoco.report.section import SkipSection  # noqa: E402
+
+SECTIONS = (st.coactivation_section, st.affinity_section, st.trace_placements_section,
+            st.rebalance_section)
+
+
+def _ctx(runs, out):
+    from dodoco.findings import judge
+    from dodoco.report.context import ReportContext
+    from dodoco.report.options import ReportOptions
+
+    opts = ReportOptions(n_boot=100)
+    return ReportContext(judge(runs, opts), opts, out)
+
+
+def test_sections_render_the_summary(observed, tmp_path):
+    ctx = _ctx([observed], tmp_path)
+    for fn in SECTIONS:
+        sec = fn(ctx)
+        assert sec.figures and sec.tables
+        assert all(f.png[:8] == b"\x89PNG\r\n\x1a\n" for f in sec.figures)
+    summary = ctx.cache[("trace_summary",)]  # one computation for the four sections
+    placements = next(t for t in st.trace_placements_section(ctx).tables if t.name == "trace-placements")
+    assert len(placements.rows) == len(summary.placements)
+    assert {r["placement"] for r in placements.rows} == {"contiguous", "eplb", "coact", "affinity"}
+
+
+def test_sections_without_traces_skip_with_the_reason(tmp_path):
+    from dodoco.findings.synthetic import write_counts_run
+    import numpy as np
+
+    counts = np.random.default_rng(0).integers(0, 9, (40, 2, 8)).astype(np.uint32)
+    run = write_counts_run(tmp_path / "run", counts, model="synthetic", condition="prose", K=2)
+    ctx = _ctx([run], tmp_path / "out")
+    for fn in SECTIONS[:3]:
+        with pytest.raises(SkipSection, match="token traces"):
+            fn(ctx)
+    assert st.rebalance_section(ctx).tables  # arrival-order counts need no traces
