@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dodoco.ep.assignment import linear_assignment
-from dodoco.ep.placement import eplb_layers
+from dodoco.ep.loads import rank_loads, skew
+from dodoco.ep.placement import Placement, eplb_layers
 from dodoco.errors import DodocoError
 
 __all__ = ["CostModel", "arrival_steps", "burst", "expert_bytes", "moved_experts", "policy_run",
@@ -88,11 +89,11 @@ def _fit(steps, t: int, w: int, N: int, R: int) -> np.ndarray:
 
 def _skew_excess(step, copies) -> tuple[np.ndarray, np.ndarray]:
     """Receiver skew and busiest-rank excess rows (max - mean) of step[L, E] on copies[L, E, N]."""
-    share = copies / copies.sum(axis=-1, keepdims=True)
-    R = np.einsum("le,len->ln", np.asarray(step, dtype=np.float64), share)
-    mean = R.mean(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(mean > 0, R.max(axis=-1) / mean, np.nan), R.max(axis=-1) - mean
+    replicas = copies.sum(axis=-1)
+    p = Placement("eplb", copies.shape[-1], copies / replicas[..., None], replicas,
+                  copies.sum(axis=-2))
+    R = rank_loads(np.asarray(step, dtype=np.float64), p)  # [L, N]
+    return skew(R), R.max(axis=-1) - R.mean(axis=-1)
 
 
 def policy_run(steps, N: int, k: int, w: int, start: int, num_redundant: int = 0) -> dict:

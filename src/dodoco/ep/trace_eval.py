@@ -32,6 +32,7 @@ import numpy as np
 
 from dodoco.ep.coactivation import check_trace
 from dodoco.ep.decode import decode_positions
+from dodoco.ep.loads import skew
 from dodoco.ep.placement import Placement
 from dodoco.ep.placements import PLACEMENTS, FitData, build_placement, evaluation_plan, trace_subset
 from dodoco.ep.steps import require_steps, unit_steps
@@ -89,10 +90,8 @@ def step_tokens(offsets, N: int, B: int, seed: int, regime: str, positions: int 
 
 
 def _per_step_max_mean(key, n: int, width: int) -> np.ndarray:
-    """max/mean over the last axis of bincount(key) reshaped [n, width]; NaN where the mean is 0."""
-    x = np.bincount(key, minlength=n * width).reshape(n, width).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x.mean(1) > 0, x.max(1) / x.mean(1), np.nan)
+    """max/mean (``ep.loads.skew``) of bincount(key) reshaped [n, width] -> [n]."""
+    return skew(np.bincount(key, minlength=n * width).reshape(n, width))
 
 
 def traffic_per_step(topk, tok, step, src, n: int, placement: Placement, E: int) -> dict:
@@ -116,8 +115,7 @@ def traffic_per_step(topk, tok, step, src, n: int, placement: Placement, E: int)
         out["receiver_skew"][:, l] = _per_step_max_mean((step[:, None] * N + dst).ravel(), n, N)
         got = np.stack([np.bincount(step, weights=(remote >> np.uint64(r)) & np.uint64(1),
                                     minlength=n) for r in range(N)], axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["dedup_recv_skew"][:, l] = np.where(got.mean(1) > 0, got.max(1) / got.mean(1), np.nan)
+        out["dedup_recv_skew"][:, l] = skew(got)
         out["max_mean"][:, l] = _per_step_max_mean((step[:, None] * E + ids).ravel(), n, E)
     return out
 

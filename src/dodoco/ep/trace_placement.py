@@ -25,6 +25,7 @@ import numpy as np
 
 from dodoco.ep.assignment import linear_assignment
 from dodoco.ep.coactivation import count_pairs
+from dodoco.ep.loads import rank_loads
 from dodoco.ep.placement import Placement, eplb_layers
 from dodoco.errors import DodocoError
 
@@ -63,15 +64,14 @@ def layer_bound(load, N: int, slack: float) -> tuple[np.ndarray, np.ndarray]:
     cap = (1 + slack) x the largest rank load of EPLB (no redundant experts) on ``load``.
     """
     load = np.asarray(load, dtype=np.float64)
-    L, E = load.shape
+    E = load.shape[1]
     if N < 1 or E % N:
         raise DodocoError(f"trace placements put E/N experts on each rank: N={N} must divide "
                           f"E={E}")
     if slack < 0:
         raise DodocoError(f"load-balance slack must be >= 0, got {slack}")
-    rank = eplb_layers(load, N).rank_of  # [L, E]
-    R = np.stack([np.bincount(rank[l], weights=load[l], minlength=N) for l in range(L)])
-    return rank, (1.0 + slack) * R.max(axis=1) + 1e-9
+    p = eplb_layers(load, N)
+    return p.rank_of, (1.0 + slack) * rank_loads(load, p).max(axis=1) + 1e-9
 
 
 def swap_search(rank, load, cap: float, W=None, S=None, max_swaps: int | None = None) -> np.ndarray:
