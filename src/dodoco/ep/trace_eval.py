@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dodoco.ep.coactivation import check_trace
-from dodoco.ep.decode import decode_positions
+from dodoco.ep.decode import decode_positions, trace_counts
 from dodoco.ep.loads import skew
 from dodoco.ep.placement import Placement
 from dodoco.ep.placements import PLACEMENTS, FitData, build_placement, evaluation_plan, trace_subset
@@ -160,9 +160,7 @@ def evaluate_placements(topk, offsets, E: int, opts: TraceEvalOptions = TraceEva
     if ftopk.max(initial=0) >= E:
         raise DodocoError(f"token trace names expert {int(ftopk.max())} but E={E}: pass the "
                           f"model's number of routed experts")
-    load = np.stack([np.bincount(ftopk[:, l].ravel().astype(np.int64), minlength=E)
-                     for l in range(ftopk.shape[1])])
-    fit = FitData(load, ftopk, foffsets)
+    fit = FitData(trace_counts(ftopk, foffsets, E).sum(axis=0), ftopk, foffsets)
     etopk, eoffsets = trace_subset(topk, offsets, plan.eval_idx)
     rows, skipped = [], []
     for N in opts.ep:
