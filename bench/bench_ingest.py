@@ -59,12 +59,13 @@ def write_dumps(folder: Path, files: int, passes: int, sequential: bool) -> None
 
 
 def time_import(folder: Path, out: Path, repeats: int) -> tuple[list[float], dict]:
-    from dodoco.ingest import import_dump
+    from dodoco.ingest import ImportConfig, import_dump
 
+    cfg = ImportConfig(format="sglang", paths=(str(folder),), out=str(out), overwrite=True)
     times, cpu, man = [], [], None
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
-        man = import_dump("sglang", [folder], out, overwrite=True)
+        man = import_dump(cfg)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)  # all threads of this process (parsing + hashing)
     return times, cpu, man

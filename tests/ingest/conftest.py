@@ -36,17 +36,30 @@ def dumps(fx, tmp_path_factory):
     return out
 
 
+def import_to(fmt, paths, out, **options) -> dict:
+    """import_dump of ``paths`` in format ``fmt`` into ``out`` (options as ImportConfig keys); the manifest."""
+    from dodoco.ingest import ImportConfig, import_dump
+
+    cfg = ImportConfig.from_dict(dict(format=fmt, paths=[str(p) for p in paths], out=str(out), **options))
+    return import_dump(cfg)
+
+
+@pytest.fixture
+def imp():
+    """The ``import_to`` function (tests import through it)."""
+    return import_to
+
+
 @pytest.fixture
 def run_of(tmp_path):
     """run_of(format, paths, **options) -> (manifest, Run) of a fresh import into tmp_path."""
-    from dodoco.ingest import import_dump
     from dodoco.store import open_run
 
     counter = iter(range(10**6))
 
     def run(fmt, paths, **kw):
         out = tmp_path / f"run{next(counter)}"
-        man = import_dump(fmt, [str(p) for p in paths], out, **kw)
+        man = import_to(fmt, paths, out, **kw)
         return man, open_run(out)
 
     return run

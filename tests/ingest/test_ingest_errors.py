@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from dodoco.errors import DodocoError
-from dodoco.ingest import import_dump
+from dodoco.ingest import ImportConfig, import_dump
 
 
 def _err(tmp_path, fmt, paths, **kw) -> str:
     with pytest.raises(DodocoError) as info:
-        import_dump(fmt, [str(p) for p in paths], tmp_path / "run", **kw)
+        import_dump(ImportConfig.from_dict(dict(format=fmt, paths=[str(p) for p in paths], out=str(tmp_path / "run"),
+                                                **kw)))
     msg = str(info.value)
     assert "\n" not in msg
     return msg

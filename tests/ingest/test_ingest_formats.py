@@ -106,17 +106,17 @@ def test_engine_version_option_is_recorded(dumps, run_of):
     assert man.details["source"]["engine_version"] == "0.5.4"
 
 
-def test_reimport_same_spec_rewrites_and_other_spec_needs_overwrite(dumps, tmp_path):
+def test_reimport_same_spec_rewrites_and_other_spec_needs_overwrite(dumps, tmp_path, imp):
     from dodoco.errors import DodocoError
-    from dodoco.ingest import import_dump
 
     out = tmp_path / "run"
-    import_dump("numpy", dumps["numpy_arrays"]["files"], out)
-    import_dump("numpy", dumps["numpy_arrays"]["files"], out)  # same input: fine
+    imp("numpy", dumps["numpy_arrays"]["files"], out)
+    imp("numpy", dumps["numpy_arrays"]["files"], out)  # same input: fine
     with pytest.raises(DodocoError, match="--overwrite"):
-        import_dump("table", dumps["table_csv"]["files"], out)
-    man = import_dump("table", dumps["table_csv"]["files"], out, overwrite=True)
-    assert json.loads((out / "manifest.json").read_text())["details"]["source"]["format"] == "table" == man.details["source"]["format"]
+        imp("table", dumps["table_csv"]["files"], out)
+    man = imp("table", dumps["table_csv"]["files"], out, overwrite=True)
+    assert json.loads((out / "manifest.json").read_text())["details"]["source"]["format"] == "table" == \
+        man.details["source"]["format"]
 
 
 def test_folder_input_reads_every_file(dumps, run_of):

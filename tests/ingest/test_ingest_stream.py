@@ -42,11 +42,11 @@ def _dumps(folder, files=3, passes=40, seed=0, interleave=False):
 
 
 def _import(paths, out, *, stream=True, monkeypatch=None):
-    from dodoco.ingest import assemble, import_dump
+    from dodoco.ingest import ImportConfig, assemble, import_dump
 
     if not stream:
         monkeypatch.setattr(assemble, "_stream_plan", lambda *a, **k: None)
-    man = import_dump("sglang", [str(p) for p in paths], out)
+    man = import_dump(ImportConfig(format="sglang", paths=tuple(map(str, paths)), out=str(out)))
     if not stream:
         monkeypatch.undo()
     return man
@@ -81,12 +81,12 @@ def test_streamed_counts_are_byte_identical_to_the_memmap_path_and_np_save(tmp_p
 def test_interleaved_files_fall_back_to_the_memmap_path_with_the_same_counts(tmp_path):
     from dodoco.ingest import assemble
     from dodoco.ingest.sglang import read
-    from dodoco.ingest.base import Options
+    from dodoco.ingest import ImportConfig
     from dodoco.store import open_run
 
     (tmp_path / "d").mkdir()
     paths, truth = _dumps(tmp_path / "d", files=2, passes=9, interleave=True)
-    recs = [r for r in read([str(p) for p in paths], Options()).records if r.n]
+    recs = [r for r in read([str(p) for p in paths], ImportConfig(format="sglang", paths=("x",), out="y")).records if r.n]
     rows, S = assemble._row_index(recs, False)
     assert assemble._stream_plan(recs, rows, S, L, {}) is None  # each file's passes are not one range
     _import(paths, tmp_path / "run")

@@ -1,4 +1,7 @@
-"""dodoco import: engine expert-load dumps (SGLang, vLLM, Megatron, tables, arrays) -> a run directory."""
+"""dodoco import: engine expert-load dumps (SGLang, vLLM, Megatron, tables, arrays) -> a run directory.
+
+Flags are the fields of ``dodoco.ingest.ImportConfig`` (also from ``--config FILE.toml``); defaults live
+there, so the parser leaves them unset."""
 
 from dodoco.commands import csv_ints
 
@@ -6,6 +9,7 @@ from dodoco.commands import csv_ints
 def register(sub) -> None:
     import argparse
 
+    from dodoco.config import add_config_flag
     from dodoco.ingest import FORMATS
 
     formats = "\n".join(f"  {e.name:13s} {e.summary}" for e in FORMATS.entries())
@@ -17,19 +21,23 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="dump files, or folders holding them")
     p.add_argument("-o", "--out", required=True, metavar="RUN", help="run directory to write")
     p.add_argument("--model-id", default=None, help="model the dumps come from (e.g. deepseek-ai/DeepSeek-V3)")
-    p.add_argument("--condition", default="production", help="condition name of the run (default: production)")
-    p.add_argument("--seq-len", type=int, default=0, help="sequence length to record (default 0: not applicable)")
+    p.add_argument("--condition", default=None, help="condition name of the run (default: production)")
+    p.add_argument("--seq-len", type=int, default=None, help="sequence length to record (default 0: not applicable)")
     p.add_argument("--layer-ids", type=csv_ints, default=None, help="model layer id of each dumped layer, e.g. 3,4,5")
-    p.add_argument("--num-experts", type=int, default=None, help="logical experts E, where the dump lacks it")
+    p.add_argument("--num-experts", type=int, default=None,
+                   help="logical experts E, where the dump lacks it (also allows ids far beyond the others)")
     p.add_argument("--top-k", type=int, default=None, help="experts per token K, where the dump lacks it")
     p.add_argument("--ranks", type=csv_ints, default=None, help="keep only these ranks' records, e.g. 0 or 0,8")
-    p.add_argument("--split-ranks", action="store_true", help="one row per (pass, rank) instead of ranks summed")
-    p.add_argument("--as-window", action="store_true", help="sum every row into one aggregate window")
+    p.add_argument("--split-ranks", action="store_true", default=None,
+                   help="one row per (pass, rank) instead of ranks summed")
+    p.add_argument("--as-window", action="store_true", default=None, help="sum every row into one aggregate window")
     p.add_argument("--ep-size", type=int, default=None, help="megatron-tpe: expert-parallel size")
-    p.add_argument("--expert-tp-size", type=int, default=1, help="megatron-tpe: expert tensor-parallel size")
+    p.add_argument("--expert-tp-size", type=int, default=None, help="megatron-tpe: expert tensor-parallel size (1)")
     p.add_argument("--engine-version", default=None, help="engine version to record, where the dump lacks it")
-    p.add_argument("--overwrite", action="store_true", help="replace a different run in RUN")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace a different imported run in RUN (never other files)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the summary as JSON ('-' = stdout)")
+    add_config_flag(p)
     p.set_defaults(func=run)
 
 
@@ -49,14 +57,11 @@ def summary_rows(man, out) -> list[dict]:
 
 def run(args) -> int:
     from dodoco.commands import emit
-    from dodoco.ingest import import_dump
+    from dodoco.ingest import ImportConfig, import_dump
 
-    man = import_dump(args.format, args.paths, args.out, model_id=args.model_id, condition=args.condition,
-                      seq_len=args.seq_len, layer_ids=args.layer_ids, num_experts=args.num_experts,
-                      top_k=args.top_k, ranks=args.ranks, split_ranks=args.split_ranks, as_window=args.as_window,
-                      ep_size=args.ep_size, expert_tp_size=args.expert_tp_size,
-                      engine_version=args.engine_version, overwrite=args.overwrite)
-    emit(summary_rows(man, args.out), "imported", json_path=args.json, columns=["field", "value"])
+    cfg = ImportConfig.from_args(args)
+    man = import_dump(cfg)
+    emit(summary_rows(man, cfg.out), "imported", json_path=args.json, columns=["field", "value"])
     if man.granularity.value == "window":
         print("granularity 'window': aggregate metrics, EP rank loads, placements and NeuSim export work; "
               "per-step (batch) metrics need per-pass data")

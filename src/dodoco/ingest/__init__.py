@@ -1,8 +1,8 @@
 """Import expert-load dumps of serving and training engines as DODOCO run directories.
 
->>> from dodoco.ingest import import_dump
->>> import_dump("sglang", ["expert_distribution_recorder_1716.pt"], "runs/prod",
-...             model_id="deepseek-ai/DeepSeek-V3")                         # doctest: +SKIP
+>>> from dodoco.ingest import ImportConfig, import_dump
+>>> import_dump(ImportConfig(format="sglang", paths=("expert_distribution_recorder_1716.pt",),
+...                          out="runs/prod", model_id="deepseek-ai/DeepSeek-V3"))   # doctest: +SKIP
 
 ``FORMATS`` lists the importers (``dodoco import FORMAT PATH... -o RUN``). Every importer reads its
 files into a ``Dump`` (dodoco.ingest.base); ``assemble`` forms the rows (forward passes, ranks
@@ -20,9 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from dodoco.errors import DodocoError
+from dodoco.ingest.config import ImportConfig
 from dodoco.registry import Registry
 
-__all__ = ["FORMATS", "import_dump"]
+__all__ = ["FORMATS", "ImportConfig", "import_dump"]
 
 FORMATS = Registry("format")
 FORMATS.register("sglang", "dodoco.ingest.sglang:read",
@@ -72,52 +73,41 @@ def _hash_all(files: list[Path]):
     return pool, [pool.submit(sha256_file, f) for f in files]
 
 
-def import_dump(fmt: str, paths, out, *, model_id: str | None = None, condition: str = "production",
-                seq_len: int = 0, layer_ids=None, num_experts: int | None = None, top_k: int | None = None,
-                ranks=None, split_ranks: bool = False, as_window: bool = False, ep_size: int | None = None,
-                expert_tp_size: int = 1, engine_version: str | None = None, overwrite: bool = False) -> dict:
-    """Import the engine files ``paths`` (files or folders) in format ``fmt`` into the run directory ``out``.
+def import_dump(cfg: ImportConfig) -> dict:
+    """Import the engine files ``cfg.paths`` (files or folders) in format ``cfg.format`` into the run
+    directory ``cfg.out``.
 
     Returns the written manifest; its ``excluded_layers`` and ``dropped_rows`` say what was left out.
     """
     from dodoco.ingest.assemble import assemble
-    from dodoco.ingest.base import Options
     from dodoco.ingest.write import manifest, write_run
 
-    reader = FORMATS.get(fmt)
-    files = _files(paths)
-    if not files:
-        raise DodocoError("no input files given")
+    reader = FORMATS.get(cfg.format)
+    files = _files(cfg.paths)
     pool, hashes = _hash_all(files)
-    out = Path(out)
+    out = Path(cfg.out)
     scratch = out.parent / f".{out.name}.dodoco-import"
     try:
-        opts = Options(num_experts=num_experts, top_k=top_k, ranks=tuple(ranks) if ranks else None,
-                       ep_size=ep_size, expert_tp_size=expert_tp_size)
-        dump = reader([str(f) for f in files], opts)
-        if engine_version:
-            dump.engine_version = engine_version
-        if not (model_id or dump.model_id):
+        dump = reader([str(f) for f in files], cfg)
+        if cfg.engine_version:
+            dump.engine_version = cfg.engine_version
+        if not (cfg.model_id or dump.model_id):
             dump.notes.append("model unknown: pass --model-id to label the run")
         first = next((r for r in dump.records if r.n), None)
         if first is None:
             raise DodocoError(f"no records to import in {[str(f) for f in files]} (after --ranks)")
         L = first.row_shape()[0]
-        ids = _check_layer_ids(layer_ids, L, first.source) if layer_ids else (dump.layer_ids or list(range(L)))
-        asm = assemble(dump, scratch, split_ranks=split_ranks, num_experts=num_experts, top_k=top_k,
-                       as_window=as_window)
+        ids = _check_layer_ids(cfg.layer_ids, L, first.source) if cfg.layer_ids else (dump.layer_ids or list(range(L)))
+        asm = assemble(dump, scratch, split_ranks=cfg.split_ranks, num_experts=cfg.num_experts, top_k=cfg.top_k,
+                       as_window=cfg.as_window)
         sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size, "sha256": h.result()}
                    for f, h in zip(files, hashes)]
-        options = {k: v for k, v in dict(num_experts=num_experts, top_k=top_k, ranks=list(ranks or []) or None,
-                                         split_ranks=split_ranks, as_window=as_window, layer_ids=layer_ids,
-                                         ep_size=ep_size, expert_tp_size=expert_tp_size if ep_size else None).items()
-                   if v not in (None, False)}
-        rows = dump.rows if not split_ranks else f"{dump.rows.split(',')[0]} of one rank (ranks kept separate)"
-        spec = {"import": fmt, "files": [s["sha256"] for s in sources], "options": options,
-                "model": model_id, "condition": condition}
-        man = manifest(dump, asm, files=sources, layer_ids=ids, model_id=model_id, condition=condition,
-                       seq_len=seq_len, rows=rows, options=options)
-        return write_run(out, asm, man, spec, overwrite=overwrite)
+        rows = dump.rows if not cfg.split_ranks else f"{dump.rows.split(',')[0]} of one rank (ranks kept separate)"
+        spec = {"import": cfg.format, "files": [s["sha256"] for s in sources], "options": cfg.options(),
+                "model": cfg.model_id, "condition": cfg.condition}
+        man = manifest(dump, asm, files=sources, layer_ids=ids, model_id=cfg.model_id, condition=cfg.condition,
+                       seq_len=cfg.seq_len, rows=rows, options=cfg.options())
+        return write_run(out, asm, man, spec, overwrite=cfg.overwrite)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(scratch, ignore_errors=True)

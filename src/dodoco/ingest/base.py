@@ -22,22 +22,6 @@ from dodoco.errors import DodocoError
 GRANULARITIES = ("window", "pass", "token")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Options:
-    """What the user tells an importer that the files may not say.
-
-    num_experts: logical E (checked against the files when they state it). top_k: K. ranks: keep
-    only these ranks' records. ep_size / expert_tp_size: Megatron's expert-parallel layout (for
-    tokens-per-expert logs, which hold each rank's local experts only).
-    """
-
-    num_experts: int | None = None
-    top_k: int | None = None
-    ranks: tuple[int, ...] | None = None
-    ep_size: int | None = None
-    expert_tp_size: int = 1
-
-
 @dataclass
 class Records:
     """One block of rows from one file.

@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError
-from dodoco.ingest.base import Dump, Options, Records, shape_error
+from dodoco.ingest.base import Dump, Records, shape_error
+from dodoco.ingest.config import ImportConfig
 from dodoco.ingest.sniff import wrong_format
 
 _MB = 1 << 16  # row key = step * _MB + micro-batch
@@ -106,10 +107,10 @@ def _trace_records(path: Path, rows: dict, layers: list[int]) -> Records:
     return Records(str(path), "", keys, rk, tokens=tokens)
 
 
-def read_trace(paths, opts: Options) -> Dump:
+def read_trace(paths, cfg: ImportConfig) -> Dump:
     """Read Megatron router traces (see the module docstring) into a token-granularity Dump."""
     skipped = {"mtp": 0}
-    per_file = [(Path(p), _trace_rows(Path(p), opts.ranks, skipped)) for p in paths]
+    per_file = [(Path(p), _trace_rows(Path(p), cfg.ranks, skipped)) for p in paths]
     layers = sorted({l for _, rows in per_file for by_layer in rows.values() for l in by_layer})
     if not layers:
         raise DodocoError(f"no decoder router records in {[str(p) for p in paths]} (after --ranks)")
@@ -152,11 +153,11 @@ def _tpe_rows(path: Path, skipped: dict) -> tuple[dict, int]:
     return rows, e_local or 0
 
 
-def read_tpe(paths, opts: Options) -> Dump:
+def read_tpe(paths, cfg: ImportConfig) -> Dump:
     """Read Megatron tokens-per-expert logs into a pass-granularity Dump (global expert ids)."""
     skipped = {"mtp": 0, "etp": 0}
     files = [(Path(p), _file_rank(Path(p))) for p in paths]
-    files = [(p, r) for p, r in files if opts.ranks is None or r in opts.ranks]
+    files = [(p, r) for p, r in files if cfg.ranks is None or r in cfg.ranks]
     parsed = [(p, r, *_tpe_rows(p, skipped)) for p, r in files]
     e_locals = {e for *_, e in parsed}
     if len(e_locals) > 1:
@@ -165,8 +166,8 @@ def read_tpe(paths, opts: Options) -> Dump:
     e_local = e_locals.pop() if e_locals else 0
     if not e_local:
         raise DodocoError(f"no decoder tokens-per-expert records in {[str(p) for p in paths]}")
-    etp = max(1, int(opts.expert_tp_size))
-    ep = opts.ep_size or (opts.num_experts // e_local if opts.num_experts else len({r // etp for _, r in files}))
+    etp = max(1, int(cfg.expert_tp_size))
+    ep = cfg.ep_size or (cfg.num_experts // e_local if cfg.num_experts else len({r // etp for _, r in files}))
     E = ep * e_local
     layers = sorted({l for *_, rows, _ in parsed for by_layer in rows.values() for l in by_layer})
     records = []

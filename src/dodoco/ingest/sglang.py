@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError
-from dodoco.ingest.base import Dump, Options, Records, ints
+from dodoco.ingest.base import Dump, Records, ints
+from dodoco.ingest.config import ImportConfig
 from dodoco.ingest.sniff import load_obj, wrong_format
 
 EXPECTED = "an SGLang expert-distribution dump (stat, per_pass or per_token .pt, or a JSON with logical_count)"
@@ -77,7 +78,7 @@ def _pass_records(path: Path, obj, mode: str, ranks) -> Records:
     return Records(str(path), "", keys, rk, counts=counts, phys2log=p2l)
 
 
-def read(paths, opts: Options) -> Dump:
+def read(paths, cfg: ImportConfig) -> Dump:
     """Read SGLang recorder dumps of one mode (see the module docstring) into a Dump."""
     loaded = [(Path(p), load_obj(p)) for p in paths]
     modes = {p: _mode(obj, p) for p, obj in loaded}
@@ -93,13 +94,13 @@ def read(paths, opts: Options) -> Dump:
             records.append(rec)
             windows.add(is_window)
         else:
-            records.append(_pass_records(path, obj, modes[path], opts.ranks))
+            records.append(_pass_records(path, obj, modes[path], cfg.ranks))
     if len(windows) > 1:
         raise DodocoError("the inputs mix 2-D logical_count totals with 3-D per-pass buffers: import them separately")
-    return _dump(records, mode, windows == {True}, len(loaded), opts)
+    return _dump(records, mode, windows == {True}, len(loaded), cfg)
 
 
-def _dump(records, mode: str, window: bool, n_files: int, opts: Options) -> Dump:
+def _dump(records, mode: str, window: bool, n_files: int, cfg: ImportConfig) -> Dump:
     if mode in ("stat", "init-expert-location"):
         gran = "window" if window else "pass"
         rows = ("aggregate counts over the recorded window" if window else

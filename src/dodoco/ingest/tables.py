@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError, did_you_mean
-from dodoco.ingest.base import Dump, Options, Records, check_counts
+from dodoco.ingest.base import Dump, Records, check_counts
+from dodoco.ingest.config import ImportConfig
 from dodoco.ingest.sniff import load_obj, wrong_format
 
 REQUIRED = ("layer", "expert", "count")
@@ -64,14 +65,14 @@ def _int_column(col: np.ndarray, name: str, path: Path) -> np.ndarray:
     return col.astype(np.int64)
 
 
-def _table_records(path: Path, opts: Options) -> tuple[Records, bool, list[int]]:
+def _table_records(path: Path, cfg: ImportConfig) -> tuple[Records, bool, list[int]]:
     cols = _columns(_read_table(path), path)
     c = {k: _int_column(v, k, path) for k, v in cols.items()}
-    if opts.ranks is not None and "rank" in c:
-        keep = np.isin(c["rank"], list(opts.ranks))
+    if cfg.ranks is not None and "rank" in c:
+        keep = np.isin(c["rank"], list(cfg.ranks))
         c = {k: v[keep] for k, v in c.items()}
     layers, li = np.unique(c["layer"], return_inverse=True)
-    E = opts.num_experts or (int(c["expert"].max()) + 1 if c["expert"].size else 0)
+    E = cfg.num_experts or (int(c["expert"].max()) + 1 if c["expert"].size else 0)
     if c["expert"].size and c["expert"].max() >= E:
         i = int(np.argmax(c["expert"] >= E))
         raise DodocoError(f"{path} row {i}: expert {c['expert'][i]} is outside 0..{E - 1} (--num-experts {E})")
@@ -86,9 +87,9 @@ def _table_records(path: Path, opts: Options) -> tuple[Records, bool, list[int]]
     return rec, window, layers.tolist()
 
 
-def read_table(paths, opts: Options) -> Dump:
+def read_table(paths, cfg: ImportConfig) -> Dump:
     """Read CSV/Parquet count tables (see the module docstring) into a Dump."""
-    parts = [_table_records(Path(p), opts) for p in paths]
+    parts = [_table_records(Path(p), cfg) for p in paths]
     kinds = {w for _, w, _ in parts}
     if len(kinds) > 1:
         raise DodocoError("some tables have a 'step' column and some do not: import them separately")
@@ -132,7 +133,7 @@ def _array(path: Path) -> np.ndarray:
     return obj
 
 
-def read_array(paths, opts: Options) -> Dump:
+def read_array(paths, cfg: ImportConfig) -> Dump:
     """Read count arrays [L, E] (a window) or [steps, L, E] (rows) into a Dump."""
     records, ndims = [], set()
     for p in map(Path, paths):

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError
-from dodoco.ingest.base import Dump, Options, Records, ints
+from dodoco.ingest.base import Dump, Records, ints
+from dodoco.ingest.config import ImportConfig
 from dodoco.ingest.sniff import load_obj, wrong_format
 
 EXPECTED = "a vLLM EPLB expert-load dump (expert_load_window or expert_load_pass with physical_to_logical_map)"
@@ -87,16 +88,16 @@ def _drop_identical_ranks(records: list[Records]) -> tuple[list[Records], list[s
     return kept, notes
 
 
-def read(paths, opts: Options) -> Dump:
+def read(paths, cfg: ImportConfig) -> Dump:
     """Read per-rank vLLM EPLB load dumps into a Dump (see the module docstring)."""
     records, versions, models = [], set(), set()
     for path in map(Path, paths):
         obj = _load(path)
         rank = int(obj.get("rank", 0))
-        if opts.ranks is not None and rank not in opts.ranks:
+        if cfg.ranks is not None and rank not in cfg.ranks:
             continue
         w = _window(obj, path)
-        m = _map(obj, path, w.shape[2], w.shape[1], opts.num_experts)
+        m = _map(obj, path, w.shape[2], w.shape[1], cfg.num_experts)
         group = str(obj.get("dump_tag", ""))
         records.append(Records(str(path), group, np.arange(w.shape[0]), rank, counts=w, phys2log=m,
                                key_name="window row"))
@@ -105,7 +106,7 @@ def read(paths, opts: Options) -> Dump:
         if obj.get("model_name"):
             models.add(str(obj["model_name"]))
     if not records:
-        raise DodocoError(f"no rank of {list(map(str, paths))} is in --ranks {list(opts.ranks or [])}")
+        raise DodocoError(f"no rank of {list(map(str, paths))} is in --ranks {list(cfg.ranks or [])}")
     records, notes = _drop_identical_ranks(records)
     n_ranks = len({int(r.ranks[0]) for r in records})
     notes += [] if len(versions) < 2 else [f"files come from several vLLM versions: {sorted(versions)}"]
