@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError
-from dodoco.ingest.base import Dump, LogicalMap, Records, check_counts, check_map, shape_error
+from dodoco.ingest.base import Dump, LogicalMap, Records, check_counts, check_map, id_bound, shape_error
 from dodoco.ingest.stream import Block, CountsStream
 
 _U32 = np.iinfo(np.uint32).max
@@ -54,14 +54,16 @@ def _num_experts(dump: Dump, num_experts: int | None) -> int:
         return int(num_experts)
     maps = [r.phys2log for r in recs if r.phys2log is not None]
     if maps:
-        return int(max(int(np.max(m)) for m in maps)) + 1
+        return max(id_bound(m, "logical expert id", f"the physical-to-logical map of {r.source}")
+                   for m, r in zip(maps, (r for r in recs if r.phys2log is not None)))
     if recs[0].counts is not None:
         return int(recs[0].row_shape()[-1])
-    top = max((int(t.max(initial=-1)) for r in recs for t in r.tokens if t.size), default=-1)
-    if top < 0:
+    seen = [np.unique(t) for r in recs for t in r.tokens if np.size(t)]
+    E = id_bound(np.concatenate(seen) if seen else [], "expert id", recs[0].source)
+    if not E:
         raise DodocoError(f"{recs[0].source} holds no expert ids at all: nothing to import")
-    dump.notes.append(f"E={top + 1} inferred from the largest expert id; pass --num-experts if the model has more")
-    return top + 1
+    dump.notes.append(f"E={E} inferred from the largest expert id; pass --num-experts if the model has more")
+    return E
 
 
 def _check_shapes(recs: list[Records]) -> tuple[int, ...]:

@@ -189,8 +189,32 @@ def shape_error(what: str, a_src: str, a_shape: Sequence[int], b_src: str, b_sha
 
 
 def ints(value, what: str, source: str) -> np.ndarray:
-    """An integer array from a list/array field of a dump (error naming the file otherwise)."""
-    arr = np.asarray(value)
+    """A rectangular array from a list/array field of a dump (error naming the field and file otherwise)."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError, RecursionError, OverflowError):
+        arr = np.empty(0, dtype=object)
     if arr.dtype == object:
         raise DodocoError(f"{what} in {source} is ragged or not numeric; is the file complete?")
     return arr
+
+
+FREE_IDS = 1024  # ids below this never count as far beyond the others
+MAX_IDS = 1 << 16  # no MoE model has more experts (or layers); a larger id is refused unless the user says so
+
+
+def id_bound(ids, what: str, source: str, flag: str = "--num-experts") -> int:
+    """Ids seen (any shape; -1 = none) -> the count they imply (largest + 1), refusing an id far beyond
+    the others, which would size arrays by a corrupt value: an id >= FREE_IDS that is more than twice
+    the next largest distinct id plus 64 (a two-row table with expert 100000000 and expert 3), or any
+    id >= MAX_IDS."""
+    u = np.unique(np.asarray(ids).reshape(-1))
+    u = u[u >= 0]
+    if not u.size:
+        return 0
+    top, below = int(u[-1]), int(u[-2]) if u.size > 1 else -1
+    if top >= MAX_IDS or top >= FREE_IDS and top > 2 * below + 64:
+        fix = f"pass {flag} {top + 1} if the model really has that many" if flag else "fix the file"
+        raise DodocoError(f"{what} {top} in {source} is far beyond the others (next largest {below}): a corrupt "
+                          f"value, or {fix}")
+    return top + 1

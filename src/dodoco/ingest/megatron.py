@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError
-from dodoco.ingest.base import Dump, Records, shape_error
+from dodoco.ingest.base import Dump, Records, id_bound, ints, shape_error
 from dodoco.ingest.config import ImportConfig
 from dodoco.ingest.sniff import wrong_format
 
@@ -46,20 +46,30 @@ def _lines(path: Path, need: str, expected: str, fmt: str):
     """Yield (line number, record) of a JSON Lines file whose records carry ``need``."""
     if not path.is_file():
         raise DodocoError(f"input file '{path}' does not exist")
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
+                rec = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
                 if n == 1:
                     raise wrong_format(path, fmt, expected) from None
-                raise DodocoError(f"{path} line {n} is not valid JSON ({exc.msg}); is the file truncated?") from None
+                why = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+                raise DodocoError(f"{path} line {n} is not valid JSON ({why}); is the file truncated?") from None
             if not isinstance(rec, dict) or need not in rec:
                 raise wrong_format(path, fmt, expected) if n == 1 else DodocoError(
                     f"{path} line {n} has no '{need}': not a complete {expected}")
             yield n, rec
+
+
+def _int(rec: dict, key: str, path: Path, n: int, default=None) -> int:
+    """An integer field of a record (error naming the file, line and field otherwise)."""
+    value = rec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        what = "missing" if value is None else f"{value!r:.40}, not an integer"
+        raise DodocoError(f"{path} line {n}: '{key}' is {what}; is the file complete?")
+    return value
 
 
 TRACE = "a Megatron router trace (router_trace_rank*.jsonl with top_indices)"
@@ -73,15 +83,19 @@ def _trace_rows(path: Path, ranks, skipped: dict) -> dict:
         if rec.get("block", "decoder") != "decoder":
             skipped["mtp"] += 1
             continue
-        rank, step, layer = int(rec.get("rank", 0)), int(rec["step"]), int(rec["layer"])
+        rank, step, layer = _int(rec, "rank", path, n, 0), _int(rec, "step", path, n), _int(rec, "layer", path, n)
         if ranks is not None and rank not in ranks:
             continue
         mb = seen[(rank, step, layer)]
         seen[(rank, step, layer)] += 1
-        ids = np.asarray(rec["top_indices"], dtype=np.int64)
-        if ids.ndim != 2 and ids.size:
-            raise DodocoError(f"{path} line {n}: top_indices is ragged or not [tokens, top-k]")
-        rows[(rank, step, mb)][layer] = ids.reshape(-1, int(rec.get("topk", ids.shape[-1] if ids.ndim == 2 else 0)))
+        ids = ints(rec["top_indices"], "top_indices", f"{path} line {n}")
+        if ids.ndim != 2 and ids.size or ids.dtype.kind not in "iu" and ids.size:
+            raise DodocoError(f"{path} line {n}: top_indices is not an integer [tokens, top-k] list")
+        ids = ids.astype(np.int64)
+        k = _int(rec, "topk", path, n, ids.shape[-1] if ids.ndim == 2 else 0)
+        if k < 1 or ids.size % k:
+            raise DodocoError(f"{path} line {n}: top_indices has {ids.size} ids, not a multiple of topk {k}")
+        rows[(rank, step, mb)][layer] = ids.reshape(-1, k)
     return rows
 
 
@@ -112,6 +126,7 @@ def read_trace(paths, cfg: ImportConfig) -> Dump:
     skipped = {"mtp": 0}
     per_file = [(Path(p), _trace_rows(Path(p), cfg.ranks, skipped)) for p in paths]
     layers = sorted({l for _, rows in per_file for by_layer in rows.values() for l in by_layer})
+    id_bound(layers, "layer id", ", ".join(map(str, paths)), flag="")
     if not layers:
         raise DodocoError(f"no decoder router records in {[str(p) for p in paths]} (after --ranks)")
     records = [_trace_records(p, rows, layers) for p, rows in per_file if rows]
@@ -141,15 +156,18 @@ def _tpe_rows(path: Path, skipped: dict) -> tuple[dict, int]:
         if rec.get("block", "decoder") != "decoder":
             skipped["mtp"] += 1
             continue
-        for mb, counts in enumerate(rec["tpe"]):
-            c = np.asarray(counts)
-            if c.ndim != 1 or c.dtype == object:
+        tpe, it, layer = rec["tpe"], _int(rec, "iter", path, n), _int(rec, "layer", path, n)
+        if not isinstance(tpe, list):
+            raise DodocoError(f"{path} line {n}: 'tpe' is not a list of micro-batch counts")
+        for mb, counts in enumerate(tpe):
+            c = ints(counts, f"tpe micro-batch {mb}", f"{path} line {n}")
+            if c.ndim != 1:
                 raise DodocoError(f"{path} line {n}: tpe micro-batch {mb} is not a list of counts")
             if e_local is None:
                 e_local = c.size
             elif c.size != e_local:
                 raise shape_error("local experts", f"{path} (first line)", [e_local], f"line {n}", [c.size])
-            rows[(int(rec["iter"]), mb)][int(rec["layer"])] = c
+            rows[(it, mb)][layer] = c
     return rows, e_local or 0
 
 
@@ -170,6 +188,7 @@ def read_tpe(paths, cfg: ImportConfig) -> Dump:
     ep = cfg.ep_size or (cfg.num_experts // e_local if cfg.num_experts else len({r // etp for _, r in files}))
     E = ep * e_local
     layers = sorted({l for *_, rows, _ in parsed for by_layer in rows.values() for l in by_layer})
+    id_bound(layers, "layer id", ", ".join(map(str, paths)), flag="")
     records = []
     for path, rank, rows, _ in parsed:
         if rank % etp:

@@ -68,7 +68,7 @@ def _pass_records(path: Path, obj, mode: str, ranks) -> Records:
     if mode == "per_token":
         tokens = []
         for i, r in enumerate(recs):
-            t = np.asarray(_field(r, "topk_ids_of_layer", path, i))
+            t = ints(_field(r, "topk_ids_of_layer", path, i), f"topk_ids_of_layer of record {i}", path)
             if t.ndim != 3:
                 raise DodocoError(f"topk_ids_of_layer of record {i} in {path} has shape {list(t.shape)}, expected "
                                   "[layers, tokens, top-k]")

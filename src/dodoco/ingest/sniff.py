@@ -21,12 +21,34 @@ def load_obj(path):
         raise DodocoError(f"input file '{path}' does not exist")
     if path.suffix == ".json":
         try:
-            return json.loads(path.read_text())
+            return json.loads(path.read_bytes())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DodocoError(f"{path} is not valid JSON ({exc})") from None
+            raise DodocoError(f"{path} is not valid JSON ({str(exc)[:120]})") from None
+        except RecursionError:
+            raise DodocoError(f"{path} is nested too deeply to be a dump (corrupt JSON?)") from None
+    if path.suffix == ".npz":
+        return load_npz(path)
     from dodoco.ingest.torchfile import load
 
     return load(path)
+
+
+def load_npz(path) -> dict:
+    """The arrays of a ``.npz`` file (each member's zip CRC checked as it is read; 0-d arrays as scalars);
+    DodocoError naming the file for a damaged archive or an object (pickled) array."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise DodocoError(f"{path} holds Python objects (an object array), not numbers: save integer "
+                              "count arrays") from None
+        raise DodocoError(f"{path} is not a readable .npz archive ({str(exc)[:120]})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise DodocoError(f"{path} is not a readable .npz archive ({str(exc)[:120] or type(exc).__name__}); "
+                          "is it truncated?") from None
 
 
 def first_json_line(path) -> dict | None:
@@ -35,7 +57,7 @@ def first_json_line(path) -> dict | None:
         with open(path, "rb") as f:
             line = f.readline(1 << 26)
         obj = json.loads(line)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 

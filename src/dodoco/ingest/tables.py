@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError, did_you_mean
-from dodoco.ingest.base import Dump, Records, check_counts
+from dodoco.ingest.base import Dump, Records, check_counts, id_bound
 from dodoco.ingest.config import ImportConfig
 from dodoco.ingest.sniff import load_obj, wrong_format
 
@@ -33,14 +33,20 @@ def _read_table(path: Path):
         if path.suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            return pq.read_table(path)
-        if path.suffix in (".csv", ".tsv"):
+            table = pq.read_table(path)
+        elif path.suffix in (".csv", ".tsv"):
             import pyarrow.csv as pcsv
 
             opts = pcsv.ParseOptions(delimiter="\t" if path.suffix == ".tsv" else ",")
-            return pcsv.read_csv(path, parse_options=opts)
+            table = pcsv.read_csv(path, parse_options=opts)
+        else:
+            table = None
+        if table is not None:
+            table.column_names  # noqa: B018 (decodes the header: a damaged name raises here)
+            return table
     except Exception as exc:  # pyarrow raises ArrowInvalid / OSError with a readable message
-        raise DodocoError(f"{path} cannot be read as a table ({str(exc).splitlines()[0][:160]})") from None
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DodocoError(f"{path} cannot be read as a table ({first[:160]})") from None
     raise wrong_format(path, "table", TABLE)
 
 
@@ -71,8 +77,9 @@ def _table_records(path: Path, cfg: ImportConfig) -> tuple[Records, bool, list[i
     if cfg.ranks is not None and "rank" in c:
         keep = np.isin(c["rank"], list(cfg.ranks))
         c = {k: v[keep] for k, v in c.items()}
+    id_bound(c["layer"], "layer id", path, flag="")
     layers, li = np.unique(c["layer"], return_inverse=True)
-    E = cfg.num_experts or (int(c["expert"].max()) + 1 if c["expert"].size else 0)
+    E = cfg.num_experts or id_bound(c["expert"], "expert id", path)
     if c["expert"].size and c["expert"].max() >= E:
         i = int(np.argmax(c["expert"] >= E))
         raise DodocoError(f"{path} row {i}: expert {c['expert'][i]} is outside 0..{E - 1} (--num-experts {E})")
@@ -116,16 +123,13 @@ def _array(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise DodocoError(f"{path} is not a readable .npy array ({exc})") from None
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "counts" in z.files:
-                return z["counts"]
-            if len(z.files) == 1:
-                return z[z.files[0]]
-            raise DodocoError(f"{path} holds arrays {z.files}: name the counts array 'counts'")
+        except (ValueError, OSError, EOFError) as exc:
+            raise DodocoError(f"{path} is not a readable .npy array ({str(exc)[:120] or 'empty file'})") from None
     obj = load_obj(path)
+    if path.suffix == ".npz" and "counts" not in obj:
+        if len(obj) != 1:
+            raise DodocoError(f"{path} holds arrays {sorted(obj)}: name the counts array 'counts'")
+        obj = next(iter(obj.values()))
     if isinstance(obj, dict) and "counts" in obj:
         obj = obj["counts"]
     if not isinstance(obj, np.ndarray):
@@ -140,6 +144,8 @@ def read_array(paths, cfg: ImportConfig) -> Dump:
         a = _array(p)
         if a.ndim not in (2, 3):
             raise DodocoError(f"{p} has shape {list(a.shape)}; expected [layers, experts] or [steps, layers, experts]")
+        if 0 in a.shape:
+            raise DodocoError(f"{p} has shape {list(a.shape)}: an empty array holds nothing to import")
         ndims.add(a.ndim)
         a = a[None] if a.ndim == 2 else a
         records.append(Records(str(p), str(p), np.arange(a.shape[0]), 0, counts=a, key_name="step"))

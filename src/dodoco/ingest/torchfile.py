@@ -22,6 +22,7 @@ import mmap
 import pickle
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ class _Unpickler(pickle.Unpickler):
         key = str(key)
         arr = self.storages.get(key)
         if arr is None:
-            start, size = self.offsets.get(f"{self.prefix}data/{key}", (0, -1))
+            start, size, _ = self.offsets.get(f"{self.prefix}data/{key}", (0, -1, 0))
             if size < numel * kind.itemsize:
                 raise Unsupported(f"storage {key} missing, compressed or truncated")
             arr = self.storages[key] = np.frombuffer(self.buf, dtype=kind.dtype, count=numel, offset=start)
@@ -102,6 +103,9 @@ class _Unpickler(pickle.Unpickler):
         numel, c_strides = layout
         if tuple(stride) == c_strides and off + numel <= storage.size:
             return storage[off:off + numel].reshape(size)  # contiguous: a plain view (fast)
+        last = off + sum((n - 1) * st for n, st in zip(size, stride))
+        if min(size) < 0 or min(stride) < 0 or numel and last >= storage.size:
+            raise ValueError(f"tensor of size {list(size)} and stride {list(stride)} reaches past its storage")
         return np.lib.stride_tricks.as_strided(storage[off:], shape=size,
                                                strides=[s * storage.itemsize for s in stride], writeable=False)
 
@@ -119,8 +123,8 @@ _CDIR = struct.Struct("<IHHHHHHIIIHHHHHII")
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 
 
-def _central_directory(buf) -> dict[str, tuple[int, int]] | None:
-    """name -> (data offset, size; -1 if compressed) read straight from the zip's central directory;
+def _central_directory(buf) -> dict[str, tuple[int, int, int]] | None:
+    """name -> (data offset, size; -1 if compressed, CRC-32) read straight from the zip's central directory;
     None for anything unusual (ZIP64, comments, spanning), where zipfile takes over."""
     end = len(buf) - _EOCD.size
     if end < 0 or buf[end:end + 4] != b"PK\x05\x06":
@@ -130,7 +134,7 @@ def _central_directory(buf) -> dict[str, tuple[int, int]] | None:
         return None
     out, pos = {}, start
     for _ in range(count):
-        (sig, _, _, _, method, _, _, _, csize, usize, n, m, k, _, _, _, local) = _CDIR.unpack_from(buf, pos)
+        (sig, _, _, _, method, _, _, crc, csize, usize, n, m, k, _, _, _, local) = _CDIR.unpack_from(buf, pos)
         if sig != 0x02014B50 or 0xFFFFFFFF in (csize, usize, local):
             return None
         name = bytes(buf[pos + 46:pos + 46 + n]).decode("utf-8", "replace")
@@ -138,23 +142,23 @@ def _central_directory(buf) -> dict[str, tuple[int, int]] | None:
         lsig, *_, ln, lm = _LOCAL.unpack_from(buf, local)
         if lsig != 0x04034B50:
             return None
-        out[name] = (local + 30 + ln + lm, usize if method == 0 else -1)
+        out[name] = (local + 30 + ln + lm, usize if method == 0 else -1, crc)
     return out
 
 
-def _entry_offsets(zf: zipfile.ZipFile, buf) -> dict[str, tuple[int, int]]:
-    """name -> (data offset, size; -1 if compressed) of each zip entry, through zipfile."""
+def _entry_offsets(zf: zipfile.ZipFile, buf) -> dict[str, tuple[int, int, int]]:
+    """name -> (data offset, size; -1 if compressed, CRC-32) of each zip entry, through zipfile."""
     out = {}
     for info in zf.infolist():
         h = info.header_offset
         if bytes(buf[h:h + 4]) != b"PK\x03\x04":
             raise Unsupported("bad local header")
         n, m = struct.unpack("<HH", bytes(buf[h + 26:h + 30]))
-        out[info.filename] = (h + 30 + n + m, info.file_size if info.compress_type == 0 else -1)
+        out[info.filename] = (h + 30 + n + m, info.file_size if info.compress_type == 0 else -1, info.CRC)
     return out
 
 
-def _offsets(path: Path, buf) -> dict[str, tuple[int, int]]:
+def _offsets(path: Path, buf) -> dict[str, tuple[int, int, int]]:
     offsets = _central_directory(buf)
     if offsets is not None:
         return offsets
@@ -165,8 +169,22 @@ def _offsets(path: Path, buf) -> dict[str, tuple[int, int]]:
         raise Unsupported("not a zip archive") from None
 
 
+def verify_crc(path, buf, offsets: dict) -> None:
+    """Check every stored (uncompressed) member of the zip against its CRC-32 before any byte is used;
+    DodocoError naming the file and member when one is damaged or cut short."""
+    with memoryview(buf) as view:
+        for name, (start, size, crc) in offsets.items():
+            if size < 0:
+                continue  # compressed: the fast reader refuses it, zipfile checks it in the fallback
+            if start + size > len(view):
+                raise DodocoError(f"{path} is truncated: member {name} ends past the end of the file; re-copy it")
+            if zlib.crc32(view[start:start + size]) != crc:
+                raise DodocoError(f"{path} is damaged: member {name} fails its zip CRC-32 check; re-copy or "
+                                  "re-dump the file")
+
+
 def _entry(buf, offsets: dict, name: str) -> bytes:
-    start, size = offsets[name]
+    start, size, _ = offsets[name]
     if size < 0:
         raise Unsupported(f"{name} is compressed")
     return bytes(buf[start:start + size])
@@ -181,6 +199,7 @@ def load_fast(path):
         except ValueError:
             raise Unsupported("empty file") from None
     offsets = _offsets(path, buf)
+    verify_crc(path, buf, offsets)
     pkl = [n for n in offsets if n.endswith("data.pkl") and n.count("/") == 1]
     if len(pkl) != 1:
         raise Unsupported("no data.pkl")
@@ -235,6 +254,24 @@ def _to_numpy(obj):
     return obj
 
 
+_BAD_FILE = (pickle.UnpicklingError, EOFError, ValueError, struct.error, TypeError, KeyError, IndexError,
+             AttributeError, RecursionError, OverflowError, UnicodeDecodeError, MemoryError)
+
+
+def _check_zip(path) -> None:
+    """Before torch.load: every member of a zip-format file against its CRC-32 (zipfile.testzip)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except zipfile.BadZipFile:
+        return  # the legacy (non-zip) torch format carries no checksums; torch.load reads or refuses it
+    except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, struct.error) as exc:
+        raise DodocoError(f"{path} is a damaged zip archive ({str(exc)[:120] or type(exc).__name__}); "
+                          "re-copy it") from None
+    if bad is not None:
+        raise DodocoError(f"{path} is damaged: member {bad} fails its zip CRC-32 check; re-copy or re-dump the file")
+
+
 def load(path):
     """Load a ``.pt`` file safely: the fast reader, else ``torch.load(weights_only=True)``.
 
@@ -244,8 +281,10 @@ def load(path):
         return load_fast(path)
     except Unsupported:
         pass
-    except (pickle.UnpicklingError, EOFError, ValueError, struct.error) as exc:
-        raise DodocoError(f"{path} is not a readable torch file ({exc}); is it truncated?") from None
+    except _BAD_FILE as exc:
+        raise DodocoError(f"{path} is not a readable torch file ({str(exc)[:120] or type(exc).__name__}); "
+                          "is it truncated?") from None
+    _check_zip(path)
     import torch
 
     try:

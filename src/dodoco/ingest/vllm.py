@@ -32,11 +32,7 @@ EXPECTED = "a vLLM EPLB expert-load dump (expert_load_window or expert_load_pass
 
 
 def _load(path: Path) -> dict:
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            obj = {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
-    else:
-        obj = load_obj(path)
+    obj = load_obj(path)
     if not isinstance(obj, dict) or not {"expert_load_window", "expert_load_pass"} & set(obj):
         raise wrong_format(path, "vllm", EXPECTED)
     return obj
