@@ -96,7 +96,8 @@ def test_unknown_condition_did_you_mean(tiny, tmp_path):
 
 def test_local_jsonl_condition(tiny, tmp_path):
     src = tmp_path / "docs.jsonl"
-    src.write_text("\n".join(json.dumps({"text": f"document {i} " + "word " * 200}) for i in range(10)))
+    words = [" ".join(f"word{i * 200 + j}" for j in range(200)) for i in range(10)]
+    src.write_text("\n".join(json.dumps({"text": f"document {i}: {w}"}) for i, w in enumerate(words)))
     (path,) = _observe(tiny, tmp_path / "o", conditions=[f"file:{src}"], sequences=4)
     assert open_run(path).manifest.condition.provenance["source"].startswith("local files")
 
@@ -147,6 +148,6 @@ def test_other_weights_are_a_different_run(tiny, tmp_path):
     import dataclasses
 
     _observe(tiny, tmp_path)
-    retrained = dataclasses.replace(tiny, info=dict(tiny.info, revision="sha256-of-new-weights"))
-    with pytest.raises(DodocoError, match="different run.*revision"):
+    retrained = dataclasses.replace(tiny, info=dict(tiny.info, identity={"digest": "sha256:of-new-weights"}))
+    with pytest.raises(DodocoError, match="different run.*weights"):
         _observe(retrained, tmp_path)

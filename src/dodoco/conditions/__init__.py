@@ -1,8 +1,9 @@
 """Data conditions: mock token generators and real-text sources, packed into sequences.
 
 Names: the built-ins below, ``file:PATH`` (a local .txt, .jsonl with a "text" field, or a folder of
-them) and ``hf:DATASET[:CONFIG[:SPLIT]]`` (Hugging Face datasets, where ``datasets`` and a network
-exist).
+them) and ``hf:DATASET[:CONFIG[:SPLIT[:REVISION]]]`` (Hugging Face datasets, where ``datasets`` and a
+network exist). Every generator returns ``(ids[S, seq_len], provenance)``; ``provenance["identity"]``
+is what makes the data this condition gives (a run resumes only with the same).
 """
 
 from dodoco.registry import Registry
@@ -20,7 +21,8 @@ for _domain, _what in (("prose", "English prose: Wikipedia passages (BoolQ) and 
                        ("multilingual", "the Debian reference in de, fr, ja, zh-cn")):
     CONDITIONS.register(_domain, f"dodoco.conditions.text:{_domain}", f"{_what} (bundled, held-out split)")
 CONDITIONS.register("file:", "dodoco.conditions.text:local_files", "file:PATH, a .txt/.jsonl file or folder")
-CONDITIONS.register("hf:", "dodoco.conditions.text:hf_dataset", "hf:DATASET[:CONFIG[:SPLIT]] (needs datasets)")
+CONDITIONS.register("hf:", "dodoco.conditions.text:hf_dataset",
+                    "hf:DATASET[:CONFIG[:SPLIT[:REVISION]]] (needs datasets)")
 
 MOCK = ("mock-uniform", "mock-ramp", "mock-unigram")
 REAL = ("prose", "code", "math", "multilingual")

@@ -44,7 +44,20 @@ def _tokenize_packed(texts: list[str], tokenizer: TextTokenizer, seq_len: int, S
         docs.extend(chunk)
         total += sum(len(d) + 1 for d in chunk)
         i += 64
-    return pack(docs, seq_len, S, tokenizer.eos_id, name), i
+    ids = pack(docs, seq_len, S, tokenizer.eos_id, name)
+    check_not_degenerate(ids, name, tokenizer.name)
+    return ids, i
+
+
+def check_not_degenerate(ids: np.ndarray, name: str, tokenizer: str) -> None:
+    """Refuse encoded text with fewer distinct ids than any real text has: at least
+    min(64, tokens / 16) and 2 (a tokenizer without its files maps all text to one id)."""
+    distinct = int(np.unique(ids).size)
+    need = max(2, min(64, ids.size // 16))
+    if distinct < need:
+        raise DodocoError(f"condition '{name}' encodes to {distinct} distinct token id(s) in {ids.size} tokens "
+                          f"(real text has at least {need}): the tokenizer {tokenizer} does not read this text "
+                          "(missing or wrong tokenizer files?) or the text is degenerate")
 
 
 def _bundled(domain: str):
@@ -56,6 +69,7 @@ def _bundled(domain: str):
         prov = provenance().get("files", {}).get(f"text/{domain}.jsonl.gz", {})
         return ids, {"source": f"bundled {domain} sample, held-out split", "documents_read": min(used, len(texts)),
                      "sample_sha256": prov.get("sha256"),
+                     "identity": f"bundled {domain} sha256:{prov.get('sha256')}",
                      "sources": [{"name": src.get("name"), "package": src.get("package"), "version": src.get("version"),
                                   "licence": src.get("licence")} for src in prov.get("sources", [])]}
 
@@ -67,46 +81,83 @@ def _bundled(domain: str):
 prose, code, math, multilingual = (_bundled(d) for d in ("prose", "code", "math", "multilingual"))
 
 
-def read_local_texts(path: str) -> list[str]:
-    """Documents of a .txt file (one document), a .jsonl file ("text" per line) or a folder of them."""
+def _decode(f: Path, data: bytes) -> str:
+    """UTF-8 text of a file; a one-line error naming the first bad byte for binary data."""
+    if b"\0" in data:
+        raise DodocoError(f"file condition {f} is binary (a NUL byte at offset {data.index(bytes(1))}): give UTF-8 "
+                          ".txt or .jsonl text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DodocoError(f"file condition {f} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                          f"{exc.start}): give UTF-8 .txt or .jsonl text") from None
+
+
+def read_local_texts(path: str) -> tuple[list[str], str]:
+    """Documents of a .txt file (one document), a .jsonl file ("text" per line) or a folder of them, and
+    the sha256 of the files read (each file's name relative to PATH, and its bytes)."""
     root = Path(path).expanduser()
     if not root.exists():
         raise DodocoError(f"file condition path '{path}' does not exist: give a .txt/.jsonl file or a folder")
     files = sorted(p for p in root.rglob("*") if p.suffix in (".txt", ".jsonl")) if root.is_dir() else [root]
     texts: list[str] = []
+    digest = hashlib.sha256()
     for f in files:
+        data = f.read_bytes()
+        digest.update(f"{f.relative_to(root) if root.is_dir() else f.name}\0{len(data)}\0".encode())
+        digest.update(data)
+        text = _decode(f, data)
         if f.suffix == ".jsonl":
-            for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            for n, line in enumerate(text.splitlines(), 1):
                 if line.strip():
                     try:
-                        texts.append(json.loads(line)["text"])
-                    except (json.JSONDecodeError, KeyError, TypeError):
+                        record = json.loads(line)["text"]
+                    except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
                         raise DodocoError(f"{f}:{n} is not a JSON object with a \"text\" field") from None
+                    if not isinstance(record, str):
+                        raise DodocoError(f"{f}:{n}: \"text\" is {type(record).__name__}, not a string")
+                    texts.append(record)
         else:
-            texts.append(f.read_text(encoding="utf-8", errors="replace"))
-    if not texts:
+            texts.append(text)
+    if not any(t.strip() for t in texts):
         raise DodocoError(f"no .txt or .jsonl text found under '{path}'")
-    return texts
+    return texts, digest.hexdigest()
 
 
 def local_files(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=None):
     """A user's own text: ``file:PATH``."""
-    texts = read_local_texts(arg)
+    texts, digest = read_local_texts(arg)
     ids, used = _tokenize_packed(texts, tokenizer, seq_len, S, f"file:{arg}")
-    digest = hashlib.sha256("\0".join(texts[:used]).encode()).hexdigest()
-    return ids, {"source": f"local files {arg}", "documents_read": min(used, len(texts)), "text_sha256": digest}
+    return ids, {"source": f"local files {arg}", "documents_read": min(used, len(texts)), "text_sha256": digest,
+                 "identity": f"sha256:{digest}"}
+
+
+def _hf_revision(name: str, revision: str | None) -> str:
+    """The dataset's commit on the hub: the one asked for, else the current head (pinned for the run)."""
+    if revision:
+        return revision
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(name).sha
+    except Exception as exc:  # offline, unknown name, gated: the hub raises many types
+        raise DodocoError(f"cannot resolve the revision of Hugging Face dataset '{name}' "
+                          f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}): give it as "
+                          "hf:DATASET:CONFIG:SPLIT:REVISION, or save the text locally and use file:PATH") from None
 
 
 def hf_dataset(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=None):
-    """``hf:DATASET[:CONFIG[:SPLIT]]`` through the ``datasets`` package (streamed)."""
+    """``hf:DATASET[:CONFIG[:SPLIT[:REVISION]]]`` through the ``datasets`` package (streamed, pinned to a
+    revision: the one given, else the hub's current commit, recorded in the run's identity)."""
     try:
         import datasets
     except ImportError:
         raise DodocoError(f"condition 'hf:{arg}' needs the datasets package and a network: "
                           "pip install datasets, or save the text locally and use file:PATH") from None
-    name, config, split = (arg.split(":") + [None, None])[:3]
+    name, config, split, revision = ([x or None for x in arg.split(":")] + [None] * 3)[:4]
+    revision = _hf_revision(name, revision)
     try:
-        stream = datasets.load_dataset(name, config, split=split or "test", streaming=True)
+        stream = datasets.load_dataset(name, config, split=split or "test", streaming=True, revision=revision)
     except Exception as exc:  # network or name errors from the hub
         raise DodocoError(f"cannot open Hugging Face dataset '{arg}': {str(exc).splitlines()[0]}") from None
     texts = []
@@ -117,4 +168,6 @@ def hf_dataset(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=No
         if sum(len(t) for t in texts) > S * seq_len * 8:
             break
     ids, used = _tokenize_packed(texts, tokenizer, seq_len, S, f"hf:{arg}")
-    return ids, {"source": f"huggingface {arg}", "documents_read": used, "datasets": datasets.__version__}
+    return ids, {"source": f"huggingface {arg}", "documents_read": used, "datasets": datasets.__version__,
+                 "dataset": name, "config": config, "split": split or "test", "revision": revision,
+                 "identity": f"hf {name}:{config}:{split or 'test'}@{revision}"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dodoco.errors import DodocoError, did_you_mean
@@ -49,37 +50,70 @@ def load_tiny(family: str, seed: int = 0) -> LoadedModel:
     model = build_tiny(family, tokenizer.vocab_size, seed=seed)
     info = dict(source="tiny", family=family, mixer=spec.mixer, stands_for=spec.real_model,
                 routing=spec.routing, shared_experts=spec.shared_experts, weights=f"random, seed {seed}",
-                revision=None)
+                revision=None, identity={"digest": f"tiny:{family} random weights, seed {seed}",
+                                         "method": "seeded random initialisation of the built-in config"})
     return LoadedModel(model, tokenizer, info)
 
 
-def load_pretrained(name: str, dtype: str, device: str, trust_remote_code: bool) -> LoadedModel:
-    import transformers
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
-    from dodoco.models.tokenizer import from_transformers
+
+def _config(name: str, trust_remote_code: bool):
+    from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise DodocoError(f"model '{name}' ships remote code: rerun with --trust-remote-code "
                               "if you trust its source") from None
-        raise DodocoError(f"cannot read the config of '{name}': {str(exc).splitlines()[0]}") from None
+        raise DodocoError(f"cannot read the config of '{name}': {_first_line(exc)}") from None
     except OSError as exc:
         raise DodocoError(f"model '{name}' is neither a local directory nor a reachable hub id "
-                          f"({str(exc).splitlines()[0]}): pass a path with config.json, or tiny:/zoo: names") from None
+                          f"({_first_line(exc)}): pass a path with config.json, or tiny:/zoo: names") from None
+
+
+def load_pretrained(name: str, dtype: str, device: str, trust_remote_code: bool) -> LoadedModel:
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from dodoco.models.identity import check_checkpoint, check_tokenizer, checkpoint_identity
+    from dodoco.models.tokenizer import from_transformers
+
+    config = _config(name, trust_remote_code)
+    local = Path(name).is_dir()
+    if local:
+        check_checkpoint(name)  # weights and tokenizer files present, before anything heavy
     torch_dtype = _torch_dtype(dtype)
     kwargs: dict[str, Any] = dict(trust_remote_code=trust_remote_code, dtype=torch_dtype or "auto")
     if device == "auto-map":
         kwargs["device_map"] = "auto"
-    model = AutoModelForCausalLM.from_pretrained(name, config=config, **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, config=config, **kwargs)
+        tok = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except DodocoError:
+        raise
+    except Exception as exc:  # a third-party checkpoint fails in many ways: truncated shards, bad headers
+        raise DodocoError(f"cannot load '{name}' ({_first_line(exc)}): check that its weight and tokenizer files "
+                          "are complete (re-download or re-copy them)") from None
     if device != "auto-map":
         model = model.to(_resolve_device(device))
-    tokenizer = from_transformers(name, AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code))
-    info = dict(source="pretrained", family=config.model_type, revision=getattr(config, "_commit_hash", None),
+    check_tokenizer(name, len(tok), model.get_input_embeddings().num_embeddings)
+    revision = getattr(config, "_commit_hash", None)
+    identity = (checkpoint_identity(name) if local else
+                {"digest": f"{name}@{revision or 'unpinned'}", "method": "hub commit of the checkpoint"})
+    info = dict(source="pretrained", family=config.model_type, revision=revision, identity=identity,
                 transformers=transformers.__version__, trust_remote_code=trust_remote_code)
-    return LoadedModel(model.eval(), tokenizer, info)
+    return LoadedModel(model.eval(), from_transformers(name, tok), info)
+
+
+def context_length(model) -> int | None:
+    """The longest sequence the model's config allows (max_position_embeddings), or None when unstated."""
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    value = getattr(config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def load_model(name: str, *, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False,
@@ -110,5 +144,6 @@ def load_model(name: str, *, dtype: str = "auto", device: str = "cpu", trust_rem
         adapter=adapter.name, E=layers[0].num_experts, K=layers[0].top_k, L=len(layers),
         moe_layer_ids=[layer.layer_id for layer in layers], dtype=str(param.dtype).replace("torch.", ""),
         device=str(param.device), tokenizer=loaded.tokenizer.name, vocab_size=loaded.tokenizer.vocab_size,
+        context=context_length(model),
     )
     return loaded

@@ -15,6 +15,7 @@ from dodoco.errors import DodocoError
 from dodoco.models.load import LoadedModel, load_model
 from dodoco.observe import invariance
 from dodoco.observe.capture import RoutingCapture
+from dodoco.observe.config import ObserveConfig
 from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin, Routing,
                                    Status)
 from dodoco.store.run import run_dir_name
@@ -68,67 +69,77 @@ def _forward_fn(model):
 
 
 def _condition_ids(loaded: LoadedModel, condition: str, seq_len: int, S: int, seed: int):
+    """``(ids[S, seq_len], provenance)`` of a condition for this model; every id fits its embedding."""
     generator, arg = resolve(condition)
     tokenizer = loaded.tokenizer
     embed = loaded.model.get_input_embeddings().num_embeddings
     if tokenizer.vocab_size > embed:  # never emit an id the model cannot embed
         tokenizer = dataclasses.replace(tokenizer, vocab_size=embed)
-    return generator(tokenizer, seq_len, S, seed, arg)
+    ids, prov = generator(tokenizer, seq_len, S, seed, arg)
+    top = int(ids.max(initial=0))
+    if top >= embed:
+        raise DodocoError(f"condition '{condition}' encodes to token id {top}, but {loaded.info['id']} embeds only "
+                          f"{embed} ids: the tokenizer ({tokenizer.name}) does not belong to this model")
+    return ids, prov
 
 
-def observe_condition(loaded: LoadedModel, condition: str, *, seq_len: int, sequences: int, out: Path,
-                      batch_size: int = 8, seed: int = 0, traces: bool = False, overwrite: bool = False,
-                      invariance_check: bool = True, progress=None) -> Path:
+def run_spec(loaded: LoadedModel, cfg: ObserveConfig, condition: str, provenance: dict) -> dict:
+    """The identity of one run: everything that determines its data (docs/run-format.md, "Identity").
+    A run directory resumes only when this is unchanged."""
+    return {"model": loaded.info["id"], "weights": loaded.info["identity"]["digest"],
+            "tokenizer": loaded.tokenizer.name, "condition": condition, "data": provenance["identity"],
+            "seq_len": cfg.seq_len, "sequences": cfg.sequences, "seed": cfg.seed, "dtype": loaded.info["dtype"],
+            "batch_size": cfg.batch_size, "traces": cfg.traces}
+
+
+def _open_writer(path: Path, spec: dict, overwrite: bool, rank: int, world: int) -> RunWriter:
+    """Rank 0 opens (and, with overwrite, replaces) the run directory first; the other ranks join it."""
+    writer = RunWriter(path, spec, overwrite=overwrite) if rank == 0 else None
+    _barrier(world)
+    return writer or RunWriter(path, spec)
+
+
+def observe_condition(loaded: LoadedModel, condition: str, cfg: ObserveConfig, progress=None) -> Path:
     """Observe one condition into ``out/<condition>-L<seq_len>``; resumes a partial run of the same spec.
 
-    Under torchrun, rank r runs batches r, r + W, r + 2W, ... of the same batch boundaries and writes
-    them as parts of the one run directory; rank 0 merges them, so the result is the same run a single
-    process would write.
+    The data is made (and checked) before the run directory is touched, so a failing check leaves an
+    existing run as it was. Under torchrun, rank r runs batches r, r + W, r + 2W, ... of the same batch
+    boundaries and writes them as parts of the one run directory; rank 0 merges them, so the result is
+    the same run a single process would write.
     """
     rank, world = dist_context()
-    path = Path(out) / run_dir_name(condition, seq_len)
-    spec = {"model": loaded.info["id"], "revision": loaded.info.get("revision") or loaded.info.get("weights"),
-            "condition": condition, "seq_len": seq_len, "sequences": sequences, "seed": seed,
-            "dtype": loaded.info["dtype"], "batch_size": batch_size, "traces": traces}
-    if rank == 0:
-        writer = RunWriter(path, spec, overwrite=overwrite)
-    _barrier(world)
-    if rank != 0:
-        writer = RunWriter(path, spec)
+    path = Path(cfg.out) / run_dir_name(condition, cfg.seq_len)
+    ids, provenance = _condition_ids(loaded, condition, cfg.seq_len, cfg.sequences, cfg.seed)
+    writer = _open_writer(path, run_spec(loaded, cfg, condition, provenance), cfg.overwrite, rank, world)
     if writer.complete:
         return path
-    ids, provenance = _condition_ids(loaded, condition, seq_len, sequences, seed)
     forward = _forward_fn(loaded.model)
-    cap = RoutingCapture(loaded.model, traces=traces).attach()
-    done = writer.done_parts()
-    task = progress.add_task(f"{loaded.info['id']} {condition}", total=sequences) if progress else None
+    cap = RoutingCapture(loaded.model, traces=cfg.traces).attach()
+    done, B, S = writer.done_parts(), cfg.batch_size, cfg.sequences
+    task = progress.add_task(f"{loaded.info['id']} {condition}", total=S) if progress else None
     started, fresh_tokens = time.perf_counter(), 0
     try:
-        for index, start in enumerate(range(0, sequences, batch_size)):
+        for index, start in enumerate(range(0, S, B)):
             if index % world == rank and start not in done:
                 cap.reset()
-                forward(ids[start:start + batch_size])
-                topk = cap.traces()[0] if traces else None
-                writer.write_part(start, cap.counts(), cap.seq_tokens(), topk)
+                forward(ids[start:start + B])
+                writer.write_part(start, cap.counts(), cap.seq_tokens(), cap.traces()[0] if cfg.traces else None)
                 fresh_tokens += int(cap.seq_tokens().sum())
             if progress:
-                progress.update(task, completed=min(start + batch_size, sequences))
+                progress.update(task, completed=min(start + B, S))
     finally:
         cap.detach()
     elapsed = time.perf_counter() - started
     _barrier(world)
     if rank != 0:
         return path
-    details = {
-        "seed": seed, "batch_invariance": _invariance(loaded.model, ids, batch_size) if invariance_check else None,
-        "throughput": {"tokens": fresh_tokens, "seconds": round(elapsed, 3),
-                       "tokens_per_s": round(fresh_tokens / elapsed, 1) if elapsed > 0 and fresh_tokens else None},
-        "versions": versions(), "device": loaded.info["device"], "dtype": loaded.info["dtype"], "ranks": world,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    manifest = observed_manifest(loaded.info, condition, provenance, seq_len=seq_len, sequences=sequences,
-                                 details=details)
-    writer.finalize(manifest)
+    details = {"seed": cfg.seed, "batch_invariance": _invariance(loaded.model, ids, B) if cfg.invariance else None,
+               "throughput": {"tokens": fresh_tokens, "seconds": round(elapsed, 3),
+                              "tokens_per_s": round(fresh_tokens / elapsed, 1) if elapsed > 0 and fresh_tokens else None},
+               "versions": versions(), "device": loaded.info["device"], "dtype": loaded.info["dtype"], "ranks": world,
+               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    writer.finalize(observed_manifest(loaded.info, condition, provenance, seq_len=cfg.seq_len, sequences=S,
+                                      details=details))
     return path
 
 
@@ -161,40 +172,49 @@ def _invariance(model, ids: np.ndarray, batch_size: int) -> dict:
     return invariance.measure(run, ids, batch_size)
 
 
-def observe(model, conditions, *, seq_len: int, sequences: int, out, batch_size: int = 8, seed: int = 0,
-            dtype: str = "auto", device: str = "cpu", traces: bool = False, trust_remote_code: bool = False,
-            overwrite: bool = False, analyze: bool = True, batch_sizes=None, quiet: bool = False) -> list[Path]:
+def observe(model, conditions, **settings) -> list[Path]:
     """Observe ``model`` (a name or a ``LoadedModel``) on each condition; return the run directories.
+    ``settings``: the other keys of ``ObserveConfig`` (seq_len, sequences and out are required).
 
     >>> dodoco.observe("tiny:qwen3_moe", ["mock-uniform", "prose"], seq_len=256, sequences=32,
     ...                out="runs/demo")                              # doctest: +SKIP
     """
+    loaded = model if isinstance(model, LoadedModel) else None
+    if isinstance(conditions, str):
+        conditions = [c.strip() for c in conditions.split(",") if c.strip()]
+    if "out" in settings:
+        settings["out"] = str(settings["out"])
+    cfg = ObserveConfig.from_dict({"model": loaded.info["id"] if loaded else model,
+                                   "conditions": list(conditions), **settings})
+    return observe_runs(cfg, loaded)
+
+
+def observe_runs(cfg: ObserveConfig, loaded: LoadedModel | None = None) -> list[Path]:
+    """Run one ``ObserveConfig``: load the model (unless given), observe each condition, write metrics."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    if isinstance(conditions, str):
-        conditions = [c for c in conditions.split(",") if c]
-    for c in conditions:
+    for c in cfg.conditions:
         resolve(c)  # unknown names fail before the model loads
-    if seq_len < 1 or sequences < 1 or batch_size < 1:
-        raise DodocoError(f"--seq-len {seq_len}, --sequences {sequences} and --batch-size {batch_size} "
-                          "must all be positive integers")
-    paths = []
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    rank, world = dist_context(device)
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise DodocoError(f"--out {out} is a file: give a folder (one run directory per condition goes inside)")
+    device, (rank, world) = cfg.device, dist_context(cfg.device)
     if world > 1 and device.startswith("cuda"):
         import os
 
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    with Progress(*columns, disable=quiet or rank != 0, transient=False) as progress:
-        loaded = model if isinstance(model, LoadedModel) else load_model(
-            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code, seed=seed)
-        for condition in conditions:
-            paths.append(observe_condition(loaded, condition, seq_len=seq_len, sequences=sequences, out=Path(out),
-                                           batch_size=batch_size, seed=seed, traces=traces, overwrite=overwrite,
-                                           progress=progress))
-    if analyze and rank == 0:
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+    with Progress(*columns, disable=cfg.quiet or rank != 0, transient=False) as progress:
+        loaded = loaded or load_model(cfg.model, dtype=cfg.dtype, device=device,
+                                      trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+        context = loaded.info.get("context")
+        if context and cfg.seq_len > context:
+            raise DodocoError(f"--seq-len {cfg.seq_len} is beyond {loaded.info['id']}'s context of {context} "
+                              f"tokens (max_position_embeddings): use --seq-len {context} or less")
+        paths = [observe_condition(loaded, c, cfg, progress=progress) for c in cfg.conditions]
+    if cfg.analyze and rank == 0:
         from dodoco.analysis import write_metrics
 
         for path in paths:
-            write_metrics(path, batch_sizes=batch_sizes)
+            write_metrics(path, batch_sizes=cfg.batch)
     return paths
