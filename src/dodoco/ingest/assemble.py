@@ -228,7 +228,7 @@ def _fill_counts(recs, rows, out, E, maps, scratch: Path) -> np.ndarray:
     physical = overlap and _same_map(recs) and lm is not None and not lm.identity
     acc = out
     if physical:
-        acc = out if lm.P == E else _scratch_counts(scratch, "counts.physical.npy", (S, out.shape[1], lm.P))
+        acc = out if lm.P == E else scratch_counts(scratch, "counts.physical.npy", (S, out.shape[1], lm.P))
     bound, buf, row_layer = 0, None, None if overlap else np.zeros(out.shape[:2], dtype=np.int64)
     for rec, r_idx in zip(recs, rows):
         if rec.n == 0:
@@ -295,66 +295,14 @@ def _row_layer(out: np.ndarray) -> np.ndarray:
     return tot
 
 
-def _token_rows(recs, rows, S, E, maps):
-    """Token blocks -> per-row logical ids [T_r, L, K'] (ranks in order; padding tokens kept for now)."""
-    per_row: list[list] = [[] for _ in range(S)]
-    for rec, r_idx in zip(recs, rows):
-        limit = rec.phys2log.shape[1] if rec.phys2log is not None else E
-        for i in np.lexsort((rec.ranks, r_idx)):
-            t = np.asarray(rec.tokens[i])
-            if t.dtype.kind not in "iu":
-                raise DodocoError(f"{rec.source}: expert ids of pass {rec.keys[i]} are {t.dtype}, expected integers")
-            bad = (t < -1) | (t >= limit)
-            if bad.any():
-                tok, l, _ = (int(v) for v in np.argwhere(bad)[0])
-                raise DodocoError(f"expert id {int(t[bad][0])} out of range 0..{limit - 1} at {rec.source}: pass "
-                                  f"{rec.keys[i]} of rank {rec.ranks[i]}, token {tok}, layer {l}; pass --num-experts, "
-                                  "or disable shared-expert fusion in the engine")
-            per_row[r_idx[i]].append(maps[id(rec)].ids(t) if rec.phys2log is not None else t.astype(np.int64))
-    return [np.concatenate(p) if p else None for p in per_row]
-
-
-def _compact_tokens(row_ids, kept, E, top_k):
-    """Keep MoE layers, drop padding tokens, check K valid ids per token -> (tokens, seq_tokens, counts)."""
-    L2 = len(kept)
-    first = next((ids for ids in row_ids if ids is not None and ids.size), None)
-    valid_any = None if first is None else (first[:, kept] >= 0)
-    K = top_k or (int(valid_any.sum(axis=-1).max()) if valid_any is not None and valid_any.size else None)
-    if not K:
-        raise DodocoError("the token dump holds no expert ids in any MoE layer: nothing to import")
-    dtype = np.uint8 if E <= 256 else np.uint16
-    tokens, seq_tokens, counts = [], [], np.zeros((len(row_ids), L2, E), dtype=np.int64)
-    for s, ids in enumerate(row_ids):
-        if ids is None:
-            seq_tokens.append(0)
-            continue
-        ids = ids[:, kept]
-        valid = ids >= 0
-        n = valid.sum(axis=-1)  # [T, L']
-        real = n.any(axis=1)
-        n, ids, valid = n[real], ids[real], valid[real]
-        if (n != K).any():
-            t, l = (int(v) for v in np.argwhere(n != K)[0])
-            raise DodocoError(f"row {s}: token {t} has {n[t, l]} expert ids in MoE layer {kept[l]}, expected "
-                              f"top-k K={K}; pass --top-k if K differs")
-        order = np.argsort(~valid, axis=-1, kind="stable")[..., :K]
-        picked = np.take_along_axis(ids, order, axis=-1)
-        tokens.append(picked.astype(dtype))
-        seq_tokens.append(picked.shape[0])
-        flat = (np.arange(L2)[None, :, None] * E + picked).reshape(-1)
-        counts[s] = np.bincount(flat, minlength=L2 * E).reshape(L2, E)
-    T = np.concatenate(tokens) if tokens else np.zeros((0, L2, K), dtype)
-    return T, np.asarray(seq_tokens, dtype=np.int64), counts, K
-
-
-def _scratch_counts(scratch: Path, name: str, shape) -> np.ndarray:
+def scratch_counts(scratch: Path, name: str, shape) -> np.ndarray:
     scratch.mkdir(parents=True, exist_ok=True)
     return np.lib.format.open_memmap(scratch / name, mode="w+", dtype=np.uint32, shape=tuple(shape))
 
 
 def _compact(out: np.ndarray, rows: np.ndarray, layers: list[int], scratch: Path) -> np.ndarray:
     """out[rows][:, layers] into a new scratch file, in chunks (out may be larger than memory)."""
-    dst = _scratch_counts(scratch, "counts.compact.npy", (rows.size, len(layers), out.shape[2]))
+    dst = scratch_counts(scratch, "counts.compact.npy", (rows.size, len(layers), out.shape[2]))
     step = max(1, (1 << 27) // max(1, out.shape[1] * out.shape[2] * 4))
     for i in range(0, rows.size, step):
         dst[i:i + step] = out[rows[i:i + step]][:, layers]
@@ -375,10 +323,12 @@ def assemble(dump: Dump, scratch: Path, *, split_ranks: bool = False, num_expert
         raise DodocoError(f"{recs[0].source} has {shape[1]} experts per layer but --num-experts is {E}")
     rows, S = _row_index(recs, split_ranks)
     if recs[0].tokens is not None:
-        return _assemble_tokens(dump, recs, rows, S, L, E, maps, top_k or dump.top_k, as_window, scratch)
+        from dodoco.ingest.assemble_tokens import assemble_tokens
+
+        return assemble_tokens(recs, rows, S, L, E, maps, top_k or dump.top_k, as_window, scratch)
     plan = None if as_window else _stream_plan(recs, rows, S, L, maps)
     if plan is None:
-        out = _scratch_counts(scratch, "counts.npy", (S, L, E))
+        out = scratch_counts(scratch, "counts.npy", (S, L, E))
         row_layer = _fill_counts(recs, rows, out, E, maps, scratch)
     else:
         starts, blocks, row_layer = plan
@@ -398,30 +348,10 @@ def assemble(dump: Dump, scratch: Path, *, split_ranks: bool = False, num_expert
                     S - keep_rows.size, E, K)
     if K is None:
         res.notes.append("top-k unknown (pass --top-k): seq_tokens.npy holds assignments, not tokens")
-    return _window(res, scratch) if as_window else res
+    return window(res, scratch) if as_window else res
 
 
-def _assemble_tokens(dump, recs, rows, S, L, E, maps, top_k, as_window, scratch) -> Assembled:
-    row_ids = _token_rows(recs, rows, S, E, maps)
-    present = np.zeros(L, dtype=bool)
-    for ids in row_ids:
-        if ids is not None and ids.size:
-            present |= (ids >= 0).any(axis=(0, 2))
-    kept = np.flatnonzero(present).tolist()
-    if not kept:
-        raise DodocoError(f"every layer of {recs[0].source} has zero routed tokens: nothing to import")
-    tokens, seq_tokens, counts, K = _compact_tokens(row_ids, kept, E, top_k)
-    keep_rows = np.flatnonzero(seq_tokens > 0)
-    out = _scratch_counts(scratch, "counts.npy", (keep_rows.size, len(kept), E))
-    out[:] = counts[keep_rows]
-    offsets_all = np.r_[0, np.cumsum(seq_tokens)]
-    res = Assembled(out, seq_tokens[keep_rows], kept, [l for l in range(L) if l not in kept], S - keep_rows.size,
-                    E, K, tokens=tokens, token_offsets=np.r_[0, np.cumsum(seq_tokens[keep_rows])].astype(np.int64))
-    assert offsets_all[-1] == tokens.shape[0]
-    return _window(res, scratch) if as_window else res
-
-
-def _window(res: Assembled, scratch: Path) -> Assembled:
+def window(res: Assembled, scratch: Path) -> Assembled:
     """Collapse every row into one aggregate window [1, L', E] (token traces are dropped)."""
     total = np.zeros(res.counts.shape[1:], dtype=np.int64)
     step = max(1, (1 << 27) // max(1, res.counts.shape[1] * res.counts.shape[2] * 4))
@@ -429,7 +359,7 @@ def _window(res: Assembled, scratch: Path) -> Assembled:
         total += res.counts[i:i + step].sum(axis=0, dtype=np.int64)
     if total.max(initial=0) > _U32:
         raise DodocoError("the summed window overflows uint32 counts: import without --as-window")
-    out = _scratch_counts(scratch, "counts.window.npy", (1,) + total.shape)
+    out = scratch_counts(scratch, "counts.window.npy", (1,) + total.shape)
     out[0] = total
     res.counts, res.seq_tokens = out, np.asarray([res.seq_tokens.sum()], dtype=np.int64)
     res.tokens = res.token_offsets = None

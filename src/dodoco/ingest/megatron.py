@@ -206,6 +206,6 @@ def read_tpe(paths, cfg: ImportConfig) -> Dump:
     notes += [f"{skipped['mtp']} MTP records skipped"] if skipped["mtp"] else []
     notes += [f"{skipped['etp']} expert-tensor-parallel duplicate file(s) skipped"] if skipped["etp"] else []
     return Dump("megatron-tpe", "megatron-core", "tokens-per-expert", "pass", records, num_experts=E,
-                layer_ids=layers, rows=f"one (iteration, micro-batch), summed over ranks", notes=notes,
+                layer_ids=layers, rows="one (iteration, micro-batch), summed over ranks", notes=notes,
                 extra={"ep_size": ep, "expert_tp_size": etp, "local_experts": e_local,
                        "row_key": "iteration * 65536 + micro-batch"})
