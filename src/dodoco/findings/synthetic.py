@@ -50,7 +50,7 @@ def write_counts_run(path, counts, *, model: str, condition: str, kind: str | No
     S, L, E = counts.shape
     path = Path(path)
     spec = {"model": model, "condition": condition, "seq_len": seq_len, "sequences": S, "synthetic": True}
-    writer = RunWriter(path, spec, overwrite=overwrite)
+    writer = RunWriter(path, spec, origin=Origin.SYNTHETIC, overwrite=overwrite)
     save_npy(path / "counts.npy", counts)
     save_npy(path / "seq_tokens.npy", (counts[:, 0, :].sum(axis=-1, dtype=np.int64) // max(1, K)))
     kind = kind or ("mock" if condition in ("mock-uniform", "mock-ramp", "mock-unigram") else "real")

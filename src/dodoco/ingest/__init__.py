@@ -73,41 +73,54 @@ def _hash_all(files: list[Path]):
     return pool, [pool.submit(sha256_file, f) for f in files]
 
 
-def import_dump(cfg: ImportConfig) -> dict:
-    """Import the engine files ``cfg.paths`` (files or folders) in format ``cfg.format`` into the run
-    directory ``cfg.out``.
+def scratch_dir(out: Path) -> Path:
+    """Where an import into ``out`` assembles large intermediate arrays (removed when it ends)."""
+    return out.parent / f".{out.name}.dodoco-import"
 
-    Returns the written manifest; its ``excluded_layers`` and ``dropped_rows`` say what was left out.
+
+def import_dump(cfg: ImportConfig):
+    """Import the engine files ``cfg.paths`` (files or folders) in format ``cfg.format`` into the run
+    directory ``cfg.out``, holding its lock throughout (a second import or observe there is refused).
+
+    Returns the written Manifest; its details' ``excluded_layers`` and ``dropped_rows`` say what was left out.
     """
-    from dodoco.ingest.assemble import assemble
-    from dodoco.ingest.write import manifest, write_run
+    from dodoco.store.lock import RunLock
 
     reader = FORMATS.get(cfg.format)
     files = _files(cfg.paths)
-    pool, hashes = _hash_all(files)
     out = Path(cfg.out)
-    scratch = out.parent / f".{out.name}.dodoco-import"
-    try:
-        dump = reader([str(f) for f in files], cfg)
-        if cfg.engine_version:
-            dump.engine_version = cfg.engine_version
-        if not (cfg.model_id or dump.model_id):
-            dump.notes.append("model unknown: pass --model-id to label the run")
-        first = next((r for r in dump.records if r.n), None)
-        if first is None:
-            raise DodocoError(f"no records to import in {[str(f) for f in files]} (after --ranks)")
-        L = first.row_shape()[0]
-        ids = _check_layer_ids(cfg.layer_ids, L, first.source) if cfg.layer_ids else (dump.layer_ids or list(range(L)))
-        asm = assemble(dump, scratch, split_ranks=cfg.split_ranks, num_experts=cfg.num_experts, top_k=cfg.top_k,
-                       as_window=cfg.as_window)
-        sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size, "sha256": h.result()}
-                   for f, h in zip(files, hashes)]
-        rows = dump.rows if not cfg.split_ranks else f"{dump.rows.split(',')[0]} of one rank (ranks kept separate)"
-        spec = {"import": cfg.format, "files": [s["sha256"] for s in sources], "options": cfg.options(),
-                "model": cfg.model_id, "condition": cfg.condition}
-        man = manifest(dump, asm, files=sources, layer_ids=ids, model_id=cfg.model_id, condition=cfg.condition,
-                       seq_len=cfg.seq_len, rows=rows, options=cfg.options())
-        return write_run(out, asm, man, spec, overwrite=cfg.overwrite)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+    with RunLock(out):
+        scratch = scratch_dir(out)
+        shutil.rmtree(scratch, ignore_errors=True)  # left by an import that was killed
+        pool, hashes = _hash_all(files)
+        try:
+            return _import(cfg, reader, files, hashes, out, scratch)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _import(cfg: ImportConfig, reader, files: list[Path], hashes, out: Path, scratch: Path):
+    from dodoco.ingest.assemble import assemble
+    from dodoco.ingest.write import manifest, write_run
+
+    dump = reader([str(f) for f in files], cfg)
+    if cfg.engine_version:
+        dump.engine_version = cfg.engine_version
+    if not (cfg.model_id or dump.model_id):
+        dump.notes.append("model unknown: pass --model-id to label the run")
+    first = next((r for r in dump.records if r.n), None)
+    if first is None:
+        raise DodocoError(f"no records to import in {[str(f) for f in files]} (after --ranks)")
+    L = first.row_shape()[0]
+    ids = _check_layer_ids(cfg.layer_ids, L, first.source) if cfg.layer_ids else (dump.layer_ids or list(range(L)))
+    asm = assemble(dump, scratch, split_ranks=cfg.split_ranks, num_experts=cfg.num_experts, top_k=cfg.top_k,
+                   as_window=cfg.as_window)
+    sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size, "sha256": h.result()}
+               for f, h in zip(files, hashes)]
+    rows = dump.rows if not cfg.split_ranks else f"{dump.rows.split(',')[0]} of one rank (ranks kept separate)"
+    spec = {"import": cfg.format, "files": [s["sha256"] for s in sources], "options": cfg.options(),
+            "model": cfg.model_id, "condition": cfg.condition}
+    man = manifest(dump, asm, files=sources, layer_ids=ids, model_id=cfg.model_id, condition=cfg.condition,
+                   seq_len=cfg.seq_len, rows=rows, options=cfg.options())
+    return write_run(out, asm, man, spec, overwrite=cfg.overwrite)

@@ -14,7 +14,7 @@ from dodoco.ingest.stream import CountsStream
 from dodoco.provenance import versions
 from dodoco.store import atomic
 from dodoco.store.manifest import ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin, Routing, Status
-from dodoco.store.writer import RunWriter
+from dodoco.store.writer import DATA_FILES, RunWriter
 
 
 def _tokens_per_row(seq_tokens: np.ndarray) -> dict:
@@ -56,8 +56,8 @@ def write_run(out: Path, asm: Assembled, man: Manifest, spec: dict, *, overwrite
     """Stream (or move) the counts into ``out`` and write the other files and the manifest atomically."""
     streamed = isinstance(asm.counts, CountsStream)
     counts_path = None if streamed else finish_file(asm.counts)
-    writer = RunWriter(out, spec, overwrite=overwrite)
-    for name in ("counts.npy", "seq_tokens.npy", "tokens.npy", "token_offsets.npy"):
+    writer = RunWriter(out, spec, origin=Origin.IMPORTED, overwrite=overwrite, lock=False)  # import_dump holds it
+    for name in DATA_FILES:
         (writer.path / name).unlink(missing_ok=True)  # a rerun of the same spec rewrites every file
     checksums = {}
     if streamed:  # hashed while written: the manifest does not read 6 GB back

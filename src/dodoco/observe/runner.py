@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import sys
 import time
 from pathlib import Path
 
@@ -93,10 +94,32 @@ def run_spec(loaded: LoadedModel, cfg: ObserveConfig, condition: str, provenance
 
 
 def _open_writer(path: Path, spec: dict, overwrite: bool, rank: int, world: int) -> RunWriter:
-    """Rank 0 opens (and, with overwrite, replaces) the run directory first; the other ranks join it."""
-    writer = RunWriter(path, spec, overwrite=overwrite) if rank == 0 else None
-    _barrier(world)
-    return writer or RunWriter(path, spec)
+    """Rank 0 locks and opens (with overwrite, replaces) the run directory first; the other ranks join it.
+    A refusal on rank 0 is raised after the barrier, so that no rank waits for it forever."""
+    writer, error = None, None
+    if rank == 0:
+        try:
+            writer = RunWriter(path, spec, origin=Origin.OBSERVED, overwrite=overwrite)
+        except DodocoError as exc:
+            error = str(exc)
+    if world > 1:
+        import torch.distributed as dist
+
+        shared = [error]
+        dist.broadcast_object_list(shared, src=0)  # every rank learns whether rank 0 may write
+        error = shared[0]
+    if error is not None:
+        raise DodocoError(error)
+    return writer or RunWriter(path, spec, origin=Origin.OBSERVED, lock=False)
+
+
+def _note(progress, lines: list[str]) -> None:
+    for line in lines:
+        if progress is not None:
+            progress.console.print(f"note: {line}", markup=False, highlight=False)
+        else:
+            print(f"note: {line}", file=sys.stderr)
+    lines.clear()
 
 
 def observe_condition(loaded: LoadedModel, condition: str, cfg: ObserveConfig, progress=None) -> Path:
@@ -111,11 +134,22 @@ def observe_condition(loaded: LoadedModel, condition: str, cfg: ObserveConfig, p
     path = Path(cfg.out) / run_dir_name(condition, cfg.seq_len)
     ids, provenance = _condition_ids(loaded, condition, cfg.seq_len, cfg.sequences, cfg.seed)
     writer = _open_writer(path, run_spec(loaded, cfg, condition, provenance), cfg.overwrite, rank, world)
+    try:
+        return _observe_into(writer, loaded, ids, provenance, condition, cfg, progress, rank, world)
+    finally:
+        _note(progress, writer.notes)
+        writer.close()
+
+
+def _observe_into(writer: RunWriter, loaded: LoadedModel, ids, provenance: dict, condition: str,
+                  cfg: ObserveConfig, progress, rank: int, world: int) -> Path:
+    """The forward passes of the batches not done yet, then (rank 0) the finalized run."""
     if writer.complete:
-        return path
+        return writer.path
     forward = _forward_fn(loaded.model)
     cap = RoutingCapture(loaded.model, traces=cfg.traces).attach()
     done, B, S = writer.done_parts(), cfg.batch_size, cfg.sequences
+    _note(progress, writer.notes)
     task = progress.add_task(f"{loaded.info['id']} {condition}", total=S) if progress else None
     started, fresh_tokens = time.perf_counter(), 0
     try:
@@ -132,7 +166,7 @@ def observe_condition(loaded: LoadedModel, condition: str, cfg: ObserveConfig, p
     elapsed = time.perf_counter() - started
     _barrier(world)
     if rank != 0:
-        return path
+        return writer.path
     details = {"seed": cfg.seed, "batch_invariance": _invariance(loaded.model, ids, B) if cfg.invariance else None,
                "throughput": {"tokens": fresh_tokens, "seconds": round(elapsed, 3),
                               "tokens_per_s": round(fresh_tokens / elapsed, 1) if elapsed > 0 and fresh_tokens else None},
@@ -140,7 +174,7 @@ def observe_condition(loaded: LoadedModel, condition: str, cfg: ObserveConfig, p
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     writer.finalize(observed_manifest(loaded.info, condition, provenance, seq_len=cfg.seq_len, sequences=S,
                                       details=details))
-    return path
+    return writer.path
 
 
 def observed_manifest(info: dict, condition: str, provenance: dict, *, seq_len: int, sequences: int,

@@ -6,16 +6,41 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from dodoco.errors import DodocoError
+
+
+_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp(prefix=".NAME.", suffix=".tmp") makes
+
+
+def is_temp(name: str) -> bool:
+    """True for the name of a temp file of an atomic write (left behind only by a killed process)."""
+    return bool(_TEMP.match(name))
+
+
+def _target(path: Path) -> Path:
+    """``path`` checked as a file to write: a folder there, or a file where its folder should be, is a
+    one-line error naming it (never an IsADirectoryError traceback); missing parent folders are made."""
+    path = Path(path)
+    if path.is_dir():
+        raise DodocoError(f"{path} is a folder, but a file is written there: give a file path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DodocoError(f"{parent} is a file, but {path} needs it to be a folder: choose another path")
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
 
 def write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _target(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -38,6 +63,10 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     write_bytes(path, buf.getvalue())
+
+
+def sha256_bytes(data) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -63,8 +92,7 @@ def atomic_fd(path: Path):
     """Yield a writable fd of a temp file in ``path``'s directory; on a clean exit fsync it, make it
     0644 and rename it over ``path`` (os.replace); on an error remove it. For files written in pieces
     (large arrays streamed chunk by chunk) with the guarantees of ``write_bytes``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _target(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         yield fd

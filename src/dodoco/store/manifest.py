@@ -14,7 +14,7 @@ Schema ``dodoco.run/2``::
 sequence length and count, dtype): a rerun resumes only when it is unchanged. ``details`` holds the
 rest of the provenance (versions, device, throughput, batch invariance, the import's source files
 and notes). A directory that is being written holds a stub ``{"schema", "status": "running",
-"identity"}``. Manifests of schema ``dodoco.run/1`` are read through ``migrate``.
+"origin", "identity"}``. Manifests of schema ``dodoco.run/1`` are read through ``migrate``.
 """
 
 from __future__ import annotations
@@ -232,8 +232,9 @@ def write_manifest(path, manifest: Manifest) -> None:
     write_json(Path(path) / MANIFEST, manifest.to_dict())
 
 
-def write_stub(path, identity: dict) -> None:
-    """Mark ``path`` as a run being written with this identity (status "running")."""
+def write_stub(path, identity: dict, origin: Origin) -> None:
+    """Mark ``path`` as a run being written with this identity by this origin (status "running")."""
     from dodoco.store.atomic import write_json
 
-    write_json(Path(path) / MANIFEST, {"schema": SCHEMA, "status": Status.RUNNING.value, "identity": identity})
+    write_json(Path(path) / MANIFEST, {"schema": SCHEMA, "status": Status.RUNNING.value, "origin": Origin(origin).value,
+                                       "identity": identity})
