@@ -141,7 +141,7 @@ def test_cli_one_line_errors(tmp_path, capsys):
                  "--sequences", "1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown tiny family 'qwen4': did you mean 'qwen3_moe'" in err
-    assert main(["validate", str(tmp_path / "nothing")]) == 1
+    assert main(["validate", str(tmp_path / "nothing")]) == 2  # no such run: an argument error
 
 
 def test_other_weights_are_a_different_run(tiny, tmp_path):

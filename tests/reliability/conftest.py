@@ -1,7 +1,7 @@
 """Fixtures of the fault-injection tests: engine dumps, a small observed run, snapshots of folders."""
 
-import hashlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -25,10 +25,62 @@ def engine_dumps(tmp_path_factory):
     return out
 
 
-def snapshot(folder: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file under ``folder`` (what 'nothing changed or lost' compares)."""
-    folder = Path(folder)
-    if not folder.exists():
-        return {}
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+@pytest.fixture
+def cli(capsys):
+    """cli(*argv) -> (exit code, stderr stripped): the dodoco CLI in this process. Anything but a
+    DodocoError escapes main() and fails the test, so passing means no traceback."""
+    from dodoco.cli import main
+
+    def run(*argv):
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        return rc, capsys.readouterr().err.strip()
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    """Local checkpoint folders: ``moe`` (tiny qwen3_moe with the zoo tokenizer, 8192 ids) and broken
+    copies of it: ``notok`` (no tokenizer files), ``noweights``, ``truncated`` (weights cut), ``shard``
+    (an index naming a missing shard), ``dense`` (a Llama: no MoE layer), ``smallvocab`` (a 100-token
+    tokenizer), ``unk`` (a word-level tokenizer that reads every real word as [UNK])."""
+    import shutil
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from dodoco.models.tiny import build_tiny
+    from dodoco.models.zoo import zoo_root
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(zoo_root() / "tokenizer.json"), eos_token="<|endoftext|>")
+    build_tiny("qwen3_moe", 8192, seed=0).save_pretrained(root / "moe")
+    tok.save_pretrained(root / "moe")
+    out = {"moe": root / "moe"}
+
+    def copy(name):
+        out[name] = root / name
+        shutil.copytree(root / "moe", out[name])
+        return out[name]
+
+    for f in copy("notok").glob("tokenizer*"):
+        f.unlink()
+    (copy("noweights") / "model.safetensors").unlink()
+    w = copy("truncated") / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:4096])
+    (copy("shard") / "model.safetensors").rename(out["shard"] / "model-00001-of-00002.safetensors")
+    (out["shard"] / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    LlamaForCausalLM(LlamaConfig(vocab_size=8192, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                 num_attention_heads=2, num_key_value_heads=2)).save_pretrained(root / "dense")
+    tok.save_pretrained(root / "dense")
+    out["dense"] = root / "dense"
+    for name, vocab in (("smallvocab", 100), ("unk", 8192)):
+        words = {"[UNK]": 0, **{f"zzq{i}": i + 1 for i in range(vocab - 1)}}
+        wl = Tokenizer(models.WordLevel(words, unk_token="[UNK]"))
+        wl.pre_tokenizer = pre_tokenizers.Whitespace()
+        for f in copy(name).glob("tokenizer*"):
+            f.unlink()
+        PreTrainedTokenizerFast(tokenizer_object=wl, unk_token="[UNK]").save_pretrained(out[name])
+    return out

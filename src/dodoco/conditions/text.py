@@ -50,10 +50,10 @@ def _tokenize_packed(texts: list[str], tokenizer: TextTokenizer, seq_len: int, S
 
 
 def check_not_degenerate(ids: np.ndarray, name: str, tokenizer: str) -> None:
-    """Refuse encoded text with fewer distinct ids than any real text has: at least
-    min(64, tokens / 16) and 2 (a tokenizer without its files maps all text to one id)."""
+    """Refuse encoded text with fewer distinct ids than any real text has: at least 3, and
+    min(16, tokens / 64) (a tokenizer without its files maps all text to one id, plus end-of-text)."""
     distinct = int(np.unique(ids).size)
-    need = max(2, min(64, ids.size // 16))
+    need = max(3, min(16, ids.size // 64))
     if distinct < need:
         raise DodocoError(f"condition '{name}' encodes to {distinct} distinct token id(s) in {ids.size} tokens "
                           f"(real text has at least {need}): the tokenizer {tokenizer} does not read this text "

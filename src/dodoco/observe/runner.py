@@ -225,6 +225,7 @@ def observe(model, conditions, **settings) -> list[Path]:
 
 def observe_runs(cfg: ObserveConfig, loaded: LoadedModel | None = None) -> list[Path]:
     """Run one ``ObserveConfig``: load the model (unless given), observe each condition, write metrics."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     for c in cfg.conditions:
@@ -238,7 +239,7 @@ def observe_runs(cfg: ObserveConfig, loaded: LoadedModel | None = None) -> list[
 
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, disable=cfg.quiet or rank != 0, transient=False) as progress:
+    with Progress(*columns, console=Console(stderr=True), disable=cfg.quiet or rank != 0, transient=False) as progress:
         loaded = loaded or load_model(cfg.model, dtype=cfg.dtype, device=device,
                                       trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
         context = loaded.info.get("context")

@@ -3,8 +3,8 @@
 ``RunLock(path)`` creates the directory if needed, takes an exclusive ``flock`` on ``path/.dodoco.lock``
 (the holder's pid and host written in it) and refuses with one line when another process holds it.
 While held, SIGTERM raises KeyboardInterrupt in the main thread, so that ``finally`` blocks remove
-temp files as they do on Ctrl-C. On release, a directory the lock created that holds nothing but the
-lock file is removed again (a failed start leaves no stub). Temp files of writers that were killed
+temp files as they do on Ctrl-C. On release, the lock file is removed from a directory that holds no
+run (a refused or failed start leaves no trace), and the directory too when the lock made it. Temp files of writers that were killed
 (``kill -9``: nothing runs) are removed by the next holder (``remove_stale_temps``).
 """
 
@@ -86,12 +86,13 @@ class RunLock:
             signal.signal(signal.SIGTERM, self._old_handler)
             self._old_handler = None
         leftover = [p.name for p in self.path.iterdir() if p.name != LOCK]
-        if self.created and not leftover:
+        if "manifest.json" not in leftover:  # no run here (a refused or failed start): leave no trace
             (self.path / LOCK).unlink(missing_ok=True)
-            try:
-                self.path.rmdir()
-            except OSError:
-                pass  # another process put something there meanwhile: it is theirs
+            if self.created and not leftover:
+                try:
+                    self.path.rmdir()
+                except OSError:
+                    pass  # another process put something there meanwhile: it is theirs
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None

@@ -26,7 +26,7 @@ from dodoco.errors import DodocoError
 from dodoco.store.manifest import MANIFEST, ConditionKind, Granularity, Manifest, read_manifest
 from dodoco.store.verify import verify_file
 
-__all__ = ["Run", "find_runs", "open_run", "run_dir_name"]
+__all__ = ["Run", "find_runs", "open_run", "run_dir_name", "run_dirs"]
 
 
 def run_dir_name(condition: str, seq_len: int) -> str:
@@ -152,17 +152,23 @@ def open_run(path) -> Run:
     return Run(path, read_manifest(path))
 
 
-def find_runs(paths) -> list[Run]:
-    """Runs named directly, or found below the given folders (sorted by path)."""
-    runs: list[Run] = []
+def run_dirs(paths) -> list[Path]:
+    """Run directories named directly, or found below the given folders (each folder's sorted by path);
+    finished or not (``find_runs`` opens them)."""
+    dirs: list[Path] = []
     for p in map(Path, paths):
         if (p / MANIFEST).exists():
-            runs.append(open_run(p))
+            dirs.append(p)
         elif p.is_dir():
             found = sorted(m.parent for m in p.rglob(MANIFEST) if "_parts" not in m.parts)
             if not found:
                 raise DodocoError(f"no run directory under {p}: run `dodoco observe --out {p}` first")
-            runs.extend(open_run(f) for f in found)
+            dirs.extend(found)
         else:
             raise DodocoError(f"run path '{p}' does not exist")
-    return runs
+    return dirs
+
+
+def find_runs(paths) -> list[Run]:
+    """Runs named directly, or found below the given folders (sorted by path)."""
+    return [open_run(p) for p in run_dirs(paths)]

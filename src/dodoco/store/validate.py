@@ -9,6 +9,7 @@ import numpy as np
 from dodoco.errors import DodocoError
 from dodoco.store import atomic
 from dodoco.store.manifest import MANIFEST, Manifest, Status, read_raw
+from dodoco.store.writer import foreign_entries
 
 __all__ = ["validate_run"]
 
@@ -37,18 +38,32 @@ def _file_problems(path: Path, m: Manifest) -> list[str]:
     return problems
 
 
+def _stray(path: Path) -> list[str]:
+    """Files that do not belong in a finished run: temp files of interrupted writes, leftover parts,
+    an interrupted import's scratch folder beside the run, anything else."""
+    problems = [f"{name}: stray file (not part of a DODOCO run; a temp file of an interrupted write, or "
+                f"added by hand): remove it" for name in sorted(p.name for p in path.iterdir() if atomic.is_temp(p.name))]
+    problems += [f"{name}: stray (no DODOCO run has it): move it out of the run directory" for name in foreign_entries(path)]
+    if (path / "_parts").exists():
+        problems.append("_parts: stray parts of an interrupted finalize: rerun the command that made the run")
+    scratch = path.parent / f".{path.name}.dodoco-import"
+    if scratch.exists():
+        problems.append(f"{scratch}: stray scratch folder of an interrupted import: remove it")
+    return problems
+
+
 def validate_run(path) -> list[str]:
     """Problems found in the run at ``path``, each naming the file; empty when the run is sound."""
     path = Path(path)
     try:
         raw = read_raw(path)
         if raw.get("status") != Status.COMPLETE.value:
-            return [f"{MANIFEST}: status {raw.get('status')!r} (unfinished run; rerun observe to resume)"]
+            return [f"{MANIFEST}: status {raw.get('status')!r} (unfinished run; rerun observe to resume)"] + _stray(path)
         m = Manifest.from_dict(raw, where=f"{path / MANIFEST}")
     except DodocoError as exc:
         return [str(exc)]
     problems = [] if "counts.npy" in m.files else [f"{MANIFEST}: lists no counts.npy"]
-    problems += _file_problems(path, m)
+    problems += _file_problems(path, m) + _stray(path)
     shape = m.files["counts.npy"].shape if "counts.npy" in m.files else None
     if shape and tuple(shape[1:]) != (m.routing.L, m.routing.E):
         problems.append(f"counts.npy: shape {list(shape)} does not match routing L={m.routing.L} E={m.routing.E}")
