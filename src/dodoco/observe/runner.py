@@ -116,7 +116,7 @@ def _open_writer(path: Path, spec: dict, overwrite: bool, rank: int, world: int)
 def _note(progress, lines: list[str]) -> None:
     for line in lines:
         if progress is not None:
-            progress.console.print(f"note: {line}", markup=False, highlight=False)
+            progress.console.print(f"note: {line}", markup=False, highlight=False, soft_wrap=True)
         else:
             print(f"note: {line}", file=sys.stderr)
     lines.clear()
