@@ -56,10 +56,11 @@ def summary_rows(man, out) -> list[dict]:
 
 
 def run(args) -> int:
-    from dodoco.commands import emit
+    from dodoco.commands import check_output_file, emit
     from dodoco.ingest import ImportConfig, import_dump
 
     cfg = ImportConfig.from_args(args)
+    check_output_file(args.json)  # before the import, not after it
     man = import_dump(cfg)
     emit(summary_rows(man, cfg.out), "imported", json_path=args.json, columns=["field", "value"])
     if man.granularity.value == "window":

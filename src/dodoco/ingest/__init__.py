@@ -84,14 +84,15 @@ def import_dump(cfg: ImportConfig):
 
     Returns the written Manifest; its details' ``excluded_layers`` and ``dropped_rows`` say what was left out.
     """
-    from dodoco.store.lock import RunLock
+    from dodoco.store.lock import RunLock, remove_stale_temps
 
     reader = FORMATS.get(cfg.format)
     files = _files(cfg.paths)
     out = Path(cfg.out)
     with RunLock(out):
         scratch = scratch_dir(out)
-        shutil.rmtree(scratch, ignore_errors=True)  # left by an import that was killed
+        shutil.rmtree(scratch, ignore_errors=True)  # left by an import that was killed (kill -9)
+        remove_stale_temps(out)
         pool, hashes = _hash_all(files)
         try:
             return _import(cfg, reader, files, hashes, out, scratch)

@@ -1,0 +1,170 @@
+"""Fault injection on the commands that read runs: every bad argument or file is exit code 2 and one
+line naming the value, checked before any table is printed, and no existing file changes.
+
+A byte flipped in a run's counts.npy is refused by every reader (the store verifies checksums on
+read): analyze, report, export, simulate, replay, recommend.
+"""
+
+import json
+import os
+import shutil
+
+import pytest
+from faults import one_line, snapshot
+
+
+@pytest.fixture(scope="session")
+def golden_runs(tmp_path_factory):
+    """tiny qwen3_moe on mock-uniform and prose, 32 sequences of 32 tokens each."""
+    from dodoco.observe.runner import observe
+
+    out = tmp_path_factory.mktemp("cmd") / "runs"
+    observe("tiny:qwen3_moe", ["mock-uniform", "prose"], seq_len=32, sequences=32, batch_size=8, out=out, quiet=True,
+            invariance=False)
+    return out
+
+
+@pytest.fixture
+def runs(golden_runs, tmp_path):
+    shutil.copytree(golden_runs, tmp_path / "runs")
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Bad inputs: binary, garbage TOML, an empty JSON object, an existing file and folder."""
+    (tmp_path / "random.bin").write_bytes(os.urandom(512))
+    (tmp_path / "garbage.toml").write_text("cluster = = [\n")
+    (tmp_path / "empty.json").write_text("{}")
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "adir").mkdir()
+    return tmp_path
+
+
+_ON = "fixed on branch {}, not merged yet"
+
+
+def _flip(runs):
+    f = runs / "prose-L32" / "counts.npy"
+    data = bytearray(f.read_bytes())
+    data[-7] ^= 0x10
+    f.write_bytes(bytes(data))
+
+
+READERS = {
+    "analyze": ("analyze", "{runs}"),
+    "analyze-ep": ("analyze", "{runs}", "--ep", "4"),
+    "report": ("report", "{runs}", "-o", "{tmp}/rep"),
+    "export": ("export", "neusim", "{runs}", "-o", "{tmp}/n.json"),
+    "simulate": ("simulate", "{runs}", "--ep", "8"),
+    "replay": ("replay", "{runs}", "--backend", "gloo", "--nproc", "2", "--max-steps", "1", "--iters", "1"),
+    "recommend": ("recommend", "--hardware", "h100", "--ep", "4", "--run", "{runs}/prose-L32"),
+}
+
+
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.xfail(
+    strict=True, reason=_ON.format("report (a run that cannot be read exits 2)"))) if c == "report" else c
+    for c in sorted(READERS)])
+def test_every_reader_refuses_a_changed_counts_file(command, runs, tmp_path, cli):
+    _flip(runs)
+    before = snapshot(runs)
+    argv = [a.format(runs=runs, tmp=tmp_path) for a in READERS[command]]
+    rc, err = cli(*argv)
+    assert rc == 2
+    one_line(err, "counts.npy", "checksum")
+    assert snapshot(runs) == before
+
+
+CASES = {
+    # simulate: cluster, calibration and gemm files, numbers
+    "cluster-binary": (("simulate", "{runs}", "--cluster", "{files}/random.bin"), ["random.bin"]),
+    "cluster-garbage": (("simulate", "{runs}", "--cluster", "{files}/garbage.toml"), ["garbage.toml"]),
+    "calibration-binary": (("simulate", "{runs}", "--calibration", "{files}/random.bin"), ["random.bin"]),
+    "calibration-empty": (("simulate", "{runs}", "--calibration", "{files}/empty.json"), ["empty.json"]),
+    "gemm-binary": (("simulate", "{runs}", "--gemm", "{files}/random.bin"), ["random.bin"]),
+    "gemm-empty": (("simulate", "{runs}", "--gemm", "{files}/empty.json"), ["empty.json"]),
+    "simulate-max-steps-0": (("simulate", "{runs}", "--max-steps", "0"), ["--max-steps"]),
+    "simulate-hidden-negative": (("simulate", "{runs}", "--hidden", "-1"), ["--hidden"]),
+    "simulate-json-missing-folder": (("simulate", "{runs}", "--json", "{files}/nofolder/x.json"), ["nofolder"]),
+    # replay
+    "replay-nproc-0": (("replay", "{runs}", "--backend", "gloo", "--nproc", "0"), ["--nproc"]),
+    "replay-max-steps-0": (("replay", "{runs}", "--backend", "gloo", "--max-steps", "0"), ["--max-steps"]),
+    # recommend
+    "recommend-skew-negative": (("recommend", "--hardware", "h100", "--ep", "8", "--skew", "-3"), ["--skew"]),
+    "recommend-skew-below-1": (("recommend", "--hardware", "h100", "--ep", "8", "--skew", "0.5"), ["--skew"]),
+    # report: arguments checked, and a non-zero exit, before anything is written
+    "report-out-is-a-file": (("report", "{runs}", "-o", "{files}/afile"), ["afile"]),
+    "report-ep-0": (("report", "{runs}", "-o", "{files}/rep", "--ep", "0"), ["--ep"]),
+    "report-threshold-negative": (("report", "{runs}", "-o", "{files}/rep", "--threshold", "-1"), ["--threshold"]),
+    "report-low-above-high": (("report", "{runs}", "-o", "{files}/rep", "--low", "0.9", "--high", "0.1"), ["--low"]),
+    "report-attach-missing": (("report", "{runs}", "-o", "{files}/rep", "--attach", "{files}/missing.json"),
+                              ["missing.json"]),
+    # analyze: arguments checked before any table is printed
+    "analyze-ep-0": (("analyze", "{runs}", "--ep", "0"), ["0"]),
+    "analyze-placement-unknown": (("analyze", "{runs}", "--ep", "4", "--placement", "bogus"), ["bogus"]),
+    "analyze-json-missing-folder": (("analyze", "{runs}", "--json", "{files}/nofolder/x.json"), ["nofolder"]),
+    # outputs: a file where a folder is needed, or the reverse
+    "export-out-is-a-folder": (("export", "neusim", "{runs}", "-o", "{files}/adir"), ["adir"]),
+    "import-out-is-a-file": (("import", "numpy", "{files}/c.npy", "-o", "{files}/afile"), ["afile"]),
+    "import-json-missing-folder": (("import", "numpy", "{files}/c.npy", "-o", "{files}/imp", "--json",
+                                    "{files}/nofolder/x.json"), ["nofolder"]),
+}
+# Cases that fail on this branch, in commands other engineers are rewriting (issue 10). Each passes
+# on the named branch, or on none yet: strict, so that the merge that fixes one turns it into a
+# failure until the mark is removed.
+NOT_YET = {
+    "analyze-ep-0": _ON.format("ep (analyze validates --ep before printing)"),
+    "analyze-placement-unknown": _ON.format("ep (analyze validates --placement before printing)"),
+    "cluster-binary": _ON.format("model (cluster TOML read through dodoco.config.read_toml)"),
+    "calibration-binary": _ON.format("model (replay results read as bytes)"),
+    "simulate-max-steps-0": _ON.format("model"),
+    "simulate-hidden-negative": _ON.format("model"),
+    "report-ep-0": _ON.format("report"),
+    "report-threshold-negative": _ON.format("report"),
+    "report-low-above-high": _ON.format("report"),
+    "report-attach-missing": _ON.format("report"),
+    "gemm-binary": "on no branch: simulate.gemm.load_gemm_table reads text without catching UnicodeDecodeError",
+    "simulate-json-missing-folder": "on no branch: simulate prints 'skipped EP' lines before emit() checks --json; "
+                                    "call commands.check_output_file(args.json) first",
+    "replay-nproc-0": "on no branch: replay starts torchrun with --nproc 0; check nproc >= 1 before launching",
+    "replay-max-steps-0": "on no branch: replay accepts --max-steps 0; check max_steps >= 1 in ReplayConfig",
+    "recommend-skew-negative": "on no branch: recommend accepts --skew -3; a receiver skew is >= 1",
+    "recommend-skew-below-1": "on no branch: recommend accepts --skew 0.5; a receiver skew is >= 1",
+}
+
+
+def _cases():
+    return [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[c])) if c in NOT_YET else c
+            for c in sorted(CASES)]
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_bad_argument_is_one_line_before_any_output(case, runs, files, cli, capsys):
+    import numpy as np
+
+    np.save(files / "c.npy", np.ones((3, 2, 4), np.uint32))
+    argv, needles = CASES[case]
+    before, before_files = snapshot(runs), snapshot(files)
+    from dodoco.cli import main
+
+    capsys.readouterr()
+    rc = main([a.format(runs=runs, files=files) for a in argv])
+    out, err = capsys.readouterr()
+    assert rc == 2, (rc, err[-500:])
+    one_line(err.strip(), *needles)
+    assert not out.strip(), f"printed before refusing: {out[:300]}"
+    assert snapshot(runs) == before and snapshot(files) == before_files
+
+
+def test_validate_accepts_a_folder_and_reports_stray_files(runs, capsys):
+    from dodoco.cli import main
+
+    assert main(["validate", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": ok") == 2, out
+    (runs / "prose-L32" / ".counts.npy.abcd1234.tmp").write_bytes(b"x" * 100)  # left by kill -9
+    (runs / "prose-L32" / "_parts").mkdir()
+    assert main(["validate", str(runs)]) == 1
+    out = capsys.readouterr().out
+    assert "mock-uniform-L32: ok" in out
+    assert ".counts.npy.abcd1234.tmp: stray file" in out and "_parts: stray parts" in out
