@@ -86,7 +86,8 @@ def test_interleaved_files_fall_back_to_the_memmap_path_with_the_same_counts(tmp
 
     (tmp_path / "d").mkdir()
     paths, truth = _dumps(tmp_path / "d", files=2, passes=9, interleave=True)
-    recs = [r for r in read([str(p) for p in paths], ImportConfig(format="sglang", paths=("x",), out="y")).records if r.n]
+    cfg = ImportConfig(format="sglang", paths=("x",), out="y")
+    recs = [r for r in read([str(p) for p in paths], cfg).records if r.n]
     rows, S = assemble._row_index(recs, False)
     assert assemble._stream_plan(recs, rows, S, L, {}) is None  # each file's passes are not one range
     _import(paths, tmp_path / "run")

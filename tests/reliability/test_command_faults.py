@@ -5,7 +5,6 @@ A byte flipped in a run's counts.npy is refused by every reader (the store verif
 read): analyze, report, export, simulate, replay, recommend.
 """
 
-import json
 import os
 import shutil
 

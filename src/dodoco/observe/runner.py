@@ -167,9 +167,9 @@ def _observe_into(writer: RunWriter, loaded: LoadedModel, ids, provenance: dict,
     _barrier(world)
     if rank != 0:
         return writer.path
+    rate = round(fresh_tokens / elapsed, 1) if elapsed > 0 and fresh_tokens else None
     details = {"seed": cfg.seed, "batch_invariance": _invariance(loaded.model, ids, B) if cfg.invariance else None,
-               "throughput": {"tokens": fresh_tokens, "seconds": round(elapsed, 3),
-                              "tokens_per_s": round(fresh_tokens / elapsed, 1) if elapsed > 0 and fresh_tokens else None},
+               "throughput": {"tokens": fresh_tokens, "seconds": round(elapsed, 3), "tokens_per_s": rate},
                "versions": versions(), "device": loaded.info["device"], "dtype": loaded.info["dtype"], "ranks": world,
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     writer.finalize(observed_manifest(loaded.info, condition, provenance, seq_len=cfg.seq_len, sequences=S,

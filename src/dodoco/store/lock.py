@@ -4,8 +4,9 @@
 (the holder's pid and host written in it) and refuses with one line when another process holds it.
 While held, SIGTERM raises KeyboardInterrupt in the main thread, so that ``finally`` blocks remove
 temp files as they do on Ctrl-C. On release, the lock file is removed from a directory that holds no
-run (a refused or failed start leaves no trace), and the directory too when the lock made it. Temp files of writers that were killed
-(``kill -9``: nothing runs) are removed by the next holder (``remove_stale_temps``).
+run (a refused or failed start leaves no trace), and the directory too when the lock made it. Temp
+files of writers that were killed (``kill -9``: nothing runs) are removed by the next holder
+(``remove_stale_temps``).
 """
 
 from __future__ import annotations

@@ -41,9 +41,10 @@ def _file_problems(path: Path, m: Manifest) -> list[str]:
 def _stray(path: Path) -> list[str]:
     """Files that do not belong in a finished run: temp files of interrupted writes, leftover parts,
     an interrupted import's scratch folder beside the run, anything else."""
-    problems = [f"{name}: stray file (not part of a DODOCO run; a temp file of an interrupted write, or "
-                f"added by hand): remove it" for name in sorted(p.name for p in path.iterdir() if atomic.is_temp(p.name))]
-    problems += [f"{name}: stray (no DODOCO run has it): move it out of the run directory" for name in foreign_entries(path)]
+    temps = sorted(p.name for p in path.iterdir() if atomic.is_temp(p.name))
+    problems = [f"{name}: stray file (a temp file of an interrupted write): remove it" for name in temps]
+    problems += [f"{name}: stray (no DODOCO run has it): move it out of the run directory"
+                 for name in foreign_entries(path)]
     if (path / "_parts").exists():
         problems.append("_parts: stray parts of an interrupted finalize: rerun the command that made the run")
     scratch = path.parent / f".{path.name}.dodoco-import"
@@ -58,7 +59,8 @@ def validate_run(path) -> list[str]:
     try:
         raw = read_raw(path)
         if raw.get("status") != Status.COMPLETE.value:
-            return [f"{MANIFEST}: status {raw.get('status')!r} (unfinished run; rerun observe to resume)"] + _stray(path)
+            unfinished = f"{MANIFEST}: status {raw.get('status')!r} (unfinished run; rerun observe to resume)"
+            return [unfinished] + _stray(path)
         m = Manifest.from_dict(raw, where=f"{path / MANIFEST}")
     except DodocoError as exc:
         return [str(exc)]

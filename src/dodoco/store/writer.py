@@ -91,7 +91,8 @@ class RunWriter:
         if old == self.identity:
             return
         if raw.get("status") == Status.RUNNING.value and not self._has_data():
-            self.notes.append(f"replaced the stub of an earlier start that wrote nothing ({identity_diff(old, self.identity)})")
+            self.notes.append(f"replaced the stub of an earlier start that wrote nothing "
+                              f"({identity_diff(old, self.identity)})")
             write_stub(self.path, self.identity, self.origin)
             return
         self._refuse_unless_replaceable(raw, old, overwrite, foreign)
@@ -109,8 +110,8 @@ class RunWriter:
         theirs = raw.get("origin")
         if theirs and theirs != self.origin.value:
             verb = "observe" if self.origin is Origin.OBSERVED else "import"
-            raise DodocoError(f"{self.path} holds an {theirs} run: {verb} --overwrite replaces only {self.origin.value} "
-                              "runs; remove it yourself, or choose another output")
+            raise DodocoError(f"{self.path} holds an {theirs} run: {verb} --overwrite replaces only "
+                              f"{self.origin.value} runs; remove it yourself, or choose another output")
         if foreign:
             raise DodocoError(f"{self.path} also holds {', '.join(foreign[:3])}, which no DODOCO run has: "
                               "--overwrite never removes them; move them away, or choose another output")
