@@ -112,8 +112,6 @@ CASES = {
 # on the named branch, or on none yet: strict, so that the merge that fixes one turns it into a
 # failure until the mark is removed.
 NOT_YET = {
-    "analyze-ep-0": _ON.format("ep (analyze validates --ep before printing)"),
-    "analyze-placement-unknown": _ON.format("ep (analyze validates --placement before printing)"),
     "cluster-binary": _ON.format("model (cluster TOML read through dodoco.config.read_toml)"),
     "calibration-binary": _ON.format("model (replay results read as bytes)"),
     "simulate-max-steps-0": _ON.format("model"),
