@@ -173,3 +173,26 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, dumps, capsys):
     rc = main(["import", "vllm", str(dumps["sglang_stat"]["files"][0]), "-o", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("error: ") and "\n" not in err and "dodoco import sglang" in err
+
+
+@pytest.mark.parametrize("ids,expected", [
+    ([0, 1, 2, 255], 256),             # dense ids
+    ([3, 1023], 1024),                 # below FREE_IDS: never far
+    ([0, 5, 2000, 2047], 2048),        # 2047 <= 2 * 2000 + 64
+    ([[-1, 7], [7, 2]], 8),            # -1 = no expert, any shape
+    ([], 0),
+])
+def test_id_bound_accepts_plausible_ids(ids, expected):
+    from dodoco.ingest.base import id_bound
+
+    assert id_bound(ids, "expert id", "f") == expected
+
+
+@pytest.mark.parametrize("ids,top,below", [([0, 3, 100_000_000], 100_000_000, 3), ([0, 1100], 1100, 0),
+                                           ([5000], 5000, -1), (list(range(70_000)), 69_999, 69_998)])
+def test_id_bound_refuses_an_id_far_beyond_the_others(ids, top, below):
+    from dodoco.ingest.base import id_bound
+
+    with pytest.raises(DodocoError, match=f"expert id {top} in f is far beyond the others \\(next largest {below}\\)"
+                                          f".*--num-experts {top + 1}"):
+        id_bound(ids, "expert id", "f")
