@@ -151,3 +151,21 @@ def test_other_weights_are_a_different_run(tiny, tmp_path):
     retrained = dataclasses.replace(tiny, info=dict(tiny.info, identity={"digest": "sha256:of-new-weights"}))
     with pytest.raises(DodocoError, match="different run.*weights"):
         _observe(retrained, tmp_path)
+
+
+def test_config_file_gives_the_flags_and_flags_win(tmp_path, capsys):
+    from dodoco.cli import main
+
+    toml = tmp_path / "observe.toml"
+    toml.write_text('model = "tiny:qwen3_moe"\nconditions = ["prose"]\nseq-len = 16\nsequences = 8\n'
+                    'batch_size = 4\ninvariance = false\n')
+    assert main(["observe", "--config", str(toml), "--sequences", "4", "--out", str(tmp_path / "o")]) == 0
+    run = open_run(tmp_path / "o" / "prose-L16")
+    assert run.counts.shape[0] == 4 and run.manifest.identity["batch_size"] == 4
+    assert run.manifest.details["batch_invariance"] is None
+    capsys.readouterr()
+    toml.write_text('model = "tiny:qwen3_moe"\nbatch-sizes = 4\n')
+    assert main(["observe", "--config", str(toml), "--conditions", "prose", "--seq-len", "16", "--sequences", "4",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown key batch_sizes" in err and "batch_size" in err
