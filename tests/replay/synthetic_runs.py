@@ -23,11 +23,12 @@ def make_run(path, condition, S=8, L=2, E=8, K=2, T=16, seed=0, hot=None, traces
     if traces:
         from dodoco.store import open_run
         from dodoco.store.atomic import save_npy
+        from dodoco.store.manifest import Origin
         from dodoco.store.writer import RunWriter
 
         manifest = open_run(path).manifest
         save_npy(path / "tokens.npy", topk)
         save_npy(path / "token_offsets.npy", np.arange(S + 1, dtype=np.int64) * T)
         spec = {"model": "synthetic", "condition": condition, "seq_len": T, "sequences": S, "synthetic": True}
-        RunWriter(path, spec).write_manifest(manifest)
+        RunWriter(path, spec, origin=Origin.SYNTHETIC).write_manifest(manifest)
     return counts

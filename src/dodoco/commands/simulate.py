@@ -37,10 +37,12 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from dodoco.commands import emit
+    from dodoco.commands import check_output_file, emit
     from dodoco.simulate.api import SimulateConfig, simulate
     from dodoco.store.atomic import write_json
 
+    check_output_file(args.json)  # before any table is printed
+    check_output_file(args.out, "--out")
     args.runs = tuple(args.runs) or None
     res = simulate(SimulateConfig.from_args(args))
     if res.validation and args.json != "-":

@@ -88,8 +88,8 @@ class ReplayConfig(Config):
         for p in (*self.skew_patterns, *self.grid_patterns):
             if p not in PATTERNS:
                 raise did_you_mean("pattern", p, PATTERNS)
-        for name in ("batch", "hidden", "iters", "buffers", "grid_experts", "grid_topk"):
-            if int(getattr(self, name)) < 1:
+        for name in ("batch", "hidden", "iters", "buffers", "grid_experts", "grid_topk", "nproc", "max_steps"):
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise DodocoError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0 or self.timeout_s <= 0:
             raise DodocoError(f"--warmup {self.warmup} must be >= 0 and --timeout {self.timeout_s} > 0")

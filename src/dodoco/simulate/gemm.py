@@ -13,7 +13,6 @@ Shape legend: E routed experts, N EP ranks, H hidden size, I expert width, G exp
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,13 +73,12 @@ def rank_compute(loads, rank_experts, table: GemmTable) -> np.ndarray:
 
 
 def load_gemm_table(path) -> GemmTable:
+    from dodoco.simulate.measure import read_json
+
     p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise DodocoError(f"GEMM table {p} does not exist: measure one with bench/bench_replay.py --gemm-only, "
-                          "or leave --gemm out") from None
-    if d.get("schema") != SCHEMA:
+    d, _ = read_json(p, "GEMM table", "measure one with bench/bench_replay.py --gemm-only, or leave --gemm out")
+    if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+        d = d if isinstance(d, dict) else {}
         raise DodocoError(f"{p} has schema {d.get('schema')!r}, expected {SCHEMA!r}")
     t, ms = np.asarray(d["tokens_per_expert"], float), np.asarray(d["ms_per_expert"], float)
     if t.ndim != 1 or t.shape != ms.shape or t.size < 2 or np.any(np.diff(t) <= 0):
