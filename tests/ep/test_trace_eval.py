@@ -84,7 +84,7 @@ def write_trace_run(path, topk, offsets, E, model="synthetic", condition="prose"
     S, L, K = offsets.size - 1, topk.shape[1], topk.shape[2]
     counts = np.stack([np.stack([np.bincount(topk[offsets[s]:offsets[s + 1], l].ravel(), minlength=E)
                                  for l in range(L)]) for s in range(S)])
-    writer = RunWriter(path, {"model": model, "condition": condition, "traces": True})
+    writer = RunWriter(path, {"model": model, "condition": condition, "traces": True}, origin=Origin.SYNTHETIC)
     writer.write_part(0, counts.astype(np.uint32), np.diff(offsets), topk)
     writer.finalize(Manifest(
         status=Status.RUNNING, origin=Origin.SYNTHETIC, identity={}, model=ModelInfo(id=model),
