@@ -104,3 +104,17 @@ def test_step_gini_from_a_shared_step_source():
     assert sorted(shared) == sorted(direct)
     for B in direct:
         np.testing.assert_allclose(shared[B], direct[B], rtol=1e-12)
+
+
+def test_step_gini_sums_past_uint32_in_64_bits():
+    """A step of two sequences holding 3e9 + 3e9 assignments on one expert (6e9 > 2**32): a uint32 sum
+    wraps to 1.7e9 and gives Gini 0.04 instead of 0.25."""
+    seq = np.array([[3_000_000_000, 1_000_000_000, 1_000_000_000, 1_000_000_000]], dtype=np.uint32)  # [L=1, E=4]
+    counts = np.broadcast_to(seq, (4, 1, 4)).copy()
+    got = step_gini(counts, (1, 2, 4))
+    # hand: a step of B sequences is B x [3, 1, 1, 1] e9; sorted [1, 1, 1, 3], weights [-3, -1, 1, 3]:
+    # (-3 - 1 + 1 + 9) / (4 * 6) = 0.25 for every B
+    for B in (1, 2, 4):
+        np.testing.assert_allclose(got[B], 0.25, rtol=1e-12)
+    wrapped = np.array([6_000_000_000 % 2**32, 2e9, 2e9, 2e9])
+    assert float(gini(wrapped)) < 0.05  # what a uint32 sum would have reported

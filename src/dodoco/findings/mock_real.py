@@ -24,10 +24,10 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 from dodoco.findings.verdict import Verdict, require_same, run_label
+from dodoco.ep.steps import layer_mean
 from dodoco.metrics.imbalance import gini
-from dodoco.ep.steps import layer_mean, step_order
 
-__all__ = ["GiniSeries", "batch_trend", "boot_means", "mock_vs_real", "step_gini"]
+__all__ = ["GiniSeries", "batch_trend", "boot_means", "mock_vs_real", "model_gini", "step_gini"]
 
 FABRICATED, BOTH, NEITHER, REAL_ONLY = ("fabricated by mock", "trend in both", "no trend",
                                         "trend only under real text")
@@ -35,7 +35,7 @@ _ROWS_PER_CHUNK = 1 << 12
 _TOL = 1e-12  # an interval within rounding of 0 (identical steps) does not exclude 0
 
 
-def _model_gini(steps: np.ndarray) -> np.ndarray:
+def model_gini(steps: np.ndarray) -> np.ndarray:
     """steps[n, L, E] -> float64 [n]: per-step Gini averaged over layers (NaN layers ignored)."""
     n = steps.shape[0]
     out = np.empty((n, steps.shape[1]))
@@ -53,39 +53,21 @@ def _model_gini(steps: np.ndarray) -> np.ndarray:
 def step_gini(counts, batches=(1, 2, 4, 8, 16, 32), seed: int = 0, *, source=None) -> dict[int, np.ndarray]:
     """Model-level per-step Gini: counts[S, L, E] -> {B: float64 [S // B]} for each B <= S.
 
-    Steps of B sequences in step_order(S, seed) (as metrics_table forms them); the model level of
-    a step is the mean of its per-layer Gini. Batch sizes B > S are left out. ``source``: a prefill
-    StepSource over the same counts and seed (``dodoco.ep.steps.source_of``) whose step sums are
-    reused (counts may then be None).
+    Steps of B sequences in step_order(S, seed), formed by the one step former (the StepSource of
+    ``dodoco.ep.steps.source_of``, whose sums are in a dtype that holds every step total, 64 bits
+    when needed); the model level of a step is ``layer_mean`` of its per-layer Gini.
+    Batch sizes B > S are left out. ``source``: a StepSource over the same counts and seed to
+    reuse (counts may then be None).
     """
-    if source is not None:
-        S = source.level(1).shape[1]
-        return {B: _model_gini(source.steps(B)) for B in sorted({int(b) for b in batches if 1 <= int(b) <= S})}
-    counts = np.asarray(counts)
-    if counts.ndim != 3 or counts.shape[0] == 0:
-        raise DodocoError(f"counts must have shape [S, L, E] with S >= 1, got shape {counts.shape}")
-    S = counts.shape[0]
-    order = step_order(S, seed)
-    levels: dict[int, np.ndarray] = {}
-    out: dict[int, np.ndarray] = {}
-    dtype = np.uint32 if counts.dtype.kind == "u" and counts.dtype.itemsize <= 4 else np.int64
-    for B in sorted({int(b) for b in batches if 1 <= int(b) <= S}):
-        if B == 1:
-            out[1] = _model_gini(counts)[order]
-            continue
-        base = max((b for b in levels if B % b == 0), default=None)
-        if base is None:  # first level: sum B rows of the ordered counts without a full copy
-            n = S // B
-            x = counts[order[0:n * B:B]].astype(dtype)
-            for j in range(1, B):
-                x += counts[order[j:n * B:B]]
-        else:
-            src, g = levels[base], B // base
-            n = src.shape[0] // g
-            x = src[: n * g].reshape((n, g) + src.shape[1:]).sum(axis=1, dtype=dtype)
-        levels[B] = x
-        out[B] = _model_gini(x)
-    return out
+    if source is None:
+        from dodoco.ep.steps import source_of
+
+        counts = np.asarray(counts)
+        if counts.ndim != 3 or counts.shape[0] == 0:
+            raise DodocoError(f"counts must have shape [S, L, E] with S >= 1, got shape {counts.shape}")
+        source = source_of(counts, seed)
+    S = source.n_steps(1)
+    return {B: model_gini(source.steps(B)) for B in sorted({int(b) for b in batches if 1 <= int(b) <= S})}
 
 
 def boot_means(v, n_boot: int, rng: np.random.Generator) -> np.ndarray:
