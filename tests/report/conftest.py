@@ -3,7 +3,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def observed(tmp_path_factory):
-    """Small real runs: tiny qwen3_moe on mock-uniform and prose with token traces, 16 sequences of 64
+    """Small real runs: tiny qwen3_moe on mock-uniform and prose with token traces, 48 sequences of 64
     tokens (no batch-invariance check, no metrics.parquet: the report needs neither)."""
     from dodoco.models.load import load_model
     from dodoco.observe.runner import observe_condition
@@ -11,7 +11,7 @@ def observed(tmp_path_factory):
     root = tmp_path_factory.mktemp("observed")
     model = load_model("tiny:qwen3_moe")
     for condition in ("mock-uniform", "prose"):
-        observe_condition(model, condition, seq_len=64, sequences=16, out=root / "qwen3", traces=True,
+        observe_condition(model, condition, seq_len=64, sequences=48, out=root / "qwen3", traces=True,
                           invariance_check=False)
     return root
 

@@ -13,29 +13,50 @@ import io
 import json
 import math
 
-__all__ = ["cell_text", "json_safe", "print_table", "table_columns", "to_csv", "to_json"]
+__all__ = ["cell_text", "column_decimals", "json_safe", "print_table", "table_columns", "to_csv", "to_json"]
 
 
 def _empty(value) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
-def cell_text(value, column: str = "") -> str:
-    """One cell as text: floats to 4 significant digits (NaN as -), ints whole, booleans yes/no,
-    lists joined by commas, batch 0 (all sequences at once) as ``all``."""
+def cell_text(value, column: str = "", decimals: int | None = None) -> str:
+    """One cell as text: floats with ``decimals`` (default 4 significant digits; NaN as -), ints whole,
+    booleans yes/no, lists joined by commas, batch 0 (all sequences at once) as ``all``."""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if column == "batch" and isinstance(value, int) and value == 0:
+    if column == "batch" and isinstance(value, (int, float)) and value == 0:
         return "all"
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
+        if decimals is not None:
+            return f"{value:.{decimals}f}" if decimals >= 0 else f"{value:.3e}"
         return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.0f}"
     if isinstance(value, (list, tuple)):
         return ",".join(cell_text(v) for v in value)
     return "" if value is None else str(value)
+
+
+def column_decimals(rows: list[dict], column: str) -> int | None:
+    """Decimals shared by a column's floats: 0 when every number is a whole number (integer columns
+    print as integers), else 4 significant digits of the median magnitude (0..6 decimals; -1 = use
+    scientific notation for columns of tiny values); None for non-numeric columns."""
+    vals = [v for r in rows if isinstance(v := r.get(column), (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v)]
+    if not vals or len(vals) != sum(1 for r in rows if not _empty(r.get(column))):
+        return None
+    if all(float(v).is_integer() for v in vals):
+        return 0
+    mags = sorted(abs(v) for v in vals if v != 0)
+    if not mags:
+        return 0
+    med = mags[(len(mags) - 1) // 2]  # the lower median
+    if med < 1e-3:
+        return -1
+    return int(min(6, max(0, 3 - math.floor(math.log10(med)))))
 
 
 def table_columns(rows: list[dict], columns: list[str] | None = None) -> list[str]:
@@ -92,7 +113,8 @@ def print_table(rows: list[dict], title: str, columns: list[str] | None = None, 
         console.print(f"{title}: no rows", markup=False, highlight=False)
         return
     columns = table_columns(rows, columns)
-    cells = [[cell_text(row.get(c), c) for c in columns] for row in rows]
+    decimals = {c: column_decimals(rows, c) for c in columns}
+    cells = [[cell_text(row.get(c), c, decimals[c]) for c in columns] for row in rows]
     right = [_numeric(rows, c) for c in columns]
     if not console.is_terminal:
         console.print(_plain(title, columns, cells, right), markup=False, highlight=False, soft_wrap=True,
