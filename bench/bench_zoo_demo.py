@@ -38,7 +38,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from dodoco.commands.zoo import zoo_rows
+    from dodoco.zoo.card import zoo_rows
     from dodoco.models.zoo import zoo_root
 
     times = {m: [] for m in ("zoo", "tiny")}

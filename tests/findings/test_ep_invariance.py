@@ -81,8 +81,8 @@ def test_placement_removal_hand_computed():
     assert rem[("eplb", 8)] == pytest.approx(0.75) and rem[("eplb", 4)] == pytest.approx(0.5)
     assert rem[("round_robin", 8)] == pytest.approx(-0.2)
     text = " ".join(v.sentences)
-    assert "eplb removes 75.0%" in text and "round_robin adds 20.0%" in text
-    assert "rose with N in 1 of 1 run(s): under real text from 1.200 at the smallest judged N to 2.000" in text
+    assert "At that largest N, eplb removes 75.0% and round_robin adds 20.0% of the contiguous skew's" in text
+    assert "rose with N in 1 of 1 run(s): under real text it was 1.200 at each run's smallest judged N and 2.000" in text
     assert v.evidence[1]["skew_eplb"] == pytest.approx(1.25)
 
 

@@ -88,15 +88,19 @@ def _skew_headline(v: Verdict) -> str | None:
         if own:
             first = _range([a.get(f"skew_{base}") for a, _ in own])
             last = _range([b.get(f"skew_{base}") for _, b in own])
-            parts.append(f"{label} from {first}{'' if parts else ' at the smallest judged N'} to {last}"
-                         f"{'' if parts else ' at the largest (N < E)'}")
-    text = f"Receiver skew under {base} placement rose with N in {rising} of {len(ends)} run(s): {'; '.join(parts)}."
+            parts.append(f"{label} it was {first} at each run's smallest judged N and {last} at its largest (N < E)"
+                         if not parts else f"{label}, {first} and {last}")
+    text = (f"Receiver skew under {base} placement rose with N in {rising} of {len(ends)} run(s): "
+            f"{'; '.join(parts)}.")
     largest = {(b["model"], b["condition"], b["seq_len"], b["ep"]) for _, (_, b) in ends}
+    removed = []
     for p in v.numbers["placements"][1:]:
         fr = [x["fraction_removed"] for x in v.tables["removal"] if x["placement"] == p
               and (x["model"], x["condition"], x["seq_len"], x["ep"]) in largest and np.isfinite(x["fraction_removed"])]
         if fr:
-            text += f" At the largest N, {p} {_removes(fr)} of the {base} skew's excess over 1."
+            removed.append(f"{p} {_removes(fr)}")
+    if removed:
+        text += f" At that largest N, {' and '.join(removed)} of the {base} skew's excess over 1."
     return text
 
 
