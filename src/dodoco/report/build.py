@@ -115,9 +115,7 @@ def write_report(findings, out, options: ReportOptions, *, attachments=(), quiet
         task = progress.add_task("sections", total=len(SECTIONS))
         for fn in SECTIONS:
             progress.update(task, description=_title(fn)[:44])
-            t0 = time.perf_counter()
             section = run_section(fn, ctx)
-            ctx.cache[("seconds", fn.__name__)] = time.perf_counter() - t0
             rendered.append((_unique(_slug(section.title), anchors), section.title, _render(section, out, used)))
             progress.advance(task)
     subtitle = (f"{len(findings.runs)} run(s); generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "

@@ -53,6 +53,13 @@ def grid(n: int, width: float = 3.6, height: float = 2.9, ncols: int = 3, **kw):
     return fig, flat[:n]
 
 
+def suptitle(fig, title: str) -> None:
+    """The figure's title, wrapped to the figure's width so that it is never cut."""
+    import textwrap
+
+    fig.suptitle(textwrap.fill(title, max(30, int(fig.get_figwidth() * 10.5))), fontsize=11)
+
+
 def int_ticks(ax, values, log2: bool = True) -> None:
     """x axis with a tick at each of ``values`` labelled as an integer (log2 scale by default)."""
     from matplotlib.ticker import NullLocator
@@ -111,7 +118,7 @@ def ep_lines(panels: dict[str, list[dict]], ylabel: str, title: str, style: Styl
         int_ticks(ax, [n for ln in lines for n in ln["ep"]])
         ax.set(title=name, xlabel="EP degree N (ranks)", ylabel=ylabel)
         ax.grid(alpha=0.25)
-    fig.suptitle(title)
+    suptitle(fig, title)
     legend(fig, style, conds, places, [_HOLLOW] if hollow else [])
     return png(fig)
 
@@ -128,7 +135,7 @@ def gini_vs_batch(panels: dict[str, list[dict]], style: Style, title: str) -> by
         int_ticks(ax, [b for ln in lines for b in ln["batch"]])
         ax.set(title=name, xlabel="batch size B (sequences per step)", ylabel="per-step Gini (mean over steps)")
         ax.grid(alpha=0.25)
-    fig.suptitle(title)
+    suptitle(fig, title)
     legend(fig, style, conds, (), [_HOLLOW] if hollow else [])
     return png(fig)
 
@@ -153,7 +160,8 @@ def bands_chart(models: list[str], points: list[dict], low: float, high: float, 
                     color=style.color(p["condition"]), capsize=2, linewidth=1)
     gmax = max([p["gini"] for p in points if np.isfinite(p["gini"])] + [high]) * 1.12
     ax.set_yticks(range(len(models)), models, fontsize=8)
-    ax.set(xlim=(0, min(1.0, gmax)), ylim=(-0.6, len(models) - 0.4), title=title,
+    suptitle(fig, title)
+    ax.set(xlim=(0, min(1.0, gmax)), ylim=(-0.6, len(models) - 0.4),
            xlabel="per-step Gini (mean over steps; 0 = balanced)")
     ax.invert_yaxis()
     legend(fig, style, conds, (), [("real text", {"color": "0.25", "marker": "o", "linestyle": "none"}),
@@ -183,7 +191,7 @@ def gini_matrices(rows: list[str], cols: list[str], panels: dict[str, np.ndarray
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         ax.set_title(name, fontsize=9)
     fig.colorbar(im, ax=list(axes), label="Gini (0 = balanced)", shrink=0.9)
-    fig.suptitle(title)
+    suptitle(fig, title)
     return png(fig)
 
 
@@ -199,7 +207,7 @@ def heatmaps(panels: dict[str, np.ndarray], vmax: float, title: str) -> bytes:
         im = ax.imshow(rel, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=vmax)
         ax.set(title=name, xlabel="expert index", ylabel="MoE layer")
     fig.colorbar(im, ax=list(axes), label="load / layer mean (1 = balanced)", shrink=0.9)
-    fig.suptitle(title)
+    suptitle(fig, title)
     return png(fig)
 
 
@@ -214,7 +222,7 @@ def lorenz_curves(panels: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], s
             conds.append(cond)
         ax.set(title=name, xlabel="share of experts (least loaded first)", ylabel="share of assignments",
                xlim=(0, 1), ylim=(0, 1), aspect="equal")
-    fig.suptitle(title)
+    suptitle(fig, title)
     legend(fig, style, conds, (), [("balanced (diagonal)", {"color": "0.6", "linewidth": 0.8})])
     return png(fig)
 
@@ -240,7 +248,8 @@ def grouped_bars(categories: list[str], groups: dict[str, list[float]], xlabel: 
     ax.margins(x=0.1)
     ax.set_yticks(ticks, [cat for cat, _ in have], fontsize=8)
     ax.invert_yaxis()
-    ax.set(xlabel=xlabel, title=title)
+    ax.set(xlabel=xlabel)
+    suptitle(fig, title)
     ax.grid(axis="x", alpha=0.25)
     legend(fig, style, [c for _, bars in have for c, _ in bars])
     return png(fig)
@@ -260,7 +269,7 @@ def measured_vs_predicted(panels: dict[str, list[dict]], ylabel: str, title: str
         int_ticks(ax, [n for ln in lines for n in ln["ep"]])
         ax.set(title=name, xlabel="EP degree N (ranks)", ylabel=ylabel)
         ax.grid(alpha=0.25)
-    fig.suptitle(title)
+    suptitle(fig, title)
     extra = [("measured (line, 95% band)", {"color": "0.25", "marker": "o", "markersize": 4}),
              ("predicted by NeuSim's formula", {"color": "0.25", "marker": "x", "linestyle": "none"})]
     legend(fig, style, conds, (), extra + ([_HOLLOW] if hollow else []))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dodoco.report.plots import grid, int_ticks, png
+from dodoco.report.plots import grid, int_ticks, png, suptitle
 from dodoco.report.style import LEGEND
 
 __all__ = ["bytes_label", "dispatch_vs_skew", "predicted_vs_measured", "predicted_vs_n", "sweep"]
@@ -53,7 +53,7 @@ def dispatch_vs_skew(panels: dict[str, list[dict]], title: str) -> bytes:
                 ax.plot(*zip(*ctl), color=color[d], linewidth=0.9, alpha=0.7)
         ax.set(title=name, xlabel="receiver skew (max/mean rows received)", ylabel="dispatch time (ms, median)")
         ax.grid(alpha=0.25)
-    fig.suptitle(title)
+    suptitle(fig, title)
     _legend(fig, [(f"dispatcher {d}", {"color": color[d], "marker": "o", "linestyle": "-"}) for d in names]
             + [(f"{k} cases", {"color": "0.3", "marker": _MARKERS.get(k, "o"), "linestyle": "none"})
                for k in dict.fromkeys(kinds)])
@@ -70,7 +70,8 @@ def sweep(lines: dict[str, list[dict]], title: str) -> bytes:
     ax.set_xscale("log", base=2)
     ticks = [1 << k for k in range(10, 31, 4)]
     ax.set_xticks(ticks, [bytes_label(t) for t in ticks])
-    ax.set(xlabel="message size (bytes sent per rank)", ylabel="bus bandwidth (GB/s)", title=title)
+    ax.set(xlabel="message size (bytes sent per rank)", ylabel="bus bandwidth (GB/s)")
+    suptitle(fig, title)
     ax.grid(alpha=0.25)
     fig.legend(**LEGEND)
     return png(fig)
@@ -86,7 +87,8 @@ def predicted_vs_measured(rows: list[dict], title: str) -> bytes:
     lim = [0, 1.08 * max(max(r["measured_ms"], r["predicted_ms"]) for r in rows)]
     ax.plot(lim, lim, color="0.4", linewidth=0.8, label="predicted = measured")
     ax.set(xlim=lim, ylim=lim, xlabel="measured dispatch time (ms)", ylabel="predicted dispatch time (ms)",
-           title=title, aspect="equal")
+           aspect="equal")
+    suptitle(fig, title)
     fig.legend(**LEGEND)
     return png(fig)
 
@@ -112,7 +114,7 @@ def predicted_vs_n(panels: dict[str, list[dict]], title: str, style) -> bytes:
         int_ticks(ax, [n for ln in lines for n in ln["N"]])
         ax.set(title=name, xlabel="EP degree N (ranks)", ylabel="predicted dispatch time (ms)")
         ax.grid(alpha=0.25)
-    fig.suptitle(title)
+    suptitle(fig, title)
     legend(fig, style, conds, places, [(f"dispatcher {d}", {"color": "0.25", "marker": markers[i % len(markers)],
                                                             "linestyle": "none"}) for i, d in enumerate(dispatchers)]
            + [("balanced bytes (same model)", {"color": "0.6", "linewidth": 0.8})])
