@@ -8,10 +8,17 @@ from dodoco.errors import DodocoError
 from dodoco.findings import EPCurve, FindingsOptions, RunScan, ep_invariance, relative_change
 from dodoco.findings.runs import scan
 from dodoco.findings.synthetic import write_counts_run
-from dodoco.metrics import max_mean, step_counts, step_order
+from dodoco.ep.steps import step_order
+from dodoco.metrics import max_mean
 from dodoco.store import open_run
 
 NAN = float("nan")
+
+
+def step_counts(counts, P, order):
+    """Independent step sums: counts in ``order``, consecutive groups of P, remainder dropped."""
+    n = len(order) // P
+    return counts[order][: n * P].astype(np.int64).reshape((n, P) + counts.shape[1:]).sum(1)
 
 
 def _curve(ep, mean, steps=None, layers=None, width=0.01):

@@ -153,6 +153,6 @@ def test_window_runs_are_one_step_and_flagged(observed, tmp_path):
                          model="prod", condition="serving", kind="real", seq_len=0, granularity="window")
     html = build_report([w, observed], tmp_path / "rep", n_boot=50).read_text()
     f = json.loads((tmp_path / "rep" / "findings.json").read_text())
-    ev = [e for e in f["verdicts"]["ep_invariance"]["evidence"] if e["model"] == "prod"]
+    ev = [e for e in f["verdicts"]["ep_invariance"]["tables"]["evidence"] if e["model"] == "prod"]
     assert ev and all(e["steps"] == 1 and e["few_steps"] and e["max_mean_lo"] is None for e in ev)
     assert "prod/serving (seq_len 0" in html and "not judged" in html

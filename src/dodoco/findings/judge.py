@@ -129,7 +129,7 @@ def _scans(f: Findings) -> None:
 
     for run in f.runs:
         try:
-            f.scans[f.key(run)] = scan(run, f.options, f.source(run))
+            f.scans[f.key(run)] = scan(run, f.options)
         except DodocoError as exc:
             f.scan_errors[f.key(run)] = str(exc)
 

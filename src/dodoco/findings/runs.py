@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dodoco.errors import DodocoError, did_you_mean
+from dodoco.errors import DodocoError
 from dodoco.findings.ep_invariance import EPCurve, RunScan
 from dodoco.findings.verdict import few
 
-__all__ = ["check_placements", "default_eps", "ep_batch", "evaluated", "run_K", "run_kind", "scan",
-           "scan_run", "source", "table_curves"]
+__all__ = ["check_placements", "default_eps", "ep_batch", "evaluated", "result_curves", "run_K", "run_kind",
+           "scan", "source"]
 
 _METRICS = ("max_mean", "receiver_skew")
 
@@ -31,21 +31,14 @@ def run_K(run) -> int:
 
 def source(run, seed: int = 0):
     """The run's StepSource: all units in step_order(S, seed); a window aggregate is one step."""
-    try:
-        return run.source(seed)
-    except ModuleNotFoundError:  # TEMPORARY until dodoco.ep.steps is on main
-        from dodoco.ep.scan import scan_source
-
-        return scan_source(run.counts, seed)
+    return run.source(seed)
 
 
 def check_placements(names) -> None:
     """DodocoError naming an unknown placement (and the closest known one)."""
-    from dodoco.ep.placement import PLACEMENTS
+    from dodoco.ep.placements import check_placements as check
 
-    for name in names:
-        if name not in PLACEMENTS:
-            raise did_you_mean("placement", name, PLACEMENTS)
+    check(list(names))
 
 
 def default_eps(E: int) -> list[int]:
@@ -58,14 +51,16 @@ def default_eps(E: int) -> list[int]:
     return sorted(e for e in eps if e <= max(E, 4))
 
 
-def evaluated(S: int, placements, seed: int = 0) -> tuple[int, str]:
-    """(units the placements are evaluated on, "all" or "held-out"): fitted placements are fitted on
-    one part of the units and every placement is evaluated on the other (``ep.scan.eval_groups``)."""
-    from dodoco.ep.scan import eval_groups
+def evaluated(S: int, placements, seed: int = 0) -> int:
+    """Units the placements are evaluated on (``ep.placements.evaluation_plan``: with a fitted
+    placement, the held-out part); S when there are too few units to fit on (the scan then leaves
+    the fitted placements out and says so)."""
+    from dodoco.ep.placements import evaluation_plan
 
-    _, groups = eval_groups(S, list(placements), 0.5, seed)
-    idx = groups[0][0]
-    return (S, "all") if idx is None else (len(idx), "held-out")
+    try:
+        return len(evaluation_plan(list(placements), S, seed).eval_idx)
+    except DodocoError:
+        return S
 
 
 def ep_batch(S: int, E: int, options) -> int:
@@ -75,81 +70,50 @@ def ep_batch(S: int, E: int, options) -> int:
 
     if options.ep_batch:
         return int(options.ep_batch)
-    n, _ = evaluated(S, options.placement, options.seed)
+    n = evaluated(S, options.placement, options.seed)
     top = max([N for N in (options.ep or default_eps(E)) if N <= E] or [1])
     return max([b for b in (1, 2, 4, 8) if (FEW_STEPS + 1) * top * b <= n], default=1)
 
 
-def scan_run(run, *, ep=None, batch=(1, 2, 4, 8, 16, 32), placement="contiguous", seed: int = 0, source=None,
-             **kwargs):
-    """The EP scan table of one run (``dodoco.ep.scan``) with the run's labels, from ``source`` when given."""
-    from dodoco.ep.scan import ep_scan, run_scan, scan_source, sum_sequences
-
-    S, _, E = run.counts.shape
-    ep = ep or default_eps(int(E))
-    if source is None:
-        return ep_scan(run.counts, ep=ep, batch=batch, placement=placement, seed=seed, model=run.model,
-                       condition=run.condition, seq_len=run.seq_len, **kwargs)
-    opts = {"fit_frac": 0.5, "common_eval": True, "n_boot": 1000, "strict": False, **kwargs}
-    labels = dict(model=run.model, condition=run.condition, seq_len=run.seq_len, regime="prefill")
-    return run_scan(int(S), int(E), lambda idx: source if idx is None else scan_source(run.counts, seed, idx),
-                    lambda idx: sum_sequences(run.counts, idx), placement, ep, batch, seed=seed,
-                    labels=labels, placement_kwargs={}, **opts)
-
-
-def _curve(d: dict, sel: np.ndarray, steps_of) -> EPCurve:
-    """One metric/placement of a scan table's columns ``d`` (rows ``sel``) as an EPCurve."""
-    eps = np.unique(d["ep"][sel])
-    layers = np.unique(d["layer"][sel & (d["layer"] >= 0)])
-    grid = {}
-    for stat in ("mean", "ci_lo", "ci_hi"):
-        g = np.full((eps.size, layers.size + 1), np.nan)
-        k = sel & (d["statistic"] == stat)
-        g[np.searchsorted(eps, d["ep"][k]), np.searchsorted(layers, d["layer"][k]) + (d["layer"][k] >= 0)] = \
-            d["value"][k]
-        grid[stat] = g
-    steps = np.array([steps_of(int(N)) for N in eps], dtype=np.int64)
-    nan_ci = np.array([few(n) for n in steps], dtype=bool)
-    lo, hi = grid["ci_lo"][:, 0].copy(), grid["ci_hi"][:, 0].copy()
-    lo[nan_ci], hi[nan_ci] = np.nan, np.nan
-    return EPCurve(eps.astype(np.int64), grid["mean"][:, 0], lo, hi, steps, grid["mean"][:, 1:])
-
-
-def table_curves(table, placements, steps_of) -> dict:
-    """{(metric, placement): EPCurve} of a one-batch EP scan table (``ep_scan``, ``decode_scan``) for
-    metric in (max_mean, receiver_skew); ``steps_of(N)``: the steps each N's statistics rest on."""
-    d = {c: table.column(c).to_numpy(zero_copy_only=False)
-         for c in ("ep", "placement", "layer", "metric", "statistic", "value")}
+def result_curves(result, B: int, metrics=_METRICS) -> dict:
+    """{(metric, placement): EPCurve} of an EP scan (``ScanResult``: ``ep_scan``, ``decode_scan``)
+    at batch B: model-level mean and interval per N (interval NaN where it rests on few steps),
+    steps, and the per-layer means of each N."""
     curves = {}
-    for p in placements:
-        for m in _METRICS:
-            sel = (d["placement"] == p) & (d["metric"] == m)
-            if sel.any():
-                curves[(m, p)] = _curve(d, sel, steps_of)
+    names = list(dict.fromkeys(k[2] for k in result.keys if k[0] == B))
+    for p in names:
+        for m in metrics:
+            s = result.series(m, p, B)
+            if not s["ep"].size:
+                continue
+            flag = np.array([few(n) for n in s["steps"]], dtype=bool)
+            lo, hi = np.where(flag, np.nan, s["lo"]), np.where(flag, np.nan, s["hi"])
+            layers = np.stack([result.series(m, p, B, layer=j)["mean"] for j in range(result.n_layers)], axis=1) \
+                if result.n_layers else np.empty((s["ep"].size, 0))
+            curves[(m, p)] = EPCurve(s["ep"], s["mean"], lo, hi, s["steps"], layers)
     return curves
 
 
-def _skipped_text(reasons: list[dict], B: int, n_eval: int, part: str) -> tuple[str, ...]:
-    """What the scan left out, in a sentence or two (every too-large N in one)."""
-    big = sorted({int(r["ep"]) for r in reasons if r.get("placement") is None})
-    out = [f"N={','.join(map(str, big))} not scanned: a step of N x B={B} units needs more than the {n_eval} "
+def _skipped_text(reasons: list[dict], B: int, part: str) -> tuple[str, ...]:
+    """What the scan left out, in a sentence or two (every N without a step in one)."""
+    big = sorted({int(r["ep"]) for r in reasons if r.get("placement") is None and r.get("ep") is not None})
+    out = [f"N={','.join(map(str, big))} not scanned at B={B}: a step of N x B units needs more than the "
            f"units evaluated ({part})"] if big else []
     return tuple(out + list(dict.fromkeys(r["reason"] for r in reasons if r.get("placement") is not None)))
 
 
-def scan(run, options, src=None) -> RunScan:
+def scan(run, options) -> RunScan:
     """The EP scan of ``run`` at its batch (``ep_batch``) for ``options.placement`` over ``options.ep``
     (default ``default_eps(E)``), as curves of per-expert max/mean and receiver skew against N."""
-    from dodoco.ep.scan import skipped_reasons
+    from dodoco.ep.scan import ep_scan
 
-    S, _, E = run.counts.shape
-    B = ep_batch(int(S), int(E), options)
-    n_eval, part = evaluated(int(S), options.placement, options.seed)
-    table = scan_run(run, ep=list(options.ep or default_eps(int(E))), batch=[B], placement=list(options.placement),
-                     seed=options.seed, n_boot=options.n_boot, source=src)
-    curves = table_curves(table, options.placement, lambda N: n_eval // (N * B))
-    skipped = _skipped_text(skipped_reasons(table), B, n_eval, part)
+    B = ep_batch(run.S, run.E, options)
+    result = ep_scan(run, ep=list(options.ep or default_eps(run.E)), batch=[B], placement=list(options.placement),
+                     seed=options.seed, n_boot=options.n_boot)
+    part = result.meta.get("part", "all")
+    skipped = _skipped_text(result.skipped, B, part)
+    curves = result_curves(result, B)
     if not curves:
         raise DodocoError(f"no EP degree fits run {run.path} at B={B}: {'; '.join(skipped) or 'nothing scanned'}")
-    return RunScan(run.model, run.condition, run_kind(run), run.seq_len, int(E), B, part, curves, str(run.path),
+    return RunScan(run.model, run.condition, run_kind(run), run.seq_len, run.E, B, part, curves, str(run.path),
                    skipped)

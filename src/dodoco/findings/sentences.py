@@ -108,7 +108,7 @@ def _ep_detail(v: Verdict, r: dict) -> str:
     base = v.numbers["baseline"]
     own = [e for e in v.evidence if (e["model"], e["condition"], e["seq_len"]) == (r["model"], r["condition"],
                                                                                    r["seq_len"])]
-    head = f"{_run(r)} (seq_len {r['seq_len']}, B={r['batch']}, {r['part']} sequences): "
+    head = f"{_run(r)} (seq_len {r['seq_len']}, B={r['batch']}, {r['part']} units): "
     few = [str(e["ep"]) for e in own if e["few_steps"]]
     tail = f" N={','.join(few)} rest on two steps or fewer: shown without interval, not judged." if few else ""
     ends = _ends(v, r)

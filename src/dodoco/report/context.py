@@ -76,10 +76,4 @@ class ReportContext:
 
     def aggregate(self, run) -> np.ndarray:
         """int64 [L, E]: assignments per layer and expert over all the run's units (computed once)."""
-        def compute():
-            if hasattr(run, "aggregate"):
-                return np.asarray(run.aggregate(), dtype=np.int64)
-            from dodoco.ep.scan import sum_sequences
-
-            return sum_sequences(run.counts)
-        return self.cached(("aggregate", self.findings.key(run)), compute)
+        return self.cached(("aggregate", self.findings.key(run)), run.aggregate)

@@ -140,7 +140,7 @@ def _neusim_rows(ctx, run, regime: str) -> list[dict]:
     from dodoco.findings.runs import default_eps, run_K
     from dodoco.simulate.neusim import neusim_table
 
-    E, K = int(run.counts.shape[2]), run_K(run)
+    E, K = run.E, run_K(run)
     kw = dict(ep=list(ctx.options.ep or default_eps(E)), batch=(ctx.ep_batch(run),), seed=ctx.options.seed,
               model=run.model, condition=run.condition, seq_len=run.seq_len)
     if regime == "prefill":
@@ -182,16 +182,14 @@ def neusim_section(ctx) -> Section:
 
 
 def _decode_curves(ctx, run, placement: str):
-    from dodoco.ep.decode import DEFAULT_POSITIONS, decode_positions, decode_scan
-    from dodoco.findings.runs import default_eps, table_curves
+    from dodoco.ep.decode import decode_scan
+    from dodoco.findings.runs import default_eps, result_curves
 
-    o, B, E = ctx.options, ctx.ep_batch(run), int(run.counts.shape[2])
+    o, B, E = ctx.options, ctx.ep_batch(run), run.E
     topk, offsets = _decode_traces(run, o.seed)
-    n_pos = len(decode_positions(np.diff(offsets), DEFAULT_POSITIONS))
-    table = decode_scan(topk, offsets, E, ep=list(o.ep or default_eps(E)), batch=[B], placement=placement,
-                        seed=o.seed, n_boot=o.n_boot, model=run.model, condition=run.condition, seq_len=run.seq_len)
-    S = offsets.shape[0] - 1
-    return table_curves(table, [placement], lambda N: n_pos * (S // (N * B)))
+    result = decode_scan(topk, offsets, E, ep=list(o.ep or default_eps(E)), batch=[B], placement=placement,
+                         seed=o.seed, n_boot=o.n_boot, model=run.model, condition=run.condition, seq_len=run.seq_len)
+    return result_curves(result, B)
 
 
 def decode_section(ctx) -> Section:
