@@ -131,7 +131,7 @@ results page (docs/zoo-results.md) says where they differ from the large models.
 | | |
 |---|---|
 | transformers class | `{config['architectures'][0]}` (model_type `{config['model_type']}`) |
-| hidden size / layers | {config.get('hidden_size')} / {_layer_pattern(config)} |
+| hidden size / layers | {config.get('hidden_size')} / {layer_pattern(config)} |
 | expert width (moe_intermediate_size) | {config.get('moe_intermediate_size')} |
 | parameters | {params:,} (bf16 weights) |
 | tokenizer | shared zoo BPE, {rec['tokenizer']['vocab_size']} tokens (see below) |
@@ -162,7 +162,7 @@ Weights sha256 {rec['weights_sha256']}.
 
 
 
-def _layer_pattern(config: dict) -> str:
+def layer_pattern(config: dict) -> str:
     """``"4: dense, moe, moe, moe"``: the layer count and which layers are MoE (or the mixer kinds)."""
     if config.get("layers_block_type"):  # Nemotron-H: mixer per block
         kinds = [{"linear_attention": "mamba2", "full_attention": "attention"}.get(k, k)
