@@ -46,12 +46,13 @@ def verdict_rows(findings) -> list[dict]:
 
 def run(args) -> int:
     from dodoco.commands import check_output_file, emit
-    from dodoco.findings import FindingsConfig, judge
+    from dodoco.findings import FindingsConfig
+    from dodoco.report.build import judge_runs
     from dodoco.report.tables import to_json
 
     cfg = FindingsConfig.from_args(args)
     check_output_file(cfg.json)
-    f = judge(cfg.runs, cfg)
+    f = judge_runs(cfg.runs, cfg, quiet=False)
     if cfg.json == "-":
         print(to_json(f.to_dict()))
         return 0

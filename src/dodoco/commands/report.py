@@ -23,12 +23,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from dodoco.commands import check_output_file, emit
     from dodoco.commands.findings import verdict_rows
-    from dodoco.errors import DodocoError
     from dodoco.report.build import judge_runs, write_report
     from dodoco.report.options import ReportConfig
 
-    if not (args.out or getattr(args, "config", None)):
-        raise DodocoError("dodoco report needs an output folder: give -o DIR")
     cfg = ReportConfig.from_args(args)
     check_output_file(cfg.json)
     findings = judge_runs(cfg.runs, cfg, cfg.quiet)
