@@ -10,7 +10,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--out", default=None, metavar="DIR",
                    help="output folder (report.html, fig-*.png, *.csv, findings.json)")
     p.add_argument("--heatmap", type=csv_strs, default=None, metavar="RUNS",
-                   help="runs to draw heatmaps for (paths or model/condition; default: every run, up to 12)")
+                   help="runs to draw heatmaps for (paths or model/condition; default: every run of up to 8 models)")
     p.add_argument("--attach", nargs="+", default=None, metavar="JSON",
                    help="replay or simulate result files for the dispatch-cost sections")
     p.add_argument("--title", default=None, help="the report's title")

@@ -19,10 +19,10 @@ __all__ = ["ReportConfig", "ReportOptions"]
 @dataclass(frozen=True, kw_only=True)
 class ReportOptions(FindingsOptions):
     """The findings' options, and: heatmap (runs to draw load heatmaps for, as paths or
-    model/condition; () = every run up to max_heatmaps) and the report's title."""
+    model/condition; () = every run of the first max_heatmaps models) and the report's title."""
 
     heatmap: tuple[str, ...] = ()
-    max_heatmaps: int = 12
+    max_heatmaps: int = 8
     title: str = "DODOCO routing report"
 
     def __post_init__(self):

@@ -50,7 +50,8 @@ def _selected(ctx) -> list:
         if not chosen:
             raise SkipSection(f"no run matches --heatmap {', '.join(want)}")
         return chosen
-    return runs[: ctx.options.max_heatmaps]
+    models = list(dict.fromkeys(ctx.label(r) for r in runs))[: ctx.options.max_heatmaps]
+    return [r for r in runs if ctx.label(r) in models]
 
 
 def _relative(load) -> np.ndarray:
@@ -72,8 +73,8 @@ def heatmap_section(ctx) -> Section:
                 f"{label}: assignments per expert and MoE layer over all units, relative to the layer mean (1 = "
                 f"balanced); one colour scale 0..{vmax:.2f} (the 99.5th percentile over every heatmap) in every "
                 "heatmap of this report") for label, panels in by_model.items()]
-    notes = [f"{len(ctx.runs) - len(chosen)} more runs not drawn (choose with --heatmap)"] \
-        if len(chosen) < len(ctx.runs) else []
+    notes = [f"{len(ctx.runs) - len(chosen)} more runs not drawn (at most {ctx.options.max_heatmaps} models by "
+             "default; choose runs with --heatmap)"] if len(chosen) < len(ctx.runs) else []
     return Section("Per-layer x expert load", figures=figs, notes=notes)
 
 
