@@ -57,7 +57,7 @@ def suptitle(fig, title: str) -> None:
     """The figure's title, wrapped to the figure's width so that it is never cut."""
     import textwrap
 
-    fig.suptitle(textwrap.fill(title, max(30, int(fig.get_figwidth() * 10.5))), fontsize=11)
+    fig.suptitle(textwrap.fill(title, max(30, int(fig.get_figwidth() * 10.5)), break_on_hyphens=False), fontsize=11)
 
 
 def int_ticks(ax, values, log2: bool = True) -> None:

@@ -78,18 +78,23 @@ def sweep(lines: dict[str, list[dict]], title: str) -> bytes:
 
 
 def predicted_vs_measured(rows: list[dict], title: str) -> bytes:
-    """Simulator: predicted against measured dispatch time per case group, with the y = x line."""
+    """Simulator: predicted against measured dispatch time, colour = N, marker = case group, with y = x."""
     fig, (ax,) = grid(1, 4.4, 4.0)
-    for i, kind in enumerate(dict.fromkeys(r["cases"] for r in rows)):
-        pts = [r for r in rows if r["cases"] == kind]
-        ax.scatter([p["measured_ms"] for p in pts], [p["predicted_ms"] for p in pts], s=18,
-                   color=_COLORS[i % len(_COLORS)], label=str(kind))
+    groups = list(dict.fromkeys(str(r["cases"]) for r in rows))
+    Ns = sorted({int(r["N"]) for r in rows})
+    marks = ("o", "s", "^", "D", "v", "P", "X")
+    for r in rows:
+        ax.scatter([r["measured_ms"]], [r["predicted_ms"]], s=22, color=_COLORS[Ns.index(int(r["N"])) % len(_COLORS)],
+                   marker=marks[groups.index(str(r["cases"])) % len(marks)])
     lim = [0, 1.08 * max(max(r["measured_ms"], r["predicted_ms"]) for r in rows)]
-    ax.plot(lim, lim, color="0.4", linewidth=0.8, label="predicted = measured")
+    ax.plot(lim, lim, color="0.4", linewidth=0.8)
     ax.set(xlim=lim, ylim=lim, xlabel="measured dispatch time (ms)", ylabel="predicted dispatch time (ms)",
            aspect="equal")
     suptitle(fig, title)
-    fig.legend(**LEGEND)
+    _legend(fig, [(f"N = {n}", {"color": _COLORS[i % len(_COLORS)], "marker": "o", "linestyle": "none"})
+                  for i, n in enumerate(Ns)]
+            + [(g, {"color": "0.3", "marker": marks[i % len(marks)], "linestyle": "none"}) for i, g in enumerate(groups)]
+            + [("predicted = measured", {"color": "0.4", "linewidth": 0.8})])
     return png(fig)
 
 
