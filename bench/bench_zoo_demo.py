@@ -40,16 +40,20 @@ def main() -> None:
     import transformers
 
     from dodoco.zoo.card import zoo_rows
-    from dodoco.models.zoo import zoo_root
+    from dodoco.zoo.demo import DEMO_CONDITIONS, DemoConfig
 
+    load_before = os.getloadavg()[0]
     times = {m: [] for m in ("zoo", "tiny")}
     for _ in range(args.repeats):
         for m in times:  # interleaved, so both see the same machine load
             times[m].append(demo_seconds(m))
-    cards = {r["family"]: json.loads((zoo_root() / r["family"] / "config.json").read_text())["dodoco_zoo"]["results"]
-             for r in zoo_rows()}
+    load_after = os.getloadavg()[0]
+    cards = {r["family"]: r for r in zoo_rows()}
+    cfg = DemoConfig()
+    zoo_median = statistics.median(times["zoo"])
     result = {
-        "benchmark": "dodoco demo wall time (5 models x 5 conditions x 32 sequences x 256 tokens, CPU)",
+        "benchmark": (f"dodoco demo wall time (5 models x {len(DEMO_CONDITIONS)} conditions x {cfg.sequences} "
+                      f"sequences x {cfg.seq_len} tokens, CPU, then findings.judge)"),
         "median_s": {m: round(statistics.median(t), 2) for m, t in times.items()},
         "runs_s": {m: [round(x, 2) for x in t] for m, t in times.items()},
         "ratio_zoo_over_tiny": round(statistics.median(times["zoo"]) / statistics.median(times["tiny"]), 3),
