@@ -70,13 +70,13 @@ def test_replay2_plots_time_against_skew_per_dispatcher_and_size(tmp_path):
     section = replay_section(_ctx(_replay2(tmp_path)))
     fig = next(f for f in section.figures if f.name.startswith("dispatch-vs-skew"))
     assert _png_ok(fig.png)
-    from dodoco.report.sections_dispatch import _points_v2
+    from dodoco.report.sections_dispatch import _points
 
-    panels = _points_v2(json.loads((tmp_path / "replay2.json").read_text())["rows"])
+    panels = _points(json.loads((tmp_path / "replay2.json").read_text())["rows"])
     assert list(panels) == ["N=4, about 16 MiB per rank", "N=4, about 256 MiB per rank"]
     assert {p["dispatcher"] for p in panels["N=4, about 16 MiB per rank"]} == {"nccl", "nvshmem"}
     status = next(t for t in section.tables if t.name.startswith("dispatchers-")).rows
-    assert {"dispatcher": "deepep", "status": "not measured", "reason": "No module named 'deep_ep'"} in status
+    assert {"N": 4, "dispatcher": "deepep", "status": "not measured", "reason": "No module named 'deep_ep'"} in status
 
 
 def test_simulate_rows_of_two_models_are_two_panels_with_provenance(tmp_path):
@@ -103,7 +103,7 @@ def test_skips_and_bad_files(tmp_path):
         replay_section(_ctx())
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(DodocoError, match="bad.json is not readable JSON"):
+    with pytest.raises(DodocoError, match="bad.json is not JSON"):
         load_attachments([bad])
     other = tmp_path / "other.json"
     other.write_text('{"a": 1}')

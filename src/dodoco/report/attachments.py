@@ -1,11 +1,13 @@
 """Result files attached to a report (``dodoco report --attach``): what each is, and where its numbers
 come from.
 
-Kinds, recognised by their content:
+Kinds, recognised by their content, each read by its package's own reader:
 
-- ``replay/2``: ``dodoco replay -o`` (schema ``dodoco.replay/2``, docs/replay.md): ``rows``, one per
-  case and dispatcher;
-- ``replay/1``: the earlier replay files (``replays`` and ``validation``; bench/results/replay-*.json);
+- ``replay``: ``dodoco replay -o`` (schema ``dodoco.replay/2``, docs/replay.md), ``bench_dispatch``
+  files (several replays under ``replays``) and the earlier ``dodoco.replay/1`` files
+  (bench/results/replay-*.json), all read by ``dodoco.replay.results.load_results`` as /2 results
+  (``replays``: one per replay, ``rows`` one per case and dispatcher); the file's own top level
+  (validation, targets, notes) is kept in ``data``;
 - ``simulate``: ``dodoco simulate -o`` (schema ``dodoco.simulate/1``: rows with model, run, cluster,
   dispatcher and calibration source, plus notes) or ``dodoco simulate --json`` (the rows alone).
 
@@ -29,8 +31,9 @@ class Attachment:
     """One attached file: its kind, parsed JSON, and the models / machine / calibration behind it."""
 
     path: Path
-    kind: str  # "replay/2", "replay/1", "simulate"
+    kind: str  # "replay" or "simulate"
     data: object
+    replays: list[dict] = field(default_factory=list)  # replay: dodoco.replay/2 results
     models: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     machine: str = ""
@@ -43,11 +46,15 @@ class Attachment:
 
     @property
     def rows(self) -> list[dict]:
-        """The result rows (replay/2, simulate); replay/1: the per-replay summary rows."""
-        d = self.data
-        if self.kind == "replay/1":
-            return [dict(s) for rep in d["replays"] for s in rep.get("summary", [])]
-        return list(d["rows"]) if isinstance(d, dict) else list(d)
+        """The result rows: every replay's case rows, or the simulate rows."""
+        if self.kind == "replay":
+            return [r for rep in self.replays for r in rep["rows"]]
+        return list(self.data["rows"]) if isinstance(self.data, dict) else list(self.data)
+
+    @property
+    def summary(self) -> list[dict]:
+        """Replay: per replay, dispatcher and condition, the means over cases (as each replay wrote them)."""
+        return [dict(s) for rep in self.replays for s in rep.get("summary", [])]
 
 
 def _device(d: dict) -> str:
@@ -59,55 +66,50 @@ def _device(d: dict) -> str:
 def _kind(data) -> str | None:
     if isinstance(data, dict):
         schema = str(data.get("schema", ""))
-        if schema.startswith("dodoco.replay/") and "rows" in data:
-            return "replay/2"
-        if "replays" in data and "validation" in data:
-            return "replay/1"
         if schema.startswith("dodoco.simulate/") and "rows" in data:
             return "simulate"
+        if schema.startswith("dodoco.replay/") or "replays" in data:
+            return "replay"
     if isinstance(data, list) and data and isinstance(data[0], dict) and "dispatch_ms" in data[0]:
         return "simulate"
     return None
 
 
 def _describe(a: Attachment) -> None:
-    """Fill models, runs, machine, calibration and notes from the file's own fields."""
+    """Fill models, runs, machine, calibration and notes from the file's own rows and sources."""
     d = a.data
-    if a.kind == "replay/1":
-        srcs = [rep.get("source", {}).get("real", {}) for rep in d["replays"]]
-        a.models = list(dict.fromkeys(s.get("model") or "not recorded" for s in srcs))
-        a.runs = list(dict.fromkeys(str(s.get("path", "")) for s in srcs if s.get("path")))
-        a.machine, a.notes = _device(d), list(d.get("notes") or [])
-    elif a.kind == "replay/2":
-        a.models = list(dict.fromkeys(str(r.get("model")) for r in d["rows"] if r.get("model")))
-        a.runs = [str(x) for x in (d.get("source") or {}).get("runs") or []]
-        a.machine, a.notes = _device(d), [str(d["note"])] if d.get("note") else []
-    else:
-        rows = a.rows
-        a.models = list(dict.fromkeys(str(r.get("model") or "not recorded") for r in rows))
-        a.runs = list(dict.fromkeys(str(r["run"]) for r in rows if r.get("run")))
-        clusters = list(dict.fromkeys(str(r["cluster"]) for r in rows if r.get("cluster")))
-        a.machine = f"cluster {', '.join(clusters)} (predicted)" if clusters else "cluster not recorded"
-        cal = (d.get("calibration") or {}).get("source") if isinstance(d, dict) else None
-        cal = cal or next((str(r["calibration"]) for r in rows if r.get("calibration")), None)
-        a.calibration = cal or "not recorded"
-        a.notes = list(d.get("notes") or []) if isinstance(d, dict) else []
+    if a.kind == "replay":
+        srcs = [rep.get("source") or {} for rep in a.replays]
+        a.models = list(dict.fromkeys([str(r["model"]) for r in a.rows if r.get("model")]
+                                      + [str(s["real"]["model"]) for s in srcs if (s.get("real") or {}).get("model")]))
+        a.runs = list(dict.fromkeys([str(x) for s in srcs for x in (s.get("runs") or [])]
+                                    + [str(s["real"]["path"]) for s in srcs if (s.get("real") or {}).get("path")]))
+        a.machine = _device(d if "device" in d else a.replays[0])
+        a.notes = list(d.get("notes") or []) + [str(rep["note"]) for rep in a.replays if rep.get("note")]
+        return
+    rows = a.rows
+    a.models = list(dict.fromkeys(str(r.get("model") or "not recorded") for r in rows))
+    a.runs = list(dict.fromkeys(str(r["run"]) for r in rows if r.get("run")))
+    clusters = list(dict.fromkeys(str(r["cluster"]) for r in rows if r.get("cluster")))
+    a.machine = f"cluster {', '.join(clusters)} (predicted)" if clusters else "cluster not recorded"
+    cal = (d.get("calibration") or {}).get("source") if isinstance(d, dict) else None
+    a.calibration = cal or next((str(r["calibration"]) for r in rows if r.get("calibration")), None) or "not recorded"
+    a.notes = list(d.get("notes") or []) if isinstance(d, dict) else []
 
 
 def load_attachments(paths) -> list[Attachment]:
-    """Parse and describe every attached file; DodocoError naming a file that is not a result file."""
+    """Read and describe every attached file; DodocoError naming a file that is not a result file."""
+    from dodoco.replay.results import load_results
+    from dodoco.simulate.measure import read_json
+
     out = []
     for path in map(Path, paths):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DodocoError(f"attachment {path} is not readable JSON ({exc}): attach replay or simulate "
-                              "results") from None
+        data, _ = read_json(path, "attachment", "attach the output of dodoco replay -o or dodoco simulate -o/--json")
         kind = _kind(data)
         if kind is None:
             raise DodocoError(f"attachment {path} is neither a replay nor a simulate result file: attach the "
                               "output of dodoco replay -o or dodoco simulate -o/--json")
-        a = Attachment(path, kind, data)
+        a = Attachment(path, kind, data, replays=load_results([path]) if kind == "replay" else [])
         _describe(a)
         out.append(a)
     return out

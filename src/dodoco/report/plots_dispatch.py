@@ -34,7 +34,7 @@ def _legend(fig, entries) -> None:
 def dispatch_vs_skew(panels: dict[str, list[dict]], title: str) -> bytes:
     """Dispatch time against measured receiver skew: {panel: [{dispatcher, kind, receiver_skew,
     dispatch_ms, p10_ms, p90_ms}]}; colour = dispatcher, marker = case kind, error bars p10..p90;
-    the synthetic skew controls of a dispatcher are joined in skew order."""
+    the synthetic skew controls (skew, grid) of a dispatcher are joined in skew order."""
     fig, axes = grid(len(panels), 3.8, 3.0)
     names = list(dict.fromkeys(p["dispatcher"] for pts in panels.values() for p in pts))
     color = {n: _COLORS[i % len(_COLORS)] for i, n in enumerate(names)}
@@ -48,7 +48,7 @@ def dispatch_vs_skew(panels: dict[str, list[dict]], title: str) -> bytes:
             kinds.append(p["kind"])
         for d in names:
             ctl = sorted((p["receiver_skew"], p["dispatch_ms"]) for p in pts
-                         if p["dispatcher"] == d and p["kind"] in ("skew", "grid", "balanced"))
+                         if p["dispatcher"] == d and p["kind"] in ("skew", "grid"))
             if len(ctl) >= 2:
                 ax.plot(*zip(*ctl), color=color[d], linewidth=0.9, alpha=0.7)
         ax.set(title=name, xlabel="receiver skew (max/mean rows received)", ylabel="dispatch time (ms, median)")

@@ -36,8 +36,8 @@ def _size_bucket(b: float) -> float:
     return float(2 ** round(np.log2(b))) if b > 0 else 0.0
 
 
-def _points_v2(rows: list[dict]) -> dict[str, list[dict]]:
-    """replay/2 rows -> panels per (N, message size) of {dispatcher, kind, receiver_skew, dispatch_ms, p10, p90}."""
+def _points(rows: list[dict]) -> dict[str, list[dict]]:
+    """Replay rows -> panels per (N, message size) of {dispatcher, kind, receiver_skew, dispatch_ms, p10, p90}."""
     panels: dict[tuple, list] = {}
     for r in rows:
         d = r.get("dispatch") or {}
@@ -50,18 +50,6 @@ def _points_v2(rows: list[dict]) -> dict[str, list[dict]]:
                                            "p10_ms": float(d.get("p10_ms", np.nan)),
                                            "p90_ms": float(d.get("p90_ms", np.nan))})
     return {f"N={n}, about {pd.bytes_label(b)} per rank": pts for (n, b), pts in sorted(panels.items())}
-
-
-def _points_v1(summary: list[dict]) -> dict[str, list[dict]]:
-    """Earlier replay summaries (one dispatcher, alltoall) -> panels per N."""
-    panels: dict[int, list] = {}
-    for s in summary:
-        panels.setdefault(int(s["N"]), []).append({
-            "dispatcher": s.get("dispatcher", "alltoall"), "kind": s["kind"], "receiver_skew": float(s["recv_skew"]),
-            "dispatch_ms": float(s["dispatch_ms"]), "p10_ms": float(s.get("dispatch_p10", np.nan)),
-            "p90_ms": float(s.get("dispatch_p90", np.nan))})
-    mb = {int(s["N"]): s.get("MB_per_rank") for s in summary}
-    return {f"N={n}, {mb[n]:.0f} MB per rank" if mb[n] else f"N={n}": pts for n, pts in sorted(panels.items())}
 
 
 def _targets(data: dict) -> list[dict]:
@@ -82,21 +70,21 @@ def _replay_one(a, section: Section) -> None:
     stem, d = a.path.stem, a.data
     section.html += (f"<p><b>{esc(a.name)}</b> ({esc(a.machine)}; trace from {esc(', '.join(a.models))}). "
                      "Max over ranks per iteration, median and p10/p90 over iterations.</p>")
-    points = _points_v2(d["rows"]) if a.kind == "replay/2" else _points_v1(a.rows)
+    points = _points(a.rows)
     if points:
         section.figures.append(Figure(f"dispatch-vs-skew-{stem}", pd.dispatch_vs_skew(
             points, f"Measured dispatch time against receiver skew, per dispatcher and message size ({a.name})"),
             f"{a.name}: each point one dispatcher on one case kind (marker); bars p10..p90 over iterations; "
-            "synthetic skew controls and the balanced control joined per dispatcher"))
-    sweeps = ({f"N = {rep['N']}": rep["sweep"] for rep in d["replays"] if rep.get("sweep")} if a.kind == "replay/1"
-              else ({f"N = {d['N']}": d["sweep"]} if d.get("sweep") else {}))
+            "the synthetic skew controls joined per dispatcher"))
+    sweeps = {f"N = {rep['N']}": rep["sweep"] for rep in a.replays if rep.get("sweep")}
     if sweeps:
         section.figures.append(Figure(f"sweep-{stem}", pd.sweep(sweeps, f"Uniform all_to_all_single ({a.name})"),
                                       f"{a.name}: NCCL bus bandwidth against message size, measured"))
-    if a.kind == "replay/2" and d.get("dispatchers"):
-        section.tables.append(Table(f"dispatchers-{stem}", [{"dispatcher": k, **v} for k, v in d["dispatchers"].items()],
-                                    f"{a.name}: dispatchers measured, and why others were not"))
-    summary = list(d.get("summary") or []) if a.kind == "replay/2" else a.rows
+    status = [{"N": rep["N"], "dispatcher": k, **v} for rep in a.replays for k, v in (rep.get("dispatchers") or {}).items()]
+    if status:
+        section.tables.append(Table(f"dispatchers-{stem}", status, f"{a.name}: dispatchers measured, and why others "
+                                    "were not"))
+    summary = a.summary
     section.tables.append(Table(f"replay-{stem}", summary, f"{a.name}: mean over cases per dispatcher and condition",
                                 [c for c in _SUMMARY if any(c in r for r in summary)]))
     validation = d.get("validation") or []
@@ -110,7 +98,7 @@ def _replay_one(a, section: Section) -> None:
 
 def replay_section(ctx) -> Section:
     """Dispatch cost measured on GPUs (replay)"""
-    attached = _attached(ctx, ("replay/2", "replay/1"))
+    attached = _attached(ctx, ("replay",))
     if not attached:
         raise SkipSection("no replay results attached (dodoco report ... --attach REPLAY.json)")
     section = Section("Dispatch cost measured on GPUs (replay)", tables=[_provenance(ctx, attached)])
