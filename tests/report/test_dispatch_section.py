@@ -92,6 +92,9 @@ def test_simulate_rows_of_two_models_are_two_panels_with_provenance(tmp_path):
     from dodoco.report.sections_dispatch import _sim_panels
 
     assert sorted(_sim_panels(rows)) == ["zoo:deepseek_v2", "zoo:qwen3_moe"]  # never one line through both
+    again = rows + [{**r, "run": "runs/other/prose"} for r in rows if r["model"] == "zoo:qwen3_moe"]
+    assert sorted(_sim_panels(again)) == ["zoo:deepseek_v2", "zoo:qwen3_moe (other/prose)",
+                                          "zoo:qwen3_moe (zoo:qwen3_moe/prose)"]
     assert "UNCALIBRATED" in section.html and _png_ok(section.figures[0].png)
     prov = section.tables[0].rows[0]
     assert prov["calibration"].startswith("none: uncalibrated") and "zoo:deepseek_v2" in prov["provenance"]

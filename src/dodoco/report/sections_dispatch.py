@@ -8,6 +8,8 @@ attached they are skipped.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from dodoco.report import plots_dispatch as pd
@@ -110,8 +112,8 @@ def replay_section(ctx) -> Section:
 
 
 def _sim_panels(rows: list[dict]) -> dict[str, list[dict]]:
-    """Predicted rows -> panels per model (and run, when a model has several), lines per condition,
-    dispatcher and placement: never one line through two models' rows."""
+    """Predicted rows -> panels per model, lines per condition, dispatcher and placement: never one line
+    through two models' rows (a model whose runs repeat a condition gets a panel per run)."""
     lines: dict[tuple, dict] = {}
     for r in sorted(rows, key=lambda r: r["N"]):
         key = (r.get("model", "model not recorded"), r.get("run", ""), r["condition"], r.get("dispatcher", "nccl"),
@@ -121,12 +123,13 @@ def _sim_panels(rows: list[dict]) -> dict[str, list[dict]]:
         ln["N"].append(r["N"])
         ln["dispatch_ms"].append(r["dispatch_ms"])
         ln["balanced_ms"].append(r.get("balanced_ms", np.nan))
-    runs_of = {}
-    for m, run, *_ in lines:
-        runs_of.setdefault(m, set()).add(run)
+    seen: dict[tuple, set] = {}
+    for m, run, *rest in lines:
+        seen.setdefault((m, *rest), set()).add(run)
+    split = {m for (m, *_), runs in seen.items() if len(runs) > 1}
     panels: dict[str, list] = {}
     for (m, run, *_), ln in lines.items():
-        panels.setdefault(f"{m}{' (' + run + ')' if len(runs_of[m]) > 1 else ''}", []).append(ln)
+        panels.setdefault(f"{m} ({'/'.join(Path(run).parts[-2:])})" if m in split else m, []).append(ln)
     return panels
 
 
