@@ -13,8 +13,8 @@ import sys
 
 from dodoco.errors import DodocoError
 
-COMMANDS = ("observe", "analyze", "report", "replay", "simulate", "recommend", "import_", "export", "zoo", "ls",
-            "validate", "demo")
+COMMANDS = ("observe", "analyze", "findings", "report", "replay", "simulate", "recommend", "import_", "export",
+            "zoo", "ls", "validate", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,9 +7,10 @@ from dodoco.errors import DodocoError
 from dodoco.findings import bands, gap_groups
 
 
-def _rows(table, seq_len=512):
+def _rows(table, seq_len=512, width=0.01, steps=16):
     return [{"model": m, "condition": c, "kind": "mock" if c.startswith("mock") else "real", "seq_len": seq_len,
-             "gini": g, "run": f"runs/{m}/{c}"} for m, vals in table.items() for c, g in vals.items()]
+             "gini": g, "gini_lo": g - width, "gini_hi": g + width, "steps": steps, "run": f"runs/{m}/{c}"}
+            for m, vals in table.items() for c, g in vals.items()]
 
 
 PAPER_LIKE = {
@@ -56,13 +57,32 @@ def test_data_groups_in_verdict():
     # mean real Gini: mha .1525, mamba .17, gqa .21, gdn .245, mla .275 -> largest gap .1525..0.17? no:
     # gaps .0175, .04, .035, .03 -> split between mamba and gqa
     assert group == {"mha": 1, "mamba": 1, "gqa": 2, "gdn": 2, "mla": 2}
-    assert v.numbers["group_gap"] == pytest.approx(0.04)
+    assert v.tables["grouping"][0]["group_gap"] == pytest.approx(0.04)
+    assert "splits them as mha, mamba | gqa, mla, gdn; the gap is smaller than the spread" in v.sentences[-1]
 
 
-def test_mixed_sequence_lengths_are_refused_naming_runs():
-    rows = _rows({"a": {"prose": 0.1}}, 512) + _rows({"b": {"prose": 0.3}}, 1024)
-    with pytest.raises(DodocoError, match=r"different seq_len: runs/a/prose \(seq_len 512\), runs/b/prose"):
-        bands(rows)
+def test_sequence_lengths_are_judged_apart():
+    v = bands(_rows({"a": {"prose": 0.1}, "b": {"prose": 0.3}}, 512) + _rows({"a": {"prose": 0.3}}, 1024))
+    got = {(r["model"], r["seq_len"]): r["band"] for r in v.summary}
+    assert got == {("a", 512): "data-resilient", ("b", 512): "persistently concentrated",
+                   ("a", 1024): "persistently concentrated"}
+    assert v.verdict == ("seq_len 512: data-resilient: a; persistently concentrated: b | "
+                         "seq_len 1024: persistently concentrated: a")
+    assert [g["seq_len"] for g in v.tables["grouping"]] == [512, 1024]
+
+
+def test_certainty_from_intervals_and_steps():
+    rows = _rows({"sure": {"prose": 0.30, "code": 0.26}, "edge": {"prose": 0.245, "code": 0.30},
+                  "res": {"prose": 0.16, "code": 0.3}}, width=0.02)
+    rows += _rows({"one": {"prose": 0.10}}, steps=1)
+    got = {r["model"]: (r["band"], r["certainty"]) for r in bands(rows).summary}
+    assert got == {"sure": ("persistently concentrated", "sure"),  # lowest 0.26 - 0.02 >= 0.24
+                   "edge": ("persistently concentrated", "borderline"),  # 0.245 - 0.02 < 0.24
+                   "res": ("intermediate", "borderline"),  # prose 0.16 - 0.02 < 0.15
+                   "one": ("data-resilient", "few steps")}
+    text = " ".join(bands(rows).sentences)
+    assert "sure persistently concentrated (sure: code 0.260 [0.240, 0.280] lies above 0.24)" in text
+    assert "one data-resilient (not sure: prose 0.100 rests on 1 step(s), no interval)" in text
 
 
 def test_bad_thresholds_and_no_real_text():

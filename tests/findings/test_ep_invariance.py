@@ -1,29 +1,40 @@
-"""EP invariance verdict: hand-built scan tables, synthetic counts with known answers, bad input."""
+"""EP invariance verdict: hand-built scans, the few-steps rule, placement removal, and scans of
+synthetic runs checked against a direct computation."""
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
-from dodoco.ep.scan import ep_scan
 from dodoco.errors import DodocoError
-from dodoco.findings import ep_invariance, relative_change
+from dodoco.findings import EPCurve, FindingsOptions, RunScan, ep_invariance, relative_change
+from dodoco.findings.runs import scan
+from dodoco.findings.synthetic import write_counts_run
 from dodoco.ep.steps import step_order
 from dodoco.metrics import max_mean
-from dodoco.metrics.table import SCHEMA
+from dodoco.store import open_run
+
+NAN = float("nan")
 
 
-def _table(values: dict, model="m", condition="prose", seq_len=64, layer_values=None) -> pa.Table:
-    """A minimal scan table: {(batch, ep): (max_mean, receiver_skew)} at layer -1 (+ optional layer 0)."""
-    rows = []
-    for (B, N), (mm, rs) in values.items():
-        for metric, v in (("max_mean", mm), ("receiver_skew", rs)):
-            for stat, x in (("mean", v), ("ci_lo", v - 0.01), ("ci_hi", v + 0.01)):
-                rows.append((model, condition, seq_len, "prefill", B, N, "contiguous", -1, metric, stat, x))
-                if layer_values is not None:
-                    y = layer_values[(B, N)] if metric == "max_mean" else v
-                    rows.append((model, condition, seq_len, "prefill", B, N, "contiguous", 0, metric, stat, y))
-    cols = list(zip(*rows))
-    return pa.Table.from_arrays([pa.array(list(c), f.type) for c, f in zip(cols, SCHEMA)], schema=SCHEMA)
+def step_counts(counts, P, order):
+    """Independent step sums: counts in ``order``, consecutive groups of P, remainder dropped."""
+    n = len(order) // P
+    return counts[order][: n * P].astype(np.int64).reshape((n, P) + counts.shape[1:]).sum(1)
+
+
+def _curve(ep, mean, steps=None, layers=None, width=0.01):
+    ep, mean = np.array(ep), np.array(mean, dtype=float)
+    steps = np.array(steps if steps is not None else [10] * len(ep))
+    few = steps <= 2
+    lo, hi = np.where(few, NAN, mean - width), np.where(few, NAN, mean + width)
+    lay = np.array(layers, dtype=float) if layers is not None else np.empty((len(ep), 0))
+    return EPCurve(ep, mean, lo, hi, steps, lay)
+
+
+def _scan(mm, skew=None, E=64, **curves):
+    """RunScan of model m / prose at B=1 with max/mean curve ``mm`` and receiver skew per placement."""
+    c = {("max_mean", "contiguous"): mm, ("receiver_skew", "contiguous"): skew or mm}
+    c.update({("receiver_skew", p): v for p, v in curves.items()})
+    return RunScan("m", "prose", "real", 64, E, 1, "all", c, "runs/m/prose-L64")
 
 
 def test_relative_change_hand_computed():
@@ -33,71 +44,79 @@ def test_relative_change_hand_computed():
 
 
 def test_threshold_is_inclusive_and_configurable():
-    ok = ep_invariance(_table({(1, 4): (2.0, 1.1), (1, 8): (2.1, 1.3)}))  # change exactly 5%
-    assert ok.verdict == "intrinsic"
-    assert ok.summary[0]["max_mean_change"] == pytest.approx(0.05)
+    ok = ep_invariance([_scan(_curve([4, 8], [2.0, 2.1]), _curve([4, 8], [1.1, 1.3]))])  # change exactly 5%
+    assert ok.verdict == "intrinsic" and ok.summary[0]["max_mean_change"] == pytest.approx(0.05)
     assert ok.summary[0]["receiver_skew_change"] == pytest.approx(0.2 / 1.1)
-    bad = ep_invariance(_table({(1, 4): (2.0, 1.1), (1, 8): (2.2, 1.1)}))
+    bad = ep_invariance([_scan(_curve([4, 8], [2.0, 2.2]))])
     assert bad.verdict == "placement-sensitive"
-    assert ep_invariance(_table({(1, 4): (2.0, 1.1), (1, 8): (2.2, 1.1)}), threshold=0.1).verdict == "intrinsic"
-    assert [r["ep"] for r in bad.evidence] == [4, 8]
-    assert bad.evidence[1]["max_mean_lo"] == pytest.approx(2.19)
+    assert ep_invariance([_scan(_curve([4, 8], [2.0, 2.2]))], threshold=0.1).verdict == "intrinsic"
+    assert [r["ep"] for r in bad.evidence] == [4, 8] and bad.evidence[1]["max_mean_lo"] == pytest.approx(2.19)
+    with pytest.raises(DodocoError, match="threshold must be >= 0"):
+        ep_invariance([_scan(_curve([4, 8], [2.0, 2.2]))], threshold=-1)
 
 
-def test_per_layer_change_and_batch_choice():
-    t = _table({(1, 4): (2.0, 1.0), (1, 8): (2.0, 1.0), (1, 16): (2.0, 1.0), (2, 4): (3.0, 1.0), (2, 8): (3.3, 1.0)},
-               layer_values={(1, 4): 4.0, (1, 8): 5.0, (1, 16): 4.5, (2, 4): 1.0, (2, 8): 1.0})
-    v = ep_invariance(t)  # B=1 has the most N
-    s = v.summary[0]
-    assert s["batch"] == 1 and s["eps"] == "4,8,16" and s["verdict"] == "intrinsic"
-    assert s["layer_change_max"] == pytest.approx(0.25) and s["worst_layer"] == 0 and s["layers_over"] == 1
-    assert v.tables["layers"][0]["max_mean_change"] == pytest.approx(0.25)
-    v2 = ep_invariance(t, batch=2)
-    assert v2.summary[0]["max_mean_change"] == pytest.approx(0.1) and v2.verdict == "placement-sensitive"
-    with pytest.raises(DodocoError, match="batch B=4 is not in the EP scan"):
-        ep_invariance(t, batch=4)
+def test_few_step_degrees_are_flagged_and_not_judged():
+    # N=32 rests on one step: were it judged, the change would be 50% (placement-sensitive)
+    v = ep_invariance([_scan(_curve([4, 8, 32], [2.0, 2.02, 3.0], steps=[8, 4, 1]))])
+    assert v.verdict == "intrinsic" and v.summary[0]["max_mean_change"] == pytest.approx(0.01)
+    assert v.summary[0]["judged_eps"] == "4,8"
+    last = v.evidence[-1]
+    assert last["few_steps"] and last["steps"] == 1 and np.isnan(last["max_mean_lo"])
+    assert "N=32 rest on two steps or fewer" in v.sentences[-1]
+    assert "3.000 [" not in " ".join(v.sentences)  # no interval is written for a one-step value
 
 
-def test_single_ep_is_undetermined():
-    v = ep_invariance(_table({(1, 4): (2.0, 1.0)}))
-    assert v.verdict == "undetermined" and v.notes
+def test_one_step_everywhere_is_undetermined():
+    v = ep_invariance([_scan(_curve([4, 8, 16], [2.0, 2.0, 2.0], steps=[1, 1, 1]))])
+    assert v.verdict == "undetermined" and v.summary[0]["verdict"] == "undetermined"
+    assert "no run could be judged" in v.sentences[0]
 
 
-def _direct_max_mean(counts, N, seed=0):
-    """Independent: steps of N sequences in step_order, per-layer max/mean, mean over layers and steps."""
-    n = counts.shape[0] // N
-    steps = counts[step_order(counts.shape[0], seed)][: n * N].astype(np.int64).reshape(
-        (n, N) + counts.shape[1:]).sum(1)
-    return float(max_mean(steps).mean(axis=1).mean())
+def test_per_layer_change_and_worst_layer():
+    mm = _curve([4, 8, 16], [2.0, 2.0, 2.0], layers=[[4.0, 1.0], [5.0, 1.0], [4.5, 1.0]])
+    s = ep_invariance([_scan(mm)]).summary[0]
+    assert s["verdict"] == "intrinsic" and s["layer_change_max"] == pytest.approx(0.25)
+    assert s["worst_layer"] == 0 and s["layers_over"] == 1
 
 
-def test_identical_sequences_are_intrinsic():
+def test_placement_removal_hand_computed():
+    base = _curve([4, 8], [1.2, 2.0])
+    v = ep_invariance([_scan(_curve([4, 8], [3.0, 3.0]), base, eplb=_curve([4, 8], [1.1, 1.25]),
+                             round_robin=_curve([4, 8], [1.3, 2.2]))],
+                      placements=("contiguous", "eplb", "round_robin"))
+    rem = {(r["placement"], r["ep"]): r["fraction_removed"] for r in v.tables["removal"]}
+    assert rem[("eplb", 8)] == pytest.approx(0.75) and rem[("eplb", 4)] == pytest.approx(0.5)
+    assert rem[("round_robin", 8)] == pytest.approx(-0.2)
+    text = " ".join(v.sentences)
+    assert "At that largest N, eplb removes 75.0% and round_robin adds 20.0% of the contiguous skew's" in text
+    assert "rose with N in 1 of 1 run(s): under real text it was 1.200 at each run's smallest judged N and 2.000" in text
+    assert v.evidence[1]["skew_eplb"] == pytest.approx(1.25)
+
+
+def _run(tmp_path, counts, name="prose", kind="real"):
+    return open_run(write_counts_run(tmp_path / name, counts, model="m", condition=name, kind=kind, seq_len=8))
+
+
+def test_identical_sequences_are_intrinsic(tmp_path):
     row = np.array([[9, 1, 1, 1, 3, 1, 1, 7]] * 2, dtype=np.uint32)  # [L=2, E=8]
-    counts = np.broadcast_to(row, (32, 2, 8)).copy()
-    v = ep_invariance(ep_scan(counts, ep=(2, 4, 8), batch=(1,), model="m", condition="prose", seq_len=8).to_table())
-    assert v.verdict == "intrinsic"
-    assert v.summary[0]["max_mean_change"] == pytest.approx(0.0, abs=1e-12)
+    run = _run(tmp_path, np.broadcast_to(row, (48, 2, 8)).copy())
+    s = scan(run, FindingsOptions(ep=(2, 4, 8), ep_batch=1, placement=("contiguous",), n_boot=50))
+    v = ep_invariance([s])
+    assert v.verdict == "intrinsic" and v.summary[0]["max_mean_change"] == pytest.approx(0.0, abs=1e-12)
     assert v.evidence[0]["max_mean"] == pytest.approx(9 / 3)
+    assert [e["steps"] for e in v.evidence] == [24, 12, 6]  # 48 sequences in steps of N*B, all evaluated
 
 
-def test_rotating_hot_expert_is_placement_sensitive_and_matches_direct():
+def test_rotating_hot_expert_matches_direct_and_held_out_steps(tmp_path):
     E, S = 8, 64
     counts = np.ones((S, 1, E), dtype=np.uint32)
     counts[np.arange(S), 0, np.arange(S) % E] = 20  # each sequence has its own hot expert
-    v = ep_invariance(ep_scan(counts, ep=(2, 4, 8), batch=(1,), model="m", condition="prose", seq_len=8).to_table())
+    run = _run(tmp_path, counts)
+    v = ep_invariance([scan(run, FindingsOptions(ep=(2, 4, 8), ep_batch=1, placement=("contiguous",),
+                                                 n_boot=50))])
     assert v.verdict == "placement-sensitive"
-    direct = [_direct_max_mean(counts, N) for N in (2, 4, 8)]
+    direct = [float(max_mean(step_counts(counts, N, step_order(S, 0))).mean()) for N in (2, 4, 8)]
     assert [r["max_mean"] for r in v.evidence] == pytest.approx(direct)
-    assert v.summary[0]["max_mean_change"] == pytest.approx((max(direct) - min(direct)) / min(direct))
-
-
-def test_scan_table_of_two_runs_is_refused_naming_both():
-    t = pa.concat_tables([_table({(1, 4): (2, 1), (1, 8): (2, 1)}, model="a", seq_len=64),
-                          _table({(1, 4): (2, 1), (1, 8): (2, 1)}, model="b", seq_len=128)])
-    with pytest.raises(DodocoError, match=r"mixes runs: a/prose/L64, b/prose/L128"):
-        ep_invariance(t)
-
-
-def test_missing_placement_is_named():
-    with pytest.raises(DodocoError, match="no prefill rows for placement 'eplb'"):
-        ep_invariance(_table({(1, 4): (2, 1)}), placement="eplb")
+    # with a fitted placement every placement is evaluated on the held-out half: 32 sequences
+    s = scan(run, FindingsOptions(ep=(2, 4, 8), ep_batch=1, placement=("contiguous", "eplb"), n_boot=50))
+    assert s.part == "held-out" and s.curves[("max_mean", "contiguous")].steps.tolist() == [16, 8, 4]

@@ -27,15 +27,15 @@ def test_step_gini_matches_step_counts_and_gini():
 
 
 def test_slope_on_hand_values():
-    t = batch_trend({1: [0.5, 0.5], 2: [0.4, 0.4, 0.4], 4: [0.3]})
+    t = batch_trend({1: [0.5, 0.5, 0.5], 2: [0.4, 0.4, 0.4], 4: [0.3, 0.3, 0.3]})
     assert t["slope"] == pytest.approx(-0.1)
     assert t["slope_lo"] == pytest.approx(-0.1) and t["slope_hi"] == pytest.approx(-0.1)
     assert t["significant"]
-    flat = batch_trend({1: [0.2, 0.4], 2: [0.3, 0.3], 4: [0.1, 0.5]})
+    flat = batch_trend({1: [0.2, 0.4, 0.3], 2: [0.3, 0.3, 0.3], 4: [0.1, 0.5, 0.3]})
     assert flat["slope"] == pytest.approx(0.0, abs=1e-12)
     assert flat["slope_lo"] < 0 < flat["slope_hi"] and not flat["significant"]
-    assert not batch_trend({1: [0.5, 0.5], 2: [0.4]}, min_slope=0.2)["significant"]  # below min_slope
-    assert np.isnan(batch_trend({4: [0.3, 0.2]})["slope"])
+    assert not batch_trend({1: [0.5] * 3, 2: [0.4] * 3}, min_slope=0.2)["significant"]  # below min_slope
+    assert np.isnan(batch_trend({4: [0.3, 0.2, 0.1]})["slope"])
 
 
 def _series(counts, model, condition, kind, seq_len=64):
@@ -68,6 +68,10 @@ def test_trend_fabricated_by_mock():
         assert r["ratio_lo"] <= r["ratio"] <= r["ratio_hi"]
     assert v.numbers["models_flagged"] == ["m"]
     assert [e["batch"] for e in v.evidence if e["kind"] == "real"] == [1, 2, 4, 8, 16]
+    assert v.summary[0]["ratio_batch"] == 8 and sum(r["at_ref"] for r in v.tables["ratio"]) == 1
+    text = " ".join(v.sentences)
+    assert "fabricated by the mock, in 1 of 1 pairs: m mock-uniform vs prose" in text
+    assert "significant in 1 of 1 mock run(s)" in text and "in 0 of 1 real-text run(s)" in text
 
 
 def test_trend_in_both_is_not_fabricated():
@@ -77,22 +81,41 @@ def test_trend_in_both_is_not_fabricated():
     assert v.summary[0]["verdict"] == "trend in both" and v.verdict == "not fabricated"
 
 
-def test_mixed_sequence_lengths_are_refused_naming_runs():
-    mock, real = _mock_and_real(S=32)
+def test_runs_are_compared_within_model_and_seq_len():
+    mock, real = _mock_and_real(S=64)
     a = GiniSeries("m", "mock-uniform", "mock", 64, step_gini(mock), path="runs/m/mock-uniform-L64")
-    b = GiniSeries("m", "prose", "real", 128, step_gini(real), path="runs/m/prose-L128")
-    with pytest.raises(DodocoError, match=r"different seq_len: runs/m/mock-uniform-L64 \(seq_len 64\), "
-                                          r"runs/m/prose-L128 \(seq_len 128\)"):
-        mock_vs_real([a, b])
+    b = GiniSeries("m", "prose", "real", 64, step_gini(real), path="runs/m/prose-L64")
+    c = GiniSeries("m", "prose", "real", 128, step_gini(real), path="runs/m/prose-L128")
+    v = mock_vs_real([a, b, c], n_boot=100)
+    assert [(r["mock"], r["real"], r["seq_len"]) for r in v.summary] == [("mock-uniform", "prose", 64)]
+    assert v.notes[0] == "not compared: m at seq_len 128 has only real-text runs (runs/m/prose-L128)"
+    with pytest.raises(DodocoError, match=r"m at seq_len 64 has only mock runs \(runs/m/mock-uniform-L64\); "
+                                          r"m at seq_len 128 has only real-text runs \(runs/m/prose-L128\)"):
+        mock_vs_real([a, c])
 
 
 def test_mock_of_one_model_and_real_of_another_are_refused_naming_runs():
     mock, real = _mock_and_real(S=32)
     a = GiniSeries("a", "mock-uniform", "mock", 64, step_gini(mock), path="runs/a/mock")
     b = GiniSeries("b", "prose", "real", 64, step_gini(real), path="runs/b/prose")
-    with pytest.raises(DodocoError, match=r"model a has only mock runs \(runs/a/mock\); "
-                                          r"model b has only real-text runs \(runs/b/prose\)"):
+    with pytest.raises(DodocoError, match=r"a at seq_len 64 has only mock runs \(runs/a/mock\); "
+                                          r"b at seq_len 64 has only real-text runs \(runs/b/prose\)"):
         mock_vs_real([a, b])
+
+
+def test_few_step_batch_sizes_have_no_interval_and_no_say_in_the_slope():
+    # B=8 rests on two steps; were it in the slope (with its 0.9), the slope would be positive
+    t = batch_trend({1: [0.5, 0.5, 0.5, 0.5], 2: [0.4, 0.4, 0.4], 4: [0.3, 0.3, 0.3], 8: [0.9, 0.9]}, n_boot=50)
+    assert t["judged"] == [1, 2, 4] and t["slope"] == pytest.approx(-0.1)
+    assert t["n"] == [4, 3, 3, 2] and np.isnan(t["mean_lo"][3]) and np.isnan(t["mean_hi"][3])
+    one = batch_trend({1: [0.5], 2: [0.4], 4: [0.3]})
+    assert np.isnan(one["slope"]) and not one["significant"]  # one step per B (a window aggregate)
+    v = mock_vs_real([GiniSeries("m", "mock-uniform", "mock", 8, {1: [0.5], 2: [0.4]}),
+                      GiniSeries("m", "prose", "real", 8, {1: [0.3], 2: [0.3]})])
+    assert v.verdict == "undetermined" and v.summary[0]["verdict"] == "not judged (too few steps)"
+    ratio = v.tables["ratio"][0]
+    assert ratio["few_steps"] and ratio["ratio"] == pytest.approx(0.5 / 0.3) and np.isnan(ratio["ratio_lo"])
+    assert "ratio 1.333 (1 step, no interval) at B=2; no mock slope (too few steps)" in v.sentences[-1]
 
 
 def test_step_gini_from_a_shared_step_source():
@@ -104,3 +127,17 @@ def test_step_gini_from_a_shared_step_source():
     assert sorted(shared) == sorted(direct)
     for B in direct:
         np.testing.assert_allclose(shared[B], direct[B], rtol=1e-12)
+
+
+def test_step_gini_sums_past_uint32_in_64_bits():
+    """A step of two sequences holding 3e9 + 3e9 assignments on one expert (6e9 > 2**32): a uint32 sum
+    wraps to 1.7e9 and gives Gini 0.04 instead of 0.25."""
+    seq = np.array([[3_000_000_000, 1_000_000_000, 1_000_000_000, 1_000_000_000]], dtype=np.uint32)  # [L=1, E=4]
+    counts = np.broadcast_to(seq, (4, 1, 4)).copy()
+    got = step_gini(counts, (1, 2, 4))
+    # hand: a step of B sequences is B x [3, 1, 1, 1] e9; sorted [1, 1, 1, 3], weights [-3, -1, 1, 3]:
+    # (-3 - 1 + 1 + 9) / (4 * 6) = 0.25 for every B
+    for B in (1, 2, 4):
+        np.testing.assert_allclose(got[B], 0.25, rtol=1e-12)
+    wrapped = np.array([6_000_000_000 % 2**32, 2e9, 2e9, 2e9])
+    assert float(gini(wrapped)) < 0.05  # what a uint32 sum would have reported

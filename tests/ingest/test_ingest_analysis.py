@@ -108,6 +108,6 @@ def test_report_builds_on_imported_runs(dumps, run_of, tmp_path):
     build = pytest.importorskip("dodoco.report.build")
     _, passes = run_of("sglang", dumps["sglang_stat"]["files"], model_id="tiny/moe")
     _, window = run_of("table", dumps["table_parquet"]["files"], model_id="tiny/moe")
-    html = build.build_report([passes.path, window.path], tmp_path / "report", ep=[4], batches=[1])
+    html = build.build_report([passes.path, window.path], tmp_path / "report", ep=(4,), batch=(1,))
     text = html.read_text()
     assert "tiny/moe" in text and "window aggregate" in text

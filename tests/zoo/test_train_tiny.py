@@ -31,7 +31,7 @@ def test_train_save_reload(family, tmp_path, capsys, make_data):
     model, saved = build_zoo(family, folder)
     held = eval_windows(tokenize(read_texts("heldout", str(data)), zoo_tokenizer()), 16, 64)
     assert evaluate(model, held, "cpu")["all"] == pytest.approx(saved["results"]["heldout_loss"], abs=1e-3)
-    from dodoco.commands.zoo import zoo_rows
+    from dodoco.zoo.card import zoo_rows
 
     rows = {r["family"]: r for r in zoo_rows(out)}
     assert rows[family]["steps"] == 3 and rows[family]["heldout_loss"] == saved["results"]["heldout_loss"]

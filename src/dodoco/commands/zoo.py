@@ -68,34 +68,11 @@ def run_train(args) -> int:
     return 0
 
 
-def zoo_rows(folder=None) -> list[dict]:
-    """One row per zoo model found in ``folder`` (default: the shipped zoo)."""
-    import json
-    from pathlib import Path
-
-    from dodoco.models.zoo import ZOO, zoo_root
-
-    root = Path(folder) if folder else zoo_root()
-    rows = []
-    for family in ZOO:
-        config = root / family / "config.json"
-        weights = root / family / "model.safetensors"
-        if not config.is_file():
-            rows.append({"family": family, "status": "missing"})
-            continue
-        rec = json.loads(config.read_text(encoding="utf-8")).get("dodoco_zoo", {})
-        res = rec.get("results", {})
-        rows.append({"family": family, "status": "trained", "stands_for": rec.get("stands_for"),
-                     "mixer": rec.get("mixer"), "steps": rec.get("steps"), "tokens": rec.get("tokens_seen"),
-                     "heldout_loss": res.get("heldout_loss"), "heldout_ppl": res.get("heldout_ppl"),
-                     "balance": rec.get("balance", {}).get("method"),
-                     "mb": round(weights.stat().st_size / 1e6, 2) if weights.is_file() else None})
-    return rows
-
-
 def run_ls(args) -> int:
-    from dodoco.commands import emit
+    from dodoco.commands import check_output_file, emit
+    from dodoco.zoo.card import zoo_rows
 
+    check_output_file(args.json)
     rows = zoo_rows(args.dir)
     emit(rows, "zoo models (use as zoo:<family>)", json_path=args.json,
          columns=["family", "mixer", "status", "steps", "heldout_loss", "heldout_ppl", "balance", "mb"])

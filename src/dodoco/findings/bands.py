@@ -1,12 +1,17 @@
-"""Finding 3, bands: which routing band is each model in, judged on real text?
+"""Finding 3, bands: which routing band is each model in, judged on real text, and how sure?
 
-Input: one Gini per (model, condition) (the report uses the per-step mean model-level Gini at a
-reference batch size). Per model, over its real-text conditions:
+Input: one Gini per (model, condition) with its 95% interval and the steps it rests on (``judge``
+uses the per-step mean model-level Gini at the reference batch). Models are compared within one
+sequence length. Per model, over its real-text conditions:
 
 - "persistently concentrated": Gini >= ``high`` (default 0.24) on every real condition;
 - "data-resilient": Gini <= ``low`` (default 0.15) on ``resilient_condition`` (default prose; the
   lowest real condition when the model has no prose run);
 - "intermediate": neither.
+
+How sure ("certainty"): "sure" when the intervals of the values that decide the band lie on the
+decided side of their thresholds, "borderline" when an interval straddles a threshold, "few steps"
+when a deciding value rests on two steps or fewer (no interval).
 
 The defaults are the paper's: its data-resilient models reach 0.105 and 0.150 on wikitext, its
 concentrated ones stay above 0.24 on every real condition. A grouping derived from the data sits
@@ -20,12 +25,14 @@ from __future__ import annotations
 import numpy as np
 
 from dodoco.errors import DodocoError
-from dodoco.findings.verdict import Verdict, require_same
+from dodoco.findings.verdict import Verdict, few
 
 __all__ = ["CONCENTRATED", "DEFAULT_HIGH", "DEFAULT_LOW", "INTERMEDIATE", "RESILIENT", "bands", "gap_groups"]
 
 DEFAULT_LOW, DEFAULT_HIGH = 0.15, 0.24
 RESILIENT, INTERMEDIATE, CONCENTRATED = "data-resilient", "intermediate", "persistently concentrated"
+SURE, BORDERLINE, FEW = "sure", "borderline", "few steps"
+_ORDER = (RESILIENT, INTERMEDIATE, CONCENTRATED)
 
 
 def gap_groups(values, k: int = 2) -> tuple[np.ndarray, float, bool]:
@@ -55,53 +62,99 @@ def gap_groups(values, k: int = 2) -> tuple[np.ndarray, float, bool]:
     return group, min_gap, bool(min_gap > spread)
 
 
-def _band(values: dict[str, float], low: float, high: float, resilient_condition: str) -> tuple[str, str, float]:
-    """(band, condition judged for resilience, its Gini) of one model from {real condition: Gini}."""
-    if min(values.values()) >= high:
-        cond = min(values, key=values.get)
-        return CONCENTRATED, cond, values[cond]
-    cond = resilient_condition if resilient_condition in values else min(values, key=values.get)
-    return (RESILIENT if values[cond] <= low else INTERMEDIATE), cond, values[cond]
+def _side(row: dict, threshold: float, above: bool) -> str:
+    """Certainty that ``row``'s Gini is on its side (``above`` or below) of ``threshold``."""
+    if few(row.get("steps", 3)) or not np.isfinite(row.get("gini_lo", np.nan)):
+        return FEW
+    lo, hi = row["gini_lo"], row["gini_hi"]
+    return SURE if (lo >= threshold if above else hi <= threshold) else BORDERLINE
+
+
+def _worst(*levels: str) -> str:
+    return max(levels, key=(FEW, BORDERLINE, SURE)[::-1].index)
+
+
+def _band(real: dict[str, dict], low: float, high: float, resilient_condition: str) -> dict:
+    """Band of one model from {real condition: row}: band, the deciding condition, certainty."""
+    gini = {c: r["gini"] for c, r in real.items()}
+    lowest = min(gini, key=gini.get)
+    if gini[lowest] >= high:
+        return {"band": CONCENTRATED, "judged_on": lowest, "certainty": _side(real[lowest], high, True)}
+    cond = resilient_condition if resilient_condition in gini else lowest
+    if gini[cond] <= low:
+        return {"band": RESILIENT, "judged_on": cond, "certainty": _side(real[cond], low, False)}
+    # intermediate: the resilient condition above low, and some real condition below high
+    return {"band": INTERMEDIATE, "judged_on": cond,
+            "certainty": _worst(_side(real[cond], low, True), _side(real[lowest], high, False))}
+
+
+def _one_length(rows: list[dict], low, high, resilient_condition, k) -> tuple[list[dict], dict, list[str]]:
+    """Bands of the models of one seq_len -> (summary rows, grouping numbers, notes)."""
+    real: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        if r["kind"] == "real" and np.isfinite(r["gini"]):
+            real.setdefault(r["model"], {})[r["condition"]] = r
+    L = rows[0]["seq_len"]
+    notes = [f"{m} (seq_len {L}) has no real-text run and gets no band"
+             for m in dict.fromkeys(r["model"] for r in rows) if m not in real]
+    if not real:
+        return [], {}, notes
+    models = list(real)
+    mean_real = np.array([np.mean([r["gini"] for r in real[m].values()]) for m in models])
+    group, min_gap, separated = gap_groups(mean_real, k)
+    summary = []
+    for i, m in enumerate(models):
+        b = _band(real[m], low, high, resilient_condition)
+        if b["judged_on"] != resilient_condition and b["band"] != CONCENTRATED:
+            notes.append(f"{m} has no {resilient_condition} run: judged on its lowest real condition {b['judged_on']}")
+        judged = real[m][b["judged_on"]]
+        vals = [r["gini"] for r in real[m].values()]
+        summary.append({"model": m, "seq_len": L, **b, "judged_gini": judged["gini"],
+                        "judged_lo": judged.get("gini_lo", np.nan), "judged_hi": judged.get("gini_hi", np.nan),
+                        "steps": min(r.get("steps", 3) for r in real[m].values()),
+                        "real_min": min(vals), "real_max": max(vals), "real_mean": float(mean_real[i]),
+                        "real_conditions": len(vals), "data_group": int(group[i]) + 1})
+    grouping = {"seq_len": L, "groups": int(group.max()) + 1, "group_gap": min_gap, "groups_separated": separated}
+    return summary, grouping, notes
 
 
 def bands(rows: list[dict], *, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH,
-          resilient_condition: str = "prose", k: int = 2) -> Verdict:
-    """Bands of models from rows {model, condition, kind ("mock"/"real"), seq_len, gini[, run]}.
+          resilient_condition: str = "prose", k: int = 2, batch: int | None = None) -> Verdict:
+    """Bands of models from rows {model, condition, kind ("mock"/"real"), seq_len, gini[, gini_lo,
+    gini_hi, steps, run]}, judged per seq_len.
 
-    All rows must share one seq_len (DodocoError naming the runs otherwise). Mock rows are kept as
-    evidence but do not decide a band. Tables: summary (per model: band, data group), evidence
-    (the input rows). Overall verdict: "<band>: models; ..." in band order.
+    Mock rows are kept as evidence but do not decide a band. Tables: summary (per model and seq_len:
+    band, deciding condition and its Gini with interval, certainty, data group), grouping (per
+    seq_len), evidence (the input rows). Overall verdict: "<band>: models; ..." in band order
+    (prefixed by "seq_len L:" when several lengths are judged).
     """
     if not 0 <= low < high:
         raise DodocoError(f"band thresholds need 0 <= low < high, got low={low}, high={high}")
     rows = list(rows)
-    require_same(rows, ("seq_len",), "the bands verdict")
-    real: dict[str, dict[str, float]] = {}
-    for r in rows:
-        if r["kind"] == "real" and np.isfinite(r["gini"]):
-            real.setdefault(r["model"], {})[r["condition"]] = float(r["gini"])
-    if not real:
+    summary, grouping, notes = [], [], []
+    for L in sorted({r["seq_len"] for r in rows}):
+        s, g, n = _one_length([r for r in rows if r["seq_len"] == L], low, high, resilient_condition, k)
+        summary += s
+        grouping += [g] if g else []
+        notes += n
+    if not summary:
         raise DodocoError("the bands verdict needs real-text runs (prose, code, math, multilingual, file:, hf:); "
                           "observe at least one real-text condition")
-    models = list(real)
-    notes = [f"model {m} has no real-text run and gets no band" for m in dict.fromkeys(r["model"] for r in rows)
-             if m not in real]
-    mean_real = np.array([np.mean(list(real[m].values())) for m in models])
-    group, min_gap, separated = gap_groups(mean_real, k)
-    summary = []
-    for i, m in enumerate(models):
-        band, cond, value = _band(real[m], low, high, resilient_condition)
-        if cond != resilient_condition and band != CONCENTRATED:
-            notes.append(f"model {m} has no {resilient_condition} run: judged on its lowest real condition {cond}")
-        summary.append({"model": m, "band": band, "judged_on": cond, "judged_gini": value,
-                        "real_min": min(real[m].values()), "real_max": max(real[m].values()),
-                        "real_mean": float(mean_real[i]), "real_conditions": len(real[m]),
-                        "data_group": int(group[i]) + 1})
-    order = (RESILIENT, INTERMEDIATE, CONCENTRATED)
-    overall = "; ".join(f"{b}: {', '.join(r['model'] for r in summary if r['band'] == b)}"
-                        for b in order if any(r["band"] == b for r in summary))
-    numbers = {"low": low, "high": high, "resilient_condition": resilient_condition, "k": k,
-               "groups": int(group.max()) + 1, "group_gap": min_gap, "groups_separated": separated,
-               **{b: [r["model"] for r in summary if r["band"] == b] for b in order}}
-    evidence = [{k_: r.get(k_) for k_ in ("model", "condition", "kind", "seq_len", "gini")} for r in rows]
-    return Verdict("bands", overall, numbers, {"summary": summary, "evidence": evidence}, notes)
+    lengths = sorted({r["seq_len"] for r in summary})
+    parts = []
+    for L in lengths:
+        own = [r for r in summary if r["seq_len"] == L]
+        text = "; ".join(f"{b}: {', '.join(r['model'] for r in own if r['band'] == b)}"
+                         for b in _ORDER if any(r["band"] == b for r in own))
+        parts.append(f"seq_len {L}: {text}" if len(lengths) > 1 else text)
+    numbers = {"low": low, "high": high, "resilient_condition": resilient_condition, "k": k, "batch": batch,
+               **{b: sorted({r["model"] for r in summary if r["band"] == b}) for b in _ORDER},
+               "sure": sum(r["certainty"] == SURE for r in summary), "models": len(summary)}
+    evidence = [{k_: r.get(k_) for k_ in ("model", "condition", "kind", "seq_len", "batch", "steps", "gini",
+                                          "gini_lo", "gini_hi")} for r in rows]
+    from dodoco.findings.sentences import bands_sentences
+
+    v = Verdict("bands", " | ".join(parts), numbers,
+                {"summary": summary, "grouping": grouping, "evidence": evidence}, notes)
+    v.sentences = bands_sentences(v)
+    return v

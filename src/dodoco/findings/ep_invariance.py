@@ -1,149 +1,191 @@
-"""Finding 1, EP invariance: does the expert straggler move when the EP degree N changes?
+"""Finding 1, EP invariance: does the expert straggler move when the EP degree N changes, and how
+much of the per-rank receiver skew does each placement remove?
 
-At a fixed per-rank batch B the EP scan (``dodoco.ep.scan.ep_scan``) gives, for each N, the per-step
-per-expert max/mean and the per-rank receiver skew, summarised over steps. The relative change of a
-quantity q over the scanned N is (max_N q_N - min_N q_N) / min_N q_N, with q_N the mean over steps
-(model level: the mean over MoE layers per step; per layer: each layer's own). The verdict is
-"intrinsic" when the model-level per-expert change is <= ``threshold`` (default 5%), else
-"placement-sensitive". docs/findings.md derives it.
+Input per run: its EP scan at one per-rank batch B as ``EPCurve``s (one metric and placement
+against N: mean over steps, 95% interval, steps, per-layer means). The relative change of a
+quantity over the judged N is (max_N q_N - min_N q_N) / min_N q_N, with q_N the mean over steps
+(model level: the mean over MoE layers per step; per layer: each layer's own). N whose value rests
+on two steps or fewer (``FEW_STEPS``) is kept in the evidence, flagged, and not judged. A run is
+"intrinsic" when the model-level per-expert change is <= ``threshold`` (default 5%),
+"placement-sensitive" otherwise, "undetermined" with fewer than two judged N. docs/findings.md.
+
+Shape legend: n_N EP degrees scanned, L MoE layers.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass, field
+
 import numpy as np
-import pyarrow as pa
 
+from dodoco.ep.mitigations import fraction_removed
 from dodoco.errors import DodocoError
-from dodoco.findings.verdict import Verdict
+from dodoco.findings.verdict import Verdict, few
 
-__all__ = ["DEFAULT_THRESHOLD", "ep_invariance", "pick_batch", "relative_change", "scan_frame"]
+__all__ = ["DEFAULT_THRESHOLD", "EPCurve", "RunScan", "ep_invariance", "relative_change"]
 
 DEFAULT_THRESHOLD = 0.05
 INTRINSIC, SENSITIVE, UNDETERMINED = "intrinsic", "placement-sensitive", "undetermined"
-_METRICS = ("max_mean", "receiver_skew")
-_STATS = ("mean", "ci_lo", "ci_hi")
 _TOL = 1e-12  # a change equal to the threshold up to rounding counts as within it
+
+
+@dataclass(frozen=True)
+class EPCurve:
+    """One metric of one run against N at one B and placement.
+
+    ep int [n_N]; mean, lo, hi float64 [n_N] (lo/hi NaN where the value rests on few steps);
+    steps int [n_N]; layers float64 [n_N, L] per-layer means (empty [n_N, 0] when not kept).
+    """
+
+    ep: np.ndarray
+    mean: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    steps: np.ndarray
+    layers: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+
+    def at(self, N: int) -> tuple[float, float, float, int] | None:
+        """(mean, lo, hi, steps) at EP degree N, None if N was not scanned."""
+        i = np.flatnonzero(self.ep == N)
+        if not i.size:
+            return None
+        i = int(i[0])
+        return float(self.mean[i]), float(self.lo[i]), float(self.hi[i]), int(self.steps[i])
+
+
+@dataclass(frozen=True)
+class RunScan:
+    """The EP scan of one run at batch B: ``curves[(metric, placement)]`` for metric in
+    ("max_mean", "receiver_skew"); part: "all" or "held-out" (what the placements were evaluated on)."""
+
+    model: str
+    condition: str
+    kind: str
+    seq_len: int
+    E: int
+    batch: int
+    part: str
+    curves: dict
+    path: str = ""
+    skipped: tuple[str, ...] = ()
+
+    def placements(self) -> list[str]:
+        return list(dict.fromkeys(p for m, p in self.curves if m == "receiver_skew"))
 
 
 def relative_change(q) -> np.ndarray:
     """(max - min) / min over axis 0: q[n_N, ...] -> float64 [...]; NaN-ignoring, NaN if min <= 0."""
     q = np.asarray(q, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    if q.shape[0] == 0:
+        return np.full(q.shape[1:], np.nan)
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns -> NaN
         lo, hi = np.nanmin(q, axis=0), np.nanmax(q, axis=0)
         return np.where(lo > 0, (hi - lo) / lo, np.nan)
 
 
-def scan_frame(scan: pa.Table, *, regime: str = "prefill", placement: str = "contiguous") -> dict:
-    """The rows of one run's EP scan the verdict reads, as numpy columns.
+def _evidence(s: RunScan, placements: list[str]) -> list[dict]:
+    """Per N: per-expert max/mean and the receiver skew of each placement, with intervals and steps."""
+    base = {"model": s.model, "condition": s.condition, "seq_len": s.seq_len, "E": s.E, "batch": s.batch,
+            "part": s.part}
+    mm = s.curves[("max_mean", placements[0])]
+    rows = []
+    for i, N in enumerate(mm.ep):
+        row = {**base, "ep": int(N), "steps": int(mm.steps[i]), "few_steps": few(mm.steps[i]),
+               "max_mean": mm.mean[i], "max_mean_lo": mm.lo[i], "max_mean_hi": mm.hi[i]}
+        for p in placements:
+            got = s.curves.get(("receiver_skew", p))
+            v = got.at(int(N)) if got is not None else None
+            if v is not None:
+                row.update({f"skew_{p}": v[0], f"skew_{p}_lo": v[1], f"skew_{p}_hi": v[2]})
+        rows.append(row)
+    return rows
 
-    Keeps metric in (max_mean, receiver_skew), statistic in (mean, ci_lo, ci_hi), the given regime
-    and placement. Raises DodocoError when the table holds several runs or lacks those rows.
+
+def _judge(s: RunScan, placements: list[str], threshold: float) -> tuple[dict, list[dict]]:
+    """One run -> (summary row, per-layer rows)."""
+    mm = s.curves[("max_mean", placements[0])]
+    ok = np.array([not few(n) for n in mm.steps], dtype=bool)
+    judged = mm.ep[ok]
+    change = float(relative_change(mm.mean[ok])) if ok.sum() >= 2 else float("nan")
+    lay = relative_change(mm.layers[ok]) if ok.sum() >= 2 and mm.layers.size else np.empty(0)
+    rs = s.curves.get(("receiver_skew", placements[0]))
+    rs_ok = rs.mean[[not few(n) for n in rs.steps]] if rs is not None else np.empty(0)
+    verdict = UNDETERMINED if not np.isfinite(change) else (INTRINSIC if change <= threshold + _TOL else SENSITIVE)
+    summary = {"model": s.model, "condition": s.condition, "kind": s.kind, "seq_len": s.seq_len, "batch": s.batch,
+               "part": s.part, "eps": ",".join(str(int(n)) for n in mm.ep),
+               "judged_eps": ",".join(str(int(n)) for n in judged),
+               "max_mean_min": float(np.min(mm.mean[ok])) if ok.any() else float("nan"),
+               "max_mean_max": float(np.max(mm.mean[ok])) if ok.any() else float("nan"),
+               "max_mean_change": change,
+               "layer_change_max": float(np.nanmax(lay)) if np.isfinite(lay).any() else float("nan"),
+               "worst_layer": int(np.nanargmax(lay)) if np.isfinite(lay).any() else -1,
+               "layers_over": int(np.sum(lay > threshold + _TOL)),
+               "receiver_skew_change": float(relative_change(rs_ok)) if rs_ok.size >= 2 else float("nan"),
+               "verdict": verdict, "run": s.path}
+    per_layer = [{"model": s.model, "condition": s.condition, "seq_len": s.seq_len, "batch": s.batch,
+                  "layer": j, "max_mean_change": float(c), "over_threshold": bool(c > threshold + _TOL)}
+                 for j, c in enumerate(lay)]
+    return summary, per_layer
+
+
+def _removal_rows(s: RunScan, placements: list[str]) -> list[dict]:
+    """At each judged N: how much of the baseline placement's receiver skew each other placement removes."""
+    base = s.curves.get(("receiver_skew", placements[0]))
+    rows = []
+    for p in placements[1:]:
+        other = s.curves.get(("receiver_skew", p))
+        if base is None or other is None:
+            continue
+        for i, N in enumerate(base.ep):
+            v = other.at(int(N))
+            if v is None or few(base.steps[i]):
+                continue
+            rows.append({"model": s.model, "condition": s.condition, "seq_len": s.seq_len, "batch": s.batch,
+                         "ep": int(N), "baseline": placements[0], "placement": p, "skew_baseline": base.mean[i],
+                         "skew": v[0], "skew_lo": v[1], "skew_hi": v[2],
+                         "fraction_removed": fraction_removed(float(base.mean[i]), v[0])})
+    return rows
+
+
+def ep_invariance(scans: list[RunScan], *, placements=("contiguous",),
+                  threshold: float = DEFAULT_THRESHOLD) -> Verdict:
+    """EP invariance of one or more runs from their scans.
+
+    Per run: the per-expert max/mean and the receiver skew of every placement at each N (evidence,
+    ``steps`` and ``few_steps`` per N), the relative change over the judged N at model level and
+    per layer, and the verdict; how much of the first placement's receiver skew each other
+    placement removes (table ``removal``). Overall: "intrinsic" when every judged run is,
+    "placement-sensitive" when none is, "mixed" otherwise, "undetermined" when no run could be judged.
     """
-    d = {c: scan.column(c).to_numpy(zero_copy_only=False)
-         for c in ("model", "condition", "seq_len", "regime", "batch", "ep", "placement", "layer",
-                   "metric", "statistic", "value")}
-    runs = sorted({(str(m), str(c), int(s)) for m, c, s in zip(d["model"], d["condition"], d["seq_len"])})
-    if len(runs) > 1:
-        named = ", ".join(f"{m}/{c}/L{s}" for m, c, s in runs)
-        raise DodocoError(f"the EP invariance verdict is per run, but the scan table mixes runs: {named}; "
-                          "scan and judge each run separately")
-    keep = ((d["regime"] == regime) & (d["placement"] == placement) & np.isin(d["metric"], _METRICS)
-            & np.isin(d["statistic"], _STATS))
-    if not keep.any():
-        have = sorted({(str(r), str(p)) for r, p in zip(d["regime"], d["placement"])})
-        raise DodocoError(f"the EP scan has no {regime} rows for placement '{placement}' "
-                          f"(it has {', '.join(f'{r}/{p}' for r, p in have) or 'no rows'}): "
-                          "scan with that placement")
-    out = {k: v[keep] for k, v in d.items()}
-    out["run"] = runs[0]
-    return out
-
-
-def pick_batch(frame: dict, batch: int | None = None) -> int:
-    """The batch B judged: ``batch`` if scanned, else the B scanned at the most N (ties: smallest B)."""
-    bs, eps = frame["batch"], frame["ep"]
-    per_b = {int(b): len(set(eps[bs == b].tolist())) for b in np.unique(bs)}
-    if batch is not None:
-        if int(batch) not in per_b:
-            raise DodocoError(f"batch B={batch} is not in the EP scan (scanned: {sorted(per_b)}): "
-                              "pick one of those or rescan with --batch")
-        return int(batch)
-    return min(per_b, key=lambda b: (-per_b[b], b))
-
-
-def _grid(frame: dict, B: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(eps[n_N], layers[L+1] with -1 first, values {(metric, stat): [n_N, L+1]}) at batch B."""
-    sel = frame["batch"] == B
-    eps = np.unique(frame["ep"][sel])
-    layers = np.unique(frame["layer"][sel])
-    grid = {}
-    for m in _METRICS:
-        for s in _STATS:
-            g = np.full((eps.size, layers.size), np.nan)
-            k = sel & (frame["metric"] == m) & (frame["statistic"] == s)
-            g[np.searchsorted(eps, frame["ep"][k]), np.searchsorted(layers, frame["layer"][k])] = \
-                frame["value"][k]
-            grid[(m, s)] = g
-    return eps, layers, grid
-
-
-def _judge(frame: dict, B: int, threshold: float) -> tuple[dict, list[dict], list[dict]]:
-    """One run at batch B -> (summary row, evidence rows per N, per-layer rows)."""
-    (model, condition, seq_len), regime = frame["run"], str(frame["regime"][0])
-    placement = str(frame["placement"][0])
-    eps, layers, g = _grid(frame, B)
-    mm, rs = g[("max_mean", "mean")], g[("receiver_skew", "mean")]
-    base = {"model": model, "condition": condition, "seq_len": seq_len, "regime": regime,
-            "placement": placement, "batch": B}
-    evidence = [{**base, "ep": int(N),
-                 "max_mean": mm[i, 0], "max_mean_lo": g[("max_mean", "ci_lo")][i, 0],
-                 "max_mean_hi": g[("max_mean", "ci_hi")][i, 0],
-                 "receiver_skew": rs[i, 0], "receiver_skew_lo": g[("receiver_skew", "ci_lo")][i, 0],
-                 "receiver_skew_hi": g[("receiver_skew", "ci_hi")][i, 0]} for i, N in enumerate(eps)]
-    rel_mm, rel_rs = relative_change(mm), relative_change(rs)  # [L+1], index 0 = model level
-    per_layer = [{**base, "layer": int(layer), "max_mean_change": rel_mm[j], "receiver_skew_change": rel_rs[j],
-                  "over_threshold": bool(rel_mm[j] > threshold + _TOL)}
-                 for j, layer in enumerate(layers) if layer >= 0]
-    n_ok = eps.size >= 2 and np.isfinite(rel_mm[0])
-    lay = rel_mm[1:]
-    worst = int(layers[1:][np.nanargmax(lay)]) if lay.size and np.isfinite(lay).any() else -1
-    summary = {**base, "eps": ",".join(str(int(n)) for n in eps),
-               "max_mean_min": float(np.nanmin(mm[:, 0])), "max_mean_max": float(np.nanmax(mm[:, 0])),
-               "max_mean_change": rel_mm[0], "layer_change_max": float(np.nanmax(lay)) if worst >= 0 else np.nan,
-               "worst_layer": worst, "layers_over": int(np.sum(lay > threshold + _TOL)),
-               "receiver_skew_change": rel_rs[0],
-               "verdict": (INTRINSIC if rel_mm[0] <= threshold + _TOL else SENSITIVE) if n_ok else UNDETERMINED}
-    return summary, evidence, per_layer
-
-
-def ep_invariance(scans, *, batch: int | None = None, placement: str = "contiguous",
-                  threshold: float = DEFAULT_THRESHOLD, regime: str = "prefill") -> Verdict:
-    """EP invariance of one or more runs from their EP scan tables (one pyarrow Table per run).
-
-    Per run: batch B (``pick_batch``), per-expert max/mean and receiver skew at each scanned N
-    (evidence), their relative change over N at model level and per layer, and "intrinsic" /
-    "placement-sensitive" ("undetermined" with fewer than two N). Overall: "intrinsic" when every
-    judged run is, "placement-sensitive" when none is, else "mixed".
-    """
-    if isinstance(scans, pa.Table):
-        scans = [scans]
     if not threshold >= 0:
         raise DodocoError(f"EP invariance threshold must be >= 0 (a fraction, 0.05 = 5%), got {threshold}")
-    summary, evidence, layers, notes = [], [], [], []
-    for scan in scans:
-        frame = scan_frame(scan, regime=regime, placement=placement)
-        row, ev, lay = _judge(frame, pick_batch(frame, batch), threshold)
+    if not scans:
+        raise DodocoError("the EP invariance verdict needs at least one run with an EP scan")
+    summary, evidence, layers, removal, notes = [], [], [], [], []
+    for s in scans:
+        placements_s = [p for p in placements if ("receiver_skew", p) in s.curves] or s.placements()
+        if ("max_mean", placements_s[0]) not in s.curves:
+            raise DodocoError(f"the EP scan of {s.model}/{s.condition} has no per-expert max/mean for placement "
+                              f"'{placements_s[0]}': scan with that placement")
+        row, lay = _judge(s, placements_s, threshold)
         summary.append(row)
-        evidence += ev
+        evidence += _evidence(s, placements_s)
         layers += lay
-        if row["verdict"] == UNDETERMINED:
-            notes.append(f"{row['model']}/{row['condition']}: only EP={row['eps']} fits at B={row['batch']}; "
-                         "observe more sequences to scan at least two EP degrees")
-    verdicts = {r["verdict"] for r in summary if r["verdict"] != UNDETERMINED}
-    overall = UNDETERMINED if not verdicts else (verdicts.pop() if len(verdicts) == 1 else "mixed")
+        removal += _removal_rows(s, placements_s)
+        notes += [f"{s.model}/{s.condition}: {why}" for why in s.skipped]
+    judged = {r["verdict"] for r in summary if r["verdict"] != UNDETERMINED}
+    overall = UNDETERMINED if not judged else (judged.pop() if len(judged) == 1 else "mixed")
     changes = [r["max_mean_change"] for r in summary if np.isfinite(r["max_mean_change"])]
-    numbers = {"threshold": threshold, "placement": placement, "regime": regime, "runs": len(summary),
-               "intrinsic_runs": sum(r["verdict"] == INTRINSIC for r in summary),
+    numbers = {"threshold": threshold, "baseline": placements[0], "placements": list(placements),
+               "runs": len(summary), "intrinsic_runs": sum(r["verdict"] == INTRINSIC for r in summary),
+               "sensitive_runs": sum(r["verdict"] == SENSITIVE for r in summary),
+               "undetermined_runs": sum(r["verdict"] == UNDETERMINED for r in summary),
                "max_change": max(changes) if changes else float("nan")}
-    return Verdict("ep_invariance", overall, numbers,
-                   {"summary": summary, "evidence": evidence, "layers": layers}, notes)
+    from dodoco.findings.sentences import ep_sentences
+
+    v = Verdict("ep_invariance", overall, numbers,
+                {"summary": summary, "evidence": evidence, "removal": removal, "layers": layers}, notes)
+    v.sentences = ep_sentences(v)
+    return v

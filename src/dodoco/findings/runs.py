@@ -1,8 +1,8 @@
-"""The three verdicts from run directories: glue between ``Run`` objects and the pure findings.
+"""What the findings read from a run: its kind, K, step source and EP scan.
 
-Each function takes opened runs (``dodoco.store.find_runs``) and returns a ``Verdict``. Runs whose
-counts are aggregated over a window (imported, granularity "window") have no steps and are refused
-by name.
+This is the one place where ``dodoco.findings`` touches ``dodoco.store.Run`` and the EP scan; the
+verdicts themselves are pure functions on the arrays returned here. Shape legend: S sequences,
+L MoE layers, E routed experts, N EP ranks, B sequences per rank per step.
 """
 
 from __future__ import annotations
@@ -10,29 +10,35 @@ from __future__ import annotations
 import numpy as np
 
 from dodoco.errors import DodocoError
-from dodoco.findings.bands import DEFAULT_HIGH, DEFAULT_LOW, bands
-from dodoco.findings.ep_invariance import DEFAULT_THRESHOLD, ep_invariance
-from dodoco.findings.mock_real import GiniSeries, mock_vs_real, step_gini
-from dodoco.findings.verdict import Verdict, condition_kind
+from dodoco.findings.ep_invariance import EPCurve, RunScan
+from dodoco.findings.verdict import few
 
-__all__ = ["DEFAULT_BATCHES", "bands_of_runs", "default_eps", "ep_invariance_of_runs", "gini_series",
-           "mock_vs_real_of_runs", "per_step_runs", "reference_batch", "run_kind", "scan_run"]
+__all__ = ["check_placements", "default_eps", "ep_batch", "evaluated", "result_curves", "run_K", "run_kind",
+           "scan", "source"]
 
-DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32)
+_METRICS = ("max_mean", "receiver_skew")
 
 
 def run_kind(run) -> str:
-    """"mock" or "real" for a run (its manifest condition kind)."""
+    """"mock" or "real": the condition kind the run's manifest records (never guessed from the name)."""
     return run.kind.value
 
 
-def per_step_runs(runs, what: str) -> list:
-    """The runs themselves; DodocoError naming any run without per-sequence/per-pass steps."""
-    bad = [str(r.path) for r in runs if r.granularity == "window"]
-    if bad:
-        raise DodocoError(f"{what} needs per-step counts, but these runs hold one window aggregate: "
-                          f"{', '.join(bad)}; leave them out or import per-pass dumps")
-    return list(runs)
+def run_K(run) -> int:
+    """Experts per token of the run; the store's DodocoError naming the fix when it is not recorded."""
+    return run.K
+
+
+def source(run, seed: int = 0):
+    """The run's StepSource: all units in step_order(S, seed); a window aggregate is one step."""
+    return run.source(seed)
+
+
+def check_placements(names) -> None:
+    """DodocoError naming an unknown placement (and the closest known one)."""
+    from dodoco.ep.placements import check_placements as check
+
+    check(list(names))
 
 
 def default_eps(E: int) -> list[int]:
@@ -45,59 +51,69 @@ def default_eps(E: int) -> list[int]:
     return sorted(e for e in eps if e <= max(E, 4))
 
 
-def scan_run(run, *, ep=None, batch=DEFAULT_BATCHES, placement="contiguous", seed: int = 0, source=None,
-             **kwargs):
-    """The EP scan table of one run (``dodoco.ep.scan.ep_scan(run, ...).to_table()``).
+def evaluated(S: int, placements, seed: int = 0) -> int:
+    """Units the placements are evaluated on (``ep.placements.evaluation_plan``: with a fitted
+    placement, the held-out part); S when there are too few units to fit on (the scan then leaves
+    the fitted placements out and says so)."""
+    from dodoco.ep.placements import evaluation_plan
 
-    ``source``: a prefill StepSource of all the run's sequences in step_order(S, seed)
-    (``dodoco.ep.steps.source_of(run.counts, seed)``) to reuse instead of building a new one.
-    """
+    try:
+        return len(evaluation_plan(list(placements), S, seed).eval_idx)
+    except DodocoError:
+        return S
+
+
+def ep_batch(S: int, E: int, options) -> int:
+    """The per-rank batch B of a run's EP scan: ``options.ep_batch``, else the largest of 1, 2, 4, 8
+    that leaves more than FEW_STEPS steps at the largest N scanned (N <= E), else 1."""
+    from dodoco.findings.verdict import FEW_STEPS
+
+    if options.ep_batch:
+        return int(options.ep_batch)
+    n = evaluated(S, options.placement, options.seed)
+    top = max([N for N in (options.ep or default_eps(E)) if N <= E] or [1])
+    return max([b for b in (1, 2, 4, 8) if (FEW_STEPS + 1) * top * b <= n], default=1)
+
+
+def result_curves(result, B: int, metrics=_METRICS) -> dict:
+    """{(metric, placement): EPCurve} of an EP scan (``ScanResult``: ``ep_scan``, ``decode_scan``)
+    at batch B: model-level mean and interval per N (interval NaN where it rests on few steps),
+    steps, and the per-layer means of each N."""
+    curves = {}
+    names = list(dict.fromkeys(k[2] for k in result.keys if k[0] == B))
+    for p in names:
+        for m in metrics:
+            s = result.series(m, p, B)
+            if not s["ep"].size:
+                continue
+            flag = np.array([few(n) for n in s["steps"]], dtype=bool)
+            lo, hi = np.where(flag, np.nan, s["lo"]), np.where(flag, np.nan, s["hi"])
+            layers = np.stack([result.series(m, p, B, layer=j)["mean"] for j in range(result.n_layers)], axis=1) \
+                if result.n_layers else np.empty((s["ep"].size, 0))
+            curves[(m, p)] = EPCurve(s["ep"], s["mean"], lo, hi, s["steps"], layers)
+    return curves
+
+
+def _skipped_text(reasons: list[dict], B: int, part: str) -> tuple[str, ...]:
+    """What the scan left out, in a sentence or two (every N without a step in one)."""
+    big = sorted({int(r["ep"]) for r in reasons if r.get("placement") is None and r.get("ep") is not None})
+    out = [f"N={','.join(map(str, big))} not scanned at B={B}: a step of N x B units needs more than the "
+           f"units evaluated ({part})"] if big else []
+    return tuple(out + list(dict.fromkeys(r["reason"] for r in reasons if r.get("placement") is not None)))
+
+
+def scan(run, options) -> RunScan:
+    """The EP scan of ``run`` at its batch (``ep_batch``) for ``options.placement`` over ``options.ep``
+    (default ``default_eps(E)``), as curves of per-expert max/mean and receiver skew against N."""
     from dodoco.ep.scan import ep_scan
 
-    ep = ep or default_eps(int(run.counts.shape[2]))
-    return ep_scan(run, ep=ep, batch=batch, placement=placement, seed=seed, source=source, **kwargs).to_table()
-
-
-def ep_invariance_of_runs(runs, *, ep=None, batch: int | None = None, placement: str = "contiguous",
-                          threshold: float = DEFAULT_THRESHOLD, seed: int = 0, scans=None) -> Verdict:
-    """EP invariance of each run (scanned here unless ``scans`` gives their tables, same order)."""
-    runs = per_step_runs(runs, "the EP invariance verdict")
-    if scans is None:
-        batches = [batch] if batch else DEFAULT_BATCHES
-        scans = [scan_run(r, ep=ep, batch=batches, placement=placement, seed=seed) for r in runs]
-    return ep_invariance(scans, batch=batch, placement=placement, threshold=threshold)
-
-
-def gini_series(runs, batches=DEFAULT_BATCHES, seed: int = 0) -> list[GiniSeries]:
-    """Per-step model-level Gini of each run at each batch size (``step_gini``)."""
-    runs = per_step_runs(runs, "per-step Gini")
-    return [GiniSeries(r.model, r.condition, run_kind(r), r.seq_len, step_gini(r.counts, batches, seed),
-                       str(r.path)) for r in runs]
-
-
-def mock_vs_real_of_runs(runs, *, batches=DEFAULT_BATCHES, seed: int = 0, series=None, **kwargs) -> Verdict:
-    """Mock vs real over runs (each model needs a mock and a real-text run of one seq_len)."""
-    return mock_vs_real(series if series is not None else gini_series(runs, batches, seed), seed=seed, **kwargs)
-
-
-def reference_batch(series: list[GiniSeries], batch: int = 8) -> int:
-    """The batch size bands compare at: ``batch``, lowered to the largest B every series has."""
-    common = set.intersection(*(set(s.steps) for s in series)) if series else set()
-    if not common:
-        raise DodocoError("the runs share no batch size: observe at least one sequence per run")
-    below = [b for b in common if b <= batch]
-    return max(below) if below else min(common)
-
-
-def bands_of_runs(runs, *, batch: int = 8, seed: int = 0, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH,
-                  series=None, **kwargs) -> Verdict:
-    """Bands from the per-step mean Gini of each run at the reference batch (``reference_batch``)."""
-    series = series if series is not None else gini_series(runs, sorted({1, batch}), seed)
-    B = reference_batch(series, batch)
-    rows = [{"model": s.model, "condition": s.condition, "kind": s.kind, "seq_len": s.seq_len,
-             "gini": float(np.nanmean(s.steps[B])), "run": s.path} for s in series]
-    v = bands(rows, low=low, high=high, **kwargs)
-    v.numbers["batch"] = B
-    for r in v.evidence:
-        r["batch"] = B
-    return v
+    B = ep_batch(run.S, run.E, options)
+    result = ep_scan(run, ep=list(options.ep or default_eps(run.E)), batch=[B], placement=list(options.placement),
+                     seed=options.seed, n_boot=options.n_boot)
+    part = result.meta.get("part", "all")
+    skipped = _skipped_text(result.skipped, B, part)
+    curves = result_curves(result, B)
+    if not curves:
+        raise DodocoError(f"no EP degree fits run {run.path} at B={B}: {'; '.join(skipped) or 'nothing scanned'}")
+    return RunScan(run.model, run.condition, run_kind(run), run.seq_len, run.E, B, part, curves, str(run.path),
+                   skipped)

@@ -1,9 +1,14 @@
-"""The verdict record every finding returns, and the checks that keep incomparable runs apart.
+"""The verdict record every finding returns, the few-steps rule, and how sentences write numbers.
 
-A ``Verdict`` carries the verdict string, the headline numbers, and named tables (lists of dicts):
-``summary`` (one row per run, model or pair, each with its own verdict) and ``evidence`` (the
-numbers behind it), plus any further table a finding needs (e.g. ``layers``). Every table prints
-with ``dodoco.commands.emit`` and serialises to JSON/CSV unchanged.
+A ``Verdict`` carries the verdict string, the headline numbers, named tables (lists of dicts:
+``summary`` with one row per run, model or pair and ``evidence`` with the numbers behind it, plus
+any further table a finding needs) and plain sentences that state what was found with numbers and
+95% intervals. Every table prints with ``dodoco.report.tables.print_table`` and serialises to
+JSON/CSV unchanged.
+
+Few steps: a statistic over steps that rests on ``FEW_STEPS`` (2) steps or fewer has no interval
+(a bootstrap over one or two values has zero or meaningless width): its ``lo``/``hi`` are NaN, its
+row says how many steps it rests on, and the verdicts leave it out of their judgement.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dodoco.errors import DodocoError
+__all__ = ["FEW_STEPS", "Verdict", "few", "num", "num_ci", "run_label", "some"]
 
-__all__ = ["Verdict", "condition_kind", "require_same", "run_label"]
+#: A statistic resting on this many steps or fewer gets no interval and is not judged on.
+FEW_STEPS = 2
 
 
 @dataclass
@@ -27,7 +33,8 @@ class Verdict:
     verdict: the overall verdict string (the values are listed in docs/findings.md).
     numbers: headline numbers (floats, ints, strings), JSON-ready.
     tables: named tables; "summary" and "evidence" always exist (possibly empty).
-    notes: what was skipped or assumed, one sentence each.
+    notes: what was left out or assumed, one sentence each.
+    sentences: what was found, in plain sentences with numbers and intervals (headline first).
     """
 
     finding: str
@@ -35,6 +42,7 @@ class Verdict:
     numbers: dict = field(default_factory=dict)
     tables: dict[str, list[dict]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    sentences: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.tables.setdefault("summary", [])
@@ -52,8 +60,8 @@ class Verdict:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN -> None)."""
-        return _clean({"finding": self.finding, "verdict": self.verdict, "numbers": self.numbers,
-                       "tables": self.tables, "notes": self.notes})
+        return _clean({"finding": self.finding, "verdict": self.verdict, "sentences": self.sentences,
+                       "numbers": self.numbers, "tables": self.tables, "notes": self.notes})
 
 
 def _plain(obj):
@@ -79,12 +87,31 @@ def _clean(obj):
     return obj
 
 
-def condition_kind(manifest_condition: dict) -> str:
-    """"mock" or "real" from a manifest's ``condition`` entry (its ``kind``, else the name's prefix)."""
-    kind = manifest_condition.get("kind")
-    if kind in ("mock", "real"):
-        return kind
-    return "mock" if str(manifest_condition.get("name", "")).startswith("mock-") else "real"
+def few(steps) -> bool:
+    """True when a statistic over ``steps`` steps rests on too few to have an interval."""
+    return int(steps) <= FEW_STEPS
+
+
+def num(x, digits: int = 3) -> str:
+    """A number for a sentence: ``digits`` decimals, "n/a" when not finite."""
+    return f"{x:.{digits}f}" if x is not None and np.isfinite(x) else "n/a"
+
+
+def num_ci(x, lo, hi, steps=None, digits: int = 3) -> str:
+    """``"1.234 [1.200, 1.260]"``; with no interval (few steps) ``"1.234 (1 step, no interval)"``."""
+    if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+        return f"{num(x, digits)} [{num(lo, digits)}, {num(hi, digits)}]"
+    if steps is not None:
+        return f"{num(x, digits)} ({int(steps)} step{'s' if int(steps) != 1 else ''}, no interval)"
+    return num(x, digits)
+
+
+def some(names: Iterable[str], limit: int = 3) -> str:
+    """``"a, b, c and 2 more"``: at most ``limit`` names of a list, for a sentence."""
+    names = list(names)
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
 
 
 def run_label(item) -> str:
@@ -94,21 +121,3 @@ def run_label(item) -> str:
         return str(path)
     get = (lambda k: item.get(k, "?")) if isinstance(item, dict) else (lambda k: getattr(item, k, "?"))
     return f"{get('model')}/{get('condition')}/L{get('seq_len')}"
-
-
-def require_same(items: Iterable, keys: tuple[str, ...], what: str) -> None:
-    """Raise DodocoError naming the runs when ``items`` (objects or dicts) differ in any of ``keys``.
-
-    >>> require_same([{"model": "a", "seq_len": 64}, {"model": "a", "seq_len": 128}], ("seq_len",), "x")
-    Traceback (most recent call last):
-    ...
-    dodoco.errors.DodocoError: x mixes runs with different seq_len: a/?/L64 (seq_len 64), a/?/L128 (seq_len 128); pass runs of one seq_len
-    """
-    items = list(items)
-    for key in keys:
-        def get(it, k=key):
-            return it.get(k) if isinstance(it, dict) else getattr(it, k)
-        values = {get(it) for it in items}
-        if len(values) > 1:
-            named = ", ".join(f"{run_label(it)} ({key} {get(it)})" for it in items)
-            raise DodocoError(f"{what} mixes runs with different {key}: {named}; pass runs of one {key}")

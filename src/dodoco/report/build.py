@@ -1,152 +1,67 @@
-"""``dodoco report``: run directories -> DIR/report.html (self-contained) + DIR/fig-*.png + DIR/*.csv.
+"""``dodoco report``: runs -> DIR/report.html (self-contained) + DIR/fig-*.png + DIR/*.csv + DIR/findings.json.
 
-The report is a list of section functions (``SECTIONS``), each ``(runs, ctx) -> Section``. A section
-whose data is absent raises ``SkipSection("why")`` (or a ``DodocoError``) and appears as a note; a
-later module adds its own with ``register_section``. ``ReportContext`` caches what several sections
-share (per-step Gini, EP scans, verdicts) so every quantity is computed once.
+``build_report`` judges the runs once (``dodoco.findings.judge``) and renders ``SECTIONS``, an
+explicit ordered tuple of section functions, each ``(ctx) -> Section`` reading the shared
+``ReportContext``. A section whose data is absent raises ``SkipSection("why")`` (or a
+``DodocoError``) and appears as a heading with that note. To add a section: write the function in
+a ``report/sections*.py`` module and put it in ``SECTIONS`` (docs/report.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dodoco.errors import DodocoError
+from dodoco.report.context import ReportContext
+from dodoco.report.options import ReportOptions
+from dodoco.report.section import Figure, Section, SkipSection, Table
+from dodoco.report import sections, sections_dispatch, sections_ep, sections_load
 
-__all__ = ["Figure", "ReportContext", "ReportOptions", "SECTIONS", "Section", "SkipSection", "Table",
-           "build_report", "register_section"]
+__all__ = ["SECTIONS", "Figure", "ReportContext", "ReportOptions", "Section", "SkipSection", "Table",
+           "build_report", "judge_runs", "write_report"]
 
-
-class SkipSection(Exception):
-    """Raised by a section whose data is absent; the message becomes the section's note."""
-
-
-@dataclass
-class Figure:
-    name: str  # file stem, e.g. "ep-scan" -> fig-ep-scan.png
-    png: bytes
-    caption: str = ""
-
-
-@dataclass
-class Table:
-    name: str  # file stem, e.g. "ep-invariance" -> ep-invariance.csv
-    rows: list[dict]
-    caption: str = ""
-    columns: list[str] | None = None
-
-
-@dataclass
-class Section:
-    title: str
-    html: str = ""
-    figures: list[Figure] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReportOptions:
-    """What the report computes. Defaults: docs/report.md."""
-
-    batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
-    ep: tuple[int, ...] | None = None  # None: 4, 8, 16, 32 and larger powers of two up to E
-    ep_batch: int | None = None  # None: largest B in 1, 2, 4, 8 with 32*B <= S, else 1
-    placements: tuple[str, ...] = ("contiguous", "round_robin")
-    ref_batch: int = 8
-    threshold: float = 0.05
-    low: float = 0.15
-    high: float = 0.24
-    groups: int = 2
-    heatmap_runs: tuple[str, ...] = ()  # run paths or "model/condition" labels; () = every run
-    max_heatmaps: int = 12
-    seed: int = 0
-    n_boot: int = 1000
-    title: str = "DODOCO routing report"
-
-
-class ReportContext:
-    """Shared, cached inputs of the sections: runs, options, output folder, per-run computations."""
-
-    def __init__(self, runs, options: ReportOptions, out: Path, attachments=()):
-        self.runs = list(runs)
-        self.options = options
-        self.out = Path(out)
-        self.attachments = [Path(a) for a in attachments]  # extra JSON (replay/simulate) for later sections
-        self.cache: dict = {}
-        self.verdicts: dict = {}
-
-    def cached(self, key, compute: Callable):
-        if key not in self.cache:
-            self.cache[key] = compute()
-        return self.cache[key]
-
-    @property
-    def step_runs(self) -> list:
-        """Runs with per-step data (not window aggregates)."""
-        return [r for r in self.runs if r.granularity != "window"]
-
-    def source(self, run):
-        """The prefill StepSource of ``run`` (all sequences in step_order(S, seed)), built once and
-        shared by the per-step Gini, the EP scan and the NeuSim comparison."""
-        from dodoco.ep.steps import source_of
-
-        return self.cached(("source", str(run.path)), lambda: source_of(run.counts, self.options.seed))
-
-    def series(self, run):
-        """GiniSeries of ``run`` at options.batches (computed once)."""
-        from dodoco.findings.mock_real import GiniSeries, step_gini
-        from dodoco.findings.runs import run_kind
-
-        o = self.options
-        return self.cached(("series", str(run.path)), lambda: GiniSeries(
-            run.model, run.condition, run_kind(run), run.seq_len,
-            step_gini(None, o.batches, o.seed, source=self.source(run)), str(run.path)))
-
-    def ep_batch(self, run) -> int:
-        if self.options.ep_batch:
-            return self.options.ep_batch
-        S = run.counts.shape[0]
-        return max([b for b in (1, 2, 4, 8) if 32 * b <= S], default=1)
-
-    def scan(self, run):
-        """EP scan table of ``run`` at its ep_batch, for options.placements (computed once)."""
-        from dodoco.findings.runs import scan_run
-
-        o = self.options
-        return self.cached(("scan", str(run.path)), lambda: scan_run(
-            run, ep=o.ep, batch=[self.ep_batch(run)], placement=list(o.placements), seed=o.seed, n_boot=o.n_boot,
-            source=self.source(run)))
-
-
-#: The report's sections, in order. Each: (runs, ctx) -> Section.
-SECTIONS: list[Callable] = []
-
-
-def register_section(fn: Callable, *, before: str | None = None) -> Callable:
-    """Add a section function (by default at the end; ``before`` names an existing function)."""
-    if fn in SECTIONS:
-        return fn
-    names = [f.__name__ for f in SECTIONS]
-    SECTIONS.insert(names.index(before) if before in names else len(SECTIONS), fn)
-    return fn
+#: The report's sections, in order. Each: (ctx) -> Section.
+SECTIONS = (
+    sections.provenance,
+    sections.verdicts,
+    sections.ep_invariance_section,
+    sections.mock_real_section,
+    sections.bands_section,
+    sections_load.gini_matrix_section,
+    sections_load.heatmap_section,
+    sections_load.lorenz_section,
+    sections_ep.mitigations_section,
+    sections_ep.neusim_section,
+    sections_ep.decode_section,
+    sections_dispatch.replay_section,
+    sections_dispatch.simulate_section,
+)
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
 
 
-def _run_section(fn, runs, ctx) -> Section:
-    title = (fn.__doc__ or fn.__name__).strip().splitlines()[0].rstrip(".")
+def _title(fn) -> str:
+    return (fn.__doc__ or fn.__name__).strip().splitlines()[0].rstrip(".")
+
+
+def run_section(fn, ctx) -> Section:
+    """``fn(ctx)``, or a Section holding only the note when it is skipped."""
     try:
-        return fn(runs, ctx)
+        return fn(ctx)
     except (SkipSection, DodocoError) as exc:
-        return Section(title, notes=[f"skipped: {exc}"])
+        return Section(_title(fn), notes=[f"skipped: {exc}"])
+
+
+def _unique(stem: str, used: set) -> str:
+    name, i = stem, 2
+    while name in used:
+        name, i = f"{stem}-{i}", i + 1
+    used.add(name)
+    return name
 
 
 def _render(section: Section, out: Path, used: set) -> str:
@@ -167,43 +82,70 @@ def _render(section: Section, out: Path, used: set) -> str:
     return "".join(parts)
 
 
-def _unique(stem: str, used: set) -> str:
-    name, i = stem, 2
-    while name in used:
-        name, i = f"{stem}-{i}", i + 1
-    used.add(name)
-    return name
+def _progress(quiet: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("report: {task.description:<44}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True), disable=quiet, transient=False)
 
 
-def build_report(paths, out, options: ReportOptions | None = None, *, attachments=(), quiet: bool = True,
-                 **overrides) -> Path:
-    """Build the report of the runs at ``paths`` into folder ``out``; returns the report.html path."""
-    import dodoco.report.sections  # noqa: F401  (registers the built-in sections)
-    import dodoco.report.sections_dispatch  # noqa: F401
-    import dodoco.report.sections_ep  # noqa: F401
+def judge_runs(runs, options, quiet: bool = True):
+    """``dodoco.findings.judge`` with a progress line on stderr unless ``quiet``."""
+    from rich.console import Console
+
+    from dodoco.findings import judge
+
+    if quiet:
+        return judge(runs, options)
+    with Console(stderr=True).status("judging the runs: per-step Gini, EP scans, verdicts"):
+        return judge(runs, options)
+
+
+def write_report(findings, out, options: ReportOptions, *, attachments=(), quiet: bool = True) -> Path:
+    """Render the report of judged runs (``findings``) into folder ``out``; returns report.html."""
     from dodoco.report.html import page
-    from dodoco.store.atomic import write_bytes
-    from dodoco.store.run import find_runs
+    from dodoco.store.atomic import write_bytes, write_json
 
-    options = dataclasses.replace(options or ReportOptions(), **overrides)
-    runs = find_runs(paths)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = ReportContext(findings, options, out, attachments)
+    rendered, used, anchors = [], set(), set()
+    with _progress(quiet) as progress:
+        task = progress.add_task("sections", total=len(SECTIONS))
+        for fn in SECTIONS:
+            progress.update(task, description=_title(fn)[:44])
+            section = run_section(fn, ctx)
+            rendered.append((_unique(_slug(section.title), anchors), section.title, _render(section, out, used)))
+            progress.advance(task)
+    subtitle = (f"{len(findings.runs)} run(s); generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
+                "every number is computed from the runs' counts and the attached result files named in each section")
+    write_bytes(out / "report.html", page(options.title, rendered, subtitle=subtitle).encode())
+    write_json(out / "findings.json", _json_ready(findings.to_dict()))
+    return out / "report.html"
+
+
+def build_report(runs, out, options: ReportOptions | None = None, *, attachments=(), quiet: bool = True,
+                 **overrides) -> Path:
+    """Judge ``runs`` (Run objects or paths) and build their report into folder ``out``; returns report.html.
+
+    ``overrides`` are ReportOptions fields (``build_report(paths, "rep", n_boot=200)``). The output
+    folder and the attachments are checked, and every run opened and read, before any work.
+    """
+    options = options or ReportOptions()
+    if overrides:
+        options = options.replace(**overrides)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DodocoError(f"report output {out} is a file: give a folder with -o")
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = ReportContext(runs, options, out, attachments)
-    rendered, used, anchors = [], set(), set()
-    for fn in SECTIONS:
-        t0 = time.perf_counter()
-        section = _run_section(fn, runs, ctx)
-        rendered.append((_unique(_slug(section.title), anchors), section.title, _render(section, out, used)))
-        if not quiet:
-            print(f"  {section.title}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    subtitle = f"{len(runs)} run(s); generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"
-    doc = page(options.title, rendered, subtitle=subtitle)
-    write_bytes(out / "report.html", doc.encode())
-    ctx.cache.clear()
-    from dodoco.store.atomic import write_json
+    missing = [str(a) for a in attachments if not Path(a).is_file()]
+    if missing:
+        raise DodocoError(f"--attach {missing[0]} does not exist: give a replay or simulate JSON file")
+    findings = judge_runs(runs, options, quiet)
+    return write_report(findings, out, options, attachments=attachments, quiet=quiet)
 
-    write_json(out / "verdicts.json", {k: v.to_dict() for k, v in ctx.verdicts.items()})
-    return out / "report.html"
+
+def _json_ready(obj):
+    from dodoco.report.tables import json_safe
+
+    return json_safe(obj)

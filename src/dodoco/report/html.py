@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 
 __all__ = ["esc", "figure_html", "page", "table_html", "verdict_html"]
 
@@ -16,14 +15,15 @@ h1{font-size:1.6rem;margin:.4rem 0}h2{font-size:1.25rem;margin-top:2.2rem;border
 h3{font-size:1.02rem;margin:1.2rem 0 .4rem}
 nav ol{columns:2;font-size:.9rem}
 table{border-collapse:collapse;font-size:.78rem;margin:.4rem 0 1rem;background:#fff}
-th,td{border:1px solid #ddd;padding:.18rem .45rem;text-align:right;white-space:nowrap}
-th{background:#f0f0f3;position:sticky;top:0}td.s,th.s{text-align:left}
+th,td{border:1px solid #ddd;padding:.18rem .45rem;white-space:nowrap}
+th{background:#f0f0f3;position:sticky;top:0}.s{text-align:left}.n{text-align:right;font-variant-numeric:tabular-nums}
 .scroll{max-height:420px;overflow:auto;display:inline-block;max-width:100%}
 figure{margin:.8rem 0 1.2rem}figure img{max-width:100%;height:auto;border:1px solid #e3e3e3;background:#fff}
 figcaption{font-size:.82rem;color:#555}
 .note{background:#fff7e0;border-left:4px solid #e0a800;padding:.4rem .7rem;font-size:.88rem}
 .verdict{background:#eef6ff;border-left:4px solid #2f6fdd;padding:.5rem .8rem;margin:.6rem 0}
-.verdict b{font-size:1.05rem}.small{font-size:.8rem;color:#666}
+.verdict b{font-size:1.05rem}.verdict ul{margin:.3rem 0 .2rem;padding-left:1.2rem;font-size:.9rem}
+.verdict li{margin:.15rem 0}.small{font-size:.8rem;color:#666}
 """
 
 
@@ -31,35 +31,25 @@ def esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _cell(value) -> tuple[str, bool]:
-    """(text, is_number) of one table cell."""
-    if isinstance(value, bool):
-        return ("yes" if value else "no"), False
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "–", True
-        return (f"{value:.4g}" if abs(value) < 1e4 else f"{value:.4e}"), True
-    if isinstance(value, int):
-        return str(value), True
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value)), False
-    return ("" if value is None else str(value)), False
-
-
 def table_html(rows: list[dict], columns: list[str] | None = None, *, caption: str | None = None,
                csv_name: str | None = None, max_rows: int = 400) -> str:
-    """An HTML table of ``rows`` (dicts), numbers right-aligned, NaN as a dash; at most ``max_rows``
+    """An HTML table of ``rows`` (dicts): every column that has a value in some row (``columns``
+    picks and orders them; default all keys of all rows), numbers right-aligned with one number of
+    decimals per column (whole-number columns as integers), NaN as a dash; at most ``max_rows``
     rows are shown (the CSV holds all)."""
+    from dodoco.report.tables import cell_text, column_decimals, table_columns
+
     if not rows:
         return f'<p class="small">{esc(caption or "table")}: no rows</p>'
-    columns = columns or list(rows[0])
-    head = "".join(f'<th class="s">{esc(c)}</th>' for c in columns)
+    columns = table_columns(rows, columns)
+    decimals = {c: column_decimals(rows, c) for c in columns}
+    head = "".join(f'<th class="{"n" if decimals[c] is not None else "s"}">{esc(c)}</th>' for c in columns)
     body = []
     for row in rows[:max_rows]:
         cells = []
         for c in columns:
-            text, num = _cell(row.get(c))
-            cells.append(f"<td>{esc(text)}</td>" if num else f'<td class="s">{esc(text)}</td>')
+            text = cell_text(row.get(c), c, decimals[c])
+            cells.append(f'<td class="{"n" if decimals[c] is not None else "s"}">{esc(text)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = f" (first {max_rows} of {len(rows)} rows)" if len(rows) > max_rows else ""
     link = f' <a href="{esc(csv_name)}">CSV</a>' if csv_name else ""
@@ -75,8 +65,12 @@ def figure_html(data: bytes, *, alt: str, caption: str = "", file_name: str | No
             f"<figcaption>{esc(caption)}{link}</figcaption></figure>")
 
 
-def verdict_html(title: str, verdict: str, detail: str = "") -> str:
-    return f'<div class="verdict">{esc(title)}: <b>{esc(verdict)}</b><br><span class="small">{esc(detail)}</span></div>'
+def verdict_html(title: str, verdict: str, sentences: list[str] = (), notes: list[str] = ()) -> str:
+    """A verdict box: the verdict in bold, then its sentences as a list, then notes."""
+    items = "".join(f"<li>{esc(s)}</li>" for s in sentences)
+    notes_html = "".join(f'<p class="small">{esc(n)}</p>' for n in notes)
+    return (f'<div class="verdict">{esc(title)}: <b>{esc(verdict)}</b>'
+            f'{f"<ul>{items}</ul>" if items else ""}{notes_html}</div>')
 
 
 def page(title: str, sections: list[tuple[str, str, str]], *, subtitle: str = "") -> str:

@@ -1,140 +1,156 @@
-"""Report sections on dispatch cost, from JSON attached with ``dodoco report --attach``:
-replay results (``bench/bench_replay.py`` / ``dodoco replay``: keys ``replays`` and ``validation``)
-and simulate tables (``dodoco simulate --json``: rows with ``N`` and ``dispatch_ms``).
-
-Each is ``(runs, ctx) -> Section`` (report/build.py); with nothing attached they are skipped.
+"""Report sections on dispatch cost, from result files attached with ``dodoco report --attach``
+(``dodoco.report.attachments``): measured replays (``dodoco.replay/2`` rows, or the earlier replay
+files) and simulate predictions. Each section first says where every attached number comes from
+(the trace's model and run, the machine or cluster, the calibration), naming a trace from a model
+that is not among the report's runs. Each is ``(ctx) -> Section`` (report/build.py); with nothing
+attached they are skipped.
 """
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import numpy as np
 
-import dodoco.report.sections_ep  # noqa: F401  (registers the routing sections first: these come after)
-from dodoco.errors import DodocoError
-from dodoco.report import plots
-from dodoco.report.build import Figure, Section, SkipSection, Table, register_section
+from dodoco.report import plots_dispatch as pd
+from dodoco.report.attachments import load_attachments, provenance_rows
 from dodoco.report.html import esc
+from dodoco.report.section import Figure, Section, SkipSection, Table
+
+__all__ = ["replay_section", "simulate_section"]
+
+_SUMMARY = ["dispatcher", "condition", "kind", "N", "cases", "MB_per_rank", "per_rank_bytes", "recv_skew",
+            "receiver_skew", "dispatch_ms", "dispatch_p10", "dispatch_p90", "combine_ms", "busbw_GBps", "floor_ms",
+            "vs_floor", "vs_balanced"]
 
 
-def _attached(ctx, kind: str) -> list[tuple[str, object]]:
-    """(file name, parsed JSON) of the attachments of one kind: "replay" or "simulate"."""
-    out = []
-    for path in ctx.attachments:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DodocoError(f"attachment {path} is not readable JSON ({exc}): attach replay or simulate results")
-        is_replay = isinstance(data, dict) and "replays" in data and "validation" in data
-        is_sim = isinstance(data, list) and data and isinstance(data[0], dict) and "dispatch_ms" in data[0]
-        if (kind == "replay" and is_replay) or (kind == "simulate" and is_sim):
-            out.append((path.name, data))
-    return out
+def _attached(ctx, kinds: tuple[str, ...]) -> list:
+    got = ctx.cached(("attachments",), lambda: load_attachments(ctx.attachments))
+    return [a for a in got if a.kind in kinds]
 
 
-def _device(data: dict) -> str:
-    d = data.get("device", {})
-    return f"{data.get('machine', '?')}: {d.get('count', '?')} x {d.get('name', '?')}, NCCL {d.get('nccl', '?')}"
+def _provenance(ctx, attached) -> Table:
+    rows = provenance_rows(attached, {r.model for r in ctx.runs})
+    return Table("attached-results", rows, "where each attached result comes from")
 
 
-def _sweep_figure(replays: list[dict], title: str) -> bytes:
-    """busbw against bytes per rank, one line per N (the raw all_to_all_single sweep)."""
-    plt = plots._plt()
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
-    for rep in replays:
-        sweep = rep.get("sweep") or []
-        if sweep:
-            ax.plot([s["bytes_per_rank"] for s in sweep], [s["busbw_GBps"] for s in sweep], marker="o",
-                    markersize=3, label=f"N = {rep['N']}")
-    ax.set_xscale("log", base=2)
-    ax.set(xlabel="bytes per rank", ylabel="busbw (GB/s)", title=title)
-    ax.legend(fontsize=7)
-    return plots.png(fig)
+def _size_bucket(b: float) -> float:
+    return float(2 ** round(np.log2(b))) if b > 0 else 0.0
 
 
-def _validation_figure(rows: list[dict], title: str) -> bytes:
-    """Simulator: predicted against measured dispatch time, per case kind, with the y = x line."""
-    plt = plots._plt()
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    kinds = sorted({r["cases"] for r in rows})
-    for kind in kinds:
-        pts = [r for r in rows if r["cases"] == kind]
-        ax.scatter([p["measured_ms"] for p in pts], [p["predicted_ms"] for p in pts], s=18,
-                   label=f"{kind}")
-    lim = [0, 1.08 * max(max(r["measured_ms"], r["predicted_ms"]) for r in rows)]
-    ax.plot(lim, lim, color="0.4", linewidth=0.8)
-    ax.set(xlim=lim, ylim=lim, xlabel="measured dispatch (ms)", ylabel="predicted (ms)", title=title)
-    ax.legend(fontsize=6)
-    return plots.png(fig)
+def _points(rows: list[dict]) -> dict[str, list[dict]]:
+    """Replay rows -> panels per (N, message size) of {dispatcher, kind, receiver_skew, dispatch_ms, p10, p90}."""
+    panels: dict[tuple, list] = {}
+    for r in rows:
+        d = r.get("dispatch") or {}
+        if d.get("median_ms") is None or r.get("receiver_skew") is None:
+            continue
+        key = (int(r["N"]), _size_bucket(float(r["per_rank_bytes"])))
+        panels.setdefault(key, []).append({"dispatcher": r["dispatcher"], "kind": r["kind"],
+                                           "receiver_skew": float(r["receiver_skew"]),
+                                           "dispatch_ms": float(d["median_ms"]),
+                                           "p10_ms": float(d.get("p10_ms", np.nan)),
+                                           "p90_ms": float(d.get("p90_ms", np.nan))})
+    return {f"N={n}, about {pd.bytes_label(b)} per rank": pts for (n, b), pts in sorted(panels.items())}
 
 
-def replay_section(runs, ctx) -> Section:
-    """Dispatch cost measured on GPUs: replays of real, mock and balanced traffic, NCCL sweep, simulator error."""
-    attached = _attached(ctx, "replay")
+def _targets(data: dict) -> list[dict]:
+    """Targets as rows: nested dicts flattened (``a.b``), so every value is shown."""
+    rows = []
+    for name, t in (data.get("targets") or {}).items():
+        row = {"target": name}
+        for k, v in t.items():
+            if isinstance(v, dict):
+                row.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+            else:
+                row[k] = v
+        rows.append(row)
+    return rows
+
+
+def _replay_one(a, section: Section) -> None:
+    stem, d = a.path.stem, a.data
+    section.html += (f"<p><b>{esc(a.name)}</b> ({esc(a.machine)}; trace from {esc(', '.join(a.models))}). "
+                     "Max over ranks per iteration, median and p10/p90 over iterations.</p>")
+    points = _points(a.rows)
+    if points:
+        section.figures.append(Figure(f"dispatch-vs-skew-{stem}", pd.dispatch_vs_skew(
+            points, f"Measured dispatch time against receiver skew, per dispatcher and message size ({a.name})"),
+            f"{a.name}: each point one dispatcher on one case kind (marker); bars p10..p90 over iterations; "
+            "the synthetic skew controls joined per dispatcher"))
+    sweeps = {f"N = {rep['N']}": rep["sweep"] for rep in a.replays if rep.get("sweep")}
+    if sweeps:
+        section.figures.append(Figure(f"sweep-{stem}", pd.sweep(sweeps, f"Uniform all_to_all_single ({a.name})"),
+                                      f"{a.name}: NCCL bus bandwidth against message size, measured"))
+    status = [{"N": rep["N"], "dispatcher": k, **v} for rep in a.replays for k, v in (rep.get("dispatchers") or {}).items()]
+    if status:
+        section.tables.append(Table(f"dispatchers-{stem}", status, f"{a.name}: dispatchers measured, and why others "
+                                    "were not"))
+    summary = a.summary
+    section.tables.append(Table(f"replay-{stem}", summary, f"{a.name}: mean over cases per dispatcher and condition",
+                                [c for c in _SUMMARY if any(c in r for r in summary)]))
+    validation = d.get("validation") or []
+    if validation:
+        section.figures.append(Figure(f"simulator-{stem}", pd.predicted_vs_measured(
+            validation, f"Simulator against held-out replays ({a.name})"), f"{a.name}: predicted vs measured"))
+        section.tables.append(Table(f"simulator-{stem}", validation, f"{a.name}: simulator error by case group"))
+    if _targets(d):
+        section.tables.append(Table(f"targets-{stem}", _targets(d), f"{a.name}: targets and whether each was met"))
+
+
+def replay_section(ctx) -> Section:
+    """Dispatch cost measured on GPUs (replay)"""
+    attached = _attached(ctx, ("replay",))
     if not attached:
-        raise SkipSection("no replay results attached (dodoco report ... --attach bench/results/replay-*.json)")
-    section = Section("Dispatch cost on GPUs (replay)")
-    html = []
-    for name, data in attached:
-        stem = name.removesuffix(".json")
-        replays = data["replays"]
-        summary = [dict(s) for rep in replays for s in rep.get("summary", [])]
-        html.append(f"<p><b>{esc(name)}</b> ({esc(_device(data))}). Dispatch and combine of H-wide rows, "
-                    "max over ranks per iteration, median and p10/p90 over iterations; the balanced control "
-                    "moves the same bytes with uniform splits.</p>")
-        Ns = sorted({s["N"] for s in summary})
-        kinds = ("real", "mock", "balanced")
-        groups = {k: [float(np.mean([s["dispatch_ms"] for s in summary if s["N"] == n and s["kind"] == k] or [np.nan]))
-                      for n in Ns] for k in kinds}
-        section.figures.append(Figure(f"dispatch-{stem}", plots.grouped_bars(
-            [f"N = {n}" for n in Ns], groups, "dispatch (ms)", "real, mock and balanced traffic"),
-            f"{name}: dispatch time by EP degree"))
-        section.figures.append(Figure(f"sweep-{stem}", _sweep_figure(replays, "uniform all_to_all_single sweep"),
-                                      f"{name}: NCCL busbw against message size"))
-        validation = data.get("validation") or []
-        if validation:
-            section.figures.append(Figure(f"simulator-{stem}", _validation_figure(validation, "simulator"),
-                                          f"{name}: simulator predicted vs measured"))
-            section.tables.append(Table(f"simulator-{stem}", validation, f"{name}: simulator error by case",
-                                        ["N", "cases", "n", "recv_skew", "measured_ms", "predicted_ms",
-                                         "err_pct_median", "naive_max_err_pct", "volume_only_err_pct"]))
-        section.tables.append(Table(f"replay-{stem}", summary, f"{name}: replay summary",
-                                    ["condition", "kind", "N", "cases", "MB_per_rank", "recv_skew", "dispatch_ms",
-                                     "dispatch_p10", "dispatch_p90", "combine_ms", "busbw_GBps", "vs_balanced"]))
-        targets = [{"target": k, **{kk: vv for kk, vv in v.items() if not isinstance(vv, dict)}}
-                   for k, v in (data.get("targets") or {}).items()]
-        if targets:
-            section.tables.append(Table(f"targets-{stem}", targets, f"{name}: targets"))
-    section.html = "".join(html)
+        raise SkipSection("no replay results attached (dodoco report ... --attach REPLAY.json)")
+    section = Section("Dispatch cost measured on GPUs (replay)", tables=[_provenance(ctx, attached)])
+    for a in attached:
+        _replay_one(a, section)
+    section.notes += [f"{r['file']}: {r['provenance']}" for r in provenance_rows(attached, {r.model for r in ctx.runs})
+                      if r["provenance"].startswith("trace from another model")]
     return section
 
 
-def simulate_section(runs, ctx) -> Section:
-    """Predicted dispatch at larger EP (dodoco simulate --json), and the share caused by imbalance."""
-    attached = _attached(ctx, "simulate")
+def _sim_panels(rows: list[dict]) -> dict[str, list[dict]]:
+    """Predicted rows -> panels per model, lines per condition, dispatcher and placement: never one line
+    through two models' rows (a model whose runs repeat a condition gets a panel per run)."""
+    lines: dict[tuple, dict] = {}
+    for r in sorted(rows, key=lambda r: r["N"]):
+        key = (r.get("model", "model not recorded"), r.get("run", ""), r["condition"], r.get("dispatcher", "nccl"),
+               r.get("placement", "contiguous"))
+        ln = lines.setdefault(key, {"condition": key[2], "dispatcher": key[3], "placement": key[4], "N": [],
+                                    "dispatch_ms": [], "balanced_ms": []})
+        ln["N"].append(r["N"])
+        ln["dispatch_ms"].append(r["dispatch_ms"])
+        ln["balanced_ms"].append(r.get("balanced_ms", np.nan))
+    seen: dict[tuple, set] = {}
+    for m, run, *rest in lines:
+        seen.setdefault((m, *rest), set()).add(run)
+    split = {m for (m, *_), runs in seen.items() if len(runs) > 1}
+    panels: dict[str, list] = {}
+    for (m, run, *_), ln in lines.items():
+        panels.setdefault(f"{m} ({'/'.join(Path(run).parts[-2:])})" if m in split else m, []).append(ln)
+    return panels
+
+
+def simulate_section(ctx) -> Section:
+    """Predicted dispatch at larger EP (simulate)"""
+    attached = _attached(ctx, ("simulate",))
     if not attached:
-        raise SkipSection("no simulate results attached (dodoco simulate ... --json FILE, then --attach FILE)")
-    section = Section("Predicted dispatch at larger EP (simulate)")
-    for name, rows in attached:
-        stem = name.removesuffix(".json")
-        plt = plots._plt()
-        fig, ax = plt.subplots(figsize=(6.0, 3.6))
-        for cond in sorted({r["condition"] for r in rows}):
-            pts = sorted((r for r in rows if r["condition"] == cond), key=lambda r: r["N"])
-            ax.plot([p["N"] for p in pts], [p["dispatch_ms"] for p in pts], marker="o", markersize=3, label=cond)
-        bal = sorted({(r["N"], r["balanced_ms"]) for r in rows})
-        ax.plot([b[0] for b in bal], [b[1] for b in bal], linestyle="--", color="0.4", label="balanced bytes")
-        ax.set_xscale("log", base=2)
-        ax.set(xlabel="EP degree N", ylabel="dispatch (ms)", title="predicted dispatch")
-        ax.legend(fontsize=7)
-        section.figures.append(Figure(f"simulate-{stem}", plots.png(fig), f"{name}: predicted dispatch by EP"))
-        section.tables.append(Table(f"simulate-{stem}", rows, f"{name}: predictions",
-                                    [c for c in ("condition", "N", "nodes", "MB_per_rank", "recv_skew", "dispatch_ms",
-                                                 "balanced_ms", "imbalance_share", "hier_ms", "combine_ms",
-                                                 "compute_ms", "layer_ms") if c in rows[0]]))
+        raise SkipSection("no simulate results attached (dodoco simulate ... -o FILE, then --attach FILE)")
+    section = Section("Predicted dispatch at larger EP (simulate)", tables=[_provenance(ctx, attached)])
+    for a in attached:
+        rows, stem = a.rows, a.path.stem
+        uncal = a.calibration.startswith("none") or a.calibration == "not recorded"
+        title = (a.data.get("title") if isinstance(a.data, dict) else None) or \
+            ("UNCALIBRATED prediction" if uncal else f"predicted dispatch, calibrated on {a.calibration}")
+        section.html += (f"<p><b>{esc(a.name)}</b>: {esc(title)}. Predictions of a model, not measurements; "
+                         f"calibration: {esc(a.calibration)}.</p>")
+        section.figures.append(Figure(f"simulate-{stem}", pd.predicted_vs_n(
+            _sim_panels(rows), f"{'Uncalibrated' if uncal else 'Calibrated'} prediction of dispatch time against "
+            f"EP degree N ({a.name})", ctx.style), f"{a.name}: {title}"))
+        section.tables.append(Table(f"simulate-{stem}", rows, f"{a.name}: {title}"))
+        section.notes += [f"{a.name}: {n}" for n in a.notes]
+    section.notes += [f"{r['file']}: {r['provenance']}" for r in provenance_rows(attached, {r.model for r in ctx.runs})
+                      if r["provenance"].startswith("trace from another model")]
     return section
-
-
-register_section(replay_section)
-register_section(simulate_section)

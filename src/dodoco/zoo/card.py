@@ -1,4 +1,5 @@
-"""The end of a zoo run: round to the shipped precision, evaluate held out, write weights, config and card."""
+"""Zoo model cards: the end of a zoo run (round to the shipped precision, evaluate held out, write
+weights, config and card) and reading them back (``zoo_rows``: what ``dodoco zoo ls`` lists)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,29 @@ def _command(cfg, opts) -> str:
              if f.name != "family" and getattr(cfg, f.name) != getattr(default, f.name)]
     return " ".join(["dodoco zoo train --family", cfg.family, f"--steps {cfg.steps}", *[
         x for x in flags if not x.startswith("--steps")], f"--device {opts.device}"])
+
+
+def zoo_rows(folder=None) -> list[dict]:
+    """One row per zoo family found in ``folder`` (default: the shipped zoo): its card's record, or
+    status "missing"."""
+    from dodoco.models.zoo import ZOO
+
+    root = Path(folder) if folder else zoo_root()
+    rows = []
+    for family in ZOO:
+        config, weights = root / family / "config.json", root / family / "model.safetensors"
+        if not config.is_file():
+            rows.append({"family": family, "status": "missing"})
+            continue
+        rec = json.loads(config.read_text(encoding="utf-8")).get("dodoco_zoo", {})
+        res = rec.get("results", {})
+        rows.append({"family": family, "status": "trained", "stands_for": rec.get("stands_for"),
+                     "mixer": rec.get("mixer"), "steps": rec.get("steps"), "tokens": rec.get("tokens_seen"),
+                     "heldout_loss": res.get("heldout_loss"), "heldout_ppl": res.get("heldout_ppl"),
+                     "balance": rec.get("balance", {}).get("method"),
+                     "mb": round(weights.stat().st_size / 1e6, 2) if weights.is_file() else None,
+                     "train_tokens_per_s": res.get("train_tokens_per_s"), "device": res.get("device")})
+    return rows
 
 
 def _data_record(data, windows, heldout) -> dict:
@@ -107,7 +131,7 @@ results page (docs/zoo-results.md) says where they differ from the large models.
 | | |
 |---|---|
 | transformers class | `{config['architectures'][0]}` (model_type `{config['model_type']}`) |
-| hidden size / layers | {config.get('hidden_size')} / {_layer_pattern(config)} |
+| hidden size / layers | {config.get('hidden_size')} / {layer_pattern(config)} |
 | expert width (moe_intermediate_size) | {config.get('moe_intermediate_size')} |
 | parameters | {params:,} (bf16 weights) |
 | tokenizer | shared zoo BPE, {rec['tokenizer']['vocab_size']} tokens (see below) |
@@ -138,7 +162,7 @@ Weights sha256 {rec['weights_sha256']}.
 
 
 
-def _layer_pattern(config: dict) -> str:
+def layer_pattern(config: dict) -> str:
     """``"4: dense, moe, moe, moe"``: the layer count and which layers are MoE (or the mixer kinds)."""
     if config.get("layers_block_type"):  # Nemotron-H: mixer per block
         kinds = [{"linear_attention": "mamba2", "full_attention": "attention"}.get(k, k)

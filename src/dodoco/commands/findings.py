@@ -1,0 +1,68 @@
+"""dodoco findings: the three verdicts of run directories, in sentences with numbers and intervals."""
+
+from dodoco.commands import csv_ints, csv_strs
+
+
+def add_findings_flags(p) -> None:
+    """The flags of ``FindingsOptions`` (shared by ``findings`` and ``report``); defaults live in the config."""
+    from dodoco.config import add_config_flag
+
+    p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
+    p.add_argument("--batch", type=csv_ints, default=None,
+                   help="batch sizes B (sequences per step) of the per-step Gini (default 1,2,4,8,16,32)")
+    p.add_argument("--ep", type=csv_ints, default=None,
+                   help="EP degrees N of the scan (default 4,8,16,32 and larger powers of two up to E)")
+    p.add_argument("--ep-batch", type=int, default=None,
+                   help="sequences per rank per step B of the EP scan (default: per run, the largest of 1,2,4,8 "
+                        "leaving 3 steps at the largest N)")
+    p.add_argument("--placement", type=csv_strs, default=None,
+                   help="placements scanned, the first is the baseline (default contiguous,round_robin,eplb)")
+    p.add_argument("--ref-batch", type=int, default=None, help="batch of the bands and the ratio (default 8)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="EP invariance: largest relative change called intrinsic (default 0.05)")
+    p.add_argument("--low", type=float, default=None, help="data-resilient: prose Gini <= LOW (default 0.15)")
+    p.add_argument("--high", type=float, default=None,
+                   help="persistently concentrated: every real-text Gini >= HIGH (default 0.24)")
+    p.add_argument("--groups", type=int, default=None, help="data-derived groups of the bands (default 2)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the step order (default 0)")
+    add_config_flag(p)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("findings", help="the verdicts (EP invariance, mock vs real, bands) in sentences")
+    add_findings_flags(p)
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="also write every verdict with its tables and sentences as JSON ('-' = stdout only)")
+    p.set_defaults(func=run)
+
+
+def verdict_rows(findings) -> list[dict]:
+    """One row per finding: its verdict, or why it was not judged."""
+    from dodoco.findings.judge import FINDINGS
+
+    return [{"finding": n, "verdict": findings.verdicts[n].verdict if n in findings.verdicts
+             else f"not judged: {findings.skipped[n]}"} for n in FINDINGS]
+
+
+def run(args) -> int:
+    from dodoco.commands import check_output_file, emit
+    from dodoco.findings import FindingsConfig
+    from dodoco.report.build import judge_runs
+    from dodoco.report.tables import to_json
+
+    cfg = FindingsConfig.from_args(args)
+    check_output_file(cfg.json)
+    f = judge_runs(cfg.runs, cfg, quiet=False)
+    if cfg.json == "-":
+        print(to_json(f.to_dict()))
+        return 0
+    emit(verdict_rows(f), "verdicts")
+    for s in f.sentences:
+        print(f"- {s}")
+    if cfg.json:
+        from pathlib import Path
+
+        from dodoco.store.atomic import write_bytes
+
+        write_bytes(Path(cfg.json), to_json(f.to_dict()).encode())
+    return 0
