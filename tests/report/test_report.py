@@ -32,7 +32,9 @@ EXPECTED_FIGURES = {"fig-ep-scan-max-mean.png", "fig-ep-scan-receiver-skew.png",
                     "fig-decode-max-mean.png", "fig-decode-receiver-skew.png"}
 TITLES = ("Runs and provenance", "Verdicts", "EP invariance", "Mock vs real", "Bands", "Model x condition Gini",
           "Per-layer x expert load", "Lorenz curves", "Mitigations", "Measured vs NeuSim-predicted skew",
-          "Prefill and decode regimes", "Dispatch cost measured on GPUs (replay)",
+          "Prefill and decode regimes", "Expert co-activation within a layer (token traces)",
+          "Cross-layer expert affinity (token traces)", "Placements fitted on token traces (held out)",
+          "Rebalancing over time: refit interval and window", "Dispatch cost measured on GPUs (replay)",
           "Predicted dispatch at larger EP (simulate)")
 
 

@@ -3,8 +3,6 @@ returns (computed once per report), and skip with a reason when no run has trace
 
 import pytest
 
-pytest.importorskip("dodoco.report.section")  # the section API of the report restructure (issue 10)
-
 from dodoco.report import sections_traces as st  # noqa: E402
 from dodoco.report.section import SkipSection  # noqa: E402
 

@@ -17,7 +17,7 @@ from dodoco.errors import DodocoError
 from dodoco.report.context import ReportContext
 from dodoco.report.options import ReportOptions
 from dodoco.report.section import Figure, Section, SkipSection, Table
-from dodoco.report import sections, sections_dispatch, sections_ep, sections_load
+from dodoco.report import sections, sections_dispatch, sections_ep, sections_load, sections_traces
 
 __all__ = ["SECTIONS", "Figure", "ReportContext", "ReportOptions", "Section", "SkipSection", "Table",
            "build_report", "judge_runs", "write_report"]
@@ -35,6 +35,10 @@ SECTIONS = (
     sections_ep.mitigations_section,
     sections_ep.neusim_section,
     sections_ep.decode_section,
+    sections_traces.coactivation_section,
+    sections_traces.affinity_section,
+    sections_traces.trace_placements_section,
+    sections_traces.rebalance_section,
     sections_dispatch.replay_section,
     sections_dispatch.simulate_section,
 )

@@ -15,8 +15,8 @@ __all__ = ["affinity_section", "coactivation_section", "rebalance_section", "tra
 
 MAX_PANELS = 6
 #: line style and the rows each trace placement is judged on
-_PLACEMENTS = {"coact": ("-", "dedup", "coact: deduplicated rows saved"),
-               "affinity": ("--", "forward", "affinity: forwarded rows saved")}
+_PLACEMENTS = {"coact": ("dedup", "coact: deduplicated rows saved"),
+               "affinity": ("forward", "affinity: forwarded rows saved")}
 
 
 def _summary(ctx):
@@ -141,7 +141,8 @@ def _saving_figure(ctx, rows) -> bytes:
         for key in dict.fromkeys((r["condition"], r["placement"]) for r in rs):
             mine = sorted((r for r in rs if (r["condition"], r["placement"]) == key),
                           key=lambda r: r["ep"])
-            dash, metric, _ = _PLACEMENTS[key[1]]
+            metric, _ = _PLACEMENTS[key[1]]
+            dash = ctx.style.dash(key[1])
             plots.line(ax, [r["ep"] for r in mine], [100 * r[f"{metric}_saving"] for r in mine],
                        [100 * r[f"{metric}_saving_lo"] for r in mine],
                        [100 * r[f"{metric}_saving_hi"] for r in mine], [r["steps"] for r in mine],
@@ -153,8 +154,8 @@ def _saving_figure(ctx, rows) -> bytes:
         ax.grid(alpha=0.25)
     fig.suptitle("Dispatch rows saved over EPLB, held out: coact (deduplicated), affinity "
                  "(forwarded)")
-    plots.legend(fig, ctx.style, conds, (), [(label, {"color": "0.25", "linestyle": dash})
-                                            for dash, _, label in _PLACEMENTS.values()])
+    plots.legend(fig, ctx.style, conds, (), [(label, {"color": "0.25", "linestyle": ctx.style.dash(name)})
+                                            for name, (_, label) in _PLACEMENTS.items()])
     return plots.png(fig)
 
 
