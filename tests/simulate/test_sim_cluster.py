@@ -30,13 +30,19 @@ def test_cluster_file_errors(tmp_path):
         load_cluster("dgx-h10")
     f = tmp_path / "c.toml"
     f.write_text('name = "x"\ngpus_per_node = 4\nnvlink_bw = 1.0\nnic_bw = 1.0\nnvlink_bandwidth = 3\n')
-    with pytest.raises(DodocoError, match=r"unknown keys \['nvlink_bandwidth'\]"):
+    with pytest.raises(DodocoError, match=r"unknown key nvlink_bandwidth in cluster file .*known keys are name, gpus_per_node"):
         load_cluster(str(f))
     f.write_text('name = "x"\ngpus_per_node = 4\nnvlink_bw = 1.0\nnic_bw = 1.0\nimbalance_weight = 0.55\n')
     with pytest.raises(DodocoError, match="imbalance_weight is not a cluster key any more: .* calibration"):
         load_cluster(str(f))
     f.write_text('name = "x"\ngpus_per_node = 4\nnvlink_bw = 1.0\nnic_bw = 1.0\ntopology = "mesh"\n')
     with pytest.raises(DodocoError, match="mesh topology needs nvlink_pair_bw"):
+        load_cluster(str(f))
+    f.write_text('name = "x"\ngpus_per_node = "eight"\nnvlink_bw = 1.0\nnic_bw = 1.0\n')
+    with pytest.raises(DodocoError, match="--gpus-per-node 'eight' must be an integer"):
+        load_cluster(str(f))
+    f.write_text('name = "x"\nnvlink_bw = 1.0\nnic_bw = 1.0\n')
+    with pytest.raises(DodocoError, match="missing --gpus-per-node in cluster file"):
         load_cluster(str(f))
 
 

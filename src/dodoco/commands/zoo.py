@@ -17,7 +17,7 @@ def register(sub) -> None:
     t.add_argument("--warmup", type=int, default=100, help="warm-up steps (default 100)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
-    t.add_argument("--out", default="runs/zoo", help="output folder, one subfolder per family (default runs/zoo)")
+    t.add_argument("-o", "--out", default="runs/zoo", help="output folder, one subfolder per family (default runs/zoo)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/<family>/checkpoint.pt")
     t.add_argument("--data", default=None, help="folder of <domain>.jsonl[.gz] with split/text fields "
                                                 "(default: the bundled text)")

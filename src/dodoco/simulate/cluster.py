@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dodoco.config import read_toml
+from dodoco.config import Config, read_toml
 from dodoco.errors import DodocoError, did_you_mean
 from dodoco.simulate.forms import evaluate, nominal
 
@@ -42,7 +42,7 @@ REMOVED = {"imbalance_weight": "the imbalance response is no longer hand-set: it
 
 
 @dataclass(frozen=True, kw_only=True)
-class Cluster:
+class Cluster(Config):
     """A cluster: bandwidths in GB/s per GPU per direction, fixed costs in microseconds (nominal)."""
 
     name: str
@@ -95,14 +95,7 @@ def load_cluster(name_or_path: str) -> Cluster:
     for key, why in REMOVED.items():
         if key in data:
             raise DodocoError(f"cluster file {p}: {key} is not a cluster key any more: {why}")
-    known = {f.name for f in dataclasses.fields(Cluster)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise DodocoError(f"cluster file {p} has unknown keys {unknown}: known keys are {sorted(known)}")
-    missing = sorted({"name", "gpus_per_node", "nvlink_bw", "nic_bw"} - set(data))
-    if missing:
-        raise DodocoError(f"cluster file {p} misses {missing}")
-    return Cluster(**data)
+    return Cluster.from_dict(data, source=f"cluster file {p}")
 
 
 def preset_calibration(name: str):
