@@ -144,6 +144,16 @@ def load_model(name: str, *, dtype: str = "auto", device: str = "cpu", trust_rem
         adapter=adapter.name, E=layers[0].num_experts, K=layers[0].top_k, L=len(layers),
         moe_layer_ids=[layer.layer_id for layer in layers], dtype=str(param.dtype).replace("torch.", ""),
         device=str(param.device), tokenizer=loaded.tokenizer.name, vocab_size=loaded.tokenizer.vocab_size,
-        context=context_length(model),
+        context=context_length(model), **expert_shape(model.config),
     )
     return loaded
+
+
+def expert_shape(config) -> dict:
+    """{hidden_size, moe_intermediate_size} of a routed expert where the config says (for the bytes
+    an expert weighs when it moves between ranks); {} when it does not."""
+    text = getattr(config, "get_text_config", lambda: config)()
+    H = getattr(text, "hidden_size", None)
+    I = next((getattr(text, k) for k in ("moe_intermediate_size", "expert_intermediate_size")
+              if getattr(text, k, None)), None)
+    return {"hidden_size": int(H), "moe_intermediate_size": int(I)} if H and I else {}
