@@ -12,6 +12,8 @@ Shape legend: L MoE layers, E routed experts, N EP ranks, B sequences per rank p
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,8 +114,12 @@ def _gemm(cfg: SimulateConfig):
 
     if cfg.gemm:
         return load_gemm_table(cfg.gemm).for_shape(cfg.hidden, cfg.expert_width)
-    bundled = sorted(Path(PRESETS).glob("gemm-*.json"))
-    return load_gemm_table(bundled[0]).for_shape(cfg.hidden, cfg.expert_width) if bundled else None
+    tables = [load_gemm_table(f) for f in sorted(Path(PRESETS).glob("gemm-*.json"))]
+    if not tables:
+        return None
+    want = cfg.hidden * cfg.expert_width  # the exact shape if shipped, else the nearest by FLOPs
+    best = min(tables, key=lambda t: (abs(math.log(t.hidden * t.width / want)), t.hidden != cfg.hidden))
+    return best.for_shape(cfg.hidden, cfg.expert_width)
 
 
 def _runs(cfg: SimulateConfig) -> list:
