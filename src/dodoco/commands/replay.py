@@ -73,9 +73,17 @@ def add_arguments(p) -> None:
 
 
 def config_from_args(args):
-    from dodoco.replay.config import ReplayConfig
+    """ReplayConfig from the flags; a gloo dry run takes the small DRY_RUN values the user did not set."""
+    from dodoco.replay.config import DRY_RUN, ReplayConfig
 
-    return ReplayConfig.from_args(args)
+    from dodoco.config import read_toml
+
+    cfg = ReplayConfig.from_args(args)
+    if cfg.backend != "gloo":
+        return cfg
+    given = {k for k in DRY_RUN if getattr(args, k, None) is not None}
+    given |= set(read_toml(args.config)) if getattr(args, "config", None) else set()
+    return ReplayConfig.from_args(args, **{k: v for k, v in DRY_RUN.items() if k not in given})
 
 
 def print_result(result: dict, json_path=None) -> None:

@@ -195,7 +195,23 @@ def _fits(d, case, skipped: list) -> bool:
         return False
 
 
+def _progress(ctx: Ctx, total: int):
+    """A rich progress bar of the cases on rank 0 (stderr); a disabled one on the other ranks."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("replay cases"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), disable=ctx.rank != 0, transient=True)
+
+
 def _run_cases(cases, dispatchers, ctx: Ctx, dog, link: dict, skipped: list) -> tuple[list, list]:
+    with _progress(ctx, len(cases)) as bar:
+        task = bar.add_task("cases", total=len(cases))
+        rows, overhead = _case_loop(cases, dispatchers, ctx, dog, link, skipped, lambda: bar.advance(task))
+    return rows, overhead
+
+
+def _case_loop(cases, dispatchers, ctx: Ctx, dog, link: dict, skipped: list, tick) -> tuple[list, list]:
     rows, overhead = [], []
     for i, case in enumerate(cases):
         if i == 0 and os.environ.get(FAIL_ENV) == str(ctx.rank):
@@ -208,6 +224,7 @@ def _run_cases(cases, dispatchers, ctx: Ctx, dog, link: dict, skipped: list) -> 
                 overhead.append(ov)
             dog.beat()
         del data
+        tick()
     return rows, overhead
 
 
