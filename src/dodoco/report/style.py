@@ -15,7 +15,7 @@ _FIXED = {"mock-uniform": "#000000", "mock-ramp": "#6e6e6e", "mock-unigram": "#a
           "prose": "#0072B2", "code": "#E69F00", "math": "#009E73", "multilingual": "#D55E00"}
 _EXTRA = ("#CC79A7", "#56B4E9", "#F0E442", "#8c564b", "#7f7f7f", "#17becf", "#bcbd22", "#9467bd")
 _DASHES = {"contiguous": "-", "round_robin": "--", "eplb": ":", "coact": "-.", "affinity": (0, (10, 3))}
-_EXTRA_DASHES = ((0, (1, 3)), (0, (8, 2)), (0, (3, 2, 1, 2, 1, 2)), (0, (2, 1)))
+_EXTRA_DASHES = ((0, (1, 3)), (0, (4, 1, 1, 1)), (0, (3, 2, 1, 2, 1, 2)), (0, (2, 1)))
 #: Where every figure puts its legend: outside the axes, to the right (constrained layout).
 LEGEND = {"loc": "outside right center", "fontsize": 8, "frameon": False}
 
