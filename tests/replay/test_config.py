@@ -109,3 +109,16 @@ def test_config_validation():
     assert cfg.row_bytes == 4096 and cfg.dispatchers[0] == "nccl" and "deepep" in cfg.dispatchers
     assert cfg.explicit_dispatchers == frozenset()
     assert ReplayConfig(runs=("a",), dispatcher=("nccl", "all")).explicit_dispatchers == {"nccl"}
+
+
+def test_gloo_dry_run_takes_small_defaults_only_where_none_was_given():
+    import argparse
+
+    from dodoco.commands.replay import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cfg = config_from_args(p.parse_args(["runs/x", "--backend", "gloo", "--iters", "7"]))
+    assert (cfg.max_steps, cfg.iters, cfg.warmup) == (2, 7, 1)
+    cfg = config_from_args(p.parse_args(["runs/x"]))  # GPUs: every step, the timing defaults
+    assert (cfg.max_steps, cfg.iters, cfg.warmup) == (None, 30, 5)

@@ -36,7 +36,7 @@ NOMINAL_LINK_GBPS = 450.0
 
 #: What a gloo (CPU) dry run uses where the user gave no value: it checks the path, it times nothing
 #: worth keeping, so it stays small (the GPU defaults would replay every step of every layer).
-DRY_RUN = {"hidden": 256, "max_steps": 2, "iters": 3, "warmup": 1, "overhead": False}
+DRY_RUN = {"max_steps": 2, "iters": 3, "warmup": 1}
 
 
 def dtype_bytes(name: str) -> int:
