@@ -86,3 +86,15 @@ def test_simulate_and_export_read_toml_configs(tmp_path, capsys):
     cfg.write_text('cluster = "dgx-h100"\nimbalance_weight = 0.5\n')
     assert main(["simulate", str(tmp_path / "runs"), "--config", str(cfg)]) == 2
     assert "unknown key imbalance_weight" in capsys.readouterr().err
+
+
+def test_a_window_aggregate_is_one_simulated_step_and_says_so():
+    from pathlib import Path
+
+    from dodoco.simulate.api import SimulateConfig, simulate
+
+    run = Path(__file__).parent.parent / "fixtures" / "run-v1" / "window-import"
+    res = simulate(SimulateConfig(runs=(str(run),), ep=(2, 4), hidden=2048))
+    assert [r["N"] for r in res.rows] == [2, 4] and all(r["cases"] == 2 for r in res.rows)  # 1 step x 2 layers
+    assert all(r["source_split"] == "uniform" for r in res.rows)
+    assert any("one aggregate window" in n and "split evenly" in n for n in res.notes)

@@ -74,13 +74,17 @@ class ReplayCase:
 
 
 def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 0, placement=None,
-              layers=None, max_steps: int | None = None, seq_tokens=None) -> list[ReplayCase]:
+              layers=None, max_steps: int | None = None, seq_tokens=None, source=None) -> list[ReplayCase]:
     """Replay cases of one run: counts[S, L, E] -> [ReplayCase] for every step and chosen layer.
 
     placement: a ``dodoco.ep.Placement`` for N ranks (default contiguous). layers: MoE layer
     indices (default all). max_steps: keep the first steps only (default all S // (N*B)).
     seq_tokens[S]: tokens per sequence (stored per rank on each case; default none).
+    source: the run's own StepSource (``Run.source(seed)``) to form the steps from instead of counts
+    (a window aggregate is then one step, split evenly over the source ranks).
     """
+    if source is not None:
+        return _cases_of(source, N, B, condition, kind, placement, layers, max_steps)
     from dodoco.ep.placement import contiguous
     from dodoco.ep.steps import require_steps, source_of, step_order
     from dodoco.ep.traffic import split_sizes, traffic_matrix
@@ -109,6 +113,24 @@ def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 
             s = traffic_matrix(src[:, layer, :], p.layer(layer))
             cases.append(ReplayCase(condition, kind, k, layer, split_sizes(s), src[:, layer, :], tok))
     return cases
+
+
+def _cases_of(source, N: int, B: int, condition: str, kind: str, placement, layers, max_steps) -> list[ReplayCase]:
+    """run_cases on a StepSource: its steps of N*B units, each rank's counts, one case per layer."""
+    from dodoco.ep.placement import contiguous
+    from dodoco.ep.steps import require_steps
+    from dodoco.ep.traffic import split_sizes, traffic_matrix
+
+    if source.n_steps(N * B) == 0:
+        require_steps(source.n_units, N, B)
+    ranks = source.ranks(N, B)  # [n, N, L, E]
+    n, L, E = ranks.shape[0], ranks.shape[2], ranks.shape[3]
+    p = placement if placement is not None else contiguous(E, N)
+    n = n if max_steps is None else min(n, int(max_steps))
+    layers = list(range(L)) if layers is None else [int(x) for x in layers]
+    return [ReplayCase(condition, kind, k, layer, split_sizes(traffic_matrix(ranks[k, :, layer, :].astype(np.int64),
+                                                                              p.layer(layer))),
+                       ranks[k, :, layer, :].astype(np.int64), None) for k in range(n) for layer in layers]
 
 
 def spread(total: int, N: int, start: int) -> np.ndarray:

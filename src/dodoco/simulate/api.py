@@ -181,14 +181,16 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
     for r in runs:
         out, skip = simulate_ep(r.counts, cfg.ep, cfg.batch, timer, row_bytes=cfg.hidden * dtype_bytes(cfg.dtype),
                                 dispatchers=dispatchers, gemm=gemm, placement=cfg.placement, seed=cfg.seed,
-                                max_steps=cfg.max_steps)
+                                max_steps=cfg.max_steps, source=r.source(cfg.seed))
         label = {"model": r.model, "run": str(r.path), "condition": r.condition, "cluster": cluster.name,
-                 "calibration": cal_info["source"], "batch": cfg.batch}
+                 "calibration": cal_info["source"], "batch": cfg.batch,
+                 "source_split": r.source(cfg.seed).source_split}
         rows += [{**label, **x} for x in out]
-        window = " (a window-aggregate import holds no per-step traffic)" if r.granularity == "window" else ""
-        skipped += [{"model": r.model, "run": str(r.path), "condition": r.condition, "N": n, "reason": why + window}
+        skipped += [{"model": r.model, "run": str(r.path), "condition": r.condition, "N": n, "reason": why}
                     for n, why in skip]
     rows.sort(key=lambda x: (x["model"], x["condition"], x["run"], x["dispatcher"], x["N"]))
     cols = COLUMNS + (LAYER_COLUMNS if gemm is not None else [])
-    return SimulateResult(_title(cfg, cluster, cal), rows, cols, skipped, cal_info, validation,
-                          _notes(rows, cal, cluster))
+    notes = _notes(rows, cal, cluster) + [
+        f"{r.path} holds one aggregate window: it is one step, its tokens split evenly over the source ranks "
+        "(assumed, not recorded)" for r in runs if r.source(cfg.seed).source_split == "uniform"]
+    return SimulateResult(_title(cfg, cluster, cal), rows, cols, skipped, cal_info, validation, notes)

@@ -75,13 +75,15 @@ def _dispatcher_cols(timer, b, bal, d: str) -> dict:
     return {**row, **labels}
 
 
-def skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int) -> str | None:
+def skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int, source=None) -> str | None:
     """Why EP N cannot be simulated (None when it can): too few sequences (in the held-out part for a
     fitted placement), more ranks than experts without replicas, or part of a node."""
     from dodoco.ep.placements import PLACEMENTS, check_placements, fit_eval_split
 
     fitted = PLACEMENTS[check_placements(placement)[0]].fitted
     avail = len(fit_eval_split(S, 0.5, 0)[1]) if fitted and S > 1 else S
+    if source is not None and not fitted and source.n_steps(N * B):
+        avail = N * B  # the source has a step (a window aggregate always has one)
     if N * B > avail:
         part = f" in the held-out half ({avail} of {S}; the other half fits {placement})" if fitted else ""
         return f"needs {N * B} sequences (EP {N} x batch {B}), the run has {avail}{part}"
@@ -93,23 +95,27 @@ def skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int) -> str
 
 
 def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl",), gemm=None,
-                placement: str = "contiguous", seed: int = 0, max_steps: int | None = 8):
+                placement: str = "contiguous", seed: int = 0, max_steps: int | None = 8, source=None):
     """Predict dispatch (and layer) time per EP degree and dispatcher -> (rows, skipped [(N, reason)]).
 
     counts[S, L, E]; timer: a ``cluster.AlltoallTimer``; row_bytes = H * bytes per element;
-    gemm: a ``GemmTable`` for the expert shape (None: no compute columns).
+    gemm: a ``GemmTable`` for the expert shape (None: no compute columns). source: the run's own
+    StepSource (``Run.source(seed)``): steps of placements that need no fitting come from it (a
+    window aggregate is one step, split evenly over the source ranks).
     """
     counts = np.asarray(counts)
     S, L, E = counts.shape
     gpn = timer.cluster.gpus_per_node
     rows, skipped = [], []
     for N in sorted({int(n) for n in ep}):
-        why = skip_reason(N, B, S, E, placement, gpn)
+        why = skip_reason(N, B, S, E, placement, gpn, source)
         if why:
             skipped.append((N, why))
             continue
         p, idx, part = placement_plan(placement, counts, N, seed)
-        cases = run_cases(counts[idx], N, B, condition="", kind="real", seed=seed, placement=p, max_steps=max_steps)
+        whole = source if part == "all" else None  # a fitted placement: steps of the held-out units
+        cases = run_cases(counts[idx], N, B, condition="", kind="real", seed=seed, placement=p,
+                          max_steps=max_steps, source=whole)
         b = np.stack([c.splits for c in cases]).astype(np.float64) * row_bytes
         bal = np.stack([balanced_splits(c.splits.sum(1)) for c in cases]).astype(np.float64) * row_bytes
         cols = b.sum(-2)
