@@ -64,6 +64,6 @@ def run(args) -> int:
     man = import_dump(cfg)
     emit(summary_rows(man, cfg.out), "imported", json_path=args.json, columns=["field", "value"])
     if man.granularity.value == "window":
-        print("granularity 'window': aggregate metrics, EP rank loads, placements and NeuSim export work; "
-              "per-step (batch) metrics need per-pass data")
+        print("granularity 'window': every analysis treats the window as one step of known tokens and flags "
+              "results that rest on it; import per-pass dumps for batch-size trends and intervals")
     return 0
