@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,30 @@ ANCHOR = "public NVLink4 alltoall busbw on H100 nodes: about 330-370 GB/s"
 def skews(N: int) -> list[float]:
     base = [1.25, 1.5, 1.75, 2.0] if N == 2 else [1.25, 1.5, 2.0, 3.0]
     return [r for r in base if r <= N]
+
+
+def run_notes(machine: str, results: list[dict]) -> list[str]:
+    """Notes made from the replays' own records: where each N ran, and what trace it replayed."""
+    m = re.search(r"-x(\d+)$", machine)
+    gpus = int(m.group(1)) if m else 1
+    notes = []
+    for r in results:
+        d, src = r["device"], r["source"]["real"]
+        subset = f" ({r['N']} of its {gpus} GPUs)" if gpus > r["N"] else ""
+        notes.append(f"N={r['N']}: {d.get('count', '?')} visible {d.get('name', '?')} on {machine}{subset}; trace "
+                     f"{src['model']} {src['condition']} (E={src['E']}, {src['S']} sequences of {src['seq_len']} "
+                     f"tokens), {r['batch']} sequences per rank per step, H={r['hidden']} {r['dtype']}")
+    return notes
+
+
+def renote(paths) -> int:
+    """Regenerate the notes of existing result files from their own replays (no hand edits)."""
+    for p in map(Path, paths):
+        doc = json.loads(p.read_text())
+        doc["notes"] = run_notes(doc["machine"], doc["replays"])
+        write_json(p, doc)
+        print(p, *doc["notes"], sep="\n  ")
+    return 0
 
 
 def replay_one(args, N: int, out: Path) -> dict | None:
@@ -150,7 +175,11 @@ def main(argv=None) -> int:
     p.add_argument("--cluster", default="dgx-h200")
     p.add_argument("--calibration", default=None, help="calibration JSON or replay results (default: the preset's)")
     p.add_argument("--gemm", default=str(ROOT / "bench/results/replay-gemm-nvidia-h200-h2048-i768.json"))
+    p.add_argument("--renote", nargs="+", default=None, metavar="FILE",
+                   help="only regenerate the notes of these result files from their own replays")
     args = p.parse_args(argv)
+    if args.renote:
+        return renote(args.renote)
     if args.simulate:
         return simulate(args)
     out = Path(args.out)
@@ -167,9 +196,7 @@ def main(argv=None) -> int:
     topo = (out / "topology.txt").read_text() if (out / "topology.txt").exists() else ""
     combined = {"machine": args.machine, "device": results[-1]["device"] if results else {},
                 "topology": topo, "replays": results, "gemm": table, **summary,
-                "notes": ["N=2 ran on 2 GPUs of the same machine (CUDA_VISIBLE_DEVICES=0,1), a deliberate "
-                          "device-time saving", "trace: tiny:qwen3_moe (random router) shaped as Qwen3-30B-A3B "
-                          "(E=128, K=8), 4096 tokens per rank, hidden 2048 bf16"]}
+                "notes": run_notes(args.machine, results)}
     write_json(out / f"replay-{args.machine}.json", combined)
     print(json.dumps(summary.get("targets", {}), indent=1, default=str), flush=True)
     for r in summary.get("validation", []):  # held-out routing error, dodoco.simulate.validate
