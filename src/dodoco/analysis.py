@@ -135,7 +135,7 @@ def ep_rows(run: Run, ep=(), batch=DEFAULT_BATCHES, placement=(), seed: int = 0)
     """(EP scan rows, notes) of one run: model level, sorted by N within B, with the steps behind
     each row. DodocoError naming the sequences needed when no (N, B) pair has a step."""
     from dodoco.ep.scan import ep_scan
-    from dodoco.findings.runs import default_eps
+    from dodoco.ep.scan import default_eps
 
     result = ep_scan(run, ep=tuple(ep) or default_eps(run.E), batch=batch,
                      placement=tuple(placement) or ("contiguous",), seed=seed)

@@ -7,7 +7,7 @@ import pytest
 
 from dodoco.errors import DodocoError
 from dodoco.findings import FindingsOptions, judge
-from dodoco.findings.runs import default_eps, run_K, run_kind
+from dodoco.ep.scan import default_eps
 from dodoco.findings.synthetic import skewed_counts, write_counts_run
 from dodoco.metrics import gini
 from dodoco.store import find_runs, open_run
@@ -66,15 +66,15 @@ def test_a_verdict_that_cannot_be_judged_is_skipped_with_why(runs):
 def test_kind_comes_from_the_manifest_never_the_name(tmp_path):
     p = write_counts_run(tmp_path / "r", skewed_counts(8, 1, 4), model="m", condition="mock-looking", kind="real")
     q = write_counts_run(tmp_path / "q", skewed_counts(8, 1, 4), model="m", condition="mock-uniform", kind="real")
-    assert run_kind(open_run(p)) == "real" and run_kind(open_run(q)) == "real"
+    assert open_run(p).kind.value == "real" and open_run(q).kind.value == "real"
 
 
 def test_K_comes_from_the_run_and_is_never_assumed(tmp_path):
     p = write_counts_run(tmp_path / "k", skewed_counts(8, 1, 8), model="m", condition="prose", kind="real", K=6)
-    assert run_K(open_run(p)) == 6
+    assert open_run(p).K == 6
     q = write_counts_run(tmp_path / "nok", skewed_counts(8, 1, 8), model="m", condition="prose", kind="real", K=None)
     with pytest.raises(DodocoError, match="does not record top-k K: re-import it with --top-k K"):
-        run_K(open_run(q))
+        open_run(q).K
 
 
 @pytest.mark.parametrize("kw, message", [

@@ -53,7 +53,7 @@ def run(args) -> int:
     for s in res.skipped:
         print(f"skipped EP {s['N']} for {s['model']} {s['condition']}: {s['reason']}")
     if args.out:
-        from dodoco.report.tables import json_safe
+        from dodoco.store.atomic import json_safe
 
         write_json(Path(args.out), json_safe(res.to_dict()))
     emit(res.rows, res.title, json_path=args.json, columns=res.columns)

@@ -29,7 +29,7 @@ from dodoco.ep.placements import (
     fit_eval_split,
 )
 from dodoco.ep.result import ScanResult, skipped_reasons
-from dodoco.ep.scan import DEFAULT_BATCH, DEFAULT_EP, ep_scan
+from dodoco.ep.scan import DEFAULT_BATCH, DEFAULT_EP, default_eps, ep_scan
 from dodoco.ep.steps import (
     StepSource,
     feasible_pairs,
@@ -53,6 +53,7 @@ from dodoco.ep.traffic import (
 __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_EP",
+    "default_eps",
     "PLACEMENTS",
     "EvalPlan",
     "FitData",

@@ -30,12 +30,22 @@ from dodoco.ep.steps import StepSource, feasible_pairs, layer_mean, source_of
 from dodoco.errors import DodocoError
 from dodoco.metrics.stats import STATISTICS, summarise
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_EP", "ep_scan", "scan_sources"]
+__all__ = ["DEFAULT_BATCH", "DEFAULT_EP", "default_eps", "ep_scan", "scan_sources"]
 
 DEFAULT_EP = (4, 8, 16, 32)
 DEFAULT_BATCH = (1, 2, 4, 8, 16, 32)
 _THREADS = max(1, min(4, os.cpu_count() or 1))  # worker threads of one scan
 _N_STEPS = STATISTICS.index("n_steps")
+
+
+def default_eps(E: int) -> list[int]:
+    """EP degrees scanned by default: 4, 8, 16, 32 and every larger power of two up to E."""
+    eps = {4, 8, 16, 32}
+    n = 64
+    while n <= E:
+        eps.add(n)
+        n *= 2
+    return sorted(e for e in eps if e <= max(E, 4))
 
 
 def _summarise(V: np.ndarray, n_boot: int, seed: int) -> np.ndarray:

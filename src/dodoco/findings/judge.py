@@ -52,11 +52,9 @@ class Findings:
 
     def source(self, run):
         """The run's prefill StepSource in the options' seeded order (built once, shared)."""
-        from dodoco.findings.runs import source
-
         k = self.key(run)
         if k not in self.sources:
-            self.sources[k] = source(run, self.options.seed)
+            self.sources[k] = run.source(self.options.seed)
         return self.sources[k]
 
     def gini_at(self, run, batch: int) -> dict | None:
@@ -114,12 +112,11 @@ def open_runs(runs) -> list:
 
 def _series(f: Findings) -> None:
     """Per-step Gini (every batch size) and its trend of every run, from each run's step source."""
-    from dodoco.findings.runs import run_kind
 
     o = f.options
     for run in f.runs:
         k = f.key(run)
-        f.series[k] = GiniSeries(run.model, run.condition, run_kind(run), run.seq_len,
+        f.series[k] = GiniSeries(run.model, run.condition, run.kind.value, run.seq_len,
                                  step_gini(None, o.batch, o.seed, source=f.source(run)), k)
         f.trends[k] = batch_trend(f.series[k].steps, o.n_boot, o.seed)
 

@@ -58,7 +58,7 @@ class FindingsOptions(Config):
     n_boot: int = 1000
 
     def __post_init__(self):
-        from dodoco.findings.runs import check_placements
+        from dodoco.ep.placements import check_placements
 
         if not self.batch:
             raise DodocoError("--batch needs at least one batch size: give e.g. --batch 1,2,4,8,16,32")

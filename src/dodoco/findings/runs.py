@@ -9,46 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from dodoco.ep.scan import default_eps
 from dodoco.errors import DodocoError
 from dodoco.findings.ep_invariance import EPCurve, RunScan
 from dodoco.findings.verdict import few
 
-__all__ = ["check_placements", "default_eps", "ep_batch", "evaluated", "result_curves", "run_K", "run_kind",
-           "scan", "source"]
+__all__ = ["ep_batch", "evaluated", "result_curves", "scan"]
 
 _METRICS = ("max_mean", "receiver_skew")
-
-
-def run_kind(run) -> str:
-    """"mock" or "real": the condition kind the run's manifest records (never guessed from the name)."""
-    return run.kind.value
-
-
-def run_K(run) -> int:
-    """Experts per token of the run; the store's DodocoError naming the fix when it is not recorded."""
-    return run.K
-
-
-def source(run, seed: int = 0):
-    """The run's StepSource: all units in step_order(S, seed); a window aggregate is one step."""
-    return run.source(seed)
-
-
-def check_placements(names) -> None:
-    """DodocoError naming an unknown placement (and the closest known one)."""
-    from dodoco.ep.placements import check_placements as check
-
-    check(list(names))
-
-
-def default_eps(E: int) -> list[int]:
-    """EP degrees scanned by default: 4, 8, 16, 32 and every larger power of two up to E."""
-    eps = {4, 8, 16, 32}
-    n = 64
-    while n <= E:
-        eps.add(n)
-        n *= 2
-    return sorted(e for e in eps if e <= max(E, 4))
 
 
 def evaluated(S: int, placements, seed: int = 0) -> int:
@@ -115,5 +83,5 @@ def scan(run, options) -> RunScan:
     curves = result_curves(result, B)
     if not curves:
         raise DodocoError(f"no EP degree fits run {run.path} at B={B}: {'; '.join(skipped) or 'nothing scanned'}")
-    return RunScan(run.model, run.condition, run_kind(run), run.seq_len, run.E, B, part, curves, str(run.path),
+    return RunScan(run.model, run.condition, run.kind.value, run.seq_len, run.E, B, part, curves, str(run.path),
                    skipped)

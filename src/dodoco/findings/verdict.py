@@ -13,11 +13,12 @@ row says how many steps it rests on, and the verdicts leave it out of their judg
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from dodoco.store.atomic import json_safe
 
 __all__ = ["FEW_STEPS", "Verdict", "few", "num", "num_ci", "run_label", "some"]
 
@@ -60,7 +61,7 @@ class Verdict:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN -> None)."""
-        return _clean({"finding": self.finding, "verdict": self.verdict, "sentences": self.sentences,
+        return json_safe({"finding": self.finding, "verdict": self.verdict, "sentences": self.sentences,
                        "numbers": self.numbers, "tables": self.tables, "notes": self.notes})
 
 
@@ -72,18 +73,6 @@ def _plain(obj):
         return [_plain(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
-    return obj
-
-
-def _clean(obj):
-    if isinstance(obj, float):
-        return None if math.isnan(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "item"):  # numpy scalar
-        return _clean(obj.item())
     return obj
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -165,20 +164,10 @@ def assemble(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows: lis
     return res
 
 
-def _clean(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 def write_result(path, result: dict) -> None:
-    from dodoco.store.atomic import write_json
+    from dodoco.store.atomic import json_safe, write_json
 
-    write_json(Path(path), _clean(result))
+    write_json(Path(path), json_safe(result))
 
 
 def upgrade(result: dict) -> dict:

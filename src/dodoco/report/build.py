@@ -150,6 +150,6 @@ def build_report(runs, out, options: ReportOptions | None = None, *, attachments
 
 
 def _json_ready(obj):
-    from dodoco.report.tables import json_safe
+    from dodoco.store.atomic import json_safe
 
     return json_safe(obj)

@@ -15,10 +15,8 @@ _TITLES = {"ep_invariance": "EP invariance", "mock_vs_real": "Mock vs real", "ba
 
 
 def _K(run):
-    from dodoco.findings.runs import run_K
-
     try:
-        return run_K(run)
+        return run.K
     except DodocoError:
         return None  # shown as unknown; the sections that need K say so
 

@@ -59,12 +59,11 @@ def mitigation_setup(S: int, E: int, B: int) -> tuple[int, int, int]:
 def mitigation_rows(run, B: int, kind: str, seed: int = 0) -> list[dict]:
     """Every mitigation of one run (dodoco.ep.mitigations) on a subset of its units."""
     from dodoco.ep import mitigations as mit
-    from dodoco.findings.runs import run_K
 
     counts, idx = _subset(run, MITIGATION_SEQUENCES, seed)
     S, _, E = counts.shape
     N, G, W = mitigation_setup(S, E, B)
-    K = run_K(run)
+    K = run.K
     traces = {}
     if run.has_tokens:
         topk, offsets = run.tokens()
@@ -137,10 +136,10 @@ def _decode_traces(run, seed: int):
 
 
 def _neusim_rows(ctx, run, regime: str) -> list[dict]:
-    from dodoco.findings.runs import default_eps, run_K
+    from dodoco.ep.scan import default_eps
     from dodoco.simulate.neusim import neusim_table
 
-    E, K = run.E, run_K(run)
+    E, K = run.E, run.K
     kw = dict(ep=list(ctx.options.ep or default_eps(E)), batch=(ctx.ep_batch(run),), seed=ctx.options.seed,
               model=run.model, condition=run.condition, seq_len=run.seq_len)
     if regime == "prefill":
@@ -183,7 +182,8 @@ def neusim_section(ctx) -> Section:
 
 def _decode_curves(ctx, run, placement: str):
     from dodoco.ep.decode import decode_scan
-    from dodoco.findings.runs import default_eps, result_curves
+    from dodoco.ep.scan import default_eps
+    from dodoco.findings.runs import result_curves
 
     o, B, E = ctx.options, ctx.ep_batch(run), run.E
     topk, offsets = _decode_traces(run, o.seed)

@@ -13,7 +13,9 @@ import io
 import json
 import math
 
-__all__ = ["cell_text", "column_decimals", "json_safe", "print_table", "table_columns", "to_csv", "to_json"]
+from dodoco.store.atomic import json_safe
+
+__all__ = ["cell_text", "column_decimals", "print_table", "table_columns", "to_csv", "to_json"]
 
 
 def _empty(value) -> bool:
@@ -131,19 +133,6 @@ def print_table(rows: list[dict], title: str, columns: list[str] | None = None, 
         console.print(f"({len(columns) - keep} column(s) left out to fit {console.width} columns: "
                       f"{', '.join(columns[keep:])}; a wider terminal, a pipe or --json shows them)",
                       markup=False, highlight=False)
-
-
-def json_safe(obj):
-    """NaN/inf -> None and numpy scalars -> Python, so the output is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalar
-        return json_safe(obj.item())
-    return obj
 
 
 def to_json(rows) -> str:

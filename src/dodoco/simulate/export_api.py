@@ -121,7 +121,7 @@ def _llmservingsim(cfg, runs) -> ExportResult:
 
 def export(cfg: ExportConfig) -> ExportResult:
     """Export the runs in ``cfg.format`` to ``cfg.out`` (written atomically) -> summary."""
-    from dodoco.report.tables import json_safe
+    from dodoco.store.atomic import json_safe
     from dodoco.store import find_runs
     from dodoco.store.atomic import write_bytes, write_json
 

@@ -124,7 +124,7 @@ def _regimes(run, regime: str) -> list[str]:
 def neusim_entries(runs, *, ep: int | None = None, eps=None, batch: int = 1, regime: str = "both",
                    seed: int = 0, tokens_per_pass: float | None = None) -> list[dict]:
     """One NeuSim export per run and regime (``neusim_export`` plus labels and provenance)."""
-    from dodoco.findings.runs import default_eps
+    from dodoco.ep.scan import default_eps
     from dodoco.store.manifest import Granularity
 
     if batch < 1:
