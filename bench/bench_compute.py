@@ -1,0 +1,283 @@
+"""Expert compute on this GPU: the calibration grid, held-out real routing, the compute model per kernel.
+
+One device call per GPU kind measures everything (docs/compute.md):
+
+1. the device's two ceilings (bf16 matmul, copy bandwidth) and both kernels against a float64
+   reference on a small case of uneven groups;
+2. the calibration grid (``dodoco.compute.grid``) at the four paper shapes through ``grouped_mm``
+   and ``loop``;
+3. real routing never used for calibration: the busiest, median and lightest rank of steps of the
+   zoo's learned routers on real text (``dodoco.compute.cases.rank_cases``, EP 4 to 64, 128 to
+   8192 tokens per rank), each at its real model's expert shape, and each rank's balanced control;
+4. the replay's own overhead: the kernel timed through ``measure_loads`` and called directly.
+
+Then, on any machine: each kernel's model is calibrated on the grid alone (form chosen by held-out
+error, ``dodoco.compute.model.calibrate``) and checked on the real routing, beside the tokens-only
+model. Writes compute-<gpu>.json (every measurement, the fits, the error tables, notes from this
+run) and compute-<gpu>-<kernel>.json (the calibrations DODOCO ships).
+
+    python bench/bench_compute.py --runs .carry/compute-runs --out $OUT          # on the GPU
+    python bench/bench_compute.py --refit bench/results/compute-h100.json        # fits again, CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+GRID_SHAPES = ("deepseek-v3", "deepseek-v2-lite", "qwen3-30b-a3b", "qwen3.5-35b-a3b")
+KERNELS = ("grouped_mm", "loop")
+EP = (4, 8, 16, 32, 64)
+#: sequence length -> batches: with K=8, 128, 512, 2048 and 8192 tokens per rank on average
+BATCH = {16: (1, 4), 64: (4,), 256: (4,)}
+#: extra pairing: the zoo's E=256, K=8 router (as DeepSeek-V3's E and K) at DeepSeek-V3's expert shape
+EXTRA = (("qwen3_5_moe", "deepseek-v3"),)
+
+
+FAILURES: list[str] = []
+SCALE = 1  # --scale: expert shapes divided by this (a CPU dry run of the whole path; never shipped)
+
+
+def _dims(shape) -> dict:
+    return {"hidden": max(16, shape.hidden // SCALE), "width": max(16, shape.width // SCALE)}
+
+
+def _grid_cases():
+    from dodoco.compute.grid import calibration_grid
+    from dodoco.compute.shapes import SHAPES
+
+    return [{"set": "grid", "family": fam, "shape_name": name, **_dims(SHAPES[name][0]), "loads": loads.tolist()}
+            for name in GRID_SHAPES for fam, loads in calibration_grid(max_tokens=65536 // SCALE)]
+
+
+def _routing_cases(runs_dir: Path) -> list[dict]:
+    from dodoco.compute.cases import balanced_loads, rank_cases
+    from dodoco.compute.shapes import SHAPES, shape_of_run
+    from dodoco.store import find_runs
+
+    out = []
+    for run in find_runs([str(runs_dir)]):
+        family = run.model.split(":")[-1]
+        own = shape_of_run(run)[0]
+        names = [n for n, (s, _) in SHAPES.items() if s == own][:1] + [s for f, s in EXTRA if f == family]
+        for N in EP:
+            for B in BATCH.get(run.seq_len, (1,)):
+                if N > run.E or N * B > run.S:
+                    continue
+                for c in rank_cases(run, N, B, layers=(0, run.L - 1), max_steps=1):
+                    for name in names:
+                        base = {**c.key(), "family": family, "seq_len": run.seq_len, "shape_name": name,
+                                **_dims(SHAPES[name][0])}
+                        out.append({**base, "set": "routing", "control": "routing", "loads": c.loads.tolist()})
+                        out.append({**base, "set": "routing", "control": "balanced",
+                                    "loads": balanced_loads(c.loads).tolist()})
+    return out
+
+
+def _measure(cases: list[dict], device: str, deadline: float) -> list[dict]:
+    """Time every case through both kernels, one ExpertBench per shape; stops at the deadline."""
+    from rich.progress import Progress
+
+    from dodoco.compute.features import ExpertShape
+    from dodoco.compute.kernels import ExpertBench
+    from dodoco.compute.measure import measure_loads
+
+    rows = []
+    shapes = sorted({(c["hidden"], c["width"]) for c in cases}, reverse=True)
+    with Progress(transient=False) as bar:
+        task = bar.add_task("expert compute", total=len(cases))
+        for h, w in shapes:
+            mine = [c for c in cases if (c["hidden"], c["width"]) == (h, w)]
+            shape = ExpertShape(h, w)
+            bench = ExpertBench(shape, max(len(c["loads"]) for c in mine), device)
+            for i in range(0, len(mine), 32):
+                if time.time() > deadline:
+                    return rows
+                part = mine[i: i + 32]
+                try:
+                    got = measure_loads(shape, [c["loads"] for c in part], KERNELS, device, bench=bench,
+                                        progress=lambda n: bar.advance(task, n), target_ms=20.0)
+                except Exception as exc:  # noqa: BLE001 - record and go on: one bad chunk must not lose the run
+                    FAILURES.append(f"H={h} I={w} cases {i}..{i + len(part)}: {type(exc).__name__}: {exc}"[:300])
+                    continue
+                rows += [{**part[r["index"]], **{k: v for k, v in r.items() if k != "index"}} for r in got]
+            del bench
+            _empty_cache(device)
+    return rows
+
+
+def _empty_cache(device):
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _overhead(device: str, reps: int = 30) -> list[dict]:
+    """A kernel timed through the replay (measure_loads) and called directly with CUDA events, side by side."""
+    import torch
+
+    from dodoco.compute.features import ExpertShape
+    from dodoco.compute.kernels import ExpertBench
+    from dodoco.compute.measure import measure_loads
+
+    out = []
+    for h, w, loads in ((2048, 768, [300, 0, 17, 900, 64, 5, 230, 41]), (7168, 2048, [1500, 220, 0, 3100])):
+        shape = ExpertShape(h, w)
+        bench = ExpertBench(shape, len(loads), device)
+        for _ in range(3):
+            via = measure_loads(shape, [loads], ("grouped_mm",), device, bench=bench, min_reps=reps, max_reps=reps)
+            x, offs, _host = bench.inputs(loads)
+            ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+            for k in range(3):
+                bench.grouped_mm(x, offs, k)
+            for k, (a, b) in enumerate(ev):
+                a.record()
+                bench.grouped_mm(x, offs, k)
+                b.record()
+            torch.cuda.synchronize()
+            direct = float(np.median([a.elapsed_time(b) for a, b in ev]))
+            out.append({"hidden": h, "width": w, "loads": loads, "replay_ms": via[0]["ms"], "direct_ms": direct,
+                        "ratio": via[0]["ms"] / direct})
+        del bench
+    return out
+
+
+def _fit(raw: dict) -> dict:
+    """Calibrate each kernel on the grid alone, check it on the real routing, beside the tokens-only model."""
+    import dataclasses
+
+    from dodoco.compute.features import ExpertShape, features_many, pad_loads
+    from dodoco.compute.fit import FORMS, fit_form
+    from dodoco.compute.model import calibrate
+    from dodoco.compute.validate import error_table, held_out
+
+    fits, tables = {}, {}
+    info = {k: raw["facts"].get(k) for k in ("torch", "cuda")}
+    info.update(date=raw["date"][:10], dodoco=raw["versions"].get("dodoco"), git=raw["versions"].get("git"),
+                peaks=raw.get("peaks"), grid="dodoco.compute.grid.calibration_grid() at " + ", ".join(GRID_SHAPES))
+    for kernel in KERNELS:
+        grid = [r for r in raw["rows"] if r["set"] == "grid" and r["kernel"] == kernel and r["ms"] > 0]
+        real = [{**r, "shape": ExpertShape(r["hidden"], r["width"])} for r in raw["rows"]
+                if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0]
+        if len(grid) < 20:
+            continue
+        shapes = [ExpertShape(r["hidden"], r["width"]) for r in grid]
+        model = calibrate([r["loads"] for r in grid], shapes, [r["ms"] for r in grid], kernel=kernel,
+                          device=raw["facts"]["device"], sms=raw["facts"]["sms"], info=info)
+        t, v = pad_loads([r["loads"] for r in grid])
+        tok = fit_form(FORMS["tokens"], features_many(t, v, shapes), [r["ms"] for r in grid])
+        tokens_only = dataclasses.replace(model, form="tokens", coef=tok, info={})
+        errs = {f"dodoco ({model.form}, tile {model.tile_m})": held_out(model, real),
+                "tokens only (grid-fitted)": held_out(tokens_only, real)} if real else {}
+        for name, e in errs.items():
+            for r, x in zip(real, e):
+                r.setdefault("errors", {})[name] = float(x)
+        fits[kernel] = model.to_dict()
+        tables[kernel] = error_table(real, errs) if real else []
+    return {"fits": fits, "tables": tables}
+
+
+def _notes(raw: dict, res: dict) -> list[str]:
+    f = raw["facts"]
+    notes = [f"measured on {f['device']} ({f['sms']} SMs, torch {f['torch']}, CUDA {f.get('cuda')}) on "
+             f"{raw['date'][:10]} by bench/bench_compute.py in {raw.get('seconds', 0):.0f} s",
+             f"peaks measured here: {raw['peaks']['tflops']:.0f} TFLOP/s bf16, {raw['peaks']['hbm_GBps']:.0f} GB/s copy",
+             f"kernels against a float64 reference: {raw['check']}", raw["megatron"]]
+    n = {s: sum(1 for r in raw["rows"] if r["set"] == s) for s in ("grid", "routing")}
+    notes.append(f"{n['grid']} grid timings (calibration) and {n['routing']} real-routing timings (validation only: "
+                 "zoo routers on prose, busiest/median/lightest rank and each one's balanced control)")
+    for kernel, t in res["tables"].items():
+        for row in t[:2]:
+            if row["n"]:
+                notes.append(f"{kernel}, {row['model']}, {row['group']}: median {100 * row['median_abs_err']:.1f}%, "
+                             f"p90 {100 * row['p90_abs_err']:.1f}% over {row['n']} ranks")
+    if raw.get("overhead"):
+        notes.append("replay overhead (measure_loads / direct call, median ratio): "
+                     f"{np.median([o['ratio'] for o in raw['overhead']]):.4f}")
+    notes += [f"failed: {f}" for f in raw.get("failures", [])]
+    if raw.get("truncated"):
+        notes.append("the time budget ran out: " + raw["truncated"])
+    return notes
+
+
+def _print(res: dict, raw: dict) -> None:
+    print(f"\n{raw['facts']['device']}: held-out error on real routing (never in the calibration grid)")
+    print(f"{'kernel':<11} {'model':<34} {'group':<40} {'n':>5} {'median':>7} {'p90':>7}")
+    for kernel, t in res["tables"].items():
+        for row in t:
+            if row["n"] and (row["group"].startswith(("target", "tokens/rank", "EP"))):
+                print(f"{kernel:<11} {row['model'][:34]:<34} {row['group'][:40]:<40} {row['n']:>5} "
+                      f"{100 * row['median_abs_err']:>6.1f}% {100 * row['p90_abs_err']:>6.1f}%")
+
+
+def _write(raw: dict, out: Path) -> None:
+    from dodoco.compute.model import gpu_key
+    from dodoco.store.atomic import json_safe, write_json
+
+    res = _fit(raw)
+    raw.update(res)
+    raw["notes"] = _notes(raw, res)
+    gpu = gpu_key(raw["facts"]["device"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"compute-{gpu}.json", json_safe(raw))
+    for kernel, fit in res["fits"].items():
+        write_json(out / f"compute-{gpu}-{kernel}.json", json_safe({**fit, "notes": raw["notes"][:2]}))
+    _print(res, raw)
+
+
+def _measure_all(args) -> dict:
+    from dodoco.compute.kernels import check_kernels, device_facts, megatron_status
+    from dodoco.compute.measure import measure_peaks
+    from dodoco.provenance import versions
+
+    t0 = time.time()
+    deadline = t0 + args.budget_s
+    raw = {"schema": "dodoco.bench.compute/1", "scale": SCALE, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+           "facts": device_facts(args.device), "versions": versions(), "peaks": measure_peaks(args.device),
+           "check": check_kernels(args.device), "megatron": megatron_status()[1]}
+    print(raw["facts"], raw["peaks"], raw["check"], raw["megatron"], sep="\n", flush=True)
+    cases = _grid_cases() + (_routing_cases(Path(args.runs)) if args.runs else [])
+    raw["rows"] = _measure(cases, args.device, deadline)
+    if len(raw["rows"]) < 2 * len(cases):
+        raw["truncated"] = f"{len(raw['rows'])} of {2 * len(cases)} timings made"
+    raw["overhead"] = _overhead(args.device) if args.device.startswith("cuda") and time.time() < deadline else []
+    raw["failures"] = FAILURES
+    raw["seconds"] = time.time() - t0
+    return raw
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", help="folder of run directories whose routing validates the model")
+    p.add_argument("--out", default=str(ROOT / "bench/results"))
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--budget-s", type=float, default=480.0, help="stop measuring after this many seconds")
+    p.add_argument("--refit", help="a compute-<gpu>.json of an earlier run: fit and check again, no GPU")
+    p.add_argument("--scale", type=int, default=1, help="divide expert shapes by this (CPU dry run only)")
+    args = p.parse_args(argv)
+    global SCALE
+    SCALE = args.scale
+    if args.refit:
+        raw = json.loads(Path(args.refit).read_text())
+        for k in ("fits", "tables", "notes"):
+            raw.pop(k, None)
+        for r in raw["rows"]:
+            r.pop("errors", None)
+    else:
+        raw = _measure_all(args)
+    _write(raw, Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

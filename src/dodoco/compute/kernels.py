@@ -1,0 +1,163 @@
+"""Expert kernels on a GPU: the SwiGLU experts of one rank through the kernels MoE frameworks run.
+
+- ``grouped_mm``: ``torch._grouped_mm`` over the rank's tokens sorted by expert, one launch per GEMM,
+  uneven groups given by cumulative offsets (torchtitan's and transformers' grouped experts path);
+  weights stored [G, out, in] and passed transposed, as torchtitan does.
+- ``loop``: ``F.linear`` per non-empty expert, as eager transformers experts modules run them.
+- ``megatron``: Megatron-Core 0.19's grouped MLP is ``TEGroupedMLP``, which needs Transformer
+  Engine; ``megatron_status`` says in one line whether it can run here.
+
+``ExpertBench`` holds a pool of expert weights large enough that consecutive repetitions read
+weights that are not in L2 (the pool spans at least 3x the L2 size), draws fresh random inputs, and
+``time_ms`` times a call with CUDA events after warm-up (median of repetitions; CPU: wall clock).
+Shape legend: T tokens of the rank, G experts of the rank, H hidden size, I expert width.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dodoco.compute.features import ExpertShape
+
+__all__ = ["ExpertBench", "check_kernels", "device_facts", "megatron_status", "time_ms"]
+
+
+def device_facts(device) -> dict:
+    """Name, SMs, L2 bytes and torch version of the device that runs the kernels."""
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return {"device": "cpu", "sms": 1, "l2_bytes": 32 << 20, "torch": torch.__version__, "cuda": None}
+    p = torch.cuda.get_device_properties(dev)
+    return {"device": torch.cuda.get_device_name(dev), "sms": int(p.multi_processor_count),
+            "l2_bytes": int(getattr(p, "L2_cache_size", 50 << 20)), "torch": torch.__version__,
+            "cuda": torch.version.cuda, "memory_GiB": round(p.total_memory / 2**30, 1)}
+
+
+class ExpertBench:
+    """Expert weights of one shape on a device, rotated so that no repetition finds them in L2."""
+
+    def __init__(self, shape: ExpertShape, max_experts: int, device="cuda", seed: int = 0):
+        self.shape, self.device = shape, torch.device(device)
+        self.dtype = torch.bfloat16
+        l2 = device_facts(device)["l2_bytes"]
+        self.pool = int(max(2 * max_experts, -(-3 * l2 // shape.weight_bytes), 2))
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        H, I = shape.hidden, shape.width
+        self.w1 = (torch.randn(self.pool, 2 * I, H, device=self.device, generator=g) * H**-0.5).to(self.dtype)
+        self.w2 = (torch.randn(self.pool, H, I, device=self.device, generator=g) * I**-0.5).to(self.dtype)
+        self.align = 1  # rows per group rounded up to this (1: none; set when the kernel demands it)
+
+    def start(self, k: int, G: int) -> int:
+        """First pool expert of repetition k for G experts: consecutive repetitions use disjoint windows."""
+        per = max(1, self.pool // G)
+        return (k % per) * G
+
+    def inputs(self, loads, seed: int = 0):
+        """(x bf16 [T, H] random, offs int32 [G] on the device, host loads) of a rank's loads."""
+        t = np.asarray(loads, dtype=np.int64)
+        if self.align > 1:
+            t = -(-t // self.align) * self.align
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        x = torch.randn(int(t.sum()), self.shape.hidden, device=self.device, generator=g).to(self.dtype)
+        offs = torch.as_tensor(np.cumsum(t), dtype=torch.int32, device=self.device)
+        return x, offs, [int(v) for v in t]
+
+    def grouped_mm(self, x, offs, k: int = 0):
+        """The rank's experts through torch._grouped_mm -> [T, H]."""
+        G, I = offs.shape[0], self.shape.width
+        s = self.start(k, G)
+        up = torch._grouped_mm(x, self.w1[s: s + G].transpose(-2, -1), offs=offs)
+        h = F.silu(up[:, :I]) * up[:, I:]
+        return torch._grouped_mm(h, self.w2[s: s + G].transpose(-2, -1), offs=offs)
+
+    def loop(self, x, loads, k: int = 0):
+        """The rank's experts one at a time (F.linear per non-empty expert) -> [T, H]."""
+        I = self.shape.width
+        s = self.start(k, len(loads))
+        out = torch.empty_like(x)
+        o = 0
+        for g, n in enumerate(loads):
+            if n == 0:
+                continue
+            up = F.linear(x[o: o + n], self.w1[s + g])
+            out[o: o + n] = F.linear(F.silu(up[:, :I]) * up[:, I:], self.w2[s + g])
+            o += n
+        return out
+
+    def call(self, kernel: str, x, offs, loads, k: int = 0):
+        if kernel == "grouped_mm":
+            return self.grouped_mm(x, offs, k)
+        if kernel == "loop":
+            return self.loop(x, loads, k)
+        raise ValueError(f"kernel {kernel!r} cannot run here")
+
+
+def time_ms(fn, device, warmup: int = 2, min_reps: int = 7, max_reps: int = 40, target_ms: float = 30.0) -> list[float]:
+    """Times fn(k) for repetitions k = 0, 1, ... -> ms per repetition (CUDA events; CPU: wall clock),
+    after ``warmup`` calls; as many repetitions as fit ``target_ms`` within [min_reps, max_reps]."""
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    for k in range(warmup):
+        fn(k)
+    if cuda:
+        torch.cuda.synchronize(dev)
+    t0 = time.perf_counter()
+    fn(warmup)
+    if cuda:
+        torch.cuda.synchronize(dev)
+    first = (time.perf_counter() - t0) * 1e3
+    reps = int(np.clip(target_ms / max(first, 1e-3), min_reps, max_reps))
+    if not cuda:
+        out = []
+        for k in range(reps):
+            t0 = time.perf_counter()
+            fn(k)
+            out.append((time.perf_counter() - t0) * 1e3)
+        return out
+    ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+    for k, (a, b) in enumerate(ev):
+        a.record()
+        fn(k)
+        b.record()
+    torch.cuda.synchronize(dev)
+    return [a.elapsed_time(b) for a, b in ev]
+
+
+def check_kernels(device="cuda", seed: int = 0) -> dict:
+    """Both kernels against a float64 reference on a small case of uneven groups (one empty):
+    {kernel: relative error ||out - ref|| / ||ref||}; bf16 operands land near 1e-3 to 1e-2."""
+    shape = ExpertShape(256, 128)
+    bench = ExpertBench(shape, 4, device, seed)
+    loads = [37, 0, 5, 90]
+    x, offs, host = bench.inputs(loads, seed)
+    w1, w2 = bench.w1[:4].double().cpu(), bench.w2[:4].double().cpu()
+    xr = x.double().cpu()
+    ref, o = torch.empty_like(xr), 0
+    for g, n in enumerate(host):
+        up = xr[o: o + n] @ w1[g].T
+        ref[o: o + n] = (F.silu(up[:, :128]) * up[:, 128:]) @ w2[g].T
+        o += n
+    out = {}
+    for kernel in ("grouped_mm", "loop"):
+        got = bench.call(kernel, x, offs, host, 0).double().cpu()
+        out[kernel] = float((got - ref).norm() / ref.norm())
+    return out
+
+
+def megatron_status() -> tuple[bool, str]:
+    """(available, one line): whether Megatron-Core's grouped MLP can run in this environment."""
+    try:
+        import megatron.core  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any import failure means: not here
+        return False, f"megatron: not measured: megatron-core does not import ({type(exc).__name__}: {exc})"
+    try:
+        import transformer_engine  # noqa: F401
+    except Exception as exc:  # noqa: BLE001
+        return False, ("megatron: not measured: Megatron-Core's grouped MLP (TEGroupedMLP) needs Transformer "
+                       f"Engine, which does not import here ({type(exc).__name__})")
+    return False, ("megatron: not measured: Transformer Engine imports, but DODOCO does not drive TEGroupedMLP yet "
+                   "(its grouped GEMM is Transformer Engine's, not Megatron's own)")
