@@ -84,34 +84,39 @@ def _routing_cases(runs_dir: Path) -> list[dict]:
 
 
 def _measure(cases: list[dict], device: str, deadline: float) -> list[dict]:
-    """Time every case through both kernels, one ExpertBench per shape; stops at the deadline."""
+    """Time every case through both kernels, one ExpertBench per shape, in a seeded shuffled order (so a
+    run stopped at the deadline keeps an even sample of every shape and set)."""
     from rich.progress import Progress
 
     from dodoco.compute.features import ExpertShape
     from dodoco.compute.kernels import ExpertBench
     from dodoco.compute.measure import measure_loads
 
-    rows = []
-    shapes = sorted({(c["hidden"], c["width"]) for c in cases}, reverse=True)
+    order = np.random.default_rng(0).permutation(len(cases))
+    width = {}
+    for c in cases:
+        key = (c["hidden"], c["width"])
+        width[key] = max(width.get(key, 1), len(c["loads"]))
+    benches, rows = {}, []
     with Progress(transient=False) as bar:
         task = bar.add_task("expert compute", total=len(cases))
-        for h, w in shapes:
-            mine = [c for c in cases if (c["hidden"], c["width"]) == (h, w)]
-            shape = ExpertShape(h, w)
-            bench = ExpertBench(shape, max(len(c["loads"]) for c in mine), device)
-            for i in range(0, len(mine), 32):
-                if time.time() > deadline:
-                    return rows
-                part = mine[i: i + 32]
+        for i in range(0, len(order), 48):
+            if time.time() > deadline:
+                break
+            chunk = [cases[j] for j in order[i: i + 48]]
+            for key in sorted({(c["hidden"], c["width"]) for c in chunk}):
+                part = [c for c in chunk if (c["hidden"], c["width"]) == key]
+                shape = ExpertShape(*key)
                 try:
+                    bench = benches.setdefault(key, ExpertBench(shape, width[key], device))
                     got = measure_loads(shape, [c["loads"] for c in part], KERNELS, device, bench=bench,
                                         progress=lambda n: bar.advance(task, n), target_ms=20.0)
                 except Exception as exc:  # noqa: BLE001 - record and go on: one bad chunk must not lose the run
-                    FAILURES.append(f"H={h} I={w} cases {i}..{i + len(part)}: {type(exc).__name__}: {exc}"[:300])
+                    FAILURES.append(f"H={key[0]} I={key[1]} chunk {i}: {type(exc).__name__}: {exc}"[:300])
                     continue
                 rows += [{**part[r["index"]], **{k: v for k, v in r.items() if k != "index"}} for r in got]
-            del bench
-            _empty_cache(device)
+    benches.clear()
+    _empty_cache(device)
     return rows
 
 

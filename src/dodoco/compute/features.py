@@ -78,7 +78,9 @@ def pad_loads(loads) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise DodocoError("loads must be a list of lists: tokens per local expert, one list per rank, "
                           "e.g. [[120, 0, 64], [30, 30, 30]]")
-    if not rows or any(len(r) == 0 for r in rows):
+    if not rows:
+        raise DodocoError("loads hold no rank: give one list of tokens per local expert for each rank")
+    if any(len(r) == 0 for r in rows):
         raise DodocoError("loads hold an empty rank: every rank needs at least one expert (0 tokens is fine)")
     G = max(len(r) for r in rows)
     t = np.zeros((len(rows), G), dtype=np.int64)

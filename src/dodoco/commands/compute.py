@@ -1,0 +1,60 @@
+"""dodoco compute: a rank's expert time predicted from its loads, or measured from a run on this GPU."""
+
+from dodoco.commands import csv_ints, csv_strs
+
+
+def register(sub) -> None:
+    from dodoco.config import add_config_flag
+
+    p = sub.add_parser("compute", help="expert compute: predict from loads (--loads) or measure a run's ranks on a GPU")
+    p.add_argument("runs", nargs="*", default=None, help="run directories to measure (a GPU); none with --loads")
+    p.add_argument("--loads", default=None, metavar="LOADS.json",
+                   help="JSON list of lists: tokens per local expert, one list per rank (predict, no GPU)")
+    p.add_argument("--gpu", default=None, help="the GPU to predict for: h100, h200 (its shipped calibration)")
+    p.add_argument("--kernel", type=csv_strs, default=None, help="grouped_mm (default), loop, megatron")
+    p.add_argument("--shape", default=None, help="a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b")
+    p.add_argument("--hidden", type=int, default=None, help="hidden size H of the routed expert")
+    p.add_argument("--width", type=int, default=None, help="expert width I (moe_intermediate_size)")
+    p.add_argument("--calibration", default=None, metavar="FILE", help="a compute calibration (dodoco calibrate)")
+    p.add_argument("--ep", type=csv_ints, default=None, help="EP degrees to measure (default 8)")
+    p.add_argument("--batch", type=int, default=None, help="sequences per rank per step B (default 1)")
+    p.add_argument("--placement", default=None, help="contiguous (default), round_robin, eplb, ...")
+    p.add_argument("--layers", type=csv_ints, default=None, help="MoE layer indices (default all)")
+    p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 1)")
+    p.add_argument("--which", type=csv_strs, default=None, help="ranks: busiest,median,lightest (default all three)")
+    p.add_argument("--device", default=None, help="cuda (default), cuda:N, or cpu for a dry run")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                   help="JSON to PATH, or to stdout alone when no PATH is given (predict: a list of ms)")
+    p.add_argument("-o", "--out", default=None, metavar="FILE", help="the whole result (rows, notes) as JSON")
+    add_config_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+    import sys
+    from pathlib import Path
+
+    from dodoco.commands import check_output_file, emit
+    from dodoco.compute.api import ComputeConfig, compute
+    from dodoco.store.atomic import json_safe, write_bytes, write_json
+
+    check_output_file(args.json)
+    check_output_file(args.out, "--out")
+    args.runs = tuple(args.runs) or None
+    res = compute(ComputeConfig.from_args(args))
+    if args.out:
+        write_json(Path(args.out), json_safe(res.to_dict()))
+    if res.predicted_ms is not None and args.json:
+        text = json.dumps(json_safe(res.predicted_ms))
+        print(text) if args.json == "-" else write_bytes(Path(args.json), (text + "\n").encode())
+        if args.json == "-":
+            return 0
+    elif args.json == "-":
+        emit(res.rows, res.title, json_path="-")
+        return 0
+    emit(res.rows, res.title, json_path=None if res.predicted_ms is not None else args.json, columns=res.columns)
+    for n in res.notes:
+        print(f"note: {n}", file=sys.stderr)
+    return 0
