@@ -1,0 +1,138 @@
+"""The compute model: features by hand, NNLS against brute force, form recovery, selection, files."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from dodoco.compute.features import ExpertShape, features, pad_loads, roofline_ms
+from dodoco.compute.fit import FORMS, fit_form, kfold_errors, nnls, predict_form
+from dodoco.compute.grid import calibration_grid
+from dodoco.compute.model import ComputeModel, calibrate, gpu_key, load_model
+from dodoco.errors import DodocoError
+
+SHAPE = ExpertShape(256, 64)
+
+
+def test_features_by_hand():
+    t, v = pad_loads([[0, 1, 130], [5]])
+    F = features(t, v, SHAPE, tile_m=128, tile_n=128, sms=2)
+    # rank 0: 131 tokens, 3 experts, 2 non-empty; rows after tiles: 0, 128, 256
+    assert F.case["tokens"].tolist() == [131, 5]
+    assert F.case["groups"].tolist() == [3, 1] and F.case["nonempty"].tolist() == [2, 1]
+    assert F.case["flops"][0] == pytest.approx(131 * 6 * 256 * 64 / 1e9)
+    assert F.case["pflops"][0] == pytest.approx((128 + 256) * 6 * 256 * 64 / 1e9)
+    assert F.case["wbytes"][0] == pytest.approx(2 * 3 * 256 * 64 * 2 / 1e9)
+    # up GEMM N=128 (1 tile column), down GEMM N=256 (2 columns); tiles of rank 0: (1+2) row tiles
+    assert F.gemm["waves"][0].tolist() == [pytest.approx(np.ceil(3 * 1 / 2) * 256 / 1e3),
+                                           pytest.approx(np.ceil(3 * 2 / 2) * 64 / 1e3)]
+    # padded slot of rank 1 contributes nothing
+    assert F.group["wbytes"][1].sum() == pytest.approx(3 * 256 * 64 * 2 / 1e9)
+
+
+def test_roofline_floor_by_hand():
+    t, v = pad_loads([[1000, 0]])
+    ms = roofline_ms(t, v, SHAPE, tflops=100.0, hbm_GBps=1000.0)
+    flops_ms = 1000 * 6 * 256 * 64 / 100e12 * 1e3
+    bytes_ms = (3 * 256 * 64 * 2 + 1000 * 2 * 256 * 2) / 1000e9 * 1e3
+    assert ms[0] == pytest.approx(max(flops_ms, bytes_ms))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nnls_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    A, b = rng.normal(size=(30, 4)), rng.normal(size=30)
+    best = None
+    for k in range(5):
+        for subset in itertools.combinations(range(4), k):
+            x = np.zeros(4)
+            if subset:
+                x[list(subset)] = np.linalg.lstsq(A[:, subset], b, rcond=None)[0]
+            if np.all(x >= -1e-12):
+                r = np.sum((A @ x - b) ** 2)
+                best = r if best is None or r < best else best
+    x = nnls(A, b)
+    assert np.all(x >= 0)
+    assert np.sum((A @ x - b) ** 2) == pytest.approx(best, rel=1e-9)
+
+
+def _grid_features(tile=128):
+    loads = [l for _, l in calibration_grid(max_tokens=8192, random_cases=8)]
+    t, v = pad_loads(loads)
+    return t, v, features(t, v, SHAPE, tile, 128, 8)
+
+
+@pytest.mark.parametrize("form", ["gemm-roofline", "group-roofline", "roofline"])
+def test_a_form_recovers_its_own_coefficients(form):
+    t, v, F = _grid_features()
+    f = FORMS[form]
+    true = np.linspace(0.5, 2.0, len(f.params)) * np.array(
+        [{"one": 0.01, "nonempty": 0.001, "abytes": 1.0}.get(p, 1.0) for p in f.linear] +
+        [{"wbytes": 300.0, "pflops": 2.0, "waves": 0.01}[m] for m in f.alternatives])
+    y = predict_form(f, F, true)
+    got = fit_form(f, F, y)
+    assert np.allclose(predict_form(f, F, got), y, rtol=1e-6)
+
+
+def test_held_out_selection_prefers_the_true_form_and_the_true_tile():
+    loads = [l for _, l in calibration_grid(max_tokens=8192, random_cases=16)]
+    shapes = [SHAPE] * len(loads)
+    t, v = pad_loads(loads)
+    F = features(t, v, SHAPE, 64, 128, 8)
+    f = FORMS["gemm-roofline"]
+    y = predict_form(f, F, np.array([0.01, 0.0005, 1.0, 300.0, 2.0]))
+    y = y * np.exp(np.random.default_rng(0).normal(0, 0.01, y.shape))
+    m = calibrate(loads, shapes, y, kernel="grouped_mm", device="NVIDIA H100 80GB HBM3", sms=8)
+    assert (m.form, m.tile_m) in {("gemm-roofline", 64), ("gemm-waves", 64)}
+    tokens = next(r for r in m.info["selection"] if r["form"] == "tokens")
+    assert m.info["held_out"]["p90_abs_err"] < 0.05 < tokens["p90_abs_err"]
+
+
+def test_kfold_never_predicts_a_case_with_itself():
+    """A form fitted with the case inside would give 0 error on noise-free data of a different form;
+    held out, the tokens form cannot fit a roofline grid."""
+    t, v, F = _grid_features()
+    y = predict_form(FORMS["gemm-roofline"], F, np.array([0.01, 0.0005, 1.0, 300.0, 2.0]))
+    e = kfold_errors(FORMS["tokens"], F, y, folds=5)
+    assert np.median(np.abs(e)) > 0.05
+
+
+def test_gpu_key_never_reads_the_memory_type():
+    assert gpu_key("NVIDIA H100 80GB HBM3") == "h100"
+    assert gpu_key("NVIDIA H200") == "h200"
+    assert gpu_key("NVIDIA H100 NVL") == "h100"
+    assert gpu_key("NVIDIA A100-SXM4-80GB") == "a100"
+    assert gpu_key("NVIDIA GB200") == "gb200"
+    assert gpu_key("cpu") == "cpu"
+
+
+def test_a_model_round_trips_and_says_when_used_for_another_gpu(tmp_path):
+    loads = [l for _, l in calibration_grid(max_tokens=4096, random_cases=4)]
+    y = np.array([0.01 + 1e-5 * np.sum(l) for l in loads])
+    m = calibrate(loads, [SHAPE] * len(loads), y, kernel="loop", device="NVIDIA H200", sms=132,
+                  info={"torch": "2.11.0", "date": "2026-12-06"})
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps(m.to_dict()))
+    back = load_model(p)
+    assert np.allclose(back.predict([[10, 0, 300]], SHAPE), m.predict([[10, 0, 300]], SHAPE))
+    assert "ANOTHER GPU" not in back.label("NVIDIA H200")
+    assert "ANOTHER GPU's calibration used for h100" in back.label("NVIDIA H100 80GB HBM3")
+    assert back.predict([[0, 0]], SHAPE).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("loads, message", [
+    ([[1, -2]], "hold -2"), ([[1.5]], "fraction"), ([], "no rank"), ([[]], "empty rank"),
+    ("x", "list of lists"), ([["a"]], "not a list of numbers"), ([[float("nan")]], "not a list of numbers"),
+])
+def test_bad_loads_are_one_line(loads, message):
+    with pytest.raises(DodocoError, match=message):
+        pad_loads(loads)
+
+
+@pytest.mark.parametrize("bad", [{"schema": "x"}, {"schema": "dodoco.compute/1", "form": "nope"},
+                                 {"schema": "dodoco.compute/1", "form": "tokens", "coef": [1.0]},
+                                 {"schema": "dodoco.compute/1", "form": "tokens", "coef": [1.0, -1.0]}])
+def test_bad_calibration_files_are_one_line(bad):
+    with pytest.raises(DodocoError):
+        ComputeModel.from_dict(bad)
