@@ -11,7 +11,7 @@ For each N in --ranks (CUDA_VISIBLE_DEVICES=0..N-1, so N=2 runs on two GPUs of t
 bytes and synthetic receiver-skew controls, plus the raw all_to_all_single sweep 1 KB..512 MB per
 rank; then the grouped-GEMM table of the expert shape on GPU 0; then the simulator's calibration and
 its error on the held-out imbalanced replays, and the targets. Writes, under --out:
-``replay-<machine>.json`` (everything), ``gemm-<gpu>-h<H>-i<I>.json`` and ``topology.txt``.
+``replay-<machine>.json`` (everything) and ``topology.txt`` (expert compute: bench/bench_compute.py).
 ``--backend gloo`` makes a CPU dry run of the same pipeline (timings meaningless).
 """
 
@@ -82,28 +82,11 @@ def replay_one(args, N: int, out: Path) -> dict | None:
     t0 = time.time()
     try:
         res = launch(cfg, N, extra_env=env)
-    except Exception as exc:  # keep going: the other N and the GEMM table still count
+    except Exception as exc:  # keep going: the other N still count
         print(f"bench: replay N={N} failed after {time.time() - t0:.0f} s: {exc}", flush=True)
         return None
     print(f"bench: replay N={N} took {time.time() - t0:.0f} s", flush=True)
     return res
-
-
-def gemm(args, out: Path) -> dict | None:
-    import torch
-
-    from dodoco.simulate.gemm import measure_gemm_table
-
-    if args.backend != "nccl" or not torch.cuda.is_available():
-        return None
-    try:
-        t = measure_gemm_table(args.hidden, args.expert_width, experts=args.gemm_experts)
-    except Exception as exc:
-        print(f"bench: GEMM table failed: {exc}", flush=True)
-        return None
-    gpu = "h200" if "H200" in t["device"] else ("h100" if "H100" in t["device"] else "gpu")
-    write_json(out / f"gemm-{gpu}-h{args.hidden}-i{args.expert_width}.json", t)
-    return t
 
 
 def targets(results: list[dict], out: Path) -> dict:
@@ -140,11 +123,11 @@ def simulate(args) -> int:
     for batch, placement in ((1, "contiguous"), (1, "eplb"), (4, "contiguous")):
         cfg = SimulateConfig(runs=(args.simulate,), cluster=args.cluster, ep=(8, 16, 32, 64, 128, 256), batch=batch,
                              hidden=args.hidden, expert_width=args.expert_width, placement=placement,
-                             calibration=(args.calibration,) if args.calibration else None, gemm=args.gemm)
+                             calibration=(args.calibration,) if args.calibration else None)
         res = run_simulate(cfg)
         rows += res.rows
         skipped += [{**s, "batch": batch, "placement": placement} for s in res.skipped]
-    doc = {"cluster": args.cluster, "calibration": res.calibration, "gemm_file": args.gemm, "trace": args.simulate,
+    doc = {"cluster": args.cluster, "calibration": res.calibration, "trace": args.simulate,
            "hidden": args.hidden, "dtype": "bf16", "expert_width": args.expert_width, "rows": rows,
            "skipped": skipped, "notes": res.notes + ["eplb fitted on half of the sequences, evaluated on the other "
                                                      "half (part = held-out)"]}
@@ -164,17 +147,15 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--hidden", type=int, default=2048)
     p.add_argument("--expert-width", type=int, default=768)
-    p.add_argument("--gemm-experts", type=int, default=16)
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--sweep-max", type=int, default=512 << 20)
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--out", default=str(ROOT / "bench/results"))
     p.add_argument("--simulate", default=None, metavar="TRACE", help="only predict (no GPU): EP 8..256 "
-                   "for the runs in TRACE, with --cluster, --calibration, --gemm")
+                   "for the runs in TRACE, with --cluster, --calibration (expert compute: bench/bench_compute.py)")
     p.add_argument("--cluster", default="dgx-h200")
     p.add_argument("--calibration", default=None, help="calibration JSON or replay results (default: the preset's)")
-    p.add_argument("--gemm", default=str(ROOT / "bench/results/replay-gemm-nvidia-h200-h2048-i768.json"))
     p.add_argument("--renote", nargs="+", default=None, metavar="FILE",
                    help="only regenerate the notes of these result files from their own replays")
     args = p.parse_args(argv)
@@ -191,11 +172,10 @@ def main(argv=None) -> int:
         (out / "topology.txt").write_text(topo.stdout + topo.stderr)
         print(topo.stdout, flush=True)
     results = [r for r in (replay_one(args, int(n), out) for n in args.ranks.split(",")) if r]
-    table = gemm(args, out)
     summary = targets(results, out) if results else {}
     topo = (out / "topology.txt").read_text() if (out / "topology.txt").exists() else ""
     combined = {"machine": args.machine, "device": results[-1]["device"] if results else {},
-                "topology": topo, "replays": results, "gemm": table, **summary,
+                "topology": topo, "replays": results, **summary,
                 "notes": run_notes(args.machine, results)}
     write_json(out / f"replay-{args.machine}.json", combined)
     print(json.dumps(summary.get("targets", {}), indent=1, default=str), flush=True)

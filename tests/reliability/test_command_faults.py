@@ -73,12 +73,13 @@ def test_every_reader_refuses_a_changed_counts_file(command, runs, tmp_path, cli
 
 
 CASES = {
-    # simulate: cluster, calibration and gemm files, numbers
+    # simulate: cluster, dispatch and compute calibration files, numbers
     "cluster-binary": (("simulate", "{runs}", "--cluster", "{files}/random.bin"), ["random.bin"]),
     "cluster-garbage": (("simulate", "{runs}", "--cluster", "{files}/garbage.toml"), ["garbage.toml"]),
     "calibration-binary": (("simulate", "{runs}", "--calibration", "{files}/random.bin"), ["random.bin"]),
     "calibration-empty": (("simulate", "{runs}", "--calibration", "{files}/empty.json"), ["empty.json"]),
-    "gemm-empty": (("simulate", "{runs}", "--gemm", "{files}/empty.json"), ["empty.json"]),
+    "compute-calibration-empty": (("simulate", "{runs}", "--compute-calibration", "{files}/empty.json"),
+                                  ["empty.json"]),
     "simulate-max-steps-0": (("simulate", "{runs}", "--max-steps", "0"), ["--max-steps"]),
     "simulate-hidden-negative": (("simulate", "{runs}", "--hidden", "-1"), ["--hidden"]),
     # recommend

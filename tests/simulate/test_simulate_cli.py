@@ -42,8 +42,10 @@ def test_simulate_calibrated_from_replays(tmp_path, capsys):
     assert len(keys) == len(set(keys)) and {r["model"] for r in rows} == {"model-a", "model-b"}
     for r in rows:
         assert r["cluster"] == "dgx-h100" and r["calibration"].startswith("fake-x4") and r["run"].endswith("prose-L64")
-        assert r["dispatch_ms"] >= r["balanced_ms"] > 0 and r["compute_ms"] > 0
-        assert r["nvlink"].startswith("calibrated: fake-x4") and r["gemm"].startswith("nominal: ")
+        assert r["dispatch_ms"] >= r["balanced_ms"] > 0 and r["compute_ms"] > 0 and r["compute_straggler_ms"] >= 0
+        assert r["nvlink"].startswith("calibrated: fake-x4")
+        assert r["compute_source"].startswith("calibrated: grouped_mm on NVIDIA H100")
+        assert "ANOTHER GPU" not in r["compute_source"]  # dgx-h100 uses the H100's own calibration
     assert {r["nic"][:7] for r in rows if r["N"] == 16} == {"nominal"}
     d = json.loads(doc.read_text())
     assert d["schema"] == "dodoco.simulate/1" and d["validation"] and any("NIC" in n for n in d["notes"])

@@ -22,8 +22,11 @@ def register(sub) -> None:
                    help="use the cluster's nominal numbers even where a calibration ships")
     p.add_argument("--dispatcher", type=csv_strs, default=None,
                    help="dispatchers to predict (default: every one the calibration holds)")
-    p.add_argument("--gemm", default=None, metavar="FILE", help="grouped-GEMM table JSON (default: bundled "
-                   "H200 table, scaled to the expert shape and labelled nominal)")
+    p.add_argument("--gpu", default=None, help="GPU of the expert compute model (default: the cluster's, e.g. h200)")
+    p.add_argument("--kernel", default=None, help="expert kernel: grouped_mm (default) or loop")
+    p.add_argument("--compute-calibration", default=None, metavar="FILE",
+                   help="expert-compute calibration (default: the one DODOCO ships for the GPU)")
+    p.add_argument("--shape", default=None, help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width")
     p.add_argument("--placement", default=None, help="contiguous (default), round_robin, eplb")
     p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 8)")
     p.add_argument("--seed", type=int, default=None)

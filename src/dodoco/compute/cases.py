@@ -68,6 +68,9 @@ def local_loads(c, placement) -> list[np.ndarray]:
     copies = placement.copies  # [E, N]
     if copies.ndim != 2 or copies.shape[0] != c.shape[0]:
         raise DodocoError(f"placement is for {copies.shape[-2]} experts, the loads have {c.shape[0]}")
+    if np.all(copies.sum(1) == 1):  # one copy of every expert: each rank's experts in expert order
+        rank_of = copies.argmax(1)
+        return [c[rank_of == r] for r in range(copies.shape[1])]
     per_replica = [_spread(int(c[e]), int(copies[e].sum())) for e in range(c.shape[0])]
     used = np.zeros(c.shape[0], dtype=np.int64)
     out = []

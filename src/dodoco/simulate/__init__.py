@@ -6,7 +6,7 @@ Submodules are imported on use (``import dodoco.simulate`` stays light):
 - ``measure`` (replay results -> samples with fit / select / validate roles), ``forms`` (candidate
   model forms), ``fit`` (fitting and the choice by held-out error), ``validate`` (error tables),
   ``calibration`` (calibrations as data), ``cluster`` (cluster TOML, presets, ``AlltoallTimer``),
-  ``layer`` and ``gemm`` (whole MoE layer), ``api`` (``SimulateConfig``, ``simulate``);
+  ``layer`` (whole MoE layer, expert compute from ``dodoco.compute``), ``api`` (``SimulateConfig``, ``simulate``);
 - ``neusim`` (NeuSim's receiver-skew formula, measured and effective parameters),
   ``neusim_export``, ``traffic_export``, ``export_api`` (``ExportConfig``, ``export``).
 """

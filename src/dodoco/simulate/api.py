@@ -5,7 +5,10 @@ with the validation on their held-out routing), else the calibration shipped bes
 (``presets/<cluster>.calibration.json``), else none: the prediction is then uncalibrated (nominal
 datasheet bandwidth, naive max model) and its title, rows, JSON and notes say so. ``--uncalibrated``
 asks for that explicitly. Every row carries model, run, condition, cluster, dispatcher and the
-calibration source, and the terms it used (``nvlink``, ``nic``, ``gemm``); nominal terms say so.
+calibration source, and the terms it used (``nvlink``, ``nic``, ``compute_source``); nominal terms say so.
+Expert compute comes from the compute model of the cluster's GPU and the kernel named
+(``dodoco.compute``: the calibration shipped for that GPU, ``--compute-calibration FILE``, or another
+GPU's, which every output then names).
 
 Shape legend: L MoE layers, E routed experts, N EP ranks, B sequences per rank per step, H hidden size.
 """
@@ -25,7 +28,7 @@ __all__ = ["SCHEMA", "SimulateConfig", "SimulateResult", "resolve_calibration", 
 SCHEMA = "dodoco.simulate/1"
 COLUMNS = ["model", "condition", "dispatcher", "N", "nodes", "MB_per_rank", "recv_skew", "dispatch_ms",
            "balanced_ms", "imbalance_share", "hier_ms", "combine_ms"]
-LAYER_COLUMNS = ["compute_ms", "compute_straggler_ms", "comm_straggler_ms", "layer_ms"]
+LAYER_COLUMNS = ["compute_ms", "compute_straggler_ms", "comm_straggler_ms", "layer_ms", "balanced_layer_ms"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +46,10 @@ class SimulateConfig(Config):
     calibration: tuple[str, ...] | None = None
     uncalibrated: bool = False
     dispatcher: tuple[str, ...] | None = None
-    gemm: str | None = None
+    gpu: str | None = None
+    kernel: str = "grouped_mm"
+    compute_calibration: str | None = None
+    shape: str | None = None
     placement: str = "contiguous"
     max_steps: int = 8
     seed: int = 0
@@ -108,18 +114,20 @@ def resolve_calibration(cfg: SimulateConfig, cluster) -> tuple[object, list]:
     return (preset_calibration(cluster.name) if cfg.cluster in presets() else None), []
 
 
-def _gemm(cfg: SimulateConfig):
-    from dodoco.simulate.cluster import PRESETS
-    from dodoco.simulate.gemm import load_gemm_table
+def _compute(cfg: SimulateConfig, cluster):
+    """(ComputeModel, ExpertShape) of the expert compute: the cluster's GPU (or --gpu), the kernel, the shape."""
+    from dodoco.compute.features import ExpertShape
+    from dodoco.compute.model import resolve_model
+    from dodoco.compute.shapes import resolve_shape
 
-    if cfg.gemm:
-        return load_gemm_table(cfg.gemm).for_shape(cfg.hidden, cfg.expert_width)
-    tables = [load_gemm_table(f) for f in sorted(Path(PRESETS).glob("gemm-*.json"))]
-    if not tables:
-        return None
-    want = cfg.hidden * cfg.expert_width  # the exact shape if shipped, else the nearest by FLOPs
-    best = min(tables, key=lambda t: (abs(math.log(t.hidden * t.width / want)), t.hidden != cfg.hidden))
-    return best.for_shape(cfg.hidden, cfg.expert_width)
+    shape = resolve_shape(cfg.shape)[0] if cfg.shape else ExpertShape(cfg.hidden, cfg.expert_width)
+    gpu = cfg.gpu or cluster.gpu or "h200"
+    try:
+        return resolve_model(gpu, cfg.kernel, cfg.compute_calibration), shape, gpu
+    except DodocoError:
+        if cfg.compute_calibration or cfg.gpu:
+            raise
+        return None, shape, gpu  # nothing ships for this kernel: dispatch only, and the notes say why
 
 
 def _runs(cfg: SimulateConfig) -> list:
@@ -157,8 +165,11 @@ def _notes(rows, cal, cluster) -> list[str]:
                      "(pass --calibration FILE from `dodoco replay` or bench/bench_dispatch.py)")
     if any(r["nodes"] > 1 for r in rows):
         notes.append(f"EP across nodes uses NIC terms that are {cluster.nominal_nic()}")
-    for label in sorted({r["gemm"] for r in rows if str(r.get("gemm", "")).startswith("nominal")}):
-        notes.append(f"expert compute is {label}")
+    for label in sorted({r["compute_source"] for r in rows if r.get("compute_source")}):
+        notes.append(f"expert compute: {label}")
+    if any("compute_ms" in r for r in rows):
+        notes.append("compute_straggler_ms = busiest rank's experts - the mean rank's of the same step (>= 0); "
+                     "balanced_layer_ms: balanced dispatch + every rank at the mean tokens spread evenly + balanced combine")
     return notes
 
 
@@ -174,23 +185,29 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
                 "fits": [f.label() for f in cal.fits] if cal is not None else []}
     if not cfg.runs and cfg.calibration:
         return SimulateResult(_title(cfg, cluster, cal), [], COLUMNS, [], cal_info, validation)
-    runs, gemm = _runs(cfg), _gemm(cfg)
+    runs = _runs(cfg)
+    model, shape, gpu = _compute(cfg, cluster)
+    hidden = shape.hidden if cfg.shape else cfg.hidden
     dispatchers = list(cfg.dispatcher or (cal.dispatchers if cal is not None else ["nccl"]))
     timer = AlltoallTimer(cluster, cal)
     rows, skipped = [], []
     for r in runs:
-        out, skip = simulate_ep(r.counts, cfg.ep, cfg.batch, timer, row_bytes=cfg.hidden * dtype_bytes(cfg.dtype),
-                                dispatchers=dispatchers, gemm=gemm, placement=cfg.placement, seed=cfg.seed,
+        out, skip = simulate_ep(r.counts, cfg.ep, cfg.batch, timer, row_bytes=hidden * dtype_bytes(cfg.dtype),
+                                dispatchers=dispatchers, compute=(model, shape) if model else None,
+                                placement=cfg.placement, seed=cfg.seed,
                                 max_steps=cfg.max_steps, source=r.source(cfg.seed))
         label = {"model": r.model, "run": str(r.path), "condition": r.condition, "cluster": cluster.name,
                  "calibration": cal_info["source"], "batch": cfg.batch,
-                 "source_split": r.source(cfg.seed).source_split}
+                 "source_split": r.source(cfg.seed).source_split,
+                 "compute_source": f"{model.label(gpu)}; {shape.label()}" if model else ""}
         rows += [{**label, **x} for x in out]
         skipped += [{"model": r.model, "run": str(r.path), "condition": r.condition, "N": n, "reason": why}
                     for n, why in skip]
     rows.sort(key=lambda x: (x["model"], x["condition"], x["run"], x["dispatcher"], x["N"]))
-    cols = COLUMNS + (LAYER_COLUMNS if gemm is not None else [])
-    notes = _notes(rows, cal, cluster) + [
+    cols = COLUMNS + (LAYER_COLUMNS if model else [])
+    notes = _notes(rows, cal, cluster) + ([] if model else [
+        f"no expert-compute calibration of kernel {cfg.kernel} ships for {gpu}: dispatch only (make one with "
+        "`dodoco calibrate`, pass it with --compute-calibration FILE)"]) + [
         f"{r.path} holds one aggregate window: it is one step, its tokens split evenly over the source ranks "
         "(assumed, not recorded)" for r in runs if r.source(cfg.seed).source_split == "uniform"]
     return SimulateResult(_title(cfg, cluster, cal), rows, cols, skipped, cal_info, validation, notes)

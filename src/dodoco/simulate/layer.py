@@ -10,15 +10,19 @@ Per case and dispatcher (``cluster.AlltoallTimer``):
 - dispatch: the flat alltoall of the bytes (and the hierarchical one when N spans nodes); combine:
   the transposed bytes; balanced: the same per-rank bytes spread evenly;
 - imbalance share = 1 - T(balanced) / T(dispatch): the part of dispatch time the imbalance causes;
-- expert compute of the busiest rank: max over ranks of sum over its experts of f(load), f the
-  grouped-GEMM table; balanced compute: every expert at the mean load, E/N experts a rank;
-- layer = dispatch + compute (busiest rank) + combine; the straggler's cost in communication
-  (dispatch + combine - 2 balanced) and in compute (busiest - balanced).
+- expert compute (``dodoco.compute``): each rank's tokens per local expert (``compute.cases.local_loads``)
+  through the compute model of the GPU and kernel; compute_ms is the busiest rank's, the step's
+  wait; compute_mean_ms the mean rank's; compute_straggler_ms = busiest - mean rank of the same step
+  (>= 0 by construction: what the step waits for its busiest rank's experts beyond the average
+  rank); compute_balanced_ms: a rank holding the step's mean tokens spread evenly over its experts;
+- layer = dispatch + busiest rank's compute + combine; balanced layer = balanced dispatch +
+  balanced compute + balanced combine.
 
-Each row names the terms it used: ``nvlink`` (calibrated fit, or nominal), ``nic`` (always nominal:
-nothing across nodes was measured), ``gemm`` (the measured table, or nominal when scaled to
-another expert shape). Values are means over steps and layers. Shape legend: S sequences, L MoE
-layers, E routed experts, N EP ranks, B sequences per rank per step.
+Each row names where each term comes from: ``nvlink`` (calibrated fit and its host, or nominal),
+``nic`` (always nominal: nothing across nodes was measured), ``compute_source`` (the compute
+model's calibration: GPU, kernel, torch, date; another GPU's says so). Values are means over steps
+and layers. Shape legend: S sequences, L MoE layers, E routed experts, N EP ranks, B sequences
+per rank per step.
 """
 
 from __future__ import annotations
@@ -30,16 +34,23 @@ from dodoco.replay.plan import balanced_splits, run_cases
 __all__ = ["placement_plan", "simulate_ep", "skip_reason"]
 
 
-def _compute(cases, share: np.ndarray, gemm) -> tuple[float, float]:
-    """(busiest-rank, balanced) expert compute in ms, means over cases; share[E, N] of one layer."""
-    busy, bal = [], []
+def _compute(cases, p, compute) -> dict:
+    """Busiest, mean and balanced rank's expert time (ms), means over cases; compute = (model, shape)."""
+    from dodoco.compute.cases import balanced_loads, local_loads
+
+    model, shape = compute
+    busy, mean, bal = [], [], []
     for c in cases:
-        loads = c.src.sum(0).astype(np.float64)  # [E]
-        per = gemm.expert_ms(loads[:, None] * share)  # [E, N]
-        busy.append(float(per.sum(0).max()))
-        E, N = share.shape
-        bal.append(float(gemm.expert_ms(loads.mean()) * E / N))
-    return float(np.mean(busy)), float(np.mean(bal))
+        per = local_loads(c.src.sum(0), p.layer(c.layer))
+        t = model.predict(per, shape)  # [N]
+        G = max(1, round(float(np.mean([len(x) for x in per]))))
+        even = balanced_loads(np.full(G, int(c.src.sum()) // c.N))
+        busy.append(float(t.max()))
+        mean.append(float(t.mean()))
+        bal.append(float(model.predict([even], shape)[0]))
+    busy_ms, mean_ms = float(np.mean(busy)), float(np.mean(mean))
+    return {"compute_ms": busy_ms, "compute_mean_ms": mean_ms, "compute_straggler_ms": busy_ms - mean_ms,
+            "compute_balanced_ms": float(np.mean(bal))}
 
 
 def placement_plan(name: str, counts, N: int, seed: int):
@@ -53,16 +64,6 @@ def placement_plan(name: str, counts, N: int, seed: int):
     return build_placement(name, counts.shape[-1], N, fit), plan.eval_idx, plan.part
 
 
-def _compute_cols(cases, p, gemm) -> dict:
-    by_layer = {}
-    for c in cases:
-        by_layer.setdefault(c.layer, []).append(c)
-    comp = [_compute(cs, p.layer(layer).share, gemm) for layer, cs in by_layer.items()]
-    w = [len(cs) for cs in by_layer.values()]
-    busy, bal = float(np.average([c[0] for c in comp], weights=w)), float(np.average([c[1] for c in comp], weights=w))
-    return {"compute_ms": busy, "compute_bal_ms": bal, "compute_straggler_ms": busy - bal}
-
-
 def _dispatcher_cols(timer, b, bal, d: str) -> dict:
     t, labels = timer.flat(b, d, "dispatch")
     tb, _ = timer.flat(bal, d, "dispatch")
@@ -72,6 +73,8 @@ def _dispatcher_cols(timer, b, bal, d: str) -> dict:
            "imbalance_share": float(np.mean(1.0 - tb / t)),
            "hier_ms": 1e3 * float(h.mean()) if h is not None else float("nan"), "combine_ms": 1e3 * float(tc.mean())}
     row["comm_straggler_ms"] = row["dispatch_ms"] + row["combine_ms"] - 2 * row["balanced_ms"]
+    tbc, _ = timer.flat(np.swapaxes(bal, -1, -2), d, "combine")
+    row["balanced_combine_ms"] = 1e3 * float(tbc.mean())
     return {**row, **labels}
 
 
@@ -94,12 +97,12 @@ def skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int, source
     return None
 
 
-def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl",), gemm=None,
+def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl",), compute=None,
                 placement: str = "contiguous", seed: int = 0, max_steps: int | None = 8, source=None):
     """Predict dispatch (and layer) time per EP degree and dispatcher -> (rows, skipped [(N, reason)]).
 
     counts[S, L, E]; timer: a ``cluster.AlltoallTimer``; row_bytes = H * bytes per element;
-    gemm: a ``GemmTable`` for the expert shape (None: no compute columns). source: the run's own
+    compute: (ComputeModel, ExpertShape) for the expert compute (None: no compute columns). source: the run's own
     StepSource (``Run.source(seed)``): steps of placements that need no fitting come from it (a
     window aggregate is one step, split evenly over the source ranks).
     """
@@ -122,12 +125,11 @@ def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl
         base = {"N": N, "nodes": -(-N // gpn), "placement": placement, "part": part, "cases": len(cases),
                 "MB_per_rank": float(b.sum((-2, -1)).mean() / N / 1e6),
                 "recv_skew": float((cols.max(-1) / cols.mean(-1)).mean())}
-        comp = {}
-        if gemm is not None:
-            comp = {**_compute_cols(cases, p, gemm), "gemm": gemm.label()}
+        comp = {} if compute is None else _compute(cases, p, compute)
         for d in dispatchers:
             row = {**base, **_dispatcher_cols(timer, b, bal, d), **comp}
-            if gemm is not None:
+            if compute is not None:
                 row["layer_ms"] = row["dispatch_ms"] + row["compute_ms"] + row["combine_ms"]
+                row["balanced_layer_ms"] = row["balanced_ms"] + row["compute_balanced_ms"] + row["balanced_combine_ms"]
             rows.append(row)
     return rows, skipped

@@ -1,0 +1,99 @@
+"""NeuSim's worst-case-device expert compute, fed the parameters DODOCO exports, checked against the
+busiest device of the real routing in tokens and in milliseconds (DODOCO's compute model).
+
+NeuSim's DeepSeek path models the expert compute of the busiest device (PR "Support more MoE expert
+routing load imbalance patterns"): the device holds P = ceil(E / EP) experts, W_dev = min(W, P) of
+them hot with eff = T*K/E*f tokens each, and the other P - W_dev with the rest split evenly over the
+E - W cold experts, rem = (T*K - W*eff) / (E - W), in real (unfloored) units; only each matmul's
+token count is floored at 1. So the device computes
+
+    tokens(f, W) = W_dev * eff + (P - W_dev) * rem,   linear in f,
+
+``compute_params`` finds, at the chosen EP, the (f, W) with which NeuSim's device holds exactly the
+busiest device's mean tokens of the real routing (f solved for each W), W chosen so that DODOCO's
+compute model gives NeuSim's device the same milliseconds as the real busiest device; at every
+other EP it lists the residuals of the same pair. docs/neusim.md.
+
+Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks (EP),
+B sequences per rank per step, W hot experts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dodoco.errors import DodocoError
+
+__all__ = ["busiest_device", "compute_params", "worst_device_loads"]
+
+
+def worst_device_loads(E: int, K: int, EP: int, f: float, W: int, TK: float) -> np.ndarray:
+    """NeuSim's busiest device as per-expert matmul tokens -> int64 [P]: W_dev hot experts at
+    max(1, round(eff)) and P - W_dev at max(1, round(rem)) (TK = tokens x K of the step)."""
+    P = max(1, -(-int(E) // max(1, int(EP))))
+    W = int(min(max(1, W), E))
+    eff = TK / E * f
+    rem = (TK - W * eff) / (E - W) if E > W else 0.0
+    Wd = min(W, P)
+    return np.array([max(1, round(eff))] * Wd + [max(1, round(max(rem, 0.0)))] * (P - Wd), dtype=np.int64)
+
+
+def _tokens(E: int, EP: int, f: float, W: int, TK: float) -> float:
+    """Real (unfloored) tokens of NeuSim's busiest device."""
+    P = max(1, -(-E // max(1, EP)))
+    Wd = min(W, P)
+    eff = TK / E * f
+    rem = (TK - W * eff) / (E - W) if E > W else 0.0
+    return Wd * eff + (P - Wd) * rem
+
+
+def busiest_device(steps, placement, model, shape) -> dict:
+    """The real routing's busiest device: steps int [n, L, E] (one EP's steps), contiguous or any
+    placement of one layer each -> {tokens, ms, TK}: means over steps and layers of the busiest
+    device's tokens, of the compute model's busiest-device milliseconds, and of T*K."""
+    from dodoco.compute.cases import local_loads
+
+    toks, ms, tk = [], [], []
+    for k in range(steps.shape[0]):
+        for layer in range(steps.shape[1]):
+            per = local_loads(steps[k, layer], placement.layer(layer))
+            t = model.predict(per, shape)
+            toks.append(max(int(x.sum()) for x in per))
+            ms.append(float(t.max()))
+            tk.append(float(steps[k, layer].sum()))
+    return {"tokens": float(np.mean(toks)), "ms": float(np.mean(ms)), "TK": float(np.mean(tk))}
+
+
+def _solve_f(E: int, EP: int, W: int, TK: float, target: float) -> float:
+    a, b = _tokens(E, EP, 0.0, W, TK), _tokens(E, EP, 1.0, W, TK)
+    return (target - a) / (b - a) if abs(b - a) > 1e-12 else float("nan")
+
+
+def compute_params(busiest: dict, E: int, K: int, ep: int, model, shape) -> dict:
+    """(f, W) for NeuSim's worst-case device at EP ``ep`` -> {f, W, residuals per EP}; busiest: {N:
+    busiest_device(...)} for every EP scanned (``ep`` among them)."""
+    if ep not in busiest:
+        raise DodocoError(f"EP {ep} was not scanned: choose one of {sorted(busiest)}")
+    b = busiest[ep]
+    best = None
+    for W in range(1, K + 1):
+        f = _solve_f(E, ep, W, b["TK"], b["tokens"])
+        if not np.isfinite(f) or not 1.0 - 1e-9 <= f <= E / K * (1 + 1e-9):
+            continue
+        ms = float(model.predict([worst_device_loads(E, K, ep, f, W, b["TK"])], shape)[0])
+        err = abs(ms - b["ms"]) / b["ms"]
+        if best is None or err < best[2]:
+            best = (W, f, err)
+    if best is None:
+        raise DodocoError(f"no NeuSim (f, W) with W in 1..K={K} puts the busiest device's {b['tokens']:.0f} tokens "
+                          f"on {max(1, -(-E // ep))} experts at EP {ep}")
+    W, f, _ = best
+    rows = []
+    for N, d in sorted(busiest.items()):
+        toks = _tokens(E, N, f, W, d["TK"])
+        ms = float(model.predict([worst_device_loads(E, K, N, f, W, d["TK"])], shape)[0])
+        rows.append({"EP": N, "busiest_tokens": d["tokens"], "neusim_tokens": toks,
+                     "tokens_residual": toks / d["tokens"] - 1.0, "busiest_ms": d["ms"], "neusim_ms": ms,
+                     "ms_residual": ms / d["ms"] - 1.0, "fitted_here": N == ep})
+    return {"expert_load_imbalance_factor": f, "num_worst_case_experts": W, "ep": ep, "residuals": rows,
+            "compute_source": model.label(), "shape": shape.label()}
