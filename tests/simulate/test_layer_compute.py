@@ -63,3 +63,32 @@ def test_a_fitted_placement_is_simulated_on_the_held_out_half_only():
     flat[eval_idx, 0, 0] = 10
     cold, _ = simulate_ep(flat, [4], 1, TIMER, row_bytes=1 << 20, placement="eplb", compute=(MODEL, SHAPE))
     assert rows[0]["part"] == "held-out" and rows[0]["recv_skew"] > 1.5 > cold[0]["recv_skew"]
+
+
+def test_capacity_drops_exactly_beyond_each_experts_capacity():
+    from dodoco.ep.placements import build_placement
+    from dodoco.replay.plan import ReplayCase
+    from dodoco.simulate.layer import capped
+
+    src = np.array([[30, 2, 0, 0], [0, 0, 9, 1]], dtype=np.int64)  # 2 source ranks, E=4: 32 and 10 assignments
+    p = build_placement("contiguous", 4, 2)
+    c = capped(ReplayCase("x", "real", 0, 0, np.zeros((2, 2), dtype=np.int64), src), p, 1.0)
+    # capacity ceil(32/4)=8 on rank 0, ceil(10/4)=3 on rank 1
+    assert c.src.tolist() == [[8, 2, 0, 0], [0, 0, 3, 1]]
+    assert c.splits.tolist() == [[10, 0], [0, 4]]
+
+
+def test_mitigations_are_judged_in_layer_milliseconds_on_the_held_out_half():
+    from dodoco.simulate.mitigate import mitigation_rows
+
+    rng = np.random.default_rng(1)
+    counts = rng.poisson(np.r_[90.0, 60.0, np.full(14, 6.0)], (64, 2, 16)).astype(np.uint32)
+    rows = mitigation_rows(counts, 4, 2, TIMER, row_bytes=1 << 12, compute=(MODEL, SHAPE), max_steps=4)
+    by = {r["mitigation"]: r for r in rows}
+    assert set(by) == {"none", "eplb", "replication", "capacity 1", "capacity 1.25", "capacity 1.5"}
+    assert by["none"]["saved_ms"] == 0.0 and by["eplb"]["recv_skew"] < by["none"]["recv_skew"]
+    assert by["eplb"]["saved_ms"] > 0 and by["eplb"]["dropped_share"] == 0.0
+    assert by["capacity 1"]["dropped_share"] > by["capacity 1.5"]["dropped_share"] > 0
+    for r in rows:
+        assert r["layer_ms"] == pytest.approx(r["dispatch_ms"] + r["compute_ms"] + r["combine_ms"])
+        assert r["saved_ms"] == pytest.approx(by["none"]["layer_ms"] - r["layer_ms"])

@@ -28,6 +28,8 @@ def register(sub) -> None:
                    help="expert-compute calibration (default: the one DODOCO ships for the GPU)")
     p.add_argument("--shape", default=None, help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width")
     p.add_argument("--placement", default=None, help="contiguous (default), round_robin, eplb")
+    p.add_argument("--mitigations", action="store_const", const=True, default=None,
+                   help="also judge EPLB, replication and capacity factors in layer milliseconds")
     p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 8)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", default=None, metavar="PATH", help="write the table as JSON ('-' = stdout)")
@@ -60,6 +62,10 @@ def run(args) -> int:
 
         write_json(Path(args.out), json_safe(res.to_dict()))
     emit(res.rows, res.title, json_path=args.json, columns=res.columns)
+    if res.mitigations and args.json != "-":
+        emit(res.mitigations, "mitigations in layer milliseconds (held-out half; saved against contiguous)",
+             columns=["model", "condition", "N", "mitigation", "recv_skew", "compute_ms", "layer_ms", "saved_ms",
+                      "saved_share", "dropped_share"])
     if args.json != "-":
         for n in res.notes:
             print(f"note: {n}")

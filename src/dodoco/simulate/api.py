@@ -50,6 +50,7 @@ class SimulateConfig(Config):
     kernel: str = "grouped_mm"
     compute_calibration: str | None = None
     shape: str | None = None
+    mitigations: bool = False
     placement: str = "contiguous"
     max_steps: int = 8
     seed: int = 0
@@ -78,10 +79,12 @@ class SimulateResult:
     calibration: dict
     validation: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    mitigations: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "title": self.title, "calibration": self.calibration, "notes": self.notes,
-                "validation": self.validation, "skipped": self.skipped, "rows": self.rows}
+                "validation": self.validation, "skipped": self.skipped, "rows": self.rows,
+                "mitigations": self.mitigations}
 
 
 def _is_calibration(path: str) -> bool:
@@ -190,7 +193,7 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
     hidden = shape.hidden if cfg.shape else cfg.hidden
     dispatchers = list(cfg.dispatcher or (cal.dispatchers if cal is not None else ["nccl"]))
     timer = AlltoallTimer(cluster, cal)
-    rows, skipped = [], []
+    rows, skipped, mit = [], [], []
     for r in runs:
         out, skip = simulate_ep(r.counts, cfg.ep, cfg.batch, timer, row_bytes=hidden * dtype_bytes(cfg.dtype),
                                 dispatchers=dispatchers, compute=(model, shape) if model else None,
@@ -201,6 +204,8 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
                  "source_split": r.source(cfg.seed).source_split,
                  "compute_source": f"{model.label(gpu)}; {shape.label()}" if model else ""}
         rows += [{**label, **x} for x in out]
+        if cfg.mitigations and model is not None:
+            mit += _mitigations(cfg, r, out, timer, (model, shape), hidden * dtype_bytes(cfg.dtype), dispatchers[0])
         skipped += [{"model": r.model, "run": str(r.path), "condition": r.condition, "N": n, "reason": why}
                     for n, why in skip]
     rows.sort(key=lambda x: (x["model"], x["condition"], x["run"], x["dispatcher"], x["N"]))
@@ -210,4 +215,18 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
         "`dodoco calibrate`, pass it with --compute-calibration FILE)"]) + [
         f"{r.path} holds one aggregate window: it is one step, its tokens split evenly over the source ranks "
         "(assumed, not recorded)" for r in runs if r.source(cfg.seed).source_split == "uniform"]
-    return SimulateResult(_title(cfg, cluster, cal), rows, cols, skipped, cal_info, validation, notes)
+    return SimulateResult(_title(cfg, cluster, cal), rows, cols, skipped, cal_info, validation, notes, mit)
+
+
+def _mitigations(cfg, run, out, timer, compute, row_bytes: int, dispatcher: str) -> list[dict]:
+    """Every mitigation in layer milliseconds at each EP degree simulated for the run."""
+    import numpy as np
+
+    from dodoco.simulate.mitigate import mitigation_rows
+
+    rows = []
+    for N in sorted({x["N"] for x in out}):
+        for m in mitigation_rows(np.asarray(run.counts), N, cfg.batch, timer, row_bytes=row_bytes, compute=compute,
+                                 dispatcher=dispatcher, seed=cfg.seed, max_steps=cfg.max_steps):
+            rows.append({"model": run.model, "condition": run.condition, "dispatcher": dispatcher, **m})
+    return rows

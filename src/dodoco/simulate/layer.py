@@ -53,7 +53,7 @@ def _compute(cases, p, compute) -> dict:
             "compute_balanced_ms": float(np.mean(bal))}
 
 
-def placement_plan(name: str, counts, N: int, seed: int):
+def placement_plan(name: str, counts, N: int, seed: int, **options):
     """(placement for N ranks, sequence indices to evaluate, part): ``evaluation_plan``'s policy: a
     fitted placement (eplb, with ``default_redundant`` replicas) is fitted on the fit part of the
     sequences and every step comes from the held-out part; otherwise every sequence is evaluated."""
@@ -61,7 +61,19 @@ def placement_plan(name: str, counts, N: int, seed: int):
 
     plan = evaluation_plan([name], counts.shape[0], seed)
     fit = fit_data(counts, plan.fit_idx) if plan.fit_idx is not None else None
-    return build_placement(name, counts.shape[-1], N, fit), plan.eval_idx, plan.part
+    return build_placement(name, counts.shape[-1], N, fit, **options), plan.eval_idx, plan.part
+
+
+def capped(case, p, factor: float):
+    """A case under Megatron's expert capacity: each source rank sends expert e at most
+    ceil(factor * its assignments / E) tokens, the rest dropped (never sent, never computed)."""
+    import dataclasses
+
+    from dodoco.ep.traffic import split_sizes, traffic_matrix
+
+    cap = np.ceil(factor * case.src.sum(-1) / case.src.shape[-1]).astype(np.int64)  # [N]
+    src = np.minimum(case.src, cap[:, None])
+    return dataclasses.replace(case, src=src, splits=split_sizes(traffic_matrix(src, p.layer(case.layer))))
 
 
 def _dispatcher_cols(timer, b, bal, d: str) -> dict:
@@ -98,13 +110,15 @@ def skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int, source
 
 
 def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl",), compute=None,
-                placement: str = "contiguous", seed: int = 0, max_steps: int | None = 8, source=None):
+                placement: str = "contiguous", seed: int = 0, max_steps: int | None = 8, source=None,
+                capacity_factor: float | None = None, placement_options: dict | None = None):
     """Predict dispatch (and layer) time per EP degree and dispatcher -> (rows, skipped [(N, reason)]).
 
     counts[S, L, E]; timer: a ``cluster.AlltoallTimer``; row_bytes = H * bytes per element;
     compute: (ComputeModel, ExpertShape) for the expert compute (None: no compute columns). source: the run's own
     StepSource (``Run.source(seed)``): steps of placements that need no fitting come from it (a
-    window aggregate is one step, split evenly over the source ranks).
+    window aggregate is one step, split evenly over the source ranks). capacity_factor: drop tokens
+    beyond each expert's capacity at every source rank (``capped``); rows say the share dropped.
     """
     counts = np.asarray(counts)
     S, L, E = counts.shape
@@ -115,16 +129,22 @@ def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl
         if why:
             skipped.append((N, why))
             continue
-        p, idx, part = placement_plan(placement, counts, N, seed)
+        p, idx, part = placement_plan(placement, counts, N, seed, **(placement_options or {}))
         whole = source if part == "all" else None  # a fitted placement: steps of the held-out units
         cases = run_cases(counts[idx], N, B, condition="", kind="real", seed=seed, placement=p,
                           max_steps=max_steps, source=whole)
+        sent = sum(int(c.src.sum()) for c in cases)
+        if capacity_factor is not None:
+            cases = [capped(c, p, capacity_factor) for c in cases]
         b = np.stack([c.splits for c in cases]).astype(np.float64) * row_bytes
         bal = np.stack([balanced_splits(c.splits.sum(1)) for c in cases]).astype(np.float64) * row_bytes
         cols = b.sum(-2)
         base = {"N": N, "nodes": -(-N // gpn), "placement": placement, "part": part, "cases": len(cases),
                 "MB_per_rank": float(b.sum((-2, -1)).mean() / N / 1e6),
                 "recv_skew": float((cols.max(-1) / cols.mean(-1)).mean())}
+        if capacity_factor is not None:
+            base.update(capacity_factor=capacity_factor,
+                        dropped_share=1.0 - sum(int(c.src.sum()) for c in cases) / max(sent, 1))
         comp = {} if compute is None else _compute(cases, p, compute)
         for d in dispatchers:
             row = {**base, **_dispatcher_cols(timer, b, bal, d), **comp}
