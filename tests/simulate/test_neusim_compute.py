@@ -1,0 +1,39 @@
+"""NeuSim's worst-case-device compute fed DODOCO's (f, W): tokens exact at the chosen EP, ms close."""
+
+import numpy as np
+import pytest
+
+from dodoco.compute.features import ExpertShape
+from dodoco.compute.model import ComputeModel
+from dodoco.ep.placements import build_placement
+from dodoco.ep.steps import source_of
+from dodoco.simulate.neusim_compute import busiest_device, compute_params, worst_device_loads
+
+SHAPE = ExpertShape(512, 128)
+MODEL = ComputeModel("h100", "NVIDIA H100 80GB HBM3", "grouped_mm", "linear", 64, 128, 132,
+                     np.array([0.01, 0.004, 0.0, 0.5, 0.0]))
+
+
+def test_worst_device_by_hand():
+    # E=8, K=2, EP=4: P=2 experts; T*K=160 -> mean 20 per expert; f=2, W=1: eff=40, rem=(160-40)/7
+    loads = worst_device_loads(8, 2, 4, 2.0, 1, 160.0)
+    assert loads.tolist() == [40, round(120 / 7)]
+    # W larger than the device's experts: all hot
+    assert worst_device_loads(8, 2, 8, 1.5, 2, 160.0).tolist() == [30]
+
+
+def test_exported_pair_reproduces_the_busiest_device_at_the_chosen_ep():
+    rng = np.random.default_rng(0)
+    E, K, S = 32, 4, 64
+    counts = rng.poisson(np.r_[np.full(3, 60.0), np.full(E - 3, 10.0)], (S, 2, E)).astype(np.uint32)
+    src = source_of(counts, 0)
+    busiest = {}
+    for N in (4, 8, 16):
+        busiest[N] = busiest_device(src.steps(N * 2)[:4].astype(np.int64), build_placement("contiguous", E, N),
+                                    MODEL, SHAPE)
+    out = compute_params(busiest, E, K, 8, MODEL, SHAPE)
+    at = {r["EP"]: r for r in out["residuals"]}
+    assert at[8]["tokens_residual"] == pytest.approx(0.0, abs=1e-9)
+    assert abs(at[8]["ms_residual"]) <= 0.02
+    assert 1.0 <= out["expert_load_imbalance_factor"] <= E / K and 1 <= out["num_worst_case_experts"] <= K
+    assert set(at) == {4, 8, 16} and at[8]["fitted_here"] and not at[4]["fitted_here"]
