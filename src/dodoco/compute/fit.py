@@ -55,6 +55,8 @@ FORMS = {f.name: f for f in (
          summary="gemm-roofline with a third bound: full waves of tiles over the SMs (latency of small GEMMs)"),
     Form("group-roofline", ("one", "nonempty"), "group", ("wbytes", "pflops"),
          summary="every expert's GEMMs at their own roofline, summed (what a per-expert loop runs)"),
+    Form("group-launch", ("one",), "group", ("wbytes", "pflops", "one"),
+         summary="group-roofline where each GEMM also waits for its own launch (a host-bound loop)"),
 )}
 
 
