@@ -128,7 +128,8 @@ def _empty_cache(device):
 
 
 def _overhead(device: str, reps: int = 30) -> list[dict]:
-    """A kernel timed through the replay (measure_loads) and called directly with CUDA events, side by side."""
+    """A kernel timed through the replay (measure_loads) and called directly with CUDA events, side by side
+    (both with the host's head start of a sleep kernel before each call)."""
     import torch
 
     from dodoco.compute.features import ExpertShape
@@ -145,7 +146,9 @@ def _overhead(device: str, reps: int = 30) -> list[dict]:
             ev = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
             for k in range(3):
                 bench.grouped_mm(x, offs, k)
+            torch.cuda.synchronize()
             for k, (a, b) in enumerate(ev):
+                torch.cuda._sleep(1_000_000)  # 0.5 ms at 2 GHz: the host enqueues the call while the GPU sleeps
                 a.record()
                 bench.grouped_mm(x, offs, k)
                 b.record()
