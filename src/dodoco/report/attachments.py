@@ -98,12 +98,19 @@ def _describe(a: Attachment) -> None:
 
 
 def load_attachments(paths) -> list[Attachment]:
-    """Read and describe every attached file; DodocoError naming a file that is not a result file."""
+    """Read and describe every attached file (an ``Attachment`` passes as is); one-line DodocoError
+    naming a file that is missing or not a result file, before any work."""
     from dodoco.replay.results import load_results
     from dodoco.simulate.measure import read_json
 
     out = []
-    for path in map(Path, paths):
+    for path in paths:
+        if isinstance(path, Attachment):
+            out.append(path)
+            continue
+        path = Path(path)
+        if not path.is_file():
+            raise DodocoError(f"--attach {path} does not exist: give a replay or simulate JSON file")
         data, _ = read_json(path, "attachment", "attach the output of dodoco replay -o or dodoco simulate -o/--json")
         kind = _kind(data)
         if kind is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.report import plots_dispatch as pd
-from dodoco.report.attachments import load_attachments, provenance_rows
+from dodoco.report.attachments import provenance_rows
 from dodoco.report.html import esc
 from dodoco.report.section import Figure, Section, SkipSection, Table
 
@@ -25,8 +25,7 @@ _SUMMARY = ["dispatcher", "condition", "kind", "N", "cases", "MB_per_rank", "per
 
 
 def _attached(ctx, kinds: tuple[str, ...]) -> list:
-    got = ctx.cached(("attachments",), lambda: load_attachments(ctx.attachments))
-    return [a for a in got if a.kind in kinds]
+    return [a for a in ctx.attachments if a.kind in kinds]
 
 
 def _provenance(ctx, attached) -> Table:
