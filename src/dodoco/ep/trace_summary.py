@@ -96,7 +96,7 @@ def _structure(run, opts: TraceOptions, out: TraceSummary) -> None:
         return
     aff = affinity_rows(pc, shuffled_counts(topk, E, seed=opts.seed))
     out.affinity += [{**lab, **r} for r in aff]
-    j = int(np.nanargmax([r["nmi"] for r in aff]))
+    j = int(np.nanargmax([r["uncertainty_coef"] for r in aff]))
     cond = conditional(pc.across[j])
     rows, cols = cluster_order(cond @ cond.T), cluster_order(cond.T @ cond)
     out.transitions[key] = (cond[np.ix_(rows, cols)], j)
@@ -139,22 +139,25 @@ def _rebalance(run, opts: TraceOptions, out: TraceSummary) -> None:
     if (ws, ks) != (tuple(opts.windows), tuple(opts.refit_every)):
         out.notes.append(f"{run.model} / {run.condition}: {n} steps of {N * opts.batch} units: "
                          f"rebalancing swept k in {list(ks)}, w in {list(ws)} (w <= half the steps)")
+    runs: dict = {}  # every policy runs once; only the cost model changes with the bandwidth
     for bw in opts.migrate_gbps:
         cost = CostModel(expert_bytes=eb, row_bytes=row_bytes, migrate_bw=bw * GB,
                          dispatch_bw=opts.dispatch_gbps * GB)
-        res = rebalance_sweep(steps, N, ks, ws, cost, num_redundant=(-run.E) % N)
+        res = rebalance_sweep(steps, N, ks, ws, cost, num_redundant=(-run.E) % N, runs=runs)
         if bw == opts.migrate_gbps[0]:
             extra = {"ep": N, "steps": int(steps.shape[0]), "evaluated_from": res["start"],
-                     "hidden": H, "intermediate": I, "shape_from": shape_from}
+                     "hidden": H, "intermediate": I, "shape_from": shape_from, "migrate_gbps": bw,
+                     "dispatch_gbps": opts.dispatch_gbps, "seconds_label": "nominal: a cost model, not measured"}
             out.rebalance += [{**_label(run), **extra, **r} for r in res["rows"]]
             out.rebalance.append({**_label(run), **extra, **res["static"], "k": "never"})
             out.rebalance.append({**_label(run), **extra, "k": "oracle", "w": 0, **res["oracle"]})
         best = res["best"]
-        out.rebalance_best.append({**_label(run), "ep": N, "migrate_gbps": bw,
+        out.rebalance_best.append({**_label(run), "ep": N, "migrate_gbps": bw, "dispatch_gbps": opts.dispatch_gbps,
                                    "best_k": best["k"] if best["k"] is not None else "never",
                                    "best_w": best["w"], "mean_skew": best["mean_skew"],
                                    "total_s": best["total_s"], "stale_s": best["stale_s"],
-                                   "migrate_s": best["migrate_s"]})
+                                   "migrate_s": best["migrate_s"],
+                                   "seconds_label": "nominal: a cost model, not measured"})
 
 
 def trace_summary(runs, opts: TraceOptions = TraceOptions()) -> TraceSummary:

@@ -162,7 +162,7 @@ def layout(rows: list[dict], title: str, columns: list[str] | None = None, width
     out = wrap_text(title, width)
     if const:
         out += wrap_text("every row: " + ", ".join(f"{c} {full[c][0]}" for c in const), width, "", "  ")
-    legend = [f"{c} {k}: {t}" for c in shown if _is_label(c, labels)
+    legend = [f"{c}: {t}" for c in shown if _is_label(c, labels)
               for k, t in dict.fromkeys(zip(shown_text[c], full[c])) if k != t]
     widths = {c: max([len(c)] + [len(t) for t in shown_text[c]]) for c in shown}
     must = [c for c in shown if c in keep or _is_label(c, labels) or c == shown[0]]
