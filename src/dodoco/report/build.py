@@ -40,6 +40,7 @@ SECTIONS = (
     sections_traces.trace_placements_section,
     sections_traces.rebalance_section,
     sections_dispatch.replay_section,
+    sections_dispatch.dry_run_section,
     sections_dispatch.simulate_section,
 )
 

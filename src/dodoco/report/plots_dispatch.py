@@ -100,19 +100,23 @@ def predicted_vs_measured(rows: list[dict], title: str) -> bytes:
 
 def predicted_vs_n(panels: dict[str, list[dict]], title: str, style) -> bytes:
     """Predicted dispatch time against N: {panel: [{condition, dispatcher, placement, N[], dispatch_ms[],
-    balanced_ms[]}]}; colour = condition, line style = placement, marker = dispatcher; the balanced
-    control (same bytes, uniform splits) thin grey."""
+    balanced_ms[], nominal[]}]}; colour = condition, line style = placement, marker = dispatcher (hollow
+    where the point rests on a nominal term); the balanced control (same bytes, uniform splits) thin grey."""
     from dodoco.report.plots import legend
 
     fig, axes = grid(len(panels), 3.8, 3.0)
     markers = ("o", "s", "^", "D", "v", "P")
     dispatchers = list(dict.fromkeys(ln["dispatcher"] for lines in panels.values() for ln in lines))
-    conds, places = [], []
+    conds, places, hollow = [], [], False
     for ax, (name, lines) in zip(axes, panels.items()):
         for ln in lines:
             mk = markers[dispatchers.index(ln["dispatcher"]) % len(markers)]
-            ax.plot(ln["N"], ln["dispatch_ms"], color=style.color(ln["condition"]), linestyle=style.dash(ln["placement"]),
-                    marker=mk, markersize=4)
+            color, nom = style.color(ln["condition"]), np.asarray(ln.get("nominal") or [False] * len(ln["N"]))
+            x, y = np.asarray(ln["N"]), np.asarray(ln["dispatch_ms"])
+            ax.plot(x, y, color=color, linestyle=style.dash(ln["placement"]))
+            ax.plot(x[~nom], y[~nom], color=color, linestyle="none", marker=mk, markersize=4)
+            ax.plot(x[nom], y[nom], color=color, linestyle="none", marker=mk, markersize=5, markerfacecolor="white")
+            hollow |= bool(nom.any())
             ax.plot(ln["N"], ln["balanced_ms"], color="0.6", linewidth=0.8)
             conds.append(ln["condition"])
             places.append(ln["placement"])
@@ -122,5 +126,7 @@ def predicted_vs_n(panels: dict[str, list[dict]], title: str, style) -> bytes:
     suptitle(fig, title)
     legend(fig, style, conds, places, [(f"dispatcher {d}", {"color": "0.25", "marker": markers[i % len(markers)],
                                                             "linestyle": "none"}) for i, d in enumerate(dispatchers)]
-           + [("balanced bytes (same model)", {"color": "0.6", "linewidth": 0.8})])
+           + [("balanced bytes (same model)", {"color": "0.6", "linewidth": 0.8})]
+           + ([("hollow: rests on a nominal term", {"color": "0.25", "marker": "o", "markerfacecolor": "white",
+                                                     "linestyle": "none"})] if hollow else []))
     return png(fig)
