@@ -32,7 +32,7 @@ def test_narrow_terminal_drops_the_rightmost_unkept_columns_first():
     assert len(rows) == 2  # one line per row
     assert rows[0].startswith("zoo:deepseek_v2") and rows[0].rstrip().endswith("all")  # kept although last
     assert "6.291" in rows[0] and "0.5401" in rows[0]
-    assert "left out to fit 60 columns: gini B=1, gini B=32, gini all" in " ".join(out.split())
+    assert "left out to fit the terminal: gini B=1, gini B=32, gini all" in " ".join(out.split())
 
 
 def test_kept_columns_that_do_not_fit_become_records_with_every_value():

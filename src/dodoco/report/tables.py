@@ -122,13 +122,20 @@ def wrap_text(text: str, width: int | None, first: str = "", rest: str | None = 
 
 
 def _pack(items: list[str], width: int | None, first: str, rest: str, sep: str = "   ") -> list[str]:
-    """Items (never broken) packed into lines of at most ``width``."""
-    lines, cur = [], first
+    """Items after ``first`` (lines after the first start with ``rest``), packed into lines of at most
+    ``width``; an item longer than a line (a long text value) wraps at its spaces onto lines of its own."""
+    lines, cur, empty = [], first, True
     for it in items:
-        if cur.strip() and width and len(cur) + len(sep) + len(it) > width:
+        gap = "" if empty else sep
+        if not empty and width and len(cur) + len(gap) + len(it) > width:
             lines.append(cur)
-            cur = rest
-        cur += (sep if cur.strip() else "") + it
+            cur, empty, gap = rest, True, ""
+        if width and len(cur) + len(gap) + len(it) > width:
+            wrapped = wrap_text(it, width, cur + gap, rest + "  ")
+            lines += wrapped[:-1]
+            cur, empty = wrapped[-1], False
+            continue
+        cur, empty = cur + gap + it, False
     return lines + [cur]
 
 
@@ -161,7 +168,8 @@ def layout(rows: list[dict], title: str, columns: list[str] | None = None, width
     shown = [c for c in columns if c not in const]
     out = wrap_text(title, width)
     if const:
-        out += wrap_text("every row: " + ", ".join(f"{c} {full[c][0]}" for c in const), width, "", "  ")
+        pairs = [f"{c} {full[c][0]}" + ("," if i < len(const) - 1 else "") for i, c in enumerate(const)]
+        out += _pack(pairs, width, "every row: ", "  ", sep=" ")
     legend = [f"{c}: {t}" for c in shown if _is_label(c, labels)
               for k, t in dict.fromkeys(zip(shown_text[c], full[c])) if k != t]
     widths = {c: max([len(c)] + [len(t) for t in shown_text[c]]) for c in shown}
@@ -181,8 +189,8 @@ def layout(rows: list[dict], title: str, columns: list[str] | None = None, width
     for line in legend:
         out += wrap_text(line, width, "  ", "    ")
     if dropped:
-        out += wrap_text(f"({len(dropped)} column(s) left out to fit {width} columns: {', '.join(dropped)}; a "
-                         "wider terminal, a pipe or --json shows them)", width)
+        out += wrap_text(f"(left out to fit the terminal: {', '.join(dropped)}; a wider terminal, a pipe or "
+                         "--json shows them)", width)
     return out
 
 
