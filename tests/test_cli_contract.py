@@ -85,6 +85,8 @@ def commands(w: Path) -> dict[str, list[str]]:
     runs, prose = str(w / "runs"), str(w / "runs" / "prose-L32")
     return {
         "ls": ["ls"],
+        "observe": ["observe", "--model", "tiny:qwen3_moe", "--conditions", "mock-uniform", "--seq-len", "16",
+                    "--sequences", "4", "--batch", "1,2", "-o", str(w / "observed")],
         "analyze": ["analyze", runs, "--ep", "2,4", "--placement", "contiguous,eplb", "--batch", "1,2"],
         "findings": ["findings", runs],
         "validate": ["validate", runs],
