@@ -94,7 +94,7 @@ def _flag(run: Run, rows: list[dict], what: str) -> list[str]:
     if not few:
         return []
     return [f"{run.path}: {what} rows resting on {' or '.join(map(str, few))} step(s) (column steps): "
-            "their intervals mean little; observe more sequences"]
+            "no interval is given (one or two steps make none); observe more sequences"]
 
 
 def summary_rows(paths, batch_sizes=None, *, write: bool = True, seed: int = 0,

@@ -112,8 +112,8 @@ def toy_caveat(runs) -> str | None:
     toys = sorted({r.model for r in runs if str(r.model).startswith(("zoo:", "tiny:"))})
     if not toys:
         return None
-    kinds = [k for k, p in (("small models trained by DODOCO at toy width (zoo:)", "zoo:"),
-                            ("random, untrained routers (tiny:)", "tiny:")) if any(t.startswith(p) for t in toys)]
+    kinds = [k for k, p in (("zoo: small models trained by DODOCO at toy width", "zoo:"),
+                            ("tiny: random, untrained routers", "tiny:")) if any(t.startswith(p) for t in toys)]
     return (f"Toy models: {', '.join(toys)} ({'; '.join(kinds)}). Their routing is a toy's: the numbers show what "
             "DODOCO measures and how, not findings about the real checkpoints they imitate.")
 

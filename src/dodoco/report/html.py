@@ -36,28 +36,27 @@ def table_html(rows: list[dict], columns: list[str] | None = None, *, caption: s
                csv_name: str | None = None, max_rows: int = 400) -> str:
     """An HTML table of ``rows`` (dicts): every column that has a value in some row (``columns``
     picks and orders them; default all keys of all rows), numbers right-aligned with one number of
-    decimals per column (whole-number columns as integers), NaN as a dash; at most ``max_rows``
-    rows are shown (the CSV holds all)."""
-    from dodoco.report.tables import cell_text, column_decimals, table_columns
-
-    from dodoco.report.tables import flatten_provenance
+    decimals per column (whole-number columns as integers), NaN as a dash; columns holding one value
+    in every row (of two rows or more) are said once under the caption ("every row: ..."); a
+    ``provenance`` dict as ``<term>_label`` columns; at most ``max_rows`` rows are shown (the CSV
+    holds all)."""
+    from dodoco.report.tables import cell_text, column_decimals, flatten_provenance, table_columns
 
     if not rows:
         return f'<p class="small">{esc(caption or "table")}: no rows</p>'
     rows, columns = flatten_provenance(rows, columns)
     columns = table_columns(rows, columns)
     decimals = {c: column_decimals(rows, c) for c in columns}
-    head = "".join(f'<th class="{"n" if decimals[c] is not None else "s"}">{esc(c)}</th>' for c in columns)
-    body = []
-    for row in rows[:max_rows]:
-        cells = []
-        for c in columns:
-            text = cell_text(row.get(c), c, decimals[c])
-            cells.append(f'<td class="{"n" if decimals[c] is not None else "s"}">{esc(text)}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
+    text = {c: [cell_text(r.get(c), c, decimals[c]) for r in rows] for c in columns}
+    const = [c for c in columns if len(rows) > 1 and len(set(text[c])) == 1][: len(columns) - 1]
+    shown = [c for c in columns if c not in const]
+    head = "".join(f'<th class="{"n" if decimals[c] is not None else "s"}">{esc(c)}</th>' for c in shown)
+    body = ["<tr>" + "".join(f'<td class="{"n" if decimals[c] is not None else "s"}">{esc(text[c][i])}</td>'
+                             for c in shown) + "</tr>" for i in range(min(len(rows), max_rows))]
     more = f" (first {max_rows} of {len(rows)} rows)" if len(rows) > max_rows else ""
     link = f' <a href="{esc(csv_name)}">CSV</a>' if csv_name else ""
-    cap = f'<p class="small">{esc(caption or "")}{esc(more)}{link}</p>'
+    every = ("<br>every row: " + esc(", ".join(f"{c} {text[c][0]}" for c in const))) if const else ""
+    cap = f'<p class="small">{esc(caption or "")}{esc(more)}{link}{every}</p>'
     return f'{cap}<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
