@@ -47,6 +47,7 @@ def register(sub) -> None:
 
 def run_train(args) -> int:
     import functools
+    import sys
 
     from dodoco.commands import check_output_file, emit
     from dodoco.zoo.card import zoo_rows
@@ -57,7 +58,10 @@ def run_train(args) -> int:
     check_output_file(cfg.json)
     families, opts = cfg.families(), cfg.run_options()
     data = functools.cache(lambda: Data(cfg.data))  # tokenized once, after the checks of the first family
-    log = (lambda m: print(m, flush=True)) if cfg.json != "-" else (lambda m: None)
+
+    def log(message: str) -> None:  # progress: a diagnostic, on stderr
+        print(message, file=sys.stderr, flush=True)
+
     for family in families:
         train_family(cfg.train_config(family), opts, data, log=log)
     rows = [r for r in zoo_rows(cfg.out) if r["family"] in families]
