@@ -54,21 +54,24 @@ def test_small_multiples_keep_each_axes_readable():
     assert seen[0][1] == []
 
 
-def test_heatmap_panels_show_one_layer(observed):
-    from dodoco.ep.trace_summary import TraceOptions, trace_summary
-    from dodoco.store import find_runs
+def test_heatmap_panels_show_one_layer(report_build):
+    import csv
+    import re
 
-    runs = find_runs([observed])
-    s = trace_summary(runs, TraceOptions(n_boot=50, ep=(4,), migrate_gbps=(10.0,)))
-    layers = {l for _, l in s.heatmaps.values()}
-    pairs = {j for _, j in s.transitions.values()}
-    assert len(s.heatmaps) == len(runs) and len(layers) == 1 and len(pairs) == 1
-    (l,) = layers
-    tv = [np.mean([r["tv"] for r in s.coactivation if r["layer"] == k]) for k in range(runs[0].L)]
-    assert l == int(np.argmax(tv))  # the most concentrated layer on average over the runs
-    (j,) = pairs
-    uc = [np.mean([r["uncertainty_coef"] for r in s.affinity if r["layer"] == k]) for k in range(runs[0].L - 1)]
-    assert j == int(np.argmax(uc))
+    out, checked = report_build
+    co = list(csv.DictReader((out / "coactivation.csv").open()))
+    aff = list(csv.DictReader((out / "affinity.csv").open()))
+    pairs = list(csv.DictReader((out / "coactivation-top-pairs.csv").open()))
+    layers = sorted({int(r["layer"]) for r in co})
+    tv = [np.mean([float(r["tv"]) for r in co if int(r["layer"]) == l]) for l in layers]
+    uc = [np.mean([float(r["uncertainty_coef"]) for r in aff if int(r["layer"]) == l])
+          for l in sorted({int(r["layer"]) for r in aff})]
+    # every run's top pairs come from one layer: the most concentrated on average over the runs
+    assert {int(r["layer"]) for r in pairs} == {int(np.argmax(tv))}
+    titles = " ".join(" ".join(t.split()) for t, _ in checked)
+    assert f"pairs in MoE layer {int(np.argmax(tv))} (every panel" in titles
+    j = int(np.argmax(uc))
+    assert f"MoE layers {j} -> {j + 1} (every panel" in titles
 
 
 @pytest.mark.parametrize("fn", ["dispatch_vs_skew", "predicted_vs_n"])
