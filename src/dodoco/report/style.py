@@ -27,7 +27,7 @@ _EXTRA = ("#CC79A7", "#56B4E9", "#F0E442", "#8c564b", "#7f7f7f", "#17becf", "#bc
 _DASHES = {"contiguous": "-", "round_robin": "--", "eplb": ":", "coact": "-.", "affinity": (0, (10, 3))}
 _EXTRA_DASHES = ((0, (1, 3)), (0, (4, 1, 1, 1)), (0, (3, 2, 1, 2, 1, 2)), (0, (2, 1)))
 #: Where every figure puts its legend: outside the axes, to the right (constrained layout).
-LEGEND = {"loc": "outside right center", "fontsize": 8, "frameon": False}
+LEGEND = {"loc": "outside right center", "fontsize": 8, "frameon": False, "handlelength": 3.2}
 #: Colours of dispatchers (or EP degrees) in the dispatch figures, in order; markers of case kinds.
 DISPATCHER_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8c564b")
 CASE_MARKERS = {"real": "o", "mock": "s", "balanced": "^", "skew": "x", "grid": "+"}
