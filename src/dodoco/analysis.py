@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dodoco.config import Config
+from dodoco.ep.result import FEW_STEPS  # rows resting on this many steps or fewer are flagged
 from dodoco.errors import DodocoError
 from dodoco.metrics.table import metrics_table, summary_frame, write_parquet_atomic
 from dodoco.store.run import Run, find_runs, open_run
@@ -25,8 +26,6 @@ __all__ = ["DEFAULT_BATCHES", "Analysis", "AnalyzeConfig", "analyze", "ep_rows",
            "summary_rows", "write_metrics"]
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32)
-#: Rows resting on this many steps or fewer are flagged (their intervals mean little).
-FEW_STEPS = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +33,7 @@ class AnalyzeConfig(Config):
     """runs: run directories or folders holding them; batch: B (sequences per rank per step);
     ep: EP degrees N of the scan (empty: no scan unless placement is given; then default_eps);
     placement: placements of the scan (empty: contiguous); json: one JSON document of every
-    table ('-' = stdout); write: write each run's metrics.parquet."""
+    table ('-' = stdout); out: the same document to a file; write: write each run's metrics.parquet."""
 
     runs: tuple[str, ...]
     batch: tuple[int, ...] = DEFAULT_BATCHES
@@ -42,13 +41,14 @@ class AnalyzeConfig(Config):
     placement: tuple[str, ...] = ()
     seed: int = 0
     json: str | None = None
+    out: str | None = None
     write: bool = True
 
     def __post_init__(self):
         from dodoco.ep.placements import check_placements
 
         if not self.runs:
-            raise DodocoError("analyze needs at least one run directory or folder of runs")
+            raise DodocoError("no run given: name run directories or folders holding them, e.g. dodoco analyze runs/x")
         for flag, values in (("--batch", self.batch), ("--ep", self.ep)):
             bad = [v for v in values if v < 1]
             if bad:
@@ -94,7 +94,7 @@ def _flag(run: Run, rows: list[dict], what: str) -> list[str]:
     if not few:
         return []
     return [f"{run.path}: {what} rows resting on {' or '.join(map(str, few))} step(s) (column steps): "
-            "their intervals mean little; observe more sequences"]
+            "no interval is given (one or two steps make none); observe more sequences"]
 
 
 def summary_rows(paths, batch_sizes=None, *, write: bool = True, seed: int = 0,

@@ -58,6 +58,21 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+#: Keys that the command line takes as positional arguments (named so in errors, not as --flags).
+POSITIONAL = {"runs": "RUN (a run directory, or a folder holding runs)",
+              "paths": "PATH (dump files, or folders holding them)", "format": "FORMAT"}
+
+
+def _missing(names: list[str], source: str) -> str:
+    """The one-line error for required keys left out, worded for flags, positionals or a file."""
+    if source == "the command line":
+        pos = [POSITIONAL[n] for n in names if n in POSITIONAL]
+        flags = [_flag(n) for n in names if n not in POSITIONAL]
+        what = " and ".join([f"no {p}" for p in pos] + ([f"no {', '.join(flags)}"] if flags else []))
+        return f"{what} given: add {'it' if len(names) == 1 else 'them'} to the command"
+    return f"missing {', '.join(_flag(n) for n in names)} in {source}: give {'it' if len(names) == 1 else 'them'}"
+
+
 def _convert(key: str, value: Any, hint: Any) -> Any:
     """``value`` converted to the annotation ``hint`` (tuples from lists, ints to floats), or an
     error naming the key when it cannot be."""
@@ -119,8 +134,7 @@ class Config:
         missing = [f.name for f in dataclasses.fields(cls)
                    if f.name not in values and f.default is _MISSING and f.default_factory is _MISSING]
         if missing:
-            raise DodocoError(f"missing {', '.join(_flag(m) for m in missing)} in {source}: give "
-                              f"{'it' if len(missing) == 1 else 'them'}")
+            raise DodocoError(_missing(missing, source))
         return cls(**values)
 
     @classmethod

@@ -23,12 +23,15 @@ tokens to the same ranks; a high skew is a placement problem (EPLB), and the adv
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from dodoco.config import Config
 from dodoco.errors import DodocoError, did_you_mean
 
-__all__ = ["FLOOR", "HARDWARE", "RULE_DISPATCHERS", "ep_band", "hardware_of", "measured_rows", "recommend", "rules",
-           "run_skew"]
+__all__ = ["FLOOR", "HARDWARE", "RULE_DISPATCHERS", "RecommendConfig", "advise", "ep_band", "hardware_of",
+           "measured_rows", "recommend", "rules", "run_skew"]
 
 HARDWARE = {"h100": "hopper", "h200": "hopper", "b200": "blackwell", "gb200": "nvl72", "gb300": "nvl72",
             "unknown": "unknown"}
@@ -193,3 +196,40 @@ def run_skew(run, N: int, B: int, seed: int = 0) -> float:
 
     steps = run.steps(N, B, seed)  # [n, L, E]
     return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(run.E, N)))))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecommendConfig(Config):
+    """``dodoco recommend`` (flags and TOML keys alike): hardware, EP degree, replay result files, and
+    the receiver skew given (``skew``) or measured from a run directory (``run`` at ``batch``)."""
+
+    hardware: str
+    ep: int
+    replay: tuple[str, ...] = ()
+    skew: float | None = None
+    run: str | None = None
+    batch: int = 1
+    seed: int = 0
+    json: str | None = None
+    out: str | None = None
+
+    def __post_init__(self):
+        if self.skew is not None and self.run is not None:
+            raise DodocoError("--skew and --run both give the receiver skew: give one")
+        if self.batch < 1:
+            raise DodocoError(f"--batch {self.batch} must be >= 1 (sequences per rank per step)")
+
+
+def advise(cfg: RecommendConfig) -> dict:
+    """``recommend`` for a config: the replay files read, the skew measured from ``cfg.run`` if given."""
+    results = None
+    if cfg.replay:
+        from dodoco.replay.results import load_results
+
+        results = load_results(cfg.replay)
+    skew = cfg.skew
+    if cfg.run:
+        from dodoco.store import open_run
+
+        skew = run_skew(open_run(cfg.run), cfg.ep, cfg.batch, cfg.seed)
+    return recommend(cfg.hardware, cfg.ep, results, skew)

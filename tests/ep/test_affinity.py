@@ -15,7 +15,7 @@ def test_information_by_hand():
     # perfect dependence on 2 experts: 1 bit, nothing left
     info = joint_information(np.eye(2))
     assert np.isclose(info["mi"], 1) and np.isclose(info["h_next"], 1)
-    assert np.isclose(info["h_cond"], 0) and np.isclose(info["nmi"], 1)
+    assert np.isclose(info["h_cond"], 0) and np.isclose(info["uncertainty_coef"], 1)
     assert np.isclose(joint_information(np.ones((2, 2)))["mi"], 0)
     # [[3,1],[1,3]]/8: MI = 0.75 log2 1.5 + 0.25 log2 0.5 = 0.18872 bits
     assert np.isclose(joint_information(np.array([[3, 1], [1, 3]]))["mi"],
@@ -49,12 +49,39 @@ def test_planted_affinity_is_found_and_the_shuffle_control_removes_it():
     t0 = random_trace(5000, 1, 1, E, seed=1)
     topk = np.concatenate([t0, (t0 * 3 + 1) % E], axis=1).astype(np.uint8)
     row = affinity_rows(count_pairs(topk, E), shuffled_counts(topk, E, seed=0))[0]
-    assert np.isclose(row["top1"], 1) and np.isclose(row["nmi"], 1)
-    assert row["nmi_shuffled"] < 0.01 and row["top1_indep"] < 0.2
+    assert np.isclose(row["top1"], 1) and np.isclose(row["uncertainty_coef"], 1)
+    assert row["uncertainty_coef_shuffled"] < 0.01 and row["top1_indep"] < 0.2
     # independent layers: about as much information as the shuffled control
     topk = random_trace(5000, 2, 2, E, seed=2)
     row = affinity_rows(count_pairs(topk, E), shuffled_counts(topk, E, seed=0))[0]
-    assert row["nmi"] < 0.01 and row["mi"] < 3 * row["mi_shuffled"] + 1e-3
+    assert row["uncertainty_coef"] < 0.01 and row["mi"] < 3 * row["mi_shuffled"] + 1e-3
+
+
+def _hit_rates(topk, l):
+    """By token: (chance the most likely next expert given a is among the token's K experts of layer
+    l+1, the same for the most popular next expert), over every (token, a) of layer l."""
+    T, _, K = topk.shape
+    E = int(topk.max()) + 1
+    nxt = [set(map(int, topk[t, l + 1])) for t in range(T)]
+    best = {a: np.argmax([sum(b in nxt[t] for t in range(T) if a in topk[t, l]) for b in range(E)])
+            for a in range(E)}
+    popular = np.argmax([sum(b in s for s in nxt) for b in range(E)])
+    hits = [best[int(a)] in nxt[t] for t in range(T) for a in topk[t, l]]
+    return float(np.mean(hits)), float(np.mean([popular in s for s in nxt]))
+
+
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_top1_is_the_hit_rate_of_the_best_guess_among_k_experts(K):
+    # an independent count over tokens, not over the K x K pair table: K = 1 and K > 1 alike
+    E, rng = 6, np.random.default_rng(K)
+    t0 = random_trace(400, 1, K, E, seed=K)
+    follow = np.where(rng.random((400, 1, K)) < 0.6, (t0 + 1) % E, rng.integers(0, E, (400, 1, K)))
+    t1 = np.array([list(dict.fromkeys([*map(int, f[0]), *range(E)]))[:K] for f in follow])[:, None, :]
+    topk = np.concatenate([t0, t1], axis=1).astype(np.uint8)
+    row = affinity_rows(count_pairs(topk, E))[0]
+    hit, hit_indep = _hit_rates(topk, 0)
+    assert row["top1"] == pytest.approx(hit) and row["top1_indep"] == pytest.approx(hit_indep)
+    assert 0 <= row["top1_indep"] <= row["top1"] <= 1
 
 
 def test_shuffled_control_keeps_the_marginals():

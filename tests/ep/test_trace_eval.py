@@ -109,7 +109,7 @@ def test_trace_summary_of_a_run_directory(tmp_path):
                                           migrate_gbps=(1.0,)))
     assert [r["layer"] for r in s.coactivation] == [0, 1] and len(s.affinity) == 1
     assert s.coactivation[0]["tv"] > 5 * s.coactivation[0]["tv_noise"]
-    assert s.affinity[0]["nmi"] > 10 * s.affinity[0]["nmi_shuffled"]
+    assert s.affinity[0]["uncertainty_coef"] > 10 * s.affinity[0]["uncertainty_coef_shuffled"]
     coact = [r for r in s.placements if r["placement"] == "coact" and r["regime"] == "prefill"]
     assert {r["ep"] for r in coact} == {4, 8} and all(r["dedup_saving_lo"] > 0 for r in coact)
     assert {r["k"] for r in s.rebalance} >= {1, 8, "never", "oracle"} and s.rebalance_best

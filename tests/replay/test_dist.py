@@ -41,8 +41,8 @@ def test_gloo_replay_three_ranks_every_dispatcher(runs_dir, tmp_path):
         assert x["check"] == "ok"
         assert sum(map(sum, x["splits"])) * 32 == x["bytes_total"] == 3 * x["per_rank_bytes"]  # rows x H=16 x 2 B
         assert x["dispatch"]["p10_ms"] <= x["dispatch"]["median_ms"] <= x["dispatch"]["p90_ms"]
-        assert set(x["stages"]) == {"all_to_all", "all_to_all back"} and x["floor_ms"] > 0
-        assert x["floor_ms"] == pytest.approx(max(x["send_off_max"], x["recv_off_max"]) / 450e9 * 1e3)
+        assert set(x["stages"]) == {"all_to_all", "all_to_all back"}
+        assert x["floor_ms"] is None and x["vs_floor"] is None  # a CPU dry run has no link floor
     assert [s["bytes_per_rank"] for s in r["sweep"]] == [1020, 2046, 4092]  # whole multiples of N=3 elements
     assert len(r["overhead"]) == 4 + 2 and all(o["direct_ms"] > 0 for o in r["overhead"])  # balanced + grid rho=1
     assert "not measured" in p.stdout and "harness overhead" in p.stdout

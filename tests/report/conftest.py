@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 
 
@@ -14,10 +17,44 @@ def observed(tmp_path_factory):
     return root
 
 
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+
+
+def attachments(observed, folder: Path) -> list[Path]:
+    """What the report is built with besides the runs: a GPU replay (a committed H200 file), the same
+    file as a CPU dry run would write it, and a simulate result of the runs across two nodes."""
+    from dodoco.simulate.api import SimulateConfig, simulate
+    from dodoco.store.atomic import json_safe
+
+    gpu = RESULTS / "replay-zoo-nvidia-h200-x4.json"
+    doc = json.loads(gpu.read_text())
+    for rep in doc["replays"]:
+        rep.update(backend="gloo", device={"type": "cpu"}, timing="time.perf_counter (CPU dry run)")
+    dry = folder / "replay-dry-run.json"
+    dry.write_text(json.dumps(doc))
+    sim = folder / "simulate.json"
+    res = simulate(SimulateConfig(runs=(str(observed),), cluster="dgx-h200", ep=(2, 4, 8, 16), max_steps=2))
+    sim.write_text(json.dumps(json_safe(res.to_dict())))
+    return [gpu, dry, sim]
+
+
 @pytest.fixture(scope="session")
-def report_dir(observed, tmp_path_factory):
+def report_build(observed, tmp_path_factory):
+    """The report of the observed runs with every attachment kind, and the audit of every figure
+    (``dodoco.report.style.audit``: clipped texts, crowded axes)."""
+    from dodoco.report import plots
     from dodoco.report.build import build_report
 
     out = tmp_path_factory.mktemp("report")
-    build_report([observed], out, n_boot=200)
-    return out
+    files = attachments(observed, tmp_path_factory.mktemp("attached"))
+    plots.AUDIT = audit = []
+    try:
+        build_report([observed], out, n_boot=200, attachments=files)
+    finally:
+        plots.AUDIT = None
+    return out, audit
+
+
+@pytest.fixture(scope="session")
+def report_dir(report_build):
+    return report_build[0]

@@ -10,14 +10,14 @@ import pytest
 from dodoco.errors import DodocoError
 from dodoco.report.attachments import load_attachments, provenance_rows
 from dodoco.report.section import SkipSection
-from dodoco.report.sections_dispatch import replay_section, simulate_section
+from dodoco.report.sections_dispatch import dry_run_section, replay_section, simulate_section
 from dodoco.report.style import Style
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
 def _ctx(*files, models=("tiny:qwen3_moe",)):
-    return SimpleNamespace(attachments=[Path(f) for f in files], runs=[SimpleNamespace(model=m) for m in models],
+    return SimpleNamespace(attachments=load_attachments(files), runs=[SimpleNamespace(model=m) for m in models],
                            cached=lambda key, fn: fn(), style=Style(["prose", "mock-uniform"], ["contiguous"]))
 
 
@@ -102,7 +102,7 @@ def test_simulate_rows_of_two_models_are_two_panels_with_provenance(tmp_path):
 
 
 def test_skips_and_bad_files(tmp_path):
-    with pytest.raises(SkipSection, match="no replay results attached"):
+    with pytest.raises(SkipSection, match="no GPU replay attached"):
         replay_section(_ctx())
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
@@ -116,3 +116,50 @@ def test_skips_and_bad_files(tmp_path):
     legacy.write_text(json.dumps([{"condition": "prose", "N": 8, "dispatch_ms": 0.4}]))
     (a,) = load_attachments([legacy])
     assert provenance_rows([a], {"m"})[0]["provenance"] == "the file does not name the model its trace comes from"
+
+
+def test_a_cpu_dry_run_is_never_shown_as_a_gpu_measurement(tmp_path):
+    doc = json.loads(_replay2(tmp_path).read_text())
+    for r in doc["rows"]:
+        r["floor_ms"], r["vs_floor"] = 0.001, 1239.0  # what an earlier gloo replay wrote
+    doc.update(backend="gloo", device={"type": "cpu", "torch": "2.13.0+cpu"},
+               summary=[{"dispatcher": "nccl", "condition": "prose", "N": 4, "dispatch_ms": 9.6, "floor_ms": 0.01,
+                         "vs_floor": 1239.0, "vs_balanced": 1.23}])
+    dry = tmp_path / "dry.json"
+    dry.write_text(json.dumps(doc))
+    with pytest.raises(SkipSection, match="dry.json: CPU dry runs, in the next section"):
+        replay_section(_ctx(dry))
+    section = dry_run_section(_ctx(dry))
+    assert "not GPU measurements" in section.title and not section.figures
+    table = next(t for t in section.tables if t.name.startswith("dry-run-"))
+    assert all("floor_ms" not in r and "vs_floor" not in r for r in table.rows)
+    assert "floor_ms" not in table.columns and "vs_floor" not in table.columns
+    assert table.rows[0]["measured_on"].startswith("dry run: gloo on CPU")
+    assert section.tables[0].rows[0]["machine"].endswith("CPU dry run, no GPU (not a measurement)")
+    assert any("CPU dry run" in n for n in section.notes)
+    with pytest.raises(SkipSection):
+        dry_run_section(_ctx(_replay2(tmp_path)))  # a GPU replay is not a dry run
+
+
+def test_simulate_figure_says_nominal_where_a_nominal_nic_was_used(tmp_path):
+    base = {"cluster": "dgx-h200", "dispatcher": "nccl", "placement": "contiguous", "balanced_ms": 0.3,
+            "model": "m", "run": "runs/m/prose", "condition": "prose", "nvlink": "calibrated: x8 N=8 nccl: blend"}
+    rows = [{**base, "N": n, "dispatch_ms": 0.1 * n, "nic": "-" if n <= 8 else "nominal (not measured): 50 GB/s"}
+            for n in (8, 16, 32)]
+    doc = {"schema": "dodoco.simulate/1", "calibration": {"source": "nvidia-h200-x8 (NVIDIA H200)"}, "rows": rows}
+    sim = tmp_path / "sim.json"
+    sim.write_text(json.dumps(doc))
+    from dodoco.report import plots_dispatch
+    from dodoco.report.sections_dispatch import _sim_panels, dispatch_nominal
+
+    assert [dispatch_nominal(r) for r in rows] == [False, True, True]
+    assert _sim_panels(rows)["m"][0]["nominal"] == [False, True, True]
+    titles = []
+    real = plots_dispatch.predicted_vs_n
+    plots_dispatch.predicted_vs_n = lambda panels, title, style: titles.append(title) or real(panels, title, style)
+    try:
+        simulate_section(_ctx(sim, models=("m",)))
+    finally:
+        plots_dispatch.predicted_vs_n = real
+    assert titles[0].startswith("Calibrated up to N=8, with nominal terms at N=16,32")
+    assert not titles[0].startswith("Calibrated prediction")

@@ -35,6 +35,7 @@ TITLES = ("Runs and provenance", "Verdicts", "EP invariance", "Mock vs real", "B
           "Prefill and decode regimes", "Expert co-activation within a layer (token traces)",
           "Cross-layer expert affinity (token traces)", "Placements fitted on token traces (held out)",
           "Rebalancing over time: refit interval and window", "Dispatch cost measured on GPUs (replay)",
+          "Replay dry runs on CPU (gloo): pipeline checks, not GPU measurements",
           "Predicted dispatch at larger EP (simulate)")
 
 
@@ -66,6 +67,16 @@ def test_sections_in_order_tables_and_findings(report_dir):
     assert f["verdicts"]["ep_invariance"]["sentences"][0] in html  # the sentences are in the report
     regimes = (report_dir / "regimes.csv").read_text()
     assert ",prefill," in regimes and ",decode," in regimes
+    # built with a GPU replay, the same replay as a CPU dry run, and a simulate result across two nodes
+    dry_h2 = ">Replay dry runs on CPU (gloo): pipeline checks, not GPU measurements</h2>"
+    gpu = html[html.index(">Dispatch cost measured on GPUs (replay)</h2>"):html.index(dry_h2)]
+    assert "replay-zoo-nvidia-h200-x4.json" in gpu and "replay-dry-run.json" not in gpu
+    assert "measured: 4 x NVIDIA H200" in gpu
+    dry = html[html.index(dry_h2):html.index(">Predicted dispatch at larger EP (simulate)</h2>")]
+    assert "replay-dry-run.json" in dry and "vs_floor" not in dry and "dry run: gloo on CPU" in dry
+    assert "Toy models: tiny:qwen3_moe" in html[:html.index("<nav>")]
+    assert json.loads((report_dir / ".dodoco-report.json").read_text())["files"] == sorted(
+        p.name for p in report_dir.iterdir() if not p.name.startswith("."))
 
 
 _CHECK = """<script>window.addEventListener('load', () => {

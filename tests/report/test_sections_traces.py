@@ -30,6 +30,20 @@ def test_sections_render_the_summary(observed, tmp_path):
     assert len(placements.rows) == len(summary.placements)
     assert {r["placement"] for r in placements.rows} == {"contiguous", "eplb", "coact", "affinity"}
 
+    reb = next(t for t in st.rebalance_section(ctx).tables if t.name == "rebalance")
+    for shown, raw in zip(reb.rows, summary.rebalance):
+        for k in ("stale_s", "migrate_s", "total_s"):
+            if raw.get(k):  # tiny nominal seconds (a toy's expert shape) are never rounded to 0
+                assert shown[k] != 0 and shown[k] == pytest.approx(raw[k], rel=1e-5)
+        assert shown["seconds_label"].startswith("nominal")
+    pairs = next(t for t in st.coactivation_section(ctx).tables if t.name == "coactivation-top-pairs")
+    for key, (_, layer) in summary.heatmaps.items():
+        mine = [r for r in pairs.rows if f"{r['model']} / {r['condition']}" == key]
+        assert mine and {r["layer"] for r in mine} == {layer}
+    aff = next(t for t in st.affinity_section(ctx).tables if t.name == "affinity")
+    assert "uncertainty_coef" in aff.columns and "nmi" not in aff.columns
+    assert all(0 <= r["top1_indep"] <= r["top1"] <= 1 for r in aff.rows)
+
 
 def test_sections_without_traces_skip_with_the_reason(tmp_path):
     from dodoco.findings.synthetic import write_counts_run
@@ -42,3 +56,4 @@ def test_sections_without_traces_skip_with_the_reason(tmp_path):
         with pytest.raises(SkipSection, match="token traces"):
             fn(ctx)
     assert st.rebalance_section(ctx).tables  # arrival-order counts need no traces
+

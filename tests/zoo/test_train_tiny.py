@@ -20,7 +20,7 @@ def test_train_save_reload(family, tmp_path, capsys, make_data):
             "--warmup", "1", "--batch-size", "2", "--seq-len", "16", "--log-every", "1", "--eval-every", "1",
             "--save-every", "1"]
     assert main(argv) == 0
-    log = capsys.readouterr().out
+    log = capsys.readouterr().err  # progress is a diagnostic: stderr
     assert "held-out loss" in log and "max/mean per layer" in log and "tok/s" in log
     folder = out / family
     record = json.loads((folder / "config.json").read_text())["dodoco_zoo"]

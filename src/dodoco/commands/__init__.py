@@ -1,4 +1,16 @@
-"""Subcommands of the ``dodoco`` CLI, one module each."""
+"""Subcommands of the ``dodoco`` CLI, one module each, and the flags and output they share.
+
+The contract every command keeps (README "Command line", enforced by tests/test_cli_contract.py):
+results on stdout (``--json -``: the JSON document and nothing else), diagnostics on stderr,
+``--json PATH`` the printed tables as JSON, ``-o PATH`` the command's output, ``--config FILE``
+where the command reads settings; exit status 0 results, 1 error, 2 usage, ``NOTHING_TO_DO`` (3)
+when the command ran and had nothing to do (one line on stderr says why).
+"""
+
+#: Exit status of a command that ran and had nothing to do (e.g. every EP degree skipped).
+NOTHING_TO_DO = 3
+#: The one meaning of ``--batch`` in every command.
+BATCH_HELP = "sequences per rank per step B"
 
 
 def csv_ints(text: str) -> list[int]:
@@ -13,6 +25,23 @@ def csv_ints(text: str) -> list[int]:
 
 def csv_strs(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def add_json_flag(p, what: str = "the printed table(s)") -> None:
+    """``--json PATH``: ``what`` as JSON; ``-`` prints it on stdout and nothing else there."""
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help=f"write {what} as JSON to PATH ('-' = stdout, and nothing else on stdout)")
+
+
+def add_out_flag(p, what: str, metavar: str = "PATH", required: bool = False) -> None:
+    """``-o/--out PATH``: where the command's output goes."""
+    p.add_argument("-o", "--out", default=None, metavar=metavar, required=required, help=what)
+
+
+def add_batch_flag(p, many: bool = False, default: str = "1") -> None:
+    """``--batch``: sequences per rank per step (a comma list where the command takes several)."""
+    p.add_argument("--batch", type=csv_ints if many else int, default=None,
+                   help=f"{BATCH_HELP}{' (comma list)' if many else ''} (default {default})")
 
 
 def check_output_file(path, flag: str = "--json") -> None:
@@ -30,18 +59,51 @@ def check_output_file(path, flag: str = "--json") -> None:
         raise DodocoError(f"{flag} {p}: the folder {p.parent} does not exist: create it first or choose another path")
 
 
-def emit(rows: list[dict], title: str, *, json_path=None, columns=None) -> None:
-    """Print a table, and write its JSON when ``json_path`` is given (``-`` prints JSON only)."""
-    from dodoco.report.tables import print_table, to_json
+def show(rows: list[dict], title: str, json_path=None, *, columns=None, keep=(), labels=()) -> None:
+    """Print a table on stdout (nothing when the JSON goes to stdout): ``dodoco.report.tables.print_table``."""
+    from dodoco.report.tables import print_table
 
+    if json_path != "-":
+        print_table(rows, title, columns, keep=keep, labels=labels)
+
+
+def say(text: str, json_path=None, bullet: str = "") -> None:
+    """A result sentence on stdout, wrapped at spaces on a terminal (nothing when JSON goes to stdout)."""
+    from dodoco.report.tables import print_text
+
+    if json_path != "-":
+        print_text(text, bullet=bullet)
+
+
+def note(text: str, prefix: str = "note: ") -> None:
+    """A diagnostic on stderr, wrapped at spaces on a terminal."""
+    from dodoco.report.tables import print_text
+
+    print_text(prefix + text, stderr=True)
+
+
+def write_doc(doc, json_path=None, out=None) -> None:
+    """The JSON document to ``--json`` (``-``: stdout) and to ``-o`` (files written atomically)."""
+    from pathlib import Path
+
+    from dodoco.report.tables import to_json
+    from dodoco.store.atomic import write_bytes
+
+    for path in (json_path, out):
+        if path == "-":
+            print(to_json(doc))
+        elif path:
+            write_bytes(Path(path), to_json(doc).encode())
+
+
+def nothing_to_do(why: str) -> int:
+    """One line on stderr, and the exit status ``NOTHING_TO_DO``."""
+    note(why, "nothing to do: ")
+    return NOTHING_TO_DO
+
+
+def emit(rows: list[dict], title: str, *, json_path=None, columns=None, keep=(), labels=()) -> None:
+    """A command's one table: printed (unless ``--json -``) and written as JSON to ``json_path``."""
     check_output_file(json_path)
-    if json_path == "-":
-        print(to_json(rows))
-        return
-    print_table(rows, title, columns)
-    if json_path:
-        from pathlib import Path
-
-        from dodoco.store.atomic import write_bytes
-
-        write_bytes(Path(json_path), to_json(rows).encode())
+    show(rows, title, json_path, columns=columns, keep=keep, labels=labels)
+    write_doc(rows, json_path)

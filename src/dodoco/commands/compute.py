@@ -1,6 +1,6 @@
 """dodoco compute: a rank's expert time predicted from its loads, or measured from a run on this GPU."""
 
-from dodoco.commands import csv_ints, csv_strs
+from dodoco.commands import add_batch_flag, add_out_flag, csv_ints, csv_strs
 
 
 def register(sub) -> None:
@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--width", type=int, default=None, help="expert width I (moe_intermediate_size)")
     p.add_argument("--calibration", default=None, metavar="FILE", help="a compute calibration (dodoco calibrate)")
     p.add_argument("--ep", type=csv_ints, default=None, help="EP degrees to measure (default 8)")
-    p.add_argument("--batch", type=int, default=None, help="sequences per rank per step B (default 1)")
+    add_batch_flag(p)
     p.add_argument("--placement", default=None, help="contiguous (default), round_robin, eplb, ...")
     p.add_argument("--layers", type=csv_ints, default=None, help="MoE layer indices (default all)")
     p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 1)")
@@ -26,35 +26,27 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="JSON to PATH, or to stdout alone when no PATH is given (predict: a list of ms)")
-    p.add_argument("-o", "--out", default=None, metavar="FILE", help="the whole result (rows, notes) as JSON")
+    add_out_flag(p, "the whole result (rows, notes) as JSON", metavar="FILE")
     add_config_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import json
-    import sys
-    from pathlib import Path
-
-    from dodoco.commands import check_output_file, emit
+    from dodoco.commands import check_output_file, emit, note, write_doc
     from dodoco.compute.api import ComputeConfig, compute
-    from dodoco.store.atomic import json_safe, write_bytes, write_json
 
     check_output_file(args.json)
     check_output_file(args.out, "--out")
     args.runs = tuple(args.runs) or None
     res = compute(ComputeConfig.from_args(args))
-    if args.out:
-        write_json(Path(args.out), json_safe(res.to_dict()))
-    if res.predicted_ms is not None and args.json:
-        text = json.dumps(json_safe(res.predicted_ms))
-        print(text) if args.json == "-" else write_bytes(Path(args.json), (text + "\n").encode())
-        if args.json == "-":
-            return 0
-    elif args.json == "-":
-        emit(res.rows, res.title, json_path="-")
-        return 0
-    emit(res.rows, res.title, json_path=None if res.predicted_ms is not None else args.json, columns=res.columns)
+    write_doc(res.to_dict(), None, args.out)
+    if res.predicted_ms is not None:  # predict: --json is the list of milliseconds, in the order of the loads
+        if args.json != "-":
+            emit(res.rows, res.title, columns=res.columns, keep=["rank", "predicted_ms"])
+        write_doc(res.predicted_ms, args.json)
+    else:
+        emit(res.rows, res.title, json_path=args.json, columns=res.columns,
+             keep=["model", "N", "which", "kernel", "measured_ms", "predicted_ms"])
     for n in res.notes:
-        print(f"note: {n}", file=sys.stderr)
+        note(n)
     return 0

@@ -1,45 +1,45 @@
 """dodoco demo: every zoo family x (mock-uniform + four real conditions) on CPU, ending in the table and
 the verdicts in sentences."""
 
+from dodoco.commands import add_json_flag, add_out_flag
+
+ZOO_NOTE = ("The zoo: five small MoE models (hidden size 64, each family's real E, K, shared experts, routing "
+            "function and layer pattern) trained by DODOCO on the train split of its bundled text; the conditions "
+            "read only held-out text. They are not the paper's checkpoints: for those, observe the real models "
+            "(dodoco observe --model <hub id> ...). Model cards: dodoco zoo ls; results: docs/zoo-results.md.")
+TINY_NOTE = ("These tiny models have random, untrained routers: the numbers show that the pipeline works end to "
+             "end; they are not findings about any real model.")
+
 
 def register(sub) -> None:
+    from dodoco.config import add_config_flag
+
     p = sub.add_parser("demo", help="run the embedded default: five zoo models x five conditions on CPU")
-    p.add_argument("-o", "--out", default=None, help="output folder (default runs/demo)")
+    add_out_flag(p, "output folder of the runs (default runs/demo)", metavar="DIR")
     p.add_argument("--models", default=None, choices=("zoo", "tiny"),
                    help="'zoo' (small models with trained routers, default) or 'tiny' (random routers)")
     p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default 256)")
     p.add_argument("--sequences", type=int, default=None, help="sequences per condition (default 64)")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the table as JSON ('-' = stdout only)")
+    add_json_flag(p, "the table, the closing sentences and the runs written")
+    add_config_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from rich.console import Console
-
-    from dodoco.commands import check_output_file, emit
+    from dodoco.commands import check_output_file, say, show, write_doc
     from dodoco.zoo.demo import DemoConfig, run_demo
 
     cfg = DemoConfig.from_args(args)
     check_output_file(cfg.json)
     result = run_demo(cfg)
-    emit(result.rows, "routing imbalance, model level: per-step Gini (mean over steps) at batch B, and over all "
-         "sequences", json_path=cfg.json)
-    if cfg.json == "-":
-        return 0
-    console = Console()
-    if cfg.models == "tiny":
-        console.print("[bold yellow]These tiny models have random, untrained routers:[/bold yellow] the numbers "
-                      "show that the pipeline works end to end; they are not findings about any real model.")
-    else:
-        console.print("[bold]The zoo:[/bold] five small MoE models (hidden size 64, each family's real E, K, shared "
-                      "experts, routing function and layer pattern) trained by DODOCO on the train split of its "
-                      "bundled text; the conditions read only held-out text. They are not the paper's checkpoints: "
-                      "for those, observe the real models (dodoco observe --model <hub id> ...). Model cards: "
-                      "dodoco zoo ls; results: docs/zoo-results.md.")
-    console.print(f"[bold]What these {len(result.paths)} runs show[/bold] (95% intervals in brackets; "
-                  "dodoco findings for every run's detail):")
+    show(result.rows, "routing imbalance, model level: per-step Gini (mean over steps) at batch B, and over all "
+         "sequences", cfg.json, keep=["model", "condition"])
+    say(TINY_NOTE if cfg.models == "tiny" else ZOO_NOTE, cfg.json)
+    say(f"What these {len(result.paths)} runs show (95% intervals in brackets; dodoco findings for every run's "
+        "detail):", cfg.json)
     for sentence in result.findings.headlines:
-        console.print(f"- {sentence}", markup=False, highlight=False)
-    console.print(f"runs in {cfg.out}/ ({result.seconds:.0f} s). Next: dodoco report {cfg.out} -o report/",
-                  markup=False, highlight=False)
+        say(sentence, cfg.json, bullet="- ")
+    say(f"runs in {cfg.out}/ ({result.seconds:.0f} s). Next: dodoco report {cfg.out} -o report/", cfg.json)
+    write_doc({"rows": result.rows, "headlines": list(result.findings.headlines),
+               "runs": [str(p) for p in result.paths], "seconds": round(result.seconds)}, cfg.json)
     return 0

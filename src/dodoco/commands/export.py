@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dodoco.commands import csv_ints
+from dodoco.commands import add_batch_flag, add_json_flag, csv_ints
 
 __all__ = ["register", "run"]
 
@@ -19,7 +19,7 @@ def register(sub) -> None:
                    "largest of 4, 8, 16, 32 below E whose step fits the run)")
     p.add_argument("--eps", type=csv_ints, default=None,
                    help="neusim: EP degrees listed under by_ep (default 4,8,16,32 and powers of two up to E)")
-    p.add_argument("--batch", type=int, default=None, help="sequences per rank per step B (default 1)")
+    add_batch_flag(p)
     p.add_argument("--regime", default=None,
                    help="neusim: prefill, decode (needs token traces) or both where traces exist (default)")
     p.add_argument("--tokens-per-pass", type=float, default=None,
@@ -29,17 +29,23 @@ def register(sub) -> None:
     p.add_argument("--placement", default=None, help="traffic: contiguous (default), round_robin, eplb")
     p.add_argument("--max-steps", type=int, default=None, help="traffic: steps per run (default all)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the printed table as JSON ('-' = stdout)")
+    add_json_flag(p, "the printed summary table")
     add_config_flag(p)
     p.set_defaults(func=run)
 
 
+#: Per format, the columns a narrow terminal keeps (identifiers and the numbers the export is for).
+KEEP = {"neusim": ["model", "condition", "regime", "ep", "measured_f", "measured_W", "effective_f", "effective_W"],
+        "traffic": ["model", "condition", "ranks", "matrices"], "llmservingsim": ["tokens", "mean_distinct_experts"]}
+
+
 def run(args) -> int:
-    from dodoco.commands import emit
+    from dodoco.commands import check_output_file, emit, note
     from dodoco.simulate.export_api import ExportConfig, export
 
-    res = export(ExportConfig.from_args(args))
-    if args.json != "-":
-        print(f"wrote {res.path}")
-    emit(res.rows, res.title, json_path=args.json)
+    cfg = ExportConfig.from_args(args)
+    check_output_file(args.json)
+    res = export(cfg)
+    note(str(res.path), "wrote ")
+    emit(res.rows, res.title, json_path=args.json, keep=KEEP.get(cfg.format, ()))
     return 0

@@ -1,6 +1,6 @@
 """dodoco findings: the three verdicts of run directories, in sentences with numbers and intervals."""
 
-from dodoco.commands import csv_ints, csv_strs
+from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, csv_ints, csv_strs
 
 
 def add_findings_flags(p) -> None:
@@ -8,12 +8,11 @@ def add_findings_flags(p) -> None:
     from dodoco.config import add_config_flag
 
     p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
-    p.add_argument("--batch", type=csv_ints, default=None,
-                   help="batch sizes B (sequences per step) of the per-step Gini (default 1,2,4,8,16,32)")
+    add_batch_flag(p, many=True, default="1,2,4,8,16,32; the per-step Gini's steps are of B sequences")
     p.add_argument("--ep", type=csv_ints, default=None,
                    help="EP degrees N of the scan (default 4,8,16,32 and larger powers of two up to E)")
     p.add_argument("--ep-batch", type=int, default=None,
-                   help="sequences per rank per step B of the EP scan (default: per run, the largest of 1,2,4,8 "
+                   help="--batch of the EP scan: sequences per rank per step B (default: per run, the largest of 1,2,4,8 "
                         "leaving 3 steps at the largest N)")
     p.add_argument("--placement", type=csv_strs, default=None,
                    help="placements scanned, the first is the baseline (default contiguous,round_robin,eplb)")
@@ -31,8 +30,8 @@ def add_findings_flags(p) -> None:
 def register(sub) -> None:
     p = sub.add_parser("findings", help="the verdicts (EP invariance, mock vs real, bands) in sentences")
     add_findings_flags(p)
-    p.add_argument("--json", default=None, metavar="PATH",
-                   help="also write every verdict with its tables and sentences as JSON ('-' = stdout only)")
+    add_json_flag(p, "every verdict with its tables and sentences")
+    add_out_flag(p, "write the same JSON document (findings.json) to this file")
     p.set_defaults(func=run)
 
 
@@ -45,24 +44,18 @@ def verdict_rows(findings) -> list[dict]:
 
 
 def run(args) -> int:
-    from dodoco.commands import check_output_file, emit
+    from dodoco.commands import check_output_file, nothing_to_do, say, show, write_doc
     from dodoco.findings import FindingsConfig
     from dodoco.report.build import judge_runs
-    from dodoco.report.tables import to_json
 
     cfg = FindingsConfig.from_args(args)
     check_output_file(cfg.json)
+    check_output_file(cfg.out, "--out")
     f = judge_runs(cfg.runs, cfg, quiet=False)
-    if cfg.json == "-":
-        print(to_json(f.to_dict()))
-        return 0
-    emit(verdict_rows(f), "verdicts")
+    show(verdict_rows(f), "verdicts", cfg.json, keep=["finding", "verdict"])
     for s in f.sentences:
-        print(f"- {s}")
-    if cfg.json:
-        from pathlib import Path
-
-        from dodoco.store.atomic import write_bytes
-
-        write_bytes(Path(cfg.json), to_json(f.to_dict()).encode())
+        say(s, cfg.json, bullet="- ")
+    write_doc(f.to_dict(), cfg.json, cfg.out)
+    if not f.verdicts:
+        return nothing_to_do("no finding could be judged on these runs (the table says why)")
     return 0

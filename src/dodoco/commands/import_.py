@@ -3,7 +3,7 @@
 Flags are the fields of ``dodoco.ingest.ImportConfig`` (also from ``--config FILE.toml``); defaults live
 there, so the parser leaves them unset."""
 
-from dodoco.commands import csv_ints
+from dodoco.commands import add_json_flag, csv_ints
 
 
 def register(sub) -> None:
@@ -36,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--engine-version", default=None, help="engine version to record, where the dump lacks it")
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace a different imported run in RUN (never other files)")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the summary as JSON ('-' = stdout)")
+    add_json_flag(p, "the summary of the imported run")
     add_config_flag(p)
     p.set_defaults(func=run)
 
@@ -56,14 +56,15 @@ def summary_rows(man, out) -> list[dict]:
 
 
 def run(args) -> int:
-    from dodoco.commands import check_output_file, emit
+    from dodoco.commands import check_output_file, emit, note
     from dodoco.ingest import ImportConfig, import_dump
 
     cfg = ImportConfig.from_args(args)
     check_output_file(args.json)  # before the import, not after it
     man = import_dump(cfg)
-    emit(summary_rows(man, cfg.out), "imported", json_path=args.json, columns=["field", "value"])
+    emit(summary_rows(man, cfg.out), "imported", json_path=args.json, columns=["field", "value"],
+         keep=["field", "value"])
     if man.granularity.value == "window":
-        print("granularity 'window': every analysis treats the window as one step of known tokens and flags "
-              "results that rest on it; import per-pass dumps for batch-size trends and intervals")
+        note("granularity 'window': every analysis treats the window as one step of known tokens and flags "
+             "results that rest on it; import per-pass dumps for batch-size trends and intervals")
     return 0

@@ -1,38 +1,50 @@
-"""dodoco ls: list model families, adapters, conditions and placements."""
+"""dodoco ls: list model families, adapters, conditions, placements and import formats."""
+
+from dodoco.commands import add_json_flag, add_out_flag
 
 
 def register(sub) -> None:
-    p = sub.add_parser("ls", help="list families, adapters, conditions, placements")
+    p = sub.add_parser("ls", help="list families, adapters, conditions, placements, import formats")
+    add_json_flag(p, "every list (families, adapters, conditions, placements, import formats)")
+    add_out_flag(p, "write the same JSON document to this file")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-
+def listing() -> dict[str, list[dict]]:
+    """What ``dodoco ls`` lists: {section: [{"name", "summary", ...}]}."""
     from dodoco.conditions import CONDITIONS
+    from dodoco.ep.placements import PLACEMENTS
+    from dodoco.ingest import FORMATS
     from dodoco.models.adapters import ADAPTERS
     from dodoco.models.tiny import FAMILIES
 
-    console = Console()
-    console.print("[bold]families[/bold] (tiny:<family>, zoo:<family>)")
-    for f in FAMILIES.values():
-        console.print(escape(f"  {f.family:13s} {f.mixer:8s} E={f.E:<4d} K={f.K} shared={f.shared_experts}  "
-                             f"as {f.real_model}; {f.routing}"))
-    for title, registry in (("adapters", ADAPTERS), ("conditions", CONDITIONS)):
-        console.print(f"[bold]{title}[/bold]")
-        for e in registry.entries():
-            console.print(escape(f"  {e.name:13s} {e.summary}"))
-    from dodoco.ep.placements import PLACEMENTS
-    from dodoco.ingest import FORMATS
+    fams = [{"name": f.family, "summary": f"{f.mixer} E={f.E} K={f.K} shared={f.shared_experts} as {f.real_model}; "
+             f"{f.routing}", "mixer": f.mixer, "E": f.E, "K": f.K, "shared_experts": f.shared_experts,
+             "real_model": f.real_model, "routing": f.routing} for f in FAMILIES.values()]
+    places = [{"name": s.name, "summary": f"{s.summary} ({f'fitted on {s.fit_on}' if s.fitted else 'not fitted'}"
+               f"{'; options: ' + ', '.join(s.options) if s.options else ''})", "fitted": s.fitted,
+               "fit_on": s.fit_on, "options": list(s.options)} for s in PLACEMENTS.values()]
+    return {"families": fams,
+            "adapters": [{"name": e.name, "summary": e.summary} for e in ADAPTERS.entries()],
+            "conditions": [{"name": e.name, "summary": e.summary} for e in CONDITIONS.entries()],
+            "placements": places,
+            "import formats": [{"name": e.name, "summary": e.summary} for e in FORMATS.entries()]}
 
-    console.print("[bold]placements[/bold] (--placement; fitted ones are fitted on one part of the data "
-                  "and evaluated on the other)")
-    for spec in PLACEMENTS.values():
-        fitted = f"fitted on {spec.fit_on}" if spec.fitted else "not fitted"
-        options = f"; options: {', '.join(spec.options)}" if spec.options else ""
-        console.print(escape(f"  {spec.name:13s} {spec.summary} ({fitted}{options})"))
-    console.print("[bold]import formats[/bold] (dodoco import FORMAT PATH... -o RUN)")
-    for e in FORMATS.entries():
-        console.print(escape(f"  {e.name:13s} {e.summary}"))
+
+HEADINGS = {"families": "families (tiny:<family>, zoo:<family>)", "adapters": "adapters", "conditions": "conditions",
+            "placements": "placements (--placement; fitted ones are fitted on one part of the data and evaluated "
+                          "on the other)", "import formats": "import formats (dodoco import FORMAT PATH... -o RUN)"}
+
+
+def run(args) -> int:
+    from dodoco.commands import check_output_file, say, write_doc
+
+    check_output_file(args.json)
+    check_output_file(args.out, "--out")
+    doc = listing()
+    for section, rows in doc.items():
+        say(HEADINGS[section], args.json)
+        for r in rows:
+            say(f"{r['name']:13s} {r['summary']}", args.json, bullet="  ")
+    write_doc(doc, args.json, args.out)
     return 0

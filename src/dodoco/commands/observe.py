@@ -3,7 +3,7 @@
 Flags are the fields of ``dodoco.observe.config.ObserveConfig`` (also from ``--config FILE.toml``);
 defaults live there, so the parser leaves them unset."""
 
-from dodoco.commands import csv_ints
+from dodoco.commands import add_batch_flag, add_json_flag
 
 
 def register(sub) -> None:
@@ -25,22 +25,25 @@ def register(sub) -> None:
                    help="allow a checkpoint's own Python code")
     p.add_argument("--overwrite", action="store_true", default=None,
                    help="replace a different observed run in a run directory (never other files)")
-    p.add_argument("--batch", type=csv_ints, help="sequences per rank per step B of the metrics (default 1,2,...,32)")
+    add_batch_flag(p, many=True, default="1,2,4,8,16,32; of the summary printed")
+    add_json_flag(p, "the summary table")
     add_config_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from dodoco.analysis import summary_rows
-    from dodoco.commands import csv_strs, emit
+    from dodoco.commands import check_output_file, csv_strs, emit
     from dodoco.observe.config import ObserveConfig
     from dodoco.observe.runner import dist_context, observe_runs
 
     conditions = None if args.conditions is None else tuple(csv_strs(args.conditions))
     cfg = ObserveConfig.from_args(args, conditions=conditions, analyze=False)
+    check_output_file(args.json)
     paths = observe_runs(cfg)
     if dist_context()[0] != 0:
         return 0  # under torchrun, rank 0 reports
     emit(summary_rows(paths, cfg.batch), "routing imbalance (model-level; batch all = every sequence summed)",
-         columns=["model", "condition", "seq_len", "batch", "gini", "max_mean"])
+         json_path=args.json, columns=["model", "condition", "seq_len", "batch", "gini", "max_mean"],
+         keep=["model", "condition", "batch", "gini", "max_mean"])
     return 0

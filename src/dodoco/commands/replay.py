@@ -1,6 +1,6 @@
 """dodoco replay: a run's routing through real MoE dispatchers on N ranks (torchrun), side by side."""
 
-from dodoco.commands import csv_ints, csv_strs
+from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, csv_ints, csv_strs
 
 
 def _floats(text: str) -> list[float]:
@@ -36,7 +36,7 @@ def add_arguments(p) -> None:
     p.add_argument("--mock", help="mock condition beside it (default: first mock-* run; 'none')")
     p.add_argument("--dispatcher", type=csv_strs, help="nccl (default), megatron, megatron-allgather, nvshmem, "
                    "nvshmem-1d, deepep, or 'all'; a comma list runs each on the same cases")
-    p.add_argument("--batch", type=int, help="sequences per rank per step B (default 1)")
+    add_batch_flag(p)
     p.add_argument("--hidden", type=int, help="row width H (default 2048, Qwen3-30B-A3B; 7168 DeepSeek-V3)")
     p.add_argument("--dtype", help="row element type: bf16 (default), fp16, fp32, fp8")
     p.add_argument("--backend", help="nccl (GPUs, default) or gloo (CPU dry run)")
@@ -67,8 +67,8 @@ def add_arguments(p) -> None:
     p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds without progress before ranks stop")
     p.add_argument("--seed", type=int, help="seed of the step order (default 0)")
     p.add_argument("--note", help="free text stored in the result")
-    p.add_argument("-o", "--out", metavar="PATH", help="write the full result JSON here")
-    p.add_argument("--json", metavar="PATH", help="write the summary table as JSON ('-' = stdout)")
+    add_out_flag(p, "write the full result JSON (schema dodoco.replay/2) here")
+    add_json_flag(p, "the printed tables and notes")
     add_config_flag(p)
 
 
@@ -86,28 +86,30 @@ def config_from_args(args):
     return ReplayConfig.from_args(args, **{k: v for k, v in DRY_RUN.items() if k not in given})
 
 
-def print_result(result: dict, json_path=None) -> None:
-    from dodoco.commands import emit
-    from dodoco.replay.results import overhead_rows, sweep_rows
+SUMMARY = ["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "dispatch_ms", "dispatch_p10",
+           "dispatch_p90", "combine_ms", "busbw_GBps", "floor_ms", "vs_floor", "vs_balanced", "check", "measured_on"]
+SUMMARY_KEEP = ["dispatcher", "condition", "dispatch_ms", "vs_balanced", "check", "measured_on"]
 
-    title = (f"dispatch replay, N={result['N']}, H={result['hidden']} {result['dtype']}, "
-             f"{result['device'].get('name', result['backend'])} ({result['timing']})")
-    summary = [{k: float("nan") if v is None else v for k, v in r.items()} for r in result["summary"]]
-    emit(summary, title, json_path=json_path,
-         columns=["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "dispatch_ms",
-                  "dispatch_p10", "dispatch_p90", "combine_ms", "floor_ms", "vs_floor", "vs_balanced"])
-    if json_path == "-":
-        return
-    skipped = [{"dispatcher": k, "reason": v["reason"]} for k, v in result["dispatchers"].items()
-               if v["status"] != "measured"]
-    if skipped:
-        emit(skipped, "not measured")
-    if result.get("overhead"):
-        emit(overhead_rows(result), "harness overhead: each dispatcher in the harness vs a bare loop, same buffers")
-    if result.get("sweep"):
-        emit(sweep_rows(result), "raw all_to_all_single, uniform splits (nccl-tests busbw convention)")
-    link = result["link"]
-    print(f"floor: busiest rank's off-diagonal bytes / {link['GBps']:g} GB/s per direction ({link['source']})")
+
+def print_result(result: dict, json_path=None) -> None:
+    """The replay's tables (summary, not measured, harness overhead, sweep) and its caveats."""
+    from dodoco.commands import check_output_file, say, show, write_doc
+    from dodoco.replay.results import printed_tables
+
+    check_output_file(json_path)
+    doc = printed_tables(result)
+    show(doc["summary"], doc["title"], json_path, columns=SUMMARY, keep=SUMMARY_KEEP, labels=["measured_on"])
+    if doc["not_measured"]:
+        show(doc["not_measured"], "not measured", json_path, keep=["dispatcher", "reason"])
+    if doc["overhead"]:
+        show(doc["overhead"], "harness overhead: each dispatcher in the harness vs a bare loop, same buffers",
+             json_path, keep=["dispatcher", "overhead_pct_median", "overhead_pct_max"])
+    if doc["sweep"]:
+        show(doc["sweep"], "raw all_to_all_single, uniform splits (nccl-tests busbw convention)", json_path,
+             keep=["bytes_per_rank", "median_ms", "busbw_GBps"])
+    for n in doc["notes"]:
+        say(n, json_path, bullet="note: ")
+    write_doc(doc, json_path)
 
 
 def register(sub) -> None:

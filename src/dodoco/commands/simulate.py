@@ -1,6 +1,10 @@
 """dodoco simulate: predicted dispatch and MoE-layer time at each EP degree on a described cluster."""
 
-from dodoco.commands import csv_ints, csv_strs
+from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, csv_ints, csv_strs
+
+#: Provenance columns of the rows besides ``*_label`` ones and a ``provenance`` dict (the terms each row used).
+LABELS = ["calibration", "nvlink", "nic", "compute_source"]
+KEEP = ["model", "condition", "dispatcher", "N", "dispatch_ms", "layer_ms"]
 
 
 def register(sub) -> None:
@@ -11,7 +15,7 @@ def register(sub) -> None:
     p.add_argument("--condition", type=csv_strs, default=None, help="conditions to simulate (default all)")
     p.add_argument("--cluster", default=None, help="preset (dgx-h100, dgx-h200; default dgx-h200) or a TOML file")
     p.add_argument("--ep", type=csv_ints, default=None, help="EP degrees (default 8,16,32,64,128,256)")
-    p.add_argument("--batch", type=int, default=None, help="sequences per rank per step B (default 1)")
+    add_batch_flag(p)
     p.add_argument("--hidden", type=int, default=None, help="hidden size H (default 2048)")
     p.add_argument("--dtype", default=None, help="dispatched element type (default bf16)")
     p.add_argument("--expert-width", type=int, default=None, help="expert intermediate size I (default 768)")
@@ -32,41 +36,45 @@ def register(sub) -> None:
                    help="also judge EPLB, replication and capacity factors in layer milliseconds")
     p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 8)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--json", default=None, metavar="PATH", help="write the table as JSON ('-' = stdout)")
-    p.add_argument("-o", "--out", default=None, metavar="FILE",
-                   help="write the whole result (rows, calibration, validation, notes) as JSON")
+    add_json_flag(p, "the predicted rows (a list; attachable to a report)")
+    add_out_flag(p, "write the whole result (schema dodoco.simulate/1: rows, calibration, validation, notes) as "
+                    "JSON; attach it to a report", metavar="FILE")
     add_config_flag(p)
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from pathlib import Path
+def label_columns(rows: list[dict], columns: list[str]) -> list[str]:
+    """``columns`` and, after them, every provenance column the rows carry."""
+    extra = [k for k in dict.fromkeys(k for r in rows for k in r)
+             if k not in columns and (k in LABELS or k.endswith("_label") or k == "provenance")]
+    return list(columns) + extra
 
-    from dodoco.commands import check_output_file, emit
+
+def run(args) -> int:
+    from dodoco.commands import check_output_file, emit, note, nothing_to_do, say, show, write_doc
     from dodoco.simulate.api import SimulateConfig, simulate
-    from dodoco.store.atomic import write_json
 
     check_output_file(args.json)  # before any table is printed
     check_output_file(args.out, "--out")
     args.runs = tuple(args.runs) or None
     res = simulate(SimulateConfig.from_args(args))
-    if res.validation and args.json != "-":
-        emit(res.validation, "model error on held-out routing replays (median / p90 absolute %)")
-    if not res.rows and not res.skipped:
-        print(f"calibration: {res.calibration['source']}")
+    if res.validation:
+        show(res.validation, "model error on held-out routing replays (median / p90 absolute %)", args.json)
+    if not args.runs:  # only --calibration: the calibration checked and its validation shown
+        say(f"calibration: {res.calibration['source']}", args.json)
+        write_doc(res.to_dict(), args.json, args.out)
         return 0
     for s in res.skipped:
-        print(f"skipped EP {s['N']} for {s['model']} {s['condition']}: {s['reason']}")
-    if args.out:
-        from dodoco.store.atomic import json_safe
-
-        write_json(Path(args.out), json_safe(res.to_dict()))
-    emit(res.rows, res.title, json_path=args.json, columns=res.columns)
-    if res.mitigations and args.json != "-":
-        emit(res.mitigations, "mitigations in layer milliseconds (held-out half; saved against contiguous)",
-             columns=["model", "condition", "N", "mitigation", "recv_skew", "compute_ms", "layer_ms", "saved_ms",
-                      "saved_share", "dropped_share"])
-    if args.json != "-":
-        for n in res.notes:
-            print(f"note: {n}")
+        note(f"skipped EP {s['N']} for {s['model']} {s['condition']}: {s['reason']}")
+    write_doc(res.to_dict(), None, args.out)
+    if not res.rows:
+        write_doc([], args.json)
+        return nothing_to_do("no EP degree could be simulated (each is skipped above, with why)")
+    emit(res.rows, res.title, json_path=args.json, columns=label_columns(res.rows, res.columns), keep=KEEP,
+         labels=LABELS)
+    if res.mitigations:
+        show(res.mitigations, "mitigations in layer milliseconds (held-out half; saved against contiguous)", args.json,
+             keep=["model", "N", "mitigation", "layer_ms", "saved_ms"])
+    for n in res.notes:
+        say(n, args.json, bullet="note: ")
     return 0

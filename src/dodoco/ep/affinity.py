@@ -7,15 +7,24 @@ joint distribution p(a, b) = across / sum(across), its marginals p(a), p(b), and
     I    = sum_ab p(a, b) log2(p(a, b) / (p(a) p(b)))        mutual information, bits
     H    = -sum_b p(b) log2 p(b)                             next-layer entropy
     H|   = H - I                                             conditional entropy H(b | a)
-    nmi  = I / H                                             share of the next layer's uncertainty
-                                                             that the current expert removes
-    top1 = sum_a p(a) max_b p(b | a)                         best single guess of the next expert
-    top20 = sum_a p(a) (mass of the top ceil(E/5) b in p(b | a))
+    uncertainty_coef = I / H                                 Theil's uncertainty coefficient U(b|a):
+                                                             the share of the next layer's entropy
+                                                             that the current expert removes (not a
+                                                             normalised MI, which is symmetric)
+    top1 = K sum_a p(a) max_b p(b | a)                       hit rate of the best single guess: the
+                                                             chance that the most likely next expert
+                                                             given a is among the token's K experts
+                                                             of layer l+1 (a token holding a holds
+                                                             b* in across[a, b*] of its row's
+                                                             across[a].sum() / K tokens)
+    top20 = sum_a p(a) (mass of the top ceil(E/5) b in p(b | a))   share of a token's next-layer
+                                                             experts among the 20% most likely
 
-each beside its value under independence (top1_indep = max_b p(b), top20_indep from p(b), and I
-of a token-shuffled control, ``mi_shuffled``: the same counts with layer l+1 taken from a random
-permutation of the tokens, which keeps the marginals and cuts the link; its I is what finite
-samples give without any affinity). docs/beyond-counts.md.
+each beside its value under independence (top1_indep = K max_b p(b): the chance that the most
+popular next expert is among a token's K; top20_indep from p(b); and I of a token-shuffled
+control, ``mi_shuffled``: the same counts with layer l+1 taken from a random permutation of the
+tokens, which keeps the marginals and cuts the link; its I is what finite samples give without
+any affinity). docs/beyond-counts.md.
 
 Shape legend: T tokens, L MoE layers, E routed experts, K experts per token.
 """
@@ -34,7 +43,8 @@ _LN2 = np.log(2.0)
 
 def joint_information(joint) -> dict[str, np.ndarray]:
     """Information of joint counts[..., E, E] (rows: layer l, columns: layer l+1) ->
-    {"mi", "h_next", "h_cond", "nmi"}: float64 [...] in bits (0 log 0 = 0; NaN for no counts)."""
+    {"mi", "h_next", "h_cond" in bits, "uncertainty_coef" = mi / h_next}: float64 [...] (0 log 0 = 0;
+    NaN for no counts)."""
     j = np.asarray(joint, dtype=np.float64)
     tot = j.sum(axis=(-2, -1), keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -44,9 +54,9 @@ def joint_information(joint) -> dict[str, np.ndarray]:
         mi = (p * np.log(np.where(p > 0, p / (pa * pb), 1.0))).sum(axis=(-2, -1)) / _LN2
         h = -(pb * np.log(np.where(pb > 0, pb, 1.0))).sum(axis=(-2, -1)) / _LN2
         mi = np.maximum(mi, 0.0)  # rounding can leave -1e-16
-        nmi = np.where(h > 0, mi / h, np.nan)
+        u = np.where(h > 0, mi / h, np.nan)
     bad = tot[..., 0, 0] <= 0
-    out = {"mi": mi, "h_next": h, "h_cond": h - mi, "nmi": nmi}
+    out = {"mi": mi, "h_next": h, "h_cond": h - mi, "uncertainty_coef": u}
     return {k: np.where(bad, np.nan, v) for k, v in out.items()}
 
 
@@ -75,9 +85,9 @@ def top_mass(joint, m: int) -> tuple[np.ndarray, np.ndarray]:
 def affinity_rows(pc: PairCounts, shuffled: PairCounts | None = None) -> list[dict]:
     """One dict per consecutive layer pair (layer = l, next = l+1) from PairCounts with ``across``.
 
-    Columns: mi, h_next, h_cond, nmi (bits, see the module docstring), top1, top1_indep, top20,
-    top20_indep, and mi_shuffled / nmi_shuffled when ``shuffled`` (count_pairs with
-    permute_seed) is given.
+    Columns: mi, h_next, h_cond (bits), uncertainty_coef, top1, top1_indep (hit rates of K
+    experts), top20, top20_indep (see the module docstring), and mi_shuffled /
+    uncertainty_coef_shuffled when ``shuffled`` (count_pairs with permute_seed) is given.
     """
     if pc.across is None:
         raise DodocoError("cross-layer affinity needs at least 2 MoE layers and transition "
@@ -90,10 +100,11 @@ def affinity_rows(pc: PairCounts, shuffled: PairCounts | None = None) -> list[di
     rows = []
     for l in range(pc.across.shape[0]):
         row = {"layer": l, "next": l + 1, **{k: float(v[l]) for k, v in info.items()},
-               "top1": float(t1[l]), "top1_indep": float(t1i[l]),
+               "top1": float(pc.K * t1[l]), "top1_indep": float(pc.K * t1i[l]),
                "top20": float(t20[l]), "top20_indep": float(t20i[l])}
         if sh is not None:
-            row["mi_shuffled"], row["nmi_shuffled"] = float(sh["mi"][l]), float(sh["nmi"][l])
+            row["mi_shuffled"] = float(sh["mi"][l])
+            row["uncertainty_coef_shuffled"] = float(sh["uncertainty_coef"][l])
         rows.append(row)
     return rows
 

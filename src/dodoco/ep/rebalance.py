@@ -6,15 +6,19 @@ fit is at step w on steps [0, w); then a refit every k steps, each on the w step
 placement fitted at step t serves steps t .. t+k-1. Every policy of a sweep is evaluated on the
 same steps [max w, n), so they compare like with like. Per step and layer DODOCO records the
 receiver skew (max/mean rank load) and the excess rows of the busiest rank (max - mean); per
-refit, the experts it moves: the new placement's ranks are first relabelled onto the old ones
-with the largest overlap (``linear_assignment``), then every replica a rank must newly hold is one
+refit, the experts it moves: per layer, the new placement's ranks are first relabelled onto the old
+ones with the largest overlap (``linear_assignment``) and, among relabellings that keep that much
+in place, one whose busiest receiving rank takes in the fewest replicas (a bottleneck search, so
+the value does not depend on how ties are broken); then every replica a rank must newly hold is one
 expert moved (x ``expert_bytes`` = 3 H I b for a SwiGLU expert).
 
 Cost model (nominal, not measured): a step costs its excess rows x row bytes / dispatch bandwidth
-(the busiest rank receives them on top of a balanced share); a refit costs the busiest receiving
-rank's incoming expert bytes / migration bandwidth (ranks receive in parallel; migration not
-overlapped with compute). The best (k, w) minimises the sum over the evaluated steps; ties go to
-fewer refits. Synthetic controls with known answers: ``rotating_hotspot``, ``burst``.
+(the busiest rank receives them on top of a balanced share); a refit migrates layer after layer,
+each layer costing its busiest receiving rank's incoming expert bytes / migration bandwidth (ranks
+receive in parallel; migration not overlapped with compute). The best (k, w) minimises the sum over
+the evaluated steps; ties go to fewer refits, then to "never" (a policy that refits nowhere in the
+evaluated steps is the same as never refitting, and says so), then to the larger w and smaller k.
+Synthetic controls with known answers: ``rotating_hotspot``, ``burst``.
 
 Shape legend: S units, L MoE layers, E routed experts, N EP ranks, n steps.
 """
@@ -70,16 +74,39 @@ def arrival_steps(counts, rows_per_step: int) -> np.ndarray:
     return source_of(counts, order=np.arange(counts.shape[0])).steps(P).astype(np.int64)
 
 
+def _relabel(old, new) -> np.ndarray:
+    """Columns of new[E, N] for each old rank: the largest overlap sum_e min(old, new) kept in place and,
+    among those, the smallest busiest incoming (max over old ranks r of the replicas new[:, col[r]]
+    holds that old[:, r] does not)."""
+    overlap = np.minimum(old[:, :, None], new[:, None, :]).sum(axis=0)  # [old r, new r']
+    incoming = new.sum(axis=0)[None, :] - overlap
+    col = linear_assignment(-overlap)  # old rank r <- new rank col[r]
+    rows = np.arange(overlap.shape[0])
+    best, peak = overlap[rows, col].sum(), incoming[rows, col].max()
+    if peak <= incoming.min(axis=0).max():  # the lower bound: some old rank must take each new rank
+        return col
+    big = float(overlap.sum() + 1)
+    levels = np.unique(incoming[incoming < peak])
+    lo, hi = 0, len(levels)  # find the smallest level whose restriction still keeps ``best`` in place
+    while lo < hi:
+        mid = (lo + hi) // 2
+        c = linear_assignment(np.where(incoming <= levels[mid], -overlap, big))
+        if overlap[rows, c].sum() == best and incoming[rows, c].max() <= levels[mid]:
+            hi, col = mid, c
+        else:
+            lo = mid + 1
+    return col
+
+
 def moved_experts(old, new) -> tuple[np.ndarray, np.ndarray]:
     """Experts a refit moves: copies old[L, E, N], new[L, E, N] -> (new relabelled [L, E, N],
     incoming int64 [L, N]: replicas rank r must newly hold). Per layer, new rank labels are
-    permuted to maximise sum_r sum_e min(old[e, r], new[e, r]) (the overlap kept in place)."""
+    permuted to maximise sum_r sum_e min(old[e, r], new[e, r]) (the overlap kept in place), ties
+    going to the smallest busiest incoming (``_relabel``)."""
     old, new = np.asarray(old), np.asarray(new)
     out = np.empty_like(new)
     for l in range(new.shape[0]):
-        overlap = np.minimum(old[l][:, :, None], new[l][:, None, :]).sum(axis=0)  # [old r, new r']
-        col = linear_assignment(-overlap)  # old rank r <- new rank col[r]
-        out[l] = new[l][:, col]
+        out[l] = new[l][:, _relabel(old[l], new[l])]
     return out, np.maximum(out - old, 0).sum(axis=1)
 
 
@@ -120,7 +147,7 @@ def policy_run(steps, N: int, k: int, w: int, start: int, num_redundant: int = 0
 
 def _costs(run: dict, cost: CostModel | None) -> dict:
     moved = [inc.sum() for _, inc in run["refits"]]
-    peak = [inc.sum(axis=0).max() for _, inc in run["refits"]]  # busiest receiving rank
+    peak = [inc.max(axis=1).sum() for _, inc in run["refits"]]  # layer by layer: its busiest receiving rank
     row = {"refits": len(moved), "mean_skew": float(np.nanmean(run["skew"])),
            "p95_skew": float(np.nanpercentile(np.nanmean(run["skew"], axis=1), 95)),
            "moved_per_refit": float(np.mean(moved)) if moved else 0.0,
@@ -134,28 +161,38 @@ def _costs(run: dict, cost: CostModel | None) -> dict:
 
 
 def rebalance_sweep(steps, N: int, ks=(1, 2, 4, 8, 16), ws=(1, 2, 4, 8), cost: CostModel | None = None,
-                    num_redundant: int = 0) -> dict:
+                    num_redundant: int = 0, runs: dict | None = None) -> dict:
     """Sweep refit interval k and window w over steps[n, L, E] (arrival order) -> {"rows": one
-    dict per (k, w) (see _costs), "start": first evaluated step, "static": one fit on the first
-    max(ws) steps, never refitted (k None), "best": of the rows and static, the least total cost
-    (with ``cost``; ties: fewer refits, then larger w), "oracle": each step fitted on itself (the
-    in-sample lower bound on skew)}."""
+    dict per (k, w) (see _costs; ``same_as`` "never" where it refits nowhere in the evaluated steps
+    and its first fit is never's), "start": first evaluated step, "static": one fit on the first
+    max(ws) steps, never refitted (k None), "best": of static and the rows, the least total cost
+    (with ``cost``; ties: fewer refits, then static, then larger w, then smaller k), "oracle": each
+    step fitted on itself (the in-sample lower bound on skew)}. ``runs``: a dict shared by sweeps
+    of the same steps under other cost models (the policies are run once)."""
     steps = np.asarray(steps)
     start = max(int(w) for w in ws)
     if steps.shape[0] <= start:
         raise DodocoError(f"a rebalancing sweep with windows up to {start} steps needs more than "
                           f"{start} steps, have {steps.shape[0]}: lower --windows or give more data")
-    rows = [{"k": int(k), "w": int(w), **_costs(policy_run(steps, N, int(k), int(w), start,
-                                                             num_redundant), cost)}
-            for k in ks for w in ws]
-    static = {"k": None, "w": start, **_costs(policy_run(steps, N, steps.shape[0], start, start,
-                                                          num_redundant), cost)}
-    oracle = {"mean_skew": float(np.nanmean([
-        _skew_excess(steps[t], eplb_layers(steps[t], N, num_redundant).copies)[0]
-        for t in range(start, steps.shape[0])]))}
-    best = min(rows + [static], key=lambda r: (round(r["total_s"], 12), r["refits"], -r["w"])) \
-        if cost else None
-    return {"rows": rows, "start": start, "best": best, "static": static, "oracle": oracle}
+    runs = {} if runs is None else runs
+
+    def run(k: int, w: int) -> dict:
+        if (k, w, start) not in runs:
+            runs[(k, w, start)] = policy_run(steps, N, k, w, start, num_redundant)
+        return runs[(k, w, start)]
+
+    rows = [{"k": int(k), "w": int(w), **_costs(run(int(k), int(w)), cost)} for k in ks for w in ws]
+    for r in rows:
+        if r["refits"] == 0 and r["w"] == start:
+            r["same_as"] = "never"
+    static = {"k": None, "w": start, **_costs(run(steps.shape[0], start), cost)}
+    if ("oracle", start) not in runs:
+        runs[("oracle", start)] = {"mean_skew": float(np.nanmean([
+            _skew_excess(steps[t], eplb_layers(steps[t], N, num_redundant).copies)[0]
+            for t in range(start, steps.shape[0])]))}
+    best = min([static] + rows, key=lambda r: (round(r["total_s"], 12), r["refits"], r["k"] is not None, -r["w"],
+                                                r["k"] or 0)) if cost else None
+    return {"rows": rows, "start": start, "best": best, "static": static, "oracle": runs[("oracle", start)]}
 
 
 def _zipf(E: int, zipf: float, seed: int) -> np.ndarray:

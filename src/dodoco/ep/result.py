@@ -32,6 +32,8 @@ _SKIPPED_KEY, _META_KEY = b"ep_scan_skipped", b"ep_scan"
 _SUFFIX = {"mean": "", "ci_lo": "_lo", "ci_hi": "_hi", "p50": "_p50", "p95": "_p95",
            "n_steps": "_n"}
 _LABELS = ("model", "condition", "seq_len", "regime")
+#: Statistics resting on this many steps or fewer have no interval in ``rows``.
+FEW_STEPS = 2
 
 
 @dataclass
@@ -72,7 +74,8 @@ class ScanResult:
     def rows(self, layer: int = -1) -> list[dict]:
         """One dict per (B, N, placement), sorted by B, then N, then placement order: labels, batch,
         ep, placement, steps, part, source_split, and per metric its mean (the metric's name),
-        ``_lo``/``_hi`` (bootstrap 95% interval), ``_p50``, ``_p95``, ``_n`` (non-NaN steps)."""
+        ``_lo``/``_hi`` (bootstrap 95% interval; NaN where it rests on ``FEW_STEPS`` steps or fewer:
+        no interval rather than a zero-width one), ``_p50``, ``_p95``, ``_n`` (non-NaN steps)."""
         col, out = self._col(layer), {}
         order = {p: i for i, p in enumerate(dict.fromkeys(k[2] for k in self.keys))}
         part, split = self.meta.get("part"), self.meta.get("source_split")
@@ -80,8 +83,11 @@ class ScanResult:
             row = out.setdefault((B, N, order[name]), {
                 **{c: self.labels.get(c) for c in _LABELS}, "batch": B, "ep": N, "placement": name,
                 "steps": int(self.steps[k]), "part": part, "source_split": split})
+            n = int(self.values[k, STATISTICS.index("n_steps"), col])
             for s, stat in enumerate(STATISTICS):
                 v = float(self.values[k, s, col])
+                if stat in ("ci_lo", "ci_hi") and n <= FEW_STEPS:
+                    v = float("nan")
                 row[metric + _SUFFIX[stat]] = int(v) if stat == "n_steps" else v
         return [out[key] for key in sorted(out)]
 

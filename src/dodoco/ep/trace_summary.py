@@ -59,7 +59,8 @@ class TraceSummary:
     coactivation: per layer; affinity: per layer pair; placements: per regime x EP x placement;
     rebalance: per (k, w) and "never"; rebalance_best: per migration bandwidth. heatmaps:
     label -> (lift[E, E] in cluster order, layer); transitions: label -> (p(b|a)[E, E] rows and
-    columns in cluster order, layer); pairs: label -> top pairs of the heatmap's layer; notes.
+    columns in cluster order, layer); pairs: label -> top pairs of the heatmap's layer; one layer (and
+    one layer pair) for every run: of those all runs have, the most concentrated on average; notes.
     """
 
     coactivation: list = field(default_factory=list)
@@ -78,28 +79,46 @@ def _label(run) -> dict:
 
 
 def _structure(run, opts: TraceOptions, out: TraceSummary) -> None:
-    """Co-activation and affinity rows of one traced run, and its figure data."""
+    """Co-activation and affinity rows of one traced run (its figure data: ``_figure_data``)."""
     topk, _ = run.tokens()
     E, lab = run.E, _label(run)
     pc = count_pairs(topk, E)
-    co = coactivation_rows(pc, top_frac=opts.top_frac, seed=opts.seed)
-    out.coactivation += [{**lab, **r} for r in co]
-    key = f"{run.model} / {run.condition}"
-    l = int(np.nanargmax([r["tv"] for r in co]))
-    exp = expected_pairs(pc.marginal[l], pc.tokens, pc.K)
-    li = lift(pc.within[l], exp)
-    order = cluster_order(np.nan_to_num(li, nan=0.0))
-    out.heatmaps[key] = (li[np.ix_(order, order)], l)
-    out.pairs[key] = top_pairs(pc.within[l], exp, m=12)
+    out.coactivation += [{**lab, **r} for r in coactivation_rows(pc, top_frac=opts.top_frac, seed=opts.seed)]
     if pc.across is None:
-        out.notes.append(f"{key}: one MoE layer, no cross-layer affinity")
+        out.notes.append(f"{run.model} / {run.condition}: one MoE layer, no cross-layer affinity")
         return
     aff = affinity_rows(pc, shuffled_counts(topk, E, seed=opts.seed))
     out.affinity += [{**lab, **r} for r in aff]
-    j = int(np.nanargmax([r["nmi"] for r in aff]))
-    cond = conditional(pc.across[j])
-    rows, cols = cluster_order(cond @ cond.T), cluster_order(cond.T @ cond)
-    out.transitions[key] = (cond[np.ix_(rows, cols)], j)
+
+
+def _common(rows: list[dict], runs, metric: str, span: int) -> int | None:
+    """The one layer (index) every panel shows: of the layers every run has (``span`` fewer than its L),
+    the one with the largest mean ``metric`` over the runs."""
+    top = min((r.L - span for r in runs), default=0)
+    if top < 1:
+        return None
+    vals = [[x[metric] for x in rows if x["layer"] == l and np.isfinite(x[metric])] for l in range(top)]
+    return int(np.argmax([np.mean(v) if v else -np.inf for v in vals]))
+
+
+def _figure_data(runs, out: TraceSummary) -> None:
+    """Heatmaps, top pairs and transition matrices of one common layer (pair) for every traced run."""
+    l = _common(out.coactivation, runs, "tv", 0)
+    j = _common(out.affinity, [r for r in runs if r.L > 1], "uncertainty_coef", 1)
+    for run in runs:
+        key = f"{run.model} / {run.condition}"
+        topk, _ = run.tokens()
+        if l is not None:
+            pc = count_pairs(topk[:, l:l + 1], run.E, across=False)
+            exp = expected_pairs(pc.marginal[0], pc.tokens, pc.K)
+            li = lift(pc.within[0], exp)
+            order = cluster_order(np.nan_to_num(li, nan=0.0))
+            out.heatmaps[key] = (li[np.ix_(order, order)], l)
+            out.pairs[key] = top_pairs(pc.within[0], exp, m=12)
+        if j is not None and run.L > 1:
+            cond = conditional(count_pairs(topk[:, j:j + 2], run.E, within=False).across[0])
+            rows, cols = cluster_order(cond @ cond.T), cluster_order(cond.T @ cond)
+            out.transitions[key] = (cond[np.ix_(rows, cols)], j)
 
 
 def _placements(run, opts: TraceOptions, out: TraceSummary) -> None:
@@ -139,22 +158,25 @@ def _rebalance(run, opts: TraceOptions, out: TraceSummary) -> None:
     if (ws, ks) != (tuple(opts.windows), tuple(opts.refit_every)):
         out.notes.append(f"{run.model} / {run.condition}: {n} steps of {N * opts.batch} units: "
                          f"rebalancing swept k in {list(ks)}, w in {list(ws)} (w <= half the steps)")
+    runs: dict = {}  # every policy runs once; only the cost model changes with the bandwidth
     for bw in opts.migrate_gbps:
         cost = CostModel(expert_bytes=eb, row_bytes=row_bytes, migrate_bw=bw * GB,
                          dispatch_bw=opts.dispatch_gbps * GB)
-        res = rebalance_sweep(steps, N, ks, ws, cost, num_redundant=(-run.E) % N)
+        res = rebalance_sweep(steps, N, ks, ws, cost, num_redundant=(-run.E) % N, runs=runs)
         if bw == opts.migrate_gbps[0]:
             extra = {"ep": N, "steps": int(steps.shape[0]), "evaluated_from": res["start"],
-                     "hidden": H, "intermediate": I, "shape_from": shape_from}
+                     "hidden": H, "intermediate": I, "shape_from": shape_from, "migrate_gbps": bw,
+                     "dispatch_gbps": opts.dispatch_gbps, "seconds_label": "nominal: a cost model, not measured"}
             out.rebalance += [{**_label(run), **extra, **r} for r in res["rows"]]
             out.rebalance.append({**_label(run), **extra, **res["static"], "k": "never"})
             out.rebalance.append({**_label(run), **extra, "k": "oracle", "w": 0, **res["oracle"]})
         best = res["best"]
-        out.rebalance_best.append({**_label(run), "ep": N, "migrate_gbps": bw,
+        out.rebalance_best.append({**_label(run), "ep": N, "migrate_gbps": bw, "dispatch_gbps": opts.dispatch_gbps,
                                    "best_k": best["k"] if best["k"] is not None else "never",
                                    "best_w": best["w"], "mean_skew": best["mean_skew"],
                                    "total_s": best["total_s"], "stale_s": best["stale_s"],
-                                   "migrate_s": best["migrate_s"]})
+                                   "migrate_s": best["migrate_s"],
+                                   "seconds_label": "nominal: a cost model, not measured"})
 
 
 def trace_summary(runs, opts: TraceOptions = TraceOptions()) -> TraceSummary:
@@ -172,6 +194,9 @@ def trace_summary(runs, opts: TraceOptions = TraceOptions()) -> TraceSummary:
                 part(run, opts, out)
             except DodocoError as err:
                 out.notes.append(f"{key}: {part.__name__.strip('_')} left out: {err}")
+    traced = [r for r in runs if r.has_tokens and any(x["model"] == r.model and x["condition"] == r.condition
+                                                      for x in out.coactivation)]
+    _figure_data(traced, out)
     out.notes.append(f"rebalancing seconds are a nominal model (dispatch {opts.dispatch_gbps:g} GB/s, "
                      f"migration {', '.join(f'{b:g}' for b in opts.migrate_gbps)} GB/s); expert "
                      f"bytes = 3 x H x I x {opts.dtype_bytes} B with H, I as each row's shape_from "

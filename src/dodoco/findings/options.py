@@ -84,7 +84,8 @@ class FindingsOptions(Config):
 
 @dataclass(frozen=True, kw_only=True)
 class FindingsConfig(FindingsOptions):
-    """``dodoco findings RUNS [--json PATH]``: the options, the runs and where the JSON goes."""
+    """``dodoco findings RUNS [--json PATH] [-o FILE]``: the options, the runs and where the JSON goes."""
 
     runs: tuple[str, ...]
     json: str | None = None
+    out: str | None = None

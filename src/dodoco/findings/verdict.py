@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dodoco.ep.result import FEW_STEPS  # a statistic on this many steps or fewer: no interval, not judged
 from dodoco.store.atomic import json_safe
 
 __all__ = ["FEW_STEPS", "Verdict", "few", "num", "num_ci", "run_label", "some"]
 
-#: A statistic resting on this many steps or fewer gets no interval and is not judged on.
-FEW_STEPS = 2
 
 
 @dataclass

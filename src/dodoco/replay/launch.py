@@ -98,6 +98,8 @@ def launch_many(cfgs, nproc: int, extra_env: dict | None = None) -> list[dict]:
             conf.write_text(json.dumps(cfg.replace(out=outs[-1]).to_dict()))
             cmd += ["--config", str(conf)]
         env = {**os.environ, **SAFE_ENV, **(extra_env or {}), ERRDIR_ENV: errdir}
+        if nproc > 1:  # what torchrun would set, without its OMP_NUM_THREADS banner in the user's output
+            env.setdefault("OMP_NUM_THREADS", "1")
         rc = subprocess.run(cmd, env=env).returncode
         if rc == 0:
             return [load_results([o])[0] for o in outs]

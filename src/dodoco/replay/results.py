@@ -19,8 +19,8 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["SCHEMA", "assemble", "bandwidth", "bend_points", "case_row", "load_results", "overhead_rows", "row_splits",
-           "summary_rows", "sweep_rows", "upgrade"]
+__all__ = ["SCHEMA", "assemble", "bandwidth", "bend_points", "case_row", "dry_run", "load_results", "measured_on",
+           "overhead_rows", "row_splits", "summary_rows", "sweep_rows", "upgrade"]
 
 SCHEMA = "dodoco.replay/2"
 OLD_SCHEMA = "dodoco.replay/1"
@@ -30,6 +30,20 @@ def bandwidth(per_rank_bytes: float, ms: float, N: int) -> dict:
     """nccl-tests convention: algbw = per-rank buffer bytes / time; busbw = algbw * (N-1)/N (GB/s)."""
     alg = per_rank_bytes / (ms * 1e-3) / 1e9 if ms > 0 else float("nan")
     return {"algbw_GBps": alg, "busbw_GBps": alg * (N - 1) / N}
+
+
+def dry_run(result: dict) -> bool:
+    """Whether a replay result is a CPU dry run (gloo, or no GPU recorded): its times are no GPU measurement."""
+    dev = result.get("device") or {}
+    return result.get("backend") == "gloo" or dev.get("type", "cuda") != "cuda"
+
+
+def measured_on(result: dict) -> str:
+    """Where a replay's times come from, in words: ``measured: 4 x NVIDIA H200 (nccl)`` or the dry run."""
+    if dry_run(result):
+        return f"dry run: {result.get('backend', '?')} on CPU, not a GPU measurement"
+    dev = result.get("device") or {}
+    return f"measured: {dev.get('count', '?')} x {dev.get('name', 'GPU')} ({result.get('backend', 'nccl')})"
 
 
 def row_splits(bytes_model: str, case) -> np.ndarray:
@@ -58,14 +72,14 @@ def case_row(d, case, t, check: str, cfg, sets: int, link_gbps: float) -> dict:
     s = row_splits(d.bytes, case)
     b = case_bytes(s, cfg.row_bytes)
     disp, comb = stats(t[:, : d.n_dispatch].sum(axis=1)), stats(t[:, d.n_dispatch:].sum(axis=1))
-    floor = floor_ms(b, link_gbps)
+    floor = floor_ms(b, link_gbps) if cfg.backend == "nccl" else None  # a CPU dry run has no link floor
     return {"dispatcher": d.name, "N": case.N, "kind": case.kind, "pattern": case.pattern, "rho": case.rho,
             "model": case.model, "condition": case.condition, "step": case.step, "layer": case.layer,
             "E": case.E, "K": case.K, "tokens": [int(x) for x in case.tokens], "topk_source": case.topk_source,
             "row_bytes": cfg.row_bytes, "bytes": d.bytes, "splits": s.tolist(), **b,
             "dispatch": disp, "combine": comb,
             "stages": {n: float(np.median(t[:, k])) for k, n in enumerate(d.stages)},
-            "floor_ms": floor, "vs_floor": disp["median_ms"] / floor if floor > 0 else float("nan"),
+            "floor_ms": floor, "vs_floor": disp["median_ms"] / floor if floor else None,
             **bandwidth(b["per_rank_bytes"], disp["median_ms"], case.N),
             "check": check, "iters": cfg.iters, "buffer_sets": sets}
 
@@ -81,7 +95,7 @@ def _mean(rows: list[dict], *path: str) -> float:
         for p in path:
             v = v[p]
         vals.append(float(v) if v is not None else float("nan"))
-    return float(np.nanmean(vals)) if vals else float("nan")
+    return float(np.nanmean(vals)) if not np.isnan(vals).all() else float("nan")
 
 
 def summary_rows(result: dict) -> list[dict]:
@@ -97,13 +111,16 @@ def summary_rows(result: dict) -> list[dict]:
         d, per_rank = _mean(rs, "dispatch", "median_ms"), _mean(rs, "per_rank_bytes")
         ref = [float(np.mean(bal[_key(r)])) for r in rs if _key(r) in bal]
         alg = per_rank / (d * 1e-3) / 1e9 if d > 0 else float("nan")
+        ok = sum(r.get("check") == "ok" for r in rs)
+        check = "ok" if ok == len(rs) else ("off" if ok == 0 else f"{ok} of {len(rs)} ok")
         out.append({"dispatcher": disp, "condition": cond, "kind": rs[0]["kind"], "N": N, "cases": len(rs),
                     "MB_per_rank": per_rank / 1e6, "recv_skew": _mean(rs, "receiver_skew"),
                     "dispatch_ms": d, "dispatch_p10": _mean(rs, "dispatch", "p10_ms"),
                     "dispatch_p90": _mean(rs, "dispatch", "p90_ms"), "combine_ms": _mean(rs, "combine", "median_ms"),
                     "floor_ms": _mean(rs, "floor_ms"), "vs_floor": _mean(rs, "vs_floor"),
                     "busbw_GBps": alg * (N - 1) / N,
-                    "vs_balanced": d / float(np.mean(ref)) if ref else float("nan")})
+                    "vs_balanced": d / float(np.mean(ref)) if ref else float("nan"), "check": check,
+                    "measured_on": measured_on(result)})
     return out
 
 
@@ -124,6 +141,44 @@ def overhead_rows(result: dict) -> list[dict]:
                     "direct_ms": _mean(ov, "direct_ms"), "overhead_pct_median": float(np.median(pct)),
                     "overhead_pct_max": float(np.max(pct))})
     return out
+
+
+#: Harness overhead (median, %) above which the replay's times carry a caveat.
+OVERHEAD_CAVEAT_PCT = 10.0
+
+
+def caveats(result: dict) -> list[str]:
+    """What qualifies a replay's times, generated from the result: a dry run, a large harness overhead,
+    the floor's link bandwidth and where it comes from."""
+    out = []
+    if dry_run(result):
+        out.append(f"CPU dry run ({result.get('backend')}): CPU wall-clock times of a pipeline check, no GPU "
+                   "measurement; no link floor applies (rerun on GPUs without --backend gloo)")
+    pct: dict = {}
+    for o in result.get("overhead") or []:  # /1 files hold nccl's only, without a dispatcher field
+        pct.setdefault(o.get("dispatcher", "nccl"), []).append(float(o["overhead_pct"]))
+    for disp, p in pct.items():
+        if abs(float(np.median(p))) > OVERHEAD_CAVEAT_PCT:
+            out.append(f"{disp}: the harness and the direct call differ by {float(np.median(p)):+.1f}% (median over "
+                       f"{len(p)} balanced cases, up to {max(p, key=abs):+.1f}%): its times carry that much "
+                       "harness overhead or noise")
+    if not dry_run(result) and result.get("link"):
+        out.append(f"floor: busiest rank's off-diagonal bytes / {result['link']['GBps']:g} GB/s per direction "
+                   f"({result['link']['source']})")
+    return out
+
+
+def printed_tables(result: dict) -> dict:
+    """What ``dodoco replay`` prints, as one document: title, summary, not_measured, overhead, sweep, notes."""
+    dev = result.get("device") or {}
+    title = (f"dispatch replay, N={result['N']}, H={result['hidden']} {result['dtype']}, "
+             f"{dev.get('name', result['backend'])} ({result['timing']})")
+    if dry_run(result):
+        title = "CPU DRY RUN, not a GPU measurement: " + title
+    return {"title": title, "summary": result["summary"],
+            "not_measured": [{"dispatcher": k, "reason": v["reason"]} for k, v in result["dispatchers"].items()
+                             if v["status"] != "measured"],
+            "overhead": overhead_rows(result), "sweep": sweep_rows(result), "notes": caveats(result)}
 
 
 def bend_points(rows: list[dict], threshold: float = 0.05) -> list[dict]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -204,10 +205,25 @@ def _progress(ctx: Ctx, total: int):
                     console=Console(stderr=True), disable=ctx.rank != 0, transient=True)
 
 
+def _ticker(ctx: Ctx, bar, task, total: int):
+    """Advance the bar; where stderr is no terminal (a log, a pipe), rank 0 prints a line every tenth."""
+    from rich.console import Console
+
+    plain = ctx.rank == 0 and not Console(stderr=True).is_terminal
+    done = [0]
+
+    def tick():
+        bar.advance(task)
+        done[0] += 1
+        if plain and (done[0] == total or done[0] * 10 // total > (done[0] - 1) * 10 // total):
+            print(f"replay: {done[0]}/{total} cases", file=sys.stderr, flush=True)
+    return tick
+
+
 def _run_cases(cases, dispatchers, ctx: Ctx, dog, link: dict, skipped: list) -> tuple[list, list]:
     with _progress(ctx, len(cases)) as bar:
         task = bar.add_task("cases", total=len(cases))
-        rows, overhead = _case_loop(cases, dispatchers, ctx, dog, link, skipped, lambda: bar.advance(task))
+        rows, overhead = _case_loop(cases, dispatchers, ctx, dog, link, skipped, _ticker(ctx, bar, task, len(cases)))
     return rows, overhead
 
 

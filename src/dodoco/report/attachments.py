@@ -53,11 +53,19 @@ class Attachment:
 
     @property
     def summary(self) -> list[dict]:
-        """Replay: per replay, dispatcher and condition, the means over cases (as each replay wrote them)."""
-        return [dict(s) for rep in self.replays for s in rep.get("summary", [])]
+        """Replay: per replay, dispatcher and condition, the means over cases (as each replay wrote them),
+        each saying where it was measured (``measured_on``)."""
+        from dodoco.replay.results import measured_on
+
+        return [{**s, "measured_on": s.get("measured_on") or measured_on(rep)}
+                for rep in self.replays for s in rep.get("summary", [])]
 
 
 def _device(d: dict) -> str:
+    from dodoco.replay.results import dry_run
+
+    if dry_run(d):
+        return f"{d.get('machine') or d.get('backend') or '?'}: CPU dry run, no GPU (not a measurement)"
     dev = d.get("device") or {}
     name = f"{dev.get('count', '?')} x {dev.get('name', '?')}" if dev else "device not recorded"
     return f"{d.get('machine') or d.get('backend') or '?'}: {name}" + (f", NCCL {dev['nccl']}" if dev.get("nccl") else "")
@@ -98,12 +106,19 @@ def _describe(a: Attachment) -> None:
 
 
 def load_attachments(paths) -> list[Attachment]:
-    """Read and describe every attached file; DodocoError naming a file that is not a result file."""
+    """Read and describe every attached file (an ``Attachment`` passes as is); one-line DodocoError
+    naming a file that is missing or not a result file, before any work."""
     from dodoco.replay.results import load_results
     from dodoco.simulate.measure import read_json
 
     out = []
-    for path in map(Path, paths):
+    for path in paths:
+        if isinstance(path, Attachment):
+            out.append(path)
+            continue
+        path = Path(path)
+        if not path.is_file():
+            raise DodocoError(f"--attach {path} does not exist: give a replay or simulate JSON file")
         data, _ = read_json(path, "attachment", "attach the output of dodoco replay -o or dodoco simulate -o/--json")
         kind = _kind(data)
         if kind is None:

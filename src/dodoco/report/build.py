@@ -20,7 +20,7 @@ from dodoco.report.section import Figure, Section, SkipSection, Table
 from dodoco.report import sections, sections_dispatch, sections_ep, sections_load, sections_traces
 
 __all__ = ["SECTIONS", "Figure", "ReportContext", "ReportOptions", "Section", "SkipSection", "Table",
-           "build_report", "judge_runs", "write_report"]
+           "build_report", "judge_runs", "toy_caveat", "write_report"]
 
 #: The report's sections, in order. Each: (ctx) -> Section.
 SECTIONS = (
@@ -40,6 +40,7 @@ SECTIONS = (
     sections_traces.trace_placements_section,
     sections_traces.rebalance_section,
     sections_dispatch.replay_section,
+    sections_dispatch.dry_run_section,
     sections_dispatch.simulate_section,
 )
 
@@ -68,20 +69,20 @@ def _unique(stem: str, used: set) -> str:
     return name
 
 
-def _render(section: Section, out: Path, used: set) -> str:
+def _render(section: Section, files: dict, used: set) -> str:
+    """The section's HTML; its figures and tables go to ``files`` {name: bytes} (written later)."""
     from dodoco.report.html import esc, figure_html, table_html
     from dodoco.report.tables import to_csv
-    from dodoco.store.atomic import write_bytes
 
     parts = [f'<p class="note">{esc(n)}</p>' for n in section.notes]
     parts.append(section.html)
     for fig in section.figures:
         name = _unique(f"fig-{_slug(fig.name)}", used) + ".png"
-        write_bytes(out / name, fig.png)
+        files[name] = fig.png
         parts.append(figure_html(fig.png, alt=fig.caption or fig.name, caption=fig.caption, file_name=name))
     for tab in section.tables:
         name = _unique(_slug(tab.name), used) + ".csv"
-        write_bytes(out / name, to_csv(tab.rows, tab.columns).encode())
+        files[name] = to_csv(tab.rows, tab.columns).encode()
         parts.append(table_html(tab.rows, tab.columns, caption=tab.caption, csv_name=name))
     return "".join(parts)
 
@@ -106,27 +107,49 @@ def judge_runs(runs, options, quiet: bool = True):
         return judge(runs, options)
 
 
-def write_report(findings, out, options: ReportOptions, *, attachments=(), quiet: bool = True) -> Path:
-    """Render the report of judged runs (``findings``) into folder ``out``; returns report.html."""
-    from dodoco.report.html import page
-    from dodoco.store.atomic import write_bytes, write_json
+def toy_caveat(runs) -> str | None:
+    """The warning a report of built-in toy models carries at its top (None when it has none)."""
+    toys = sorted({r.model for r in runs if str(r.model).startswith(("zoo:", "tiny:"))})
+    if not toys:
+        return None
+    kinds = [k for k, p in (("zoo: small models trained by DODOCO at toy width", "zoo:"),
+                            ("tiny: random, untrained routers", "tiny:")) if any(t.startswith(p) for t in toys)]
+    return (f"Toy models: {', '.join(toys)} ({'; '.join(kinds)}). Their routing is a toy's: the numbers show what "
+            "DODOCO measures and how, not findings about the real checkpoints they imitate.")
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = ReportContext(findings, options, out, attachments)
-    rendered, used, anchors = [], set(), set()
+
+def write_report(findings, out, options: ReportOptions, *, attachments=(), quiet: bool = True) -> Path:
+    """Render the report of judged runs (``findings``) into folder ``out``; returns report.html.
+
+    ``attachments``: result files (paths, or already loaded ``Attachment``s), read and checked first
+    (one-line DodocoError for a file that is not a replay or simulate result). The folder is owned
+    (``report.folder``): only files an earlier report wrote are replaced, and those it wrote and this
+    one does not are removed."""
+    from dodoco.report.attachments import load_attachments
+    from dodoco.report.folder import ReportFolder
+    from dodoco.report.html import page
+    from dodoco.report.tables import to_json
+
+    folder = ReportFolder(out)
+    folder.check(["report.html", "findings.json"])
+    ctx = ReportContext(findings, options, folder.out, load_attachments(attachments))
+    rendered, used, anchors, files = [], set(), set(), {}
     with _progress(quiet) as progress:
         task = progress.add_task("sections", total=len(SECTIONS))
         for fn in SECTIONS:
             progress.update(task, description=_title(fn)[:44])
             section = run_section(fn, ctx)
-            rendered.append((_unique(_slug(section.title), anchors), section.title, _render(section, out, used)))
+            rendered.append((_unique(_slug(section.title), anchors), section.title, _render(section, files, used)))
             progress.advance(task)
     subtitle = (f"{len(findings.runs)} run(s); generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
                 "every number is computed from the runs' counts and the attached result files named in each section")
-    write_bytes(out / "report.html", page(options.title, rendered, subtitle=subtitle).encode())
-    write_json(out / "findings.json", _json_ready(findings.to_dict()))
-    return out / "report.html"
+    files["report.html"] = page(options.title, rendered, subtitle=subtitle, banner=toy_caveat(findings.runs)).encode()
+    files["findings.json"] = to_json(findings.to_dict()).encode()
+    folder.check(files)
+    for name, data in files.items():
+        folder.write(name, data)
+    folder.finish()
+    return folder.out / "report.html"
 
 
 def build_report(runs, out, options: ReportOptions | None = None, *, attachments=(), quiet: bool = True,
@@ -139,17 +162,10 @@ def build_report(runs, out, options: ReportOptions | None = None, *, attachments
     options = options or ReportOptions()
     if overrides:
         options = options.replace(**overrides)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DodocoError(f"report output {out} is a file: give a folder with -o")
-    missing = [str(a) for a in attachments if not Path(a).is_file()]
-    if missing:
-        raise DodocoError(f"--attach {missing[0]} does not exist: give a replay or simulate JSON file")
+    from dodoco.report.attachments import load_attachments
+    from dodoco.report.folder import ReportFolder
+
+    ReportFolder(out).check(["report.html", "findings.json"])
+    loaded = load_attachments(attachments)
     findings = judge_runs(runs, options, quiet)
-    return write_report(findings, out, options, attachments=attachments, quiet=quiet)
-
-
-def _json_ready(obj):
-    from dodoco.store.atomic import json_safe
-
-    return json_safe(obj)
+    return write_report(findings, out, options, attachments=loaded, quiet=quiet)

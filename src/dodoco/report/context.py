@@ -24,7 +24,7 @@ class ReportContext:
         self.findings = findings
         self.options = options
         self.out = Path(out)
-        self.attachments = [Path(a) for a in attachments]
+        self.attachments = list(attachments)  # report.attachments.Attachment, loaded and checked
         self.cache: dict = {}
         conditions = [r.condition for r in sorted(self.runs, key=lambda r: (_KIND_ORDER[self.kind(r)], r.condition))]
         self.style = Style(conditions, options.placement)

@@ -24,6 +24,7 @@ figcaption{font-size:.82rem;color:#555}
 .verdict{background:#eef6ff;border-left:4px solid #2f6fdd;padding:.5rem .8rem;margin:.6rem 0}
 .verdict b{font-size:1.05rem}.verdict ul{margin:.3rem 0 .2rem;padding-left:1.2rem;font-size:.9rem}
 .verdict li{margin:.15rem 0}.small{font-size:.8rem;color:#666}
+.caveat{background:#fdecea;border-left:5px solid #c62828;padding:.55rem .8rem;font-size:.95rem;margin:.6rem 0}
 """
 
 
@@ -35,25 +36,27 @@ def table_html(rows: list[dict], columns: list[str] | None = None, *, caption: s
                csv_name: str | None = None, max_rows: int = 400) -> str:
     """An HTML table of ``rows`` (dicts): every column that has a value in some row (``columns``
     picks and orders them; default all keys of all rows), numbers right-aligned with one number of
-    decimals per column (whole-number columns as integers), NaN as a dash; at most ``max_rows``
-    rows are shown (the CSV holds all)."""
-    from dodoco.report.tables import cell_text, column_decimals, table_columns
+    decimals per column (whole-number columns as integers), NaN as a dash; columns holding one value
+    in every row (of two rows or more) are said once under the caption ("every row: ..."); a
+    ``provenance`` dict as ``<term>_label`` columns; at most ``max_rows`` rows are shown (the CSV
+    holds all)."""
+    from dodoco.report.tables import cell_text, column_decimals, flatten_provenance, table_columns
 
     if not rows:
         return f'<p class="small">{esc(caption or "table")}: no rows</p>'
+    rows, columns = flatten_provenance(rows, columns)
     columns = table_columns(rows, columns)
     decimals = {c: column_decimals(rows, c) for c in columns}
-    head = "".join(f'<th class="{"n" if decimals[c] is not None else "s"}">{esc(c)}</th>' for c in columns)
-    body = []
-    for row in rows[:max_rows]:
-        cells = []
-        for c in columns:
-            text = cell_text(row.get(c), c, decimals[c])
-            cells.append(f'<td class="{"n" if decimals[c] is not None else "s"}">{esc(text)}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
+    text = {c: [cell_text(r.get(c), c, decimals[c]) for r in rows] for c in columns}
+    const = [c for c in columns if len(rows) > 1 and len(set(text[c])) == 1][: len(columns) - 1]
+    shown = [c for c in columns if c not in const]
+    head = "".join(f'<th class="{"n" if decimals[c] is not None else "s"}">{esc(c)}</th>' for c in shown)
+    body = ["<tr>" + "".join(f'<td class="{"n" if decimals[c] is not None else "s"}">{esc(text[c][i])}</td>'
+                             for c in shown) + "</tr>" for i in range(min(len(rows), max_rows))]
     more = f" (first {max_rows} of {len(rows)} rows)" if len(rows) > max_rows else ""
     link = f' <a href="{esc(csv_name)}">CSV</a>' if csv_name else ""
-    cap = f'<p class="small">{esc(caption or "")}{esc(more)}{link}</p>'
+    every = ("<br>every row: " + esc(", ".join(f"{c} {text[c][0]}" for c in const))) if const else ""
+    cap = f'<p class="small">{esc(caption or "")}{esc(more)}{link}{every}</p>'
     return f'{cap}<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
@@ -73,12 +76,14 @@ def verdict_html(title: str, verdict: str, sentences: list[str] = (), notes: lis
             f'{f"<ul>{items}</ul>" if items else ""}{notes_html}</div>')
 
 
-def page(title: str, sections: list[tuple[str, str, str]], *, subtitle: str = "") -> str:
-    """The whole document from sections [(anchor id, heading, body html)]."""
+def page(title: str, sections: list[tuple[str, str, str]], *, subtitle: str = "", banner: str | None = None) -> str:
+    """The whole document from sections [(anchor id, heading, body html)]; ``banner``: a caveat shown
+    at the top, under the title (e.g. that the models are toys)."""
     toc = "".join(f'<li><a href="#{esc(a)}">{esc(h)}</a></li>' for a, h, _ in sections)
     body = "".join(f'<section id="{esc(a)}"><h2>{esc(h)}</h2>{b}</section>' for a, h, b in sections)
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(title)}</title><style>{_CSS}</style></head><body><main>"
-            f'<h1>{esc(title)}</h1><p class="small">{esc(subtitle)}</p><nav><ol>{toc}</ol></nav>{body}'
+            f'<h1>{esc(title)}</h1><p class="small">{esc(subtitle)}</p>'
+            f'{f"<p class=caveat><b>{esc(banner)}</b></p>" if banner else ""}<nav><ol>{toc}</ol></nav>{body}'
             f"</main></body></html>\n")

@@ -13,13 +13,15 @@ import math
 
 import numpy as np
 
-from dodoco.report.style import LEGEND, Style
+from dodoco.report import style as _style
+from dodoco.report.style import DPI, MAX_LINES, Style, colorbar, suptitle
 
-__all__ = ["bands_chart", "ep_lines", "gini_matrices", "gini_vs_batch", "grouped_bars", "heatmaps",
-           "lorenz_curves", "measured_vs_predicted", "png"]
+__all__ = ["AUDIT", "bands_chart", "ep_lines", "gini_matrices", "gini_vs_batch", "grouped_bars", "heatmaps",
+           "lorenz_curves", "measured_vs_predicted", "png", "small_multiples", "suptitle"]
 
-DPI = 110
 FEW = 2  # values resting on this many steps or fewer are drawn hollow
+#: When a list, ``png`` appends (figure title, ``style.audit`` problems) of every figure it renders.
+AUDIT: list | None = None
 
 
 def _plt():
@@ -32,12 +34,37 @@ def _plt():
 
 
 def png(fig) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it."""
+    """Render a matplotlib figure to PNG bytes (grown until no text is clipped) and close it."""
     plt = _plt()
+    _style.fit(fig)
+    if AUDIT is not None:
+        title = fig._suptitle.get_text() if fig._suptitle is not None else ""
+        AUDIT.append((title, _style.audit(fig)))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)
     return buf.getvalue()
+
+
+def small_multiples(panels: dict[str, list[dict]], keys=("placement", "condition")) -> dict[str, list[dict]]:
+    """Panels of at most MAX_LINES lines: a panel with more is split by the first of ``keys`` that
+    gives groups that small (titles "panel, value"), else cut into chunks of MAX_LINES."""
+    out: dict[str, list[dict]] = {}
+    for name, lines in panels.items():
+        if len(lines) <= MAX_LINES:
+            out[name] = lines
+            continue
+        for key in keys:
+            groups: dict = {}
+            for ln in lines:
+                groups.setdefault(ln.get(key), []).append(ln)
+            if len(groups) > 1 and max(map(len, groups.values())) <= MAX_LINES:
+                out.update({f"{name}, {v}" if v is not None else name: g for v, g in groups.items()})
+                break
+        else:
+            for i in range(0, len(lines), MAX_LINES):
+                out[f"{name} ({i // MAX_LINES + 1})"] = lines[i:i + MAX_LINES]
+    return out
 
 
 def grid(n: int, width: float = 3.6, height: float = 2.9, ncols: int = 3, **kw):
@@ -51,13 +78,6 @@ def grid(n: int, width: float = 3.6, height: float = 2.9, ncols: int = 3, **kw):
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
-
-
-def suptitle(fig, title: str) -> None:
-    """The figure's title, wrapped to the figure's width so that it is never cut."""
-    import textwrap
-
-    fig.suptitle(textwrap.fill(title, max(30, int(fig.get_figwidth() * 10.5)), break_on_hyphens=False), fontsize=11)
 
 
 def int_ticks(ax, values, log2: bool = True) -> None:
@@ -74,16 +94,11 @@ def int_ticks(ax, values, log2: bool = True) -> None:
 def legend(fig, style: Style, conditions=(), placements=(), extra=()) -> None:
     """One legend outside the axes: a colour per condition, a line style per placement, extras
     ((label, Line2D kwargs))."""
-    from matplotlib.lines import Line2D
-
     given = list(dict.fromkeys(conditions))
     ordered = [c for c in style.conditions() if c in given] + [c for c in given if c not in style.conditions()]
-    handles = [Line2D([], [], color=style.color(c), marker="o", markersize=4, label=c) for c in ordered]
-    handles += [Line2D([], [], color="0.25", linestyle=style.dash(p), label=f"placement {p}")
-                for p in dict.fromkeys(placements)]
-    handles += [Line2D([], [], label=label, **kw) for label, kw in extra]
-    if handles:
-        fig.legend(handles=handles, **LEGEND)
+    _style.legend(fig, [(c, {"color": style.color(c), "marker": "o", "markersize": 4}) for c in ordered]
+                  + [(f"placement {p}", {"color": "0.25", "linestyle": style.dash(p)}) for p in dict.fromkeys(placements)]
+                  + list(extra))
 
 
 _HOLLOW = ("hollow marker: <= 2 steps, no interval", {"color": "0.25", "marker": "o", "markersize": 5,
@@ -106,7 +121,9 @@ def line(ax, x, y, lo=None, hi=None, steps=None, *, color, dash="-", marker="o")
 
 
 def ep_lines(panels: dict[str, list[dict]], ylabel: str, title: str, style: Style) -> bytes:
-    """A metric against EP degree N: {panel title: [{condition, placement, ep[], mean[], lo[], hi[], steps[]}]}."""
+    """A metric against EP degree N: {panel title: [{condition, placement, ep[], mean[], lo[], hi[], steps[]}]};
+    a panel of more than MAX_LINES lines becomes small multiples (``small_multiples``)."""
+    panels = small_multiples(panels)
     fig, axes = grid(len(panels))
     conds, places, hollow = [], [], False
     for ax, (name, lines) in zip(axes, panels.items()):
@@ -125,6 +142,7 @@ def ep_lines(panels: dict[str, list[dict]], ylabel: str, title: str, style: Styl
 
 def gini_vs_batch(panels: dict[str, list[dict]], style: Style, title: str) -> bytes:
     """Per-step Gini against batch size B: {panel: [{condition, batch[], mean[], lo[], hi[], steps[]}]}."""
+    panels = small_multiples(panels, ("kind", "condition"))
     fig, axes = grid(len(panels))
     conds, hollow = [], False
     for ax, (name, lines) in zip(axes, panels.items()):
@@ -190,7 +208,7 @@ def gini_matrices(rows: list[str], cols: list[str], panels: dict[str, np.ndarray
         ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         ax.set_title(name, fontsize=9)
-    fig.colorbar(im, ax=list(axes), label="Gini (0 = balanced)", shrink=0.9)
+    colorbar(fig, im, axes, "Gini (0 = balanced)")
     suptitle(fig, title)
     return png(fig)
 
@@ -206,7 +224,7 @@ def heatmaps(panels: dict[str, np.ndarray], vmax: float, title: str) -> bytes:
             rel = x / x.mean(axis=1, keepdims=True)
         im = ax.imshow(rel, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=vmax)
         ax.set(title=name, xlabel="expert index", ylabel="MoE layer")
-    fig.colorbar(im, ax=list(axes), label="load / layer mean (1 = balanced)", shrink=0.9)
+    colorbar(fig, im, axes, "load / layer mean (1 = balanced)")
     suptitle(fig, title)
     return png(fig)
 
@@ -216,7 +234,7 @@ def lorenz_curves(panels: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], s
     fig, axes = grid(len(panels), 3.0, 2.9)
     conds = []
     for ax, (name, curves) in zip(axes, panels.items()):
-        ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8)
+        ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, gid="reference")
         for cond, x, y in curves:
             ax.plot(x, y, color=style.color(cond), linewidth=1.4)
             conds.append(cond)
@@ -258,6 +276,7 @@ def grouped_bars(categories: list[str], groups: dict[str, list[float]], xlabel: 
 def measured_vs_predicted(panels: dict[str, list[dict]], ylabel: str, title: str, style: Style) -> bytes:
     """Measured (line with interval) and predicted (crosses) against N:
     {panel: [{condition, ep[], measured[], lo[], hi[], steps[], predicted[]}]}."""
+    panels = small_multiples(panels, ("kind", "condition"))
     fig, axes = grid(len(panels))
     conds, hollow = [], False
     for ax, (name, lines) in zip(axes, panels.items()):

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from dodoco.report.plots import grid, int_ticks, png, suptitle
-from dodoco.report.style import LEGEND
+from dodoco.report.plots import grid, int_ticks, png, small_multiples
+from dodoco.report.style import CASE_MARKERS as _MARKERS
+from dodoco.report.style import DISPATCHER_COLORS as _COLORS
+from dodoco.report.style import legend as _legend
+from dodoco.report.style import suptitle
 
 __all__ = ["bytes_label", "dispatch_vs_skew", "predicted_vs_measured", "predicted_vs_n", "sweep"]
-
-_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8c564b")
-_MARKERS = {"real": "o", "mock": "s", "balanced": "^", "skew": "x", "grid": "+"}
 
 
 def bytes_label(b: float) -> str:
@@ -23,12 +23,6 @@ def bytes_label(b: float) -> str:
         if b >= size:
             return f"{b / size:.3g} {unit}"
     return f"{b:.0f} B"
-
-
-def _legend(fig, entries) -> None:
-    from matplotlib.lines import Line2D
-
-    fig.legend(handles=[Line2D([], [], label=label, **kw) for label, kw in entries], **LEGEND)
 
 
 def dispatch_vs_skew(panels: dict[str, list[dict]], title: str) -> bytes:
@@ -66,14 +60,15 @@ def sweep(lines: dict[str, list[dict]], title: str) -> bytes:
     for i, (label, rows) in enumerate(lines.items()):
         rows = sorted(rows, key=lambda s: s["bytes_per_rank"])
         ax.plot([s["bytes_per_rank"] for s in rows], [s["busbw_GBps"] for s in rows], marker="o", markersize=3,
-                color=_COLORS[i % len(_COLORS)], label=label)
+                color=_COLORS[i % len(_COLORS)])
     ax.set_xscale("log", base=2)
     ticks = [1 << k for k in range(10, 31, 4)]
     ax.set_xticks(ticks, [bytes_label(t) for t in ticks])
     ax.set(xlabel="message size (bytes sent per rank)", ylabel="bus bandwidth (GB/s)")
     suptitle(fig, title)
     ax.grid(alpha=0.25)
-    fig.legend(**LEGEND)
+    _legend(fig, [(label, {"color": _COLORS[i % len(_COLORS)], "marker": "o", "markersize": 3})
+                  for i, label in enumerate(lines)])
     return png(fig)
 
 
@@ -87,7 +82,7 @@ def predicted_vs_measured(rows: list[dict], title: str) -> bytes:
         ax.scatter([r["measured_ms"]], [r["predicted_ms"]], s=22, color=_COLORS[Ns.index(int(r["N"])) % len(_COLORS)],
                    marker=marks[groups.index(str(r["cases"])) % len(marks)])
     lim = [0, 1.08 * max(max(r["measured_ms"], r["predicted_ms"]) for r in rows)]
-    ax.plot(lim, lim, color="0.4", linewidth=0.8)
+    ax.plot(lim, lim, color="0.4", linewidth=0.8, gid="reference")
     ax.set(xlim=lim, ylim=lim, xlabel="measured dispatch time (ms)", ylabel="predicted dispatch time (ms)",
            aspect="equal")
     suptitle(fig, title)
@@ -100,20 +95,25 @@ def predicted_vs_measured(rows: list[dict], title: str) -> bytes:
 
 def predicted_vs_n(panels: dict[str, list[dict]], title: str, style) -> bytes:
     """Predicted dispatch time against N: {panel: [{condition, dispatcher, placement, N[], dispatch_ms[],
-    balanced_ms[]}]}; colour = condition, line style = placement, marker = dispatcher; the balanced
-    control (same bytes, uniform splits) thin grey."""
+    balanced_ms[], nominal[]}]}; colour = condition, line style = placement, marker = dispatcher (hollow
+    where the point rests on a nominal term); the balanced control (same bytes, uniform splits) thin grey."""
     from dodoco.report.plots import legend
 
+    panels = small_multiples(panels, ("dispatcher", "condition"))
     fig, axes = grid(len(panels), 3.8, 3.0)
     markers = ("o", "s", "^", "D", "v", "P")
     dispatchers = list(dict.fromkeys(ln["dispatcher"] for lines in panels.values() for ln in lines))
-    conds, places = [], []
+    conds, places, hollow = [], [], False
     for ax, (name, lines) in zip(axes, panels.items()):
         for ln in lines:
             mk = markers[dispatchers.index(ln["dispatcher"]) % len(markers)]
-            ax.plot(ln["N"], ln["dispatch_ms"], color=style.color(ln["condition"]), linestyle=style.dash(ln["placement"]),
-                    marker=mk, markersize=4)
-            ax.plot(ln["N"], ln["balanced_ms"], color="0.6", linewidth=0.8)
+            color, nom = style.color(ln["condition"]), np.asarray(ln.get("nominal") or [False] * len(ln["N"]))
+            x, y = np.asarray(ln["N"]), np.asarray(ln["dispatch_ms"])
+            ax.plot(x, y, color=color, linestyle=style.dash(ln["placement"]))
+            ax.plot(x[~nom], y[~nom], color=color, linestyle="none", marker=mk, markersize=4)
+            ax.plot(x[nom], y[nom], color=color, linestyle="none", marker=mk, markersize=5, markerfacecolor="white")
+            hollow |= bool(nom.any())
+            ax.plot(ln["N"], ln["balanced_ms"], color="0.6", linewidth=0.8, gid="reference")
             conds.append(ln["condition"])
             places.append(ln["placement"])
         int_ticks(ax, [n for ln in lines for n in ln["N"]])
@@ -122,5 +122,7 @@ def predicted_vs_n(panels: dict[str, list[dict]], title: str, style) -> bytes:
     suptitle(fig, title)
     legend(fig, style, conds, places, [(f"dispatcher {d}", {"color": "0.25", "marker": markers[i % len(markers)],
                                                             "linestyle": "none"}) for i, d in enumerate(dispatchers)]
-           + [("balanced bytes (same model)", {"color": "0.6", "linewidth": 0.8})])
+           + [("balanced bytes (same model)", {"color": "0.6", "linewidth": 0.8})]
+           + ([("hollow: rests on a nominal term", {"color": "0.25", "marker": "o", "markerfacecolor": "white",
+                                                     "linestyle": "none"})] if hollow else []))
     return png(fig)

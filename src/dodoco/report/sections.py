@@ -59,9 +59,9 @@ def verdicts(ctx) -> Section:
     return Section("Verdicts", html + "".join(parts))
 
 
-def _line(curve, condition, placement=None) -> dict:
-    return {"condition": condition, "placement": placement, "ep": curve.ep, "mean": curve.mean, "lo": curve.lo,
-            "hi": curve.hi, "steps": curve.steps}
+def _line(curve, condition, placement=None, kind=None) -> dict:
+    return {"condition": condition, "placement": placement, "kind": kind, "ep": curve.ep, "mean": curve.mean,
+            "lo": curve.lo, "hi": curve.hi, "steps": curve.steps}
 
 
 def _panel(ctx, run, B) -> str:
@@ -77,9 +77,11 @@ def ep_invariance_section(ctx) -> Section:
         s = ctx.scan(r)
         if s is None:
             continue
-        mm.setdefault(_panel(ctx, r, s.batch), []).append(_line(s.curves[("max_mean", base)], r.condition))
+        mm.setdefault(_panel(ctx, r, s.batch), []).append(_line(s.curves[("max_mean", base)], r.condition,
+                                                                kind=ctx.kind(r)))
         for p in s.placements():
-            rs.setdefault(_panel(ctx, r, s.batch), []).append(_line(s.curves[("receiver_skew", p)], r.condition, p))
+            rs.setdefault(_panel(ctx, r, s.batch), []).append(_line(s.curves[("receiver_skew", p)], r.condition, p,
+                                                                    ctx.kind(r)))
     part = "held-out half of the units" if any(s.part == "held-out" for s in ctx.findings.scans.values()) else \
         "all units"
     figs = [Figure("ep-scan-max-mean", plots.ep_lines(
@@ -110,7 +112,8 @@ def mock_real_section(ctx) -> Section:
     panels: dict[str, list] = {}
     for r in ctx.sorted_runs():
         t = ctx.trend(r)
-        panels.setdefault(ctx.label(r), []).append({"condition": r.condition, "batch": t["batches"],
+        panels.setdefault(ctx.label(r), []).append({"condition": r.condition, "kind": ctx.kind(r),
+                                                    "batch": t["batches"],
                                                     "mean": t["means"], "lo": t["mean_lo"], "hi": t["mean_hi"],
                                                     "steps": t["n"]})
     figs = [Figure("gini-vs-batch", plots.gini_vs_batch(

@@ -13,20 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.report import plots_dispatch as pd
-from dodoco.report.attachments import load_attachments, provenance_rows
+from dodoco.report.attachments import provenance_rows
 from dodoco.report.html import esc
 from dodoco.report.section import Figure, Section, SkipSection, Table
 
-__all__ = ["replay_section", "simulate_section"]
+__all__ = ["dry_run_section", "replay_section", "simulate_section"]
 
 _SUMMARY = ["dispatcher", "condition", "kind", "N", "cases", "MB_per_rank", "per_rank_bytes", "recv_skew",
             "receiver_skew", "dispatch_ms", "dispatch_p10", "dispatch_p90", "combine_ms", "busbw_GBps", "floor_ms",
-            "vs_floor", "vs_balanced"]
+            "vs_floor", "vs_balanced", "check", "measured_on"]
 
 
-def _attached(ctx, kinds: tuple[str, ...]) -> list:
-    got = ctx.cached(("attachments",), lambda: load_attachments(ctx.attachments))
-    return [a for a in got if a.kind in kinds]
+def _attached(ctx, kinds: tuple[str, ...], dry: bool | None = None) -> list:
+    """Attachments of ``kinds``; replays split by ``dry`` (CPU dry runs, or GPU measurements)."""
+    from dodoco.replay.results import dry_run
+
+    return [a for a in ctx.attachments if a.kind in kinds
+            and (dry is None or any(dry_run(r) for r in a.replays) == dry)]
 
 
 def _provenance(ctx, attached) -> Table:
@@ -68,10 +71,17 @@ def _targets(data: dict) -> list[dict]:
     return rows
 
 
+def _caveats(a) -> list[str]:
+    from dodoco.replay.results import caveats
+
+    return [f"{a.name}, N={rep['N']}: {c}" for rep in a.replays for c in caveats(rep)]
+
+
 def _replay_one(a, section: Section) -> None:
     stem, d = a.path.stem, a.data
     section.html += (f"<p><b>{esc(a.name)}</b> ({esc(a.machine)}; trace from {esc(', '.join(a.models))}). "
                      "Max over ranks per iteration, median and p10/p90 over iterations.</p>")
+    section.notes += [c for c in _caveats(a) if "harness" in c]
     points = _points(a.rows)
     if points:
         section.figures.append(Figure(f"dispatch-vs-skew-{stem}", pd.dispatch_vs_skew(
@@ -100,15 +110,50 @@ def _replay_one(a, section: Section) -> None:
 
 def replay_section(ctx) -> Section:
     """Dispatch cost measured on GPUs (replay)"""
-    attached = _attached(ctx, ("replay",))
+    attached = _attached(ctx, ("replay",), dry=False)
     if not attached:
-        raise SkipSection("no replay results attached (dodoco report ... --attach REPLAY.json)")
+        dry = _attached(ctx, ("replay",), dry=True)
+        raise SkipSection("no GPU replay attached" + (f" ({', '.join(a.name for a in dry)}: CPU dry runs, in the "
+                                                      "next section)" if dry else
+                                                      " (dodoco report ... --attach REPLAY.json)"))
     section = Section("Dispatch cost measured on GPUs (replay)", tables=[_provenance(ctx, attached)])
     for a in attached:
         _replay_one(a, section)
     section.notes += [f"{r['file']}: {r['provenance']}" for r in provenance_rows(attached, {r.model for r in ctx.runs})
                       if r["provenance"].startswith("trace from another model")]
     return section
+
+
+def dry_run_section(ctx) -> Section:
+    """Replay dry runs on CPU (gloo): pipeline checks, not GPU measurements"""
+    attached = _attached(ctx, ("replay",), dry=True)
+    if not attached:
+        raise SkipSection("no CPU dry-run replay attached")
+    section = Section("Replay dry runs on CPU (gloo): pipeline checks, not GPU measurements",
+                      html="<p>These replays ran with <code>--backend gloo</code> on CPU: they check that the "
+                           "routing, the cases and the dispatchers run end to end. Their times are CPU wall-clock "
+                           "of small defaults, not dispatch cost on GPUs; no link floor applies and no ratio to one "
+                           "is shown. Rerun on GPUs (without --backend gloo) for measurements.</p>",
+                      tables=[_provenance(ctx, attached)])
+    cols = [c for c in _SUMMARY if c not in ("floor_ms", "vs_floor", "busbw_GBps")]
+    for a in attached:
+        rows = [{k: v for k, v in r.items() if k not in ("floor_ms", "vs_floor")} for r in a.summary]
+        section.tables.append(Table(f"dry-run-{a.path.stem}", rows, f"{a.name}: CPU dry run, mean over cases per "
+                                    "dispatcher and condition (not a GPU measurement)", [c for c in cols if any(
+                                        c in r for r in rows)]))
+        section.notes += _caveats(a)
+    return section
+
+
+#: Row fields whose labels say where a predicted dispatch time comes from (besides ``dispatch_label`` and a
+#: ``provenance`` dict's "dispatch").
+_DISPATCH_TERMS = ("nvlink", "nic", "dispatch_label")
+
+
+def dispatch_nominal(row: dict) -> bool:
+    """Whether a predicted dispatch time rests on a nominal (not measured, not calibrated) term."""
+    labels = [row.get(k) for k in _DISPATCH_TERMS] + [(row.get("provenance") or {}).get("dispatch")]
+    return any(str(x).startswith(("nominal", "none")) for x in labels if x)
 
 
 def _sim_panels(rows: list[dict]) -> dict[str, list[dict]]:
@@ -119,8 +164,9 @@ def _sim_panels(rows: list[dict]) -> dict[str, list[dict]]:
         key = (r.get("model", "model not recorded"), r.get("run", ""), r["condition"], r.get("dispatcher", "nccl"),
                r.get("placement", "contiguous"))
         ln = lines.setdefault(key, {"condition": key[2], "dispatcher": key[3], "placement": key[4], "N": [],
-                                    "dispatch_ms": [], "balanced_ms": []})
+                                    "dispatch_ms": [], "balanced_ms": [], "nominal": []})
         ln["N"].append(r["N"])
+        ln["nominal"].append(dispatch_nominal(r))
         ln["dispatch_ms"].append(r["dispatch_ms"])
         ln["balanced_ms"].append(r.get("balanced_ms", np.nan))
     seen: dict[tuple, set] = {}
@@ -146,9 +192,13 @@ def simulate_section(ctx) -> Section:
             ("UNCALIBRATED prediction" if uncal else f"predicted dispatch, calibrated on {a.calibration}")
         section.html += (f"<p><b>{esc(a.name)}</b>: {esc(title)}. Predictions of a model, not measurements; "
                          f"calibration: {esc(a.calibration)}.</p>")
+        nominal = {r["N"] for r in rows if dispatch_nominal(r)}
+        basis = ("Uncalibrated (nominal)" if uncal or nominal == {r["N"] for r in rows} else
+                 f"Calibrated up to N={max({r['N'] for r in rows} - nominal)}, with nominal terms at N="
+                 f"{','.join(map(str, sorted(nominal)))} (hollow)" if nominal else "Calibrated")
         section.figures.append(Figure(f"simulate-{stem}", pd.predicted_vs_n(
-            _sim_panels(rows), f"{'Uncalibrated' if uncal else 'Calibrated'} prediction of dispatch time against "
-            f"EP degree N ({a.name})", ctx.style), f"{a.name}: {title}"))
+            _sim_panels(rows), f"{basis} prediction of dispatch time against EP degree N ({a.name})", ctx.style),
+            f"{a.name}: {title}; hollow markers rest on a nominal term (e.g. the NIC across nodes)"))
         section.tables.append(Table(f"simulate-{stem}", rows, f"{a.name}: {title}"))
         section.notes += [f"{a.name}: {n}" for n in a.notes]
     section.notes += [f"{r['file']}: {r['provenance']}" for r in provenance_rows(attached, {r.model for r in ctx.runs})

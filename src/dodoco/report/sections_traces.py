@@ -10,6 +10,7 @@ import numpy as np
 
 from dodoco.report import plots
 from dodoco.report.section import Figure, Section, SkipSection, Table
+from dodoco.report.style import colorbar, legend, suptitle
 
 __all__ = ["affinity_section", "coactivation_section", "rebalance_section", "trace_placements_section"]
 
@@ -27,8 +28,9 @@ def _summary(ctx):
     return ctx.cached(("trace_summary",), lambda: trace_summary(ctx.runs, opts))
 
 
-def _round(rows, digits: int = 4) -> list[dict]:
-    return [{k: (round(v, digits) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+def _round(rows, digits: int = 6) -> list[dict]:
+    """Floats to ``digits`` significant digits (never to 0: a nominal 2e-7 s stays 2e-07)."""
+    return [{k: (float(f"{v:.{digits}g}") if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
 
 
 def _panels(d: dict) -> dict:
@@ -43,8 +45,8 @@ def _matrices(panels: dict, title: str, cbar: str, cmap: str, vmin: float, vmax:
     for ax, (name, m) in zip(axes, panels.items()):
         im = ax.imshow(m, interpolation="nearest", cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set(title=name, xlabel=xlabel, ylabel=ylabel, xticks=[], yticks=[])
-    fig.colorbar(im, ax=list(axes), label=cbar, shrink=0.9)
-    fig.suptitle(title)
+    colorbar(fig, im, axes, cbar)
+    suptitle(fig, title)
     return plots.png(fig)
 
 
@@ -53,12 +55,14 @@ def coactivation_section(ctx) -> Section:
     s = _summary(ctx)
     if not s.coactivation:
         raise SkipSection("no run has token traces: observe with --traces")
-    heat = {f"{k} (layer {l})": np.log2(np.clip(np.nan_to_num(m, nan=1.0), 1 / 8, 8))
-            for k, (m, l) in _panels(s.heatmaps).items()}
-    fig = _matrices(heat, "Co-activation lift of expert pairs, most concentrated layer, experts in "
-                    "clustering order", "log2(observed / expected pairs); 0 = independent",
+    heat = {k: np.log2(np.clip(np.nan_to_num(m, nan=1.0), 1 / 8, 8)) for k, (m, _) in _panels(s.heatmaps).items()}
+    layer = next(iter(s.heatmaps.values()))[1]
+    fig = _matrices(heat, f"Co-activation lift of expert pairs in MoE layer {layer} (every panel; the most "
+                    "concentrated on average), experts in clustering order", "log2(observed / expected pairs); "
+                    "0 = independent",
                     "RdBu_r", -3, 3, "expert (cluster order)", "expert (cluster order)")
-    pairs = [{"run": k, "rank": i + 1, "pair": f"{a}-{b}", "co_selections": n, "lift": li}
+    pairs = [{"model": k.split(" / ")[0], "condition": k.split(" / ")[1], "layer": s.heatmaps[k][1], "rank": i + 1,
+              "pair": f"{a}-{b}", "co_selections": n, "lift": li}
              for k, ps in s.pairs.items() for i, (a, b, n, li) in enumerate(ps)]
     cols = ["model", "condition", "layer", "pairs", "top_share", "top_share_indep", "tv",
             "tv_noise", "max_lift", "lift_p99"]
@@ -74,11 +78,12 @@ def coactivation_section(ctx) -> Section:
         tables=[Table("coactivation", _round(s.coactivation), "Co-activation per run and MoE layer",
                       cols),
                 Table("coactivation-top-pairs", _round(pairs), "Most co-selected pairs of the "
-                      "drawn layer", ["run", "rank", "pair", "co_selections", "lift"])],
+                      "drawn layer (the most concentrated one per run)",
+                      ["model", "condition", "layer", "rank", "pair", "co_selections", "lift"])],
         notes=[n for n in s.notes if "traces" in n])
 
 
-def _nmi_figure(ctx, rows) -> bytes:
+def _uncertainty_figure(ctx, rows) -> bytes:
     by_model: dict = {}
     for r in rows:
         by_model.setdefault(r["model"], []).append(r)
@@ -89,17 +94,16 @@ def _nmi_figure(ctx, rows) -> bytes:
         for cond in dict.fromkeys(r["condition"] for r in rs):
             mine = [r for r in rs if r["condition"] == cond]
             x = [r["layer"] for r in mine]
-            plots.line(ax, x, [r["nmi"] for r in mine], color=ctx.style.color(cond))
-            ax.plot(x, [r.get("nmi_shuffled", np.nan) for r in mine], color=ctx.style.color(cond),
+            plots.line(ax, x, [r["uncertainty_coef"] for r in mine], color=ctx.style.color(cond))
+            ax.plot(x, [r.get("uncertainty_coef_shuffled", np.nan) for r in mine], color=ctx.style.color(cond),
                     linestyle=":", linewidth=1.0)
             conds.append(cond)
         ax.set(title=model, xlabel="MoE layer l (pair l -> l+1)",
-               ylabel="normalised mutual information I/H")
+               ylabel="uncertainty coefficient I/H(next)")
         ax.set_xticks(sorted({r["layer"] for r in rs}))
         ax.grid(alpha=0.25)
-    fig.suptitle("Cross-layer affinity: information the layer-l expert gives about layer l+1")
-    plots.legend(fig, ctx.style, conds, (), [("token-shuffled control", {"color": "0.3",
-                                                                          "linestyle": ":"})])
+    suptitle(fig, "Cross-layer affinity: information the layer-l expert gives about layer l+1")
+    plots.legend(fig, ctx.style, conds, (), [("token-shuffled control", {"color": "0.3", "linestyle": ":"})])
     return plots.png(fig)
 
 
@@ -108,21 +112,26 @@ def affinity_section(ctx) -> Section:
     s = _summary(ctx)
     if not s.affinity:
         raise SkipSection("no run has token traces with two or more MoE layers")
-    trans = {f"{k} (layers {l}->{l + 1})": m for k, (m, l) in _panels(s.transitions).items()}
+    trans = {k: m for k, (m, _) in _panels(s.transitions).items()}
+    pair = next(iter(s.transitions.values()))[1] if s.transitions else 0
     vmax = max(float(np.percentile(m, 99.5)) for m in trans.values()) or 1.0
-    cols = ["model", "condition", "layer", "next", "mi", "mi_shuffled", "h_next", "h_cond", "nmi",
-            "nmi_shuffled", "top1", "top1_indep", "top20", "top20_indep"]
+    cols = ["model", "condition", "layer", "next", "mi", "mi_shuffled", "h_next", "h_cond", "uncertainty_coef",
+            "uncertainty_coef_shuffled", "top1", "top1_indep", "top20", "top20_indep"]
     return Section(
         "Cross-layer expert affinity (token traces)",
         html="<p>For each token, its experts in layer l against its experts in layer l+1 (all K x "
-             "K pairs). I: mutual information in bits; nmi = I / H(next layer); top1: chance that "
-             "the most likely next expert given the current one is chosen (top1_indep: without "
-             "knowing it); top20: probability mass of the 20% most likely next experts. The "
+             "K pairs). I: mutual information in bits; uncertainty_coef = I / H(next layer), Theil's "
+             "uncertainty coefficient (the share of the next layer's entropy the current expert "
+             "removes; not the symmetric normalised MI); top1: chance that the most likely next "
+             "expert given the current one is among the token's K experts of layer l+1 (top1_indep: "
+             "the most popular next expert, without knowing the current one); top20: share of a "
+             "token's next-layer experts among the 20% most likely given the current one. The "
              "shuffled control pairs layer l with another token's layer l+1.</p>",
-        figures=[Figure("affinity-nmi", _nmi_figure(ctx, s.affinity),
-                        "nmi per layer pair; dotted: the token-shuffled control"),
+        figures=[Figure("affinity-uncertainty", _uncertainty_figure(ctx, s.affinity),
+                        "uncertainty coefficient per layer pair; dotted: the token-shuffled control"),
                  Figure("affinity-conditional", _matrices(
-                     trans, "Next-layer expert given the current expert, strongest layer pair",
+                     trans, f"Next-layer expert given the current expert, MoE layers {pair} -> {pair + 1} (every "
+                     "panel; the most informative pair on average)",
                      "p(expert b in layer l+1 | expert a in layer l)", "magma", 0.0, vmax,
                      "layer l+1 expert (cluster order)", "layer l expert (cluster order)"),
                      "rows: current expert; columns: next expert")],
@@ -133,27 +142,27 @@ def _saving_figure(ctx, rows) -> bytes:
     by_panel: dict = {}
     for r in rows:
         if r["placement"] in _PLACEMENTS:
-            by_panel.setdefault(f"{r['model']}, {r['regime']}", []).append(r)
-    panels = _panels(by_panel)
+            lines = by_panel.setdefault(f"{r['model']}, {r['regime']}", {})
+            ln = lines.setdefault((r["condition"], r["placement"]), {"condition": r["condition"],
+                                                                     "placement": r["placement"], "rows": []})
+            ln["rows"].append(r)
+    panels = _panels(plots.small_multiples({k: list(v.values()) for k, v in by_panel.items()}))
     fig, axes = plots.grid(len(panels))
     conds = []
-    for ax, (name, rs) in zip(axes, panels.items()):
-        for key in dict.fromkeys((r["condition"], r["placement"]) for r in rs):
-            mine = sorted((r for r in rs if (r["condition"], r["placement"]) == key),
-                          key=lambda r: r["ep"])
-            metric, _ = _PLACEMENTS[key[1]]
-            dash = ctx.style.dash(key[1])
+    for ax, (name, lines) in zip(axes, panels.items()):
+        for ln in lines:
+            mine = sorted(ln["rows"], key=lambda r: r["ep"])
+            metric, _ = _PLACEMENTS[ln["placement"]]
             plots.line(ax, [r["ep"] for r in mine], [100 * r[f"{metric}_saving"] for r in mine],
                        [100 * r[f"{metric}_saving_lo"] for r in mine],
                        [100 * r[f"{metric}_saving_hi"] for r in mine], [r["steps"] for r in mine],
-                       color=ctx.style.color(key[0]), dash=dash)
-            conds.append(key[0])
-        plots.int_ticks(ax, [r["ep"] for r in rs])
-        ax.axhline(0, color="0.5", linewidth=0.8)
+                       color=ctx.style.color(ln["condition"]), dash=ctx.style.dash(ln["placement"]))
+            conds.append(ln["condition"])
+        plots.int_ticks(ax, [r["ep"] for ln in lines for r in ln["rows"]])
+        ax.axhline(0, color="0.5", linewidth=0.8, gid="reference")
         ax.set(title=name, xlabel="EP degree N (ranks)", ylabel="rows saved vs EPLB (%)")
         ax.grid(alpha=0.25)
-    fig.suptitle("Dispatch rows saved over EPLB, held out: coact (deduplicated), affinity "
-                 "(forwarded)")
+    suptitle(fig, "Dispatch rows saved over EPLB, held out: coact (deduplicated), affinity (forwarded)")
     plots.legend(fig, ctx.style, conds, (), [(label, {"color": "0.25", "linestyle": ctx.style.dash(name)})
                                             for name, (_, label) in _PLACEMENTS.items()])
     return plots.png(fig)
@@ -199,19 +208,14 @@ def _rebalance_figure(rows) -> bytes:
         for r in rs:
             if r["k"] in ("never", "oracle"):
                 ax.axhline(r["mean_skew"], color="C3" if r["k"] == "never" else "C2",
-                           linestyle="--", linewidth=1)
+                           linestyle="--", linewidth=1, gid="reference")
         plots.int_ticks(ax, [r["k"] for r in rs if isinstance(r["k"], int)])
         ax.set(title=name, xlabel="refit interval k (steps)", ylabel="mean receiver skew (max/mean)")
         ax.grid(alpha=0.25)
-    fig.suptitle("EPLB refitted every k steps on the last w: receiver skew between refits")
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], color=shades[w], marker="o", label=f"window w = {w}") for w in ws]
-    handles += [Line2D([], [], color="C3", linestyle="--", label="never refitted"),
-                Line2D([], [], color="C2", linestyle="--", label="each step fitted on itself")]
-    from dodoco.report.style import LEGEND
-
-    fig.legend(handles=handles, **LEGEND)
+    suptitle(fig, "EPLB refitted every k steps on the last w: receiver skew between refits")
+    legend(fig, [(f"window w = {w}", {"color": shades[w], "marker": "o"}) for w in ws]
+           + [("never refitted", {"color": "C3", "linestyle": "--"}),
+              ("each step fitted on itself", {"color": "C2", "linestyle": "--"})])
     return plots.png(fig)
 
 
@@ -220,16 +224,19 @@ def rebalance_section(ctx) -> Section:
     s = _summary(ctx)
     if not s.rebalance:
         raise SkipSection("no run has enough steps in arrival order for the rebalancing sweep")
-    cols = ["model", "condition", "ep", "k", "w", "refits", "mean_skew", "p95_skew",
-            "moved_per_refit", "bytes_per_refit", "stale_s", "migrate_s", "total_s", "shape_from"]
+    cols = ["model", "condition", "ep", "k", "w", "refits", "same_as", "mean_skew", "p95_skew",
+            "moved_per_refit", "bytes_per_refit", "stale_s", "migrate_s", "total_s", "hidden", "intermediate",
+            "shape_from", "migrate_gbps", "dispatch_gbps", "seconds_label"]
     return Section(
         "Rebalancing over time: refit interval and window",
         html="<p>Units in the order they were recorded, steps of N = 8 units; EPLB refitted every k "
              "steps on the last w and evaluated on the steps after every policy's first fit. "
              "Experts moved count the replicas each rank must newly hold after relabelling ranks "
-             "to keep the most in place. The best (k, w) minimises a nominal time: excess rows "
-             "of the busiest rank over the dispatch bandwidth plus the busiest rank's incoming "
-             "expert bytes over the migration bandwidth.</p>",
+             "to keep the most in place (ties: the smallest busiest incoming). The best (k, w) "
+             "minimises a nominal time, a cost model and not a measurement: excess rows of the busiest "
+             "rank over the dispatch bandwidth plus, layer after layer, the busiest rank's incoming "
+             "expert bytes over the migration bandwidth; a policy that refits nowhere in the evaluated "
+             "steps is the same as never refitting and the best says never.</p>",
         figures=[Figure("rebalance", _rebalance_figure(s.rebalance),
                         "lines: one window w each; dashed: never refitted, and the in-sample bound")],
         tables=[Table("rebalance", _round(s.rebalance), "Every (k, w) per run (nominal bytes and "
