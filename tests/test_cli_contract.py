@@ -76,6 +76,12 @@ def world(tmp_path_factory):
                                                                     concentration=conc, seed=seed),
                          model="zoo:toy", condition=cond, seq_len=32, K=2)
     np.save(root / "dump.npy", skewed_counts(12, 2, 8, assignments=40, concentration=0.3, seed=3).astype(np.int64))
+    (root / "loads.json").write_text(json.dumps([[120, 0, 64], [30, 30, 30], [5]]))
+    from dodoco.compute.model import ComputeModel
+
+    cal = ComputeModel("h100", "NVIDIA H100 80GB HBM3", "grouped_mm", "linear", 64, 128, 132,
+                       np.array([0.01, 0.002, 0.3, 0.0015, 0.0]), {"torch": "2.11.0", "date": "2026-12-06"})
+    (root / "compute-cal.json").write_text(json.dumps(cal.to_dict()))
     replay = json.loads((ROOT / "bench" / "results" / "replay-n1-qwen3_moe-h2048.json").read_text())
     (root / "replay.json").write_text(json.dumps(replay))
     return root
@@ -99,6 +105,8 @@ def commands(w: Path) -> dict[str, list[str]]:
                      "-o", str(w / "sim-full.json")],
         "recommend": ["recommend", "--hardware", "h200", "--ep", "2", "--run", prose, "--replay", str(w / "replay.json")],
         "zoo ls": ["zoo", "ls"],
+        "compute": ["compute", "--loads", str(w / "loads.json"), "--gpu", "h100", "--shape", "qwen3-30b-a3b",
+                    "--calibration", str(w / "compute-cal.json"), "-o", str(w / "compute-full.json")],
     }
 
 
@@ -169,8 +177,9 @@ def test_json_is_all_of_stdout_and_every_width_keeps_every_value(name, world, mo
     assert rc == 0, err[-400:]
     doc = json.loads(out)  # nothing else on stdout
     known = _numbers(doc, set())
-    if name == "simulate":  # its notes and calibration live in the -o document
-        known = _numbers(json.loads((world / "sim-full.json").read_text()), known)
+    if name in ("simulate", "compute"):  # their notes and rows live in the -o document
+        full = {"simulate": "sim-full.json", "compute": "compute-full.json"}[name]
+        known = _numbers(json.loads((world / full).read_text()), known)
     known = np.array(sorted(v for v in known if math.isfinite(v)))
     for width in WIDTHS:
         rc, out, err, titles = _run(argv, monkeypatch, capsys, width)
