@@ -26,7 +26,7 @@ __all__ = ["KERNELS", "PRESETS", "SCHEMA", "TILES", "ComputeModel", "calibrate",
            "resolve_model", "shipped_models"]
 
 SCHEMA = "dodoco.compute/1"
-TILES = (64, 128)
+TILES = (64, 128, 256)
 PRESETS = Path(__file__).parent / "presets"
 #: kernel name -> what it is (``dodoco.compute.kernels`` runs them)
 KERNELS = {"grouped_mm": "torch._grouped_mm, one launch per GEMM over uneven groups (torchtitan, transformers' "
