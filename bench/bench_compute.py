@@ -186,13 +186,30 @@ def _fit(raw: dict) -> dict:
         tok = fit_form(FORMS["tokens"], features_many(t, v, shapes), [r["ms"] for r in grid])
         tokens_only = dataclasses.replace(model, form="tokens", coef=tok, info={})
         errs = {f"dodoco ({model.form}, tile {model.tile_m})": held_out(model, real),
-                "tokens only (grid-fitted)": held_out(tokens_only, real)} if real else {}
+                "tokens only (grid-fitted)": held_out(tokens_only, real),
+                "equal-groups table (the old model)": _old_table(grid, real)} if real else {}
         for name, e in errs.items():
             for r, x in zip(real, e):
                 r.setdefault("errors", {})[name] = float(x)
         fits[kernel] = model.to_dict()
         tables[kernel] = error_table(real, errs) if real else []
     return {"fits": fits, "tables": tables}
+
+
+def _old_table(grid: list[dict], real: list[dict]) -> np.ndarray:
+    """DODOCO's old expert model on the same measurements: per shape, the grid's 16 equal groups of t
+    tokens as a table of ms per expert, interpolated in t and summed over a rank's experts."""
+    out = np.full(len(real), np.nan)
+    for i, r in enumerate(real):
+        eq = sorted((x["loads"][0], x["ms"] / 16) for x in grid if x["family"] == "equal" and len(x["loads"]) == 16
+                    and (x["hidden"], x["width"]) == (r["hidden"], r["width"]))
+        if len(eq) < 2:
+            continue
+        t, ms = np.array([0.0] + [a for a, _ in eq]), np.array([0.0] + [b for _, b in eq])
+        loads = np.asarray(r["loads"], dtype=np.float64)
+        per = np.where(loads > 0, np.interp(loads, t, ms), 0.0)
+        out[i] = (per.sum() - r["ms"]) / r["ms"]
+    return out
 
 
 def _notes(raw: dict, res: dict) -> list[str]:
@@ -205,7 +222,7 @@ def _notes(raw: dict, res: dict) -> list[str]:
     notes.append(f"{n['grid']} grid timings (calibration) and {n['routing']} real-routing timings (validation only: "
                  "zoo routers on prose, busiest/median/lightest rank and each one's balanced control)")
     for kernel, t in res["tables"].items():
-        for row in t[:2]:
+        for row in t[:3]:
             if row["n"]:
                 notes.append(f"{kernel}, {row['model']}, {row['group']}: median {100 * row['median_abs_err']:.1f}%, "
                              f"p90 {100 * row['p90_abs_err']:.1f}% over {row['n']} ranks")
@@ -213,6 +230,14 @@ def _notes(raw: dict, res: dict) -> list[str]:
         notes.append("replay overhead (measure_loads / direct call, median ratio): "
                      f"{np.median([o['ratio'] for o in raw['overhead']]):.4f}")
     notes += [f"failed: {f}" for f in raw.get("failures", [])]
+    if raw.get("refit"):
+        notes.append(f"forms fitted again on {raw['refit']['date']} from these measurements (bench_compute.py --refit, "
+                     f"git {str(raw['refit']['git'])[:10]})")
+    if raw.get("other"):
+        o = raw["other"]
+        notes += [f"{k} fits of this run on the real routing of {o['file']} ({o['device']}, {o['date'][:10]}): median "
+                  f"{100 * o[k]['median_abs_err']:.1f}%, p90 {100 * o[k]['p90_abs_err']:.1f}% over {o[k]['n']} ranks"
+                  for k in KERNELS if k in o]
     if raw.get("truncated"):
         notes.append("the time budget ran out: " + raw["truncated"])
     return notes
@@ -272,19 +297,40 @@ def main(argv=None) -> int:
     p.add_argument("--budget-s", type=float, default=480.0, help="stop measuring after this many seconds")
     p.add_argument("--refit", help="a compute-<gpu>.json of an earlier run: fit and check again, no GPU")
     p.add_argument("--scale", type=int, default=1, help="divide expert shapes by this (CPU dry run only)")
+    p.add_argument("--other", help="with --refit: a repeat run on the same GPU whose real routing this run's fits "
+                   "also predict (reproducibility across device calls)")
     args = p.parse_args(argv)
     global SCALE
     SCALE = args.scale
     if args.refit:
+        from dodoco.provenance import versions
+
         raw = json.loads(Path(args.refit).read_text())
-        for k in ("fits", "tables", "notes"):
+        for k in ("fits", "tables", "notes", "other"):
             raw.pop(k, None)
-        for r in raw["rows"]:
-            r.pop("errors", None)
+        raw["refit"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat()[:10], "git": versions()["git"]}
     else:
         raw = _measure_all(args)
+    if args.other:
+        raw["other"] = _other(raw, Path(args.other))
     _write(raw, Path(args.out))
     return 0
+
+
+def _other(raw: dict, path: Path) -> dict:
+    """This run's fits (made here) on another run's real routing, same GPU: one summary per kernel."""
+    from dodoco.compute.features import ExpertShape
+    from dodoco.compute.model import ComputeModel
+    from dodoco.compute.validate import held_out, summary
+
+    other = json.loads(path.read_text())
+    fits = _fit(raw)["fits"]
+    out = {"file": path.name, "date": other["date"], "device": other["facts"]["device"]}
+    for kernel, fit in fits.items():
+        rows = [{**r, "shape": ExpertShape(r["hidden"], r["width"])} for r in other["rows"]
+                if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0 and 128 <= r["tokens"] <= 8192]
+        out[kernel] = summary(held_out(ComputeModel.from_dict(fit), rows))
+    return out
 
 
 if __name__ == "__main__":

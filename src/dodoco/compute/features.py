@@ -118,7 +118,8 @@ def features(t, valid, shape: ExpertShape, tile_m: int = 128, tile_n: int = 128,
 
     case: one, tokens, groups, nonempty, flops (GFLOP, unpadded), pflops (GFLOP with each expert's
     rows rounded up to tile_m), wbytes (GB of weights of non-empty experts), abytes (GB of
-    activations); gemm: the same per GEMM plus waves (ceil(tiles / sms) * K, the latency of full
+    activations), pflops64 / pflops128 / pflops256 (padded FLOPs at each tile height); gemm: the same
+    per GEMM plus waves (ceil(tiles / sms) * K, the latency of full
     waves of tile_m x tile_n tiles, K-steps); group: per expert and GEMM, wbytes and pflops.
     """
     t = np.where(valid, np.asarray(t, dtype=np.int64), 0)
@@ -138,6 +139,8 @@ def features(t, valid, shape: ExpertShape, tile_m: int = 128, tile_n: int = 128,
             "nonempty": ne.sum(-1).astype(np.float64), "flops": tok * shape.flops_per_token / GFLOP,
             "pflops": gemm["pflops"].sum(-1), "wbytes": gemm["wbytes"].sum(-1),
             "abytes": tok * shape.act_bytes_per_token / GBYTE, "waves": gemm["waves"].sum(-1)}
+    for bm in (64, 128, 256):  # padded FLOPs at each tile height a grouped GEMM may pick
+        case[f"pflops{bm}"] = (_tiles(t, bm) * bm).sum(-1) * (shape.flops_per_token / GFLOP)
     group = {"wbytes": np.concatenate(g_wb, -1), "pflops": np.concatenate(g_pf, -1),
              "one": np.concatenate([ne, ne], -1).astype(np.float64)}
     return Features(case, gemm, group)

@@ -47,6 +47,8 @@ FORMS = {f.name: f for f in (
          summary="a constant plus the rank's FLOPs (tokens only): the baseline every other form must beat"),
     Form("linear", ("one", "nonempty", "wbytes", "pflops", "abytes"),
          summary="launch, per non-empty expert, weight bytes, tile-padded FLOPs, activation bytes, added"),
+    Form("tiles", ("one", "nonempty", "wbytes", "abytes", "pflops64", "pflops128", "pflops256"), tiled=False,
+         summary="linear, with FLOPs padded at each tile height a kernel may pick (64, 128, 256 rows) weighed"),
     Form("roofline", ("one", "nonempty"), "case", ("wbytes", "pflops"),
          summary="launch and per-expert costs plus the rank's roofline: max(weight bytes, padded FLOPs)"),
     Form("gemm-roofline", ("one", "nonempty", "abytes"), "gemm", ("wbytes", "pflops"),

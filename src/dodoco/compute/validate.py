@@ -37,7 +37,10 @@ def held_out(model, rows) -> np.ndarray:
 
 
 def summary(err) -> dict:
-    e = np.abs(np.asarray(err, dtype=np.float64))
+    """{n, median_abs_err, p90_abs_err, max_abs_err, bias} of relative errors (NaN: not predicted, left out)."""
+    err = np.asarray(err, dtype=np.float64)
+    err = err[np.isfinite(err)]
+    e = np.abs(err)
     if e.size == 0:
         return {"n": 0, "median_abs_err": None, "p90_abs_err": None, "max_abs_err": None, "bias": None}
     return {"n": int(e.size), "median_abs_err": float(np.median(e)), "p90_abs_err": float(np.quantile(e, 0.9)),

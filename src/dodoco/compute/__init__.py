@@ -1,0 +1,27 @@
+"""Expert compute: what routing imbalance costs the experts (docs/compute.md).
+
+Pure numpy (no torch): ``features`` (a rank's loads -> what its expert time depends on), ``fit``
+(forms, their fit, held-out errors), ``model`` (``ComputeModel``, calibrations per GPU and kernel,
+``resolve_model``), ``grid`` (the calibration grid), ``cases`` (a run's busiest / median / lightest
+ranks), ``shapes`` (the paper's expert shapes), ``validate`` (errors on held-out routing), ``api``
+(``ComputeConfig``, ``compute``). On a GPU (torch): ``kernels`` (grouped_mm, loop), ``measure``,
+``replay`` (``dodoco compute RUN``).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ComputeConfig": "dodoco.compute.api",
+    "compute": "dodoco.compute.api",
+    "ComputeModel": "dodoco.compute.model",
+    "resolve_model": "dodoco.compute.model",
+    "ExpertShape": "dodoco.compute.features",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dodoco.compute' has no attribute '{name}'")
