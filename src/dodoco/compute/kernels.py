@@ -48,8 +48,9 @@ class ExpertBench:
         self.pool = int(max(2 * max_experts, -(-3 * l2 // shape.weight_bytes), 2))
         g = torch.Generator(device=self.device).manual_seed(seed)
         H, I = shape.hidden, shape.width
-        self.w1 = (torch.randn(self.pool, 2 * I, H, device=self.device, generator=g) * H**-0.5).to(self.dtype)
-        self.w2 = (torch.randn(self.pool, H, I, device=self.device, generator=g) * I**-0.5).to(self.dtype)
+        # drawn in bf16 directly: no float32 transient (a DeepSeek-V3 pool is 11 GB in bf16)
+        self.w1 = torch.randn(self.pool, 2 * I, H, device=self.device, generator=g, dtype=self.dtype).mul_(H**-0.5)
+        self.w2 = torch.randn(self.pool, H, I, device=self.device, generator=g, dtype=self.dtype).mul_(I**-0.5)
         self.align = 1  # rows per group rounded up to this (1: none; set when the kernel demands it)
 
     def start(self, k: int, G: int) -> int:
@@ -63,7 +64,7 @@ class ExpertBench:
         if self.align > 1:
             t = -(-t // self.align) * self.align
         g = torch.Generator(device=self.device).manual_seed(seed)
-        x = torch.randn(int(t.sum()), self.shape.hidden, device=self.device, generator=g).to(self.dtype)
+        x = torch.randn(int(t.sum()), self.shape.hidden, device=self.device, generator=g, dtype=self.dtype)
         offs = torch.as_tensor(np.cumsum(t), dtype=torch.int32, device=self.device)
         return x, offs, [int(v) for v in t]
 
