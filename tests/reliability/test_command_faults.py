@@ -2,7 +2,7 @@
 line naming the value, checked before any table is printed, and no existing file changes.
 
 A byte flipped in a run's counts.npy is refused by every reader (the store verifies checksums on
-read): analyze, report, export, simulate, replay, recommend.
+read): analyze, report, export, simulate, replay, recommend; a damaged run is a data fault (exit 1).
 """
 
 import os
@@ -67,7 +67,7 @@ def test_every_reader_refuses_a_changed_counts_file(command, runs, tmp_path, cli
     before = snapshot(runs)
     argv = [a.format(runs=runs, tmp=tmp_path) for a in READERS[command]]
     rc, err = cli(*argv)
-    assert rc == 2
+    assert rc == 1
     one_line(err, "counts.npy", "checksum")
     assert snapshot(runs) == before
 
