@@ -352,7 +352,8 @@ def assemble(dump: Dump, scratch: Path, *, split_ranks: bool = False, num_expert
 
 
 def window(res: Assembled, scratch: Path) -> Assembled:
-    """Collapse every row into one aggregate window [1, L', E] (token traces are dropped)."""
+    """Collapse every row into one aggregate window [1, L', E] (token traces are dropped); its tokens
+    are its busiest layer's assignments // K, the rule of every counts row (store.check)."""
     total = np.zeros(res.counts.shape[1:], dtype=np.int64)
     step = max(1, (1 << 27) // max(1, res.counts.shape[1] * res.counts.shape[2] * 4))
     for i in range(0, res.counts.shape[0], step):
@@ -361,7 +362,7 @@ def window(res: Assembled, scratch: Path) -> Assembled:
         raise DodocoError("the summed window overflows uint32 counts: import without --as-window")
     out = scratch_counts(scratch, "counts.window.npy", (1,) + total.shape)
     out[0] = total
-    res.counts, res.seq_tokens = out, np.asarray([res.seq_tokens.sum()], dtype=np.int64)
+    res.counts, res.seq_tokens = out, np.asarray([total.sum(axis=1).max(initial=0) // (res.K or 1)], dtype=np.int64)
     res.tokens = res.token_offsets = None
     return res
 
