@@ -296,7 +296,14 @@ def _row_layer(out: np.ndarray) -> np.ndarray:
 
 
 def scratch_counts(scratch: Path, name: str, shape) -> np.ndarray:
+    """A uint32 array of ``shape`` memory-mapped in ``scratch`` (refused when the disk lacks the room)."""
+    import shutil
+
     scratch.mkdir(parents=True, exist_ok=True)
+    need, free = int(np.prod(shape, dtype=np.float64)) * 4, shutil.disk_usage(scratch).free
+    if need > free:
+        raise DodocoError(f"the counts {list(shape)} need {need / 2**30:.3g} GiB in {scratch}, but its disk has "
+                          f"{free / 2**30:.3g} GiB free: free space, or import fewer files at a time")
     return np.lib.format.open_memmap(scratch / name, mode="w+", dtype=np.uint32, shape=tuple(shape))
 
 

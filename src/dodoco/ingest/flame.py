@@ -51,6 +51,9 @@ def _indices(path: Path) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from dodoco.ingest.sniff import check_parquet
+
+    check_parquet(path)
     try:
         col = pq.read_table(path, columns=["indices"]).column("indices").combine_chunks()
     except (OSError, pa.ArrowInvalid) as exc:
