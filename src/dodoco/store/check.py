@@ -13,9 +13,11 @@ Each check returns a list of problems, each naming the file and what contradicts
   the assignments), which is checked exactly. Editing K breaks one rule or the other.
 - tokens against counts: the bincount of each unit's expert ids per layer equals its counts row;
   every id is below E.
-- the manifest against its identity: ``seq_len``, ``sequences`` and the condition as the identity
-  records them; the condition's kind against its provenance (a mock generator or real text); an
-  import's ``--top-k``/``--num-experts`` against K and E; an observed run's seq_tokens <= seq_len.
+- the manifest against its identity: ``seq_len``, ``sequences``, the model and the condition as the
+  identity records them, the origin (an import's identity names its format); the condition's kind
+  against its provenance (a mock generator or real text); an import's ``--top-k``/``--num-experts``
+  against K and E; the granularity against the origin and the files (observed: ``sequence``; an
+  imported ``token``: traces); an observed run's seq_tokens <= seq_len.
 
 Shape legend: S units (sequences, passes, one window), L MoE layers, E experts, K experts per
 token, T tokens.
@@ -48,10 +50,15 @@ def manifest_problems(m: Manifest) -> list[str]:
     (dtype and shape of each data file); no data read."""
     out = []
     ident = m.identity
-    for key, value in (("seq_len", m.seq_len), ("sequences", m.sequences), ("condition", m.condition.name)):
-        if key in ident and ident[key] != value:
+    for key, value in (("seq_len", m.seq_len), ("sequences", m.sequences), ("condition", m.condition.name),
+                       ("model", m.model.id)):
+        if ident.get(key) is not None and ident[key] != value:
             out.append(f"manifest.json: {key} is {value!r} but the run's identity says {ident[key]!r} (manifest "
                        "edited)")
+    if (m.origin is Origin.IMPORTED) != ("import" in ident):
+        out.append(f"manifest.json: origin {m.origin.value!r} but the identity is {'not ' * ('import' not in ident)}an "
+                   "import's (manifest edited)")
+    out += _granularity_problems(m)
     options = (m.details.get("source") or {}).get("options") or {} if m.origin is Origin.IMPORTED else {}
     for key, value in (("top_k", m.routing.K), ("num_experts", m.routing.E)):
         if options.get(key) is not None and options[key] != value:
@@ -77,6 +84,16 @@ def manifest_problems(m: Manifest) -> list[str]:
                        f"(S={m.sequences}, L={m.routing.L}, E={m.routing.E}, K={m.routing.K}) need "
                        f"{list(expected[name])}")
     return out
+
+
+def _granularity_problems(m: Manifest) -> list[str]:
+    """What a unit is, against who wrote the run and what it holds."""
+    g = m.granularity
+    if m.origin is Origin.OBSERVED and g is not Granularity.SEQUENCE:
+        return [f"manifest.json: an observed run of granularity {g.value!r}, not 'sequence' (manifest edited)"]
+    if g is Granularity.TOKEN and m.origin is Origin.IMPORTED and "tokens.npy" not in m.files:
+        return ["manifest.json: granularity 'token' without tokens.npy (manifest edited)"]
+    return []
 
 
 def _array_problems(name: str, a: np.ndarray, m: Manifest) -> list[str]:
