@@ -203,6 +203,9 @@ def run_dirs(paths) -> list[Path]:
             if not found:
                 raise DodocoError(f"no run directory under {p}: run `dodoco observe --out {p}` first")
             dirs.extend(found)
+        elif p.exists():
+            raise DodocoError(f"run path '{p}' is a file, not a run directory: give the folder that holds "
+                              f"{MANIFEST}")
         else:
             raise DodocoError(f"run path '{p}' does not exist")
     return dirs
