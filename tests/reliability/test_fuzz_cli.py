@@ -226,3 +226,41 @@ def test_any_dump_text_gives_a_run_or_one_line(fmt, box, capsys, monkeypatch):
         assert {k: v for k, v in snapshot(box["root"]).items() if not k.startswith("out/")} == before
 
     check()
+
+
+def test_any_flame_trace_gives_a_run_or_one_line(box, capsys, monkeypatch):
+    """FLAME-MoE layer files with any ids (negative, beyond E, ragged) and any --seq-len/--num-experts;
+    a run that imports holds exactly the bincount of the ids given."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dodoco.store import open_run
+
+    monkeypatch.chdir(box["out"])
+    runs = iter(range(10**6))
+    token = st.lists(st.integers(0, 7), min_size=2, max_size=2)
+    hostile = st.lists(st.integers(0, 7) | odd, min_size=2, max_size=2) | st.lists(st.integers(0, 7), max_size=3)
+    plausible = st.integers(1, 8).flatmap(lambda T: st.lists(st.lists(token, min_size=T, max_size=T), min_size=1,
+                                                             max_size=2))
+    layers = plausible | st.lists(st.lists(hostile, min_size=1, max_size=8), min_size=1, max_size=2)
+
+    @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(layers=layers, seq_len=st.integers(1, 4).map(str) | ints, experts=st.sampled_from(["8", "16"]) | ints)
+    def check(layers, seq_len, experts):
+        folder = box["root"] / "in" / f"iter_{next(runs)}"
+        folder.mkdir(parents=True)
+        for i, rows in enumerate(layers):
+            pq.write_table(pa.table({"indices": pa.array(rows, pa.list_(pa.int64()))}), folder / f"layer_{i:02d}.parquet")
+        run = box["out"] / folder.name
+        before = {k: v for k, v in snapshot(box["root"]).items() if not k.startswith("out/")}
+        rc = _call(capsys, ["import", "flame", str(folder), "-o", str(run), "--seq-len", seq_len,
+                            "--num-experts", experts])
+        assert {k: v for k, v in snapshot(box["root"]).items() if not k.startswith("out/")} == before
+        if rc == 0:
+            S, T, E = open_run(run).counts.shape[0], int(seq_len), int(experts)
+            topk = np.stack([np.asarray(rows[:S * T]) for rows in layers], axis=1)  # [S*T, L, K]
+            want = np.stack([np.stack([np.bincount(topk[s * T:(s + 1) * T, l].ravel(), minlength=E)
+                                       for l in range(topk.shape[1])]) for s in range(S)])
+            np.testing.assert_array_equal(open_run(run).counts, want)
+
+    check()
