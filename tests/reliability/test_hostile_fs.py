@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 import pytest
-from faults import one_line, snapshot
+from faults import interrupt_after, one_line, snapshot
 
 from dodoco.store.manifest import Origin, write_stub
 
@@ -31,23 +31,9 @@ def _observe(out, *extra):
 
 def _interrupted_stub(sandbox, cli, monkeypatch):
     """An unfinished observe of tmp/new/prose-L32 with one part written: the rerun would resume it."""
-    from dodoco.observe import runner
-
-    real, calls = runner._forward_fn, []
-
-    def failing(model):
-        forward = real(model)
-
-        def f(ids):
-            calls.append(1)
-            if len(calls) == 2:
-                raise KeyboardInterrupt
-            forward(ids)
-        return f
-
-    monkeypatch.setattr(runner, "_forward_fn", failing)
+    undo = interrupt_after(monkeypatch, 2)
     assert cli(*_observe(sandbox.root / "new"))[0] == 130
-    monkeypatch.setattr(runner, "_forward_fn", real)
+    undo()
     return sandbox.root / "new" / "prose-L32"
 
 

@@ -19,7 +19,7 @@ import shutil
 
 import numpy as np
 import pytest
-from faults import one_line, snapshot
+from faults import interrupt_after, one_line, snapshot
 
 from dodoco.store.atomic import sha256_file
 from dodoco.store.manifest import seal_of
@@ -210,25 +210,11 @@ def test_a_data_file_that_is_not_a_regular_file_is_refused(what, sandbox, cli3):
 
 def test_resuming_on_another_device_is_refused(tmp_path, cli, monkeypatch):
     """The device kind is part of a run's identity: a run begun on a GPU never finishes on the CPU."""
-    from dodoco.observe import runner
-
-    real, calls = runner._forward_fn, []
-
-    def interrupted(model):
-        forward = real(model)
-
-        def f(ids):
-            calls.append(1)
-            if len(calls) == 2:  # the first batch is written as a part
-                raise KeyboardInterrupt
-            forward(ids)
-        return f
-
     args = ("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", "--seq-len", 32, "--sequences", 8,
             "--batch-size", 4, "--out", tmp_path)
-    monkeypatch.setattr(runner, "_forward_fn", interrupted)
+    undo = interrupt_after(monkeypatch, 2)  # the first batch is written as a part
     assert cli(*args)[0] == 130
-    monkeypatch.setattr(runner, "_forward_fn", real)
+    undo()
     stub = tmp_path / "prose-L32" / "manifest.json"
     d = json.loads(stub.read_text())
     assert d["identity"]["device"] == "cpu"
