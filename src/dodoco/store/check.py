@@ -136,7 +136,9 @@ def counts_problems(m: Manifest, counts: np.ndarray, seq_tokens: np.ndarray) -> 
         s = int(np.argmax(tok < 0))
         return [f"seq_tokens.npy: unit {s} has {tok[s]} tokens (negative)"]
     sums, K = row_sums(counts), m.routing.K
-    if _exact(m):
+    if _exact(m) and K is None:
+        out.append("manifest.json: K is unknown, but every unit of this run holds tokens x K assignments per layer")
+    elif _exact(m):
         bad = sums != tok[:, None] * K
         if bad.any():
             s, l = (int(i) for i in np.argwhere(bad)[0])
