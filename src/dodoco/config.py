@@ -94,8 +94,6 @@ LIMITS = {
     "ep": (_ranks_limit, "an N x N traffic matrix must fit in half of this machine's memory"),
     "eps": (_ranks_limit, "an N x N traffic matrix must fit in half of this machine's memory"),
     "nproc": (_ranks_limit, "an N x N traffic matrix must fit in half of this machine's memory"),
-    "hidden": (1 << 20, "no model has a hidden size above 2**20"),
-    "expert_width": (1 << 20, "no model has an expert width above 2**20"),
     "n_boot": (1 << 20, "a bootstrap needs far fewer resamples"),
     "buffers": (1 << 10, "rotating buffer sets live in GPU memory"),
 }

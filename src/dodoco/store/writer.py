@@ -53,6 +53,7 @@ class RunWriter:
         self.identity, self.origin = identity, Origin(origin)
         self.parts = self.path / PARTS
         self.notes: list[str] = []
+        self.foreign: set[str] = set()
         self.lock = RunLock(self.path).acquire() if lock else None
         try:
             if self.lock:
@@ -67,6 +68,7 @@ class RunWriter:
     def _claim(self, overwrite: bool) -> None:
         """Decide what to do with what the directory holds (see the class docstring), then mark it ours."""
         foreign = foreign_entries(self.path)
+        self.foreign = set(foreign)  # never removed, never listed in the manifest: not DODOCO's
         if os.path.lexists(self.parts) and PARTS in foreign:
             raise DodocoError(f"{self.parts} is not DODOCO's (a link, or a folder holding other files): DODOCO "
                               "never writes or deletes through it; move it away, or choose another output")
@@ -199,7 +201,8 @@ class RunWriter:
     def write_manifest(self, manifest: Manifest, *, cleanup: bool = False,
                        checksums: dict[str, str] | None = None) -> Manifest:
         """Complete ``manifest`` with this run's identity and the shape, dtype, size and sha256 of
-        every data file present, and write it (status complete).
+        every data file present that was not foreign when the writer claimed the directory (a file
+        of the user's is never adopted), and write it (status complete).
 
         ``checksums`` (name -> sha256 hex) gives digests already computed over exactly the bytes
         written (e.g. while streaming a large file), so those files are not read back."""
@@ -207,7 +210,7 @@ class RunWriter:
         own = own_entries(self.path)
         for name in DATA_FILES:
             f = self.path / name
-            if name in own:
+            if f.is_file() and name not in self.foreign:  # written by DODOCO: before this writer, or by it
                 arr = np.load(f, mmap_mode="r", allow_pickle=False)
                 digest = (checksums or {}).get(name) or atomic.sha256_file(f)
                 files[name] = DataFile(sha256=digest, shape=tuple(arr.shape), dtype=str(arr.dtype),
