@@ -89,11 +89,12 @@ def checkpoints(tmp_path_factory):
 @pytest.fixture(scope="session")
 def traced_runs(tmp_path_factory):
     """A finished observe folder with token traces and metrics: tiny qwen3_moe on mock-uniform and
-    prose, 16 sequences of 32 tokens (runs/mock-uniform-L32, runs/prose-L32)."""
+    prose, 32 sequences of 32 tokens (runs/mock-uniform-L32, runs/prose-L32). Observed once for the
+    whole session: copy it before changing anything (``sandbox``)."""
     from dodoco.observe.runner import observe
 
     out = tmp_path_factory.mktemp("traced") / "runs"
-    observe("tiny:qwen3_moe", ["mock-uniform", "prose"], seq_len=32, sequences=16, batch_size=8, out=out,
+    observe("tiny:qwen3_moe", ["mock-uniform", "prose"], seq_len=32, sequences=32, batch_size=8, out=out,
             quiet=True, invariance=False, traces=True)
     return out
 

@@ -13,14 +13,9 @@ from faults import one_line, snapshot
 
 
 @pytest.fixture(scope="session")
-def golden_runs(tmp_path_factory):
-    """tiny qwen3_moe on mock-uniform and prose, 32 sequences of 32 tokens each."""
-    from dodoco.observe.runner import observe
-
-    out = tmp_path_factory.mktemp("cmd") / "runs"
-    observe("tiny:qwen3_moe", ["mock-uniform", "prose"], seq_len=32, sequences=32, batch_size=8, out=out, quiet=True,
-            invariance=False)
-    return out
+def golden_runs(traced_runs):
+    """tiny qwen3_moe on mock-uniform and prose, 32 sequences of 32 tokens each (with traces)."""
+    return traced_runs
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def _seq_tokens(run):
 TAMPER = {  # case -> (new file, what the content checks name, a command that reads it)
     "swap-layers": (_swap_layers, "tokens.npy: unit 0 sends", "traces"),  # caught where traces are read
     "int64": (_int64, "dtype int64", "analyze"),
-    "one-sequence-less": (_one_sequence_less, "shape [15, 4, 128]", "analyze"),
+    "one-sequence-less": (_one_sequence_less, "shape [31, 4, 128]", "analyze"),
     "token-id-beyond-E": (_token_beyond_e, "expert id 128 is outside 0..127", "traces"),
     "seq-tokens": (_seq_tokens, "layer 0 of unit 3 holds 256 assignments, not its 33 tokens", "analyze"),
 }
