@@ -103,13 +103,15 @@ def read_toml(path) -> dict:
     """The table of a TOML file -> dict; one-line errors for a missing, binary or invalid file."""
     import tomllib
 
+    from dodoco.store.paths import read_regular
+
     p = Path(path)
+    if not p.exists():
+        raise DodocoError(f"config file {p} does not exist: give an existing .toml file")
+    if p.is_dir():
+        raise DodocoError(f"config file {p} is a folder: give a .toml file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DodocoError(f"config file {p} does not exist: give an existing .toml file") from None
-    except IsADirectoryError:
-        raise DodocoError(f"config file {p} is a folder: give a .toml file") from None
+        text = read_regular(p, "config file", limit=1 << 24).decode("utf-8")  # a FIFO is refused, never read
     except UnicodeDecodeError:
         raise DodocoError(f"config file {p} is not text (binary data): give a .toml file") from None
     try:

@@ -14,9 +14,9 @@ import os
 import stat
 from pathlib import Path
 
-from dodoco.errors import DataError, DodocoError
+from dodoco.errors import DodocoError
 
-__all__ = ["describe_mode", "is_link", "nofollow_dir", "open_regular", "read_regular", "regular"]
+__all__ = ["describe_mode", "nofollow_dir", "open_regular", "read_regular", "regular"]
 
 
 def describe_mode(mode: int) -> str:
@@ -79,10 +79,6 @@ def read_regular(path, what: str = "input file", error: type[DodocoError] = Dodo
             raise error(f"{what} {path} has {size} bytes, more than the {limit} such a file can hold: "
                         "is it the right file?")
         return f.read()
-
-
-def is_link(path) -> bool:
-    return os.path.islink(path)
 
 
 def nofollow_dir(path, error: type[DodocoError] = DodocoError) -> Path:
