@@ -76,6 +76,9 @@ def manifest_problems(m: Manifest) -> list[str]:
     if ("tokens.npy" in m.files) != ("token_offsets.npy" in m.files):
         out.append("manifest.json: lists only one of tokens.npy and token_offsets.npy")
     expected = _expected_shapes(m)
+    for name in m.files:
+        if "/" in name or "\\" in name or name in ("", ".", "..", "manifest.json"):
+            out.append(f"manifest.json: lists {name!r}, which is not a file of the run (manifest edited)")
     for name, entry in m.files.items():
         if name in DTYPES and entry.dtype not in DTYPES[name]:
             out.append(f"{name}: the manifest says dtype {entry.dtype}, but DODOCO writes {' or '.join(DTYPES[name])}")

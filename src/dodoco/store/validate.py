@@ -21,6 +21,8 @@ def _file_problems(path: Path, m: Manifest) -> tuple[list[str], dict[str, np.nda
     problems, arrays = [], {}
     for name, meta in m.files.items():
         f = path / name
+        if f.parent != path or name in ("", ".", ".."):
+            continue  # not a file of the run (store.check names it): never read outside the run
         if not f.exists() and not f.is_symlink():
             problems.append(f"{name}: missing")
             continue
