@@ -159,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume; finished work is kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dodoco ... | head`: the reader left; nothing more to say to it
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1
     except Exception as exc:  # noqa: BLE001 (the one boundary: data and environment faults become one line)
         described = _describe(exc)
         if described is None:
