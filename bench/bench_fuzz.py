@@ -3,7 +3,7 @@ under 2 minutes on the 2-core CI machine, 0 failures).
 
 Four families of cases, drawn from one seeded generator, each with its oracle:
 
-- ``manifest``: one spot of a real observed run's manifest.json changed (any value anywhere, a
+- ``manifest``: one spot of an observed run's manifest.json changed (any value anywhere, a
   deletion, a number bumped), its seal kept, removed or recomputed by a forger; then ``validate`` and
   a reader (open_run, counts, traces). Oracle: a one-line DodocoError, or exactly the original
   fields and counts; an edit under the original seal is never read; validate never raises.
@@ -17,11 +17,14 @@ Four families of cases, drawn from one seeded generator, each with its oracle:
   flags. Oracle: as ``flags``; an array that imports holds exactly its non-empty rows and layers, and
   the run validates.
 
-A failure is any broken oracle (an exception escaping main() is a traceback). Writes
+A failure is any broken oracle (an exception escaping main() is a traceback). The cases are split
+over ``--workers`` processes (default: one per core, at most 2), each with its own sandbox and seed
+(``seed + worker``); the target counts the whole run, sandbox setup included. Writes
 bench/results/fuzz.json: cases, seconds, inputs per second, failures (the first 20 described), per
 family its cases, failures and median / p90 milliseconds, and notes generated from this run.
 
-    python bench/bench_fuzz.py [--cases 12000] [--seed 0] [--max-seconds 115] [--out bench/results/fuzz.json]
+    python bench/bench_fuzz.py [--cases 12000] [--seed 0] [--workers 2] [--max-seconds 100]
+                               [--out bench/results/fuzz.json]
 """
 
 from __future__ import annotations
@@ -60,12 +63,41 @@ def _paths(obj, prefix=()):
     return out
 
 
+def observed_run(path: Path, S: int = 16, T: int = 16, L: int = 4, E: int = 32, K: int = 4, seed: int = 0) -> Path:
+    """A run as ``dodoco observe`` writes it (origin observed, its identity, parts finalized, traces,
+    metrics.parquet listed), of routing drawn here: each token picks K distinct experts, skewed."""
+    from dodoco.analysis import write_metrics
+    from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin,
+                                       Routing, Status)
+    from dodoco.store.writer import RunWriter
+
+    g = np.random.default_rng(seed)
+    p = g.dirichlet(np.full(E, 0.5), size=L)
+    topk = np.stack([np.stack([g.choice(E, K, replace=False, p=p[l]) for l in range(L)]) for _ in range(S * T)])
+    counts = np.zeros((S, L, E), np.uint32)
+    for s in range(S):
+        for l in range(L):
+            counts[s, l] = np.bincount(topk[s * T:(s + 1) * T, l].ravel(), minlength=E)
+    identity = {"model": "tiny:fuzz", "weights": "tiny:fuzz seed 0", "tokenizer": "zoo", "condition": "mock-uniform",
+                "data": "uniform ids over 8192", "seq_len": T, "sequences": S, "seed": 0, "dtype": "float32",
+                "device": "cpu", "batch_size": S, "traces": True}
+    writer = RunWriter(path, identity, origin=Origin.OBSERVED)
+    writer.write_part(0, counts, np.full(S, T, np.int64), topk.astype(np.uint8))
+    writer.finalize(Manifest(
+        status=Status.RUNNING, origin=Origin.OBSERVED, identity={}, model=ModelInfo(id="tiny:fuzz"),
+        routing=Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
+        condition=ConditionInfo(name="mock-uniform", kind=ConditionKind.MOCK,
+                                provenance={"generator": "uniform", "vocab_size": 8192, "seed": 0}),
+        seq_len=T, sequences=S, granularity=Granularity.SEQUENCE, details={"seed": 0}))
+    write_metrics(path, batch_sizes=(1, 2))
+    return path
+
+
 class Box:
-    """The sandbox: a real observed run with traces (prose-L16), its reference answers, an outputs
-    folder, special files, and the user's files that nothing may change."""
+    """The sandbox: a run as observe writes it, with traces, its reference answers, an outputs folder,
+    special files, and the user's files that nothing may change."""
 
     def __init__(self, root: Path):
-        from dodoco.observe.runner import observe
         from dodoco.store import open_run
 
         self.root, self.out, self.outside = root, root / "out", root / "outside"
@@ -74,8 +106,7 @@ class Box:
         (self.outside / "precious.txt").write_text("the user's own file\n")
         (root / "binary.bin").write_bytes(os.urandom(256))
         os.mkfifo(root / "fifo")
-        (self.run,) = observe("tiny:qwen3_moe", ["prose"], seq_len=16, sequences=8, batch_size=8, out=root / "runs",
-                              quiet=True, invariance=False, traces=True)
+        self.run = observed_run(root / "runs" / "mock-uniform-L16")
         self.manifest = (self.run / "manifest.json").read_text()
         self.files = {p.name: p.read_bytes() for p in self.run.iterdir()}
         self.paths = _paths(json.loads(self.manifest))
@@ -338,17 +369,51 @@ def fuzz(box: Box, cases: int, seed: int, max_seconds: float) -> dict:
     return {"times": times, "failures": failures, "wall_s": wall}
 
 
-def summarise(res: dict, seed: int) -> dict:
-    times, wall = res["times"], res["wall_s"]
+def work(job: tuple[int, int, int, float]) -> dict:
+    """One worker: its own sandbox (setup untimed here, counted in the total), then its cases."""
+    cases, seed, worker, max_seconds = job
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    with tempfile.TemporaryDirectory(prefix=f"dodoco-fuzz{worker}-") as tmp:
+        box = Box(Path(tmp))
+        cwd = os.getcwd()
+        os.chdir(box.out)  # a relative output path lands in the outputs folder
+        try:
+            res = fuzz(box, cases, seed + worker, max_seconds)
+        finally:
+            os.chdir(cwd)
+    for f in res["failures"]:
+        f["worker"] = worker
+    return res
+
+
+def run_workers(cases: int, seed: int, workers: int, max_seconds: float) -> dict:
+    """Every worker's result merged: times per family, failures, the slowest worker's fuzzing wall."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(cases // workers + (w < cases % workers), seed, w, max_seconds) for w in range(workers)]
+    if workers == 1:
+        parts = [work(jobs[0])]
+    else:
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"  # nothing heavy is imported yet
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
+            parts = list(pool.map(work, jobs))
+    return {"times": {f: sum((p["times"][f] for p in parts), []) for f in FAMILIES},
+            "failures": sum((p["failures"] for p in parts), []), "wall_s": max(p["wall_s"] for p in parts)}
+
+
+def summarise(res: dict, seed: int, workers: int, total_s: float) -> dict:
+    times, wall = res["times"], total_s
     n = sum(len(t) for t in times.values())
     fams = {f: {"cases": len(t), "failures": sum(x["family"] == f for x in res["failures"]),
                 "median_ms": round(1000 * statistics.median(t), 2) if t else None,
                 "p90_ms": round(1000 * float(np.percentile(t, 90)), 2) if t else None} for f, t in times.items()}
     slowest = max((f for f in fams if fams[f]["cases"]), key=lambda f: fams[f]["median_ms"])
     met = n >= TARGET_CASES and wall < TARGET_S
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    notes = [f"{n} cases in {wall:.1f} s on {os.cpu_count()} CPU core(s) (load average {load:.2f} at the end): "
-             f"{n / wall:.0f} inputs per second; target >= {TARGET_CASES} cases in < {TARGET_S:.0f} s "
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    notes = [f"{n} cases in {wall:.1f} s (sandboxes included; fuzzing {res['wall_s']:.1f} s) with {workers} worker "
+             f"process(es) on {os.cpu_count()} CPU core(s), load average {load[0]:.2f} / {load[1]:.2f} (1 / 5 min) at "
+             f"the end: {n / wall:.0f} inputs per second; target >= {TARGET_CASES} cases in < {TARGET_S:.0f} s "
              f"{'met' if met else 'missed'}",
              f"{len(res['failures'])} failure(s) found"
              + (f", first: {res['failures'][0]['family']}: {res['failures'][0]['failure']}" if res["failures"] else ""),
@@ -356,10 +421,12 @@ def summarise(res: dict, seed: int) -> dict:
              + ", ".join(f"{f} {v['cases']}" for f, v in fams.items())]
     import dodoco
 
-    return {"benchmark": "fuzz", "seed": seed, "target": {"cases": TARGET_CASES, "seconds": TARGET_S, "met": met},
+    return {"benchmark": "fuzz", "seed": seed, "workers": workers,
+            "target": {"cases": TARGET_CASES, "seconds": TARGET_S, "met": met},
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
                         "numpy": np.__version__, "dodoco": dodoco.__version__},
-            "cases": n, "seconds": round(wall, 2), "inputs_per_s": round(n / wall, 1),
+            "cases": n, "seconds": round(wall, 2), "fuzzing_seconds": round(res["wall_s"], 2),
+            "inputs_per_s": round(n / wall, 1),
             "failures": len(res["failures"]), "failed_cases": res["failures"][:20], "families": fams, "notes": notes}
 
 
@@ -367,18 +434,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=12_000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-seconds", type=float, default=115.0)
+    ap.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    ap.add_argument("--max-seconds", type=float, default=100.0, help="per worker, after its sandbox is made")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fuzz.json"))
     args = ap.parse_args(argv)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    with tempfile.TemporaryDirectory(prefix="dodoco-fuzz-") as tmp:
-        box = Box(Path(tmp))
-        cwd = os.getcwd()
-        os.chdir(box.out)  # a relative output path lands in the outputs folder
-        try:
-            result = summarise(fuzz(box, args.cases, args.seed, args.max_seconds), args.seed)
-        finally:
-            os.chdir(cwd)
+    started = time.perf_counter()
+    res = run_workers(args.cases, args.seed, args.workers, args.max_seconds)
+    result = summarise(res, args.seed, args.workers, time.perf_counter() - started)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print("\n".join(result["notes"]))
