@@ -19,8 +19,9 @@ import pyarrow as pa
 from dodoco.config import Config
 from dodoco.ep.result import FEW_STEPS  # rows resting on this many steps or fewer are flagged
 from dodoco.errors import DodocoError
-from dodoco.metrics.table import metrics_table, summary_frame, write_parquet_atomic
+from dodoco.metrics.table import metrics_table, parquet_bytes, summary_frame
 from dodoco.store.run import Run, find_runs, open_run
+from dodoco.store.writer import record_file
 
 __all__ = ["DEFAULT_BATCHES", "Analysis", "AnalyzeConfig", "analyze", "ep_rows", "run_metrics",
            "summary_rows", "write_metrics"]
@@ -85,8 +86,13 @@ def write_metrics(path, batch_sizes=None) -> pa.Table:
     """Compute the metrics of the run at ``path`` and write its ``metrics.parquet`` atomically."""
     run = open_run(path)
     table = run_metrics(run, batch_sizes)
-    write_parquet_atomic(table, Path(path) / "metrics.parquet")
+    _record_metrics(run.path, table)
     return table
+
+
+def _record_metrics(path: Path, table: pa.Table) -> None:
+    """Write ``metrics.parquet`` into the run and list it (sha256, size) in its manifest."""
+    record_file(path, "metrics.parquet", parquet_bytes(table), shape=(table.num_rows,), dtype="parquet")
 
 
 def _flag(run: Run, rows: list[dict], what: str) -> list[str]:
@@ -105,7 +111,7 @@ def summary_rows(paths, batch_sizes=None, *, write: bool = True, seed: int = 0,
     for run in paths if all(isinstance(p, Run) for p in paths) else find_runs(paths):
         table = run_metrics(run, batch_sizes, seed)
         if write:
-            write_parquet_atomic(table, run.path / "metrics.parquet")
+            _record_metrics(run.path, table)
         part = [{**r, "batch": "all" if r["batch"] == 0 else r["batch"]} for r in summary_frame(table)]
         rows += part
         if notes is not None:

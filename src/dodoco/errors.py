@@ -1,7 +1,10 @@
 """User-facing errors: one line that names the offending value and the fix.
 
-The CLI prints ``error: <message>`` and exits with status 2 for any ``DodocoError``; a traceback is
-shown only for bugs (anything else). Asserts are kept for internal invariants.
+The CLI (``dodoco.cli``, the one error boundary) prints ``error: <message>`` and exits with status 2
+for a ``DodocoError`` (a mistake in what the user asked for: flags, values, paths) and with status 1
+for a ``DataError`` (a damaged or inconsistent run, an unreadable input) and for the environment
+faults it translates (full disk, read-only folder, no permission, out of memory). A traceback is
+shown only with ``dodoco --debug``. Asserts are kept for internal invariants.
 """
 
 from __future__ import annotations
@@ -11,7 +14,16 @@ from collections.abc import Iterable
 
 
 class DodocoError(Exception):
-    """A mistake in what the user asked for or gave us (not a bug)."""
+    """A mistake in what the user asked for or gave us (not a bug); the CLI exits with status 2."""
+
+    exit_code = 2
+
+
+class DataError(DodocoError):
+    """Data that is damaged or inconsistent (a run whose files or manifest do not agree, an input file
+    that cannot be read): not the user's typing, so the CLI exits with status 1."""
+
+    exit_code = 1
 
 
 def did_you_mean(kind: str, value: str, choices: Iterable[str]) -> DodocoError:

@@ -149,8 +149,9 @@ def recommend(hardware: str, ep: int, results: list[dict] | None = None, skew: f
     hw = hardware.lower()
     if hw not in HARDWARE:
         raise did_you_mean("hardware", hardware, HARDWARE)
-    if skew is not None and not skew >= 1:
-        raise DodocoError(f"--skew {skew} is not a receiver skew: max/mean rank load is >= 1 (1 = balanced)")
+    if skew is not None and not 1 <= skew < float("inf"):
+        raise DodocoError(f"--skew {skew} is not a receiver skew: max/mean rank load is a finite number >= 1 "
+                          "(1 = balanced)")
     band = ep_band(int(ep))
     measured, floor, not_measured, notes = measured_rows(results or [], hw, int(ep))
     order, why = rules(hw, band)

@@ -39,7 +39,7 @@ def write_flame(folder, layers=(2, 3, 4), T=50, seed=0, fixed=False):
 def test_flame_rows_are_consecutive_tokens_and_ids_survive(tmp_path, fixed):
     folder = tmp_path / "actives" / "iter_5473"
     ids = write_flame(folder, T=50, fixed=fixed)
-    dump = read(sorted(folder.iterdir()), SimpleNamespace(seq_len=16))
+    dump = read(sorted(folder.iterdir()), SimpleNamespace(seq_len=16, num_experts=E))
     assert dump.granularity == "token" and dump.top_k == K and dump.layer_ids == [2, 3, 4]
     rec = dump.records[0]
     assert rec.n == 3  # 50 tokens -> 3 rows of 16, 2 tokens dropped
@@ -54,7 +54,7 @@ def test_flame_layer_order_comes_from_file_names(tmp_path):
     folder = tmp_path / "iter_1"
     ids = write_flame(folder, layers=(10, 9, 2), T=8)
     dump = read([folder / "layer_10.parquet", folder / "layer_02.parquet", folder / "layer_09.parquet"],
-                SimpleNamespace(seq_len=8))
+                SimpleNamespace(seq_len=8, num_experts=E))
     assert dump.layer_ids == [2, 9, 10]
     assert np.array_equal(dump.records[0].tokens[0], ids[:, [2, 1, 0]])
 
@@ -69,19 +69,38 @@ def test_flame_errors_name_the_fix(tmp_path):
     write_flame(folder, layers=(2, 3), T=20)
     files = sorted(folder.iterdir())
     with pytest.raises(DodocoError, match="--seq-len"):
-        read(files, SimpleNamespace(seq_len=0))
+        read(files, SimpleNamespace(seq_len=0, num_experts=E))
     with pytest.raises(DodocoError, match="fewer than one row"):
-        read(files, SimpleNamespace(seq_len=64))
+        read(files, SimpleNamespace(seq_len=64, num_experts=E))
     pq.write_table(pa.table({"token_id": pa.array([1, 2], pa.int32())}), tmp_path / "000.parquet")
     with pytest.raises(DodocoError, match="not a FLAME-MoE actives file"):
-        read([tmp_path / "000.parquet"], SimpleNamespace(seq_len=1))
+        read([tmp_path / "000.parquet"], SimpleNamespace(seq_len=1, num_experts=E))
     other = tmp_path / "iter_3"
     write_flame(other, layers=(4,), T=30)
     with pytest.raises(DodocoError, match="inconsistent tokens x top-k"):
-        read(files + [other / "layer_04.parquet"], SimpleNamespace(seq_len=4))
+        read(files + [other / "layer_04.parquet"], SimpleNamespace(seq_len=4, num_experts=E))
     ragged = tmp_path / "iter_4"
     ragged.mkdir()
     pq.write_table(pa.table({"indices": pa.array([[1, 2, 3], [4, 5]], pa.list_(pa.int16()))}),
                    ragged / "layer_02.parquet")
     with pytest.raises(DodocoError, match="token 1 has 2 expert ids"):
-        read([ragged / "layer_02.parquet"], SimpleNamespace(seq_len=1))
+        read([ragged / "layer_02.parquet"], SimpleNamespace(seq_len=1, num_experts=E))
+
+
+def test_flame_never_guesses_the_number_of_experts(tmp_path):
+    """E is not in the files: without --num-experts the import stops naming the largest id (a lower
+    bound only); with it, E is recorded as given, noted, and an id >= E is refused."""
+    from dodoco.ingest import ImportConfig, import_dump
+    from dodoco.store import open_run
+
+    folder = tmp_path / "iter_7"
+    ids = write_flame(folder, layers=(2, 3), T=32)
+    top = int(ids.max())
+    with pytest.raises(DodocoError, match=rf"largest id in these files is {top}, so E >= {top + 1}\): pass --num-experts"):
+        read(sorted(folder.iterdir()), SimpleNamespace(seq_len=8, num_experts=None))
+    cfg = dict(format="flame", paths=(str(folder),), seq_len=8)
+    man = import_dump(ImportConfig(out=str(tmp_path / "run"), num_experts=96, **cfg))
+    assert man.routing.E == 96 and open_run(tmp_path / "run").counts.shape == (4, 2, 96)
+    assert any("E=96 from --num-experts" in n for n in man.details["notes"])
+    with pytest.raises(DodocoError, match=f"expert id {top} out of range 0..{top - 1}"):
+        import_dump(ImportConfig(out=str(tmp_path / "low"), num_experts=top, **cfg))

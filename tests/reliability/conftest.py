@@ -84,3 +84,47 @@ def checkpoints(tmp_path_factory):
             f.unlink()
         PreTrainedTokenizerFast(tokenizer_object=wl, unk_token="[UNK]").save_pretrained(out[name])
     return out
+
+
+@pytest.fixture(scope="session")
+def traced_runs(tmp_path_factory):
+    """A finished observe folder with token traces and metrics: tiny qwen3_moe on mock-uniform and
+    prose, 32 sequences of 32 tokens (runs/mock-uniform-L32, runs/prose-L32). Observed once for the
+    whole session: copy it before changing anything (``sandbox``)."""
+    from dodoco.observe.runner import observe
+
+    out = tmp_path_factory.mktemp("traced") / "runs"
+    observe("tiny:qwen3_moe", ["mock-uniform", "prose"], seq_len=32, sequences=32, batch_size=8, out=out,
+            quiet=True, invariance=False, traces=True)
+    return out
+
+
+@pytest.fixture
+def sandbox(traced_runs, tmp_path):
+    """tmp/runs: a copy of ``traced_runs``; tmp/outside: files of the user's that no command may
+    change (``sandbox.outside``); ``sandbox.run``: the prose run."""
+    import shutil
+    from types import SimpleNamespace
+
+    shutil.copytree(traced_runs, tmp_path / "runs")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("the user's own file\n")
+    (outside / "part-000000000-8-0123456789abcdef.npz").write_bytes(b"not a part of any run")
+    (outside / ".counts.npy.abcd1234.tmp").write_bytes(b"named like a temp file, but the user's")
+    return SimpleNamespace(root=tmp_path, runs=tmp_path / "runs", run=tmp_path / "runs" / "prose-L32",
+                           outside=outside)
+
+
+@pytest.fixture
+def cli3(capsys):
+    """cli3(*argv) -> (exit code, stdout, stderr): the dodoco CLI in this process (see ``cli``)."""
+    from dodoco.cli import main
+
+    def run(*argv):
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return rc, out, err.strip()
+
+    return run

@@ -22,3 +22,24 @@ def one_line(err: str, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[-1], (needle, lines[-1])
     return lines[-1]
+
+
+def interrupt_after(monkeypatch, n: int):
+    """Make the n-th forward pass of observe raise KeyboardInterrupt (as Ctrl-C would; the n - 1 before
+    it are written as parts); returns the undo."""
+    from dodoco.observe import runner
+
+    real, calls = runner._forward_fn, []
+
+    def failing(model):
+        forward = real(model)
+
+        def f(ids):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            forward(ids)
+        return f
+
+    monkeypatch.setattr(runner, "_forward_fn", failing)
+    return lambda: monkeypatch.setattr(runner, "_forward_fn", real)

@@ -11,31 +11,13 @@ import shutil
 
 import numpy as np
 import pytest
-from faults import one_line, snapshot
+from faults import interrupt_after, one_line, snapshot
 
 from dodoco.errors import DodocoError
 from dodoco.observe import runner
 from dodoco.store import open_run
 
 ARGS = ("--seq-len", 32, "--sequences", 24, "--batch-size", 4)
-
-
-def _interrupt_after(monkeypatch, n: int):
-    """Make the n-th forward pass raise KeyboardInterrupt (as Ctrl-C would); returns the undo."""
-    real, calls = runner._forward_fn, []
-
-    def failing(model):
-        forward = real(model)
-
-        def f(ids):
-            calls.append(1)
-            if len(calls) == n:
-                raise KeyboardInterrupt
-            forward(ids)
-        return f
-
-    monkeypatch.setattr(runner, "_forward_fn", failing)
-    return lambda: monkeypatch.setattr(runner, "_forward_fn", real)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +30,7 @@ def reference(tmp_path_factory):
 
 
 def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, cli, monkeypatch, reference):
-    undo = _interrupt_after(monkeypatch, 5)  # batches 0..3 written (sequences 0..15), the 5th interrupted
+    undo = interrupt_after(monkeypatch, 5)  # batches 0..3 written (sequences 0..15), the 5th interrupted
     assert cli("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *ARGS, "--out", tmp_path)[0] == 130
     assert len(list((tmp_path / "prose-L32" / "_parts").glob("part-*"))) == 4
     undo()
@@ -59,7 +41,7 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, cli, monke
 
 
 def test_damaged_part_is_discarded_recomputed_and_noted(tmp_path, cli, monkeypatch, reference):
-    undo = _interrupt_after(monkeypatch, 4)
+    undo = interrupt_after(monkeypatch, 4)
     cli("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *ARGS, "--out", tmp_path)
     undo()
     parts = sorted((tmp_path / "prose-L32" / "_parts").glob("part-*"))
@@ -81,7 +63,7 @@ def test_resume_after_the_data_changed_is_refused(change, tmp_path, cli, monkeyp
     words = [f"alpha{i} beta gamma{i % 7} delta" for i in range(800)]
     text.write_text(" ".join(words))
     args = ("observe", "--model", model, "--conditions", f"file:{text}", *ARGS, "--out", tmp_path / "runs")
-    undo = _interrupt_after(monkeypatch, 3)
+    undo = interrupt_after(monkeypatch, 3)
     assert cli(*args)[0] == 130
     undo()
     if change == "text":

@@ -27,8 +27,9 @@ def make_run(path, condition, S=8, L=2, E=8, K=2, T=16, seed=0, hot=None, traces
         from dodoco.store.writer import RunWriter
 
         manifest = open_run(path).manifest
+        spec = {"model": "synthetic", "condition": condition, "seq_len": T, "sequences": S, "synthetic": True}
+        writer = RunWriter(path, spec, origin=Origin.SYNTHETIC)  # claim first: files there before are not adopted
         save_npy(path / "tokens.npy", topk)
         save_npy(path / "token_offsets.npy", np.arange(S + 1, dtype=np.int64) * T)
-        spec = {"model": "synthetic", "condition": condition, "seq_len": T, "sequences": S, "synthetic": True}
-        RunWriter(path, spec, origin=Origin.SYNTHETIC).write_manifest(manifest)
+        writer.write_manifest(manifest)
     return counts

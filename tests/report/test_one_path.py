@@ -62,7 +62,7 @@ def test_unreadable_run_exits_non_zero(runs, tmp_path, capsys):
     bad = tmp_path / "bad"
     shutil.copytree(runs / "a" / "prose", bad)
     (bad / "counts.npy").write_bytes(b"\x93NUMPY broken")
-    assert main(["report", str(bad), "-o", str(tmp_path / "rep")]) == 2
+    assert main(["report", str(bad), "-o", str(tmp_path / "rep")]) == 1  # a damaged run: a data fault
     assert "counts.npy" in capsys.readouterr().err
     assert main(["findings", str(tmp_path / "nothing-here")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -54,10 +54,10 @@ def test_v1_mock_kind_falls_back_to_the_name_only_in_migration():
 
 
 def test_missing_k_is_an_error_naming_the_fix(tmp_path):
-    shutil.copytree(FIXTURES / "window-import", tmp_path / "r")
-    raw = json.loads((tmp_path / "r" / "manifest.json").read_text())
-    raw["routing"]["K"] = None
-    (tmp_path / "r" / "manifest.json").write_text(json.dumps(raw))
+    from dodoco.findings.synthetic import write_counts_run
+
+    write_counts_run(tmp_path / "r", np.ones((1, 1, 4), np.uint32), model="m", condition="production", K=None,
+                     granularity="window")
     with pytest.raises(DodocoError, match="does not record top-k K: re-import it with --top-k"):
         open_run(tmp_path / "r").K
 

@@ -42,8 +42,8 @@ def write_counts_run(path, counts, *, model: str, condition: str, kind: str | No
 
     kind: the condition's kind written to the manifest, "mock" or "real" (default "mock" for the
     three mock conditions' names, else "real"); analyses read it from the manifest, never from the
-    name. seq_tokens are sum over experts of the first layer / K; ``K=None`` leaves K unknown, as an
-    import without --top-k does.
+    name. seq_tokens are the busiest layer's assignments // K (the rule of imported counts, which the
+    store checks); ``K=None`` leaves K unknown, as an import without --top-k does.
     """
     from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin,
                                        Routing, Status)
@@ -54,7 +54,7 @@ def write_counts_run(path, counts, *, model: str, condition: str, kind: str | No
     spec = {"model": model, "condition": condition, "seq_len": seq_len, "sequences": S, "synthetic": True}
     writer = RunWriter(path, spec, origin=Origin.SYNTHETIC, overwrite=overwrite)
     save_npy(path / "counts.npy", counts)
-    save_npy(path / "seq_tokens.npy", (counts[:, 0, :].sum(axis=-1, dtype=np.int64) // max(1, K or 1)))
+    save_npy(path / "seq_tokens.npy", counts.sum(axis=-1, dtype=np.int64).max(axis=1) // max(1, K or 1))
     kind = kind or ("mock" if condition in ("mock-uniform", "mock-ramp", "mock-unigram") else "real")
     writer.write_manifest(Manifest(
         status=Status.RUNNING, origin=Origin.SYNTHETIC, identity={}, model=ModelInfo(id=model),

@@ -52,17 +52,23 @@ def _check_layer_ids(layer_ids, L: int, source: str) -> list[int]:
 
 
 def _files(paths) -> list[Path]:
+    """The input files: each path, or the files of each folder (hidden names and subfolders skipped);
+    every one a regular file (a FIFO or a device, which would hang a read, is refused in one line)."""
+    from dodoco.store.paths import regular
+
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            inner = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
+            inner = sorted(q for q in p.iterdir() if not q.name.startswith(".") and not q.is_dir())
             if not inner:
                 raise DodocoError(f"input folder '{p}' holds no files")
             files.extend(inner)
-        elif not p.exists():
+        elif not p.exists() and not p.is_symlink():
             raise DodocoError(f"input file '{p}' does not exist")
         else:
             files.append(p)
+    for f in files:
+        regular(f, "input file")
     return files
 
 
@@ -70,7 +76,7 @@ def _hash_all(files: list[Path]):
     from dodoco.store.atomic import sha256_file
 
     pool = ThreadPoolExecutor(max_workers=2)  # hashlib releases the GIL: hashing overlaps with parsing
-    return pool, [pool.submit(sha256_file, f) for f in files]
+    return pool, [pool.submit(sha256_file, f, "input file", DodocoError) for f in files]
 
 
 def scratch_dir(out: Path) -> Path:

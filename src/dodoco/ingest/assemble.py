@@ -296,7 +296,14 @@ def _row_layer(out: np.ndarray) -> np.ndarray:
 
 
 def scratch_counts(scratch: Path, name: str, shape) -> np.ndarray:
+    """A uint32 array of ``shape`` memory-mapped in ``scratch`` (refused when the disk lacks the room)."""
+    import shutil
+
     scratch.mkdir(parents=True, exist_ok=True)
+    need, free = int(np.prod(shape, dtype=np.float64)) * 4, shutil.disk_usage(scratch).free
+    if need > free:
+        raise DodocoError(f"the counts {list(shape)} need {need / 2**30:.3g} GiB in {scratch}, but its disk has "
+                          f"{free / 2**30:.3g} GiB free: free space, or import fewer files at a time")
     return np.lib.format.open_memmap(scratch / name, mode="w+", dtype=np.uint32, shape=tuple(shape))
 
 
@@ -352,7 +359,8 @@ def assemble(dump: Dump, scratch: Path, *, split_ranks: bool = False, num_expert
 
 
 def window(res: Assembled, scratch: Path) -> Assembled:
-    """Collapse every row into one aggregate window [1, L', E] (token traces are dropped)."""
+    """Collapse every row into one aggregate window [1, L', E] (token traces are dropped); its tokens
+    are its busiest layer's assignments // K, the rule of every counts row (store.check)."""
     total = np.zeros(res.counts.shape[1:], dtype=np.int64)
     step = max(1, (1 << 27) // max(1, res.counts.shape[1] * res.counts.shape[2] * 4))
     for i in range(0, res.counts.shape[0], step):
@@ -361,7 +369,7 @@ def window(res: Assembled, scratch: Path) -> Assembled:
         raise DodocoError("the summed window overflows uint32 counts: import without --as-window")
     out = scratch_counts(scratch, "counts.window.npy", (1,) + total.shape)
     out[0] = total
-    res.counts, res.seq_tokens = out, np.asarray([res.seq_tokens.sum()], dtype=np.int64)
+    res.counts, res.seq_tokens = out, np.asarray([total.sum(axis=1).max(initial=0) // (res.K or 1)], dtype=np.int64)
     res.tokens = res.token_offsets = None
     return res
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 from dodoco.ingest.assemble import Assembled, scratch_counts, window
+from dodoco.ingest.base import check_size
 
 
 def _token_rows(recs, rows, S, E, maps):
@@ -42,6 +43,7 @@ def _compact_tokens(row_ids, kept, E, top_k):
     if not K:
         raise DodocoError("the token dump holds no expert ids in any MoE layer: nothing to import")
     dtype = np.uint8 if E <= 256 else np.uint16
+    check_size((len(row_ids), L2, E), 8, "the token dump")
     tokens, seq_tokens, counts = [], [], np.zeros((len(row_ids), L2, E), dtype=np.int64)
     for s, ids in enumerate(row_ids):
         if ids is None:

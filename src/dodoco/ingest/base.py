@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dodoco.config import check_allocation
 from dodoco.errors import DodocoError
 
 GRANULARITIES = ("window", "pass", "token")
@@ -81,6 +82,16 @@ class Dump:
 
     def __post_init__(self):
         assert self.granularity in GRANULARITIES, self.granularity
+
+
+def check_size(shape, itemsize: int, source) -> None:
+    """Before an array of ``shape`` is made from sizes read in ``source``: refuse it in one line when it
+    would take more than half of this machine's memory (dodoco.config.check_allocation)."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    check_allocation(n * itemsize, f"an array {[int(d) for d in shape]} of the counts in {source}",
+                     "a damaged file, a wrong --num-experts, or too many files at once (import fewer)")
 
 
 def check_counts(x: np.ndarray, where, what: str = "count") -> None:

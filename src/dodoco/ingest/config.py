@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dodoco.config import Config
+from dodoco.config import Config, check_fields
 from dodoco.errors import DodocoError
 
 
@@ -38,6 +38,7 @@ class ImportConfig(Config):
     overwrite: bool = False
 
     def __post_init__(self):
+        check_fields(self)
         if not self.paths:
             raise DodocoError("no input files given: name dump files or folders holding them")
         if not str(self.out).strip():

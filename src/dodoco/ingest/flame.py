@@ -13,8 +13,12 @@ documents it::
 Row i of every actives file is token i of the capture (aligned with the samples files); the 2
 shared experts are not in the traces. Import one checkpoint: the files of one ``actives/iter_N``
 folder (or that folder). The card does not say where sequences start, so the rows of the run are
-cut from consecutive tokens by ``--seq-len`` (required; the remainder is dropped and noted). Router
-scores are not imported (DODOCO stores expert ids); the file names give the layer ids.
+cut from consecutive tokens by ``--seq-len`` (required; the remainder is dropped and noted). The
+files do not state the number of routed experts E either, and the largest id seen is only a lower
+bound (an expert no token of the capture chose would be lost), so E is never guessed:
+``--num-experts`` is required (64 for the released FLAME-MoE models, whose card gives ids 0-63),
+the manifest's notes say it came from the flag, and an id >= E is refused. Router scores are not
+imported (DODOCO stores expert ids); the file names give the layer ids.
 
 Shape legend: T tokens, L MoE layers (files), K experts per token, S rows (T // seq_len).
 """
@@ -47,6 +51,9 @@ def _indices(path: Path) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from dodoco.ingest.sniff import check_parquet
+
+    check_parquet(path)
     try:
         col = pq.read_table(path, columns=["indices"]).column("indices").combine_chunks()
     except (OSError, pa.ArrowInvalid) as exc:
@@ -80,16 +87,23 @@ def read(paths, opts) -> Dump:
         if x.shape != ids[0].shape:
             raise shape_error("tokens x top-k", str(files[0]), ids[0].shape, str(p), x.shape)
     T, K = ids[0].shape
+    top = max(int(x.max(initial=-1)) for x in ids)
+    E = getattr(opts, "num_experts", None)
+    if not E:
+        raise DodocoError(f"FLAME-MoE traces do not state the number of routed experts E (the largest id in "
+                          f"these files is {top}, so E >= {top + 1}): pass --num-experts E (64 for the released "
+                          "FLAME-MoE models)")
     S = T // seq_len
     if S == 0:
         raise DodocoError(f"{files[0]} holds {T} tokens, fewer than one row of --seq-len {seq_len}")
     topk = np.stack(ids, axis=1)[:S * seq_len].reshape(S, seq_len, len(files), K)
     iteration = re.search(r"iter_(\d+)", str(files[0].parent))
-    notes = ["router scores not imported (DODOCO stores expert ids)"]
+    notes = ["router scores not imported (DODOCO stores expert ids)",
+             f"E={E} from --num-experts (FLAME-MoE traces do not state it; the largest id seen is {top})"]
     if T % seq_len:
         notes.append(f"last {T % seq_len} tokens dropped (not a full row of {seq_len})")
     rec = Records(str(files[0].parent), "", np.arange(S), 0, tokens=list(topk))
-    return Dump("flame", "flame-moe", "router-trace", "token", [rec], top_k=K, layer_ids=layers,
+    return Dump("flame", "flame-moe", "router-trace", "token", [rec], num_experts=int(E), top_k=K, layer_ids=layers,
                 rows=f"{seq_len} consecutive tokens of the capture", notes=notes,
                 extra={"iteration": int(iteration.group(1)) if iteration else None,
                        "tokens_in_files": int(T)})

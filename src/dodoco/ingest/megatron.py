@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError
-from dodoco.ingest.base import Dump, Records, id_bound, ints, shape_error
+from dodoco.ingest.base import Dump, Records, check_size, id_bound, ints, shape_error
 from dodoco.ingest.config import ImportConfig
 from dodoco.ingest.sniff import wrong_format
 
@@ -195,6 +195,7 @@ def read_tpe(paths, cfg: ImportConfig) -> Dump:
             skipped["etp"] += 1
             continue
         q = (rank // etp) % ep
+        check_size((len(rows), len(layers), E), 8, path)
         keys, counts = [], np.zeros((len(rows), len(layers), E), dtype=np.int64)
         for i, ((it, mb), by_layer) in enumerate(sorted(rows.items())):
             keys.append(it * _MB + mb)

@@ -20,8 +20,11 @@ def load_obj(path):
     if not path.is_file():
         raise DodocoError(f"input file '{path}' does not exist")
     if path.suffix == ".json":
-        try:
-            return json.loads(path.read_bytes())
+        from dodoco.config import allocation_limit
+        from dodoco.store.paths import read_regular
+
+        try:  # Python objects take several times the bytes of their JSON text
+            return json.loads(read_regular(path, limit=allocation_limit() // 16))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise DodocoError(f"{path} is not valid JSON ({str(exc)[:120]})") from None
         except RecursionError:
@@ -33,12 +36,31 @@ def load_obj(path):
     return load(path)
 
 
+def _npz_sizes(path) -> None:
+    """Each member's array size from its .npy header, checked against memory before any is read (a
+    compressed member can declare far more than the file holds)."""
+    import zipfile
+
+    from dodoco.ingest.base import check_size
+
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = header(f)
+                check_size(shape, dtype.itemsize, f"{path} (member {info.filename})")
+
+
 def load_npz(path) -> dict:
     """The arrays of a ``.npz`` file (each member's zip CRC checked as it is read; 0-d arrays as scalars);
-    DodocoError naming the file for a damaged archive or an object (pickled) array."""
+    DodocoError naming the file for a damaged archive, an object (pickled) array, or an array too large
+    for memory."""
     import zipfile
 
     try:
+        _npz_sizes(path)
         with np.load(path, allow_pickle=False) as z:
             return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
     except ValueError as exc:
@@ -46,9 +68,23 @@ def load_npz(path) -> dict:
             raise DodocoError(f"{path} holds Python objects (an object array), not numbers: save integer "
                               "count arrays") from None
         raise DodocoError(f"{path} is not a readable .npz archive ({str(exc)[:120]})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, NotImplementedError, RuntimeError, TypeError) as exc:
         raise DodocoError(f"{path} is not a readable .npz archive ({str(exc)[:120] or type(exc).__name__}); "
                           "is it truncated?") from None
+
+
+def check_parquet(path) -> None:
+    """A Parquet file's uncompressed size (from its footer) checked against memory before it is read
+    (a few compressed pages can declare gigabytes); unreadable footers are left to the reader."""
+    import pyarrow.parquet as pq
+
+    from dodoco.ingest.base import check_size
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception:  # noqa: BLE001 (the reader names the damage)
+        return
+    check_size((sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)),), 1, path)
 
 
 def first_json_line(path) -> dict | None:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError, did_you_mean
-from dodoco.ingest.base import Dump, Records, check_counts, id_bound
+from dodoco.ingest.base import Dump, Records, check_counts, check_size, id_bound
 from dodoco.ingest.config import ImportConfig
-from dodoco.ingest.sniff import load_obj, wrong_format
+from dodoco.ingest.sniff import check_parquet, load_obj, wrong_format
 
 REQUIRED = ("layer", "expert", "count")
 OPTIONAL = ("step", "rank")
@@ -29,6 +29,8 @@ ARRAY = "an array of expert counts (.npy, .npz or a tensor in .pt, shape [L, E] 
 def _read_table(path: Path):
     if not path.is_file():
         raise DodocoError(f"input file '{path}' does not exist")
+    if path.suffix in (".parquet", ".pq"):
+        check_parquet(path)
     try:
         if path.suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
@@ -86,6 +88,7 @@ def _table_records(path: Path, cfg: ImportConfig) -> tuple[Records, bool, list[i
     step = c.get("step", np.zeros_like(c["layer"]))
     rank = c.get("rank", np.zeros_like(c["layer"]))
     keys, ki = np.unique(np.stack([step, rank], axis=1), axis=0, return_inverse=True)
+    check_size((keys.shape[0], layers.size, E), 8, path)
     counts = np.zeros((keys.shape[0], layers.size, E), dtype=np.int64)
     np.add.at(counts, (ki.reshape(-1), li.reshape(-1), c["expert"]), c["count"])
     window = "step" not in c

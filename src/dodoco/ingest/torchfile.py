@@ -11,6 +11,11 @@ per-pass dumps hold one tensor per forward pass) and never imports torch.
 Anything outside the allow-list (another global, a compressed entry, a dtype numpy lacks such as
 bfloat16, a big-endian file, the legacy non-zip format) raises ``Unsupported``; ``load`` then falls
 back to ``torch.load(weights_only=True)`` and converts tensors to numpy.
+
+Every tensor view is checked before it is made, on both paths: offset and strides non-negative, its
+last element inside its storage, and its size (elements x item size; a zero stride repeats one
+element as often as the size says) within ``dodoco.config.allocation_limit`` (a hostile 10^12-element
+view of one number would otherwise spin every reader that touches it).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dodoco.config import allocation_limit
 from dodoco.errors import DodocoError
 
 __all__ = ["Unsupported", "load", "load_fast"]
@@ -57,9 +63,9 @@ def _size(*args):
 class _Unpickler(pickle.Unpickler):
     """Unpickles ``data.pkl`` with an allow-list; storages become numpy views of ``buf`` right away."""
 
-    def __init__(self, data: bytes, buf, offsets: dict, prefix: str):
+    def __init__(self, data: bytes, buf, offsets: dict, prefix: str, path=""):
         super().__init__(io.BytesIO(data))
-        self.buf, self.offsets, self.prefix = buf, offsets, prefix
+        self.buf, self.offsets, self.prefix, self.path = buf, offsets, prefix, path
         self.storages: dict[str, np.ndarray] = {}
         self.layouts: dict[tuple, tuple] = {}  # size -> (numel, C-order strides)
 
@@ -83,6 +89,8 @@ class _Unpickler(pickle.Unpickler):
             raise Unsupported(f"persistent id {pid!r:.60}")
         key = str(key)
         arr = self.storages.get(key)
+        if not isinstance(numel, int) or numel < 0:
+            raise Unsupported(f"storage {key} of {numel!r:.40} elements")
         if arr is None:
             start, size, _ = self.offsets.get(f"{self.prefix}data/{key}", (0, -1, 0))
             if size < numel * kind.itemsize:
@@ -95,19 +103,35 @@ class _Unpickler(pickle.Unpickler):
         if not isinstance(storage, np.ndarray):
             raise Unsupported("tensor without a typed storage")
         size, off = tuple(size), int(storage_offset)
+        if off < 0 or off >= max(1, storage.size):
+            raise ValueError(f"tensor offset {off} is outside its storage of {storage.size} elements")
         if not size:
             return storage[off:off + 1].reshape(())
         layout = self.layouts.get(size)
         if layout is None:
             layout = self.layouts[size] = (math.prod(size), _c_strides(size))
         numel, c_strides = layout
-        if tuple(stride) == c_strides and off + numel <= storage.size:
+        if tuple(stride) == c_strides and min(size) >= 0 and off + numel <= storage.size:
             return storage[off:off + numel].reshape(size)  # contiguous: a plain view (fast)
-        last = off + sum((n - 1) * st for n, st in zip(size, stride))
-        if min(size) < 0 or min(stride) < 0 or numel and last >= storage.size:
-            raise ValueError(f"tensor of size {list(size)} and stride {list(stride)} reaches past its storage")
+        check_view(size, stride, off, storage.size, storage.itemsize, self.path)
         return np.lib.stride_tricks.as_strided(storage[off:], shape=size,
                                                strides=[s * storage.itemsize for s in stride], writeable=False)
+
+
+def check_view(size, stride, offset: int, storage: int, itemsize: int, path="") -> None:
+    """Refuse a tensor view of ``size`` and ``stride`` (elements) at ``offset`` into a storage of
+    ``storage`` elements before it is made: negative sizes or strides, a last element past the
+    storage, or more bytes than ``allocation_limit()`` (DodocoError naming the file)."""
+    size, stride = [int(n) for n in size], [int(s) for s in stride]
+    if len(size) != len(stride) or min(size, default=0) < 0 or min(stride, default=0) < 0 or offset < 0:
+        raise ValueError(f"tensor of size {size} and stride {stride} is malformed")
+    numel = math.prod(size)
+    last = offset + sum((n - 1) * st for n, st in zip(size, stride))
+    if numel and last >= storage:
+        raise ValueError(f"tensor of size {size} and stride {stride} reaches past its storage")
+    if numel * itemsize > allocation_limit():
+        raise DodocoError(f"{path}: a tensor of shape {size} (stride {stride}) would hold {numel} elements, more than "
+                          "half of this machine's memory: not an expert-load dump, or a damaged one")
 
 
 def _c_strides(size: tuple) -> tuple:
@@ -206,7 +230,7 @@ def load_fast(path):
     prefix = pkl[0][: -len("data.pkl")]
     if prefix + "byteorder" in offsets and _entry(buf, offsets, prefix + "byteorder") != b"little":
         raise Unsupported("big-endian file")
-    return _Unpickler(_entry(buf, offsets, pkl[0]), buf, offsets, prefix).load()
+    return _Unpickler(_entry(buf, offsets, pkl[0]), buf, offsets, prefix, path).load()
 
 
 def stack(arrays) -> np.ndarray:
@@ -239,18 +263,23 @@ def _root(a):
     return a.obj if isinstance(a, memoryview) else a
 
 
-def _to_numpy(obj):
+def _to_numpy(obj, path=""):
     import torch
 
     if isinstance(obj, torch.Tensor):
+        if obj.layout is not torch.strided:
+            raise DodocoError(f"{path} holds a {obj.layout} tensor: save dense count tensors")
+        if obj.numel():
+            storage = obj.untyped_storage().nbytes() // max(1, obj.element_size())
+            check_view(obj.shape, obj.stride(), obj.storage_offset(), storage, obj.element_size(), path)
         t = obj.detach().cpu()
         if t.dtype == torch.bfloat16:
             t = t.float()
         return t.numpy()
     if isinstance(obj, dict):
-        return type(obj)((k, _to_numpy(v)) for k, v in obj.items())
+        return type(obj)((k, _to_numpy(v, path)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_numpy(v) for v in obj)
+        return type(obj)(_to_numpy(v, path) for v in obj)
     return obj
 
 
@@ -288,7 +317,11 @@ def load(path):
     import torch
 
     try:
-        return _to_numpy(torch.load(path, map_location="cpu", weights_only=True))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for unreadable or unsafe pickles
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DodocoError(f"{path} cannot be loaded as a torch file with weights_only=True ({first[:160]})") from None
+    try:
+        return _to_numpy(obj, path)
+    except ValueError as exc:
+        raise DodocoError(f"{path} is not a readable torch file ({str(exc)[:160]})") from None

@@ -14,7 +14,7 @@ from dodoco.ingest.stream import CountsStream
 from dodoco.provenance import versions
 from dodoco.store import atomic
 from dodoco.store.manifest import ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin, Routing, Status
-from dodoco.store.writer import DATA_FILES, RunWriter
+from dodoco.store.writer import RunWriter
 
 
 def _tokens_per_row(seq_tokens: np.ndarray) -> dict:
@@ -57,8 +57,7 @@ def write_run(out: Path, asm: Assembled, man: Manifest, spec: dict, *, overwrite
     streamed = isinstance(asm.counts, CountsStream)
     counts_path = None if streamed else finish_file(asm.counts)
     writer = RunWriter(out, spec, origin=Origin.IMPORTED, overwrite=overwrite, lock=False)  # import_dump holds it
-    for name in DATA_FILES:
-        (writer.path / name).unlink(missing_ok=True)  # a rerun of the same spec rewrites every file
+    writer.clear_data()  # a rerun of the same spec rewrites every file DODOCO wrote
     checksums = {}
     if streamed:  # hashed while written: the manifest does not read 6 GB back
         checksums["counts.npy"] = asm.counts.write(writer.path / "counts.npy")

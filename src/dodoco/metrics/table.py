@@ -22,7 +22,7 @@ from dodoco.metrics.imbalance import METRICS, all_metrics
 from dodoco.metrics.schema import AGGREGATE, COLUMNS, EP_NONE, MODEL_LAYER, PLACEMENT_NONE, SCHEMA
 from dodoco.metrics.stats import STATISTICS, summarise
 
-__all__ = ["metrics_table", "skipped_batches", "summary_frame", "write_parquet_atomic"]
+__all__ = ["metrics_table", "parquet_bytes", "skipped_batches", "summary_frame", "write_parquet_atomic"]
 
 _SKIPPED_KEY = b"skipped_batches"
 
@@ -101,13 +101,18 @@ def skipped_batches(table: pa.Table) -> list[int]:
     return json.loads(raw) if raw else []
 
 
+def parquet_bytes(table: pa.Table) -> bytes:
+    """The Parquet file of ``table``, as bytes (a run lists them in its manifest: store.writer.record_file)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
 def write_parquet_atomic(table: pa.Table, path) -> Path:
     """Write ``table`` to ``path`` atomically (dodoco.store.atomic: temp file, fsync, rename)."""
     from dodoco.store.atomic import write_bytes
 
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    write_bytes(Path(path), sink.getvalue().to_pybytes())
+    write_bytes(Path(path), parquet_bytes(table))
     return Path(path)
 
 

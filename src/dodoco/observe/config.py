@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from dodoco.config import Config
+from dodoco.config import Config, check_allocation, check_fields
 from dodoco.errors import DodocoError, did_you_mean
 from dodoco.models.load import DTYPES
+
+DEVICE = re.compile(r"^(cpu|cuda(:\d{1,4})?|mps|auto|auto-map)$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +39,7 @@ class ObserveConfig(Config):
     quiet: bool = False
 
     def __post_init__(self):
+        check_fields(self)
         if not self.model.strip():
             raise DodocoError("--model is empty: name tiny:<family>, zoo:<family>, a local checkpoint or a hub id")
         if not self.conditions or any(not c.strip() for c in self.conditions):
@@ -47,7 +51,11 @@ class ObserveConfig(Config):
                 raise DodocoError(f"{flag} {value} must be a positive integer")
         if self.batch is not None and (not self.batch or min(self.batch) < 1):
             raise DodocoError(f"--batch {','.join(map(str, self.batch))!r} must list batch sizes >= 1, e.g. 1,8,32")
+        check_allocation(self.sequences * self.seq_len * 8, f"--sequences {self.sequences} x --seq-len {self.seq_len} "
+                         "(the token ids of one condition)", "observe fewer or shorter sequences")
         if self.dtype not in DTYPES:
             raise did_you_mean("dtype", self.dtype, DTYPES)
+        if not DEVICE.match(self.device):
+            raise DodocoError(f"--device {self.device!r} is not a device: give cpu, cuda, cuda:N, mps, auto or auto-map")
         if not str(self.out).strip():
             raise DodocoError("--out is empty: name the folder that receives one run directory per condition")

@@ -84,13 +84,25 @@ def _condition_ids(loaded: LoadedModel, condition: str, seq_len: int, S: int, se
     return ids, prov
 
 
+def device_identity(model) -> str:
+    """The kind of device ``model`` computes on, as part of a run's identity: ``cpu``, ``mps`` or
+    ``cuda <GPU name>`` (kernels, and so routing ties, differ between them; the index does not matter,
+    so every rank of a sharded observe has the same)."""
+    import torch
+
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    return device.type
+
+
 def run_spec(loaded: LoadedModel, cfg: ObserveConfig, condition: str, provenance: dict) -> dict:
     """The identity of one run: everything that determines its data (docs/run-format.md, "Identity").
     A run directory resumes only when this is unchanged."""
     return {"model": loaded.info["id"], "weights": loaded.info["identity"]["digest"],
             "tokenizer": loaded.tokenizer.name, "condition": condition, "data": provenance["identity"],
             "seq_len": cfg.seq_len, "sequences": cfg.sequences, "seed": cfg.seed, "dtype": loaded.info["dtype"],
-            "batch_size": cfg.batch_size, "traces": cfg.traces}
+            "device": device_identity(loaded.model), "batch_size": cfg.batch_size, "traces": cfg.traces}
 
 
 def _open_writer(path: Path, spec: dict, overwrite: bool, rank: int, world: int) -> RunWriter:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dodoco.errors import DodocoError
+from dodoco.errors import DataError, DodocoError
+from dodoco.store.paths import open_regular
 
 
 _TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp(prefix=".NAME.", suffix=".tmp") makes
@@ -40,20 +41,20 @@ def _target(path: Path) -> Path:
     return path
 
 
+def _named(exc: OSError, path: Path) -> OSError:
+    """``exc`` with the file it concerns (a full disk or a read-only folder is then named in one line)."""
+    if exc.filename is None:
+        named = OSError(exc.errno, exc.strerror or str(exc), str(path))
+        named.__cause__ = exc
+        return named
+    return exc
+
+
 def write_bytes(path: Path, data: bytes) -> None:
-    path = _target(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (temp file, fsync, rename: a link at ``path`` is replaced,
+    never written through); an OSError names ``path``."""
+    with atomic_fd(path) as fd:
+        write_all(fd, data)
 
 
 def json_safe(obj):
@@ -72,7 +73,7 @@ def json_safe(obj):
 
 
 def write_json(path: Path, obj) -> None:
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n").encode())
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=jsonable) + "\n").encode())
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
@@ -85,15 +86,16 @@ def sha256_bytes(data) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, what: str = "file", error=DataError) -> str:
+    """sha256 hex of a regular file's bytes (a FIFO, device or folder is refused with ``error``)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, what, error) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -109,19 +111,24 @@ def atomic_fd(path: Path):
     0644 and rename it over ``path`` (os.replace); on an error remove it. For files written in pieces
     (large arrays streamed chunk by chunk) with the guarantees of ``write_bytes``."""
     path = _target(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _named(exc, path) from None
     try:
         yield fd
         os.fsync(fd)
         os.close(fd)
         fd = -1
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if fd >= 0:
             os.close(fd)
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _named(exc, path) from None
         raise
 
 

@@ -20,20 +20,25 @@ and notes). A directory that is being written holds a stub ``{"schema", "status"
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from dodoco.errors import DodocoError
+from dodoco.config import MAX_EXPERTS
+from dodoco.errors import DataError, DodocoError
 
 __all__ = ["SCHEMA", "ConditionInfo", "ConditionKind", "DataFile", "Granularity", "MANIFEST",
            "Manifest", "ModelInfo", "Origin", "Routing", "Status", "migrate", "read_manifest",
-           "read_raw", "write_manifest", "write_stub"]
+           "read_raw", "seal_of", "write_manifest", "write_stub"]
 
 SCHEMA = "dodoco.run/2"
 SCHEMA_V1 = "dodoco.run/1"
 MANIFEST = "manifest.json"
+SEAL = "seal"
+_MAX_BYTES = 64 << 20  # a manifest lists a few files: anything this large is not one
 
 
 class Granularity(str, Enum):
@@ -81,9 +86,10 @@ class Routing:
     layer_ids: tuple[int, ...]
 
     def __post_init__(self):
-        if self.E < 1 or self.L < 1 or (self.K is not None and not 1 <= self.K <= self.E):
-            raise DodocoError(f"routing E={self.E}, K={self.K}, L={self.L} is impossible: need E, L >= 1 "
-                              "and 1 <= K <= E")
+        if not (1 <= self.E <= MAX_EXPERTS and 1 <= self.L <= MAX_EXPERTS) or (
+                self.K is not None and not 1 <= self.K <= self.E):
+            raise DodocoError(f"routing E={self.E}, K={self.K}, L={self.L} is impossible: need 1 <= E, L <= "
+                              f"{MAX_EXPERTS} and 1 <= K <= E")
         if len(self.layer_ids) != self.L:
             raise DodocoError(f"routing lists {len(self.layer_ids)} layer ids for L={self.L} MoE layers")
 
@@ -160,11 +166,11 @@ class Manifest:
                                    dtype=str(f["dtype"]), bytes=f.get("bytes")) for k, f in d["files"].items()},
                 details=dict(d.get("details") or {}))
         except KeyError as exc:
-            raise DodocoError(f"{where} lacks the key {exc}: the run is damaged; rerun observe/import "
-                              "with --overwrite") from None
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise DodocoError(f"{where} holds an impossible value ({exc}): the run is damaged; rerun "
-                              "observe/import with --overwrite") from None
+            raise DataError(f"{where} lacks the key {exc}: the run is damaged; rerun observe/import "
+                            "with --overwrite") from None
+        except (TypeError, ValueError, AttributeError, OverflowError, DodocoError) as exc:
+            raise DataError(f"{where} holds an impossible value ({str(exc)[:200]}): the run is damaged; rerun "
+                            "observe/import with --overwrite") from None
 
 
 _V1_MOVED = {"schema", "status", "spec", "kind", "model", "routing", "condition", "seq_len", "sequences",
@@ -200,36 +206,66 @@ def migrate(d: dict) -> dict:
     }
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def read_raw(path) -> dict:
-    """The manifest JSON of run directory ``path`` as a dict (migrated to the current schema)."""
+    """The manifest JSON of run directory ``path`` as a dict (migrated to the current schema).
+
+    DodocoError when ``path`` holds no manifest (not a run); DataError naming the file when it is not
+    a regular file, not strict JSON (NaN, Infinity), nested absurdly deep, or not a DODOCO manifest."""
+    from dodoco.store.paths import read_regular
+
     f = Path(path) / MANIFEST
-    try:
-        d = json.loads(f.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not os.path.lexists(f):
         raise DodocoError(f"{path} is not a DODOCO run directory (no {MANIFEST}): run `dodoco observe` "
-                          "or `dodoco import` to make one") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DodocoError(f"{f} is corrupt ({exc}): rerun observe/import with --overwrite") from None
+                          "or `dodoco import` to make one")
+    fix = "rerun observe/import with --overwrite"
+    data = read_regular(f, "manifest", DataError, limit=_MAX_BYTES)
+    try:
+        d = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{f} is corrupt ({str(exc)[:160]}): {fix}") from None
+    except RecursionError:
+        raise DataError(f"{f} is corrupt (nested too deeply to be a manifest): {fix}") from None
     if not isinstance(d, dict) or d.get("schema") not in (SCHEMA, SCHEMA_V1):
         found = d.get("schema") if isinstance(d, dict) else type(d).__name__
-        raise DodocoError(f"{f} has schema {found!r}, expected {SCHEMA!r}: not a DODOCO run manifest")
+        raise DataError(f"{f} has schema {str(found)[:80]!r}, expected {SCHEMA!r}: not a DODOCO run manifest")
     return migrate(d)
 
 
+def seal_of(d: dict) -> str:
+    """The seal of a manifest's JSON form: sha256 of its canonical JSON (sorted keys, no spaces,
+    ASCII) without the ``seal`` key."""
+    body = {k: v for k, v in d.items() if k != SEAL}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 def read_manifest(path) -> Manifest:
-    """The typed manifest of a finished run directory (DodocoError when unfinished or damaged)."""
+    """The typed manifest of a finished run directory (DodocoError when unfinished, DataError when
+    damaged or edited after DODOCO wrote it)."""
     d = read_raw(path)
     if d.get("status") != Status.COMPLETE.value:
         raise DodocoError(f"run {path} is unfinished (status {d.get('status')!r}): rerun the same "
                           "`dodoco observe` command to resume it")
+    if SEAL in d and d[SEAL] != seal_of(d):
+        raise DataError(f"{Path(path) / MANIFEST} was changed after DODOCO wrote it (its seal does not match its "
+                        f"content): `dodoco validate {path}` shows what contradicts the data; rerun observe/import "
+                        "with --overwrite to rebuild it")
     return Manifest.from_dict(d, where=str(Path(path) / MANIFEST))
 
 
-def write_manifest(path, manifest: Manifest) -> None:
-    """Write ``manifest`` as ``path/manifest.json`` atomically."""
-    from dodoco.store.atomic import write_json
+def write_manifest(path, manifest: Manifest, *, sealed: bool = True) -> None:
+    """Write ``manifest`` as ``path/manifest.json`` atomically: strict JSON (NaN -> null), sealed
+    (``sealed=False`` only to keep a run written before seals as it was)."""
+    from dodoco.store.atomic import json_safe, jsonable, write_json
 
-    write_json(Path(path) / MANIFEST, manifest.to_dict())
+    d = json.loads(json.dumps(json_safe(manifest.to_dict()), default=jsonable))  # exactly what is read back
+    if sealed:
+        d[SEAL] = seal_of(d)
+    write_json(Path(path) / MANIFEST, d)
 
 
 def write_stub(path, identity: dict, origin: Origin) -> None:

@@ -15,6 +15,8 @@ one row, which every analysis treats as one step of known tokens.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,9 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dodoco.errors import DodocoError
+from dodoco.errors import DataError, DodocoError
+from dodoco.store import check
 from dodoco.store.manifest import MANIFEST, ConditionKind, Granularity, Manifest, read_manifest
 from dodoco.store.verify import verify_file
+
+#: (run path, digest of its manifest) of runs whose data passed the content checks in this process
+_CHECKED: set[tuple[str, str, str]] = set()
 
 __all__ = ["Run", "find_runs", "open_run", "run_dir_name", "run_dirs"]
 
@@ -88,19 +94,42 @@ class Run:
         f = verify_file(self.path, name, self.manifest.files.get(name))
         try:
             return np.load(f, mmap_mode="r", allow_pickle=False)
-        except ValueError as exc:
-            raise DodocoError(f"{f} is unreadable ({exc}): `dodoco validate {self.path}`; rerun with "
-                              "--overwrite") from None
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(f"{f} is unreadable ({str(exc)[:160]}): `dodoco validate {self.path}`; rerun with "
+                            "--overwrite") from None
+
+    def _key(self, what: str) -> tuple[str, str, str]:
+        """What pins a content check: the run's path and its manifest (which pins every file's sha256)."""
+        text = json.dumps(self.manifest.to_dict(), sort_keys=True, default=str)
+        return str(self.path.resolve()), what, hashlib.sha256(text.encode()).hexdigest()
+
+    def _refuse(self, problems: list[str], what: str) -> None:
+        """DataError at the first content problem (store.check), else remember the run as checked."""
+        if problems:
+            raise DataError(f"run {self.path}: {problems[0]}; `dodoco validate {self.path}` lists every problem, "
+                            "rerun observe/import with --overwrite to rebuild it")
+        _CHECKED.add(self._key(what))
+
+    def _checked(self, what: str) -> bool:
+        return self._key(what) in _CHECKED
 
     @cached_property
+    def _data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(counts, seq_tokens) after their checksums and their content (store.check) are verified."""
+        counts, seq_tokens = self._load("counts.npy"), self._load("seq_tokens.npy")
+        if not self._checked("counts"):
+            self._refuse(check.counts_problems(self.manifest, counts, seq_tokens), "counts")
+        return counts, seq_tokens
+
+    @property
     def counts(self) -> np.ndarray:
-        """``[S, L, E]`` uint32, memory-mapped, checked against its checksum on first use."""
-        return self._load("counts.npy")
+        """``[S, L, E]`` uint32, memory-mapped, checked against its checksum and its manifest on first use."""
+        return self._data[0]
 
-    @cached_property
+    @property
     def seq_tokens(self) -> np.ndarray:
         """``[S]`` int64 routed tokens per unit."""
-        return self._load("seq_tokens.npy")
+        return self._data[1]
 
     @property
     def has_tokens(self) -> bool:
@@ -110,7 +139,10 @@ class Run:
         """Token traces ``topk[T, L, K]`` and ``offsets[S+1]``."""
         if not self.has_tokens:
             raise DodocoError(f"run {self.path} has no token traces: observe with --traces")
-        return self._load("tokens.npy"), self._load("token_offsets.npy")
+        tokens, offsets = self._load("tokens.npy"), self._load("token_offsets.npy")
+        if not self._checked("tokens"):
+            self._refuse(check.tokens_problems(self.manifest, self.counts, self.seq_tokens, tokens, offsets), "tokens")
+        return tokens, offsets
 
     def source(self, seed: int = 0):
         """The step source (dodoco.ep.steps.StepSource) of all units in the seeded order; a window
@@ -147,9 +179,16 @@ class Run:
 
 
 def open_run(path) -> Run:
-    """Open a finished run directory (error naming the directory if it is not one or is unfinished)."""
+    """Open a finished run directory: its manifest read, its seal and fields cross-checked (store.check);
+    the data are verified on first use. Error naming the directory if it is not one, is unfinished or
+    is damaged."""
     path = Path(path)
-    return Run(path, read_manifest(path))
+    run = Run(path, read_manifest(path))
+    problems = check.manifest_problems(run.manifest)
+    if problems:
+        raise DataError(f"run {path}: {problems[0]}; `dodoco validate {path}` lists every problem, rerun "
+                        "observe/import with --overwrite to rebuild it")
+    return run
 
 
 def run_dirs(paths) -> list[Path]:
@@ -164,6 +203,9 @@ def run_dirs(paths) -> list[Path]:
             if not found:
                 raise DodocoError(f"no run directory under {p}: run `dodoco observe --out {p}` first")
             dirs.extend(found)
+        elif p.exists():
+            raise DodocoError(f"run path '{p}' is a file, not a run directory: give the folder that holds "
+                              f"{MANIFEST}")
         else:
             raise DodocoError(f"run path '{p}' does not exist")
     return dirs

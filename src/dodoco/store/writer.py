@@ -7,43 +7,34 @@ cover every sequence exactly once, in order, before concatenating them into the 
 manifest is written last, with the shape, dtype, size and sha256 of every data file.
 
 A directory is replaced (``overwrite``) only when it holds a DODOCO run of the writer's own origin
-(observed or imported) and nothing else; only the run's own files are removed.
+(observed or imported) and nothing else; only the run's own files (``store.own``: those its manifest
+lists) are removed, and no link is followed (a ``_parts`` that is a link is refused). A folder that
+holds files DODOCO did not write and no run is refused, with or without ``overwrite``.
 """
 
 from __future__ import annotations
 
 import io
-import re
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from dodoco.errors import DodocoError
+from dodoco.errors import DataError, DodocoError
 from dodoco.store import atomic
-from dodoco.store.lock import LOCK, RunLock, remove_stale_temps
-from dodoco.store.manifest import (MANIFEST, DataFile, Manifest, Origin, Status, read_raw, write_manifest,
-                                   write_stub)
+from dodoco.store.lock import RunLock, remove_stale_temps
+from dodoco.store.manifest import (MANIFEST, SEAL, DataFile, Manifest, Origin, Status, read_manifest, read_raw,
+                                   write_manifest, write_stub)
+from dodoco.store.own import DATA_FILES, LOCK, PART, PARTS, RUN_FILES, foreign_entries, own_entries
 
-__all__ = ["DATA_FILES", "RUN_FILES", "RunWriter", "identity_diff", "foreign_entries"]
-
-DATA_FILES = ("counts.npy", "seq_tokens.npy", "tokens.npy", "token_offsets.npy")
-RUN_FILES = (MANIFEST, *DATA_FILES, "metrics.parquet")  # what a finished run directory holds
-_OWN = (*RUN_FILES, LOCK, "_parts")  # what a writer may find and remove in a run directory
-_PART = re.compile(r"^part-(\d{9})-(\d+)-([0-9a-f]{16})\.npz$")
+__all__ = ["DATA_FILES", "RUN_FILES", "RunWriter", "foreign_entries", "identity_diff", "record_file"]
 
 
 def identity_diff(a: dict, b: dict) -> str:
     """The first fields in which two identities differ, as text: "seed 0 vs 1, dtype ..."."""
     keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     return ", ".join(f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in keys[:3])
-
-
-def foreign_entries(path: Path) -> list[str]:
-    """Names in ``path`` that no DODOCO writer makes (temp files of interrupted writes excluded)."""
-    if not Path(path).is_dir():
-        return []
-    return sorted(p.name for p in Path(path).iterdir() if p.name not in _OWN and not atomic.is_temp(p.name))
 
 
 class RunWriter:
@@ -60,8 +51,9 @@ class RunWriter:
                  lock: bool = True):
         self.path = Path(path)
         self.identity, self.origin = identity, Origin(origin)
-        self.parts = self.path / "_parts"
+        self.parts = self.path / PARTS
         self.notes: list[str] = []
+        self.foreign: set[str] = set()
         self.lock = RunLock(self.path).acquire() if lock else None
         try:
             if self.lock:
@@ -76,9 +68,13 @@ class RunWriter:
     def _claim(self, overwrite: bool) -> None:
         """Decide what to do with what the directory holds (see the class docstring), then mark it ours."""
         foreign = foreign_entries(self.path)
-        if not (self.path / MANIFEST).exists():
-            if foreign or (self.path / "_parts").exists():
-                raise DodocoError(f"{self.path} holds no DODOCO run ({', '.join(foreign[:3]) or '_parts'}): "
+        self.foreign = set(foreign)  # never removed, never listed in the manifest: not DODOCO's
+        if os.path.lexists(self.parts) and PARTS in foreign:
+            raise DodocoError(f"{self.parts} is not DODOCO's (a link, or a folder holding other files): DODOCO "
+                              "never writes or deletes through it; move it away, or choose another output")
+        if not os.path.lexists(self.path / MANIFEST):
+            if foreign:
+                raise DodocoError(f"{self.path} holds no DODOCO run ({', '.join(foreign[:3])}): "
                                   "choose another output (--overwrite never removes other files)")
             write_stub(self.path, self.identity, self.origin)
             return
@@ -100,7 +96,8 @@ class RunWriter:
         write_stub(self.path, self.identity, self.origin)
 
     def _has_data(self) -> bool:
-        return any((self.path / n).exists() for n in DATA_FILES) or any(self.parts.glob("part-*"))
+        own = own_entries(self.path)
+        return any(n in own for n in DATA_FILES) or (PARTS in own and any(self.parts.glob("part-*")))
 
     def _refuse_unless_replaceable(self, raw: dict, old: dict, overwrite: bool, foreign: list[str]) -> None:
         what = "a different run" if raw.get("status") == Status.COMPLETE.value else "an unfinished different run"
@@ -113,14 +110,25 @@ class RunWriter:
             raise DodocoError(f"{self.path} holds an {theirs} run: {verb} --overwrite replaces only "
                               f"{self.origin.value} runs; remove it yourself, or choose another output")
         if foreign:
-            raise DodocoError(f"{self.path} also holds {', '.join(foreign[:3])}, which no DODOCO run has: "
+            raise DodocoError(f"{self.path} also holds {', '.join(foreign[:3])}, which DODOCO did not write: "
                               "--overwrite never removes them; move them away, or choose another output")
 
     def _remove_run(self) -> None:
-        """Remove the run's own files (never anything else)."""
-        for name in RUN_FILES:
+        """Remove the run's own files (store.own: those its manifest lists; never anything else, never
+        through a link), the manifest last."""
+        own = own_entries(self.path) - {LOCK}
+        if PARTS in own:
+            shutil.rmtree(self.parts)  # a real folder of part files (rmtree never follows links inside)
+        for name in sorted(own - {PARTS, MANIFEST}) + [MANIFEST]:
             (self.path / name).unlink(missing_ok=True)
-        shutil.rmtree(self.parts, ignore_errors=True)
+
+    def clear_data(self) -> None:
+        """Remove the data files DODOCO wrote here before writing them again (a rerun of the same
+        identity rewrites every file); files it did not write are kept."""
+        own = own_entries(self.path)
+        for name in DATA_FILES:
+            if name in own:
+                (self.path / name).unlink(missing_ok=True)
 
     def close(self) -> None:
         """Release the directory's lock (also done by ``finalize`` and ``write_manifest``)."""
@@ -136,8 +144,9 @@ class RunWriter:
         """start -> (rows, file) of every part whose bytes match the sha256 in its name; damaged or
         unnamed parts are removed, each with a note (their sequences are computed again)."""
         out: dict[int, tuple[int, Path]] = {}
-        for f in sorted(self.parts.glob("part-*")) if self.parts.exists() else []:
-            m = _PART.match(f.name)
+        own = PARTS in own_entries(self.path)
+        for f in sorted(self.parts.glob("part-*")) if own else []:
+            m = PART.match(f.name)
             if m and atomic.sha256_file(f)[:16] == m.group(3):
                 out[int(m.group(1))] = (int(m.group(2)), f)
                 continue
@@ -192,21 +201,23 @@ class RunWriter:
     def write_manifest(self, manifest: Manifest, *, cleanup: bool = False,
                        checksums: dict[str, str] | None = None) -> Manifest:
         """Complete ``manifest`` with this run's identity and the shape, dtype, size and sha256 of
-        every data file present, and write it (status complete).
+        every data file present that was not foreign when the writer claimed the directory (a file
+        of the user's is never adopted), and write it (status complete).
 
         ``checksums`` (name -> sha256 hex) gives digests already computed over exactly the bytes
         written (e.g. while streaming a large file), so those files are not read back."""
         files = {}
+        own = own_entries(self.path)
         for name in DATA_FILES:
             f = self.path / name
-            if f.exists():
-                arr = np.load(f, mmap_mode="r")
+            if f.is_file() and name not in self.foreign:  # written by DODOCO: before this writer, or by it
+                arr = np.load(f, mmap_mode="r", allow_pickle=False)
                 digest = (checksums or {}).get(name) or atomic.sha256_file(f)
                 files[name] = DataFile(sha256=digest, shape=tuple(arr.shape), dtype=str(arr.dtype),
                                        bytes=f.stat().st_size)
         full = manifest.replace(status=Status.COMPLETE, identity=self.identity, files=files)
         write_manifest(self.path, full)
-        if cleanup and self.parts.exists():
+        if cleanup and PARTS in own:
             shutil.rmtree(self.parts)
         self.close()
         return full
@@ -225,3 +236,20 @@ def _check_coverage(path: Path, parts: list[tuple[int, int]], S: int) -> None:
     if expected != S:
         what = f"sequences {expected}..{S - 1} are missing" if expected < S else f"{expected} rows for {S} sequences"
         raise DodocoError(f"run {path} is incomplete: {what}; rerun the same command to compute them")
+
+
+def record_file(path, name: str, data: bytes, *, shape: tuple = (), dtype: str = "") -> Manifest:
+    """Add file ``name`` (e.g. metrics.parquet) to the finished run at ``path``: written atomically
+    and listed in its manifest with its sha256 and size, holding the run's lock; a sealed manifest
+    stays sealed, one written before seals stays unsealed."""
+    path = Path(path)
+    with RunLock(path, wait=60.0):
+        manifest = read_manifest(path)
+        if name in DATA_FILES or name == MANIFEST:
+            raise DataError(f"{name} is written only with its run, not added to {path} later")
+        sealed = SEAL in read_raw(path)
+        atomic.write_bytes(path / name, data)
+        entry = DataFile(sha256=atomic.sha256_bytes(data), shape=tuple(shape), dtype=dtype, bytes=len(data))
+        manifest = manifest.replace(files={**manifest.files, name: entry})
+        write_manifest(path, manifest, sealed=sealed)
+    return manifest
