@@ -66,6 +66,13 @@ def add_arguments(p) -> None:
                    help="per-direction link GB/s for the floor (default 450, NVLink4 nominal)")
     p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds without progress before ranks stop")
     p.add_argument("--seed", type=int, help="seed of the step order (default 0)")
+    p.add_argument("--layer", action="store_true", default=None,
+                   help="the whole MoE layer: each rank's experts on its received tokens between dispatch and combine")
+    p.add_argument("--kernel", help="experts of --layer: grouped_mm (default, torch._grouped_mm) or megatron "
+                   "(Megatron-Core's SequentialMLP)")
+    p.add_argument("--shape", dest="expert_shape", help="experts' shape of --layer, e.g. deepseek-v3 (sets --hidden); "
+                   "default: --expert-width, else the run's model")
+    p.add_argument("--expert-width", type=int, dest="expert_width", help="expert width I of --layer (with --hidden H)")
     p.add_argument("--note", help="free text stored in the result")
     p.add_argument("-o", "--out", metavar="PATH", help="write the full result JSON here")
     p.add_argument("--json", metavar="PATH", help="write the summary table as JSON ('-' = stdout)")
@@ -78,6 +85,10 @@ def config_from_args(args):
 
     from dodoco.config import read_toml
 
+    if getattr(args, "expert_shape", None) and getattr(args, "hidden", None) is None:
+        from dodoco.compute.shapes import resolve_shape
+
+        args.hidden = resolve_shape(args.expert_shape)[0].hidden  # --shape names the rows' width too
     cfg = ReplayConfig.from_args(args)
     if cfg.backend != "gloo":
         return cfg
@@ -90,12 +101,18 @@ def print_result(result: dict, json_path=None) -> None:
     from dodoco.commands import emit
     from dodoco.replay.results import overhead_rows, sweep_rows
 
-    title = (f"dispatch replay, N={result['N']}, H={result['hidden']} {result['dtype']}, "
-             f"{result['device'].get('name', result['backend'])} ({result['timing']})")
-    summary = [{k: float("nan") if v is None else v for k, v in r.items()} for r in result["summary"]]
+    layer = result.get("mode") == "layer"
+    title = (f"{'whole-layer' if layer else 'dispatch'} replay, N={result['N']}, H={result['hidden']} "
+             f"{result['dtype']}, {result['device'].get('name', result['backend'])} ({result['timing']})")
+    if layer:
+        title += f"; experts: {result['layer']['kernel']}, {result['layer']['shape']}"
+    summary = [{k: float("nan") if v is None else v for k, v in r.items()}
+               for r in result["layer_summary" if layer else "summary"]]
     emit(summary, title, json_path=json_path,
-         columns=["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "dispatch_ms",
-                  "dispatch_p10", "dispatch_p90", "combine_ms", "floor_ms", "vs_floor", "vs_balanced"])
+         columns=["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "layer_ms", "dispatch_ms",
+                  "experts_ms", "experts_mean_rank_ms", "combine_ms", "vs_balanced"] if layer else
+         ["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "dispatch_ms",
+          "dispatch_p10", "dispatch_p90", "combine_ms", "floor_ms", "vs_floor", "vs_balanced"])
     if json_path == "-":
         return
     skipped = [{"dispatcher": k, "reason": v["reason"]} for k, v in result["dispatchers"].items()
