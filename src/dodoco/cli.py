@@ -13,7 +13,8 @@ import sys
 
 from dodoco.errors import DodocoError
 
-COMMANDS = ("observe", "analyze", "findings", "report", "replay", "simulate", "compute", "recommend", "import_", "export",
+COMMANDS = ("observe", "analyze", "findings", "report", "replay", "calibrate", "simulate", "compute", "recommend", "import_",
+            "export",
             "zoo", "ls", "validate", "demo")
 
 

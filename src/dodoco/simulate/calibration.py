@@ -94,6 +94,7 @@ class Calibration:
     host: dict = field(default_factory=dict, compare=False)
     compute: dict = field(default_factory=dict, compare=False)  # kernel -> ComputeModel dict
     dry_run: bool = False
+    meta: dict = field(default_factory=dict, compare=False)  # dodoco calibrate: settings, dispatchers, parts
 
     @property
     def dispatchers(self) -> list[str]:
@@ -127,6 +128,10 @@ class Calibration:
         ``machine``) -> (fit, a note saying which N was used)."""
         cands = [f for f in self.fits if f.dispatcher == dispatcher and f.phase == phase
                  and machine in (None, f.machine)]
+        if not self.fits:
+            raise DodocoError(f"{self.path or 'the calibration'} holds no dispatch fit (made on one GPU: nothing crossed "
+                              "a link): calibrate on a host of 2 GPUs or more, or pass its compute model alone with "
+                              "--compute-calibration")
         if not cands:
             raise DodocoError(f"the calibration has no {phase} fit for dispatcher {dispatcher!r}: it holds "
                               f"{self.dispatchers}; replay that dispatcher or choose one of them")
@@ -139,7 +144,8 @@ class Calibration:
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "created": self.created, "dodoco": self.dodoco, "dry_run": self.dry_run,
                 "host": self.host, "sources": list(self.sources), "notes": list(self.notes),
-                "fits": [f.to_dict() for f in self.fits], "compute": self.compute}
+                "fits": [f.to_dict() for f in self.fits], "compute": self.compute} | \
+            ({"calibrate": self.meta} if self.meta else {})
 
     @classmethod
     def from_dict(cls, d: dict, path: str = "", allow_dry_run: bool = False) -> "Calibration":
@@ -152,7 +158,7 @@ class Calibration:
         sources = tuple(d.get("sources", ()))
         host = d.get("host") or _recorded_host(fits, sources)
         return cls(fits, sources, d.get("created", ""), d.get("dodoco", ""), tuple(d.get("notes", ())), str(path),
-                   host, dict(d.get("compute") or {}), bool(d.get("dry_run", False)))
+                   host, dict(d.get("compute") or {}), bool(d.get("dry_run", False)), dict(d.get("calibrate") or {}))
 
     @classmethod
     def new(cls, fits, sources, notes=(), **kw) -> "Calibration":
