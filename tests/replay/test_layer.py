@@ -110,6 +110,30 @@ def test_gloo_layer_replay_two_ranks(runs_dir, tmp_path):
     assert all(st[n]["status"] == "not measured" and st[n]["reason"] for n in st if n != "nccl")
     assert "whole-layer replay" in p.stdout and "experts_ms" in p.stdout
     _check_rows(r, runs_dir)
+    _check_prediction(r)
+
+
+def _check_prediction(r):
+    """simulate's prediction reads exactly the replayed steps and layers: with a hand-set compute model its
+    compute term is the model on the busiest of the loads the ranks really ran, averaged over the cases."""
+    from dodoco.compute.model import ComputeModel
+    from dodoco.replay.layer_compare import compare_rows, targets
+    from dodoco.simulate.cluster import AlltoallTimer, Cluster
+
+    model = ComputeModel("h200", "NVIDIA H200", "grouped_mm", "linear", 16, 128, 132,
+                         np.array([0.01, 0.0, 0.0, 1.0, 0.0]), {})
+    timer = AlltoallTimer(Cluster(name="t", gpus_per_node=8, nvlink_bw=100.0, nic_bw=10.0))
+    rows = compare_rows([r], {"hand": (timer, model, "hand-set")})
+    assert [x["dispatcher"] for x in rows] == ["nccl"]
+    real = [x for x in r["rows"] if x["kind"] == "real"]
+    busiest = [max(0.01 + (-(-np.asarray(v) // 16) * 16).sum() * 6 * 64 * 32 / 1e9 for v in x["loads"]) for x in real]
+    assert rows[0]["hand"]["compute_ms"] == pytest.approx(np.mean(busiest))
+    meas = np.mean([x["whole_layer"]["median_ms"] for x in real])
+    assert rows[0]["measured"]["layer_ms"] == pytest.approx(meas) and rows[0]["measured"]["cases"] == len(real)
+    assert rows[0]["hand"]["error"] == pytest.approx(rows[0]["hand"]["layer_ms"] / meas - 1)
+    t = targets(rows, "hand", band=(0, 1e9), median=1e9, p90=1e9)
+    assert t == [{"dispatcher": "nccl", "calibration": "hand", "rows": 1, "median_abs_err": abs(rows[0]["hand"]["error"]),
+                  "p90_abs_err": pytest.approx(abs(rows[0]["hand"]["error"])), "met": True}]
 
 
 def _check_rows(r, runs_dir):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["dispatch_status", "grid_replay", "run_dispatch_part"]
+__all__ = ["dispatch_status", "grid_replay", "rank_env", "run_dispatch_part"]
 
 
 def dispatch_status(cfg, N: int) -> tuple[list[str], dict]:
@@ -50,7 +50,7 @@ def grid_replay(cfg, N: int, name: str, out=None):
                         (" (DRY RUN, gloo on CPU)" if cfg.dry_run else ""))
 
 
-def _env() -> dict:
+def rank_env() -> dict:
     """Every rank finds this dodoco, installed or not (its source folder first on PYTHONPATH)."""
     import dodoco
 
@@ -68,7 +68,7 @@ def run_dispatch_part(cfg, N: int, name: str, machine: str) -> dict:
     rcfg = grid_replay(cfg, N, name)
     try:
         preflight(rcfg, N)
-        result = launch(rcfg, N, extra_env=_env())
+        result = launch(rcfg, N, extra_env=rank_env())
     except DodocoError as exc:
         return {"machine": machine, "dispatcher": name, "N": N, "failed": str(exc)}
     return {"machine": machine, "dispatcher": name, "N": N, "replays": [result]}

@@ -73,6 +73,8 @@ def add_arguments(p) -> None:
     p.add_argument("--shape", dest="expert_shape", help="experts' shape of --layer, e.g. deepseek-v3 (sets --hidden); "
                    "default: --expert-width, else the run's model")
     p.add_argument("--expert-width", type=int, dest="expert_width", help="expert width I of --layer (with --hidden H)")
+    p.add_argument("--calibration", metavar="FILE", help="--layer: dodoco simulate's prediction of every row from this "
+                   "calibration (dodoco calibrate), and from the shipped preset, beside the measurement")
     p.add_argument("--note", help="free text stored in the result")
     p.add_argument("-o", "--out", metavar="PATH", help="write the full result JSON here")
     p.add_argument("--json", metavar="PATH", help="write the summary table as JSON ('-' = stdout)")
@@ -145,4 +147,24 @@ def run(args) -> int:
         result = launch(cfg, nproc)
     if result is not None:
         print_result(result, json_path=cfg.json)
+        if cfg.layer and cfg.calibration and cfg.json != "-":
+            print_prediction(result, cfg)
     return 0
+
+
+def print_prediction(result: dict, cfg) -> None:
+    """The layer replay beside simulate's whole-layer prediction, same-machine calibration and preset."""
+    from dodoco.commands import emit
+    from dodoco.replay.layer_compare import compare_rows, predictors
+
+    preds = predictors(cfg.calibration, allow_dry_run=cfg.backend == "gloo")
+    rows = []
+    for r in compare_rows([result], preds):
+        own, pre = r["same machine"], r["preset"]
+        rows.append({"dispatcher": r["dispatcher"], "condition": r["condition"],
+                     "MB_per_rank": r["measured"]["MB_per_rank"], "measured_ms": r["measured"]["layer_ms"],
+                     "predicted_ms": own.get("layer_ms", float("nan")), "error": own.get("error", float("nan")),
+                     "preset_ms": pre.get("layer_ms", float("nan")), "preset_error": pre.get("error", float("nan"))})
+    emit(rows, "whole layer, measured vs predicted (dodoco simulate): this machine's calibration, and the preset's")
+    for name, (_, _, label) in preds.items():
+        print(f"{name}: {label}")

@@ -84,6 +84,7 @@ class ReplayConfig(Config):
     kernel: str = "grouped_mm"  # the experts of --layer: grouped_mm or megatron (SequentialMLP)
     expert_shape: str | None = None  # --shape NAME of the experts (dodoco ls); else --expert-width or the run's
     expert_width: int | None = None
+    calibration: str | None = None  # --layer: predict each row with this calibration (and the preset) beside it
     nproc: int | None = None
     out: str | None = None
     json: str | None = None  # the summary table as JSON ('-' = stdout)

@@ -93,13 +93,15 @@ def layer_dispatchers(cfg, names: list[str], status: dict, device) -> list[str]:
 
 
 def layer_memory(cfg, cases, rank: int, l2: int) -> int:
-    """Bytes of the experts' weights on ``rank`` (ExpertBench's pool: at least 2 G experts and 3 x L2) and
-    of one expert-sorted copy of its received rows (the sort and the experts' output)."""
+    """Bytes the experts need on ``rank`` at their peak: ExpertBench's bf16 pool (at least 2 G experts and 3 x L2)
+    while its gate/up weights are drawn in float32 (two float32 copies of them), then one expert-sorted
+    copy of the received rows, the experts' output and their 2I-wide intermediate."""
     shape, _ = shape_of(cfg)
     G = max(int(c.slots[rank]) for c in cases)
     pool = max(2 * G, -(-3 * l2 // shape.weight_bytes), 2)
     rows = max(int(np.asarray(c.splits)[:, rank].sum()) for c in cases)
-    return int(pool * shape.weight_bytes + 3 * rows * cfg.row_bytes + 2 * rows * 2 * shape.width * 2)
+    draw = pool * 2 * shape.width * shape.hidden * 4 * 2
+    return int(pool * shape.weight_bytes + draw + 3 * rows * cfg.row_bytes + 2 * rows * 2 * shape.width * 2)
 
 
 def layer_one(d, data, case, ctx, link: dict) -> tuple[dict, None]:
