@@ -1,15 +1,7 @@
 """dodoco calibrate: this machine's dispatch and expert-compute calibration, one file with its host identity."""
 
 from dodoco.commands import csv_ints, csv_strs
-
-
-def _floats(text: str) -> list[float]:
-    import argparse
-
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 1,1.5,2") from None
+from dodoco.commands.replay import _floats  # the one comma-list-of-numbers flag type
 
 
 def register(sub) -> None:

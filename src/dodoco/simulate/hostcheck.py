@@ -75,8 +75,9 @@ def host_check(cal, cluster, here: dict | None = None, probe: bool = True) -> di
     warn = bool(hw or other)
     notes = [f"calibration measured on {who}: {check}"]
     if warn:
-        notes.append("a dispatch calibration carried to another machine missed by 6-12% median (15-23% on skewed "
-                     "cases) in DODOCO's checks: make one here with `dodoco calibrate` (docs/dispatch.md)")
+        notes.append("a dispatch calibration carried to another machine missed real routing by 5.8-12.1% median "
+                     "(skewed cases by 15-23%) in DODOCO's checks: make one here with `dodoco calibrate` "
+                     "(docs/dispatch.md)")
     return {"calibration_host": who, "host_check": check, "title": f"; {check}" if warn else "", "notes": notes}
 
 
