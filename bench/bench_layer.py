@@ -144,6 +144,7 @@ def main(argv=None) -> int:
 
     results = launch_many(cfgs, N, extra_env={**SAFE_ENV, **rank_env()})
     from dodoco.replay.layer_compare import compare_rows, predictors, targets
+    from dodoco.replay.megatron_layer import grouped_mlp_line
 
     preds = predictors(cal.path, allow_dry_run=args.dry_run)
     rows = compare_rows(results, preds)
@@ -154,6 +155,7 @@ def main(argv=None) -> int:
            "predicted_with": {k: v[2] for k, v in preds.items()}, "rows": rows,
            "targets": targets(rows, "same machine", band), "cross_machine": targets(rows, "preset", band),
            "megatron_reference": [r for r in rows if r["kernel"] == "megatron"], "skipped": skipped,
+           "megatron_grouped_mlp": grouped_mlp_line(),
            "not_measured": {k: v["reason"] for res in results for k, v in res["dispatchers"].items()
                             if v["status"] != "measured"}, "replays": results}
     from dodoco.store.atomic import json_safe, write_json

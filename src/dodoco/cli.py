@@ -13,9 +13,8 @@ import sys
 
 from dodoco.errors import DodocoError
 
-COMMANDS = ("observe", "analyze", "findings", "report", "replay", "calibrate", "simulate", "compute", "recommend", "import_",
-            "export",
-            "zoo", "ls", "validate", "demo")
+COMMANDS = ("observe", "analyze", "findings", "report", "replay", "calibrate", "simulate", "compute", "recommend",
+            "import_", "export", "zoo", "ls", "validate", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

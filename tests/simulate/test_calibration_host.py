@@ -134,3 +134,13 @@ def test_the_compute_model_of_the_calibration_file_is_used(tmp_path, monkeypatch
     busy = [max(0.01 + (-(-x // 16) * 16).sum() * 6 * 64 * 32 / 1e9 for x in
                 local_loads(s[layer], contiguous(16, 2).layer(layer))) for s in steps for layer in range(2)]
     assert r["compute_ms"] == pytest.approx(np.mean(busy))
+
+
+def test_a_one_gpu_calibration_has_no_dispatch_fit_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(hostcheck, "current_host", lambda: None)
+    cal = Calibration.new([], [], host=_host(count=1, topo="one-gpu.txt"), compute={"grouped_mm": MODEL.to_dict()})
+    p = tmp_path / "one.json"
+    p.write_text(json.dumps(cal.to_dict()))
+    assert main(["simulate", str(_runs(tmp_path)), "--ep", "2", "--calibration", str(p)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no dispatch fit (made on one GPU" in err[0] and "--compute-calibration" in err[0]

@@ -90,8 +90,10 @@ def assemble_any(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows,
     if cfg.layer:
         from dodoco.replay.layer_run import shape_of
 
+        from dodoco.replay.megatron_layer import grouped_mlp_line
+
         shape, label = shape_of(cfg)
         res.update(mode="layer", layer={"kernel": cfg.kernel, "hidden": shape.hidden, "width": shape.width,
-                                        "shape": label},
+                                        "shape": label, "megatron_grouped_mlp": grouped_mlp_line()},
                    layer_summary=layer_summary(rows))
     return res

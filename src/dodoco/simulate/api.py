@@ -193,7 +193,7 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
     model, shape, gpu = _compute(cfg, cluster)
     model = calibration_compute(cal, cfg, model)  # the compute model a `dodoco calibrate` file carries
     hidden = shape.hidden if cfg.shape else cfg.hidden
-    dispatchers = list(cfg.dispatcher or (cal.dispatchers if cal is not None else ["nccl"]))
+    dispatchers = list(cfg.dispatcher or (cal.dispatchers if cal is not None and cal.fits else ["nccl"]))
     timer = AlltoallTimer(cluster, cal)
     rows, skipped = [], []
     for r in runs:
