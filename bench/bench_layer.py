@@ -113,7 +113,8 @@ def _table(doc: dict) -> str:
         f = lambda v: f"{100 * v:8.1f}%" if v is not None else "       -"  # noqa: E731
         lines.append(f"{t['dispatcher']:<12}{t['calibration']:<14}{t['rows']:>5}{f(t['median_abs_err'])}"
                      f"{f(t['p90_abs_err'])}  {'yes' if t['met'] else 'no'}")
-    lines.append(f"dodoco calibrate took {doc['calibrate_s']:.0f} s on {doc['N']} GPUs (target < 300 s on 4)")
+    where = f"{doc['N']} gloo CPU processes (dry run)" if doc["dry_run"] else f"{doc['N']} GPUs"
+    lines.append(f"dodoco calibrate took {doc['calibrate_s']:.0f} s on {where} (target < 300 s on 4 GPUs)")
     return "\n".join(lines)
 
 
