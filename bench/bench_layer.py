@@ -19,7 +19,8 @@ Writes ``layer-<machine>.json`` (the rows, per-dispatcher targets: median |error
 16 to 512 MB per rank; the preset's error printed beside; the calibration's time) and
 ``calibration-<machine>.json`` under --out, and prints a short table last.
 
-    python3 bench/bench_layer.py --machine nvidia-h200-x4 --out $OUT                 # GPUs
+    python3 bench/bench_layer.py --machine nvidia-h200-x4 --out $OUT                 # GPUs (about 7 minutes on 4)
+    python3 bench/bench_layer.py --machine nvidia-h200-x4 --out $OUT --quick         # prose, two batches per model
     python3 bench/bench_layer.py --backend gloo --dry-run --out /tmp/bl             # CPU dry run of the path
 """
 
@@ -63,8 +64,8 @@ def _configs(args, N: int, dispatchers, out: Path) -> list:
     cfgs = []
     for family, (shape, batches) in MODELS.items():
         H, I = (DRY["hidden"], DRY["width"]) if args.dry_run else (SHAPES[shape][0].hidden, SHAPES[shape][0].width)
-        for cond in DRY["conditions"] if args.dry_run else CONDITIONS:
-            for B in DRY["B"] if args.dry_run else batches:
+        for cond in DRY["conditions"] if args.dry_run else CONDITIONS[:1] if args.quick else CONDITIONS:
+            for B in DRY["B"] if args.dry_run else batches[:2] if args.quick else batches:
                 if N * B > 64:
                     continue
                 kernels = ["grouped_mm"] + (["megatron"] if "megatron" in dispatchers and cond == "prose" and
@@ -125,6 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", default="/tmp/dodoco-calibrate-parts", help="calibrate's parts (outside --out)")
     p.add_argument("--backend", default="nccl")
     p.add_argument("--dry-run", action="store_true", help="gloo on CPU at toy sizes: the path, not a measurement")
+    p.add_argument("--quick", action="store_true", help="layer replays of prose at two batches only (calibrate unchanged)")
     p.add_argument("--timeout", type=float, default=300.0)
     args = p.parse_args(argv)
     from dodoco.replay.launch import SAFE_ENV, launch_many
