@@ -51,6 +51,19 @@ def _rel(path: str) -> str:
     return os.path.relpath(p, ROOT) if p.startswith(str(ROOT) + os.sep) else path
 
 
+def host_of_sources(srcs, machine: str) -> dict:
+    """The host identity the first source replay file records (its device block and topology text)."""
+    import json
+
+    from dodoco.host import host_from_replay
+
+    for s in srcs:
+        p = Path(s["path"]) if Path(s["path"]).is_absolute() else ROOT / s["path"]
+        if p.is_file():
+            return host_from_replay(json.loads(p.read_text()), machine)
+    return {}
+
+
 def preset_machines(cal: Calibration, explicit: list[str]) -> dict[str, str]:
     """{preset: machine}: explicit NAME=MACHINE pairs, else per preset the machine with the most ranks
     among those whose device names the preset's GPU."""
@@ -169,7 +182,8 @@ def main(argv=None) -> int:
         fits = [f for f in cal.fits if f.machine == machine]
         srcs = [s for s in cal.sources if machine in s["machine"].split(",")]
         pc = Calibration(tuple(fits), tuple(srcs), cal.created, cal.dodoco,
-                         (f"fits of {machine} for preset {name}, from bench/bench_simulate.py",))
+                         (f"fits of {machine} for preset {name}, from bench/bench_simulate.py",),
+                         host=host_of_sources(srcs, machine))
         out = Path(args.presets_dir) / f"{name}.calibration.json"
         write_json(out, json_safe(pc.to_dict()))
         print(f"wrote {out} ({len(fits)} fits of {machine})")

@@ -27,8 +27,8 @@ import traceback
 
 from dodoco.errors import DodocoError
 
-COMMANDS = ("observe", "analyze", "findings", "report", "replay", "simulate", "compute", "recommend", "import_", "export",
-            "zoo", "ls", "validate", "demo")
+COMMANDS = ("observe", "analyze", "findings", "report", "replay", "calibrate", "simulate", "compute", "recommend",
+            "import_", "export", "zoo", "ls", "validate", "demo")
 DEBUG = "--debug"
 
 

@@ -66,6 +66,15 @@ def add_arguments(p) -> None:
                    help="per-direction link GB/s for the floor (default 450, NVLink4 nominal)")
     p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds without progress before ranks stop")
     p.add_argument("--seed", type=int, help="seed of the step order (default 0)")
+    p.add_argument("--layer", action="store_true", default=None,
+                   help="the whole MoE layer: each rank's experts on its received tokens between dispatch and combine")
+    p.add_argument("--kernel", help="experts of --layer: grouped_mm (default, torch._grouped_mm) or megatron "
+                   "(Megatron-Core's SequentialMLP)")
+    p.add_argument("--shape", dest="expert_shape", help="experts' shape of --layer, e.g. deepseek-v3 (sets --hidden); "
+                   "default: --expert-width, else the run's model")
+    p.add_argument("--expert-width", type=int, dest="expert_width", help="expert width I of --layer (with --hidden H)")
+    p.add_argument("--calibration", metavar="FILE", help="--layer: dodoco simulate's prediction of every row from this "
+                   "calibration (dodoco calibrate), and from the shipped preset, beside the measurement")
     p.add_argument("--note", help="free text stored in the result")
     add_out_flag(p, "write the full result JSON (schema dodoco.replay/2) here")
     add_json_flag(p, "the printed tables and notes")
@@ -78,6 +87,10 @@ def config_from_args(args):
 
     from dodoco.config import read_toml
 
+    if getattr(args, "expert_shape", None) and getattr(args, "hidden", None) is None:
+        from dodoco.compute.shapes import resolve_shape
+
+        args.hidden = resolve_shape(args.expert_shape)[0].hidden  # --shape names the rows' width too
     cfg = ReplayConfig.from_args(args)
     if cfg.backend != "gloo":
         return cfg
@@ -89,6 +102,9 @@ def config_from_args(args):
 SUMMARY = ["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "dispatch_ms", "dispatch_p10",
            "dispatch_p90", "combine_ms", "busbw_GBps", "floor_ms", "vs_floor", "vs_balanced", "check", "measured_on"]
 SUMMARY_KEEP = ["dispatcher", "condition", "dispatch_ms", "vs_balanced", "check", "measured_on"]
+LAYER_SUMMARY = ["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "layer_ms", "dispatch_ms",
+                 "experts_ms", "experts_mean_rank_ms", "combine_ms", "vs_balanced"]
+LAYER_KEEP = ["dispatcher", "condition", "layer_ms", "experts_ms"]
 
 
 def print_result(result: dict, json_path=None) -> None:
@@ -98,7 +114,13 @@ def print_result(result: dict, json_path=None) -> None:
 
     check_output_file(json_path)
     doc = printed_tables(result)
-    show(doc["summary"], doc["title"], json_path, columns=SUMMARY, keep=SUMMARY_KEEP, labels=["measured_on"])
+    if result.get("mode") == "layer":  # the whole layer: its summary, with the experts' stage
+        doc["title"] = doc["title"].replace("dispatch replay", "whole-layer replay") + (
+            f"; experts: {result['layer']['kernel']}, {result['layer']['shape']}")
+        doc["summary"] = result["layer_summary"]
+        show(doc["summary"], doc["title"], json_path, columns=LAYER_SUMMARY, keep=LAYER_KEEP)
+    else:
+        show(doc["summary"], doc["title"], json_path, columns=SUMMARY, keep=SUMMARY_KEEP, labels=["measured_on"])
     if doc["not_measured"]:
         show(doc["not_measured"], "not measured", json_path, keep=["dispatcher", "reason"])
     if doc["overhead"]:
@@ -130,4 +152,25 @@ def run(args) -> int:
         result = launch(cfg, nproc)
     if result is not None:
         print_result(result, json_path=cfg.json)
+        if cfg.layer and cfg.calibration and cfg.json != "-":
+            print_prediction(result, cfg)
     return 0
+
+
+def print_prediction(result: dict, cfg) -> None:
+    """The layer replay beside simulate's whole-layer prediction, same-machine calibration and preset."""
+    from dodoco.commands import emit, note
+    from dodoco.replay.layer_compare import compare_rows, predictors
+
+    preds = predictors(cfg.calibration, allow_dry_run=cfg.backend == "gloo")
+    rows = []
+    for r in compare_rows([result], preds):
+        own, pre = r["same machine"], r["preset"]
+        rows.append({"dispatcher": r["dispatcher"], "condition": r["condition"],
+                     "MB_per_rank": r["measured"]["MB_per_rank"], "measured_ms": r["measured"]["layer_ms"],
+                     "predicted_ms": own.get("layer_ms", float("nan")), "error": own.get("error", float("nan")),
+                     "preset_ms": pre.get("layer_ms", float("nan")), "preset_error": pre.get("error", float("nan"))})
+    emit(rows, "whole layer, measured vs predicted (dodoco simulate): this machine's calibration, and the preset's",
+         keep=["dispatcher", "measured_ms", "predicted_ms", "error"])
+    for name, (_, _, label) in preds.items():
+        note(f"{name}: {label}", prefix="")

@@ -30,6 +30,8 @@ __all__ = ["DTYPES", "PATTERNS", "ReplayConfig", "build_cases", "dtype_bytes", "
 DTYPES = {"bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2, "fp32": 4, "float32": 4, "fp8": 1}
 #: Synthetic traffic patterns (docs/replay.md).
 PATTERNS = ("hot-receiver", "hot-pair", "uniform")
+#: The experts the whole-layer replay (--layer) runs (docs/replay.md)
+LAYER_KERNELS = ("grouped_mm", "megatron")
 #: Nominal per-direction NVLink4 bandwidth of H100/H200 (GB/s), used when no measured value is given.
 NOMINAL_LINK_GBPS = 450.0
 
@@ -78,6 +80,11 @@ class ReplayConfig(Config):
     check: bool = True
     link_gbps: float | None = None  # per-direction link bandwidth for the floor; None: nominal 450
     timeout_s: float = 300.0
+    layer: bool = False  # the whole-layer replay: each rank's experts between dispatch and combine
+    kernel: str = "grouped_mm"  # the experts of --layer: grouped_mm or megatron (SequentialMLP)
+    expert_shape: str | None = None  # --shape NAME of the experts (dodoco ls); else --expert-width or the run's
+    expert_width: int | None = None
+    calibration: str | None = None  # --layer: predict each row with this calibration (and the preset) beside it
     nproc: int | None = None
     out: str | None = None
     json: str | None = None  # the summary table as JSON ('-' = stdout)
@@ -100,6 +107,12 @@ class ReplayConfig(Config):
             raise DodocoError(f"--warmup {self.warmup} must be >= 0 and --timeout {self.timeout_s} > 0")
         if self.link_gbps is not None and self.link_gbps <= 0:
             raise DodocoError(f"--link-gbps {self.link_gbps} must be > 0 (GB/s per direction)")
+        if self.kernel not in LAYER_KERNELS:
+            raise did_you_mean("--kernel (experts of --layer)", self.kernel, LAYER_KERNELS)
+        if self.layer and self.dtype not in ("bf16", "bfloat16"):
+            raise DodocoError(f"--layer runs the experts in bf16: give --dtype bf16, not {self.dtype}")
+        if self.expert_width is not None and self.expert_width < 1:
+            raise DodocoError(f"--expert-width {self.expert_width} must be >= 1")
         if not self.runs and not self.grid_sizes:
             raise DodocoError("no run given: name a run directory (or a folder of runs) from `dodoco observe`")
 

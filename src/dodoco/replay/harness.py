@@ -126,12 +126,15 @@ class _Clock:
         return np.diff(self.stamps, axis=1) * 1e3
 
 
-def time_collective(step, n_sets: int, warmup: int, iters: int, phases: int, device, group=None) -> np.ndarray:
-    """Time ``step(set_index, mark)`` -> float64 [iters, phases] ms, the max over ranks per iteration.
+def time_collective(step, n_sets: int, warmup: int, iters: int, phases: int, device, group=None,
+                    per_rank: bool = False) -> np.ndarray:
+    """Time ``step(set_index, mark)`` -> float64 [iters, phases] ms, the max over ranks per iteration
+    (``per_rank``: every rank's own times, [N, iters, phases], gathered instead of reduced).
 
     ``step`` runs one iteration on buffer set ``set_index`` and calls ``mark(k)`` after phase k
     (k = 1..phases); mark(0) is taken before it. Warm-up iterations are not timed. Ranks line up
-    with a barrier before the timed loop; one all_reduce(MAX) gathers every iteration's times.
+    with a barrier before the timed loop; one all_reduce(MAX) (or all_gather) collects every
+    iteration's times.
     """
     for w in range(warmup):
         step(w % n_sets, lambda k: None)
@@ -143,6 +146,10 @@ def time_collective(step, n_sets: int, warmup: int, iters: int, phases: int, dev
     t = torch.as_tensor(clock.times_ms(), dtype=torch.float64)
     if device.type == "cuda":
         t = t.to(device)
+    if per_rank:
+        every = [torch.empty_like(t) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(every, t, group=group)
+        return torch.stack(every).cpu().numpy()
     dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
     return t.cpu().numpy()
 

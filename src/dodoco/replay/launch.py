@@ -52,8 +52,13 @@ def preflight(cfg, nproc: int) -> None:
     if nproc < 1:
         raise DodocoError(f"--nproc {nproc}: need at least 1 rank")
     cases, _ = build_cases(cfg, nproc)
-    names, _ = active_dispatchers(cfg, cases, nproc)
+    names, status = active_dispatchers(cfg, cases, nproc)
     need = max(plan_memory(cases, cfg, names, r, DEFAULT_L2) for r in range(nproc))
+    if cfg.layer:  # the whole-layer replay: its dispatchers, its experts' shape and weights
+        from dodoco.replay.layer_run import layer_dispatchers, layer_memory
+
+        layer_dispatchers(cfg, names, status, torch.device("cpu"))
+        need += max(layer_memory(cfg, cases, r, DEFAULT_L2) for r in range(nproc))
     what = f"replay buffers (H={cfg.hidden}, {cfg.dtype}, rotating sets past L2)"
     if cfg.backend == "gloo":
         free, desc = free_memory(torch.device("cpu"))

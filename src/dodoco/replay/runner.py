@@ -121,21 +121,37 @@ def _case_name(case) -> str:
     return f"{case.condition} step {case.step} layer {case.layer}"
 
 
+def case_sets(case, ctx: Ctx) -> int:
+    """Rotating buffer sets of a case on this rank (send, receive and combine-back rows past 2 x L2)."""
+    s = case.splits
+    rows = 2 * int(s[ctx.rank].sum()) + int(s[:, ctx.rank].sum())
+    return hz.n_buffer_sets(rows * ctx.cfg.row_bytes, ctx.l2, ctx.cfg.buffers)
+
+
+def check_case(d, data: RankData, state, case, ctx: Ctx, more=None) -> str:
+    """One dispatch + combine outside the timed loop, checked on every rank against the routing (and by
+    ``more(state)`` when given) -> 'ok', 'off' or 'skipped (...)'; a failed check stops the replay."""
+    if not ctx.cfg.check:
+        return "off"
+    d.step(state, 0, noop)
+    hz.sync(ctx.device)
+    msg = data.compare(d.received(state), d.order, dedup=d.bytes == "dedup")
+    msg = d.combined(state, data) if msg == "ok" else msg
+    msg = more(state) if msg == "ok" and more is not None else msg
+    check = hz.agree(msg, ctx.device)
+    if check != "ok" and not check.startswith("skipped"):
+        raise RuntimeError(f"replay check failed: {d.name} on {_case_name(case)}: {check}")
+    return check
+
+
 def replay_one(d, data: RankData, case, ctx: Ctx, link: dict) -> tuple[dict, dict | None]:
     """Check and time one case through one dispatcher -> (result row, overhead entry or None)."""
     from dodoco.replay.results import case_row
 
-    cfg, s, rb = ctx.cfg, case.splits, ctx.cfg.row_bytes
-    sets = hz.n_buffer_sets((2 * int(s[ctx.rank].sum()) + int(s[:, ctx.rank].sum())) * rb, ctx.l2, cfg.buffers)
+    cfg = ctx.cfg
+    sets = case_sets(case, ctx)
     state = d.prepare(data, sets)
-    check = "off"
-    if cfg.check:
-        d.step(state, 0, noop)
-        hz.sync(ctx.device)
-        msg = data.compare(d.received(state), d.order, dedup=d.bytes == "dedup")
-        check = hz.agree(d.combined(state, data) if msg == "ok" else msg, ctx.device)
-        if check != "ok" and not check.startswith("skipped"):
-            raise RuntimeError(f"replay check failed: {d.name} on {_case_name(case)}: {check}")
+    check = check_case(d, data, state, case, ctx)
     t = hz.time_collective(lambda k, mark: d.step(state, k, mark), sets, cfg.warmup, cfg.iters,
                            len(d.stages), ctx.device)
     row = case_row(d, case, t, check, cfg, sets, link["GBps"])
@@ -228,13 +244,16 @@ def _run_cases(cases, dispatchers, ctx: Ctx, dog, link: dict, skipped: list) -> 
 
 
 def _case_loop(cases, dispatchers, ctx: Ctx, dog, link: dict, skipped: list, tick) -> tuple[list, list]:
+    from dodoco.replay.layer_run import layer_one
+
     rows, overhead = [], []
+    one = layer_one if ctx.cfg.layer else replay_one  # the whole-layer replay: the same cases and harness
     for i, case in enumerate(cases):
         if i == 0 and os.environ.get(FAIL_ENV) == str(ctx.rank):
             raise RuntimeError(f"injected failure ({FAIL_ENV}={ctx.rank})")
         data = RankData(case, ctx.rank, ctx.cfg.hidden, ctx.dtype, ctx.device)
         for d in (d for d in dispatchers if _fits(d, case, skipped)):
-            row, ov = replay_one(d, data, case, ctx, link)
+            row, ov = one(d, data, case, ctx, link)
             rows.append(row)
             if ov is not None:
                 overhead.append(ov)
@@ -245,9 +264,13 @@ def _case_loop(cases, dispatchers, ctx: Ctx, dog, link: dict, skipped: list, tic
 
 
 def _plan(cfg: ReplayConfig, N: int, rank: int, device, l2: int) -> dict:
+    from dodoco.replay.layer_run import layer_dispatchers, layer_memory
+
     cases, prov = build_cases(cfg, N)
     names, status = active_dispatchers(cfg, cases, N)
-    hz.check_memory(plan_memory(cases, cfg, names, rank, l2), device,
+    names = layer_dispatchers(cfg, names, status, device) if cfg.layer else names
+    extra = layer_memory(cfg, cases, rank, l2) if cfg.layer else 0
+    hz.check_memory(plan_memory(cases, cfg, names, rank, l2) + extra, device,
                     f"replay buffers (H={cfg.hidden}, {cfg.dtype}, rotating sets past L2)")
     return {"cfg": cfg, "cases": cases, "prov": prov, "names": names, "status": status}
 
@@ -302,6 +325,6 @@ def run_many(cfgs: list[ReplayConfig]) -> list[dict | None]:
         dog.stop()
     if rank != 0:
         return [None] * len(cfgs)
-    from dodoco.replay.results import assemble
+    from dodoco.replay.layer_results import assemble_any
 
-    return [assemble(p["cfg"], N, info, p["prov"], p["status"], rows, ov, sw, link) for p, rows, ov, sw in out]
+    return [assemble_any(p["cfg"], N, info, p["prov"], p["status"], rows, ov, sw, link) for p, rows, ov, sw in out]

@@ -180,18 +180,23 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
     """Predict dispatch and MoE-layer time per run, dispatcher and EP degree on the cluster."""
     from dodoco.replay.config import dtype_bytes
     from dodoco.simulate.cluster import AlltoallTimer, load_cluster
+    from dodoco.simulate.hostcheck import calibration_compute, host_check
     from dodoco.simulate.layer import simulate_ep
 
     cluster = load_cluster(cfg.cluster)
     cal, validation = resolve_calibration(cfg, cluster)
     cal_info = {"source": cal.describe() if cal is not None else "none: uncalibrated (nominal datasheet numbers)",
                 "fits": [f.label() for f in cal.fits] if cal is not None else []}
+    host = host_check(cal, cluster)  # whose machine the calibration is, this one or not (simulate/hostcheck.py)
+    cal_info.update(host=cal.host if cal is not None else {}, host_check=host["host_check"])
     if not cfg.runs and cfg.calibration:
-        return SimulateResult(_title(cfg, cluster, cal), [], COLUMNS, [], cal_info, validation)
+        return SimulateResult(_title(cfg, cluster, cal) + host["title"], [], COLUMNS, [], cal_info, validation,
+                              host["notes"])
     runs = _runs(cfg)
     model, shape, gpu = _compute(cfg, cluster)
+    model = calibration_compute(cal, cfg, model)  # the compute model a `dodoco calibrate` file carries
     hidden = shape.hidden if cfg.shape else cfg.hidden
-    dispatchers = list(cfg.dispatcher or (cal.dispatchers if cal is not None else ["nccl"]))
+    dispatchers = list(cfg.dispatcher or (cal.dispatchers if cal is not None and cal.fits else ["nccl"]))
     timer = AlltoallTimer(cluster, cal)
     rows, skipped, mit = [], [], []
     for r in runs:
@@ -209,13 +214,15 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
         skipped += [{"model": r.model, "run": str(r.path), "condition": r.condition, "N": n, "reason": why}
                     for n, why in skip]
     rows.sort(key=lambda x: (x["model"], x["condition"], x["run"], x["dispatcher"], x["N"]))
-    cols = COLUMNS + (LAYER_COLUMNS if model else [])
-    notes = _notes(rows, cal, cluster) + ([] if model else [
+    rows = [{**x, "calibration_host": host["calibration_host"], "host_check": host["host_check"]} for x in rows]
+    cols = COLUMNS + (LAYER_COLUMNS if model else []) + (["host_check"] if host["title"] else [])
+    notes = host["notes"] + _notes(rows, cal, cluster) + ([] if model else [
         f"no expert-compute calibration of kernel {cfg.kernel} ships for {gpu}: dispatch only (make one with "
         "`dodoco calibrate`, pass it with --compute-calibration FILE)"]) + [
         f"{r.path} holds one aggregate window: it is one step, its tokens split evenly over the source ranks "
         "(assumed, not recorded)" for r in runs if r.source(cfg.seed).source_split == "uniform"]
-    return SimulateResult(_title(cfg, cluster, cal), rows, cols, skipped, cal_info, validation, notes, mit)
+    return SimulateResult(_title(cfg, cluster, cal) + host["title"], rows, cols, skipped, cal_info, validation, notes,
+                          mit)
 
 
 def _mitigations(cfg, run, out, timer, compute, row_bytes: int, dispatcher: str) -> list[dict]:

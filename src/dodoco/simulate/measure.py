@@ -114,9 +114,12 @@ def _items(obj, path: Path) -> tuple[list[dict], dict]:
     raise DodocoError(f"{path} holds no replay result: pass a file written by `dodoco replay` or bench_dispatch.py")
 
 
-def _refuse_dry_run(res: dict, path: Path) -> None:
+def _refuse_dry_run(res: dict, path: Path, dry_run: bool = False) -> None:
     dev = res.get("device") or {}
-    if res.get("backend") == "gloo" or dev.get("type") == "cpu":
+    if res.get("mode") == "layer":
+        raise DodocoError(f"{path} is a whole-layer replay (--layer): its combine waits for the busiest rank's "
+                          "experts; calibrate on a dispatch replay (dodoco replay without --layer, or dodoco calibrate)")
+    if (res.get("backend") == "gloo" or dev.get("type") == "cpu") and not dry_run:
         raise DodocoError(f"{path} is a --backend gloo replay (a CPU dry run): its times are CPU process times, "
                           "not GPU dispatch times; calibrate on an NCCL replay measured on GPUs")
 
@@ -148,9 +151,9 @@ def _model_of(res: dict, case: dict) -> str:
     return str(((res.get("source") or {}).get("real") or {}).get("model", ""))
 
 
-def _samples(res: dict, top: dict, path: Path, stem: str) -> list[tuple]:
+def _samples(res: dict, top: dict, path: Path, stem: str, dry_run: bool = False) -> list[tuple]:
     """(key, b, t, id, kind, pattern, role, model, condition) of every (case, phase) of one result."""
-    _refuse_dry_run(res, path)
+    _refuse_dry_run(res, path, dry_run)
     schema = res.get("schema")
     if schema not in SCHEMAS:
         raise DodocoError(f"{path} holds schema {schema!r}, expected one of {list(SCHEMAS)}")
@@ -191,8 +194,9 @@ def read_json(path, what: str, fix: str) -> tuple[object, str]:
         raise DodocoError(f"{what} {p} is not JSON ({exc}): {fix}") from None
 
 
-def load_groups(paths) -> tuple[list[Group], list[Source]]:
-    """Replay result files -> (sample groups sorted by key, their sources)."""
+def load_groups(paths, dry_run: bool = False) -> tuple[list[Group], list[Source]]:
+    """Replay result files -> (sample groups sorted by key, their sources); ``dry_run``: accept CPU
+    (gloo) results, for ``dodoco calibrate --dry-run`` alone, whose file says it is one."""
     rows, sources = [], []
     for p in map(Path, paths):
         obj, digest = read_json(p, "replay result", "give a file written by `dodoco replay` or bench_dispatch.py")
@@ -200,7 +204,7 @@ def load_groups(paths) -> tuple[list[Group], list[Source]]:
         for res in results:
             if not isinstance(res, dict):
                 raise DodocoError(f"{p} holds a non-object replay entry: give a file written by `dodoco replay`")
-            rows += _samples(res, top, p, p.stem)
+            rows += _samples(res, top, p, p.stem, dry_run)
         machines = sorted({_machine(r, top)[0] for r in results})
         devices = sorted({_machine(r, top)[1] for r in results})
         sources.append(Source(str(p), digest, ",".join(sorted({str(r.get("schema")) for r in results})),

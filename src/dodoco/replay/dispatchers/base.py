@@ -23,7 +23,8 @@ import torch
 
 from dodoco.errors import DodocoError
 
-__all__ = ["CODE_COLS", "Dispatcher", "RankData", "decode_rows", "expected_rows", "make_rows", "noop"]
+__all__ = ["CODE_COLS", "Dispatcher", "RankData", "decode_rows", "expected_rows", "local_assignments", "make_rows",
+           "noop"]
 
 CODE_COLS = 7  # base-16 digits of src * 2**20 + token
 _TOK_BITS = 20
@@ -51,13 +52,9 @@ def decode_rows(rows: torch.Tensor) -> torch.Tensor:
     return (digits * weights).sum(dim=1)
 
 
-def expected_rows(topk, slots, rank: int, order: str, dedup: bool = False) -> np.ndarray:
-    """Codes of the rows ``rank`` must receive -> int64 [n], in the dispatcher's delivery order.
-
-    topk: per source i, int [T_i, K] physical experts; slots[N]: physical experts per rank.
-    order "rank-major": by (source, expert, token); "expert-major": by (expert, source, token);
-    "rank-token": by (source, token) with one row per token that has any expert here (dedup=True).
-    """
+def local_assignments(topk, slots, rank: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (source, physical expert, token) assignment to an expert of ``rank`` -> three int64 [n],
+    in source then token order. topk: per source i, int [T_i, K] physical experts; slots[N]."""
     base = np.concatenate([[0], np.cumsum(slots)])
     lo, hi = base[rank], base[rank + 1]
     src, exp, tok = [], [], []
@@ -65,7 +62,17 @@ def expected_rows(topk, slots, rank: int, order: str, dedup: bool = False) -> np
         t = np.asarray(t, dtype=np.int64)
         r, c = np.nonzero((t >= lo) & (t < hi))
         src.append(np.full(r.shape[0], i)), exp.append(t[r, c]), tok.append(r)
-    src, exp, tok = (np.concatenate(a) if a else np.zeros(0, dtype=np.int64) for a in (src, exp, tok))
+    return tuple(np.concatenate(a).astype(np.int64) if a else np.zeros(0, dtype=np.int64) for a in (src, exp, tok))
+
+
+def expected_rows(topk, slots, rank: int, order: str, dedup: bool = False) -> np.ndarray:
+    """Codes of the rows ``rank`` must receive -> int64 [n], in the dispatcher's delivery order.
+
+    topk: per source i, int [T_i, K] physical experts; slots[N]: physical experts per rank.
+    order "rank-major": by (source, expert, token); "expert-major": by (expert, source, token);
+    "rank-token": by (source, token) with one row per token that has any expert here (dedup=True).
+    """
+    src, exp, tok = local_assignments(topk, slots, rank)
     if dedup or order == "rank-token":
         pairs = np.unique(src * (1 << _TOK_BITS) + tok)
         return pairs
@@ -131,6 +138,7 @@ class Dispatcher:
     stages: ClassVar[tuple[str, ...]] = ()
     n_dispatch: ClassVar[int] = 1  # the first n_dispatch stages are the dispatch, the rest the combine
     needs_cuda: ClassVar[bool] = False
+    expert_align: ClassVar[int] = 1  # expert-major delivery: each local expert's block starts at a multiple of this
 
     def __init__(self, ctx):
         self.ctx = ctx  # rank, N, device, group, cfg, l2
@@ -170,6 +178,19 @@ class Dispatcher:
 
     def release(self, state) -> None:
         """Free what ``prepare`` allocated (default: nothing beyond Python references)."""
+
+    def layer_rows(self, state, k: int) -> torch.Tensor:
+        """The rows set k's dispatch delivered, in ``order``, where the combine of the same ``step`` will
+        read them back; valid from ``mark(n_dispatch)`` on (the whole-layer replay runs the experts there,
+        ``dodoco.replay.layer``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def layer_probe(cls) -> str | None:
+        """None when the whole-layer replay can run this dispatcher, else why not (one line)."""
+        if cls.layer_rows is Dispatcher.layer_rows:
+            return f"the whole-layer replay (--layer) does not drive {cls.name} (it exposes no received rows mid-step)"
+        return None
 
 
 def equal_slots(case, name: str) -> int:

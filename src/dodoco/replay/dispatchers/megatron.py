@@ -23,7 +23,7 @@ import torch
 from dodoco.errors import DodocoError
 from dodoco.replay.dispatchers.base import Dispatcher, RankData, equal_slots
 
-__all__ = ["MegatronAllGather", "MegatronAllToAll", "megatron_version"]
+__all__ = ["MegatronAllGather", "MegatronAllToAll", "megatron_version", "parallel_state"]
 
 _CALLS = ("dispatch_preprocess", "token_dispatch", "dispatch_postprocess", "combine_preprocess",
           "token_combine", "combine_postprocess")
@@ -53,6 +53,14 @@ def _instrument(disp) -> None:
 
     disp.preprocess, disp._maybe_dtoh_and_synchronize = preprocess, maybe_dtoh_and_synchronize
     disp._dodoco_mark = lambda what: None
+
+
+def parallel_state(N: int) -> None:
+    """Megatron's model-parallel state, once per process: EP = N over the whole world, TP = 1."""
+    from megatron.core import parallel_state as ps
+
+    if not ps.model_parallel_is_initialized():
+        ps.initialize_model_parallel(expert_model_parallel_size=N, create_gloo_process_groups=False)
 
 
 def megatron_version() -> str:
@@ -99,14 +107,12 @@ class MegatronAllToAll(Dispatcher):
         """One Megatron dispatcher per (E, K, H), made once per process."""
         key = (self._class, E, K, H)
         if key not in self._made:
-            from megatron.core import parallel_state as ps
             from megatron.core.transformer.moe import token_dispatcher as td
             from megatron.core.transformer.moe.moe_utils import get_default_pg_collection
             from megatron.core.transformer.transformer_config import TransformerConfig
 
             N, rank = self.ctx.N, self.ctx.rank
-            if not ps.model_parallel_is_initialized():
-                ps.initialize_model_parallel(expert_model_parallel_size=N, create_gloo_process_groups=False)
+            parallel_state(N)
             cfg = TransformerConfig(num_layers=1, hidden_size=H, num_attention_heads=max(1, H // 128),
                                     num_moe_experts=E, moe_router_topk=K, moe_token_dispatcher_type="alltoall",
                                     moe_permute_fusion=False, expert_model_parallel_size=N, bf16=True,
@@ -141,8 +147,8 @@ class MegatronAllToAll(Dispatcher):
     def _finish(state, d, h, p, mark, at: int) -> None:
         """dispatch_postprocess and the combine, marking stages at+1 .. at+4."""
         h, tpe, p = d.dispatch_postprocess(h, p)
+        state["recv"], state["tpe"] = h, tpe  # before the mark: the whole-layer replay's experts read them there
         mark(at + 1)
-        state["recv"], state["tpe"] = h, tpe
         h = d.combine_preprocess(h)
         mark(at + 2)
         h = d.token_combine(h)
@@ -151,6 +157,9 @@ class MegatronAllToAll(Dispatcher):
         mark(at + 4)
 
     def received(self, state) -> torch.Tensor:
+        return state["recv"]
+
+    def layer_rows(self, state, k: int) -> torch.Tensor:
         return state["recv"]
 
     def combined(self, state, data: RankData) -> str:

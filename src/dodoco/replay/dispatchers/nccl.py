@@ -44,6 +44,9 @@ class NcclAllToAll(Dispatcher):
     def received(self, state) -> torch.Tensor:
         return state["bufs"][state["last"]][1]
 
+    def layer_rows(self, state, k: int) -> torch.Tensor:
+        return state["bufs"][k][1]
+
     def combined(self, state, data: RankData) -> str:
         send, _, back = state["bufs"][state["last"]]
         if not torch.equal(back.view(torch.uint8), send.view(torch.uint8)):

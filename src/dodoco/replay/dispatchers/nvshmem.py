@@ -120,6 +120,7 @@ class NvshmemAllToAll2D(Dispatcher):
     stages = ("all_to_all_vdev_2d", "all_to_all_vdev_2d_offset")
     n_dispatch = 1
     needs_cuda = True
+    expert_align = ALIGN
     op = "all_to_all_vdev_2d"
 
     @classmethod
@@ -172,6 +173,9 @@ class NvshmemAllToAll2D(Dispatcher):
         mark(2)
         state["last"] = k % len(state["sets"])
 
+    def layer_rows(self, state, k: int) -> torch.Tensor:
+        return state["sets"][k % len(state["sets"])][1]
+
     def received(self, state) -> torch.Tensor:
         _, out, _, _, out_so, _, _ = state["sets"][state["last"]]
         splits, offsets = out_so[0].tolist(), out_so[1].tolist()
@@ -191,6 +195,7 @@ class NvshmemAllToAllV(NvshmemAllToAll2D):
     summary = "PyTorch symm_mem all_to_all_vdev both ways: device-side splits, source-major"
     order = "rank-major"
     stages = ("all_to_all_vdev", "all_to_all_vdev back")
+    expert_align = 1
     op = "all_to_all_vdev"
 
     @classmethod

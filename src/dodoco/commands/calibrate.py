@@ -1,0 +1,64 @@
+"""dodoco calibrate: this machine's dispatch and expert-compute calibration, one file with its host identity."""
+
+from dodoco.commands import csv_ints, csv_strs
+from dodoco.commands.replay import _floats  # the one comma-list-of-numbers flag type
+
+
+def register(sub) -> None:
+    from dodoco.config import add_config_flag
+
+    p = sub.add_parser("calibrate", help="calibrate dispatch and expert compute on this machine's GPUs (one file)")
+    p.add_argument("-o", "--out", default=None, metavar="FILE", help="the calibration file (dodoco-calibration.json)")
+    p.add_argument("--work", default=None, metavar="DIR", help="finished parts, kept for resuming (FILE.parts)")
+    p.add_argument("--machine", default=None, help="label of this machine (default: GPU and count, e.g. h200-x4)")
+    p.add_argument("--dry-run", action="store_const", const=True, default=None, dest="dry_run",
+                   help="the whole path on gloo (CPU) at toy sizes; the file says DRY RUN and simulate refuses it")
+    p.add_argument("--backend", default=None, help="nccl (GPUs, default); gloo only with --dry-run")
+    p.add_argument("--nproc", type=int, default=None, help="GPUs to use (default: every visible one)")
+    p.add_argument("--ranks", type=csv_ints, default=None, help="EP degrees to calibrate, e.g. 2,4 (default: --nproc)")
+    p.add_argument("--dispatcher", type=csv_strs, default=None, help="dispatchers (default all that run here)")
+    p.add_argument("--sizes-mb", type=csv_ints, default=None, dest="sizes_mb",
+                   help="per-rank sizes of the grid in MiB (default 16,32,64,128,256,512)")
+    p.add_argument("--skews", type=_floats, default=None, help="receiver skews of the grid (default 1,1.1,1.25,1.5,2,3)")
+    p.add_argument("--patterns", type=csv_strs, default=None, help="grid patterns (default hot-receiver,hot-pair)")
+    p.add_argument("--hidden", type=int, default=None, help="row width H of the grid (default 7168)")
+    p.add_argument("--iters", type=int, default=None, help="timed iterations per grid case (default 10)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 3)")
+    p.add_argument("--no-compute", action="store_const", const=False, default=None, dest="compute",
+                   help="skip the expert-compute calibration")
+    p.add_argument("--kernel", type=csv_strs, default=None, help="expert kernels to calibrate (default grouped_mm)")
+    p.add_argument("--shapes", type=csv_strs, default=None, help="expert shapes of the compute grid (default the "
+                   "paper's four: deepseek-v3, deepseek-v2-lite, qwen3-30b-a3b, qwen3.5-35b-a3b)")
+    p.add_argument("--timeout", type=float, default=None, dest="timeout_s",
+                   help="seconds without progress before ranks stop (default 300)")
+    add_config_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import sys
+
+    from dodoco.calibrate.api import CalibrateConfig, calibrate
+    from dodoco.commands import check_output_file, emit
+    from dodoco.host import describe
+
+    check_output_file(args.out, "--out")
+    if args.dry_run and args.backend is None:
+        args.backend = "gloo"
+    res = calibrate(CalibrateConfig.from_args(args), echo=lambda line: print(line, file=sys.stderr, flush=True))
+    cal = res.calibration
+    rows = [{"dispatcher": f.dispatcher, "N": f.N, "phase": f.phase, "form": f.form,
+             "grid_heldout_pct": (f.info.get("selection", {}).get(f.form, {}) or {}).get("grid_heldout_median_pct"),
+             "fit_sizes_MB": ",".join(f"{x:g}" for x in f.info.get("fit_sizes_MB", []))} for f in cal.fits]
+    title = ("DRY RUN (gloo on CPU, not a measurement): " if cal.dry_run else "") + \
+        f"dispatch calibration of {describe(cal.host)}"
+    if rows:
+        emit(rows, title, columns=["dispatcher", "N", "phase", "form", "grid_heldout_pct", "fit_sizes_MB"])
+    for k, v in cal.meta.get("dispatchers", {}).items():
+        if v["status"] != "calibrated":
+            print(f"{k}: {v['status']}: {v['reason']}")
+    for n in cal.notes:
+        print(f"note: {n}")
+    for line in res.lines:
+        print(line)
+    return 0
