@@ -8,7 +8,10 @@ def register(sub) -> None:
     from dodoco.config import add_config_flag
 
     p = sub.add_parser("calibrate", help="calibrate dispatch and expert compute on this machine's GPUs (one file)")
-    p.add_argument("-o", "--out", default=None, metavar="FILE", help="the calibration file (dodoco-calibration.json)")
+    from dodoco.commands import add_json_flag, add_out_flag
+
+    add_out_flag(p, "the calibration file (dodoco-calibration.json)", metavar="FILE")
+    add_json_flag(p, "the fitted dispatch forms and the expert-compute models")
     p.add_argument("--work", default=None, metavar="DIR", help="finished parts, kept for resuming (FILE.parts)")
     p.add_argument("--machine", default=None, help="label of this machine (default: GPU and count, e.g. h200-x4)")
     p.add_argument("--dry-run", action="store_const", const=True, default=None, dest="dry_run",
@@ -39,10 +42,11 @@ def run(args) -> int:
     import sys
 
     from dodoco.calibrate.api import CalibrateConfig, calibrate
-    from dodoco.commands import check_output_file, emit
+    from dodoco.commands import check_output_file, emit, note, say, write_doc
     from dodoco.host import describe
 
     check_output_file(args.out, "--out")
+    check_output_file(args.json)
     if args.dry_run and args.backend is None:
         args.backend = "gloo"
     res = calibrate(CalibrateConfig.from_args(args), echo=lambda line: print(line, file=sys.stderr, flush=True))
@@ -52,13 +56,15 @@ def run(args) -> int:
              "fit_sizes_MB": ",".join(f"{x:g}" for x in f.info.get("fit_sizes_MB", []))} for f in cal.fits]
     title = ("DRY RUN (gloo on CPU, not a measurement): " if cal.dry_run else "") + \
         f"dispatch calibration of {describe(cal.host)}"
-    if rows:
+    compute = [{"kernel": k, "form": m.get("form"), **(m.get("held_out") or {})} for k, m in (cal.compute or {}).items()]
+    if rows and args.json != "-":
         emit(rows, title, columns=["dispatcher", "N", "phase", "form", "grid_heldout_pct", "fit_sizes_MB"])
+    write_doc({"title": title, "dispatch": rows, "compute": compute, "notes": cal.notes}, args.json)
     for k, v in cal.meta.get("dispatchers", {}).items():
         if v["status"] != "calibrated":
-            print(f"{k}: {v['status']}: {v['reason']}")
+            note(f"{k}: {v['status']}: {v['reason']}", prefix="")
     for n in cal.notes:
-        print(f"note: {n}")
+        say(n, args.json, bullet="note: ")
     for line in res.lines:
-        print(line)
+        note(line, prefix="")
     return 0
