@@ -41,7 +41,7 @@ def test_the_dry_run_file(dry):
     assert status["N=2 nccl"]["status"] == "calibrated"
     for name in ("megatron", "megatron-allgather", "nvshmem", "nvshmem-1d", "deepep"):
         assert status[f"N=2 {name}"]["status"] == "not calibrated" and status[f"N=2 {name}"]["reason"]
-        assert sum(line.startswith(f"N=2 {name}: not calibrated: ") for line in p.stdout.splitlines()) == 1
+        assert sum(line.startswith(f"N=2 {name}: not calibrated: ") for line in p.stderr.splitlines()) == 1
     model = cal["compute"]["grouped_mm"]
     assert model["cases"] == len(calibration_grid(max_tokens=256, random_cases=4)) and model["device"] == "cpu"
     assert [s["path"].endswith("dispatch-N2-nccl.json") for s in cal["sources"]] == [True]
