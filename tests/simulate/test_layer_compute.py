@@ -29,6 +29,7 @@ def test_balanced_routing_has_no_straggler_and_the_layer_adds_up():
     for r in rows:
         assert r["compute_straggler_ms"] == pytest.approx(0.0, abs=1e-12)
         assert r["compute_ms"] == pytest.approx(_by_hand(np.full(8 // r["N"], 10 * r["N"])))
+        assert r["compute_balanced_ms"] == pytest.approx(r["compute_ms"])  # balanced routing: the same rank
         assert r["layer_ms"] == pytest.approx(r["dispatch_ms"] + r["compute_ms"] + r["combine_ms"])
         assert r["balanced_layer_ms"] == pytest.approx(r["balanced_ms"] + r["compute_balanced_ms"]
                                                        + r["balanced_combine_ms"])

@@ -126,3 +126,28 @@ def predicted_vs_n(panels: dict[str, list[dict]], title: str, style) -> bytes:
            + ([("hollow: rests on a nominal term", {"color": "0.25", "marker": "o", "markerfacecolor": "white",
                                                      "linestyle": "none"})] if hollow else []))
     return png(fig)
+
+
+def layer_terms(panels: dict[str, list[dict]], title: str) -> bytes:
+    """The predicted MoE layer per EP degree, term by term: {panel: rows sorted by N with dispatch_ms,
+    compute_ms (busiest rank), combine_ms, balanced_layer_ms}; stacked bars, the balanced layer as a
+    black tick on each bar (the same tokens, every rank equal)."""
+    fig, axes = grid(len(panels), 3.8, 3.0)
+    terms = (("dispatch_ms", "dispatch", "#4477aa"), ("compute_ms", "busiest rank's experts", "#cc6677"),
+             ("combine_ms", "combine", "#88ccee"))
+    for ax, (name, rows) in zip(axes, panels.items()):
+        x = np.arange(len(rows))
+        bottom = np.zeros(len(rows))
+        for key, _, color in terms:
+            h = np.array([r.get(key, np.nan) for r in rows], dtype=float)
+            ax.bar(x, h, bottom=bottom, color=color, width=0.6)
+            bottom = bottom + np.nan_to_num(h)
+        ax.plot(x, [r.get("balanced_layer_ms", np.nan) for r in rows], linestyle="none", marker="_", markersize=18,
+                color="black", markeredgewidth=2)
+        ax.set_xticks(x, [str(r["N"]) for r in rows])
+        ax.set(title=name, xlabel="EP degree N (ranks)", ylabel="predicted layer time (ms)")
+        ax.grid(alpha=0.25, axis="y")
+    suptitle(fig, title)
+    _legend(fig, [(label, {"color": color, "linewidth": 6}) for _, label, color in terms]
+                 + [("balanced layer", {"color": "black", "marker": "_", "markersize": 12, "linestyle": "none"})])
+    return png(fig)

@@ -179,6 +179,21 @@ def _sim_panels(rows: list[dict]) -> dict[str, list[dict]]:
     return panels
 
 
+def _layer_panels(rows: list[dict]) -> dict[str, list[dict]]:
+    """Whole-layer rows (those with layer_ms) of the first dispatcher and placement, a panel per model and
+    condition (at most 6), sorted by N."""
+    rows = [r for r in rows if r.get("layer_ms") is not None]
+    if not rows:
+        return {}
+    first = (rows[0].get("dispatcher"), rows[0].get("placement"))
+    panels: dict[str, list[dict]] = {}
+    for r in sorted(rows, key=lambda r: r["N"]):
+        if (r.get("dispatcher"), r.get("placement")) == first:
+            run = "/".join(Path(r.get("run", "")).parts[-1:])
+            panels.setdefault(f"{r.get('model', '?')} {run or r['condition']} ({first[0]})", []).append(r)
+    return dict(list(panels.items())[:6])
+
+
 def simulate_section(ctx) -> Section:
     """Predicted dispatch at larger EP (simulate)"""
     attached = _attached(ctx, ("simulate",))
@@ -199,6 +214,12 @@ def simulate_section(ctx) -> Section:
         section.figures.append(Figure(f"simulate-{stem}", pd.predicted_vs_n(
             _sim_panels(rows), f"{basis} prediction of dispatch time against EP degree N ({a.name})", ctx.style),
             f"{a.name}: {title}; hollow markers rest on a nominal term (e.g. the NIC across nodes)"))
+        layer = _layer_panels(rows)
+        if layer:
+            section.figures.append(Figure(f"simulate-layer-{stem}", pd.layer_terms(
+                layer, f"Predicted MoE layer: dispatch + the busiest rank's experts + combine ({a.name})"),
+                f"{a.name}: the whole layer term by term (expert compute: {rows[0].get('compute_source', '?')}); "
+                "black tick: the balanced layer (the same tokens, every rank equal)"))
         section.tables.append(Table(f"simulate-{stem}", rows, f"{a.name}: {title}"))
         section.notes += [f"{a.name}: {n}" for n in a.notes]
     section.notes += [f"{r['file']}: {r['provenance']}" for r in provenance_rows(attached, {r.model for r in ctx.runs})

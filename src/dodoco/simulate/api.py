@@ -214,7 +214,8 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
         skipped += [{"model": r.model, "run": str(r.path), "condition": r.condition, "N": n, "reason": why}
                     for n, why in skip]
     rows.sort(key=lambda x: (x["model"], x["condition"], x["run"], x["dispatcher"], x["N"]))
-    rows = [{**x, "calibration_host": host["calibration_host"], "host_check": host["host_check"]} for x in rows]
+    rows = [{**x, "calibration_host": host["calibration_host"], "host_check": host["host_check"],
+             "provenance": _provenance(x)} for x in rows]
     cols = COLUMNS + (LAYER_COLUMNS if model else []) + (["host_check"] if host["title"] else [])
     notes = host["notes"] + _notes(rows, cal, cluster) + ([] if model else [
         f"no expert-compute calibration of kernel {cfg.kernel} ships for {gpu}: dispatch only (make one with "
@@ -223,6 +224,16 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
         "(assumed, not recorded)" for r in runs if r.source(cfg.seed).source_split == "uniform"]
     return SimulateResult(_title(cfg, cluster, cal) + host["title"], rows, cols, skipped, cal_info, validation, notes,
                           mit)
+
+
+def _provenance(row: dict) -> dict:
+    """Where each term of a row comes from: {dispatch, combine, nic, compute} labels (measured, calibrated or nominal)."""
+    out = {"dispatch": row.get("nvlink", ""), "combine": row.get("nvlink", "")}
+    if row.get("nic") not in (None, "-"):
+        out["nic"] = row["nic"]
+    if row.get("compute_source"):
+        out["compute"] = row["compute_source"]
+    return out
 
 
 def _mitigations(cfg, run, out, timer, compute, row_bytes: int, dispatcher: str) -> list[dict]:

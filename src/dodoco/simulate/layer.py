@@ -44,7 +44,7 @@ def _compute(cases, p, compute) -> dict:
         per = local_loads(c.src.sum(0), p.layer(c.layer))
         t = model.predict(per, shape)  # [N]
         G = max(1, round(float(np.mean([len(x) for x in per]))))
-        even = balanced_loads(np.full(G, int(c.src.sum()) // c.N))
+        even = balanced_loads(np.r_[int(c.src.sum()) // c.N, np.zeros(G - 1, dtype=np.int64)])  # mean tokens over G
         busy.append(float(t.max()))
         mean.append(float(t.mean()))
         bal.append(float(model.predict([even], shape)[0]))
