@@ -169,7 +169,7 @@ def _fit(raw: dict) -> dict:
     from dodoco.compute.model import calibrate
     from dodoco.compute.validate import error_table, held_out
 
-    fits, tables = {}, {}
+    fits, tables, errors_of = {}, {}, {}
     info = {k: raw["facts"].get(k) for k in ("torch", "cuda")}
     info.update(date=raw["date"][:10], dodoco=raw["versions"].get("dodoco"), git=raw["versions"].get("git"),
                 peaks=raw.get("peaks"), grid="dodoco.compute.grid.calibration_grid() at " + ", ".join(GRID_SHAPES))
@@ -193,7 +193,9 @@ def _fit(raw: dict) -> dict:
                 r.setdefault("errors", {})[name] = float(x)
         fits[kernel] = model.to_dict()
         tables[kernel] = error_table(real, errs) if real else []
-    return {"fits": fits, "tables": tables}
+        target = [i for i, r in enumerate(real) if 128 <= r["tokens"] <= 8192 and 4 <= r.get("N", 0) <= 64]
+        errors_of[kernel] = {name: [float(e[i]) for i in target] for name, e in errs.items()}
+    return {"fits": fits, "tables": tables, "tables_err": errors_of}
 
 
 def _old_table(grid: list[dict], real: list[dict]) -> np.ndarray:
@@ -243,6 +245,42 @@ def _notes(raw: dict, res: dict) -> list[str]:
     return notes
 
 
+def _figure(raw: dict) -> bytes:
+    """Per kernel: measured vs predicted on the real routing (the model fitted on the grid alone), and the
+    cumulative share of ranks within each absolute error, dodoco's model beside the two baselines."""
+    from dodoco.compute.features import ExpertShape
+    from dodoco.compute.model import ComputeModel
+    from dodoco.compute.validate import held_out
+    from dodoco.report.plots import grid, png
+    from dodoco.report.style import legend, suptitle
+
+    fig, axes = grid(2 * len(raw["fits"]), 3.6, 3.2, ncols=2)
+    for k, (kernel, fit) in enumerate(raw["fits"].items()):
+        real = [{**r, "shape": ExpertShape(r["hidden"], r["width"])} for r in raw["rows"] if r["set"] == "routing"
+                and r["kernel"] == kernel and r["ms"] > 0 and 128 <= r["tokens"] <= 8192]
+        model = ComputeModel.from_dict(fit)
+        ms = np.array([r["ms"] for r in real])
+        pred = ms * (1 + held_out(model, real))
+        ax = axes[2 * k]
+        ax.loglog(ms, pred, ".", markersize=2, color="#4477aa", alpha=0.5)
+        lim = [ms.min() * 0.8, ms.max() * 1.2]
+        ax.plot(lim, lim, color="black", linewidth=0.8)
+        ax.fill_between(lim, [x * 0.9 for x in lim], [x * 1.1 for x in lim], color="0.85", zorder=0)
+        ax.set(title=f"{kernel}: {model.form}, tile {model.tile_m}", xlabel="measured (ms)", ylabel="predicted (ms)")
+        ax = axes[2 * k + 1]
+        for name, err in raw["tables_err"][kernel].items():
+            e = np.sort(np.abs(np.asarray(err, dtype=float)[np.isfinite(err)]))
+            ax.plot(100 * e, np.arange(1, e.size + 1) / e.size, label=name)
+        ax.axvline(10, color="0.6", linewidth=0.8)
+        ax.set(xscale="log", xlim=(0.1, 200), title=f"{kernel}: held-out error", xlabel="absolute error (%)",
+               ylabel="share of ranks")
+    suptitle(fig, f"Expert compute on {raw['facts']['device']}: real routing never used for calibration "
+                  "(128-8192 tokens per rank, EP 4-64); grey band and line: 10%")
+    legend(fig, [(n, {"color": c}) for n, c in zip(raw["tables_err"][next(iter(raw["tables_err"]))],
+                                                  ("C0", "C1", "C2"))])
+    return png(fig)
+
+
 def _print(res: dict, raw: dict) -> None:
     print(f"\n{raw['facts']['device']}: held-out error on real routing (never in the calibration grid)")
     print(f"{'kernel':<11} {'model':<34} {'group':<40} {'n':>5} {'median':>7} {'p90':>7}")
@@ -265,6 +303,10 @@ def _write(raw: dict, out: Path) -> None:
     write_json(out / f"compute-{gpu}.json", json_safe(raw))
     for kernel, fit in res["fits"].items():
         write_json(out / f"compute-{gpu}-{kernel}.json", json_safe({**fit, "notes": raw["notes"][:2]}))
+    if res["fits"]:
+        from dodoco.store.atomic import write_bytes
+
+        write_bytes(out / f"compute-{gpu}.png", _figure(raw))
     _print(res, raw)
 
 
@@ -306,7 +348,7 @@ def main(argv=None) -> int:
         from dodoco.provenance import versions
 
         raw = json.loads(Path(args.refit).read_text())
-        for k in ("fits", "tables", "notes", "other"):
+        for k in ("fits", "tables", "notes", "other", "tables_err"):
             raw.pop(k, None)
         raw["refit"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat()[:10], "git": versions()["git"]}
     else:
