@@ -7,7 +7,7 @@ One CPU command regenerates everything from the replay JSON the GPU benchmarks w
 
 Per (machine, N, dispatcher, phase): every form of ``dodoco.simulate.forms`` fitted on the calibration
 samples, the form chosen by held-out error (``dodoco.simulate.fit``), and the validation on routing
-replays used neither to fit nor to choose (``dodoco.simulate.validate``), with the naive-max and
+replays used neither to fit nor to choose (``dodoco.simulate.holdout``), with the naive-max and
 volume-only models beside it. Writes:
 
 - ``bench/results/simulate-validation.json``: sources, the split (samples per role), every form's
@@ -38,8 +38,8 @@ from dodoco.simulate.calibration import Calibration  # noqa: E402
 from dodoco.simulate.cluster import PRESETS, load_cluster, presets  # noqa: E402
 from dodoco.simulate.fit import calibrate  # noqa: E402
 from dodoco.simulate.forms import feats  # noqa: E402
-from dodoco.simulate.measure import load_groups  # noqa: E402
-from dodoco.simulate.validate import form_rows, leaks, split_rows, target_rows, validation_rows  # noqa: E402
+from dodoco.simulate.samples import load_groups  # noqa: E402
+from dodoco.simulate.holdout import form_rows, leaks, split_rows, target_rows, validation_rows  # noqa: E402
 from dodoco.store.atomic import write_json  # noqa: E402
 
 DEFAULT = ["replay-nvidia-h200-x2.json", "replay-nvidia-h200-x4.json", "replay-nvidia-h200-x8.json",

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from dodoco import defaults
 from dodoco.config import Config
 from dodoco.errors import DodocoError
 from dodoco.metrics.table import metrics_table, summary_frame, write_parquet_atomic
 from dodoco.store.run import Run, find_runs, open_run
 
-__all__ = ["DEFAULT_BATCHES", "Analysis", "AnalyzeConfig", "analyze", "ep_rows", "run_metrics",
+__all__ = ["Analysis", "AnalyzeConfig", "analyze", "ep_rows", "run_metrics",
            "summary_rows", "write_metrics"]
 
-DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32)
 #: Rows resting on this many steps or fewer are flagged (their intervals mean little).
 FEW_STEPS = 2
 
@@ -37,7 +37,7 @@ class AnalyzeConfig(Config):
     table ('-' = stdout); write: write each run's metrics.parquet."""
 
     runs: tuple[str, ...]
-    batch: tuple[int, ...] = DEFAULT_BATCHES
+    batch: tuple[int, ...] = defaults.BATCHES
     ep: tuple[int, ...] = ()
     placement: tuple[str, ...] = ()
     seed: int = 0
@@ -78,7 +78,7 @@ class Analysis:
 def run_metrics(run: Run, batch_sizes=None, seed: int = 0) -> pa.Table:
     """Per-step (batch sizes) and aggregate metrics of one run (its step source), as the tidy table."""
     return metrics_table(run.source(seed), model=run.model, condition=run.condition,
-                         seq_len=run.seq_len, batch_sizes=batch_sizes or DEFAULT_BATCHES, seed=seed)
+                         seq_len=run.seq_len, batch_sizes=batch_sizes or defaults.BATCHES, seed=seed)
 
 
 def write_metrics(path, batch_sizes=None) -> pa.Table:
@@ -131,11 +131,11 @@ def _scan_notes(run: Run, result) -> list[str]:
     return notes
 
 
-def ep_rows(run: Run, ep=(), batch=DEFAULT_BATCHES, placement=(), seed: int = 0):
+def ep_rows(run: Run, ep=(), batch=defaults.BATCHES, placement=(), seed: int = 0):
     """(EP scan rows, notes) of one run: model level, sorted by N within B, with the steps behind
     each row. DodocoError naming the sequences needed when no (N, B) pair has a step."""
+    from dodoco.defaults import default_eps
     from dodoco.ep.scan import ep_scan
-    from dodoco.ep.scan import default_eps
 
     result = ep_scan(run, ep=tuple(ep) or default_eps(run.E), batch=batch,
                      placement=tuple(placement) or ("contiguous",), seed=seed)

@@ -16,7 +16,7 @@ from dodoco.ep.mitigations import (
     sequence_placement,
     topology_mapping,
 )
-from dodoco.ep.placement import contiguous
+from dodoco.ep.layout import contiguous
 
 
 def _by_metric(rows):

@@ -4,7 +4,7 @@ dedup_traffic and against explicit sets, savings on planted co-activation."""
 import numpy as np
 import pytest
 
-from dodoco.ep.placement import eplb_layers
+from dodoco.ep.layout import eplb_layers
 from dodoco.ep.trace_eval import TraceEvalOptions, evaluate_placements, step_tokens, traffic_per_step
 from dodoco.ep.traffic import dedup_traffic
 from dodoco.errors import DodocoError

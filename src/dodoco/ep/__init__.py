@@ -17,7 +17,7 @@ from dodoco.ep.mitigations import (
     sequence_placement,
     topology_mapping,
 )
-from dodoco.ep.placement import Placement, contiguous, eplb, eplb_layers, round_robin, stack_layers
+from dodoco.ep.layout import Placement, contiguous, eplb, eplb_layers, round_robin, stack_layers
 from dodoco.ep.placements import (
     PLACEMENTS,
     EvalPlan,
@@ -29,7 +29,7 @@ from dodoco.ep.placements import (
     fit_eval_split,
 )
 from dodoco.ep.result import ScanResult, skipped_reasons
-from dodoco.ep.scan import DEFAULT_BATCH, DEFAULT_EP, default_eps, ep_scan
+from dodoco.ep.scan import ep_scan
 from dodoco.ep.steps import (
     StepSource,
     feasible_pairs,
@@ -51,9 +51,6 @@ from dodoco.ep.traffic import (
 )
 
 __all__ = [
-    "DEFAULT_BATCH",
-    "DEFAULT_EP",
-    "default_eps",
     "PLACEMENTS",
     "EvalPlan",
     "FitData",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dodoco.ep.placement import Placement
+from dodoco.ep.layout import Placement
 
 __all__ = ["RankMap", "rank_loads", "receiver_skew", "replica_max_mean", "skew"]
 

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from dodoco.ep.loads import RankMap, replica_max_mean, skew
-from dodoco.ep.placement import Placement, eplb_layers
+from dodoco.ep.layout import Placement, eplb_layers
 from dodoco.ep.placements import build_placement
 from dodoco.ep.steps import require_steps, source_of, step_order, unit_steps
 from dodoco.ep.traffic import send_recv, send_recv_local, token_destinations

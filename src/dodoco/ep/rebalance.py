@@ -27,7 +27,7 @@ import numpy as np
 
 from dodoco.ep.assignment import linear_assignment
 from dodoco.ep.loads import rank_loads, skew
-from dodoco.ep.placement import Placement, eplb_layers
+from dodoco.ep.layout import Placement, eplb_layers
 from dodoco.errors import DodocoError
 
 __all__ = ["CostModel", "arrival_steps", "burst", "expert_bytes", "moved_experts", "policy_run",

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.ep.loads import RankMap
 from dodoco.ep.placements import PLACEMENTS, build_placement, check_placements, evaluation_plan, fit_data
 from dodoco.ep.result import ScanResult
@@ -30,22 +31,10 @@ from dodoco.ep.steps import StepSource, feasible_pairs, layer_mean, source_of
 from dodoco.errors import DodocoError
 from dodoco.metrics.stats import STATISTICS, summarise
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_EP", "default_eps", "ep_scan", "scan_sources"]
+__all__ = ["ep_scan", "scan_sources"]
 
-DEFAULT_EP = (4, 8, 16, 32)
-DEFAULT_BATCH = (1, 2, 4, 8, 16, 32)
 _THREADS = max(1, min(4, os.cpu_count() or 1))  # worker threads of one scan
 _N_STEPS = STATISTICS.index("n_steps")
-
-
-def default_eps(E: int) -> list[int]:
-    """EP degrees scanned by default: 4, 8, 16, 32 and every larger power of two up to E."""
-    eps = {4, 8, 16, 32}
-    n = 64
-    while n <= E:
-        eps.add(n)
-        n *= 2
-    return sorted(e for e in eps if e <= max(E, 4))
 
 
 def _summarise(V: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -197,7 +186,7 @@ def _full_source(data, counts, seed: int, source) -> StepSource:
     return data.source(seed) if hasattr(data, "source") else source_of(counts, seed)
 
 
-def ep_scan(data, ep=DEFAULT_EP, batch=DEFAULT_BATCH, placement="contiguous", seed: int = 0,
+def ep_scan(data, ep=defaults.EP, batch=defaults.BATCHES, placement=defaults.PLACEMENT, seed: int = 0,
             *, fit_frac: float = 0.5, n_boot: int = 1000, strict: bool = False, source=None,
             tokens=None, model: str = "", condition: str = "", seq_len: int = 0,
             **options) -> ScanResult:

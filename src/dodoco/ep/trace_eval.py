@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.ep.coactivation import check_trace
 from dodoco.ep.decode import decode_positions, trace_counts
 from dodoco.ep.loads import skew
-from dodoco.ep.placement import Placement
+from dodoco.ep.layout import Placement
 from dodoco.ep.placements import PLACEMENTS, FitData, build_placement, evaluation_plan, trace_subset
 from dodoco.ep.steps import require_steps, unit_steps
 from dodoco.ep.trace_placement import rank_masks
@@ -52,12 +53,12 @@ class TraceEvalOptions:
     regimes: "prefill" and/or "decode"; slack: the trace placements' load bound; positions:
     decode positions per sequence; fit_frac, seed, n_boot: split, step order, bootstrap."""
 
-    ep: tuple[int, ...] = (4, 8, 16, 32)
+    ep: tuple[int, ...] = defaults.EP
     batch: int = 1
     placements: tuple[str, ...] = ("contiguous", "eplb", "coact", "affinity")
     regimes: tuple[str, ...] = REGIMES
     slack: float = 0.1
-    positions: int = 4
+    positions: int = defaults.DECODE_POSITIONS
     fit_frac: float = 0.5
     seed: int = 0
     n_boot: int = 1000

@@ -26,7 +26,7 @@ import numpy as np
 from dodoco.ep.assignment import linear_assignment
 from dodoco.ep.coactivation import count_pairs
 from dodoco.ep.loads import rank_loads
-from dodoco.ep.placement import Placement, eplb_layers
+from dodoco.ep.layout import Placement, eplb_layers
 from dodoco.errors import DodocoError
 
 __all__ = ["affinity_placement", "coact_packing", "distinct_ranks", "layer_bound", "new_ranks",

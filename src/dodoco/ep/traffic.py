@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dodoco.ep.placement import Placement
+from dodoco.ep.layout import Placement
 from dodoco.errors import DodocoError
 
 __all__ = ["copy_traffic_from_tokens", "dedup_traffic", "send_recv", "send_recv_bytes",

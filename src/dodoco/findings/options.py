@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dodoco import defaults
 from dodoco.config import Config
 from dodoco.errors import DodocoError
 
-__all__ = ["DEFAULT_BATCHES", "DEFAULT_PLACEMENTS", "FindingsConfig", "FindingsOptions"]
+__all__ = ["FindingsConfig", "FindingsOptions"]
 
-DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32)
-DEFAULT_PLACEMENTS = ("contiguous", "round_robin", "eplb")
 
 
 def _positive(flag: str, values, example: str) -> None:
@@ -45,10 +44,10 @@ class FindingsOptions(Config):
     seed, n_boot: step order and bootstrap resamples.
     """
 
-    batch: tuple[int, ...] = DEFAULT_BATCHES
+    batch: tuple[int, ...] = defaults.BATCHES
     ep: tuple[int, ...] | None = None
     ep_batch: int | None = None
-    placement: tuple[str, ...] = DEFAULT_PLACEMENTS
+    placement: tuple[str, ...] = defaults.PLACEMENTS
     ref_batch: int = 8
     threshold: float = 0.05
     low: float = 0.15

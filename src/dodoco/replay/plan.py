@@ -85,7 +85,7 @@ def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 
     """
     if source is not None:
         return _cases_of(source, N, B, condition, kind, placement, layers, max_steps)
-    from dodoco.ep.placement import contiguous
+    from dodoco.ep.layout import contiguous
     from dodoco.ep.steps import require_steps, source_of, step_order
     from dodoco.ep.traffic import split_sizes, traffic_matrix
 
@@ -117,7 +117,7 @@ def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 
 
 def _cases_of(source, N: int, B: int, condition: str, kind: str, placement, layers, max_steps) -> list[ReplayCase]:
     """run_cases on a StepSource: its steps of N*B units, each rank's counts, one case per layer."""
-    from dodoco.ep.placement import contiguous
+    from dodoco.ep.layout import contiguous
     from dodoco.ep.steps import require_steps
     from dodoco.ep.traffic import split_sizes, traffic_matrix
 

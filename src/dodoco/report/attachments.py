@@ -100,7 +100,7 @@ def _describe(a: Attachment) -> None:
 def load_attachments(paths) -> list[Attachment]:
     """Read and describe every attached file; DodocoError naming a file that is not a result file."""
     from dodoco.replay.results import load_results
-    from dodoco.simulate.measure import read_json
+    from dodoco.jsonfile import read_json
 
     out = []
     for path in map(Path, paths):

@@ -138,7 +138,7 @@ class Calibration:
 
 def load_calibration(path) -> Calibration:
     """A calibration JSON (``dodoco.calibration/1``) -> Calibration."""
-    from dodoco.simulate.measure import read_json
+    from dodoco.jsonfile import read_json
 
     d, _ = read_json(path, "calibration", "generate it with bench/bench_simulate.py")
     if not isinstance(d, dict):

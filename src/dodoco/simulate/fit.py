@@ -1,6 +1,6 @@
 """Fit every model form per (machine, N, dispatcher, phase) and choose one by held-out error.
 
-Per sample group (``dodoco.simulate.measure.Group``), using only samples of role ``fit``:
+Per sample group (``dodoco.simulate.samples.Group``), using only samples of role ``fit``:
 
 1. the balanced curve (``forms.fit_balanced``) from the balanced fit samples (M <= 1.001 m);
 2. every form's parameters on the imbalanced fit samples: per calibrated size (knot) for the
@@ -24,7 +24,7 @@ import numpy as np
 from dodoco.errors import DodocoError
 from dodoco.simulate.calibration import Calibration, Fit
 from dodoco.simulate.forms import BASELINES, CANDIDATES, FORMS, feats, fit_balanced, fit_params
-from dodoco.simulate.measure import Group
+from dodoco.simulate.samples import Group
 
 __all__ = ["calibrate", "fit_form", "fit_group", "imbalanced", "pct_errors"]
 

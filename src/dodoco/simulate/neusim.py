@@ -40,9 +40,9 @@ import warnings
 import numpy as np
 import pyarrow as pa
 
+from dodoco import defaults
 from dodoco.ep.loads import RankMap, skew
 from dodoco.ep.placements import build_placement
-from dodoco.ep.scan import DEFAULT_EP
 from dodoco.ep.scan_loads import expert_metrics
 from dodoco.ep.steps import feasible_pairs, source_of
 from dodoco.errors import DodocoError
@@ -139,7 +139,7 @@ def _row(steps, rmap: RankMap | None, E: int, K: int, N: int, B: int) -> dict:
             "predicted_over_measured": pred / meas if meas > 0 else float("nan")}
 
 
-def neusim_table(counts, K: int, ep=DEFAULT_EP, batch=(1,), seed: int = 0, *, source=None,
+def neusim_table(counts, K: int, ep=defaults.EP, batch=(1,), seed: int = 0, *, source=None,
                  placement: str = "contiguous", regime: str = "prefill", **labels) -> pa.Table:
     """NeuSim parameters and predicted vs measured receiver skew per (EP, batch).
 
