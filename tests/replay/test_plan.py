@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from dodoco.ep.steps import require_steps, source_of, step_order, window_source
 from dodoco.errors import DodocoError
-from dodoco.ep.steps import require_steps, step_order
 from dodoco.replay.plan import (balanced_splits, case_bytes, floor_ms, hot_pair_splits, run_cases,
                                 skewed_splits, sweep_sizes, synth_topk)
 
@@ -12,7 +12,7 @@ from dodoco.replay.plan import (balanced_splits, case_bytes, floor_ms, hot_pair_
 def test_run_cases_match_hand_sums():
     rng = np.random.default_rng(3)
     counts = rng.integers(0, 9, size=(6, 2, 4)).astype(np.uint32)  # S=6, L=2, E=4
-    cases = run_cases(counts, 2, 1, condition="prose", kind="real", seed=5)
+    cases = run_cases(source_of(counts, 5), 2, 1, condition="prose", kind="real")
     order = step_order(6, 5)
     assert [(c.step, c.layer) for c in cases] == [(k, l) for k in range(3) for l in range(2)]
     for c in cases:
@@ -27,18 +27,38 @@ def test_run_cases_match_hand_sums():
 
 def test_run_cases_layers_and_steps_selection():
     counts = np.ones((8, 3, 4), dtype=np.uint32)
-    cases = run_cases(counts, 2, 2, condition="x", kind="real", layers=[2], max_steps=1)
+    cases = run_cases(source_of(counts), 2, 2, condition="x", kind="real", layers=[2], max_steps=1)
     assert [(c.step, c.layer) for c in cases] == [(0, 2)]
     np.testing.assert_array_equal(cases[0].splits, [[4, 4], [4, 4]])  # 2 seqs x 2 experts per rank
     with pytest.raises(DodocoError, match=r"--layers \[3\] out of range"):
-        run_cases(counts, 2, 1, condition="x", kind="real", layers=[3])
+        run_cases(source_of(counts), 2, 1, condition="x", kind="real", layers=[3])
+
+
+def test_run_cases_keep_exactly_max_steps_in_order():
+    counts = np.random.default_rng(4).integers(0, 9, size=(12, 1, 4)).astype(np.uint32)  # 3 steps of 4
+    src = source_of(counts, 1)
+    every = run_cases(src, 2, 2, condition="x", kind="real")
+    assert [c.step for c in every] == [0, 1, 2]
+    for k in (1, 2, 3, 9):
+        got = run_cases(src, 2, 2, condition="x", kind="real", max_steps=k)
+        assert [c.step for c in got] == list(range(min(k, 3)))
+        for a, b in zip(got, every):
+            np.testing.assert_array_equal(a.splits, b.splits)
+
+
+def test_run_cases_of_a_window_split_it_evenly_in_whole_tokens():
+    window = np.array([[[6, 3, 2, 1]]], np.uint32)  # 6 tokens of K=2 summed
+    (case,) = run_cases(window_source(window, K=2), 2, 4, condition="w", kind="real")
+    # tokens dealt as synth_topk deals them, token t on rank t mod 2: each rank 3 tokens (6 rows)
+    np.testing.assert_array_equal(case.src, [[3, 2, 1, 0], [3, 1, 1, 1]])
+    np.testing.assert_array_equal(case.splits, [[5, 1], [4, 2]])  # contiguous: experts 0,1 on rank 0
 
 
 def test_too_many_ranks_names_the_count():
     with pytest.raises(DodocoError, match="EP=8 x batch=2 needs 16 sequences per step but the run has 8"):
         require_steps(8, 8, 2)
     with pytest.raises(DodocoError, match="observe more sequences"):
-        run_cases(np.ones((8, 1, 16), dtype=np.uint32), 8, 2, condition="x", kind="real")
+        run_cases(source_of(np.ones((8, 1, 16), dtype=np.uint32)), 8, 2, condition="x", kind="real")
 
 
 def test_balanced_splits_hand_case():

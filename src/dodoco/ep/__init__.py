@@ -33,10 +33,10 @@ from dodoco.ep.scan import ep_scan
 from dodoco.ep.steps import (
     StepSource,
     feasible_pairs,
-    layer_mean,
     require_steps,
     source_of,
     step_order,
+    run_source,
     window_source,
 )
 from dodoco.ep.traffic import (
@@ -76,7 +76,6 @@ __all__ = [
     "fit_eval_split",
     "fraction_removed",
     "hierarchical_dispatch",
-    "layer_mean",
     "mitigation_table",
     "rank_loads",
     "receiver_skew",
@@ -96,5 +95,6 @@ __all__ = [
     "trace_counts",
     "traffic_bytes",
     "traffic_matrix",
+    "run_source",
     "window_source",
 ]

@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dodoco.ep.layout import Placement, contiguous, eplb_layers, round_robin
-from dodoco.ep.steps import sum_units
+from dodoco.ep.steps import StepSource, source_of, sum_units
 from dodoco.errors import DodocoError
 from dodoco.registry import Entry, Registry
 
 __all__ = ["PLACEMENTS", "EvalPlan", "FitData", "PlacementSpec", "build_placement", "check_placements",
-           "default_redundant", "evaluation_plan", "fit_data", "fit_eval_split", "register_placement",
-           "trace_subset"]
+           "default_redundant", "evaluated_source", "evaluation_plan", "fit_data", "fit_eval_split", "plan_placement",
+           "register_placement", "trace_subset"]
 
 
 @dataclass(frozen=True)
@@ -175,3 +175,21 @@ def fit_data(counts, idx, tokens=None) -> FitData:
     offsets[S+1]) of all units, the traces of units idx (``trace_subset``)."""
     load = sum_units(counts, idx)
     return FitData(load) if tokens is None else FitData(load, *trace_subset(*tokens, idx))
+
+
+def evaluated_source(names, counts, seed: int = 0, frac: float = 0.5, source: StepSource | None = None):
+    """The one policy as steps -> (EvalPlan, StepSource of the evaluated units): every unit (``source``,
+    the run's own, e.g. ``ep.steps.run_source``, whose window aggregate is one step; default
+    source_of(counts, seed)) or, when a placement among ``names`` is fitted, the held-out units of
+    counts[S, L, E] in their seeded order."""
+    plan = evaluation_plan(names, counts.shape[0], seed, frac)
+    if plan.fit_idx is None:
+        return plan, source if source is not None else source_of(counts, seed)
+    return plan, source_of(counts, seed, idx=plan.eval_idx)
+
+
+def plan_placement(name: str, N: int, counts, plan: EvalPlan, tokens=None) -> Placement:
+    """The placement ``name`` for N ranks under ``plan``: a fitted one fitted on the plan's fit units of
+    counts[S, L, E] (and their traces, tokens = (topk[T, L, K], offsets[S+1]))."""
+    fit = fit_data(counts, plan.fit_idx, tokens) if PLACEMENTS[name].fitted else None
+    return build_placement(name, counts.shape[-1], N, fit)

@@ -27,7 +27,7 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 from dodoco.findings.verdict import Verdict, few, run_label
-from dodoco.ep.steps import layer_mean
+from dodoco.metrics.stats import layer_mean
 from dodoco.metrics.imbalance import gini
 
 __all__ = ["GiniSeries", "batch_trend", "boot_means", "mock_vs_real", "model_gini", "step_gini"]

@@ -18,7 +18,6 @@ from dodoco.errors import DodocoError
 __all__ = ["FindingsConfig", "FindingsOptions"]
 
 
-
 def _positive(flag: str, values, example: str) -> None:
     for v in values:
         if v < 1:

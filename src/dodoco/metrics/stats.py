@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["STATISTICS", "bootstrap_mean_ci", "summarise"]
+__all__ = ["STATISTICS", "bootstrap_mean_ci", "layer_mean", "summarise"]
 
 #: Statistics over steps reported by summarise, in table order (n_steps: non-NaN steps counted).
 STATISTICS = ("mean", "p50", "p95", "ci_lo", "ci_hi", "n_steps")
@@ -81,3 +81,14 @@ def summarise(values, n_boot: int = 1000, seed: int = 0) -> dict[str, np.ndarray
             p50, p95 = np.percentile(v, [50, 95], axis=0)
     n = (~np.isnan(v)).sum(axis=0).astype(np.float64)
     return {"mean": mean, "p50": p50, "p95": p95, "ci_lo": lo, "ci_hi": hi, "n_steps": n}
+
+
+def layer_mean(v, axis: int = -1) -> np.ndarray:
+    """Model level of per-layer values v[..., L] -> float64 [...]: the NaN-ignoring mean over layers
+    (an empty layer's NaN is left out; NaN only where every layer is NaN), without warnings."""
+    v = np.asarray(v, dtype=np.float64)
+    if not np.isnan(v).any():
+        return v.mean(axis=axis)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(v, axis=axis)

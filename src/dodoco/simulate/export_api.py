@@ -96,12 +96,13 @@ def _neusim(cfg, runs) -> ExportResult:
 
 def _traffic(cfg, runs) -> ExportResult:
     from dodoco.defaults import dtype_bytes
+    from dodoco.ep.steps import run_source
     from dodoco.simulate.neusim_export import default_ep
     from dodoco.simulate.traffic_export import TRAFFIC_SCHEMA, traffic_csv, traffic_entry
 
     entries = []
     for r in runs:
-        N = cfg.ep or default_ep(r.E, r.S, cfg.batch)
+        N = cfg.ep or default_ep(r.E, run_source(r, cfg.seed), cfg.batch)
         entries.append(traffic_entry(r, N, cfg.batch, row_bytes=cfg.hidden * dtype_bytes(cfg.dtype),
                                      placement=cfg.placement, seed=cfg.seed, max_steps=cfg.max_steps))
     doc = traffic_csv(entries) if Path(cfg.out).suffix.lower() == ".csv" else {

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dodoco.ep.steps import source_of
 from dodoco.replay.plan import balanced_splits, run_cases
 
 __all__ = ["placement_plan", "simulate_ep", "skip_reason"]
@@ -114,8 +115,8 @@ def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl
             continue
         p, idx, part = placement_plan(placement, counts, N, seed)
         whole = source if part == "all" else None  # a fitted placement: steps of the held-out units
-        cases = run_cases(counts[idx], N, B, condition="", kind="real", seed=seed, placement=p,
-                          max_steps=max_steps, source=whole)
+        cases = run_cases(whole if whole is not None else source_of(counts[idx], seed), N, B, condition="",
+                          kind="real", placement=p, max_steps=max_steps)
         b = np.stack([c.splits for c in cases]).astype(np.float64) * row_bytes
         bal = np.stack([balanced_splits(c.splits.sum(1)) for c in cases]).astype(np.float64) * row_bytes
         cols = b.sum(-2)
