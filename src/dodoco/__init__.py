@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from dodoco.provenance import VERSION as __version__
 
 _API = {
     "capture": "dodoco.observe.capture:capture",

@@ -255,6 +255,8 @@ def ep_rows(run: Run, ep=(), batch=defaults.BATCHES, placement=(), seed: int = 0
 def analyze(cfg: AnalyzeConfig) -> Analysis:
     """Every table of ``dodoco analyze`` for cfg.runs (opened and checked before any work)."""
     runs = find_runs(cfg.runs)
+    for run in runs:
+        _ = run.counts.shape  # a missing or corrupt counts file fails here, before anything is written
     out = Analysis()
     out.summary = summary_rows(runs, cfg.batch, write=cfg.write, seed=cfg.seed, notes=out.notes)
     if cfg.scan:

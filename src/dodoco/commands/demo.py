@@ -17,7 +17,7 @@ def run(args) -> int:
     from rich.console import Console
 
     from dodoco.commands import check_output_file, emit
-    from dodoco.zoo.demo import DemoConfig, run_demo
+    from dodoco.demo import DemoConfig, run_demo
 
     cfg = DemoConfig.from_args(args)
     check_output_file(cfg.json)

@@ -53,7 +53,7 @@ def run_train(args) -> int:
 
     from dodoco.models.load import _resolve_device
     from dodoco.models.zoo import ZOO, spec
-    from dodoco.zoo.train import Data, RunOptions, TrainConfig, train_family
+    from dodoco.training.train import Data, RunOptions, TrainConfig, train_family
 
     _check(args)
     families = list(ZOO) if args.all else [spec(args.family).family]
@@ -70,7 +70,7 @@ def run_train(args) -> int:
 
 def run_ls(args) -> int:
     from dodoco.commands import check_output_file, emit
-    from dodoco.zoo.card import zoo_rows
+    from dodoco.training.card import zoo_rows
 
     check_output_file(args.json)
     rows = zoo_rows(args.dir)

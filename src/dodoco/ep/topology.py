@@ -97,7 +97,7 @@ def best_rank_nodes(s, G: int, method: str = "auto", max_passes: int = 4) -> np.
             if v < best_v - 1e-9:
                 best, best_v = m, v
         return best
-    vol = s.sum(0) + s.sum(1) - 2 * np.diag(s)
+    vol = np.add(*send_recv(s))  # off-diagonal bytes each rank sends plus receives
     M, cur = N // G, np.empty(N, dtype=np.int64)
     for k, r in enumerate(np.argsort(-vol, kind="stable")):
         lap, j = divmod(k, M)

@@ -151,10 +151,10 @@ def bend_points(rows: list[dict], threshold: float = 0.05) -> list[dict]:
 def assemble(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows: list[dict], overhead: list[dict],
              sweep: list[dict], link: dict) -> dict:
     """The result dict written as JSON."""
-    from dodoco import __version__
+    from dodoco.provenance import VERSION
 
     res = {"schema": SCHEMA, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-           "dodoco": __version__, "N": N, "backend": cfg.backend, "hidden": cfg.hidden, "dtype": cfg.dtype,
+           "dodoco": VERSION, "N": N, "backend": cfg.backend, "hidden": cfg.hidden, "dtype": cfg.dtype,
            "row_bytes": cfg.row_bytes, "batch": cfg.batch,
            "timing": "CUDA events" if device.get("type") == "cuda" else "time.perf_counter (CPU dry run)",
            "device": device, "link": link, "config": cfg.to_dict(), "source": prov, "note": cfg.note,

@@ -129,11 +129,11 @@ class Calibration:
 
     @classmethod
     def new(cls, fits, sources, notes=()) -> "Calibration":
-        from dodoco import __version__
+        from dodoco.provenance import VERSION
 
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         return cls(tuple(fits), tuple(s.to_dict() if hasattr(s, "to_dict") else s for s in sources), now,
-                   __version__, tuple(notes))
+                   VERSION, tuple(notes))
 
 
 def load_calibration(path) -> Calibration:

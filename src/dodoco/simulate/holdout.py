@@ -17,6 +17,7 @@ import hashlib
 
 import numpy as np
 
+from dodoco.metrics.imbalance import max_mean
 from dodoco.simulate.fit import pct_errors
 from dodoco.simulate.forms import BASELINES, CANDIDATES, feats
 
@@ -43,7 +44,7 @@ def _p90(x) -> float:
 def _recv_skew(g) -> np.ndarray:
     """Receiver skew of each sample's dispatch: max/mean column sum (combine samples are transposed)."""
     cols = g.b.sum(-2) if g.phase == "dispatch" else g.b.sum(-1)
-    return cols.max(-1) / cols.mean(-1)
+    return max_mean(cols)
 
 
 def _scored(records, groups) -> list[dict]:
