@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from dodoco import defaults
 from dodoco.config import Config
+from dodoco.ep.placements import check_placements
 from dodoco.ep.steps import StepSource, run_source, source_of
 from dodoco.errors import DodocoError
 from dodoco.metrics.imbalance import METRICS, all_metrics
@@ -61,7 +62,7 @@ def _rows(block: np.ndarray, statistics, *, batch: int, L: int) -> dict[str, np.
 
 
 def metrics_table(counts, *, model: str, condition: str, seq_len: int,
-                  batch_sizes=defaults.BATCHES, seed: int = 0, n_boot: int = 1000,
+                  batch_sizes=defaults.BATCHES, seed: int = 0, n_boot: int = defaults.N_BOOT,
                   regime: str = "prefill") -> pa.Table:
     """Imbalance of counts[S, L, E] (or of a ``StepSource``) as a tidy table (SCHEMA).
 
@@ -146,13 +147,11 @@ class AnalyzeConfig(Config):
     batch: tuple[int, ...] = defaults.BATCHES
     ep: tuple[int, ...] = ()
     placement: tuple[str, ...] = ()
-    seed: int = 0
     json: str | None = None
+    seed: int = 0
     write: bool = True
 
     def __post_init__(self):
-        from dodoco.ep.placements import check_placements
-
         if not self.runs:
             raise DodocoError("analyze needs at least one run directory or folder of runs")
         for flag, values in (("--batch", self.batch), ("--ep", self.ep)):

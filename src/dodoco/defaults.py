@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dodoco.errors import did_you_mean
 
-__all__ = ["BATCHES", "DECODE_POSITIONS", "DISPATCHERS", "DTYPE", "DTYPE_BYTES", "EP", "EXPERT_WIDTH", "HIDDEN",
+__all__ = ["BAND_GROUPS", "BAND_HIGH", "BAND_LOW", "BATCHES", "DECODE_POSITIONS", "INVARIANCE_THRESHOLD", "N_BOOT",
+           "REF_BATCH", "DISPATCHERS", "DTYPE", "DTYPE_BYTES", "EP", "EXPERT_WIDTH", "HIDDEN",
            "NOMINAL_LINK_GBPS", "PLACEMENT", "PLACEMENTS", "SIMULATE_EP", "default_eps", "dtype_bytes"]
 
 #: The paper's EP degrees N (scans add every larger power of two up to E: ``default_eps``).
@@ -31,6 +32,16 @@ DTYPE = "bf16"
 EXPERT_WIDTH = 768
 #: Row element types, with their sizes in bytes.
 DTYPE_BYTES = {"bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2, "fp32": 4, "float32": 4, "fp8": 1}
+#: The verdicts' thresholds (docs/findings.md): the batch of the bands and the mock/real ratio, the
+#: largest relative change of the per-expert max/mean over N called "intrinsic", the real-text Gini
+#: of data-resilient (<= BAND_LOW) and persistently concentrated (>= BAND_HIGH) models, and the number
+#: of data-derived groups.
+REF_BATCH = 8
+INVARIANCE_THRESHOLD = 0.05
+BAND_LOW, BAND_HIGH = 0.15, 0.24
+BAND_GROUPS = 2
+#: Bootstrap resamples of every interval over steps.
+N_BOOT = 1000
 #: Decode positions per sequence of the decode regime.
 DECODE_POSITIONS = 4
 #: Nominal per-direction NVLink4 bandwidth of H100/H200 (GB/s), used when no measured value is given.

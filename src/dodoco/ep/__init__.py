@@ -8,6 +8,7 @@ ranks, B sequences per rank per step, H hidden size.
 """
 
 from dodoco.ep.decode import decode_scan, decode_source, decode_step_counts, trace_counts
+from dodoco.ep.layout import Placement, contiguous, eplb, eplb_layers, round_robin, stack_layers
 from dodoco.ep.loads import RankMap, rank_loads, receiver_skew, replica_max_mean
 from dodoco.ep.mitigations import (
     adaptive_relayout,
@@ -17,7 +18,6 @@ from dodoco.ep.mitigations import (
     sequence_placement,
     topology_mapping,
 )
-from dodoco.ep.layout import Placement, contiguous, eplb, eplb_layers, round_robin, stack_layers
 from dodoco.ep.placements import (
     PLACEMENTS,
     EvalPlan,
@@ -34,9 +34,9 @@ from dodoco.ep.steps import (
     StepSource,
     feasible_pairs,
     require_steps,
+    run_source,
     source_of,
     step_order,
-    run_source,
     window_source,
 )
 from dodoco.ep.traffic import (

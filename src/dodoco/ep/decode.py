@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.ep.placements import FitData, trace_subset
 from dodoco.ep.result import ScanResult
-from dodoco import defaults
 from dodoco.ep.scan import scan_sources
 from dodoco.ep.steps import StepSource, require_steps, step_order, sum_units
 from dodoco.errors import DodocoError
@@ -110,7 +110,7 @@ def trace_counts(topk, offsets, E: int, idx=None) -> np.ndarray:
 def decode_scan(topk, offsets, E: int, ep=defaults.EP, batch=defaults.BATCHES,
                 placement=defaults.PLACEMENT, seed: int = 0, *, positions=None,
                 n_positions: int = defaults.DECODE_POSITIONS, fit_counts=None, fit_frac: float = 0.5,
-                n_boot: int = 1000, strict: bool = False, model: str = "", condition: str = "",
+                n_boot: int = defaults.N_BOOT, strict: bool = False, model: str = "", condition: str = "",
                 seq_len: int = 0, **options) -> ScanResult:
     """EP scan over decode steps (regime "decode") -> ScanResult; same policy and options as ep_scan.
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dodoco.ep.assignment import linear_assignment
-from dodoco.ep.loads import rank_loads
 from dodoco.ep.layout import Placement, eplb_layers
+from dodoco.ep.loads import rank_loads
 from dodoco.errors import DodocoError
 from dodoco.metrics.imbalance import max_mean
 

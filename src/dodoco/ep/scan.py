@@ -187,7 +187,7 @@ def _full_source(data, counts, seed: int, source) -> StepSource:
 
 
 def ep_scan(data, ep=defaults.EP, batch=defaults.BATCHES, placement=defaults.PLACEMENT, seed: int = 0,
-            *, fit_frac: float = 0.5, n_boot: int = 1000, strict: bool = False, source=None,
+            *, fit_frac: float = 0.5, n_boot: int = defaults.N_BOOT, strict: bool = False, source=None,
             tokens=None, model: str = "", condition: str = "", seq_len: int = 0,
             **options) -> ScanResult:
     """EP scan of prefill steps -> ScanResult (``.rows()``, ``.series()``, ``.to_table()``).

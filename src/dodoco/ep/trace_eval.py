@@ -62,7 +62,7 @@ class TraceEvalOptions:
     positions: int = defaults.DECODE_POSITIONS
     fit_frac: float = 0.5
     seed: int = 0
-    n_boot: int = 1000
+    n_boot: int = defaults.N_BOOT
 
 
 def step_tokens(units: StepSource, offsets, N: int, B: int, regime: str,

@@ -25,8 +25,8 @@ import numpy as np
 
 from dodoco.ep.assignment import linear_assignment
 from dodoco.ep.coactivation import count_pairs
-from dodoco.ep.loads import rank_loads
 from dodoco.ep.layout import Placement, eplb_layers
+from dodoco.ep.loads import rank_loads
 from dodoco.errors import DodocoError
 
 __all__ = ["affinity_placement", "coact_packing", "distinct_ranks", "layer_bound", "new_ranks",

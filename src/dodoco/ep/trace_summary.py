@@ -50,7 +50,7 @@ class TraceOptions:
     intermediate: int | None = None
     dtype_bytes: int = 2
     seed: int = 0
-    n_boot: int = 1000
+    n_boot: int = defaults.N_BOOT
 
 
 @dataclass

@@ -102,7 +102,7 @@ def decode_curves(run, B: int, placement: str, options) -> dict:
     return result_curves(result, B)
 
 
-def traces(runs, seed: int = 0, n_boot: int = 1000):
+def traces(runs, seed: int = 0, n_boot: int = defaults.N_BOOT):
     """Co-activation, affinity, trace placements and rebalancing of the runs with token traces
     (``ep.trace_summary.trace_summary``)."""
     from dodoco.ep.trace_summary import TraceOptions, trace_summary

@@ -47,13 +47,13 @@ class FindingsOptions(Config):
     ep: tuple[int, ...] | None = None
     ep_batch: int | None = None
     placement: tuple[str, ...] = defaults.PLACEMENTS
-    ref_batch: int = 8
-    threshold: float = 0.05
-    low: float = 0.15
-    high: float = 0.24
-    groups: int = 2
+    ref_batch: int = defaults.REF_BATCH
+    threshold: float = defaults.INVARIANCE_THRESHOLD
+    low: float = defaults.BAND_LOW
+    high: float = defaults.BAND_HIGH
+    groups: int = defaults.BAND_GROUPS
     seed: int = 0
-    n_boot: int = 1000
+    n_boot: int = defaults.N_BOOT
 
     def __post_init__(self):
         from dodoco.ep.placements import check_placements

@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from dodoco.defaults import N_BOOT
+
 __all__ = ["STATISTICS", "bootstrap_mean_ci", "layer_mean", "summarise"]
 
 #: Statistics over steps reported by summarise, in table order (n_steps: non-NaN steps counted).
@@ -28,7 +30,7 @@ def _boot_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
-def bootstrap_mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
+def bootstrap_mean_ci(values, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95):
     """Percentile bootstrap interval of the mean over axis 0: values[n, ...] -> (lo[...], hi[...]).
 
     Resamples the n rows with replacement ``n_boot`` times (seeded) as a multinomial count matrix
@@ -62,7 +64,7 @@ def bootstrap_mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 
     return q[0].reshape(rest), q[1].reshape(rest)
 
 
-def summarise(values, n_boot: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+def summarise(values, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, np.ndarray]:
     """Statistics over steps: values[n_steps, ...] -> {statistic: float64 [...]} in STATISTICS order.
 
     "mean", "p50" (median), "p95" over axis 0, ignoring NaN; "ci_lo"/"ci_hi" the bootstrap 95%

@@ -18,8 +18,16 @@ from dodoco.models.loaded import LoadedModel
 from dodoco.observe import invariance
 from dodoco.observe.capture import RoutingCapture
 from dodoco.observe.config import ObserveConfig
-from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin, Routing,
-                                   Status)
+from dodoco.store.manifest import (
+    ConditionInfo,
+    ConditionKind,
+    Granularity,
+    Manifest,
+    ModelInfo,
+    Origin,
+    Routing,
+    Status,
+)
 from dodoco.store.run import run_dir_name
 from dodoco.store.writer import RunWriter
 
