@@ -32,10 +32,10 @@ from dodoco.metrics.imbalance import METRICS, all_metrics
 from dodoco.metrics.schema import AGGREGATE, COLUMNS, EP_NONE, MODEL_LAYER, PLACEMENT_NONE, tidy_table
 from dodoco.metrics.stats import STATISTICS, layer_mean, summarise
 from dodoco.store.atomic import write_bytes
-from dodoco.store.run import Run, find_runs, open_run
+from dodoco.store.run import Run, find_runs
 
 __all__ = ["Analysis", "AnalyzeConfig", "analyze", "ep_rows", "metrics_table", "run_metrics", "skipped_batches",
-           "summary_frame", "summary_rows", "write_metrics", "write_parquet_atomic"]
+           "summary_frame", "summary_rows", "write_parquet_atomic"]
 
 #: Rows resting on this many steps or fewer are flagged (their intervals mean little).
 FEW_STEPS = 2
@@ -184,14 +184,6 @@ def run_metrics(run: Run, batch_sizes=None, seed: int = 0) -> pa.Table:
     """Per-step (batch sizes) and aggregate metrics of one run (its step source), as the tidy table."""
     return metrics_table(run_source(run, seed), model=run.model, condition=run.condition,
                          seq_len=run.seq_len, batch_sizes=batch_sizes or defaults.BATCHES, seed=seed)
-
-
-def write_metrics(path, batch_sizes=None) -> pa.Table:
-    """Compute the metrics of the run at ``path`` and write its ``metrics.parquet`` atomically."""
-    run = open_run(path)
-    table = run_metrics(run, batch_sizes)
-    write_parquet_atomic(table, Path(path) / "metrics.parquet")
-    return table
 
 
 def _flag(run: Run, rows: list[dict], what: str) -> list[str]:

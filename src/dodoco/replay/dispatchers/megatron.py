@@ -23,7 +23,7 @@ import torch
 from dodoco.errors import DodocoError
 from dodoco.replay.dispatchers.base import Dispatcher, RankData, equal_slots
 
-__all__ = ["MegatronAllGather", "MegatronAllToAll", "megatron_version"]
+__all__ = ["MegatronAllGather", "MegatronAllToAll"]
 
 _CALLS = ("dispatch_preprocess", "token_dispatch", "dispatch_postprocess", "combine_preprocess",
           "token_combine", "combine_postprocess")
@@ -53,15 +53,6 @@ def _instrument(disp) -> None:
 
     disp.preprocess, disp._maybe_dtoh_and_synchronize = preprocess, maybe_dtoh_and_synchronize
     disp._dodoco_mark = lambda what: None
-
-
-def megatron_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("megatron-core")
-    except PackageNotFoundError:
-        return "not installed"
 
 
 class MegatronAllToAll(Dispatcher):
