@@ -131,7 +131,7 @@ def curves_figure(groups, cal: Calibration, machine: str, path: Path) -> None:
         ax = axes[disps.index(g.dispatcher)][Ns.index(g.N)]
         ax.set_visible(True)
         _panel(ax, g, cal.lookup(g.N, g.dispatcher, "dispatch", machine=machine)[0], plt.get_cmap("viridis"))
-    handles, labels = {}, []
+    handles = {}
     for ax in axes.ravel():
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)

@@ -16,7 +16,6 @@ from dodoco.ep.traffic import (
     traffic_bytes,
     traffic_matrix,
 )
-from dodoco.errors import DodocoError
 
 
 def _placements(c):

@@ -9,13 +9,12 @@ from dodoco.ep.steps import source_of, step_order
 from dodoco.ep.trace_eval import TraceEvalOptions, evaluate_placements, step_tokens, traffic_per_step
 from dodoco.ep.traffic import dedup_traffic
 from dodoco.errors import DodocoError
+from tests.ep.test_coactivation import random_trace
 
 
 def _units(S: int, seed: int):
     """A step source over S units (their counts do not matter to where they go)."""
     return source_of(np.ones((S, 1, 1), np.uint32), seed)
-
-from tests.ep.test_coactivation import random_trace
 
 
 def test_step_tokens_by_hand():
@@ -104,7 +103,7 @@ def write_trace_run(path, topk, offsets, E, model="synthetic", condition="prose"
 def test_trace_summary_of_a_run_directory(tmp_path):
     from dodoco.ep.trace_summary import TraceOptions, trace_summary
 
-    E, K = 16, 2
+    E = 16
     rng = np.random.default_rng(4)
     groups = rng.permutation(E).reshape(8, 2)  # experts chosen in fixed pairs
     g = rng.integers(0, 8, (64 * 32, 2))

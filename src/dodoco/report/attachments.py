@@ -17,7 +17,6 @@ and the calibration; a trace from a model that is not among the report's runs is
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
