@@ -1,5 +1,5 @@
-"""NeuSim export: the two load-imbalance parameters NeuSim takes, derived from a routing trace,
-and NeuSim's own receiver-skew formula beside the skew measured on the trace.
+"""NeuSim's receiver-skew formula, the two load-imbalance parameters it takes as measured on a
+routing trace, and the effective pair that reproduces the skew measured on the trace.
 
 NeuSim (platformxlab/NeuSim, PR "Support more MoE expert routing load imbalance patterns") models
 an MoE layer with two parameters:
