@@ -81,9 +81,26 @@ def _mutmut(work: Path, *args: str, timeout: int = 7200) -> str:
     return out.stdout
 
 
-def _diff(work: Path, name: str) -> list[str]:
-    shown = _mutmut(work, "show", name)
-    return [x for x in shown.splitlines() if x[:1] in "+-" and not x.startswith(("+++", "---"))]
+def _functions(work: Path, module: str) -> dict[str, str]:
+    """Source of every function in mutmut's mutated copy of ``module`` (original and mutants), by name."""
+    import ast
+
+    path = work / "mutants" / "src" / Path(*module.split(".")).with_suffix(".py")
+    text = path.read_text()
+    lines = text.splitlines()
+    return {n.name: "\n".join(lines[n.lineno - 1:n.end_lineno]) for n in ast.walk(ast.parse(text))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and "__mutmut_" in n.name}
+
+
+def _diff(sources: dict[str, str], name: str) -> list[str]:
+    """The lines a mutant changes against its function's original."""
+    import difflib
+
+    fn = name.rpartition(".")[2]
+    orig, mut = sources.get(fn.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", ""), sources.get(fn, "")
+    body = lambda src: [x.strip() for x in src.splitlines()[1:]]  # noqa: E731  (the def line differs by name)
+    return [x for x in difflib.unified_diff(body(orig), body(mut), lineterm="", n=0)
+            if x[:1] in "+-" and not x.startswith(("+++", "---"))]
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -106,11 +123,13 @@ def main() -> int:
     ap.add_argument("--children", type=int, default=2, help="mutants run in parallel (default 2)")
     ap.add_argument("--work", default="/tmp/dodoco-mutation", help="copy of the tree mutmut works in")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--report-only", action="store_true", help="re-read the results of the last run in --work")
     args = ap.parse_args()
     work = Path(args.work)
-    _prepare(work)
     t0 = time.perf_counter()
-    _mutmut(work, "run", "--max-children", str(args.children))
+    if not args.report_only:
+        _prepare(work)
+        _mutmut(work, "run", "--max-children", str(args.children))
     wall = time.perf_counter() - t0
     statuses = {}
     for line in _mutmut(work, "results", "--all", "true").splitlines():
@@ -120,6 +139,7 @@ def main() -> int:
     counts: dict[str, int] = {}
     per_module: dict[str, dict[str, int]] = {}
     equivalent, unexplained = [], []
+    sources: dict[str, dict[str, str]] = {}
     for name, status in sorted(statuses.items()):
         module, func = _split(name)
         counts[status] = counts.get(status, 0) + 1
@@ -127,7 +147,9 @@ def main() -> int:
         m[status] = m.get(status, 0) + 1
         if status not in ("survived", "no tests"):
             continue
-        diff = _diff(work, name)
+        if module not in sources:
+            sources[module] = _functions(work, module)
+        diff = _diff(sources[module], name)
         reason = _equivalent(module, func, diff)
         row = {"mutant": name, "module": module, "function": func, "status": status, "diff": diff}
         (equivalent if reason else unexplained).append({**row, "reason": reason} if reason else row)

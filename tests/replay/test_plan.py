@@ -5,7 +5,7 @@ import pytest
 
 from dodoco.ep.steps import require_steps, source_of, step_order, window_source
 from dodoco.errors import DodocoError
-from dodoco.replay.plan import (balanced_splits, case_bytes, floor_ms, hot_pair_splits, run_cases,
+from dodoco.replay.plan import (balanced_splits, case_bytes, floor_ms, hot_pair_splits, run_cases, spread,
                                 skewed_splits, sweep_sizes, synth_topk)
 
 
@@ -126,3 +126,47 @@ def test_hot_pair_hand_case_and_skew():
 def test_floor_is_busiest_offdiagonal_over_link():
     b = case_bytes([[5, 1], [3, 0]], 1e9)  # rank 0 receives 3 GB from rank 1, sends 1 GB
     assert floor_ms(b, 450.0) == pytest.approx(3e9 / 450e9 * 1e3)
+
+
+# ---- edges the module tests above leave open (bench/bench_mutation.py) ----------------------------------------
+
+
+def test_run_cases_label_their_cases_and_check_the_placement_and_the_units():
+    from dodoco.ep.layout import contiguous
+
+    src = source_of(np.ones((4, 2, 8), dtype=np.uint32))
+    (c, *_) = run_cases(src, 2, 1, condition="prose", kind="mock", layers=[1], placement=contiguous(8, 2))
+    assert (c.condition, c.kind, c.step, c.layer) == ("prose", "mock", 0, 1) and c.src.dtype == np.int64
+    for bad in (contiguous(8, 4), contiguous(4, 2)):  # wrong N, wrong E
+        with pytest.raises(DodocoError, match="placement is for"):
+            run_cases(src, 2, 1, condition="x", kind="real", placement=bad)
+    with pytest.raises(DodocoError, match="but the run has 4"):
+        run_cases(src, 4, 2, condition="x", kind="real")
+
+
+def test_controls_of_lists_and_edges():
+    assert spread(7, 3, 2).tolist() == [2, 2, 3] and spread(7, 3, 2).dtype == np.int64
+    np.testing.assert_array_equal(balanced_splits([5, 5]), [[2, 3], [3, 2]])
+    s = skewed_splits([10, 10, 10, 10], 4.0)  # everything to the hot rank
+    assert s.dtype == np.int64 and s[:, 0].tolist() == [10, 10, 10, 10] and s.sum() == 40
+    one = skewed_splits([9], 1.0)
+    assert one.tolist() == [[9]]
+    with pytest.raises(DodocoError):
+        skewed_splits([1, 1], 2.5)
+    h = hot_pair_splits(8, 1, 1.0)
+    assert h.tolist() == [[8]] and h.dtype == np.int64
+    assert hot_pair_splits(8, 2, 2.0).sum(0)[0] == 2 * hot_pair_splits(8, 2, 2.0).sum() // 2
+    with pytest.raises(DodocoError):
+        hot_pair_splits(8, 1, 1.5)
+    assert sweep_sizes(1, 1) == [1] and sweep_sizes(3, 4) == [4]
+    for bad in ((0, 4), (8, 4)):
+        with pytest.raises(DodocoError):
+            sweep_sizes(*bad)
+
+
+def test_case_bytes_of_one_rank_and_floor_in_ms():
+    b = case_bytes([[5]], 4)
+    assert b["pair_max"] == 0.0 and b["per_rank_bytes"] == 20.0 and b["send_off_max"] == 0.0
+    b = case_bytes([[1, 3, 0], [2, 0, 4], [0, 0, 7]], 10)
+    assert b["pair_max"] == 40.0 and b["bytes_total"] == 170.0 and b["receiver_skew"] == pytest.approx(110 / (170 / 3))
+    assert floor_ms({"send_off_max": 2e9, "recv_off_max": 1e9}, 4.0) == pytest.approx(500.0)

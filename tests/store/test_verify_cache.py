@@ -53,3 +53,27 @@ def test_an_unchanged_file_is_hashed_once(tmp_path, monkeypatch):
     for _ in range(3):
         verify.verify_file(tmp_path, "counts.npy", entry)
     assert len(calls) == 1
+
+
+def test_two_files_of_the_same_size_and_time_are_told_apart_by_their_path(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    good = b"g" * 96
+    (a / "counts.npy").write_bytes(good)
+    (b / "counts.npy").write_bytes(b"h" * 96)
+    st = (a / "counts.npy").stat()
+    os.utime(b / "counts.npy", ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same time
+    entry = _entry(good)
+    verify.verify_file(a, "counts.npy", entry)
+    with pytest.raises(DodocoError, match="does not match its checksum"):
+        verify.verify_file(b, "counts.npy", entry)
+
+
+def test_errors_name_the_file_the_check_and_the_fix(tmp_path):
+    (tmp_path / "counts.npy").write_bytes(b"x" * 10)
+    with pytest.raises(DodocoError, match=r"has 10 bytes but its manifest says 11 .*dodoco validate"):
+        verify.verify_file(tmp_path, "counts.npy", _entry(b"x" * 11))
+    with pytest.raises(DodocoError, match=r"missing tokens.npy: `dodoco validate"):
+        verify.verify_file(tmp_path, "tokens.npy", _entry(b""))
+    with pytest.raises(DodocoError, match=r"not listed in the run's manifest"):
+        verify.verify_file(tmp_path, "counts.npy", None)

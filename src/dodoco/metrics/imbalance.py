@@ -117,7 +117,8 @@ def gini(c) -> np.ndarray:
 def max_mean(c, axis: int = -1) -> np.ndarray:
     """Straggler factor of c along ``axis`` (default: the experts of c[..., E]) -> float64: max / mean;
     1 = balanced, E = one expert takes all. Over rank loads R[..., N] it is the receiver skew."""
-    x = _as_float(_check(np.moveaxis(np.asarray(c), axis, -1)))
+    c = np.asarray(c)
+    x = _as_float(_check(np.moveaxis(c, axis, -1) if c.ndim else c))
     return _ratio(x.max(axis=-1), x.mean(axis=-1))
 
 
