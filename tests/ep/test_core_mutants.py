@@ -505,3 +505,26 @@ def test_trace_subset_takes_units_in_the_order_given():
     offsets = [0, 3, 3, 7, 10]  # units of 3, 0, 4, 3 tokens
     t, o = trace_subset(topk, offsets, [3, 0, 1])
     assert t[:, 0, 0].tolist() == [7, 8, 9, 0, 1, 2] and o.tolist() == [0, 3, 6, 6] and o.dtype == np.int64
+
+
+@pytest.mark.parametrize("E,N", [(4, 2), (8, 4), (64, 32), (34, 17), (48, 3)])
+def test_rank_loads_of_any_one_hot_layout_equal_the_matrix_product(E, N):
+    from dodoco.ep.layout import Placement
+    from dodoco.ep.loads import RankMap
+
+    rng = np.random.default_rng(E + N)
+    blocks = np.arange(E) * N // E
+    layouts = [blocks[::-1].copy(), (N - 1 - np.arange(E) % N), rng.permutation(blocks),
+               np.sort(rng.integers(0, N, E)) if N <= E else blocks]
+    for rank_of in layouts:
+        share = np.zeros((E, N))
+        share[np.arange(E), rank_of] = 1.0
+        p = Placement("x", N, share, np.ones(E, np.int64), np.bincount(rank_of, minlength=N))
+        c = rng.integers(0, 1000, (5, 2, E)).astype(np.uint16)
+        np.testing.assert_array_equal(RankMap(p).loads(c), c.astype(np.int64) @ share.astype(np.int64))
+        np.testing.assert_array_equal(RankMap(p).loads(c, dtype=np.uint32), c.astype(np.int64) @ share.astype(np.int64))
+        src = rng.integers(0, 1000, (3, N, 2, E)).astype(np.uint16)
+        want = np.einsum("snle,ne->snl", src.astype(np.int64), share.T.astype(np.int64))
+        np.testing.assert_array_equal(RankMap(p).local(src, layers=True), want)
+        np.testing.assert_array_equal(RankMap(p).local(src, layers=True, dtype=np.uint32), want)
+        np.testing.assert_array_equal(RankMap(p).local(src[:, :, 0]), want[:, :, 0])
