@@ -43,7 +43,7 @@ CORE = [
 #: The tests that exercise them (mutmut runs, per mutant, those of these that cover its function).
 TESTS = [
     "tests/metrics", "tests/test_metrics_table.py", "tests/ep/test_steps.py", "tests/ep/test_loads_traffic.py",
-    "tests/ep/test_placement.py", "tests/ep/test_placements.py", "tests/ep/test_core_mutants.py",
+    "tests/ep/test_placement.py", "tests/ep/test_placements.py", "tests/ep/test_ep_core.py",
     "tests/replay/test_plan.py", "tests/simulate/test_dispatch_model.py", "tests/simulate/test_sample_roles.py",
     "tests/simulate/test_held_out.py", "tests/simulate/test_model_mutants.py", "tests/store/test_verify_cache.py",
 ]
