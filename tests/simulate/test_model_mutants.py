@@ -125,3 +125,46 @@ def test_the_calibration_of_a_known_replay_is_pinned(tmp_path):
         pinned.parent.mkdir(exist_ok=True)
         pinned.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     assert got == json.loads(pinned.read_text())
+
+
+def _groups_of(tmp_path, d, name):
+    from dodoco.simulate.samples import load_groups
+
+    f = tmp_path / name
+    f.write_text(json.dumps(d))
+    return load_groups([f])
+
+
+def test_groups_that_cannot_be_calibrated_are_recorded_and_the_rest_calibrated(tmp_path):
+    from dodoco.simulate.fit import calibrate
+
+    good = replay_v2(truth_form("blend", lambda mb: [0.6]), N=4)
+    bad = replay_v2(truth_form("blend", lambda mb: [0.6]), N=2, sizes_mb=(0.5,), skews=(1.0, 2.0), routing_mb=(24,),
+                    routing_cases=1)  # balanced points below 1 MiB only: no balanced curve
+    groups, sources = _groups_of(tmp_path, {"replays": [good, bad]}, "both.json")
+    cal, records = calibrate(groups, sources, notes=("a note",))
+    skipped = [r for r in records if "skipped" in r]
+    assert {(r["machine"], r["N"], r["dispatcher"], r["phase"]) for r in skipped} == \
+        {("fake-x4", 2, "nccl", "dispatch"), ("fake-x4", 2, "nccl", "combine")}
+    assert all("at least 2 sizes" in r["skipped"] for r in skipped)
+    assert {f.N for f in cal.fits} == {4} and len([r for r in records if "fits" in r]) == 2
+    d = cal.to_dict()
+    assert d["notes"] == ["a note"] and [s["sha256"] for s in d["sources"]] == [sources[0].sha256]
+    only_bad, src = _groups_of(tmp_path, bad, "bad.json")
+    with pytest.raises(DodocoError, match="no group could be calibrated: .*at least 2 sizes"):
+        calibrate(only_bad, src)
+
+
+def test_without_imbalanced_calibration_the_naive_max_is_chosen_and_says_why(tmp_path):
+    from dodoco.simulate.fit import fit_form, fit_group
+
+    d = replay_v2(truth_form("volume", lambda mb: []), N=4, skews=(1.0,), routing_cases=2)
+    groups, _ = _groups_of(tmp_path, d, "flat.json")
+    fits, rec = fit_group(groups[0])
+    assert rec["chosen"] == "naive_max" and rec["why"].startswith("no imbalanced calibration samples")
+    assert rec["scores"]["blend"]["grid_heldout_median_pct"] is None and set(fits) >= {"blend", "naive_max"}
+    imb = groups[0].where(np.zeros(len(groups[0].t), dtype=bool))
+    knots, theta = fit_form("blend", imb, fits["blend"].balanced)  # no samples: one knot at 128 MiB, zeros
+    assert knots.tolist() == [27.0] and theta.tolist() == [[0.0]]
+    knots, theta = fit_form("volume", groups[0], fits["blend"].balanced)  # no parameters: the median size
+    assert theta.shape == (1, 0) and knots[0] == pytest.approx(float(np.median(np.log2(feats(groups[0].b).x))))
