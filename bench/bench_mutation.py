@@ -98,8 +98,11 @@ def _diff(sources: dict[str, str], name: str) -> list[str]:
 
     fn = name.rpartition(".")[2]
     orig, mut = sources.get(fn.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", ""), sources.get(fn, "")
-    body = lambda src: [x.strip() for x in src.splitlines()[1:]]  # noqa: E731  (the def line differs by name)
-    return [x for x in difflib.unified_diff(body(orig), body(mut), lineterm="", n=0)
+    def lines(src: str, name: str) -> list[str]:  # the def line without the function's (mutant) name
+        return [x.strip().replace(name, "") for x in src.splitlines()]
+
+    return [x for x in difflib.unified_diff(lines(orig, fn.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"),
+                                            lines(mut, fn), lineterm="", n=0)
             if x[:1] in "+-" and not x.startswith(("+++", "---"))]
 
 

@@ -100,3 +100,23 @@ def test_tidy_table_types_and_constant_columns():
     assert t.column("model").to_pylist() == ["m", "m"] and t.column("seq_len").to_pylist() == [64, 64]
     assert t.column("ep").type == pa.int64() and t.column("value").to_pylist() == [0.5, 0.25]
     assert tidy_table(cols, labels).schema.metadata in (None, {})
+
+
+def test_entropy_of_fractional_loads_follows_the_definition():
+    c = np.array([0.5, 1.5, 0.0, 2.0])  # a replica's share of a load is fractional
+    p = c[c > 0] / c.sum()
+    assert norm_entropy(c) == pytest.approx(float(-(p * np.log(p)).sum() / np.log(4)), rel=1e-12)
+
+
+def test_integer_inputs_give_float_statistics():
+    lo, hi = bootstrap_mean_ci(np.array([[3]]))
+    assert lo.dtype == np.float64 and hi.dtype == np.float64
+    s = summarise(np.array([[1, 2], [3, 4], [5, 7]]), n_boot=10)
+    assert all(v.dtype == np.float64 for v in s.values())
+    assert layer_mean(np.array([[1, 2]])).dtype == np.float64
+
+
+def test_resamples_with_no_value_are_left_out_of_the_interval():
+    v = np.array([[1.0], [np.nan], [np.nan]])  # most resamples hold only NaN rows
+    lo, hi = bootstrap_mean_ci(v, n_boot=200, seed=1)
+    assert lo[0] == 1.0 and hi[0] == 1.0

@@ -170,3 +170,12 @@ def test_case_bytes_of_one_rank_and_floor_in_ms():
     b = case_bytes([[1, 3, 0], [2, 0, 4], [0, 0, 7]], 10)
     assert b["pair_max"] == 40.0 and b["bytes_total"] == 170.0 and b["receiver_skew"] == pytest.approx(110 / (170 / 3))
     assert floor_ms({"send_off_max": 2e9, "recv_off_max": 1e9}, 4.0) == pytest.approx(500.0)
+
+
+def test_exact_floor_the_units_named_and_an_expert_every_token_chose():
+    assert floor_ms({"send_off_max": 2e9, "recv_off_max": 1e9}, 4.0) == 500.0
+    src = source_of(np.ones((3, 1, 4), dtype=np.uint32))
+    with pytest.raises(DodocoError, match="but the held-out part has 3"):
+        run_cases(src, 2, 2, condition="x", kind="real", what="the held-out part")
+    topk = synth_topk(np.array([3, 1, 1, 1]), 3, 2)  # expert 0 on every one of the 3 tokens
+    assert sorted(topk[:, 0].tolist() + topk[:, 1].tolist()).count(0) == 3

@@ -168,3 +168,68 @@ def test_without_imbalanced_calibration_the_naive_max_is_chosen_and_says_why(tmp
     assert knots.tolist() == [27.0] and theta.tolist() == [[0.0]]
     knots, theta = fit_form("volume", groups[0], fits["blend"].balanced)  # no parameters: the median size
     assert theta.shape == (1, 0) and knots[0] == pytest.approx(float(np.median(np.log2(feats(groups[0].b).x))))
+
+
+def test_features_and_pair_rate_at_two_ranks_and_one_byte():
+    f = feats(np.array([[0.0, 5.0], [3.0, 9.0]]))
+    assert f.pair[0] == 5.0 and f.m[0] == 4.0 and f.M[0] == 5.0
+    bal = Balanced(0.0, np.array([1e6, 1e8]), np.array([1e8, 1e10]))
+    b = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # one byte per pair
+    cost = 1.0 / bal.bw(2.0)  # rate of a 1-byte message: the clamped smallest measured rate
+    np.testing.assert_allclose(FORMS["pair_rate"].predict(feats(b), bal, [0.5]), [cost])
+
+
+def test_balanced_points_near_the_fixed_cost_carry_no_bandwidth():
+    alpha, beff = 4e-5, 2e9  # points on one line: the fit recovers alpha exactly
+    m = np.array([0.01 * alpha * beff, 0.5 * alpha * beff, 1 << 21, 1 << 23])  # 1.01 alpha, 1.5 alpha, ...
+    bal = fit_balanced(m, alpha + m / beff, min_bytes=1)
+    assert bal.alpha == pytest.approx(alpha, rel=1e-9)
+    assert bal.m.tolist() == m[1:].tolist()  # within 2% of alpha: no bandwidth in it; 1.5 alpha: kept
+    one = fit_balanced(m[:2], alpha + m[:2] / beff, min_bytes=1)  # exactly one point left is enough
+    assert one.m.tolist() == [m[1]]
+
+
+def test_fold_order_small_groups_and_empty_parts(tmp_path):
+    from dodoco.simulate.fit import fit_form, fit_group
+
+    d = replay_v2(truth_form("blend", lambda mb: [0.6]), N=4, sizes_mb=(64, 256))
+    groups, _ = _groups_of(tmp_path, d, "two.json")
+    _, rec = fit_group(groups[0])
+    perm = np.random.default_rng(0).permutation(len(d["rows"]))
+    shuffled = dict(d, rows=[d["rows"][i] for i in perm])
+    _, rec2 = fit_group(_groups_of(tmp_path, shuffled, "shuffled.json")[0][0])
+    assert rec2["scores"] == rec["scores"]  # folds follow the sizes, not the file's order
+    pinned = Path(__file__).parent / "fixtures" / "fit-two-sizes-pinned.json"
+    got = json.loads(json.dumps(rec["scores"]))
+    import os
+
+    if os.environ.get("DODOCO_REPIN"):
+        pinned.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert got == json.loads(pinned.read_text())
+    g = groups[0]
+    fits, _ = fit_group(g)
+    fit = g.of_role("fit")
+    imb_idx = np.flatnonzero(feats(fit.b).M > 1.001 * feats(fit.b).m)
+    for keep in (1, 2):
+        sub = fit.where(np.isin(np.arange(len(fit.t)), np.r_[np.flatnonzero(feats(fit.b).M <= 1.001 * feats(fit.b).m),
+                                                              imb_idx[:keep]]))
+        _, r = fit_group(sub)
+        held = r["scores"]["blend"]["grid_heldout_median_pct"]
+        assert (held is None) if keep == 1 else (held is not None)
+        assert r["scores"]["blend"]["select_median_pct"] is None  # no routing samples in the subset
+    none = fit.where(feats(fit.b).M <= 1.001 * feats(fit.b).m)
+    _, r = fit_group(none)
+    assert r["scores"]["blend"]["score"] == float("inf") and r["chosen"] == "naive_max"
+    one = fit.where(np.arange(len(fit.t)) == imb_idx[0])
+    knots, theta = fit_form("blend", one, fits["blend"].balanced)
+    assert theta.shape == (1, 1) and theta[0, 0] == fit_params(FORMS["blend"], feats(one.b), fits["blend"].balanced,
+                                                                one.t)[0]
+
+
+def test_calibrated_sizes_are_labelled_to_a_tenth_of_a_megabyte(tmp_path):
+    from dodoco.simulate.fit import fit_group
+
+    row = 1050  # 1000 rows of 1050 bytes: 1.05 MB per rank, labelled 1.1
+    d = replay_v2(truth_form("blend", lambda mb: [0.6]), N=4, sizes_mb=(1000 * row / (1 << 20), 8.0), row_bytes=row)
+    _, rec = fit_group(_groups_of(tmp_path, d, "small.json")[0][0])
+    assert 1.1 in rec["fit_sizes_MB"]

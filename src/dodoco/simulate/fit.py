@@ -82,7 +82,7 @@ def _heldout(name: str, imb: Group, bal) -> np.ndarray:
     n = imb.t.size
     if n < 2:
         return np.array([])
-    order = np.argsort([float(np.log2(x)) for x in feats(imb.b).x], kind="stable")
+    order = np.lexsort((np.arange(n), np.log2(feats(imb.b).x)))  # by size, ties in sample order
     fold = np.empty(n, dtype=int)
     fold[order] = np.arange(n) % min(FOLDS, n)
     errs = []
