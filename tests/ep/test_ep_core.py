@@ -528,3 +528,135 @@ def test_rank_loads_of_any_one_hot_layout_equal_the_matrix_product(E, N):
         np.testing.assert_array_equal(RankMap(p).local(src, layers=True), want)
         np.testing.assert_array_equal(RankMap(p).local(src, layers=True, dtype=np.uint32), want)
         np.testing.assert_array_equal(RankMap(p).local(src[:, :, 0]), want[:, :, 0])
+
+
+# ---- second round: what the first round left (bench/bench_mutation.py) ---------------------------------------
+
+
+def test_eplb_is_global_by_default():
+    from dodoco.ep.layout import eplb_layers
+    from dodoco.ep.placements import FitData, build_placement
+
+    w = np.array([[1.0, 1, 0, 0, 0, 0, 3, 2, 3, 2, 2, 3]])  # one node: the hierarchical order differs here
+    glob, hier = eplb_layers(w, 4, 4, 1, None, False), eplb_layers(w, 4, 4, 1, None, True)
+    assert not np.array_equal(glob.copies, hier.copies)
+    np.testing.assert_array_equal(eplb_layers(w, 4, 4).copies, glob.copies)
+    np.testing.assert_array_equal(eplb(w[0], 4, 4).copies, glob.copies[0])
+    np.testing.assert_array_equal(build_placement("eplb", 12, 4, FitData(w), num_redundant=4).copies, glob.copies)
+
+
+def test_windows_split_in_the_runs_own_tokens(tmp_path):
+    from dodoco.ep.steps import WindowSource, run_source, window_source
+    from dodoco.findings.synthetic import write_counts_run
+    from dodoco.store import open_run
+
+    w = window_source(np.array([[[6, 4, 2]]], np.uint32), K=2)  # 6 tokens over 4 ranks: 2, 2, 1, 1 tokens
+    assert w.totals(4, 1)[0, :, 0].tolist() == [4, 4, 2, 2] and w.ranks(4, 3).tolist() == w.ranks(4, 1).tolist()
+    assert WindowSource(np.array([[7, 1]])).K == 1 and w.like(np.array([[[[5, 3]]]])).K == 1
+    np.testing.assert_array_equal(w.like(np.array([[[[5, 3, 1]]]])).ranks(2, 1)[0, :, 0], [[3, 1, 1], [2, 2, 0]])
+    counts = np.arange(24, dtype=np.uint32).reshape(4, 2, 3)  # 120 and 156 assignments per layer
+    for K, N in ((3, 7), (None, 7)):
+        run = open_run(write_counts_run(tmp_path / f"w{K}", counts, model="m", condition="c", K=K,
+                                        granularity="window"))
+        want = uniform_split(counts.astype(np.int64).sum(0), N, K or 1)
+        np.testing.assert_array_equal(run_source(run).ranks(N, 1)[0], want)
+        assert run_source(run) is run_source(run, 0)
+
+
+def test_unit_steps_when_steps_outnumber_or_undernumber_ranks():
+    from dodoco.ep.steps import StepSource, source_of
+
+    src = source_of(np.ones((6, 1, 2), np.uint32), 0)
+    step, rank = src.unit_steps(3, 1)  # 2 steps of 3 ranks
+    held = src.holders(3, 1)
+    for t in range(2):
+        for i in range(3):
+            assert step[held[t, i, 0]] == t and rank[held[t, i, 0]] == i
+    one = source_of(np.ones((1, 1, 2), np.uint32))
+    assert [x.tolist() for x in one.unit_steps(1, 1)] == [[0], [0]]
+    assert source_of(np.ones((3, 1, 2), np.uint32)).order.tolist() == np.random.default_rng(0).permutation(3).tolist()
+    empty = StepSource(np.zeros((1, 0, 1, 2), np.uint8), 1)
+    from dodoco.ep.steps import feasible_pairs
+
+    assert feasible_pairs(empty, [1], [1])[0] == [] and feasible_pairs(empty, [1], [1])[1][0][:2] == (1, 1)
+    with pytest.raises(DodocoError, match="the run has 0"):
+        empty.check(1, 1)
+
+
+def test_narrow_levels_and_totals_keep_their_sums_and_types():
+    from dodoco.ep.steps import StepSource, source_of, sum_units
+
+    level1 = np.full((1, 6, 1, 2), 200, np.uint8)
+    src = StepSource(level1, 200)
+    for G in (2, 3, 6):
+        assert src.level(G).dtype.itemsize >= 2 and (src.level(G) == 200 * G).all()
+    assert src.totals(2, 1).dtype == np.int64 and (src.totals(2, 3) == 1200).all()
+    c = np.full((4, 1, 2), 3_000_000_000, np.uint32)
+    assert source_of(c).totals(2, 1).dtype == np.int64 and source_of(c).totals(2, 1)[0, 0, 0] == 6_000_000_000
+    assert sum_units(np.ones((3, 2), np.int16)).dtype == np.int64 and sum_units(c).dtype == np.int64
+
+
+def test_uniform_split_per_layer_and_with_leading_axes():
+    c = np.array([[5, 1, 0, 2], [3, 3, 2, 0]])  # two layers of 4 tokens of K = 2
+    got = uniform_split(c, 3, 2)
+    for layer in range(2):
+        np.testing.assert_array_equal(got[:, layer], uniform_split(c[layer:layer + 1], 3, 2)[:, 0])
+    batch = uniform_split(np.stack([c, c[::-1]]), 3, 2)  # c[..., L, E] with a leading axis
+    assert batch.shape == (2, 3, 2, 4)
+    np.testing.assert_array_equal(batch[1], uniform_split(c[::-1], 3, 2))
+
+
+def test_rank_loads_and_local_loads_on_every_path_and_shape():
+    from dodoco.ep.layout import Placement
+    from dodoco.ep.loads import RankMap, replica_max_mean
+
+    rng = np.random.default_rng(9)
+    cases = [round_robin(34, 17), round_robin(35, 17), contiguous(5, 5), contiguous(40, 4), round_robin(48, 3)]
+    for E, N in ((34, 17), (12, 5)):
+        ranks = np.sort(rng.integers(0, N, (2, E)), axis=1)
+        share = np.zeros((2, E, N))
+        share[np.arange(2)[:, None], np.arange(E)[None], ranks] = 1.0
+        cases.append(Placement("x", N, share, np.ones((2, E), np.int64), np.stack([np.bincount(r, minlength=N)
+                                                                                    for r in ranks])))
+    for p in cases:
+        E, N, rm = p.num_experts, p.num_ranks, RankMap(p)
+        sh = p.share if p.layered else np.broadcast_to(p.share, (2, E, N))
+        for c in (rng.integers(200, 256, (3, 2, E)).astype(np.uint8), rng.integers(0, 120, (3, 2, E)).astype(np.int8),
+                  rng.random((3, 2, E)) * 100):
+            want = np.einsum("sle,len->sln", c.astype(float), sh)
+            got = rm.loads(c)
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+            if c.dtype.kind in "iu":
+                assert got.dtype.kind in "iu" and got.dtype.itemsize == 8
+                np.testing.assert_array_equal(rm.loads(c, dtype=np.uint32), want)
+            if not p.layered:
+                np.testing.assert_allclose(rm.loads(c[0]), want[0], rtol=1e-12)  # [L, E] without leading axes
+            src = rng.integers(200, 256, (2, 3, N, 2, E)).astype(np.uint8)  # two leading axes
+            local = rm.local(src, layers=True)
+            loc = np.stack([np.einsum("able,le->abl", src[:, :, i].astype(float), sh[:, :, i]) for i in range(N)], 2)
+            assert local.shape == (2, 3, N, 2) and local.dtype.kind in "iu"
+            np.testing.assert_array_equal(local, loc)
+            np.testing.assert_array_equal(rm.local(src[0, 0], layers=True), loc[0, 0])  # [N, L, E]
+            np.testing.assert_array_equal(rm.local(src, layers=True, dtype=np.uint32), loc)
+        if not p.layered:
+            first, second = rm.local(src[0, :, :, :1], layers=True), rm.local(src[0], layers=True)  # L = 1 then 2
+            np.testing.assert_array_equal(first[..., 0], second[..., 0])
+    big = np.full((2, 1, 6), 3_000_000_000, np.uint32)
+    np.testing.assert_array_equal(RankMap(contiguous(6, 3)).loads(big, dtype=np.int64), np.full((2, 1, 3), 6e9))
+    layered = stack_layers([eplb(np.array([9.0, 1, 1, 1]), 2, 2), eplb(np.array([1.0, 1, 1, 9]), 2, 2)])
+    c = np.array([[8.0, 1, 1, 2], [2, 1, 1, 8]])
+    per_layer = [replica_max_mean(c[i], layered.layer(i)) for i in range(2)]
+    np.testing.assert_allclose(replica_max_mean(c, layered), per_layer)
+
+
+def test_policy_defaults_and_trace_placements_planned_on_traces():
+    from dodoco.ep.placements import evaluated_source, fit_eval_split, plan_placement
+
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 9, (12, 1, 8)).astype(np.uint32)
+    plan, src = evaluated_source(["eplb"], counts)
+    assert plan.fit_idx.tolist() == fit_eval_split(12, 0.5, 0)[0].tolist()
+    topk = np.stack([rng.choice(8, 2, replace=False) for _ in range(12 * 4)])[:, None, :].astype(np.uint8)
+    offsets = np.arange(0, 12 * 4 + 1, 4)
+    p = plan_placement("coact", 2, counts, plan, (topk, offsets))
+    assert p.num_ranks == 2 and p.name == "coact"
