@@ -23,7 +23,7 @@ BATCHES = (1, 2, 4, 8, 16, 32)
 
 WORKLOAD = """
 from dodoco.findings import synthetic
-from dodoco.metrics import metrics_table
+from dodoco.analysis import metrics_table
 
 def setup():
     # Dirichlet expert popularity per layer, Gamma jitter per sequence, TOKENS*K assignments each

@@ -292,7 +292,7 @@ def _print(res: dict, raw: dict) -> None:
 
 
 def _write(raw: dict, out: Path) -> None:
-    from dodoco.compute.model import gpu_key
+    from dodoco.host import gpu_key
     from dodoco.store.atomic import json_safe, write_json
 
     res = _fit(raw)

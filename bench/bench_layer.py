@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -146,7 +145,7 @@ def main(argv=None) -> int:
     from dodoco.calibrate.dispatch import rank_env
 
     results = launch_many(cfgs, N, extra_env={**SAFE_ENV, **rank_env()})
-    from dodoco.replay.layer_compare import compare_rows, predictors, targets
+    from dodoco.simulate.layer_compare import compare_rows, predictors, targets
     from dodoco.replay.megatron_layer import grouped_mlp_line
 
     preds = predictors(cal.path, allow_dry_run=args.dry_run)

@@ -92,8 +92,8 @@ def replay_one(args, N: int, out: Path) -> dict | None:
 def targets(results: list[dict], out: Path) -> dict:
     """The simulator's fit, choice and held-out validation on these replays (dodoco.simulate.fit)."""
     from dodoco.simulate.fit import calibrate
-    from dodoco.simulate.measure import load_groups
-    from dodoco.simulate.validate import target_rows, validation_rows
+    from dodoco.simulate.samples import load_groups
+    from dodoco.simulate.holdout import target_rows, validation_rows
 
     tmp = out / "replays-for-calibration.json"
     write_json(tmp, {"replays": results})
@@ -179,7 +179,7 @@ def main(argv=None) -> int:
                 "notes": run_notes(args.machine, results)}
     write_json(out / f"replay-{args.machine}.json", combined)
     print(json.dumps(summary.get("targets", {}), indent=1, default=str), flush=True)
-    for r in summary.get("validation", []):  # held-out routing error, dodoco.simulate.validate
+    for r in summary.get("validation", []):  # held-out routing error, dodoco.simulate.holdout
         print(r, flush=True)
     return 0 if results else 1
 

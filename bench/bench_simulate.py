@@ -7,7 +7,7 @@ One CPU command regenerates everything from the replay JSON the GPU benchmarks w
 
 Per (machine, N, dispatcher, phase): every form of ``dodoco.simulate.forms`` fitted on the calibration
 samples, the form chosen by held-out error (``dodoco.simulate.fit``), and the validation on routing
-replays used neither to fit nor to choose (``dodoco.simulate.validate``), with the naive-max and
+replays used neither to fit nor to choose (``dodoco.simulate.holdout``), with the naive-max and
 volume-only models beside it. Writes:
 
 - ``bench/results/simulate-validation.json``: sources, the split (samples per role), every form's
@@ -38,8 +38,8 @@ from dodoco.simulate.calibration import Calibration  # noqa: E402
 from dodoco.simulate.cluster import PRESETS, load_cluster, presets  # noqa: E402
 from dodoco.simulate.fit import calibrate  # noqa: E402
 from dodoco.simulate.forms import feats  # noqa: E402
-from dodoco.simulate.measure import load_groups  # noqa: E402
-from dodoco.simulate.validate import form_rows, leaks, split_rows, target_rows, validation_rows  # noqa: E402
+from dodoco.simulate.samples import load_groups  # noqa: E402
+from dodoco.simulate.holdout import form_rows, leaks, split_rows, target_rows, validation_rows  # noqa: E402
 from dodoco.store.atomic import write_json  # noqa: E402
 
 DEFAULT = ["replay-nvidia-h200-x2.json", "replay-nvidia-h200-x4.json", "replay-nvidia-h200-x8.json",
@@ -144,7 +144,7 @@ def curves_figure(groups, cal: Calibration, machine: str, path: Path) -> None:
         ax = axes[disps.index(g.dispatcher)][Ns.index(g.N)]
         ax.set_visible(True)
         _panel(ax, g, cal.lookup(g.N, g.dispatcher, "dispatch", machine=machine)[0], plt.get_cmap("viridis"))
-    handles, labels = {}, []
+    handles = {}
     for ax in axes.ravel():
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)

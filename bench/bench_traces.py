@@ -22,7 +22,6 @@ table. Writes JSON under bench/results/ and prints a summary. Not a test: nothin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics

@@ -39,8 +39,8 @@ def main() -> None:
     import torch
     import transformers
 
-    from dodoco.zoo.card import zoo_rows
-    from dodoco.zoo.demo import DEMO_CONDITIONS, DemoConfig
+    from dodoco.training.card import zoo_rows
+    from dodoco.demo import DEMO_CONDITIONS, DemoConfig
 
     load_before = os.getloadavg()[0]
     times = {m: [] for m in ("zoo", "tiny")}

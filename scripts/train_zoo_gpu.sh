@@ -18,7 +18,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=src TRANSFORMERS_VERBOSITY=error OMP_NUM_TH
 WORK=$(mktemp -d /tmp/zoo.XXXX)
 mkdir -p "$OUT"
 for f in deepseek_v2 deepseek_moe qwen3_moe nemotron_h qwen3_5_moe; do
-  ( timeout $(( BUDGET * 135 / 100 )) python -m dodoco.zoo.train --family "$f" --out "$WORK" \
+  ( timeout $(( BUDGET * 135 / 100 )) python -m dodoco.training.train --family "$f" --out "$WORK" \
       --steps "$STEPS" --time-budget "$BUDGET" --log-every 100 \
       --note "the five zoo models trained side by side on this one GPU" "$@" > "$WORK/$f.log" 2>&1
     echo "$f rc=$?" >> "$WORK/rc.txt" ) &

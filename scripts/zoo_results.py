@@ -219,7 +219,7 @@ def zoo_table() -> str:
 
     from dodoco.models.tiny import FAMILIES
     from dodoco.models.zoo import zoo_root
-    from dodoco.zoo.card import layer_pattern
+    from dodoco.training.card import layer_pattern
 
     head = ("| model | mixer | keeps the routing shape of | E | K | shared | layers | expert width | params | MB | "
             "balancing | held-out loss / ppl | GPU tokens/s | experts |")

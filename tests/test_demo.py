@@ -7,7 +7,7 @@ from dodoco.findings import judge
 from dodoco.findings.synthetic import skewed_counts, write_counts_run
 from dodoco.metrics.imbalance import gini
 from dodoco.store import open_run
-from dodoco.zoo.demo import DemoConfig, demo_rows
+from dodoco.demo import DemoConfig, demo_rows
 
 
 def test_demo_rows_from_the_findings(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from dodoco.conditions import samples
 from dodoco.errors import DodocoError
+from dodoco.models.tokenizer import load_tokenizer
 
 QWEN3_VOCAB = 151_669  # 151,643 byte-level BPE tokens + 26 added (<|endoftext|> ... </think>)
 DEEPSEEK_V2_VOCAB = 100_002  # 100,000 BPE tokens + <｜begin▁of▁sentence｜>, <｜end▁of▁sentence｜>
@@ -39,7 +40,7 @@ def test_splits_are_nonempty_and_disjoint(domain):
 
 @pytest.mark.parametrize("domain", samples.DOMAINS)
 def test_heldout_fills_128_sequences_of_512_qwen3_tokens(domain):
-    tok = samples.load_tokenizer("qwen3")
+    tok = load_tokenizer("qwen3")
     heldout = samples.load_documents(domain, "heldout")
     n_tokens = sum(len(e.ids) for e in tok.encode_batch(heldout))
     assert n_tokens >= MIN_HELDOUT_TOKENS
@@ -51,8 +52,8 @@ def test_heldout_fills_128_sequences_of_512_qwen3_tokens(domain):
 @pytest.mark.parametrize(("name", "vocab"), [("qwen3", QWEN3_VOCAB),
                                              ("deepseek_v2", DEEPSEEK_V2_VOCAB)])
 def test_tokenizer_round_trips_and_has_expected_vocab(name, vocab):
-    tok = samples.load_tokenizer(name)
-    assert tok is samples.load_tokenizer(name)  # cached
+    tok = load_tokenizer(name)
+    assert tok is load_tokenizer(name)  # cached
     assert tok.get_vocab_size(with_added_tokens=True) == vocab
     sentence = "The router sends each token to 8 of 128 experts; 日本語とFrançais aussi."
     ids = tok.encode(sentence, add_special_tokens=False).ids
@@ -62,7 +63,7 @@ def test_tokenizer_round_trips_and_has_expected_vocab(name, vocab):
 
 
 def test_qwen3_special_token_ids():
-    tok = samples.load_tokenizer("qwen3")
+    tok = load_tokenizer("qwen3")
     assert tok.token_to_id("<|endoftext|>") == 151643
     assert tok.token_to_id("<|im_end|>") == 151645
 
@@ -96,4 +97,4 @@ def test_unknown_split_names_value_and_choices():
 
 def test_unknown_tokenizer_suggests():
     with pytest.raises(DodocoError, match="did you mean 'qwen3'"):
-        samples.load_tokenizer("qwen")
+        load_tokenizer("qwen")

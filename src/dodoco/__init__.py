@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from dodoco.provenance import VERSION as __version__
 
 _API = {
     "capture": "dodoco.observe.capture:capture",
@@ -20,7 +20,7 @@ _API = {
     "open_run": "dodoco.store.run:open_run",
     "find_runs": "dodoco.store.run:find_runs",
     "validate_run": "dodoco.store.validate:validate_run",
-    "metrics_table": "dodoco.metrics.table:metrics_table",
+    "metrics_table": "dodoco.analysis:metrics_table",
     "analyze": "dodoco.analysis:analyze",
     "AnalyzeConfig": "dodoco.analysis:AnalyzeConfig",
     "ep_scan": "dodoco.ep.scan:ep_scan",

@@ -116,7 +116,7 @@ def _describe(exc: BaseException) -> tuple[int, str] | None:
 
 def _special_paths(args: argparse.Namespace) -> None:
     """Refuse a FIFO, device or socket given as any path (module docstring); one line naming it."""
-    from dodoco.store.paths import describe_mode
+    from dodoco.paths import describe_mode
 
     for key, value in vars(args).items():
         for v in value if isinstance(value, (list, tuple)) else [value]:

@@ -103,7 +103,7 @@ def read_toml(path) -> dict:
     """The table of a TOML file -> dict; one-line errors for a missing, binary or invalid file."""
     import tomllib
 
-    from dodoco.store.paths import read_regular
+    from dodoco.paths import read_regular
 
     p = Path(path)
     if not p.exists():

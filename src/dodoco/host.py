@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-__all__ = ["HOST_SCHEMA", "compare", "describe", "host_from_replay", "host_identity", "machine_kind",
+__all__ = ["HOST_SCHEMA", "compare", "describe", "gpu_key", "host_from_replay", "host_identity", "machine_kind",
            "parse_topology"]
 
 HOST_SCHEMA = "dodoco.host/1"
@@ -89,8 +89,6 @@ def _driver() -> str | None:
 
 def machine_kind(gpu: str, count: int) -> str:
     """A machine label from its GPU and count: 'NVIDIA H200', 4 -> 'h200-x4'."""
-    from dodoco.compute.model import gpu_key
-
     return f"{gpu_key(gpu)}-x{int(count)}"
 
 
@@ -101,7 +99,6 @@ def host_identity(machine: str | None = None) -> dict:
 
     import torch
 
-    from dodoco.compute.model import gpu_key
     from dodoco.provenance import versions
 
     v = versions()
@@ -123,7 +120,6 @@ def host_identity(machine: str | None = None) -> dict:
 def host_from_replay(obj: dict, machine: str | None = None) -> dict:
     """The host identity an older replay or bench file records: its ``device`` block (name, count, CUDA,
     NCCL, torch) and ``topology`` text; what it does not record (driver, hostname) is None."""
-    from dodoco.compute.model import gpu_key
 
     dev = obj.get("device") or {}
     gpu, count = str(dev.get("name", "unknown")), int(dev.get("count") or 0)
@@ -167,3 +163,13 @@ def compare(made: dict | None, here: dict | None) -> tuple[list[str], list[str]]
     sw = [f"{k} {made[k]} there, {here[k]} here" for k in ("driver", "cuda", "nccl", "torch")
           if made.get(k) and here.get(k) and made[k] != here[k]]
     return hw, sw
+
+
+def gpu_key(name: str) -> str:
+    """Short key of a GPU from its name: 'NVIDIA H100 80GB HBM3' -> 'h100', 'NVIDIA H200' -> 'h200',
+    'NVIDIA A100-SXM4-80GB' -> 'a100'; 'cpu' stays 'cpu'. Never the memory type (both say HBM3)."""
+    m = re.search(r"(?<![A-Z0-9])(G?[A-Z]{1,2}\d{2,4}[A-Z]?)(?![A-Z0-9])", str(name).upper().replace("-", " "))
+    if m and not m.group(1).startswith("HBM"):
+        return m.group(1).lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
+    return slug or "unknown"

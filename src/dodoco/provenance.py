@@ -7,6 +7,11 @@ import platform
 import subprocess
 from pathlib import Path
 
+__all__ = ["VERSION", "git_hash", "versions"]
+
+#: DODOCO's version (``dodoco.__version__``; pyproject.toml carries the same).
+VERSION = "0.1.0"
+
 
 def git_hash() -> str | None:
     """The commit of the DODOCO checkout this runs from, or None outside a git checkout."""
@@ -20,9 +25,7 @@ def git_hash() -> str | None:
 
 def versions(*packages: str) -> dict:
     """dodoco's version and git hash, python's, and ``__version__`` of each named package."""
-    import dodoco
-
-    out = {"dodoco": dodoco.__version__, "git": git_hash()}
+    out = {"dodoco": VERSION, "git": git_hash()}
     for name in packages:
         out[name] = importlib.import_module(name).__version__
     out["python"] = platform.python_version()

@@ -9,7 +9,8 @@ import pytest
 from dodoco.compute.features import ExpertShape, features, pad_loads, roofline_ms
 from dodoco.compute.fit import FORMS, fit_form, kfold_errors, nnls, predict_form
 from dodoco.compute.grid import calibration_grid
-from dodoco.compute.model import ComputeModel, calibrate, gpu_key, load_model
+from dodoco.compute.model import ComputeModel, calibrate, load_model
+from dodoco.host import gpu_key
 from dodoco.errors import DodocoError
 
 SHAPE = ExpertShape(256, 64)

@@ -43,6 +43,22 @@ def test_top_mass_by_hand():
     assert np.isclose(given, 0.5 * 0.75 + 0.5 * 1.0) and np.isclose(indep, 10 / 16)
 
 
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_top_mass_against_its_definition(m):
+    # joint[a, b]: tokens with a in layer l and b in layer l+1; rows and columns differ, so summing or
+    # sorting over the wrong axis gives another number
+    rng = np.random.default_rng(m)
+    j = rng.integers(0, 20, (2, 5, 5)) * rng.integers(0, 2, (2, 5, 5))
+    j[:, 0, :] += 30  # one hot source expert, spread over next experts
+    given, indep = top_mass(j, m)
+    for l in range(2):
+        tot = j[l].sum()
+        want_given = sum(j[l, a].sum() / tot * np.sort(j[l, a] / j[l, a].sum())[-m:].sum()
+                         for a in range(5) if j[l, a].sum() > 0)
+        p_next = j[l].sum(axis=0) / tot  # marginal of the next layer's expert b
+        assert np.isclose(given[l], want_given) and np.isclose(indep[l], np.sort(p_next)[-m:].sum())
+
+
 def test_planted_affinity_is_found_and_the_shuffle_control_removes_it():
     # layer 1 is a fixed permutation of layer 0 (K=1): the next expert is fully predictable
     E = 8

@@ -139,3 +139,58 @@ def test_worker_processes_count_the_same():
     sh1 = count_pairs(topk, 9, permute_seed=3, workers=1)
     sh3 = count_pairs(topk, 9, permute_seed=3, workers=3)
     assert np.array_equal(sh1.across, sh3.across) and sh3.within is None
+
+
+def naive_upgma_order(s):
+    """Average linkage by definition: cluster distance = mean leaf distance over all leaf pairs."""
+    s = np.asarray(s, float)
+    s = (s + s.T) / 2
+    leaf = s.max() - s
+    clusters = {e: [e] for e in range(s.shape[0])}  # representative (lowest leaf) -> members
+    orders = {e: [e] for e in range(s.shape[0])}
+    while len(clusters) > 1:
+        keys = sorted(clusters)
+        best = None
+        for x in range(len(keys)):
+            for y in range(x + 1, len(keys)):
+                a, b = keys[x], keys[y]
+                d = np.mean([leaf[i, j] for i in clusters[a] for j in clusters[b]])
+                if best is None or d < best[0] - 1e-12:
+                    best = (d, a, b)
+        _, a, b = best
+        left, right = orders[a], orders[b]
+        cands = [(leaf[lo[-1], ro[0]], lo + ro) for lo in (left, left[::-1]) for ro in (right, right[::-1])]
+        orders[a] = min(cands, key=lambda c: c[0])[1]
+        clusters[a] += clusters.pop(b)
+        del orders[b]
+    return next(iter(orders.values()))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cluster_order_is_average_linkage_by_definition(seed):
+    # against UPGMA computed from its definition (mean leaf distance between clusters); weighted
+    # (WPGMA) or single/complete linkage merge differently on several of these matrices
+    s = np.random.default_rng(seed).random((8, 8)) * 10
+    assert cluster_order(s).tolist() == naive_upgma_order(s)
+
+
+def test_lift_is_taken_only_over_pairs_expected_often_enough():
+    # 4 experts, K = 2, 100 tokens: 97 choose (0, 1), 3 choose (2, 3): the rare pair's lift is huge but
+    # rests on an expected count below 5, so it is left out of max_lift at min_expected = 5
+    from dodoco.ep.coactivation import PairCounts
+
+    within = np.zeros((1, 4, 4), np.int64)
+    within[0, 0, 1] = within[0, 1, 0] = 97
+    within[0, 2, 3] = within[0, 3, 2] = 3
+    marginal = np.array([[97, 97, 3, 3]])
+    pc = PairCounts(within=within, across=None, marginal=marginal, tokens=100, K=2)
+    exp = expected_pairs(marginal, 100, 2)[0]
+    a, b = np.triu_indices(4, 1)
+    obs, e = within[0][a, b].astype(float), exp[a, b]
+    for min_expected in (0.0, 5.0, 1e6):
+        keep = e >= min_expected
+        row = coactivation_rows(pc, min_expected=min_expected, n_noise=1)[0]
+        want = (obs[keep] / e[keep]).max() if keep.any() else np.nan
+        assert np.isclose(row["max_lift"], want, equal_nan=True)
+    lifts = obs / e
+    assert lifts[e < 5].max() > 10 * lifts[e >= 5].max()  # the filter changes the answer

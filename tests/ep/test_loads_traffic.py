@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dodoco.ep.loads import RankMap, rank_loads, receiver_skew, replica_max_mean
-from dodoco.ep.placement import contiguous, eplb, eplb_layers, round_robin
+from dodoco.ep.layout import contiguous, eplb, eplb_layers, round_robin
 from dodoco.ep.traffic import (
     copy_traffic_from_tokens,
     dedup_traffic,
@@ -16,7 +16,6 @@ from dodoco.ep.traffic import (
     traffic_bytes,
     traffic_matrix,
 )
-from dodoco.errors import DodocoError
 
 
 def _placements(c):

@@ -5,18 +5,19 @@ import itertools
 import numpy as np
 import pytest
 
+from dodoco.ep.layout import contiguous
 from dodoco.ep.mitigations import (
     adaptive_relayout,
-    best_rank_nodes,
     fraction_removed,
     hierarchical_dispatch,
     mitigation_table,
-    node_traffic,
     redundant_sweep,
     sequence_placement,
     topology_mapping,
 )
-from dodoco.ep.placement import contiguous
+from dodoco.ep.steps import source_of, window_source
+from dodoco.ep.topology import best_rank_nodes, node_traffic
+from dodoco.errors import DodocoError
 
 
 def _by_metric(rows):
@@ -47,7 +48,7 @@ def _hot_counts(S=64, L=2, E=16, seed=0):
 
 
 def test_adaptive_relayout_removes_receiver_straggler():
-    rows = adaptive_relayout(_hot_counts(), N=4, B=1, window=4)
+    rows = adaptive_relayout(source_of(_hot_counts()), N=4, B=1, window=4)
     r0 = [r for r in rows if r["setting"].startswith("redundant=0,")]
     m = _by_metric(r0)
     assert m["receiver_skew"]["base"] > 1.5
@@ -64,7 +65,7 @@ def test_sequence_placement_makes_local_sequences_local():
     for s in range(8):
         home = s % N
         c[s, 0, 2 * home:2 * home + 2] = 5
-    rows = _by_metric(sequence_placement(c, N, B, seed=0))
+    rows = _by_metric(sequence_placement(source_of(c, 0), N, B))
     assert rows["local_fraction"]["mitigated"] == pytest.approx(1.0)
     assert rows["local_fraction"]["base"] < 1.0
     assert rows["max_send"]["mitigated"] == 0.0
@@ -77,8 +78,8 @@ def test_hierarchical_dispatch_exact_from_traces():
     topk = np.array([[[4, 6]], [[5, 7]], [[0, 2]], [[1, 3]]], dtype=np.uint8)  # L=1, K=2
     offsets = np.arange(5)
     counts = np.stack([np.bincount(t[0], minlength=8)[None] for t in topk])
-    exact = _by_metric(hierarchical_dispatch(counts, 4, 1, 2, K=2, topk=topk, offsets=offsets))
-    upper = _by_metric(hierarchical_dispatch(counts, 4, 1, 2, K=2))
+    exact = _by_metric(hierarchical_dispatch(source_of(counts), 4, 1, 2, K=2, topk=topk, offsets=offsets))
+    upper = _by_metric(hierarchical_dispatch(source_of(counts), 4, 1, 2, K=2))
     assert exact["total_inter_node"]["bound"] == "exact"
     assert upper["total_inter_node"]["bound"] == "upper"
     # every token's two experts sit on two ranks of ONE node: flat sends the copies that cross
@@ -127,11 +128,21 @@ def test_best_rank_nodes_against_brute_force(N, G):
 
 
 def test_topology_mapping_rows_and_table():
-    rows = topology_mapping(_hot_counts(S=64, E=16), N=8, B=1, gpus_per_node=2)
+    rows = topology_mapping(source_of(_hot_counts(S=64, E=16)), N=8, B=1, gpus_per_node=2)
     m = _by_metric(rows)
     assert set(m) == {"max_node_send", "max_node_recv", "max_node_bytes"}
     table = mitigation_table(rows, model="m", condition="prose")
     assert table.column_names[:2] == ["model", "condition"]
     assert table.num_rows == 3
     p = contiguous(16, 8)
-    assert topology_mapping(_hot_counts(S=64, E=16), 8, 1, 4, placement=p)[0]["base"] > 0
+    assert topology_mapping(source_of(_hot_counts(S=64, E=16)), 8, 1, 4, placement=p)[0]["base"] > 0
+
+
+def test_a_window_is_one_step_of_every_mitigation_that_needs_no_units():
+    window = window_source(_hot_counts(S=8, E=16))
+    rows = _by_metric(hierarchical_dispatch(window, 8, 4, 4, K=2))
+    assert rows["total_inter_node"]["base"] > 0
+    with pytest.raises(DodocoError, match="window aggregate has no per-unit data"):
+        sequence_placement(window, 4, 2)
+    with pytest.raises(DodocoError, match="needs 2 steps"):
+        topology_mapping(window, 8, 1, 2)

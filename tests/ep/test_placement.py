@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from dodoco.ep.placement import (
+from dodoco.ep.layout import (
     balanced_packing,
     contiguous,
     eplb,

@@ -8,7 +8,7 @@ import pytest
 
 from dodoco.ep import ep_scan
 from dodoco.ep.decode import decode_scan
-from dodoco.ep.placement import contiguous
+from dodoco.ep.layout import contiguous
 from dodoco.ep.placements import (
     PLACEMENTS,
     FitData,
@@ -27,7 +27,7 @@ def _spy(seen: list, fit_on: str = "counts") -> PlacementSpec:
     def build(E, N, fit):
         seen.append(fit)
         return dataclasses.replace(contiguous(E, N), name="spy")
-    return PlacementSpec("spy", build, True, fit_on, "test spy")
+    return PlacementSpec(name="spy", target=build, fitted=True, fit_on=fit_on, summary="test spy")
 
 
 def _identity_counts(S: int, L: int = 2) -> np.ndarray:
@@ -81,7 +81,7 @@ def test_scan_fits_only_on_fit_units_and_evaluates_only_held_out_ones(monkeypatc
     S = 24
     counts = _identity_counts(S)
     seen: list = []
-    monkeypatch.setitem(PLACEMENTS, "spy", _spy(seen))
+    monkeypatch.setitem(PLACEMENTS._entries, "spy", _spy(seen))
     r = ep_scan(counts, ep=(2,), batch=(1,), placement=("contiguous", "spy"), seed=seed, n_boot=10)
     fit_idx, eval_idx = fit_eval_split(S, 0.5, seed)
     fitted_on = set(np.flatnonzero(seen[0].load[0]))
@@ -98,7 +98,7 @@ def test_decode_scan_follows_the_same_policy(monkeypatch):
     topk = np.repeat(np.arange(S), T)[:, None, None].astype(np.uint8)  # sequence s -> expert s
     offsets = np.arange(S + 1) * T
     seen: list = []
-    monkeypatch.setitem(PLACEMENTS, "spy", _spy(seen, "traces"))
+    monkeypatch.setitem(PLACEMENTS._entries, "spy", _spy(seen, "traces"))
     r = decode_scan(topk, offsets, S, ep=(2,), batch=(1,), placement="spy", n_boot=10, seed=1)
     fit_idx, _ = fit_eval_split(S, 0.5, 1)
     assert set(np.flatnonzero(seen[0].load[0])) == set(fit_idx.tolist())
@@ -138,7 +138,7 @@ def test_ls_lists_placements_from_the_registry(monkeypatch, capsys):
 
     monkeypatch.setenv("COLUMNS", "250")
     seen: list = []
-    monkeypatch.setitem(PLACEMENTS, "spy", _spy(seen, "traces"))
+    monkeypatch.setitem(PLACEMENTS._entries, "spy", _spy(seen, "traces"))
     assert main(["ls"]) == 0
     out = capsys.readouterr().out
     for spec in PLACEMENTS.values():
@@ -151,7 +151,7 @@ def test_scan_hands_trace_placements_the_fit_units_traces(monkeypatch):
     counts = _identity_counts(S, L=1)
     topk = np.repeat(np.arange(S), T)[:, None, None]  # every token of unit s names s
     seen: list = []
-    monkeypatch.setitem(PLACEMENTS, "spy", _spy(seen, "traces"))
+    monkeypatch.setitem(PLACEMENTS._entries, "spy", _spy(seen, "traces"))
     ep_scan(counts, ep=(2,), batch=(1,), placement="spy", tokens=(topk, np.arange(S + 1) * T), n_boot=5)
     fit_idx, _ = fit_eval_split(S, 0.5, 0)
     assert sorted(set(seen[0].topk[:, 0, 0].tolist())) == fit_idx.tolist()

@@ -4,7 +4,7 @@ right answer is known (a rotating hotspot, a one-step burst, a stationary load).
 import numpy as np
 import pytest
 
-from dodoco.ep.placement import eplb_layers
+from dodoco.ep.layout import eplb_layers
 from dodoco.ep.rebalance import (
     CostModel,
     arrival_steps,

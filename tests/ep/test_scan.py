@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from dodoco.ep import ep_scan as _ep_scan
-from dodoco.ep.placement import contiguous, eplb_layers, round_robin
+from dodoco.ep.layout import contiguous, eplb_layers, round_robin
 from dodoco.ep.placements import fit_eval_split
 from dodoco.ep.result import skipped_reasons
 from dodoco.ep.scan_loads import expert_metrics
-from dodoco.ep.steps import require_steps, step_order
+from dodoco.ep.steps import step_order
 from dodoco.errors import DodocoError
 from dodoco.metrics.imbalance import gini, max_mean
 from dodoco.metrics.schema import SCHEMA

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dodoco.ep import decode_scan, ep_scan
-from dodoco.metrics import metrics_table
+from dodoco.analysis import metrics_table
 
 FIX = Path(__file__).parent / "fixtures"
 KEY = ["batch", "ep", "placement", "layer", "metric", "statistic"]

@@ -7,16 +7,16 @@ import pytest
 
 from dodoco.ep.steps import (
     feasible_pairs,
-    layer_mean,
     require_steps,
+    run_source,
     source_of,
     step_order,
     sum_units,
     uniform_split,
-    unit_steps,
     window_source,
 )
 from dodoco.errors import DodocoError
+from dodoco.metrics.stats import layer_mean
 
 BIG = 3_000_000_000  # two of these overflow uint32 (max 4_294_967_295)
 
@@ -73,14 +73,43 @@ def test_source_of_subset_and_explicit_order():
         [(counts[4, 0] + counts[0, 0]).tolist(), (counts[2, 0] + counts[1, 0]).tolist()]
 
 
-def test_unit_steps_agree_with_the_source():
+def test_unit_steps_and_holders_agree_with_the_source():
     counts = np.random.default_rng(1).integers(0, 9, (11, 1, 3)).astype(np.uint32)
-    step, rank = unit_steps(11, 2, 2, seed=4)
+    src = source_of(counts, 4)
+    step, rank = src.unit_steps(2, 2)
     assert (step == -1).sum() == 11 % 4
-    ranks = source_of(counts, 4).ranks(2, 2)
+    ranks = src.ranks(2, 2)
+    held = src.holders(2, 2)  # [n, N, B] unit ids
+    order = step_order(11, 4)
     for t in range(ranks.shape[0]):
         for i in range(2):
             assert ranks[t, i].tolist() == counts[(step == t) & (rank == i)].sum(0).tolist()
+            assert held[t, i].tolist() == order[t * 4 + i * 2:t * 4 + i * 2 + 2].tolist()
+            assert ranks[t, i].tolist() == counts[held[t, i]].sum(0).tolist()
+
+
+def test_a_subset_source_places_only_its_units():
+    counts = np.random.default_rng(2).integers(0, 9, (10, 1, 2)).astype(np.uint32)
+    idx = np.array([1, 4, 6, 9])
+    step, rank = source_of(counts, 3, idx=idx).unit_steps(2, 1)
+    assert sorted(np.flatnonzero(step >= 0).tolist()) == idx.tolist()
+    assert step[[0, 2, 3, 5, 7, 8]].tolist() == [-1] * 6
+
+
+def test_run_source_is_built_once_and_is_a_window_for_a_window_run(tmp_path):
+    from dodoco.findings.synthetic import write_counts_run
+    from dodoco.store import open_run
+
+    counts = np.arange(24, dtype=np.uint32).reshape(4, 2, 3)
+    run = open_run(write_counts_run(tmp_path / "r", counts, model="m", condition="prose"))
+    assert run_source(run, 1) is run_source(run, 1)
+    assert run_source(run, 1).steps(2).tolist() == source_of(counts, 1).steps(2).tolist()
+    w = open_run(write_counts_run(tmp_path / "w", counts, model="m", condition="prose", K=3, granularity="window"))
+    window = run_source(w, 0)
+    assert window.source_split == "uniform" and window.n_steps(64) == 1
+    assert (window.totals(4, 1) % 3 == 0).all()  # whole tokens of the run's K per rank
+    with pytest.raises(DodocoError, match="window aggregate has no per-unit data"):
+        window.holders(2, 1)
 
 
 def test_window_is_one_step_for_every_n_and_b_split_exactly():

@@ -4,37 +4,41 @@ dedup_traffic and against explicit sets, savings on planted co-activation."""
 import numpy as np
 import pytest
 
-from dodoco.ep.placement import eplb_layers
+from dodoco.ep.layout import eplb_layers
+from dodoco.ep.steps import source_of, step_order
 from dodoco.ep.trace_eval import TraceEvalOptions, evaluate_placements, step_tokens, traffic_per_step
 from dodoco.ep.traffic import dedup_traffic
 from dodoco.errors import DodocoError
-from dodoco.ep.steps import step_order
-
 from tests.ep.test_coactivation import random_trace
+
+
+def _units(S: int, seed: int):
+    """A step source over S units (their counts do not matter to where they go)."""
+    return source_of(np.ones((S, 1, 1), np.uint32), seed)
 
 
 def test_step_tokens_by_hand():
     offsets = np.array([0, 2, 5, 6, 8])  # lengths 2, 3, 1, 2
-    tok, step, src, n = step_tokens(offsets, N=2, B=1, seed=3, regime="prefill")
+    tok, step, src, n = step_tokens(_units(4, 3), offsets, N=2, B=1, regime="prefill")
     order = step_order(4, 3)  # the j-th unit of the steps is order[j]: step j // 2, rank j % 2
     expect = sorted((t, j // 2, j % 2) for j, u in enumerate(order)
                     for t in range(offsets[u], offsets[u + 1]))
     assert n == 2 and sorted(zip(tok.tolist(), step.tolist(), src.tolist())) == expect
     # decode at positions 0 and 1 (the shortest unit has 2 tokens), steps position-major
     offsets = np.array([0, 2, 5, 7])
-    tok, step, src, n = step_tokens(offsets, N=1, B=3, seed=0, regime="decode", positions=2)
+    tok, step, src, n = step_tokens(_units(3, 0), offsets, N=1, B=3, regime="decode", positions=2)
     assert n == 2 and sorted(zip(tok.tolist(), step.tolist())) == sorted(
         (offsets[u] + p, p) for p in (0, 1) for u in range(3))
     assert src.tolist() == [0] * 6
     with pytest.raises(DodocoError, match="needs 8 sequences per step but the held-out part has 3"):
-        step_tokens(offsets, N=8, B=1, seed=0, regime="prefill")
+        step_tokens(_units(3, 0), offsets, N=8, B=1, regime="prefill")
 
 
 def test_traffic_matches_core_dedup_and_explicit_sets():
     E, N = 12, 3
     topk = random_trace(240, 3, 3, E, seed=1)
     offsets = np.arange(0, 241, 10)  # 24 sequences of 10 tokens
-    tok, step, src, n = step_tokens(offsets, N=N, B=2, seed=0, regime="prefill")
+    tok, step, src, n = step_tokens(_units(24, 0), offsets, N=N, B=2, regime="prefill")
     load = np.stack([np.bincount(topk[:, l].ravel(), minlength=E) for l in range(3)])
     p = eplb_layers(load, N)
     got = traffic_per_step(topk, tok, step, src, n, p, E)
@@ -99,7 +103,7 @@ def write_trace_run(path, topk, offsets, E, model="synthetic", condition="prose"
 def test_trace_summary_of_a_run_directory(tmp_path):
     from dodoco.ep.trace_summary import TraceOptions, trace_summary
 
-    E, K = 16, 2
+    E = 16
     rng = np.random.default_rng(4)
     groups = rng.permutation(E).reshape(8, 2)  # experts chosen in fixed pairs
     g = rng.integers(0, 8, (64 * 32, 2))

@@ -115,7 +115,9 @@ def test_affinity_against_brute_force(E, N, K, seed):
     rng = np.random.default_rng(seed)
     f1, f2 = rng.permutation(E), rng.permutation(E)
     t0 = planted_trace(200, 1, K, E, [list(range(E))], noise=0, seed=seed)[:, 0]
-    noisy = lambda x: np.where(rng.random(x.shape) < 0.2, rng.integers(0, E, x.shape), x)
+    def noisy(x):
+        return np.where(rng.random(x.shape) < 0.2, rng.integers(0, E, x.shape), x)
+
     t1 = np.array([rng.permutation(E)[:K] if len(set(r)) < K else r for r in noisy(f1[t0])])
     t2 = np.array([rng.permutation(E)[:K] if len(set(r)) < K else r for r in noisy(f2[t1])])
     topk = np.stack([t0, t1, t2], axis=1).astype(np.uint8)

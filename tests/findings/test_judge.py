@@ -7,7 +7,7 @@ import pytest
 
 from dodoco.errors import DodocoError
 from dodoco.findings import FindingsOptions, judge
-from dodoco.ep.scan import default_eps
+from dodoco.defaults import default_eps
 from dodoco.findings.synthetic import skewed_counts, write_counts_run
 from dodoco.metrics import gini
 from dodoco.store import find_runs, open_run

@@ -17,7 +17,7 @@ def tiny():
 
 
 def _observe(tiny, out, **kw):
-    args = dict(seq_len=32, sequences=12, out=out, batch_size=4, quiet=True, analyze=False)
+    args = dict(seq_len=32, sequences=12, out=out, batch_size=4, quiet=True)
     args.update(kw)
     return runner.observe(tiny, args.pop("conditions", ["prose"]), **args)
 

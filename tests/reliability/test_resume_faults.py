@@ -25,7 +25,7 @@ def reference(tmp_path_factory):
     """The same run observed without interruption: counts [24, L, E]."""
     out = tmp_path_factory.mktemp("ref")
     (path,) = runner.observe("tiny:qwen3_moe", ["prose"], seq_len=32, sequences=24, batch_size=4, out=out,
-                             quiet=True, analyze=False, invariance=False)
+                             quiet=True, invariance=False)
     return np.array(open_run(path).counts)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dodoco.ep.placement import contiguous
+from dodoco.ep.layout import contiguous
 from dodoco.ep.traffic import copy_traffic_from_tokens, traffic_matrix
 from dodoco.errors import DodocoError
 from dodoco.ep.steps import step_order

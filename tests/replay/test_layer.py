@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -117,7 +116,7 @@ def _check_prediction(r):
     """simulate's prediction reads exactly the replayed steps and layers: with a hand-set compute model its
     compute term is the model on the busiest of the loads the ranks really ran, averaged over the cases."""
     from dodoco.compute.model import ComputeModel
-    from dodoco.replay.layer_compare import compare_rows, targets
+    from dodoco.simulate.layer_compare import compare_rows, targets
     from dodoco.simulate.cluster import AlltoallTimer, Cluster
 
     model = ComputeModel("h200", "NVIDIA H200", "grouped_mm", "linear", 16, 128, 132,
@@ -162,7 +161,7 @@ def _check_rows(r, runs_dir):
 
 def test_a_layer_replay_is_not_a_calibration(tmp_path):
     from dodoco.errors import DodocoError
-    from dodoco.simulate.measure import load_groups
+    from dodoco.simulate.samples import load_groups
 
     f = tmp_path / "l.json"
     f.write_text(json.dumps({"schema": "dodoco.replay/2", "mode": "layer", "backend": "nccl", "N": 2, "rows": []}))

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
+from dodoco.ep.steps import require_steps, source_of, step_order, window_source
 from dodoco.errors import DodocoError
-from dodoco.ep.steps import require_steps, step_order
-from dodoco.replay.plan import (balanced_splits, case_bytes, floor_ms, hot_pair_splits, run_cases,
+from dodoco.replay.plan import (balanced_splits, case_bytes, floor_ms, hot_pair_splits, run_cases, spread,
                                 skewed_splits, sweep_sizes, synth_topk)
 
 
 def test_run_cases_match_hand_sums():
     rng = np.random.default_rng(3)
     counts = rng.integers(0, 9, size=(6, 2, 4)).astype(np.uint32)  # S=6, L=2, E=4
-    cases = run_cases(counts, 2, 1, condition="prose", kind="real", seed=5)
+    cases = run_cases(source_of(counts, 5), 2, 1, condition="prose", kind="real")
     order = step_order(6, 5)
     assert [(c.step, c.layer) for c in cases] == [(k, l) for k in range(3) for l in range(2)]
     for c in cases:
@@ -27,18 +27,38 @@ def test_run_cases_match_hand_sums():
 
 def test_run_cases_layers_and_steps_selection():
     counts = np.ones((8, 3, 4), dtype=np.uint32)
-    cases = run_cases(counts, 2, 2, condition="x", kind="real", layers=[2], max_steps=1)
+    cases = run_cases(source_of(counts), 2, 2, condition="x", kind="real", layers=[2], max_steps=1)
     assert [(c.step, c.layer) for c in cases] == [(0, 2)]
     np.testing.assert_array_equal(cases[0].splits, [[4, 4], [4, 4]])  # 2 seqs x 2 experts per rank
     with pytest.raises(DodocoError, match=r"--layers \[3\] out of range"):
-        run_cases(counts, 2, 1, condition="x", kind="real", layers=[3])
+        run_cases(source_of(counts), 2, 1, condition="x", kind="real", layers=[3])
+
+
+def test_run_cases_keep_exactly_max_steps_in_order():
+    counts = np.random.default_rng(4).integers(0, 9, size=(12, 1, 4)).astype(np.uint32)  # 3 steps of 4
+    src = source_of(counts, 1)
+    every = run_cases(src, 2, 2, condition="x", kind="real")
+    assert [c.step for c in every] == [0, 1, 2]
+    for k in (1, 2, 3, 9):
+        got = run_cases(src, 2, 2, condition="x", kind="real", max_steps=k)
+        assert [c.step for c in got] == list(range(min(k, 3)))
+        for a, b in zip(got, every):
+            np.testing.assert_array_equal(a.splits, b.splits)
+
+
+def test_run_cases_of_a_window_split_it_evenly_in_whole_tokens():
+    window = np.array([[[6, 3, 2, 1]]], np.uint32)  # 6 tokens of K=2 summed
+    (case,) = run_cases(window_source(window, K=2), 2, 4, condition="w", kind="real")
+    # tokens dealt as synth_topk deals them, token t on rank t mod 2: each rank 3 tokens (6 rows)
+    np.testing.assert_array_equal(case.src, [[3, 2, 1, 0], [3, 1, 1, 1]])
+    np.testing.assert_array_equal(case.splits, [[5, 1], [4, 2]])  # contiguous: experts 0,1 on rank 0
 
 
 def test_too_many_ranks_names_the_count():
     with pytest.raises(DodocoError, match="EP=8 x batch=2 needs 16 sequences per step but the run has 8"):
         require_steps(8, 8, 2)
     with pytest.raises(DodocoError, match="observe more sequences"):
-        run_cases(np.ones((8, 1, 16), dtype=np.uint32), 8, 2, condition="x", kind="real")
+        run_cases(source_of(np.ones((8, 1, 16), dtype=np.uint32)), 8, 2, condition="x", kind="real")
 
 
 def test_balanced_splits_hand_case():
@@ -106,3 +126,56 @@ def test_hot_pair_hand_case_and_skew():
 def test_floor_is_busiest_offdiagonal_over_link():
     b = case_bytes([[5, 1], [3, 0]], 1e9)  # rank 0 receives 3 GB from rank 1, sends 1 GB
     assert floor_ms(b, 450.0) == pytest.approx(3e9 / 450e9 * 1e3)
+
+
+# ---- edges the module tests above leave open (bench/bench_mutation.py) ----------------------------------------
+
+
+def test_run_cases_label_their_cases_and_check_the_placement_and_the_units():
+    from dodoco.ep.layout import contiguous
+
+    src = source_of(np.ones((4, 2, 8), dtype=np.uint32))
+    (c, *_) = run_cases(src, 2, 1, condition="prose", kind="mock", layers=[1], placement=contiguous(8, 2))
+    assert (c.condition, c.kind, c.step, c.layer) == ("prose", "mock", 0, 1) and c.src.dtype == np.int64
+    for bad in (contiguous(8, 4), contiguous(4, 2)):  # wrong N, wrong E
+        with pytest.raises(DodocoError, match="placement is for"):
+            run_cases(src, 2, 1, condition="x", kind="real", placement=bad)
+    with pytest.raises(DodocoError, match="but the run has 4"):
+        run_cases(src, 4, 2, condition="x", kind="real")
+
+
+def test_controls_of_lists_and_edges():
+    assert spread(7, 3, 2).tolist() == [2, 2, 3] and spread(7, 3, 2).dtype == np.int64
+    np.testing.assert_array_equal(balanced_splits([5, 5]), [[2, 3], [3, 2]])
+    s = skewed_splits([10, 10, 10, 10], 4.0)  # everything to the hot rank
+    assert s.dtype == np.int64 and s[:, 0].tolist() == [10, 10, 10, 10] and s.sum() == 40
+    one = skewed_splits([9], 1.0)
+    assert one.tolist() == [[9]]
+    with pytest.raises(DodocoError):
+        skewed_splits([1, 1], 2.5)
+    h = hot_pair_splits(8, 1, 1.0)
+    assert h.tolist() == [[8]] and h.dtype == np.int64
+    assert hot_pair_splits(8, 2, 2.0).sum(0)[0] == 2 * hot_pair_splits(8, 2, 2.0).sum() // 2
+    with pytest.raises(DodocoError):
+        hot_pair_splits(8, 1, 1.5)
+    assert sweep_sizes(1, 1) == [1] and sweep_sizes(3, 4) == [4]
+    for bad in ((0, 4), (8, 4)):
+        with pytest.raises(DodocoError):
+            sweep_sizes(*bad)
+
+
+def test_case_bytes_of_one_rank_and_floor_in_ms():
+    b = case_bytes([[5]], 4)
+    assert b["pair_max"] == 0.0 and b["per_rank_bytes"] == 20.0 and b["send_off_max"] == 0.0
+    b = case_bytes([[1, 3, 0], [2, 0, 4], [0, 0, 7]], 10)
+    assert b["pair_max"] == 40.0 and b["bytes_total"] == 170.0 and b["receiver_skew"] == pytest.approx(110 / (170 / 3))
+    assert floor_ms({"send_off_max": 2e9, "recv_off_max": 1e9}, 4.0) == pytest.approx(500.0)
+
+
+def test_exact_floor_the_units_named_and_an_expert_every_token_chose():
+    assert floor_ms({"send_off_max": 2e9, "recv_off_max": 1e9}, 4.0) == 500.0
+    src = source_of(np.ones((3, 1, 4), dtype=np.uint32))
+    with pytest.raises(DodocoError, match="but the held-out part has 3"):
+        run_cases(src, 2, 2, condition="x", kind="real", what="the held-out part")
+    topk = synth_topk(np.array([3, 1, 1, 1]), 3, 2)  # expert 0 on every one of the 3 tokens
+    assert sorted(topk[:, 0].tolist() + topk[:, 1].tolist()).count(0) == 3

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dodoco.ep.placement import contiguous, eplb, round_robin
+from dodoco.ep.layout import contiguous, eplb, round_robin
 from dodoco.ep.traffic import copy_traffic_from_tokens, dedup_traffic, traffic_matrix
 from dodoco.errors import DodocoError
 from dodoco.replay.dispatchers.base import expected_rows

@@ -56,7 +56,6 @@ def test_small_multiples_keep_each_axes_readable():
 
 def test_heatmap_panels_show_one_layer(report_build):
     import csv
-    import re
 
     out, checked = report_build
     co = list(csv.DictReader((out / "coactivation.csv").open()))

@@ -11,8 +11,8 @@ from dodoco.errors import DodocoError
 from dodoco.simulate.calibration import Calibration, load_calibration
 from dodoco.simulate.fit import calibrate, fit_group, imbalanced, pct_errors
 from dodoco.simulate.forms import FORMS, Balanced, feats, fit_balanced, fit_params
-from dodoco.simulate.measure import load_groups
-from dodoco.simulate.validate import form_rows, leaks, target_rows, validation_rows
+from dodoco.simulate.samples import load_groups
+from dodoco.simulate.holdout import form_rows, leaks, target_rows, validation_rows
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthetic_replay import BAL, MB, replay_v2, truth_form  # noqa: E402
@@ -141,7 +141,7 @@ def test_validation_samples_never_reach_the_fit(tmp_path):
 
 
 def _role_of(case):
-    from dodoco.simulate.measure import routing_role
+    from dodoco.simulate.samples import routing_role
 
     return routing_role(case["model"], case["condition"], case["step"], case["layer"])
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from dodoco.ep.steps import source_of, window_source
 from dodoco.errors import DodocoError
 from dodoco.simulate.neusim import (
     effective_factor,
@@ -87,7 +88,7 @@ def _counts(S=64, L=2, E=16, seed=0):
 
 def test_neusim_table_and_export():
     c = _counts()
-    table = neusim_table(c, K=2, ep=(1, 2, 4, 8), batch=(1, 2), model="m", condition="prose")
+    table = neusim_table(source_of(c), K=2, ep=(1, 2, 4, 8), batch=(1, 2), model="m", condition="prose")
     rows = table.to_pylist()
     assert {(r["ep"], r["batch"]) for r in rows} == {(n, b) for n in (1, 2, 4, 8) for b in (1, 2)}
     for r in rows:
@@ -119,7 +120,7 @@ def test_neusim_table_decode_regime():
     topk = np.stack([np.stack([rng.choice(E, K, replace=False) for _ in range(L)])
                      for _ in range(S * T_seq)]).astype(np.uint8)
     src = decode_source(topk, np.arange(S + 1) * T_seq, E, positions=np.array([0, 3]))
-    table = neusim_table(None, K, ep=(2, 4), batch=(1,), source=src, regime="decode")
+    table = neusim_table(src, K, ep=(2, 4), batch=(1,), regime="decode")
     rows = table.to_pylist()
     assert [r["ep"] for r in rows] == [2, 4] and rows[0]["regime"] == "decode"
     assert rows[0]["steps"] == 2 * (S // 2)  # two positions x steps of 2 sequences
@@ -139,7 +140,7 @@ def _neusim_profile(E, W, f, c, S=64, L=2, hot=None):
 @pytest.mark.parametrize("W,f,c", [(2, 2.0, 124), (3, 3.0, 61), (1, 6.0, 63)])
 def test_effective_params_recover_neusim_own_model(W, f, c):
     E, K, eps = 64, 4, (4, 8, 16, 32, 64)
-    table = neusim_table(_neusim_profile(E, W, f, c), K, ep=eps, batch=(1,)).to_pylist()
+    table = neusim_table(source_of(_neusim_profile(E, W, f, c)), K, ep=eps, batch=(1,)).to_pylist()
     measured = {r["ep"]: r["measured_skew"] for r in table}
     for ep, m in measured.items():  # the traffic reproduces NeuSim's formula at every EP
         assert m == pytest.approx(neusim_predicted_skew(E, K, ep, f, W), rel=1e-12)
@@ -160,7 +161,7 @@ def test_effective_params_reproduce_skew_where_measured_ones_overshoot():
     # measured f, W stacks them on one device and overshoots; the effective pair matches at EP 8
     E, K = 64, 4
     counts = _neusim_profile(E, 4, 3.0, 60, hot=[0, 16, 32, 48])
-    out = neusim_export(neusim_table(counts, K, ep=(4, 8, 16, 32), batch=(1,)), E, K, ep=8, batch=1)
+    out = neusim_export(neusim_table(source_of(counts), K, ep=(4, 8, 16, 32), batch=(1,)), E, K, ep=8, batch=1)
     assert out["measured"]["expert_load_imbalance_factor"] == pytest.approx(3.0)
     assert out["measured"]["num_worst_case_experts"] == 4
     assert out["measured"]["predicted_skew"] > 1.5 * out["skew"]["measured"]
@@ -178,9 +179,12 @@ def test_solve_factor_is_exact_and_clipped():
 
 
 def test_default_ep_is_the_largest_paper_ep_that_fits_never_e():
-    assert default_ep(128, 64, 1) == 32
-    assert default_ep(16, 64, 1) == 8  # never E = 16
-    assert default_ep(128, 8, 2) == 4  # a step of EP x 2 needs 2 EP units
-    assert default_ep(8, 1, 1, window=True) == 4
+    def units(S):
+        return source_of(np.ones((S, 1, 1), np.uint32))
+
+    assert default_ep(128, units(64), 1) == 32
+    assert default_ep(16, units(64), 1) == 8  # never E = 16
+    assert default_ep(128, units(8), 2) == 4  # a step of EP x 2 needs 2 EP units
+    assert default_ep(8, window_source(np.ones((1, 1, 8), np.uint32)), 1) == 4  # a window: one step at every EP
     with pytest.raises(DodocoError, match="no EP degree of \\[4, 8, 16, 32\\] is below E=4"):
-        default_ep(4, 100, 1)
+        default_ep(4, units(100), 1)

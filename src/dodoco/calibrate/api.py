@@ -119,7 +119,7 @@ def _run_parts(plan, parts, echo) -> dict:
 
 def _dispatch_fits(cfg, parts, plan, status: dict) -> tuple[tuple, tuple, list[str]]:
     from dodoco.simulate.fit import calibrate as fit
-    from dodoco.simulate.measure import load_groups
+    from dodoco.simulate.samples import load_groups
 
     ok, notes = [], []
     for name, _, _ in plan:

@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from dodoco.commands import check_output_file, say, show, write_doc
-    from dodoco.zoo.demo import DemoConfig, run_demo
+    from dodoco.demo import DemoConfig, run_demo
 
     cfg = DemoConfig.from_args(args)
     check_output_file(cfg.json)

@@ -38,7 +38,7 @@ def run(args) -> int:
     from dodoco.observe.runner import dist_context, observe_runs
 
     conditions = None if args.conditions is None else tuple(csv_strs(args.conditions))
-    cfg = ObserveConfig.from_args(args, conditions=conditions, analyze=False)
+    cfg = ObserveConfig.from_args(args, conditions=conditions)
     check_output_file(args.json)
     paths = observe_runs(cfg)
     if dist_context()[0] != 0:

@@ -160,7 +160,7 @@ def run(args) -> int:
 def print_prediction(result: dict, cfg) -> None:
     """The layer replay beside simulate's whole-layer prediction, same-machine calibration and preset."""
     from dodoco.commands import emit, note
-    from dodoco.replay.layer_compare import compare_rows, predictors
+    from dodoco.simulate.layer_compare import compare_rows, predictors
 
     preds = predictors(cfg.calibration, allow_dry_run=cfg.backend == "gloo")
     rows = []

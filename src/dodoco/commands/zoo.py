@@ -50,9 +50,9 @@ def run_train(args) -> int:
     import sys
 
     from dodoco.commands import check_output_file, emit
-    from dodoco.zoo.card import zoo_rows
-    from dodoco.zoo.config import ZooTrainConfig
-    from dodoco.zoo.train import Data, train_family
+    from dodoco.training.card import zoo_rows
+    from dodoco.training.config import ZooTrainConfig
+    from dodoco.training.train import Data, train_family
 
     cfg = ZooTrainConfig.from_args(args)
     check_output_file(cfg.json)
@@ -72,8 +72,8 @@ def run_train(args) -> int:
 
 def run_ls(args) -> int:
     from dodoco.commands import check_output_file, show, write_doc
-    from dodoco.zoo.card import zoo_rows
-    from dodoco.zoo.config import ZooLsConfig
+    from dodoco.training.card import zoo_rows
+    from dodoco.training.config import ZooLsConfig
 
     cfg = ZooLsConfig.from_args(args)
     check_output_file(cfg.json)

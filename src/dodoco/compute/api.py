@@ -15,18 +15,17 @@ Shape legend: R ranks, G experts of a rank.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from dodoco.compute.cases import WHICH
+from dodoco.compute.result import ComputeResult, config_shape
 from dodoco.config import Config
 from dodoco.errors import DodocoError
 
 __all__ = ["ComputeConfig", "ComputeResult", "compute", "read_loads"]
 
-SCHEMA = "dodoco.compute-result/1"
 MAX_RANKS, MAX_EXPERTS = 1 << 16, 1 << 12
 
 
@@ -72,22 +71,10 @@ class ComputeConfig(Config):
             raise DodocoError(f"--seed {self.seed} must be >= 0")
 
 
-@dataclass
-class ComputeResult:
-    title: str
-    rows: list
-    columns: list
-    notes: list = field(default_factory=list)
-    predicted_ms: list | None = None  # predict mode: one value per rank, in the order of the loads
-
-    def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "title": self.title, "notes": self.notes, "rows": self.rows}
-
-
 def read_loads(path) -> list:
     """LOADS.json -> list of R lists of whole tokens; one-line errors for anything else."""
     from dodoco.compute.features import pad_loads
-    from dodoco.simulate.measure import read_json
+    from dodoco.jsonfile import read_json
 
     d, _ = read_json(Path(path), "loads file", "give a JSON list of lists, tokens per local expert per rank")
     if not isinstance(d, list) or not all(isinstance(r, list) for r in d):
@@ -101,17 +88,6 @@ def read_loads(path) -> list:
     return d
 
 
-def _shape(cfg: ComputeConfig, run=None):
-    from dodoco.compute.shapes import resolve_shape, shape_of_run
-
-    shape, label = resolve_shape(cfg.shape, cfg.hidden, cfg.width)
-    if shape is None and run is not None:
-        shape, label = shape_of_run(run)
-    if shape is None:
-        raise DodocoError(label or "give the expert shape: --shape NAME (dodoco ls lists them) or --hidden H --width I")
-    return shape, label
-
-
 def _predict(cfg: ComputeConfig) -> ComputeResult:
     from dodoco.compute.model import resolve_model
 
@@ -119,7 +95,7 @@ def _predict(cfg: ComputeConfig) -> ComputeResult:
         raise DodocoError("predicting needs the GPU: give --gpu h100 or --gpu h200 (or --calibration FILE)"
                           if not cfg.calibration else "give --gpu too, so the output can say whose calibration it is")
     loads = read_loads(cfg.loads)
-    shape, label = _shape(cfg)
+    shape, label = config_shape(cfg)
     model = resolve_model(cfg.gpu, cfg.kernel[0], cfg.calibration)
     ms = model.predict(loads, shape)
     rows = [{"rank": i, "experts": len(r), "tokens": int(sum(r)), "nonempty": int(sum(1 for v in r if v)),

@@ -3,7 +3,7 @@
 A step of EP degree N and B sequences per rank comes from the run's one step former
 (``Run.source(seed).steps(N*B)``; a window aggregate is one step) under the placement named and the
 one evaluation policy (a fitted placement is fitted on one part of the sequences and every step
-comes from the other: ``dodoco.simulate.layer.placement_plan``). Expert e's c_e tokens of a step
+comes from the other: ``dodoco.ep.placements.evaluated_source``). Expert e's c_e tokens of a step
 go to the ranks that hold it; a replicated expert's tokens are split over its replicas as evenly as
 whole tokens allow (``local_loads``). For each chosen step and layer the busiest, median and
 lightest rank by tokens are kept (``rank_cases``), with the step's balanced control: the same
@@ -92,11 +92,12 @@ def balanced_loads(loads) -> np.ndarray:
 
 def step_loads(run, N: int, B: int, placement: str = "contiguous", seed: int = 0, max_steps: int | None = 1):
     """(steps int64 [n, L, E] of the evaluated part, Placement for N ranks, part) of a run."""
-    from dodoco.ep.steps import require_steps, source_of
-    from dodoco.simulate.layer import placement_plan
+    from dodoco.ep.placements import evaluated_source, plan_placement
+    from dodoco.ep.steps import require_steps, run_source
 
-    p, idx, part = placement_plan(placement, run.counts, N, seed)
-    src = run.source(seed) if part == "all" else source_of(np.asarray(run.counts)[idx], seed)
+    counts = np.asarray(run.counts)
+    plan, src = evaluated_source([placement], counts, seed, source=run_source(run, seed))
+    p, part = plan_placement(placement, N, counts, plan), plan.part
     if src.n_steps(N * B) == 0:
         require_steps(src.n_units, N, B, f"run {run.path}" + (" (held-out part)" if part != "all" else ""))
     steps = src.steps(N * B)

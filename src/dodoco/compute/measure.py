@@ -74,7 +74,6 @@ def measure_loads(shape: ExpertShape, ranks, kernels, device="cuda", *, progress
             x, offs, host = bench.inputs(loads, seed + i)
             times = time_ms(lambda k: bench.call(kernel, x, offs, host, k), device, **timing)
             rows.append({**base, "align": bench.align, **timing_row(times)})
-            del x, offs
         if progress is not None:
             progress(1)
     return rows

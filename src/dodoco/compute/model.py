@@ -12,7 +12,6 @@ Shape legend: R ranks (cases), G experts per rank, P coefficients.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +20,9 @@ import numpy as np
 from dodoco.compute.features import ExpertShape, features, features_many, pad_loads
 from dodoco.compute.fit import FORMS, fit_form, kfold_errors, predict_form
 from dodoco.errors import DodocoError
+from dodoco.host import gpu_key
 
-__all__ = ["KERNELS", "PRESETS", "SCHEMA", "TILES", "ComputeModel", "calibrate", "gpu_key", "load_model",
+__all__ = ["KERNELS", "PRESETS", "SCHEMA", "TILES", "ComputeModel", "calibrate", "load_model",
            "resolve_model", "shipped_models"]
 
 SCHEMA = "dodoco.compute/1"
@@ -33,16 +33,6 @@ KERNELS = {"grouped_mm": "torch._grouped_mm, one launch per GEMM over uneven gro
                          "grouped experts)",
            "loop": "a per-expert loop of F.linear over non-empty experts (eager transformers experts)",
            "megatron": "Megatron-Core's grouped MLP (TEGroupedMLP; needs transformer_engine)"}
-
-
-def gpu_key(name: str) -> str:
-    """Short key of a GPU from its name: 'NVIDIA H100 80GB HBM3' -> 'h100', 'NVIDIA H200' -> 'h200',
-    'NVIDIA A100-SXM4-80GB' -> 'a100'; 'cpu' stays 'cpu'. Never the memory type (both say HBM3)."""
-    m = re.search(r"(?<![A-Z0-9])(G?[A-Z]{1,2}\d{2,4}[A-Z]?)(?![A-Z0-9])", str(name).upper().replace("-", " "))
-    if m and not m.group(1).startswith("HBM"):
-        return m.group(1).lower()
-    slug = re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
-    return slug or "unknown"
 
 
 @dataclass(frozen=True)
@@ -101,7 +91,7 @@ class ComputeModel:
 
 def load_model(path) -> ComputeModel:
     """A compute calibration file -> ComputeModel (one-line errors for missing or wrong files)."""
-    from dodoco.simulate.measure import read_json
+    from dodoco.jsonfile import read_json
 
     d, _ = read_json(Path(path), "compute calibration", "make one with `dodoco calibrate` on the GPU")
     return ComputeModel.from_dict(d, str(path))

@@ -64,14 +64,14 @@ def measure_runs(cfg):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from dodoco.compute.api import ComputeResult, _shape
+    from dodoco.compute.result import ComputeResult, config_shape
     from dodoco.compute.cases import rank_cases
     from dodoco.compute.kernels import check_kernels, device_facts, megatron_status
     from dodoco.compute.measure import measure_peaks
     from dodoco.store import find_runs
 
     runs = find_runs(list(cfg.runs))
-    plan = [(r, N, *_shape(cfg, r), rank_cases(r, N, cfg.batch, placement=cfg.placement, layers=cfg.layers,
+    plan = [(r, N, *config_shape(cfg, r), rank_cases(r, N, cfg.batch, placement=cfg.placement, layers=cfg.layers,
                                                max_steps=cfg.max_steps, seed=cfg.seed, which=cfg.which))
             for r in runs for N in cfg.ep]  # every case formed (and every mistake named) before the GPU
     facts = _device(cfg.device, device_facts)

@@ -9,20 +9,19 @@ is what makes the data this condition gives (a run resumes only with the same).
 from dodoco.registry import Registry
 
 CONDITIONS = Registry("condition")
-CONDITIONS.register("mock-uniform", "dodoco.conditions.mock:uniform",
-                    "token IDs uniform over the vocabulary (the common benchmark mock)")
-CONDITIONS.register("mock-ramp", "dodoco.conditions.mock:ramp",
-                    "Megatron's mock dataset: arange modulo the vocabulary")
-CONDITIONS.register("mock-unigram", "dodoco.conditions.mock:unigram",
-                    "IDs drawn i.i.d. from the real-text unigram frequencies (frequency without order)")
-for _domain, _what in (("prose", "English prose: Wikipedia passages (BoolQ) and the World English Bible"),
-                       ("code", "Python standard library sources"),
-                       ("math", "generated mathematics problems with answers"),
-                       ("multilingual", "the Debian reference in de, fr, ja, zh-cn")):
-    CONDITIONS.register(_domain, f"dodoco.conditions.text:{_domain}", f"{_what} (bundled, held-out split)")
-CONDITIONS.register("file:", "dodoco.conditions.text:local_files", "file:PATH, a .txt/.jsonl file or folder")
-CONDITIONS.register("hf:", "dodoco.conditions.text:hf_dataset",
-                    "hf:DATASET[:CONFIG[:SPLIT[:REVISION]]] (needs datasets)")
+for _name, _target, _what in (
+        ("mock-uniform", "mock:uniform", "token IDs uniform over the vocabulary (the common benchmark mock)"),
+        ("mock-ramp", "mock:ramp", "Megatron's mock dataset: arange modulo the vocabulary"),
+        ("mock-unigram", "mock:unigram",
+         "IDs drawn i.i.d. from the real-text unigram frequencies (frequency without order)"),
+        ("prose", "text:prose", "English prose: Wikipedia passages (BoolQ) and the World English Bible (bundled, "
+                                "held-out split)"),
+        ("code", "text:code", "Python standard library sources (bundled, held-out split)"),
+        ("math", "text:math", "generated mathematics problems with answers (bundled, held-out split)"),
+        ("multilingual", "text:multilingual", "the Debian reference in de, fr, ja, zh-cn (bundled, held-out split)"),
+        ("file:", "text:local_files", "file:PATH, a .txt/.jsonl file or folder"),
+        ("hf:", "text:hf_dataset", "hf:DATASET[:CONFIG[:SPLIT[:REVISION]]] (needs datasets)")):
+    CONDITIONS.register(_name, f"dodoco.conditions.{_target}", _what)
 
 MOCK = ("mock-uniform", "mock-ramp", "mock-unigram")
 REAL = ("prose", "code", "math", "multilingual")

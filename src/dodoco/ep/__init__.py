@@ -8,6 +8,7 @@ ranks, B sequences per rank per step, H hidden size.
 """
 
 from dodoco.ep.decode import decode_scan, decode_source, decode_step_counts, trace_counts
+from dodoco.ep.layout import Placement, contiguous, eplb, eplb_layers, round_robin, stack_layers
 from dodoco.ep.loads import RankMap, rank_loads, receiver_skew, replica_max_mean
 from dodoco.ep.mitigations import (
     adaptive_relayout,
@@ -17,7 +18,6 @@ from dodoco.ep.mitigations import (
     sequence_placement,
     topology_mapping,
 )
-from dodoco.ep.placement import Placement, contiguous, eplb, eplb_layers, round_robin, stack_layers
 from dodoco.ep.placements import (
     PLACEMENTS,
     EvalPlan,
@@ -29,12 +29,12 @@ from dodoco.ep.placements import (
     fit_eval_split,
 )
 from dodoco.ep.result import ScanResult, skipped_reasons
-from dodoco.ep.scan import DEFAULT_BATCH, DEFAULT_EP, default_eps, ep_scan
+from dodoco.ep.scan import ep_scan
 from dodoco.ep.steps import (
     StepSource,
     feasible_pairs,
-    layer_mean,
     require_steps,
+    run_source,
     source_of,
     step_order,
     window_source,
@@ -51,9 +51,6 @@ from dodoco.ep.traffic import (
 )
 
 __all__ = [
-    "DEFAULT_BATCH",
-    "DEFAULT_EP",
-    "default_eps",
     "PLACEMENTS",
     "EvalPlan",
     "FitData",
@@ -79,7 +76,6 @@ __all__ = [
     "fit_eval_split",
     "fraction_removed",
     "hierarchical_dispatch",
-    "layer_mean",
     "mitigation_table",
     "rank_loads",
     "receiver_skew",
@@ -99,5 +95,6 @@ __all__ = [
     "trace_counts",
     "traffic_bytes",
     "traffic_matrix",
+    "run_source",
     "window_source",
 ]

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.ep.placements import FitData, trace_subset
 from dodoco.ep.result import ScanResult
-from dodoco.ep.scan import DEFAULT_BATCH, DEFAULT_EP, scan_sources
+from dodoco.ep.scan import scan_sources
 from dodoco.ep.steps import StepSource, require_steps, step_order, sum_units
 from dodoco.errors import DodocoError
 
 __all__ = ["decode_positions", "decode_scan", "decode_source", "decode_step_counts",
            "trace_counts"]
-
-DEFAULT_POSITIONS = 4
-
 
 def _check_trace(topk, offsets) -> tuple[np.ndarray, np.ndarray]:
     topk, offsets = np.asarray(topk), np.asarray(offsets, dtype=np.int64)
@@ -43,7 +41,7 @@ def _check_trace(topk, offsets) -> tuple[np.ndarray, np.ndarray]:
     return topk, offsets
 
 
-def decode_positions(lengths, n_positions: int = DEFAULT_POSITIONS, positions=None) -> np.ndarray:
+def decode_positions(lengths, n_positions: int = defaults.DECODE_POSITIONS, positions=None) -> np.ndarray:
     """Positions used for decode steps -> int64 [n_pos], each < the shortest sequence length.
 
     Default: n_positions evenly spaced over [0, min(lengths) - 1] (duplicates dropped). Explicit
@@ -83,7 +81,7 @@ def decode_source(topk, offsets, E: int, positions, seed: int = 0, idx=None) -> 
 
 
 def decode_step_counts(topk, offsets, E: int, seqs_per_step: int, positions=None,
-                       n_positions: int = DEFAULT_POSITIONS, seed: int = 0) -> np.ndarray:
+                       n_positions: int = defaults.DECODE_POSITIONS, seed: int = 0) -> np.ndarray:
     """Decode step counts: topk[T, L, K], offsets[S+1] -> [n_pos * floor(S / seqs_per_step), L, E].
 
     Step (p, t) sums token p of the sequences t*P .. (t+1)*P - 1 (P = seqs_per_step = N*B) in
@@ -109,10 +107,10 @@ def trace_counts(topk, offsets, E: int, idx=None) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=len(idx) * L * E).reshape(len(idx), L, E)
 
 
-def decode_scan(topk, offsets, E: int, ep=DEFAULT_EP, batch=DEFAULT_BATCH,
-                placement="contiguous", seed: int = 0, *, positions=None,
-                n_positions: int = DEFAULT_POSITIONS, fit_counts=None, fit_frac: float = 0.5,
-                n_boot: int = 1000, strict: bool = False, model: str = "", condition: str = "",
+def decode_scan(topk, offsets, E: int, ep=defaults.EP, batch=defaults.BATCHES,
+                placement=defaults.PLACEMENT, seed: int = 0, *, positions=None,
+                n_positions: int = defaults.DECODE_POSITIONS, fit_counts=None, fit_frac: float = 0.5,
+                n_boot: int = defaults.N_BOOT, strict: bool = False, model: str = "", condition: str = "",
                 seq_len: int = 0, **options) -> ScanResult:
     """EP scan over decode steps (regime "decode") -> ScanResult; same policy and options as ep_scan.
 

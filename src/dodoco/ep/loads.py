@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from dodoco.ep.placement import Placement
+from dodoco.ep.layout import Placement
+from dodoco.metrics.imbalance import max_mean
 
-__all__ = ["RankMap", "rank_loads", "receiver_skew", "replica_max_mean", "skew"]
-
-
-def skew(x, axis: int = -1) -> np.ndarray:
-    """max / mean of x along ``axis`` -> float64; NaN where the mean is 0."""
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return x.max(axis=axis) / x.mean(axis=axis)
+__all__ = ["RankMap", "rank_loads", "receiver_skew", "replica_max_mean"]
 
 
 def replica_max_mean(c, placement: Placement) -> np.ndarray:
@@ -41,8 +35,8 @@ def replica_max_mean(c, placement: Placement) -> np.ndarray:
 
 
 def receiver_skew(R) -> np.ndarray:
-    """Receiver skew of rank loads R[..., N] -> float64 [...]: max_r R_r / mean_r R_r."""
-    return skew(R, axis=-1)
+    """Receiver skew of rank loads R[..., N] -> float64 [...]: max_r R_r / mean_r R_r (``max_mean``)."""
+    return max_mean(R)
 
 
 def _rank_index(rank_of: np.ndarray, N: int) -> tuple[np.ndarray, np.ndarray | None]:

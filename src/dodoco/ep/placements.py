@@ -17,19 +17,19 @@ N EP ranks, R redundant (extra) replicas.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from dodoco.ep.placement import Placement, contiguous, eplb_layers, round_robin
-from dodoco.ep.steps import sum_units
-from dodoco.errors import DodocoError, did_you_mean
+from dodoco.ep.layout import Placement, contiguous, eplb_layers, round_robin
+from dodoco.ep.steps import StepSource, source_of, sum_units
+from dodoco.errors import DodocoError
+from dodoco.registry import Entry, Registry
 
 __all__ = ["PLACEMENTS", "EvalPlan", "FitData", "PlacementSpec", "build_placement", "check_placements",
-           "default_redundant", "evaluation_plan", "fit_data", "fit_eval_split", "register_placement",
-           "trace_subset"]
+           "default_redundant", "evaluated_source", "evaluation_plan", "fit_data", "fit_eval_split", "plan_placement",
+           "register_placement", "trace_subset"]
 
 
 @dataclass(frozen=True)
@@ -42,26 +42,21 @@ class FitData:
     offsets: np.ndarray | None = None
 
 
-@dataclass(frozen=True)
-class PlacementSpec:
-    """One placement: build(E, N, fit: FitData | None, **options) -> Placement (a callable, or
-    "module:attr" imported on first use); fitted: needs data; fit_on: "none", "counts" or
+@dataclass(frozen=True, kw_only=True)
+class PlacementSpec(Entry):
+    """One placement: target = build(E, N, fit: FitData | None, **options) -> Placement (a callable,
+    or "module:attr" imported on first use); fitted: needs data; fit_on: "none", "counts" or
     "traces"; options: the option names build takes; fold(R[..., 2N], N) -> R[..., N] when rank
     r at N holds exactly the experts of two ranks at 2N (None otherwise)."""
 
-    name: str
-    build: Callable[..., Placement] | str
-    fitted: bool
-    fit_on: str
-    summary: str
+    fitted: bool = False
+    fit_on: str = "none"
     options: tuple[str, ...] = ()
     fold: Callable[[np.ndarray, int], np.ndarray] | None = field(default=None, compare=False)
 
-    def builder(self) -> Callable[..., Placement]:
-        if callable(self.build):
-            return self.build
-        module, _, attr = self.build.partition(":")
-        return getattr(importlib.import_module(module), attr)
+    def __post_init__(self):
+        if self.fit_on not in ("none", "counts", "traces") or self.fitted != (self.fit_on != "none"):
+            raise ValueError(f"placement '{self.name}': fit_on {self.fit_on!r} does not match fitted")
 
 
 def default_redundant(E: int, N: int) -> int:
@@ -78,40 +73,31 @@ def _eplb(E: int, N: int, fit: FitData, num_redundant: int | None = None, num_no
 
 
 #: Every placement by name (``dodoco ls`` lists them; ``--placement`` takes these names).
-PLACEMENTS: dict[str, PlacementSpec] = {}
-
-
-def register_placement(spec: PlacementSpec) -> None:
-    """Add a placement to PLACEMENTS (a name registered twice is a bug: ValueError)."""
-    if spec.name in PLACEMENTS:
-        raise ValueError(f"placement '{spec.name}' registered twice")
-    if spec.fit_on not in ("none", "counts", "traces") or spec.fitted != (spec.fit_on != "none"):
-        raise ValueError(f"placement '{spec.name}': fit_on {spec.fit_on!r} does not match fitted")
-    PLACEMENTS[spec.name] = spec
-
+PLACEMENTS = Registry("placement")
+register_placement = PLACEMENTS.add
 
 register_placement(PlacementSpec(
-    "contiguous", lambda E, N, fit: contiguous(E, N), False, "none",
-    "expert e on rank floor(e*N/E): blocks of consecutive experts (N <= E)",
+    name="contiguous", target=lambda E, N, fit: contiguous(E, N),
+    summary="expert e on rank floor(e*N/E): blocks of consecutive experts (N <= E)",
     fold=lambda R, N: R[..., 0::2] + R[..., 1::2]))
 register_placement(PlacementSpec(
-    "round_robin", lambda E, N, fit: round_robin(E, N), False, "none",
-    "expert e on rank e mod N (N <= E)",
+    name="round_robin", target=lambda E, N, fit: round_robin(E, N),
+    summary="expert e on rank e mod N (N <= E)",
     fold=lambda R, N: R[..., :N] + R[..., N:]))
 register_placement(PlacementSpec(
-    "eplb", _eplb, True, "counts",
-    "DeepSeek-EPLB-style per layer: replicas of hot experts, balanced packing; fitted on held-out "
-    "units; R = default_redundant(E, N) unless num_redundant is given",
+    name="eplb", target=_eplb, fitted=True, fit_on="counts",
+    summary="DeepSeek-EPLB-style per layer: replicas of hot experts, balanced packing; fitted on held-out "
+            "units; R = default_redundant(E, N) unless num_redundant is given",
     options=("num_redundant", "num_nodes", "num_groups", "hierarchical")))
 register_placement(PlacementSpec(
-    "coact", "dodoco.ep.trace_placement:coact_packing", True, "traces",
-    "co-activation-aware packing per layer: fewest distinct ranks per token (deduplicated "
-    "dispatch), rank loads <= (1 + slack) x EPLB's; N | E (docs/beyond-counts.md)",
+    name="coact", target="dodoco.ep.trace_placement:coact_packing", fitted=True, fit_on="traces",
+    summary="co-activation-aware packing per layer: fewest distinct ranks per token (deduplicated "
+            "dispatch), rank loads <= (1 + slack) x EPLB's; N | E (docs/beyond-counts.md)",
     options=("slack", "max_swaps")))
 register_placement(PlacementSpec(
-    "affinity", "dodoco.ep.trace_placement:affinity_placement", True, "traces",
-    "cross-layer affinity (ExFlow): a token's consecutive experts on one rank, fewest new ranks "
-    "between layers, loads <= (1 + slack) x EPLB's; N | E",
+    name="affinity", target="dodoco.ep.trace_placement:affinity_placement", fitted=True, fit_on="traces",
+    summary="cross-layer affinity (ExFlow): a token's consecutive experts on one rank, fewest new ranks "
+            "between layers, loads <= (1 + slack) x EPLB's; N | E",
     options=("slack", "sweeps", "max_swaps", "restarts", "seed")))
 
 
@@ -119,8 +105,7 @@ def check_placements(names: Iterable[str] | str) -> list[str]:
     """Placement names -> list, each known (did-you-mean DodocoError otherwise)."""
     names = [names] if isinstance(names, str) else list(names)
     for name in names:
-        if name not in PLACEMENTS:
-            raise did_you_mean("placement", name, PLACEMENTS)
+        PLACEMENTS.entry(name)
     return names
 
 
@@ -137,7 +122,7 @@ def build_placement(name: str, E: int, N: int, fit: FitData | None = None, **opt
         raise DodocoError(f"placement '{name}' is fitted on data: pass fit=FitData(load[L, E])")
     if spec.fit_on == "traces" and (fit.topk is None or fit.offsets is None):
         raise DodocoError(f"placement '{name}' is fitted on token traces: observe with --traces")
-    return spec.builder()(int(E), int(N), fit if spec.fitted else None, **options)
+    return spec.load()(int(E), int(N), fit if spec.fitted else None, **options)
 
 
 def fit_eval_split(S: int, frac: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -190,3 +175,22 @@ def fit_data(counts, idx, tokens=None) -> FitData:
     offsets[S+1]) of all units, the traces of units idx (``trace_subset``)."""
     load = sum_units(counts, idx)
     return FitData(load) if tokens is None else FitData(load, *trace_subset(*tokens, idx))
+
+
+def evaluated_source(names, counts, seed: int = 0, frac: float = 0.5, source: StepSource | None = None):
+    """The one policy as steps -> (EvalPlan, StepSource of the evaluated units): every unit (``source``,
+    the run's own, e.g. ``ep.steps.run_source``, whose window aggregate is one step; default
+    source_of(counts, seed)) or, when a placement among ``names`` is fitted, the held-out units of
+    counts[S, L, E] in their seeded order."""
+    plan = evaluation_plan(names, counts.shape[0], seed, frac)
+    if plan.fit_idx is None:
+        return plan, source if source is not None else source_of(counts, seed)
+    return plan, source_of(counts, seed, idx=plan.eval_idx)
+
+
+def plan_placement(name: str, N: int, counts, plan: EvalPlan, tokens=None, **options) -> Placement:
+    """The placement ``name`` for N ranks under ``plan``: a fitted one fitted on the plan's fit units of
+    counts[S, L, E] (and their traces, tokens = (topk[T, L, K], offsets[S+1])); ``options`` of the
+    placement (e.g. num_redundant for eplb)."""
+    fit = fit_data(counts, plan.fit_idx, tokens) if PLACEMENTS[check_placements(name)[0]].fitted else None
+    return build_placement(name, counts.shape[-1], N, fit, **options)

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from dodoco.ep.assignment import linear_assignment
-from dodoco.ep.loads import rank_loads, skew
-from dodoco.ep.placement import Placement, eplb_layers
+from dodoco.ep.layout import Placement, eplb_layers
+from dodoco.ep.loads import rank_loads
 from dodoco.errors import DodocoError
+from dodoco.metrics.imbalance import max_mean
 
 __all__ = ["CostModel", "arrival_steps", "burst", "expert_bytes", "moved_experts", "policy_run",
            "rebalance_sweep", "rotating_hotspot"]
@@ -120,7 +121,7 @@ def _skew_excess(step, copies) -> tuple[np.ndarray, np.ndarray]:
     p = Placement("eplb", copies.shape[-1], copies / replicas[..., None], replicas,
                   copies.sum(axis=-2))
     R = rank_loads(np.asarray(step, dtype=np.float64), p)  # [L, N]
-    return skew(R), R.max(axis=-1) - R.mean(axis=-1)
+    return max_mean(R), R.max(axis=-1) - R.mean(axis=-1)
 
 
 def policy_run(steps, N: int, k: int, w: int, start: int, num_redundant: int = 0) -> dict:

@@ -2,7 +2,7 @@
 
 ``values[k, s, l]`` holds statistic ``STATISTICS[s]`` over the steps of key ``keys[k]`` = (batch B,
 EP degree N, placement, metric), at layer column l: l = 0 is the model level (layer -1: per step
-the NaN-ignoring mean over layers, ``ep.steps.layer_mean``), l = 1 + j is MoE layer j.
+the NaN-ignoring mean over layers, ``metrics.stats.layer_mean``), l = 1 + j is MoE layer j.
 ``steps[k]`` is how many steps the key rests on (1 for a window aggregate: flag such rows).
 
 Views: ``rows(layer)`` one dict per (B, N, placement) with a column per metric and statistic,
@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from dodoco.errors import DodocoError
-from dodoco.metrics.schema import SCHEMA
+from dodoco.metrics.schema import tidy_table
 from dodoco.metrics.stats import STATISTICS
 
 __all__ = ["ScanResult", "skipped_reasons"]
@@ -118,16 +118,10 @@ class ScanResult:
             "layer": np.tile(np.arange(-1, n_l - 1, dtype=np.int64), n_k * n_s),
             "value": self.values.ravel(),
         }
-        n, arrays = len(cols["value"]), []
-        for f in SCHEMA:
-            a = cols.get(f.name)
-            if a is None:
-                a = np.full(n, self.labels[f.name], dtype=object if f.type == pa.string() else np.int64)
-            arrays.append(pa.array(a, f.type))
         meta = {**self.meta, "steps": {f"{b},{e},{p}": int(s) for (b, e, p, _), s
                                        in zip(self.keys, self.steps)}}
         md = {_SKIPPED_KEY: json.dumps(self.skipped).encode(), _META_KEY: json.dumps(meta).encode()}
-        return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata(md))
+        return tidy_table(cols, self.labels, md)
 
 
 def skipped_reasons(table: pa.Table) -> list[dict]:

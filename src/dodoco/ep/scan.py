@@ -5,7 +5,7 @@ evenly over source ranks); the placements and the one fitting policy from ``dodo
 (fitted placements are fitted on one part of the units and every placement is evaluated on the
 held-out part); the per-step values from ``dodoco.ep.scan_loads``. Each value is summarised over
 steps (``metrics.stats.summarise``: mean, p50, p95, bootstrap 95% interval, n_steps), per layer and
-for the model (layer -1: per step, ``layer_mean``). docs/ep.md.
+for the model (layer -1: per step, ``metrics.stats.layer_mean``). docs/ep.md.
 
 Speed: step sums are formed once per N*B product, each from the largest cached product dividing
 it; every statistic of one product shares one bootstrap matrix product; products run on worker
@@ -22,30 +22,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.ep.loads import RankMap
 from dodoco.ep.placements import PLACEMENTS, build_placement, check_placements, evaluation_plan, fit_data
 from dodoco.ep.result import ScanResult
 from dodoco.ep.scan_loads import expert_metrics, own_load, step_loads, step_metrics, unit_loads
-from dodoco.ep.steps import StepSource, feasible_pairs, layer_mean, source_of
+from dodoco.ep.steps import StepSource, feasible_pairs, run_source, source_of
 from dodoco.errors import DodocoError
-from dodoco.metrics.stats import STATISTICS, summarise
+from dodoco.metrics.stats import STATISTICS, layer_mean, summarise
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_EP", "default_eps", "ep_scan", "scan_sources"]
+__all__ = ["ep_scan", "scan_sources"]
 
-DEFAULT_EP = (4, 8, 16, 32)
-DEFAULT_BATCH = (1, 2, 4, 8, 16, 32)
 _THREADS = max(1, min(4, os.cpu_count() or 1))  # worker threads of one scan
 _N_STEPS = STATISTICS.index("n_steps")
-
-
-def default_eps(E: int) -> list[int]:
-    """EP degrees scanned by default: 4, 8, 16, 32 and every larger power of two up to E."""
-    eps = {4, 8, 16, 32}
-    n = 64
-    while n <= E:
-        eps.add(n)
-        n *= 2
-    return sorted(e for e in eps if e <= max(E, 4))
 
 
 def _summarise(V: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -194,17 +183,17 @@ def _full_source(data, counts, seed: int, source) -> StepSource:
     source_of(counts, seed). Built only when every unit is evaluated."""
     if source is not None:
         return source
-    return data.source(seed) if hasattr(data, "source") else source_of(counts, seed)
+    return run_source(data, seed) if hasattr(data, "counts") else source_of(counts, seed)
 
 
-def ep_scan(data, ep=DEFAULT_EP, batch=DEFAULT_BATCH, placement="contiguous", seed: int = 0,
-            *, fit_frac: float = 0.5, n_boot: int = 1000, strict: bool = False, source=None,
+def ep_scan(data, ep=defaults.EP, batch=defaults.BATCHES, placement=defaults.PLACEMENT, seed: int = 0,
+            *, fit_frac: float = 0.5, n_boot: int = defaults.N_BOOT, strict: bool = False, source=None,
             tokens=None, model: str = "", condition: str = "", seq_len: int = 0,
             **options) -> ScanResult:
     """EP scan of prefill steps -> ScanResult (``.rows()``, ``.series()``, ``.to_table()``).
 
     data: counts[S, L, E], or a run (``.counts``, labels ``.model``, ``.condition``, ``.seq_len``,
-    ``.source(seed)``; traces ``.tokens()`` when a placement is fitted on them). ep: EP degrees N;
+    its step source ``run_source(run, seed)``; traces ``.tokens()`` when a placement is fitted on them). ep: EP degrees N;
     batch: units per rank per step B; placement: names from PLACEMENTS; options (eplb's
     num_redundant, ...) go to the placements that take them. source: the StepSource of all units
     in the seeded order (default: the run's, or ``source_of(counts, seed)``), e.g. a window's.

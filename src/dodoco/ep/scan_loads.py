@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from dodoco.ep.loads import RankMap, replica_max_mean, skew
+from dodoco.ep.loads import RankMap, replica_max_mean
 from dodoco.ep.placements import PLACEMENTS
 from dodoco.ep.steps import StepSource
 from dodoco.ep.traffic import send_recv_local
@@ -100,13 +100,13 @@ def step_metrics(local, totals, steps, rmap: RankMap, R=None) -> dict[str, np.nd
     """
     if R is None:
         R = rmap.loads(steps, dtype=steps.dtype if steps.dtype.kind == "u" else None)
-    out = {"receiver_skew": skew(R)}
+    out = {"receiver_skew": max_mean(R)}
     if (rmap.placement.replicas > 1).any():
         out["max_mean_phys"] = replica_max_mean(steps, rmap.placement)
     if rmap.N >= 2 and local is not None:
         send, recv = send_recv_local(np.swapaxes(totals, 1, 2), R, np.swapaxes(local, 1, 2))
-        out["send_max_mean"] = skew(send)
-        out["recv_max_mean"] = skew(recv)
+        out["send_max_mean"] = max_mean(send)
+        out["recv_max_mean"] = max_mean(recv)
     return out
 
 

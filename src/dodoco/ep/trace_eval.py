@@ -3,7 +3,8 @@
 Placements come from the registry (``build_placement``) under the one policy
 (``evaluation_plan``): fitted on the fit part (counts for EPLB, token traces for the trace
 placements, ``fit_data``) and evaluated on the held-out sequences, in steps of N*B sequences in
-the seeded order (``unit_steps``: rank i holds sequences [i*B, (i+1)*B) of a step), for prefill
+the seeded order (the held-out units' ``StepSource.unit_steps``: rank i holds sequences
+[i*B, (i+1)*B) of a step), for prefill
 (every token of the step's sequences) and decode (token p of each sequence, for a few positions
 p; ``dodoco.ep.decode``).
 Per step, summed over MoE layers unless per layer:
@@ -30,15 +31,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.ep.coactivation import check_trace
 from dodoco.ep.decode import decode_positions, trace_counts
-from dodoco.ep.loads import skew
-from dodoco.ep.placement import Placement
+from dodoco.ep.layout import Placement
 from dodoco.ep.placements import PLACEMENTS, FitData, build_placement, evaluation_plan, trace_subset
-from dodoco.ep.steps import require_steps, unit_steps
+from dodoco.ep.steps import StepSource, source_of
 from dodoco.ep.trace_placement import rank_masks
-from dodoco.ep.traffic import token_destinations
+from dodoco.ep.traffic import distinct_destinations, pair_counts, token_destinations
 from dodoco.errors import DodocoError
+from dodoco.metrics.imbalance import max_mean
 from dodoco.metrics.stats import bootstrap_mean_ci
 
 __all__ = ["TraceEvalOptions", "evaluate_placements", "step_tokens", "traffic_per_step"]
@@ -52,46 +54,48 @@ class TraceEvalOptions:
     regimes: "prefill" and/or "decode"; slack: the trace placements' load bound; positions:
     decode positions per sequence; fit_frac, seed, n_boot: split, step order, bootstrap."""
 
-    ep: tuple[int, ...] = (4, 8, 16, 32)
+    ep: tuple[int, ...] = defaults.EP
     batch: int = 1
     placements: tuple[str, ...] = ("contiguous", "eplb", "coact", "affinity")
     regimes: tuple[str, ...] = REGIMES
     slack: float = 0.1
-    positions: int = 4
+    positions: int = defaults.DECODE_POSITIONS
     fit_frac: float = 0.5
     seed: int = 0
-    n_boot: int = 1000
+    n_boot: int = defaults.N_BOOT
 
 
-def step_tokens(offsets, N: int, B: int, seed: int, regime: str, positions: int = 4):
+def step_tokens(units: StepSource, offsets, N: int, B: int, regime: str,
+                positions: int = defaults.DECODE_POSITIONS):
     """Tokens of the steps of a (held-out) trace -> (tok, step, src, n_steps): int64 [T'] each.
 
-    offsets[S+1] of the units evaluated; unit u is in step t, on source rank i, as ``unit_steps``
-    places it (the scan's steps: units in step_order(S, seed), N*B per step, the remainder
-    dropped). prefill: every token of a step's units; decode: token p of each unit, steps
-    position-major (positions from ``decode_positions``).
+    units: the step source of the units evaluated (their counts, e.g. ``trace_counts``, in the
+    seeded order), offsets[S+1] their token offsets; unit u is in step t, on source rank i, as
+    ``units.unit_steps`` places it (the scan's steps: N*B per step, the remainder dropped).
+    prefill: every token of a step's units; decode: token p of each unit, steps position-major
+    (positions from ``decode_positions``).
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     S = offsets.size - 1
-    require_steps(S, N, B, "the held-out part")
-    ustep, urank = unit_steps(S, N, B, seed)
-    n, lens = S // (N * B), np.diff(offsets)
+    units.check(N, B, "the held-out part")
+    ustep, urank = units.unit_steps(N, B)
+    n, lens = units.n_steps(N * B), np.diff(offsets)
     if regime == "prefill":
         unit = np.repeat(np.arange(S), lens)
         keep = ustep[unit] >= 0
         return np.flatnonzero(keep), ustep[unit][keep], urank[unit][keep], n
     if regime != "decode":
         raise DodocoError(f"unknown regime '{regime}': use prefill or decode")
-    units = np.flatnonzero(ustep >= 0)
+    held = np.flatnonzero(ustep >= 0)
     pos = decode_positions(lens, positions)
-    tok = (offsets[units][None, :] + pos[:, None]).ravel()
-    step = (np.arange(pos.size)[:, None] * n + ustep[units][None, :]).ravel()
-    return tok, step, np.tile(urank[units], pos.size), n * pos.size
+    tok = (offsets[held][None, :] + pos[:, None]).ravel()
+    step = (np.arange(pos.size)[:, None] * n + ustep[held][None, :]).ravel()
+    return tok, step, np.tile(urank[held], pos.size), n * pos.size
 
 
 def _per_step_max_mean(key, n: int, width: int) -> np.ndarray:
     """max/mean (``ep.loads.skew``) of bincount(key) reshaped [n, width] -> [n]."""
-    return skew(np.bincount(key, minlength=n * width).reshape(n, width))
+    return max_mean(np.bincount(key, minlength=n * width).reshape(n, width))
 
 
 def traffic_per_step(topk, tok, step, src, n: int, placement: Placement, E: int) -> dict:
@@ -99,23 +103,22 @@ def traffic_per_step(topk, tok, step, src, n: int, placement: Placement, E: int)
     {"dedup": [n], "forward": [n], "receiver_skew": [n, L], "dedup_recv_skew": [n, L],
     "max_mean": [n, L]} (see the module docstring)."""
     N, L = placement.num_ranks, np.shape(topk)[1]
-    home = np.left_shift(np.uint64(1), src.astype(np.uint64))
-    prev = home
+    prev = np.left_shift(np.uint64(1), src.astype(np.uint64))  # the home rank of each token
     out = {k: np.zeros(n) for k in ("dedup", "forward")}
     for k in ("receiver_skew", "dedup_recv_skew", "max_mean"):
         out[k] = np.zeros((n, L))
     for l in range(L):
         ids = np.asarray(topk[tok, l]).astype(np.int64)  # [T', K]
         dst = token_destinations(ids, placement.layer(l), tok)
+        d, first = distinct_destinations(dst)
+        remote = first & (d != src[:, None])  # distinct destination ranks that are not the token's own
+        got = pair_counts(step, d, n, N, remote)  # [n, N] deduplicated rows received over links
+        out["dedup"] += got.sum(axis=1)
         m = rank_masks(dst, N)
-        remote = m & ~home
-        out["dedup"] += np.bincount(step, weights=np.bitwise_count(remote), minlength=n)
         out["forward"] += np.bincount(step, weights=np.bitwise_count(m & ~prev), minlength=n)
         prev = m
         out["receiver_skew"][:, l] = _per_step_max_mean((step[:, None] * N + dst).ravel(), n, N)
-        got = np.stack([np.bincount(step, weights=(remote >> np.uint64(r)) & np.uint64(1),
-                                    minlength=n) for r in range(N)], axis=1)
-        out["dedup_recv_skew"][:, l] = skew(got)
+        out["dedup_recv_skew"][:, l] = max_mean(got)
         out["max_mean"][:, l] = _per_step_max_mean((step[:, None] * E + ids).ravel(), n, E)
     return out
 
@@ -162,6 +165,7 @@ def evaluate_placements(topk, offsets, E: int, opts: TraceEvalOptions = TraceEva
                           f"model's number of routed experts")
     fit = FitData(trace_counts(ftopk, foffsets, E).sum(axis=0), ftopk, foffsets)
     etopk, eoffsets = trace_subset(topk, offsets, plan.eval_idx)
+    units = source_of(trace_counts(etopk, eoffsets, E), opts.seed)  # the held-out units' steps
     rows, skipped = [], []
     for N in opts.ep:
         built = {}
@@ -172,8 +176,7 @@ def evaluate_placements(topk, offsets, E: int, opts: TraceEvalOptions = TraceEva
                 skipped.append((N, name, str(err)))
         for regime in opts.regimes:
             try:
-                tok, step, src, n = step_tokens(eoffsets, N, opts.batch, opts.seed, regime,
-                                                opts.positions)
+                tok, step, src, n = step_tokens(units, eoffsets, N, opts.batch, regime, opts.positions)
             except DodocoError as err:
                 skipped.append((N, regime, str(err)))
                 continue

@@ -25,11 +25,12 @@ import numpy as np
 
 from dodoco.ep.assignment import linear_assignment
 from dodoco.ep.coactivation import count_pairs
+from dodoco.ep.layout import Placement, eplb_layers
 from dodoco.ep.loads import rank_loads
-from dodoco.ep.placement import Placement, eplb_layers
+from dodoco.ep.traffic import distinct_destinations
 from dodoco.errors import DodocoError
 
-__all__ = ["affinity_placement", "coact_packing", "distinct_ranks", "layer_bound", "new_ranks",
+__all__ = ["affinity_placement", "coact_packing", "distinct_ranks", "layer_bound",
            "rank_masks", "swap_search"]
 
 MAX_RANKS = 64  # rank sets are 64-bit masks
@@ -48,14 +49,9 @@ def rank_masks(dst, N: int) -> np.ndarray:
 
 
 def distinct_ranks(topk_l, rank, N: int) -> int:
-    """Sum over tokens of the distinct ranks their experts occupy: topk_l[T, K], rank[E] -> int."""
-    return int(np.bitwise_count(rank_masks(np.asarray(rank)[topk_l], N)).sum())
-
-
-def new_ranks(prev_mask, topk_l, rank, N: int) -> int:
-    """Sum over tokens of the ranks of layer l not already in prev_mask[T] (uint64 masks)."""
-    m = rank_masks(np.asarray(rank)[topk_l], N)
-    return int(np.bitwise_count(m & ~prev_mask).sum())
+    """Sum over tokens of the distinct ranks their experts occupy (deduplicated dispatch rows,
+    ``traffic.distinct_destinations``): topk_l[T, K], rank[E] -> int."""
+    return int(distinct_destinations(np.asarray(rank)[topk_l])[1].sum())
 
 
 def layer_bound(load, N: int, slack: float) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.ep.affinity import affinity_rows, conditional, shuffled_counts
 from dodoco.ep.coactivation import cluster_order, coactivation_rows, count_pairs, expected_pairs, lift, top_pairs
 from dodoco.ep.rebalance import CostModel, arrival_steps, expert_bytes, rebalance_sweep
@@ -35,10 +36,10 @@ class TraceOptions:
     dtype_bytes: given here, else the run manifest's model details (hidden_size,
     moe_intermediate_size) when it records them, else nominal Qwen3-30B-A3B (2048 x 768)."""
 
-    ep: tuple[int, ...] = (4, 8, 16, 32)
+    ep: tuple[int, ...] = defaults.EP
     batch: int = 1
     slack: float = 0.1
-    positions: int = 4
+    positions: int = defaults.DECODE_POSITIONS
     top_frac: float = 0.05
     rebalance_ep: int = 8
     refit_every: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -49,7 +50,7 @@ class TraceOptions:
     intermediate: int | None = None
     dtype_bytes: int = 2
     seed: int = 0
-    n_boot: int = 1000
+    n_boot: int = defaults.N_BOOT
 
 
 @dataclass

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dodoco.ep.placement import Placement
+from dodoco.ep.layout import Placement
 from dodoco.errors import DodocoError
 
-__all__ = ["copy_traffic_from_tokens", "dedup_traffic", "send_recv", "send_recv_bytes",
-           "send_recv_local", "split_sizes", "token_destinations", "traffic_bytes", "traffic_matrix"]
+__all__ = ["copy_traffic_from_tokens", "dedup_traffic", "distinct_destinations", "off_diagonal", "pair_counts",
+           "send_recv", "send_recv_bytes", "send_recv_local", "send_recv_nodes", "split_sizes", "token_destinations",
+           "traffic_bytes", "traffic_matrix"]
 
 
 def traffic_matrix(src, placement: Placement) -> np.ndarray:
@@ -66,6 +67,19 @@ def send_recv_local(sent, received, local) -> tuple[np.ndarray, np.ndarray]:
     """
     local = _wide(local)
     return _wide(sent) - local, _wide(received) - local
+
+
+def send_recv_nodes(x) -> tuple[np.ndarray, np.ndarray]:
+    """Send and receive totals of rank-to-node traffic x[..., N, M] (rank i to node m, only what
+    crosses a node boundary) -> (sent by each rank [..., N], received by each node [..., M])."""
+    x = _wide(x)
+    return x.sum(axis=-1), x.sum(axis=-2)
+
+
+def off_diagonal(s) -> np.ndarray:
+    """s[..., N, N] with the diagonal (what stays on a rank) set to 0."""
+    s = np.asarray(s)
+    return s * (1 - np.eye(s.shape[-1], dtype=s.dtype))
 
 
 def send_recv_bytes(s, hidden: int, dtype_bytes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +130,23 @@ def token_destinations(topk, placement: Placement, token_ids=None) -> np.ndarray
     return (cum[topk] <= pick[..., None]).sum(axis=-1)
 
 
+def distinct_destinations(dst) -> tuple[np.ndarray, np.ndarray]:
+    """The one deduplication: each row's distinct destinations. dst[T, K] -> (d[T, K] each row sorted,
+    first[T, K] bool): d[t][first[t]] are the distinct values of row t, each once."""
+    d = np.sort(np.asarray(dst), axis=-1)
+    first = np.ones(d.shape, dtype=bool)
+    first[..., 1:] = d[..., 1:] != d[..., :-1]
+    return d, first
+
+
+def pair_counts(src, dst, n_src: int, n_dst: int, mask=None) -> np.ndarray:
+    """Counts of (source, destination) pairs: src[T] in [0, n_src), dst[T, K] in [0, n_dst), counted
+    where mask[T, K] (default everywhere) -> int64 [n_src, n_dst]."""
+    key = np.asarray(src, dtype=np.int64)[:, None] * n_dst + np.asarray(dst, dtype=np.int64)
+    key = key.ravel() if mask is None else key[np.asarray(mask, dtype=bool)]
+    return np.bincount(key, minlength=n_src * n_dst).reshape(n_src, n_dst)
+
+
 def _by_rank(topk_by_rank: Sequence) -> tuple[np.ndarray, np.ndarray]:
     parts = [np.asarray(t).reshape(-1, np.shape(t)[-1]) for t in topk_by_rank]
     src = np.concatenate([np.full(p.shape[0], i, dtype=np.int64) for i, p in enumerate(parts)])
@@ -133,16 +164,12 @@ def dedup_traffic(topk_by_rank: Sequence, placement: Placement) -> np.ndarray:
     """
     topk, src = _by_rank(topk_by_rank)
     N = placement.num_ranks
-    dst = np.sort(token_destinations(topk, placement), axis=1)  # [T, K]
-    first = np.ones(dst.shape, dtype=bool)
-    first[:, 1:] = dst[:, 1:] != dst[:, :-1]
-    flat = (src[:, None] * N + dst)[first]
-    return np.bincount(flat, minlength=N * N).reshape(N, N)
+    dst, first = distinct_destinations(token_destinations(topk, placement))
+    return pair_counts(src, dst, N, N, first)
 
 
 def copy_traffic_from_tokens(topk_by_rank: Sequence, placement: Placement) -> np.ndarray:
     """Per-expert-copy traffic from token traces -> int64 [N, N] (same replica rule as dedup)."""
     topk, src = _by_rank(topk_by_rank)
     N = placement.num_ranks
-    dst = token_destinations(topk, placement)
-    return np.bincount((src[:, None] * N + dst).ravel(), minlength=N * N).reshape(N, N)
+    return pair_counts(src, token_destinations(topk, placement), N, N)

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.errors import DodocoError
 from dodoco.findings.verdict import Verdict, few
 
 __all__ = ["CONCENTRATED", "DEFAULT_HIGH", "DEFAULT_LOW", "INTERMEDIATE", "RESILIENT", "bands", "gap_groups"]
 
-DEFAULT_LOW, DEFAULT_HIGH = 0.15, 0.24
+DEFAULT_LOW, DEFAULT_HIGH = defaults.BAND_LOW, defaults.BAND_HIGH
 RESILIENT, INTERMEDIATE, CONCENTRATED = "data-resilient", "intermediate", "persistently concentrated"
 SURE, BORDERLINE, FEW = "sure", "borderline", "few steps"
 _ORDER = (RESILIENT, INTERMEDIATE, CONCENTRATED)

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.ep.mitigations import fraction_removed
 from dodoco.errors import DodocoError
 from dodoco.findings.verdict import Verdict, few
 
 __all__ = ["DEFAULT_THRESHOLD", "EPCurve", "RunScan", "ep_invariance", "relative_change"]
 
-DEFAULT_THRESHOLD = 0.05
+DEFAULT_THRESHOLD = defaults.INVARIANCE_THRESHOLD
 INTRINSIC, SENSITIVE, UNDETERMINED = "intrinsic", "placement-sensitive", "undetermined"
 _TOL = 1e-12  # a change equal to the threshold up to rounding counts as within it
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dodoco.ep.steps import run_source
 from dodoco.errors import DodocoError
 from dodoco.findings.bands import bands
 from dodoco.findings.ep_invariance import ep_invariance
@@ -54,7 +55,7 @@ class Findings:
         """The run's prefill StepSource in the options' seeded order (built once, shared)."""
         k = self.key(run)
         if k not in self.sources:
-            self.sources[k] = run.source(self.options.seed)
+            self.sources[k] = run_source(run, self.options.seed)
         return self.sources[k]
 
     def gini_at(self, run, batch: int) -> dict | None:

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.errors import DodocoError
 from dodoco.findings.verdict import Verdict, few, run_label
-from dodoco.ep.steps import layer_mean
 from dodoco.metrics.imbalance import gini
+from dodoco.metrics.stats import layer_mean
 
 __all__ = ["GiniSeries", "batch_trend", "boot_means", "mock_vs_real", "model_gini", "step_gini"]
 
@@ -92,7 +93,7 @@ def boot_means(v, n_boot: int, rng: np.random.Generator) -> np.ndarray:
 
 
 
-def batch_trend(steps: dict, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+def batch_trend(steps: dict, n_boot: int = defaults.N_BOOT, seed: int = 0, level: float = 0.95,
                 min_slope: float = 0.0) -> dict:
     """Slope of per-step Gini against log2 B: steps {B: values[n_B]} -> dict.
 
@@ -236,7 +237,7 @@ def _numbers(summary, trend_rows, ratio_rows, ref_batch, level, min_slope) -> di
             "level": level, "min_slope": min_slope}
 
 
-def mock_vs_real(series: list[GiniSeries], *, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+def mock_vs_real(series: list[GiniSeries], *, n_boot: int = defaults.N_BOOT, seed: int = 0, level: float = 0.95,
                  min_slope: float = 0.0, ref_batch: int = 8, trends: list[dict] | None = None) -> Verdict:
     """Mock vs real over GiniSeries of one or more models, compared within (model, seq_len).
 

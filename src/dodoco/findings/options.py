@@ -11,13 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dodoco import defaults
 from dodoco.config import Config
 from dodoco.errors import DodocoError
 
-__all__ = ["DEFAULT_BATCHES", "DEFAULT_PLACEMENTS", "FindingsConfig", "FindingsOptions"]
-
-DEFAULT_BATCHES = (1, 2, 4, 8, 16, 32)
-DEFAULT_PLACEMENTS = ("contiguous", "round_robin", "eplb")
+__all__ = ["FindingsConfig", "FindingsOptions"]
 
 
 def _positive(flag: str, values, example: str) -> None:
@@ -45,17 +43,17 @@ class FindingsOptions(Config):
     seed, n_boot: step order and bootstrap resamples.
     """
 
-    batch: tuple[int, ...] = DEFAULT_BATCHES
+    batch: tuple[int, ...] = defaults.BATCHES
     ep: tuple[int, ...] | None = None
     ep_batch: int | None = None
-    placement: tuple[str, ...] = DEFAULT_PLACEMENTS
-    ref_batch: int = 8
-    threshold: float = 0.05
-    low: float = 0.15
-    high: float = 0.24
-    groups: int = 2
+    placement: tuple[str, ...] = defaults.PLACEMENTS
+    ref_batch: int = defaults.REF_BATCH
+    threshold: float = defaults.INVARIANCE_THRESHOLD
+    low: float = defaults.BAND_LOW
+    high: float = defaults.BAND_HIGH
+    groups: int = defaults.BAND_GROUPS
     seed: int = 0
-    n_boot: int = 1000
+    n_boot: int = defaults.N_BOOT
 
     def __post_init__(self):
         from dodoco.ep.placements import check_placements

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dodoco.ep.scan import default_eps
+from dodoco.defaults import default_eps
 from dodoco.errors import DodocoError
 from dodoco.findings.ep_invariance import EPCurve, RunScan
 from dodoco.findings.verdict import few

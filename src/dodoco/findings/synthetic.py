@@ -45,21 +45,20 @@ def write_counts_run(path, counts, *, model: str, condition: str, kind: str | No
     name. seq_tokens are the busiest layer's assignments // K (the rule of imported counts, which the
     store checks); ``K=None`` leaves K unknown, as an import without --top-k does.
     """
-    from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin,
-                                       Routing, Status)
+    from dodoco.store import manifest as mf
 
     counts = np.asarray(counts, dtype=np.uint32)
     S, L, E = counts.shape
     path = Path(path)
     spec = {"model": model, "condition": condition, "seq_len": seq_len, "sequences": S, "synthetic": True}
-    writer = RunWriter(path, spec, origin=Origin.SYNTHETIC, overwrite=overwrite)
+    writer = RunWriter(path, spec, origin=mf.Origin.SYNTHETIC, overwrite=overwrite)
     save_npy(path / "counts.npy", counts)
     save_npy(path / "seq_tokens.npy", counts.sum(axis=-1, dtype=np.int64).max(axis=1) // max(1, K or 1))
     kind = kind or ("mock" if condition in ("mock-uniform", "mock-ramp", "mock-unigram") else "real")
-    writer.write_manifest(Manifest(
-        status=Status.RUNNING, origin=Origin.SYNTHETIC, identity={}, model=ModelInfo(id=model),
-        routing=Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
-        condition=ConditionInfo(name=condition, kind=ConditionKind(kind), provenance={"generator": "synthetic"}),
-        seq_len=int(seq_len), sequences=S, granularity=Granularity(granularity),
+    writer.write_manifest(mf.Manifest(
+        status=mf.Status.RUNNING, origin=mf.Origin.SYNTHETIC, identity={}, model=mf.ModelInfo(id=model),
+        routing=mf.Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
+        condition=mf.ConditionInfo(name=condition, kind=mf.ConditionKind(kind), provenance={"generator": "synthetic"}),
+        seq_len=int(seq_len), sequences=S, granularity=mf.Granularity(granularity),
         details={"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
     return path

@@ -54,7 +54,7 @@ def _check_layer_ids(layer_ids, L: int, source: str) -> list[int]:
 def _files(paths) -> list[Path]:
     """The input files: each path, or the files of each folder (hidden names and subfolders skipped);
     every one a regular file (a FIFO or a device, which would hang a read, is refused in one line)."""
-    from dodoco.store.paths import regular
+    from dodoco.paths import regular
 
     files = []
     for p in map(Path, paths):

@@ -21,7 +21,7 @@ def load_obj(path):
         raise DodocoError(f"input file '{path}' does not exist")
     if path.suffix == ".json":
         from dodoco.config import allocation_limit
-        from dodoco.store.paths import read_regular
+        from dodoco.paths import read_regular
 
         try:  # Python objects take several times the bytes of their JSON text
             return json.loads(read_regular(path, limit=allocation_limit() // 16))

@@ -1,5 +1,6 @@
-"""Imbalance metrics, statistics over steps and the tidy metrics table: pure numpy (no torch, no
-model). Steps are formed in ``dodoco.ep.steps``.
+"""Imbalance metrics, statistics over steps and the tidy table schema: pure functions on arrays (no
+torch, no model, nothing above this package). Steps are formed in ``dodoco.ep.steps``; the metrics
+table of a run is ``dodoco.analysis.metrics_table``.
 
 Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks,
 B sequences per rank per step. Formulas: docs/metrics.md.
@@ -16,9 +17,8 @@ from dodoco.metrics.imbalance import (
     max_mean,
     norm_entropy,
 )
-from dodoco.metrics.schema import AGGREGATE, COLUMNS, MODEL_LAYER, SCHEMA
-from dodoco.metrics.stats import STATISTICS, bootstrap_mean_ci, summarise
-from dodoco.metrics.table import metrics_table, skipped_batches, summary_frame, write_parquet_atomic
+from dodoco.metrics.schema import AGGREGATE, COLUMNS, MODEL_LAYER, SCHEMA, tidy_table
+from dodoco.metrics.stats import STATISTICS, bootstrap_mean_ci, layer_mean, summarise
 
 __all__ = [
     "AGGREGATE",
@@ -33,12 +33,10 @@ __all__ = [
     "gini",
     "hot_count",
     "hot_share",
+    "layer_mean",
     "lorenz",
     "max_mean",
-    "metrics_table",
     "norm_entropy",
-    "skipped_batches",
     "summarise",
-    "summary_frame",
-    "write_parquet_atomic",
+    "tidy_table",
 ]

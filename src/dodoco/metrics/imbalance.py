@@ -72,29 +72,22 @@ def _sort_fast(c: np.ndarray) -> np.ndarray:
     return np.sort(_as_float(c), axis=-1)
 
 
-def gini(c) -> np.ndarray:
-    """Gini coefficient of c[..., E] -> float64 [...]; 0 = balanced, (E-1)/E = one expert takes all.
+# The formulas, each written once: the public functions and all_metrics (one sort for all five) call
+# them. s: c sorted ascending as float64 [..., E]; total = sum over E; mean = total / E.
 
-    Sort ascending, G = sum_i (2i - E - 1) c_(i) / (E * sum c), i = 1..E.
-    """
-    c = _check(c)
-    E = c.shape[-1]
-    s = _sort_fast(c)
+
+def _gini_sorted(s: np.ndarray, total: np.ndarray) -> np.ndarray:
+    E = s.shape[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (s @ _gini_weights(E)) / (E * s.sum(axis=-1))
+        return (s @ _gini_weights(E)) / (E * total)
 
 
-def max_mean(c) -> np.ndarray:
-    """Straggler factor of c[..., E] -> float64 [...]: max(c) / mean(c); 1 = balanced, E = one expert."""
-    x = _as_float(_check(c))
+def _ratio(top: np.ndarray, base: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return x.max(axis=-1) / x.mean(axis=-1)
+        return top / base
 
 
-def cv(c) -> np.ndarray:
-    """Coefficient of variation of c[..., E] -> float64 [...]: population std(c) / mean(c)."""
-    x = _as_float(_check(c))
-    mean = x.mean(axis=-1)
+def _cv_from(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
     d = x - mean[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.sqrt(np.einsum("...e,...e->...", d, d) / x.shape[-1]) / mean
@@ -112,6 +105,29 @@ def _entropy_from(x: np.ndarray, total: np.ndarray) -> np.ndarray:
     return np.clip(h, 0.0, 1.0)  # rounding can leave -1e-17 or 1 + 1e-16; NaN passes through
 
 
+def gini(c) -> np.ndarray:
+    """Gini coefficient of c[..., E] -> float64 [...]; 0 = balanced, (E-1)/E = one expert takes all.
+
+    Sort ascending, G = sum_i (2i - E - 1) c_(i) / (E * sum c), i = 1..E.
+    """
+    s = _sort_fast(_check(c))
+    return _gini_sorted(s, s.sum(axis=-1))
+
+
+def max_mean(c, axis: int = -1) -> np.ndarray:
+    """Straggler factor of c along ``axis`` (default: the experts of c[..., E]) -> float64: max / mean;
+    1 = balanced, E = one expert takes all. Over rank loads R[..., N] it is the receiver skew."""
+    c = np.asarray(c)
+    x = _as_float(_check(np.moveaxis(c, axis, -1) if c.ndim else c))
+    return _ratio(x.max(axis=-1), x.mean(axis=-1))
+
+
+def cv(c) -> np.ndarray:
+    """Coefficient of variation of c[..., E] -> float64 [...]: population std(c) / mean(c)."""
+    x = _as_float(_check(c))
+    return _cv_from(x, x.mean(axis=-1))
+
+
 def norm_entropy(c) -> np.ndarray:
     """Normalised entropy of c[..., E] -> float64 [...]: -sum p log p / log E, p = c / sum(c).
 
@@ -127,9 +143,7 @@ def hot_share(c) -> np.ndarray:
     x = _as_float(_check(c))
     E = x.shape[-1]
     k = hot_count(E)
-    top = np.partition(x, E - k, axis=-1)[..., E - k:].sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return top / x.sum(axis=-1)
+    return _ratio(np.partition(x, E - k, axis=-1)[..., E - k:].sum(axis=-1), x.sum(axis=-1))
 
 
 METRICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -141,19 +155,17 @@ METRICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _metrics_rows(c: np.ndarray, out: np.ndarray, w: np.ndarray, k: int) -> None:
+def _metrics_rows(c: np.ndarray, out: np.ndarray) -> None:
     """All five metrics for the rows of c[R, E] into out[5, R] (order of METRICS), one sort."""
     E = c.shape[-1]
     s = _sort_fast(c)
     total = s.sum(axis=-1)
     mean = total / E
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out[0] = (s @ w) / (E * total)
-        out[1] = s[:, -1] / mean
-        d = s - mean[:, None]
-        out[2] = np.sqrt(np.einsum("re,re->r", d, d) / E) / mean
-        out[3] = _entropy_from(s, total)
-        out[4] = s[:, E - k:].sum(axis=-1) / total
+    out[0] = _gini_sorted(s, total)
+    out[1] = _ratio(s[:, -1], mean)
+    out[2] = _cv_from(s, mean)
+    out[3] = _entropy_from(s, total)
+    out[4] = _ratio(s[:, E - hot_count(E):].sum(axis=-1), total)
 
 
 def _n_threads() -> int:
@@ -172,12 +184,11 @@ def all_metrics(c, *, threads: int | None = None) -> dict[str, np.ndarray]:
     rows = c.reshape(-1, E)
     R = rows.shape[0]
     out = np.empty((len(METRICS), R), dtype=np.float64)
-    w, k = _gini_weights(E), hot_count(E)
     step = max(1, _CHUNK_ELEMENTS // E)
     starts = range(0, R, step)
 
     def work(a: int) -> None:
-        _metrics_rows(rows[a:a + step], out[:, a:a + step], w, k)
+        _metrics_rows(rows[a:a + step], out[:, a:a + step])
 
     n_threads = _n_threads() if threads is None else max(1, int(threads))
     if n_threads == 1 or len(starts) < 2:

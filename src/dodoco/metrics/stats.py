@@ -14,7 +14,9 @@ import warnings
 
 import numpy as np
 
-__all__ = ["STATISTICS", "bootstrap_mean_ci", "summarise"]
+from dodoco.defaults import N_BOOT
+
+__all__ = ["STATISTICS", "bootstrap_mean_ci", "layer_mean", "summarise"]
 
 #: Statistics over steps reported by summarise, in table order (n_steps: non-NaN steps counted).
 STATISTICS = ("mean", "p50", "p95", "ci_lo", "ci_hi", "n_steps")
@@ -28,7 +30,7 @@ def _boot_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
-def bootstrap_mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 0.95):
+def bootstrap_mean_ci(values, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95):
     """Percentile bootstrap interval of the mean over axis 0: values[n, ...] -> (lo[...], hi[...]).
 
     Resamples the n rows with replacement ``n_boot`` times (seeded) as a multinomial count matrix
@@ -62,7 +64,7 @@ def bootstrap_mean_ci(values, n_boot: int = 1000, seed: int = 0, level: float = 
     return q[0].reshape(rest), q[1].reshape(rest)
 
 
-def summarise(values, n_boot: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+def summarise(values, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, np.ndarray]:
     """Statistics over steps: values[n_steps, ...] -> {statistic: float64 [...]} in STATISTICS order.
 
     "mean", "p50" (median), "p95" over axis 0, ignoring NaN; "ci_lo"/"ci_hi" the bootstrap 95%
@@ -81,3 +83,14 @@ def summarise(values, n_boot: int = 1000, seed: int = 0) -> dict[str, np.ndarray
             p50, p95 = np.percentile(v, [50, 95], axis=0)
     n = (~np.isnan(v)).sum(axis=0).astype(np.float64)
     return {"mean": mean, "p50": p50, "p95": p95, "ci_lo": lo, "ci_hi": hi, "n_steps": n}
+
+
+def layer_mean(v, axis: int = -1) -> np.ndarray:
+    """Model level of per-layer values v[..., L] -> float64 [...]: the NaN-ignoring mean over layers
+    (an empty layer's NaN is left out; NaN only where every layer is NaN), without warnings."""
+    v = np.asarray(v, dtype=np.float64)
+    if not np.isnan(v).any():
+        return v.mean(axis=axis)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(v, axis=axis)

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dodoco.errors import DodocoError, did_you_mean
-from dodoco.models.tokenizer import TextTokenizer
+from dodoco.models.loaded import LoadedModel
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to observe, its tokenizer and what the manifest records about it."""
-
-    model: Any
-    tokenizer: TextTokenizer
-    info: dict = field(default_factory=dict)
 
 
 def _torch_dtype(dtype: str):

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
 from dataclasses import dataclass
-from typing import Any
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from dodoco.errors import DodocoError, did_you_mean
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+#: The tokenizers that ship with DODOCO (``data/tokenizers``; the zoo's ships in ``data/zoo``).
+TOKENIZERS = ("qwen3", "deepseek_v2")
 
 
 @dataclass
@@ -42,7 +53,19 @@ def from_transformers(name: str, tok) -> TextTokenizer:
 
 
 def bundled(name: str) -> TextTokenizer:
-    """A tokenizer that ships with DODOCO (``qwen3``, ``deepseek_v2``, ``zoo``)."""
-    from dodoco.conditions.samples import load_tokenizer
-
+    """A tokenizer that ships with DODOCO (``qwen3``, ``deepseek_v2``)."""
     return from_tokenizers(name, load_tokenizer(name))
+
+
+@functools.lru_cache(maxsize=None)
+def load_tokenizer(name: str) -> Tokenizer:
+    """A bundled tokenizer ("qwen3" or "deepseek_v2") as a ``tokenizers.Tokenizer``."""
+    from tokenizers import Tokenizer
+
+    if name not in TOKENIZERS:
+        raise did_you_mean("tokenizer", name, TOKENIZERS)
+    path = resources.files("dodoco").joinpath("data", "tokenizers", f"{name}.json.gz")
+    if not path.is_file():
+        raise DodocoError(f"tokenizer '{name}' is not bundled in this install ({path})")
+    return Tokenizer.from_str(gzip.decompress(path.read_bytes()).decode("utf-8"))
+

@@ -192,9 +192,8 @@ def build_zoo(family: str, folder: Path | None = None):
 
 def load_zoo(family: str):
     """``zoo:<family>``: the trained model, the zoo tokenizer and what the manifest records."""
-    from dodoco.models.load import LoadedModel
+    from dodoco.models.loaded import LoadedModel
     from dodoco.models.tiny import FAMILIES
-
     from dodoco.store.atomic import sha256_file
 
     tiny = FAMILIES[spec(family).family]

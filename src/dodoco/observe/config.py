@@ -18,7 +18,7 @@ class ObserveConfig(Config):
     ``batch_size`` sequences per forward pass (the forward batch, nothing else), one run directory per
     condition under ``out``. ``batch``: the per-step batch sizes B of the metrics written afterwards.
     ``invariance``: measure batch invariance on the first batch (manifest ``batch_invariance``);
-    ``analyze``: write each run's metrics.parquet; ``quiet``: no progress bars.
+    ``quiet``: no progress bars. The metrics.parquet of each run is written by ``dodoco.analysis``.
     """
 
     model: str
@@ -35,7 +35,6 @@ class ObserveConfig(Config):
     overwrite: bool = False
     batch: tuple[int, ...] | None = None
     invariance: bool = True
-    analyze: bool = True
     quiet: bool = False
 
     def __post_init__(self):

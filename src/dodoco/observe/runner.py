@@ -13,12 +13,21 @@ import numpy as np
 from dodoco import provenance
 from dodoco.conditions import is_mock, resolve
 from dodoco.errors import DodocoError
-from dodoco.models.load import LoadedModel, load_model
+from dodoco.models.load import load_model
+from dodoco.models.loaded import LoadedModel
 from dodoco.observe import invariance
 from dodoco.observe.capture import RoutingCapture
 from dodoco.observe.config import ObserveConfig
-from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin, Routing,
-                                   Status)
+from dodoco.store.manifest import (
+    ConditionInfo,
+    ConditionKind,
+    Granularity,
+    Manifest,
+    ModelInfo,
+    Origin,
+    Routing,
+    Status,
+)
 from dodoco.store.run import run_dir_name
 from dodoco.store.writer import RunWriter
 
@@ -236,7 +245,9 @@ def observe(model, conditions, **settings) -> list[Path]:
 
 
 def observe_runs(cfg: ObserveConfig, loaded: LoadedModel | None = None) -> list[Path]:
-    """Run one ``ObserveConfig``: load the model (unless given), observe each condition, write metrics."""
+    """Run one ``ObserveConfig``: load the model (unless given), observe each condition into its run
+    directory. The metrics table is written by ``dodoco.analysis`` (``dodoco analyze``, or the
+    observe command after this)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -259,9 +270,4 @@ def observe_runs(cfg: ObserveConfig, loaded: LoadedModel | None = None) -> list[
             raise DodocoError(f"--seq-len {cfg.seq_len} is beyond {loaded.info['id']}'s context of {context} "
                               f"tokens (max_position_embeddings): use --seq-len {context} or less")
         paths = [observe_condition(loaded, c, cfg, progress=progress) for c in cfg.conditions]
-    if cfg.analyze and rank == 0:
-        from dodoco.analysis import write_metrics
-
-        for path in paths:
-            write_metrics(path, batch_sizes=cfg.batch)
     return paths

@@ -16,81 +16,57 @@ B sequences per rank per step.
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
-from dodoco.errors import DodocoError
-from dodoco.replay.plan import ReplayCase
+from dodoco.replay.plan import ReplayCase, run_cases
 from dodoco.replay.routing import attach_topk, rank_topk_from_counts, to_physical, tokens_of
 
-__all__ = ["replay_order", "run_placement", "run_routing_cases"]
-
-
-def replay_order(run, names, seed: int):
-    """(EvalPlan, unit order): the one policy's plan for the placements ``names`` on this run, and its
-    evaluated units in the seeded order ``source_of(counts, seed, idx=eval_idx)`` takes them."""
-    from dodoco.ep.placements import evaluation_plan
-    from dodoco.ep.steps import step_order
-
-    plan = evaluation_plan(names, run.S, seed)
-    return plan, plan.eval_idx[step_order(len(plan.eval_idx), seed)]
+__all__ = ["run_placement", "run_routing_cases"]
 
 
 def run_placement(run, name: str, N: int, seed: int):
     """The placement ``name`` for N ranks; a fitted one fitted on the fit part of ``run`` (the policy)."""
-    from dodoco.ep.placements import PLACEMENTS, build_placement, fit_data
+    from dodoco.ep.placements import evaluation_plan, plan_placement
 
-    plan, _ = replay_order(run, [name], seed)
-    if not PLACEMENTS[name].fitted:
-        return build_placement(name, run.E, N)
-    tokens = run.tokens() if run.has_tokens else None
-    return build_placement(name, run.E, N, fit_data(run.counts, plan.fit_idx, tokens))
+    plan = evaluation_plan([name], run.S, seed)
+    return plan_placement(name, N, run.counts, plan, run.tokens() if run.has_tokens else None)
 
 
-def _layers(cfg, L: int) -> list[int]:
-    layers = list(range(L)) if cfg.layers is None else [int(x) for x in cfg.layers]
-    bad = [x for x in layers if not 0 <= x < L]
-    if bad:
-        raise DodocoError(f"--layers {bad} out of range: the run has L={L} MoE layers (0..{L - 1})")
-    return layers
-
-
-def _rank_topk(seqs_by_rank, src_l, layer: int, K: int, traces, what: str):
-    """Logical top-k per rank of one step and layer: traces when given, else synthesised."""
+def _rank_topk(held, src_l, layer: int, K: int, traces, what: str):
+    """Logical top-k per rank of one step and layer: the traces of the units each rank holds (held[N, B])
+    when given, else synthesised from the rank's counts src_l[N, E]."""
     if traces is None:
         return rank_topk_from_counts(src_l, K, what), "synthesised from counts"
     topk, offsets = traces
-    return [tokens_of(topk, offsets, s, layer) for s in seqs_by_rank], "traces"
+    return [tokens_of(topk, offsets, units, layer) for units in held], "traces"
 
 
 def run_routing_cases(run, kind: str, cfg, N: int, placement_from=None) -> tuple[list[ReplayCase], dict]:
     """Cases of one run: every chosen step x layer -> (cases, provenance).
 
     placement_from: the run whose data fits a fitted placement (the real run, for a mock run);
-    default ``run`` itself. Steps come from ``run``'s evaluated units (all, or the held-out part).
+    default ``run`` itself. Steps come from ``run``'s evaluated units (``evaluated_source``: all of
+    them, a window aggregate's one step among them, or the held-out part).
     """
-    from dodoco.ep.steps import require_steps, source_of
+    from dodoco.ep.placements import evaluated_source
+    from dodoco.ep.steps import run_source
 
-    L, B, K = run.L, int(cfg.batch), run.K
+    B, K = int(cfg.batch), run.K
     p = run_placement(placement_from or run, cfg.placement, N, cfg.seed)
-    plan, order = replay_order(run, [cfg.placement], cfg.seed)
-    require_steps(len(order), N, B, f"run {run.path}" + (" (its held-out part)" if plan.part == "held-out" else ""))
-    n_steps = len(order) // (N * B) if cfg.max_steps is None else min(len(order) // (N * B), int(cfg.max_steps))
-    order = order[: n_steps * N * B]
-    ranks = source_of(run.counts, order=order).ranks(N, B)  # [n, N, L, E]
+    plan, source = evaluated_source([cfg.placement], run.counts, cfg.seed, source=run_source(run, cfg.seed))
+    what = f"run {run.path}" + (" (its held-out part)" if plan.part == "held-out" else "")
+    base = run_cases(source, N, B, condition=run.condition, kind=kind, placement=p, layers=cfg.layers,
+                     max_steps=cfg.max_steps, what=what)
     traces = run.tokens() if run.has_tokens else None
+    held = source.holders(N, B) if traces is not None else None  # [n, N, B] unit ids
     cases = []
-    for k in range(n_steps):
-        by_rank = order[k * N * B:(k + 1) * N * B].reshape(N, B)  # rank i holds units by_rank[i]
-        src = ranks[k].astype(np.int64)
-        for layer in _layers(cfg, L):
-            what = f"run {run.path} step {k} layer {layer}"
-            logical, source = _rank_topk(by_rank, src[:, layer], layer, K, traces, what)
-            phys, slots = to_physical(logical, p.layer(layer))
-            case = ReplayCase(run.condition, kind, k, layer, np.zeros((N, N), dtype=np.int64), src=src[:, layer],
-                              model=run.model)
-            cases.append(attach_topk(case, phys, slots, source))
+    for c in base:
+        logical, topk_source = _rank_topk(None if held is None else held[c.step], c.src, c.layer, K, traces,
+                                          f"run {run.path} step {c.step} layer {c.layer}")
+        phys, slots = to_physical(logical, p.layer(c.layer))
+        cases.append(attach_topk(dataclasses.replace(c, model=run.model), phys, slots, topk_source))
     prov = {"real" if kind == "real" else kind: {"path": str(run.path), "condition": run.condition,
-                                                  "model": run.model, "S": run.S, "L": L, "E": run.E, "K": K,
+                                                  "model": run.model, "S": run.S, "L": run.L, "E": run.E, "K": K,
                                                   "seq_len": run.seq_len, "traces": traces is not None},
-            "placement": p.name, "part": plan.part}
+            "placement": p.name, "part": plan.part, "source_split": source.source_split}
     return cases, prov

@@ -18,33 +18,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dodoco import defaults
 from dodoco.config import Config
+from dodoco.defaults import NOMINAL_LINK_GBPS, dtype_bytes
 from dodoco.errors import DodocoError, did_you_mean
 from dodoco.replay.plan import ReplayCase, balanced_splits, hot_pair_splits, skewed_splits
 from dodoco.replay.routing import attach_topk, block_counts, rank_topk_from_counts
 
-__all__ = ["DTYPES", "PATTERNS", "ReplayConfig", "build_cases", "dtype_bytes", "grid_cases", "pick_runs",
+__all__ = ["PATTERNS", "ReplayConfig", "build_cases", "dtype_bytes", "grid_cases", "pick_runs",
            "skew_case"]
 
-#: Row element types the replay sends, with their sizes in bytes.
-DTYPES = {"bf16": 2, "bfloat16": 2, "fp16": 2, "float16": 2, "fp32": 4, "float32": 4, "fp8": 1}
 #: Synthetic traffic patterns (docs/replay.md).
 PATTERNS = ("hot-receiver", "hot-pair", "uniform")
 #: The experts the whole-layer replay (--layer) runs (docs/replay.md)
 LAYER_KERNELS = ("grouped_mm", "megatron")
-#: Nominal per-direction NVLink4 bandwidth of H100/H200 (GB/s), used when no measured value is given.
-NOMINAL_LINK_GBPS = 450.0
 
 
 #: What a gloo (CPU) dry run uses where the user gave no value: it checks the path, it times nothing
 #: worth keeping, so it stays small (the GPU defaults would replay every step of every layer).
 DRY_RUN = {"max_steps": 2, "iters": 3, "warmup": 1}
-
-
-def dtype_bytes(name: str) -> int:
-    if name not in DTYPES:
-        raise did_you_mean("dtype", name, DTYPES)
-    return DTYPES[name]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,11 +47,11 @@ class ReplayConfig(Config):
     condition: str | None = None  # the real condition; None: the only non-mock run
     mock: str | None = None  # None: the first mock-* run found; "none": no mock
     batch: int = 1
-    hidden: int = 2048
-    dtype: str = "bf16"
+    hidden: int = defaults.HIDDEN
+    dtype: str = defaults.DTYPE
     backend: str = "nccl"
-    dispatcher: tuple[str, ...] = ("nccl",)
-    placement: str = "contiguous"
+    dispatcher: tuple[str, ...] = defaults.DISPATCHERS
+    placement: str = defaults.PLACEMENT
     seed: int = 0
     layers: tuple[int, ...] | None = None
     max_steps: int | None = None

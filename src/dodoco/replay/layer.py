@@ -34,7 +34,7 @@ import torch
 from dodoco.errors import DodocoError
 from dodoco.replay.dispatchers.base import decode_rows, local_assignments
 
-__all__ = ["LayerPlan", "layer_check", "layer_plan", "layer_shape", "layer_stages", "layer_step", "rank_loads"]
+__all__ = ["LayerPlan", "layer_check", "layer_plan", "layer_shape", "layer_stages", "layer_step", "rank_loads", "shape_of"]
 
 _TOK_BITS = 20
 
@@ -172,3 +172,15 @@ def layer_shape(cfg, run=None):
         raise DodocoError(f"--layer: the experts ({label}) have H={shape.hidden} but the rows are --hidden "
                           f"{cfg.hidden}: give --hidden {shape.hidden}, or another shape")
     return shape, label
+
+
+_SHAPES: dict = {}
+
+
+def shape_of(cfg):
+    """(ExpertShape, label) of a layer replay's experts, resolved once per config in a process."""
+    if cfg not in _SHAPES:
+        from dodoco.replay.config import pick_runs
+
+        _SHAPES[cfg] = layer_shape(cfg, pick_runs(cfg)[0] if cfg.runs else None)
+    return _SHAPES[cfg]

@@ -16,7 +16,7 @@ From every rank's stage times t[N, iters, P] of one case and dispatcher (``layer
 The result is the dispatch replay's (``dodoco.replay/2``) with ``mode: "layer"``, the experts
 (``layer``: shape, kernel) and ``layer_summary``: per dispatcher and condition, means over cases and
 ``vs_balanced`` (layer time over the balanced control's with the same per-rank send rows).
-``dodoco simulate`` never fits on a layer result (``simulate.measure`` refuses it).
+``dodoco simulate`` never fits on a layer result (``simulate.samples`` refuses it).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def layer_row(d, case, t, stages, check: str, cfg, sets: int, link_gbps: float) 
     """One row of the layer replay: dispatcher d on a case; t[N, iters, P] ms, every rank's stages."""
     from dodoco.replay.harness import stats
     from dodoco.replay.layer import rank_loads
-    from dodoco.replay.layer_run import shape_of
+    from dodoco.replay.layer import shape_of
     from dodoco.replay.results import case_row
 
     nd, ie = d.n_dispatch, stages.index("experts")
@@ -88,7 +88,7 @@ def assemble_any(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows,
 
     res = assemble(cfg, N, device, prov, dispatchers, rows, overhead, sweep, link)
     if cfg.layer:
-        from dodoco.replay.layer_run import shape_of
+        from dodoco.replay.layer import shape_of
 
         from dodoco.replay.megatron_layer import grouped_mlp_line
 

@@ -16,21 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from dodoco.replay import harness as hz
-from dodoco.replay.layer import layer_check, layer_plan, layer_shape, layer_stages, layer_step
+from dodoco.replay.layer import layer_check, layer_plan, layer_stages, layer_step, shape_of
 
-__all__ = ["Experts", "experts_for", "layer_dispatchers", "layer_memory", "layer_one", "shape_of"]
+__all__ = ["Experts", "experts_for", "layer_dispatchers", "layer_memory", "layer_one"]
 
 _EXPERTS: dict = {}
-_SHAPES: dict = {}
-
-
-def shape_of(cfg):
-    """(ExpertShape, label) of a layer replay's experts, resolved once per config in a process."""
-    if cfg not in _SHAPES:
-        from dodoco.replay.config import pick_runs
-
-        _SHAPES[cfg] = layer_shape(cfg, pick_runs(cfg)[0] if cfg.runs else None)
-    return _SHAPES[cfg]
 
 
 class Experts:
@@ -107,7 +97,7 @@ def layer_memory(cfg, cases, rank: int, l2: int) -> int:
 def layer_one(d, data, case, ctx, link: dict) -> tuple[dict, None]:
     """Check and time one case through dispatcher d with the rank's experts -> (layer row, None)."""
     from dodoco.replay.layer_results import layer_row
-    from dodoco.replay.runner import case_sets, check_case
+    from dodoco.replay.casecheck import case_sets, check_case
 
     cfg = ctx.cfg
     sets = case_sets(case, ctx)

@@ -27,8 +27,8 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["ReplayCase", "balanced_splits", "case_bytes", "floor_ms", "hot_pair_splits", "spread",
-           "run_cases", "skewed_splits", "sweep_sizes", "synth_topk"]
+__all__ = ["ReplayCase", "balanced_splits", "case_bytes", "floor_ms", "hot_pair_splits", "layer_indices", "run_cases",
+           "skewed_splits", "spread", "sweep_sizes", "synth_topk"]
 
 
 @dataclass(frozen=True)
@@ -73,64 +73,43 @@ class ReplayCase:
         return int(np.sum(self.slots)) if self.slots is not None else 0
 
 
-def run_cases(counts, N: int, B: int, *, condition: str, kind: str, seed: int = 0, placement=None,
-              layers=None, max_steps: int | None = None, seq_tokens=None, source=None) -> list[ReplayCase]:
-    """Replay cases of one run: counts[S, L, E] -> [ReplayCase] for every step and chosen layer.
+def layer_indices(layers, L: int) -> list[int]:
+    """MoE layer indices to replay (None: all L), each checked to be in 0..L-1."""
+    out = list(range(L)) if layers is None else [int(x) for x in layers]
+    bad = [x for x in out if not 0 <= x < L]
+    if bad:
+        raise DodocoError(f"--layers {bad} out of range: the run has L={L} MoE layers (0..{L - 1})")
+    return out
 
+
+def run_cases(source, N: int, B: int, *, condition: str, kind: str, placement=None, layers=None,
+              max_steps: int | None = None, what: str = "the run") -> list[ReplayCase]:
+    """Replay cases of a run's steps -> [ReplayCase] for every step and chosen layer (step-major).
+
+    source: the steps (``dodoco.ep.steps.StepSource``: ``run_source(run, seed)``, whose window
+    aggregate is one step split evenly over the source ranks, or the held-out units' source of
+    ``ep.placements.evaluated_source``); rank i of step k sends ``ranks(N, B)[k, i]``.
     placement: a ``dodoco.ep.Placement`` for N ranks (default contiguous). layers: MoE layer
-    indices (default all). max_steps: keep the first steps only (default all S // (N*B)).
-    seq_tokens[S]: tokens per sequence (stored per rank on each case; default none).
-    source: the run's own StepSource (``Run.source(seed)``) to form the steps from instead of counts
-    (a window aggregate is then one step, split evenly over the source ranks).
+    indices (default all). max_steps: keep the first steps only (default all). ``what`` names the
+    units in the error when they hold no step of N*B.
     """
-    if source is not None:
-        return _cases_of(source, N, B, condition, kind, placement, layers, max_steps)
-    from dodoco.ep.placement import contiguous
-    from dodoco.ep.steps import require_steps, source_of, step_order
+    from dodoco.ep.layout import contiguous
     from dodoco.ep.traffic import split_sizes, traffic_matrix
 
-    counts = np.asarray(counts)
-    S, L, E = counts.shape
-    require_steps(S, N, B)
+    source.check(N, B, what)
+    ranks = source.ranks(N, B)  # [n, N, L, E]
+    n, L, E = ranks.shape[0], ranks.shape[2], ranks.shape[3]
     p = placement if placement is not None else contiguous(E, N)
     if p.num_ranks != N or p.num_experts != E:
         raise DodocoError(f"placement is for {p.num_experts} experts on {p.num_ranks} ranks, "
                           f"the replay needs {E} experts on {N} ranks")
-    layers = list(range(L)) if layers is None else [int(x) for x in layers]
-    bad = [x for x in layers if not 0 <= x < L]
-    if bad:
-        raise DodocoError(f"--layers {bad} out of range: the run has L={L} MoE layers (0..{L - 1})")
-    n_steps = S // (N * B) if max_steps is None else min(S // (N * B), int(max_steps))
-    order = step_order(S, seed)[: n_steps * N * B]  # the units of the steps replayed
-    ranks = source_of(counts, order=order).ranks(N, B)  # [n, N, L, E]
-    toks = None if seq_tokens is None else source_of(
-        np.asarray(seq_tokens).reshape(-1, 1, 1), order=order).totals(N, B)[..., 0]  # [n, N]
-    cases = []
-    for k in range(n_steps):
-        src = ranks[k].astype(np.int64)  # [N, L, E]
-        tok = None if toks is None else toks[k]
-        for layer in layers:
-            s = traffic_matrix(src[:, layer, :], p.layer(layer))
-            cases.append(ReplayCase(condition, kind, k, layer, split_sizes(s), src[:, layer, :], tok))
-    return cases
-
-
-def _cases_of(source, N: int, B: int, condition: str, kind: str, placement, layers, max_steps) -> list[ReplayCase]:
-    """run_cases on a StepSource: its steps of N*B units, each rank's counts, one case per layer."""
-    from dodoco.ep.placement import contiguous
-    from dodoco.ep.steps import require_steps
-    from dodoco.ep.traffic import split_sizes, traffic_matrix
-
-    if source.n_steps(N * B) == 0:
-        require_steps(source.n_units, N, B)
-    ranks = source.ranks(N, B)  # [n, N, L, E]
-    n, L, E = ranks.shape[0], ranks.shape[2], ranks.shape[3]
-    p = placement if placement is not None else contiguous(E, N)
     n = n if max_steps is None else min(n, int(max_steps))
-    layers = list(range(L)) if layers is None else [int(x) for x in layers]
-    return [ReplayCase(condition, kind, k, layer, split_sizes(traffic_matrix(ranks[k, :, layer, :].astype(np.int64),
-                                                                              p.layer(layer))),
-                       ranks[k, :, layer, :].astype(np.int64), None) for k in range(n) for layer in layers]
+    cases = []
+    for k in range(n):
+        for layer in layer_indices(layers, L):
+            src = ranks[k, :, layer, :].astype(np.int64)  # [N, E]: rank i's tokens' experts
+            cases.append(ReplayCase(condition, kind, k, layer, split_sizes(traffic_matrix(src, p.layer(layer))), src))
+    return cases
 
 
 def spread(total: int, N: int, start: int) -> np.ndarray:
@@ -206,21 +185,20 @@ def case_bytes(splits, row_bytes: int) -> dict:
     ``dodoco.ep.traffic.send_recv``), max and mean over ranks; pair_max: the largest off-diagonal
     s[i, j]; receiver_skew: max/mean of column sums (rows received, diagonal included).
     """
-    from dodoco.ep.traffic import send_recv
+    from dodoco.ep.traffic import off_diagonal, send_recv
+    from dodoco.metrics.imbalance import max_mean
 
     s = np.asarray(splits, dtype=np.float64) * row_bytes
     N = s.shape[0]
     S_off, R_off = send_recv(s)
-    cols = s.sum(0)
-    off = s - np.diag(np.diag(s))
     return {
         "bytes_total": float(s.sum()),
         "per_rank_bytes": float(s.sum() / N),
         "send_off_max": float(S_off.max()),
         "recv_off_max": float(R_off.max()),
         "off_mean": float(S_off.mean()),
-        "pair_max": float(off.max()) if N > 1 else 0.0,
-        "receiver_skew": float(cols.max() / cols.mean()) if cols.mean() > 0 else float("nan"),
+        "pair_max": float(off_diagonal(s).max()) if N > 1 else 0.0,
+        "receiver_skew": float(max_mean(s.sum(0))),
     }
 
 

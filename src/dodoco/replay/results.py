@@ -12,7 +12,6 @@ as rows of dispatcher ``nccl`` (``upgrade``).
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from dodoco.errors import DodocoError
 
 __all__ = ["SCHEMA", "assemble", "bandwidth", "bend_points", "case_row", "dry_run", "load_results", "measured_on",
-           "overhead_rows", "row_splits", "summary_rows", "sweep_rows", "upgrade"]
+           "overhead_rows", "read_results", "row_splits", "summary_rows", "sweep_rows", "upgrade"]
 
 SCHEMA = "dodoco.replay/2"
 OLD_SCHEMA = "dodoco.replay/1"
@@ -207,10 +206,10 @@ def bend_points(rows: list[dict], threshold: float = 0.05) -> list[dict]:
 def assemble(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows: list[dict], overhead: list[dict],
              sweep: list[dict], link: dict) -> dict:
     """The result dict written as JSON."""
-    from dodoco import __version__
+    from dodoco.provenance import VERSION
 
     res = {"schema": SCHEMA, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-           "dodoco": __version__, "N": N, "backend": cfg.backend, "hidden": cfg.hidden, "dtype": cfg.dtype,
+           "dodoco": VERSION, "N": N, "backend": cfg.backend, "hidden": cfg.hidden, "dtype": cfg.dtype,
            "row_bytes": cfg.row_bytes, "batch": cfg.batch,
            "timing": "CUDA events" if device.get("type") == "cuda" else "time.perf_counter (CPU dry run)",
            "device": device, "link": link, "config": cfg.to_dict(), "source": prov, "note": cfg.note,
@@ -228,7 +227,7 @@ def write_result(path, result: dict) -> None:
 def upgrade(result: dict) -> dict:
     """A ``dodoco.replay/1`` result as ``/2``: its cases become rows of dispatcher ``nccl``, bytes and
     the floor (nominal link) recomputed from their splits."""
-    from dodoco.replay.config import NOMINAL_LINK_GBPS
+    from dodoco.defaults import NOMINAL_LINK_GBPS
     from dodoco.replay.plan import case_bytes, floor_ms
 
     if result.get("schema") == SCHEMA:
@@ -247,21 +246,24 @@ def upgrade(result: dict) -> dict:
     return out  # its "summary" and "cases" stay as /1 wrote them (readers of /1 files keep working)
 
 
+def read_results(path) -> tuple[list[dict], dict, str]:
+    """The one reader of replay result files -> (results as /2 (``upgrade``), the file's top-level
+    fields, sha256 of the file). A file holds one result, a list of them, or a combined bench file
+    (results under "replays" beside top-level fields: machine, device, notes). One-line errors."""
+    from dodoco.jsonfile import read_json
+
+    p = Path(path)
+    fix = "pass a file written by `dodoco replay -o` or bench_dispatch.py"
+    obj, digest = read_json(p, "replay result", fix)
+    top = obj if isinstance(obj, dict) and isinstance(obj.get("replays"), list) else {}
+    items = top["replays"] if top else obj if isinstance(obj, list) else [obj]
+    for it in items:
+        if not isinstance(it, dict) or it.get("schema") not in (SCHEMA, OLD_SCHEMA):
+            schema = it.get("schema") if isinstance(it, dict) else type(it).__name__
+            raise DodocoError(f"{p} holds schema {schema!r}, not a replay result ({SCHEMA!r}): {fix}")
+    return [upgrade(it) for it in items], top, digest
+
+
 def load_results(paths) -> list[dict]:
-    """Replay results from JSON files (a file may hold one result or a list under "replays"), as /2."""
-    out = []
-    for p in map(Path, paths):
-        try:
-            obj = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise DodocoError(f"replay result {p} does not exist: run `dodoco replay ... -o {p}`") from None
-        except json.JSONDecodeError as exc:
-            raise DodocoError(f"{p} is not JSON ({exc.msg}): pass a file written by `dodoco replay`") from None
-        items = obj.get("replays", [obj]) if isinstance(obj, dict) else obj
-        for it in items:
-            if not isinstance(it, dict) or it.get("schema") not in (SCHEMA, OLD_SCHEMA):
-                schema = it.get("schema") if isinstance(it, dict) else type(it).__name__
-                raise DodocoError(f"{p} holds schema {schema!r}, not a replay result ({SCHEMA!r}): pass a file "
-                                  "written by `dodoco replay`")
-            out.append(upgrade(it))
-    return out
+    """Replay results of every file (``read_results``), as /2, in file order."""
+    return [res for p in paths for res in read_results(p)[0]]

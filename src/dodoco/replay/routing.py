@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from dodoco.ep.placement import Placement
+from dodoco.ep.layout import Placement
 from dodoco.errors import DodocoError
 from dodoco.replay.plan import ReplayCase, spread, synth_topk
 

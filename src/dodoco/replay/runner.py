@@ -27,6 +27,7 @@ from dodoco.replay.config import ReplayConfig, build_cases
 from dodoco.replay.dispatchers import get
 from dodoco.replay.dispatchers.base import RankData, noop
 from dodoco.replay.plan import sweep_sizes
+from dodoco.replay.casecheck import case_name, case_sets, check_case
 
 __all__ = ["FAIL_ENV", "Ctx", "active_dispatchers", "dist_env", "plan_memory", "run_many", "run_worker"]
 
@@ -117,33 +118,6 @@ def _device(cfg: ReplayConfig, local_rank: int):
     return torch.device("cpu")
 
 
-def _case_name(case) -> str:
-    return f"{case.condition} step {case.step} layer {case.layer}"
-
-
-def case_sets(case, ctx: Ctx) -> int:
-    """Rotating buffer sets of a case on this rank (send, receive and combine-back rows past 2 x L2)."""
-    s = case.splits
-    rows = 2 * int(s[ctx.rank].sum()) + int(s[:, ctx.rank].sum())
-    return hz.n_buffer_sets(rows * ctx.cfg.row_bytes, ctx.l2, ctx.cfg.buffers)
-
-
-def check_case(d, data: RankData, state, case, ctx: Ctx, more=None) -> str:
-    """One dispatch + combine outside the timed loop, checked on every rank against the routing (and by
-    ``more(state)`` when given) -> 'ok', 'off' or 'skipped (...)'; a failed check stops the replay."""
-    if not ctx.cfg.check:
-        return "off"
-    d.step(state, 0, noop)
-    hz.sync(ctx.device)
-    msg = data.compare(d.received(state), d.order, dedup=d.bytes == "dedup")
-    msg = d.combined(state, data) if msg == "ok" else msg
-    msg = more(state) if msg == "ok" and more is not None else msg
-    check = hz.agree(msg, ctx.device)
-    if check != "ok" and not check.startswith("skipped"):
-        raise RuntimeError(f"replay check failed: {d.name} on {_case_name(case)}: {check}")
-    return check
-
-
 def replay_one(d, data: RankData, case, ctx: Ctx, link: dict) -> tuple[dict, dict | None]:
     """Check and time one case through one dispatcher -> (result row, overhead entry or None)."""
     from dodoco.replay.results import case_row
@@ -208,7 +182,7 @@ def _fits(d, case, skipped: list) -> bool:
         d.limits(case)
         return True
     except DodocoError as exc:
-        skipped.append(f"{d.name} on {_case_name(case)}: {exc}")
+        skipped.append(f"{d.name} on {case_name(case)}: {exc}")
         return False
 
 

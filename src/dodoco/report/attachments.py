@@ -17,7 +17,6 @@ and the calibration; a trace from a model that is not among the report's runs is
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,7 +108,7 @@ def load_attachments(paths) -> list[Attachment]:
     """Read and describe every attached file (an ``Attachment`` passes as is); one-line DodocoError
     naming a file that is missing or not a result file, before any work."""
     from dodoco.replay.results import load_results
-    from dodoco.simulate.measure import read_json
+    from dodoco.jsonfile import read_json
 
     out = []
     for path in paths:

@@ -1,10 +1,6 @@
 """Report sections on expert parallelism: mitigations, measured vs NeuSim-predicted skew, and the
-decode regime (from token traces). They use ``dodoco.ep.mitigations``, ``dodoco.simulate.neusim``
-and ``dodoco.ep.decode``; each is ``(ctx) -> Section`` (report/build.py).
-
-Mitigations are measured on a seeded subset of at most ``MITIGATION_SEQUENCES`` units per run
-(their step-by-step greedy searches cost far more than a scan), at one EP degree chosen per run
-(``mitigation_setup``); the decode regime uses at most ``DECODE_SEQUENCES`` sequences.
+decode regime (from token traces). They draw what ``dodoco.findings.analyses`` computes; each is
+``(ctx) -> Section`` (report/build.py).
 """
 
 from __future__ import annotations
@@ -12,70 +8,18 @@ from __future__ import annotations
 import numpy as np
 
 from dodoco.errors import DodocoError
+from dodoco.findings import analyses
+from dodoco.findings.analyses import MITIGATION_SEQUENCES
 from dodoco.report import plots
 from dodoco.report.section import Figure, Section, SkipSection, Table
 
-__all__ = ["mitigation_rows", "mitigation_setup", "subset_traces"]
+__all__ = ["decode_section", "mitigations_section", "neusim_section"]
 
-MITIGATION_SEQUENCES = 1024
-DECODE_SEQUENCES = 2048
 #: (mitigation, metric) pairs drawn as bars; every row is in the table.
 _BARS = (("adaptive_relayout", "receiver_skew"), ("adaptive_relayout", "max_mean"),
          ("sequence_placement", "recv_max_mean"), ("sequence_placement", "local_fraction"),
          ("hierarchical_dispatch", "max_inter_node_recv"), ("hierarchical_dispatch", "total_inter_node"),
          ("topology_mapping", "max_node_bytes"))
-
-
-def subset_traces(topk, offsets, idx) -> tuple[np.ndarray, np.ndarray]:
-    """Token traces of sequences idx (ascending): topk[T, L, K], offsets[S+1] -> (topk', offsets')."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    idx = np.sort(np.asarray(idx, dtype=np.int64))
-    lengths = np.diff(offsets)[idx]
-    new = np.concatenate([[0], np.cumsum(lengths)])
-    tok = np.repeat(offsets[idx] - new[:-1], lengths) + np.arange(new[-1])
-    return np.asarray(topk)[tok], new
-
-
-def _subset(run, limit: int, seed: int):
-    """(counts[S', L, E], idx or None): a seeded subset of at most ``limit`` units."""
-    S = run.counts.shape[0]
-    if S <= limit:
-        return np.asarray(run.counts), None
-    idx = np.sort(np.random.default_rng(seed + 2).permutation(S)[:limit])
-    return np.asarray(run.counts[idx]), idx
-
-
-def mitigation_setup(S: int, E: int, B: int) -> tuple[int, int, int]:
-    """(N, G, window) for the mitigations of S units: N the largest of 16, 8, 4, 2 (<= E) with
-    at least 4 steps of N*B units, G = 8 GPUs per node at N = 16 else N / 2 (two nodes), and a
-    relayout window of min(8, steps // 4) steps. DodocoError when not even N = 2 has 4 steps."""
-    for N in (16, 8, 4, 2):
-        if N <= E and S >= 4 * N * B:
-            steps = S // (N * B)
-            return N, (8 if N == 16 else N // 2), max(1, min(8, steps // 4))
-    raise DodocoError(f"mitigations need 4 steps of 2 x {B} units ({8 * B} units), have {S}")
-
-
-def mitigation_rows(run, B: int, kind: str, seed: int = 0) -> list[dict]:
-    """Every mitigation of one run (dodoco.ep.mitigations) on a subset of its units."""
-    from dodoco.ep import mitigations as mit
-
-    counts, idx = _subset(run, MITIGATION_SEQUENCES, seed)
-    S, _, E = counts.shape
-    N, G, W = mitigation_setup(S, E, B)
-    K = run.K
-    traces = {}
-    if run.has_tokens:
-        topk, offsets = run.tokens()
-        topk, offsets = subset_traces(topk, offsets, idx) if idx is not None else (np.asarray(topk), offsets)
-        traces = {"topk": topk, "offsets": offsets}
-    rows = mit.adaptive_relayout(counts, N, B, window=W, seed=seed)
-    rows += mit.sequence_placement(counts, N, B, seed=seed)
-    rows += mit.hierarchical_dispatch(counts, N, B, G, K, seed=seed, **traces)
-    rows += mit.topology_mapping(counts, N, B, G, seed=seed)
-    lab = {"model": run.model, "condition": run.condition, "kind": kind, "seq_len": run.seq_len,
-           "ep": N, "batch": B, "gpus_per_node": G, "units": S}
-    return [{**lab, **r} for r in rows]
 
 
 def _bar_label(r: dict) -> str:
@@ -98,7 +42,7 @@ def mitigations_section(ctx) -> Section:
     rows, figs, notes = [], [], []
     for r in ctx.sorted_runs():
         try:
-            got = ctx.cached(("mitigations", str(r.path)), lambda r=r: mitigation_rows(
+            got = ctx.cached(("mitigations", str(r.path)), lambda r=r: analyses.mitigation_rows(
                 r, ctx.ep_batch(r), ctx.kind(r), ctx.options.seed))
         except DodocoError as exc:
             notes.append(f"{r.path}: {exc}")
@@ -126,39 +70,14 @@ def mitigations_section(ctx) -> Section:
                    notes=notes)
 
 
-def _decode_traces(run, seed: int):
-    topk, offsets = run.tokens()
-    S = offsets.shape[0] - 1
-    if S > DECODE_SEQUENCES:
-        idx = np.sort(np.random.default_rng(seed + 3).permutation(S)[:DECODE_SEQUENCES])
-        return subset_traces(topk, offsets, idx)
-    return np.asarray(topk), np.asarray(offsets)
-
-
-def _neusim_rows(ctx, run, regime: str) -> list[dict]:
-    from dodoco.ep.scan import default_eps
-    from dodoco.simulate.neusim import neusim_table
-
-    E, K = run.E, run.K
-    kw = dict(ep=list(ctx.options.ep or default_eps(E)), batch=(ctx.ep_batch(run),), seed=ctx.options.seed,
-              model=run.model, condition=run.condition, seq_len=run.seq_len)
-    if regime == "prefill":
-        return neusim_table(None, K, source=ctx.source(run), **kw).to_pylist()
-    from dodoco.ep.decode import DEFAULT_POSITIONS, decode_positions, decode_source
-
-    topk, offsets = _decode_traces(run, ctx.options.seed)
-    pos = decode_positions(np.diff(offsets), DEFAULT_POSITIONS)
-    return neusim_table(None, K, regime="decode", source=decode_source(topk, offsets, E, pos, ctx.options.seed),
-                        **kw).to_pylist()
-
-
 def neusim_section(ctx) -> Section:
     """Measured vs NeuSim-predicted receiver skew"""
     rows, panels, notes = [], {}, []
     for r in ctx.sorted_runs():
         for regime in ["prefill"] + (["decode"] if r.has_tokens else []):
             try:
-                got = ctx.cached(("neusim", str(r.path), regime), lambda r=r, g=regime: _neusim_rows(ctx, r, g))
+                got = ctx.cached(("neusim", str(r.path), regime),
+                                 lambda r=r, g=regime: analyses.neusim_rows(r, g, ctx.ep_batch(r), ctx.options))
             except DodocoError as exc:
                 notes.append(f"{r.path}: {exc}")
                 continue
@@ -180,18 +99,6 @@ def neusim_section(ctx) -> Section:
                    [Table("neusim", rows, "NeuSim parameters and receiver skew per EP degree")], notes=notes)
 
 
-def _decode_curves(ctx, run, placement: str):
-    from dodoco.ep.decode import decode_scan
-    from dodoco.ep.scan import default_eps
-    from dodoco.findings.runs import result_curves
-
-    o, B, E = ctx.options, ctx.ep_batch(run), run.E
-    topk, offsets = _decode_traces(run, o.seed)
-    result = decode_scan(topk, offsets, E, ep=list(o.ep or default_eps(E)), batch=[B], placement=placement,
-                         seed=o.seed, n_boot=o.n_boot, model=run.model, condition=run.condition, seq_len=run.seq_len)
-    return result_curves(result, B)
-
-
 def decode_section(ctx) -> Section:
     """Prefill and decode regimes"""
     traced = [r for r in ctx.sorted_runs() if r.has_tokens]
@@ -202,7 +109,8 @@ def decode_section(ctx) -> Section:
     rows = []
     for r in traced:
         B, prefill = ctx.ep_batch(r), ctx.scan(r)
-        decode = ctx.cached(("decode", str(r.path)), lambda r=r: _decode_curves(ctx, r, base))
+        decode = ctx.cached(("decode", str(r.path)), lambda r=r: analyses.decode_curves(r, ctx.ep_batch(r), base,
+                                                                                         ctx.options))
         for regime, curves in (("prefill", prefill.curves if prefill else {}), ("decode", decode)):
             for metric in panels:
                 c = curves.get((metric, base))

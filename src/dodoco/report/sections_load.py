@@ -14,7 +14,7 @@ __all__ = ["gini_matrix_section", "heatmap_section", "lorenz_section"]
 
 def gini_matrix_section(ctx) -> Section:
     """Model x condition Gini"""
-    from dodoco.metrics.imbalance import gini
+    from dodoco.findings.analyses import load_curves
 
     runs = ctx.sorted_runs()
     rows_l = list(dict.fromkeys(ctx.label(r) for r in runs))
@@ -23,7 +23,7 @@ def gini_matrix_section(ctx) -> Section:
     table, batches = [], set()
     for r in runs:
         i, j = rows_l.index(ctx.label(r)), conds.index(r.condition)
-        agg[i, j] = float(np.nanmean(gini(ctx.aggregate(r))))
+        agg[i, j] = load_curves(ctx.aggregate(r))["gini"]
         at = ctx.findings.gini_at(r, ctx.options.ref_batch)
         row = {"model": r.model, "seq_len": r.seq_len, "condition": r.condition, "kind": ctx.kind(r),
                "gini_all_units": agg[i, j]}
@@ -80,12 +80,12 @@ def heatmap_section(ctx) -> Section:
 
 def lorenz_section(ctx) -> Section:
     """Lorenz curves"""
-    from dodoco.metrics.imbalance import lorenz
+    from dodoco.findings.analyses import load_curves
 
     panels: dict[str, list] = {}
     for r in ctx.sorted_runs():
-        x, y = lorenz(ctx.aggregate(r))  # y [L, E+1]
-        panels.setdefault(ctx.label(r), []).append((r.condition, x, np.nanmean(y, axis=0)))
+        c = load_curves(ctx.aggregate(r))  # Lorenz curve averaged over layers
+        panels.setdefault(ctx.label(r), []).append((r.condition, c["x"], c["y"]))
     fig = Figure("lorenz", plots.lorenz_curves(panels, ctx.style, "Lorenz curves of expert load, per model"),
                  "share of assignments held by the least-loaded share of experts, all units summed, averaged over "
                  "MoE layers; the area between a curve and the diagonal is Gini / 2")

@@ -1,6 +1,6 @@
 """Report sections beyond counts: co-activation, cross-layer affinity, placements fitted on token
 traces (held out) and rebalancing over time. Each is ``(ctx) -> Section`` and draws what one call
-of ``dodoco.ep.trace_summary.trace_summary`` returns (computed once per report, cached on ctx).
+of ``dodoco.findings.analyses.traces`` returns (computed once per report, cached on ctx).
 docs/beyond-counts.md defines every number.
 """
 
@@ -21,11 +21,10 @@ _PLACEMENTS = {"coact": ("dedup", "coact: deduplicated rows saved"),
 
 
 def _summary(ctx):
-    from dodoco.ep.trace_summary import TraceOptions, trace_summary
+    from dodoco.findings.analyses import traces
 
     o = ctx.options
-    opts = TraceOptions(seed=getattr(o, "seed", 0), n_boot=getattr(o, "n_boot", 1000))
-    return ctx.cached(("trace_summary",), lambda: trace_summary(ctx.runs, opts))
+    return ctx.cached(("trace_summary",), lambda: traces(ctx.runs, getattr(o, "seed", 0), getattr(o, "n_boot", 1000)))
 
 
 def _round(rows, digits: int = 6) -> list[dict]:

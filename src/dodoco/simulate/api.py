@@ -15,10 +15,8 @@ Shape legend: L MoE layers, E routed experts, N EP ranks, B sequences per rank p
 
 from __future__ import annotations
 
-import math
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dodoco.config import Config
 from dodoco.errors import DodocoError
@@ -88,7 +86,7 @@ class SimulateResult:
 
 
 def _is_calibration(path: str) -> bool:
-    from dodoco.simulate.measure import read_json
+    from dodoco.jsonfile import read_json
 
     try:
         head, _ = read_json(path, "calibration", "-")
@@ -108,8 +106,8 @@ def resolve_calibration(cfg: SimulateConfig, cluster) -> tuple[object, list]:
         if len(cfg.calibration) == 1 and _is_calibration(cfg.calibration[0]):
             return load_calibration(cfg.calibration[0]), []
         from dodoco.simulate.fit import calibrate
-        from dodoco.simulate.measure import load_groups
-        from dodoco.simulate.validate import validation_rows
+        from dodoco.simulate.samples import load_groups
+        from dodoco.simulate.holdout import validation_rows
 
         groups, sources = load_groups(cfg.calibration)
         cal, records = calibrate(groups, sources)
@@ -178,7 +176,8 @@ def _notes(rows, cal, cluster) -> list[str]:
 
 def simulate(cfg: SimulateConfig) -> SimulateResult:
     """Predict dispatch and MoE-layer time per run, dispatcher and EP degree on the cluster."""
-    from dodoco.replay.config import dtype_bytes
+    from dodoco.defaults import dtype_bytes
+    from dodoco.ep.steps import run_source
     from dodoco.simulate.cluster import AlltoallTimer, load_cluster
     from dodoco.simulate.hostcheck import calibration_compute, host_check
     from dodoco.simulate.layer import simulate_ep
@@ -203,10 +202,10 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
         out, skip = simulate_ep(r.counts, cfg.ep, cfg.batch, timer, row_bytes=hidden * dtype_bytes(cfg.dtype),
                                 dispatchers=dispatchers, compute=(model, shape) if model else None,
                                 placement=cfg.placement, seed=cfg.seed,
-                                max_steps=cfg.max_steps, source=r.source(cfg.seed))
+                                max_steps=cfg.max_steps, source=run_source(r, cfg.seed))
         label = {"model": r.model, "run": str(r.path), "condition": r.condition, "cluster": cluster.name,
                  "calibration": cal_info["source"], "batch": cfg.batch,
-                 "source_split": r.source(cfg.seed).source_split,
+                 "source_split": run_source(r, cfg.seed).source_split,
                  "compute_source": f"{model.label(gpu)}; {shape.label()}" if model else ""}
         rows += [{**label, **x} for x in out]
         if cfg.mitigations and model is not None:
@@ -221,7 +220,7 @@ def simulate(cfg: SimulateConfig) -> SimulateResult:
         f"no expert-compute calibration of kernel {cfg.kernel} ships for {gpu}: dispatch only (make one with "
         "`dodoco calibrate`, pass it with --compute-calibration FILE)"]) + [
         f"{r.path} holds one aggregate window: it is one step, its tokens split evenly over the source ranks "
-        "(assumed, not recorded)" for r in runs if r.source(cfg.seed).source_split == "uniform"]
+        "(assumed, not recorded)" for r in runs if run_source(r, cfg.seed).source_split == "uniform"]
     return SimulateResult(_title(cfg, cluster, cal) + host["title"], rows, cols, skipped, cal_info, validation, notes,
                           mit)
 

@@ -162,18 +162,18 @@ class Calibration:
 
     @classmethod
     def new(cls, fits, sources, notes=(), **kw) -> "Calibration":
-        from dodoco import __version__
+        from dodoco.provenance import VERSION
 
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         return cls(tuple(fits), tuple(s.to_dict() if hasattr(s, "to_dict") else s for s in sources), now,
-                   __version__, tuple(notes), **kw)
+                   VERSION, tuple(notes), **kw)
 
 
 def _recorded_host(fits, sources) -> dict:
     """The host a schema-1 calibration names: its fits' machine and device (no count, no topology)."""
     import re
 
-    from dodoco.compute.model import gpu_key
+    from dodoco.host import gpu_key
 
     if not fits:
         return {}
@@ -189,7 +189,7 @@ def _recorded_host(fits, sources) -> dict:
 def load_calibration(path, allow_dry_run: bool = False) -> Calibration:
     """A calibration JSON (``dodoco.calibration/1`` or ``/2``) -> Calibration; a dry run is refused
     (one line) unless ``allow_dry_run``."""
-    from dodoco.simulate.measure import read_json
+    from dodoco.jsonfile import read_json
 
     d, _ = read_json(path, "calibration", "make one with `dodoco calibrate` on the GPUs")
     if not isinstance(d, dict):

@@ -24,7 +24,6 @@ Shape legend: N EP ranks, G GPUs per node.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 

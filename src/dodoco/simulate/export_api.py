@@ -16,14 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dodoco import defaults
 from dodoco.config import Config
 from dodoco.errors import DodocoError, did_you_mean
+from dodoco.registry import Registry
 
-__all__ = ["FORMATS", "ExportConfig", "ExportResult", "export"]
+__all__ = ["EXPORTS", "FORMATS", "ExportConfig", "ExportResult", "export"]
 
-FORMATS = {"neusim": "NeuSim MoELLMConfig imbalance fields, measured and effective (JSON)",
-           "traffic": "per-step traffic matrices, bytes[src][dst] per MoE layer (JSON or CSV)",
-           "llmservingsim": "LLMServingSim gate_stats.json (CUSTOM expert routing), one run"}
+#: Export formats: name -> the function (cfg, runs) -> ExportResult that writes it.
+EXPORTS = Registry("export format")
+for _name, _summary in (("neusim", "NeuSim MoELLMConfig imbalance fields, measured and effective (JSON)"),
+                        ("traffic", "per-step traffic matrices, bytes[src][dst] per MoE layer (JSON or CSV)"),
+                        ("llmservingsim", "LLMServingSim gate_stats.json (CUSTOM expert routing), one run")):
+    EXPORTS.register(_name, f"dodoco.simulate.export_api:_{_name}", _summary)
+#: name -> summary of every export format (the command's help).
+FORMATS = {e.name: e.summary for e in EXPORTS.entries()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,15 +46,14 @@ class ExportConfig(Config):
     regime: str = "both"
     seed: int = 0
     tokens_per_pass: float | None = None
-    hidden: int = 2048
-    dtype: str = "bf16"
-    placement: str = "contiguous"
+    hidden: int = defaults.HIDDEN
+    dtype: str = defaults.DTYPE
+    placement: str = defaults.PLACEMENT
     max_steps: int | None = None
     json: str | None = None
 
     def __post_init__(self):
-        if self.format not in FORMATS:
-            raise did_you_mean("export format", self.format, list(FORMATS))
+        EXPORTS.entry(self.format)
         if self.regime not in ("prefill", "decode", "both"):
             raise did_you_mean("--regime", self.regime, ["prefill", "decode", "both"])
         for key in ("batch", "hidden"):
@@ -89,13 +95,14 @@ def _neusim(cfg, runs) -> ExportResult:
 
 
 def _traffic(cfg, runs) -> ExportResult:
-    from dodoco.replay.config import dtype_bytes
+    from dodoco.defaults import dtype_bytes
+    from dodoco.ep.steps import run_source
     from dodoco.simulate.neusim_export import default_ep
     from dodoco.simulate.traffic_export import TRAFFIC_SCHEMA, traffic_csv, traffic_entry
 
     entries = []
     for r in runs:
-        N = cfg.ep or default_ep(r.E, r.S, cfg.batch)
+        N = cfg.ep or default_ep(r.E, run_source(r, cfg.seed), cfg.batch)
         entries.append(traffic_entry(r, N, cfg.batch, row_bytes=cfg.hidden * dtype_bytes(cfg.dtype),
                                      placement=cfg.placement, seed=cfg.seed, max_steps=cfg.max_steps))
     doc = traffic_csv(entries) if Path(cfg.out).suffix.lower() == ".csv" else {
@@ -126,7 +133,7 @@ def export(cfg: ExportConfig) -> ExportResult:
     from dodoco.store.atomic import write_bytes, write_json
 
     runs = find_runs(list(cfg.runs))
-    res = {"neusim": _neusim, "traffic": _traffic, "llmservingsim": _llmservingsim}[cfg.format](cfg, runs)
+    res = EXPORTS.get(cfg.format)(cfg, runs)
     if isinstance(res.doc, str):
         write_bytes(Path(cfg.out), res.doc.encode())
     else:

@@ -1,6 +1,6 @@
 """Fit every model form per (machine, N, dispatcher, phase) and choose one by held-out error.
 
-Per sample group (``dodoco.simulate.measure.Group``), using only samples of role ``fit``:
+Per sample group (``dodoco.simulate.samples.Group``), using only samples of role ``fit``:
 
 1. the balanced curve (``forms.fit_balanced``) from the balanced fit samples (M <= 1.001 m);
 2. every form's parameters on the imbalanced fit samples: per calibrated size (knot) for the
@@ -24,7 +24,7 @@ import numpy as np
 from dodoco.errors import DodocoError
 from dodoco.simulate.calibration import Calibration, Fit
 from dodoco.simulate.forms import BASELINES, CANDIDATES, FORMS, feats, fit_balanced, fit_params
-from dodoco.simulate.measure import Group
+from dodoco.simulate.samples import Group
 
 __all__ = ["calibrate", "fit_form", "fit_group", "imbalanced", "pct_errors"]
 
@@ -82,7 +82,7 @@ def _heldout(name: str, imb: Group, bal) -> np.ndarray:
     n = imb.t.size
     if n < 2:
         return np.array([])
-    order = np.argsort([float(np.log2(x)) for x in feats(imb.b).x], kind="stable")
+    order = np.lexsort((np.arange(n), np.log2(feats(imb.b).x)))  # by size, ties in sample order
     fold = np.empty(n, dtype=int)
     fold[order] = np.arange(n) % min(FOLDS, n)
     errs = []

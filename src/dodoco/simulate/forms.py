@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dodoco.ep.traffic import send_recv
+from dodoco.ep.traffic import off_diagonal, send_recv
 from dodoco.errors import DodocoError
 
 __all__ = ["BASELINES", "CANDIDATES", "FORMS", "Balanced", "Feats", "Form", "evaluate", "feats", "fit_balanced",
@@ -62,8 +62,7 @@ def feats(b) -> Feats:
         b = b[None]
     N = b.shape[-1]
     S, R = send_recv(b)
-    off = b * (1.0 - np.eye(N))
-    pair = off.max(axis=(-2, -1)) if N > 1 else np.zeros(b.shape[0])
+    pair = off_diagonal(b).max(axis=(-2, -1)) if N > 1 else np.zeros(b.shape[0])
     return Feats(N, b.sum(axis=(-2, -1)) / N, S.mean(-1), np.maximum(S.max(-1), R.max(-1)), pair, b)
 
 
@@ -122,9 +121,9 @@ def fit_balanced(m, t, min_bytes: float = 1 << 20) -> Balanced:
 def _pair_sums(f: Feats, bal: Balanced) -> tuple[np.ndarray, np.ndarray]:
     """(mean_i sigma_i, max(max sigma, max rho)) [n] of the pair-rate form."""
     N = f.N
-    off = f.b * (1.0 - np.eye(N))
-    c = np.where(off > 0, off / bal.bw((N - 1) * np.maximum(off, 1.0)), 0.0)
-    sig, rho = c.sum(-1), c.sum(-2)
+    off = off_diagonal(f.b)
+    c = np.where(off > 0, off / bal.bw((N - 1) * np.maximum(off, 1.0)), 0.0)  # diagonal 0: nothing local
+    sig, rho = send_recv(c)
     return sig.mean(-1), np.maximum(sig.max(-1), rho.max(-1))
 
 

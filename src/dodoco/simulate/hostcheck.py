@@ -34,7 +34,7 @@ def current_host() -> dict | None:
 
 
 def _cluster_diffs(host: dict, cluster) -> list[str]:
-    from dodoco.compute.model import gpu_key
+    from dodoco.host import gpu_key
 
     out = []
     if cluster.gpu and host.get("gpu_key") and gpu_key(cluster.gpu) != host["gpu_key"]:

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from dodoco.ep.placements import evaluated_source, plan_placement
 from dodoco.replay.plan import balanced_splits, run_cases
 
-__all__ = ["placement_plan", "simulate_ep", "skip_reason"]
+__all__ = ["capped", "simulate_ep", "skip_reason"]
 
 
 def _compute(cases, p, compute) -> dict:
@@ -51,17 +52,6 @@ def _compute(cases, p, compute) -> dict:
     busy_ms, mean_ms = float(np.mean(busy)), float(np.mean(mean))
     return {"compute_ms": busy_ms, "compute_mean_ms": mean_ms, "compute_straggler_ms": busy_ms - mean_ms,
             "compute_balanced_ms": float(np.mean(bal))}
-
-
-def placement_plan(name: str, counts, N: int, seed: int, **options):
-    """(placement for N ranks, sequence indices to evaluate, part): ``evaluation_plan``'s policy: a
-    fitted placement (eplb, with ``default_redundant`` replicas) is fitted on the fit part of the
-    sequences and every step comes from the held-out part; otherwise every sequence is evaluated."""
-    from dodoco.ep.placements import build_placement, evaluation_plan, fit_data
-
-    plan = evaluation_plan([name], counts.shape[0], seed)
-    fit = fit_data(counts, plan.fit_idx) if plan.fit_idx is not None else None
-    return build_placement(name, counts.shape[-1], N, fit, **options), plan.eval_idx, plan.part
 
 
 def capped(case, p, factor: float):
@@ -116,7 +106,7 @@ def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl
 
     counts[S, L, E]; timer: a ``cluster.AlltoallTimer``; row_bytes = H * bytes per element;
     compute: (ComputeModel, ExpertShape) for the expert compute (None: no compute columns). source: the run's own
-    StepSource (``Run.source(seed)``): steps of placements that need no fitting come from it (a
+    StepSource (``ep.steps.run_source(run, seed)``): steps of placements that need no fitting come from it (a
     window aggregate is one step, split evenly over the source ranks). capacity_factor: drop tokens
     beyond each expert's capacity at every source rank (``capped``); rows say the share dropped.
     """
@@ -129,10 +119,9 @@ def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl
         if why:
             skipped.append((N, why))
             continue
-        p, idx, part = placement_plan(placement, counts, N, seed, **(placement_options or {}))
-        whole = source if part == "all" else None  # a fitted placement: steps of the held-out units
-        cases = run_cases(counts[idx], N, B, condition="", kind="real", seed=seed, placement=p,
-                          max_steps=max_steps, source=whole)
+        plan, steps = evaluated_source([placement], counts, seed, source=source)  # the one policy
+        p, part = plan_placement(placement, N, counts, plan, **(placement_options or {})), plan.part
+        cases = run_cases(steps, N, B, condition="", kind="real", placement=p, max_steps=max_steps)
         sent = sum(int(c.src.sum()) for c in cases)
         if capacity_factor is not None:
             cases = [capped(c, p, capacity_factor) for c in cases]

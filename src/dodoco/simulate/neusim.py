@@ -1,5 +1,5 @@
-"""NeuSim export: the two load-imbalance parameters NeuSim takes, derived from a routing trace,
-and NeuSim's own receiver-skew formula beside the skew measured on the trace.
+"""NeuSim's receiver-skew formula, the two load-imbalance parameters it takes as measured on a
+routing trace, and the effective pair that reproduces the skew measured on the trace.
 
 NeuSim (platformxlab/NeuSim, PR "Support more MoE expert routing load imbalance patterns") models
 an MoE layer with two parameters:
@@ -40,12 +40,13 @@ import warnings
 import numpy as np
 import pyarrow as pa
 
-from dodoco.ep.loads import RankMap, skew
+from dodoco import defaults
+from dodoco.ep.loads import RankMap
 from dodoco.ep.placements import build_placement
-from dodoco.ep.scan import DEFAULT_EP
 from dodoco.ep.scan_loads import expert_metrics
-from dodoco.ep.steps import feasible_pairs, source_of
+from dodoco.ep.steps import StepSource, feasible_pairs
 from dodoco.errors import DodocoError
+from dodoco.metrics.imbalance import max_mean
 
 __all__ = ["effective_factor", "effective_params", "effective_tokens", "experts_on_worst_case_device",
            "imbalance_factor", "neusim_predicted_skew", "neusim_table", "solve_factor", "worst_case_experts"]
@@ -126,7 +127,7 @@ def _row(steps, rmap: RankMap | None, E: int, K: int, N: int, B: int) -> dict:
     w_exact = _nanmean(worst_case_experts(steps))
     W = int(min(max(round(w_exact) if np.isfinite(w_exact) else 1, 1), K))
     tokens = float(steps.sum(axis=-1).mean()) / K  # tokens per step (per layer)
-    measured = skew(rmap.loads(steps)) if rmap is not None else np.ones(f_steps.shape)
+    measured = max_mean(rmap.loads(steps)) if rmap is not None else np.ones(f_steps.shape)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         p95 = float(np.nanpercentile(measured.mean(axis=1), 95))
@@ -139,22 +140,16 @@ def _row(steps, rmap: RankMap | None, E: int, K: int, N: int, B: int) -> dict:
             "predicted_over_measured": pred / meas if meas > 0 else float("nan")}
 
 
-def neusim_table(counts, K: int, ep=DEFAULT_EP, batch=(1,), seed: int = 0, *, source=None,
-                 placement: str = "contiguous", regime: str = "prefill", **labels) -> pa.Table:
+def neusim_table(source: StepSource, K: int, ep=defaults.EP, batch=(1,), *, placement: str = defaults.PLACEMENT,
+                 regime: str = "prefill", **labels) -> pa.Table:
     """NeuSim parameters and predicted vs measured receiver skew per (EP, batch).
 
-    counts[S, L, E] (prefill) or a ready step ``source`` (``Run.source``, whose window aggregate is
-    the one step of every (EP, batch); ep.decode.decode_source, then counts may be None and labels
-    should say regime="decode"). Measured skew: mean over steps and layers
-    of max_r R_r / mean_r R_r under ``placement`` (contiguous, the default layout; fitted
-    placements are refused here). EP values with N*B above the sequences, or N > E, are skipped.
-    Extra keyword labels (model, condition, seq_len) become constant columns.
+    source: the steps (``ep.steps``: ``run_source`` for prefill, whose window aggregate is the one
+    step of every (EP, batch); ``ep.decode.decode_source`` with regime="decode"). Measured skew: mean
+    over steps and layers of max_r R_r / mean_r R_r under ``placement`` (contiguous, the default
+    layout; fitted placements are refused here). EP values with N*B above the units, or N > E, are
+    skipped. Extra keyword labels (model, condition, seq_len) become constant columns.
     """
-    if source is None:
-        counts = np.asarray(counts)
-        if counts.ndim != 3:
-            raise DodocoError(f"counts must have shape [S, L, E], got shape {counts.shape}")
-        source = source_of(counts, seed)
     E = source.level(1).shape[-1]
     pairs, _ = feasible_pairs(source, ep, batch)
     rows = []

@@ -30,29 +30,28 @@ import io
 
 import numpy as np
 
-from dodoco.errors import DodocoError
+from dodoco import defaults
 
 __all__ = ["TRAFFIC_SCHEMA", "gate_stats", "traffic_csv", "traffic_entry"]
 
 TRAFFIC_SCHEMA = "dodoco.traffic/1"
 
 
-def traffic_entry(run, N: int, B: int, *, row_bytes: int, placement: str = "contiguous", seed: int = 0,
+def traffic_entry(run, N: int, B: int, *, row_bytes: int, placement: str = defaults.PLACEMENT, seed: int = 0,
                   max_steps: int | None = None) -> dict:
     """Every (step, layer) dispatch of one run at EP = N: {"step", "layer", "bytes": [N][N]} plus labels."""
+    from dodoco.ep.placements import evaluated_source, plan_placement
+    from dodoco.ep.steps import run_source
     from dodoco.replay.plan import run_cases
-    from dodoco.simulate.layer import placement_plan, skip_reason
 
-    counts = np.asarray(run.counts)
-    S, _, E = counts.shape
-    why = skip_reason(N, B, S, E, placement, N)
-    if why:
-        raise DodocoError(f"run {run.path}: EP {N} x batch {B}: {why}")
-    p, idx, part = placement_plan(placement, counts, N, seed)
-    cases = run_cases(counts[idx], N, B, condition=run.condition, kind="real", seed=seed, placement=p,
-                      max_steps=max_steps)
+    plan, source = evaluated_source([placement], run.counts, seed, source=run_source(run, seed))
+    what = f"run {run.path}" + (" (its held-out part)" if plan.part == "held-out" else "")
+    source.check(N, B, what)
+    p = plan_placement(placement, N, run.counts, plan)
+    cases = run_cases(source, N, B, condition=run.condition, kind="real", placement=p, max_steps=max_steps)
     return {"model": run.model, "condition": run.condition, "run": str(run.path), "ranks": int(N), "batch": int(B),
-            "bytes_per_row": int(row_bytes), "placement": placement, "part": part, "seed": seed,
+            "bytes_per_row": int(row_bytes), "placement": placement, "part": plan.part, "seed": seed,
+            "source_split": source.source_split,
             "matrices": [{"step": c.step, "layer": c.layer, "bytes": (c.splits * int(row_bytes)).tolist()}
                          for c in cases]}
 
@@ -93,21 +92,20 @@ def _powers(S: int) -> list[int]:
 def gate_stats(run, seed: int = 0) -> dict:
     """LLMServingSim's gate_stats.json (schema_version 1) for one run: the mean distinct experts per
     gate call against the call's tokens, prefill steps of P = 1, 2, 4, ... sequences and, with
-    token traces, decode steps of one token per sequence."""
-    from dodoco.store.manifest import Granularity
+    token traces, decode steps of one token per sequence. A gate call is P units, so the curve needs
+    per-unit data (a window aggregate has none)."""
+    from dodoco.ep.steps import run_source
 
-    if run.granularity is Granularity.WINDOW:
-        raise DodocoError(f"run {run.path} is a window aggregate: the distinct experts of one gate call are not "
-                          "recorded in it; import per-pass dumps to export LLMServingSim's gate curve")
     K = run.K
-    src = run.source(seed)
-    pts = _curve_points(src.steps, _powers(run.S), lambda P, st: st.sum(-1).mean() / K)
+    src = run_source(run, seed)
+    src.require_units("LLMServingSim's gate curve (the distinct experts of one gate call)")
+    pts = _curve_points(src.steps, _powers(src.n_units), lambda P, st: st.sum(-1).mean() / K)
     if run.has_tokens:
-        from dodoco.ep.decode import DEFAULT_POSITIONS, decode_positions, decode_source
+        from dodoco.ep.decode import decode_positions, decode_source
 
         topk, offsets = run.tokens()
-        dec = decode_source(topk, offsets, run.E, decode_positions(np.diff(offsets), DEFAULT_POSITIONS), seed)
-        pts += _curve_points(dec.steps, _powers(run.S), lambda P, st: P)
+        dec = decode_source(topk, offsets, run.E, decode_positions(np.diff(offsets), defaults.DECODE_POSITIONS), seed)
+        pts += _curve_points(dec.steps, _powers(dec.n_units), lambda P, st: P)
     merged = {}
     for t, d, n in pts:  # one point per token count: calls-weighted mean
         a = merged.setdefault(t, [0.0, 0])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DataError, DodocoError
-from dodoco.store.paths import open_regular
+from dodoco.paths import open_regular
 
 
 _TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp(prefix=".NAME.", suffix=".tmp") makes

@@ -28,7 +28,7 @@ from dodoco.errors import DodocoError
 from dodoco.store.atomic import is_temp
 from dodoco.store.manifest import MANIFEST
 from dodoco.store.own import LOCK, PARTS, foreign_entries
-from dodoco.store.paths import describe_mode, nofollow_dir
+from dodoco.paths import describe_mode, nofollow_dir
 
 __all__ = ["LOCK", "RunLock", "remove_stale_temps"]
 

@@ -215,7 +215,7 @@ def read_raw(path) -> dict:
 
     DodocoError when ``path`` holds no manifest (not a run); DataError naming the file when it is not
     a regular file, not strict JSON (NaN, Infinity), nested absurdly deep, or not a DODOCO manifest."""
-    from dodoco.store.paths import read_regular
+    from dodoco.paths import read_regular
 
     f = Path(path) / MANIFEST
     if not os.path.lexists(f):

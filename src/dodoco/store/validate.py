@@ -11,7 +11,7 @@ from dodoco.errors import DodocoError
 from dodoco.store import atomic, check
 from dodoco.store.manifest import MANIFEST, SEAL, Manifest, Status, read_raw, seal_of
 from dodoco.store.own import PARTS, foreign_entries
-from dodoco.store.paths import regular
+from dodoco.paths import regular
 
 __all__ = ["validate_run"]
 

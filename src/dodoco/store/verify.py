@@ -11,7 +11,7 @@ from pathlib import Path
 from dodoco.errors import DataError
 from dodoco.store.atomic import sha256_file
 from dodoco.store.manifest import DataFile
-from dodoco.store.paths import regular
+from dodoco.paths import regular
 
 __all__ = ["verify_file"]
 

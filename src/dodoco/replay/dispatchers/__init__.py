@@ -9,30 +9,37 @@ Names resolve without importing torch; ``get(name)`` imports the class. docs/rep
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from dodoco.errors import DodocoError, did_you_mean
+from dodoco.registry import Entry, Registry
 
-__all__ = ["DISPATCHERS", "expand_names", "get", "missing"]
+__all__ = ["DISPATCHERS", "DispatcherEntry", "expand_names", "get", "missing"]
 
-#: name -> "module:Class" (torch is imported only when a class is).
-DISPATCHERS = {
-    "nccl": "dodoco.replay.dispatchers.nccl:NcclAllToAll",
-    "megatron": "dodoco.replay.dispatchers.megatron:MegatronAllToAll",
-    "megatron-allgather": "dodoco.replay.dispatchers.megatron:MegatronAllGather",
-    "nvshmem": "dodoco.replay.dispatchers.nvshmem:NvshmemAllToAll2D",
-    "nvshmem-1d": "dodoco.replay.dispatchers.nvshmem:NvshmemAllToAllV",
-    "deepep": "dodoco.replay.dispatchers.deepep:DeepEP",
-}
 
-#: What to install for a dispatcher whose package is missing (one line each).
-INSTALL = {
-    "megatron": "pip install 'dodoco[megatron]' (megatron-core; Megatron-Core 0.19 also needs triton)",
-    "megatron-allgather": "pip install 'dodoco[megatron]' (megatron-core)",
-    "deepep": "install DeepEP (github.com/deepseek-ai/DeepEP, built against this torch and NVSHMEM)",
-}
+@dataclass(frozen=True, kw_only=True)
+class DispatcherEntry(Entry):
+    """A dispatcher: target "module:Class" (torch is imported only when a class is); package: the
+    module it needs beyond torch (None: torch alone), checked by ``missing``; install: what to
+    install when that module is missing (one line)."""
 
-#: The module each dispatcher needs, checked by ``missing`` (None: torch alone).
-_PACKAGES = {"megatron": "megatron.core", "megatron-allgather": "megatron.core", "deepep": "deep_ep"}
+    package: str | None = None
+    install: str = ""
+
+
+DISPATCHERS = Registry("dispatcher")
+for _name, _target, _summary, _package, _install in (
+        ("nccl", "nccl:NcclAllToAll", "raw all_to_all_single (the floor)", None, ""),
+        ("megatron", "megatron:MegatronAllToAll", "Megatron-Core's alltoall token dispatcher", "megatron.core",
+         "pip install 'dodoco[megatron]' (megatron-core; Megatron-Core 0.19 also needs triton)"),
+        ("megatron-allgather", "megatron:MegatronAllGather", "Megatron-Core's allgather token dispatcher",
+         "megatron.core", "pip install 'dodoco[megatron]' (megatron-core)"),
+        ("nvshmem", "nvshmem:NvshmemAllToAll2D", "PyTorch symmetric-memory all_to_all_vdev_2d", None, ""),
+        ("nvshmem-1d", "nvshmem:NvshmemAllToAllV", "PyTorch symmetric-memory all_to_all_vdev", None, ""),
+        ("deepep", "deepep:DeepEP", "DeepEP (when deep_ep imports)", "deep_ep",
+         "install DeepEP (github.com/deepseek-ai/DeepEP, built against this torch and NVSHMEM)")):
+    DISPATCHERS.add(DispatcherEntry(name=_name, target=f"dodoco.replay.dispatchers.{_target}", summary=_summary,
+                                    package=_package, install=_install))
 
 
 def expand_names(names) -> tuple[str, ...]:
@@ -44,7 +51,7 @@ def expand_names(names) -> tuple[str, ...]:
             if not part:
                 continue
             if part == "all":
-                out += list(DISPATCHERS)
+                out += DISPATCHERS.names()
             elif part in DISPATCHERS:
                 out.append(part)
             else:
@@ -56,20 +63,17 @@ def expand_names(names) -> tuple[str, ...]:
 
 def missing(name: str) -> str | None:
     """None when the package a dispatcher needs imports here, else one line: the error and what to install."""
-    mod = _PACKAGES.get(name)
-    if mod is None:
+    entry = DISPATCHERS[name]
+    if entry.package is None:
         return None
     try:
-        importlib.import_module(mod)
+        importlib.import_module(entry.package)
     except Exception as exc:  # absent, or present but broken (a missing dependency of its own)
-        return f"--dispatcher {name} needs {mod}, which does not import here ({type(exc).__name__}: {exc}): " \
-               f"{INSTALL[name]}"
+        return f"--dispatcher {name} needs {entry.package}, which does not import here ({type(exc).__name__}: " \
+               f"{exc}): {entry.install}"
     return None
 
 
 def get(name: str):
     """The dispatcher class registered under ``name``."""
-    if name not in DISPATCHERS:
-        raise did_you_mean("dispatcher", name, DISPATCHERS)
-    mod, cls = DISPATCHERS[name].split(":")
-    return getattr(importlib.import_module(mod), cls)
+    return DISPATCHERS.get(name)

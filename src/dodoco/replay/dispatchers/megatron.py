@@ -23,7 +23,7 @@ import torch
 from dodoco.errors import DodocoError
 from dodoco.replay.dispatchers.base import Dispatcher, RankData, equal_slots
 
-__all__ = ["MegatronAllGather", "MegatronAllToAll", "megatron_version", "parallel_state"]
+__all__ = ["MegatronAllGather", "MegatronAllToAll", "parallel_state"]
 
 _CALLS = ("dispatch_preprocess", "token_dispatch", "dispatch_postprocess", "combine_preprocess",
           "token_combine", "combine_postprocess")
@@ -61,15 +61,6 @@ def parallel_state(N: int) -> None:
 
     if not ps.model_parallel_is_initialized():
         ps.initialize_model_parallel(expert_model_parallel_size=N, create_gloo_process_groups=False)
-
-
-def megatron_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("megatron-core")
-    except PackageNotFoundError:
-        return "not installed"
 
 
 class MegatronAllToAll(Dispatcher):
@@ -134,13 +125,18 @@ class MegatronAllToAll(Dispatcher):
         return {"disp": disp, "map": rmap, "probs": probs, "xs": xs, "last": 0}
 
     def step(self, state, k: int, mark) -> None:
+        state["disp"]._dodoco_mark = lambda what: mark(_INNER[what])
+        self._run(state, k, mark, 2, 4)
+
+    @classmethod
+    def _run(cls, state, k: int, mark, after_pre: int, after_dispatch: int) -> None:
+        """One dispatch + combine on buffer set k, marking after preprocess, token dispatch, then the rest."""
         d = state["disp"]
-        d._dodoco_mark = lambda what: mark(_INNER[what])
         h, p = d.dispatch_preprocess(state["xs"][k], state["map"], state["probs"])
-        mark(2)
+        mark(after_pre)
         h, p = d.token_dispatch(h, p)
-        mark(4)
-        self._finish(state, d, h, p, mark, 4)
+        mark(after_dispatch)
+        cls._finish(state, d, h, p, mark, after_dispatch)
         state["last"] = k
 
     @staticmethod
@@ -193,13 +189,7 @@ class MegatronAllGather(MegatronAllToAll):
                               "tokens on every rank")
 
     def step(self, state, k: int, mark) -> None:
-        d = state["disp"]
-        h, p = d.dispatch_preprocess(state["xs"][k], state["map"], state["probs"])
-        mark(1)
-        h, p = d.token_dispatch(h, p)
-        mark(2)
-        self._finish(state, d, h, p, mark, 2)
-        state["last"] = k
+        self._run(state, k, mark, 1, 2)
 
     @classmethod
     def need_bytes(cls, case, rank: int, sets: int, row_bytes: int) -> int:

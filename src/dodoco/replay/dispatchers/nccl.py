@@ -19,9 +19,7 @@ class NcclAllToAll(Dispatcher):
     name = "nccl"
     summary = "torch.distributed all_to_all_single, splits known on the host, rows pre-sorted (the floor)"
     install = "torch"
-    order = "rank-major"
-    stages = ("all_to_all", "all_to_all back")
-    n_dispatch = 1
+    stages = ("all_to_all", "all_to_all back")  # rank-major delivery, one dispatch stage (the defaults)
 
     def prepare(self, data: RankData, sets: int):
         r = data.rank

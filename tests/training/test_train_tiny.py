@@ -8,8 +8,8 @@ import torch
 
 from dodoco.cli import main
 from dodoco.models.zoo import build_zoo, zoo_tokenizer
-from dodoco.zoo.data import eval_windows, read_texts, tokenize
-from dodoco.zoo.train import evaluate
+from dodoco.training.data import eval_windows, read_texts, tokenize
+from dodoco.training.train import evaluate
 
 
 @pytest.mark.parametrize("family", ["deepseek_moe", "nemotron_h"])
@@ -31,7 +31,7 @@ def test_train_save_reload(family, tmp_path, capsys, make_data):
     model, saved = build_zoo(family, folder)
     held = eval_windows(tokenize(read_texts("heldout", str(data)), zoo_tokenizer()), 16, 64)
     assert evaluate(model, held, "cpu")["all"] == pytest.approx(saved["results"]["heldout_loss"], abs=1e-3)
-    from dodoco.zoo.card import zoo_rows
+    from dodoco.training.card import zoo_rows
 
     rows = {r["family"]: r for r in zoo_rows(out)}
     assert rows[family]["steps"] == 3 and rows[family]["heldout_loss"] == saved["results"]["heldout_loss"]
@@ -49,7 +49,7 @@ def test_deterministic_and_resume_is_bitwise(tmp_path, make_data):
     """Two runs with one seed give the same bytes; a run stopped and resumed gives them too."""
     import dataclasses
 
-    from dodoco.zoo.train import RunOptions, TrainConfig, train_family
+    from dodoco.training.train import RunOptions, TrainConfig, train_family
 
     data = str(make_data(tmp_path / "d"))
     cfg = TrainConfig("qwen3_moe", steps=4, warmup=1, batch_size=2, seq_len=16)

@@ -11,8 +11,8 @@ import torch
 from dodoco.models.load import load_model
 from dodoco.models.tiny import FAMILIES
 from dodoco.models.zoo import ZOO, zoo_root, zoo_tokenizer
-from dodoco.zoo.data import eval_windows, read_texts, tokenize
-from dodoco.zoo.train import evaluate
+from dodoco.training.data import eval_windows, read_texts, tokenize
+from dodoco.training.train import evaluate
 
 FAMILY_NAMES = list(ZOO)
 

@@ -51,7 +51,7 @@ def test_training_data_too_small_names_the_size_needed(capsys, tmp_path, make_da
 
 def test_resume_from_another_config_names_the_field(capsys, tmp_path):
     from dodoco.models.zoo import zoo_config, zoo_tokenizer
-    from dodoco.zoo.train import TrainConfig, fingerprint
+    from dodoco.training.train import TrainConfig, fingerprint
 
     out = tmp_path / "out"
     (out / "deepseek_moe").mkdir(parents=True)

@@ -7,7 +7,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from dodoco.zoo.data import DOMAINS, read_texts
+from dodoco.training.data import DOMAINS, read_texts
 
 
 def _records(domain):

@@ -16,9 +16,7 @@ from dodoco.store.atomic import sha256_file, write_bytes, write_json
 
 
 def _command(cfg, opts) -> str:
-    from dodoco.zoo.train import TrainConfig
-
-    default = TrainConfig(cfg.family)
+    default = type(cfg)(cfg.family)  # the TrainConfig defaults
     flags = [f"--{f.name.replace('_', '-')} {getattr(cfg, f.name)}" for f in dataclasses.fields(cfg)
              if f.name != "family" and getattr(cfg, f.name) != getattr(default, f.name)]
     return " ".join(["dodoco zoo train --family", cfg.family, f"--steps {cfg.steps}", *[
@@ -59,11 +57,10 @@ def _data_record(data, windows, heldout) -> dict:
             "windows_per_epoch": windows.per_epoch}
 
 
-def finish(model, cfg, opts, data, windows, heldout, history, steps_done, impl, wall_s, log) -> dict:
-    """Round weights to bf16, evaluate held out, write model.safetensors, config.json and README.md."""
+def finish(model, cfg, opts, data, windows, heldout, history, steps_done, impl, wall_s, log, evaluate) -> dict:
+    """Round weights to bf16, evaluate held out (``evaluate``: training's evaluation), write
+    model.safetensors, config.json and README.md."""
     import torch
-
-    from dodoco.zoo.train import evaluate
 
     with torch.no_grad():
         for p in model.parameters():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dodoco.zoo.balance import aux_loss, expert_load, update_bias
-from dodoco.zoo.data import TrainWindows, eval_windows
-from dodoco.zoo.train import TrainConfig, lr_at
+from dodoco.training.balance import aux_loss, expert_load, update_bias
+from dodoco.training.data import TrainWindows, eval_windows
+from dodoco.training.train import TrainConfig, lr_at
 
 
 def test_aux_loss_hand_computed():

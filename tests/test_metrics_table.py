@@ -5,19 +5,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from dodoco.analysis import metrics_table, skipped_batches, summary_frame, write_parquet_atomic
 from dodoco.ep.steps import step_order
 from dodoco.errors import DodocoError
-from dodoco.metrics import (
-    COLUMNS,
-    METRICS,
-    STATISTICS,
-    all_metrics,
-    metrics_table,
-    skipped_batches,
-    summarise,
-    summary_frame,
-    write_parquet_atomic,
-)
+from dodoco.metrics import COLUMNS, METRICS, STATISTICS, all_metrics, summarise
 
 S, L, E = 20, 3, 8
 

@@ -1,6 +1,6 @@
 """Train a zoo model: causal LM on the mixed train split, with the family's load balancing.
 
-``python -m dodoco.zoo.train --all --device cuda --out DIR`` is ``dodoco zoo train`` (same arguments).
+``python -m dodoco.training.train --all --device cuda --out DIR`` is ``dodoco zoo train`` (same arguments).
 Deterministic given the seed and the step count (bitwise on CPU; on a GPU up to its kernels' own
 non-determinism): batches depend only on (seed, step), weights on the seed, and ``--time-budget``
 only chooses the step count, during warm-up (whose learning rate does not depend on it), so the
@@ -21,8 +21,8 @@ import numpy as np
 from dodoco.errors import DodocoError
 from dodoco.models.zoo import arch_fields, first_difference, spec, zoo_config, zoo_tokenizer
 from dodoco.store.atomic import write_bytes, write_json
-from dodoco.zoo import balance as bal
-from dodoco.zoo.data import TrainWindows, eval_windows, read_texts, tokenize
+from dodoco.training import balance as bal
+from dodoco.training.data import TrainWindows, eval_windows, read_texts, tokenize
 
 
 @dataclass(frozen=True)
@@ -345,9 +345,10 @@ def train_family(cfg: TrainConfig, opts: RunOptions, data=None, log=print) -> di
                 save_checkpoint(folder, model, optimizer, step, fingerprint(cfg, model.config), history)
     finally:
         tap.close()
-    from dodoco.zoo.card import finish
+    from dodoco.training.card import finish
 
-    return finish(model, cfg, opts, data, windows, heldout, history, step, impl, time.perf_counter() - started, log)
+    return finish(model, cfg, opts, data, windows, heldout, history, step, impl, time.perf_counter() - started, log,
+                  evaluate)
 
 
 def _log_interval(meter: Meter, step: int, cfg: TrainConfig, log) -> dict:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+
 import numpy as np
 
 from dodoco.errors import DodocoError
@@ -121,8 +122,8 @@ def balanced_packing(w, num_packs: int) -> tuple[np.ndarray, np.ndarray]:
 
     Greedy: items by descending weight (ties: lower index first) each go to the least-loaded pack
     that still has a free slot (ties: lower pack index). With two items per pack this pairs the
-    i-th heaviest with the i-th lightest, which is optimal. Returns (pack[X, n], slot[X, n]): the
-    pack of each item and its position inside the pack.
+    i-th heaviest with the i-th lightest, which is optimal; with one item per pack, item i goes to
+    pack i. Returns (pack[X, n], slot[X, n]): the pack of each item and its position inside the pack.
     """
     w = np.asarray(w, dtype=np.float64)
     X, n = w.shape

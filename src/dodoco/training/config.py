@@ -52,14 +52,14 @@ class ZooTrainConfig(Config):
         return list(ZOO) if self.all else [spec(self.family).family]
 
     def train_config(self, family: str):
-        from dodoco.zoo.train import TrainConfig
+        from dodoco.training.train import TrainConfig
 
         return TrainConfig(family, steps=self.steps, batch_size=self.batch_size, seq_len=self.seq_len, lr=self.lr,
                            warmup=self.warmup, seed=self.seed)
 
     def run_options(self):
         from dodoco.models.load import _resolve_device
-        from dodoco.zoo.train import RunOptions
+        from dodoco.training.train import RunOptions
 
         return RunOptions(out=Path(self.out), device=_resolve_device(self.device), resume=self.resume,
                           data_dir=self.data, time_budget=self.time_budget, log_every=self.log_every,

@@ -1,6 +1,6 @@
 """Validation of the chosen model on routing replays never used to fit it nor to choose it.
 
-Only samples of role ``validate`` (``dodoco.simulate.measure``) are scored: absolute percentage
+Only samples of role ``validate`` (``dodoco.simulate.samples``) are scored: absolute percentage
 errors of the chosen form, with the naive-max and volume-only baselines (fitted on the same
 calibration samples) beside it, pooled over dispatch and combine. ``validation_rows`` gives one row
 per (machine, dispatcher, N, size band) with the median and p90 of each; ``form_rows`` scores every
@@ -17,6 +17,7 @@ import hashlib
 
 import numpy as np
 
+from dodoco.metrics.imbalance import max_mean
 from dodoco.simulate.fit import pct_errors
 from dodoco.simulate.forms import BASELINES, CANDIDATES, feats
 
@@ -43,7 +44,7 @@ def _p90(x) -> float:
 def _recv_skew(g) -> np.ndarray:
     """Receiver skew of each sample's dispatch: max/mean column sum (combine samples are transposed)."""
     cols = g.b.sum(-2) if g.phase == "dispatch" else g.b.sum(-1)
-    return cols.max(-1) / cols.mean(-1)
+    return max_mean(cols)
 
 
 def _scored(records, groups) -> list[dict]:

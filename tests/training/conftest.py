@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from dodoco.zoo.data import DOMAINS
+from dodoco.training.data import DOMAINS
 
 
 def write_data(folder, train_chars=4000, heldout_chars=400):

@@ -1,5 +1,8 @@
 """Replay measurements as model samples: every (case, phase) of replay results, schema 1 or 2.
 
+Files are read by the one replay-result reader (``dodoco.replay.results.read_results``: schema 1
+upgraded to 2, ``upgraded_from`` kept); this module turns their rows into samples.
+
 A sample is one timed AlltoAll: its byte matrix b[N, N] (rank i sends b[i, j] bytes to rank j;
 combine is the transposed dispatch traffic) and its median time. Samples are grouped by
 (machine, N, dispatcher, phase); the model is fitted per group (``dodoco.simulate.fit``).
@@ -22,8 +25,6 @@ Shape legend: N EP ranks.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["SCHEMAS", "Group", "Source", "load_groups", "read_json", "routing_role"]
+__all__ = ["SCHEMAS", "Group", "Source", "load_groups", "routing_role"]
 
 SCHEMAS = ("dodoco.replay/1", "dodoco.replay/2")
 ALIASES = {"alltoall": "nccl"}  # schema 1 named the raw all_to_all_single "alltoall"
@@ -103,17 +104,6 @@ def _role(kind: str, schema: str, model: str, condition: str, step, layer) -> st
     return "control"
 
 
-def _items(obj, path: Path) -> tuple[list[dict], dict]:
-    """(replay results, top-level fields) of a file: one result, a list, or a combined bench file."""
-    if isinstance(obj, list):
-        return obj, {}
-    if isinstance(obj, dict) and isinstance(obj.get("replays"), list):
-        return obj["replays"], obj
-    if isinstance(obj, dict):
-        return [obj], {}
-    raise DodocoError(f"{path} holds no replay result: pass a file written by `dodoco replay` or bench_dispatch.py")
-
-
 def _refuse_dry_run(res: dict, path: Path, dry_run: bool = False) -> None:
     dev = res.get("device") or {}
     if res.get("mode") == "layer":
@@ -132,9 +122,10 @@ def _machine(res: dict, top: dict) -> tuple[str, str]:
 
 
 def _rows(res: dict) -> list[dict]:
-    """Cases of one result, each with N, dispatcher, row_bytes filled from the result when absent."""
+    """Cases of one (upgraded) result, each with N, dispatcher, row_bytes filled from the result when
+    absent, and its uniform sweep as cases of kind "sweep"."""
     out = []
-    for c in res.get("cases") or res.get("rows") or []:
+    for c in res.get("rows") or []:
         out.append({"N": res.get("N"), "dispatcher": res.get("dispatcher", "nccl"),
                     "row_bytes": res.get("row_bytes"), **c})
     for s in res.get("sweep") or []:  # uniform all_to_all_single: every rank sends x / N to every rank
@@ -154,9 +145,7 @@ def _model_of(res: dict, case: dict) -> str:
 def _samples(res: dict, top: dict, path: Path, stem: str, dry_run: bool = False) -> list[tuple]:
     """(key, b, t, id, kind, pattern, role, model, condition) of every (case, phase) of one result."""
     _refuse_dry_run(res, path, dry_run)
-    schema = res.get("schema")
-    if schema not in SCHEMAS:
-        raise DodocoError(f"{path} holds schema {schema!r}, expected one of {list(SCHEMAS)}")
+    schema = res.get("upgraded_from") or res["schema"]  # the schema the file was written in
     machine, device = _machine(res, top)
     out = []
     for i, c in enumerate(_rows(res)):
@@ -179,35 +168,20 @@ def _samples(res: dict, top: dict, path: Path, stem: str, dry_run: bool = False)
     return out
 
 
-def read_json(path, what: str, fix: str) -> tuple[object, str]:
-    """(parsed JSON, sha256 of the file) of ``path``; one-line errors naming ``what`` it should be and
-    the ``fix`` when it is missing, a folder or not JSON."""
-    p = Path(path)
-    try:
-        text = p.read_bytes()
-        return json.loads(text), hashlib.sha256(text).hexdigest()
-    except FileNotFoundError:
-        raise DodocoError(f"{what} {p} does not exist: {fix}") from None
-    except IsADirectoryError:
-        raise DodocoError(f"{what} {p} is a folder: {fix}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DodocoError(f"{what} {p} is not JSON ({exc}): {fix}") from None
-
-
 def load_groups(paths, dry_run: bool = False) -> tuple[list[Group], list[Source]]:
     """Replay result files -> (sample groups sorted by key, their sources); ``dry_run``: accept CPU
     (gloo) results, for ``dodoco calibrate --dry-run`` alone, whose file says it is one."""
+    from dodoco.replay.results import read_results
+
     rows, sources = [], []
     for p in map(Path, paths):
-        obj, digest = read_json(p, "replay result", "give a file written by `dodoco replay` or bench_dispatch.py")
-        results, top = _items(obj, p)
+        results, top, digest = read_results(p)
         for res in results:
-            if not isinstance(res, dict):
-                raise DodocoError(f"{p} holds a non-object replay entry: give a file written by `dodoco replay`")
             rows += _samples(res, top, p, p.stem, dry_run)
         machines = sorted({_machine(r, top)[0] for r in results})
         devices = sorted({_machine(r, top)[1] for r in results})
-        sources.append(Source(str(p), digest, ",".join(sorted({str(r.get("schema")) for r in results})),
+        schemas = {str(r.get("upgraded_from") or r.get("schema")) for r in results}
+        sources.append(Source(str(p), digest, ",".join(sorted(schemas)),
                               ",".join(machines), ",".join(devices),
                               str(max((r.get("created", "") for r in results), default=""))))
     if not rows:
