@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from dodoco.errors import DodocoError
+from dodoco.errors import DataError, DodocoError
 
 __all__ = ["read_json"]
 
@@ -19,13 +19,19 @@ __all__ = ["read_json"]
 def read_json(path, what: str, fix: str) -> tuple[object, str]:
     """(parsed JSON, sha256 of the file) of ``path``; one-line errors naming ``what`` it should be and
     the ``fix`` when it is missing, a folder or not JSON."""
+    from dodoco.paths import read_regular
+
     p = Path(path)
+    if not p.exists() and not p.is_symlink():
+        raise DodocoError(f"{what} {p} does not exist: {fix}")
+    if p.is_dir():
+        raise DodocoError(f"{what} {p} is a folder: {fix}")
+    text = read_regular(p, what, DataError, limit=1 << 31)  # FIFOs and devices refused, never read
     try:
-        text = p.read_bytes()
-        return json.loads(text), hashlib.sha256(text).hexdigest()
-    except FileNotFoundError:
-        raise DodocoError(f"{what} {p} does not exist: {fix}") from None
-    except IsADirectoryError:
-        raise DodocoError(f"{what} {p} is a folder: {fix}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DodocoError(f"{what} {p} is not JSON ({exc}): {fix}") from None
+        body = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{what} {p} is not UTF-8 text (binary data?): {fix}") from None
+    try:
+        return json.loads(body), hashlib.sha256(text).hexdigest()
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise DataError(f"{what} {p} is not JSON ({str(exc)[:120]}): {fix}") from None

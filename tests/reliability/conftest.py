@@ -96,6 +96,9 @@ def traced_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("traced") / "runs"
     observe("tiny:qwen3_moe", ["mock-uniform", "prose"], seq_len=32, sequences=32, batch_size=8, out=out,
             quiet=True, invariance=False, traces=True)
+    from dodoco.analysis import AnalyzeConfig, analyze
+
+    analyze(AnalyzeConfig(runs=(str(out),)))  # metrics.parquet, listed in each manifest (dodoco analyze)
     return out
 
 

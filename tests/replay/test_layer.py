@@ -137,7 +137,7 @@ def _check_prediction(r):
 
 def _check_rows(r, runs_dir):
     from dodoco.compute.cases import local_loads
-    from dodoco.ep.placement import contiguous
+    from dodoco.ep.layout import contiguous
     from dodoco.store import open_run
 
     run = open_run(runs_dir / "prose-L16")

@@ -125,7 +125,7 @@ def test_the_compute_model_of_the_calibration_file_is_used(tmp_path, monkeypatch
     assert r["compute_source"].startswith("calibrated: grouped_mm on NVIDIA H200 (2.11, 2031-01-01)")
     # by hand: busiest rank's tiles of 16 rows x 6 H I FLOPs at 1 ms per GFLOP, + 0.01 ms
     from dodoco.compute.cases import local_loads
-    from dodoco.ep.placement import contiguous
+    from dodoco.ep.layout import contiguous
     from dodoco.ep.steps import source_of
     from dodoco.store import open_run
 
