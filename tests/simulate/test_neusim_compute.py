@@ -22,7 +22,7 @@ def test_worst_device_by_hand():
     assert worst_device_loads(8, 2, 8, 1.5, 2, 160.0).tolist() == [30]
 
 
-def test_exported_pair_reproduces_the_busiest_device_at_the_chosen_ep():
+def test_exported_pair_reproduces_the_busiest_device_in_tokens_and_ms_at_the_chosen_ep():
     rng = np.random.default_rng(0)
     E, K, S = 32, 4, 64
     counts = rng.poisson(np.r_[np.full(3, 60.0), np.full(E - 3, 10.0)], (S, 2, E)).astype(np.uint32)
@@ -33,7 +33,11 @@ def test_exported_pair_reproduces_the_busiest_device_at_the_chosen_ep():
                                     MODEL, SHAPE)
     out = compute_params(busiest, E, K, 8, MODEL, SHAPE)
     at = {r["EP"]: r for r in out["residuals"]}
-    assert at[8]["tokens_residual"] == pytest.approx(0.0, abs=1e-9)
-    assert abs(at[8]["ms_residual"]) <= 0.02
+    assert abs(at[8]["tokens_residual"]) <= 0.02 and abs(at[8]["ms_residual"]) <= 0.02
+    # the pair is NeuSim's own model: its device recomputed by hand holds the reported tokens
+    f, W = out["expert_load_imbalance_factor"], out["num_worst_case_experts"]
+    TK, P = busiest[8]["TK"], 32 // 8
+    eff = TK / E * f
+    assert at[8]["neusim_tokens"] == pytest.approx(min(W, P) * eff + (P - min(W, P)) * (TK - W * eff) / (E - W))
     assert 1.0 <= out["expert_load_imbalance_factor"] <= E / K and 1 <= out["num_worst_case_experts"] <= K
     assert set(at) == {4, 8, 16} and at[8]["fitted_here"] and not at[4]["fitted_here"]

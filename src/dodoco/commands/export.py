@@ -29,6 +29,11 @@ def register(sub) -> None:
     p.add_argument("--placement", default=None, help="traffic: contiguous (default), round_robin, eplb")
     p.add_argument("--max-steps", type=int, default=None, help="traffic: steps per run (default all)")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--gpu", default=None, help="neusim: GPU of the expert-compute check (default h100)")
+    p.add_argument("--kernel", default=None, help="neusim: expert kernel of the compute check (default grouped_mm)")
+    p.add_argument("--shape", default=None, help="neusim: expert shape (e.g. deepseek-v3; default: the run's model)")
+    p.add_argument("--compute-calibration", default=None, metavar="FILE",
+                   help="neusim: expert-compute calibration (default: the one DODOCO ships for --gpu)")
     add_json_flag(p, "the printed summary table")
     add_config_flag(p)
     p.set_defaults(func=run)

@@ -51,6 +51,10 @@ class ExportConfig(Config):
     placement: str = defaults.PLACEMENT
     max_steps: int | None = None
     json: str | None = None
+    gpu: str = "h100"
+    kernel: str = "grouped_mm"
+    shape: str | None = None
+    compute_calibration: str | None = None
 
     def __post_init__(self):
         EXPORTS.entry(self.format)
@@ -75,6 +79,44 @@ class ExportResult:
     rows: list
 
 
+def _compute_block(cfg, run, entry) -> dict:
+    """NeuSim's worst-case-device compute fed the pair DODOCO exports for it (``neusim_compute``): the
+    busiest device of the run's prefill steps at every EP of the entry, timed by the compute model."""
+    import numpy as np
+
+    from dodoco.compute.model import resolve_model
+    from dodoco.compute.shapes import resolve_shape, shape_of_run
+    from dodoco.ep.placements import build_placement
+    from dodoco.ep.steps import run_source
+    from dodoco.simulate.neusim_compute import busiest_device, compute_params
+
+    shape, label = resolve_shape(cfg.shape) if cfg.shape else shape_of_run(run)
+    if shape is None:
+        return {"skipped": label}
+    model = resolve_model(cfg.gpu, cfg.kernel, cfg.compute_calibration)
+    src, B = run_source(run, cfg.seed), entry["derived_at"]["batch"]
+    busiest = {}
+    for N in sorted({int(x["ep"]) for x in entry["by_ep"]}):
+        if N <= run.E and src.n_steps(N * B):
+            steps = np.asarray(src.steps(N * B)[: cfg.max_steps or 8], dtype=np.int64)
+            busiest[N] = busiest_device(steps, build_placement("contiguous", run.E, N), model, shape)
+    out = compute_params(busiest, run.E, run.K, entry["derived_at"]["ep"], model, shape)
+    return {**out, "compute_source": model.label(cfg.gpu), "shape": label}
+
+
+def _neusim_compute(cfg, runs, entries, rows) -> None:
+    """The compute pair of every prefill entry (``_compute_block``), and its columns in the table."""
+    by_path = {str(r.path): r for r in runs}
+    for e, row in zip(entries, rows):
+        if e["regime"] != "prefill" or e["provenance"]["run"] not in by_path:
+            continue
+        e["compute"] = block = _compute_block(cfg, by_path[e["provenance"]["run"]], e)
+        if "skipped" not in block:
+            here = next(x for x in block["residuals"] if x["fitted_here"])
+            row.update(compute_f=block["expert_load_imbalance_factor"], compute_W=block["num_worst_case_experts"],
+                       compute_ms_residual_pct=100 * here["ms_residual"])
+
+
 def _neusim(cfg, runs) -> ExportResult:
     from dodoco.simulate.neusim_export import SCHEMA, neusim_entries
 
@@ -90,6 +132,7 @@ def _neusim(cfg, runs) -> ExportResult:
              "max_residual_other_ep_pct": max((abs(x["effective_residual_pct"]) for x in e["by_ep"]
                                                if x["effective_residual_pct"] is not None), default=0.0)}
             for e in entries]
+    _neusim_compute(cfg, runs, entries, rows)
     return ExportResult(cfg.out, {"schema": SCHEMA, "format": "neusim", "exports": entries},
                         "NeuSim export: measured and effective MoELLMConfig fields at the chosen EP", rows)
 

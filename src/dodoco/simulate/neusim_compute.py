@@ -9,10 +9,10 @@ token count is floored at 1. So the device computes
 
     tokens(f, W) = W_dev * eff + (P - W_dev) * rem,   linear in f,
 
-``compute_params`` finds, at the chosen EP, the (f, W) with which NeuSim's device holds exactly the
-busiest device's mean tokens of the real routing (f solved for each W), W chosen so that DODOCO's
-compute model gives NeuSim's device the same milliseconds as the real busiest device; at every
-other EP it lists the residuals of the same pair. docs/neusim.md.
+``compute_params`` finds, at the chosen EP, the (f, W) with which NeuSim's device holds the busiest
+device's mean tokens of the real routing and takes the same milliseconds under DODOCO's compute
+model, both at once (for each W, f minimises the larger of the two relative errors; the W with the
+smallest wins); at every other EP it lists the residuals of the same pair. docs/neusim.md.
 
 Shape legend: S sequences, L MoE layers, E routed experts, K experts per token, N EP ranks (EP),
 B sequences per rank per step, W hot experts.
@@ -64,9 +64,20 @@ def busiest_device(steps, placement, model, shape) -> dict:
     return {"tokens": float(np.mean(toks)), "ms": float(np.mean(ms)), "TK": float(np.mean(tk))}
 
 
-def _solve_f(E: int, EP: int, W: int, TK: float, target: float) -> float:
-    a, b = _tokens(E, EP, 0.0, W, TK), _tokens(E, EP, 1.0, W, TK)
-    return (target - a) / (b - a) if abs(b - a) > 1e-12 else float("nan")
+def _best_f(E: int, K: int, ep: int, W: int, b: dict, model, shape) -> tuple[float, float]:
+    """(f, max(|token error|, |ms error|)) for W hot experts: f scanned over [1, E/K] (then refined
+    around the best), so NeuSim's device matches the busiest device's tokens and milliseconds at once."""
+    def err(f: float) -> float:
+        tok = _tokens(E, ep, f, W, b["TK"]) / b["tokens"] - 1.0
+        ms = float(model.predict([worst_device_loads(E, K, ep, f, W, b["TK"])], shape)[0]) / b["ms"] - 1.0
+        return max(abs(tok), abs(ms))
+
+    grid = np.linspace(1.0, E / K, 161)
+    f = min(grid, key=err)
+    step = grid[1] - grid[0]
+    fine = np.linspace(max(1.0, f - step), min(E / K, f + step), 81)
+    f = float(min(fine, key=err))
+    return f, err(f)
 
 
 def compute_params(busiest: dict, E: int, K: int, ep: int, model, shape) -> dict:
@@ -75,18 +86,7 @@ def compute_params(busiest: dict, E: int, K: int, ep: int, model, shape) -> dict
     if ep not in busiest:
         raise DodocoError(f"EP {ep} was not scanned: choose one of {sorted(busiest)}")
     b = busiest[ep]
-    best = None
-    for W in range(1, K + 1):
-        f = _solve_f(E, ep, W, b["TK"], b["tokens"])
-        if not np.isfinite(f) or not 1.0 - 1e-9 <= f <= E / K * (1 + 1e-9):
-            continue
-        ms = float(model.predict([worst_device_loads(E, K, ep, f, W, b["TK"])], shape)[0])
-        err = abs(ms - b["ms"]) / b["ms"]
-        if best is None or err < best[2]:
-            best = (W, f, err)
-    if best is None:
-        raise DodocoError(f"no NeuSim (f, W) with W in 1..K={K} puts the busiest device's {b['tokens']:.0f} tokens "
-                          f"on {max(1, -(-E // ep))} experts at EP {ep}")
+    best = min(((W, *_best_f(E, K, ep, W, b, model, shape)) for W in range(1, K + 1)), key=lambda x: x[2])
     W, f, _ = best
     rows = []
     for N, d in sorted(busiest.items()):
