@@ -37,7 +37,7 @@ def observe_all(runs: Path, seq_len: int, sequences: int) -> list:
     for family in FAMILIES:
         print(f"observing zoo:{family}", flush=True)
         paths += observe(f"zoo:{family}", list(CONDITIONS), seq_len=seq_len, sequences=sequences,
-                         out=runs / family, batch_size=16, analyze=False, quiet=True, overwrite=True)
+                         out=runs / family, batch_size=16, quiet=True, overwrite=True)
     return find_runs(paths)
 
 
