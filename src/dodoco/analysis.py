@@ -37,7 +37,7 @@ from dodoco.store.run import Run, find_runs
 from dodoco.store.writer import record_file
 
 __all__ = ["Analysis", "AnalyzeConfig", "analyze", "ep_rows", "metrics_table", "run_metrics", "skipped_batches",
-           "parquet_bytes", "summary_frame", "summary_rows", "write_parquet_atomic"]
+           "parquet_bytes", "summary_frame", "summary_rows", "write_metrics", "write_parquet_atomic"]
 
 
 _SKIPPED_KEY = b"skipped_batches"
@@ -190,6 +190,16 @@ def run_metrics(run: Run, batch_sizes=None, seed: int = 0) -> pa.Table:
     """Per-step (batch sizes) and aggregate metrics of one run (its step source), as the tidy table."""
     return metrics_table(run_source(run, seed), model=run.model, condition=run.condition,
                          seq_len=run.seq_len, batch_sizes=batch_sizes or defaults.BATCHES, seed=seed)
+
+
+def write_metrics(path, batch_sizes=None) -> pa.Table:
+    """Compute the metrics of the run at ``path`` and write its ``metrics.parquet`` (listed in the manifest)."""
+    from dodoco.store.run import open_run
+
+    run = open_run(path)
+    table = run_metrics(run, batch_sizes)
+    _record_metrics(run.path, table)
+    return table
 
 
 def _record_metrics(path: Path, table: pa.Table) -> None:
