@@ -9,9 +9,8 @@ neither torch nor transformers until a model-facing function is used.
 
 from __future__ import annotations
 
-import importlib
-
 from dodoco.provenance import VERSION as __version__
+from dodoco.registry import lazy_attributes
 
 _API = {
     "capture": "dodoco.observe.capture:capture",
@@ -38,11 +37,4 @@ _API = {
 __all__ = sorted(_API) + ["__version__"]
 
 
-def __getattr__(name: str):
-    target = _API.get(name)
-    if target is None:
-        raise AttributeError(f"module 'dodoco' has no attribute '{name}'")
-    module, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _API)

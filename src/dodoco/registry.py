@@ -17,7 +17,7 @@ from typing import Any
 
 from dodoco.errors import did_you_mean
 
-__all__ = ["Entry", "Registry"]
+__all__ = ["Entry", "Registry", "lazy_attributes"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,3 +83,18 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def lazy_attributes(module: str, table: dict):
+    """A module's ``__getattr__`` that imports ``table[name]`` ("package.module:attribute") on first use
+    and keeps it, so that importing a package loads none of its heavy modules until a name is used."""
+    def __getattr__(name: str):
+        target = table.get(name)
+        if target is None:
+            raise AttributeError(f"module '{module}' has no attribute '{name}'")
+        mod, _, attr = target.partition(":")
+        value = getattr(importlib.import_module(mod), attr)
+        setattr(importlib.import_module(module), name, value)
+        return value
+
+    return __getattr__

@@ -10,18 +10,15 @@ ranks), ``shapes`` (the paper's expert shapes), ``validate`` (errors on held-out
 
 from __future__ import annotations
 
-import importlib
+from dodoco.registry import lazy_attributes
 
 _LAZY = {
-    "ComputeConfig": "dodoco.compute.api",
-    "compute": "dodoco.compute.api",
-    "ComputeModel": "dodoco.compute.model",
-    "resolve_model": "dodoco.compute.model",
-    "ExpertShape": "dodoco.compute.features",
+    "ComputeConfig": "dodoco.compute.api:ComputeConfig",
+    "compute": "dodoco.compute.api:compute",
+    "ComputeModel": "dodoco.compute.model:ComputeModel",
+    "resolve_model": "dodoco.compute.model:resolve_model",
+    "ExpertShape": "dodoco.compute.features:ExpertShape",
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'dodoco.compute' has no attribute '{name}'")
+__getattr__ = lazy_attributes(__name__, _LAZY)

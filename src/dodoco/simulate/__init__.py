@@ -13,21 +13,18 @@ Submodules are imported on use (``import dodoco.simulate`` stays light):
 
 from __future__ import annotations
 
-import importlib
+from dodoco.registry import lazy_attributes
 
 _LAZY = {
-    "SimulateConfig": "dodoco.simulate.api",
-    "simulate": "dodoco.simulate.api",
-    "ExportConfig": "dodoco.simulate.export_api",
-    "export": "dodoco.simulate.export_api",
-    "neusim_entries": "dodoco.simulate.neusim_export",
-    "neusim_predicted_skew": "dodoco.simulate.neusim",
-    "neusim_table": "dodoco.simulate.neusim",
-    "effective_params": "dodoco.simulate.neusim",
+    "SimulateConfig": "dodoco.simulate.api:SimulateConfig",
+    "simulate": "dodoco.simulate.api:simulate",
+    "ExportConfig": "dodoco.simulate.export_api:ExportConfig",
+    "export": "dodoco.simulate.export_api:export",
+    "neusim_entries": "dodoco.simulate.neusim_export:neusim_entries",
+    "neusim_predicted_skew": "dodoco.simulate.neusim:neusim_predicted_skew",
+    "neusim_table": "dodoco.simulate.neusim:neusim_table",
+    "effective_params": "dodoco.simulate.neusim:effective_params",
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'dodoco.simulate' has no attribute '{name}'")
+__getattr__ = lazy_attributes(__name__, _LAZY)
