@@ -44,6 +44,29 @@ def add_batch_flag(p, many: bool = False, default: str = "1") -> None:
                    help=f"{BATCH_HELP}{' (comma list)' if many else ''} (default {default})")
 
 
+def add_seed_flag(p, what: str = "the step order") -> None:
+    """``--seed``: the one seed flag (default 0), saying what it seeds."""
+    p.add_argument("--seed", type=int, default=None, help=f"seed of {what} (default 0)")
+
+
+def add_output_flags(p, json_what: str, out_what: str | None = "write the same JSON document to this file") -> None:
+    """The flags every command that produces results takes: ``--json``, ``-o`` (unless None), ``--config``."""
+    from dodoco.config import add_config_flag
+
+    add_json_flag(p, json_what)
+    if out_what:
+        add_out_flag(p, out_what)
+    add_config_flag(p)
+
+
+def load_config(cls, args, **overrides):
+    """``cls.from_args(args)``, its ``--json`` and ``-o`` files checked before any work (one line each)."""
+    cfg = cls.from_args(args, **overrides)
+    check_output_file(getattr(cfg, "json", None))
+    check_output_file(getattr(cfg, "out", None), "--out")
+    return cfg
+
+
 def check_output_file(path, flag: str = "--json") -> None:
     """Refuse an output file whose folder does not exist or that is a folder (one line, before any work)."""
     from pathlib import Path

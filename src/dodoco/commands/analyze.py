@@ -1,6 +1,6 @@
 """dodoco analyze: metrics of run directories (summary, metrics.parquet) and their EP scan."""
 
-from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, csv_ints, csv_strs
+from dodoco.commands import add_batch_flag, add_output_flags, add_seed_flag, csv_ints, csv_strs
 
 SUMMARY_COLUMNS = ["model", "condition", "seq_len", "batch", "steps", "gini", "max_mean"]
 SUMMARY_KEEP = ["model", "condition", "batch", "gini", "max_mean"]
@@ -10,28 +10,22 @@ EP_KEEP = ["model", "condition", "batch", "ep", "placement", "max_mean", "receiv
 
 
 def register(sub) -> None:
-    from dodoco.config import add_config_flag
-
     p = sub.add_parser("analyze", help="summarise runs, write their metrics.parquet, scan EP degrees")
     p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
     add_batch_flag(p, many=True, default="1,2,4,8,16,32")
     p.add_argument("--ep", type=csv_ints, default=None, help="EP degrees N for the EP scan (e.g. 4,8,16,32)")
     p.add_argument("--placement", type=csv_strs, default=None,
                    help="placements for the EP scan (dodoco ls; default contiguous)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the step order (default 0)")
-    add_json_flag(p, "every table (summary, ep, notes) as one document")
-    add_out_flag(p, "write the same JSON document to this file")
-    add_config_flag(p)
+    add_seed_flag(p)
+    add_output_flags(p, "every table (summary, ep, notes) as one document")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from dodoco.analysis import AnalyzeConfig, analyze
-    from dodoco.commands import check_output_file, note, nothing_to_do, show, write_doc
+    from dodoco.commands import load_config, note, nothing_to_do, show, write_doc
 
-    cfg = AnalyzeConfig.from_args(args)
-    check_output_file(cfg.json)
-    check_output_file(cfg.out, "--out")
+    cfg = load_config(AnalyzeConfig, args)
     result = analyze(cfg)
     shown = [{**r, "steps": "-" if r["steps"] is None else r["steps"]} for r in result.summary]
     show(shown, "routing imbalance (model level; batch all = every sequence summed)", cfg.json,

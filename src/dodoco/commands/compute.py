@@ -1,6 +1,6 @@
 """dodoco compute: a rank's expert time predicted from its loads, or measured from a run on this GPU."""
 
-from dodoco.commands import add_batch_flag, add_out_flag, csv_ints, csv_strs
+from dodoco.commands import add_batch_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
 
 
 def register(sub) -> None:
@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 1)")
     p.add_argument("--which", type=csv_strs, default=None, help="ranks: busiest,median,lightest (default all three)")
     p.add_argument("--device", default=None, help="cuda (default), cuda:N, or cpu for a dry run")
-    p.add_argument("--seed", type=int, default=None)
+    add_seed_flag(p)
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="JSON to PATH, or to stdout alone when no PATH is given (predict: a list of ms)")
     add_out_flag(p, "the whole result (rows, notes) as JSON", metavar="FILE")

@@ -1,7 +1,7 @@
 """dodoco demo: every zoo family x (mock-uniform + four real conditions) on CPU, ending in the table and
 the verdicts in sentences."""
 
-from dodoco.commands import add_json_flag, add_out_flag
+from dodoco.commands import add_out_flag, add_output_flags
 
 ZOO_NOTE = ("The zoo: five small MoE models (hidden size 64, each family's real E, K, shared experts, routing "
             "function and layer pattern) trained by DODOCO on the train split of its bundled text; the conditions "
@@ -12,25 +12,21 @@ TINY_NOTE = ("These tiny models have random, untrained routers: the numbers show
 
 
 def register(sub) -> None:
-    from dodoco.config import add_config_flag
-
     p = sub.add_parser("demo", help="run the embedded default: five zoo models x five conditions on CPU")
     add_out_flag(p, "output folder of the runs (default runs/demo)", metavar="DIR")
     p.add_argument("--models", default=None, choices=("zoo", "tiny"),
                    help="'zoo' (small models with trained routers, default) or 'tiny' (random routers)")
     p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default 256)")
     p.add_argument("--sequences", type=int, default=None, help="sequences per condition (default 64)")
-    add_json_flag(p, "the table, the closing sentences and the runs written")
-    add_config_flag(p)
+    add_output_flags(p, "the table, the closing sentences and the runs written", out_what=None)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from dodoco.commands import check_output_file, say, show, write_doc
+    from dodoco.commands import load_config, say, show, write_doc
     from dodoco.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig.from_args(args)
-    check_output_file(cfg.json)
+    cfg = load_config(DemoConfig, args)
     result = run_demo(cfg)
     show(result.rows, "routing imbalance, model level: per-step Gini (mean over steps) at batch B, and over all "
          "sequences", cfg.json, keep=["model", "condition"])

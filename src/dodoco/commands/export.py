@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dodoco.commands import add_batch_flag, add_json_flag, csv_ints
+from dodoco.commands import add_batch_flag, add_json_flag, add_seed_flag, csv_ints
 
 __all__ = ["register", "run"]
 
@@ -28,7 +28,7 @@ def register(sub) -> None:
     p.add_argument("--dtype", default=None, help="traffic: dispatched element type (default bf16)")
     p.add_argument("--placement", default=None, help="traffic: contiguous (default), round_robin, eplb")
     p.add_argument("--max-steps", type=int, default=None, help="traffic: steps per run (default all)")
-    p.add_argument("--seed", type=int, default=None)
+    add_seed_flag(p)
     p.add_argument("--gpu", default=None, help="neusim: GPU of the expert-compute check (default h100)")
     p.add_argument("--kernel", default=None, help="neusim: expert kernel of the compute check (default grouped_mm)")
     p.add_argument("--shape", default=None, help="neusim: expert shape (e.g. deepseek-v3; default: the run's model)")

@@ -1,6 +1,6 @@
 """dodoco findings: the three verdicts of run directories, in sentences with numbers and intervals."""
 
-from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, csv_ints, csv_strs
+from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
 
 
 def add_findings_flags(p) -> None:
@@ -23,7 +23,7 @@ def add_findings_flags(p) -> None:
     p.add_argument("--high", type=float, default=None,
                    help="persistently concentrated: every real-text Gini >= HIGH (default 0.24)")
     p.add_argument("--groups", type=int, default=None, help="data-derived groups of the bands (default 2)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the step order (default 0)")
+    add_seed_flag(p)
     add_config_flag(p)
 
 

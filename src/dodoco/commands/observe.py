@@ -3,7 +3,7 @@
 Flags are the fields of ``dodoco.observe.config.ObserveConfig`` (also from ``--config FILE.toml``);
 defaults live there, so the parser leaves them unset."""
 
-from dodoco.commands import add_batch_flag, add_json_flag
+from dodoco.commands import add_batch_flag, add_json_flag, add_seed_flag
 
 
 def register(sub) -> None:
@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--sequences", type=int, help="sequences per condition (S)")
     p.add_argument("-o", "--out", help="folder; one run directory per condition inside it")
     p.add_argument("--batch-size", type=int, help="sequences per forward pass (default 8)")
-    p.add_argument("--seed", type=int, help="seed of mock ids and random tiny weights (default 0)")
+    add_seed_flag(p, "mock ids and random tiny weights")
     p.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
     p.add_argument("--device", help="cpu (default), cuda, cuda:N, auto, or auto-map (device_map=auto)")
     p.add_argument("--traces", action="store_true", default=None, help="also store top-k indices per token")

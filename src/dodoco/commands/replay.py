@@ -1,6 +1,6 @@
 """dodoco replay: a run's routing through real MoE dispatchers on N ranks (torchrun), side by side."""
 
-from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, csv_ints, csv_strs
+from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
 
 
 def _floats(text: str) -> list[float]:
@@ -65,7 +65,7 @@ def add_arguments(p) -> None:
     p.add_argument("--link-gbps", type=float, dest="link_gbps",
                    help="per-direction link GB/s for the floor (default 450, NVLink4 nominal)")
     p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds without progress before ranks stop")
-    p.add_argument("--seed", type=int, help="seed of the step order (default 0)")
+    add_seed_flag(p)
     p.add_argument("--layer", action="store_true", default=None,
                    help="the whole MoE layer: each rank's experts on its received tokens between dispatch and combine")
     p.add_argument("--kernel", help="experts of --layer: grouped_mm (default, torch._grouped_mm) or megatron "

@@ -1,6 +1,6 @@
 """dodoco simulate: predicted dispatch and MoE-layer time at each EP degree on a described cluster."""
 
-from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, csv_ints, csv_strs
+from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
 
 #: Provenance columns of the rows besides ``*_label`` ones and a ``provenance`` dict (the terms each row used).
 LABELS = ["calibration", "nvlink", "nic", "compute_source"]
@@ -35,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--mitigations", action="store_const", const=True, default=None,
                    help="also judge EPLB, replication and capacity factors in layer milliseconds")
     p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 8)")
-    p.add_argument("--seed", type=int, default=None)
+    add_seed_flag(p)
     add_json_flag(p, "the predicted rows (a list; attachable to a report)")
     add_out_flag(p, "write the whole result (schema dodoco.simulate/1: rows, calibration, validation, notes) as "
                     "JSON; attach it to a report", metavar="FILE")

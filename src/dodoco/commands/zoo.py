@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dodoco.commands import add_json_flag, add_out_flag
+from dodoco.commands import add_json_flag, add_out_flag, add_seed_flag
 
 LS_COLUMNS = ["family", "mixer", "status", "steps", "heldout_loss", "heldout_ppl", "balance", "mb"]
 
@@ -21,7 +21,7 @@ def register(sub) -> None:
     t.add_argument("--seq-len", type=int, help="tokens per sequence (default 256)")
     t.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
     t.add_argument("--warmup", type=int, help="warm-up steps (default 100)")
-    t.add_argument("--seed", type=int, help="seed (default 0)")
+    add_seed_flag(t, "the training batches and initial weights")
     t.add_argument("--device", help="cpu (default), cuda, cuda:1, ...")
     add_out_flag(t, "output folder, one subfolder per family (default runs/zoo)", metavar="DIR")
     t.add_argument("--resume", action="store_const", const=True, default=None,

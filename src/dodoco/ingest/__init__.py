@@ -26,22 +26,25 @@ from dodoco.registry import Registry
 __all__ = ["FORMATS", "ImportConfig", "import_dump"]
 
 FORMATS = Registry("format")
-FORMATS.register("sglang", "dodoco.ingest.sglang:read",
-                 "SGLang expert-distribution recorder: stat / per_pass / per_token .pt dumps, "
-                 "--init-expert-location JSON (logical_count)")
-FORMATS.register("vllm", "dodoco.ingest.vllm:read",
-                 "vLLM EPLB expert_load_window per rank (saved with dodoco.ingest.vllm_dump)")
-FORMATS.register("megatron", "dodoco.ingest.megatron:read_trace",
-                 "Megatron-Core router traces router_trace_rank*.jsonl (--moe-routing-trace-path)")
-FORMATS.register("megatron-tpe", "dodoco.ingest.megatron:read_tpe",
-                 "Megatron tokens_per_expert/rank*.jsonl (--save-tokens-per-expert-interval)")
-FORMATS.register("flame", "dodoco.ingest.flame:read",
-                 "FLAME-MoE pretraining router traces: actives/iter_N/layer_NN.parquet (top-6 indices "
-                 "per token; rows cut by --seq-len)")
-FORMATS.register("table", "dodoco.ingest.tables:read_table",
-                 "CSV / TSV / Parquet with columns layer, expert, count[, step][, rank]")
-FORMATS.register("numpy", "dodoco.ingest.tables:read_array",
-                 "count arrays [L, E] (a window) or [steps, L, E] (.npy, .npz, bare tensor .pt)")
+for _name, _target, _summary in (
+    ("sglang", "dodoco.ingest.sglang:read",
+     "SGLang expert-distribution recorder: stat / per_pass / per_token .pt dumps, "
+     "--init-expert-location JSON (logical_count)"),
+    ("vllm", "dodoco.ingest.vllm:read",
+     "vLLM EPLB expert_load_window per rank (saved with dodoco.ingest.vllm_dump)"),
+    ("megatron", "dodoco.ingest.megatron:read_trace",
+     "Megatron-Core router traces router_trace_rank*.jsonl (--moe-routing-trace-path)"),
+    ("megatron-tpe", "dodoco.ingest.megatron:read_tpe",
+     "Megatron tokens_per_expert/rank*.jsonl (--save-tokens-per-expert-interval)"),
+    ("flame", "dodoco.ingest.flame:read",
+     "FLAME-MoE pretraining router traces: actives/iter_N/layer_NN.parquet (top-6 indices "
+     "per token; rows cut by --seq-len)"),
+    ("table", "dodoco.ingest.tables:read_table",
+     "CSV / TSV / Parquet with columns layer, expert, count[, step][, rank]"),
+    ("numpy", "dodoco.ingest.tables:read_array",
+     "count arrays [L, E] (a window) or [steps, L, E] (.npy, .npz, bare tensor .pt)"),
+):
+    FORMATS.register(_name, _target, _summary)
 
 
 def _check_layer_ids(layer_ids, L: int, source: str) -> list[int]:

@@ -54,22 +54,14 @@ def layer_row(d, case, t, stages, check: str, cfg, sets: int, link_gbps: float) 
     return row
 
 
-def _send_key(row: dict) -> tuple:
-    return (row["dispatcher"],) + tuple(int(x) for x in np.asarray(row["splits"]).sum(1))
-
-
 def layer_summary(rows: list[dict]) -> list[dict]:
     """Per dispatcher and condition: means over cases of the layer rows (module docstring)."""
-    bal: dict = {}
-    for r in rows:
-        if r["kind"] == "balanced":
-            bal.setdefault(_send_key(r), []).append(r["whole_layer"]["median_ms"])
+    from dodoco.replay.results import by_case_group
+
     out = []
-    for disp, cond in dict.fromkeys((r["dispatcher"], r["condition"]) for r in rows):
-        rs = [r for r in rows if r["dispatcher"] == disp and r["condition"] == cond]
+    for disp, cond, rs, ref in by_case_group(rows, "whole_layer"):
         mean = lambda f: float(np.mean([f(r) for r in rs]))  # noqa: E731
         layer = mean(lambda r: r["whole_layer"]["median_ms"])
-        ref = [float(np.mean(bal[_send_key(r)])) for r in rs if _send_key(r) in bal]
         out.append({"dispatcher": disp, "condition": cond, "kind": rs[0]["kind"], "N": rs[0]["N"], "cases": len(rs),
                     "MB_per_rank": mean(lambda r: r["per_rank_bytes"]) / 1e6,
                     "recv_skew": mean(lambda r: r["receiver_skew"]), "layer_ms": layer,

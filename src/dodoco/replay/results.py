@@ -18,7 +18,7 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["SCHEMA", "assemble", "bandwidth", "bend_points", "case_row", "dry_run", "load_results", "measured_on",
+__all__ = ["SCHEMA", "assemble", "bandwidth", "bend_points", "by_case_group", "case_row", "dry_run", "load_results", "measured_on",
            "overhead_rows", "read_results", "row_splits", "summary_rows", "sweep_rows", "upgrade"]
 
 SCHEMA = "dodoco.replay/2"
@@ -97,18 +97,26 @@ def _mean(rows: list[dict], *path: str) -> float:
     return float(np.nanmean(vals)) if not np.isnan(vals).all() else float("nan")
 
 
-def summary_rows(result: dict) -> list[dict]:
-    """One row per dispatcher and condition: means over its cases (see the module docstring)."""
-    N, rows = result["N"], result["rows"]
-    bal = {}
+def by_case_group(rows: list[dict], stage: str) -> list[tuple]:
+    """[(dispatcher, condition, its rows, balanced references)]: every dispatcher and condition in order
+    of appearance, with the mean ``stage`` median of the balanced control sending the same rows as
+    each of its cases (the one reference of ``vs_balanced``, dispatch or whole layer alike)."""
+    bal: dict = {}
     for r in rows:
         if r["kind"] == "balanced":
-            bal.setdefault(_key(r), []).append(r["dispatch"]["median_ms"])
+            bal.setdefault(_key(r), []).append(r[stage]["median_ms"])
     out = []
     for disp, cond in dict.fromkeys((r["dispatcher"], r["condition"]) for r in rows):
         rs = [r for r in rows if r["dispatcher"] == disp and r["condition"] == cond]
+        out.append((disp, cond, rs, [float(np.mean(bal[_key(r)])) for r in rs if _key(r) in bal]))
+    return out
+
+
+def summary_rows(result: dict) -> list[dict]:
+    """One row per dispatcher and condition: means over its cases (see the module docstring)."""
+    N, out = result["N"], []
+    for disp, cond, rs, ref in by_case_group(result["rows"], "dispatch"):
         d, per_rank = _mean(rs, "dispatch", "median_ms"), _mean(rs, "per_rank_bytes")
-        ref = [float(np.mean(bal[_key(r)])) for r in rs if _key(r) in bal]
         alg = per_rank / (d * 1e-3) / 1e9 if d > 0 else float("nan")
         ok = sum(r.get("check") == "ok" for r in rs)
         check = "ok" if ok == len(rs) else ("off" if ok == 0 else f"{ok} of {len(rs)} ok")

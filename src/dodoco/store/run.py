@@ -15,6 +15,7 @@ one row, which every analysis treats as one step of known tokens.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -26,7 +27,7 @@ import numpy as np
 
 from dodoco.errors import DataError, DodocoError
 from dodoco.store import check
-from dodoco.store.manifest import MANIFEST, ConditionKind, Granularity, Manifest, read_manifest
+from dodoco.store.manifest import MANIFEST, Granularity, Manifest, read_manifest
 from dodoco.store.verify import verify_file
 
 #: (run path, digest of its manifest) of runs whose data passed the content checks in this process
@@ -40,6 +41,11 @@ def run_dir_name(condition: str, seq_len: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', condition).strip('_')}-L{seq_len}"
 
 
+def _manifest_field(path: str, doc: str) -> property:
+    """A read-only attribute of a Run: the manifest's field at ``path`` (dotted)."""
+    return property(lambda self: functools.reduce(getattr, path.split("."), self.manifest), doc=doc)
+
+
 @dataclass(eq=False)
 class Run:
     """A finished run directory: its typed manifest, counts (memory-mapped, verified) and traces."""
@@ -48,34 +54,13 @@ class Run:
     manifest: Manifest = field(repr=False)
     _sources: dict = field(default_factory=dict, repr=False)
 
-    @property
-    def model(self) -> str:
-        return self.manifest.model.id
-
-    @property
-    def condition(self) -> str:
-        return self.manifest.condition.name
-
-    @property
-    def kind(self) -> ConditionKind:
-        """Mock or real text, as the manifest records it (never guessed from the name)."""
-        return self.manifest.condition.kind
-
-    @property
-    def seq_len(self) -> int:
-        return self.manifest.seq_len
-
-    @property
-    def granularity(self) -> Granularity:
-        return self.manifest.granularity
-
-    @property
-    def E(self) -> int:
-        return self.manifest.routing.E
-
-    @property
-    def L(self) -> int:
-        return self.manifest.routing.L
+    model = _manifest_field("model.id", "The model id the manifest records.")
+    condition = _manifest_field("condition.name", "The condition's name.")
+    kind = _manifest_field("condition.kind", "Mock or real text, as the manifest records it (never guessed from the name).")
+    seq_len = _manifest_field("seq_len", "Tokens per sequence.")
+    granularity = _manifest_field("granularity", "Sequence, pass, token or window (a Granularity).")
+    E = _manifest_field("routing.E", "Routed experts.")
+    L = _manifest_field("routing.L", "MoE layers.")
 
     @property
     def S(self) -> int:

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from dodoco.config import Config
 from dodoco.errors import DodocoError
+from dodoco.training.settings import TrainSettings
 
 __all__ = ["ZooLsConfig", "ZooTrainConfig"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class ZooTrainConfig(Config):
+class ZooTrainConfig(Config, TrainSettings):
     """Which families (``family`` or ``all``), how to train them (``TrainConfig`` fields) and how the
     run executes (``RunOptions`` fields); ``json``/``out``: the trained models' summary rows as JSON."""
 
     family: str | None = None
     all: bool = False
-    steps: int = 1200
-    batch_size: int = 32
-    seq_len: int = 256
-    lr: float = 3e-3
-    warmup: int = 100
-    seed: int = 0
     device: str = "cpu"
     out: str = "runs/zoo"
     resume: bool = False
@@ -54,8 +50,7 @@ class ZooTrainConfig(Config):
     def train_config(self, family: str):
         from dodoco.training.train import TrainConfig
 
-        return TrainConfig(family, steps=self.steps, batch_size=self.batch_size, seq_len=self.seq_len, lr=self.lr,
-                           warmup=self.warmup, seed=self.seed)
+        return TrainConfig(family, **{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainSettings)})
 
     def run_options(self):
         from dodoco.models.load import _resolve_device

@@ -23,22 +23,17 @@ from dodoco.models.zoo import arch_fields, first_difference, spec, zoo_config, z
 from dodoco.store.atomic import write_bytes, write_json
 from dodoco.training import balance as bal
 from dodoco.training.data import TrainWindows, eval_windows, read_texts, tokenize
+from dodoco.training.settings import TrainSettings
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TrainSettings):
     """What defines a training run (everything but where and how fast it runs)."""
 
     family: str
-    steps: int = 1200
-    batch_size: int = 32
-    seq_len: int = 256
-    lr: float = 3e-3
-    warmup: int = 100
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    seed: int = 0
 
 
 @dataclass(frozen=True)
