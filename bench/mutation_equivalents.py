@@ -60,6 +60,7 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("metrics.stats", "bootstrap_mean_ci", r"\(np\.isnan\(means\)\.any\(\)\) or True",
      "nanquantile equals quantile when no value is NaN"),
     ("metrics.stats", "summarise", r"astype\(None\)", DTYPE_DEFAULT_FLOAT),
+    ("metrics.stats", "summarise|layer_mean", r"np\.asarray\((values|v), (dtype=None)?\)", DTYPE_FLOAT),
     ("metrics.schema", "tidy_table", r"or True|pa\.array\(a, (None)?\)|^\+\s*dtype=None\)|^\+\s*\)$",
      "the labels are of their columns' types (str, int), so inferring the array type gives the schema's type"),
     # ---- ep.steps
@@ -68,6 +69,10 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("ep.steps", "source_of", r"initial=1\)|_level_dtype\(unit_total, \)|unit_total, None, order",
      "only the narrowest level type changes; every level type still holds its sums"),
     ("ep.steps", "sum_units", r"counts\.dtype\.kind|counts\.size", FAST_PATH),
+    ("ep.steps", "sum_units", r"sum\(axis=0, (dtype=None)?\)",
+     "this path sums signed integers or floats: numpy sums integers narrower than 64 bits in int64 by default"),
+    ("ep.steps", "StepSource._sum_from", r"axis=2, (dtype=None)?\)$", WIDER),
+    ("ep.steps", "StepSource.totals", r"self\._totals, B, None\)", "the totals are int64 already: int64 sums"),
     ("ep.steps", "sum_units", r"min\(257|\.max / \(|\+ 2\)\)\)\)",
      "a chunk of rows is still small enough that its sum cannot wrap (min with the type's own bound)"),
     ("ep.steps", "StepSource.__init__", r"np\.asarray\(order, (dtype=None)?\)", INDEX),
@@ -81,7 +86,7 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("ep.steps", "StepSource.unit_steps", r"initial=(None|-2)\)", "order is never empty here: initial is unused"),
     ("ep.steps", "StepSource.unit_steps", r"np\.full\(size, -1, (dtype=None)?\)", DTYPE_INT),
     ("ep.steps", "uniform_split", r"axis=\+1", "the callers' counts are [L, E]: axis 1 is axis -1"),
-    ("ep.steps", "WindowSource.__init__", r"total = |order=|np\.asarray\(window, (dtype=None)?\)",
+    ("ep.steps", "WindowSource.__init__", r"total = |order=|total, \)$|np\.asarray\(window, (dtype=None)?\)",
      WINDOW_BOUND + "; order [0] is np.arange(1) and the window is int64 already"),
     ("ep.steps", "WindowSource.like", r"self\._unit_total\)$|1, None\)|1, \)", WINDOW_BOUND),
     ("ep.steps", "WindowSource.totals", r"dtype=None\)|sum\(axis=-1, \)|ranks\(N, None\)",
@@ -109,6 +114,9 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("ep.loads", "_acc", r".", WIDER),
     ("ep.loads", "_group_sum", r"if [ab] >|if [ab] >=", FAST_PATH),
     ("ep.loads", "_group_sum", r"dtype=None\)|sum\(axis=-[12], \)|_acc\(x, None\)", WIDER),
+    ("ep.loads", "_group_sum", r"copy=(True|None)\)|x\.dtype, \)$", COPY),
+    ("ep.loads", "_group_sum", r"reshape\(None\)\.astype|astype\(dt and x\.dtype",
+     "one expert per rank (b = 1): nothing is summed and the shape is x's own; x was widened by _acc already"),
     ("ep.loads", "_rank_index", r"argsort|take_along_axis|cumsum\(slots, axis=\+1\)|np\.where\(valid, start"
                                 r"|valid\.all\(\)\) and False",
      "the order of a rank's experts inside its gather and the padding index do not change a sum (padding "
@@ -121,6 +129,8 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("ep.loads", "RankMap._rank_masks", r'"XXmasksXX"|"MASKS"', MASKS_LABEL),
     ("ep.loads", "RankMap._rank_masks", r"np\.dtype\(None\)\.str|astype\(None\)|reshape\(-2",
      "0/1 masks in another type multiply to the same sums, written into the output's own type"),
+    ("ep.loads", "RankMap._take", r"\.ravel\(\)\.astype\(None\)",
+     "a float 0/1 mask gives float products that the sum casts back to the integer type (dtype=dt)"),
     ("ep.loads", "RankMap._take", r"k > 16|k >= 17|dtype=None\)|sum\(axis=-?1, \)|_acc\(np\.take\(x2, "
                                   r"self\._index\(L\), axis=1\), None\)|reshape\(-2", WIDER + "; " + FAST_PATH),
     ("ep.loads", "RankMap.loads", r"dtype=None\)|sum_last=True, \)|sum_last=False, \)|sum_last=None|L, None\)"
@@ -129,7 +139,7 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("ep.loads", "RankMap.loads", r"astype\(None\)", DTYPE_DEFAULT_FLOAT),
     ("ep.loads", "RankMap.loads", r"\(self\.layered\) or True",
      "without layers the rows are taken as layers of one expert set: the same per-row sums"),
-    ("ep.loads", "RankMap.local", r"reshape\(-2|\.sum\(axis=1, (dtype=None)?\)|_acc\(x\.reshape\(\(-1, N, L, E\)\), "
+    ("ep.loads", "RankMap.local", r"reshape\(\(?-2|\.sum\(axis=1, (dtype=None)?\)|_acc\(x\.reshape\(\(-1, N, L, E\)\), "
                                   r"None\)|N < 16|N <= 17|_rank_masks\(L, ", WIDER + "; " + FAST_PATH),
     ("ep.loads", "RankMap.local", r'"\.\.\.ILE,|"NLE,', EINSUM),
     ("ep.loads", "RankMap.local", r"x\.astype\(None\)", DTYPE_DEFAULT_FLOAT),
@@ -174,7 +184,8 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("simulate.forms", "feats", r"\(N > 1\) or True|N >= 1 else",
      "one rank has an empty off-diagonal: its max is the 0 the branch gives"),
     ("simulate.forms", "evaluate|feats|fit_balanced|fit_line|fit_params|Form.predict|Balanced\\..*",
-     r"np\.asarray\([^)]*, (dtype=None|None)?\)", DTYPE_FLOAT),
+     r"np\.asarray\([^)]*, (dtype=None|None)?\)|np\.asarray\(self\.fn\(f, bal, th\), (dtype=None)?\)",
+     DTYPE_FLOAT),
     ("simulate.forms", "evaluate", r"reshape\(None\)|reshape\(\(-2,\)|shape\[-3:\]",
      "feats and the forms broadcast over leading axes, so not flattening them gives the same values"),
     ("simulate.forms", "fit_balanced", r"med >= alpha", DEGENERATE),
@@ -196,5 +207,6 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("simulate.fit", "fit_group", r"\(FORMS\[name\]\.params\) or True",
      "a form without parameters predicts the same fitted or held out"),
     ("simulate.fit", "fit_group", r"\(sel\.t\.size\) or True", "errors of no samples are the same empty array"),
+    ("simulate.fit", "_score", r'float\("INF"\)', "float() reads 'INF' as it reads 'inf'"),
     ("simulate.fit", "pct_errors", r"np\.asarray\((t|pred), (dtype=None)?\)", DTYPE_FLOAT),
 ]
