@@ -135,6 +135,8 @@ def main() -> int:
         _prepare(work)
         _mutmut(work, "run", "--max-children", str(args.children))
     wall = time.perf_counter() - t0
+    if args.report_only and Path(args.out).exists():  # the run's own time, not the re-read's
+        wall = json.loads(Path(args.out).read_text()).get("wall_s", wall)
     statuses = {}
     for line in _mutmut(work, "results", "--all", "true").splitlines():
         name, _, status = line.strip().rpartition(": ")

@@ -107,6 +107,7 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("ep.traffic", "split_sizes", r"astype\(None\)|np\.asarray\(s, (dtype=None)?\)", DTYPE_FLOAT),
     ("ep.traffic", "split_sizes", r"round\(frac, 10\)", DEGENERATE),
     ("ep.traffic", "split_sizes", r"repeat\(s\.shape\[1\], 0\)", SQUARE),
+    ("ep.traffic", "split_sizes", r"lexsort\(\(cols, -np\.round\(frac, 9\)\), (axis=\+1)?\)", AXIS_2D),
     ("ep.traffic", "token_destinations", r"np\.asarray\(token_ids, (dtype=None)?\)", INDEX),
     ("ep.traffic", "traffic_matrix", r'"ILE,LEJ->LIJ"', EINSUM),
     ("ep.traffic", "traffic_matrix", r"np\.asarray\(src, (dtype=None)?\)", DTYPE_FLOAT),
@@ -129,6 +130,9 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("ep.loads", "RankMap._rank_masks", r'"XXmasksXX"|"MASKS"', MASKS_LABEL),
     ("ep.loads", "RankMap._rank_masks", r"np\.dtype\(None\)\.str|astype\(None\)|reshape\(-2",
      "0/1 masks in another type multiply to the same sums, written into the output's own type"),
+    ("ep.loads", "RankMap._take", r"g\.reshape\(-1, (self\.N|L), k\)\.sum",
+     "g is laid out [n, L, N, k]: summing each run of k and merging L into the leading axis gives the same "
+     "sums in the same order, which loads reshapes to [..., L, N]"),
     ("ep.loads", "RankMap._take", r"\.ravel\(\)\.astype\(None\)",
      "a float 0/1 mask gives float products that the sum casts back to the integer type (dtype=dt)"),
     ("ep.loads", "RankMap._take", r"k > 16|k >= 17|dtype=None\)|sum\(axis=-?1, \)|_acc\(np\.take\(x2, "
