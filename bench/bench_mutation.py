@@ -51,8 +51,8 @@ TESTS = [
 #: continuing them). Tests check what each message names, not its words.
 SKIP_LINES = [r"raise (DodocoError|ValueError)\(", r"^\s*f?\"[^\"]*\"\)*,?\s*(#.*)?$"]
 
-#: Survivors that cannot change a result: (module, function, pattern of the mutated line, reason).
-EQUIVALENT: list[tuple[str, str, str, str]] = []
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutation_equivalents import EQUIVALENT  # noqa: E402  (module, function, mutated line, reason)
 
 
 def _config() -> str:
@@ -114,9 +114,10 @@ def _split(name: str) -> tuple[str, str]:
 
 
 def _equivalent(module: str, func: str, diff: list[str]) -> str | None:
-    added = "\n".join(x for x in diff if x.startswith("+"))
+    """The reason of the first rule matching the survivor's module, function and an added line."""
+    added = [x for x in diff if x.startswith("+")]
     for mod, fn, pattern, reason in EQUIVALENT:
-        if module.endswith(mod) and fn == func and re.search(pattern, added):
+        if module.endswith(mod) and re.fullmatch(fn, func) and any(re.search(pattern, x) for x in added):
             return reason
     return None
 
@@ -134,6 +135,8 @@ def main() -> int:
         _prepare(work)
         _mutmut(work, "run", "--max-children", str(args.children))
     wall = time.perf_counter() - t0
+    if args.report_only and Path(args.out).exists():  # the run's own time, not the re-read's
+        wall = json.loads(Path(args.out).read_text()).get("wall_s", wall)
     statuses = {}
     for line in _mutmut(work, "results", "--all", "true").splitlines():
         name, _, status = line.strip().rpartition(": ")

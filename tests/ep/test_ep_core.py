@@ -660,3 +660,19 @@ def test_policy_defaults_and_trace_placements_planned_on_traces():
     offsets = np.arange(0, 12 * 4 + 1, 4)
     p = plan_placement("coact", 2, counts, plan, (topk, offsets))
     assert p.num_ranks == 2 and p.name == "coact"
+
+
+def test_defaults_of_eplb_and_layered_gathers_of_many_experts_per_rank():
+    from dodoco.ep.layout import Placement
+    from dodoco.ep.loads import RankMap
+
+    assert eplb(np.arange(8.0), 4).rank_node is None  # one node by default
+    rng = np.random.default_rng(11)
+    E, N = 64, 2  # about 32 experts per rank: the k >= 16 gather, per layer
+    ranks = np.sort(rng.integers(0, N, (3, E)), axis=1)
+    share = np.zeros((3, E, N))
+    share[np.arange(3)[:, None], np.arange(E)[None], ranks] = 1.0
+    p = Placement("x", N, share, np.ones((3, E), np.int64), np.stack([np.bincount(r, minlength=N) for r in ranks]))
+    c = rng.integers(0, 200, (4, 3, E)).astype(np.uint8)
+    np.testing.assert_array_equal(RankMap(p).loads(c), np.einsum("sle,len->sln", c.astype(np.int64),
+                                                                  share.astype(np.int64)))

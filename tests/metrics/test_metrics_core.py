@@ -120,3 +120,11 @@ def test_resamples_with_no_value_are_left_out_of_the_interval():
     v = np.array([[1.0], [np.nan], [np.nan]])  # most resamples hold only NaN rows
     lo, hi = bootstrap_mean_ci(v, n_boot=200, seed=1)
     assert lo[0] == 1.0 and hi[0] == 1.0
+
+
+def test_the_bootstrap_seed_defaults_to_zero():
+    v = np.random.default_rng(4).normal(size=(30, 2))
+    for a, b in zip(bootstrap_mean_ci(v, n_boot=50), bootstrap_mean_ci(v, n_boot=50, seed=0)):
+        np.testing.assert_array_equal(a, b)
+    s, s0 = summarise(v, n_boot=50), summarise(v, n_boot=50, seed=0)
+    np.testing.assert_array_equal(s["ci_lo"], s0["ci_lo"])

@@ -233,3 +233,16 @@ def test_calibrated_sizes_are_labelled_to_a_tenth_of_a_megabyte(tmp_path):
     d = replay_v2(truth_form("blend", lambda mb: [0.6]), N=4, sizes_mb=(1000 * row / (1 << 20), 8.0), row_bytes=row)
     _, rec = fit_group(_groups_of(tmp_path, d, "small.json")[0][0])
     assert 1.1 in rec["fit_sizes_MB"]
+
+
+def test_held_out_errors_leave_each_size_out_from_two_sizes_on(tmp_path):
+    from dodoco.simulate.fit import _heldout, fit_group, imbalanced
+
+    for sizes, extra in (((64,), 0), ((64, 256), 1)):
+        d = replay_v2(truth_form("blend", lambda mb: [0.6]), N=4, sizes_mb=sizes)
+        g = _groups_of(tmp_path, d, f"s{len(sizes)}.json")[0][0]
+        fits, _ = fit_group(g)
+        fit = g.of_role("fit")
+        imb = fit.where(imbalanced(fit))
+        errs = _heldout("blend", imb, fits["blend"].balanced)
+        assert len(errs) == len(imb.t) * (1 + extra)  # 5-fold errors, then one per sample left out by size

@@ -104,7 +104,8 @@ def split_sizes(s) -> np.ndarray:
     base = np.floor(s + 1e-9)
     frac = s - base
     missing = (np.rint(s.sum(axis=1)) - base.sum(axis=1)).astype(np.int64)  # [N]
-    order = np.argsort(-np.round(frac, 9), axis=1, kind="stable")
+    cols = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+    order = np.lexsort((cols, -np.round(frac, 9)), axis=-1)  # largest fraction first, ties: lower column
     rank = np.empty_like(order)
     np.put_along_axis(rank, order, np.arange(s.shape[1])[None, :].repeat(s.shape[0], 0), axis=1)
     return (base + (rank < missing[:, None])).astype(np.int64)
