@@ -23,6 +23,7 @@ _API = {
     "analyze": "dodoco.analysis:analyze",
     "AnalyzeConfig": "dodoco.analysis:AnalyzeConfig",
     "ep_scan": "dodoco.ep.scan:ep_scan",
+    "run_source": "dodoco.ep.steps:run_source",
     "judge": "dodoco.findings.judge:judge",
     "FindingsOptions": "dodoco.findings.options:FindingsOptions",
     "build_report": "dodoco.report.build:build_report",

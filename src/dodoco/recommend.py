@@ -195,7 +195,12 @@ def run_skew(run, N: int, B: int, seed: int = 0) -> float:
     """
     from dodoco.ep import contiguous, rank_loads, receiver_skew
 
-    steps = run.steps(N, B, seed)  # [n, L, E]
+    from dodoco.ep.steps import require_steps, run_source
+
+    src = run_source(run, seed)
+    if not src.n_steps(N * B):
+        require_steps(run.S, N, B, f"run {run.path}")
+    steps = src.steps(N * B)  # [n, L, E]
     return float(np.nanmean(receiver_skew(rank_loads(steps, contiguous(run.E, N)))))
 
 

@@ -141,7 +141,9 @@ def _check_rows(r, runs_dir):
     from dodoco.store import open_run
 
     run = open_run(runs_dir / "prose-L16")
-    steps = run.source(0).steps(2 * 2)  # N = 2 ranks x B = 2 sequences, the seeded order
+    from dodoco.ep.steps import run_source
+
+    steps = run_source(run, 0).steps(2 * 2)  # N = 2 ranks x B = 2 sequences, the seeded order
     real = [x for x in r["rows"] if x["kind"] == "real"]
     assert len(real) == steps.shape[0] * run.L
     for x in r["rows"]:

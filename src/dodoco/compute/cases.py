@@ -1,7 +1,7 @@
 """Which ranks' expert loads to run: each rank's real per-expert tokens of a run's steps. Pure numpy.
 
 A step of EP degree N and B sequences per rank comes from the run's one step former
-(``Run.source(seed).steps(N*B)``; a window aggregate is one step) under the placement named and the
+(``ep.steps.run_source(run, seed).steps(N*B)``; a window aggregate is one step) under the placement named and the
 one evaluation policy (a fitted placement is fitted on one part of the sequences and every step
 comes from the other: ``dodoco.ep.placements.evaluated_source``). Expert e's c_e tokens of a step
 go to the ranks that hold it; a replicated expert's tokens are split over its replicas as evenly as

@@ -14,32 +14,16 @@ experts, T tokens, K experts per token.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dodoco.errors import DodocoError
 from dodoco.ingest.base import Dump, LogicalMap, Records, check_counts, check_map, id_bound, shape_error
+from dodoco.ingest.assembled import Assembled, scratch_counts, window
 from dodoco.ingest.stream import Block, CountsStream
 
 _U32 = np.iinfo(np.uint32).max
-
-
-@dataclass
-class Assembled:
-    """The arrays of an imported run (counts may be a memory map inside ``scratch``)."""
-
-    counts: np.ndarray | CountsStream  # [S, L', E] uint32 (CountsStream: written by write_run)
-    seq_tokens: np.ndarray  # [S] int64
-    kept_layers: list[int]  # indices into the dumped layers
-    excluded_layers: list[int]
-    dropped_rows: int
-    E: int
-    K: int | None
-    tokens: np.ndarray | None = None  # [T, L', K] uint8/uint16
-    token_offsets: np.ndarray | None = None  # [S+1] int64
-    notes: list[str] = field(default_factory=list)
 
 
 def _num_experts(dump: Dump, num_experts: int | None) -> int:
@@ -295,18 +279,6 @@ def _row_layer(out: np.ndarray) -> np.ndarray:
     return tot
 
 
-def scratch_counts(scratch: Path, name: str, shape) -> np.ndarray:
-    """A uint32 array of ``shape`` memory-mapped in ``scratch`` (refused when the disk lacks the room)."""
-    import shutil
-
-    scratch.mkdir(parents=True, exist_ok=True)
-    need, free = int(np.prod(shape, dtype=np.float64)) * 4, shutil.disk_usage(scratch).free
-    if need > free:
-        raise DodocoError(f"the counts {list(shape)} need {need / 2**30:.3g} GiB in {scratch}, but its disk has "
-                          f"{free / 2**30:.3g} GiB free: free space, or import fewer files at a time")
-    return np.lib.format.open_memmap(scratch / name, mode="w+", dtype=np.uint32, shape=tuple(shape))
-
-
 def _compact(out: np.ndarray, rows: np.ndarray, layers: list[int], scratch: Path) -> np.ndarray:
     """out[rows][:, layers] into a new scratch file, in chunks (out may be larger than memory)."""
     dst = scratch_counts(scratch, "counts.compact.npy", (rows.size, len(layers), out.shape[2]))
@@ -358,29 +330,3 @@ def assemble(dump: Dump, scratch: Path, *, split_ranks: bool = False, num_expert
     return window(res, scratch) if as_window else res
 
 
-def window(res: Assembled, scratch: Path) -> Assembled:
-    """Collapse every row into one aggregate window [1, L', E] (token traces are dropped); its tokens
-    are its busiest layer's assignments // K, the rule of every counts row (store.check)."""
-    total = np.zeros(res.counts.shape[1:], dtype=np.int64)
-    step = max(1, (1 << 27) // max(1, res.counts.shape[1] * res.counts.shape[2] * 4))
-    for i in range(0, res.counts.shape[0], step):
-        total += res.counts[i:i + step].sum(axis=0, dtype=np.int64)
-    if total.max(initial=0) > _U32:
-        raise DodocoError("the summed window overflows uint32 counts: import without --as-window")
-    out = scratch_counts(scratch, "counts.window.npy", (1,) + total.shape)
-    out[0] = total
-    res.counts, res.seq_tokens = out, np.asarray([total.sum(axis=1).max(initial=0) // (res.K or 1)], dtype=np.int64)
-    res.tokens = res.token_offsets = None
-    return res
-
-
-def finish_file(arr: np.ndarray) -> Path:
-    """Flush a scratch memmap to disk (fsync) and return its path."""
-    arr.flush()
-    path = Path(arr.filename)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return path

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.errors import DodocoError
-from dodoco.ingest.assemble import Assembled, scratch_counts, window
+from dodoco.ingest.assembled import Assembled, scratch_counts, window
 from dodoco.ingest.base import check_size
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dodoco.ingest.assemble import Assembled, finish_file
+from dodoco.ingest.assembled import Assembled, finish_file
 from dodoco.ingest.base import Dump
 from dodoco.ingest.stream import CountsStream
 from dodoco.provenance import versions

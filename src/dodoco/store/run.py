@@ -27,7 +27,7 @@ import numpy as np
 
 from dodoco.errors import DataError, DodocoError
 from dodoco.store import check
-from dodoco.store.manifest import MANIFEST, Granularity, Manifest, read_manifest
+from dodoco.store.manifest import MANIFEST, Manifest, read_manifest
 from dodoco.store.verify import verify_file
 
 #: (run path, digest of its manifest) of runs whose data passed the content checks in this process
@@ -52,7 +52,6 @@ class Run:
 
     path: Path
     manifest: Manifest = field(repr=False)
-    _sources: dict = field(default_factory=dict, repr=False)
 
     model = _manifest_field("model.id", "The model id the manifest records.")
     condition = _manifest_field("condition.name", "The condition's name.")
@@ -128,31 +127,6 @@ class Run:
         if not self._checked("tokens"):
             self._refuse(check.tokens_problems(self.manifest, self.counts, self.seq_tokens, tokens, offsets), "tokens")
         return tokens, offsets
-
-    def source(self, seed: int = 0):
-        """The step source (dodoco.ep.steps.StepSource) of all units in the seeded order; a window
-        aggregate is one step whatever N*B. Built once per seed."""
-        from dodoco.ep.steps import source_of, window_source
-
-        if seed not in self._sources:
-            self._sources[seed] = window_source(self.counts) if self.granularity is Granularity.WINDOW \
-                else source_of(self.counts, seed)
-        return self._sources[seed]
-
-    def steps(self, N: int = 1, B: int = 1, seed: int = 0) -> np.ndarray:
-        """Counts of every step of N*B units: ``[n, L, E]`` (DodocoError when S < N*B)."""
-        from dodoco.ep.steps import require_steps
-
-        src = self.source(seed)
-        if not src.n_steps(N * B):  # a window aggregate has its one step for every N*B
-            require_steps(self.S, N, B, f"run {self.path}")
-        return src.steps(N * B)
-
-    def ranks(self, N: int, B: int, seed: int = 0) -> np.ndarray:
-        """Each step's counts split by source rank: ``[n, N, L, E]`` (rank i holds units
-        [i*B, (i+1)*B) of the step; evenly split for a window aggregate)."""
-        self.steps(N, B, seed)
-        return self.source(seed).ranks(N, B)
 
     def aggregate(self) -> np.ndarray:
         """All units summed: int64 ``[L, E]`` (summed in chunks, never in uint32)."""
