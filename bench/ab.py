@@ -35,16 +35,21 @@ def _once(code: str, src: str | None) -> dict:
     env = dict(os.environ)
     if src:
         env["PYTHONPATH"] = str(Path(src).resolve())
-    out = subprocess.run([sys.executable, "-c", _WORKER.format(code=code)], env=env, check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _WORKER.format(code=code)], env=env, check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _side(times: list[dict]) -> dict:
     wall, cpu = [t["wall_s"] for t in times], [t["cpu_s"] for t in times]
-    return {"median_s": round(statistics.median(wall), 4), "cpu_median_s": round(statistics.median(cpu), 4),
-            "times_s": [round(w, 4) for w in wall], "cpu_s": [round(c, 4) for c in cpu],
-            "rows": times[-1]["rows"]}
+    return {
+        "median_s": round(statistics.median(wall), 4),
+        "cpu_median_s": round(statistics.median(cpu), 4),
+        "times_s": [round(w, 4) for w in wall],
+        "cpu_s": [round(c, 4) for c in cpu],
+        "rows": times[-1]["rows"],
+    }
 
 
 def run_ab(code: str, repeats: int, baseline: str | None) -> dict:
@@ -75,16 +80,20 @@ def notes(res: dict, target_s: float) -> list[str]:
     """Sentences about this run, from its own numbers."""
     c = res["current"]
     spread = (max(c["times_s"]) - min(c["times_s"])) / c["median_s"] if c["median_s"] else 0.0
-    out = [f"median {c['median_s']:.2f} s wall, {c['cpu_median_s']:.2f} s CPU over {len(c['times_s'])} "
-           f"repeats ({'meets' if c['median_s'] <= target_s else 'misses'} the {target_s:.0f} s target); "
-           f"wall times spread {100 * spread:.0f}% around the median",
-           f"load average {res['load_before_after'][0]:.2f} before, {res['load_before_after'][3]:.2f} after "
-           f"(on {os.cpu_count()} CPUs: other processes inflate wall time, CPU time less so)"]
+    out = [
+        f"median {c['median_s']:.2f} s wall, {c['cpu_median_s']:.2f} s CPU over {len(c['times_s'])} "
+        f"repeats ({'meets' if c['median_s'] <= target_s else 'misses'} the {target_s:.0f} s target); "
+        f"wall times spread {100 * spread:.0f}% around the median",
+        f"load average {res['load_before_after'][0]:.2f} before, {res['load_before_after'][3]:.2f} after "
+        f"(on {os.cpu_count()} CPUs: other processes inflate wall time, CPU time less so)",
+    ]
     if "baseline" in res:
-        out.append(f"baseline ({res['baseline_src']}) median {res['baseline']['median_s']:.2f} s wall, "
-                   f"{res['baseline']['cpu_median_s']:.2f} s CPU, timed interleaved with the current tree "
-                   f"in the same run: current / baseline = {res['ratio_wall']:.2f} wall, "
-                   f"{res['ratio_cpu']:.2f} CPU")
+        out.append(
+            f"baseline ({res['baseline_src']}) median {res['baseline']['median_s']:.2f} s wall, "
+            f"{res['baseline']['cpu_median_s']:.2f} s CPU, timed interleaved with the current tree "
+            f"in the same run: current / baseline = {res['ratio_wall']:.2f} wall, "
+            f"{res['ratio_cpu']:.2f} CPU"
+        )
     return out
 
 
@@ -92,10 +101,21 @@ def write(path, name: str, res: dict, target_s: float, extra: dict) -> dict:
     """The result JSON (atomic write) with machine, target and notes."""
     from dodoco.store.atomic import write_json
 
-    doc = {"benchmark": name, "median_s": res["current"]["median_s"], **res, **extra, "target_s": target_s,
-           "meets_target": res["current"]["median_s"] <= target_s, "notes": notes(res, target_s),
-           "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                       "python": platform.python_version(), "numpy": np.__version__},
-           "date": time.strftime("%Y-%m-%d")}
+    doc = {
+        "benchmark": name,
+        "median_s": res["current"]["median_s"],
+        **res,
+        **extra,
+        "target_s": target_s,
+        "meets_target": res["current"]["median_s"] <= target_s,
+        "notes": notes(res, target_s),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+        },
+        "date": time.strftime("%Y-%m-%d"),
+    }
     write_json(Path(path), doc)
     return doc

@@ -44,8 +44,13 @@ def main() -> None:
     args = ap.parse_args()
     code = WORKLOAD.format(S=args.seqs, L=L, E=E, A=TOKENS * K, T=TOKENS, BATCHES=BATCHES)
     res = ab.run_ab(code, args.repeats, args.baseline)
-    doc = ab.write(args.out, "metrics_table", res, TARGET_S,
-                   {"shape": [args.seqs, L, E], "dtype": "uint32", "batch_sizes": list(BATCHES)})
+    doc = ab.write(
+        args.out,
+        "metrics_table",
+        res,
+        TARGET_S,
+        {"shape": [args.seqs, L, E], "dtype": "uint32", "batch_sizes": list(BATCHES)},
+    )
     print("\n".join(doc["notes"]) + f"\n-> {args.out}")
 
 

@@ -23,13 +23,24 @@ def build(layers: int):
     import torch
     from transformers import AutoModelForCausalLM, Qwen3MoeConfig
 
-    config = Qwen3MoeConfig(vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=layers,
-                            num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128,
-                            num_experts_per_tok=8, moe_intermediate_size=768, norm_topk_prob=True,
-                            max_position_embeddings=4096)
+    config = Qwen3MoeConfig(
+        vocab_size=151936,
+        hidden_size=2048,
+        intermediate_size=6144,
+        num_hidden_layers=layers,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        head_dim=128,
+        num_experts=128,
+        num_experts_per_tok=8,
+        moe_intermediate_size=768,
+        norm_topk_prob=True,
+        max_position_embeddings=4096,
+    )
     with torch.device("cuda"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, experts_implementation="grouped_mm",
-                                                 attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_config(
+            config, dtype=torch.bfloat16, experts_implementation="grouped_mm", attn_implementation="sdpa"
+        )
     return model.eval()
 
 
@@ -69,7 +80,9 @@ def main() -> None:
         except torch.OutOfMemoryError:
             torch.cuda.empty_cache()
             layers //= 2
-    ids = torch.randint(0, 151936, (args.batch, args.seq_len), device="cuda", generator=torch.Generator("cuda").manual_seed(0))
+    ids = torch.randint(
+        0, 151936, (args.batch, args.seq_len), device="cuda", generator=torch.Generator("cuda").manual_seed(0)
+    )
     counts_cap = RoutingCapture(model, traces=False)
     trace_cap = RoutingCapture(model, traces=True)
     variants = {"bare": None, "counts": counts_cap, "traces": trace_cap}
@@ -97,13 +110,25 @@ def main() -> None:
     tokens = args.batch * args.seq_len
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {
-        "benchmark": "capture_overhead", "device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-        "model": "Qwen3-30B-A3B-shaped, random weights", "layers": layers, "hidden": 2048, "experts": 128, "top_k": 8,
-        "expert_width": 768, "dtype": "bfloat16", "experts_implementation": "grouped_mm",
-        "batch": args.batch, "seq_len": args.seq_len, "rounds": args.rounds,
-        "median_s": med, "p10_s": {k: sorted(v)[len(v) // 10] for k, v in times.items()},
+        "benchmark": "capture_overhead",
+        "device": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "model": "Qwen3-30B-A3B-shaped, random weights",
+        "layers": layers,
+        "hidden": 2048,
+        "experts": 128,
+        "top_k": 8,
+        "expert_width": 768,
+        "dtype": "bfloat16",
+        "experts_implementation": "grouped_mm",
+        "batch": args.batch,
+        "seq_len": args.seq_len,
+        "rounds": args.rounds,
+        "median_s": med,
+        "p10_s": {k: sorted(v)[len(v) // 10] for k, v in times.items()},
         "p90_s": {k: sorted(v)[(9 * len(v)) // 10] for k, v in times.items()},
-        "ratio_counts": med["counts"] / med["bare"], "ratio_traces": med["traces"] / med["bare"],
+        "ratio_counts": med["counts"] / med["bare"],
+        "ratio_traces": med["traces"] / med["bare"],
         "tokens_per_s": {k: tokens / v for k, v in med.items()},
         "targets": {"ratio_counts": 1.03, "ratio_traces": 1.10},
         "counts_sum_ok": bool((sums == tokens // args.batch * 8).all()),

@@ -55,8 +55,11 @@ def _grid_cases():
     from dodoco.compute.grid import calibration_grid
     from dodoco.compute.shapes import SHAPES
 
-    return [{"set": "grid", "family": fam, "shape_name": name, **_dims(SHAPES[name][0]), "loads": loads.tolist()}
-            for name in GRID_SHAPES for fam, loads in calibration_grid(max_tokens=65536 // SCALE)]
+    return [
+        {"set": "grid", "family": fam, "shape_name": name, **_dims(SHAPES[name][0]), "loads": loads.tolist()}
+        for name in GRID_SHAPES
+        for fam, loads in calibration_grid(max_tokens=65536 // SCALE)
+    ]
 
 
 def _routing_cases(runs_dir: Path) -> list[dict]:
@@ -75,11 +78,17 @@ def _routing_cases(runs_dir: Path) -> list[dict]:
                     continue
                 for c in rank_cases(run, N, B, layers=(0, run.L - 1), max_steps=1):
                     for name in names:
-                        base = {**c.key(), "family": family, "seq_len": run.seq_len, "shape_name": name,
-                                **_dims(SHAPES[name][0])}
+                        base = {
+                            **c.key(),
+                            "family": family,
+                            "seq_len": run.seq_len,
+                            "shape_name": name,
+                            **_dims(SHAPES[name][0]),
+                        }
                         out.append({**base, "set": "routing", "control": "routing", "loads": c.loads.tolist()})
-                        out.append({**base, "set": "routing", "control": "balanced",
-                                    "loads": balanced_loads(c.loads).tolist()})
+                        out.append(
+                            {**base, "set": "routing", "control": "balanced", "loads": balanced_loads(c.loads).tolist()}
+                        )
     return out
 
 
@@ -103,14 +112,21 @@ def _measure(cases: list[dict], device: str, deadline: float) -> list[dict]:
         for i in range(0, len(order), 48):
             if time.time() > deadline:
                 break
-            chunk = [cases[j] for j in order[i: i + 48]]
+            chunk = [cases[j] for j in order[i : i + 48]]
             for key in sorted({(c["hidden"], c["width"]) for c in chunk}):
                 part = [c for c in chunk if (c["hidden"], c["width"]) == key]
                 shape = ExpertShape(*key)
                 try:
                     bench = benches.setdefault(key, ExpertBench(shape, width[key], device))
-                    got = measure_loads(shape, [c["loads"] for c in part], KERNELS, device, bench=bench,
-                                        progress=lambda n: bar.advance(task, n), target_ms=20.0)
+                    got = measure_loads(
+                        shape,
+                        [c["loads"] for c in part],
+                        KERNELS,
+                        device,
+                        bench=bench,
+                        progress=lambda n: bar.advance(task, n),
+                        target_ms=20.0,
+                    )
                 except Exception as exc:  # noqa: BLE001 - record and go on: one bad chunk must not lose the run
                     FAILURES.append(f"H={key[0]} I={key[1]} chunk {i}: {type(exc).__name__}: {exc}"[:300])
                     continue
@@ -154,8 +170,16 @@ def _overhead(device: str, reps: int = 30) -> list[dict]:
                 b.record()
             torch.cuda.synchronize()
             direct = float(np.median([a.elapsed_time(b) for a, b in ev]))
-            out.append({"hidden": h, "width": w, "loads": loads, "replay_ms": via[0]["ms"], "direct_ms": direct,
-                        "ratio": via[0]["ms"] / direct})
+            out.append(
+                {
+                    "hidden": h,
+                    "width": w,
+                    "loads": loads,
+                    "replay_ms": via[0]["ms"],
+                    "direct_ms": direct,
+                    "ratio": via[0]["ms"] / direct,
+                }
+            )
         del bench
     return out
 
@@ -171,23 +195,44 @@ def _fit(raw: dict) -> dict:
 
     fits, tables, errors_of = {}, {}, {}
     info = {k: raw["facts"].get(k) for k in ("torch", "cuda")}
-    info.update(date=raw["date"][:10], dodoco=raw["versions"].get("dodoco"), git=raw["versions"].get("git"),
-                peaks=raw.get("peaks"), grid="dodoco.compute.grid.calibration_grid() at " + ", ".join(GRID_SHAPES))
+    info.update(
+        date=raw["date"][:10],
+        dodoco=raw["versions"].get("dodoco"),
+        git=raw["versions"].get("git"),
+        peaks=raw.get("peaks"),
+        grid="dodoco.compute.grid.calibration_grid() at " + ", ".join(GRID_SHAPES),
+    )
     for kernel in KERNELS:
         grid = [r for r in raw["rows"] if r["set"] == "grid" and r["kernel"] == kernel and r["ms"] > 0]
-        real = [{**r, "shape": ExpertShape(r["hidden"], r["width"])} for r in raw["rows"]
-                if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0]
+        real = [
+            {**r, "shape": ExpertShape(r["hidden"], r["width"])}
+            for r in raw["rows"]
+            if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0
+        ]
         if len(grid) < 20:
             continue
         shapes = [ExpertShape(r["hidden"], r["width"]) for r in grid]
-        model = calibrate([r["loads"] for r in grid], shapes, [r["ms"] for r in grid], kernel=kernel,
-                          device=raw["facts"]["device"], sms=raw["facts"]["sms"], info=info)
+        model = calibrate(
+            [r["loads"] for r in grid],
+            shapes,
+            [r["ms"] for r in grid],
+            kernel=kernel,
+            device=raw["facts"]["device"],
+            sms=raw["facts"]["sms"],
+            info=info,
+        )
         t, v = pad_loads([r["loads"] for r in grid])
         tok = fit_form(FORMS["tokens"], features_many(t, v, shapes), [r["ms"] for r in grid])
         tokens_only = dataclasses.replace(model, form="tokens", coef=tok, info={})
-        errs = {f"dodoco ({model.form}, tile {model.tile_m})": held_out(model, real),
+        errs = (
+            {
+                f"dodoco ({model.form}, tile {model.tile_m})": held_out(model, real),
                 "tokens only (grid-fitted)": held_out(tokens_only, real),
-                "equal-groups table (the old model)": _old_table(grid, real)} if real else {}
+                "equal-groups table (the old model)": _old_table(grid, real),
+            }
+            if real
+            else {}
+        )
         for name, e in errs.items():
             for r, x in zip(real, e):
                 r.setdefault("errors", {})[name] = float(x)
@@ -203,8 +248,13 @@ def _old_table(grid: list[dict], real: list[dict]) -> np.ndarray:
     tokens as a table of ms per expert, interpolated in t and summed over a rank's experts."""
     out = np.full(len(real), np.nan)
     for i, r in enumerate(real):
-        eq = sorted((x["loads"][0], x["ms"] / 16) for x in grid if x["family"] == "equal" and len(x["loads"]) == 16
-                    and (x["hidden"], x["width"]) == (r["hidden"], r["width"]))
+        eq = sorted(
+            (x["loads"][0], x["ms"] / 16)
+            for x in grid
+            if x["family"] == "equal"
+            and len(x["loads"]) == 16
+            and (x["hidden"], x["width"]) == (r["hidden"], r["width"])
+        )
         if len(eq) < 2:
             continue
         t, ms = np.array([0.0] + [a for a, _ in eq]), np.array([0.0] + [b for _, b in eq])
@@ -216,30 +266,44 @@ def _old_table(grid: list[dict], real: list[dict]) -> np.ndarray:
 
 def _notes(raw: dict, res: dict) -> list[str]:
     f = raw["facts"]
-    notes = [f"measured on {f['device']} ({f['sms']} SMs, torch {f['torch']}, CUDA {f.get('cuda')}) on "
-             f"{raw['date'][:10]} by bench/bench_compute.py in {raw.get('seconds', 0):.0f} s",
-             f"peaks measured here: {raw['peaks']['tflops']:.0f} TFLOP/s bf16, {raw['peaks']['hbm_GBps']:.0f} GB/s copy",
-             f"kernels against a float64 reference: {raw['check']}", raw["megatron"]]
+    notes = [
+        f"measured on {f['device']} ({f['sms']} SMs, torch {f['torch']}, CUDA {f.get('cuda')}) on "
+        f"{raw['date'][:10]} by bench/bench_compute.py in {raw.get('seconds', 0):.0f} s",
+        f"peaks measured here: {raw['peaks']['tflops']:.0f} TFLOP/s bf16, {raw['peaks']['hbm_GBps']:.0f} GB/s copy",
+        f"kernels against a float64 reference: {raw['check']}",
+        raw["megatron"],
+    ]
     n = {s: sum(1 for r in raw["rows"] if r["set"] == s) for s in ("grid", "routing")}
-    notes.append(f"{n['grid']} grid timings (calibration) and {n['routing']} real-routing timings (validation only: "
-                 "zoo routers on prose, busiest/median/lightest rank and each one's balanced control)")
+    notes.append(
+        f"{n['grid']} grid timings (calibration) and {n['routing']} real-routing timings (validation only: "
+        "zoo routers on prose, busiest/median/lightest rank and each one's balanced control)"
+    )
     for kernel, t in res["tables"].items():
         for row in t[:3]:
             if row["n"]:
-                notes.append(f"{kernel}, {row['model']}, {row['group']}: median {100 * row['median_abs_err']:.1f}%, "
-                             f"p90 {100 * row['p90_abs_err']:.1f}% over {row['n']} ranks")
+                notes.append(
+                    f"{kernel}, {row['model']}, {row['group']}: median {100 * row['median_abs_err']:.1f}%, "
+                    f"p90 {100 * row['p90_abs_err']:.1f}% over {row['n']} ranks"
+                )
     if raw.get("overhead"):
-        notes.append("replay overhead (measure_loads / direct call, median ratio): "
-                     f"{np.median([o['ratio'] for o in raw['overhead']]):.4f}")
+        notes.append(
+            "replay overhead (measure_loads / direct call, median ratio): "
+            f"{np.median([o['ratio'] for o in raw['overhead']]):.4f}"
+        )
     notes += [f"failed: {f}" for f in raw.get("failures", [])]
     if raw.get("refit"):
-        notes.append(f"forms fitted again on {raw['refit']['date']} from these measurements (bench_compute.py --refit, "
-                     f"git {str(raw['refit']['git'])[:10]})")
+        notes.append(
+            f"forms fitted again on {raw['refit']['date']} from these measurements (bench_compute.py --refit, "
+            f"git {str(raw['refit']['git'])[:10]})"
+        )
     if raw.get("other"):
         o = raw["other"]
-        notes += [f"{k} fits of this run on the real routing of {o['file']} ({o['device']}, {o['date'][:10]}): median "
-                  f"{100 * o[k]['median_abs_err']:.1f}%, p90 {100 * o[k]['p90_abs_err']:.1f}% over {o[k]['n']} ranks"
-                  for k in KERNELS if k in o]
+        notes += [
+            f"{k} fits of this run on the real routing of {o['file']} ({o['device']}, {o['date'][:10]}): median "
+            f"{100 * o[k]['median_abs_err']:.1f}%, p90 {100 * o[k]['p90_abs_err']:.1f}% over {o[k]['n']} ranks"
+            for k in KERNELS
+            if k in o
+        ]
     if raw.get("truncated"):
         notes.append("the time budget ran out: " + raw["truncated"])
     return notes
@@ -256,8 +320,11 @@ def _figure(raw: dict) -> bytes:
 
     fig, axes = grid(2 * len(raw["fits"]), 3.6, 3.2, ncols=2)
     for k, (kernel, fit) in enumerate(raw["fits"].items()):
-        real = [{**r, "shape": ExpertShape(r["hidden"], r["width"])} for r in raw["rows"] if r["set"] == "routing"
-                and r["kernel"] == kernel and r["ms"] > 0 and 128 <= r["tokens"] <= 8192]
+        real = [
+            {**r, "shape": ExpertShape(r["hidden"], r["width"])}
+            for r in raw["rows"]
+            if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0 and 128 <= r["tokens"] <= 8192
+        ]
         model = ComputeModel.from_dict(fit)
         ms = np.array([r["ms"] for r in real])
         pred = ms * (1 + held_out(model, real))
@@ -272,12 +339,21 @@ def _figure(raw: dict) -> bytes:
             e = np.sort(np.abs(np.asarray(err, dtype=float)[np.isfinite(err)]))
             ax.plot(100 * e, np.arange(1, e.size + 1) / e.size, label=name)
         ax.axvline(10, color="0.6", linewidth=0.8)
-        ax.set(xscale="log", xlim=(0.1, 200), title=f"{kernel}: held-out error", xlabel="absolute error (%)",
-               ylabel="share of ranks")
-    suptitle(fig, f"Expert compute on {raw['facts']['device']}: real routing never used for calibration "
-                  "(128-8192 tokens per rank, EP 4-64); grey band and line: 10%")
-    legend(fig, [(n, {"color": c}) for n, c in zip(raw["tables_err"][next(iter(raw["tables_err"]))],
-                                                  ("C0", "C1", "C2"))])
+        ax.set(
+            xscale="log",
+            xlim=(0.1, 200),
+            title=f"{kernel}: held-out error",
+            xlabel="absolute error (%)",
+            ylabel="share of ranks",
+        )
+    suptitle(
+        fig,
+        f"Expert compute on {raw['facts']['device']}: real routing never used for calibration "
+        "(128-8192 tokens per rank, EP 4-64); grey band and line: 10%",
+    )
+    legend(
+        fig, [(n, {"color": c}) for n, c in zip(raw["tables_err"][next(iter(raw["tables_err"]))], ("C0", "C1", "C2"))]
+    )
     return png(fig)
 
 
@@ -287,8 +363,10 @@ def _print(res: dict, raw: dict) -> None:
     for kernel, t in res["tables"].items():
         for row in t:
             if row["n"] and (row["group"].startswith(("target", "tokens/rank", "EP"))):
-                print(f"{kernel:<11} {row['model'][:34]:<34} {row['group'][:40]:<40} {row['n']:>5} "
-                      f"{100 * row['median_abs_err']:>6.1f}% {100 * row['p90_abs_err']:>6.1f}%")
+                print(
+                    f"{kernel:<11} {row['model'][:34]:<34} {row['group'][:40]:<40} {row['n']:>5} "
+                    f"{100 * row['median_abs_err']:>6.1f}% {100 * row['p90_abs_err']:>6.1f}%"
+                )
 
 
 def _write(raw: dict, out: Path) -> None:
@@ -317,9 +395,16 @@ def _measure_all(args) -> dict:
 
     t0 = time.time()
     deadline = t0 + args.budget_s
-    raw = {"schema": "dodoco.bench.compute/1", "scale": SCALE, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-           "facts": device_facts(args.device), "versions": versions(), "peaks": measure_peaks(args.device),
-           "check": check_kernels(args.device), "megatron": megatron_status()[1]}
+    raw = {
+        "schema": "dodoco.bench.compute/1",
+        "scale": SCALE,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "facts": device_facts(args.device),
+        "versions": versions(),
+        "peaks": measure_peaks(args.device),
+        "check": check_kernels(args.device),
+        "megatron": megatron_status()[1],
+    }
     print(raw["facts"], raw["peaks"], raw["check"], raw["megatron"], sep="\n", flush=True)
     cases = _grid_cases() + (_routing_cases(Path(args.runs)) if args.runs else [])
     raw["rows"] = _measure(cases, args.device, deadline)
@@ -339,8 +424,11 @@ def main(argv=None) -> int:
     p.add_argument("--budget-s", type=float, default=480.0, help="stop measuring after this many seconds")
     p.add_argument("--refit", help="a compute-<gpu>.json of an earlier run: fit and check again, no GPU")
     p.add_argument("--scale", type=int, default=1, help="divide expert shapes by this (CPU dry run only)")
-    p.add_argument("--other", help="with --refit: a repeat run on the same GPU whose real routing this run's fits "
-                   "also predict (reproducibility across device calls)")
+    p.add_argument(
+        "--other",
+        help="with --refit: a repeat run on the same GPU whose real routing this run's fits "
+        "also predict (reproducibility across device calls)",
+    )
     args = p.parse_args(argv)
     global SCALE
     SCALE = args.scale
@@ -369,8 +457,11 @@ def _other(raw: dict, path: Path) -> dict:
     fits = _fit(raw)["fits"]
     out = {"file": path.name, "date": other["date"], "device": other["facts"]["device"]}
     for kernel, fit in fits.items():
-        rows = [{**r, "shape": ExpertShape(r["hidden"], r["width"])} for r in other["rows"]
-                if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0 and 128 <= r["tokens"] <= 8192]
+        rows = [
+            {**r, "shape": ExpertShape(r["hidden"], r["width"])}
+            for r in other["rows"]
+            if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0 and 128 <= r["tokens"] <= 8192
+        ]
         out[kernel] = summary(held_out(ComputeModel.from_dict(fit), rows))
     return out
 

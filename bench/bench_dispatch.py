@@ -39,10 +39,13 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from dodoco.replay.config import ReplayConfig  # noqa: E402
 from dodoco.replay.launch import launch_many  # noqa: E402
-from dodoco.replay.results import bend_points, overhead_rows, write_result  # noqa: E402
+from dodoco.replay.bends import bend_points  # noqa: E402
+from dodoco.replay.results import overhead_rows, write_result  # noqa: E402
 
-SHAPES = {"deepseek-v3": {"runs": "bench/data/dispatch/qwen3_5_moe", "hidden": 7168},
-          "qwen3-30b-a3b": {"runs": "bench/data/dispatch/qwen3_moe", "hidden": 2048}}
+SHAPES = {
+    "deepseek-v3": {"runs": "bench/data/dispatch/qwen3_5_moe", "hidden": 7168},
+    "qwen3-30b-a3b": {"runs": "bench/data/dispatch/qwen3_moe", "hidden": 2048},
+}
 SKEWS = (1.0, 1.02, 1.05, 1.1, 1.15, 1.2, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0)
 GRID_MB = (16, 32, 64, 128, 256, 512)
 VALIDATION_MB = (24, 48, 96, 192, 384)
@@ -61,13 +64,27 @@ def _unit(args) -> int:
 
 def shape_configs(args, N: int, out: Path) -> list[ReplayConfig]:
     quick = args.quick
-    return [ReplayConfig(runs=(str(ROOT / s["runs"]),), condition="prose", mock="mock-uniform",
-                         batch=TOKENS_PER_RANK // SEQ_LEN, hidden=_hidden(args, s["hidden"]), backend=args.backend,
-                         dispatcher=("all",), layers=(0,) if quick else (0, 3), max_steps=1,
-                         skew=(1.0, 1.1, 2.0) if quick else SKEWS, skew_patterns=("hot-receiver", "hot-pair"),
-                         iters=5 if quick else 20, warmup=2 if quick else 5, timeout_s=args.timeout,
-                         out=str(out / f"replay-{name}.json"), note=f"{name}-shaped traffic on {args.machine}")
-            for name, s in SHAPES.items()]
+    return [
+        ReplayConfig(
+            runs=(str(ROOT / s["runs"]),),
+            condition="prose",
+            mock="mock-uniform",
+            batch=TOKENS_PER_RANK // SEQ_LEN,
+            hidden=_hidden(args, s["hidden"]),
+            backend=args.backend,
+            dispatcher=("all",),
+            layers=(0,) if quick else (0, 3),
+            max_steps=1,
+            skew=(1.0, 1.1, 2.0) if quick else SKEWS,
+            skew_patterns=("hot-receiver", "hot-pair"),
+            iters=5 if quick else 20,
+            warmup=2 if quick else 5,
+            timeout_s=args.timeout,
+            out=str(out / f"replay-{name}.json"),
+            note=f"{name}-shaped traffic on {args.machine}",
+        )
+        for name, s in SHAPES.items()
+    ]
 
 
 def core(args) -> tuple[str, ...]:
@@ -80,12 +97,21 @@ def core(args) -> tuple[str, ...]:
 
 def grid_config(args, out: Path) -> ReplayConfig:
     quick = args.quick
-    return ReplayConfig(grid_sizes=tuple(m << _unit(args) for m in ((16, 128) if quick else GRID_MB)),
-                        grid_skews=(1.0, 1.1, 2.0) if quick else SKEWS, grid_patterns=("hot-receiver", "hot-pair"),
-                        grid_experts=256, grid_topk=K, hidden=_hidden(args, 7168), backend=args.backend,
-                        dispatcher=core(args),
-                        iters=5 if quick else 10, warmup=2 if quick else 3, timeout_s=args.timeout,
-                        out=str(out / "replay-grid.json"), note=f"calibration grid on {args.machine}")
+    return ReplayConfig(
+        grid_sizes=tuple(m << _unit(args) for m in ((16, 128) if quick else GRID_MB)),
+        grid_skews=(1.0, 1.1, 2.0) if quick else SKEWS,
+        grid_patterns=("hot-receiver", "hot-pair"),
+        grid_experts=256,
+        grid_topk=K,
+        hidden=_hidden(args, 7168),
+        backend=args.backend,
+        dispatcher=core(args),
+        iters=5 if quick else 10,
+        warmup=2 if quick else 3,
+        timeout_s=args.timeout,
+        out=str(out / "replay-grid.json"),
+        note=f"calibration grid on {args.machine}",
+    )
 
 
 def validation_configs(args, N: int, out: Path) -> tuple[list[ReplayConfig], list[str]]:
@@ -99,30 +125,46 @@ def validation_configs(args, N: int, out: Path) -> tuple[list[ReplayConfig], lis
             if N * B > 64:
                 skipped.append(f"{name} at {mb} MB: needs B={B} x N={N} sequences, the trace has 64")
                 continue
-            for cond in (("prose",) if args.quick else ("prose", "code", "mock-uniform")):
-                cfgs.append(ReplayConfig(runs=(str(ROOT / s["runs"]),), condition=cond, mock="none", batch=B,
-                                         hidden=_hidden(args, s["hidden"]), backend=args.backend,
-                                         dispatcher=core(args), layers=(1,),
-                                         max_steps=1, iters=5 if args.quick else 10, warmup=2 if args.quick else 3,
-                                         overhead=False, timeout_s=args.timeout,
-                                         out=str(out / f"v-{name}-{cond}-{mb}.json"),
-                                         note=f"validation: {name} {cond} B={B} (~{mb} MB per rank)"))
+            for cond in ("prose",) if args.quick else ("prose", "code", "mock-uniform"):
+                cfgs.append(
+                    ReplayConfig(
+                        runs=(str(ROOT / s["runs"]),),
+                        condition=cond,
+                        mock="none",
+                        batch=B,
+                        hidden=_hidden(args, s["hidden"]),
+                        backend=args.backend,
+                        dispatcher=core(args),
+                        layers=(1,),
+                        max_steps=1,
+                        iters=5 if args.quick else 10,
+                        warmup=2 if args.quick else 3,
+                        overhead=False,
+                        timeout_s=args.timeout,
+                        out=str(out / f"v-{name}-{cond}-{mb}.json"),
+                        note=f"validation: {name} {cond} B={B} (~{mb} MB per rank)",
+                    )
+                )
     return cfgs, skipped
 
 
 def _notes(results: list[dict], bends: list[dict], elapsed: float, N: int, skipped: list[str]) -> list[str]:
     first = results[0]
-    notes = [f"{len(results)} replays, {sum(len(r['rows']) for r in results)} rows, N={N}, "
-             f"{first['device'].get('name', first['backend'])}, {elapsed:.0f} s in one torchrun",
-             f"floor link: {first['link']['GBps']:.0f} GB/s per direction ({first['link']['source']})"]
+    notes = [
+        f"{len(results)} replays, {sum(len(r['rows']) for r in results)} rows, N={N}, "
+        f"{first['device'].get('name', first['backend'])}, {elapsed:.0f} s in one torchrun",
+        f"floor link: {first['link']['GBps']:.0f} GB/s per direction ({first['link']['source']})",
+    ]
     for name, st in first["dispatchers"].items():
         if st["status"] != "measured":
             notes.append(f"{name} not measured: {st['reason']}")
     for b in bends:
         if b["pattern"] == "hot-receiver" and b["MiB_per_rank"] in (16.0, 128.0, 256.0, 512.0):
-            notes.append(f"{b['dispatcher']} {b['MiB_per_rank']} MiB hot-receiver: knee at rho "
-                         f"{b['knee_rho'] if b['knee_rho'] is not None else '> max'}, rho 2 costs "
-                         f"{b['ratio_at_2'] or float('nan'):.2f}x balanced")
+            notes.append(
+                f"{b['dispatcher']} {b['MiB_per_rank']} MiB hot-receiver: knee at rho "
+                f"{b['knee_rho'] if b['knee_rho'] is not None else '> max'}, rho 2 costs "
+                f"{b['ratio_at_2'] or float('nan'):.2f}x balanced"
+            )
     return notes + [f"skipped: {s}" for s in skipped]
 
 
@@ -133,18 +175,30 @@ def table(results: list[dict], bends: list[dict]) -> str:
     sizes = sorted({b["MiB_per_rank"] for b in bends})
     top = sizes[-1] if sizes else None
     ov = {o["dispatcher"]: o for res in results for o in overhead_rows(res)}
-    lines = [f"{'dispatcher':<13}{f'balanced ms @{top} MiB':>22}{'vs floor':>9}{'overhead %':>11}   "
-             f"knee rho (hot-receiver) @ " + ", ".join(f"{m}" for m in sizes) + " MiB"]
+    lines = [
+        f"{'dispatcher':<13}{f'balanced ms @{top} MiB':>22}{'vs floor':>9}{'overhead %':>11}   "
+        f"knee rho (hot-receiver) @ " + ", ".join(f"{m}" for m in sizes) + " MiB"
+    ]
     for d in dict.fromkeys(r["dispatcher"] for r in rows):
         big = [r for r in rows if r["dispatcher"] == d and float(f"{r['per_rank_bytes'] / 2**20:.3g}") == top]
-        knees = [next((b["knee_rho"] for b in bends if (b["dispatcher"], b["pattern"], b["MiB_per_rank"]) ==
-                       (d, "hot-receiver", m)), "-") for m in sizes]
+        knees = [
+            next(
+                (
+                    b["knee_rho"]
+                    for b in bends
+                    if (b["dispatcher"], b["pattern"], b["MiB_per_rank"]) == (d, "hot-receiver", m)
+                ),
+                "-",
+            )
+            for m in sizes
+        ]
         nan = float("nan")
         t, vf = (big[0]["dispatch"]["median_ms"], big[0]["vs_floor"]) if big else (nan, nan)
         vf = nan if vf is None else vf  # no floor at N=1: nothing crosses a link
         o = ov[d]["overhead_pct_median"] if d in ov else nan
-        lines.append(f"{d:<13} {t:>21.3f} {vf:>8.2f} {o:>+10.1f}   " + ", ".join("none" if k is None else str(k)
-                                                                            for k in knees))
+        lines.append(
+            f"{d:<13} {t:>21.3f} {vf:>8.2f} {o:>+10.1f}   " + ", ".join("none" if k is None else str(k) for k in knees)
+        )
     return "\n".join(lines)
 
 
@@ -172,10 +226,18 @@ def main(argv=None) -> int:
     elapsed = time.time() - t0
     grid = [r for res in results for r in res["rows"] if r["kind"] == "grid"]
     bends = bend_points(grid)
-    doc = {"schema": "dodoco.bench.dispatch/1", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-           "machine": args.machine, "N": N, "quick": args.quick, "elapsed_s": elapsed,
-           "notes": _notes(results, bends, elapsed, N, skipped), "bends": bends,
-           "overhead": [o for res in results for o in overhead_rows(res)], "replays": results}
+    doc = {
+        "schema": "dodoco.bench.dispatch/1",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "machine": args.machine,
+        "N": N,
+        "quick": args.quick,
+        "elapsed_s": elapsed,
+        "notes": _notes(results, bends, elapsed, N, skipped),
+        "bends": bends,
+        "overhead": [o for res in results for o in overhead_rows(res)],
+        "replays": results,
+    }
     path = out / f"dispatch-{args.machine}{'-quick' if args.quick else ''}.json"
     write_result(path, doc)
     for f in sorted(work.glob("*.json")):

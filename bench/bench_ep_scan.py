@@ -49,9 +49,19 @@ def main() -> None:
     args = ap.parse_args()
     code = WORKLOAD.format(S=args.seqs, L=L, E=E, A=TOKENS * K, EP=EP, BATCH=BATCH, PLACEMENTS=PLACEMENTS)
     res = ab.run_ab(code, args.repeats, args.baseline)
-    doc = ab.write(args.out, "ep_scan", res, TARGET_S, {
-        "shape": [args.seqs, L, E], "ep": list(EP), "batch": list(BATCH), "placements": list(PLACEMENTS),
-        "evaluation": f"eplb fitted on half the sequences; every placement on the other {args.seqs // 2}"})
+    doc = ab.write(
+        args.out,
+        "ep_scan",
+        res,
+        TARGET_S,
+        {
+            "shape": [args.seqs, L, E],
+            "ep": list(EP),
+            "batch": list(BATCH),
+            "placements": list(PLACEMENTS),
+            "evaluation": f"eplb fitted on half the sequences; every placement on the other {args.seqs // 2}",
+        },
+    )
     print("\n".join(doc["notes"]) + f"\n-> {args.out}")
 
 

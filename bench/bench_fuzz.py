@@ -51,8 +51,11 @@ FAMILIES = {"manifest": 0.35, "data": 0.2, "flags": 0.33, "import": 0.12}
 
 
 def _snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _paths(obj, prefix=()):
@@ -67,8 +70,16 @@ def observed_run(path: Path, S: int = 16, T: int = 16, L: int = 4, E: int = 32, 
     """A run as ``dodoco observe`` writes it (origin observed, its identity, parts finalized, traces,
     metrics.parquet listed), of routing drawn here: each token picks K distinct experts, skewed."""
     from dodoco.analysis import write_metrics
-    from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin,
-                                       Routing, Status)
+    from dodoco.store.manifest import (
+        ConditionInfo,
+        ConditionKind,
+        Granularity,
+        Manifest,
+        ModelInfo,
+        Origin,
+        Routing,
+        Status,
+    )
     from dodoco.store.writer import RunWriter
 
     g = np.random.default_rng(seed)
@@ -77,18 +88,41 @@ def observed_run(path: Path, S: int = 16, T: int = 16, L: int = 4, E: int = 32, 
     counts = np.zeros((S, L, E), np.uint32)
     for s in range(S):
         for l in range(L):
-            counts[s, l] = np.bincount(topk[s * T:(s + 1) * T, l].ravel(), minlength=E)
-    identity = {"model": "tiny:fuzz", "weights": "tiny:fuzz seed 0", "tokenizer": "zoo", "condition": "mock-uniform",
-                "data": "uniform ids over 8192", "seq_len": T, "sequences": S, "seed": 0, "dtype": "float32",
-                "device": "cpu", "batch_size": S, "traces": True}
+            counts[s, l] = np.bincount(topk[s * T : (s + 1) * T, l].ravel(), minlength=E)
+    identity = {
+        "model": "tiny:fuzz",
+        "weights": "tiny:fuzz seed 0",
+        "tokenizer": "zoo",
+        "condition": "mock-uniform",
+        "data": "uniform ids over 8192",
+        "seq_len": T,
+        "sequences": S,
+        "seed": 0,
+        "dtype": "float32",
+        "device": "cpu",
+        "batch_size": S,
+        "traces": True,
+    }
     writer = RunWriter(path, identity, origin=Origin.OBSERVED)
     writer.write_part(0, counts, np.full(S, T, np.int64), topk.astype(np.uint8))
-    writer.finalize(Manifest(
-        status=Status.RUNNING, origin=Origin.OBSERVED, identity={}, model=ModelInfo(id="tiny:fuzz"),
-        routing=Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
-        condition=ConditionInfo(name="mock-uniform", kind=ConditionKind.MOCK,
-                                provenance={"generator": "uniform", "vocab_size": 8192, "seed": 0}),
-        seq_len=T, sequences=S, granularity=Granularity.SEQUENCE, details={"seed": 0}))
+    writer.finalize(
+        Manifest(
+            status=Status.RUNNING,
+            origin=Origin.OBSERVED,
+            identity={},
+            model=ModelInfo(id="tiny:fuzz"),
+            routing=Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
+            condition=ConditionInfo(
+                name="mock-uniform",
+                kind=ConditionKind.MOCK,
+                provenance={"generator": "uniform", "vocab_size": 8192, "seed": 0},
+            ),
+            seq_len=T,
+            sequences=S,
+            granularity=Granularity.SEQUENCE,
+            details={"seed": 0},
+        )
+    )
     write_metrics(path, batch_sizes=(1, 2))
     return path
 
@@ -113,14 +147,30 @@ class Box:
         ref = open_run(self.run)
         self.critical, self.counts = self.fields(ref), np.array(ref.counts)
         self.guarded = _snapshot(self.outside) | {"binary.bin": _snapshot(root)["binary.bin"]}
-        self.specials = [str(root / "fifo"), "/dev/zero", str(root / "folder"), str(root / "binary.bin"),
-                         str(root / "missing.json"), str(root / "runs")]
+        self.specials = [
+            str(root / "fifo"),
+            "/dev/zero",
+            str(root / "folder"),
+            str(root / "binary.bin"),
+            str(root / "missing.json"),
+            str(root / "runs"),
+        ]
 
     @staticmethod
     def fields(run):
         m = run.manifest
-        return (m.routing.E, m.routing.K, m.routing.L, m.sequences, m.seq_len, m.condition.kind, m.granularity,
-                m.origin, m.model.id, m.condition.name)
+        return (
+            m.routing.E,
+            m.routing.K,
+            m.routing.L,
+            m.sequences,
+            m.seq_len,
+            m.condition.kind,
+            m.granularity,
+            m.origin,
+            m.model.id,
+            m.condition.name,
+        )
 
     def restore(self):
         """The run as observe wrote it (analyze cases rewrite metrics.parquet and the manifest)."""
@@ -154,8 +204,38 @@ def _one_line(exc):
 
 
 def _value(rng: random.Random):
-    return rng.choice([None, True, 0, 1, -1, 2, 7, 8, 16, 32, 128, 2**31, 2**63, 10**20, -(10**20), 0.5, float(1e308),
-                       "", "x", "mock", "real", "sequence", "window", [], [1, 2], {}, {"a": 1}, [[1]]])
+    return rng.choice(
+        [
+            None,
+            True,
+            0,
+            1,
+            -1,
+            2,
+            7,
+            8,
+            16,
+            32,
+            128,
+            2**31,
+            2**63,
+            10**20,
+            -(10**20),
+            0.5,
+            float(1e308),
+            "",
+            "x",
+            "mock",
+            "real",
+            "sequence",
+            "window",
+            [],
+            [1, 2],
+            {},
+            {"a": 1},
+            [[1]],
+        ]
+    )
 
 
 def case_manifest(box: Box, rng: random.Random) -> str:
@@ -164,7 +244,11 @@ def case_manifest(box: Box, rng: random.Random) -> str:
     from dodoco.store.manifest import seal_of
 
     d = json.loads(box.manifest)
-    path, op, seal = rng.choice(box.paths), rng.choice(["set", "delete", "bump"]), rng.choice(["kept", "removed", "recomputed"])
+    path, op, seal = (
+        rng.choice(box.paths),
+        rng.choice(["set", "delete", "bump"]),
+        rng.choice(["kept", "removed", "recomputed"]),
+    )
     parent = d
     for k in path[:-1]:
         parent = parent[k]
@@ -223,8 +307,12 @@ def case_data(box: Box, rng: random.Random) -> str:
         a = a[:-1]
     np.save(box.run / name, a)
     d = json.loads(box.manifest)
-    d["files"][name].update(sha256=sha256_file(box.run / name), bytes=(box.run / name).stat().st_size,
-                            shape=list(a.shape), dtype=str(a.dtype))
+    d["files"][name].update(
+        sha256=sha256_file(box.run / name),
+        bytes=(box.run / name).stat().st_size,
+        shape=list(a.shape),
+        dtype=str(a.dtype),
+    )
     d["seal"] = seal_of(d)
     (box.run / "manifest.json").write_text(json.dumps(d))
     what = f"{how} of {name}"
@@ -242,8 +330,27 @@ def case_data(box: Box, rng: random.Random) -> str:
 
 
 def _int(rng):
-    return rng.choice(["-1", "0", "1", "2", "4", "8", "64", str(2**31), str(2**63), str(2**70), "10000000000", "1e3",
-                       "", "nan", "inf", "x", str(rng.randint(1, 10**6))])
+    return rng.choice(
+        [
+            "-1",
+            "0",
+            "1",
+            "2",
+            "4",
+            "8",
+            "64",
+            str(2**31),
+            str(2**63),
+            str(2**70),
+            "10000000000",
+            "1e3",
+            "",
+            "nan",
+            "inf",
+            "x",
+            str(rng.randint(1, 10**6)),
+        ]
+    )
 
 
 def _flag_argv(box: Box, rng: random.Random) -> list[str]:
@@ -251,20 +358,58 @@ def _flag_argv(box: Box, rng: random.Random) -> list[str]:
     run = str(box.run)
     families = [
         (["validate", rng.choice(box.specials + [run])], {}),
-        (["recommend", "--hardware", "h100", "--ep", "4"],
-         {"--ep": _int(rng), "--skew": rng.choice(["nan", "inf", "1.2", "0.5", "x"]), "--batch": _int(rng),
-          "--run": rng.choice(box.specials + [run]), "--replay": rng.choice(box.specials),
-          "--hardware": rng.choice(["h100", "bogus", ""])}),
-        (["analyze", run], {"--batch": _int(rng), "--ep": _int(rng), "--seed": _int(rng),
-                            "--placement": rng.choice(["bogus", "eplb", "contiguous"]),
-                            "--config": rng.choice(box.specials), "--json": str(box.out / "a.json")}),
-        (["import", "numpy", rng.choice(box.specials), "-o", str(box.out / "r")],
-         {"--num-experts": _int(rng), "--top-k": _int(rng), "--layer-ids": _int(rng), "--seq-len": _int(rng)}),
-        (["observe", "--model", "tiny:nosuch", "--conditions", "prose", "--seq-len", "8", "--sequences", "2", "--out",
-          str(box.out / "obs")], {"--seq-len": _int(rng), "--sequences": _int(rng), "--seed": _int(rng),
-                                  "--device": rng.choice(["bogus", "cuda:99999", "cpu"]), "--batch-size": _int(rng)}),
-        (["findings", run, "--batch", "1"], {"--threshold": rng.choice(["nan", "inf", "-1", "x"]),
-                                              "--seed": _int(rng), "--groups": _int(rng)}),
+        (
+            ["recommend", "--hardware", "h100", "--ep", "4"],
+            {
+                "--ep": _int(rng),
+                "--skew": rng.choice(["nan", "inf", "1.2", "0.5", "x"]),
+                "--batch": _int(rng),
+                "--run": rng.choice(box.specials + [run]),
+                "--replay": rng.choice(box.specials),
+                "--hardware": rng.choice(["h100", "bogus", ""]),
+            },
+        ),
+        (
+            ["analyze", run],
+            {
+                "--batch": _int(rng),
+                "--ep": _int(rng),
+                "--seed": _int(rng),
+                "--placement": rng.choice(["bogus", "eplb", "contiguous"]),
+                "--config": rng.choice(box.specials),
+                "--json": str(box.out / "a.json"),
+            },
+        ),
+        (
+            ["import", "numpy", rng.choice(box.specials), "-o", str(box.out / "r")],
+            {"--num-experts": _int(rng), "--top-k": _int(rng), "--layer-ids": _int(rng), "--seq-len": _int(rng)},
+        ),
+        (
+            [
+                "observe",
+                "--model",
+                "tiny:nosuch",
+                "--conditions",
+                "prose",
+                "--seq-len",
+                "8",
+                "--sequences",
+                "2",
+                "--out",
+                str(box.out / "obs"),
+            ],
+            {
+                "--seq-len": _int(rng),
+                "--sequences": _int(rng),
+                "--seed": _int(rng),
+                "--device": rng.choice(["bogus", "cuda:99999", "cpu"]),
+                "--batch-size": _int(rng),
+            },
+        ),
+        (
+            ["findings", run, "--batch", "1"],
+            {"--threshold": rng.choice(["nan", "inf", "-1", "x"]), "--seed": _int(rng), "--groups": _int(rng)},
+        ),
     ]
     head, flags = rng.choice(families)
     argv = list(head)
@@ -316,8 +461,10 @@ def case_import(box: Box, rng: random.Random) -> str:
         np.save(f, a)
         argv = ["import", "numpy", str(f), "-o", str(run)]
     else:
-        rows = [(rng.choice([0, 1, 2, -1, 70000]), rng.choice([0, 1, 2, 3, -2, 10**9]), rng.choice([0, 1, 5, -3, 2**40]))
-                for _ in range(rng.randint(0, 5))]
+        rows = [
+            (rng.choice([0, 1, 2, -1, 70000]), rng.choice([0, 1, 2, 3, -2, 10**9]), rng.choice([0, 1, 5, -3, 2**40]))
+            for _ in range(rng.randint(0, 5))
+        ]
         f, a = box.root / "in" / "t.csv", None
         f.write_text("layer,expert,count\n" + "".join(f"{x},{y},{z}\n" for x, y, z in rows))
         argv = ["import", "table", str(f), "-o", str(run)]
@@ -360,8 +507,14 @@ def fuzz(box: Box, cases: int, seed: int, max_seconds: float) -> dict:
             import traceback
 
             where = traceback.extract_tb(exc.__traceback__)[-1]
-            failures.append({"case": i, "family": family, "failure": f"{type(exc).__name__} escaped at "
-                             f"{Path(where.filename).name}:{where.lineno}: {str(exc)[:160]}"})
+            failures.append(
+                {
+                    "case": i,
+                    "family": family,
+                    "failure": f"{type(exc).__name__} escaped at "
+                    f"{Path(where.filename).name}:{where.lineno}: {str(exc)[:160]}",
+                }
+            )
         finally:
             box.restore()
         times[family].append(time.perf_counter() - t0)
@@ -398,36 +551,61 @@ def run_workers(cases: int, seed: int, workers: int, max_seconds: float) -> dict
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"  # nothing heavy is imported yet
         with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
             parts = list(pool.map(work, jobs))
-    return {"times": {f: sum((p["times"][f] for p in parts), []) for f in FAMILIES},
-            "failures": sum((p["failures"] for p in parts), []), "wall_s": max(p["wall_s"] for p in parts)}
+    return {
+        "times": {f: sum((p["times"][f] for p in parts), []) for f in FAMILIES},
+        "failures": sum((p["failures"] for p in parts), []),
+        "wall_s": max(p["wall_s"] for p in parts),
+    }
 
 
 def summarise(res: dict, seed: int, workers: int, total_s: float) -> dict:
     times, wall = res["times"], total_s
     n = sum(len(t) for t in times.values())
-    fams = {f: {"cases": len(t), "failures": sum(x["family"] == f for x in res["failures"]),
-                "median_ms": round(1000 * statistics.median(t), 2) if t else None,
-                "p90_ms": round(1000 * float(np.percentile(t, 90)), 2) if t else None} for f, t in times.items()}
+    fams = {
+        f: {
+            "cases": len(t),
+            "failures": sum(x["family"] == f for x in res["failures"]),
+            "median_ms": round(1000 * statistics.median(t), 2) if t else None,
+            "p90_ms": round(1000 * float(np.percentile(t, 90)), 2) if t else None,
+        }
+        for f, t in times.items()
+    }
     slowest = max((f for f in fams if fams[f]["cases"]), key=lambda f: fams[f]["median_ms"])
     met = n >= TARGET_CASES and wall < TARGET_S
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    notes = [f"{n} cases in {wall:.1f} s (sandboxes included; fuzzing {res['wall_s']:.1f} s) with {workers} worker "
-             f"process(es) on {os.cpu_count()} CPU core(s), load average {load[0]:.2f} / {load[1]:.2f} (1 / 5 min) at "
-             f"the end: {n / wall:.0f} inputs per second; target >= {TARGET_CASES} cases in < {TARGET_S:.0f} s "
-             f"{'met' if met else 'missed'}",
-             f"{len(res['failures'])} failure(s) found"
-             + (f", first: {res['failures'][0]['family']}: {res['failures'][0]['failure']}" if res["failures"] else ""),
-             f"slowest family: {slowest} (median {fams[slowest]['median_ms']} ms, p90 {fams[slowest]['p90_ms']} ms); "
-             + ", ".join(f"{f} {v['cases']}" for f, v in fams.items())]
+    notes = [
+        f"{n} cases in {wall:.1f} s (sandboxes included; fuzzing {res['wall_s']:.1f} s) with {workers} worker "
+        f"process(es) on {os.cpu_count()} CPU core(s), load average {load[0]:.2f} / {load[1]:.2f} (1 / 5 min) at "
+        f"the end: {n / wall:.0f} inputs per second; target >= {TARGET_CASES} cases in < {TARGET_S:.0f} s "
+        f"{'met' if met else 'missed'}",
+        f"{len(res['failures'])} failure(s) found"
+        + (f", first: {res['failures'][0]['family']}: {res['failures'][0]['failure']}" if res["failures"] else ""),
+        f"slowest family: {slowest} (median {fams[slowest]['median_ms']} ms, p90 {fams[slowest]['p90_ms']} ms); "
+        + ", ".join(f"{f} {v['cases']}" for f, v in fams.items()),
+    ]
     import dodoco
 
-    return {"benchmark": "fuzz", "seed": seed, "workers": workers,
-            "target": {"cases": TARGET_CASES, "seconds": TARGET_S, "met": met},
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                        "numpy": np.__version__, "dodoco": dodoco.__version__},
-            "cases": n, "seconds": round(wall, 2), "fuzzing_seconds": round(res["wall_s"], 2),
-            "inputs_per_s": round(n / wall, 1),
-            "failures": len(res["failures"]), "failed_cases": res["failures"][:20], "families": fams, "notes": notes}
+    return {
+        "benchmark": "fuzz",
+        "seed": seed,
+        "workers": workers,
+        "target": {"cases": TARGET_CASES, "seconds": TARGET_S, "met": met},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "dodoco": dodoco.__version__,
+        },
+        "cases": n,
+        "seconds": round(wall, 2),
+        "fuzzing_seconds": round(res["wall_s"], 2),
+        "inputs_per_s": round(n / wall, 1),
+        "failures": len(res["failures"]),
+        "failed_cases": res["failures"][:20],
+        "families": fams,
+        "notes": notes,
+    }
 
 
 def main(argv=None) -> int:

@@ -53,10 +53,19 @@ def write_dumps(folder: Path, files: int, passes: int, sequential: bool) -> None
         counts = torch.from_numpy(np.roll(base, i, axis=2))  # different numbers per file, no extra RNG time
         first = i * passes if sequential else 0
         rank = 0 if sequential else i
-        records = [{"forward_pass_id": first + p, "rank": rank, "gatherer_key": "primary",
-                    "global_physical_count": counts[p].clone()} for p in range(passes)]
-        torch.save({"records": records, "last_physical_to_logical_map": m},
-                   folder / f"expert_distribution_recorder_{1716000000 + i}.0_{rank}.pt")
+        records = [
+            {
+                "forward_pass_id": first + p,
+                "rank": rank,
+                "gatherer_key": "primary",
+                "global_physical_count": counts[p].clone(),
+            }
+            for p in range(passes)
+        ]
+        torch.save(
+            {"records": records, "last_physical_to_logical_map": m},
+            folder / f"expert_distribution_recorder_{1716000000 + i}.0_{rank}.pt",
+        )
 
 
 def time_import(folder: Path, out: Path, repeats: int) -> tuple[list[float], dict]:
@@ -86,10 +95,15 @@ def reader_vs_torch(path: Path, repeats: int = 5) -> dict:
         return statistics.median(ts)
 
     ours = t(lambda: np.stack([r["global_physical_count"] for r in load_fast(path)["records"]]))
-    theirs = t(lambda: np.stack([r["global_physical_count"].numpy()
-                                  for r in torch.load(path, weights_only=True)["records"]]))
-    return {"file_mb": round(path.stat().st_size / 2**20, 1), "dodoco_reader_s": round(ours, 4),
-            "torch_load_s": round(theirs, 4), "speedup": round(theirs / ours, 2)}
+    theirs = t(
+        lambda: np.stack([r["global_physical_count"].numpy() for r in torch.load(path, weights_only=True)["records"]])
+    )
+    return {
+        "file_mb": round(path.stat().st_size / 2**20, 1),
+        "dodoco_reader_s": round(ours, 4),
+        "torch_load_s": round(theirs, 4),
+        "speedup": round(theirs / ours, 2),
+    }
 
 
 def crc_check_s(folder: Path, repeats: int = 3) -> float:
@@ -120,8 +134,13 @@ def machine() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "sha256_gb_s_one_core": sha256_speed()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "sha256_gb_s_one_core": sha256_speed(),
+    }
 
 
 def sha256_speed(mb: int = 256) -> float:
@@ -144,12 +163,18 @@ def main(argv=None) -> int:
     ap.add_argument("--tmp", default=None, help="folder for the temporary dumps (default: system temp)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ingest.json"))
     args = ap.parse_args(argv)
-    results = {"benchmark": "import SGLang per_pass dumps", "target_s": TARGET_S, "machine": machine(),
-               "shape": {"files": args.files, "passes_per_file": args.passes, "layers": L, "experts": E},
-               "note": ("inputs written just before timing (in the page cache); medians over repeats. cpu_s is "
-                        "the process CPU time (all threads); on a shared machine (see loadavg) wall time "
-                        "exceeds cpu_s / 2"),
-               "scenarios": {}}
+    results = {
+        "benchmark": "import SGLang per_pass dumps",
+        "target_s": TARGET_S,
+        "machine": machine(),
+        "shape": {"files": args.files, "passes_per_file": args.passes, "layers": L, "experts": E},
+        "note": (
+            "inputs written just before timing (in the page cache); medians over repeats. cpu_s is "
+            "the process CPU time (all threads); on a shared machine (see loadavg) wall time "
+            "exceeds cpu_s / 2"
+        ),
+        "scenarios": {},
+    }
     for name in args.scenarios.split(","):
         tmp = Path(tempfile.mkdtemp(prefix=f"dodoco-bench-ingest-{name}-", dir=args.tmp))
         try:
@@ -169,12 +194,17 @@ def main(argv=None) -> int:
                 "rows": man.sequences,
                 "counts_gb": round(man.files["counts.npy"].shape[0] * L * E * 4 / 1e9, 2),
                 "input_gb": round(sum(f["bytes"] for f in man.details["source"]["files"]) / 1e9, 2),
-                "generate_s_untimed": round(gen, 1), "import_s": [round(t, 2) for t in times],
-                "median_s": round(med, 2), "cpu_s": [round(c, 2) for c in cpu],
-                "crc_s": round(crc, 2), "crc_share_of_import": round(crc / med, 3),
+                "generate_s_untimed": round(gen, 1),
+                "import_s": [round(t, 2) for t in times],
+                "median_s": round(med, 2),
+                "cpu_s": [round(c, 2) for c in cpu],
+                "crc_s": round(crc, 2),
+                "crc_share_of_import": round(crc / med, 3),
                 "cpu_s_per_core_of_2": round(statistics.median(cpu) / 2, 2),
                 "loadavg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-                "target_s": TARGET_S, "meets_target": med <= TARGET_S}
+                "target_s": TARGET_S,
+                "meets_target": med <= TARGET_S,
+            }
             print(name, results["scenarios"][name], flush=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -48,10 +48,14 @@ DRY = {"hidden": 64, "width": 32, "B": (1, 2), "conditions": ("prose",), "layers
 def _calibrate(args, out: Path):
     from dodoco.calibrate.api import CalibrateConfig, calibrate
 
-    cfg = CalibrateConfig(out=str(out / f"calibration-{args.machine}.json"), work=args.work, machine=args.machine,
-                          dry_run=args.dry_run, backend=args.backend, **({"sizes_mb": (16, 32), "skews": (1.0, 2.0),
-                                                                         "shapes": ("qwen3-30b-a3b",)}
-                                                                        if args.dry_run else {}))
+    cfg = CalibrateConfig(
+        out=str(out / f"calibration-{args.machine}.json"),
+        work=args.work,
+        machine=args.machine,
+        dry_run=args.dry_run,
+        backend=args.backend,
+        **({"sizes_mb": (16, 32), "skews": (1.0, 2.0), "shapes": ("qwen3-30b-a3b",)} if args.dry_run else {}),
+    )
     return calibrate(cfg, echo=lambda line: print(line, flush=True))
 
 
@@ -67,17 +71,33 @@ def _configs(args, N: int, dispatchers, out: Path) -> list:
             for B in DRY["B"] if args.dry_run else batches[:2] if args.quick else batches:
                 if N * B > 64:
                     continue
-                kernels = ["grouped_mm"] + (["megatron"] if "megatron" in dispatchers and cond == "prose" and
-                                            B == batches[0] and not args.dry_run else [])
+                kernels = ["grouped_mm"] + (
+                    ["megatron"]
+                    if "megatron" in dispatchers and cond == "prose" and B == batches[0] and not args.dry_run
+                    else []
+                )
                 for kernel in kernels:
-                    cfgs.append(ReplayConfig(
-                        runs=(str(ROOT / "bench/data/dispatch" / family),), condition=cond, mock="none", batch=B,
-                        hidden=H, expert_width=I, layer=True, kernel=kernel, backend=args.backend,
-                        dispatcher=tuple(dispatchers) if kernel == "grouped_mm" else ("megatron",),
-                        layers=DRY["layers"] if args.dry_run else LAYERS, max_steps=1,
-                        iters=3 if args.dry_run else 10, warmup=1 if args.dry_run else 3, timeout_s=args.timeout,
-                        out=str(out / f"layer-{family}-{cond}-B{B}-{kernel}.json"),
-                        note=f"{family} {cond} B={B} ({shape} experts, {kernel})"))
+                    cfgs.append(
+                        ReplayConfig(
+                            runs=(str(ROOT / "bench/data/dispatch" / family),),
+                            condition=cond,
+                            mock="none",
+                            batch=B,
+                            hidden=H,
+                            expert_width=I,
+                            layer=True,
+                            kernel=kernel,
+                            backend=args.backend,
+                            dispatcher=tuple(dispatchers) if kernel == "grouped_mm" else ("megatron",),
+                            layers=DRY["layers"] if args.dry_run else LAYERS,
+                            max_steps=1,
+                            iters=3 if args.dry_run else 10,
+                            warmup=1 if args.dry_run else 3,
+                            timeout_s=args.timeout,
+                            out=str(out / f"layer-{family}-{cond}-B{B}-{kernel}.json"),
+                            note=f"{family} {cond} B={B} ({shape} experts, {kernel})",
+                        )
+                    )
     return cfgs
 
 
@@ -96,8 +116,10 @@ def _fits_memory(cfgs: list, N: int, dry: bool) -> tuple[list, list[str]]:
     keep, notes = [], []
     for c in cfgs:
         cases, _ = build_cases(c, N)
-        need = max(layer_memory(c, cases, r, DEFAULT_L2) + plan_memory(cases, c, c.dispatchers, r, DEFAULT_L2)
-                   for r in range(N))
+        need = max(
+            layer_memory(c, cases, r, DEFAULT_L2) + plan_memory(cases, c, c.dispatchers, r, DEFAULT_L2)
+            for r in range(N)
+        )
         if need > 0.8 * total:
             notes.append(f"skipped {c.note}: needs {need / 2**30:.0f} GiB of a {total / 2**30:.0f} GiB GPU")
         else:
@@ -106,13 +128,17 @@ def _fits_memory(cfgs: list, N: int, dry: bool) -> tuple[list, list[str]]:
 
 
 def _table(doc: dict) -> str:
-    lines = [f"{doc['machine']}: whole-layer prediction error on held-out routing (16-512 MB per rank; target median "
-             f"<= 5%, p90 <= 10%)" + (" -- DRY RUN, not a measurement" if doc["dry_run"] else ""),
-             f"{'dispatcher':<12}{'calibration':<14}{'rows':>5}{'median':>9}{'p90':>9}  met"]
+    lines = [
+        f"{doc['machine']}: whole-layer prediction error on held-out routing (16-512 MB per rank; target median "
+        f"<= 5%, p90 <= 10%)" + (" -- DRY RUN, not a measurement" if doc["dry_run"] else ""),
+        f"{'dispatcher':<12}{'calibration':<14}{'rows':>5}{'median':>9}{'p90':>9}  met",
+    ]
     for t in doc["targets"] + doc["cross_machine"]:
         f = lambda v: f"{100 * v:8.1f}%" if v is not None else "       -"  # noqa: E731
-        lines.append(f"{t['dispatcher']:<12}{t['calibration']:<14}{t['rows']:>5}{f(t['median_abs_err'])}"
-                     f"{f(t['p90_abs_err'])}  {'yes' if t['met'] else 'no'}")
+        lines.append(
+            f"{t['dispatcher']:<12}{t['calibration']:<14}{t['rows']:>5}{f(t['median_abs_err'])}"
+            f"{f(t['p90_abs_err'])}  {'yes' if t['met'] else 'no'}"
+        )
     where = f"{doc['N']} gloo CPU processes (dry run)" if doc["dry_run"] else f"{doc['N']} GPUs"
     lines.append(f"dodoco calibrate took {doc['calibrate_s']:.0f} s on {where} (target < 300 s on 4 GPUs)")
     return "\n".join(lines)
@@ -125,7 +151,9 @@ def main(argv=None) -> int:
     p.add_argument("--work", default="/tmp/dodoco-calibrate-parts", help="calibrate's parts (outside --out)")
     p.add_argument("--backend", default="nccl")
     p.add_argument("--dry-run", action="store_true", help="gloo on CPU at toy sizes: the path, not a measurement")
-    p.add_argument("--quick", action="store_true", help="layer replays of prose at two batches only (calibrate unchanged)")
+    p.add_argument(
+        "--quick", action="store_true", help="layer replays of prose at two batches only (calibrate unchanged)"
+    )
     p.add_argument("--timeout", type=float, default=300.0)
     args = p.parse_args(argv)
     from dodoco.replay.launch import SAFE_ENV, launch_many
@@ -140,8 +168,9 @@ def main(argv=None) -> int:
     cal = _calibrate(args, out)
     t_cal = time.time() - t0
     N = int(cal.calibration.meta["settings"]["ranks"][-1]) if cal.calibration.meta["settings"]["ranks"] else 1
-    cfgs, skipped = _fits_memory(_configs(args, N, cal.calibration.dispatchers or ["nccl"], out / "parts"), N,
-                                 args.dry_run)
+    cfgs, skipped = _fits_memory(
+        _configs(args, N, cal.calibration.dispatchers or ["nccl"], out / "parts"), N, args.dry_run
+    )
     from dodoco.calibrate.dispatch import rank_env
 
     results = launch_many(cfgs, N, extra_env={**SAFE_ENV, **rank_env()})
@@ -151,15 +180,28 @@ def main(argv=None) -> int:
     preds = predictors(cal.path, allow_dry_run=args.dry_run)
     rows = compare_rows(results, preds)
     band = (0, np.inf) if args.dry_run else TARGET["MB"]  # a dry run's KiB-sized rows all count: it checks the path
-    doc = {"schema": "dodoco.bench.layer/1", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-           "machine": args.machine, "N": N, "dry_run": args.dry_run, "host": cal.calibration.host,
-           "calibration": str(cal.path), "calibrate_s": t_cal, "layer_s": time.time() - t0 - t_cal,
-           "predicted_with": {k: v[2] for k, v in preds.items()}, "rows": rows,
-           "targets": targets(rows, "same machine", band), "cross_machine": targets(rows, "preset", band),
-           "megatron_reference": [r for r in rows if r["kernel"] == "megatron"], "skipped": skipped,
-           "megatron_grouped_mlp": grouped_mlp_line(),
-           "not_measured": {k: v["reason"] for res in results for k, v in res["dispatchers"].items()
-                            if v["status"] != "measured"}, "replays": results}
+    doc = {
+        "schema": "dodoco.bench.layer/1",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "machine": args.machine,
+        "N": N,
+        "dry_run": args.dry_run,
+        "host": cal.calibration.host,
+        "calibration": str(cal.path),
+        "calibrate_s": t_cal,
+        "layer_s": time.time() - t0 - t_cal,
+        "predicted_with": {k: v[2] for k, v in preds.items()},
+        "rows": rows,
+        "targets": targets(rows, "same machine", band),
+        "cross_machine": targets(rows, "preset", band),
+        "megatron_reference": [r for r in rows if r["kernel"] == "megatron"],
+        "skipped": skipped,
+        "megatron_grouped_mlp": grouped_mlp_line(),
+        "not_measured": {
+            k: v["reason"] for res in results for k, v in res["dispatchers"].items() if v["status"] != "measured"
+        },
+        "replays": results,
+    }
     from dodoco.store.atomic import json_safe, write_json
 
     path = out / f"layer-{args.machine}.json"

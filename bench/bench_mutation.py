@@ -34,18 +34,34 @@ OUT = ROOT / "bench" / "results" / "mutation.json"
 
 #: The core modules (issue 23: metrics, ep, placement, simulate fit/forms, replay plan, store verify).
 CORE = [
-    "src/dodoco/metrics/imbalance.py", "src/dodoco/metrics/stats.py", "src/dodoco/metrics/schema.py",
-    "src/dodoco/ep/steps.py", "src/dodoco/ep/traffic.py", "src/dodoco/ep/loads.py",
-    "src/dodoco/ep/layout.py", "src/dodoco/ep/placements.py",
-    "src/dodoco/simulate/forms.py", "src/dodoco/simulate/fit.py",
-    "src/dodoco/replay/plan.py", "src/dodoco/store/verify.py",
+    "src/dodoco/metrics/imbalance.py",
+    "src/dodoco/metrics/stats.py",
+    "src/dodoco/metrics/schema.py",
+    "src/dodoco/ep/steps.py",
+    "src/dodoco/ep/traffic.py",
+    "src/dodoco/ep/loads.py",
+    "src/dodoco/ep/layout.py",
+    "src/dodoco/ep/placements.py",
+    "src/dodoco/simulate/forms.py",
+    "src/dodoco/simulate/fit.py",
+    "src/dodoco/replay/plan.py",
+    "src/dodoco/store/verify.py",
 ]
 #: The tests that exercise them (mutmut runs, per mutant, those of these that cover its function).
 TESTS = [
-    "tests/metrics", "tests/test_metrics_table.py", "tests/ep/test_steps.py", "tests/ep/test_loads_traffic.py",
-    "tests/ep/test_placement.py", "tests/ep/test_placements.py", "tests/ep/test_ep_core.py",
-    "tests/replay/test_plan.py", "tests/simulate/test_dispatch_model.py", "tests/simulate/test_sample_roles.py",
-    "tests/simulate/test_held_out.py", "tests/simulate/test_model_mutants.py", "tests/store/test_verify_cache.py",
+    "tests/metrics",
+    "tests/test_metrics_table.py",
+    "tests/ep/test_steps.py",
+    "tests/ep/test_loads_traffic.py",
+    "tests/ep/test_placement.py",
+    "tests/ep/test_placements.py",
+    "tests/ep/test_ep_core.py",
+    "tests/replay/test_plan.py",
+    "tests/simulate/test_dispatch_model.py",
+    "tests/simulate/test_sample_roles.py",
+    "tests/simulate/test_held_out.py",
+    "tests/simulate/test_model_mutants.py",
+    "tests/store/test_verify_cache.py",
 ]
 #: Lines not mutated: the wording of user-facing error messages (raise lines and the string literals
 #: continuing them). Tests check what each message names, not its words.
@@ -57,10 +73,12 @@ from mutation_equivalents import EQUIVALENT  # noqa: E402  (module, function, mu
 
 def _config() -> str:
     q = lambda xs: "[" + ", ".join(json.dumps(x) for x in xs) + "]"  # noqa: E731
-    return (f"\n[tool.mutmut]\nsource_paths = [\"src\"]\nonly_mutate = {q(CORE)}\n"
-            f"pytest_add_cli_args_test_selection = {q(TESTS)}\n"
-            f"pytest_add_cli_args = [\"-p\", \"no:cacheprovider\", \"-q\", \"-x\"]\n"
-            f"do_not_mutate_patterns = {q(SKIP_LINES)}\n")
+    return (
+        f'\n[tool.mutmut]\nsource_paths = ["src"]\nonly_mutate = {q(CORE)}\n'
+        f"pytest_add_cli_args_test_selection = {q(TESTS)}\n"
+        f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]\n'
+        f"do_not_mutate_patterns = {q(SKIP_LINES)}\n"
+    )
 
 
 def _prepare(work: Path) -> None:
@@ -74,8 +92,9 @@ def _prepare(work: Path) -> None:
 
 
 def _mutmut(work: Path, *args: str, timeout: int = 7200) -> str:
-    out = subprocess.run([sys.executable, "-m", "mutmut", *args], cwd=work, capture_output=True, text=True,
-                         timeout=timeout)
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", *args], cwd=work, capture_output=True, text=True, timeout=timeout
+    )
     if out.returncode != 0 and args[0] != "run":
         raise RuntimeError(f"mutmut {' '.join(args)} failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}")
     return out.stdout
@@ -88,8 +107,11 @@ def _functions(work: Path, module: str) -> dict[str, str]:
     path = work / "mutants" / "src" / Path(*module.split(".")).with_suffix(".py")
     text = path.read_text()
     lines = text.splitlines()
-    return {n.name: "\n".join(lines[n.lineno - 1:n.end_lineno]) for n in ast.walk(ast.parse(text))
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and "__mutmut_" in n.name}
+    return {
+        n.name: "\n".join(lines[n.lineno - 1 : n.end_lineno])
+        for n in ast.walk(ast.parse(text))
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and "__mutmut_" in n.name
+    }
 
 
 def _diff(sources: dict[str, str], name: str) -> list[str]:
@@ -98,12 +120,17 @@ def _diff(sources: dict[str, str], name: str) -> list[str]:
 
     fn = name.rpartition(".")[2]
     orig, mut = sources.get(fn.rsplit("__mutmut_", 1)[0] + "__mutmut_orig", ""), sources.get(fn, "")
+
     def lines(src: str, name: str) -> list[str]:  # the def line without the function's (mutant) name
         return [x.strip().replace(name, "") for x in src.splitlines()]
 
-    return [x for x in difflib.unified_diff(lines(orig, fn.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"),
-                                            lines(mut, fn), lineterm="", n=0)
-            if x[:1] in "+-" and not x.startswith(("+++", "---"))]
+    return [
+        x
+        for x in difflib.unified_diff(
+            lines(orig, fn.rsplit("__mutmut_", 1)[0] + "__mutmut_orig"), lines(mut, fn), lineterm="", n=0
+        )
+        if x[:1] in "+-" and not x.startswith(("+++", "---"))
+    ]
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -162,17 +189,29 @@ def main() -> int:
     total = sum(counts.values())
     killed = counts.get("killed", 0) + counts.get("timeout", 0)
     scored = total - len(equivalent)
-    doc = {"bench": "mutation", "tool": "mutmut " + _mutmut(work, "--version").strip().split()[-1],
-           "core": CORE, "tests": TESTS, "skipped_lines": SKIP_LINES, "wall_s": round(wall, 1),
-           "mutants": total, "counts": counts, "per_module": per_module,
-           "score": round(killed / scored, 4) if scored else None,
-           "score_raw": round(killed / total, 4) if total else None,
-           "score_definition": "(killed + timeout) / (mutants - equivalent survivors); raw: / mutants",
-           "target": 0.90, "equivalent": equivalent, "unexplained_survivors": unexplained}
+    doc = {
+        "bench": "mutation",
+        "tool": "mutmut " + _mutmut(work, "--version").strip().split()[-1],
+        "core": CORE,
+        "tests": TESTS,
+        "skipped_lines": SKIP_LINES,
+        "wall_s": round(wall, 1),
+        "mutants": total,
+        "counts": counts,
+        "per_module": per_module,
+        "score": round(killed / scored, 4) if scored else None,
+        "score_raw": round(killed / total, 4) if total else None,
+        "score_definition": "(killed + timeout) / (mutants - equivalent survivors); raw: / mutants",
+        "target": 0.90,
+        "equivalent": equivalent,
+        "unexplained_survivors": unexplained,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-    print(f"mutation score {doc['score']} ({killed} killed of {scored} scored; {len(equivalent)} equivalent, "
-          f"{len(unexplained)} unexplained survivors) in {wall:.0f} s -> {args.out}")
+    print(
+        f"mutation score {doc['score']} ({killed} killed of {scored} scored; {len(equivalent)} equivalent, "
+        f"{len(unexplained)} unexplained survivors) in {wall:.0f} s -> {args.out}"
+    )
     return 0 if doc["score"] is not None and doc["score"] >= doc["target"] and not unexplained else 1
 
 

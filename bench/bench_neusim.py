@@ -38,27 +38,47 @@ def zoo_runs(out: Path) -> list[Path]:
 
     paths = []
     for family in FAMILIES:
-        paths += observe(f"zoo:{family}", ["mock-uniform", "prose"], seq_len=128, sequences=64, out=out / family,
-                         traces=True, overwrite=True)
+        paths += observe(
+            f"zoo:{family}",
+            ["mock-uniform", "prose"],
+            seq_len=128,
+            sequences=64,
+            out=out / family,
+            traces=True,
+            overwrite=True,
+        )
     return paths
 
 
 def row_of(e: dict) -> dict:
     at = e["derived_at"]["ep"]
-    others = [abs(x["effective_residual_pct"]) for x in e["by_ep"]
-              if x["ep"] != at and x["effective_residual_pct"] is not None]
+    others = [
+        abs(x["effective_residual_pct"])
+        for x in e["by_ep"]
+        if x["ep"] != at and x["effective_residual_pct"] is not None
+    ]
     resid = e["effective"]["residual_pct"]
-    return {"model": e["model"], "condition": e["condition"], "regime": e["regime"], "run": e["provenance"]["run"],
-            "E": e["num_routed_experts"], "K": e["num_activated_routed_experts_per_token"], "ep": at,
-            "batch": e["derived_at"]["batch"], "steps": e["derived_at"]["steps"], "measured_skew": e["skew"]["measured"],
-            "measured_f": e["measured"]["expert_load_imbalance_factor"],
-            "measured_W": e["measured"]["num_worst_case_experts"],
-            "measured_params_pred_over_measured": e["measured"]["predicted_skew"] / e["skew"]["measured"],
-            "effective_f": e["effective"]["expert_load_imbalance_factor"],
-            "effective_W": e["effective"]["num_worst_case_experts"],
-            "effective_residual_pct": resid, "max_abs_residual_other_ep_pct": max(others, default=0.0),
-            "residual_by_ep_pct": {x["ep"]: x["effective_residual_pct"] for x in e["by_ep"]},
-            "met": abs(resid) <= TARGET_PCT}
+    return {
+        "model": e["model"],
+        "condition": e["condition"],
+        "regime": e["regime"],
+        "run": e["provenance"]["run"],
+        "E": e["num_routed_experts"],
+        "K": e["num_activated_routed_experts_per_token"],
+        "ep": at,
+        "batch": e["derived_at"]["batch"],
+        "steps": e["derived_at"]["steps"],
+        "measured_skew": e["skew"]["measured"],
+        "measured_f": e["measured"]["expert_load_imbalance_factor"],
+        "measured_W": e["measured"]["num_worst_case_experts"],
+        "measured_params_pred_over_measured": e["measured"]["predicted_skew"] / e["skew"]["measured"],
+        "effective_f": e["effective"]["expert_load_imbalance_factor"],
+        "effective_W": e["effective"]["num_worst_case_experts"],
+        "effective_residual_pct": resid,
+        "max_abs_residual_other_ep_pct": max(others, default=0.0),
+        "residual_by_ep_pct": {x["ep"]: x["effective_residual_pct"] for x in e["by_ep"]},
+        "met": abs(resid) <= TARGET_PCT,
+    }
 
 
 def compute_of(e: dict, run) -> dict:
@@ -73,10 +93,14 @@ def compute_of(e: dict, run) -> dict:
     if "skipped" in block:
         return {"compute_skipped": block["skipped"]}
     here = next(x for x in block["residuals"] if x["fitted_here"])
-    return {"compute_f": block["expert_load_imbalance_factor"], "compute_W": block["num_worst_case_experts"],
-            "compute_tokens_residual_pct": 100 * here["tokens_residual"],
-            "compute_ms_residual_pct": 100 * here["ms_residual"], "compute_shape": block["shape"],
-            "compute_met": max(abs(here["tokens_residual"]), abs(here["ms_residual"])) * 100 <= TARGET_PCT}
+    return {
+        "compute_f": block["expert_load_imbalance_factor"],
+        "compute_W": block["num_worst_case_experts"],
+        "compute_tokens_residual_pct": 100 * here["tokens_residual"],
+        "compute_ms_residual_pct": 100 * here["ms_residual"],
+        "compute_shape": block["shape"],
+        "compute_met": max(abs(here["tokens_residual"]), abs(here["ms_residual"])) * 100 <= TARGET_PCT,
+    }
 
 
 def _compute_note(rows: list[dict]) -> str:
@@ -84,8 +108,10 @@ def _compute_note(rows: list[dict]) -> str:
     if not done:
         return "compute check: no prefill export had an expert shape"
     worst = max(max(abs(r["compute_tokens_residual_pct"]), abs(r["compute_ms_residual_pct"])) for r in done)
-    return (f"compute check (NeuSim's worst-case device, H100 grouped_mm calibration): {sum(r['compute_met'] for r in done)}"
-            f" of {len(done)} prefill exports within {TARGET_PCT}% in tokens and ms at the chosen EP (worst {worst:.2f}%)")
+    return (
+        f"compute check (NeuSim's worst-case device, H100 grouped_mm calibration): {sum(r['compute_met'] for r in done)}"
+        f" of {len(done)} prefill exports within {TARGET_PCT}% in tokens and ms at the chosen EP (worst {worst:.2f}%)"
+    )
 
 
 def main(argv=None) -> int:
@@ -102,22 +128,31 @@ def main(argv=None) -> int:
         t_obs = time.perf_counter() - t0
         runs = find_runs(paths)
         by_path = {str(r.path): r for r in runs}
-        rows = [{**row_of(e), **(compute_of(e, by_path[e["provenance"]["run"]]) if e["regime"] == "prefill" else {})}
-                for e in neusim_entries(runs, regime="both")]
+        rows = [
+            {**row_of(e), **(compute_of(e, by_path[e["provenance"]["run"]]) if e["regime"] == "prefill" else {})}
+            for e in neusim_entries(runs, regime="both")
+        ]
     elapsed = time.perf_counter() - t0
     missed = [f"{r['model']} {r['condition']} {r['regime']}" for r in rows if not r["met"]]
     over = [r["measured_params_pred_over_measured"] for r in rows]
-    notes = [f"{len(rows)} exports (runs x regimes) in {elapsed:.1f} s on CPU, of which {t_obs:.1f} s observing the zoo",
-             f"effective parameters: |predicted / measured - 1| <= {TARGET_PCT}% at the chosen EP on "
-             + ("every export" if not missed else f"all but {missed}"),
-             f"measured parameters fed to NeuSim's formula give {min(over):.2f}x to {max(over):.2f}x the measured skew",
-             "zoo runs observed here (64 sequences of 128 tokens, held-out text, token traces); bench/data runs as committed",
-             _compute_note(rows)]
-    doc = {"schema": "dodoco.bench-neusim/1", "target_pct": TARGET_PCT, "met": not missed, "rows": rows,
-           "notes": notes}
+    notes = [
+        f"{len(rows)} exports (runs x regimes) in {elapsed:.1f} s on CPU, of which {t_obs:.1f} s observing the zoo",
+        f"effective parameters: |predicted / measured - 1| <= {TARGET_PCT}% at the chosen EP on "
+        + ("every export" if not missed else f"all but {missed}"),
+        f"measured parameters fed to NeuSim's formula give {min(over):.2f}x to {max(over):.2f}x the measured skew",
+        "zoo runs observed here (64 sequences of 128 tokens, held-out text, token traces); bench/data runs as committed",
+        _compute_note(rows),
+    ]
+    doc = {"schema": "dodoco.bench-neusim/1", "target_pct": TARGET_PCT, "met": not missed, "rows": rows, "notes": notes}
     write_json(Path(args.out), json_safe(doc))
     for r in rows:
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k not in ("run", "residual_by_ep_pct")})
+        print(
+            {
+                k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in r.items()
+                if k not in ("run", "residual_by_ep_pct")
+            }
+        )
     for n in notes:
         print("note:", n)
     print(f"wrote {args.out}")

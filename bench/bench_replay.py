@@ -34,8 +34,12 @@ from dodoco.replay.launch import launch  # noqa: E402
 from dodoco.replay.results import overhead_rows  # noqa: E402
 from dodoco.store.atomic import write_json  # noqa: E402
 
-SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1",
-            "PYTHONUNBUFFERED": "1"}
+SAFE_ENV = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+    "PYTHONUNBUFFERED": "1",
+}
 ANCHOR = "public NVLink4 alltoall busbw on H100 nodes: about 330-370 GB/s"
 
 
@@ -52,9 +56,11 @@ def run_notes(machine: str, results: list[dict]) -> list[str]:
     for r in results:
         d, src = r["device"], r["source"]["real"]
         subset = f" ({r['N']} of its {gpus} GPUs)" if gpus > r["N"] else ""
-        notes.append(f"N={r['N']}: {d.get('count', '?')} visible {d.get('name', '?')} on {machine}{subset}; trace "
-                     f"{src['model']} {src['condition']} (E={src['E']}, {src['S']} sequences of {src['seq_len']} "
-                     f"tokens), {r['batch']} sequences per rank per step, H={r['hidden']} {r['dtype']}")
+        notes.append(
+            f"N={r['N']}: {d.get('count', '?')} visible {d.get('name', '?')} on {machine}{subset}; trace "
+            f"{src['model']} {src['condition']} (E={src['E']}, {src['S']} sequences of {src['seq_len']} "
+            f"tokens), {r['batch']} sequences per rank per step, H={r['hidden']} {r['dtype']}"
+        )
     return notes
 
 
@@ -72,13 +78,29 @@ def replay_one(args, N: int, out: Path) -> dict | None:
     env = dict(SAFE_ENV, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if args.backend == "nccl":
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(N))
-    note = (f"N={N} on {args.machine}" + (" (2 of its GPUs: a deliberate device-time saving, not an "
-                                          "nvidia-h200-x2 machine)" if N == 2 and "x4" in args.machine else ""))
-    cfg = ReplayConfig(runs=(args.trace,), condition=args.condition, mock=args.mock, batch=args.batch,
-                       hidden=args.hidden, backend=args.backend, skew=tuple(skews(N)), iters=args.iters,
-                       warmup=args.warmup, sweep=True, sweep_max=args.sweep_max, timeout_s=args.timeout,
-                       dispatcher=("nccl",), buffers=4,
-                       out=str(out / f"replay-n{N}.json"), note=note)
+    note = f"N={N} on {args.machine}" + (
+        " (2 of its GPUs: a deliberate device-time saving, not an nvidia-h200-x2 machine)"
+        if N == 2 and "x4" in args.machine
+        else ""
+    )
+    cfg = ReplayConfig(
+        runs=(args.trace,),
+        condition=args.condition,
+        mock=args.mock,
+        batch=args.batch,
+        hidden=args.hidden,
+        backend=args.backend,
+        skew=tuple(skews(N)),
+        iters=args.iters,
+        warmup=args.warmup,
+        sweep=True,
+        sweep_max=args.sweep_max,
+        timeout_s=args.timeout,
+        dispatcher=("nccl",),
+        buffers=4,
+        out=str(out / f"replay-n{N}.json"),
+        note=note,
+    )
     t0 = time.time()
     try:
         res = launch(cfg, N, extra_env=env)
@@ -107,8 +129,11 @@ def targets(results: list[dict], out: Path) -> dict:
         N = res["N"]
         ov = overhead_rows(res)
         if ov:
-            out_d["targets"][f"overhead_N{N}"] = {**ov[0], "target_pct": 5.0,
-                                                 "met": abs(ov[0]["overhead_pct_median"]) <= 5.0}
+            out_d["targets"][f"overhead_N{N}"] = {
+                **ov[0],
+                "target_pct": 5.0,
+                "met": abs(ov[0]["overhead_pct_median"]) <= 5.0,
+            }
         big = [s for s in res["sweep"] if s["bytes_per_rank"] == 256 << 20]
         if big:
             out_d["targets"][f"busbw_256MB_N{N}"] = {"busbw_GBps": big[0]["busbw_GBps"], "anchor": ANCHOR}
@@ -121,16 +146,30 @@ def simulate(args) -> int:
 
     rows, skipped, res = [], [], None
     for batch, placement in ((1, "contiguous"), (1, "eplb"), (4, "contiguous")):
-        cfg = SimulateConfig(runs=(args.simulate,), cluster=args.cluster, ep=(8, 16, 32, 64, 128, 256), batch=batch,
-                             hidden=args.hidden, expert_width=args.expert_width, placement=placement,
-                             calibration=(args.calibration,) if args.calibration else None)
+        cfg = SimulateConfig(
+            runs=(args.simulate,),
+            cluster=args.cluster,
+            ep=(8, 16, 32, 64, 128, 256),
+            batch=batch,
+            hidden=args.hidden,
+            expert_width=args.expert_width,
+            placement=placement,
+            calibration=(args.calibration,) if args.calibration else None,
+        )
         res = run_simulate(cfg)
         rows += res.rows
         skipped += [{**s, "batch": batch, "placement": placement} for s in res.skipped]
-    doc = {"cluster": args.cluster, "calibration": res.calibration, "trace": args.simulate,
-           "hidden": args.hidden, "dtype": "bf16", "expert_width": args.expert_width, "rows": rows,
-           "skipped": skipped, "notes": res.notes + ["eplb fitted on half of the sequences, evaluated on the other "
-                                                     "half (part = held-out)"]}
+    doc = {
+        "cluster": args.cluster,
+        "calibration": res.calibration,
+        "trace": args.simulate,
+        "hidden": args.hidden,
+        "dtype": "bf16",
+        "expert_width": args.expert_width,
+        "rows": rows,
+        "skipped": skipped,
+        "notes": res.notes + ["eplb fitted on half of the sequences, evaluated on the other half (part = held-out)"],
+    }
     write_json(Path(args.out) / f"replay-simulate-{args.cluster}.json", doc)
     print(json.dumps([{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]))
     return 0
@@ -152,12 +191,22 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-max", type=int, default=512 << 20)
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--out", default=str(ROOT / "bench/results"))
-    p.add_argument("--simulate", default=None, metavar="TRACE", help="only predict (no GPU): EP 8..256 "
-                   "for the runs in TRACE, with --cluster, --calibration (expert compute: bench/bench_compute.py)")
+    p.add_argument(
+        "--simulate",
+        default=None,
+        metavar="TRACE",
+        help="only predict (no GPU): EP 8..256 "
+        "for the runs in TRACE, with --cluster, --calibration (expert compute: bench/bench_compute.py)",
+    )
     p.add_argument("--cluster", default="dgx-h200")
     p.add_argument("--calibration", default=None, help="calibration JSON or replay results (default: the preset's)")
-    p.add_argument("--renote", nargs="+", default=None, metavar="FILE",
-                   help="only regenerate the notes of these result files from their own replays")
+    p.add_argument(
+        "--renote",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="only regenerate the notes of these result files from their own replays",
+    )
     args = p.parse_args(argv)
     if args.renote:
         return renote(args.renote)
@@ -167,16 +216,25 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.update(SAFE_ENV)
     if args.backend == "nccl":
-        topo = subprocess.run("nvidia-smi topo -m; nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,"
-                              "power.draw,memory.used --format=csv", shell=True, capture_output=True, text=True)
+        topo = subprocess.run(
+            "nvidia-smi topo -m; nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,memory.used --format=csv",
+            shell=True,
+            capture_output=True,
+            text=True,
+        )
         (out / "topology.txt").write_text(topo.stdout + topo.stderr)
         print(topo.stdout, flush=True)
     results = [r for r in (replay_one(args, int(n), out) for n in args.ranks.split(",")) if r]
     summary = targets(results, out) if results else {}
     topo = (out / "topology.txt").read_text() if (out / "topology.txt").exists() else ""
-    combined = {"machine": args.machine, "device": results[-1]["device"] if results else {},
-                "topology": topo, "replays": results, **summary,
-                "notes": run_notes(args.machine, results)}
+    combined = {
+        "machine": args.machine,
+        "device": results[-1]["device"] if results else {},
+        "topology": topo,
+        "replays": results,
+        **summary,
+        "notes": run_notes(args.machine, results),
+    }
     write_json(out / f"replay-{args.machine}.json", combined)
     print(json.dumps(summary.get("targets", {}), indent=1, default=str), flush=True)
     for r in summary.get("validation", []):  # held-out routing error, dodoco.simulate.holdout

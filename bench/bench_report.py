@@ -34,6 +34,7 @@ L, E = 58, 256
 
 def _timed_sections(seconds: dict) -> tuple:
     """SECTIONS with each function wrapped to record its seconds into ``seconds`` (last build wins)."""
+
     def wrap(fn):
         def timed(ctx):
             t0 = time.perf_counter()
@@ -41,8 +42,10 @@ def _timed_sections(seconds: dict) -> tuple:
                 return fn(ctx)
             finally:
                 seconds[fn.__name__] = round(time.perf_counter() - t0, 3)
+
         timed.__name__, timed.__doc__ = fn.__name__, fn.__doc__
         return timed
+
     return tuple(wrap(fn) for fn in build.SECTIONS)
 
 
@@ -56,10 +59,24 @@ def main() -> None:
     build.SECTIONS = _timed_sections(seconds)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        write_counts_run(tmp / "runs" / "mock-uniform-L1024", skewed_counts(args.seqs, L, E, concentration=None),
-                         model="synthetic-58x256", condition="mock-uniform", kind="mock", seq_len=1024, K=8)
-        write_counts_run(tmp / "runs" / "prose-L1024", skewed_counts(args.seqs, L, E, concentration=0.5, seed=1),
-                         model="synthetic-58x256", condition="prose", kind="real", seq_len=1024, K=8)
+        write_counts_run(
+            tmp / "runs" / "mock-uniform-L1024",
+            skewed_counts(args.seqs, L, E, concentration=None),
+            model="synthetic-58x256",
+            condition="mock-uniform",
+            kind="mock",
+            seq_len=1024,
+            K=8,
+        )
+        write_counts_run(
+            tmp / "runs" / "prose-L1024",
+            skewed_counts(args.seqs, L, E, concentration=0.5, seed=1),
+            model="synthetic-58x256",
+            condition="prose",
+            kind="real",
+            seq_len=1024,
+            K=8,
+        )
         totals, judged = [], []
         for i in range(args.repeats):
             t0 = time.perf_counter()
@@ -74,22 +91,41 @@ def main() -> None:
     median = statistics.median(totals)
     slowest = max(seconds, key=seconds.get)
     result = {
-        "benchmark": "report", "median_s": round(median, 3), "times_s": [round(t, 3) for t in totals],
-        "judge_median_s": round(statistics.median(judged), 3), "repeats": args.repeats, "runs": 2,
-        "shape": [args.seqs, L, E], "dtype": "uint32", "sections_s": seconds, "figures": figures,
-        "tables": len(tables), "verdicts": verdicts, "target_s": TARGET_S, "meets_target": median <= TARGET_S,
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)},
-        "numpy": np.__version__, "python": sys.version.split()[0],
-        "notes": [f"median of {args.repeats} builds: {median:.2f} s against a target of {TARGET_S:.0f} s; judge() "
-                  f"(per-step Gini, EP scans, verdicts) {statistics.median(judged):.2f} s of it",
-                  f"slowest section: {slowest} ({seconds[slowest]:.2f} s in the last build)",
-                  f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs while it ran"],
+        "benchmark": "report",
+        "median_s": round(median, 3),
+        "times_s": [round(t, 3) for t in totals],
+        "judge_median_s": round(statistics.median(judged), 3),
+        "repeats": args.repeats,
+        "runs": 2,
+        "shape": [args.seqs, L, E],
+        "dtype": "uint32",
+        "sections_s": seconds,
+        "figures": figures,
+        "tables": len(tables),
+        "verdicts": verdicts,
+        "target_s": TARGET_S,
+        "meets_target": median <= TARGET_S,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
+        },
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "notes": [
+            f"median of {args.repeats} builds: {median:.2f} s against a target of {TARGET_S:.0f} s; judge() "
+            f"(per-step Gini, EP scans, verdicts) {statistics.median(judged):.2f} s of it",
+            f"slowest section: {slowest} ({seconds[slowest]:.2f} s in the last build)",
+            f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs while it ran",
+        ],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"report over 2 runs of {args.seqs}x{L}x{E}: median {median:.2f} s (target {TARGET_S} s), "
-          f"{len(figures)} figures -> {args.out}")
+    print(
+        f"report over 2 runs of {args.seqs}x{L}x{E}: median {median:.2f} s (target {TARGET_S} s), "
+        f"{len(figures)} figures -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,12 @@ from dodoco.simulate.samples import load_groups  # noqa: E402
 from dodoco.simulate.holdout import form_rows, leaks, split_rows, target_rows, validation_rows  # noqa: E402
 from dodoco.store.atomic import write_json  # noqa: E402
 
-DEFAULT = ["replay-nvidia-h200-x2.json", "replay-nvidia-h200-x4.json", "replay-nvidia-h200-x8.json",
-           "replay-zoo-nvidia-h200-x4.json"]
+DEFAULT = [
+    "replay-nvidia-h200-x2.json",
+    "replay-nvidia-h200-x4.json",
+    "replay-nvidia-h200-x8.json",
+    "replay-zoo-nvidia-h200-x4.json",
+]
 
 
 def _rel(path: str) -> str:
@@ -82,17 +86,22 @@ def notes_of(sources, records, targets, elapsed) -> list[str]:
     """Notes generated from this run's data."""
     notes = [f"fitted and validated in {elapsed:.1f} s on CPU"]
     if {s.schema for s in sources} == {"dodoco.replay/1"}:
-        notes.append("schema 1 replays only: calibration = uniform sweep + balanced + synthetic skew controls at the "
-                     "replay's one size; validation routing sits at that same size, so interpolation across sizes "
-                     "is untested here (bench_dispatch.py's grid and off-grid routing test it)")
+        notes.append(
+            "schema 1 replays only: calibration = uniform sweep + balanced + synthetic skew controls at the "
+            "replay's one size; validation routing sits at that same size, so interpolation across sizes "
+            "is untested here (bench_dispatch.py's grid and off-grid routing test it)"
+        )
     off = sum(t["off_grid_samples"] for t in targets)
-    notes.append(f"{off} of {sum(t['samples'] for t in targets)} held-out routing samples are at sizes off the "
-                 "calibration sizes")
+    notes.append(
+        f"{off} of {sum(t['samples'] for t in targets)} held-out routing samples are at sizes off the calibration sizes"
+    )
     chosen = {}
     for r in records:
         if "chosen" in r:
             chosen[r["chosen"]] = chosen.get(r["chosen"], 0) + 1
-    notes.append("forms chosen per (machine, N, dispatcher, phase): " + ", ".join(f"{k} {v}" for k, v in chosen.items()))
+    notes.append(
+        "forms chosen per (machine, N, dispatcher, phase): " + ", ".join(f"{k} {v}" for k, v in chosen.items())
+    )
     for r in records:
         if "skipped" in r:
             notes.append(f"not calibrated: {r['machine']} N={r['N']} {r['dispatcher']} {r['phase']}: {r['skipped']}")
@@ -109,8 +118,11 @@ def _panel(ax, g, fit, cmap) -> None:
     skew = g.b.sum(-2).max(-1) / g.b.sum(-2).mean(-1)
     imb = f.M > 1.001 * f.m
     roles = np.array(g.role)
-    style = {"fit": dict(marker="o", s=10, color="0.55"), "select": dict(marker="^", s=18, color="tab:orange"),
-             "validate": dict(marker="s", s=18, color="tab:green")}
+    style = {
+        "fit": dict(marker="o", s=10, color="0.55"),
+        "select": dict(marker="^", s=18, color="tab:orange"),
+        "validate": dict(marker="s", s=18, color="tab:green"),
+    }
     for role, kw in style.items():
         sel = (roles == role) & imb
         ax.scatter(skew[sel], ratio_meas[sel], label=f"measured ({role})", zorder=3, **kw)
@@ -122,10 +134,19 @@ def _panel(ax, g, fit, cmap) -> None:
             if line.sum() < 2:
                 continue
             order = np.flatnonzero(line)[np.argsort(skew[line])]
-            ax.plot(skew[order], ratio_pred[order], ls, color=cmap(k / max(1, len(sizes) - 1)), linewidth=1.0,
-                    label=f"model, {mb} MiB/rank, {pat}")
-    ax.set(xlabel="receiver skew (max / mean rank bytes)", ylabel="time / balanced time (same bytes)",
-           title=f"{g.dispatcher} dispatch, N = {g.N}\nchosen form: {fit.form}")
+            ax.plot(
+                skew[order],
+                ratio_pred[order],
+                ls,
+                color=cmap(k / max(1, len(sizes) - 1)),
+                linewidth=1.0,
+                label=f"model, {mb} MiB/rank, {pat}",
+            )
+    ax.set(
+        xlabel="receiver skew (max / mean rank bytes)",
+        ylabel="time / balanced time (same bytes)",
+        title=f"{g.dispatcher} dispatch, N = {g.N}\nchosen form: {fit.form}",
+    )
 
 
 def curves_figure(groups, cal: Calibration, machine: str, path: Path) -> None:
@@ -172,18 +193,31 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - t0
     leaked = leaks(groups)
     selection = [{k: v for k, v in r.items() if k != "fits"} for r in records]
-    doc = {"schema": "dodoco.simulate-validation/1", "sources": [s.to_dict() for s in sources],
-           "split": split_rows(groups), "leaks": leaked, "selection": selection,
-           "calibration": cal.to_dict(), "validation": val, "forms_on_heldout": form_rows(records, groups),
-           "targets": targets, "notes": notes_of(sources, records, targets, elapsed)}
+    doc = {
+        "schema": "dodoco.simulate-validation/1",
+        "sources": [s.to_dict() for s in sources],
+        "split": split_rows(groups),
+        "leaks": leaked,
+        "selection": selection,
+        "calibration": cal.to_dict(),
+        "validation": val,
+        "forms_on_heldout": form_rows(records, groups),
+        "targets": targets,
+        "notes": notes_of(sources, records, targets, elapsed),
+    }
     write_json(Path(args.out), json_safe(doc))
     print(f"wrote {args.out}")
     for name, machine in preset_machines(cal, args.preset).items():
         fits = [f for f in cal.fits if f.machine == machine]
         srcs = [s for s in cal.sources if machine in s["machine"].split(",")]
-        pc = Calibration(tuple(fits), tuple(srcs), cal.created, cal.dodoco,
-                         (f"fits of {machine} for preset {name}, from bench/bench_simulate.py",),
-                         host=host_of_sources(srcs, machine))
+        pc = Calibration(
+            tuple(fits),
+            tuple(srcs),
+            cal.created,
+            cal.dodoco,
+            (f"fits of {machine} for preset {name}, from bench/bench_simulate.py",),
+            host=host_of_sources(srcs, machine),
+        )
         out = Path(args.presets_dir) / f"{name}.calibration.json"
         write_json(out, json_safe(pc.to_dict()))
         print(f"wrote {out} ({len(fits)} fits of {machine})")

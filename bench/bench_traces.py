@@ -74,35 +74,48 @@ def speed(args) -> None:
         with Progress() as bar:
             task = bar.add_task("co-activation + affinity", total=args.repeats + 1)
             for _ in range(args.repeats):
+
                 def work():
                     pc = count_pairs(topk, E, workers=args.workers)
                     return coactivation_rows(pc), affinity_rows(pc)
+
                 (co, aff), wall, cpu = timed(work)
                 walls.append(wall), cpus.append(cpu)
                 bar.advance(task)
-            _, sh_wall, sh_cpu = timed(lambda: count_pairs(topk, E, within=False,
-                                                            permute_seed=0, workers=args.workers))
+            _, sh_wall, sh_cpu = timed(lambda: count_pairs(topk, E, within=False, permute_seed=0, workers=args.workers))
             bar.advance(task)
     median = statistics.median(walls)
     result = {
         "benchmark": "coactivation+affinity (count_pairs, coactivation_rows, affinity_rows)",
-        "shape": [S * TOKENS, L, K], "E": E, "sequences": S, "tokens_per_sequence": TOKENS,
-        "median_s": round(median, 2), "times_s": [round(t, 2) for t in walls], "workers": args.workers,
-        "cpu_s": [round(t, 2) for t in cpus], "repeats": args.repeats,
-        "shuffled_control": {"wall_s": round(sh_wall, 2), "cpu_s": round(sh_cpu, 2),
-                             "note": "the affinity's independence control, timed separately"},
+        "shape": [S * TOKENS, L, K],
+        "E": E,
+        "sequences": S,
+        "tokens_per_sequence": TOKENS,
+        "median_s": round(median, 2),
+        "times_s": [round(t, 2) for t in walls],
+        "workers": args.workers,
+        "cpu_s": [round(t, 2) for t in cpus],
+        "repeats": args.repeats,
+        "shuffled_control": {
+            "wall_s": round(sh_wall, 2),
+            "cpu_s": round(sh_cpu, 2),
+            "note": "the affinity's independence control, timed separately",
+        },
         "loadavg_before_after": [round(x, 2) for x in load_before + os.getloadavg()],
-        "target_s": TARGET_S, "meets_target": median <= TARGET_S,
+        "target_s": TARGET_S,
+        "meets_target": median <= TARGET_S,
         "example": {"layer0_coactivation": co[0], "layer0_affinity": aff[0]},
         "note": f"median wall over {args.repeats} repeats on synthetic traces (see bench/"
-                f"bench_traces.py); {len(walls)} runs, cpu_count {os.cpu_count()}",
+        f"bench_traces.py); {len(walls)} runs, cpu_count {os.cpu_count()}",
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         "numpy": np.__version__,
     }
     write(args.out or RESULTS / "traces.json", result)
-    print(f"co-activation + affinity of {[S * TOKENS, L, K]}: median {median:.1f} s wall over "
-          f"{args.repeats} (target {TARGET_S:.0f} s, {'met' if median <= TARGET_S else 'MISSED'}); "
-          f"shuffled control {sh_wall:.1f} s")
+    print(
+        f"co-activation + affinity of {[S * TOKENS, L, K]}: median {median:.1f} s wall over "
+        f"{args.repeats} (target {TARGET_S:.0f} s, {'met' if median <= TARGET_S else 'MISSED'}); "
+        f"shuffled control {sh_wall:.1f} s"
+    )
 
 
 def zoo(args) -> None:
@@ -121,20 +134,43 @@ def zoo(args) -> None:
             rows += [{**lab, **x} for x in r]
             skipped += [{**lab, "ep": N, "what": w, "reason": why} for N, w, why in s]
             bar.advance(task)
-    table = [{k: x[k] for k in ("model", "condition", "regime", "placement", "dedup_saving",
-                                "dedup_saving_lo", "dedup_saving_hi", "forward_saving",
-                                "forward_saving_lo", "forward_saving_hi", "receiver_skew", "steps")}
-             for x in rows if x["ep"] == 8 and x["placement"] in ("coact", "affinity")]
-    result = {"benchmark": "trace placements held out on zoo runs", "options": vars(opts) if
-              hasattr(opts, "__dict__") else str(opts), "ep8_savings_over_eplb": table,
-              "rows": rows, "skipped": skipped,
-              "note": f"{len(runs)} traced runs under {args.zoo}; savings per step 1 - x/x_eplb, "
-                      f"mean over held-out steps with a 95% bootstrap interval over steps"}
+    table = [
+        {
+            k: x[k]
+            for k in (
+                "model",
+                "condition",
+                "regime",
+                "placement",
+                "dedup_saving",
+                "dedup_saving_lo",
+                "dedup_saving_hi",
+                "forward_saving",
+                "forward_saving_lo",
+                "forward_saving_hi",
+                "receiver_skew",
+                "steps",
+            )
+        }
+        for x in rows
+        if x["ep"] == 8 and x["placement"] in ("coact", "affinity")
+    ]
+    result = {
+        "benchmark": "trace placements held out on zoo runs",
+        "options": vars(opts) if hasattr(opts, "__dict__") else str(opts),
+        "ep8_savings_over_eplb": table,
+        "rows": rows,
+        "skipped": skipped,
+        "note": f"{len(runs)} traced runs under {args.zoo}; savings per step 1 - x/x_eplb, "
+        f"mean over held-out steps with a 95% bootstrap interval over steps",
+    }
     write(args.out or RESULTS / "traces-zoo.json", result)
     for x in table:
-        print(f"{x['model']:>16} {x['condition']:>6} {x['regime']:>7} {x['placement']:>8}: dedup "
-              f"{x['dedup_saving']:+.1%} [{x['dedup_saving_lo']:+.1%}, {x['dedup_saving_hi']:+.1%}]"
-              f"  forward {x['forward_saving']:+.1%}  skew {x['receiver_skew']:.2f}")
+        print(
+            f"{x['model']:>16} {x['condition']:>6} {x['regime']:>7} {x['placement']:>8}: dedup "
+            f"{x['dedup_saving']:+.1%} [{x['dedup_saving_lo']:+.1%}, {x['dedup_saving_hi']:+.1%}]"
+            f"  forward {x['forward_saving']:+.1%}  skew {x['receiver_skew']:.2f}"
+        )
 
 
 def write(path, result: dict) -> None:

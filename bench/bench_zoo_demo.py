@@ -27,8 +27,11 @@ TARGET_S = 120.0  # the issue: under 2 minutes on a 2-core CPU
 def demo_seconds(models: str) -> float:
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "dodoco.cli", "demo", "--models", models, "--out", out],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "dodoco.cli", "demo", "--models", models, "--out", out],
+            check=True,
+            capture_output=True,
+        )
         return time.perf_counter() - t0
 
 
@@ -52,30 +55,49 @@ def main() -> None:
     cfg = DemoConfig()
     zoo_median = statistics.median(times["zoo"])
     result = {
-        "benchmark": (f"dodoco demo wall time (5 models x {len(DEMO_CONDITIONS)} conditions x {cfg.sequences} "
-                      f"sequences x {cfg.seq_len} tokens, CPU, then findings.judge)"),
+        "benchmark": (
+            f"dodoco demo wall time (5 models x {len(DEMO_CONDITIONS)} conditions x {cfg.sequences} "
+            f"sequences x {cfg.seq_len} tokens, CPU, then findings.judge)"
+        ),
         "median_s": {m: round(statistics.median(t), 2) for m, t in times.items()},
         "runs_s": {m: [round(x, 2) for x in t] for m, t in times.items()},
         "ratio_zoo_over_tiny": round(statistics.median(times["zoo"]) / statistics.median(times["tiny"]), 3),
-        "target_s": TARGET_S, "meets_target": statistics.median(times["zoo"]) < TARGET_S,
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "transformers": transformers.__version__},
+        "target_s": TARGET_S,
+        "meets_target": statistics.median(times["zoo"]) < TARGET_S,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+        },
         "load_average_1min": {"before": round(load_before, 2), "after": round(load_after, 2)},
-        "zoo_shipped": {f: {"steps": c["steps"], "heldout_loss": c["heldout_loss"], "heldout_ppl": c["heldout_ppl"],
-                            "mb": c["mb"], "train_tokens_per_s": c["train_tokens_per_s"], "device": c["device"]}
-                        for f, c in cards.items()},
-        "notes": [f"median of {args.repeats} runs per kind, interleaved: zoo {zoo_median:.1f} s, tiny "
-                  f"{statistics.median(times['tiny']):.1f} s on {os.cpu_count()} CPUs with a 1-minute load average of "
-                  f"{load_before:.1f} before and {load_after:.1f} after (the machine is shared: a load above the CPU "
-                  "count slows every run)",
-                  f"{'meets' if zoo_median < TARGET_S else 'misses'} the target of {TARGET_S:.0f} s",
-                  "zoo_shipped: read from the model cards of the zoo in this tree (dodoco zoo ls)"],
+        "zoo_shipped": {
+            f: {
+                "steps": c["steps"],
+                "heldout_loss": c["heldout_loss"],
+                "heldout_ppl": c["heldout_ppl"],
+                "mb": c["mb"],
+                "train_tokens_per_s": c["train_tokens_per_s"],
+                "device": c["device"],
+            }
+            for f, c in cards.items()
+        },
+        "notes": [
+            f"median of {args.repeats} runs per kind, interleaved: zoo {zoo_median:.1f} s, tiny "
+            f"{statistics.median(times['tiny']):.1f} s on {os.cpu_count()} CPUs with a 1-minute load average of "
+            f"{load_before:.1f} before and {load_after:.1f} after (the machine is shared: a load above the CPU "
+            "count slows every run)",
+            f"{'meets' if zoo_median < TARGET_S else 'misses'} the target of {TARGET_S:.0f} s",
+            "zoo_shipped: read from the model cards of the zoo in this tree (dodoco zoo ls)",
+        ],
     }
     out = Path(__file__).parent / "results" / "zoo_demo.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"dodoco demo: zoo {result['median_s']['zoo']} s, tiny {result['median_s']['tiny']} s "
-          f"(median of {args.repeats}, {os.cpu_count()} CPUs; target < {TARGET_S:.0f} s) -> {out}")
+    print(
+        f"dodoco demo: zoo {result['median_s']['zoo']} s, tiny {result['median_s']['tiny']} s "
+        f"(median of {args.repeats}, {os.cpu_count()} CPUs; target < {TARGET_S:.0f} s) -> {out}"
+    )
 
 
 if __name__ == "__main__":

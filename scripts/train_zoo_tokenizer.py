@@ -38,8 +38,13 @@ def train(vocab_size: int):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     texts = [t for d in DOMAINS for t in load_documents(d, "train")]
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
     return tok
@@ -49,8 +54,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--vocab-size", type=int, default=8192)
     p.add_argument("--out", default=str(REPO / "src/dodoco/data/zoo/tokenizer.json"))
-    p.add_argument("--check", action="store_true",
-                   help="train, write nothing, and say whether the result equals --out byte for byte")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="train, write nothing, and say whether the result equals --out byte for byte",
+    )
     args = p.parse_args(argv)
     import os
 

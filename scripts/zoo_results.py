@@ -23,8 +23,13 @@ sys.path.insert(0, str(REPO / "src"))
 CONDITIONS = ("mock-uniform", "mock-ramp", "mock-unigram", "prose", "code", "math", "multilingual")
 BATCHES = (1, 2, 4, 8, 16, 32)
 # The paper's five checkpoints and the bands it reports (abstract, arXiv 2605.20982).
-PAPER_BAND = {"deepseek_v2": "persistently concentrated", "qwen3_5_moe": "persistently concentrated",
-              "deepseek_moe": "data-resilient", "nemotron_h": "data-resilient", "qwen3_moe": "intermediate"}
+PAPER_BAND = {
+    "deepseek_v2": "persistently concentrated",
+    "qwen3_5_moe": "persistently concentrated",
+    "deepseek_moe": "data-resilient",
+    "nemotron_h": "data-resilient",
+    "qwen3_moe": "intermediate",
+}
 PAPER_RATIO_MAX = 2.35
 
 
@@ -36,8 +41,16 @@ def observe_all(runs: Path, seq_len: int, sequences: int) -> list:
     paths = []
     for family in FAMILIES:
         print(f"observing zoo:{family}", flush=True)
-        paths += observe(f"zoo:{family}", list(CONDITIONS), seq_len=seq_len, sequences=sequences,
-                         out=runs / family, batch_size=16, quiet=True, overwrite=True)
+        paths += observe(
+            f"zoo:{family}",
+            list(CONDITIONS),
+            seq_len=seq_len,
+            sequences=sequences,
+            out=runs / family,
+            batch_size=16,
+            quiet=True,
+            overwrite=True,
+        )
     return find_runs(paths)
 
 
@@ -97,15 +110,19 @@ def _mock_statements(matrix, mvr, batch: int) -> list[str]:
     n_models = len({r["model"] for r in pairs})
     prose = {family_of(r["model"]): r["ratio"] for r in pairs if r["real"] == "prose"}
     real = [row[c] for row in matrix for c in REAL]
-    size = (f"the largest, {top['ratio']:.2f}x, stays below the paper's {PAPER_RATIO_MAX}x"
-            if top["ratio"] < PAPER_RATIO_MAX else f"the largest, {top['ratio']:.2f}x, reaches the paper's "
-            f"{PAPER_RATIO_MAX}x")
+    size = (
+        f"the largest, {top['ratio']:.2f}x, stays below the paper's {PAPER_RATIO_MAX}x"
+        if top["ratio"] < PAPER_RATIO_MAX
+        else f"the largest, {top['ratio']:.2f}x, reaches the paper's {PAPER_RATIO_MAX}x"
+    )
     return [
         f"Mock vs real: at B={batch}, Gini(mock-uniform)/Gini(real) spans {_range([r['ratio'] for r in pairs])} over "
         f"the {len(pairs)} model x real-condition pairs: mock-uniform is significantly more concentrated (95% "
         f"interval above 1) in {len(over)} pairs and less concentrated in {len(under)}. Models it overestimates, "
-        "per real condition: " + ", ".join(f"{c} {n}/{n_models}" for c, n in by_real.items())
-        + ". Against prose: " + ", ".join(f"{f} {v:.2f}" for f, v in prose.items())
+        "per real condition: "
+        + ", ".join(f"{c} {n}/{n_models}" for c, n in by_real.items())
+        + ". Against prose: "
+        + ", ".join(f"{f} {v:.2f}" for f, v in prose.items())
         + f". The paper finds mock tokens overestimating Gini on its five checkpoints, by up to {PAPER_RATIO_MAX}x; "
         f"in the zoo the direction depends on the real condition, and {size} ({family_of(top['model'])}, "
         f"{top['real']}).",
@@ -125,28 +142,35 @@ def _statements(matrix, mvr, bands_v, batch: int) -> list[str]:
     trends = mvr.tables["trend"]
     mock_sig = sum(t["significant"] for t in trends if t["kind"] == "mock")
     real_sig = sum(t["significant"] for t in trends if t["kind"] == "real")
-    out.append(f"Batch-size trend: the slope of per-step Gini against log2 B spans "
-               f"{_range([t['slope'] for t in trends], 3)} per doubling of B; it is significant (95% bootstrap "
-               f"interval excluding 0) for {mock_sig} of {sum(t['kind'] == 'mock' for t in trends)} mock runs and "
-               f"{real_sig} of {sum(t['kind'] == 'real' for t in trends)} real-text runs, so "
-               f"{len(fabricated)} model(s) show a trend only under mock tokens "
-               f"({', '.join(family_of(m) for m in fabricated) or 'none'}). The paper finds a mock trend that "
-               "vanishes under real text; the zoo's small negative slopes appear under every condition: steps of "
-               "more sequences hold more tokens, and sampling noise in the per-step counts shrinks.")
-    agree = [(family_of(r["model"]), r.get("band"), PAPER_BAND[family_of(r["model"])]) for r in bands_v.summary
-             if family_of(r.get("model", "")) in PAPER_BAND]
+    out.append(
+        f"Batch-size trend: the slope of per-step Gini against log2 B spans "
+        f"{_range([t['slope'] for t in trends], 3)} per doubling of B; it is significant (95% bootstrap "
+        f"interval excluding 0) for {mock_sig} of {sum(t['kind'] == 'mock' for t in trends)} mock runs and "
+        f"{real_sig} of {sum(t['kind'] == 'real' for t in trends)} real-text runs, so "
+        f"{len(fabricated)} model(s) show a trend only under mock tokens "
+        f"({', '.join(family_of(m) for m in fabricated) or 'none'}). The paper finds a mock trend that "
+        "vanishes under real text; the zoo's small negative slopes appear under every condition: steps of "
+        "more sequences hold more tokens, and sampling noise in the per-step counts shrinks."
+    )
+    agree = [
+        (family_of(r["model"]), r.get("band"), PAPER_BAND[family_of(r["model"])])
+        for r in bands_v.summary
+        if family_of(r.get("model", "")) in PAPER_BAND
+    ]
     same = [f for f, got, paper in agree if got == paper]
     groups: dict = {}
     for r in bands_v.summary:
         groups.setdefault(r.get("data_group"), []).append(family_of(r["model"]))
-    out.append(f"Bands (paper thresholds: concentrated when Gini >= 0.24 on every real condition, resilient when "
-               f"<= 0.15 on prose; at B={batch}): the zoo puts "
-               + ", ".join(f"{f} in '{got}'" for f, got, _ in agree)
-               + f". The paper: {', '.join(f'{f} {p}' for f, _, p in agree)}; {len(same)} of {len(agree)} agree. "
-               "The grouping derived from the data (largest gap in mean real-text Gini) splits "
-               + " | ".join(", ".join(v) for _, v in sorted(groups.items(), key=lambda kv: str(kv[0])))
-               + ". Zoo models are 64 wide with 4-7 layers, trained for minutes on 1.5M tokens: a family's band "
-               "here says what its routing design does at toy scale, not what the large checkpoint does.")
+    out.append(
+        f"Bands (paper thresholds: concentrated when Gini >= 0.24 on every real condition, resilient when "
+        f"<= 0.15 on prose; at B={batch}): the zoo puts "
+        + ", ".join(f"{f} in '{got}'" for f, got, _ in agree)
+        + f". The paper: {', '.join(f'{f} {p}' for f, _, p in agree)}; {len(same)} of {len(agree)} agree. "
+        "The grouping derived from the data (largest gap in mean real-text Gini) splits "
+        + " | ".join(", ".join(v) for _, v in sorted(groups.items(), key=lambda kv: str(kv[0])))
+        + ". Zoo models are 64 wide with 4-7 layers, trained for minutes on 1.5M tokens: a family's band "
+        "here says what its routing design does at toy scale, not what the large checkpoint does."
+    )
     return out
 
 
@@ -160,28 +184,42 @@ def write_page(path: Path, runs, seq_len: int, sequences: int, elapsed: float) -
     mvr, bands_v = f.verdicts["mock_vs_real"], f.verdicts["bands"]
     v = versions("torch", "transformers")
     cols = ["model", *CONDITIONS, "real mean", "real mixed"]
-    ratio_rows = [r | {"model": family_of(r["model"])} for r in mvr.tables["ratio"]
-                  if r["mock"] == "mock-uniform" and r["batch"] in (1, batch, 32)]
+    ratio_rows = [
+        r | {"model": family_of(r["model"])}
+        for r in mvr.tables["ratio"]
+        if r["mock"] == "mock-uniform" and r["batch"] in (1, batch, 32)
+    ]
     trend_rows = [r | {"model": family_of(r["model"])} for r in mvr.tables["trend"]]
     band_rows = [r | {"model": family_of(r["model"])} for r in bands_v.summary]
-    band_cols = ["model", "band", "certainty", "judged_on", "judged_gini", "judged_lo", "judged_hi", "real_min",
-                 "real_max", "real_mean", "data_group"]
+    band_cols = [
+        "model",
+        "band",
+        "certainty",
+        "judged_on",
+        "judged_gini",
+        "judged_lo",
+        "judged_hi",
+        "real_min",
+        "real_max",
+        "real_mean",
+        "data_group",
+    ]
     text = f"""# Zoo results: learned routing of the five zoo models
 
-Generated by `python scripts/zoo_results.py` ({time.strftime('%Y-%m-%d')}; {elapsed:.0f} s of CPU model time; dodoco
-{v['dodoco']}, torch {v['torch']}, transformers {v['transformers']}). Each zoo model (docs/zoo.md)
+Generated by `python scripts/zoo_results.py` ({time.strftime("%Y-%m-%d")}; {elapsed:.0f} s of CPU model time; dodoco
+{v["dodoco"]}, torch {v["torch"]}, transformers {v["transformers"]}). Each zoo model (docs/zoo.md)
 was observed on {sequences} sequences of {seq_len} tokens per condition; real-text conditions read only
-the held-out split. Steps of B = {', '.join(map(str, BATCHES))} sequences; Gini is the per-step
+the held-out split. Steps of B = {", ".join(map(str, BATCHES))} sequences; Gini is the per-step
 model-level value (mean over MoE layers), averaged over steps. These are small models trained on
 1.5M tokens, not the paper's checkpoints.
 
 ## What the numbers say
 
-{chr(10).join('- ' + s for s in _statements(matrix, mvr, bands_v, batch))}
+{chr(10).join("- " + s for s in _statements(matrix, mvr, bands_v, batch))}
 
 ## DODOCO's verdicts on these runs (`dodoco findings`)
 
-{chr(10).join('- ' + s for s in f.headlines)}
+{chr(10).join("- " + s for s in f.headlines)}
 
 ## Gini matrix (B = {batch})
 
@@ -192,20 +230,20 @@ from all four real-text runs together.
 
 ## Mock / real Gini ratio (mock-uniform against each real condition)
 
-{md_table(ratio_rows, ['model', 'real', 'batch', 'gini_mock', 'gini_real', 'ratio', 'ratio_lo', 'ratio_hi'])}
+{md_table(ratio_rows, ["model", "real", "batch", "gini_mock", "gini_real", "ratio", "ratio_lo", "ratio_hi"])}
 
-Overall mock-vs-real verdict: **{mvr.verdict}** (ratios at B={batch} from {fmt(mvr.numbers['ratio_min'], 2)}
-to {fmt(mvr.numbers['ratio_max'], 2)} over all mock x real pairs).
+Overall mock-vs-real verdict: **{mvr.verdict}** (ratios at B={batch} from {fmt(mvr.numbers["ratio_min"], 2)}
+to {fmt(mvr.numbers["ratio_max"], 2)} over all mock x real pairs).
 
 ## Batch-size slopes (per-step Gini against log2 B, 95% bootstrap interval)
 
-{md_table(trend_rows, ['model', 'condition', 'kind', 'slope', 'slope_lo', 'slope_hi', 'significant'])}
+{md_table(trend_rows, ["model", "condition", "kind", "slope", "slope_lo", "slope_hi", "significant"])}
 
 ## Bands (B = {batch})
 
 {md_table(band_rows, band_cols)}
 
-Band verdict: **{bands_v.verdict}**. {' '.join(bands_v.notes)}
+Band verdict: **{bands_v.verdict}**. {" ".join(bands_v.notes)}
 """
     from dodoco.store.atomic import write_bytes
 
@@ -221,18 +259,22 @@ def zoo_table() -> str:
     from dodoco.models.zoo import zoo_root
     from dodoco.training.card import layer_pattern
 
-    head = ("| model | mixer | keeps the routing shape of | E | K | shared | layers | expert width | params | MB | "
-            "balancing | held-out loss / ppl | GPU tokens/s | experts |")
+    head = (
+        "| model | mixer | keeps the routing shape of | E | K | shared | layers | expert width | params | MB | "
+        "balancing | held-out loss / ppl | GPU tokens/s | experts |"
+    )
     lines = [head, "|" + "---|" * 14]
     for family, spec in FAMILIES.items():
         cfg = json.loads((zoo_root() / family / "config.json").read_text())
         rec, res = cfg["dodoco_zoo"], cfg["dodoco_zoo"]["results"]
         mb = (zoo_root() / family / "model.safetensors").stat().st_size / 1e6
-        lines.append(f"| `zoo:{family}` | {spec.mixer} | {spec.real_model} | {spec.E} | {spec.K} | "
-                     f"{spec.shared_experts} | {layer_pattern(cfg)} | {cfg.get('moe_intermediate_size')} | "
-                     f"{rec['parameters'] / 1e6:.2f}M | {mb:.2f} | {rec['balance']['method']} | "
-                     f"{res['heldout_loss']:.3f} / {res['heldout_ppl']:.1f} | {res['train_tokens_per_s']:,.0f} | "
-                     f"{res['experts_implementation']} |")
+        lines.append(
+            f"| `zoo:{family}` | {spec.mixer} | {spec.real_model} | {spec.E} | {spec.K} | "
+            f"{spec.shared_experts} | {layer_pattern(cfg)} | {cfg.get('moe_intermediate_size')} | "
+            f"{rec['parameters'] / 1e6:.2f}M | {mb:.2f} | {rec['balance']['method']} | "
+            f"{res['heldout_loss']:.3f} / {res['heldout_ppl']:.1f} | {res['train_tokens_per_s']:,.0f} | "
+            f"{res['experts_implementation']} |"
+        )
     return "\n".join(lines)
 
 

@@ -32,12 +32,16 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def contract_table() -> dict[str, dict]:
     """The README's contract table: command -> {json, out, config} as the table says."""
     text = (ROOT / "README.md").read_text()
-    block = text[text.index("| command | prints |"):].split("\n\n")[0].splitlines()[2:]
+    block = text[text.index("| command | prints |") :].split("\n\n")[0].splitlines()[2:]
     out = {}
     for line in block:
         cells = [c.strip() for c in line.strip("|").split("|")]
-        out[cells[0].strip("`")] = {"json": cells[2] != "-", "out": cells[3] != "-", "config": cells[4] == "yes",
-                                    "exit3": cells[5] != "-"}
+        out[cells[0].strip("`")] = {
+            "json": cells[2] != "-",
+            "out": cells[3] != "-",
+            "config": cells[4] == "yes",
+            "exit3": cells[5] != "-",
+        }
     return out
 
 
@@ -72,15 +76,29 @@ def world(tmp_path_factory):
     """Small runs (two models' worth of conditions), a replay result and a dump to import."""
     root = tmp_path_factory.mktemp("contract")
     for cond, conc, seed in (("mock-uniform", None, 0), ("prose", 0.4, 1)):
-        write_counts_run(root / "runs" / f"{cond}-L32", skewed_counts(64, 2, 16, assignments=64,
-                                                                    concentration=conc, seed=seed),
-                         model="zoo:toy", condition=cond, seq_len=32, K=2)
+        write_counts_run(
+            root / "runs" / f"{cond}-L32",
+            skewed_counts(64, 2, 16, assignments=64, concentration=conc, seed=seed),
+            model="zoo:toy",
+            condition=cond,
+            seq_len=32,
+            K=2,
+        )
     np.save(root / "dump.npy", skewed_counts(12, 2, 8, assignments=40, concentration=0.3, seed=3).astype(np.int64))
     (root / "loads.json").write_text(json.dumps([[120, 0, 64], [30, 30, 30], [5]]))
     from dodoco.compute.model import ComputeModel
 
-    cal = ComputeModel("h100", "NVIDIA H100 80GB HBM3", "grouped_mm", "linear", 64, 128, 132,
-                       np.array([0.01, 0.002, 0.3, 0.0015, 0.0]), {"torch": "2.11.0", "date": "2026-12-06"})
+    cal = ComputeModel(
+        "h100",
+        "NVIDIA H100 80GB HBM3",
+        "grouped_mm",
+        "linear",
+        64,
+        128,
+        132,
+        np.array([0.01, 0.002, 0.3, 0.0015, 0.0]),
+        {"torch": "2.11.0", "date": "2026-12-06"},
+    )
     (root / "compute-cal.json").write_text(json.dumps(cal.to_dict()))
     replay = json.loads((ROOT / "bench" / "results" / "replay-n1-qwen3_moe-h2048.json").read_text())
     (root / "replay.json").write_text(json.dumps(replay))
@@ -91,31 +109,78 @@ def commands(w: Path) -> dict[str, list[str]]:
     runs, prose = str(w / "runs"), str(w / "runs" / "prose-L32")
     return {
         "ls": ["ls"],
-        "observe": ["observe", "--model", "tiny:qwen3_moe", "--conditions", "mock-uniform", "--seq-len", "16",
-                    "--sequences", "4", "--batch", "1,2", "-o", str(w / "observed")],
+        "observe": [
+            "observe",
+            "--model",
+            "tiny:qwen3_moe",
+            "--conditions",
+            "mock-uniform",
+            "--seq-len",
+            "16",
+            "--sequences",
+            "4",
+            "--batch",
+            "1,2",
+            "-o",
+            str(w / "observed"),
+        ],
         "analyze": ["analyze", runs, "--ep", "2,4", "--placement", "contiguous,eplb", "--batch", "1,2"],
         "findings": ["findings", runs],
         "validate": ["validate", runs],
         "report": ["report", runs, "-o", str(w / "report"), "--quiet", "--attach", str(w / "replay.json")],
         "export neusim": ["export", "neusim", runs, "-o", str(w / "neusim.json")],
         "export traffic": ["export", "traffic", prose, "-o", str(w / "traffic.json"), "--max-steps", "2"],
-        "import": ["import", "numpy", str(w / "dump.npy"), "-o", str(w / "imported"), "--top-k", "2",
-                   "--overwrite"],
-        "simulate": ["simulate", runs, "--cluster", "dgx-h200", "--ep", "2,4,8,16", "--max-steps", "2",
-                     "-o", str(w / "sim-full.json")],
-        "recommend": ["recommend", "--hardware", "h200", "--ep", "2", "--run", prose, "--replay", str(w / "replay.json")],
+        "import": ["import", "numpy", str(w / "dump.npy"), "-o", str(w / "imported"), "--top-k", "2", "--overwrite"],
+        "simulate": [
+            "simulate",
+            runs,
+            "--cluster",
+            "dgx-h200",
+            "--ep",
+            "2,4,8,16",
+            "--max-steps",
+            "2",
+            "-o",
+            str(w / "sim-full.json"),
+        ],
+        "recommend": [
+            "recommend",
+            "--hardware",
+            "h200",
+            "--ep",
+            "2",
+            "--run",
+            prose,
+            "--replay",
+            str(w / "replay.json"),
+        ],
         "zoo ls": ["zoo", "ls"],
-        "compute": ["compute", "--loads", str(w / "loads.json"), "--gpu", "h100", "--shape", "qwen3-30b-a3b",
-                    "--calibration", str(w / "compute-cal.json"), "-o", str(w / "compute-full.json")],
+        "compute": [
+            "compute",
+            "--loads",
+            str(w / "loads.json"),
+            "--gpu",
+            "h100",
+            "--shape",
+            "qwen3-30b-a3b",
+            "--calibration",
+            str(w / "compute-cal.json"),
+            "-o",
+            str(w / "compute-full.json"),
+        ],
     }
 
 
 #: The columns each command exists for: they stay at every width (identifiers always stay too).
-REQUIRED = {"analyze": ["model", "condition", "ep", "placement", "max_mean", "receiver_skew", "gini"],
-            "simulate": ["dispatcher", "N", "dispatch_ms", "layer_ms", "nvlink", "nic"],
-            "export neusim": ["regime", "measured_f", "measured_W", "effective_f", "effective_W"],
-            "recommend": ["dispatcher", "status", "evidence"], "zoo ls": ["family", "heldout_loss"],
-            "findings": ["finding", "verdict"], "report": ["finding", "verdict"]}
+REQUIRED = {
+    "analyze": ["model", "condition", "ep", "placement", "max_mean", "receiver_skew", "gini"],
+    "simulate": ["dispatcher", "N", "dispatch_ms", "layer_ms", "nvlink", "nic"],
+    "export neusim": ["regime", "measured_f", "measured_W", "effective_f", "effective_W"],
+    "recommend": ["dispatcher", "status", "evidence"],
+    "zoo ls": ["family", "heldout_loss"],
+    "findings": ["finding", "verdict"],
+    "report": ["finding", "verdict"],
+}
 
 
 def _run(argv, monkeypatch, capsys, width=None):
@@ -125,7 +190,9 @@ def _run(argv, monkeypatch, capsys, width=None):
         monkeypatch.setattr(build, "write_report", lambda findings, out, *a, **k: Path(out) / "report.html")
     titles = []
     real = tables.layout
-    monkeypatch.setattr(tables, "layout", lambda rows, title, *a, **k: titles.append(title) or real(rows, title, *a, **k))
+    monkeypatch.setattr(
+        tables, "layout", lambda rows, title, *a, **k: titles.append(title) or real(rows, title, *a, **k)
+    )
     if width:
         monkeypatch.setenv("COLUMNS", str(width))
         monkeypatch.setenv("TTY_COMPATIBLE", "1")
@@ -188,8 +255,9 @@ def test_json_is_all_of_stdout_and_every_width_keeps_every_value(name, world, mo
         words = set(out.split())
         assert all(c in words for c in REQUIRED.get(name, ())), (name, width, out[:2000])
         for line in out.splitlines():
-            assert len(line) <= width or len(line.split()) <= 2 and len(line.split()[-1]) > width - 8, \
+            assert len(line) <= width or len(line.split()) <= 2 and len(line.split()[-1]) > width - 8, (
                 f"{name} at {width} columns: {line!r}"
+            )
         for line in _checked_lines(out, titles, width):
             for token in NUMBER.findall(line):
                 assert _matches(token, known), f"{name} at {width}: {token} in {line!r} is not in the JSON"
@@ -210,9 +278,12 @@ def test_replay_output_at_every_width(monkeypatch, capsys):
         with redirect_stdout(buf):
             print_result(result)
         out = ANSI.sub("", buf.getvalue() + capsys.readouterr().out)
-        titles = [printed_tables(result)["title"], "harness overhead: each dispatcher in the harness vs a bare "
-                  "loop, same buffers", "raw all_to_all_single, uniform splits (nccl-tests busbw convention)",
-                  "not measured"]
+        titles = [
+            printed_tables(result)["title"],
+            "harness overhead: each dispatcher in the harness vs a bare loop, same buffers",
+            "raw all_to_all_single, uniform splits (nccl-tests busbw convention)",
+            "not measured",
+        ]
         assert max(len(x) for x in out.splitlines()) <= width
         for line in _checked_lines(out, titles, width):
             assert all(_matches(t, known) for t in NUMBER.findall(line)), line
@@ -222,8 +293,14 @@ def test_replay_output_at_every_width(monkeypatch, capsys):
 
 
 def test_usage_mistakes_are_status_2_with_one_line(world, capsys):
-    for argv in (["analyze"], ["findings"], ["recommend", "--ep", "2"], ["simulate", str(world / "runs"), "--ep", "0"],
-                 ["report", str(world / "runs")], ["analyze", str(world / "runs"), "--json", "/no/such/dir/x.json"]):
+    for argv in (
+        ["analyze"],
+        ["findings"],
+        ["recommend", "--ep", "2"],
+        ["simulate", str(world / "runs"), "--ep", "0"],
+        ["report", str(world / "runs")],
+        ["analyze", str(world / "runs"), "--json", "/no/such/dir/x.json"],
+    ):
         assert main(argv) == 2, argv
         out, err = capsys.readouterr()
         assert err.startswith("error: ") and err.count("\n") == 1 and not out, (argv, err)

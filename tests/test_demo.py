@@ -11,10 +11,24 @@ from dodoco.demo import DemoConfig, demo_rows
 
 
 def test_demo_rows_from_the_findings(tmp_path):
-    write_counts_run(tmp_path / "m", skewed_counts(64, 2, 8, assignments=32, concentration=None), model="m",
-                     condition="mock-uniform", kind="mock", seq_len=16, K=2)
-    write_counts_run(tmp_path / "p", skewed_counts(64, 2, 8, assignments=32, concentration=0.5, seed=1), model="m",
-                     condition="prose", kind="real", seq_len=16, K=2)
+    write_counts_run(
+        tmp_path / "m",
+        skewed_counts(64, 2, 8, assignments=32, concentration=None),
+        model="m",
+        condition="mock-uniform",
+        kind="mock",
+        seq_len=16,
+        K=2,
+    )
+    write_counts_run(
+        tmp_path / "p",
+        skewed_counts(64, 2, 8, assignments=32, concentration=0.5, seed=1),
+        model="m",
+        condition="prose",
+        kind="real",
+        seq_len=16,
+        K=2,
+    )
     f = judge([tmp_path])
     rows = demo_rows(f)
     assert [r["condition"] for r in rows] == ["mock-uniform", "prose"]

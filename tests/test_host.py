@@ -48,9 +48,17 @@ def test_unreadable_output_is_unknown_not_an_error(text):
 
 
 def _host(**kw):
-    base = {"machine": "h200-x4", "gpu": "NVIDIA H200", "gpu_key": "h200", "gpu_count": 4,
-            "topology": _topo("nvidia-h200-x4.txt"), "driver": "570.1", "cuda": "13.0", "nccl": "2.28.9",
-            "torch": "2.11.0"}
+    base = {
+        "machine": "h200-x4",
+        "gpu": "NVIDIA H200",
+        "gpu_key": "h200",
+        "gpu_count": 4,
+        "topology": _topo("nvidia-h200-x4.txt"),
+        "driver": "570.1",
+        "cuda": "13.0",
+        "nccl": "2.28.9",
+        "torch": "2.11.0",
+    }
     return {**base, **kw}
 
 
@@ -68,13 +76,22 @@ def test_compare_names_machine_then_software_differences():
 
 
 def test_host_of_an_older_replay_file_and_its_description():
-    obj = {"machine": "nvidia-h200-x8", "created": "2026-11-22T10:06:29",
-           "device": {"name": "NVIDIA H200", "count": 8, "cuda": "13.0", "nccl": "2.28.9", "torch": "2.11.0+cu130"},
-           "topology": (TOPO / "nvidia-h200-x8.txt").read_text()}
+    obj = {
+        "machine": "nvidia-h200-x8",
+        "created": "2026-11-22T10:06:29",
+        "device": {"name": "NVIDIA H200", "count": 8, "cuda": "13.0", "nccl": "2.28.9", "torch": "2.11.0+cu130"},
+        "topology": (TOPO / "nvidia-h200-x8.txt").read_text(),
+    }
     h = host_from_replay(obj)
-    assert (h["machine"], h["gpu_key"], h["gpu_count"], h["driver"], h["date"]) == \
-        ("nvidia-h200-x8", "h200", 8, None, "2026-11-22")
-    assert describe(h) == ("nvidia-h200-x8 (8 x NVIDIA H200, NV18 between every pair (NVSwitch); "
-                           "nccl 2.28.9, torch 2.11.0+cu130)")
+    assert (h["machine"], h["gpu_key"], h["gpu_count"], h["driver"], h["date"]) == (
+        "nvidia-h200-x8",
+        "h200",
+        8,
+        None,
+        "2026-11-22",
+    )
+    assert describe(h) == (
+        "nvidia-h200-x8 (8 x NVIDIA H200, NV18 between every pair (NVSwitch); nccl 2.28.9, torch 2.11.0+cu130)"
+    )
     assert machine_kind("NVIDIA H100 80GB HBM3", 2) == "h100-x2"
     assert describe(None) == "host not recorded"

@@ -23,8 +23,7 @@ def counts():
 
 @pytest.fixture(scope="module")
 def table(counts):
-    return metrics_table(counts, model="m", condition="prose", seq_len=128,
-                         batch_sizes=(4, 1, 2, 32, 4), n_boot=100)
+    return metrics_table(counts, model="m", condition="prose", seq_len=128, batch_sizes=(4, 1, 2, 32, 4), n_boot=100)
 
 
 def _col(t, name):
@@ -84,8 +83,7 @@ def test_model_level_is_mean_of_layers(counts, table):
     want = np.nanmean(m, axis=1).mean()
     got = _select(table, batch=4, layer=-1, metric="max_mean", statistic="mean")
     np.testing.assert_allclose(got, [want], rtol=1e-12)
-    agg = [_select(table, batch=0, layer=i, metric="gini", statistic="aggregate")[0]
-           for i in range(L)]
+    agg = [_select(table, batch=0, layer=i, metric="gini", statistic="aggregate")[0] for i in range(L)]
     got = _select(table, batch=0, layer=-1, metric="gini", statistic="aggregate")
     np.testing.assert_allclose(got, [np.nanmean(agg)], rtol=1e-12)
     np.testing.assert_allclose(agg[:2], all_metrics(counts.sum(0))["gini"][:2], rtol=1e-12)
@@ -138,8 +136,7 @@ def test_table_sums_in_64_bits_on_uint32_counts():
     c = np.array([[[big, 1, 0]], [[big, 0, 2]], [[0, big, 1]], [[5, big, 0]]], np.uint32)
     t = metrics_table(c, model="m", condition="c", seq_len=1, batch_sizes=(2,), n_boot=10)
     want_agg = all_metrics(c.astype(np.int64).sum(0))["gini"][0]
-    assert _select(t, batch=0, layer=0, metric="gini", statistic="aggregate")[0] == \
-        pytest.approx(want_agg)
+    assert _select(t, batch=0, layer=0, metric="gini", statistic="aggregate")[0] == pytest.approx(want_agg)
     want = all_metrics(_steps(c, 2))["gini"][:, 0].mean()
     assert _select(t, batch=2, layer=0, metric="gini", statistic="mean")[0] == pytest.approx(want)
     assert _select(t, batch=2, layer=-1, metric="gini", statistic="n_steps")[0] == 2

@@ -49,8 +49,7 @@ def test_heldout_fills_128_sequences_of_512_qwen3_tokens(domain):
     assert stats["documents"] == len(heldout)
 
 
-@pytest.mark.parametrize(("name", "vocab"), [("qwen3", QWEN3_VOCAB),
-                                             ("deepseek_v2", DEEPSEEK_V2_VOCAB)])
+@pytest.mark.parametrize(("name", "vocab"), [("qwen3", QWEN3_VOCAB), ("deepseek_v2", DEEPSEEK_V2_VOCAB)])
 def test_tokenizer_round_trips_and_has_expected_vocab(name, vocab):
     tok = load_tokenizer(name)
     assert tok is load_tokenizer(name)  # cached

@@ -45,12 +45,15 @@ def test_unknown_key_names_known_ones(tmp_path):
         Demo.from_toml(f)
 
 
-@pytest.mark.parametrize("data,msg", [
-    ({"runs": ["a"], "ep": "eight"}, r"--ep 'eight' is not a"),
-    ({"runs": ["a"], "strict": 1}, r"--strict 1 must be true or false"),
-    ({"runs": ["a"], "batch": ["x"]}, r"--batch 'x' must be an integer"),
-    ({}, r"missing --runs"),
-])
+@pytest.mark.parametrize(
+    "data,msg",
+    [
+        ({"runs": ["a"], "ep": "eight"}, r"--ep 'eight' is not a"),
+        ({"runs": ["a"], "strict": 1}, r"--strict 1 must be true or false"),
+        ({"runs": ["a"], "batch": ["x"]}, r"--batch 'x' must be an integer"),
+        ({}, r"missing --runs"),
+    ],
+)
 def test_wrong_types_are_one_line_errors(data, msg):
     with pytest.raises(DodocoError, match=msg):
         Demo.from_dict(data)

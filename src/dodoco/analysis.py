@@ -36,8 +36,20 @@ from dodoco.store.atomic import write_bytes
 from dodoco.store.run import Run, find_runs
 from dodoco.store.writer import record_file
 
-__all__ = ["Analysis", "AnalyzeConfig", "analyze", "ep_rows", "metrics_table", "run_metrics", "skipped_batches",
-           "parquet_bytes", "summary_frame", "summary_rows", "write_metrics", "write_parquet_atomic"]
+__all__ = [
+    "Analysis",
+    "AnalyzeConfig",
+    "analyze",
+    "ep_rows",
+    "metrics_table",
+    "run_metrics",
+    "skipped_batches",
+    "parquet_bytes",
+    "summary_frame",
+    "summary_rows",
+    "write_metrics",
+    "write_parquet_atomic",
+]
 
 
 _SKIPPED_KEY = b"skipped_batches"
@@ -61,9 +73,17 @@ def _rows(block: np.ndarray, statistics, *, batch: int, L: int) -> dict[str, np.
     }
 
 
-def metrics_table(counts, *, model: str, condition: str, seq_len: int,
-                  batch_sizes=defaults.BATCHES, seed: int = 0, n_boot: int = defaults.N_BOOT,
-                  regime: str = "prefill") -> pa.Table:
+def metrics_table(
+    counts,
+    *,
+    model: str,
+    condition: str,
+    seq_len: int,
+    batch_sizes=defaults.BATCHES,
+    seed: int = 0,
+    n_boot: int = defaults.N_BOOT,
+    regime: str = "prefill",
+) -> pa.Table:
     """Imbalance of counts[S, L, E] (or of a ``StepSource``) as a tidy table (SCHEMA).
 
     For each B in ``batch_sizes`` (ascending, duplicates dropped) with at least one step: the steps
@@ -90,11 +110,24 @@ def metrics_table(counts, *, model: str, condition: str, seq_len: int,
         parts.append(_rows(block.transpose(1, 0, 2), STATISTICS, batch=B, L=L))
     parts.append(_rows(agg[:, None, :], (AGGREGATE,), batch=0, L=L))
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    labels = dict(model=str(model), condition=str(condition), regime=str(regime), seq_len=int(seq_len),
-                  ep=EP_NONE, placement=PLACEMENT_NONE)
-    return tidy_table(cols, labels, {_SKIPPED_KEY: json.dumps([b for b in batches if b not in kept]).encode(),
-                                     b"seed": str(seed).encode(), b"n_boot": str(n_boot).encode(),
-                                     b"source_split": src.source_split.encode()})
+    labels = dict(
+        model=str(model),
+        condition=str(condition),
+        regime=str(regime),
+        seq_len=int(seq_len),
+        ep=EP_NONE,
+        placement=PLACEMENT_NONE,
+    )
+    return tidy_table(
+        cols,
+        labels,
+        {
+            _SKIPPED_KEY: json.dumps([b for b in batches if b not in kept]).encode(),
+            b"seed": str(seed).encode(),
+            b"n_boot": str(n_boot).encode(),
+            b"source_split": src.source_split.encode(),
+        },
+    )
 
 
 def skipped_batches(table: pa.Table) -> list[int]:
@@ -125,14 +158,18 @@ def summary_frame(table: pa.Table) -> list[dict]:
     """
     d = {c: table.column(c).to_numpy(zero_copy_only=False) for c in COLUMNS}
     per_step = (d["batch"] > 0) & np.isin(d["statistic"], ["mean", "n_steps"])
-    keep = ((d["layer"] == MODEL_LAYER) & np.isin(d["metric"], ["gini", "max_mean"])
-            & (per_step | ((d["statistic"] == AGGREGATE) & (d["batch"] == 0))))
+    keep = (
+        (d["layer"] == MODEL_LAYER)
+        & np.isin(d["metric"], ["gini", "max_mean"])
+        & (per_step | ((d["statistic"] == AGGREGATE) & (d["batch"] == 0)))
+    )
     keys = ("model", "condition", "seq_len", "regime", "ep", "placement", "batch")
     out: dict[tuple, dict] = {}
     for i in np.flatnonzero(keep):
         key = tuple(d[k][i].item() if hasattr(d[k][i], "item") else d[k][i] for k in keys)
-        row = out.setdefault(key, {**dict(zip(keys, key)), "gini": float("nan"),
-                                   "max_mean": float("nan"), "steps": None})
+        row = out.setdefault(
+            key, {**dict(zip(keys, key)), "gini": float("nan"), "max_mean": float("nan"), "steps": None}
+        )
         if d["statistic"][i] == "n_steps":
             if d["metric"][i] == "gini":
                 row["steps"] = int(d["value"][i])
@@ -188,8 +225,14 @@ class Analysis:
 
 def run_metrics(run: Run, batch_sizes=None, seed: int = 0) -> pa.Table:
     """Per-step (batch sizes) and aggregate metrics of one run (its step source), as the tidy table."""
-    return metrics_table(run_source(run, seed), model=run.model, condition=run.condition,
-                         seq_len=run.seq_len, batch_sizes=batch_sizes or defaults.BATCHES, seed=seed)
+    return metrics_table(
+        run_source(run, seed),
+        model=run.model,
+        condition=run.condition,
+        seq_len=run.seq_len,
+        batch_sizes=batch_sizes or defaults.BATCHES,
+        seed=seed,
+    )
 
 
 def write_metrics(path, batch_sizes=None) -> pa.Table:
@@ -211,12 +254,15 @@ def _flag(run: Run, rows: list[dict], what: str) -> list[str]:
     few = sorted({r["steps"] for r in rows if r.get("steps") is not None and r["steps"] <= FEW_STEPS})
     if not few:
         return []
-    return [f"{run.path}: {what} rows resting on {' or '.join(map(str, few))} step(s) (column steps): "
-            "no interval is given (one or two steps make none); observe more sequences"]
+    return [
+        f"{run.path}: {what} rows resting on {' or '.join(map(str, few))} step(s) (column steps): "
+        "no interval is given (one or two steps make none); observe more sequences"
+    ]
 
 
-def summary_rows(paths, batch_sizes=None, *, write: bool = True, seed: int = 0,
-                 notes: list | None = None) -> list[dict]:
+def summary_rows(
+    paths, batch_sizes=None, *, write: bool = True, seed: int = 0, notes: list | None = None
+) -> list[dict]:
     """Model x condition x batch summary (model-level Gini, max/mean, steps) over the runs in
     ``paths``; batch "all" is every unit summed. Flagged rows go to ``notes`` when given."""
     rows: list[dict] = []
@@ -235,17 +281,26 @@ def _scan_notes(run: Run, result) -> list[str]:
     notes = []
     sizes = [f"{s['ep']}x{s['batch']}" for s in result.skipped if s["placement"] is None]
     if sizes:
-        notes.append(f"{run.path}: skipped EP x batch {', '.join(sizes)} (more than its {run.S} "
-                     f"sequences, or than the held-out part for fitted placements)")
-    notes += [f"{run.path}: skipped {s['placement']}" + (f" at EP={s['ep']}" if s["ep"] else "")
-              + f": {s['reason']}" for s in result.skipped if s["placement"] is not None]
+        notes.append(
+            f"{run.path}: skipped EP x batch {', '.join(sizes)} (more than its {run.S} "
+            f"sequences, or than the held-out part for fitted placements)"
+        )
+    notes += [
+        f"{run.path}: skipped {s['placement']}" + (f" at EP={s['ep']}" if s["ep"] else "") + f": {s['reason']}"
+        for s in result.skipped
+        if s["placement"] is not None
+    ]
     if result.meta.get("source_split") == "uniform":
-        notes.append(f"{run.path}: one window aggregate: each step's tokens are split evenly over the "
-                     f"source ranks (source_split uniform), so send/recv are not observed")
+        notes.append(
+            f"{run.path}: one window aggregate: each step's tokens are split evenly over the "
+            f"source ranks (source_split uniform), so send/recv are not observed"
+        )
     if result.meta.get("part") == "held-out":
-        notes.append(f"{run.path}: every placement evaluated on the held-out part "
-                     f"({int(run.S - round(result.meta['fit_frac'] * run.S))} of {run.S} sequences); "
-                     f"fitted placements fitted on the rest")
+        notes.append(
+            f"{run.path}: every placement evaluated on the held-out part "
+            f"({int(run.S - round(result.meta['fit_frac'] * run.S))} of {run.S} sequences); "
+            f"fitted placements fitted on the rest"
+        )
     return notes
 
 
@@ -255,8 +310,9 @@ def ep_rows(run: Run, ep=(), batch=defaults.BATCHES, placement=(), seed: int = 0
     from dodoco.defaults import default_eps
     from dodoco.ep.scan import ep_scan
 
-    result = ep_scan(run, ep=tuple(ep) or default_eps(run.E), batch=batch,
-                     placement=tuple(placement) or ("contiguous",), seed=seed)
+    result = ep_scan(
+        run, ep=tuple(ep) or default_eps(run.E), batch=batch, placement=tuple(placement) or ("contiguous",), seed=seed
+    )
     too_big = [s for s in result.skipped if s["placement"] is None]
     if not result.keys and too_big:
         raise DodocoError(min(too_big, key=lambda s: s["ep"] * s["batch"])["reason"])

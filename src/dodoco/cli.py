@@ -27,8 +27,23 @@ import traceback
 
 from dodoco.errors import DodocoError
 
-COMMANDS = ("observe", "analyze", "findings", "report", "replay", "calibrate", "simulate", "compute", "recommend",
-            "import_", "export", "zoo", "ls", "validate", "demo")
+COMMANDS = (
+    "observe",
+    "analyze",
+    "findings",
+    "report",
+    "replay",
+    "calibrate",
+    "simulate",
+    "compute",
+    "recommend",
+    "import_",
+    "export",
+    "zoo",
+    "ls",
+    "validate",
+    "demo",
+)
 DEBUG = "--debug"
 
 
@@ -43,9 +58,13 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     import dodoco
 
-    parser = _Parser(prog="dodoco", description=(
-        "Observe how MoE models route tokens, and what that routing costs the AlltoAll dispatch of "
-        "expert parallelism."))
+    parser = _Parser(
+        prog="dodoco",
+        description=(
+            "Observe how MoE models route tokens, and what that routing costs the AlltoAll dispatch of "
+            "expert parallelism."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"dodoco {dodoco.__version__}")
     parser.add_argument(DEBUG, action="store_true", help="show the traceback of an error (also after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -104,7 +123,10 @@ def _describe(exc: BaseException) -> tuple[int, str] | None:
         fix = _OS_FIX.get(exc.errno, "check the path and retry")
         return 1, f"cannot access {target} ({exc.strerror or exc}): {fix}"
     if isinstance(exc, MemoryError):
-        return 1, f"out of memory{at}: ask for less (fewer sequences, experts or EP degrees), or use a machine with more"
+        return (
+            1,
+            f"out of memory{at}: ask for less (fewer sequences, experts or EP degrees), or use a machine with more",
+        )
     if isinstance(exc, RecursionError):
         return 1, f"input nested too deeply{at} (corrupt or hostile data?): give the file DODOCO or the engine wrote"
     if isinstance(exc, UnicodeError):
@@ -127,8 +149,10 @@ def _special_paths(args: argparse.Namespace) -> None:
             except (OSError, ValueError):
                 continue
             if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise DodocoError(f"{v} is {describe_mode(mode)}: DODOCO reads and writes regular files and folders "
-                                  f"only; give one (--{key.replace('_', '-')})")
+                raise DodocoError(
+                    f"{v} is {describe_mode(mode)}: DODOCO reads and writes regular files and folders "
+                    f"only; give one (--{key.replace('_', '-')})"
+                )
 
 
 def _tolerant_streams() -> None:

@@ -37,8 +37,18 @@ from typing import Any, TypeVar
 
 from dodoco.errors import DodocoError
 
-__all__ = ["LIMITS", "MAX_EXPERTS", "MAX_INT", "Config", "add_config_flag", "allocation_limit", "check_allocation", "check_fields",
-           "memory_bytes", "read_toml"]
+__all__ = [
+    "LIMITS",
+    "MAX_EXPERTS",
+    "MAX_INT",
+    "Config",
+    "add_config_flag",
+    "allocation_limit",
+    "check_allocation",
+    "check_fields",
+    "memory_bytes",
+    "read_toml",
+]
 
 C = TypeVar("C", bound="Config")
 _MISSING = dataclasses.MISSING
@@ -74,8 +84,9 @@ def check_allocation(nbytes: int | float, what: str, fix: str, error: type[Dodoc
     ``what`` needs it and ``fix`` (DodocoError for sizes the user typed, DataError for sizes read from
     a file)."""
     if nbytes > allocation_limit():
-        raise error(f"{what} needs {_gib(nbytes)} of memory, more than half of this machine's {_gib(memory_bytes())}: "
-                    f"{fix}")
+        raise error(
+            f"{what} needs {_gib(nbytes)} of memory, more than half of this machine's {_gib(memory_bytes())}: {fix}"
+        )
 
 
 def _ranks_limit() -> int:
@@ -125,8 +136,11 @@ def _flag(name: str) -> str:
 
 
 #: Keys that the command line takes as positional arguments (named so in errors, not as --flags).
-POSITIONAL = {"runs": "RUN (a run directory, or a folder holding runs)",
-              "paths": "PATH (dump files, or folders holding them)", "format": "FORMAT"}
+POSITIONAL = {
+    "runs": "RUN (a run directory, or a folder holding runs)",
+    "paths": "PATH (dump files, or folders holding them)",
+    "format": "FORMAT",
+}
 
 
 def _missing(names: list[str], source: str) -> str:
@@ -201,8 +215,9 @@ def _check_bounds(key: str, value: Any) -> None:
 
 
 def _name(hint) -> str:
-    return {int: "an integer", float: "a number", str: "text", bool: "true or false",
-            type(None): "nothing"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return {int: "an integer", float: "a number", str: "text", bool: "true or false", type(None): "nothing"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -225,8 +240,11 @@ class Config:
         values = {k: _convert(k, v, hints[k]) for k, v in data.items()}
         for k, v in values.items():
             _check_bounds(k, v)
-        missing = [f.name for f in dataclasses.fields(cls)
-                   if f.name not in values and f.default is _MISSING and f.default_factory is _MISSING]
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name not in values and f.default is _MISSING and f.default_factory is _MISSING
+        ]
         if missing:
             raise DodocoError(_missing(missing, source))
         return cls(**values)
@@ -259,5 +277,9 @@ class Config:
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--config FILE``: a TOML file with the same keys as the flags (flags win)."""
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="TOML file with the same keys as the flags (flags given here win)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="TOML file with the same keys as the flags (flags given here win)",
+    )

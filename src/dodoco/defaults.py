@@ -10,9 +10,28 @@ from __future__ import annotations
 
 from dodoco.errors import did_you_mean
 
-__all__ = ["BAND_GROUPS", "BAND_HIGH", "BAND_LOW", "BATCHES", "DECODE_POSITIONS", "INVARIANCE_THRESHOLD", "N_BOOT",
-           "REF_BATCH", "DISPATCHERS", "DTYPE", "DTYPE_BYTES", "EP", "EXPERT_WIDTH", "HIDDEN",
-           "NOMINAL_LINK_GBPS", "PLACEMENT", "PLACEMENTS", "SIMULATE_EP", "default_eps", "dtype_bytes"]
+__all__ = [
+    "BAND_GROUPS",
+    "BAND_HIGH",
+    "BAND_LOW",
+    "BATCHES",
+    "DECODE_POSITIONS",
+    "INVARIANCE_THRESHOLD",
+    "N_BOOT",
+    "REF_BATCH",
+    "DISPATCHERS",
+    "DTYPE",
+    "DTYPE_BYTES",
+    "EP",
+    "EXPERT_WIDTH",
+    "HIDDEN",
+    "NOMINAL_LINK_GBPS",
+    "PLACEMENT",
+    "PLACEMENTS",
+    "SIMULATE_EP",
+    "default_eps",
+    "dtype_bytes",
+]
 
 #: The paper's EP degrees N (scans add every larger power of two up to E: ``default_eps``).
 EP = (4, 8, 16, 32)

@@ -71,8 +71,14 @@ def run_demo(cfg: DemoConfig) -> DemoResult:
     started = time.perf_counter()
     paths = []
     for family in FAMILIES:
-        paths += observe(f"{cfg.models}:{family}", list(DEMO_CONDITIONS), seq_len=cfg.seq_len,
-                         sequences=cfg.sequences, out=Path(cfg.out) / family, batch_size=8,
-                         overwrite=True)  # the demo replaces an older demo run (e.g. other weights)
+        paths += observe(
+            f"{cfg.models}:{family}",
+            list(DEMO_CONDITIONS),
+            seq_len=cfg.seq_len,
+            sequences=cfg.sequences,
+            out=Path(cfg.out) / family,
+            batch_size=8,
+            overwrite=True,
+        )  # the demo replaces an older demo run (e.g. other weights)
     findings = judge(paths, FindingsOptions())
     return DemoResult(paths, findings, demo_rows(findings), time.perf_counter() - started)

@@ -17,8 +17,16 @@ from __future__ import annotations
 import re
 import subprocess
 
-__all__ = ["HOST_SCHEMA", "compare", "describe", "gpu_key", "host_from_replay", "host_identity", "machine_kind",
-           "parse_topology"]
+__all__ = [
+    "HOST_SCHEMA",
+    "compare",
+    "describe",
+    "gpu_key",
+    "host_from_replay",
+    "host_identity",
+    "machine_kind",
+    "parse_topology",
+]
 
 HOST_SCHEMA = "dodoco.host/1"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -51,27 +59,44 @@ def parse_topology(text: str | None) -> dict:
     rows and columns, affinity columns, colour codes and the legend are ignored.
     """
     lines = [_ANSI.sub("", ln).rstrip() for ln in (text or "").splitlines()]
-    at = next((i for i, ln in enumerate(lines) if re.match(r"^GPU0\b", ln.strip())
-               and not re.match(r"^GPU0\s+X\b", ln.strip())), None)
+    at = next(
+        (
+            i
+            for i, ln in enumerate(lines)
+            if re.match(r"^GPU0\b", ln.strip()) and not re.match(r"^GPU0\s+X\b", ln.strip())
+        ),
+        None,
+    )
     header = [] if at is None else lines[at].split("\t") if "\t" in lines[at] else lines[at].split()
     gpus = [c.strip() for c in header if re.fullmatch(r"GPU\d+", c.strip())]
     n = len(gpus)
     matrix = []
-    for ln in lines[(at or 0) + 1:]:
+    for ln in lines[(at or 0) + 1 :]:
         cells = ln.split()
         if cells and cells[0] in gpus and len(cells) > n:
-            matrix.append([c.upper() for c in cells[1:n + 1]])
+            matrix.append([c.upper() for c in cells[1 : n + 1]])
     if n == 0 or len(matrix) != n:
-        return {"kind": "unknown", "gpus": 0, "nvlinks": [], "pcie": [], "matrix": [],
-                "summary": _summary("unknown", [], [], 0)}
+        return {
+            "kind": "unknown",
+            "gpus": 0,
+            "nvlinks": [],
+            "pcie": [],
+            "matrix": [],
+            "summary": _summary("unknown", [], [], 0),
+        }
     off = [matrix[i][j] for i in range(n) for j in range(n) if i != j]
     nv = sorted({int(c[2:]) for c in off if re.fullmatch(r"NV\d+", c)})
     pcie = [p for p in PCIE if p in off]
     n_nv = sum(1 for c in off if c.startswith("NV"))
-    kind = ("single-gpu" if n == 1 else "nvlink-all-pairs" if n_nv == len(off) else
-            "nvlink-partial" if n_nv else "pcie")
-    return {"kind": kind, "gpus": n, "nvlinks": nv, "pcie": pcie, "matrix": matrix,
-            "summary": _summary(kind, nv, pcie, n)}
+    kind = "single-gpu" if n == 1 else "nvlink-all-pairs" if n_nv == len(off) else "nvlink-partial" if n_nv else "pcie"
+    return {
+        "kind": kind,
+        "gpus": n,
+        "nvlinks": nv,
+        "pcie": pcie,
+        "matrix": matrix,
+        "summary": _summary(kind, nv, pcie, n),
+    }
 
 
 def _run(cmd: list[str]) -> str | None:
@@ -109,12 +134,23 @@ def host_identity(machine: str | None = None) -> dict:
     if count == 1 and topo["kind"] == "unknown":
         topo = {**topo, "kind": "single-gpu", "gpus": 1, "summary": _summary("single-gpu", [], [], 1)}
     nccl = ".".join(map(str, torch.cuda.nccl.version())) if count else None
-    return {"schema": HOST_SCHEMA, "machine": machine or (machine_kind(gpu, count) if count else "cpu"),
-            "gpu": gpu, "gpu_key": gpu_key(gpu), "gpu_count": count, "topology": topo,
-            "driver": _driver() if count else None, "cuda": torch.version.cuda if count else None, "nccl": nccl,
-            "torch": torch.__version__, "hostname": platform.node(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "dodoco": v["dodoco"], "git": v["git"], "recorded": "measured by dodoco calibrate (torch, nvidia-smi)"}
+    return {
+        "schema": HOST_SCHEMA,
+        "machine": machine or (machine_kind(gpu, count) if count else "cpu"),
+        "gpu": gpu,
+        "gpu_key": gpu_key(gpu),
+        "gpu_count": count,
+        "topology": topo,
+        "driver": _driver() if count else None,
+        "cuda": torch.version.cuda if count else None,
+        "nccl": nccl,
+        "torch": torch.__version__,
+        "hostname": platform.node(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "dodoco": v["dodoco"],
+        "git": v["git"],
+        "recorded": "measured by dodoco calibrate (torch, nvidia-smi)",
+    }
 
 
 def host_from_replay(obj: dict, machine: str | None = None) -> dict:
@@ -123,11 +159,23 @@ def host_from_replay(obj: dict, machine: str | None = None) -> dict:
 
     dev = obj.get("device") or {}
     gpu, count = str(dev.get("name", "unknown")), int(dev.get("count") or 0)
-    return {"schema": HOST_SCHEMA, "machine": machine or obj.get("machine") or machine_kind(gpu, count),
-            "gpu": gpu, "gpu_key": gpu_key(gpu), "gpu_count": count, "topology": parse_topology(obj.get("topology")),
-            "driver": None, "cuda": dev.get("cuda"), "nccl": dev.get("nccl"), "torch": dev.get("torch"),
-            "hostname": None, "date": str(obj.get("created", ""))[:10] or None, "dodoco": None, "git": None,
-            "recorded": "from the replay file's device block and nvidia-smi topo -m text"}
+    return {
+        "schema": HOST_SCHEMA,
+        "machine": machine or obj.get("machine") or machine_kind(gpu, count),
+        "gpu": gpu,
+        "gpu_key": gpu_key(gpu),
+        "gpu_count": count,
+        "topology": parse_topology(obj.get("topology")),
+        "driver": None,
+        "cuda": dev.get("cuda"),
+        "nccl": dev.get("nccl"),
+        "torch": dev.get("torch"),
+        "hostname": None,
+        "date": str(obj.get("created", ""))[:10] or None,
+        "dodoco": None,
+        "git": None,
+        "recorded": "from the replay file's device block and nvidia-smi topo -m text",
+    }
 
 
 def describe(host: dict | None) -> str:
@@ -136,8 +184,9 @@ def describe(host: dict | None) -> str:
         return "host not recorded"
     sw = ", ".join(f"{k} {host[k]}" for k in ("driver", "nccl", "torch") if host.get(k))
     topo = (host.get("topology") or {}).get("summary", "interconnect not recorded")
-    return f"{host.get('machine', '?')} ({host.get('gpu_count', '?')} x {host.get('gpu', '?')}, {topo}" + \
-        (f"; {sw})" if sw else ")")
+    return f"{host.get('machine', '?')} ({host.get('gpu_count', '?')} x {host.get('gpu', '?')}, {topo}" + (
+        f"; {sw})" if sw else ")"
+    )
 
 
 def _topo_key(host: dict) -> tuple:
@@ -160,8 +209,11 @@ def compare(made: dict | None, here: dict | None) -> tuple[list[str], list[str]]
     a, b = _topo_key(made), _topo_key(here)
     if "unknown" not in (a[0], b[0]) and a != b:
         hw.append(f"interconnect {made['topology']['summary']} there, {here['topology']['summary']} here")
-    sw = [f"{k} {made[k]} there, {here[k]} here" for k in ("driver", "cuda", "nccl", "torch")
-          if made.get(k) and here.get(k) and made[k] != here[k]]
+    sw = [
+        f"{k} {made[k]} there, {here[k]} here"
+        for k in ("driver", "cuda", "nccl", "torch")
+        if made.get(k) and here.get(k) and made[k] != here[k]
+    ]
     return hw, sw
 
 

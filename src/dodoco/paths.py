@@ -21,9 +21,14 @@ __all__ = ["describe_mode", "nofollow_dir", "open_regular", "read_regular", "reg
 
 def describe_mode(mode: int) -> str:
     """What a file of this ``st_mode`` is, in words ("a FIFO", "a character device", ...)."""
-    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symbolic link")):
+    for test, what in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
         if test(mode):
             return what
     return "not a regular file"
@@ -69,15 +74,17 @@ def open_regular(path, what: str = "input file", error: type[DodocoError] = Dodo
     return os.fdopen(fd, "rb")
 
 
-def read_regular(path, what: str = "input file", error: type[DodocoError] = DodocoError,
-                 limit: int | None = None) -> bytes:
+def read_regular(
+    path, what: str = "input file", error: type[DodocoError] = DodocoError, limit: int | None = None
+) -> bytes:
     """The bytes of regular file ``path`` (see ``open_regular``); ``limit`` refuses a larger file
     before reading it."""
     with open_regular(path, what, error) as f:
         size = os.fstat(f.fileno()).st_size
         if limit is not None and size > limit:
-            raise error(f"{what} {path} has {size} bytes, more than the {limit} such a file can hold: "
-                        "is it the right file?")
+            raise error(
+                f"{what} {path} has {size} bytes, more than the {limit} such a file can hold: is it the right file?"
+            )
         return f.read()
 
 
@@ -86,6 +93,8 @@ def nofollow_dir(path, error: type[DodocoError] = DodocoError) -> Path:
     folder it was given, never through a link)."""
     path = Path(path)
     if path.is_symlink():
-        raise error(f"{path} is a symbolic link: DODOCO writes and deletes only in real folders; give the "
-                    f"folder it points to ({os.path.realpath(path)}) instead")
+        raise error(
+            f"{path} is a symbolic link: DODOCO writes and deletes only in real folders; give the "
+            f"folder it points to ({os.path.realpath(path)}) instead"
+        )
     return path

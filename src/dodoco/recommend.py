@@ -30,15 +30,35 @@ import numpy as np
 from dodoco.config import Config
 from dodoco.errors import DodocoError, did_you_mean
 
-__all__ = ["FLOOR", "HARDWARE", "RULE_DISPATCHERS", "RecommendConfig", "advise", "ep_band", "hardware_of",
-           "measured_rows", "recommend", "rules", "run_skew"]
+__all__ = [
+    "FLOOR",
+    "HARDWARE",
+    "RULE_DISPATCHERS",
+    "RecommendConfig",
+    "advise",
+    "ep_band",
+    "hardware_of",
+    "measured_rows",
+    "recommend",
+    "rules",
+    "run_skew",
+]
 
-HARDWARE = {"h100": "hopper", "h200": "hopper", "b200": "blackwell", "gb200": "nvl72", "gb300": "nvl72",
-            "unknown": "unknown"}
+HARDWARE = {
+    "h100": "hopper",
+    "h200": "hopper",
+    "b200": "blackwell",
+    "gb200": "nvl72",
+    "gb300": "nvl72",
+    "unknown": "unknown",
+}
 #: Dispatchers the rules speak of -> what they are (``alltoall`` is Megatron's alltoall dispatcher).
 FLOOR = "nccl"  # raw all_to_all_single: the reference every dispatcher is compared with, not a choice
-RULE_DISPATCHERS = {"megatron": "Megatron-Core alltoall dispatcher ('alltoall' in the guidance)",
-                    "deepep": "DeepEP (deep_ep)", "hybridep": "HybridEP (DeepEP hybrid-ep branch)"}
+RULE_DISPATCHERS = {
+    "megatron": "Megatron-Core alltoall dispatcher ('alltoall' in the guidance)",
+    "deepep": "DeepEP (deep_ep)",
+    "hybridep": "HybridEP (DeepEP hybrid-ep branch)",
+}
 
 
 def ep_band(N: int) -> str:
@@ -60,24 +80,34 @@ def rules(hardware: str, band: str) -> tuple[list[str], list[str]]:
     """The guidance's order of RULE_DISPATCHERS for a hardware and EP band, with its reasons."""
     cls = HARDWARE[hardware]
     if cls == "unknown":
-        return ["megatron", "deepep", "hybridep"], ["unknown hardware / first bring-up: alltoall (Megatron's "
-                                                    "dispatcher) is the easiest path for correctness and debugging"]
+        return ["megatron", "deepep", "hybridep"], [
+            "unknown hardware / first bring-up: alltoall (Megatron's "
+            "dispatcher) is the easiest path for correctness and debugging"
+        ]
     if cls == "hopper":
-        order, why = ["deepep", "megatron", "hybridep"], [f"{hardware.upper()} (Hopper): DeepEP is the strong default, "
-                                                          "above all for cross-node EP"]
+        order, why = (
+            ["deepep", "megatron", "hybridep"],
+            [f"{hardware.upper()} (Hopper): DeepEP is the strong default, above all for cross-node EP"],
+        )
     elif cls == "blackwell":
-        order, why = ["deepep", "hybridep", "megatron"], ["B200: DeepEP is a good first choice, HybridEP where the "
-                                                          "platform has a HybridEP path"]
+        order, why = (
+            ["deepep", "hybridep", "megatron"],
+            ["B200: DeepEP is a good first choice, HybridEP where the platform has a HybridEP path"],
+        )
     else:
-        order, why = ["hybridep", "deepep", "megatron"], [f"{hardware.upper()} NVL72: HybridEP fits the NVLink domain "
-                                                          "and uses less memory"]
+        order, why = (
+            ["hybridep", "deepep", "megatron"],
+            [f"{hardware.upper()} NVL72: HybridEP fits the NVLink domain and uses less memory"],
+        )
     if band == "small":
         order = ["megatron"] + [b for b in order if b != "megatron"]
         why.append("small EP: the dispatcher choice is usually second-order; start with alltoall")
     elif band == "medium":
         why.append("medium EP: DeepEP often becomes worthwhile once EP communication is visible")
     else:
-        why.append("large EP: HybridEP is usually the best target on NVL72 systems; the choice matters more as EP grows")
+        why.append(
+            "large EP: HybridEP is usually the best target on NVL72 systems; the choice matters more as EP grows"
+        )
     return order, why
 
 
@@ -115,29 +145,64 @@ def measured_rows(results: list[dict], hardware: str, ep: int) -> tuple[list[dic
     stats = {}
     for name, rs in per.items():
         t = [r["dispatch"]["median_ms"] + r["combine"]["median_ms"] for r in rs]
-        stats[name] = {"dispatcher": name, "ms": float(np.mean(t)),
-                       "dispatch_ms": float(np.mean([r["dispatch"]["median_ms"] for r in rs])),
-                       "skew": float(np.mean([r["receiver_skew"] for r in rs])),
-                       "MB_per_rank": float(np.mean([r["per_rank_bytes"] for r in rs])) / 1e6,
-                       "cases": len(rs), "kind": rs[0]["kind"]}
+        stats[name] = {
+            "dispatcher": name,
+            "ms": float(np.mean(t)),
+            "dispatch_ms": float(np.mean([r["dispatch"]["median_ms"] for r in rs])),
+            "skew": float(np.mean([r["receiver_skew"] for r in rs])),
+            "MB_per_rank": float(np.mean([r["per_rank_bytes"] for r in rs])) / 1e6,
+            "cases": len(rs),
+            "kind": rs[0]["kind"],
+        }
         not_measured.pop(name, None)
     floor = stats.pop(FLOOR, None)
     out = sorted(stats.values(), key=lambda r: r["ms"])
     for i, r in enumerate(out):
         r["rank"] = i + 1
-        r["margin"] = "fastest" if i == 0 else f"+{100 * (r['ms'] / out[0]['ms'] - 1):.0f}% ({r['ms'] / out[0]['ms']:.2f}x)"
+        r["margin"] = (
+            "fastest" if i == 0 else f"+{100 * (r['ms'] / out[0]['ms'] - 1):.0f}% ({r['ms'] / out[0]['ms']:.2f}x)"
+        )
         r["vs_floor"] = r["ms"] / floor["ms"] if floor else None
     return out, floor, not_measured, notes
 
 
 def _skew_reason(skew: float, N: int) -> str:
     if skew >= 1.5:
-        return (f"receiver skew {skew:.2f} at EP {N}: the busiest rank receives {skew:.2f}x the mean whatever the "
-                "dispatcher (DeepEP/HybridEP send one copy per destination rank: fewer bytes, same skew): rebalance "
-                "the placement first (dodoco analyze --placement eplb)")
+        return (
+            f"receiver skew {skew:.2f} at EP {N}: the busiest rank receives {skew:.2f}x the mean whatever the "
+            "dispatcher (DeepEP/HybridEP send one copy per destination rank: fewer bytes, same skew): rebalance "
+            "the placement first (dodoco analyze --placement eplb)"
+        )
     if skew >= 1.15:
         return f"receiver skew {skew:.2f} at EP {N}: moderate; the dispatcher does not remove it, an EPLB placement can"
     return f"receiver skew {skew:.2f} at EP {N}: near balanced, dispatcher gains come from the kernels"
+
+
+def _evidence_rows(measured: list[dict], floor: dict | None) -> list[dict]:
+    """The measured dispatchers in rank order, then the raw all_to_all_single floor (a reference)."""
+    rows = []
+    for r in measured:
+        vs = f", {r['vs_floor']:.2f}x the raw all_to_all_single" if r["vs_floor"] else ""
+        rows.append(
+            {
+                "dispatcher": r["dispatcher"],
+                "rank": r["rank"],
+                "status": "measured",
+                "evidence": f"{r['ms']:.3f} ms dispatch + combine, {r['margin']}{vs}, over {r['cases']} "
+                f"{r['kind']} cases, receiver skew {r['skew']:.2f}, {r['MB_per_rank']:.1f} MB per rank",
+            }
+        )
+    if floor:
+        rows.append(
+            {
+                "dispatcher": FLOOR,
+                "rank": "-",
+                "status": "floor",
+                "evidence": f"{floor['ms']:.3f} ms: raw all_to_all_single of pre-sorted rows with host-known "
+                "splits, the reference; not a dispatcher a framework ships",
+            }
+        )
+    return rows
 
 
 def recommend(hardware: str, ep: int, results: list[dict] | None = None, skew: float | None = None) -> dict:
@@ -150,21 +215,13 @@ def recommend(hardware: str, ep: int, results: list[dict] | None = None, skew: f
     if hw not in HARDWARE:
         raise did_you_mean("hardware", hardware, HARDWARE)
     if skew is not None and not 1 <= skew < float("inf"):
-        raise DodocoError(f"--skew {skew} is not a receiver skew: max/mean rank load is a finite number >= 1 "
-                          "(1 = balanced)")
+        raise DodocoError(
+            f"--skew {skew} is not a receiver skew: max/mean rank load is a finite number >= 1 (1 = balanced)"
+        )
     band = ep_band(int(ep))
     measured, floor, not_measured, notes = measured_rows(results or [], hw, int(ep))
     order, why = rules(hw, band)
-    rows, reasons = [], list(notes)
-    for r in measured:
-        vs = f", {r['vs_floor']:.2f}x the raw all_to_all_single" if r["vs_floor"] else ""
-        rows.append({"dispatcher": r["dispatcher"], "rank": r["rank"], "status": "measured",
-                     "evidence": f"{r['ms']:.3f} ms dispatch + combine, {r['margin']}{vs}, over {r['cases']} "
-                                 f"{r['kind']} cases, receiver skew {r['skew']:.2f}, {r['MB_per_rank']:.1f} MB per rank"})
-    if floor:
-        rows.append({"dispatcher": FLOOR, "rank": "-", "status": "floor",
-                     "evidence": f"{floor['ms']:.3f} ms: raw all_to_all_single of pre-sorted rows with host-known "
-                                 "splits, the reference; not a dispatcher a framework ships"})
+    rows, reasons = _evidence_rows(measured, floor), list(notes)
     for name, why_not in not_measured.items():
         rows.append({"dispatcher": name, "rank": "-", "status": "not measured", "evidence": why_not})
     if measured:
@@ -172,20 +229,35 @@ def recommend(hardware: str, ep: int, results: list[dict] | None = None, skew: f
         reasons.append(f"ranked by measurement at EP {ep}; the rules' order ({', '.join(order)}) is not used")
         skew = skew if skew is not None else measured[0]["skew"]
         for name in (n for n in order if n not in {r["dispatcher"] for r in rows}):
-            rows.append({"dispatcher": name, "rank": "-", "status": "not measured",
-                         "evidence": "not in the replay; the rules would consider it (measure it to rank it)"})
+            rows.append(
+                {
+                    "dispatcher": name,
+                    "rank": "-",
+                    "status": "not measured",
+                    "evidence": "not in the replay; the rules would consider it (measure it to rank it)",
+                }
+            )
     else:
         basis, choice = "rules", order[0]
-        reasons.append(f"no dispatcher measured at EP {ep} on {hw.upper()}: the order below is the guidance's rules, "
-                       "not a measurement; it assumes each package is installed on the target machine")
+        reasons.append(
+            f"no dispatcher measured at EP {ep} on {hw.upper()}: the order below is the guidance's rules, "
+            "not a measurement; it assumes each package is installed on the target machine"
+        )
         reasons += why
         for i, name in enumerate(n for n in order if n not in not_measured):
             rows.append({"dispatcher": name, "rank": i + 1, "status": "rules", "evidence": RULE_DISPATCHERS[name]})
         skew = skew if skew is not None or not floor else floor["skew"]
     if skew is not None:
         reasons.append(_skew_reason(float(skew), int(ep)))
-    return {"hardware": hw, "ep": int(ep), "band": band, "basis": basis, "choice": choice, "rows": rows,
-            "reasons": reasons}
+    return {
+        "hardware": hw,
+        "ep": int(ep),
+        "band": band,
+        "basis": basis,
+        "choice": choice,
+        "rows": rows,
+        "reasons": reasons,
+    }
 
 
 def run_skew(run, N: int, B: int, seed: int = 0) -> float:

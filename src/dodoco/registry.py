@@ -88,6 +88,7 @@ class Registry:
 def lazy_attributes(module: str, table: dict):
     """A module's ``__getattr__`` that imports ``table[name]`` ("package.module:attribute") on first use
     and keeps it, so that importing a package loads none of its heavy modules until a name is used."""
+
     def __getattr__(name: str):
         target = table.get(name)
         if target is None:

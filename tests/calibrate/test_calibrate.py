@@ -18,8 +18,13 @@ ARGS = ["--dry-run", "--sizes-mb", "16,32", "--skews", "1,2", "--shapes", "qwen3
 def dry(tmp_path_factory):
     """One real dry run: torchrun of 2 gloo processes for the dispatch grid, the compute grid on the CPU."""
     d = tmp_path_factory.mktemp("cal")
-    p = subprocess.run([sys.executable, "-m", "dodoco.cli", "calibrate", *ARGS, "-o", str(d / "cal.json")],
-                       capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    p = subprocess.run(
+        [sys.executable, "-m", "dodoco.cli", "calibrate", *ARGS, "-o", str(d / "cal.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return d, p
 
@@ -77,10 +82,13 @@ def test_a_rerun_keeps_finished_parts_and_redoes_only_the_missing(dry, tmp_path,
     assert [f["theta"] for f in new["fits"]] == [f["theta"] for f in old["fits"]]  # the same dispatch part
 
 
-@pytest.mark.parametrize("edit, extra, message", [
-    (None, ["--skews", "1,3"], "measured with another settings (skews: [1.0, 2.0] there, [1.0, 3.0] now): remove"),
-    ("nccl", [], "measured with another host (nccl: '2.99' there, None now): remove"),
-])
+@pytest.mark.parametrize(
+    "edit, extra, message",
+    [
+        (None, ["--skews", "1,3"], "measured with another settings (skews: [1.0, 2.0] there, [1.0, 3.0] now): remove"),
+        ("nccl", [], "measured with another host (nccl: '2.99' there, None now): remove"),
+    ],
+)
 def test_a_changed_host_or_settings_refuses_to_resume(dry, tmp_path, capsys, edit, extra, message):
     out = _copy(dry, tmp_path)
     if edit:
@@ -97,24 +105,40 @@ def test_a_changed_host_or_settings_refuses_to_resume(dry, tmp_path, capsys, edi
 def test_a_failed_dispatcher_is_kept_and_said(tmp_path, monkeypatch, capsys):
     from dodoco.calibrate import dispatch
 
-    monkeypatch.setattr(dispatch, "run_dispatch_part", lambda cfg, n, name, machine: {
-        "machine": machine, "dispatcher": name, "N": n, "failed": "replay failed: rank 1 failed: boom"})
+    monkeypatch.setattr(
+        dispatch,
+        "run_dispatch_part",
+        lambda cfg, n, name, machine: {
+            "machine": machine,
+            "dispatcher": name,
+            "N": n,
+            "failed": "replay failed: rank 1 failed: boom",
+        },
+    )
     out = tmp_path / "cal.json"
     assert main(["calibrate", "--dry-run", "--no-compute", "-o", str(out)]) == 0
     cal = json.loads(out.read_text())
     assert cal["fits"] == [] and cal["calibrate"]["dispatchers"]["N=2 nccl"] == {
-        "status": "failed", "reason": "replay failed: rank 1 failed: boom"}
+        "status": "failed",
+        "reason": "replay failed: rank 1 failed: boom",
+    }
     assert "remove " in capsys.readouterr().err  # how to retry it
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--backend", "gloo"], "a gloo (CPU) run is not a calibration: run `dodoco calibrate` on the GPUs, or add --dry-run"),
-    ([], "no CUDA GPU is visible here"),
-    (["--dry-run", "--backend", "nccl"], "--dry-run runs on gloo"),
-    (["--dry-run", "--skews", "1.5,2"], "must include 1 (balanced)"),
-    (["--dry-run", "--shapes", "gpt-oss"], "unknown expert shape 'gpt-oss'"),
-    (["--dry-run", "--ranks", "4"], "--ranks [4]: this run has 2 GPUs"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--backend", "gloo"],
+            "a gloo (CPU) run is not a calibration: run `dodoco calibrate` on the GPUs, or add --dry-run",
+        ),
+        ([], "no CUDA GPU is visible here"),
+        (["--dry-run", "--backend", "nccl"], "--dry-run runs on gloo"),
+        (["--dry-run", "--skews", "1.5,2"], "must include 1 (balanced)"),
+        (["--dry-run", "--shapes", "gpt-oss"], "unknown expert shape 'gpt-oss'"),
+        (["--dry-run", "--ranks", "4"], "--ranks [4]: this run has 2 GPUs"),
+    ],
+)
 def test_refusals_are_one_line(tmp_path, capsys, args, message):
     import torch
 

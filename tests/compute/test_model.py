@@ -26,8 +26,10 @@ def test_features_by_hand():
     assert F.case["pflops"][0] == pytest.approx((128 + 256) * 6 * 256 * 64 / 1e9)
     assert F.case["wbytes"][0] == pytest.approx(2 * 3 * 256 * 64 * 2 / 1e9)
     # up GEMM N=128 (1 tile column), down GEMM N=256 (2 columns); tiles of rank 0: (1+2) row tiles
-    assert F.gemm["waves"][0].tolist() == [pytest.approx(np.ceil(3 * 1 / 2) * 256 / 1e3),
-                                           pytest.approx(np.ceil(3 * 2 / 2) * 64 / 1e3)]
+    assert F.gemm["waves"][0].tolist() == [
+        pytest.approx(np.ceil(3 * 1 / 2) * 256 / 1e3),
+        pytest.approx(np.ceil(3 * 2 / 2) * 64 / 1e3),
+    ]
     # padded slot of rank 1 contributes nothing
     assert F.group["wbytes"][1].sum() == pytest.approx(3 * 256 * 64 * 2 / 1e9)
 
@@ -69,8 +71,9 @@ def test_a_form_recovers_its_own_coefficients(form):
     t, v, F = _grid_features()
     f = FORMS[form]
     true = np.linspace(0.5, 2.0, len(f.params)) * np.array(
-        [{"one": 0.01, "nonempty": 0.001, "abytes": 1.0}.get(p, 1.0) for p in f.linear] +
-        [{"wbytes": 300.0, "pflops": 2.0, "waves": 0.01}[m] for m in f.alternatives])
+        [{"one": 0.01, "nonempty": 0.001, "abytes": 1.0}.get(p, 1.0) for p in f.linear]
+        + [{"wbytes": 300.0, "pflops": 2.0, "waves": 0.01}[m] for m in f.alternatives]
+    )
     y = predict_form(f, F, true)
     got = fit_form(f, F, y)
     assert np.allclose(predict_form(f, F, got), y, rtol=1e-6)
@@ -111,8 +114,15 @@ def test_gpu_key_never_reads_the_memory_type():
 def test_a_model_round_trips_and_says_when_used_for_another_gpu(tmp_path):
     loads = [l for _, l in calibration_grid(max_tokens=4096, random_cases=4)]
     y = np.array([0.01 + 1e-5 * np.sum(l) for l in loads])
-    m = calibrate(loads, [SHAPE] * len(loads), y, kernel="loop", device="NVIDIA H200", sms=132,
-                  info={"torch": "2.11.0", "date": "2026-12-06"})
+    m = calibrate(
+        loads,
+        [SHAPE] * len(loads),
+        y,
+        kernel="loop",
+        device="NVIDIA H200",
+        sms=132,
+        info={"torch": "2.11.0", "date": "2026-12-06"},
+    )
     p = tmp_path / "c.json"
     p.write_text(json.dumps(m.to_dict()))
     back = load_model(p)
@@ -122,18 +132,32 @@ def test_a_model_round_trips_and_says_when_used_for_another_gpu(tmp_path):
     assert back.predict([[0, 0]], SHAPE).tolist() == [0.0]
 
 
-@pytest.mark.parametrize("loads, message", [
-    ([[1, -2]], "hold -2"), ([[1.5]], "fraction"), ([], "no rank"), ([[]], "empty rank"),
-    ("x", "list of lists"), ([["a"]], "not a list of numbers"), ([[float("nan")]], "not a list of numbers"),
-])
+@pytest.mark.parametrize(
+    "loads, message",
+    [
+        ([[1, -2]], "hold -2"),
+        ([[1.5]], "fraction"),
+        ([], "no rank"),
+        ([[]], "empty rank"),
+        ("x", "list of lists"),
+        ([["a"]], "not a list of numbers"),
+        ([[float("nan")]], "not a list of numbers"),
+    ],
+)
 def test_bad_loads_are_one_line(loads, message):
     with pytest.raises(DodocoError, match=message):
         pad_loads(loads)
 
 
-@pytest.mark.parametrize("bad", [{"schema": "x"}, {"schema": "dodoco.compute/1", "form": "nope"},
-                                 {"schema": "dodoco.compute/1", "form": "tokens", "coef": [1.0]},
-                                 {"schema": "dodoco.compute/1", "form": "tokens", "coef": [1.0, -1.0]}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"schema": "x"},
+        {"schema": "dodoco.compute/1", "form": "nope"},
+        {"schema": "dodoco.compute/1", "form": "tokens", "coef": [1.0]},
+        {"schema": "dodoco.compute/1", "form": "tokens", "coef": [1.0, -1.0]},
+    ],
+)
 def test_bad_calibration_files_are_one_line(bad):
     with pytest.raises(DodocoError):
         ComputeModel.from_dict(bad)

@@ -18,8 +18,7 @@ def test_information_by_hand():
     assert np.isclose(info["h_cond"], 0) and np.isclose(info["uncertainty_coef"], 1)
     assert np.isclose(joint_information(np.ones((2, 2)))["mi"], 0)
     # [[3,1],[1,3]]/8: MI = 0.75 log2 1.5 + 0.25 log2 0.5 = 0.18872 bits
-    assert np.isclose(joint_information(np.array([[3, 1], [1, 3]]))["mi"],
-                      0.75 * np.log2(1.5) - 0.25)
+    assert np.isclose(joint_information(np.array([[3, 1], [1, 3]]))["mi"], 0.75 * np.log2(1.5) - 0.25)
 
 
 def test_information_equals_explicit_sums():
@@ -29,8 +28,7 @@ def test_information_equals_explicit_sums():
     for l in range(2):
         p = j[l] / j[l].sum()
         pa, pb = p.sum(1), p.sum(0)
-        mi = sum(p[a, b] * np.log2(p[a, b] / (pa[a] * pb[b]))
-                 for a in range(5) for b in range(6) if p[a, b] > 0)
+        mi = sum(p[a, b] * np.log2(p[a, b] / (pa[a] * pb[b])) for a in range(5) for b in range(6) if p[a, b] > 0)
         h = -sum(x * np.log2(x) for x in pb if x > 0)
         assert np.isclose(info["mi"][l], mi) and np.isclose(info["h_next"][l], h)
     c = conditional(j)
@@ -53,8 +51,9 @@ def test_top_mass_against_its_definition(m):
     given, indep = top_mass(j, m)
     for l in range(2):
         tot = j[l].sum()
-        want_given = sum(j[l, a].sum() / tot * np.sort(j[l, a] / j[l, a].sum())[-m:].sum()
-                         for a in range(5) if j[l, a].sum() > 0)
+        want_given = sum(
+            j[l, a].sum() / tot * np.sort(j[l, a] / j[l, a].sum())[-m:].sum() for a in range(5) if j[l, a].sum() > 0
+        )
         p_next = j[l].sum(axis=0) / tot  # marginal of the next layer's expert b
         assert np.isclose(given[l], want_given) and np.isclose(indep[l], np.sort(p_next)[-m:].sum())
 
@@ -79,8 +78,7 @@ def _hit_rates(topk, l):
     T, _, K = topk.shape
     E = int(topk.max()) + 1
     nxt = [set(map(int, topk[t, l + 1])) for t in range(T)]
-    best = {a: np.argmax([sum(b in nxt[t] for t in range(T) if a in topk[t, l]) for b in range(E)])
-            for a in range(E)}
+    best = {a: np.argmax([sum(b in nxt[t] for t in range(T) if a in topk[t, l]) for b in range(E)]) for a in range(E)}
     popular = np.argmax([sum(b in s for s in nxt) for b in range(E)])
     hits = [best[int(a)] in nxt[t] for t in range(T) for a in topk[t, l]]
     return float(np.mean(hits)), float(np.mean([popular in s for s in nxt]))

@@ -4,14 +4,7 @@ hand and for uniform routing, summaries on planted structure, the clustering ord
 import numpy as np
 import pytest
 
-from dodoco.ep.coactivation import (
-    cluster_order,
-    coactivation_rows,
-    count_pairs,
-    expected_pairs,
-    lift,
-    top_pairs,
-)
+from dodoco.ep.coactivation import cluster_order, coactivation_rows, count_pairs, expected_pairs, lift, top_pairs
 from dodoco.errors import DodocoError
 
 
@@ -80,7 +73,7 @@ def test_uniform_routing_looks_independent_and_planted_pairs_do_not():
     topk = random_trace(20000, 1, K, E, seed=3)
     rows = np.arange(0, 20000, 2)
     topk[rows, 0, :2] = [0, 1]
-    rest = np.argsort(np.random.default_rng(4).random((rows.size, E - 2)), axis=1)[:, :K - 2] + 2
+    rest = np.argsort(np.random.default_rng(4).random((rows.size, E - 2)), axis=1)[:, : K - 2] + 2
     topk[rows, 0, 2:] = rest
     pc = count_pairs(topk, E, across=False)
     row = coactivation_rows(pc)[0]

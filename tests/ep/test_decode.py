@@ -3,21 +3,24 @@
 import numpy as np
 import pytest
 
-from dodoco.ep.decode import (
-    decode_positions,
-    decode_scan,
-    decode_source,
-    decode_step_counts,
-    trace_counts,
-)
+from dodoco.ep.decode import decode_positions, decode_scan, decode_source, decode_step_counts, trace_counts
 from dodoco.errors import DodocoError
 from dodoco.ep.steps import step_order
 
 
 def _trace():
     # 2 sequences of 3 tokens, L = 1, K = 2, E = 4
-    topk = np.array([[[0, 1]], [[1, 2]], [[2, 3]],      # sequence 0
-                     [[0, 3]], [[1, 3]], [[0, 2]]], dtype=np.uint8)  # sequence 1
+    topk = np.array(
+        [
+            [[0, 1]],
+            [[1, 2]],
+            [[2, 3]],  # sequence 0
+            [[0, 3]],
+            [[1, 3]],
+            [[0, 2]],
+        ],
+        dtype=np.uint8,
+    )  # sequence 1
     return topk, np.array([0, 3, 6])
 
 
@@ -66,11 +69,13 @@ def test_trace_counts_equals_bincount():
 def test_decode_scan_table():
     rng = np.random.default_rng(0)
     S, T_seq, L, E, K = 32, 6, 2, 8, 2
-    topk = np.stack([np.stack([rng.choice(E, K, replace=False) for _ in range(L)])
-                     for _ in range(S * T_seq)]).astype(np.uint8)
+    topk = np.stack([np.stack([rng.choice(E, K, replace=False) for _ in range(L)]) for _ in range(S * T_seq)]).astype(
+        np.uint8
+    )
     offsets = np.arange(S + 1) * T_seq
-    table = decode_scan(topk, offsets, E, ep=(2, 4), batch=(1, 2), n_boot=20,
-                        placement=("contiguous", "eplb"), n_positions=3)
+    table = decode_scan(
+        topk, offsets, E, ep=(2, 4), batch=(1, 2), n_boot=20, placement=("contiguous", "eplb"), n_positions=3
+    )
     assert table.meta["decode_positions"] == [0, 2, 5] and table.meta["part"] == "held-out"
     table = table.to_table()
     assert set(table.column("regime").to_pylist()) == {"decode"}

@@ -69,7 +69,7 @@ def _ref_eplb(w, N, R, nodes, groups):
     """copies[E, N] of one layer: groups packed onto nodes, then replicate and pack inside each node."""
     E = len(w)
     gsize = E // groups
-    gw = [sum(w[g * gsize:(g + 1) * gsize]) for g in range(groups)]
+    gw = [sum(w[g * gsize : (g + 1) * gsize]) for g in range(groups)]
     gpack, gslot = _ref_pack(gw, nodes)
     copies = np.zeros((E, N), np.int64)
     for m in range(nodes):
@@ -83,9 +83,18 @@ def _ref_eplb(w, N, R, nodes, groups):
     return copies
 
 
-@pytest.mark.parametrize("E,N,R,nodes,groups", [(8, 4, 0, 1, 1), (8, 4, 4, 1, 1), (12, 4, 4, 1, 1),
-                                                 (16, 4, 4, 2, 4), (16, 8, 8, 2, 8), (12, 6, 6, 3, 6),
-                                                 (16, 4, 0, 2, 2)])
+@pytest.mark.parametrize(
+    "E,N,R,nodes,groups",
+    [
+        (8, 4, 0, 1, 1),
+        (8, 4, 4, 1, 1),
+        (12, 4, 4, 1, 1),
+        (16, 4, 4, 2, 4),
+        (16, 8, 8, 2, 8),
+        (12, 6, 6, 3, 6),
+        (16, 4, 0, 2, 2),
+    ],
+)
 def test_eplb_equals_the_reference_policy(E, N, R, nodes, groups):
     from dodoco.ep.layout import eplb_layers
 
@@ -118,11 +127,19 @@ def test_global_eplb_on_several_nodes_records_the_nodes_and_defaults_are_global(
     np.testing.assert_array_equal(single.copies, p.copies[0])
 
 
-@pytest.mark.parametrize("args", [dict(N=0), dict(N=4, num_nodes=0), dict(N=4, num_nodes=2, num_groups=0,
-                                                                              hierarchical=True),
-                                  dict(N=4, num_nodes=2, num_groups=3, hierarchical=True),
-                                  dict(N=4, num_nodes=2, num_groups=2 * 3, hierarchical=True),
-                                  dict(N=4, num_redundant=-4), dict(N=3), dict(N=4, num_nodes=3)])
+@pytest.mark.parametrize(
+    "args",
+    [
+        dict(N=0),
+        dict(N=4, num_nodes=0),
+        dict(N=4, num_nodes=2, num_groups=0, hierarchical=True),
+        dict(N=4, num_nodes=2, num_groups=3, hierarchical=True),
+        dict(N=4, num_nodes=2, num_groups=2 * 3, hierarchical=True),
+        dict(N=4, num_redundant=-4),
+        dict(N=3),
+        dict(N=4, num_nodes=3),
+    ],
+)
 def test_eplb_refuses_impossible_sizes(args):
     from dodoco.ep.layout import eplb_layers
 
@@ -208,8 +225,12 @@ def test_narrow_counts_are_summed_without_wrapping():
 def test_counts_checks():
     from dodoco.ep.steps import source_of, window_source
 
-    for bad in (np.ones((0, 2, 2), np.uint32), np.ones((2, 2), np.uint32), np.ones((2, 2, 2), float),
-                -np.ones((2, 1, 2), np.int64)):
+    for bad in (
+        np.ones((0, 2, 2), np.uint32),
+        np.ones((2, 2), np.uint32),
+        np.ones((2, 2, 2), float),
+        -np.ones((2, 1, 2), np.int64),
+    ):
         with pytest.raises(DodocoError):
             source_of(bad)
         with pytest.raises(DodocoError):
@@ -301,7 +322,9 @@ def test_windows_of_every_kind():
     assert window_source(counts).K == 1 and w.aggregate().tolist() == [[6, 4, 2]]
     assert WindowSource(np.array([[7, 1]])).like(np.array([[[[3, 5]]]])).steps(4).tolist() == [[[3, 5]]]
     loads = w.like(np.array([[[[5, 1, 6]]]]))  # other per-unit values split evenly (in units of 1)
-    np.testing.assert_array_equal(w.rank_rows(3, 1, loads.level(1))[0, :, 0], uniform_split(np.array([[5, 1, 6]]), 3)[:, 0])
+    np.testing.assert_array_equal(
+        w.rank_rows(3, 1, loads.level(1))[0, :, 0], uniform_split(np.array([[5, 1, 6]]), 3)[:, 0]
+    )
     assert int(WindowSource(np.array([[7, 1], [0, 2]]))._unit_total) == 8
 
 
@@ -415,9 +438,17 @@ def test_rank_loads_of_narrow_counts_do_not_wrap_on_any_path():
             np.testing.assert_array_equal(got, want)
             src = rng.integers(200, 256, (3, N, 2, E)).astype(np.uint8)
             local = RankMap(p).local(src, layers=True)
-            want_local = np.stack([np.einsum("sle,le->sl", src[:, i].astype(float),
-                                             (p.share if p.layered else np.broadcast_to(p.share, (2, E, N)))[:, :, i])
-                                   for i in range(N)], axis=1)
+            want_local = np.stack(
+                [
+                    np.einsum(
+                        "sle,le->sl",
+                        src[:, i].astype(float),
+                        (p.share if p.layered else np.broadcast_to(p.share, (2, E, N)))[:, :, i],
+                    )
+                    for i in range(N)
+                ],
+                axis=1,
+            )
             np.testing.assert_array_equal(local, want_local)
         rep = eplb_layers(c[0].astype(float), N, N)
         np.testing.assert_allclose(RankMap(rep).loads(c), np.einsum("sle,len->sln", c.astype(float), rep.share))
@@ -488,12 +519,20 @@ def test_placement_spec_checks_its_own_fields_and_traces_need_both_arrays():
         return PlacementSpec(name="x", target=lambda E, N, fit: contiguous(E, N), summary="s", **kw)
 
     make(), make(fitted=True, fit_on="counts"), make(fitted=True, fit_on="traces")
-    for bad in (dict(fit_on="counts"), dict(fitted=True), dict(fit_on="none", fitted=True),
-                dict(fit_on="nothing"), dict(fitted=True, fit_on="nothing")):
+    for bad in (
+        dict(fit_on="counts"),
+        dict(fitted=True),
+        dict(fit_on="none", fitted=True),
+        dict(fit_on="nothing"),
+        dict(fitted=True, fit_on="nothing"),
+    ):
         with pytest.raises(ValueError):
             make(**bad)
-    for fit in (FitData(np.ones((1, 8))), FitData(np.ones((1, 8)), topk=np.zeros((2, 1, 2))),
-                FitData(np.ones((1, 8)), offsets=np.array([0, 2]))):
+    for fit in (
+        FitData(np.ones((1, 8))),
+        FitData(np.ones((1, 8)), topk=np.zeros((2, 1, 2))),
+        FitData(np.ones((1, 8)), offsets=np.array([0, 2])),
+    ):
         with pytest.raises(DodocoError, match="token traces"):
             build_placement("coact", 8, 2, fit)
 
@@ -514,8 +553,12 @@ def test_rank_loads_of_any_one_hot_layout_equal_the_matrix_product(E, N):
 
     rng = np.random.default_rng(E + N)
     blocks = np.arange(E) * N // E
-    layouts = [blocks[::-1].copy(), (N - 1 - np.arange(E) % N), rng.permutation(blocks),
-               np.sort(rng.integers(0, N, E)) if N <= E else blocks]
+    layouts = [
+        blocks[::-1].copy(),
+        (N - 1 - np.arange(E) % N),
+        rng.permutation(blocks),
+        np.sort(rng.integers(0, N, E)) if N <= E else blocks,
+    ]
     for rank_of in layouts:
         share = np.zeros((E, N))
         share[np.arange(E), rank_of] = 1.0
@@ -556,8 +599,9 @@ def test_windows_split_in_the_runs_own_tokens(tmp_path):
     np.testing.assert_array_equal(w.like(np.array([[[[5, 3, 1]]]])).ranks(2, 1)[0, :, 0], [[3, 1, 1], [2, 2, 0]])
     counts = np.arange(24, dtype=np.uint32).reshape(4, 2, 3)  # 120 and 156 assignments per layer
     for K, N in ((3, 7), (None, 7)):
-        run = open_run(write_counts_run(tmp_path / f"w{K}", counts, model="m", condition="c", K=K,
-                                        granularity="window"))
+        run = open_run(
+            write_counts_run(tmp_path / f"w{K}", counts, model="m", condition="c", K=K, granularity="window")
+        )
         want = uniform_split(counts.astype(np.int64).sum(0), N, K or 1)
         np.testing.assert_array_equal(run_source(run).ranks(N, 1)[0], want)
         assert run_source(run) is run_source(run, 0)
@@ -600,7 +644,7 @@ def test_uniform_split_per_layer_and_with_leading_axes():
     c = np.array([[5, 1, 0, 2], [3, 3, 2, 0]])  # two layers of 4 tokens of K = 2
     got = uniform_split(c, 3, 2)
     for layer in range(2):
-        np.testing.assert_array_equal(got[:, layer], uniform_split(c[layer:layer + 1], 3, 2)[:, 0])
+        np.testing.assert_array_equal(got[:, layer], uniform_split(c[layer : layer + 1], 3, 2)[:, 0])
     batch = uniform_split(np.stack([c, c[::-1]]), 3, 2)  # c[..., L, E] with a leading axis
     assert batch.shape == (2, 3, 2, 4)
     np.testing.assert_array_equal(batch[1], uniform_split(c[::-1], 3, 2))
@@ -616,13 +660,17 @@ def test_rank_loads_and_local_loads_on_every_path_and_shape():
         ranks = np.sort(rng.integers(0, N, (2, E)), axis=1)
         share = np.zeros((2, E, N))
         share[np.arange(2)[:, None], np.arange(E)[None], ranks] = 1.0
-        cases.append(Placement("x", N, share, np.ones((2, E), np.int64), np.stack([np.bincount(r, minlength=N)
-                                                                                    for r in ranks])))
+        cases.append(
+            Placement("x", N, share, np.ones((2, E), np.int64), np.stack([np.bincount(r, minlength=N) for r in ranks]))
+        )
     for p in cases:
         E, N, rm = p.num_experts, p.num_ranks, RankMap(p)
         sh = p.share if p.layered else np.broadcast_to(p.share, (2, E, N))
-        for c in (rng.integers(200, 256, (3, 2, E)).astype(np.uint8), rng.integers(0, 120, (3, 2, E)).astype(np.int8),
-                  rng.random((3, 2, E)) * 100):
+        for c in (
+            rng.integers(200, 256, (3, 2, E)).astype(np.uint8),
+            rng.integers(0, 120, (3, 2, E)).astype(np.int8),
+            rng.random((3, 2, E)) * 100,
+        ):
             want = np.einsum("sle,len->sln", c.astype(float), sh)
             got = rm.loads(c)
             np.testing.assert_allclose(got, want, rtol=1e-12)
@@ -674,5 +722,6 @@ def test_defaults_of_eplb_and_layered_gathers_of_many_experts_per_rank():
     share[np.arange(3)[:, None], np.arange(E)[None], ranks] = 1.0
     p = Placement("x", N, share, np.ones((3, E), np.int64), np.stack([np.bincount(r, minlength=N) for r in ranks]))
     c = rng.integers(0, 200, (4, 3, E)).astype(np.uint8)
-    np.testing.assert_array_equal(RankMap(p).loads(c), np.einsum("sle,len->sln", c.astype(np.int64),
-                                                                  share.astype(np.int64)))
+    np.testing.assert_array_equal(
+        RankMap(p).loads(c), np.einsum("sle,len->sln", c.astype(np.int64), share.astype(np.int64))
+    )

@@ -40,8 +40,7 @@ def test_rankmap_equals_matrix_product(E):
         share = p.share if p.layered else np.broadcast_to(p.share, (3,) + p.share.shape)
         rm = RankMap(p)
         assert np.allclose(rm.loads(cc), np.einsum("nle,ler->nlr", cc.astype(float), share))
-        assert np.allclose(rm.loads(cc, dtype=np.uint32),
-                           np.einsum("nle,ler->nlr", cc.astype(float), share))
+        assert np.allclose(rm.loads(cc, dtype=np.uint32), np.einsum("nle,ler->nlr", cc.astype(float), share))
         src = rng.integers(0, 50, (2, p.num_ranks, 3, p.num_experts)).astype(np.uint16)
         want = np.einsum("nile,lei->nil", src.astype(float), share)
         assert np.allclose(rm.local(src, layers=True), want), (p.name, rm.kind)
@@ -102,8 +101,9 @@ def test_send_recv_sums_in_64_bits():
     s = np.array([[1, big, big], [big, 1, 0], [big, big, 1]], np.uint32)  # rows overflow uint32
     S, R = send_recv(s)
     assert S.tolist() == [2 * big, big, 2 * big] and R.tolist() == [2 * big, 2 * big, big]
-    S2, R2 = send_recv_local(np.array([2 * big + 1], np.int64), np.array([3 * big], np.int64),
-                             np.array([big], np.uint32))
+    S2, R2 = send_recv_local(
+        np.array([2 * big + 1], np.int64), np.array([3 * big], np.int64), np.array([big], np.uint32)
+    )
     assert S2.tolist() == [big + 1] and R2.tolist() == [2 * big]
 
 

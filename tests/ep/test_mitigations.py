@@ -64,7 +64,7 @@ def test_sequence_placement_makes_local_sequences_local():
     c = np.zeros((8, 1, E), dtype=np.int64)
     for s in range(8):
         home = s % N
-        c[s, 0, 2 * home:2 * home + 2] = 5
+        c[s, 0, 2 * home : 2 * home + 2] = 5
     rows = _by_metric(sequence_placement(source_of(c, 0), N, B))
     assert rows["local_fraction"]["mitigated"] == pytest.approx(1.0)
     assert rows["local_fraction"]["base"] < 1.0

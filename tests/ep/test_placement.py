@@ -82,6 +82,7 @@ def _brute_force_max(w, m):
             left = [i for i in rest if i not in mates]
             best = min(best, max(load, rec(left)))
         return best
+
     return rec(list(range(len(w))))
 
 

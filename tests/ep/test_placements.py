@@ -24,9 +24,11 @@ from dodoco.errors import DodocoError
 
 def _spy(seen: list, fit_on: str = "counts") -> PlacementSpec:
     """A fitted placement that records what it was fitted on and places like contiguous."""
+
     def build(E, N, fit):
         seen.append(fit)
         return dataclasses.replace(contiguous(E, N), name="spy")
+
     return PlacementSpec(name="spy", target=build, fitted=True, fit_on=fit_on, summary="test spy")
 
 
@@ -121,16 +123,16 @@ def test_a_window_run_skips_fitted_placements_with_the_reason():
     from dodoco.ep.steps import window_source
 
     counts = np.random.default_rng(0).integers(0, 100, (1, 2, 8)).astype(np.uint32)
-    r = ep_scan(counts, ep=(2, 4), batch=(1, 8), placement=("contiguous", "eplb"),
-                source=window_source(counts), n_boot=10)
+    r = ep_scan(
+        counts, ep=(2, 4), batch=(1, 8), placement=("contiguous", "eplb"), source=window_source(counts), n_boot=10
+    )
     assert r.meta["part"] == "all" and r.meta["source_split"] == "uniform"
     assert [s["placement"] for s in r.skipped] == ["eplb"]
     assert "a window aggregate has one" in r.skipped[0]["reason"]
     assert {k[:3] for k in r.keys} == {(b, n, "contiguous") for b in (1, 8) for n in (2, 4)}
     assert set(r.steps.tolist()) == {1}
     with pytest.raises(DodocoError, match="a window aggregate has one"):
-        ep_scan(counts, ep=(2,), batch=(1,), placement="eplb", source=window_source(counts),
-                strict=True)
+        ep_scan(counts, ep=(2,), batch=(1,), placement="eplb", source=window_source(counts), strict=True)
 
 
 def test_ls_lists_placements_from_the_registry(monkeypatch, capsys):

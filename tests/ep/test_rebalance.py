@@ -74,8 +74,10 @@ def test_rotating_hotspot_known_answers():
     moving = [t for t, inc in run["refits"] if inc.sum()]
     assert moving and all(t % P == 1 for t in moving)
     # free migration: tracking every step is best; migration at 1 MB/s: never refit is best
-    assert (rebalance_sweep(st, N, cost=cost(INF))["best"]["k"],
-            rebalance_sweep(st, N, cost=cost(INF))["best"]["w"]) == (1, 1)
+    assert (
+        rebalance_sweep(st, N, cost=cost(INF))["best"]["k"],
+        rebalance_sweep(st, N, cost=cost(INF))["best"]["w"],
+    ) == (1, 1)
     assert rebalance_sweep(st, N, cost=cost(1e6))["best"]["k"] is None
 
 

@@ -46,7 +46,7 @@ def _direct(counts, idx, N, B, placement_of, l):
     order = idx[step_order(len(idx), 0)]
     out = {"receiver_skew": [], "send_max_mean": [], "recv_max_mean": []}
     for t in range(len(idx) // (N * B)):
-        seqs = counts[order[t * N * B:(t + 1) * N * B]].astype(float)
+        seqs = counts[order[t * N * B : (t + 1) * N * B]].astype(float)
         src = seqs.reshape(N, B, *seqs.shape[1:]).sum(1)[:, l]  # [N, E]
         s = src @ placement_of(N).share
         R, d = s.sum(0), np.diag(s)
@@ -60,8 +60,7 @@ def _direct(counts, idx, N, B, placement_of, l):
 def test_scan_matches_direct_definitions():
     c = _counts()
     S, L, E = c.shape
-    table = ep_scan(c, ep=(1, 2, 4, 8, 16), batch=(1, 2, 3), n_boot=50,
-                    placement=("contiguous", "round_robin", "eplb"))
+    table = ep_scan(c, ep=(1, 2, 4, 8, 16), batch=(1, 2, 3), n_boot=50, placement=("contiguous", "round_robin", "eplb"))
     fit, ev = fit_eval_split(S, 0.5, 0)
     makers = {"contiguous": lambda N: contiguous(E, N), "round_robin": lambda N: round_robin(E, N)}
     for name in ("contiguous", "round_robin", "eplb"):
@@ -70,12 +69,10 @@ def test_scan_matches_direct_definitions():
             if N * B > len(idx):
                 continue
             for l in (0, 2):
-                make = makers.get(name) or (lambda N, l=l: eplb_layers(
-                    c[fit].sum(0), N).layer(l))
+                make = makers.get(name) or (lambda N, l=l: eplb_layers(c[fit].sum(0), N).layer(l))
                 want = _direct(c, idx, N, B, make, l)
                 for metric, v in want.items():
-                    got = _select(table, placement=name, ep=N, batch=B, layer=l, metric=metric,
-                                  statistic="mean")
+                    got = _select(table, placement=name, ep=N, batch=B, layer=l, metric=metric, statistic="mean")
                     assert got == pytest.approx([v]), (name, N, B, l, metric)
 
 
@@ -103,8 +100,7 @@ def test_expert_metrics_chunked_equals_whole():
 
 
 def test_table_schema_and_single_rank_rows():
-    table = ep_scan(_counts(), ep=(1, 4), batch=(2,), n_boot=20, model="m", condition="prose",
-                    seq_len=64)
+    table = ep_scan(_counts(), ep=(1, 4), batch=(2,), n_boot=20, model="m", condition="prose", seq_len=64)
     assert table.schema.remove_metadata() == SCHEMA
     assert set(table.column("regime").to_pylist()) == {"prefill"}
     assert set(table.column("model").to_pylist()) == {"m"}
@@ -136,8 +132,7 @@ def test_infeasible_placements_recorded():
     assert result.meta["redundant"] == {"eplb,8": 4, "eplb,16": 4}
     assert result.value(1, 16, "eplb", "receiver_skew") >= 1.0
     table = ep_scan(c, ep=(8,), batch=(1,), placement="eplb", num_redundant=1, n_boot=20)
-    assert any(r["placement"] == "eplb" and "do not divide" in r["reason"]
-               for r in skipped_reasons(table))
+    assert any(r["placement"] == "eplb" and "do not divide" in r["reason"] for r in skipped_reasons(table))
     with pytest.raises(DodocoError, match="N=16 ranks is more than E=12"):
         ep_scan(c, ep=(16,), batch=(1,), strict=True)
 
@@ -182,8 +177,7 @@ def test_scan_any_ep_set_matches_direct(ep):
             for B in (1, 2):
                 want = _direct(c, np.arange(72), N, B, make, 1)
                 for metric, v in want.items():
-                    got = _select(table, placement=name, ep=N, batch=B, layer=1, metric=metric,
-                                  statistic="mean")
+                    got = _select(table, placement=name, ep=N, batch=B, layer=1, metric=metric, statistic="mean")
                     assert got == pytest.approx([v]), (name, N, B, metric)
 
 

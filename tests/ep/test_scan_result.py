@@ -22,8 +22,10 @@ KEY = ["batch", "ep", "placement", "layer", "metric", "statistic"]
 @pytest.fixture(scope="module")
 def old():
     t = pq.read_table(FIX / "scan-cb8098b.parquet")
-    return {case: t.filter(t.column("case").to_numpy(zero_copy_only=False) == case)
-            for case in set(t.column("case").to_pylist())}
+    return {
+        case: t.filter(t.column("case").to_numpy(zero_copy_only=False) == case)
+        for case in set(t.column("case").to_pylist())
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +48,25 @@ def _assert_same(new, old):
 
 def _new(case, counts):
     if case == "heldout":
-        return ep_scan(counts, ep=(1, 2, 4, 8, 16), batch=(1, 2, 3),
-                       placement=("contiguous", "round_robin", "eplb"), n_boot=50, seed=0,
-                       model="m", condition="c", seq_len=8)
+        return ep_scan(
+            counts,
+            ep=(1, 2, 4, 8, 16),
+            batch=(1, 2, 3),
+            placement=("contiguous", "round_robin", "eplb"),
+            n_boot=50,
+            seed=0,
+            model="m",
+            condition="c",
+            seq_len=8,
+        )
     if case == "all":
-        return ep_scan(counts, ep=(2, 4, 8), batch=(1, 2), placement=("contiguous", "round_robin"),
-                       n_boot=50, seed=3)
+        return ep_scan(counts, ep=(2, 4, 8), batch=(1, 2), placement=("contiguous", "round_robin"), n_boot=50, seed=3)
     if case == "replicas":
         return ep_scan(counts, ep=(4,), batch=(2,), placement="eplb", num_redundant=4, n_boot=50)
     topk, offsets = np.load(FIX / "decode_topk.npy"), np.load(FIX / "decode_offsets.npy")
-    return decode_scan(topk, offsets, 16, ep=(2, 4), batch=(1, 2), placement=("contiguous", "eplb"),
-                       n_boot=50, n_positions=3)
+    return decode_scan(
+        topk, offsets, 16, ep=(2, 4), batch=(1, 2), placement=("contiguous", "eplb"), n_boot=50, n_positions=3
+    )
 
 
 @pytest.mark.parametrize("case", ["heldout", "all", "replicas", "decode"])
@@ -65,8 +75,7 @@ def test_scan_equals_pre_restructure_table(case, old, counts):
 
 
 def test_metrics_table_equals_pre_restructure_table(old, counts):
-    new = metrics_table(counts, model="m", condition="c", seq_len=8, batch_sizes=(1, 2, 4, 32),
-                        n_boot=50)
+    new = metrics_table(counts, model="m", condition="c", seq_len=8, batch_sizes=(1, 2, 4, 32), n_boot=50)
     _assert_same(new, old["metrics"])
 
 

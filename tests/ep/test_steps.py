@@ -24,9 +24,16 @@ BIG = 3_000_000_000  # two of these overflow uint32 (max 4_294_967_295)
 def _brute_steps(counts, P, seed):
     """Steps by loops over the seeded order: step t = units order[t*P:(t+1)*P], Python ints."""
     order = step_order(counts.shape[0], seed)
-    return np.array([[[sum(int(counts[s, l, e]) for s in order[t * P:(t + 1) * P])
-                       for e in range(counts.shape[2])] for l in range(counts.shape[1])]
-                     for t in range(counts.shape[0] // P)], dtype=object)
+    return np.array(
+        [
+            [
+                [sum(int(counts[s, l, e]) for s in order[t * P : (t + 1) * P]) for e in range(counts.shape[2])]
+                for l in range(counts.shape[1])
+            ]
+            for t in range(counts.shape[0] // P)
+        ],
+        dtype=object,
+    )
 
 
 def test_step_order_is_the_seeded_permutation():
@@ -58,7 +65,7 @@ def test_steps_ranks_totals_equal_brute_force(seed):
         order = step_order(23, seed)
         for t in range(ranks.shape[0]):
             for i in range(N):
-                units = order[t * N * B + i * B: t * N * B + (i + 1) * B]
+                units = order[t * N * B + i * B : t * N * B + (i + 1) * B]
                 assert ranks[t, i].tolist() == counts[units].astype(int).sum(0).tolist()
         assert src.totals(N, B).tolist() == ranks.astype(np.int64).sum(-1).tolist()
 
@@ -69,8 +76,10 @@ def test_source_of_subset_and_explicit_order():
     sub = source_of(counts, seed=2, idx=idx)
     assert sub.steps(1)[:, 0].tolist() == counts[idx[step_order(3, 2)], 0].tolist()
     order = np.array([4, 0, 2, 1])
-    assert source_of(counts, order=order).steps(2)[:, 0].tolist() == \
-        [(counts[4, 0] + counts[0, 0]).tolist(), (counts[2, 0] + counts[1, 0]).tolist()]
+    assert source_of(counts, order=order).steps(2)[:, 0].tolist() == [
+        (counts[4, 0] + counts[0, 0]).tolist(),
+        (counts[2, 0] + counts[1, 0]).tolist(),
+    ]
 
 
 def test_unit_steps_and_holders_agree_with_the_source():
@@ -84,7 +93,7 @@ def test_unit_steps_and_holders_agree_with_the_source():
     for t in range(ranks.shape[0]):
         for i in range(2):
             assert ranks[t, i].tolist() == counts[(step == t) & (rank == i)].sum(0).tolist()
-            assert held[t, i].tolist() == order[t * 4 + i * 2:t * 4 + i * 2 + 2].tolist()
+            assert held[t, i].tolist() == order[t * 4 + i * 2 : t * 4 + i * 2 + 2].tolist()
             assert ranks[t, i].tolist() == counts[held[t, i]].sum(0).tolist()
 
 
@@ -150,8 +159,14 @@ def test_feasible_pairs_sorted_by_n_within_b_with_reasons():
     src = source_of(np.ones((10, 1, 2), np.uint32))
     pairs, skipped = feasible_pairs(src, [4, 1, 2], [3, 2])
     assert pairs == [(1, 2), (2, 2), (4, 2), (1, 3), (2, 3)]
-    assert skipped == [(4, 3, "EP=4 x batch=3 needs 12 sequences per step but the run has 10: "
-                              "observe more sequences or lower the EP degree / --batch")]
+    assert skipped == [
+        (
+            4,
+            3,
+            "EP=4 x batch=3 needs 12 sequences per step but the run has 10: "
+            "observe more sequences or lower the EP degree / --batch",
+        )
+    ]
     pairs, skipped = feasible_pairs(window_source(np.ones((1, 1, 2), np.uint32)), [64], [32])
     assert pairs == [(64, 32)] and not skipped  # a window is one step whatever N*B
     with pytest.raises(DodocoError, match="EP=0"):

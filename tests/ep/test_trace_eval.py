@@ -21,14 +21,14 @@ def test_step_tokens_by_hand():
     offsets = np.array([0, 2, 5, 6, 8])  # lengths 2, 3, 1, 2
     tok, step, src, n = step_tokens(_units(4, 3), offsets, N=2, B=1, regime="prefill")
     order = step_order(4, 3)  # the j-th unit of the steps is order[j]: step j // 2, rank j % 2
-    expect = sorted((t, j // 2, j % 2) for j, u in enumerate(order)
-                    for t in range(offsets[u], offsets[u + 1]))
+    expect = sorted((t, j // 2, j % 2) for j, u in enumerate(order) for t in range(offsets[u], offsets[u + 1]))
     assert n == 2 and sorted(zip(tok.tolist(), step.tolist(), src.tolist())) == expect
     # decode at positions 0 and 1 (the shortest unit has 2 tokens), steps position-major
     offsets = np.array([0, 2, 5, 7])
     tok, step, src, n = step_tokens(_units(3, 0), offsets, N=1, B=3, regime="decode", positions=2)
     assert n == 2 and sorted(zip(tok.tolist(), step.tolist())) == sorted(
-        (offsets[u] + p, p) for p in (0, 1) for u in range(3))
+        (offsets[u] + p, p) for p in (0, 1) for u in range(3)
+    )
     assert src.tolist() == [0] * 6
     with pytest.raises(DodocoError, match="needs 8 sequences per step but the held-out part has 3"):
         step_tokens(_units(3, 0), offsets, N=8, B=1, regime="prefill")
@@ -66,8 +66,9 @@ def test_planted_coactivation_is_saved_held_out():
     E, K, rng = 16, 4, np.random.default_rng(2)
     groups = rng.permutation(E).reshape(4, 4)
     g = rng.integers(0, 4, (6400, 2))
-    topk = np.stack([np.stack([rng.permutation(groups[x])[:K] for x in g[:, l]]) for l in range(2)],
-                    axis=1).astype(np.uint8)
+    topk = np.stack([np.stack([rng.permutation(groups[x])[:K] for x in g[:, l]]) for l in range(2)], axis=1).astype(
+        np.uint8
+    )
     offsets = np.arange(0, 6401, 50)
     opts = TraceEvalOptions(ep=(4, 5), regimes=("prefill",), slack=0.5, n_boot=200)
     rows, skipped = evaluate_placements(topk, offsets, E, opts)
@@ -81,20 +82,40 @@ def test_planted_coactivation_is_saved_held_out():
 
 def write_trace_run(path, topk, offsets, E, model="synthetic", condition="prose"):
     """A complete run directory with token traces, written by the store's RunWriter."""
-    from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest,
-                                       ModelInfo, Origin, Routing, Status)
+    from dodoco.store.manifest import (
+        ConditionInfo,
+        ConditionKind,
+        Granularity,
+        Manifest,
+        ModelInfo,
+        Origin,
+        Routing,
+        Status,
+    )
     from dodoco.store.writer import RunWriter
 
     S, L, K = offsets.size - 1, topk.shape[1], topk.shape[2]
-    counts = np.stack([np.stack([np.bincount(topk[offsets[s]:offsets[s + 1], l].ravel(), minlength=E)
-                                 for l in range(L)]) for s in range(S)])
+    counts = np.stack(
+        [
+            np.stack([np.bincount(topk[offsets[s] : offsets[s + 1], l].ravel(), minlength=E) for l in range(L)])
+            for s in range(S)
+        ]
+    )
     writer = RunWriter(path, {"model": model, "condition": condition, "traces": True}, origin=Origin.SYNTHETIC)
     writer.write_part(0, counts.astype(np.uint32), np.diff(offsets), topk)
-    writer.finalize(Manifest(
-        status=Status.RUNNING, origin=Origin.SYNTHETIC, identity={}, model=ModelInfo(id=model),
-        routing=Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
-        condition=ConditionInfo(name=condition, kind=ConditionKind.REAL, provenance={}),
-        seq_len=int(np.diff(offsets).max()), sequences=S, granularity=Granularity.SEQUENCE))
+    writer.finalize(
+        Manifest(
+            status=Status.RUNNING,
+            origin=Origin.SYNTHETIC,
+            identity={},
+            model=ModelInfo(id=model),
+            routing=Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
+            condition=ConditionInfo(name=condition, kind=ConditionKind.REAL, provenance={}),
+            seq_len=int(np.diff(offsets).max()),
+            sequences=S,
+            granularity=Granularity.SEQUENCE,
+        )
+    )
     from dodoco.store import open_run
 
     return open_run(path)
@@ -109,8 +130,7 @@ def test_trace_summary_of_a_run_directory(tmp_path):
     g = rng.integers(0, 8, (64 * 32, 2))
     topk = np.stack([groups[g[:, 0]], groups[(g[:, 0] + g[:, 1] % 2) % 8]], axis=1).astype(np.uint8)
     run = write_trace_run(tmp_path / "run", topk, np.arange(0, 64 * 32 + 1, 32), E)
-    s = trace_summary([run], TraceOptions(ep=(4, 8), rebalance_ep=4, n_boot=100,
-                                          migrate_gbps=(1.0,)))
+    s = trace_summary([run], TraceOptions(ep=(4, 8), rebalance_ep=4, n_boot=100, migrate_gbps=(1.0,)))
     assert [r["layer"] for r in s.coactivation] == [0, 1] and len(s.affinity) == 1
     assert s.coactivation[0]["tv"] > 5 * s.coactivation[0]["tv_noise"]
     assert s.affinity[0]["uncertainty_coef"] > 10 * s.affinity[0]["uncertainty_coef_shuffled"]
@@ -138,7 +158,6 @@ def test_expert_shape_from_options_then_manifest_then_nominal(tmp_path):
     assert expert_shape(run, TraceOptions())[:2] == (2048, 768)
     assert expert_shape(run, TraceOptions())[2].startswith("nominal")
     assert expert_shape(run, TraceOptions(hidden=7168, intermediate=2048)) == (7168, 2048, "given")
-    model = dataclasses.replace(run.manifest.model, details={"hidden_size": 4096,
-                                                             "moe_intermediate_size": 1536})
+    model = dataclasses.replace(run.manifest.model, details={"hidden_size": 4096, "moe_intermediate_size": 1536})
     run.manifest = dataclasses.replace(run.manifest, model=model)
     assert expert_shape(run, TraceOptions()) == (4096, 1536, "manifest")

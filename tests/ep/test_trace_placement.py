@@ -6,12 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dodoco.ep.trace_placement import (
-    affinity_placement,
-    coact_packing,
-    layer_bound,
-    swap_search,
-)
+from dodoco.ep.trace_placement import affinity_placement, coact_packing, layer_bound, swap_search
 from dodoco.errors import DodocoError
 
 
@@ -82,8 +77,7 @@ def test_coact_matches_brute_force_for_pairs(E, N, K, seed):
     p = coact_packing(E, N, fit, slack=0.2)
     rank = p.rank_of[0]
     _, cap = layer_bound(fit.load, N, 0.2)
-    feasible = [r for r in balanced(E, N)
-                if np.bincount(r, weights=fit.load[0], minlength=N).max() <= cap[0]]
+    feasible = [r for r in balanced(E, N) if np.bincount(r, weights=fit.load[0], minlength=N).max() <= cap[0]]
     best = best_distinct(topk[:, 0], feasible)
     assert distinct(topk[:, 0], rank) == best
     assert np.bincount(rank, weights=fit.load[0], minlength=N).max() <= cap[0]
@@ -100,14 +94,15 @@ def test_coact_is_near_brute_force_for_triples(E, N, K, seed):
     fit = fit_of(topk, E)
     rank = coact_packing(E, N, fit, slack=0.2).rank_of[0]
     _, cap = layer_bound(fit.load, N, 0.2)
-    best = best_distinct(topk[:, 0], [r for r in balanced(E, N)
-                                      if np.bincount(r, weights=fit.load[0], minlength=N).max()
-                                      <= cap[0]])
+    best = best_distinct(
+        topk[:, 0], [r for r in balanced(E, N) if np.bincount(r, weights=fit.load[0], minlength=N).max() <= cap[0]]
+    )
     assert best <= distinct(topk[:, 0], rank) <= 1.03 * best
 
 
-@pytest.mark.parametrize("E,N,K,seed", [(6, 2, 1, 7), (6, 3, 1, 8), (6, 3, 1, 22), (6, 2, 2, 9),
-                                        (6, 2, 2, 25), (6, 2, 2, 28)])
+@pytest.mark.parametrize(
+    "E,N,K,seed", [(6, 2, 1, 7), (6, 3, 1, 8), (6, 3, 1, 22), (6, 2, 2, 9), (6, 2, 2, 25), (6, 2, 2, 28)]
+)
 def test_affinity_against_brute_force(E, N, K, seed):
     # 3 layers; the optimum over every combination of balanced per-layer assignments in the bound.
     # Coordinate descent is not exact here: it must capture >= 85% of the rank changes the
@@ -115,6 +110,7 @@ def test_affinity_against_brute_force(E, N, K, seed):
     rng = np.random.default_rng(seed)
     f1, f2 = rng.permutation(E), rng.permutation(E)
     t0 = planted_trace(200, 1, K, E, [list(range(E))], noise=0, seed=seed)[:, 0]
+
     def noisy(x):
         return np.where(rng.random(x.shape) < 0.2, rng.integers(0, E, x.shape), x)
 
@@ -124,8 +120,10 @@ def test_affinity_against_brute_force(E, N, K, seed):
     fit = fit_of(topk, E)
     ranks = affinity_placement(E, N, fit, slack=0.3).rank_of
     _, cap = layer_bound(fit.load, N, 0.3)
-    feas = [[r for r in balanced(E, N)
-             if np.bincount(r, weights=fit.load[l], minlength=N).max() <= cap[l]] for l in range(3)]
+    feas = [
+        [r for r in balanced(E, N) if np.bincount(r, weights=fit.load[l], minlength=N).max() <= cap[l]]
+        for l in range(3)
+    ]
     best = best_chain(topk, feas)
     got, eplb = changes(topk, ranks), changes(topk, layer_bound(fit.load, N, 0.3)[0])
     assert best <= got <= 1.4 * best

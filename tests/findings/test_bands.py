@@ -8,9 +8,21 @@ from dodoco.findings import bands, gap_groups
 
 
 def _rows(table, seq_len=512, width=0.01, steps=16):
-    return [{"model": m, "condition": c, "kind": "mock" if c.startswith("mock") else "real", "seq_len": seq_len,
-             "gini": g, "gini_lo": g - width, "gini_hi": g + width, "steps": steps, "run": f"runs/{m}/{c}"}
-            for m, vals in table.items() for c, g in vals.items()]
+    return [
+        {
+            "model": m,
+            "condition": c,
+            "kind": "mock" if c.startswith("mock") else "real",
+            "seq_len": seq_len,
+            "gini": g,
+            "gini_lo": g - width,
+            "gini_hi": g + width,
+            "steps": steps,
+            "run": f"runs/{m}/{c}",
+        }
+        for m, vals in table.items()
+        for c, g in vals.items()
+    ]
 
 
 PAPER_LIKE = {
@@ -25,8 +37,13 @@ PAPER_LIKE = {
 def test_paper_thresholds():
     v = bands(_rows(PAPER_LIKE))
     band = {r["model"]: r["band"] for r in v.summary}
-    assert band == {"mha": "data-resilient", "mamba": "data-resilient", "gqa": "intermediate",
-                    "mla": "persistently concentrated", "gdn": "intermediate"}
+    assert band == {
+        "mha": "data-resilient",
+        "mamba": "data-resilient",
+        "gqa": "intermediate",
+        "mla": "persistently concentrated",
+        "gdn": "intermediate",
+    }
     assert v.verdict == ("data-resilient: mha, mamba; intermediate: gqa, gdn; persistently concentrated: mla")
     mla = next(r for r in v.summary if r["model"] == "mla")
     assert mla["real_min"] == 0.25 and mla["real_mean"] == pytest.approx(0.275)  # mock 0.38 not counted
@@ -64,22 +81,34 @@ def test_data_groups_in_verdict():
 def test_sequence_lengths_are_judged_apart():
     v = bands(_rows({"a": {"prose": 0.1}, "b": {"prose": 0.3}}, 512) + _rows({"a": {"prose": 0.3}}, 1024))
     got = {(r["model"], r["seq_len"]): r["band"] for r in v.summary}
-    assert got == {("a", 512): "data-resilient", ("b", 512): "persistently concentrated",
-                   ("a", 1024): "persistently concentrated"}
-    assert v.verdict == ("seq_len 512: data-resilient: a; persistently concentrated: b | "
-                         "seq_len 1024: persistently concentrated: a")
+    assert got == {
+        ("a", 512): "data-resilient",
+        ("b", 512): "persistently concentrated",
+        ("a", 1024): "persistently concentrated",
+    }
+    assert v.verdict == (
+        "seq_len 512: data-resilient: a; persistently concentrated: b | seq_len 1024: persistently concentrated: a"
+    )
     assert [g["seq_len"] for g in v.tables["grouping"]] == [512, 1024]
 
 
 def test_certainty_from_intervals_and_steps():
-    rows = _rows({"sure": {"prose": 0.30, "code": 0.26}, "edge": {"prose": 0.245, "code": 0.30},
-                  "res": {"prose": 0.16, "code": 0.3}}, width=0.02)
+    rows = _rows(
+        {
+            "sure": {"prose": 0.30, "code": 0.26},
+            "edge": {"prose": 0.245, "code": 0.30},
+            "res": {"prose": 0.16, "code": 0.3},
+        },
+        width=0.02,
+    )
     rows += _rows({"one": {"prose": 0.10}}, steps=1)
     got = {r["model"]: (r["band"], r["certainty"]) for r in bands(rows).summary}
-    assert got == {"sure": ("persistently concentrated", "sure"),  # lowest 0.26 - 0.02 >= 0.24
-                   "edge": ("persistently concentrated", "borderline"),  # 0.245 - 0.02 < 0.24
-                   "res": ("intermediate", "borderline"),  # prose 0.16 - 0.02 < 0.15
-                   "one": ("data-resilient", "few steps")}
+    assert got == {
+        "sure": ("persistently concentrated", "sure"),  # lowest 0.26 - 0.02 >= 0.24
+        "edge": ("persistently concentrated", "borderline"),  # 0.245 - 0.02 < 0.24
+        "res": ("intermediate", "borderline"),  # prose 0.16 - 0.02 < 0.15
+        "one": ("data-resilient", "few steps"),
+    }
     text = " ".join(bands(rows).sentences)
     assert "sure persistently concentrated (sure: code 0.260 [0.240, 0.280] lies above 0.24)" in text
     assert "one data-resilient (not sure: prose 0.100 rests on 1 step(s), no interval)" in text

@@ -81,15 +81,25 @@ def test_per_layer_change_and_worst_layer():
 
 def test_placement_removal_hand_computed():
     base = _curve([4, 8], [1.2, 2.0])
-    v = ep_invariance([_scan(_curve([4, 8], [3.0, 3.0]), base, eplb=_curve([4, 8], [1.1, 1.25]),
-                             round_robin=_curve([4, 8], [1.3, 2.2]))],
-                      placements=("contiguous", "eplb", "round_robin"))
+    v = ep_invariance(
+        [
+            _scan(
+                _curve([4, 8], [3.0, 3.0]),
+                base,
+                eplb=_curve([4, 8], [1.1, 1.25]),
+                round_robin=_curve([4, 8], [1.3, 2.2]),
+            )
+        ],
+        placements=("contiguous", "eplb", "round_robin"),
+    )
     rem = {(r["placement"], r["ep"]): r["fraction_removed"] for r in v.tables["removal"]}
     assert rem[("eplb", 8)] == pytest.approx(0.75) and rem[("eplb", 4)] == pytest.approx(0.5)
     assert rem[("round_robin", 8)] == pytest.approx(-0.2)
     text = " ".join(v.sentences)
     assert "At that largest N, eplb removes 75.0% and round_robin adds 20.0% of the contiguous skew's" in text
-    assert "rose with N in 1 of 1 run(s): under real text it was 1.200 at each run's smallest judged N and 2.000" in text
+    assert (
+        "rose with N in 1 of 1 run(s): under real text it was 1.200 at each run's smallest judged N and 2.000" in text
+    )
     assert v.evidence[1]["skew_eplb"] == pytest.approx(1.25)
 
 
@@ -112,8 +122,7 @@ def test_rotating_hot_expert_matches_direct_and_held_out_steps(tmp_path):
     counts = np.ones((S, 1, E), dtype=np.uint32)
     counts[np.arange(S), 0, np.arange(S) % E] = 20  # each sequence has its own hot expert
     run = _run(tmp_path, counts)
-    v = ep_invariance([scan(run, FindingsOptions(ep=(2, 4, 8), ep_batch=1, placement=("contiguous",),
-                                                 n_boot=50))])
+    v = ep_invariance([scan(run, FindingsOptions(ep=(2, 4, 8), ep_batch=1, placement=("contiguous",), n_boot=50))])
     assert v.verdict == "placement-sensitive"
     direct = [float(max_mean(step_counts(counts, N, step_order(S, 0))).mean()) for N in (2, 4, 8)]
     assert [r["max_mean"] for r in v.evidence] == pytest.approx(direct)

@@ -18,11 +18,19 @@ OPTS = FindingsOptions(n_boot=100, placement=("contiguous", "round_robin"))
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    for model, cond, kind, conc, seed in (("a", "mock-uniform", "mock", None, 1), ("a", "prose", "real", 0.3, 2),
-                                          ("b", "prose", "real", 5.0, 3)):
-        write_counts_run(root / f"{model}-{cond}", skewed_counts(128, 2, 16, assignments=64, concentration=conc,
-                                                                 seed=seed),
-                         model=model, condition=cond, kind=kind, seq_len=32)
+    for model, cond, kind, conc, seed in (
+        ("a", "mock-uniform", "mock", None, 1),
+        ("a", "prose", "real", 0.3, 2),
+        ("b", "prose", "real", 5.0, 3),
+    ):
+        write_counts_run(
+            root / f"{model}-{cond}",
+            skewed_counts(128, 2, 16, assignments=64, concentration=conc, seed=seed),
+            model=model,
+            condition=cond,
+            kind=kind,
+            seq_len=32,
+        )
     return root
 
 
@@ -34,8 +42,9 @@ def test_default_eps():
 def test_judge_gives_every_verdict_with_sentences_and_tables(runs):
     f = judge([runs], OPTS)
     assert list(f.verdicts) == ["ep_invariance", "mock_vs_real", "bands"] and not f.skipped
-    assert f.verdicts["mock_vs_real"].notes == ["not compared: b at seq_len 32 has only real-text runs "
-                                                f"({runs / 'b-prose'})"]
+    assert f.verdicts["mock_vs_real"].notes == [
+        f"not compared: b at seq_len 32 has only real-text runs ({runs / 'b-prose'})"
+    ]
     ep = f.verdicts["ep_invariance"]
     assert [r["eps"] for r in ep.summary] == ["4,8,16"] * 3  # 32 > E = 16
     assert all(s.batch == 2 for s in f.scans.values())  # largest B with 3 steps at N=16: 3*16*2 <= 128
@@ -77,14 +86,17 @@ def test_K_comes_from_the_run_and_is_never_assumed(tmp_path):
         open_run(q).K
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"ep": (0, 4)}, "--ep 0 must be >= 1"),
-    ({"threshold": -1.0}, "--threshold -1.0 must be >= 0"),
-    ({"low": 0.9, "high": 0.1}, "need 0 <= --low < --high <= 1, got --low 0.9 --high 0.1"),
-    ({"placement": ("contigous",)}, "unknown placement 'contigous': did you mean 'contiguous'?"),
-    ({"batch": ()}, "--batch needs at least one batch size"),
-    ({"ref_batch": 0}, "--ref-batch 0 must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"ep": (0, 4)}, "--ep 0 must be >= 1"),
+        ({"threshold": -1.0}, "--threshold -1.0 must be >= 0"),
+        ({"low": 0.9, "high": 0.1}, "need 0 <= --low < --high <= 1, got --low 0.9 --high 0.1"),
+        ({"placement": ("contigous",)}, "unknown placement 'contigous': did you mean 'contiguous'?"),
+        ({"batch": ()}, "--batch needs at least one batch size"),
+        ({"ref_batch": 0}, "--ref-batch 0 must be >= 1"),
+    ],
+)
 def test_options_are_checked_before_any_work(kw, message):
     with pytest.raises(DodocoError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
         FindingsOptions(**kw)

@@ -89,8 +89,11 @@ def test_runs_are_compared_within_model_and_seq_len():
     v = mock_vs_real([a, b, c], n_boot=100)
     assert [(r["mock"], r["real"], r["seq_len"]) for r in v.summary] == [("mock-uniform", "prose", 64)]
     assert v.notes[0] == "not compared: m at seq_len 128 has only real-text runs (runs/m/prose-L128)"
-    with pytest.raises(DodocoError, match=r"m at seq_len 64 has only mock runs \(runs/m/mock-uniform-L64\); "
-                                          r"m at seq_len 128 has only real-text runs \(runs/m/prose-L128\)"):
+    with pytest.raises(
+        DodocoError,
+        match=r"m at seq_len 64 has only mock runs \(runs/m/mock-uniform-L64\); "
+        r"m at seq_len 128 has only real-text runs \(runs/m/prose-L128\)",
+    ):
         mock_vs_real([a, c])
 
 
@@ -98,8 +101,11 @@ def test_mock_of_one_model_and_real_of_another_are_refused_naming_runs():
     mock, real = _mock_and_real(S=32)
     a = GiniSeries("a", "mock-uniform", "mock", 64, step_gini(mock), path="runs/a/mock")
     b = GiniSeries("b", "prose", "real", 64, step_gini(real), path="runs/b/prose")
-    with pytest.raises(DodocoError, match=r"a at seq_len 64 has only mock runs \(runs/a/mock\); "
-                                          r"b at seq_len 64 has only real-text runs \(runs/b/prose\)"):
+    with pytest.raises(
+        DodocoError,
+        match=r"a at seq_len 64 has only mock runs \(runs/a/mock\); "
+        r"b at seq_len 64 has only real-text runs \(runs/b/prose\)",
+    ):
         mock_vs_real([a, b])
 
 
@@ -110,8 +116,12 @@ def test_few_step_batch_sizes_have_no_interval_and_no_say_in_the_slope():
     assert t["n"] == [4, 3, 3, 2] and np.isnan(t["mean_lo"][3]) and np.isnan(t["mean_hi"][3])
     one = batch_trend({1: [0.5], 2: [0.4], 4: [0.3]})
     assert np.isnan(one["slope"]) and not one["significant"]  # one step per B (a window aggregate)
-    v = mock_vs_real([GiniSeries("m", "mock-uniform", "mock", 8, {1: [0.5], 2: [0.4]}),
-                      GiniSeries("m", "prose", "real", 8, {1: [0.3], 2: [0.3]})])
+    v = mock_vs_real(
+        [
+            GiniSeries("m", "mock-uniform", "mock", 8, {1: [0.5], 2: [0.4]}),
+            GiniSeries("m", "prose", "real", 8, {1: [0.3], 2: [0.3]}),
+        ]
+    )
     assert v.verdict == "undetermined" and v.summary[0]["verdict"] == "not judged (too few steps)"
     ratio = v.tables["ratio"][0]
     assert ratio["few_steps"] and ratio["ratio"] == pytest.approx(0.5 / 0.3) and np.isnan(ratio["ratio_lo"])

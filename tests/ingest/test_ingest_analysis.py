@@ -54,7 +54,7 @@ def test_ep_scan_runs_on_imported_passes(dumps, run_of):
     from dodoco.ep.steps import step_order
 
     order = step_order(truth["counts"].shape[0], 0)
-    steps = [truth["counts"][order[i:i + 4]].sum(axis=0) for i in range(0, len(order) - 3, 4)]
+    steps = [truth["counts"][order[i : i + 4]].sum(axis=0) for i in range(0, len(order) - 3, 4)]
     skews = [np.mean(receiver_skew(rank_loads(s, contiguous(16, 4)))) for s in steps]
     assert row["receiver_skew"] == pytest.approx(np.mean(skews), rel=1e-9)
 
@@ -66,8 +66,12 @@ def test_window_runs_get_rank_loads_and_placements(dumps, run_of):
     truth = dumps["sglang_init_json"]
     _, run = run_of("sglang", truth["files"])
     rows, _ = ep_rows(run, ep=[4, 8], batch=[1], placement=["contiguous", "round_robin"])
-    assert {(r["ep"], r["placement"]) for r in rows} == {(4, "contiguous"), (8, "contiguous"), (4, "round_robin"),
-                                                         (8, "round_robin")}
+    assert {(r["ep"], r["placement"]) for r in rows} == {
+        (4, "contiguous"),
+        (8, "contiguous"),
+        (4, "round_robin"),
+        (8, "round_robin"),
+    }
     r4 = next(r for r in rows if r["ep"] == 4 and r["placement"] == "contiguous")
     agg = truth["counts"][0]
     assert r4["receiver_skew"] == pytest.approx(np.mean(receiver_skew(rank_loads(agg, contiguous(16, 4)))))
@@ -92,8 +96,24 @@ def test_cli_import_then_analyze(dumps, tmp_path, capsys):
     from dodoco.cli import main
 
     out = tmp_path / "prod"
-    assert main(["import", "sglang", *map(str, dumps["sglang_per_pass"]["files"]), "-o", str(out),
-                 "--model-id", "tiny/moe", "--top-k", "4", "--json", str(tmp_path / "imp.json")]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "sglang",
+                *map(str, dumps["sglang_per_pass"]["files"]),
+                "-o",
+                str(out),
+                "--model-id",
+                "tiny/moe",
+                "--top-k",
+                "4",
+                "--json",
+                str(tmp_path / "imp.json"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "excluded layers" in printed and "0, 1" in printed
     assert main(["analyze", str(out), "--batch", "1,2", "--json", str(tmp_path / "a.json")]) == 0

@@ -12,8 +12,9 @@ from dodoco.ingest import ImportConfig, import_dump
 
 def _err(tmp_path, fmt, paths, **kw) -> str:
     with pytest.raises(DodocoError) as info:
-        import_dump(ImportConfig.from_dict(dict(format=fmt, paths=[str(p) for p in paths], out=str(tmp_path / "run"),
-                                                **kw)))
+        import_dump(
+            ImportConfig.from_dict(dict(format=fmt, paths=[str(p) for p in paths], out=str(tmp_path / "run"), **kw))
+        )
     msg = str(info.value)
     assert "\n" not in msg
     return msg
@@ -24,15 +25,18 @@ def test_unknown_format_suggests_the_closest(tmp_path, dumps):
     assert "unknown format 'sglng'" in msg and "did you mean 'sglang'" in msg
 
 
-@pytest.mark.parametrize("fmt,name,found,fits", [
-    ("vllm", "sglang_stat", "SGLang expert-distribution stat dump", "sglang"),
-    ("sglang", "vllm_window", "vLLM EPLB expert-load dump", "vllm"),
-    ("sglang", "sglang_per_pass_wrong", None, None),
-    ("megatron", "table_csv", "csv table", "table"),
-    ("table", "megatron_trace", "Megatron router trace", "megatron"),
-    ("megatron-tpe", "megatron_trace", "Megatron router trace", "megatron"),
-    ("numpy", "vllm_window", "vLLM EPLB expert-load dump", "vllm"),
-])
+@pytest.mark.parametrize(
+    "fmt,name,found,fits",
+    [
+        ("vllm", "sglang_stat", "SGLang expert-distribution stat dump", "sglang"),
+        ("sglang", "vllm_window", "vLLM EPLB expert-load dump", "vllm"),
+        ("sglang", "sglang_per_pass_wrong", None, None),
+        ("megatron", "table_csv", "csv table", "table"),
+        ("table", "megatron_trace", "Megatron router trace", "megatron"),
+        ("megatron-tpe", "megatron_trace", "Megatron router trace", "megatron"),
+        ("numpy", "vllm_window", "vLLM EPLB expert-load dump", "vllm"),
+    ],
+)
 def test_file_of_another_format_names_what_was_found(tmp_path, dumps, fmt, name, found, fits):
     if name == "sglang_per_pass_wrong":  # a torch file with unrelated keys
         path = tmp_path / "weights.pt"
@@ -67,8 +71,19 @@ def test_inconsistent_shapes_across_files_of_arrays(tmp_path):
 
 
 def test_megatron_token_counts_differ_across_layers(tmp_path):
-    lines = [{"step": 0, "stage": "pre_dispatch", "block": "decoder", "layer": l, "rank": 0, "num_tokens": n,
-              "topk": 2, "top_indices": [[0, 1]] * n} for l, n in ((0, 3), (1, 2))]
+    lines = [
+        {
+            "step": 0,
+            "stage": "pre_dispatch",
+            "block": "decoder",
+            "layer": l,
+            "rank": 0,
+            "num_tokens": n,
+            "topk": 2,
+            "top_indices": [[0, 1]] * n,
+        }
+        for l, n in ((0, 3), (1, 2))
+    ]
     path = tmp_path / "router_trace_rank0.jsonl"
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     msg = _err(tmp_path, "megatron", [path])
@@ -175,24 +190,36 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, dumps, capsys):
     assert rc == 2 and err.startswith("error: ") and "\n" not in err and "dodoco import sglang" in err
 
 
-@pytest.mark.parametrize("ids,expected", [
-    ([0, 1, 2, 255], 256),             # dense ids
-    ([3, 1023], 1024),                 # below FREE_IDS: never far
-    ([0, 5, 2000, 2047], 2048),        # 2047 <= 2 * 2000 + 64
-    ([[-1, 7], [7, 2]], 8),            # -1 = no expert, any shape
-    ([], 0),
-])
+@pytest.mark.parametrize(
+    "ids,expected",
+    [
+        ([0, 1, 2, 255], 256),  # dense ids
+        ([3, 1023], 1024),  # below FREE_IDS: never far
+        ([0, 5, 2000, 2047], 2048),  # 2047 <= 2 * 2000 + 64
+        ([[-1, 7], [7, 2]], 8),  # -1 = no expert, any shape
+        ([], 0),
+    ],
+)
 def test_id_bound_accepts_plausible_ids(ids, expected):
     from dodoco.ingest.base import id_bound
 
     assert id_bound(ids, "expert id", "f") == expected
 
 
-@pytest.mark.parametrize("ids,top,below", [([0, 3, 100_000_000], 100_000_000, 3), ([0, 1100], 1100, 0),
-                                           ([5000], 5000, -1), (list(range(70_000)), 69_999, 69_998)])
+@pytest.mark.parametrize(
+    "ids,top,below",
+    [
+        ([0, 3, 100_000_000], 100_000_000, 3),
+        ([0, 1100], 1100, 0),
+        ([5000], 5000, -1),
+        (list(range(70_000)), 69_999, 69_998),
+    ],
+)
 def test_id_bound_refuses_an_id_far_beyond_the_others(ids, top, below):
     from dodoco.ingest.base import id_bound
 
-    with pytest.raises(DodocoError, match=f"expert id {top} in f is far beyond the others \\(next largest {below}\\)"
-                                          f".*--num-experts {top + 1}"):
+    with pytest.raises(
+        DodocoError,
+        match=f"expert id {top} in f is far beyond the others \\(next largest {below}\\).*--num-experts {top + 1}",
+    ):
         id_bound(ids, "expert id", "f")

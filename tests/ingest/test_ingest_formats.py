@@ -47,7 +47,7 @@ def test_token_traces_match_and_count_to_counts(dumps, run_of, name, fmt):
     assert offsets[0] == 0 and offsets[-1] == topk.shape[0]
     np.testing.assert_array_equal(np.diff(offsets), run.seq_tokens)
     for s in range(run.counts.shape[0]):  # counts are exactly the bincount of each row's tokens
-        t = topk[offsets[s]:offsets[s + 1]]
+        t = topk[offsets[s] : offsets[s + 1]]
         for l in range(t.shape[1]):
             np.testing.assert_array_equal(run.counts[s, l], np.bincount(t[:, l].ravel(), minlength=truth["E"]))
 
@@ -115,8 +115,11 @@ def test_reimport_same_spec_rewrites_and_other_spec_needs_overwrite(dumps, tmp_p
     with pytest.raises(DodocoError, match="--overwrite"):
         imp("table", dumps["table_csv"]["files"], out)
     man = imp("table", dumps["table_csv"]["files"], out, overwrite=True)
-    assert json.loads((out / "manifest.json").read_text())["details"]["source"]["format"] == "table" == \
-        man.details["source"]["format"]
+    assert (
+        json.loads((out / "manifest.json").read_text())["details"]["source"]["format"]
+        == "table"
+        == man.details["source"]["format"]
+    )
 
 
 def test_folder_input_reads_every_file(dumps, run_of):
@@ -136,9 +139,11 @@ def test_vllm_identical_rank_windows_are_counted_once(tmp_path, run_of, fx):
     rng = np.random.default_rng(0)
     window = rng.integers(0, 9, size=(5, 2, fx.E)).astype(np.int32)
     for r in range(3):
-        state = SimpleNamespace(expert_load_window=torch.from_numpy(window),  # older vLLM: no model_states
-                                physical_to_logical_map=torch.arange(fx.E).repeat(2, 1),
-                                expert_load_window_step=0)
+        state = SimpleNamespace(
+            expert_load_window=torch.from_numpy(window),  # older vLLM: no model_states
+            physical_to_logical_map=torch.arange(fx.E).repeat(2, 1),
+            expert_load_window_step=0,
+        )
         dump_expert_load(SimpleNamespace(model_runner=SimpleNamespace(eplb_state=state), rank=r), tmp_path / "d")
     man, run = run_of("vllm", [tmp_path / "d"])
     np.testing.assert_array_equal(np.asarray(run.counts), window[window.reshape(5, -1).sum(1) > 0])
@@ -153,8 +158,9 @@ def test_megatron_tpe_places_local_experts_by_ep_rank(tmp_path, run_of):
     folder.mkdir()
     local = {0: [1, 2, 3, 4], 1: [1, 2, 3, 4], 2: [5, 6, 7, 8], 3: [5, 6, 7, 8]}
     for r, c in local.items():
-        (folder / f"rank{r}.jsonl").write_text(_json.dumps({"iter": 0, "block": "decoder", "layer": 0,
-                                                            "tpe": [c]}) + "\n")
+        (folder / f"rank{r}.jsonl").write_text(
+            _json.dumps({"iter": 0, "block": "decoder", "layer": 0, "tpe": [c]}) + "\n"
+        )
     man, run = run_of("megatron-tpe", [folder], ep_size=2, expert_tp_size=2)
     np.testing.assert_array_equal(run.counts[0, 0], [1, 2, 3, 4, 5, 6, 7, 8])
     assert man.routing.E == 8 and any("duplicate" in n for n in man.details["notes"])
@@ -167,9 +173,13 @@ def test_vllm_user_saved_npz_reads_like_the_dump(tmp_path, dumps, run_of):
     for f in truth["files"]:
         d = __import__("torch").load(f, weights_only=True)
         p = tmp_path / (f.stem + ".npz")
-        np.savez(p, expert_load_window=d["expert_load_window"].numpy(),
-                 expert_load_window_step=np.int64(d["expert_load_window_step"]),
-                 physical_to_logical_map=d["physical_to_logical_map"].numpy(), rank=np.int64(d["rank"]))
+        np.savez(
+            p,
+            expert_load_window=d["expert_load_window"].numpy(),
+            expert_load_window_step=np.int64(d["expert_load_window_step"]),
+            physical_to_logical_map=d["physical_to_logical_map"].numpy(),
+            rank=np.int64(d["rank"]),
+        )
         paths.append(p)
     _, run = run_of("vllm", paths)
     np.testing.assert_array_equal(np.asarray(run.counts), truth["counts"])

@@ -11,8 +11,14 @@ from dodoco.ingest.torchfile import Unsupported, load, load_fast, stack
 
 def test_fast_reader_equals_torch_load(tmp_path):
     x = torch.arange(24, dtype=torch.int32).reshape(4, 6)
-    obj = {"a": x[:, 1:4], "t": x.t(), "s": torch.tensor(7, dtype=torch.int64), "e": torch.zeros(0, 3),
-           "nested": [{"v": torch.arange(5, dtype=torch.int16)}, 3, "txt", None, 2.5], "shared": x[1]}
+    obj = {
+        "a": x[:, 1:4],
+        "t": x.t(),
+        "s": torch.tensor(7, dtype=torch.int64),
+        "e": torch.zeros(0, 3),
+        "nested": [{"v": torch.arange(5, dtype=torch.int16)}, 3, "txt", None, 2.5],
+        "shared": x[1],
+    }
     path = tmp_path / "o.pt"
     torch.save(obj, path)
     got = load_fast(path)

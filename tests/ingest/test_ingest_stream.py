@@ -31,8 +31,14 @@ def _dumps(folder, files=3, passes=40, seed=0, interleave=False):
             for l in range(L):
                 np.add.at(logical[l], m[l], gpc[l])
             truth[int(fp)] = logical
-            recs.append({"forward_pass_id": int(fp), "rank": 0, "gatherer_key": "primary",
-                         "global_physical_count": torch.from_numpy(gpc)})
+            recs.append(
+                {
+                    "forward_pass_id": int(fp),
+                    "rank": 0,
+                    "gatherer_key": "primary",
+                    "global_physical_count": torch.from_numpy(gpc),
+                }
+            )
         path = folder / f"expert_distribution_recorder_{1716000000 + f}.0_0.pt"
         torch.save({"records": recs, "last_physical_to_logical_map": torch.from_numpy(m)}, path)
         paths.append(path)

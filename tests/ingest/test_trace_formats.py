@@ -27,10 +27,12 @@ def write_flame(folder, layers=(2, 3, 4), T=50, seed=0, fixed=False):
     for j, layer in enumerate(layers):
         scores = np.sort(rng.dirichlet(np.ones(E), T)[:, :K], axis=1)[:, ::-1]
         typ = (lambda t: pa.list_(t, K)) if fixed else pa.list_
-        table = pa.table({
-            "scores": pa.array(scores.astype(np.float16).tolist(), typ(pa.float16())),
-            "indices": pa.array(ids[:, j].astype(np.int16).tolist(), typ(pa.int16())),
-        })
+        table = pa.table(
+            {
+                "scores": pa.array(scores.astype(np.float16).tolist(), typ(pa.float16())),
+                "indices": pa.array(ids[:, j].astype(np.int16).tolist(), typ(pa.int16())),
+            }
+        )
         pq.write_table(table, folder / f"layer_{layer:02d}.parquet")
     return ids
 
@@ -53,8 +55,10 @@ def test_flame_rows_are_consecutive_tokens_and_ids_survive(tmp_path, fixed):
 def test_flame_layer_order_comes_from_file_names(tmp_path):
     folder = tmp_path / "iter_1"
     ids = write_flame(folder, layers=(10, 9, 2), T=8)
-    dump = read([folder / "layer_10.parquet", folder / "layer_02.parquet", folder / "layer_09.parquet"],
-                SimpleNamespace(seq_len=8, num_experts=E))
+    dump = read(
+        [folder / "layer_10.parquet", folder / "layer_02.parquet", folder / "layer_09.parquet"],
+        SimpleNamespace(seq_len=8, num_experts=E),
+    )
     assert dump.layer_ids == [2, 9, 10]
     assert np.array_equal(dump.records[0].tokens[0], ids[:, [2, 1, 0]])
 
@@ -81,8 +85,9 @@ def test_flame_errors_name_the_fix(tmp_path):
         read(files + [other / "layer_04.parquet"], SimpleNamespace(seq_len=4, num_experts=E))
     ragged = tmp_path / "iter_4"
     ragged.mkdir()
-    pq.write_table(pa.table({"indices": pa.array([[1, 2, 3], [4, 5]], pa.list_(pa.int16()))}),
-                   ragged / "layer_02.parquet")
+    pq.write_table(
+        pa.table({"indices": pa.array([[1, 2, 3], [4, 5]], pa.list_(pa.int16()))}), ragged / "layer_02.parquet"
+    )
     with pytest.raises(DodocoError, match="token 1 has 2 expert ids"):
         read([ragged / "layer_02.parquet"], SimpleNamespace(seq_len=1, num_experts=E))
 
@@ -96,7 +101,9 @@ def test_flame_never_guesses_the_number_of_experts(tmp_path):
     folder = tmp_path / "iter_7"
     ids = write_flame(folder, layers=(2, 3), T=32)
     top = int(ids.max())
-    with pytest.raises(DodocoError, match=rf"largest id in these files is {top}, so E >= {top + 1}\): pass --num-experts"):
+    with pytest.raises(
+        DodocoError, match=rf"largest id in these files is {top}, so E >= {top + 1}\): pass --num-experts"
+    ):
         read(sorted(folder.iterdir()), SimpleNamespace(seq_len=8, num_experts=None))
     cfg = dict(format="flame", paths=(str(folder),), seq_len=8)
     man = import_dump(ImportConfig(out=str(tmp_path / "run"), num_experts=96, **cfg))

@@ -17,10 +17,21 @@ from dodoco.store import open_run
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("analyze-runs")
-    write_counts_run(root / "m" / "prose-L32", skewed_counts(32, 2, 16, assignments=64, concentration=0.3, seed=1),
-                     model="m", condition="prose", seq_len=32)
-    write_counts_run(root / "w", skewed_counts(1, 2, 16, assignments=500), model="prod", condition="serving",
-                     seq_len=0, granularity="window")
+    write_counts_run(
+        root / "m" / "prose-L32",
+        skewed_counts(32, 2, 16, assignments=64, concentration=0.3, seed=1),
+        model="m",
+        condition="prose",
+        seq_len=32,
+    )
+    write_counts_run(
+        root / "w",
+        skewed_counts(1, 2, 16, assignments=500),
+        model="prod",
+        condition="serving",
+        seq_len=0,
+        granularity="window",
+    )
     return root
 
 
@@ -44,8 +55,9 @@ def test_ep_rows_equal_the_definition_and_are_sorted(runs):
 
 
 def test_a_window_run_is_one_step_everywhere_and_flagged(runs):
-    res = analyze(AnalyzeConfig(runs=(str(runs / "w"),), ep=(4,), batch=(1, 8), placement=("contiguous", "eplb"),
-                                write=False))
+    res = analyze(
+        AnalyzeConfig(runs=(str(runs / "w"),), ep=(4,), batch=(1, 8), placement=("contiguous", "eplb"), write=False)
+    )
     window = np.asarray(open_run(runs / "w").counts).astype(np.int64)  # [1, L, E]
     assert {r["batch"] for r in res.summary} == {1, 8, "all"}
     assert all(r["steps"] == 1 for r in res.summary if r["batch"] != "all")
@@ -71,12 +83,15 @@ def test_json_writes_every_table(runs, tmp_path, capsys):
     assert doc["ep"] == [] and doc["summary"][0]["steps"] == 1
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--ep", "0"], "--ep 0 is not allowed"),
-    (["--batch", "0,2"], "--batch 0 is not allowed"),
-    (["--ep", "4", "--placement", "contigous"], "did you mean 'contiguous'?"),
-    (["--json", "/no/such/folder/a.json"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--ep", "0"], "--ep 0 is not allowed"),
+        (["--batch", "0,2"], "--batch 0 is not allowed"),
+        (["--ep", "4", "--placement", "contigous"], "did you mean 'contiguous'?"),
+        (["--json", "/no/such/folder/a.json"], "does not exist"),
+    ],
+)
 def test_bad_arguments_fail_before_any_table(runs, capsys, argv, message):
     assert main(["analyze", str(runs), *argv]) == 2
     out = capsys.readouterr()

@@ -5,17 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from dodoco.metrics import (
-    METRICS,
-    all_metrics,
-    cv,
-    gini,
-    hot_count,
-    hot_share,
-    lorenz,
-    max_mean,
-    norm_entropy,
-)
+from dodoco.metrics import METRICS, all_metrics, cv, gini, hot_count, hot_share, lorenz, max_mean, norm_entropy
 
 
 def test_metric_names_and_order():

@@ -92,8 +92,13 @@ def test_layer_mean_of_lists_and_all_nan_rows():
 
 
 def test_tidy_table_types_and_constant_columns():
-    cols = {"batch": np.array([1, 2]), "layer": np.array([-1, 0]), "metric": np.array(["gini", "cv"], dtype=object),
-            "statistic": np.array(["mean", "p50"], dtype=object), "value": np.array([0.5, 0.25])}
+    cols = {
+        "batch": np.array([1, 2]),
+        "layer": np.array([-1, 0]),
+        "metric": np.array(["gini", "cv"], dtype=object),
+        "statistic": np.array(["mean", "p50"], dtype=object),
+        "value": np.array([0.5, 0.25]),
+    }
     labels = dict(model="m", condition="c", regime="prefill", seq_len=np.int64(64), ep=1, placement="none")
     t = tidy_table(cols, labels, {b"k": b"v"})
     assert t.schema.equals(SCHEMA.with_metadata({b"k": b"v"}), check_metadata=True)

@@ -40,8 +40,9 @@ def test_above_the_limit_weights_enter_by_size_and_mtime(tmp_path, monkeypatch):
     assert identity.checkpoint_identity(folder)["digest"] != first["digest"]
 
 
-@pytest.mark.parametrize("remove,message", [
-    ("tokenizer.json", "no tokenizer files"), ("model.safetensors", "no weight files")])
+@pytest.mark.parametrize(
+    "remove,message", [("tokenizer.json", "no tokenizer files"), ("model.safetensors", "no weight files")]
+)
 def test_incomplete_checkpoint_is_refused(tmp_path, remove, message):
     folder = _checkpoint(tmp_path / "a")
     (folder / remove).unlink()
@@ -59,8 +60,10 @@ def test_vocab_and_merges_count_as_a_tokenizer(tmp_path):
     identity.check_checkpoint(folder)
 
 
-@pytest.mark.parametrize("vocab,embed,ok", [(151669, 151936, True), (8192, 8192, True), (1, 8192, False),
-                                            (4095, 8192, False), (4096, 8192, True)])
+@pytest.mark.parametrize(
+    "vocab,embed,ok",
+    [(151669, 151936, True), (8192, 8192, True), (1, 8192, False), (4095, 8192, False), (4096, 8192, True)],
+)
 def test_tokenizer_far_smaller_than_the_embedding(vocab, embed, ok):
     if ok:
         identity.check_tokenizer("m", vocab, embed)

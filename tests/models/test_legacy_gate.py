@@ -37,8 +37,9 @@ class MoEGate(nn.Module):
 class DeepseekMoE(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.experts = nn.ModuleList(nn.Linear(config.hidden_size, config.hidden_size, bias=False)
-                                     for _ in range(config.n_routed_experts))
+        self.experts = nn.ModuleList(
+            nn.Linear(config.hidden_size, config.hidden_size, bias=False) for _ in range(config.n_routed_experts)
+        )
         self.gate = MoEGate(config)
         self.shared_experts = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
 
@@ -80,8 +81,9 @@ class DeepseekForCausalLM(nn.Module):
 
 def test_gate_adapter_captures_gate_output():
     torch.manual_seed(0)
-    config = SimpleNamespace(vocab_size=100, hidden_size=16, n_routed_experts=64, num_experts_per_tok=6,
-                             norm_topk_prob=False)
+    config = SimpleNamespace(
+        vocab_size=100, hidden_size=16, n_routed_experts=64, num_experts_per_tok=6, norm_topk_prob=False
+    )
     model = DeepseekForCausalLM(config)
     reference = []
     for module in model.modules():

@@ -53,7 +53,7 @@ def test_captured_indices_equal_router_output(family_model):
     # counts equal a bincount of the traces, sequence by sequence
     for s in range(3):
         for l in range(cap.num_layers):
-            ref = np.bincount(topk[offsets[s]:offsets[s + 1], l, :].ravel(), minlength=spec.E)
+            ref = np.bincount(topk[offsets[s] : offsets[s + 1], l, :].ravel(), minlength=spec.E)
             np.testing.assert_array_equal(counts[s, l], ref)
 
 
@@ -76,8 +76,11 @@ def test_nemotron_bias_changes_selection():
     recomputing top-k from router logits would be wrong, the capture is not."""
     model = build_tiny("nemotron_h", VOCAB, seed=3)
     logits = []
-    handles = [m.register_forward_hook(lambda m, a, out: logits.append((out[0], out[2])))
-               for n, m in model.named_modules() if n.endswith(".gate")]
+    handles = [
+        m.register_forward_hook(lambda m, a, out: logits.append((out[0], out[2])))
+        for n, m in model.named_modules()
+        if n.endswith(".gate")
+    ]
     with torch.no_grad(), capture(model, traces=True) as cap:
         model(input_ids=torch.randint(0, VOCAB, (2, 32)))
     for h in handles:
@@ -112,7 +115,15 @@ def test_hooks_removed_on_error():
 def test_model_without_moe_layers_is_refused():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    dense = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=2))
+    dense = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
     with pytest.raises(DodocoError, match="no MoE layer.*qwen3_moe"):
         RoutingCapture(dense)

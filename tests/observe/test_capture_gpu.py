@@ -15,8 +15,11 @@ def test_cuda_capture_matches_router_and_cpu(family):
     model = build_tiny(family, 512, seed=1).cuda()
     ids = torch.randint(0, 512, (4, 64), generator=torch.Generator().manual_seed(0))
     routers = []
-    handles = [m.register_forward_hook(lambda m, a, out: routers.append(out[2].cpu()))
-               for n, m in model.named_modules() if n.endswith(".gate") and hasattr(m, "top_k")]
+    handles = [
+        m.register_forward_hook(lambda m, a, out: routers.append(out[2].cpu()))
+        for n, m in model.named_modules()
+        if n.endswith(".gate") and hasattr(m, "top_k")
+    ]
     with torch.no_grad(), capture(model, traces=True) as cap:
         model(input_ids=ids.cuda())
     for h in handles:

@@ -8,8 +8,19 @@ from dodoco.conditions.text import check_not_degenerate, read_local_texts
 from dodoco.errors import DodocoError
 
 
-@pytest.mark.parametrize("distinct,n,ok", [(1, 64, False), (2, 64, False), (3, 64, True), (15, 1024, False),
-                                           (16, 1024, True), (16, 10**6, True), (4, 256, True), (3, 256, False)])
+@pytest.mark.parametrize(
+    "distinct,n,ok",
+    [
+        (1, 64, False),
+        (2, 64, False),
+        (3, 64, True),
+        (15, 1024, False),
+        (16, 1024, True),
+        (16, 10**6, True),
+        (4, 256, True),
+        (3, 256, False),
+    ],
+)
 def test_degenerate_threshold(distinct, n, ok):
     """need = max(3, min(16, n // 64)) distinct ids in n tokens."""
     ids = np.arange(n) % distinct

@@ -50,6 +50,7 @@ def test_interrupted_run_resumes(tiny, tmp_path, monkeypatch):
             if len(calls) == 2:
                 raise KeyboardInterrupt
             forward(ids)
+
         return f
 
     monkeypatch.setattr(runner, "_forward_fn", failing)
@@ -60,7 +61,7 @@ def test_interrupted_run_resumes(tiny, tmp_path, monkeypatch):
     assert len(list((cut / "_parts").glob("part-*.npz"))) == 1
     monkeypatch.setattr(runner, "_forward_fn", real)
     resumed = []
-    monkeypatch.setattr(runner, "_forward_fn", lambda m: (lambda ids: (resumed.append(len(ids)), real(m)(ids))))
+    monkeypatch.setattr(runner, "_forward_fn", lambda m: lambda ids: (resumed.append(len(ids)), real(m)(ids)))
     monkeypatch.setattr(runner, "_invariance", lambda *a: None)
     _observe(tiny, tmp_path / "cut")
     assert resumed == [4, 4]  # only the two missing batches ran
@@ -126,10 +127,18 @@ def test_corrupt_run_named_by_validate(tiny, tmp_path):
 
 
 def test_remote_code_needs_flag(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({
-        "model_type": "deepseek", "architectures": ["DeepseekForCausalLM"],
-        "auto_map": {"AutoConfig": "configuration_deepseek.DeepseekConfig",
-                     "AutoModelForCausalLM": "modeling_deepseek.DeepseekForCausalLM"}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "deepseek",
+                "architectures": ["DeepseekForCausalLM"],
+                "auto_map": {
+                    "AutoConfig": "configuration_deepseek.DeepseekConfig",
+                    "AutoModelForCausalLM": "modeling_deepseek.DeepseekForCausalLM",
+                },
+            }
+        )
+    )
     with pytest.raises(DodocoError, match="remote code: rerun with --trust-remote-code"):
         load_model(str(tmp_path))
 
@@ -137,8 +146,24 @@ def test_remote_code_needs_flag(tmp_path):
 def test_cli_one_line_errors(tmp_path, capsys):
     from dodoco.cli import main
 
-    assert main(["observe", "--model", "tiny:qwen4", "--conditions", "prose", "--seq-len", "8",
-                 "--sequences", "1", "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "observe",
+                "--model",
+                "tiny:qwen4",
+                "--conditions",
+                "prose",
+                "--seq-len",
+                "8",
+                "--sequences",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown tiny family 'qwen4': did you mean 'qwen3_moe'" in err
     assert main(["validate", str(tmp_path / "nothing")]) == 2  # no such run: an argument error
@@ -157,15 +182,33 @@ def test_config_file_gives_the_flags_and_flags_win(tmp_path, capsys):
     from dodoco.cli import main
 
     toml = tmp_path / "observe.toml"
-    toml.write_text('model = "tiny:qwen3_moe"\nconditions = ["prose"]\nseq-len = 16\nsequences = 8\n'
-                    'batch_size = 4\ninvariance = false\n')
+    toml.write_text(
+        'model = "tiny:qwen3_moe"\nconditions = ["prose"]\nseq-len = 16\nsequences = 8\n'
+        "batch_size = 4\ninvariance = false\n"
+    )
     assert main(["observe", "--config", str(toml), "--sequences", "4", "--out", str(tmp_path / "o")]) == 0
     run = open_run(tmp_path / "o" / "prose-L16")
     assert run.counts.shape[0] == 4 and run.manifest.identity["batch_size"] == 4
     assert run.manifest.details["batch_invariance"] is None
     capsys.readouterr()
     toml.write_text('model = "tiny:qwen3_moe"\nbatch-sizes = 4\n')
-    assert main(["observe", "--config", str(toml), "--conditions", "prose", "--seq-len", "16", "--sequences", "4",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "observe",
+                "--config",
+                str(toml),
+                "--conditions",
+                "prose",
+                "--seq-len",
+                "16",
+                "--sequences",
+                "4",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown key batch_sizes" in err and "batch_size" in err

@@ -33,14 +33,33 @@ def _reference():
     ids, _ = _condition_ids(loaded, "prose", T, S, 0)
     with torch.inference_mode(), capture(loaded.model) as cap:
         for start in range(0, S, B):
-            loaded.model(input_ids=torch.as_tensor(ids[start:start + B]), use_cache=False)
+            loaded.model(input_ids=torch.as_tensor(ids[start : start + B]), use_cache=False)
     return cap.counts(), cap.seq_tokens()
 
 
 def test_two_ranks_equal_an_independent_single_process_computation(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={_free_port()}",
-           "-m", "dodoco.cli", "observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", "--seq-len", str(T),
-           "--sequences", str(S), "--batch-size", str(B), "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node=2",
+        f"--master-port={_free_port()}",
+        "-m",
+        "dodoco.cli",
+        "observe",
+        "--model",
+        "tiny:qwen3_moe",
+        "--conditions",
+        "prose",
+        "--seq-len",
+        str(T),
+        "--sequences",
+        str(S),
+        "--batch-size",
+        str(B),
+        "--out",
+        str(tmp_path),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", TRANSFORMERS_VERBOSITY="error")
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]

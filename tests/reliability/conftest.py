@@ -70,10 +70,19 @@ def checkpoints(tmp_path_factory):
     w = copy("truncated") / "model.safetensors"
     w.write_bytes(w.read_bytes()[:4096])
     (copy("shard") / "model.safetensors").rename(out["shard"] / "model-00001-of-00002.safetensors")
-    (out["shard"] / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
-        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
-    LlamaForCausalLM(LlamaConfig(vocab_size=8192, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=2, num_key_value_heads=2)).save_pretrained(root / "dense")
+    (out["shard"] / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}})
+    )
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=8192,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    ).save_pretrained(root / "dense")
     tok.save_pretrained(root / "dense")
     out["dense"] = root / "dense"
     for name, vocab in (("smallvocab", 100), ("unk", 8192)):
@@ -94,8 +103,17 @@ def traced_runs(tmp_path_factory):
     from dodoco.observe.runner import observe
 
     out = tmp_path_factory.mktemp("traced") / "runs"
-    observe("tiny:qwen3_moe", ["mock-uniform", "prose"], seq_len=32, sequences=32, batch_size=8, out=out,
-            quiet=True, invariance=False, traces=True)
+    observe(
+        "tiny:qwen3_moe",
+        ["mock-uniform", "prose"],
+        seq_len=32,
+        sequences=32,
+        batch_size=8,
+        out=out,
+        quiet=True,
+        invariance=False,
+        traces=True,
+    )
     from dodoco.analysis import AnalyzeConfig, analyze
 
     analyze(AnalyzeConfig(runs=(str(out),)))  # metrics.parquet, listed in each manifest (dodoco analyze)
@@ -115,8 +133,7 @@ def sandbox(traced_runs, tmp_path):
     (outside / "precious.txt").write_text("the user's own file\n")
     (outside / "part-000000000-8-0123456789abcdef.npz").write_bytes(b"not a part of any run")
     (outside / ".counts.npy.abcd1234.tmp").write_bytes(b"named like a temp file, but the user's")
-    return SimpleNamespace(root=tmp_path, runs=tmp_path / "runs", run=tmp_path / "runs" / "prose-L32",
-                           outside=outside)
+    return SimpleNamespace(root=tmp_path, runs=tmp_path / "runs", run=tmp_path / "runs" / "prose-L32", outside=outside)
 
 
 @pytest.fixture

@@ -9,8 +9,11 @@ def snapshot(folder: Path) -> dict[str, str]:
     folder = Path(folder)
     if not folder.exists():
         return {}
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def one_line(err: str, *needles: str) -> str:
@@ -39,6 +42,7 @@ def interrupt_after(monkeypatch, n: int):
             if len(calls) == n:
                 raise KeyboardInterrupt
             forward(ids)
+
         return f
 
     monkeypatch.setattr(runner, "_forward_fn", failing)

@@ -73,8 +73,10 @@ CASES = {
     "cluster-garbage": (("simulate", "{runs}", "--cluster", "{files}/garbage.toml"), ["garbage.toml"]),
     "calibration-binary": (("simulate", "{runs}", "--calibration", "{files}/random.bin"), ["random.bin"]),
     "calibration-empty": (("simulate", "{runs}", "--calibration", "{files}/empty.json"), ["empty.json"]),
-    "compute-calibration-empty": (("simulate", "{runs}", "--compute-calibration", "{files}/empty.json"),
-                                  ["empty.json"]),
+    "compute-calibration-empty": (
+        ("simulate", "{runs}", "--compute-calibration", "{files}/empty.json"),
+        ["empty.json"],
+    ),
     "simulate-max-steps-0": (("simulate", "{runs}", "--max-steps", "0"), ["--max-steps"]),
     "simulate-hidden-negative": (("simulate", "{runs}", "--hidden", "-1"), ["--hidden"]),
     # recommend
@@ -83,8 +85,10 @@ CASES = {
     "report-ep-0": (("report", "{runs}", "-o", "{files}/rep", "--ep", "0"), ["--ep"]),
     "report-threshold-negative": (("report", "{runs}", "-o", "{files}/rep", "--threshold", "-1"), ["--threshold"]),
     "report-low-above-high": (("report", "{runs}", "-o", "{files}/rep", "--low", "0.9", "--high", "0.1"), ["--low"]),
-    "report-attach-missing": (("report", "{runs}", "-o", "{files}/rep", "--attach", "{files}/missing.json"),
-                              ["missing.json"]),
+    "report-attach-missing": (
+        ("report", "{runs}", "-o", "{files}/rep", "--attach", "{files}/missing.json"),
+        ["missing.json"],
+    ),
     # analyze: arguments checked before any table is printed
     "analyze-ep-0": (("analyze", "{runs}", "--ep", "0"), ["0"]),
     "analyze-placement-unknown": (("analyze", "{runs}", "--ep", "4", "--placement", "bogus"), ["bogus"]),
@@ -92,8 +96,10 @@ CASES = {
     # outputs: a file where a folder is needed, or the reverse
     "export-out-is-a-folder": (("export", "neusim", "{runs}", "-o", "{files}/adir"), ["adir"]),
     "import-out-is-a-file": (("import", "numpy", "{files}/c.npy", "-o", "{files}/afile"), ["afile"]),
-    "import-json-missing-folder": (("import", "numpy", "{files}/c.npy", "-o", "{files}/imp", "--json",
-                                    "{files}/nofolder/x.json"), ["nofolder"]),
+    "import-json-missing-folder": (
+        ("import", "numpy", "{files}/c.npy", "-o", "{files}/imp", "--json", "{files}/nofolder/x.json"),
+        ["nofolder"],
+    ),
 }
 # Cases that fail on this branch, in commands other engineers are rewriting (issue 10). Each passes
 # on the named branch, or on none yet: strict, so that the merge that fixes one turns it into a
@@ -105,8 +111,10 @@ DATA_FAULTS = {"calibration-binary"}
 
 
 def _cases():
-    return [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[c])) if c in NOT_YET else c
-            for c in sorted(CASES)]
+    return [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[c])) if c in NOT_YET else c
+        for c in sorted(CASES)
+    ]
 
 
 @pytest.mark.parametrize("case", _cases())

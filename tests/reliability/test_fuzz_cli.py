@@ -25,9 +25,29 @@ from hypothesis import strategies as st
 
 FAST = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
-ints = st.integers(1, 64).map(str) | st.sampled_from(["-1", "0", "1", "2", "3", "8", "64", "2147483648", str(2**63),
-                                                      str(2**70), "1000000000000", "1e3", "", " 4", "0x10"]) \
+ints = (
+    st.integers(1, 64).map(str)
+    | st.sampled_from(
+        [
+            "-1",
+            "0",
+            "1",
+            "2",
+            "3",
+            "8",
+            "64",
+            "2147483648",
+            str(2**63),
+            str(2**70),
+            "1000000000000",
+            "1e3",
+            "",
+            " 4",
+            "0x10",
+        ]
+    )
     | st.integers(-5, 10**6).map(str)
+)
 floats = st.sampled_from(["nan", "inf", "-inf", "-0.5", "0", "1e308", "0.05", "abc"])
 words = st.text(max_size=6) | st.sampled_from(["bogus", "contiguous", "eplb", "h100", "prefill", "..", "-"])
 
@@ -36,8 +56,9 @@ OUTPUTS = ("--json", "-o", "--out")  # named outputs: the user's choice, so only
 
 
 def _paths(box):
-    return st.sampled_from([str(box["fifo"]), "/dev/zero", str(box["folder"]), str(box["binary"]), str(box["missing"]),
-                            str(box["runs"])])
+    return st.sampled_from(
+        [str(box["fifo"]), "/dev/zero", str(box["folder"]), str(box["binary"]), str(box["missing"]), str(box["runs"])]
+    )
 
 
 def _argvs(box):
@@ -46,30 +67,76 @@ def _argvs(box):
     lists = st.lists(ints, min_size=1, max_size=3).map(",".join)
     any_value = ints | floats | words | lists | _paths(box)
     flag_sets = {
-        ("analyze", runs): {"--batch": lists, "--ep": lists, "--placement": words, "--seed": ints,
-                            "--json": st.just(f"{out}/a.json") | _paths(box), "--config": _paths(box)},
-        ("export", "neusim", run, "-o", f"{out}/n.json"): {"--ep": ints, "--eps": lists, "--batch": ints,
-                                                            "--regime": words, "--seed": ints,
-                                                            "--tokens-per-pass": floats | ints, "--max-steps": ints},
-        ("recommend", "--hardware", "h100", "--ep", "4"): {"--hardware": words, "--ep": ints, "--skew": floats,
-                                                           "--run": _paths(box) | st.just(run), "--batch": ints,
-                                                           "--replay": _paths(box)},
+        ("analyze", runs): {
+            "--batch": lists,
+            "--ep": lists,
+            "--placement": words,
+            "--seed": ints,
+            "--json": st.just(f"{out}/a.json") | _paths(box),
+            "--config": _paths(box),
+        },
+        ("export", "neusim", run, "-o", f"{out}/n.json"): {
+            "--ep": ints,
+            "--eps": lists,
+            "--batch": ints,
+            "--regime": words,
+            "--seed": ints,
+            "--tokens-per-pass": floats | ints,
+            "--max-steps": ints,
+        },
+        ("recommend", "--hardware", "h100", "--ep", "4"): {
+            "--hardware": words,
+            "--ep": ints,
+            "--skew": floats,
+            "--run": _paths(box) | st.just(run),
+            "--batch": ints,
+            "--replay": _paths(box),
+        },
         ("validate",): {},
-        ("observe", "--model", "tiny:nosuchfamily", "--conditions", "prose", "--out", f"{out}/obs", "--seq-len", "8",
-         "--sequences", "2"):
-            {"--seq-len": ints, "--sequences": ints, "--batch-size": ints, "--seed": ints, "--device": words,
-             "--dtype": words, "--batch": lists},
+        (
+            "observe",
+            "--model",
+            "tiny:nosuchfamily",
+            "--conditions",
+            "prose",
+            "--out",
+            f"{out}/obs",
+            "--seq-len",
+            "8",
+            "--sequences",
+            "2",
+        ): {
+            "--seq-len": ints,
+            "--sequences": ints,
+            "--batch-size": ints,
+            "--seed": ints,
+            "--device": words,
+            "--dtype": words,
+            "--batch": lists,
+        },
     }
     strategies = []
     for head, flags in flag_sets.items():
+
         def pairs(keys, flags=flags):  # mostly a value of the flag's own type, sometimes anything (not for outputs)
-            return st.tuples(*[st.tuples(st.just(k), flags[k] if k in OUTPUTS else st.one_of(flags[k], flags[k], flags[k],
-                                                                                            any_value)) for k in keys])
-        chosen = st.lists(st.sampled_from(sorted(flags)), unique=True, max_size=3).flatmap(pairs) if flags else \
-            st.just(())
+            return st.tuples(
+                *[
+                    st.tuples(
+                        st.just(k), flags[k] if k in OUTPUTS else st.one_of(flags[k], flags[k], flags[k], any_value)
+                    )
+                    for k in keys
+                ]
+            )
+
+        chosen = (
+            st.lists(st.sampled_from(sorted(flags)), unique=True, max_size=3).flatmap(pairs) if flags else st.just(())
+        )
         tail = st.lists(_paths(box), max_size=2) if head == ("validate",) else st.just([])
-        strategies.append(st.tuples(st.just(list(head)), chosen, tail).map(
-            lambda t: t[0] + [x for k, v in t[1] for x in (k, v)] + t[2]))
+        strategies.append(
+            st.tuples(st.just(list(head)), chosen, tail).map(
+                lambda t: t[0] + [x for k, v in t[1] for x in (k, v)] + t[2]
+            )
+        )
     return st.one_of(strategies)
 
 
@@ -79,9 +146,17 @@ def box(sandbox):
     os.mkfifo(sandbox.root / "fifo")
     (sandbox.root / "folder").mkdir()
     (sandbox.root / "binary.bin").write_bytes(os.urandom(256))
-    return {"root": sandbox.root, "runs": sandbox.runs, "run": sandbox.run, "out": sandbox.root / "out",
-            "fifo": sandbox.root / "fifo", "folder": sandbox.root / "folder", "binary": sandbox.root / "binary.bin",
-            "missing": sandbox.root / "missing.json", "outside": sandbox.outside}
+    return {
+        "root": sandbox.root,
+        "runs": sandbox.runs,
+        "run": sandbox.run,
+        "out": sandbox.root / "out",
+        "fifo": sandbox.root / "fifo",
+        "folder": sandbox.root / "folder",
+        "binary": sandbox.root / "binary.bin",
+        "missing": sandbox.root / "missing.json",
+        "outside": sandbox.outside,
+    }
 
 
 def _call(capsys, argv):
@@ -96,15 +171,21 @@ def _call(capsys, argv):
     if rc == 1 and argv[0] == "validate" and not lines:  # its result: the problems, one per line on stdout
         assert out.strip(), argv
     elif rc:
-        assert lines and lines[-1].startswith("error: ") and sum(x.startswith("error:") for x in lines) == 1, (argv, err)
+        assert lines and lines[-1].startswith("error: ") and sum(x.startswith("error:") for x in lines) == 1, (
+            argv,
+            err,
+        )
     return rc
 
 
 def _stable(snap):
     """What no command may change: everything but the named outputs and what analyze rewrites in a run
     (its metrics.parquet and the manifest that lists it)."""
-    return {k: v for k, v in snap.items() if not k.startswith("out/")
-            and not k.endswith(("metrics.parquet", "manifest.json"))}
+    return {
+        k: v
+        for k, v in snap.items()
+        if not k.startswith("out/") and not k.endswith(("metrics.parquet", "manifest.json"))
+    }
 
 
 def test_any_flag_values_give_a_result_or_one_line(box, capsys, monkeypatch):
@@ -120,12 +201,27 @@ def test_any_flag_values_give_a_result_or_one_line(box, capsys, monkeypatch):
     check()
 
 
-arrays = st.tuples(st.lists(st.integers(1, 5), min_size=2, max_size=3) | st.lists(st.integers(0, 5), max_size=4),
-                   st.sampled_from(["uint32", "uint32", "int64", "int32", "uint8", "float64", "int8", "bool"]),
-                   st.integers(0, 2**32 - 1))
-import_flags = st.dictionaries(st.sampled_from(["--num-experts", "--top-k", "--layer-ids", "--ranks", "--seq-len",
-                                                "--split-ranks", "--as-window", "--condition"]),
-                               ints | st.just(""), max_size=2)
+arrays = st.tuples(
+    st.lists(st.integers(1, 5), min_size=2, max_size=3) | st.lists(st.integers(0, 5), max_size=4),
+    st.sampled_from(["uint32", "uint32", "int64", "int32", "uint8", "float64", "int8", "bool"]),
+    st.integers(0, 2**32 - 1),
+)
+import_flags = st.dictionaries(
+    st.sampled_from(
+        [
+            "--num-experts",
+            "--top-k",
+            "--layer-ids",
+            "--ranks",
+            "--seq-len",
+            "--split-ranks",
+            "--as-window",
+            "--condition",
+        ]
+    ),
+    ints | st.just(""),
+    max_size=2,
+)
 
 
 def _expected(a: np.ndarray) -> np.ndarray | None:
@@ -162,8 +258,9 @@ def test_any_array_imports_exactly_or_fails_in_one_line(box, capsys, monkeypatch
             argv += [k] if k in ("--split-ranks", "--as-window") else [k, v]
         rc = _call(capsys, argv)
         after = snapshot(box["root"])
-        assert {k: v for k, v in after.items() if not k.startswith("out/")} == \
-            {k: v for k, v in before.items() if not k.startswith("out/")}
+        assert {k: v for k, v in after.items() if not k.startswith("out/")} == {
+            k: v for k, v in before.items() if not k.startswith("out/")
+        }
         assert not list(box["out"].glob(".*dodoco-import"))
         if rc == 0:
             got, want = np.asarray(open_run(run).counts), _expected(a)
@@ -181,23 +278,40 @@ small = st.integers(0, 9)  # plausible values, with hostile ones mixed in
 odd = st.sampled_from([-2, -1, 70000, 2**31, 2**40])
 value = st.one_of(small, small, small, odd)
 grids = st.tuples(st.integers(1, 3), st.integers(1, 4)).flatmap(  # rectangular [L][E] lists, or ragged ones
-    lambda le: st.lists(st.lists(value, min_size=le[1], max_size=le[1]), min_size=le[0], max_size=le[0])) \
-    | st.recursive(value | st.floats(allow_nan=True) | st.none(), lambda k: st.lists(k, max_size=3), max_leaves=8)
+    lambda le: st.lists(st.lists(value, min_size=le[1], max_size=le[1]), min_size=le[0], max_size=le[0])
+) | st.recursive(value | st.floats(allow_nan=True) | st.none(), lambda k: st.lists(k, max_size=3), max_leaves=8)
 
 
 def _trace_lines(recs):
     return "".join(json.dumps(r) + "\n" for r in recs)
 
 
-trace_record = st.integers(1, 3).flatmap(lambda k: st.fixed_dictionaries({
-    "step": st.integers(0, 2) | odd, "layer": st.integers(0, 2), "rank": st.integers(0, 1), "topk": st.just(k) | odd,
-    "top_indices": st.lists(st.lists(st.integers(0, 7) | odd, min_size=k, max_size=k), min_size=1, max_size=3)}))
-tpe_record = st.fixed_dictionaries({
-    "iter": st.integers(0, 2), "layer": st.integers(0, 2), "block": st.just("decoder"),
-    "tpe": st.lists(st.lists(value, min_size=4, max_size=4), min_size=1, max_size=2) | grids})
+trace_record = st.integers(1, 3).flatmap(
+    lambda k: st.fixed_dictionaries(
+        {
+            "step": st.integers(0, 2) | odd,
+            "layer": st.integers(0, 2),
+            "rank": st.integers(0, 1),
+            "topk": st.just(k) | odd,
+            "top_indices": st.lists(st.lists(st.integers(0, 7) | odd, min_size=k, max_size=k), min_size=1, max_size=3),
+        }
+    )
+)
+tpe_record = st.fixed_dictionaries(
+    {
+        "iter": st.integers(0, 2),
+        "layer": st.integers(0, 2),
+        "block": st.just("decoder"),
+        "tpe": st.lists(st.lists(value, min_size=4, max_size=4), min_size=1, max_size=2) | grids,
+    }
+)
 texts = {
-    "table": (".csv", st.lists(st.tuples(st.integers(0, 2) | odd, st.integers(0, 5) | odd, value), max_size=6).map(
-        lambda rows: "layer,expert,count\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))),
+    "table": (
+        ".csv",
+        st.lists(st.tuples(st.integers(0, 2) | odd, st.integers(0, 5) | odd, value), max_size=6).map(
+            lambda rows: "layer,expert,count\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows)
+        ),
+    ),
     "sglang": (".json", grids.map(lambda v: json.dumps({"logical_count": v}))),
     "megatron": (".jsonl", st.lists(trace_record, max_size=4).map(_trace_lines)),
     "megatron-tpe": (".jsonl", st.lists(tpe_record, max_size=4).map(_trace_lines)),
@@ -242,8 +356,9 @@ def test_any_flame_trace_gives_a_run_or_one_line(box, capsys, monkeypatch):
     runs = iter(range(10**6))
     token = st.lists(st.integers(0, 7), min_size=2, max_size=2)
     hostile = st.lists(st.integers(0, 7) | odd, min_size=2, max_size=2) | st.lists(st.integers(0, 7), max_size=3)
-    plausible = st.integers(1, 8).flatmap(lambda T: st.lists(st.lists(token, min_size=T, max_size=T), min_size=1,
-                                                             max_size=2))
+    plausible = st.integers(1, 8).flatmap(
+        lambda T: st.lists(st.lists(token, min_size=T, max_size=T), min_size=1, max_size=2)
+    )
     layers = plausible | st.lists(st.lists(hostile, min_size=1, max_size=8), min_size=1, max_size=2)
 
     @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -252,17 +367,26 @@ def test_any_flame_trace_gives_a_run_or_one_line(box, capsys, monkeypatch):
         folder = box["root"] / "in" / f"iter_{next(runs)}"
         folder.mkdir(parents=True)
         for i, rows in enumerate(layers):
-            pq.write_table(pa.table({"indices": pa.array(rows, pa.list_(pa.int64()))}), folder / f"layer_{i:02d}.parquet")
+            pq.write_table(
+                pa.table({"indices": pa.array(rows, pa.list_(pa.int64()))}), folder / f"layer_{i:02d}.parquet"
+            )
         run = box["out"] / folder.name
         before = {k: v for k, v in snapshot(box["root"]).items() if not k.startswith("out/")}
-        rc = _call(capsys, ["import", "flame", str(folder), "-o", str(run), "--seq-len", seq_len,
-                            "--num-experts", experts])
+        rc = _call(
+            capsys, ["import", "flame", str(folder), "-o", str(run), "--seq-len", seq_len, "--num-experts", experts]
+        )
         assert {k: v for k, v in snapshot(box["root"]).items() if not k.startswith("out/")} == before
         if rc == 0:
             S, T, E = open_run(run).counts.shape[0], int(seq_len), int(experts)
-            topk = np.stack([np.asarray(rows[:S * T]) for rows in layers], axis=1)  # [S*T, L, K]
-            want = np.stack([np.stack([np.bincount(topk[s * T:(s + 1) * T, l].ravel(), minlength=E)
-                                       for l in range(topk.shape[1])]) for s in range(S)])
+            topk = np.stack([np.asarray(rows[: S * T]) for rows in layers], axis=1)  # [S*T, L, K]
+            want = np.stack(
+                [
+                    np.stack(
+                        [np.bincount(topk[s * T : (s + 1) * T, l].ravel(), minlength=E) for l in range(topk.shape[1])]
+                    )
+                    for s in range(S)
+                ]
+            )
             np.testing.assert_array_equal(open_run(run).counts, want)
 
     check()

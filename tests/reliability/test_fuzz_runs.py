@@ -31,10 +31,19 @@ from dodoco.store.manifest import seal_of
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
-leaves = (st.none() | st.booleans() | st.sampled_from([0, 1, -1, 2, 3, 4, 7, 8, 16, 31, 32, 33, 127, 128, 2**31, 2**63])
-          | st.integers(-10**20, 10**20) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6))
-json_values = st.recursive(leaves, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=4), kids,
-                                                                                              max_size=3), max_leaves=6)
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.sampled_from([0, 1, -1, 2, 3, 4, 7, 8, 16, 31, 32, 33, 127, 128, 2**31, 2**63])
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6)
+)
+json_values = st.recursive(
+    leaves,
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=4), kids, max_size=3),
+    max_leaves=6,
+)
 
 
 def _paths(obj, prefix=()):
@@ -61,8 +70,18 @@ def _apply(d, path, op, value):
 
 def _critical(run):
     m = run.manifest
-    return (m.routing.E, m.routing.K, m.routing.L, m.sequences, m.seq_len, m.condition.kind, m.granularity, m.origin,
-            m.model.id, m.condition.name)
+    return (
+        m.routing.E,
+        m.routing.K,
+        m.routing.L,
+        m.sequences,
+        m.seq_len,
+        m.condition.kind,
+        m.granularity,
+        m.origin,
+        m.model.id,
+        m.condition.name,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +113,13 @@ def test_an_edited_manifest_is_refused_or_changes_nothing(work):
     paths = _paths(json.loads(original))
 
     @FAST
-    @given(path=st.sampled_from(paths), op=st.sampled_from(["set", "delete", "bump"]), value=json_values,
-           bump=st.integers(-3, 3).filter(bool), seal=st.sampled_from(["kept", "removed", "recomputed"]))
+    @given(
+        path=st.sampled_from(paths),
+        op=st.sampled_from(["set", "delete", "bump"]),
+        value=json_values,
+        bump=st.integers(-3, 3).filter(bool),
+        seal=st.sampled_from(["kept", "removed", "recomputed"]),
+    )
     def check(path, op, value, bump, seal):
         d = json.loads(original)
         _apply(d, path, op, bump if op == "bump" else value)
@@ -113,8 +137,9 @@ def test_an_edited_manifest_is_refused_or_changes_nothing(work):
                 assert problems, "a reader refused a run validate calls sound"
                 return
             assert got[0] == critical and np.array_equal(got[1], counts)
-            edited = {k: v for k, v in d.items() if k != "seal"} != \
-                {k: v for k, v in json.loads(original).items() if k != "seal"}
+            edited = {k: v for k, v in d.items() if k != "seal"} != {
+                k: v for k, v in json.loads(original).items() if k != "seal"
+            }
             assert not (seal == "kept" and edited), "an edit under the original seal was read"
         finally:
             (run / "manifest.json").write_text(original)
@@ -148,14 +173,18 @@ def test_data_rewritten_by_a_forger_is_refused_or_the_same(name, work):
     data = (run / name).read_bytes()
 
     @FAST
-    @given(how=st.sampled_from(["element", "swap-layers", "swap-sequences", "permute-experts", "dtype", "cut"]),
-           seed=st.integers(0, 2**32 - 1), traces=st.booleans())
+    @given(
+        how=st.sampled_from(["element", "swap-layers", "swap-sequences", "permute-experts", "dtype", "cut"]),
+        seed=st.integers(0, 2**32 - 1),
+        traces=st.booleans(),
+    )
     def check(how, seed, traces):
         a = _tamper(np.load(run / name), how, np.random.default_rng(seed))
         np.save(run / name, a)
         d = json.loads(original)
-        d["files"][name].update(sha256=sha256_file(run / name), bytes=(run / name).stat().st_size,
-                                shape=list(a.shape), dtype=str(a.dtype))
+        d["files"][name].update(
+            sha256=sha256_file(run / name), bytes=(run / name).stat().st_size, shape=list(a.shape), dtype=str(a.dtype)
+        )
         if not traces:  # the forger also drops the traces from the manifest
             d["files"].pop("tokens.npy")
             d["files"].pop("token_offsets.npy")
@@ -186,7 +215,15 @@ def test_every_mutation_kind_is_reachable(work):
     """The strategies above reach the fields that matter (else the properties prove little)."""
     run, original, _ = work
     paths = {p[:2] for p in _paths(json.loads(original))}
-    for needed in (("routing", "K"), ("routing", "E"), ("seq_len",), ("sequences",), ("condition", "kind"),
-                   ("files", "counts.npy"), ("identity", "seq_len"), ("seal",)):
+    for needed in (
+        ("routing", "K"),
+        ("routing", "E"),
+        ("seq_len",),
+        ("sequences",),
+        ("condition", "kind"),
+        ("files", "counts.npy"),
+        ("identity", "seq_len"),
+        ("seal",),
+    ):
         assert needed in paths or needed[:1] in {p[:1] for p in paths}, needed
     assert copy.deepcopy(json.loads(original)) == json.loads(original)

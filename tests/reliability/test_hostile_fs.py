@@ -123,8 +123,13 @@ def test_a_run_directory_that_is_a_link_is_refused(sandbox, cli):
 
 def _dodoco(*argv, timeout=120):
     """The CLI in a child process (a hang fails the test instead of hanging it): (rc, stderr)."""
-    proc = subprocess.run([sys.executable, "-m", "dodoco.cli", *map(str, argv)], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dodoco.cli", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return proc.returncode, proc.stderr
 
 
@@ -184,20 +189,65 @@ def test_a_zero_stride_tensor_view_is_refused_at_once(tmp_path, cli):
 FLAGS = {  # argv, needles: every size flag and seed checked before anything is allocated or loaded
     "num-experts-1e12": (("import", "numpy", "{c}", "-o", "{tmp}/r", "--num-experts", 10**12), ["--num-experts"]),
     "top-k-huge": (("import", "numpy", "{c}", "-o", "{tmp}/r", "--top-k", 10**9), ["--top-k"]),
-    "sequences-1e11": (("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", "--seq-len", 32,
-                        "--sequences", 10**11, "--out", "{tmp}/o"), ["--sequences", "memory"]),
-    "seq-len-huge": (("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", "--seq-len", 10**12,
-                      "--sequences", 8, "--out", "{tmp}/o"), ["--seq-len"]),
-    "observe-seed-negative": (("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *TINY,
-                               "--seed", -1, "--out", "{tmp}/o"), ["--seed -1"]),
+    "sequences-1e11": (
+        (
+            "observe",
+            "--model",
+            "tiny:qwen3_moe",
+            "--conditions",
+            "prose",
+            "--seq-len",
+            32,
+            "--sequences",
+            10**11,
+            "--out",
+            "{tmp}/o",
+        ),
+        ["--sequences", "memory"],
+    ),
+    "seq-len-huge": (
+        (
+            "observe",
+            "--model",
+            "tiny:qwen3_moe",
+            "--conditions",
+            "prose",
+            "--seq-len",
+            10**12,
+            "--sequences",
+            8,
+            "--out",
+            "{tmp}/o",
+        ),
+        ["--seq-len"],
+    ),
+    "observe-seed-negative": (
+        ("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *TINY, "--seed", -1, "--out", "{tmp}/o"),
+        ["--seed -1"],
+    ),
     "analyze-seed-negative": (("analyze", "{runs}", "--seed", -1), ["--seed -1"]),
     "seed-beyond-int64": (("analyze", "{runs}", "--seed", 2**70), ["--seed", "2**63"]),
-    "device-bogus": (("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *TINY, "--device", "bogus",
-                      "--out", "{tmp}/o"), ["--device 'bogus'"]),
+    "device-bogus": (
+        (
+            "observe",
+            "--model",
+            "tiny:qwen3_moe",
+            "--conditions",
+            "prose",
+            *TINY,
+            "--device",
+            "bogus",
+            "--out",
+            "{tmp}/o",
+        ),
+        ["--device 'bogus'"],
+    ),
     "ep-huge": (("analyze", "{runs}", "--ep", 10**9), ["--ep"]),
     "threshold-nan": (("findings", "{runs}", "--threshold", "nan"), ["--threshold nan"]),
-    "recommend-run-binary": (("recommend", "--hardware", "h100", "--ep", "4", "--run", "{tmp}/random.bin"),
-                             ["random.bin"]),
+    "recommend-run-binary": (
+        ("recommend", "--hardware", "h100", "--ep", "4", "--run", "{tmp}/random.bin"),
+        ["random.bin"],
+    ),
     "argparse-not-an-int": (("analyze", "{runs}", "--ep", "four"), ["--ep"]),
     "argparse-unknown-flag": (("analyze", "{runs}", "--bogus"), ["--bogus"]),
 }
@@ -235,18 +285,24 @@ def test_environment_faults_are_one_line_naming_the_path(fault, tmp_path, cli, m
     before = snapshot(tmp_path)
     code = getattr(errno, fault)
     if fault == "ENOSPC":
+
         def full(fd):
             raise OSError(code, os.strerror(code))
+
         monkeypatch.setattr(atomic.os, "fsync", full)
         needles = ["No space left", "disk is full", str(run)]
     elif fault == "EROFS":
+
         def readonly(*a, **k):
             raise OSError(code, os.strerror(code), str(k.get("dir") or a))
+
         monkeypatch.setattr(atomic.tempfile, "mkstemp", readonly)
         needles = ["read-only", str(run)]
     else:
+
         def denied(path):
             raise PermissionError(code, os.strerror(code), str(path / ".dodoco.lock"))
+
         monkeypatch.setattr(lock, "_open_lock", denied)
         needles = ["permission denied", ".dodoco.lock"]
     argv = ("analyze", run) if fault == "EROFS" else ("import", "numpy", tmp_path / "b.npy", "-o", run, "--overwrite")
@@ -266,6 +322,7 @@ def test_memory_and_recursion_errors_are_one_line(error, sandbox, cli, monkeypat
 
     def boom(*a, **k):
         raise error()
+
     monkeypatch.setattr(analysis, "metrics_table", boom)
     rc, err = cli("analyze", sandbox.run)
     assert rc == 1
@@ -278,8 +335,15 @@ def test_file_names_that_are_not_utf8(sandbox, cli3):
     rc, out, err = cli3("validate", odd)
     assert rc == 0 and out.count(": ok") == 2 and ("\\udcff" in out or "\\xff" in out), (out, err)
     np.save(sandbox.root / os.fsdecode(b"c-\xfe.npy"), np.ones((3, 2, 4), np.uint32))
-    rc, out, err = cli3("import", "numpy", sandbox.root / os.fsdecode(b"c-\xfe.npy"), "-o",
-                        sandbox.root / os.fsdecode(b"r-\xfe"), "--json", "-")
+    rc, out, err = cli3(
+        "import",
+        "numpy",
+        sandbox.root / os.fsdecode(b"c-\xfe.npy"),
+        "-o",
+        sandbox.root / os.fsdecode(b"r-\xfe"),
+        "--json",
+        "-",
+    )
     assert rc == 0, err
     rc, out, err = cli3("import", "numpy", sandbox.root / os.fsdecode(b"missing-\xfe.npy"), "-o", sandbox.root / "r2")
     assert rc == 2

@@ -47,8 +47,12 @@ def _rewrite(run, name, array, seal):
     """Replace data file ``name`` and update its manifest entry (sha256, size, shape, dtype) to match."""
     np.save(run / name, array)
     d = _manifest(run)
-    d["files"][name].update(sha256=sha256_file(run / name), bytes=(run / name).stat().st_size,
-                            shape=list(array.shape), dtype=str(array.dtype))
+    d["files"][name].update(
+        sha256=sha256_file(run / name),
+        bytes=(run / name).stat().st_size,
+        shape=list(array.shape),
+        dtype=str(array.dtype),
+    )
     _reseal(run, d, seal)
 
 
@@ -124,8 +128,11 @@ def test_data_rewritten_with_matching_checksums_is_refused(case, seal, sandbox, 
     before = snapshot(sandbox.root)
     rc, out, _ = cli3("validate", sandbox.run)
     assert rc == 1 and ("seal does not match" if seal == "kept" else needle) in out, out
-    argv = ["analyze", sandbox.run] if command == "analyze" else \
-        ["export", "llmservingsim", sandbox.run, "-o", sandbox.root / "gate.json"]  # reads the traces
+    argv = (
+        ["analyze", sandbox.run]
+        if command == "analyze"
+        else ["export", "llmservingsim", sandbox.run, "-o", sandbox.root / "gate.json"]
+    )  # reads the traces
     rc, _, err = cli3(*argv)
     assert rc == 1
     one_line(err, "prose-L32")
@@ -169,8 +176,9 @@ DAMAGED = {
     "a-folder": lambda f: (f.unlink(), f.mkdir()),
     "infinity": lambda f: f.write_text(f.read_text().replace('"seq_len": 32', '"seq_len": Infinity')),
     "nan": lambda f: f.write_text(f.read_text().replace('"seq_len": 32', '"seq_len": NaN')),
-    "nested-1e5": lambda f: f.write_text(f.read_text().replace('"details": {', '"details": {"x": '
-                                                               + "[" * 100_000 + "]" * 100_000 + ', ', 1)),
+    "nested-1e5": lambda f: f.write_text(
+        f.read_text().replace('"details": {', '"details": {"x": ' + "[" * 100_000 + "]" * 100_000 + ", ", 1)
+    ),
     "not-utf8": lambda f: f.write_bytes(b"\xff\xfe" + f.read_bytes()),
     "a-list": lambda f: f.write_text("[1, 2, 3]"),
     "a-fifo": lambda f: (f.unlink(), os.mkfifo(f)),
@@ -183,8 +191,11 @@ def test_a_damaged_manifest_is_one_line(how, sandbox, cli3):
     before = snapshot(sandbox.root)
     rc, out, _ = cli3("validate", sandbox.run)
     assert rc == 1 and "manifest" in out and len(out.strip().splitlines()) == 1, out
-    for argv in (["analyze", sandbox.run], ["findings", sandbox.runs], ["export", "neusim", sandbox.run, "-o",
-                                                                         sandbox.root / "n.json"]):
+    for argv in (
+        ["analyze", sandbox.run],
+        ["findings", sandbox.runs],
+        ["export", "neusim", sandbox.run, "-o", sandbox.root / "n.json"],
+    ):
         rc, _, err = cli3(*argv)
         assert rc == 1, (argv, err)
         one_line(err, "manifest.json")
@@ -210,8 +221,21 @@ def test_a_data_file_that_is_not_a_regular_file_is_refused(what, sandbox, cli3):
 
 def test_resuming_on_another_device_is_refused(tmp_path, cli, monkeypatch):
     """The device kind is part of a run's identity: a run begun on a GPU never finishes on the CPU."""
-    args = ("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", "--seq-len", 32, "--sequences", 8,
-            "--batch-size", 4, "--out", tmp_path)
+    args = (
+        "observe",
+        "--model",
+        "tiny:qwen3_moe",
+        "--conditions",
+        "prose",
+        "--seq-len",
+        32,
+        "--sequences",
+        8,
+        "--batch-size",
+        4,
+        "--out",
+        tmp_path,
+    )
     undo = interrupt_after(monkeypatch, 2)  # the first batch is written as a part
     assert cli(*args)[0] == 130
     undo()

@@ -41,10 +41,18 @@ BAD = {
     "ragged-json": ("sglang", "ragged.json", json.dumps({"logical_count": [[1, 2], [3]]}), ["ragged"]),
     "deep-json": ("sglang", "deep.json", '{"logical_count": ' + DEEP + "}", ["nested too deeply"]),
     "binary-json": ("sglang", "random.json", os.urandom(300), ["not valid JSON"]),
-    "far-expert-id": ("table", "far.csv", "layer,expert,count\n0,3,5\n0,100000000,1\n",
-                      ["expert id 100000000", "far beyond the others (next largest 3)", "--num-experts"]),
-    "far-layer-id": ("table", "farl.csv", "layer,expert,count\n0,3,5\n1,3,5\n100000000,3,1\n",
-                     ["layer id 100000000", "far beyond"]),
+    "far-expert-id": (
+        "table",
+        "far.csv",
+        "layer,expert,count\n0,3,5\n0,100000000,1\n",
+        ["expert id 100000000", "far beyond the others (next largest 3)", "--num-experts"],
+    ),
+    "far-layer-id": (
+        "table",
+        "farl.csv",
+        "layer,expert,count\n0,3,5\n1,3,5\n100000000,3,1\n",
+        ["layer id 100000000", "far beyond"],
+    ),
     "binary-pt": ("sglang", "random.pt", os.urandom(3000), ["random.pt"]),
     "binary-csv": ("table", "random.csv", os.urandom(3000), ["random.csv"]),
 }
@@ -124,8 +132,11 @@ def test_killed_import_leaves_no_temp_file_behind(sig, tmp_path, cli):
     temp file and the next import into the same run removes it."""
     np.save(tmp_path / "big.npy", np.ones((64, 2, 4), np.uint32))
     flag, run = tmp_path / "writing", tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_IMPORT, str(tmp_path / "big.npy"), str(run), str(flag)],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_IMPORT, str(tmp_path / "big.npy"), str(run), str(flag)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(600):
         if flag.exists() or proc.poll() is not None:
             break

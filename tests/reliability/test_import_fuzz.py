@@ -24,16 +24,26 @@ from dodoco.errors import DodocoError
 from dodoco.ingest import ImportConfig, import_dump
 from dodoco.store import open_run
 
-FORMATS = {"sglang_stat": "sglang", "sglang_init_json": "sglang", "sglang_per_pass": "sglang",
-           "sglang_per_token": "sglang", "vllm_window": "vllm", "megatron_trace": "megatron",
-           "megatron_tpe": "megatron-tpe", "table_csv": "table", "table_parquet": "table", "numpy_arrays": "numpy"}
+FORMATS = {
+    "sglang_stat": "sglang",
+    "sglang_init_json": "sglang",
+    "sglang_per_pass": "sglang",
+    "sglang_per_token": "sglang",
+    "vllm_window": "vllm",
+    "megatron_trace": "megatron",
+    "megatron_tpe": "megatron-tpe",
+    "table_csv": "table",
+    "table_parquet": "table",
+    "numpy_arrays": "numpy",
+}
 CHECKSUMMED = {"sglang_stat", "sglang_per_pass", "sglang_per_token", "vllm_window"}
 OPTIONS = {"megatron_tpe": {"ep_size": 2}}
 _ids = itertools.count()
 
 damage = st.one_of(
     st.tuples(st.just("truncate"), st.floats(0, 0.999)),
-    st.tuples(st.just("flip"), st.lists(st.tuples(st.floats(0, 0.999), st.integers(1, 255)), min_size=1, max_size=3)))
+    st.tuples(st.just("flip"), st.lists(st.tuples(st.floats(0, 0.999), st.integers(1, 255)), min_size=1, max_size=3)),
+)
 
 
 def _import(name, paths, out):
@@ -46,7 +56,7 @@ def _import(name, paths, out):
 def _damaged(data: bytes, how) -> bytes:
     kind, arg = how
     if kind == "truncate":
-        return data[:int(arg * len(data))]
+        return data[: int(arg * len(data))]
     out = bytearray(data)
     for where, mask in arg:
         out[int(where * len(out))] ^= mask

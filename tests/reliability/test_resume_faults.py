@@ -24,8 +24,9 @@ ARGS = ("--seq-len", 32, "--sequences", 24, "--batch-size", 4)
 def reference(tmp_path_factory):
     """The same run observed without interruption: counts [24, L, E]."""
     out = tmp_path_factory.mktemp("ref")
-    (path,) = runner.observe("tiny:qwen3_moe", ["prose"], seq_len=32, sequences=24, batch_size=4, out=out,
-                             quiet=True, invariance=False)
+    (path,) = runner.observe(
+        "tiny:qwen3_moe", ["prose"], seq_len=32, sequences=24, batch_size=4, out=out, quiet=True, invariance=False
+    )
     return np.array(open_run(path).counts)
 
 
@@ -91,18 +92,35 @@ def test_finalize_refuses_parts_that_do_not_tile_every_sequence(tmp_path):
     assert json.loads((tmp_path / "r" / "manifest.json").read_text())["status"] == "running"
     assert not (tmp_path / "r" / "counts.npy").exists()
     w.close()
-    for parts, S, what in (([(0, 4), (2, 4)], 6, r"sequences 2\.\.3 are in two parts"),
-                           ([(0, 4), (4, 4)], 6, r"8 rows for 6 sequences"),
-                           ([(0, 4)], 6, r"sequences 4\.\.5 are missing")):
+    for parts, S, what in (
+        ([(0, 4), (2, 4)], 6, r"sequences 2\.\.3 are in two parts"),
+        ([(0, 4), (4, 4)], 6, r"8 rows for 6 sequences"),
+        ([(0, 4)], 6, r"sequences 4\.\.5 are missing"),
+    ):
         with pytest.raises(DodocoError, match=what):
             _check_coverage(tmp_path, parts, S)
 
 
 def _manifest(S: int):
-    from dodoco.store.manifest import (ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin,
-                                       Routing, Status)
+    from dodoco.store.manifest import (
+        ConditionInfo,
+        ConditionKind,
+        Granularity,
+        Manifest,
+        ModelInfo,
+        Origin,
+        Routing,
+        Status,
+    )
 
-    return Manifest(status=Status.RUNNING, origin=Origin.OBSERVED, identity={}, model=ModelInfo(id="m"),
-                    routing=Routing(E=3, K=1, L=2, layer_ids=(0, 1)),
-                    condition=ConditionInfo(name="prose", kind=ConditionKind.REAL), seq_len=2, sequences=S,
-                    granularity=Granularity.SEQUENCE)
+    return Manifest(
+        status=Status.RUNNING,
+        origin=Origin.OBSERVED,
+        identity={},
+        model=ModelInfo(id="m"),
+        routing=Routing(E=3, K=1, L=2, layer_ids=(0, 1)),
+        condition=ConditionInfo(name="prose", kind=ConditionKind.REAL),
+        seq_len=2,
+        sequences=S,
+        granularity=Granularity.SEQUENCE,
+    )

@@ -14,8 +14,13 @@ from dodoco.store import open_run
 
 
 def test_build_cases_real_mock_balanced_skew(runs_dir):
-    cfg = ReplayConfig(runs=(str(runs_dir),), condition="prose", skew=(1.5, 2.5),
-                       skew_patterns=("hot-receiver", "hot-pair"), backend="gloo")
+    cfg = ReplayConfig(
+        runs=(str(runs_dir),),
+        condition="prose",
+        skew=(1.5, 2.5),
+        skew_patterns=("hot-receiver", "hot-pair"),
+        backend="gloo",
+    )
     cases, prov = build_cases(cfg, 2)
     kinds = [c.kind for c in cases]
     assert kinds.count("real") == kinds.count("mock") == kinds.count("balanced") == 8  # 4 steps x 2 layers
@@ -40,7 +45,7 @@ def test_real_cases_match_counts_by_hand(runs_dir):
     counts = np.asarray(open_run(runs_dir / "prose-L16").counts)
     order = step_order(8, 0)
     for c in [c for c in cases if c.kind == "real"]:
-        seqs = order[2 * c.step:2 * c.step + 2]  # B=1: rank i holds sequence seqs[i]
+        seqs = order[2 * c.step : 2 * c.step + 2]  # B=1: rank i holds sequence seqs[i]
         src = counts[seqs, c.layer].astype(np.int64)
         np.testing.assert_array_equal(c.splits, traffic_matrix(src, contiguous(8, 2)))
         np.testing.assert_array_equal(block_counts(c.splits, c.slots).sum(1), src.sum(1))
@@ -54,7 +59,7 @@ def test_traces_drive_the_topk(traced_dir):
     assert c.topk_source == "traces" and (c.step, c.layer) == (0, 1)
     seqs = step_order(8, 0)[:2]
     for i, s in enumerate(seqs):  # rank i holds sequence seqs[i]: its traced experts, in token order
-        np.testing.assert_array_equal(c.topk[i], topk[offsets[s]:offsets[s + 1], 1, :])
+        np.testing.assert_array_equal(c.topk[i], topk[offsets[s] : offsets[s + 1], 1, :])
 
 
 def test_eplb_is_fitted_on_one_part_and_replays_the_other(runs_dir):
@@ -70,7 +75,7 @@ def test_eplb_is_fitted_on_one_part_and_replays_the_other(runs_dir):
     p = build_placement("eplb", 8, 2, fit_data(counts, fit))  # independent: fitted on the fit part only
     order = held[step_order(len(held), 0)]
     for c in reals:  # every replayed sequence is held out; splits are the fitted placement's traffic
-        seqs = order[2 * c.step:2 * c.step + 2]
+        seqs = order[2 * c.step : 2 * c.step + 2]
         assert set(seqs) <= set(held)
         np.testing.assert_allclose(c.splits.sum(), counts[seqs, c.layer].sum())
         assert c.E == int(p.layer(c.layer).copies.sum())
@@ -78,8 +83,13 @@ def test_eplb_is_fitted_on_one_part_and_replays_the_other(runs_dir):
 
 @pytest.mark.parametrize("pattern", ["hot-receiver", "hot-pair", "uniform"])
 def test_grid_sizes_and_skews(pattern):
-    cfg = ReplayConfig(grid_sizes=(16 << 20, 64 << 20), grid_skews=(1.0, 1.05, 1.5, 3.0), grid_patterns=(pattern,),
-                       hidden=7168, backend="gloo")
+    cfg = ReplayConfig(
+        grid_sizes=(16 << 20, 64 << 20),
+        grid_skews=(1.0, 1.05, 1.5, 3.0),
+        grid_patterns=(pattern,),
+        hidden=7168,
+        backend="gloo",
+    )
     cases, skipped = grid_cases(cfg, 2)
     assert len(cases) == 2 * 3 and len(skipped) == 2  # rho = 3 > N = 2 skipped at both sizes
     for c in cases:

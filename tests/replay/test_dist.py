@@ -13,17 +13,46 @@ from dodoco.cli import main
 
 def _dodoco(args, env=None, timeout=90):
     cmd = [sys.executable, "-m", "dodoco.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ, **(env or {})))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
 
 
 def test_gloo_replay_three_ranks_every_dispatcher(runs_dir, tmp_path):
     out = tmp_path / "r.json"
-    p = _dodoco(["replay", str(runs_dir), "--condition", "prose", "--backend", "gloo", "--nproc", "3",
-                 "--hidden", "16", "--iters", "2", "--warmup", "1", "--skew", "1.5", "--skew-patterns",
-                 "hot-receiver,hot-pair", "--grid-sizes", "4K", "--grid-skews", "1,2", "--grid-experts", "24",
-                 "--dispatcher", "all",
-                 "--sweep", "--sweep-max", "4K", "-o", str(out)])
+    p = _dodoco(
+        [
+            "replay",
+            str(runs_dir),
+            "--condition",
+            "prose",
+            "--backend",
+            "gloo",
+            "--nproc",
+            "3",
+            "--hidden",
+            "16",
+            "--iters",
+            "2",
+            "--warmup",
+            "1",
+            "--skew",
+            "1.5",
+            "--skew-patterns",
+            "hot-receiver,hot-pair",
+            "--grid-sizes",
+            "4K",
+            "--grid-skews",
+            "1,2",
+            "--grid-experts",
+            "24",
+            "--dispatcher",
+            "all",
+            "--sweep",
+            "--sweep-max",
+            "4K",
+            "-o",
+            str(out),
+        ]
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(out.read_text())
     assert r["schema"] == "dodoco.replay/2" and r["N"] == 3 and r["timing"].startswith("time.perf_counter")
@@ -35,8 +64,12 @@ def test_gloo_replay_three_ranks_every_dispatcher(runs_dir, tmp_path):
     kinds = [x["kind"] for x in r["rows"]]
     assert kinds.count("real") == kinds.count("mock") == kinds.count("balanced") == 2 * 2  # 8 // 3 = 2 steps x 2 layers
     assert [x["condition"] for x in r["rows"] if x["kind"] == "skew"] == ["skew-hot-receiver-1.5", "skew-hot-pair-1.5"]
-    assert [(x["pattern"], x["rho"]) for x in r["rows"] if x["kind"] == "grid"] == \
-        [("hot-receiver", 1.0), ("hot-receiver", 2.0), ("hot-pair", 1.0), ("hot-pair", 2.0)]
+    assert [(x["pattern"], x["rho"]) for x in r["rows"] if x["kind"] == "grid"] == [
+        ("hot-receiver", 1.0),
+        ("hot-receiver", 2.0),
+        ("hot-pair", 1.0),
+        ("hot-pair", 2.0),
+    ]
     for x in r["rows"]:
         assert x["check"] == "ok"
         assert sum(map(sum, x["splits"])) * 32 == x["bytes_total"] == 3 * x["per_rank_bytes"]  # rows x H=16 x 2 B
@@ -50,12 +83,30 @@ def test_gloo_replay_three_ranks_every_dispatcher(runs_dir, tmp_path):
 
 def test_failing_rank_stops_the_others(runs_dir):
     t0 = time.time()
-    p = _dodoco(["replay", str(runs_dir), "--condition", "prose", "--backend", "gloo", "--nproc", "2",
-                 "--hidden", "16", "--iters", "2", "--timeout", "15"], env={"DODOCO_REPLAY_FAIL_RANK": "1"})
+    p = _dodoco(
+        [
+            "replay",
+            str(runs_dir),
+            "--condition",
+            "prose",
+            "--backend",
+            "gloo",
+            "--nproc",
+            "2",
+            "--hidden",
+            "16",
+            "--iters",
+            "2",
+            "--timeout",
+            "15",
+        ],
+        env={"DODOCO_REPLAY_FAIL_RANK": "1"},
+    )
     assert time.time() - t0 < 45
     assert p.returncode == 2
-    assert p.stderr.strip().splitlines()[-1] == ("error: replay failed: rank 1 failed: RuntimeError: "
-                                                 "injected failure (DODOCO_REPLAY_FAIL_RANK=1)")
+    assert p.stderr.strip().splitlines()[-1] == (
+        "error: replay failed: rank 1 failed: RuntimeError: injected failure (DODOCO_REPLAY_FAIL_RANK=1)"
+    )
 
 
 def _megatron_importable():
@@ -64,17 +115,24 @@ def _megatron_importable():
     return missing("megatron") is None
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--backend", "nccl"], "NCCL backend needs CUDA GPUs"),
-    (["--backend", "gloo", "--hidden", str(10**11)], "GiB per rank x 2 ranks but the host has"),
-    (["--backend", "gloo", "--nproc", "8", "--batch", "2"], "EP=8 x batch=2 needs 16 sequences per step"),
-    (["--backend", "gloo", "--dispatcher", "megatron"], "needs megatron.core, which does not import here"),
-    (["--backend", "gloo", "--dispatcher", "deepep"], "needs deep_ep, which does not import here"),
-    (["--backend", "gloo", "--dispatcher", "nvshmem"], "none of the dispatchers named can run here: nvshmem: needs "
-                                                       "CUDA"),
-    (["--backend", "gloo", "--grid-sizes", "4K", "--grid-skews", "2", "--grid-experts", "2", "--grid-topk", "2"],
-     "grid-hot-receiver case: rank 0 sends 2 rows to one expert but has only 1 tokens of K=2"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--backend", "nccl"], "NCCL backend needs CUDA GPUs"),
+        (["--backend", "gloo", "--hidden", str(10**11)], "GiB per rank x 2 ranks but the host has"),
+        (["--backend", "gloo", "--nproc", "8", "--batch", "2"], "EP=8 x batch=2 needs 16 sequences per step"),
+        (["--backend", "gloo", "--dispatcher", "megatron"], "needs megatron.core, which does not import here"),
+        (["--backend", "gloo", "--dispatcher", "deepep"], "needs deep_ep, which does not import here"),
+        (
+            ["--backend", "gloo", "--dispatcher", "nvshmem"],
+            "none of the dispatchers named can run here: nvshmem: needs CUDA",
+        ),
+        (
+            ["--backend", "gloo", "--grid-sizes", "4K", "--grid-skews", "2", "--grid-experts", "2", "--grid-topk", "2"],
+            "grid-hot-receiver case: rank 0 sends 2 rows to one expert but has only 1 tokens of K=2",
+        ),
+    ],
+)
 def test_bad_input_is_one_line(runs_dir, capsys, extra, message):
     import torch
 

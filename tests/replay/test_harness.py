@@ -32,11 +32,10 @@ def _case(topk, slots):
 def _deliver(case, rank, H, order):
     """What rank receives in the given order, built by brute force from every source's rows."""
     slots = np.asarray(case.slots)
-    lo, hi = slots[:rank].sum(), slots[:rank + 1].sum()
+    lo, hi = slots[:rank].sum(), slots[: rank + 1].sum()
     items = [(i, int(e), t) for i, tk in enumerate(case.topk) for t in range(len(tk)) for e in tk[t] if lo <= e < hi]
     items.sort(key=(lambda x: (x[0], x[1], x[2])) if order == "rank-major" else (lambda x: (x[1], x[0], x[2])))
-    return make_rows(torch.tensor([i for i, _, _ in items]), torch.tensor([t for _, _, t in items]), H,
-                     torch.bfloat16)
+    return make_rows(torch.tensor([i for i, _, _ in items]), torch.tensor([t for _, _, t in items]), H, torch.bfloat16)
 
 
 def test_check_accepts_the_right_rows_and_names_each_kind_of_wrong():
@@ -63,8 +62,11 @@ def test_check_accepts_the_right_rows_and_names_each_kind_of_wrong():
 
 def test_narrow_rows_are_not_checked():
     case = _case([np.array([[0, 1]]), np.array([[1, 0]])], [1, 1])
-    assert RankData(case, 0, 4, torch.bfloat16, torch.device("cpu")).compare(torch.zeros(2, 4), "rank-major") \
+    assert (
+        RankData(case, 0, 4, torch.bfloat16, torch.device("cpu"))
+        .compare(torch.zeros(2, 4), "rank-major")
         .startswith("skipped")
+    )
 
 
 def test_buffer_sets_exceed_twice_l2():

@@ -79,7 +79,7 @@ def test_an_aligned_expert_major_delivery_pads_each_block():
     starts = np.concatenate([[0], np.cumsum(pad)[:-1]])
     o = 0
     for s, n in zip(starts, loads):
-        padded[s: s + n] = dense[o: o + n]
+        padded[s : s + n] = dense[o : o + n]
         o += n
     d = _Fake("expert-major", 8, padded)
     plan = layer_plan(d, data)
@@ -92,18 +92,47 @@ def test_an_aligned_expert_major_delivery_pads_each_block():
 
 
 def _dodoco(args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "dodoco.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          env=dict(os.environ))
+    return subprocess.run(
+        [sys.executable, "-m", "dodoco.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
+    )
 
 
 def test_gloo_layer_replay_two_ranks(runs_dir, tmp_path):
     out = tmp_path / "layer.json"
-    p = _dodoco(["replay", str(runs_dir), "--condition", "prose", "--backend", "gloo", "--nproc", "2", "--hidden", "64",
-                 "--expert-width", "32", "--layer", "--dispatcher", "all", "--batch", "2", "-o", str(out)])
+    p = _dodoco(
+        [
+            "replay",
+            str(runs_dir),
+            "--condition",
+            "prose",
+            "--backend",
+            "gloo",
+            "--nproc",
+            "2",
+            "--hidden",
+            "64",
+            "--expert-width",
+            "32",
+            "--layer",
+            "--dispatcher",
+            "all",
+            "--batch",
+            "2",
+            "-o",
+            str(out),
+        ]
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(out.read_text())
-    assert r["mode"] == "layer" and r["layer"]["kernel"] == "grouped_mm" and (r["layer"]["hidden"],
-                                                                              r["layer"]["width"]) == (64, 32)
+    assert (
+        r["mode"] == "layer"
+        and r["layer"]["kernel"] == "grouped_mm"
+        and (r["layer"]["hidden"], r["layer"]["width"]) == (64, 32)
+    )
     st = r["dispatchers"]
     assert st["nccl"]["status"] == "measured"
     assert all(st[n]["status"] == "not measured" and st[n]["reason"] for n in st if n != "nccl")
@@ -119,8 +148,9 @@ def _check_prediction(r):
     from dodoco.simulate.layer_compare import compare_rows, targets
     from dodoco.simulate.cluster import AlltoallTimer, Cluster
 
-    model = ComputeModel("h200", "NVIDIA H200", "grouped_mm", "linear", 16, 128, 132,
-                         np.array([0.01, 0.0, 0.0, 1.0, 0.0]), {})
+    model = ComputeModel(
+        "h200", "NVIDIA H200", "grouped_mm", "linear", 16, 128, 132, np.array([0.01, 0.0, 0.0, 1.0, 0.0]), {}
+    )
     timer = AlltoallTimer(Cluster(name="t", gpus_per_node=8, nvlink_bw=100.0, nic_bw=10.0))
     rows = compare_rows([r], {"hand": (timer, model, "hand-set")})
     assert [x["dispatcher"] for x in rows] == ["nccl"]
@@ -131,8 +161,16 @@ def _check_prediction(r):
     assert rows[0]["measured"]["layer_ms"] == pytest.approx(meas) and rows[0]["measured"]["cases"] == len(real)
     assert rows[0]["hand"]["error"] == pytest.approx(rows[0]["hand"]["layer_ms"] / meas - 1)
     t = targets(rows, "hand", band=(0, 1e9), median=1e9, p90=1e9)
-    assert t == [{"dispatcher": "nccl", "calibration": "hand", "rows": 1, "median_abs_err": abs(rows[0]["hand"]["error"]),
-                  "p90_abs_err": pytest.approx(abs(rows[0]["hand"]["error"])), "met": True}]
+    assert t == [
+        {
+            "dispatcher": "nccl",
+            "calibration": "hand",
+            "rows": 1,
+            "median_abs_err": abs(rows[0]["hand"]["error"]),
+            "p90_abs_err": pytest.approx(abs(rows[0]["hand"]["error"])),
+            "met": True,
+        }
+    ]
 
 
 def _check_rows(r, runs_dir):
@@ -171,13 +209,16 @@ def test_a_layer_replay_is_not_a_calibration(tmp_path):
         load_groups([f])
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--layer", "--hidden", "64"], "run ... does not record its expert shape"),
-    (["--layer", "--shape", "deepseek-v3", "--hidden", "64"], "have H=7168 but the rows are --hidden 64"),
-    (["--layer", "--expert-width", "32", "--hidden", "64", "--kernel", "megatron"], "--kernel megatron: "),
-    (["--layer", "--expert-width", "32", "--hidden", "64", "--kernel", "tegrouped"], "unknown --kernel"),
-    (["--layer", "--expert-width", "32", "--hidden", "64", "--dtype", "fp32"], "--layer runs the experts in bf16"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--layer", "--hidden", "64"], "run ... does not record its expert shape"),
+        (["--layer", "--shape", "deepseek-v3", "--hidden", "64"], "have H=7168 but the rows are --hidden 64"),
+        (["--layer", "--expert-width", "32", "--hidden", "64", "--kernel", "megatron"], "--kernel megatron: "),
+        (["--layer", "--expert-width", "32", "--hidden", "64", "--kernel", "tegrouped"], "unknown --kernel"),
+        (["--layer", "--expert-width", "32", "--hidden", "64", "--dtype", "fp32"], "--layer runs the experts in bf16"),
+    ],
+)
 def test_layer_mistakes_are_one_line(runs_dir, capsys, extra, message):
     from dodoco.cli import main
 

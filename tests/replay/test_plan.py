@@ -5,8 +5,17 @@ import pytest
 
 from dodoco.ep.steps import require_steps, source_of, step_order, window_source
 from dodoco.errors import DodocoError
-from dodoco.replay.plan import (balanced_splits, case_bytes, floor_ms, hot_pair_splits, run_cases, spread,
-                                skewed_splits, sweep_sizes, synth_topk)
+from dodoco.replay.plan import (
+    balanced_splits,
+    case_bytes,
+    floor_ms,
+    hot_pair_splits,
+    run_cases,
+    spread,
+    skewed_splits,
+    sweep_sizes,
+    synth_topk,
+)
 
 
 def test_run_cases_match_hand_sums():
@@ -16,7 +25,7 @@ def test_run_cases_match_hand_sums():
     order = step_order(6, 5)
     assert [(c.step, c.layer) for c in cases] == [(k, l) for k in range(3) for l in range(2)]
     for c in cases:
-        seqs = order[2 * c.step: 2 * c.step + 2]  # rank 0 holds seqs[0], rank 1 seqs[1]
+        seqs = order[2 * c.step : 2 * c.step + 2]  # rank 0 holds seqs[0], rank 1 seqs[1]
         want = np.zeros((2, 2), dtype=np.int64)
         for i in range(2):
             for e in range(4):  # contiguous: experts 0,1 on rank 0; 2,3 on rank 1
@@ -79,8 +88,15 @@ def test_skewed_splits_receiver_skew():
 
 def test_case_bytes_hand_numbers():
     b = case_bytes([[1, 2], [3, 4]], 10)
-    assert b == {"bytes_total": 100.0, "per_rank_bytes": 50.0, "send_off_max": 30.0, "recv_off_max": 30.0,
-                 "off_mean": 25.0, "pair_max": 30.0, "receiver_skew": pytest.approx(1.2)}
+    assert b == {
+        "bytes_total": 100.0,
+        "per_rank_bytes": 50.0,
+        "send_off_max": 30.0,
+        "recv_off_max": 30.0,
+        "off_mean": 25.0,
+        "pair_max": 30.0,
+        "receiver_skew": pytest.approx(1.2),
+    }
 
 
 def test_sweep_sizes_powers_of_two():

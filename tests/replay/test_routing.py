@@ -7,8 +7,14 @@ from dodoco.ep.layout import contiguous, eplb, round_robin
 from dodoco.ep.traffic import copy_traffic_from_tokens, dedup_traffic, traffic_matrix
 from dodoco.errors import DodocoError
 from dodoco.replay.dispatchers.base import expected_rows
-from dodoco.replay.routing import (block_counts, copy_splits, dedup_splits, physical_map, rank_topk_from_counts,
-                                   to_physical)
+from dodoco.replay.routing import (
+    block_counts,
+    copy_splits,
+    dedup_splits,
+    physical_map,
+    rank_topk_from_counts,
+    to_physical,
+)
 
 
 def _random_topk(rng, T, E, K):
@@ -22,8 +28,14 @@ def test_physical_map_hand_case():
     assert phys[:, 0].tolist() == [0, -1, 1, -1, 2] and phys[:, 1].tolist() == [-1, 3, -1, 4, -1]
 
 
-@pytest.mark.parametrize("make", [lambda: contiguous(8, 2), lambda: round_robin(8, 4),
-                                  lambda: eplb(np.array([40, 3, 2, 1, 9, 1, 1, 1]), 4, num_redundant=4)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: contiguous(8, 2),
+        lambda: round_robin(8, 4),
+        lambda: eplb(np.array([40, 3, 2, 1, 9, 1, 1, 1]), 4, num_redundant=4),
+    ],
+)
 def test_physical_topk_moves_the_same_rows_as_the_logical_placement(make):
     """Independent check: splits from physical ids == ep.traffic's per-expert copies of the logical
     top-k under the placement (replica choice included); dedup likewise."""
@@ -67,8 +79,13 @@ def test_count_based_traffic_equals_topk_splits_for_one_copy_placements():
 
 def _expected_brute(topk, slots, rank, order):
     base = np.concatenate([[0], np.cumsum(slots)])
-    items = [(i, int(e), t) for i, tk in enumerate(topk) for t in range(len(tk)) for e in tk[t]
-             if base[rank] <= e < base[rank + 1]]
+    items = [
+        (i, int(e), t)
+        for i, tk in enumerate(topk)
+        for t in range(len(tk))
+        for e in tk[t]
+        if base[rank] <= e < base[rank + 1]
+    ]
     if order == "rank-major":
         items.sort(key=lambda x: (x[0], x[1], x[2]))
     else:
@@ -84,5 +101,6 @@ def test_expected_rows_match_brute_force(order):
     for rank in range(3):
         assert expected_rows(topk, slots, rank, order).tolist() == _expected_brute(topk, slots, rank, order)
     dedup = expected_rows(topk, slots, 1, "rank-token", dedup=True).tolist()
-    assert dedup == sorted({i * (1 << 20) + t for i, tk in enumerate(topk) for t in range(len(tk))
-                            if any(2 <= e < 4 for e in tk[t])})
+    assert dedup == sorted(
+        {i * (1 << 20) + t for i, tk in enumerate(topk) for t in range(len(tk)) if any(2 <= e < 4 for e in tk[t])}
+    )

@@ -12,8 +12,16 @@ def observed(tmp_path_factory):
     from dodoco.observe.runner import observe
 
     root = tmp_path_factory.mktemp("observed")
-    observe(load_model("tiny:qwen3_moe"), ["mock-uniform", "prose"], seq_len=64, sequences=48, out=str(root / "qwen3"),
-            traces=True, invariance=False, quiet=True)
+    observe(
+        load_model("tiny:qwen3_moe"),
+        ["mock-uniform", "prose"],
+        seq_len=64,
+        sequences=48,
+        out=str(root / "qwen3"),
+        traces=True,
+        invariance=False,
+        quiet=True,
+    )
     return root
 
 

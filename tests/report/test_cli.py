@@ -12,10 +12,20 @@ from dodoco.findings.synthetic import skewed_counts, write_counts_run
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli-runs")
-    write_counts_run(root / "m" / "mock-uniform-L32", skewed_counts(32, 2, 16, assignments=64, concentration=None),
-                     model="m", condition="mock-uniform", seq_len=32)
-    write_counts_run(root / "m" / "prose-L32", skewed_counts(32, 2, 16, assignments=64, concentration=0.3, seed=1),
-                     model="m", condition="prose", seq_len=32)
+    write_counts_run(
+        root / "m" / "mock-uniform-L32",
+        skewed_counts(32, 2, 16, assignments=64, concentration=None),
+        model="m",
+        condition="mock-uniform",
+        seq_len=32,
+    )
+    write_counts_run(
+        root / "m" / "prose-L32",
+        skewed_counts(32, 2, 16, assignments=64, concentration=0.3, seed=1),
+        model="m",
+        condition="prose",
+        seq_len=32,
+    )
     return root
 
 

@@ -63,8 +63,10 @@ def test_heatmap_panels_show_one_layer(report_build):
     pairs = list(csv.DictReader((out / "coactivation-top-pairs.csv").open()))
     layers = sorted({int(r["layer"]) for r in co})
     tv = [np.mean([float(r["tv"]) for r in co if int(r["layer"]) == l]) for l in layers]
-    uc = [np.mean([float(r["uncertainty_coef"]) for r in aff if int(r["layer"]) == l])
-          for l in sorted({int(r["layer"]) for r in aff})]
+    uc = [
+        np.mean([float(r["uncertainty_coef"]) for r in aff if int(r["layer"]) == l])
+        for l in sorted({int(r["layer"]) for r in aff})
+    ]
     # every run's top pairs come from one layer: the most concentrated on average over the runs
     assert {int(r["layer"]) for r in pairs} == {int(np.argmax(tv))}
     titles = " ".join(" ".join(t.split()) for t, _ in checked)

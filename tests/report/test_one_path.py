@@ -15,12 +15,24 @@ from dodoco.report.tables import json_safe
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("one-path")
     for model, seed in (("a", 0), ("b", 10)):
-        write_counts_run(root / model / "mock-uniform", skewed_counts(96, 2, 16, assignments=64, concentration=None,
-                                                                      seed=seed), model=model, condition="mock-uniform",
-                         kind="mock", seq_len=32, K=2)
-        write_counts_run(root / model / "prose", skewed_counts(96, 2, 16, assignments=64, concentration=0.4,
-                                                               seed=seed + 1), model=model, condition="prose",
-                         kind="real", seq_len=32, K=2)
+        write_counts_run(
+            root / model / "mock-uniform",
+            skewed_counts(96, 2, 16, assignments=64, concentration=None, seed=seed),
+            model=model,
+            condition="mock-uniform",
+            kind="mock",
+            seq_len=32,
+            K=2,
+        )
+        write_counts_run(
+            root / model / "prose",
+            skewed_counts(96, 2, 16, assignments=64, concentration=0.4, seed=seed + 1),
+            model=model,
+            condition="prose",
+            kind="real",
+            seq_len=32,
+            K=2,
+        )
     return root
 
 
@@ -28,8 +40,9 @@ FLAGS = ["--ep", "2,4,8", "--placement", "contiguous,round_robin", "--seed", "3"
 
 
 def test_api_findings_command_and_report_agree(runs, tmp_path, capsys):
-    api = json_safe(judge([runs], FindingsOptions(ep=(2, 4, 8), placement=("contiguous", "round_robin"),
-                                                  seed=3)).to_dict())
+    api = json_safe(
+        judge([runs], FindingsOptions(ep=(2, 4, 8), placement=("contiguous", "round_robin"), seed=3)).to_dict()
+    )
     assert main(["findings", str(runs), *FLAGS, "--json", str(tmp_path / "f.json")]) == 0
     printed = capsys.readouterr().out
     cli = json.loads((tmp_path / "f.json").read_text())
@@ -42,13 +55,16 @@ def test_api_findings_command_and_report_agree(runs, tmp_path, capsys):
     assert all(s.replace("'", "&#x27;") in html for s in api["verdicts"]["mock_vs_real"]["sentences"])
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--ep", "0"], "--ep 0 must be >= 1"),
-    (["--threshold", "-1"], "--threshold -1.0 must be >= 0"),
-    (["--low", "0.9", "--high", "0.1"], "--low 0.9 --high 0.1"),
-    (["--attach", "missing.json"], "--attach missing.json does not exist"),
-    (["--placement", "eplbb"], "unknown placement 'eplbb'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ep", "0"], "--ep 0 must be >= 1"),
+        (["--threshold", "-1"], "--threshold -1.0 must be >= 0"),
+        (["--low", "0.9", "--high", "0.1"], "--low 0.9 --high 0.1"),
+        (["--attach", "missing.json"], "--attach missing.json does not exist"),
+        (["--placement", "eplbb"], "unknown placement 'eplbb'"),
+    ],
+)
 def test_report_checks_arguments_before_work(runs, tmp_path, capsys, argv, message):
     assert main(["report", str(runs), "-o", str(tmp_path / "rep"), *argv]) == 2
     err = capsys.readouterr().err.strip()

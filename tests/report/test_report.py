@@ -26,17 +26,39 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-EXPECTED_FIGURES = {"fig-ep-scan-max-mean.png", "fig-ep-scan-receiver-skew.png", "fig-gini-vs-batch.png",
-                    "fig-bands-seq-len-64.png", "fig-gini-matrix.png", "fig-lorenz.png",
-                    "fig-heatmap-tiny-qwen3-moe.png", "fig-mitigations-tiny-qwen3-moe.png", "fig-neusim-skew.png",
-                    "fig-decode-max-mean.png", "fig-decode-receiver-skew.png"}
-TITLES = ("Runs and provenance", "Verdicts", "EP invariance", "Mock vs real", "Bands", "Model x condition Gini",
-          "Per-layer x expert load", "Lorenz curves", "Mitigations", "Measured vs NeuSim-predicted skew",
-          "Prefill and decode regimes", "Expert co-activation within a layer (token traces)",
-          "Cross-layer expert affinity (token traces)", "Placements fitted on token traces (held out)",
-          "Rebalancing over time: refit interval and window", "Dispatch cost measured on GPUs (replay)",
-          "Replay dry runs on CPU (gloo): pipeline checks, not GPU measurements",
-          "Predicted dispatch at larger EP (simulate)")
+EXPECTED_FIGURES = {
+    "fig-ep-scan-max-mean.png",
+    "fig-ep-scan-receiver-skew.png",
+    "fig-gini-vs-batch.png",
+    "fig-bands-seq-len-64.png",
+    "fig-gini-matrix.png",
+    "fig-lorenz.png",
+    "fig-heatmap-tiny-qwen3-moe.png",
+    "fig-mitigations-tiny-qwen3-moe.png",
+    "fig-neusim-skew.png",
+    "fig-decode-max-mean.png",
+    "fig-decode-receiver-skew.png",
+}
+TITLES = (
+    "Runs and provenance",
+    "Verdicts",
+    "EP invariance",
+    "Mock vs real",
+    "Bands",
+    "Model x condition Gini",
+    "Per-layer x expert load",
+    "Lorenz curves",
+    "Mitigations",
+    "Measured vs NeuSim-predicted skew",
+    "Prefill and decode regimes",
+    "Expert co-activation within a layer (token traces)",
+    "Cross-layer expert affinity (token traces)",
+    "Placements fitted on token traces (held out)",
+    "Rebalancing over time: refit interval and window",
+    "Dispatch cost measured on GPUs (replay)",
+    "Replay dry runs on CPU (gloo): pipeline checks, not GPU measurements",
+    "Predicted dispatch at larger EP (simulate)",
+)
 
 
 def test_every_figure_is_a_valid_png_and_embedded(report_dir):
@@ -57,8 +79,16 @@ def test_sections_in_order_tables_and_findings(report_dir):
     positions = [html.index(f">{t}</h2>") for t in TITLES]
     assert positions == sorted(positions) and len(build_mod.SECTIONS) == len(TITLES)
     assert isinstance(build_mod.SECTIONS, tuple)
-    for name in ("runs.csv", "ep-invariance-summary.csv", "mock-vs-real-summary.csv", "bands-summary.csv",
-                 "gini-matrix.csv", "mitigations.csv", "neusim.csv", "regimes.csv"):
+    for name in (
+        "runs.csv",
+        "ep-invariance-summary.csv",
+        "mock-vs-real-summary.csv",
+        "bands-summary.csv",
+        "gini-matrix.csv",
+        "mitigations.csv",
+        "neusim.csv",
+        "regimes.csv",
+    ):
         lines = (report_dir / name).read_text().splitlines()
         assert len(lines) >= 2 and "," in lines[0], name
     f = json.loads((report_dir / "findings.json").read_text())
@@ -69,14 +99,15 @@ def test_sections_in_order_tables_and_findings(report_dir):
     assert ",prefill," in regimes and ",decode," in regimes
     # built with a GPU replay, the same replay as a CPU dry run, and a simulate result across two nodes
     dry_h2 = ">Replay dry runs on CPU (gloo): pipeline checks, not GPU measurements</h2>"
-    gpu = html[html.index(">Dispatch cost measured on GPUs (replay)</h2>"):html.index(dry_h2)]
+    gpu = html[html.index(">Dispatch cost measured on GPUs (replay)</h2>") : html.index(dry_h2)]
     assert "replay-zoo-nvidia-h200-x4.json" in gpu and "replay-dry-run.json" not in gpu
     assert "measured: 4 x NVIDIA H200" in gpu
-    dry = html[html.index(dry_h2):html.index(">Predicted dispatch at larger EP (simulate)</h2>")]
+    dry = html[html.index(dry_h2) : html.index(">Predicted dispatch at larger EP (simulate)</h2>")]
     assert "replay-dry-run.json" in dry and "vs_floor" not in dry and "dry run: gloo on CPU" in dry
-    assert "Toy models: tiny:qwen3_moe" in html[:html.index("<nav>")]
+    assert "Toy models: tiny:qwen3_moe" in html[: html.index("<nav>")]
     assert json.loads((report_dir / ".dodoco-report.json").read_text())["files"] == sorted(
-        p.name for p in report_dir.iterdir() if not p.name.startswith("."))
+        p.name for p in report_dir.iterdir() if not p.name.startswith(".")
+    )
 
 
 _CHECK = """<script>window.addEventListener('load', () => {
@@ -105,9 +136,20 @@ def _browser(tmp_path, *args):
     browser = _chromium()
     if browser is None:
         pytest.skip("chromium not found: install Debian's chromium (apt-get install chromium; .ci/run does)")
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-           f"--user-data-dir={tmp_path / 'profile'}", *args]
+    cmd = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
@@ -162,8 +204,15 @@ def test_window_runs_are_one_step_and_flagged(observed, tmp_path):
     pytest.importorskip("dodoco.ep.steps", reason="window sources come with dodoco.ep.steps")
     from dodoco.findings.synthetic import skewed_counts, write_counts_run
 
-    w = write_counts_run(tmp_path / "runs" / "window", skewed_counts(1, 3, 32, assignments=5000),
-                         model="prod", condition="serving", kind="real", seq_len=0, granularity="window")
+    w = write_counts_run(
+        tmp_path / "runs" / "window",
+        skewed_counts(1, 3, 32, assignments=5000),
+        model="prod",
+        condition="serving",
+        kind="real",
+        seq_len=0,
+        granularity="window",
+    )
     html = build_report([w, observed], tmp_path / "rep", n_boot=50).read_text()
     f = json.loads((tmp_path / "rep" / "findings.json").read_text())
     ev = [e for e in f["verdicts"]["ep_invariance"]["tables"]["evidence"] if e["model"] == "prod"]

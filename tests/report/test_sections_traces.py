@@ -6,8 +6,7 @@ import pytest
 from dodoco.report import sections_traces as st  # noqa: E402
 from dodoco.report.section import SkipSection  # noqa: E402
 
-SECTIONS = (st.coactivation_section, st.affinity_section, st.trace_placements_section,
-            st.rebalance_section)
+SECTIONS = (st.coactivation_section, st.affinity_section, st.trace_placements_section, st.rebalance_section)
 
 
 def _ctx(runs, out):
@@ -56,4 +55,3 @@ def test_sections_without_traces_skip_with_the_reason(tmp_path):
         with pytest.raises(SkipSection, match="token traces"):
             fn(ctx)
     assert st.rebalance_section(ctx).tables  # arrival-order counts need no traces
-

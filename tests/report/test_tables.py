@@ -8,12 +8,32 @@ from rich.console import Console
 
 from dodoco.report.tables import cell_text, label_kind, layout, print_table, table_columns, to_csv, wrap_text
 
-ROWS = [{"model": "zoo:deepseek_v2", "condition": "multilingual", "gini B=1": 0.5412, "gini B=8": 0.5401,
-         "gini B=32": 0.53, "gini all": 0.1234, "max/mean B=8": 6.291, "max/mean all": 2.5, "batch": 0,
-         "empty": None},
-        {"model": "zoo:qwen3_5_moe", "condition": "mock-uniform", "gini B=1": 0.6412, "gini B=8": 0.6401,
-         "gini B=32": 0.63, "gini all": 0.2234, "max/mean B=8": 16.291, "max/mean all": 3.5, "batch": 32,
-         "empty": float("nan")}]
+ROWS = [
+    {
+        "model": "zoo:deepseek_v2",
+        "condition": "multilingual",
+        "gini B=1": 0.5412,
+        "gini B=8": 0.5401,
+        "gini B=32": 0.53,
+        "gini all": 0.1234,
+        "max/mean B=8": 6.291,
+        "max/mean all": 2.5,
+        "batch": 0,
+        "empty": None,
+    },
+    {
+        "model": "zoo:qwen3_5_moe",
+        "condition": "mock-uniform",
+        "gini B=1": 0.6412,
+        "gini B=8": 0.6401,
+        "gini B=32": 0.63,
+        "gini all": 0.2234,
+        "max/mean B=8": 16.291,
+        "max/mean all": 3.5,
+        "batch": 32,
+        "empty": float("nan"),
+    },
+]
 
 
 def _print(rows, width, terminal, columns=None, **kw):
@@ -55,11 +75,15 @@ def test_constant_columns_fold_into_a_caption():
 
 
 def test_provenance_labels_show_their_kind_and_the_full_text_below():
-    rows = [{"N": 8, "ms": 1.5, "nic": "-", "provenance": {"compute": "measured: H200 grouped_mm"}},
-            {"N": 16, "ms": 2.5, "nic": "nominal (not measured): 50 GB/s", "provenance": {"compute": "nominal: FLOPs"}}]
+    rows = [
+        {"N": 8, "ms": 1.5, "nic": "-", "provenance": {"compute": "measured: H200 grouped_mm"}},
+        {"N": 16, "ms": 2.5, "nic": "nominal (not measured): 50 GB/s", "provenance": {"compute": "nominal: FLOPs"}},
+    ]
     lines = layout(rows, "t", width=80, labels=["nic"])
     text = "\n".join(lines)
-    assert re.search(r"^ *8 +1\.500 +- +measured$", text, re.M) and re.search(r"16 +2\.500 +nominal +nominal$", text, re.M)
+    assert re.search(r"^ *8 +1\.500 +- +measured$", text, re.M) and re.search(
+        r"16 +2\.500 +nominal +nominal$", text, re.M
+    )
     assert "nic: nominal (not measured): 50 GB/s" in text and "compute_label: measured: H200 grouped_mm" in text
     csv = to_csv(rows)
     assert csv.splitlines()[0] == "N,ms,nic,compute_label" and "measured: H200 grouped_mm" in csv
@@ -86,7 +110,11 @@ def test_sentences_wrap_at_spaces_only():
         assert " ".join(" ".join(lines).split()) == "- " + text  # nothing lost, nothing split
         assert all(len(x) <= width for x in lines)
     assert wrap_text(text, None) == [text]
-    assert wrap_text("a /very/long/path/that/cannot/break here", 12) == ["a", "/very/long/path/that/cannot/break", "here"]
+    assert wrap_text("a /very/long/path/that/cannot/break here", 12) == [
+        "a",
+        "/very/long/path/that/cannot/break",
+        "here",
+    ]
 
 
 def test_cell_text_and_columns():

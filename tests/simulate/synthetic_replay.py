@@ -22,6 +22,7 @@ def truth_form(name, theta_of_mb, bal=BAL, noise=0.0, seed=0):
         f = feats(b)
         th = np.asarray(theta_of_mb(float(f.x[0]) / MB), dtype=float)
         return float(FORMS[name].predict(f, bal, th)[0]) * (1.0 + noise * rng.standard_normal())
+
     return t
 
 
@@ -47,14 +48,31 @@ def routing_splits(rows: int, N: int, rng) -> np.ndarray:
 def _case(truth, splits, row_bytes, **meta):
     s = np.asarray(splits)
     b = s * float(row_bytes)
-    return {**meta, "splits": s.tolist(), "row_bytes": row_bytes, "per_rank_bytes": float(b.sum() / s.shape[0]),
-            "dispatch": {"median_ms": 1e3 * truth(b)}, "combine": {"median_ms": 1e3 * truth(b.T)}, "check": "ok",
-            "bytes": "copies"}
+    return {
+        **meta,
+        "splits": s.tolist(),
+        "row_bytes": row_bytes,
+        "per_rank_bytes": float(b.sum() / s.shape[0]),
+        "dispatch": {"median_ms": 1e3 * truth(b)},
+        "combine": {"median_ms": 1e3 * truth(b.T)},
+        "check": "ok",
+        "bytes": "copies",
+    }
 
 
-def replay_v2(truth, N=4, sizes_mb=(16, 64, 256, 512), skews=(1.0, 1.1, 1.25, 1.5, 2.0, 3.0),
-              routing_mb=(24, 100, 400), routing_cases=6, dispatcher="nccl", row_bytes=4096, seed=0,
-              machine="fake-x4", patterns=("hot-receiver", "hot-pair")) -> dict:
+def replay_v2(
+    truth,
+    N=4,
+    sizes_mb=(16, 64, 256, 512),
+    skews=(1.0, 1.1, 1.25, 1.5, 2.0, 3.0),
+    routing_mb=(24, 100, 400),
+    routing_cases=6,
+    dispatcher="nccl",
+    row_bytes=4096,
+    seed=0,
+    machine="fake-x4",
+    patterns=("hot-receiver", "hot-pair"),
+) -> dict:
     """A schema-2 result: the grid (sizes x skews x patterns) and routing cases at off-grid sizes."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -65,15 +83,47 @@ def replay_v2(truth, N=4, sizes_mb=(16, 64, 256, 512), skews=(1.0, 1.1, 1.25, 1.
                 if rho > N:
                     continue
                 s = skewed_splits(np.full(N, r), rho) if pat == "hot-receiver" else hot_pair_splits(r, N, rho)
-                rows.append(_case(truth, s, row_bytes, kind="grid", pattern=pat, rho=rho, condition=f"grid-{pat}",
-                                  step=-1, layer=-1, dispatcher=dispatcher, N=N))
+                rows.append(
+                    _case(
+                        truth,
+                        s,
+                        row_bytes,
+                        kind="grid",
+                        pattern=pat,
+                        rho=rho,
+                        condition=f"grid-{pat}",
+                        step=-1,
+                        layer=-1,
+                        dispatcher=dispatcher,
+                        N=N,
+                    )
+                )
     for k, mb in enumerate(routing_mb):
         r = int(mb * MB // row_bytes)
         for i in range(routing_cases):
-            rows.append(_case(truth, routing_splits(r, N, rng), row_bytes, kind="real", pattern="routing",
-                              model="fake:model", condition="prose", step=k * 100 + i, layer=i % 2,
-                              dispatcher=dispatcher, N=N))
+            rows.append(
+                _case(
+                    truth,
+                    routing_splits(r, N, rng),
+                    row_bytes,
+                    kind="real",
+                    pattern="routing",
+                    model="fake:model",
+                    condition="prose",
+                    step=k * 100 + i,
+                    layer=i % 2,
+                    dispatcher=dispatcher,
+                    N=N,
+                )
+            )
     rows[0]["check"] = "off"  # checks switched off: still a measurement
-    return {"schema": "dodoco.replay/2", "machine": machine, "backend": "nccl", "N": N,
-            "device": {"name": "Fake GPU", "count": N, "type": "cuda"}, "created": "2026-01-01T00:00:00+00:00",
-            "dispatchers": {dispatcher: {"status": "measured"}}, "rows": rows}
+    return {
+        "schema": "dodoco.replay/2",
+        "machine": machine,
+        "backend": "nccl",
+        "N": N,
+        "device": {"name": "Fake GPU", "count": N, "type": "cuda"},
+        "created": "2026-01-01T00:00:00+00:00",
+        "dispatchers": {dispatcher: {"status": "measured"}},
+        "rows": rows,
+    }

@@ -20,22 +20,47 @@ TOPO = Path(__file__).parent.parent / "fixtures" / "topo"
 def _host(gpu="NVIDIA H200", key="h200", count=4, topo="nvidia-h200-x4.txt", nccl="2.28.9"):
     from dodoco.host import parse_topology
 
-    return {"machine": f"{key}-x{count}", "gpu": gpu, "gpu_key": key, "gpu_count": count,
-            "topology": parse_topology((TOPO / topo).read_text()), "driver": "570.1", "cuda": "13.0", "nccl": nccl,
-            "torch": "2.11.0"}
+    return {
+        "machine": f"{key}-x{count}",
+        "gpu": gpu,
+        "gpu_key": key,
+        "gpu_count": count,
+        "topology": parse_topology((TOPO / topo).read_text()),
+        "driver": "570.1",
+        "cuda": "13.0",
+        "nccl": nccl,
+        "torch": "2.11.0",
+    }
 
 
 #: 0.01 ms per launch + 1 ms per padded GFLOP (tile 16): a compute model by hand
-MODEL = ComputeModel("h200", "NVIDIA H200", "grouped_mm", "linear", 16, 128, 132,
-                     np.array([0.01, 0.0, 0.0, 1.0, 0.0]), {"torch": "2.11", "date": "2031-01-01"})
+MODEL = ComputeModel(
+    "h200",
+    "NVIDIA H200",
+    "grouped_mm",
+    "linear",
+    16,
+    128,
+    132,
+    np.array([0.01, 0.0, 0.0, 1.0, 0.0]),
+    {"torch": "2.11", "date": "2031-01-01"},
+)
 
 
 def _cal_file(tmp_path, host, dry_run=False, compute=True) -> Path:
     bal = Balanced(1e-3, np.array([1e6]), np.array([100e9]))
-    fits = [Fit(host["machine"], host["gpu"], n, "nccl", ph, "blend", bal, np.array([27.0]), np.array([[0.5]]))
-            for n in (2, 4) for ph in ("dispatch", "combine")]
-    cal = Calibration.new(fits, [{"path": "parts/dispatch-nccl.json", "created": "2031-01-01T00:00:00"}],
-                          host=host, compute={"grouped_mm": MODEL.to_dict()} if compute else {}, dry_run=dry_run)
+    fits = [
+        Fit(host["machine"], host["gpu"], n, "nccl", ph, "blend", bal, np.array([27.0]), np.array([[0.5]]))
+        for n in (2, 4)
+        for ph in ("dispatch", "combine")
+    ]
+    cal = Calibration.new(
+        fits,
+        [{"path": "parts/dispatch-nccl.json", "created": "2031-01-01T00:00:00"}],
+        host=host,
+        compute={"grouped_mm": MODEL.to_dict()} if compute else {},
+        dry_run=dry_run,
+    )
     p = tmp_path / ("dry.json" if dry_run else "cal.json")
     p.write_text(json.dumps(cal.to_dict()))
     return p
@@ -73,20 +98,45 @@ def test_a_dry_run_calibration_is_refused_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "DRY RUN" in err[0] and "run `dodoco calibrate` on the GPUs" in err[0]
 
 
-@pytest.mark.parametrize("here, check, warn", [
-    (_host(), "this machine", False),
-    (_host(nccl="2.27.3"), "this machine (other software: nccl 2.28.9 there, 2.27.3 here)", False),
-    (_host("NVIDIA H100 80GB HBM3", "h100"), "ANOTHER MACHINE than this one: GPU NVIDIA H200 there, "
-                                             "NVIDIA H100 80GB HBM3 here", True),
-    (_host(count=8, topo="nvidia-h200-x8.txt"), "ANOTHER MACHINE than this one: 4 GPUs there, 8 GPUs here", True),
-    (None, "not compared with this machine (no GPU visible here)", False),
-])
+@pytest.mark.parametrize(
+    "here, check, warn",
+    [
+        (_host(), "this machine", False),
+        (_host(nccl="2.27.3"), "this machine (other software: nccl 2.28.9 there, 2.27.3 here)", False),
+        (
+            _host("NVIDIA H100 80GB HBM3", "h100"),
+            "ANOTHER MACHINE than this one: GPU NVIDIA H200 there, NVIDIA H100 80GB HBM3 here",
+            True,
+        ),
+        (_host(count=8, topo="nvidia-h200-x8.txt"), "ANOTHER MACHINE than this one: 4 GPUs there, 8 GPUs here", True),
+        (None, "not compared with this machine (no GPU visible here)", False),
+    ],
+)
 def test_every_output_says_whose_machine(tmp_path, monkeypatch, here, check, warn):
     monkeypatch.setattr(hostcheck, "current_host", lambda: here)
     cal = _cal_file(tmp_path, _host())
     rows, doc = tmp_path / "rows.json", tmp_path / "doc.json"
-    assert main(["simulate", str(_runs(tmp_path)), "--cluster", _cluster(tmp_path, 4), "--ep", "2,4", "--hidden",
-                 "64", "--calibration", str(cal), "--json", str(rows), "-o", str(doc)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(_runs(tmp_path)),
+                "--cluster",
+                _cluster(tmp_path, 4),
+                "--ep",
+                "2,4",
+                "--hidden",
+                "64",
+                "--calibration",
+                str(cal),
+                "--json",
+                str(rows),
+                "-o",
+                str(doc),
+            ]
+        )
+        == 0
+    )
     d = json.loads(doc.read_text())
     who = "h200-x4 (4 x NVIDIA H200, NV18 between every pair (NVSwitch); driver 570.1, nccl 2.28.9, torch 2.11.0)"
     assert d["calibration"]["source"].startswith(who) and d["calibration"]["host_check"] == check
@@ -107,9 +157,11 @@ def test_a_calibration_of_another_cluster_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(hostcheck, "current_host", lambda: None)
     cal = load_calibration(_cal_file(tmp_path, _host()))
     hc = hostcheck.host_check(cal, load_cluster("dgx-h100"))
-    assert hc["host_check"].endswith("NOT THE CLUSTER NAMED: cluster dgx-h100 has h100 GPUs, the calibration's "
-                                     "host h200; cluster dgx-h100 has 8 GPUs per node, the calibration's host 4 "
-                                     "(fits of N <= 4 stand in for larger N)")
+    assert hc["host_check"].endswith(
+        "NOT THE CLUSTER NAMED: cluster dgx-h100 has h100 GPUs, the calibration's "
+        "host h200; cluster dgx-h100 has 8 GPUs per node, the calibration's host 4 "
+        "(fits of N <= 4 stand in for larger N)"
+    )
     assert hc["title"].startswith("; not compared")
     same = hostcheck.host_check(cal, load_cluster(_cluster(tmp_path, 4)))
     assert same["title"] == "" and "NOT THE CLUSTER" not in same["host_check"]
@@ -119,8 +171,27 @@ def test_a_calibration_of_another_cluster_says_so(tmp_path, monkeypatch):
 def test_the_compute_model_of_the_calibration_file_is_used(tmp_path, monkeypatch):
     monkeypatch.setattr(hostcheck, "current_host", lambda: None)
     rows = tmp_path / "rows.json"
-    assert main(["simulate", str(_runs(tmp_path)), "--cluster", _cluster(tmp_path, 4), "--ep", "2", "--hidden", "64",
-                 "--expert-width", "32", "--calibration", str(_cal_file(tmp_path, _host())), "--json", str(rows)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                str(_runs(tmp_path)),
+                "--cluster",
+                _cluster(tmp_path, 4),
+                "--ep",
+                "2",
+                "--hidden",
+                "64",
+                "--expert-width",
+                "32",
+                "--calibration",
+                str(_cal_file(tmp_path, _host())),
+                "--json",
+                str(rows),
+            ]
+        )
+        == 0
+    )
     r = json.loads(rows.read_text())[0]
     assert r["compute_source"].startswith("calibrated: grouped_mm on NVIDIA H200 (2.11, 2031-01-01)")
     # by hand: busiest rank's tiles of 16 rows x 6 H I FLOPs at 1 ms per GFLOP, + 0.01 ms
@@ -131,8 +202,14 @@ def test_the_compute_model_of_the_calibration_file_is_used(tmp_path, monkeypatch
 
     run = open_run(tmp_path / "runs" / "prose-L64")
     steps = source_of(np.asarray(run.counts), 0).steps(2)[:8]
-    busy = [max(0.01 + (-(-x // 16) * 16).sum() * 6 * 64 * 32 / 1e9 for x in
-                local_loads(s[layer], contiguous(16, 2).layer(layer))) for s in steps for layer in range(2)]
+    busy = [
+        max(
+            0.01 + (-(-x // 16) * 16).sum() * 6 * 64 * 32 / 1e9
+            for x in local_loads(s[layer], contiguous(16, 2).layer(layer))
+        )
+        for s in steps
+        for layer in range(2)
+    ]
     assert r["compute_ms"] == pytest.approx(np.mean(busy))
 
 

@@ -30,8 +30,10 @@ def test_features_exclude_the_diagonal():
 
 def test_forms_by_hand():
     f, m = feats(B), 140e6 / 3
-    t = {name: float(FORMS[name].predict(f, FLAT, th)[0]) for name, th in
-         (("volume", []), ("naive_max", []), ("blend", [0.5]), ("max_terms", [1.2, 0.5, 0.0]))}
+    t = {
+        name: float(FORMS[name].predict(f, FLAT, th)[0])
+        for name, th in (("volume", []), ("naive_max", []), ("blend", [0.5]), ("max_terms", [1.2, 0.5, 0.0]))
+    }
     assert t["volume"] == pytest.approx(1e-5 + m / 1e9)
     assert t["naive_max"] == pytest.approx(1e-5 + 70e6 / 1e9)
     assert t["blend"] == pytest.approx(1e-5 + (m + 0.5 * (70e6 - m)) / 1e9)
@@ -162,17 +164,37 @@ def test_gloo_dry_run_is_refused_and_schema_1_roles(tmp_path):
     with pytest.raises(DodocoError, match="gloo replay .* not GPU dispatch times") as e:
         _groups(tmp_path, d)
     assert "\n" not in str(e.value)
-    v1 = {"schema": "dodoco.replay/1", "N": 2, "dispatcher": "alltoall", "row_bytes": 4096, "backend": "nccl",
-          "device": {"name": "Fake", "count": 2}, "source": {"real": {"model": "m"}},
-          "cases": [{"kind": k, "condition": c, "step": 0, "layer": 0, "splits": [[1000, 200], [300, 900]],
-                     "dispatch": {"median_ms": 0.1}, "combine": {"median_ms": 0.1}}
-                    for k, c in (("real", "prose"), ("skew", "skew-2"), ("balanced", "balanced"))],
-          "sweep": [{"bytes_per_rank": 1 << 24, "median_ms": 0.07}]}
+    v1 = {
+        "schema": "dodoco.replay/1",
+        "N": 2,
+        "dispatcher": "alltoall",
+        "row_bytes": 4096,
+        "backend": "nccl",
+        "device": {"name": "Fake", "count": 2},
+        "source": {"real": {"model": "m"}},
+        "cases": [
+            {
+                "kind": k,
+                "condition": c,
+                "step": 0,
+                "layer": 0,
+                "splits": [[1000, 200], [300, 900]],
+                "dispatch": {"median_ms": 0.1},
+                "combine": {"median_ms": 0.1},
+            }
+            for k, c in (("real", "prose"), ("skew", "skew-2"), ("balanced", "balanced"))
+        ],
+        "sweep": [{"bytes_per_rank": 1 << 24, "median_ms": 0.07}],
+    }
     groups, _ = _groups(tmp_path, v1, "v1.json")
     g = groups[1]  # dispatch
     assert g.dispatcher == "nccl" and g.phase == "dispatch" and g.machine == "Fake x2"
-    assert dict(zip(g.kind, g.role)) == {"real": _role_of({"model": "m", "condition": "prose", "step": 0, "layer": 0}),
-                                         "skew": "fit", "balanced": "fit", "sweep": "fit"}
+    assert dict(zip(g.kind, g.role)) == {
+        "real": _role_of({"model": "m", "condition": "prose", "step": 0, "layer": 0}),
+        "skew": "fit",
+        "balanced": "fit",
+        "sweep": "fit",
+    }
 
 
 def test_calibration_json_roundtrip_and_lookup(tmp_path):

@@ -13,10 +13,22 @@ from dodoco.store import open_run
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("export-runs")
-    write_counts_run(root / "m" / "mock-uniform-L32", skewed_counts(32, 2, 16, assignments=64, concentration=None),
-                     model="m", condition="mock-uniform", seq_len=32, K=2)
-    write_counts_run(root / "m" / "prose-L32", skewed_counts(32, 2, 16, assignments=64, concentration=0.3, seed=1),
-                     model="m", condition="prose", seq_len=32, K=2)
+    write_counts_run(
+        root / "m" / "mock-uniform-L32",
+        skewed_counts(32, 2, 16, assignments=64, concentration=None),
+        model="m",
+        condition="mock-uniform",
+        seq_len=32,
+        K=2,
+    )
+    write_counts_run(
+        root / "m" / "prose-L32",
+        skewed_counts(32, 2, 16, assignments=64, concentration=0.3, seed=1),
+        model="m",
+        condition="prose",
+        seq_len=32,
+        K=2,
+    )
     return root
 
 
@@ -25,7 +37,7 @@ def _steps(counts, P, seed=0):
 
     order = step_order(counts.shape[0], seed)
     n = counts.shape[0] // P
-    return np.stack([counts[order[k * P:(k + 1) * P]].sum(0) for k in range(n)])
+    return np.stack([counts[order[k * P : (k + 1) * P]].sum(0) for k in range(n)])
 
 
 def test_export_neusim_measured_and_effective(runs, tmp_path, capsys):
@@ -44,15 +56,23 @@ def test_export_neusim_measured_and_effective(runs, tmp_path, capsys):
     R = steps.reshape(steps.shape[0], 2, 8, 2).sum(-1)
     assert e["skew"]["measured"] == pytest.approx(float((R.max(-1) / R.mean(-1)).mean()), rel=1e-9)
     assert e["effective"]["predicted_skew"] == pytest.approx(e["skew"]["measured"], rel=1e-9)
-    assert e["config"]["expert_load_imbalance_factor"] == pytest.approx(e["effective"]["expert_load_imbalance_factor"],
-                                                                        abs=1e-6)
+    assert e["config"]["expert_load_imbalance_factor"] == pytest.approx(
+        e["effective"]["expert_load_imbalance_factor"], abs=1e-6
+    )
     assert {x["ep"] for x in e["by_ep"]} == {4, 8, 16} and all("effective_residual_pct" in x for x in e["by_ep"])
     assert "NeuSim export: measured and effective" in capsys.readouterr().out
 
 
 def test_export_neusim_window_run_and_errors(runs, tmp_path, capsys):
-    w = write_counts_run(tmp_path / "w", skewed_counts(3, 2, 16, assignments=500), model="prod", condition="serving",
-                         seq_len=0, K=2, granularity="window")
+    w = write_counts_run(
+        tmp_path / "w",
+        skewed_counts(3, 2, 16, assignments=500),
+        model="prod",
+        condition="serving",
+        seq_len=0,
+        K=2,
+        granularity="window",
+    )
     out = tmp_path / "w.json"
     assert main(["export", "neusim", str(w), "-o", str(out)]) == 0
     (e,) = json.loads(out.read_text())["exports"]
@@ -87,10 +107,10 @@ def test_export_traffic_json_and_csv_match_brute_force(runs, tmp_path):
 
     order = step_order(32, 0)
     m = e["matrices"][3]  # step 1, layer 1
-    seqs = order[8 * m["step"]:8 * (m["step"] + 1)]
+    seqs = order[8 * m["step"] : 8 * (m["step"] + 1)]
     for i in range(4):
         for j in range(4):  # contiguous: experts 4j..4j+3 on rank j; rank i holds step sequences 2i, 2i+1
-            want = counts[seqs[2 * i:2 * i + 2], m["layer"], 4 * j:4 * j + 4].sum() * 16
+            want = counts[seqs[2 * i : 2 * i + 2], m["layer"], 4 * j : 4 * j + 4].sum() * 16
             assert m["bytes"][i][j] == want
     csv = tmp_path / "t.csv"
     assert main(["export", "traffic", str(prose), "-o", str(csv), "--ep", "4", "--batch", "2", "--hidden", "8"]) == 0
@@ -111,4 +131,6 @@ def test_export_llmservingsim_gate_stats(runs, tmp_path):
     assert distinct == pytest.approx(float((counts > 0).sum(-1).mean()))
     four = next(c for c in d["curve"] if c[2] == 8 * 2)  # steps of 4 sequences
     assert four[1] == pytest.approx(float((_steps(counts, 4) > 0).sum(-1).mean()))
-    assert d["n_calls"] == sum(c[2] for c in d["curve"]) and [c[0] for c in d["curve"]] == sorted(c[0] for c in d["curve"])
+    assert d["n_calls"] == sum(c[2] for c in d["curve"]) and [c[0] for c in d["curve"]] == sorted(
+        c[0] for c in d["curve"]
+    )

@@ -18,7 +18,7 @@ def _recv_skew(counts, units, N, B, seed, share):
     order = units[step_order(len(units), seed)]
     out = []
     for t in range(len(order) // (N * B)):
-        step = counts[order[t * N * B:(t + 1) * N * B]].sum(axis=0).astype(float)  # [L, E]
+        step = counts[order[t * N * B : (t + 1) * N * B]].sum(axis=0).astype(float)  # [L, E]
         for layer in range(step.shape[0]):
             R = step[layer] @ share[layer]
             out.append(R.max() / R.mean())
@@ -37,7 +37,6 @@ def test_a_fitted_placement_is_evaluated_on_the_held_out_half():
     fitted_on = _recv_skew(counts, fit_idx, N, 1, seed, share)
     assert held_out > fitted_on + 1.0  # the halves tell apart
     timer = AlltoallTimer(Cluster(name="t", gpus_per_node=8, nvlink_bw=100.0, nic_bw=10.0))
-    (row,), skipped = simulate_ep(counts, [N], 1, timer, row_bytes=1 << 20, placement="eplb", seed=seed,
-                                  max_steps=None)
+    (row,), skipped = simulate_ep(counts, [N], 1, timer, row_bytes=1 << 20, placement="eplb", seed=seed, max_steps=None)
     assert not skipped and row["part"] == "held-out" and row["cases"] == (len(eval_idx) // N) * L
     assert row["recv_skew"] == pytest.approx(held_out, rel=0.02)

@@ -10,8 +10,17 @@ from dodoco.simulate.layer import simulate_ep
 
 SHAPE = ExpertShape(256, 64)
 # a hand-set model: 0.01 ms per launch + 0.002 ms per non-empty expert + 1 ms per padded GFLOP (tile 16)
-MODEL = ComputeModel("h200", "NVIDIA H200", "grouped_mm", "linear", 16, 128, 132,
-                     np.array([0.01, 0.002, 0.0, 1.0, 0.0]), {"torch": "2.11", "date": "2026-12-06"})
+MODEL = ComputeModel(
+    "h200",
+    "NVIDIA H200",
+    "grouped_mm",
+    "linear",
+    16,
+    128,
+    132,
+    np.array([0.01, 0.002, 0.0, 1.0, 0.0]),
+    {"torch": "2.11", "date": "2026-12-06"},
+)
 TIMER = AlltoallTimer(Cluster(name="t", gpus_per_node=4, nvlink_bw=100.0, nic_bw=10.0))
 
 
@@ -31,8 +40,9 @@ def test_balanced_routing_has_no_straggler_and_the_layer_adds_up():
         assert r["compute_ms"] == pytest.approx(_by_hand(np.full(8 // r["N"], 10 * r["N"])))
         assert r["compute_balanced_ms"] == pytest.approx(r["compute_ms"])  # balanced routing: the same rank
         assert r["layer_ms"] == pytest.approx(r["dispatch_ms"] + r["compute_ms"] + r["combine_ms"])
-        assert r["balanced_layer_ms"] == pytest.approx(r["balanced_ms"] + r["compute_balanced_ms"]
-                                                       + r["balanced_combine_ms"])
+        assert r["balanced_layer_ms"] == pytest.approx(
+            r["balanced_ms"] + r["compute_balanced_ms"] + r["balanced_combine_ms"]
+        )
 
 
 def test_busiest_rank_by_hand_and_straggler_never_negative():
@@ -43,8 +53,9 @@ def test_busiest_rank_by_hand_and_straggler_never_negative():
 
     for r in rows:
         steps = source_of(counts, 3).steps(r["N"] * 2)[:, 0, :]  # [n, E]
-        per_rank = [np.array([_by_hand(s[k * (8 // r["N"]):(k + 1) * (8 // r["N"])]) for k in range(r["N"])])
-                    for s in steps]
+        per_rank = [
+            np.array([_by_hand(s[k * (8 // r["N"]) : (k + 1) * (8 // r["N"])]) for k in range(r["N"])]) for s in steps
+        ]
         assert r["compute_ms"] == pytest.approx(np.mean([p.max() for p in per_rank]))
         assert r["compute_mean_ms"] == pytest.approx(np.mean([p.mean() for p in per_rank]))
         assert r["compute_straggler_ms"] > 0

@@ -33,8 +33,9 @@ def test_features_of_a_batch_equal_those_of_each_matrix():
 
 def test_pair_rate_and_max_terms_of_several_matrices():
     bal = Balanced(0.0, np.array([1e6, 1e8]), np.array([1e8, 1e10]))
-    b = np.array([[[9.0, 2e6, 0.0], [5e6, 0.0, 4e7], [1e6, 0.0, 0.0]],
-                  [[0.0, 0.0, 3e6], [0.0, 0.0, 0.0], [0.0, 6e6, 0.0]]])
+    b = np.array(
+        [[[9.0, 2e6, 0.0], [5e6, 0.0, 4e7], [1e6, 0.0, 0.0]], [[0.0, 0.0, 3e6], [0.0, 0.0, 0.0], [0.0, 6e6, 0.0]]]
+    )
     t = FORMS["pair_rate"].predict(feats(b), bal, [0.5])
     # every message costs 5 ms at this rate (see test_dispatch_model); matrix 1: sends 1, 0, 1 messages,
     # receives 0, 1, 1 -> mean sigma 10/3 ms, busiest 5 ms
@@ -52,7 +53,7 @@ def test_fit_line_exact_and_through_the_origin():
     t = np.array([1.0e-3, 3.9e-3, 17e-3])  # a least-squares intercept < 0: forced through 0
     a, beff = fit_line([1e6, 4e6, 16e6], t)
     w = 1 / t
-    assert a == 0.0 and 1 / beff == pytest.approx(np.sum(x * t * w ** 2) / np.sum((x * w) ** 2), rel=1e-12)
+    assert a == 0.0 and 1 / beff == pytest.approx(np.sum(x * t * w**2) / np.sum((x * w) ** 2), rel=1e-12)
 
 
 def test_balanced_curve_at_its_thresholds():
@@ -95,8 +96,9 @@ def test_fit_params_is_the_documented_grid_search(name, theta):
     f = feats(b)
     t = FORMS[name].predict(f, FLAT, np.asarray(theta)) * (1 + 0.01 * rng.standard_normal(9))
     np.testing.assert_array_equal(fit_params(FORMS[name], f, FLAT, t), _reference_search(FORMS[name], f, FLAT, t))
-    np.testing.assert_array_equal(fit_params(FORMS[name], f, FLAT, t, rounds=0),
-                                  [(lo + hi) / 2 for lo, hi in FORMS[name].bounds])
+    np.testing.assert_array_equal(
+        fit_params(FORMS[name], f, FLAT, t, rounds=0), [(lo + hi) / 2 for lo, hi in FORMS[name].bounds]
+    )
     one = fit_params(FORMS[name], feats(b[:1]), FLAT, t[:1])  # one sample still fits
     np.testing.assert_array_equal(one, _reference_search(FORMS[name], feats(b[:1]), FLAT, t[:1]))
     assert fit_params(FORMS["volume"], f, FLAT, t).shape == (0,)
@@ -118,8 +120,12 @@ def test_the_calibration_of_a_known_replay_is_pinned(tmp_path):
     groups, sources = load_groups([f])
     cal, records = calibrate(groups, sources)
     keep = {k: v for k, v in cal.to_dict().items() if k not in ("created", "sources", "dodoco")}
-    got = json.loads(json.dumps({"calibration": keep, "records": records},
-                                default=lambda o: o.to_dict() if hasattr(o, "to_dict") else float(o)))
+    got = json.loads(
+        json.dumps(
+            {"calibration": keep, "records": records},
+            default=lambda o: o.to_dict() if hasattr(o, "to_dict") else float(o),
+        )
+    )
     pinned = Path(__file__).parent / "fixtures" / "calibration-pinned.json"
     if os.environ.get("DODOCO_REPIN"):
         pinned.parent.mkdir(exist_ok=True)
@@ -139,13 +145,16 @@ def test_groups_that_cannot_be_calibrated_are_recorded_and_the_rest_calibrated(t
     from dodoco.simulate.fit import calibrate
 
     good = replay_v2(truth_form("blend", lambda mb: [0.6]), N=4)
-    bad = replay_v2(truth_form("blend", lambda mb: [0.6]), N=2, sizes_mb=(0.5,), skews=(1.0, 2.0), routing_mb=(24,),
-                    routing_cases=1)  # balanced points below 1 MiB only: no balanced curve
+    bad = replay_v2(
+        truth_form("blend", lambda mb: [0.6]), N=2, sizes_mb=(0.5,), skews=(1.0, 2.0), routing_mb=(24,), routing_cases=1
+    )  # balanced points below 1 MiB only: no balanced curve
     groups, sources = _groups_of(tmp_path, {"replays": [good, bad]}, "both.json")
     cal, records = calibrate(groups, sources, notes=("a note",))
     skipped = [r for r in records if "skipped" in r]
-    assert {(r["machine"], r["N"], r["dispatcher"], r["phase"]) for r in skipped} == \
-        {("fake-x4", 2, "nccl", "dispatch"), ("fake-x4", 2, "nccl", "combine")}
+    assert {(r["machine"], r["N"], r["dispatcher"], r["phase"]) for r in skipped} == {
+        ("fake-x4", 2, "nccl", "dispatch"),
+        ("fake-x4", 2, "nccl", "combine"),
+    }
     assert all("at least 2 sizes" in r["skipped"] for r in skipped)
     assert {f.N for f in cal.fits} == {4} and len([r for r in records if "fits" in r]) == 2
     d = cal.to_dict()
@@ -211,8 +220,11 @@ def test_fold_order_small_groups_and_empty_parts(tmp_path):
     fit = g.of_role("fit")
     imb_idx = np.flatnonzero(feats(fit.b).M > 1.001 * feats(fit.b).m)
     for keep in (1, 2):
-        sub = fit.where(np.isin(np.arange(len(fit.t)), np.r_[np.flatnonzero(feats(fit.b).M <= 1.001 * feats(fit.b).m),
-                                                              imb_idx[:keep]]))
+        sub = fit.where(
+            np.isin(
+                np.arange(len(fit.t)), np.r_[np.flatnonzero(feats(fit.b).M <= 1.001 * feats(fit.b).m), imb_idx[:keep]]
+            )
+        )
         _, r = fit_group(sub)
         held = r["scores"]["blend"]["grid_heldout_median_pct"]
         assert (held is None) if keep == 1 else (held is not None)
@@ -222,8 +234,10 @@ def test_fold_order_small_groups_and_empty_parts(tmp_path):
     assert r["scores"]["blend"]["score"] == float("inf") and r["chosen"] == "naive_max"
     one = fit.where(np.arange(len(fit.t)) == imb_idx[0])
     knots, theta = fit_form("blend", one, fits["blend"].balanced)
-    assert theta.shape == (1, 1) and theta[0, 0] == fit_params(FORMS["blend"], feats(one.b), fits["blend"].balanced,
-                                                                one.t)[0]
+    assert (
+        theta.shape == (1, 1)
+        and theta[0, 0] == fit_params(FORMS["blend"], feats(one.b), fits["blend"].balanced, one.t)[0]
+    )
 
 
 def test_calibrated_sizes_are_labelled_to_a_tenth_of_a_megabyte(tmp_path):

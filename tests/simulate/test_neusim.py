@@ -99,8 +99,7 @@ def test_neusim_table_and_export():
             assert r["predicted_skew"] == 1.0 and r["measured_skew"] == 1.0
         else:
             assert r["measured_skew"] > 1.0
-            want = neusim_predicted_skew(16, 2, r["ep"], r["expert_load_imbalance_factor"],
-                                         r["num_worst_case_experts"])
+            want = neusim_predicted_skew(16, 2, r["ep"], r["expert_load_imbalance_factor"], r["num_worst_case_experts"])
             assert r["predicted_skew"] == pytest.approx(want)
     out = neusim_export(table, E=16, K=2, ep=8, batch=1)
     json.dumps(out)
@@ -117,8 +116,9 @@ def test_neusim_table_decode_regime():
 
     rng = np.random.default_rng(0)
     S, T_seq, L, E, K = 16, 4, 2, 8, 2
-    topk = np.stack([np.stack([rng.choice(E, K, replace=False) for _ in range(L)])
-                     for _ in range(S * T_seq)]).astype(np.uint8)
+    topk = np.stack([np.stack([rng.choice(E, K, replace=False) for _ in range(L)]) for _ in range(S * T_seq)]).astype(
+        np.uint8
+    )
     src = decode_source(topk, np.arange(S + 1) * T_seq, E, positions=np.array([0, 3]))
     table = neusim_table(src, K, ep=(2, 4), batch=(1,), regime="decode")
     rows = table.to_pylist()

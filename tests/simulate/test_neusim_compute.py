@@ -10,8 +10,9 @@ from dodoco.ep.steps import source_of
 from dodoco.simulate.neusim_compute import busiest_device, compute_params, worst_device_loads
 
 SHAPE = ExpertShape(512, 128)
-MODEL = ComputeModel("h100", "NVIDIA H100 80GB HBM3", "grouped_mm", "linear", 64, 128, 132,
-                     np.array([0.01, 0.004, 0.0, 0.5, 0.0]))
+MODEL = ComputeModel(
+    "h100", "NVIDIA H100 80GB HBM3", "grouped_mm", "linear", 64, 128, 132, np.array([0.01, 0.004, 0.0, 0.5, 0.0])
+)
 
 
 def test_worst_device_by_hand():
@@ -29,8 +30,9 @@ def test_exported_pair_reproduces_the_busiest_device_in_tokens_and_ms_at_the_cho
     src = source_of(counts, 0)
     busiest = {}
     for N in (4, 8, 16):
-        busiest[N] = busiest_device(src.steps(N * 2)[:4].astype(np.int64), build_placement("contiguous", E, N),
-                                    MODEL, SHAPE)
+        busiest[N] = busiest_device(
+            src.steps(N * 2)[:4].astype(np.int64), build_placement("contiguous", E, N), MODEL, SHAPE
+        )
     out = compute_params(busiest, E, K, 8, MODEL, SHAPE)
     at = {r["EP"]: r for r in out["residuals"]}
     assert abs(at[8]["tokens_residual"]) <= 0.02 and abs(at[8]["ms_residual"]) <= 0.02

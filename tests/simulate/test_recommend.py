@@ -11,29 +11,56 @@ from dodoco.recommend import hardware_of, recommend, rules, run_skew
 
 
 def _row(disp, kind, d, c, skew=1.2, mb=100.0):
-    return {"dispatcher": disp, "kind": kind, "dispatch": {"median_ms": d}, "combine": {"median_ms": c},
-            "receiver_skew": skew, "per_rank_bytes": mb * 1e6}
+    return {
+        "dispatcher": disp,
+        "kind": kind,
+        "dispatch": {"median_ms": d},
+        "combine": {"median_ms": c},
+        "receiver_skew": skew,
+        "per_rank_bytes": mb * 1e6,
+    }
 
 
 def _result(N=4, device="NVIDIA H200", backend="nccl", rows=(), status=None):
-    st = status or {"nccl": {"status": "measured"}, "megatron": {"status": "measured"},
-                    "deepep": {"status": "not measured", "reason": "deep_ep does not import (ModuleNotFoundError)"}}
-    return {"schema": "dodoco.replay/2", "N": N, "backend": backend, "timing": "CUDA events",
-            "device": {"name": device}, "dispatchers": st, "rows": list(rows)}
+    st = status or {
+        "nccl": {"status": "measured"},
+        "megatron": {"status": "measured"},
+        "deepep": {"status": "not measured", "reason": "deep_ep does not import (ModuleNotFoundError)"},
+    }
+    return {
+        "schema": "dodoco.replay/2",
+        "N": N,
+        "backend": backend,
+        "timing": "CUDA events",
+        "device": {"name": device},
+        "dispatchers": st,
+        "rows": list(rows),
+    }
 
 
-ROWS = [_row("nvshmem", "real", 1.0, 1.0), _row("nvshmem", "real", 1.2, 0.8), _row("megatron", "real", 2.0, 2.5),
-        _row("megatron", "real", 2.0, 2.5), _row("nccl", "real", 0.5, 0.5), _row("nccl", "balanced", 0.1, 0.1),
-        _row("megatron", "mock", 0.1, 0.1)]
+ROWS = [
+    _row("nvshmem", "real", 1.0, 1.0),
+    _row("nvshmem", "real", 1.2, 0.8),
+    _row("megatron", "real", 2.0, 2.5),
+    _row("megatron", "real", 2.0, 2.5),
+    _row("nccl", "real", 0.5, 0.5),
+    _row("nccl", "balanced", 0.1, 0.1),
+    _row("megatron", "mock", 0.1, 0.1),
+]
 
 
 def test_measured_dispatchers_are_ranked_with_margin_floor_skew_and_size():
     a = recommend("h200", 4, [_result(rows=ROWS)])
     assert a["basis"] == "measured" and a["choice"] == "nvshmem"
     by = {r["dispatcher"]: r for r in a["rows"]}
-    assert by["nvshmem"]["rank"] == 1 and "2.000 ms dispatch + combine, fastest, 2.00x the raw all_to_all_single, " \
-        "over 2 real cases" in by["nvshmem"]["evidence"]
-    assert by["megatron"]["rank"] == 2 and "+125% (2.25x), 4.50x the raw" in by["megatron"]["evidence"]  # 4.5 vs 2.0, 1.0
+    assert (
+        by["nvshmem"]["rank"] == 1
+        and "2.000 ms dispatch + combine, fastest, 2.00x the raw all_to_all_single, over 2 real cases"
+        in by["nvshmem"]["evidence"]
+    )
+    assert (
+        by["megatron"]["rank"] == 2 and "+125% (2.25x), 4.50x the raw" in by["megatron"]["evidence"]
+    )  # 4.5 vs 2.0, 1.0
     assert "receiver skew 1.20, 100.0 MB per rank" in by["megatron"]["evidence"]
     assert by["nccl"]["status"] == "floor" and by["nccl"]["rank"] == "-"  # the reference, never the choice
     assert by["deepep"]["status"] == "not measured" and "ModuleNotFoundError" in by["deepep"]["evidence"]
@@ -52,11 +79,14 @@ def test_the_floor_alone_is_no_measurement_of_a_dispatcher():
     assert [r["status"] for r in a["rows"] if r["dispatcher"] == "nccl"] == ["floor"]
 
 
-@pytest.mark.parametrize("res, hw, ep, why", [
-    (_result(N=2, rows=ROWS), "h200", 4, "replay at N=2 ignored: not EP 4"),
-    (_result(backend="gloo", rows=ROWS), "h200", 4, "CPU dry run (gloo): its times are not measurements"),
-    (_result(rows=ROWS), "b200", 4, "measured on NVIDIA H200, not B200"),
-])
+@pytest.mark.parametrize(
+    "res, hw, ep, why",
+    [
+        (_result(N=2, rows=ROWS), "h200", 4, "replay at N=2 ignored: not EP 4"),
+        (_result(backend="gloo", rows=ROWS), "h200", 4, "CPU dry run (gloo): its times are not measurements"),
+        (_result(rows=ROWS), "b200", 4, "measured on NVIDIA H200, not B200"),
+    ],
+)
 def test_replays_that_are_not_evidence_fall_back_to_labelled_rules(res, hw, ep, why):
     a = recommend(hw, ep, [res])
     assert a["basis"] == "rules" and any(why in r for r in a["reasons"])

@@ -26,8 +26,15 @@ def _with_controls(d: dict) -> dict:
     for r in [r for r in d["rows"] if r["kind"] == "real"]:
         rows = np.asarray(r["splits"]).sum(1)
         for kind, s in (("balanced", balanced_splits(rows)), ("skew", skewed_splits(rows, 2.0))):
-            extra.append({**r, "kind": kind, "condition": kind, "splits": s.tolist(),
-                          "pattern": "uniform" if kind == "balanced" else "hot-receiver"})
+            extra.append(
+                {
+                    **r,
+                    "kind": kind,
+                    "condition": kind,
+                    "splits": s.tolist(),
+                    "pattern": "uniform" if kind == "balanced" else "hot-receiver",
+                }
+            )
     d["rows"] += extra
     return d
 
@@ -56,11 +63,27 @@ def test_schema_2_controls_are_never_fitted(tmp_path):
 
 
 def test_schema_1_controls_are_its_calibration_traffic(tmp_path):
-    v1 = {"schema": "dodoco.replay/1", "N": 2, "dispatcher": "alltoall", "row_bytes": 4096, "backend": "nccl",
-          "device": {"name": "Fake", "count": 2}, "source": {"real": {"model": "m"}},
-          "cases": [{"kind": k, "condition": c, "step": 0, "layer": 0, "splits": [[1000, 200], [300, 900]],
-                     "dispatch": {"median_ms": 0.1}, "combine": {"median_ms": 0.1}}
-                    for k, c in (("real", "prose"), ("skew", "skew-2"), ("balanced", "balanced"))]}
+    v1 = {
+        "schema": "dodoco.replay/1",
+        "N": 2,
+        "dispatcher": "alltoall",
+        "row_bytes": 4096,
+        "backend": "nccl",
+        "device": {"name": "Fake", "count": 2},
+        "source": {"real": {"model": "m"}},
+        "cases": [
+            {
+                "kind": k,
+                "condition": c,
+                "step": 0,
+                "layer": 0,
+                "splits": [[1000, 200], [300, 900]],
+                "dispatch": {"median_ms": 0.1},
+                "combine": {"median_ms": 0.1},
+            }
+            for k, c in (("real", "prose"), ("skew", "skew-2"), ("balanced", "balanced"))
+        ],
+    }
     groups, sources = _groups(tmp_path, v1, "v1.json")
     assert sources[0].schema == "dodoco.replay/1"
     for g in groups:

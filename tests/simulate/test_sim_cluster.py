@@ -10,8 +10,17 @@ from dodoco.simulate.forms import Balanced
 
 
 def _c(**kw):
-    base = dict(name="t", gpus_per_node=2, nvlink_bw=100.0, nic_bw=10.0, nvlink_efficiency=1.0,
-                nic_efficiency=1.0, alpha_us=0.0, alpha_per_peer_us=0.0, alpha_nic_us=0.0)
+    base = dict(
+        name="t",
+        gpus_per_node=2,
+        nvlink_bw=100.0,
+        nic_bw=10.0,
+        nvlink_efficiency=1.0,
+        nic_efficiency=1.0,
+        alpha_us=0.0,
+        alpha_per_peer_us=0.0,
+        alpha_nic_us=0.0,
+    )
     return Cluster(**{**base, **kw})
 
 
@@ -30,7 +39,9 @@ def test_cluster_file_errors(tmp_path):
         load_cluster("dgx-h10")
     f = tmp_path / "c.toml"
     f.write_text('name = "x"\ngpus_per_node = 4\nnvlink_bw = 1.0\nnic_bw = 1.0\nnvlink_bandwidth = 3\n')
-    with pytest.raises(DodocoError, match=r"unknown key nvlink_bandwidth in cluster file .*known keys are name, gpus_per_node"):
+    with pytest.raises(
+        DodocoError, match=r"unknown key nvlink_bandwidth in cluster file .*known keys are name, gpus_per_node"
+    ):
         load_cluster(str(f))
     f.write_text('name = "x"\ngpus_per_node = 4\nnvlink_bw = 1.0\nnic_bw = 1.0\nimbalance_weight = 0.55\n')
     with pytest.raises(DodocoError, match="imbalance_weight is not a cluster key any more: .* calibration"):
@@ -59,10 +70,10 @@ def test_flat_two_nodes_hand_case():
     timer = AlltoallTimer(_c())  # ranks 0,1 on node 0; 2,3 on node 1; NVLink 100 GB/s, NIC 10 GB/s
     b = np.zeros((4, 4))
     b[0, 1] = 50e9  # intra: 0.5 s over NVLink
-    b[0, 2] = 4e9   # inter: 0.4 s over the NIC
+    b[0, 2] = 4e9  # inter: 0.4 s over the NIC
     t, labels = timer.flat(b)
     assert float(t) == pytest.approx(0.5) and labels["nic"].startswith("nominal (not measured)")
-    b[1, 3] = 8e9   # inter: 0.8 s now binds
+    b[1, 3] = 8e9  # inter: 0.8 s now binds
     assert float(timer.flat(b)[0]) == pytest.approx(0.8)
     assert timer.hierarchical(b[:2, :2]) is None
 

@@ -22,8 +22,14 @@ def _run(path, model, condition="prose", S=16, L=2, E=16, seed=0):
 def _replays(tmp_path) -> Path:
     truth = truth_form("blend", lambda mb: [0.7])
     f = tmp_path / "replays.json"
-    f.write_text(json.dumps({"machine": "fake-x4", "replays": [replay_v2(truth, N=2, routing_cases=2),
-                                                                replay_v2(truth, N=4, routing_cases=2)]}))
+    f.write_text(
+        json.dumps(
+            {
+                "machine": "fake-x4",
+                "replays": [replay_v2(truth, N=2, routing_cases=2), replay_v2(truth, N=4, routing_cases=2)],
+            }
+        )
+    )
     return f
 
 
@@ -31,8 +37,24 @@ def test_simulate_calibrated_from_replays(tmp_path, capsys):
     _run(tmp_path / "runs" / "a" / "prose-L64", "model-a")
     _run(tmp_path / "runs" / "b" / "prose-L64", "model-b", seed=1)
     out, doc = tmp_path / "sim.json", tmp_path / "doc.json"
-    rc = main(["simulate", str(tmp_path / "runs"), "--cluster", "dgx-h100", "--ep", "2,4,16", "--hidden", "64",
-               "--calibration", str(_replays(tmp_path)), "--json", str(out), "-o", str(doc)])
+    rc = main(
+        [
+            "simulate",
+            str(tmp_path / "runs"),
+            "--cluster",
+            "dgx-h100",
+            "--ep",
+            "2,4,16",
+            "--hidden",
+            "64",
+            "--calibration",
+            str(_replays(tmp_path)),
+            "--json",
+            str(out),
+            "-o",
+            str(doc),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "model error on held-out routing replays" in text and "calibrated on fake-x4" in text

@@ -56,18 +56,22 @@ def test_v1_mock_kind_falls_back_to_the_name_only_in_migration():
 def test_missing_k_is_an_error_naming_the_fix(tmp_path):
     from dodoco.findings.synthetic import write_counts_run
 
-    write_counts_run(tmp_path / "r", np.ones((1, 1, 4), np.uint32), model="m", condition="production", K=None,
-                     granularity="window")
+    write_counts_run(
+        tmp_path / "r", np.ones((1, 1, 4), np.uint32), model="m", condition="production", K=None, granularity="window"
+    )
     with pytest.raises(DodocoError, match="does not record top-k K: re-import it with --top-k"):
         open_run(tmp_path / "r").K
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda d: d.pop("routing"), "lacks the key 'routing'"),
-    (lambda d: d["routing"].update(K=9), "impossible"),
-    (lambda d: d.update(schema="other/1"), "schema 'other/1'"),
-    (lambda d: d.update(granularity="minute"), "impossible value"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda d: d.pop("routing"), "lacks the key 'routing'"),
+        (lambda d: d["routing"].update(K=9), "impossible"),
+        (lambda d: d.update(schema="other/1"), "schema 'other/1'"),
+        (lambda d: d.update(granularity="minute"), "impossible value"),
+    ],
+)
 def test_damaged_manifests_are_one_line_errors(tmp_path, mutate, match):
     shutil.copytree(FIXTURES / "window-import", tmp_path / "r")
     d = read_raw(tmp_path / "r")

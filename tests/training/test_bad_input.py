@@ -43,8 +43,25 @@ def test_training_data_domain_missing(capsys, tmp_path, make_data):
 
 def test_training_data_too_small_names_the_size_needed(capsys, tmp_path, make_data):
     folder = make_data(tmp_path / "d", train_chars=30)
-    err = _err(capsys, ["zoo", "train", "--family", "qwen3_moe", "--data", str(folder), "--batch-size", "64",
-                        "--seq-len", "16", "--steps", "2", "--warmup", "1"])
+    err = _err(
+        capsys,
+        [
+            "zoo",
+            "train",
+            "--family",
+            "qwen3_moe",
+            "--data",
+            str(folder),
+            "--batch-size",
+            "64",
+            "--seq-len",
+            "16",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+        ],
+    )
     # (batch 64 + one window per domain x 4) x seq_len 16 = 1088 tokens
     assert "needs at least 1088 tokens" in err and "--batch-size 64" in err
 
@@ -55,8 +72,10 @@ def test_resume_from_another_config_names_the_field(capsys, tmp_path):
 
     out = tmp_path / "out"
     (out / "deepseek_moe").mkdir(parents=True)
-    saved = fingerprint(TrainConfig("deepseek_moe", steps=2, warmup=1, batch_size=2, seq_len=16),
-                        zoo_config("deepseek_moe", zoo_tokenizer().vocab_size))
+    saved = fingerprint(
+        TrainConfig("deepseek_moe", steps=2, warmup=1, batch_size=2, seq_len=16),
+        zoo_config("deepseek_moe", zoo_tokenizer().vocab_size),
+    )
     record_path = out / "deepseek_moe" / "checkpoint.json"
     record_path.write_text(json.dumps({"fingerprint": saved, "step": 1, "history": []}))
     base = ["zoo", "train", "--family", "deepseek_moe", "--out", str(out), "--resume", *TINY]

@@ -16,9 +16,30 @@ from dodoco.training.train import evaluate
 def test_train_save_reload(family, tmp_path, capsys, make_data):
     data = make_data(tmp_path / "d")
     out = tmp_path / "out"
-    argv = ["zoo", "train", "--family", family, "--data", str(data), "--out", str(out), "--steps", "3",
-            "--warmup", "1", "--batch-size", "2", "--seq-len", "16", "--log-every", "1", "--eval-every", "1",
-            "--save-every", "1"]
+    argv = [
+        "zoo",
+        "train",
+        "--family",
+        family,
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "16",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "1",
+        "--save-every",
+        "1",
+    ]
     assert main(argv) == 0
     log = capsys.readouterr().err  # progress is a diagnostic: stderr
     assert "held-out loss" in log and "max/mean per layer" in log and "tok/s" in log

@@ -50,8 +50,10 @@ def _host(cfg: CalibrateConfig) -> tuple[int, dict]:
         N = cfg.nproc or 2
         return N, {**host_identity(cfg.machine or f"dry-run-cpu-x{N}"), "dry_run": True}
     if not torch.cuda.is_available() or not torch.cuda.device_count():
-        raise DodocoError("no CUDA GPU is visible here: dodoco calibrate measures this machine's GPUs; --dry-run "
-                          "checks the path on CPU (its file is marked DRY RUN)")
+        raise DodocoError(
+            "no CUDA GPU is visible here: dodoco calibrate measures this machine's GPUs; --dry-run "
+            "checks the path on CPU (its file is marked DRY RUN)"
+        )
     count = torch.cuda.device_count()
     N = cfg.nproc or count
     if N > count:
@@ -61,11 +63,21 @@ def _host(cfg: CalibrateConfig) -> tuple[int, dict]:
 
 def _settings(cfg: CalibrateConfig, ranks) -> dict:
     keys = ("dispatcher", "sizes_mb", "skews", "patterns", "experts", "topk", "compute", "kernel", "shapes", "device")
-    return {"ranks": list(ranks), "dry_run": cfg.dry_run, "backend": cfg.backend, "hidden": cfg.dry("hidden"),
-            "iters": cfg.dry("iters"), "warmup": cfg.dry("warmup"), "size_unit": "128 KiB" if cfg.dry_run else "MiB",
-            "compute_grid": {"max_tokens": cfg.dry("max_tokens"), "random_cases": cfg.dry("random_cases"),
-                             "shape_scale": cfg.dry("shape_scale")},
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(cfg, k)) for k in keys)}}
+    return {
+        "ranks": list(ranks),
+        "dry_run": cfg.dry_run,
+        "backend": cfg.backend,
+        "hidden": cfg.dry("hidden"),
+        "iters": cfg.dry("iters"),
+        "warmup": cfg.dry("warmup"),
+        "size_unit": "128 KiB" if cfg.dry_run else "MiB",
+        "compute_grid": {
+            "max_tokens": cfg.dry("max_tokens"),
+            "random_cases": cfg.dry("random_cases"),
+            "shape_scale": cfg.dry("shape_scale"),
+        },
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(cfg, k)) for k in keys)},
+    }
 
 
 def _plan(cfg: CalibrateConfig, ranks, machine: str, status: dict) -> list[tuple]:
@@ -77,14 +89,21 @@ def _plan(cfg: CalibrateConfig, ranks, machine: str, status: dict) -> list[tuple
     for n in ranks:
         run, skip = dispatch_status(cfg, n)
         status.update({f"N={n} {k}": {"status": "not calibrated", "reason": v} for k, v in skip.items()})
-        plan += [(f"dispatch-N{n}-{d}", f"dispatch grid, {d}, N={n}",
-                  lambda n=n, d=d: run_dispatch_part(cfg, n, d, machine)) for d in run]
+        plan += [
+            (f"dispatch-N{n}-{d}", f"dispatch grid, {d}, N={n}", lambda n=n, d=d: run_dispatch_part(cfg, n, d, machine))
+            for d in run
+        ]
     if cfg.compute:
         plan.append(("compute-device", "expert compute: device ceilings and kernel check", lambda: cp.device_part(cfg)))
         n = len(cp.grid_of(cfg))
-        plan += [(f"compute-{s}", f"expert compute grid, {s} ({cp.compute_shape(cfg, s).label()}, {n} cases), "
-                  f"{', '.join(cfg.kernel)}", lambda s=s: _with_bar(lambda bar: cp.measure_part(cfg, s, bar), s, n))
-                 for s in cfg.shapes]
+        plan += [
+            (
+                f"compute-{s}",
+                f"expert compute grid, {s} ({cp.compute_shape(cfg, s).label()}, {n} cases), {', '.join(cfg.kernel)}",
+                lambda s=s: _with_bar(lambda bar: cp.measure_part(cfg, s, bar), s, n),
+            )
+            for s in cfg.shapes
+        ]
     return plan
 
 
@@ -93,8 +112,14 @@ def _with_bar(fn, what: str, total: int):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn(f"compute {what}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        TextColumn(f"compute {what}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task("", total=total)
         return fn(lambda n: bar.advance(task, n))
 
@@ -112,8 +137,10 @@ def _run_parts(plan, parts, echo) -> dict:
         obj = fn()
         obj["seconds"] = seconds[name] = time.time() - t
         parts.save(name, obj)
-        echo(f"{head}: {'FAILED: ' + obj['failed'] if 'failed' in obj else 'done'} in {seconds[name]:.0f} s"
-             + (f" (remove {parts.path(name)} to retry it)" if "failed" in obj else ""))
+        echo(
+            f"{head}: {'FAILED: ' + obj['failed'] if 'failed' in obj else 'done'} in {seconds[name]:.0f} s"
+            + (f" (remove {parts.path(name)} to retry it)" if "failed" in obj else "")
+        )
     return seconds
 
 
@@ -127,8 +154,11 @@ def _dispatch_fits(cfg, parts, plan, status: dict) -> tuple[tuple, tuple, list[s
             continue
         part = parts.load(name)
         key = f"N={part['N']} {part['dispatcher']}"
-        status[key] = {"status": "failed", "reason": part["failed"]} if "failed" in part else \
-            {"status": "calibrated", "reason": ""}
+        status[key] = (
+            {"status": "failed", "reason": part["failed"]}
+            if "failed" in part
+            else {"status": "calibrated", "reason": ""}
+        )
         if "failed" not in part:
             ok.append(parts.path(name))
     if not ok:
@@ -138,8 +168,9 @@ def _dispatch_fits(cfg, parts, plan, status: dict) -> tuple[tuple, tuple, list[s
         cal, records = fit(groups, sources)
     except DodocoError as exc:
         return (), tuple(s.to_dict() for s in sources), [f"dispatch not calibrated: {exc}"]
-    notes += [f"not calibrated: N={r['N']} {r['dispatcher']} {r['phase']}: {r['skipped']}" for r in records
-              if "skipped" in r]
+    notes += [
+        f"not calibrated: N={r['N']} {r['dispatcher']} {r['phase']}: {r['skipped']}" for r in records if "skipped" in r
+    ]
     return cal.fits, cal.sources, notes
 
 
@@ -168,11 +199,22 @@ def calibrate(cfg: CalibrateConfig, echo=print) -> CalibrateResult:
     if cfg.compute:
         shapes = [parts.load(f"compute-{s}") for s in cfg.shapes]
         compute, cnotes = fit_compute(shapes, parts.load("compute-device"), cfg.kernel, host)
-    meta = {"settings": _settings(cfg, ranks), "dispatchers": status, "parts_s": seconds,
-            "elapsed_s": time.time() - t0, "work": str(parts.folder)}
-    cal = Calibration.new(fits, sources, notes + cnotes + ([
-        "DRY RUN: gloo on CPU at toy sizes; the path, not a measurement"] if cfg.dry_run else []),
-        host=host, compute=compute, dry_run=cfg.dry_run, meta=meta)
+    meta = {
+        "settings": _settings(cfg, ranks),
+        "dispatchers": status,
+        "parts_s": seconds,
+        "elapsed_s": time.time() - t0,
+        "work": str(parts.folder),
+    }
+    cal = Calibration.new(
+        fits,
+        sources,
+        notes + cnotes + (["DRY RUN: gloo on CPU at toy sizes; the path, not a measurement"] if cfg.dry_run else []),
+        host=host,
+        compute=compute,
+        dry_run=cfg.dry_run,
+        meta=meta,
+    )
     return _write(cfg, cal, compute, t0)
 
 

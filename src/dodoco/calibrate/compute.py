@@ -51,8 +51,14 @@ def measure_part(cfg, name: str, progress=None) -> dict:
     device = "cpu" if cfg.dry_run else cfg.device
     timing = {"warmup": 1, "min_reps": 2, "max_reps": 3, "target_ms": 1.0} if cfg.dry_run else {"target_ms": 20.0}
     got = measure_loads(shape, [loads for _, loads in grid], tuple(cfg.kernel), device, progress=progress, **timing)
-    rows = [{"family": grid[r["index"]][0], "loads": grid[r["index"]][1].tolist(),
-             **{k: v for k, v in r.items() if k != "index"}} for r in got]
+    rows = [
+        {
+            "family": grid[r["index"]][0],
+            "loads": grid[r["index"]][1].tolist(),
+            **{k: v for k, v in r.items() if k != "index"},
+        }
+        for r in got
+    ]
     return {"shape_name": name, "hidden": shape.hidden, "width": shape.width, "rows": rows}
 
 
@@ -62,22 +68,37 @@ def fit_compute(parts: list[dict], device: dict, kernels, host: dict) -> tuple[d
     from dodoco.compute.model import calibrate
 
     facts = device["facts"]
-    info = {"torch": facts.get("torch"), "cuda": facts.get("cuda"), "date": (host.get("date") or "")[:10],
-            "dodoco": host.get("dodoco"), "git": host.get("git"), "peaks": device.get("peaks"),
-            "host": host.get("machine"), "grid": "dodoco.compute.grid.calibration_grid() at " +
-            ", ".join(p["shape_name"] for p in parts), "measured_by": "dodoco calibrate"}
+    info = {
+        "torch": facts.get("torch"),
+        "cuda": facts.get("cuda"),
+        "date": (host.get("date") or "")[:10],
+        "dodoco": host.get("dodoco"),
+        "git": host.get("git"),
+        "peaks": device.get("peaks"),
+        "host": host.get("machine"),
+        "grid": "dodoco.compute.grid.calibration_grid() at " + ", ".join(p["shape_name"] for p in parts),
+        "measured_by": "dodoco calibrate",
+    }
     out, notes = {}, []
     for kernel in kernels:
         rows = [(p, r) for p in parts for r in p["rows"] if r["kernel"] == kernel and r["ms"] > 0]
         if len(rows) < 20:
             notes.append(f"compute {kernel}: {len(rows)} timed cases, too few to fit (20 needed)")
             continue
-        model = calibrate([r["loads"] for _, r in rows], [ExpertShape(p["hidden"], p["width"]) for p, _ in rows],
-                          [r["ms"] for _, r in rows], kernel=kernel, device=facts["device"], sms=facts["sms"],
-                          info=info)
+        model = calibrate(
+            [r["loads"] for _, r in rows],
+            [ExpertShape(p["hidden"], p["width"]) for p, _ in rows],
+            [r["ms"] for _, r in rows],
+            kernel=kernel,
+            device=facts["device"],
+            sms=facts["sms"],
+            info=info,
+        )
         out[kernel] = model.to_dict()
         h = model.info["held_out"]
-        notes.append(f"compute {kernel} on {facts['device']}: form {model.form}, tile {model.tile_m}, held-out "
-                     f"error median {100 * h['median_abs_err']:.1f}%, p90 {100 * h['p90_abs_err']:.1f}% over "
-                     f"{len(rows)} grid cases")
+        notes.append(
+            f"compute {kernel} on {facts['device']}: form {model.form}, tile {model.tile_m}, held-out "
+            f"error median {100 * h['median_abs_err']:.1f}%, p90 {100 * h['p90_abs_err']:.1f}% over "
+            f"{len(rows)} grid cases"
+        )
     return out, notes

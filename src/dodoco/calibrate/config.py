@@ -63,8 +63,10 @@ class CalibrateConfig(Config):
         if self.dry_run and self.backend != "gloo":
             raise DodocoError("--dry-run runs on gloo (CPU processes): drop --backend nccl")
         if self.backend == "gloo" and not self.dry_run:
-            raise DodocoError("a gloo (CPU) run is not a calibration: run `dodoco calibrate` on the GPUs, or add "
-                              "--dry-run to check the path (its file says DRY RUN and simulate refuses it)")
+            raise DodocoError(
+                "a gloo (CPU) run is not a calibration: run `dodoco calibrate` on the GPUs, or add "
+                "--dry-run to check the path (its file says DRY RUN and simulate refuses it)"
+            )
         for name, vals in (("sizes-mb", self.sizes_mb), ("skews", self.skews)):
             if not vals or any(v <= 0 for v in vals):
                 raise DodocoError(f"--{name} {list(vals)}: give positive values, e.g. --{name} 16,64,256")
@@ -88,6 +90,16 @@ class CalibrateConfig(Config):
 
     def dry(self, key: str):
         """The dry-run value of ``key`` (``DRY``), or the setting itself on GPUs."""
-        return DRY[key] if self.dry_run else {"hidden": self.hidden, "unit": 20, "iters": self.iters,
-                                              "warmup": self.warmup, "shape_scale": 1, "max_tokens": 65536,
-                                              "random_cases": 48}[key]
+        return (
+            DRY[key]
+            if self.dry_run
+            else {
+                "hidden": self.hidden,
+                "unit": 20,
+                "iters": self.iters,
+                "warmup": self.warmup,
+                "shape_scale": 1,
+                "max_tokens": 65536,
+                "random_cases": 48,
+            }[key]
+        )

@@ -28,8 +28,10 @@ def dispatch_status(cfg, N: int) -> tuple[list[str], dict]:
         cls = get(name)
         why = missing(name) or cls.probe(cfg.backend, N)
         if why is None and cls.bytes != "copies":
-            why = (f"moves {cls.bytes} rows, and the dispatch model prices per-expert copies (simulate's traffic): "
-                   "not calibrated (dodoco replay measures it)")
+            why = (
+                f"moves {cls.bytes} rows, and the dispatch model prices per-expert copies (simulate's traffic): "
+                "not calibrated (dodoco replay measures it)"
+            )
         if why is None:
             run.append(name)
         else:
@@ -42,12 +44,22 @@ def grid_replay(cfg, N: int, name: str, out=None):
     from dodoco.replay.config import ReplayConfig
 
     unit = cfg.dry("unit")
-    return ReplayConfig(grid_sizes=tuple(int(mb) << unit for mb in cfg.sizes_mb), grid_skews=tuple(cfg.skews),
-                        grid_patterns=tuple(cfg.patterns), grid_experts=max(N, cfg.experts // N * N),
-                        grid_topk=cfg.topk, hidden=cfg.dry("hidden"), backend=cfg.backend, dispatcher=(name,),
-                        iters=cfg.dry("iters"), warmup=cfg.dry("warmup"), overhead=False, timeout_s=cfg.timeout_s,
-                        out=out, note=f"dodoco calibrate: grid of {name} at N={N}" +
-                        (" (DRY RUN, gloo on CPU)" if cfg.dry_run else ""))
+    return ReplayConfig(
+        grid_sizes=tuple(int(mb) << unit for mb in cfg.sizes_mb),
+        grid_skews=tuple(cfg.skews),
+        grid_patterns=tuple(cfg.patterns),
+        grid_experts=max(N, cfg.experts // N * N),
+        grid_topk=cfg.topk,
+        hidden=cfg.dry("hidden"),
+        backend=cfg.backend,
+        dispatcher=(name,),
+        iters=cfg.dry("iters"),
+        warmup=cfg.dry("warmup"),
+        overhead=False,
+        timeout_s=cfg.timeout_s,
+        out=out,
+        note=f"dodoco calibrate: grid of {name} at N={N}" + (" (DRY RUN, gloo on CPU)" if cfg.dry_run else ""),
+    )
 
 
 def rank_env() -> dict:
@@ -55,8 +67,10 @@ def rank_env() -> dict:
     import dodoco
 
     src = str(Path(dodoco.__file__).resolve().parent.parent)
-    return {"PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def run_dispatch_part(cfg, N: int, name: str, machine: str) -> dict:

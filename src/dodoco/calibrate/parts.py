@@ -31,8 +31,10 @@ class Parts:
 
     def __init__(self, folder, host: dict, settings: dict):
         self.folder = Path(folder)
-        self.identity = {"host": {k: host.get(k) for k in HOST_KEYS} | {"topology": _topology_kind(host)},
-                         "settings": settings}
+        self.identity = {
+            "host": {k: host.get(k) for k in HOST_KEYS} | {"topology": _topology_kind(host)},
+            "settings": settings,
+        }
 
     def open(self) -> list[str]:
         """Create the folder or check it is this host's and these settings'; -> names of finished parts."""
@@ -56,9 +58,11 @@ class Parts:
             diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
             if diff:
                 k = diff[0]
-                raise DodocoError(f"{self.folder} holds parts measured with another {what} ({k}: {a.get(k)!r} "
-                                  f"there, {b.get(k)!r} now): remove {self.folder} or give another --work to start "
-                                  "afresh")
+                raise DodocoError(
+                    f"{self.folder} holds parts measured with another {what} ({k}: {a.get(k)!r} "
+                    f"there, {b.get(k)!r} now): remove {self.folder} or give another --work to start "
+                    "afresh"
+                )
 
     def path(self, name: str) -> Path:
         return self.folder / f"{name}.json"

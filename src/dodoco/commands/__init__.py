@@ -29,8 +29,12 @@ def csv_strs(text: str) -> list[str]:
 
 def add_json_flag(p, what: str = "the printed table(s)") -> None:
     """``--json PATH``: ``what`` as JSON; ``-`` prints it on stdout and nothing else there."""
-    p.add_argument("--json", default=None, metavar="PATH",
-                   help=f"write {what} as JSON to PATH ('-' = stdout, and nothing else on stdout)")
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help=f"write {what} as JSON to PATH ('-' = stdout, and nothing else on stdout)",
+    )
 
 
 def add_out_flag(p, what: str, metavar: str = "PATH", required: bool = False) -> None:
@@ -40,8 +44,12 @@ def add_out_flag(p, what: str, metavar: str = "PATH", required: bool = False) ->
 
 def add_batch_flag(p, many: bool = False, default: str = "1") -> None:
     """``--batch``: sequences per rank per step (a comma list where the command takes several)."""
-    p.add_argument("--batch", type=csv_ints if many else int, default=None,
-                   help=f"{BATCH_HELP}{' (comma list)' if many else ''} (default {default})")
+    p.add_argument(
+        "--batch",
+        type=csv_ints if many else int,
+        default=None,
+        help=f"{BATCH_HELP}{' (comma list)' if many else ''} (default {default})",
+    )
 
 
 def add_seed_flag(p, what: str = "the step order") -> None:

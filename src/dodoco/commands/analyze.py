@@ -4,8 +4,22 @@ from dodoco.commands import add_batch_flag, add_output_flags, add_seed_flag, csv
 
 SUMMARY_COLUMNS = ["model", "condition", "seq_len", "batch", "steps", "gini", "max_mean"]
 SUMMARY_KEEP = ["model", "condition", "batch", "gini", "max_mean"]
-EP_COLUMNS = ["model", "condition", "regime", "batch", "ep", "placement", "max_mean", "receiver_skew",
-              "receiver_skew_lo", "receiver_skew_hi", "steps", "part", "recv_max_mean", "max_mean_phys"]
+EP_COLUMNS = [
+    "model",
+    "condition",
+    "regime",
+    "batch",
+    "ep",
+    "placement",
+    "max_mean",
+    "receiver_skew",
+    "receiver_skew_lo",
+    "receiver_skew_hi",
+    "steps",
+    "part",
+    "recv_max_mean",
+    "max_mean_phys",
+]
 EP_KEEP = ["model", "condition", "batch", "ep", "placement", "max_mean", "receiver_skew"]
 
 
@@ -14,8 +28,9 @@ def register(sub) -> None:
     p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
     add_batch_flag(p, many=True, default="1,2,4,8,16,32")
     p.add_argument("--ep", type=csv_ints, default=None, help="EP degrees N for the EP scan (e.g. 4,8,16,32)")
-    p.add_argument("--placement", type=csv_strs, default=None,
-                   help="placements for the EP scan (dodoco ls; default contiguous)")
+    p.add_argument(
+        "--placement", type=csv_strs, default=None, help="placements for the EP scan (dodoco ls; default contiguous)"
+    )
     add_seed_flag(p)
     add_output_flags(p, "every table (summary, ep, notes) as one document")
     p.set_defaults(func=run)
@@ -28,11 +43,21 @@ def run(args) -> int:
     cfg = load_config(AnalyzeConfig, args)
     result = analyze(cfg)
     shown = [{**r, "steps": "-" if r["steps"] is None else r["steps"]} for r in result.summary]
-    show(shown, "routing imbalance (model level; batch all = every sequence summed)", cfg.json,
-         columns=SUMMARY_COLUMNS, keep=SUMMARY_KEEP)
+    show(
+        shown,
+        "routing imbalance (model level; batch all = every sequence summed)",
+        cfg.json,
+        columns=SUMMARY_COLUMNS,
+        keep=SUMMARY_KEEP,
+    )
     if cfg.scan:
-        show(result.ep, "EP scan (model level: mean over steps, bootstrap 95% interval)", cfg.json,
-             columns=[c for c in EP_COLUMNS if any(c in r for r in result.ep)] or None, keep=EP_KEEP)
+        show(
+            result.ep,
+            "EP scan (model level: mean over steps, bootstrap 95% interval)",
+            cfg.json,
+            columns=[c for c in EP_COLUMNS if any(c in r for r in result.ep)] or None,
+            keep=EP_KEEP,
+        )
     for n in result.notes:
         note(n)
     write_doc(result.tables(), cfg.json, cfg.out)

@@ -5,37 +5,71 @@ from dodoco.commands.replay import _floats  # the one comma-list-of-numbers flag
 
 
 def register(sub) -> None:
-    from dodoco.config import add_config_flag
+    from dodoco.commands import add_output_flags
 
     p = sub.add_parser("calibrate", help="calibrate dispatch and expert compute on this machine's GPUs (one file)")
-    from dodoco.commands import add_json_flag, add_out_flag
+    _flags(p)
+    add_output_flags(
+        p,
+        "the fitted dispatch forms and the expert-compute models",
+        out_what="the calibration file (dodoco-calibration.json)",
+    )
+    p.set_defaults(func=run)
 
-    add_out_flag(p, "the calibration file (dodoco-calibration.json)", metavar="FILE")
-    add_json_flag(p, "the fitted dispatch forms and the expert-compute models")
+
+def _flags(p) -> None:
+    """The machine, the dispatch grid and the expert-compute grid of a calibration."""
     p.add_argument("--work", default=None, metavar="DIR", help="finished parts, kept for resuming (FILE.parts)")
     p.add_argument("--machine", default=None, help="label of this machine (default: GPU and count, e.g. h200-x4)")
-    p.add_argument("--dry-run", action="store_const", const=True, default=None, dest="dry_run",
-                   help="the whole path on gloo (CPU) at toy sizes; the file says DRY RUN and simulate refuses it")
+    p.add_argument(
+        "--dry-run",
+        action="store_const",
+        const=True,
+        default=None,
+        dest="dry_run",
+        help="the whole path on gloo (CPU) at toy sizes; the file says DRY RUN and simulate refuses it",
+    )
     p.add_argument("--backend", default=None, help="nccl (GPUs, default); gloo only with --dry-run")
     p.add_argument("--nproc", type=int, default=None, help="GPUs to use (default: every visible one)")
     p.add_argument("--ranks", type=csv_ints, default=None, help="EP degrees to calibrate, e.g. 2,4 (default: --nproc)")
     p.add_argument("--dispatcher", type=csv_strs, default=None, help="dispatchers (default all that run here)")
-    p.add_argument("--sizes-mb", type=csv_ints, default=None, dest="sizes_mb",
-                   help="per-rank sizes of the grid in MiB (default 16,32,64,128,256,512)")
-    p.add_argument("--skews", type=_floats, default=None, help="receiver skews of the grid (default 1,1.1,1.25,1.5,2,3)")
+    p.add_argument(
+        "--sizes-mb",
+        type=csv_ints,
+        default=None,
+        dest="sizes_mb",
+        help="per-rank sizes of the grid in MiB (default 16,32,64,128,256,512)",
+    )
+    p.add_argument(
+        "--skews", type=_floats, default=None, help="receiver skews of the grid (default 1,1.1,1.25,1.5,2,3)"
+    )
     p.add_argument("--patterns", type=csv_strs, default=None, help="grid patterns (default hot-receiver,hot-pair)")
     p.add_argument("--hidden", type=int, default=None, help="row width H of the grid (default 7168)")
     p.add_argument("--iters", type=int, default=None, help="timed iterations per grid case (default 10)")
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 3)")
-    p.add_argument("--no-compute", action="store_const", const=False, default=None, dest="compute",
-                   help="skip the expert-compute calibration")
+    p.add_argument(
+        "--no-compute",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="compute",
+        help="skip the expert-compute calibration",
+    )
     p.add_argument("--kernel", type=csv_strs, default=None, help="expert kernels to calibrate (default grouped_mm)")
-    p.add_argument("--shapes", type=csv_strs, default=None, help="expert shapes of the compute grid (default the "
-                   "paper's four: deepseek-v3, deepseek-v2-lite, qwen3-30b-a3b, qwen3.5-35b-a3b)")
-    p.add_argument("--timeout", type=float, default=None, dest="timeout_s",
-                   help="seconds without progress before ranks stop (default 300)")
-    add_config_flag(p)
-    p.set_defaults(func=run)
+    p.add_argument(
+        "--shapes",
+        type=csv_strs,
+        default=None,
+        help="expert shapes of the compute grid (default the "
+        "paper's four: deepseek-v3, deepseek-v2-lite, qwen3-30b-a3b, qwen3.5-35b-a3b)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        dest="timeout_s",
+        help="seconds without progress before ranks stop (default 300)",
+    )
 
 
 def run(args) -> int:
@@ -51,12 +85,23 @@ def run(args) -> int:
         args.backend = "gloo"
     res = calibrate(CalibrateConfig.from_args(args), echo=lambda line: print(line, file=sys.stderr, flush=True))
     cal = res.calibration
-    rows = [{"dispatcher": f.dispatcher, "N": f.N, "phase": f.phase, "form": f.form,
-             "grid_heldout_pct": (f.info.get("selection", {}).get(f.form, {}) or {}).get("grid_heldout_median_pct"),
-             "fit_sizes_MB": ",".join(f"{x:g}" for x in f.info.get("fit_sizes_MB", []))} for f in cal.fits]
-    title = ("DRY RUN (gloo on CPU, not a measurement): " if cal.dry_run else "") + \
-        f"dispatch calibration of {describe(cal.host)}"
-    compute = [{"kernel": k, "form": m.get("form"), **(m.get("held_out") or {})} for k, m in (cal.compute or {}).items()]
+    rows = [
+        {
+            "dispatcher": f.dispatcher,
+            "N": f.N,
+            "phase": f.phase,
+            "form": f.form,
+            "grid_heldout_pct": (f.info.get("selection", {}).get(f.form, {}) or {}).get("grid_heldout_median_pct"),
+            "fit_sizes_MB": ",".join(f"{x:g}" for x in f.info.get("fit_sizes_MB", [])),
+        }
+        for f in cal.fits
+    ]
+    title = (
+        "DRY RUN (gloo on CPU, not a measurement): " if cal.dry_run else ""
+    ) + f"dispatch calibration of {describe(cal.host)}"
+    compute = [
+        {"kernel": k, "form": m.get("form"), **(m.get("held_out") or {})} for k, m in (cal.compute or {}).items()
+    ]
     if rows and args.json != "-":
         emit(rows, title, columns=["dispatcher", "N", "phase", "form", "grid_heldout_pct", "fit_sizes_MB"])
     write_doc({"title": title, "dispatch": rows, "compute": compute, "notes": cal.notes}, args.json)

@@ -8,8 +8,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("compute", help="expert compute: predict from loads (--loads) or measure a run's ranks on a GPU")
     p.add_argument("runs", nargs="*", default=None, help="run directories to measure (a GPU); none with --loads")
-    p.add_argument("--loads", default=None, metavar="LOADS.json",
-                   help="JSON list of lists: tokens per local expert, one list per rank (predict, no GPU)")
+    p.add_argument(
+        "--loads",
+        default=None,
+        metavar="LOADS.json",
+        help="JSON list of lists: tokens per local expert, one list per rank (predict, no GPU)",
+    )
     p.add_argument("--gpu", default=None, help="the GPU to predict for: h100, h200 (its shipped calibration)")
     p.add_argument("--kernel", type=csv_strs, default=None, help="grouped_mm (default), loop, megatron")
     p.add_argument("--shape", default=None, help="a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b")
@@ -24,8 +28,14 @@ def register(sub) -> None:
     p.add_argument("--which", type=csv_strs, default=None, help="ranks: busiest,median,lightest (default all three)")
     p.add_argument("--device", default=None, help="cuda (default), cuda:N, or cpu for a dry run")
     add_seed_flag(p)
-    p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                   help="JSON to PATH, or to stdout alone when no PATH is given (predict: a list of ms)")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="PATH",
+        help="JSON to PATH, or to stdout alone when no PATH is given (predict: a list of ms)",
+    )
     add_out_flag(p, "the whole result (rows, notes) as JSON", metavar="FILE")
     add_config_flag(p)
     p.set_defaults(func=run)
@@ -45,8 +55,13 @@ def run(args) -> int:
             emit(res.rows, res.title, columns=res.columns, keep=["rank", "predicted_ms"])
         write_doc(res.predicted_ms, args.json)
     else:
-        emit(res.rows, res.title, json_path=args.json, columns=res.columns,
-             keep=["model", "N", "which", "kernel", "measured_ms", "predicted_ms"])
+        emit(
+            res.rows,
+            res.title,
+            json_path=args.json,
+            columns=res.columns,
+            keep=["model", "N", "which", "kernel", "measured_ms", "predicted_ms"],
+        )
     for n in res.notes:
         note(n)
     return 0

@@ -15,15 +15,31 @@ def register(sub) -> None:
     p.add_argument("format", help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
     p.add_argument("runs", nargs="+", help="run directories, or folders holding them")
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="file to write (traffic: .json or .csv)")
-    p.add_argument("--ep", type=int, default=None, help="EP degree the export is derived at (default: the "
-                   "largest of 4, 8, 16, 32 below E whose step fits the run)")
-    p.add_argument("--eps", type=csv_ints, default=None,
-                   help="neusim: EP degrees listed under by_ep (default 4,8,16,32 and powers of two up to E)")
+    p.add_argument(
+        "--ep",
+        type=int,
+        default=None,
+        help="EP degree the export is derived at (default: the "
+        "largest of 4, 8, 16, 32 below E whose step fits the run)",
+    )
+    p.add_argument(
+        "--eps",
+        type=csv_ints,
+        default=None,
+        help="neusim: EP degrees listed under by_ep (default 4,8,16,32 and powers of two up to E)",
+    )
     add_batch_flag(p)
-    p.add_argument("--regime", default=None,
-                   help="neusim: prefill, decode (needs token traces) or both where traces exist (default)")
-    p.add_argument("--tokens-per-pass", type=float, default=None,
-                   help="neusim, window-aggregate imports: tokens of one forward pass (T; otherwise refused)")
+    p.add_argument(
+        "--regime",
+        default=None,
+        help="neusim: prefill, decode (needs token traces) or both where traces exist (default)",
+    )
+    p.add_argument(
+        "--tokens-per-pass",
+        type=float,
+        default=None,
+        help="neusim, window-aggregate imports: tokens of one forward pass (T; otherwise refused)",
+    )
     p.add_argument("--hidden", type=int, default=None, help="traffic: hidden size H (default 2048)")
     p.add_argument("--dtype", default=None, help="traffic: dispatched element type (default bf16)")
     p.add_argument("--placement", default=None, help="traffic: contiguous (default), round_robin, eplb")
@@ -32,16 +48,23 @@ def register(sub) -> None:
     p.add_argument("--gpu", default=None, help="neusim: GPU of the expert-compute check (default h100)")
     p.add_argument("--kernel", default=None, help="neusim: expert kernel of the compute check (default grouped_mm)")
     p.add_argument("--shape", default=None, help="neusim: expert shape (e.g. deepseek-v3; default: the run's model)")
-    p.add_argument("--compute-calibration", default=None, metavar="FILE",
-                   help="neusim: expert-compute calibration (default: the one DODOCO ships for --gpu)")
+    p.add_argument(
+        "--compute-calibration",
+        default=None,
+        metavar="FILE",
+        help="neusim: expert-compute calibration (default: the one DODOCO ships for --gpu)",
+    )
     add_json_flag(p, "the printed summary table")
     add_config_flag(p)
     p.set_defaults(func=run)
 
 
 #: Per format, the columns a narrow terminal keeps (identifiers and the numbers the export is for).
-KEEP = {"neusim": ["model", "condition", "regime", "ep", "measured_f", "measured_W", "effective_f", "effective_W"],
-        "traffic": ["model", "condition", "ranks", "matrices"], "llmservingsim": ["tokens", "mean_distinct_experts"]}
+KEEP = {
+    "neusim": ["model", "condition", "regime", "ep", "measured_f", "measured_W", "effective_f", "effective_W"],
+    "traffic": ["model", "condition", "ranks", "matrices"],
+    "llmservingsim": ["tokens", "mean_distinct_experts"],
+}
 
 
 def run(args) -> int:

@@ -9,19 +9,39 @@ def add_findings_flags(p) -> None:
 
     p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
     add_batch_flag(p, many=True, default="1,2,4,8,16,32; the per-step Gini's steps are of B sequences")
-    p.add_argument("--ep", type=csv_ints, default=None,
-                   help="EP degrees N of the scan (default 4,8,16,32 and larger powers of two up to E)")
-    p.add_argument("--ep-batch", type=int, default=None,
-                   help="--batch of the EP scan: sequences per rank per step B (default: per run, the largest of 1,2,4,8 "
-                        "leaving 3 steps at the largest N)")
-    p.add_argument("--placement", type=csv_strs, default=None,
-                   help="placements scanned, the first is the baseline (default contiguous,round_robin,eplb)")
+    p.add_argument(
+        "--ep",
+        type=csv_ints,
+        default=None,
+        help="EP degrees N of the scan (default 4,8,16,32 and larger powers of two up to E)",
+    )
+    p.add_argument(
+        "--ep-batch",
+        type=int,
+        default=None,
+        help="--batch of the EP scan: sequences per rank per step B (default: per run, the largest of 1,2,4,8 "
+        "leaving 3 steps at the largest N)",
+    )
+    p.add_argument(
+        "--placement",
+        type=csv_strs,
+        default=None,
+        help="placements scanned, the first is the baseline (default contiguous,round_robin,eplb)",
+    )
     p.add_argument("--ref-batch", type=int, default=None, help="batch of the bands and the ratio (default 8)")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="EP invariance: largest relative change called intrinsic (default 0.05)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="EP invariance: largest relative change called intrinsic (default 0.05)",
+    )
     p.add_argument("--low", type=float, default=None, help="data-resilient: prose Gini <= LOW (default 0.15)")
-    p.add_argument("--high", type=float, default=None,
-                   help="persistently concentrated: every real-text Gini >= HIGH (default 0.24)")
+    p.add_argument(
+        "--high",
+        type=float,
+        default=None,
+        help="persistently concentrated: every real-text Gini >= HIGH (default 0.24)",
+    )
     p.add_argument("--groups", type=int, default=None, help="data-derived groups of the bands (default 2)")
     add_seed_flag(p)
     add_config_flag(p)
@@ -39,8 +59,13 @@ def verdict_rows(findings) -> list[dict]:
     """One row per finding: its verdict, or why it was not judged."""
     from dodoco.findings.judge import FINDINGS
 
-    return [{"finding": n, "verdict": findings.verdicts[n].verdict if n in findings.verdicts
-             else f"not judged: {findings.skipped[n]}"} for n in FINDINGS]
+    return [
+        {
+            "finding": n,
+            "verdict": findings.verdicts[n].verdict if n in findings.verdicts else f"not judged: {findings.skipped[n]}",
+        }
+        for n in FINDINGS
+    ]
 
 
 def run(args) -> int:

@@ -13,10 +13,13 @@ def register(sub) -> None:
     from dodoco.ingest import FORMATS
 
     formats = "\n".join(f"  {e.name:13s} {e.summary}" for e in FORMATS.entries())
-    p = sub.add_parser("import", help="import expert-load dumps of SGLang, vLLM, Megatron or plain tables",
-                       description="Import expert-load dumps into a run directory (docs/ingest.md says how to "
-                                   "obtain each).\n\nformats:\n" + formats,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "import",
+        help="import expert-load dumps of SGLang, vLLM, Megatron or plain tables",
+        description="Import expert-load dumps into a run directory (docs/ingest.md says how to "
+        "obtain each).\n\nformats:\n" + formats,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("format", metavar="FORMAT", help=", ".join(FORMATS.names()))
     p.add_argument("paths", nargs="+", metavar="PATH", help="dump files, or folders holding them")
     p.add_argument("-o", "--out", required=True, metavar="RUN", help="run directory to write")
@@ -24,18 +27,27 @@ def register(sub) -> None:
     p.add_argument("--condition", default=None, help="condition name of the run (default: production)")
     p.add_argument("--seq-len", type=int, default=None, help="sequence length to record (default 0: not applicable)")
     p.add_argument("--layer-ids", type=csv_ints, default=None, help="model layer id of each dumped layer, e.g. 3,4,5")
-    p.add_argument("--num-experts", type=int, default=None,
-                   help="logical experts E, where the dump lacks it (also allows ids far beyond the others)")
+    p.add_argument(
+        "--num-experts",
+        type=int,
+        default=None,
+        help="logical experts E, where the dump lacks it (also allows ids far beyond the others)",
+    )
     p.add_argument("--top-k", type=int, default=None, help="experts per token K, where the dump lacks it")
     p.add_argument("--ranks", type=csv_ints, default=None, help="keep only these ranks' records, e.g. 0 or 0,8")
-    p.add_argument("--split-ranks", action="store_true", default=None,
-                   help="one row per (pass, rank) instead of ranks summed")
+    p.add_argument(
+        "--split-ranks", action="store_true", default=None, help="one row per (pass, rank) instead of ranks summed"
+    )
     p.add_argument("--as-window", action="store_true", default=None, help="sum every row into one aggregate window")
     p.add_argument("--ep-size", type=int, default=None, help="megatron-tpe: expert-parallel size")
     p.add_argument("--expert-tp-size", type=int, default=None, help="megatron-tpe: expert tensor-parallel size (1)")
     p.add_argument("--engine-version", default=None, help="engine version to record, where the dump lacks it")
-    p.add_argument("--overwrite", action="store_true", default=None,
-                   help="replace a different imported run in RUN (never other files)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="replace a different imported run in RUN (never other files)",
+    )
     add_json_flag(p, "the summary of the imported run")
     add_config_flag(p)
     p.set_defaults(func=run)
@@ -46,11 +58,19 @@ def summary_rows(man, out) -> list[dict]:
     r, d = man.routing, man.details
     src = d["source"]
     excluded = ", ".join(str(x["layer"]) for x in d["excluded_layers"]) or "none"
-    rows = [("run", str(out)), ("format", f"{src['format']} ({src['mode']})"),
-            ("engine version", src.get("engine_version") or "unknown"), ("files", len(src["files"])),
-            ("granularity", man.granularity.value), ("rows", f"{man.sequences}: {d['rows']}"),
-            ("MoE layers L", r.L), ("experts E", r.E), ("top-k K", r.K if r.K else "unknown"),
-            ("excluded layers", excluded), ("dropped empty rows", d["dropped_rows"]["count"])]
+    rows = [
+        ("run", str(out)),
+        ("format", f"{src['format']} ({src['mode']})"),
+        ("engine version", src.get("engine_version") or "unknown"),
+        ("files", len(src["files"])),
+        ("granularity", man.granularity.value),
+        ("rows", f"{man.sequences}: {d['rows']}"),
+        ("MoE layers L", r.L),
+        ("experts E", r.E),
+        ("top-k K", r.K if r.K else "unknown"),
+        ("excluded layers", excluded),
+        ("dropped empty rows", d["dropped_rows"]["count"]),
+    ]
     rows += [("note", n) for n in d["notes"]]
     return [{"field": k, "value": v} for k, v in rows]
 
@@ -62,9 +82,12 @@ def run(args) -> int:
     cfg = ImportConfig.from_args(args)
     check_output_file(args.json)  # before the import, not after it
     man = import_dump(cfg)
-    emit(summary_rows(man, cfg.out), "imported", json_path=args.json, columns=["field", "value"],
-         keep=["field", "value"])
+    emit(
+        summary_rows(man, cfg.out), "imported", json_path=args.json, columns=["field", "value"], keep=["field", "value"]
+    )
     if man.granularity.value == "window":
-        note("granularity 'window': every analysis treats the window as one step of known tokens and flags "
-             "results that rest on it; import per-pass dumps for batch-size trends and intervals")
+        note(
+            "granularity 'window': every analysis treats the window as one step of known tokens and flags "
+            "results that rest on it; import per-pass dumps for batch-size trends and intervals"
+        )
     return 0

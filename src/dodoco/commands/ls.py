@@ -18,22 +18,46 @@ def listing() -> dict[str, list[dict]]:
     from dodoco.models.adapters import ADAPTERS
     from dodoco.models.tiny import FAMILIES
 
-    fams = [{"name": f.family, "summary": f"{f.mixer} E={f.E} K={f.K} shared={f.shared_experts} as {f.real_model}; "
-             f"{f.routing}", "mixer": f.mixer, "E": f.E, "K": f.K, "shared_experts": f.shared_experts,
-             "real_model": f.real_model, "routing": f.routing} for f in FAMILIES.values()]
-    places = [{"name": s.name, "summary": f"{s.summary} ({f'fitted on {s.fit_on}' if s.fitted else 'not fitted'}"
-               f"{'; options: ' + ', '.join(s.options) if s.options else ''})", "fitted": s.fitted,
-               "fit_on": s.fit_on, "options": list(s.options)} for s in PLACEMENTS.values()]
-    return {"families": fams,
-            "adapters": [{"name": e.name, "summary": e.summary} for e in ADAPTERS.entries()],
-            "conditions": [{"name": e.name, "summary": e.summary} for e in CONDITIONS.entries()],
-            "placements": places,
-            "import formats": [{"name": e.name, "summary": e.summary} for e in FORMATS.entries()]}
+    fams = [
+        {
+            "name": f.family,
+            "summary": f"{f.mixer} E={f.E} K={f.K} shared={f.shared_experts} as {f.real_model}; {f.routing}",
+            "mixer": f.mixer,
+            "E": f.E,
+            "K": f.K,
+            "shared_experts": f.shared_experts,
+            "real_model": f.real_model,
+            "routing": f.routing,
+        }
+        for f in FAMILIES.values()
+    ]
+    places = [
+        {
+            "name": s.name,
+            "summary": f"{s.summary} ({f'fitted on {s.fit_on}' if s.fitted else 'not fitted'}"
+            f"{'; options: ' + ', '.join(s.options) if s.options else ''})",
+            "fitted": s.fitted,
+            "fit_on": s.fit_on,
+            "options": list(s.options),
+        }
+        for s in PLACEMENTS.values()
+    ]
+    return {
+        "families": fams,
+        "adapters": [{"name": e.name, "summary": e.summary} for e in ADAPTERS.entries()],
+        "conditions": [{"name": e.name, "summary": e.summary} for e in CONDITIONS.entries()],
+        "placements": places,
+        "import formats": [{"name": e.name, "summary": e.summary} for e in FORMATS.entries()],
+    }
 
 
-HEADINGS = {"families": "families (tiny:<family>, zoo:<family>)", "adapters": "adapters", "conditions": "conditions",
-            "placements": "placements (--placement; fitted ones are fitted on one part of the data and evaluated "
-                          "on the other)", "import formats": "import formats (dodoco import FORMAT PATH... -o RUN)"}
+HEADINGS = {
+    "families": "families (tiny:<family>, zoo:<family>)",
+    "adapters": "adapters",
+    "conditions": "conditions",
+    "placements": "placements (--placement; fitted ones are fitted on one part of the data and evaluated on the other)",
+    "import formats": "import formats (dodoco import FORMAT PATH... -o RUN)",
+}
 
 
 def run(args) -> int:

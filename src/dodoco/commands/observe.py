@@ -11,8 +11,11 @@ def register(sub) -> None:
 
     p = sub.add_parser("observe", help="record per-sequence routing counts over data conditions")
     p.add_argument("--model", help="tiny:<family>, zoo:<family>, a local path or a hub id")
-    p.add_argument("--conditions", help="comma-separated: mock-uniform, mock-ramp, mock-unigram, prose, code, math, "
-                                        "multilingual, file:PATH, hf:DATASET[:CONFIG[:SPLIT[:REVISION]]]")
+    p.add_argument(
+        "--conditions",
+        help="comma-separated: mock-uniform, mock-ramp, mock-unigram, prose, code, math, "
+        "multilingual, file:PATH, hf:DATASET[:CONFIG[:SPLIT[:REVISION]]]",
+    )
     p.add_argument("--seq-len", type=int, help="tokens per sequence")
     p.add_argument("--sequences", type=int, help="sequences per condition (S)")
     p.add_argument("-o", "--out", help="folder; one run directory per condition inside it")
@@ -21,10 +24,15 @@ def register(sub) -> None:
     p.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
     p.add_argument("--device", help="cpu (default), cuda, cuda:N, auto, or auto-map (device_map=auto)")
     p.add_argument("--traces", action="store_true", default=None, help="also store top-k indices per token")
-    p.add_argument("--trust-remote-code", action="store_true", default=None,
-                   help="allow a checkpoint's own Python code")
-    p.add_argument("--overwrite", action="store_true", default=None,
-                   help="replace a different observed run in a run directory (never other files)")
+    p.add_argument(
+        "--trust-remote-code", action="store_true", default=None, help="allow a checkpoint's own Python code"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="replace a different observed run in a run directory (never other files)",
+    )
     add_batch_flag(p, many=True, default="1,2,4,8,16,32; of the summary printed")
     add_json_flag(p, "the summary table")
     add_config_flag(p)
@@ -43,7 +51,11 @@ def run(args) -> int:
     paths = observe_runs(cfg)
     if dist_context()[0] != 0:
         return 0  # under torchrun, rank 0 reports
-    emit(summary_rows(paths, cfg.batch), "routing imbalance (model-level; batch all = every sequence summed)",
-         json_path=args.json, columns=["model", "condition", "seq_len", "batch", "gini", "max_mean"],
-         keep=["model", "condition", "batch", "gini", "max_mean"])
+    emit(
+        summary_rows(paths, cfg.batch),
+        "routing imbalance (model-level; batch all = every sequence summed)",
+        json_path=args.json,
+        columns=["model", "condition", "seq_len", "batch", "gini", "max_mean"],
+        keep=["model", "condition", "batch", "gini", "max_mean"],
+    )
     return 0

@@ -7,8 +7,13 @@ def register(sub) -> None:
     p = sub.add_parser("recommend", help="which MoE dispatcher to use: measured by dodoco replay, else by rules")
     p.add_argument("--hardware", default=None, help="h100, h200, b200, gb200, gb300 or unknown")
     p.add_argument("--ep", type=int, default=None, help="EP degree N")
-    p.add_argument("--replay", nargs="+", default=None, metavar="FILE",
-                   help="dodoco replay results: dispatchers measured at this EP on this hardware are ranked")
+    p.add_argument(
+        "--replay",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="dodoco replay results: dispatchers measured at this EP on this hardware are ranked",
+    )
     p.add_argument("--skew", type=float, default=None, help="measured receiver skew (max/mean rank load)")
     p.add_argument("--run", default=None, help="a run directory: measure the receiver skew at this EP from it")
     add_batch_flag(p, default="1; with --run")
@@ -23,9 +28,13 @@ def run(args) -> int:
 
     cfg = load_config(RecommendConfig, args)
     advice = advise(cfg)
-    show(advice["rows"], f"dispatcher for {advice['hardware'].upper()} at EP {advice['ep']} ({advice['band']} EP), "
-         f"by {advice['basis']}", cfg.json, columns=["dispatcher", "rank", "status", "evidence"],
-         keep=["dispatcher", "rank", "status", "evidence"])
+    show(
+        advice["rows"],
+        f"dispatcher for {advice['hardware'].upper()} at EP {advice['ep']} ({advice['band']} EP), by {advice['basis']}",
+        cfg.json,
+        columns=["dispatcher", "rank", "status", "evidence"],
+        keep=["dispatcher", "rank", "status", "evidence"],
+    )
     basis = "measured" if advice["basis"] == "measured" else "rules, not measured"
     say(f"recommended: {advice['choice']} ({basis})", cfg.json)
     for r in advice["reasons"]:

@@ -28,30 +28,46 @@ def _sizes(text: str) -> list[int]:
     return [_size(x) for x in text.split(",") if x.strip()]
 
 
-def add_arguments(p) -> None:
-    from dodoco.config import add_config_flag
-
+def _case_flags(p) -> None:
+    """What is replayed: runs, conditions, dispatchers, rows, placement, layers, steps."""
     p.add_argument("runs", nargs="*", help="run directories, or a folder holding the real and mock runs")
     p.add_argument("--condition", help="the real condition (default: the only non-mock run)")
     p.add_argument("--mock", help="mock condition beside it (default: first mock-* run; 'none')")
-    p.add_argument("--dispatcher", type=csv_strs, help="nccl (default), megatron, megatron-allgather, nvshmem, "
-                   "nvshmem-1d, deepep, or 'all'; a comma list runs each on the same cases")
+    p.add_argument(
+        "--dispatcher",
+        type=csv_strs,
+        help="nccl (default), megatron, megatron-allgather, nvshmem, "
+        "nvshmem-1d, deepep, or 'all'; a comma list runs each on the same cases",
+    )
     add_batch_flag(p)
     p.add_argument("--hidden", type=int, help="row width H (default 2048, Qwen3-30B-A3B; 7168 DeepSeek-V3)")
     p.add_argument("--dtype", help="row element type: bf16 (default), fp16, fp32, fp8")
     p.add_argument("--backend", help="nccl (GPUs, default) or gloo (CPU dry run)")
-    p.add_argument("--nproc", type=int, help="ranks to start when not under torchrun "
-                   "(default: GPUs here for nccl, 2 for gloo)")
+    p.add_argument(
+        "--nproc", type=int, help="ranks to start when not under torchrun (default: GPUs here for nccl, 2 for gloo)"
+    )
     p.add_argument("--placement", help="contiguous (default), round_robin, eplb (fitted on half, other half replayed)")
     p.add_argument("--layers", type=csv_ints, help="MoE layer indices (default all)")
     p.add_argument("--max-steps", type=int, dest="max_steps", help="replay only the first steps")
+
+
+def _grid_flags(p) -> None:
+    """Synthetic controls, the calibration grid, timing, the sweep and the check."""
     p.add_argument("--skew", type=_floats, help="synthetic receiver-skew controls, e.g. 1.1,1.5,2")
-    p.add_argument("--skew-patterns", type=csv_strs, dest="skew_patterns",
-                   help="hot-receiver (default), hot-pair, or both: hot-receiver,hot-pair")
+    p.add_argument(
+        "--skew-patterns",
+        type=csv_strs,
+        dest="skew_patterns",
+        help="hot-receiver (default), hot-pair, or both: hot-receiver,hot-pair",
+    )
     p.add_argument("--grid-sizes", type=_sizes, dest="grid_sizes", help="calibration grid per-rank sizes, e.g. 16M,64M")
     p.add_argument("--grid-skews", type=_floats, dest="grid_skews", help="calibration grid receiver skews (default 1)")
-    p.add_argument("--grid-patterns", type=csv_strs, dest="grid_patterns",
-                   help="calibration grid patterns (default hot-receiver,hot-pair; also uniform)")
+    p.add_argument(
+        "--grid-patterns",
+        type=csv_strs,
+        dest="grid_patterns",
+        help="calibration grid patterns (default hot-receiver,hot-pair; also uniform)",
+    )
     p.add_argument("--grid-experts", type=int, dest="grid_experts", help="experts E of the grid's routing (256)")
     p.add_argument("--grid-topk", type=int, dest="grid_topk", help="experts per token K of the grid's routing (8)")
     p.add_argument("--iters", type=int, help="timed iterations per case and dispatcher (default 30)")
@@ -60,21 +76,50 @@ def add_arguments(p) -> None:
     p.add_argument("--sweep", action="store_true", default=None, help="also the raw all_to_all_single size sweep")
     p.add_argument("--sweep-min", type=_size, dest="sweep_min", help="smallest sweep size per rank (1K)")
     p.add_argument("--sweep-max", type=_size, dest="sweep_max", help="largest sweep size per rank (512M)")
-    p.add_argument("--no-check", action="store_false", dest="check", default=None,
-                   help="skip the received-rows check")
-    p.add_argument("--link-gbps", type=float, dest="link_gbps",
-                   help="per-direction link GB/s for the floor (default 450, NVLink4 nominal)")
+    p.add_argument("--no-check", action="store_false", dest="check", default=None, help="skip the received-rows check")
+    p.add_argument(
+        "--link-gbps",
+        type=float,
+        dest="link_gbps",
+        help="per-direction link GB/s for the floor (default 450, NVLink4 nominal)",
+    )
     p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds without progress before ranks stop")
     add_seed_flag(p)
-    p.add_argument("--layer", action="store_true", default=None,
-                   help="the whole MoE layer: each rank's experts on its received tokens between dispatch and combine")
-    p.add_argument("--kernel", help="experts of --layer: grouped_mm (default, torch._grouped_mm) or megatron "
-                   "(Megatron-Core's SequentialMLP)")
-    p.add_argument("--shape", dest="expert_shape", help="experts' shape of --layer, e.g. deepseek-v3 (sets --hidden); "
-                   "default: --expert-width, else the run's model")
+
+
+def _layer_flags(p) -> None:
+    """The whole-layer mode (--layer) and its experts."""
+    p.add_argument(
+        "--layer",
+        action="store_true",
+        default=None,
+        help="the whole MoE layer: each rank's experts on its received tokens between dispatch and combine",
+    )
+    p.add_argument(
+        "--kernel",
+        help="experts of --layer: grouped_mm (default, torch._grouped_mm) or megatron (Megatron-Core's SequentialMLP)",
+    )
+    p.add_argument(
+        "--shape",
+        dest="expert_shape",
+        help="experts' shape of --layer, e.g. deepseek-v3 (sets --hidden); "
+        "default: --expert-width, else the run's model",
+    )
     p.add_argument("--expert-width", type=int, dest="expert_width", help="expert width I of --layer (with --hidden H)")
-    p.add_argument("--calibration", metavar="FILE", help="--layer: dodoco simulate's prediction of every row from this "
-                   "calibration (dodoco calibrate), and from the shipped preset, beside the measurement")
+    p.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="--layer: dodoco simulate's prediction of every row from this "
+        "calibration (dodoco calibrate), and from the shipped preset, beside the measurement",
+    )
+
+
+def add_arguments(p) -> None:
+    from dodoco.config import add_config_flag
+
+    _case_flags(p)
+    _grid_flags(p)
+    _layer_flags(p)
     p.add_argument("--note", help="free text stored in the result")
     add_out_flag(p, "write the full result JSON (schema dodoco.replay/2) here")
     add_json_flag(p, "the printed tables and notes")
@@ -99,11 +144,39 @@ def config_from_args(args):
     return ReplayConfig.from_args(args, **{k: v for k, v in DRY_RUN.items() if k not in given})
 
 
-SUMMARY = ["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "dispatch_ms", "dispatch_p10",
-           "dispatch_p90", "combine_ms", "busbw_GBps", "floor_ms", "vs_floor", "vs_balanced", "check", "measured_on"]
+SUMMARY = [
+    "dispatcher",
+    "condition",
+    "kind",
+    "cases",
+    "MB_per_rank",
+    "recv_skew",
+    "dispatch_ms",
+    "dispatch_p10",
+    "dispatch_p90",
+    "combine_ms",
+    "busbw_GBps",
+    "floor_ms",
+    "vs_floor",
+    "vs_balanced",
+    "check",
+    "measured_on",
+]
 SUMMARY_KEEP = ["dispatcher", "condition", "dispatch_ms", "vs_balanced", "check", "measured_on"]
-LAYER_SUMMARY = ["dispatcher", "condition", "kind", "cases", "MB_per_rank", "recv_skew", "layer_ms", "dispatch_ms",
-                 "experts_ms", "experts_mean_rank_ms", "combine_ms", "vs_balanced"]
+LAYER_SUMMARY = [
+    "dispatcher",
+    "condition",
+    "kind",
+    "cases",
+    "MB_per_rank",
+    "recv_skew",
+    "layer_ms",
+    "dispatch_ms",
+    "experts_ms",
+    "experts_mean_rank_ms",
+    "combine_ms",
+    "vs_balanced",
+]
 LAYER_KEEP = ["dispatcher", "condition", "layer_ms", "experts_ms"]
 
 
@@ -116,7 +189,8 @@ def print_result(result: dict, json_path=None) -> None:
     doc = printed_tables(result)
     if result.get("mode") == "layer":  # the whole layer: its summary, with the experts' stage
         doc["title"] = doc["title"].replace("dispatch replay", "whole-layer replay") + (
-            f"; experts: {result['layer']['kernel']}, {result['layer']['shape']}")
+            f"; experts: {result['layer']['kernel']}, {result['layer']['shape']}"
+        )
         doc["summary"] = result["layer_summary"]
         show(doc["summary"], doc["title"], json_path, columns=LAYER_SUMMARY, keep=LAYER_KEEP)
     else:
@@ -124,11 +198,19 @@ def print_result(result: dict, json_path=None) -> None:
     if doc["not_measured"]:
         show(doc["not_measured"], "not measured", json_path, keep=["dispatcher", "reason"])
     if doc["overhead"]:
-        show(doc["overhead"], "harness overhead: each dispatcher in the harness vs a bare loop, same buffers",
-             json_path, keep=["dispatcher", "overhead_pct_median", "overhead_pct_max"])
+        show(
+            doc["overhead"],
+            "harness overhead: each dispatcher in the harness vs a bare loop, same buffers",
+            json_path,
+            keep=["dispatcher", "overhead_pct_median", "overhead_pct_max"],
+        )
     if doc["sweep"]:
-        show(doc["sweep"], "raw all_to_all_single, uniform splits (nccl-tests busbw convention)", json_path,
-             keep=["bytes_per_rank", "median_ms", "busbw_GBps"])
+        show(
+            doc["sweep"],
+            "raw all_to_all_single, uniform splits (nccl-tests busbw convention)",
+            json_path,
+            keep=["bytes_per_rank", "median_ms", "busbw_GBps"],
+        )
     for n in doc["notes"]:
         say(n, json_path, bullet="note: ")
     write_doc(doc, json_path)
@@ -166,11 +248,22 @@ def print_prediction(result: dict, cfg) -> None:
     rows = []
     for r in compare_rows([result], preds):
         own, pre = r["same machine"], r["preset"]
-        rows.append({"dispatcher": r["dispatcher"], "condition": r["condition"],
-                     "MB_per_rank": r["measured"]["MB_per_rank"], "measured_ms": r["measured"]["layer_ms"],
-                     "predicted_ms": own.get("layer_ms", float("nan")), "error": own.get("error", float("nan")),
-                     "preset_ms": pre.get("layer_ms", float("nan")), "preset_error": pre.get("error", float("nan"))})
-    emit(rows, "whole layer, measured vs predicted (dodoco simulate): this machine's calibration, and the preset's",
-         keep=["dispatcher", "measured_ms", "predicted_ms", "error"])
+        rows.append(
+            {
+                "dispatcher": r["dispatcher"],
+                "condition": r["condition"],
+                "MB_per_rank": r["measured"]["MB_per_rank"],
+                "measured_ms": r["measured"]["layer_ms"],
+                "predicted_ms": own.get("layer_ms", float("nan")),
+                "error": own.get("error", float("nan")),
+                "preset_ms": pre.get("layer_ms", float("nan")),
+                "preset_error": pre.get("error", float("nan")),
+            }
+        )
+    emit(
+        rows,
+        "whole layer, measured vs predicted (dodoco simulate): this machine's calibration, and the preset's",
+        keep=["dispatcher", "measured_ms", "predicted_ms", "error"],
+    )
     for name, (_, _, label) in preds.items():
         note(f"{name}: {label}", prefix="")

@@ -9,12 +9,25 @@ def register(sub) -> None:
 
     p = sub.add_parser("report", help="HTML report (verdicts in sentences, figures, tables) of run directories")
     add_findings_flags(p)
-    add_out_flag(p, "output folder (report.html, fig-*.png, *.csv, findings.json; only files an earlier report "
-                    "wrote are replaced)", metavar="DIR")
-    p.add_argument("--heatmap", type=csv_strs, default=None, metavar="RUNS",
-                   help="runs to draw heatmaps for (paths or model/condition; default: every run of up to 8 models)")
-    p.add_argument("--attach", nargs="+", default=None, metavar="JSON",
-                   help="replay or simulate result files for the dispatch-cost sections (checked before any work)")
+    add_out_flag(
+        p,
+        "output folder (report.html, fig-*.png, *.csv, findings.json; only files an earlier report wrote are replaced)",
+        metavar="DIR",
+    )
+    p.add_argument(
+        "--heatmap",
+        type=csv_strs,
+        default=None,
+        metavar="RUNS",
+        help="runs to draw heatmaps for (paths or model/condition; default: every run of up to 8 models)",
+    )
+    p.add_argument(
+        "--attach",
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="replay or simulate result files for the dispatch-cost sections (checked before any work)",
+    )
     p.add_argument("--title", default=None, help="the report's title")
     add_json_flag(p, "the verdict table")
     p.add_argument("--quiet", action="store_const", const=True, default=None, help="no progress on stderr")
@@ -36,6 +49,11 @@ def run(args) -> int:
     findings = judge_runs(cfg.runs, cfg, cfg.quiet)
     path = write_report(findings, cfg.out, cfg.report_options(), attachments=attached, quiet=cfg.quiet)
     note(str(path), "report: ")
-    emit(verdict_rows(findings), "verdicts", json_path=cfg.json, columns=["finding", "verdict"],
-         keep=["finding", "verdict"])
+    emit(
+        verdict_rows(findings),
+        "verdicts",
+        json_path=cfg.json,
+        columns=["finding", "verdict"],
+        keep=["finding", "verdict"],
+    )
     return 0

@@ -7,6 +7,19 @@ LABELS = ["calibration", "nvlink", "nic", "compute_source"]
 KEEP = ["model", "condition", "dispatcher", "N", "dispatch_ms", "layer_ms"]
 
 
+def _compute_flags(p) -> None:
+    """The expert compute of the whole layer: GPU, kernel, calibration, shape."""
+    p.add_argument("--gpu", default=None, help="GPU of the expert compute model (default: the cluster's, e.g. h200)")
+    p.add_argument("--kernel", default=None, help="expert kernel: grouped_mm (default) or loop")
+    p.add_argument(
+        "--compute-calibration",
+        default=None,
+        metavar="FILE",
+        help="expert-compute calibration (default: the one DODOCO ships for the GPU)",
+    )
+    p.add_argument("--shape", default=None, help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width")
+
+
 def register(sub) -> None:
     from dodoco.config import add_config_flag
 
@@ -19,34 +32,56 @@ def register(sub) -> None:
     p.add_argument("--hidden", type=int, default=None, help="hidden size H (default 2048)")
     p.add_argument("--dtype", default=None, help="dispatched element type (default bf16)")
     p.add_argument("--expert-width", type=int, default=None, help="expert intermediate size I (default 768)")
-    p.add_argument("--calibration", nargs="+", default=None, metavar="FILE",
-                   help="a calibration JSON (bench/bench_simulate.py) or replay results to fit on (default: the "
-                        "calibration shipped with the preset)")
-    p.add_argument("--uncalibrated", action="store_const", const=True, default=None,
-                   help="use the cluster's nominal numbers even where a calibration ships")
-    p.add_argument("--dispatcher", type=csv_strs, default=None,
-                   help="dispatchers to predict (default: every one the calibration holds)")
-    p.add_argument("--gpu", default=None, help="GPU of the expert compute model (default: the cluster's, e.g. h200)")
-    p.add_argument("--kernel", default=None, help="expert kernel: grouped_mm (default) or loop")
-    p.add_argument("--compute-calibration", default=None, metavar="FILE",
-                   help="expert-compute calibration (default: the one DODOCO ships for the GPU)")
-    p.add_argument("--shape", default=None, help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width")
+    p.add_argument(
+        "--calibration",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="a calibration JSON (bench/bench_simulate.py) or replay results to fit on (default: the "
+        "calibration shipped with the preset)",
+    )
+    p.add_argument(
+        "--uncalibrated",
+        action="store_const",
+        const=True,
+        default=None,
+        help="use the cluster's nominal numbers even where a calibration ships",
+    )
+    p.add_argument(
+        "--dispatcher",
+        type=csv_strs,
+        default=None,
+        help="dispatchers to predict (default: every one the calibration holds)",
+    )
+    _compute_flags(p)
     p.add_argument("--placement", default=None, help="contiguous (default), round_robin, eplb")
-    p.add_argument("--mitigations", action="store_const", const=True, default=None,
-                   help="also judge EPLB, replication and capacity factors in layer milliseconds")
+    p.add_argument(
+        "--mitigations",
+        action="store_const",
+        const=True,
+        default=None,
+        help="also judge EPLB, replication and capacity factors in layer milliseconds",
+    )
     p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 8)")
     add_seed_flag(p)
     add_json_flag(p, "the predicted rows (a list; attachable to a report)")
-    add_out_flag(p, "write the whole result (schema dodoco.simulate/1: rows, calibration, validation, notes) as "
-                    "JSON; attach it to a report", metavar="FILE")
+    add_out_flag(
+        p,
+        "write the whole result (schema dodoco.simulate/1: rows, calibration, validation, notes) as "
+        "JSON; attach it to a report",
+        metavar="FILE",
+    )
     add_config_flag(p)
     p.set_defaults(func=run)
 
 
 def label_columns(rows: list[dict], columns: list[str]) -> list[str]:
     """``columns`` and, after them, every provenance column the rows carry."""
-    extra = [k for k in dict.fromkeys(k for r in rows for k in r)
-             if k not in columns and (k in LABELS or k.endswith("_label") or k == "provenance")]
+    extra = [
+        k
+        for k in dict.fromkeys(k for r in rows for k in r)
+        if k not in columns and (k in LABELS or k.endswith("_label") or k == "provenance")
+    ]
     return list(columns) + extra
 
 
@@ -70,11 +105,16 @@ def run(args) -> int:
     if not res.rows:
         write_doc([], args.json)
         return nothing_to_do("no EP degree could be simulated (each is skipped above, with why)")
-    emit(res.rows, res.title, json_path=args.json, columns=label_columns(res.rows, res.columns), keep=KEEP,
-         labels=LABELS)
+    emit(
+        res.rows, res.title, json_path=args.json, columns=label_columns(res.rows, res.columns), keep=KEEP, labels=LABELS
+    )
     if res.mitigations:
-        show(res.mitigations, "mitigations in layer milliseconds (held-out half; saved against contiguous)", args.json,
-             keep=["model", "N", "mitigation", "layer_ms", "saved_ms"])
+        show(
+            res.mitigations,
+            "mitigations in layer milliseconds (held-out half; saved against contiguous)",
+            args.json,
+            keep=["model", "N", "mitigation", "layer_ms", "saved_ms"],
+        )
     for n in res.notes:
         say(n, args.json, bullet="note: ")
     return 0

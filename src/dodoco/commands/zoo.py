@@ -24,11 +24,15 @@ def register(sub) -> None:
     add_seed_flag(t, "the training batches and initial weights")
     t.add_argument("--device", help="cpu (default), cuda, cuda:1, ...")
     add_out_flag(t, "output folder, one subfolder per family (default runs/zoo)", metavar="DIR")
-    t.add_argument("--resume", action="store_const", const=True, default=None,
-                   help="continue from OUT/<family>/checkpoint.pt")
+    t.add_argument(
+        "--resume", action="store_const", const=True, default=None, help="continue from OUT/<family>/checkpoint.pt"
+    )
     t.add_argument("--data", help="folder of <domain>.jsonl[.gz] with split/text fields (default: the bundled text)")
-    t.add_argument("--time-budget", type=float,
-                   help="seconds per family: fewer steps if --steps would not fit (chosen after warm-up)")
+    t.add_argument(
+        "--time-budget",
+        type=float,
+        help="seconds per family: fewer steps if --steps would not fit (chosen after warm-up)",
+    )
     t.add_argument("--log-every", type=int, help="steps per log line (default 50)")
     t.add_argument("--eval-every", type=int, help="steps per held-out evaluation (default 400)")
     t.add_argument("--save-every", type=int, help="steps per checkpoint for --resume (default 200)")
@@ -65,8 +69,13 @@ def run_train(args) -> int:
     for family in families:
         train_family(cfg.train_config(family), opts, data, log=log)
     rows = [r for r in zoo_rows(cfg.out) if r["family"] in families]
-    emit(rows, f"trained zoo models in {cfg.out}", json_path=cfg.json, columns=LS_COLUMNS,
-         keep=["family", "steps", "heldout_loss"])
+    emit(
+        rows,
+        f"trained zoo models in {cfg.out}",
+        json_path=cfg.json,
+        columns=LS_COLUMNS,
+        keep=["family", "steps", "heldout_loss"],
+    )
     return 0
 
 
@@ -79,7 +88,12 @@ def run_ls(args) -> int:
     check_output_file(cfg.json)
     check_output_file(cfg.out, "--out")
     rows = zoo_rows(cfg.dir)
-    show(rows, "zoo models (use as zoo:<family>)", cfg.json, columns=LS_COLUMNS,
-         keep=["family", "status", "steps", "heldout_loss"])
+    show(
+        rows,
+        "zoo models (use as zoo:<family>)",
+        cfg.json,
+        columns=LS_COLUMNS,
+        keep=["family", "status", "steps", "heldout_loss"],
+    )
     write_doc(rows, cfg.json, cfg.out)
     return 0

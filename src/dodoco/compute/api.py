@@ -78,8 +78,10 @@ def read_loads(path) -> list:
 
     d, _ = read_json(Path(path), "loads file", "give a JSON list of lists, tokens per local expert per rank")
     if not isinstance(d, list) or not all(isinstance(r, list) for r in d):
-        raise DodocoError(f"{path}: loads must be a JSON list of lists (one list of tokens per local expert per rank), "
-                          "e.g. [[120, 0, 64], [30, 30, 30]]")
+        raise DodocoError(
+            f"{path}: loads must be a JSON list of lists (one list of tokens per local expert per rank), "
+            "e.g. [[120, 0, 64], [30, 30, 30]]"
+        )
     if len(d) > MAX_RANKS or any(len(r) > MAX_EXPERTS for r in d):
         raise DodocoError(f"{path}: at most {MAX_RANKS} ranks of {MAX_EXPERTS} experts each")
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for r in d for v in r):
@@ -92,19 +94,34 @@ def _predict(cfg: ComputeConfig) -> ComputeResult:
     from dodoco.compute.model import resolve_model
 
     if not cfg.gpu:
-        raise DodocoError("predicting needs the GPU: give --gpu h100 or --gpu h200 (or --calibration FILE)"
-                          if not cfg.calibration else "give --gpu too, so the output can say whose calibration it is")
+        raise DodocoError(
+            "predicting needs the GPU: give --gpu h100 or --gpu h200 (or --calibration FILE)"
+            if not cfg.calibration
+            else "give --gpu too, so the output can say whose calibration it is"
+        )
     loads = read_loads(cfg.loads)
     shape, label = config_shape(cfg)
     model = resolve_model(cfg.gpu, cfg.kernel[0], cfg.calibration)
     ms = model.predict(loads, shape)
-    rows = [{"rank": i, "experts": len(r), "tokens": int(sum(r)), "nonempty": int(sum(1 for v in r if v)),
-             "predicted_ms": float(m)} for i, (r, m) in enumerate(zip(loads, ms))]
+    rows = [
+        {
+            "rank": i,
+            "experts": len(r),
+            "tokens": int(sum(r)),
+            "nonempty": int(sum(1 for v in r if v)),
+            "predicted_ms": float(m),
+        }
+        for i, (r, m) in enumerate(zip(loads, ms))
+    ]
     title = f"predicted expert compute, {shape.label()}, {cfg.kernel[0]} on {cfg.gpu}"
-    notes = [f"{model.label(cfg.gpu)}; form {model.form} (docs/compute.md)", f"shape: {label}",
-             "predictions of the model, not measurements"]
-    return ComputeResult(title, rows, ["rank", "experts", "nonempty", "tokens", "predicted_ms"], notes,
-                         [float(m) for m in ms])
+    notes = [
+        f"{model.label(cfg.gpu)}; form {model.form} (docs/compute.md)",
+        f"shape: {label}",
+        "predictions of the model, not measurements",
+    ]
+    return ComputeResult(
+        title, rows, ["rank", "experts", "nonempty", "tokens", "predicted_ms"], notes, [float(m) for m in ms]
+    )
 
 
 def compute(cfg: ComputeConfig) -> ComputeResult:

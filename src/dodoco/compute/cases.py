@@ -48,10 +48,21 @@ class RankCase:
         return int(self.loads.sum())
 
     def key(self) -> dict:
-        return {"model": self.model, "condition": self.condition, "N": self.N, "B": self.B, "step": self.step,
-                "layer": self.layer, "rank": self.rank, "which": self.which, "placement": self.placement,
-                "part": self.part, "experts": int(self.loads.shape[0]), "tokens": self.tokens,
-                "step_tokens": self.step_tokens}
+        return {
+            "model": self.model,
+            "condition": self.condition,
+            "N": self.N,
+            "B": self.B,
+            "step": self.step,
+            "layer": self.layer,
+            "rank": self.rank,
+            "which": self.which,
+            "placement": self.placement,
+            "part": self.part,
+            "experts": int(self.loads.shape[0]),
+            "tokens": self.tokens,
+            "step_tokens": self.step_tokens,
+        }
 
 
 def _spread(total: int, n: int) -> np.ndarray:
@@ -78,7 +89,7 @@ def local_loads(c, placement) -> list[np.ndarray]:
         mine = []
         for e in np.flatnonzero(copies[:, r]):
             k = int(copies[e, r])
-            mine.extend(per_replica[e][used[e]: used[e] + k])
+            mine.extend(per_replica[e][used[e] : used[e] + k])
             used[e] += k
         out.append(np.asarray(mine, dtype=np.int64))
     return out
@@ -111,8 +122,17 @@ def _pick(tokens: np.ndarray, which) -> dict:
     return {w: int(pos[w]) for w in which}
 
 
-def rank_cases(run, N: int, B: int, *, placement: str = "contiguous", layers=None, max_steps: int | None = 1,
-               seed: int = 0, which=WHICH) -> list[RankCase]:
+def rank_cases(
+    run,
+    N: int,
+    B: int,
+    *,
+    placement: str = "contiguous",
+    layers=None,
+    max_steps: int | None = 1,
+    seed: int = 0,
+    which=WHICH,
+) -> list[RankCase]:
     """The chosen ranks of each step and layer of a run at EP degree N, batch B -> [RankCase]."""
     bad = [w for w in which if w not in WHICH]
     if bad:
@@ -128,6 +148,20 @@ def rank_cases(run, N: int, B: int, *, placement: str = "contiguous", layers=Non
             per_rank = local_loads(steps[k, layer], p.layer(layer))
             tokens = np.array([x.sum() for x in per_rank])
             for w, r in _pick(tokens, which).items():
-                out.append(RankCase(run.model, run.condition, N, B, k, layer, r, w, placement, part, per_rank[r],
-                                    int(steps[k, layer].sum())))
+                out.append(
+                    RankCase(
+                        run.model,
+                        run.condition,
+                        N,
+                        B,
+                        k,
+                        layer,
+                        r,
+                        w,
+                        placement,
+                        part,
+                        per_rank[r],
+                        int(steps[k, layer].sum()),
+                    )
+                )
     return out

@@ -41,8 +41,9 @@ class ExpertShape:
         for key in ("hidden", "width", "dtype_bytes"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= int(v) <= 1 << 20:
-                raise DodocoError(f"expert {key} {v!r} must be a whole number in 1..{1 << 20}: "
-                                  "give e.g. --hidden 7168 --width 2048")
+                raise DodocoError(
+                    f"expert {key} {v!r} must be a whole number in 1..{1 << 20}: give e.g. --hidden 7168 --width 2048"
+                )
 
     @property
     def gemms(self) -> tuple[tuple[int, int], ...]:
@@ -76,8 +77,10 @@ def pad_loads(loads) -> tuple[np.ndarray, np.ndarray]:
     elif isinstance(loads, (list, tuple)) and all(isinstance(r, (list, tuple, np.ndarray)) for r in loads):
         rows = list(loads)
     else:
-        raise DodocoError("loads must be a list of lists: tokens per local expert, one list per rank, "
-                          "e.g. [[120, 0, 64], [30, 30, 30]]")
+        raise DodocoError(
+            "loads must be a list of lists: tokens per local expert, one list per rank, "
+            "e.g. [[120, 0, 64], [30, 30, 30]]"
+        )
     if not rows:
         raise DodocoError("loads hold no rank: give one list of tokens per local expert for each rank")
     if any(len(r) == 0 for r in rows):
@@ -92,8 +95,10 @@ def pad_loads(loads) -> tuple[np.ndarray, np.ndarray]:
         if a.dtype.kind == "f" and np.any(a != np.round(a)):
             raise DodocoError(f"loads of rank {i} hold a fraction ({a[a != np.round(a)][0]}): give whole tokens")
         if np.any(a < 0) or np.any(a > 1 << 40):
-            raise DodocoError(f"loads of rank {i} hold {a.min() if np.any(a < 0) else a.max()}: "
-                              f"tokens per expert must be in 0..{1 << 40}")
+            raise DodocoError(
+                f"loads of rank {i} hold {a.min() if np.any(a < 0) else a.max()}: "
+                f"tokens per expert must be in 0..{1 << 40}"
+            )
         t[i, : a.shape[0]] = a.astype(np.int64)
         valid[i, : a.shape[0]] = True
     return t, valid
@@ -132,17 +137,30 @@ def features(t, valid, shape: ExpertShape, tile_m: int = 128, tile_n: int = 128,
         g_pf.append(rows * (2.0 * n * k / GFLOP))
         tiles = (_tiles(t, tile_m) * -(-n // tile_n)).sum(-1)
         waves.append(-(-tiles // sms) * float(k) / 1e3)
-    gemm = {"wbytes": np.stack([w.sum(-1) for w in g_wb], -1), "pflops": np.stack([p.sum(-1) for p in g_pf], -1),
-            "waves": np.stack(waves, -1)}
+    gemm = {
+        "wbytes": np.stack([w.sum(-1) for w in g_wb], -1),
+        "pflops": np.stack([p.sum(-1) for p in g_pf], -1),
+        "waves": np.stack(waves, -1),
+    }
     tok = t.sum(-1).astype(np.float64)
-    case = {"one": np.ones(t.shape[0]), "tokens": tok, "groups": valid.sum(-1).astype(np.float64),
-            "nonempty": ne.sum(-1).astype(np.float64), "flops": tok * shape.flops_per_token / GFLOP,
-            "pflops": gemm["pflops"].sum(-1), "wbytes": gemm["wbytes"].sum(-1),
-            "abytes": tok * shape.act_bytes_per_token / GBYTE, "waves": gemm["waves"].sum(-1)}
+    case = {
+        "one": np.ones(t.shape[0]),
+        "tokens": tok,
+        "groups": valid.sum(-1).astype(np.float64),
+        "nonempty": ne.sum(-1).astype(np.float64),
+        "flops": tok * shape.flops_per_token / GFLOP,
+        "pflops": gemm["pflops"].sum(-1),
+        "wbytes": gemm["wbytes"].sum(-1),
+        "abytes": tok * shape.act_bytes_per_token / GBYTE,
+        "waves": gemm["waves"].sum(-1),
+    }
     for bm in (64, 128, 256):  # padded FLOPs at each tile height a grouped GEMM may pick
         case[f"pflops{bm}"] = (_tiles(t, bm) * bm).sum(-1) * (shape.flops_per_token / GFLOP)
-    group = {"wbytes": np.concatenate(g_wb, -1), "pflops": np.concatenate(g_pf, -1),
-             "one": np.concatenate([ne, ne], -1).astype(np.float64)}
+    group = {
+        "wbytes": np.concatenate(g_wb, -1),
+        "pflops": np.concatenate(g_pf, -1),
+        "one": np.concatenate([ne, ne], -1).astype(np.float64),
+    }
     return Features(case, gemm, group)
 
 
@@ -155,8 +173,9 @@ def features_many(t, valid, shapes, tile_m: int = 128, tile_n: int = 128, sms: i
         rows = np.array([s == shape for s in shapes])
         f = features(t[rows], valid[rows], shape, tile_m, tile_n, sms)
         if out is None:
-            out = Features(*({k: np.zeros((R,) + v.shape[1:]) for k, v in part.items()}
-                             for part in (f.case, f.gemm, f.group)))
+            out = Features(
+                *({k: np.zeros((R,) + v.shape[1:]) for k, v in part.items()} for part in (f.case, f.gemm, f.group))
+            )
         for mine, theirs in zip((out.case, out.gemm, out.group), (f.case, f.gemm, f.group)):
             for k, v in theirs.items():
                 mine[k][rows] = v

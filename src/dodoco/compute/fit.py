@@ -42,24 +42,63 @@ class Form:
         return [*self.linear, *(f"max:{m}" for m in self.alternatives)]
 
 
-FORMS = {f.name: f for f in (
-    Form("tokens", ("one", "flops"), tiled=False,
-         summary="a constant plus the rank's FLOPs (tokens only): the baseline every other form must beat"),
-    Form("linear", ("one", "nonempty", "wbytes", "pflops", "abytes"),
-         summary="launch, per non-empty expert, weight bytes, tile-padded FLOPs, activation bytes, added"),
-    Form("tiles", ("one", "nonempty", "wbytes", "abytes", "pflops64", "pflops128", "pflops256"), tiled=False,
-         summary="linear, with FLOPs padded at each tile height a kernel may pick (64, 128, 256 rows) weighed"),
-    Form("roofline", ("one", "nonempty"), "case", ("wbytes", "pflops"),
-         summary="launch and per-expert costs plus the rank's roofline: max(weight bytes, padded FLOPs)"),
-    Form("gemm-roofline", ("one", "nonempty", "abytes"), "gemm", ("wbytes", "pflops"),
-         summary="each of the two grouped GEMMs at its own roofline, plus launch, per-expert and activation costs"),
-    Form("gemm-waves", ("one", "nonempty", "abytes"), "gemm", ("wbytes", "pflops", "waves"),
-         summary="gemm-roofline with a third bound: full waves of tiles over the SMs (latency of small GEMMs)"),
-    Form("group-roofline", ("one", "nonempty"), "group", ("wbytes", "pflops"),
-         summary="every expert's GEMMs at their own roofline, summed (what a per-expert loop runs)"),
-    Form("group-launch", ("one",), "group", ("wbytes", "pflops", "one"),
-         summary="group-roofline where each GEMM also waits for its own launch (a host-bound loop)"),
-)}
+FORMS = {
+    f.name: f
+    for f in (
+        Form(
+            "tokens",
+            ("one", "flops"),
+            tiled=False,
+            summary="a constant plus the rank's FLOPs (tokens only): the baseline every other form must beat",
+        ),
+        Form(
+            "linear",
+            ("one", "nonempty", "wbytes", "pflops", "abytes"),
+            summary="launch, per non-empty expert, weight bytes, tile-padded FLOPs, activation bytes, added",
+        ),
+        Form(
+            "tiles",
+            ("one", "nonempty", "wbytes", "abytes", "pflops64", "pflops128", "pflops256"),
+            tiled=False,
+            summary="linear, with FLOPs padded at each tile height a kernel may pick (64, 128, 256 rows) weighed",
+        ),
+        Form(
+            "roofline",
+            ("one", "nonempty"),
+            "case",
+            ("wbytes", "pflops"),
+            summary="launch and per-expert costs plus the rank's roofline: max(weight bytes, padded FLOPs)",
+        ),
+        Form(
+            "gemm-roofline",
+            ("one", "nonempty", "abytes"),
+            "gemm",
+            ("wbytes", "pflops"),
+            summary="each of the two grouped GEMMs at its own roofline, plus launch, per-expert and activation costs",
+        ),
+        Form(
+            "gemm-waves",
+            ("one", "nonempty", "abytes"),
+            "gemm",
+            ("wbytes", "pflops", "waves"),
+            summary="gemm-roofline with a third bound: full waves of tiles over the SMs (latency of small GEMMs)",
+        ),
+        Form(
+            "group-roofline",
+            ("one", "nonempty"),
+            "group",
+            ("wbytes", "pflops"),
+            summary="every expert's GEMMs at their own roofline, summed (what a per-expert loop runs)",
+        ),
+        Form(
+            "group-launch",
+            ("one",),
+            "group",
+            ("wbytes", "pflops", "one"),
+            summary="group-roofline where each GEMM also waits for its own launch (a host-bound loop)",
+        ),
+    )
+}
 
 
 def nnls(A: np.ndarray, b: np.ndarray, iters: int = 200) -> np.ndarray:
@@ -102,7 +141,7 @@ def predict_form(form: Form, F: Features, coef: np.ndarray) -> np.ndarray:
     X, Z = _terms(form, F)
     y = X @ coef[: X.shape[1]]
     if Z is not None:
-        y = y + (Z * coef[X.shape[1]:]).max(-1).sum(-1)
+        y = y + (Z * coef[X.shape[1] :]).max(-1).sum(-1)
     return y
 
 
@@ -119,11 +158,11 @@ def _fit_regimes(X, Z, y, b0, iters: int) -> tuple[np.ndarray, float]:
     for _ in range(iters):
         A = _design(X, Z, regime)
         coef = nnls(A * w[:, None], np.ones_like(y))
-        nxt = np.argmax(Z * coef[X.shape[1]:], -1)
+        nxt = np.argmax(Z * coef[X.shape[1] :], -1)
         if np.array_equal(nxt, regime):
             break
         regime = nxt
-    pred = X @ coef[: X.shape[1]] + (Z * coef[X.shape[1]:]).max(-1).sum(-1)
+    pred = X @ coef[: X.shape[1]] + (Z * coef[X.shape[1] :]).max(-1).sum(-1)
     return coef, float(np.sum(((pred - y) * w) ** 2))
 
 
@@ -164,5 +203,8 @@ def kfold_errors(form: Form, F: Features, y, folds: int = 5, seed: int = 0, grou
 
 
 def _subset(F: Features, m) -> Features:
-    return Features({k: v[m] for k, v in F.case.items()}, {k: v[m] for k, v in F.gemm.items()},
-                    {k: v[m] for k, v in F.group.items()})
+    return Features(
+        {k: v[m] for k, v in F.case.items()},
+        {k: v[m] for k, v in F.gemm.items()},
+        {k: v[m] for k, v in F.group.items()},
+    )

@@ -33,9 +33,14 @@ def device_facts(device) -> dict:
     if dev.type != "cuda":
         return {"device": "cpu", "sms": 1, "l2_bytes": 32 << 20, "torch": torch.__version__, "cuda": None}
     p = torch.cuda.get_device_properties(dev)
-    return {"device": torch.cuda.get_device_name(dev), "sms": int(p.multi_processor_count),
-            "l2_bytes": int(getattr(p, "L2_cache_size", 50 << 20)), "torch": torch.__version__,
-            "cuda": torch.version.cuda, "memory_GiB": round(p.total_memory / 2**30, 1)}
+    return {
+        "device": torch.cuda.get_device_name(dev),
+        "sms": int(p.multi_processor_count),
+        "l2_bytes": int(getattr(p, "L2_cache_size", 50 << 20)),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "memory_GiB": round(p.total_memory / 2**30, 1),
+    }
 
 
 class ExpertBench:
@@ -72,9 +77,9 @@ class ExpertBench:
         """The rank's experts through torch._grouped_mm -> [T, H]."""
         G, I = offs.shape[0], self.shape.width
         s = self.start(k, G)
-        up = torch._grouped_mm(x, self.w1[s: s + G].transpose(-2, -1), offs=offs)
+        up = torch._grouped_mm(x, self.w1[s : s + G].transpose(-2, -1), offs=offs)
         h = F.silu(up[:, :I]) * up[:, I:]
-        return torch._grouped_mm(h, self.w2[s: s + G].transpose(-2, -1), offs=offs)
+        return torch._grouped_mm(h, self.w2[s : s + G].transpose(-2, -1), offs=offs)
 
     def loop(self, x, loads, k: int = 0):
         """The rank's experts one at a time (F.linear per non-empty expert) -> [T, H]."""
@@ -85,8 +90,8 @@ class ExpertBench:
         for g, n in enumerate(loads):
             if n == 0:
                 continue
-            up = F.linear(x[o: o + n], self.w1[s + g])
-            out[o: o + n] = F.linear(F.silu(up[:, :I]) * up[:, I:], self.w2[s + g])
+            up = F.linear(x[o : o + n], self.w1[s + g])
+            out[o : o + n] = F.linear(F.silu(up[:, :I]) * up[:, I:], self.w2[s + g])
             o += n
         return out
 
@@ -158,8 +163,8 @@ def check_kernels(device="cuda", seed: int = 0) -> dict:
     xr = x.double().cpu()
     ref, o = torch.empty_like(xr), 0
     for g, n in enumerate(host):
-        up = xr[o: o + n] @ w1[g].T
-        ref[o: o + n] = (F.silu(up[:, :128]) * up[:, 128:]) @ w2[g].T
+        up = xr[o : o + n] @ w1[g].T
+        ref[o : o + n] = (F.silu(up[:, :128]) * up[:, 128:]) @ w2[g].T
         o += n
     out = {}
     for kernel in ("grouped_mm", "loop"):
@@ -177,7 +182,11 @@ def megatron_status() -> tuple[bool, str]:
     try:
         import transformer_engine  # noqa: F401
     except Exception as exc:  # noqa: BLE001
-        return False, ("megatron: not measured: Megatron-Core's grouped MLP (TEGroupedMLP) needs Transformer "
-                       f"Engine, which does not import here ({type(exc).__name__})")
-    return False, ("megatron: not measured: Transformer Engine imports, but DODOCO does not drive TEGroupedMLP yet "
-                   "(its grouped GEMM is Transformer Engine's, not Megatron's own)")
+        return False, (
+            "megatron: not measured: Megatron-Core's grouped MLP (TEGroupedMLP) needs Transformer "
+            f"Engine, which does not import here ({type(exc).__name__})"
+        )
+    return False, (
+        "megatron: not measured: Transformer Engine imports, but DODOCO does not drive TEGroupedMLP yet "
+        "(its grouped GEMM is Transformer Engine's, not Megatron's own)"
+    )

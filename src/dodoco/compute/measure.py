@@ -33,14 +33,21 @@ def measure_peaks(device="cuda") -> dict:
     src = torch.empty(m, dtype=torch.uint8, device=dev).random_()
     dst = torch.empty_like(src)
     cp = float(np.median(time_ms(lambda k: dst.copy_(src), dev, warmup=3, min_reps=10, max_reps=20)))
-    return {"tflops": 2 * n**3 / (mm * 1e-3) / 1e12, "hbm_GBps": 2 * m / (cp * 1e-3) / 1e9,
-            "method": f"bf16 matmul {n}^3 and a {m >> 20} MiB device copy, medians"}
+    return {
+        "tflops": 2 * n**3 / (mm * 1e-3) / 1e12,
+        "hbm_GBps": 2 * m / (cp * 1e-3) / 1e9,
+        "method": f"bf16 matmul {n}^3 and a {m >> 20} MiB device copy, medians",
+    }
 
 
 def timing_row(times) -> dict:
     t = np.asarray(times, dtype=np.float64)
-    return {"ms": float(np.median(t)), "p10_ms": float(np.quantile(t, 0.1)), "p90_ms": float(np.quantile(t, 0.9)),
-            "reps": int(t.size)}
+    return {
+        "ms": float(np.median(t)),
+        "p10_ms": float(np.quantile(t, 0.1)),
+        "p90_ms": float(np.quantile(t, 0.9)),
+        "reps": int(t.size),
+    }
 
 
 def _first_call(bench: ExpertBench, kernel: str, loads) -> None:
@@ -56,8 +63,17 @@ def _first_call(bench: ExpertBench, kernel: str, loads) -> None:
         bench.call(kernel, x, offs, host)
 
 
-def measure_loads(shape: ExpertShape, ranks, kernels, device="cuda", *, progress=None, seed: int = 0,
-                  bench: ExpertBench | None = None, **timing) -> list[dict]:
+def measure_loads(
+    shape: ExpertShape,
+    ranks,
+    kernels,
+    device="cuda",
+    *,
+    progress=None,
+    seed: int = 0,
+    bench: ExpertBench | None = None,
+    **timing,
+) -> list[dict]:
     """Time every rank (loads: list of int arrays [G]) through every kernel -> one row per (rank,
     kernel): {index, kernel, experts, tokens, align, ms, p10_ms, p90_ms, reps}; ranks without tokens
     are 0 ms without a launch. ``progress(n)`` is called after each rank."""

@@ -22,17 +22,28 @@ from dodoco.compute.fit import FORMS, fit_form, kfold_errors, predict_form
 from dodoco.errors import DodocoError
 from dodoco.host import gpu_key
 
-__all__ = ["KERNELS", "PRESETS", "SCHEMA", "TILES", "ComputeModel", "calibrate", "load_model",
-           "resolve_model", "shipped_models"]
+__all__ = [
+    "KERNELS",
+    "PRESETS",
+    "SCHEMA",
+    "TILES",
+    "ComputeModel",
+    "calibrate",
+    "load_model",
+    "resolve_model",
+    "shipped_models",
+]
 
 SCHEMA = "dodoco.compute/1"
 TILES = (64, 128, 256)
 PRESETS = Path(__file__).parent / "presets"
 #: kernel name -> what it is (``dodoco.compute.kernels`` runs them)
-KERNELS = {"grouped_mm": "torch._grouped_mm, one launch per GEMM over uneven groups (torchtitan, transformers' "
-                         "grouped experts)",
-           "loop": "a per-expert loop of F.linear over non-empty experts (eager transformers experts)",
-           "megatron": "Megatron-Core's grouped MLP (TEGroupedMLP; needs transformer_engine)"}
+KERNELS = {
+    "grouped_mm": "torch._grouped_mm, one launch per GEMM over uneven groups (torchtitan, transformers' "
+    "grouped experts)",
+    "loop": "a per-expert loop of F.linear over non-empty experts (eager transformers experts)",
+    "megatron": "Megatron-Core's grouped MLP (TEGroupedMLP; needs transformer_engine)",
+}
 
 
 @dataclass(frozen=True)
@@ -70,9 +81,19 @@ class ComputeModel:
         return out
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "gpu": self.gpu, "device": self.device, "kernel": self.kernel, "form": self.form,
-                "params": FORMS[self.form].params, "coef": [float(c) for c in self.coef], "tile_m": self.tile_m,
-                "tile_n": self.tile_n, "sms": self.sms, **self.info}
+        return {
+            "schema": SCHEMA,
+            "gpu": self.gpu,
+            "device": self.device,
+            "kernel": self.kernel,
+            "form": self.form,
+            "params": FORMS[self.form].params,
+            "coef": [float(c) for c in self.coef],
+            "tile_m": self.tile_m,
+            "tile_n": self.tile_n,
+            "sms": self.sms,
+            **self.info,
+        }
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "compute calibration") -> "ComputeModel":
@@ -85,8 +106,17 @@ class ComputeModel:
         if coef.shape != (len(FORMS[d["form"]].params),) or not np.all(np.isfinite(coef)) or np.any(coef < 0):
             raise DodocoError(f"{where}: coef must be {len(FORMS[d['form']].params)} non-negative numbers")
         core = {"schema", "gpu", "device", "kernel", "form", "params", "coef", "tile_m", "tile_n", "sms"}
-        return cls(str(d["gpu"]), str(d["device"]), str(d["kernel"]), d["form"], int(d["tile_m"]), int(d["tile_n"]),
-                   int(d["sms"]), coef, {k: v for k, v in d.items() if k not in core})
+        return cls(
+            str(d["gpu"]),
+            str(d["device"]),
+            str(d["kernel"]),
+            d["form"],
+            int(d["tile_m"]),
+            int(d["tile_n"]),
+            int(d["sms"]),
+            coef,
+            {k: v for k, v in d.items() if k not in core},
+        )
 
 
 def load_model(path) -> ComputeModel:
@@ -101,7 +131,7 @@ def shipped_models() -> dict:
     """(gpu, kernel) -> path of every calibration DODOCO ships."""
     out = {}
     for p in sorted(PRESETS.glob("compute-*.json")):
-        gpu, _, kernel = p.stem[len("compute-"):].partition("-")
+        gpu, _, kernel = p.stem[len("compute-") :].partition("-")
         out[(gpu, kernel)] = p
     return out
 
@@ -119,36 +149,63 @@ def resolve_model(gpu: str, kernel: str = "grouped_mm", path=None) -> ComputeMod
         return load_model(ships[(key, kernel)])
     others = sorted(g for g, k in ships if k == kernel)
     if not others:
-        raise DodocoError(f"no calibration of kernel {kernel!r} ships with DODOCO: make one with `dodoco calibrate` "
-                          "on the GPU and pass it with --calibration FILE")
+        raise DodocoError(
+            f"no calibration of kernel {kernel!r} ships with DODOCO: make one with `dodoco calibrate` "
+            "on the GPU and pass it with --calibration FILE"
+        )
     return load_model(ships[(others[-1], kernel)])
 
 
 def _selection(t, valid, shapes, y, sms: int, folds: int, seed: int, groups) -> list[dict]:
     rows = []
     for name, form in FORMS.items():
-        for tile in (TILES if form.tiled else TILES[-1:]):
+        for tile in TILES if form.tiled else TILES[-1:]:
             F = features_many(t, valid, shapes, tile, 128, sms)
             e = np.abs(kfold_errors(form, F, y, folds, seed, groups))
-            rows.append({"form": name, "tile_m": tile, "median_abs_err": float(np.median(e)),
-                         "p90_abs_err": float(np.quantile(e, 0.9)), "max_abs_err": float(e.max())})
+            rows.append(
+                {
+                    "form": name,
+                    "tile_m": tile,
+                    "median_abs_err": float(np.median(e)),
+                    "p90_abs_err": float(np.quantile(e, 0.9)),
+                    "max_abs_err": float(e.max()),
+                }
+            )
     return rows
 
 
-def calibrate(loads, shapes, ms, *, kernel: str, device: str, sms: int, folds: int = 5, seed: int = 0,
-              groups=None, info: dict | None = None) -> ComputeModel:
+def calibrate(
+    loads,
+    shapes,
+    ms,
+    *,
+    kernel: str,
+    device: str,
+    sms: int,
+    folds: int = 5,
+    seed: int = 0,
+    groups=None,
+    info: dict | None = None,
+) -> ComputeModel:
     """Fit the compute model of one GPU and kernel to measured ranks: loads (R lists or [R, G]),
     shapes[R] ExpertShape, ms[R] > 0. The form and tile with the lowest held-out p90 error (then
     median) win; ``info['selection']`` keeps every form's held-out errors."""
     y = np.asarray(ms, dtype=np.float64)
     t, valid = pad_loads(loads)
     if y.shape != (t.shape[0],) or np.any(~(y > 0)):
-        raise DodocoError(f"calibration needs one positive time per rank: got {y.shape[0]} times for {t.shape[0]} ranks")
+        raise DodocoError(
+            f"calibration needs one positive time per rank: got {y.shape[0]} times for {t.shape[0]} ranks"
+        )
     rows = _selection(t, valid, shapes, y, sms, folds, seed, groups)
     best = min(rows, key=lambda r: (round(r["p90_abs_err"], 4), r["median_abs_err"]))
     F = features_many(t, valid, shapes, best["tile_m"], 128, sms)
     coef = fit_form(FORMS[best["form"]], F, y)
     fitted = sorted({f"H={s.hidden} I={s.width}" for s in shapes})
-    meta = {**(info or {}), "cases": int(y.shape[0]), "shapes": fitted, "selection": rows,
-            "held_out": {k: best[k] for k in ("median_abs_err", "p90_abs_err", "max_abs_err")}}
+    meta = {
+        **(info or {}),
+        "cases": int(y.shape[0]),
+        "shapes": fitted,
+        "selection": rows,
+        "held_out": {k: best[k] for k in ("median_abs_err", "p90_abs_err", "max_abs_err")},
+    }
     return ComputeModel(gpu_key(device), device, kernel, best["form"], best["tile_m"], 128, int(sms), coef, meta)

@@ -18,8 +18,25 @@ from dodoco.errors import DodocoError
 
 __all__ = ["measure_runs"]
 
-COLUMNS = ["model", "condition", "N", "B", "layer", "which", "kernel", "experts", "nonempty", "tokens",
-           "measured_ms", "balanced_ms", "vs_balanced", "floor_ms", "vs_floor", "predicted_ms", "error"]
+COLUMNS = [
+    "model",
+    "condition",
+    "N",
+    "B",
+    "layer",
+    "which",
+    "kernel",
+    "experts",
+    "nonempty",
+    "tokens",
+    "measured_ms",
+    "balanced_ms",
+    "vs_balanced",
+    "floor_ms",
+    "vs_floor",
+    "predicted_ms",
+    "error",
+]
 
 
 def _models(kernels, device: str) -> dict:
@@ -49,13 +66,26 @@ def _rows(cases, shape, kernels, device, peaks, models, measured_on, progress) -
         pred = models[k].predict_padded(t, valid, shape) if models.get(k) else np.full(len(cases), np.nan)
         for i, c in enumerate(cases):
             m, b = ms[(i, k)]["ms"], ms[(i + len(cases), k)]["ms"]
-            rows.append({**c.key(), "kernel": k, "nonempty": int((c.loads > 0).sum()), "measured_ms": m,
-                         "p10_ms": ms[(i, k)]["p10_ms"], "p90_ms": ms[(i, k)]["p90_ms"], "balanced_ms": b,
-                         "vs_balanced": m / b if b > 0 else float("nan"), "floor_ms": float(floor[i]),
-                         "vs_floor": m / float(floor[i]) if floor[i] > 0 else float("nan"),
-                         "predicted_ms": float(pred[i]), "error": (float(pred[i]) - m) / m if m > 0 else float("nan"),
-                         "shape": shape.label(), "align": ms[(i, k)]["align"], "measured_on": measured_on,
-                         "predicted_with": models[k].label(device) if models.get(k) else "no calibration"})
+            rows.append(
+                {
+                    **c.key(),
+                    "kernel": k,
+                    "nonempty": int((c.loads > 0).sum()),
+                    "measured_ms": m,
+                    "p10_ms": ms[(i, k)]["p10_ms"],
+                    "p90_ms": ms[(i, k)]["p90_ms"],
+                    "balanced_ms": b,
+                    "vs_balanced": m / b if b > 0 else float("nan"),
+                    "floor_ms": float(floor[i]),
+                    "vs_floor": m / float(floor[i]) if floor[i] > 0 else float("nan"),
+                    "predicted_ms": float(pred[i]),
+                    "error": (float(pred[i]) - m) / m if m > 0 else float("nan"),
+                    "shape": shape.label(),
+                    "align": ms[(i, k)]["align"],
+                    "measured_on": measured_on,
+                    "predicted_with": models[k].label(device) if models.get(k) else "no calibration",
+                }
+            )
     return rows
 
 
@@ -71,9 +101,25 @@ def measure_runs(cfg):
     from dodoco.store import find_runs
 
     runs = find_runs(list(cfg.runs))
-    plan = [(r, N, *config_shape(cfg, r), rank_cases(r, N, cfg.batch, placement=cfg.placement, layers=cfg.layers,
-                                               max_steps=cfg.max_steps, seed=cfg.seed, which=cfg.which))
-            for r in runs for N in cfg.ep]  # every case formed (and every mistake named) before the GPU
+    plan = [
+        (
+            r,
+            N,
+            *config_shape(cfg, r),
+            rank_cases(
+                r,
+                N,
+                cfg.batch,
+                placement=cfg.placement,
+                layers=cfg.layers,
+                max_steps=cfg.max_steps,
+                seed=cfg.seed,
+                which=cfg.which,
+            ),
+        )
+        for r in runs
+        for N in cfg.ep
+    ]  # every case formed (and every mistake named) before the GPU
     facts = _device(cfg.device, device_facts)
     kernels = [k for k in cfg.kernel if k != "megatron"]
     notes = [megatron_status()[1]] if "megatron" in cfg.kernel else []
@@ -86,15 +132,19 @@ def measure_runs(cfg):
     with Progress(*cols, console=Console(stderr=True)) as bar:
         task = bar.add_task("", total=2 * sum(len(p[4]) for p in plan))
         for run, N, shape, label, cases in plan:
-            rows += _rows(cases, shape, kernels, cfg.device, peaks, models, measured_on,
-                          lambda n: bar.advance(task, n))
+            rows += _rows(cases, shape, kernels, cfg.device, peaks, models, measured_on, lambda n: bar.advance(task, n))
             notes.append(f"{run.path} EP {N}: shape {label}")
-    notes += [f"{measured_on}, torch {facts['torch']}; peaks measured here: {peaks['tflops']:.0f} TFLOP/s, "
-              f"{peaks['hbm_GBps']:.0f} GB/s", f"kernels against a float64 reference: {check_kernels(cfg.device)}",
-              "balanced_ms: the same tokens spread evenly over the rank's experts; vs_balanced = measured / balanced",
-              "floor_ms: max(FLOPs / measured peak, weights of non-empty experts + tokens in and out / measured bandwidth)"]
-    notes += [f"{k}: {m.label(facts['device'])}" if m else f"{k}: no calibration ships, no prediction"
-              for k, m in models.items()]
+    notes += [
+        f"{measured_on}, torch {facts['torch']}; peaks measured here: {peaks['tflops']:.0f} TFLOP/s, "
+        f"{peaks['hbm_GBps']:.0f} GB/s",
+        f"kernels against a float64 reference: {check_kernels(cfg.device)}",
+        "balanced_ms: the same tokens spread evenly over the rank's experts; vs_balanced = measured / balanced",
+        "floor_ms: max(FLOPs / measured peak, weights of non-empty experts + tokens in and out / measured bandwidth)",
+    ]
+    notes += [
+        f"{k}: {m.label(facts['device'])}" if m else f"{k}: no calibration ships, no prediction"
+        for k, m in models.items()
+    ]
     title = ("CPU DRY RUN of " if dry else "") + f"expert compute of real routing, {', '.join(kernels)}"
     return ComputeResult(title, rows, COLUMNS, notes)
 
@@ -103,8 +153,10 @@ def _device(device: str, facts):
     import torch
 
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise DodocoError("measuring expert compute needs a CUDA GPU, and none is visible: run it on a GPU machine, "
-                          "or give --device cpu for a dry run of the path")
+        raise DodocoError(
+            "measuring expert compute needs a CUDA GPU, and none is visible: run it on a GPU machine, "
+            "or give --device cpu for a dry run of the path"
+        )
     try:
         return facts(device)
     except (RuntimeError, ValueError) as exc:

@@ -36,5 +36,3 @@ def config_shape(cfg, run=None):
     if shape is None:
         raise DodocoError(label or "give the expert shape: --shape NAME (dodoco ls lists them) or --hidden H --width I")
     return shape, label
-
-

@@ -20,12 +20,19 @@ SHAPES = {
     "deepseek-moe-16b": (ExpertShape(2048, 1408), "deepseek-ai/deepseek-moe-16b-base"),
     "qwen3-30b-a3b": (ExpertShape(2048, 768), "Qwen/Qwen3-30B-A3B"),
     "qwen3.5-35b-a3b": (ExpertShape(2048, 512), "Qwen/Qwen3.5-35B-A3B"),
-    "nemotron-30b": (ExpertShape(2688, 1856), "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16 (its experts are ReLU^2, not "
-                                               "gated: timed here as SwiGLU of its H and I)"),
+    "nemotron-30b": (
+        ExpertShape(2688, 1856),
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16 (its experts are ReLU^2, not "
+        "gated: timed here as SwiGLU of its H and I)",
+    ),
 }
-_STANDS_FOR = {"Qwen/Qwen3-30B-A3B": "qwen3-30b-a3b", "deepseek-ai/DeepSeek-V2-Lite": "deepseek-v2-lite",
-               "deepseek-ai/deepseek-moe-16b-base": "deepseek-moe-16b", "Qwen/Qwen3.5-35B-A3B": "qwen3.5-35b-a3b",
-               "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": "nemotron-30b"}
+_STANDS_FOR = {
+    "Qwen/Qwen3-30B-A3B": "qwen3-30b-a3b",
+    "deepseek-ai/DeepSeek-V2-Lite": "deepseek-v2-lite",
+    "deepseek-ai/deepseek-moe-16b-base": "deepseek-moe-16b",
+    "Qwen/Qwen3.5-35B-A3B": "qwen3.5-35b-a3b",
+    "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": "nemotron-30b",
+}
 
 
 def resolve_shape(name: str | None = None, hidden: int | None = None, width: int | None = None):

@@ -43,8 +43,13 @@ def summary(err) -> dict:
     e = np.abs(err)
     if e.size == 0:
         return {"n": 0, "median_abs_err": None, "p90_abs_err": None, "max_abs_err": None, "bias": None}
-    return {"n": int(e.size), "median_abs_err": float(np.median(e)), "p90_abs_err": float(np.quantile(e, 0.9)),
-            "max_abs_err": float(e.max()), "bias": float(np.median(err))}
+    return {
+        "n": int(e.size),
+        "median_abs_err": float(np.median(e)),
+        "p90_abs_err": float(np.quantile(e, 0.9)),
+        "max_abs_err": float(e.max()),
+        "bias": float(np.median(err)),
+    }
 
 
 def error_table(rows, errors: dict) -> list[dict]:
@@ -52,10 +57,16 @@ def error_table(rows, errors: dict) -> list[dict]:
     first, then each tokens-per-rank bin and each EP degree."""
     tok = np.array([int(np.sum(r["loads"])) for r in rows])
     ep = np.array([int(r.get("N", 0)) for r in rows])
-    groups = [("target: 128-8192 tokens/rank, EP 4-64",
-               (tok >= TARGET_TOKENS[0]) & (tok <= TARGET_TOKENS[1]) & (ep >= TARGET_EP[0]) & (ep <= TARGET_EP[1])),
-              ("all ranks", np.ones(len(rows), dtype=bool))]
-    groups += [(f"tokens/rank {lo}-{hi if hi < 1 << 40 else 'max'}", (tok >= lo) & (tok <= hi)) for lo, hi in TOKEN_BINS]
+    groups = [
+        (
+            "target: 128-8192 tokens/rank, EP 4-64",
+            (tok >= TARGET_TOKENS[0]) & (tok <= TARGET_TOKENS[1]) & (ep >= TARGET_EP[0]) & (ep <= TARGET_EP[1]),
+        ),
+        ("all ranks", np.ones(len(rows), dtype=bool)),
+    ]
+    groups += [
+        (f"tokens/rank {lo}-{hi if hi < 1 << 40 else 'max'}", (tok >= lo) & (tok <= hi)) for lo, hi in TOKEN_BINS
+    ]
     groups += [(f"EP {n}", ep == n) for n in sorted(set(ep.tolist())) if n]
     out = []
     for label, m in groups:

@@ -14,16 +14,23 @@ def uniform(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=None)
     """IDs uniform over ``[0, vocab)``: the mock of most MoE benchmarks."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, tokenizer.vocab_size, size=(S, seq_len), dtype=np.int64)
-    return ids, {"generator": "uniform", "vocab_size": tokenizer.vocab_size, "seed": seed,
-                 "identity": f"uniform ids over {tokenizer.vocab_size}"}
+    return ids, {
+        "generator": "uniform",
+        "vocab_size": tokenizer.vocab_size,
+        "seed": seed,
+        "identity": f"uniform ids over {tokenizer.vocab_size}",
+    }
 
 
 def ramp(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=None):
     """Megatron-LM's mock GPT dataset pattern: consecutive IDs, ``(s*seq_len + t) mod vocab``."""
     start = np.arange(S, dtype=np.int64)[:, None] * seq_len
     ids = (start + np.arange(seq_len, dtype=np.int64)[None, :]) % tokenizer.vocab_size
-    return ids, {"generator": "arange modulo vocabulary", "vocab_size": tokenizer.vocab_size,
-                 "identity": f"arange modulo {tokenizer.vocab_size}"}
+    return ids, {
+        "generator": "arange modulo vocabulary",
+        "vocab_size": tokenizer.vocab_size,
+        "identity": f"arange modulo {tokenizer.vocab_size}",
+    }
 
 
 _UNIGRAM_CACHE: dict[tuple[str, int], np.ndarray] = {}
@@ -49,6 +56,9 @@ def unigram(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=None)
     freq = unigram_frequencies(tokenizer)
     rng = np.random.default_rng(seed)
     ids = rng.choice(len(freq), size=(S, seq_len), p=freq / freq.sum()).astype(np.int64)
-    return ids, {"generator": "unigram of bundled train text (prose, code, math, multilingual)",
-                 "distinct_tokens": int((freq > 0).sum()), "seed": seed,
-                 "identity": f"unigram of the bundled train text, {tokenizer.name} over {len(freq)}"}
+    return ids, {
+        "generator": "unigram of bundled train text (prose, code, math, multilingual)",
+        "distinct_tokens": int((freq > 0).sum()),
+        "seed": seed,
+        "identity": f"unigram of the bundled train text, {tokenizer.name} over {len(freq)}",
+    }

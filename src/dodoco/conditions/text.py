@@ -31,7 +31,8 @@ def pack(docs: list[list[int]], seq_len: int, S: int, eos_id: int | None, name: 
         have = len(stream) // seq_len
         raise DodocoError(
             f"condition '{name}' has {len(stream)} tokens, enough for {have} sequences of {seq_len}, "
-            f"not {S}: ask for --sequences {have} or fewer, a shorter --seq-len, or more text")
+            f"not {S}: ask for --sequences {have} or fewer, a shorter --seq-len, or more text"
+        )
     return np.asarray(stream[:need], dtype=np.int64).reshape(S, seq_len)
 
 
@@ -40,7 +41,7 @@ def _tokenize_packed(texts: list[str], tokenizer: TextTokenizer, seq_len: int, S
     docs: list[list[int]] = []
     total, i = 0, 0
     while i < len(texts) and total < S * seq_len:
-        chunk = tokenizer.encode_batch(texts[i:i + 64])
+        chunk = tokenizer.encode_batch(texts[i : i + 64])
         docs.extend(chunk)
         total += sum(len(d) + 1 for d in chunk)
         i += 64
@@ -55,9 +56,11 @@ def check_not_degenerate(ids: np.ndarray, name: str, tokenizer: str) -> None:
     distinct = int(np.unique(ids).size)
     need = max(3, min(16, ids.size // 64))
     if distinct < need:
-        raise DodocoError(f"condition '{name}' encodes to {distinct} distinct token id(s) in {ids.size} tokens "
-                          f"(real text has at least {need}): the tokenizer {tokenizer} does not read this text "
-                          "(missing or wrong tokenizer files?) or the text is degenerate")
+        raise DodocoError(
+            f"condition '{name}' encodes to {distinct} distinct token id(s) in {ids.size} tokens "
+            f"(real text has at least {need}): the tokenizer {tokenizer} does not read this text "
+            "(missing or wrong tokenizer files?) or the text is degenerate"
+        )
 
 
 def _bundled(domain: str):
@@ -67,11 +70,21 @@ def _bundled(domain: str):
         texts = load_documents(domain, "heldout")
         ids, used = _tokenize_packed(texts, tokenizer, seq_len, S, domain)
         prov = provenance().get("files", {}).get(f"text/{domain}.jsonl.gz", {})
-        return ids, {"source": f"bundled {domain} sample, held-out split", "documents_read": min(used, len(texts)),
-                     "sample_sha256": prov.get("sha256"),
-                     "identity": f"bundled {domain} sha256:{prov.get('sha256')}",
-                     "sources": [{"name": src.get("name"), "package": src.get("package"), "version": src.get("version"),
-                                  "licence": src.get("licence")} for src in prov.get("sources", [])]}
+        return ids, {
+            "source": f"bundled {domain} sample, held-out split",
+            "documents_read": min(used, len(texts)),
+            "sample_sha256": prov.get("sha256"),
+            "identity": f"bundled {domain} sha256:{prov.get('sha256')}",
+            "sources": [
+                {
+                    "name": src.get("name"),
+                    "package": src.get("package"),
+                    "version": src.get("version"),
+                    "licence": src.get("licence"),
+                }
+                for src in prov.get("sources", [])
+            ],
+        }
 
     condition.__name__ = domain
     condition.__doc__ = f"Bundled held-out {domain} text."
@@ -84,13 +97,17 @@ prose, code, math, multilingual = (_bundled(d) for d in ("prose", "code", "math"
 def _decode(f: Path, data: bytes) -> str:
     """UTF-8 text of a file; a one-line error naming the first bad byte for binary data."""
     if b"\0" in data:
-        raise DodocoError(f"file condition {f} is binary (a NUL byte at offset {data.index(bytes(1))}): give UTF-8 "
-                          ".txt or .jsonl text")
+        raise DodocoError(
+            f"file condition {f} is binary (a NUL byte at offset {data.index(bytes(1))}): give UTF-8 "
+            ".txt or .jsonl text"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DodocoError(f"file condition {f} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                          f"{exc.start}): give UTF-8 .txt or .jsonl text") from None
+        raise DodocoError(
+            f"file condition {f} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}): give UTF-8 .txt or .jsonl text"
+        ) from None
 
 
 def read_local_texts(path: str) -> tuple[list[str], str]:
@@ -113,9 +130,9 @@ def read_local_texts(path: str) -> tuple[list[str], str]:
                     try:
                         record = json.loads(line)["text"]
                     except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
-                        raise DodocoError(f"{f}:{n} is not a JSON object with a \"text\" field") from None
+                        raise DodocoError(f'{f}:{n} is not a JSON object with a "text" field') from None
                     if not isinstance(record, str):
-                        raise DodocoError(f"{f}:{n}: \"text\" is {type(record).__name__}, not a string")
+                        raise DodocoError(f'{f}:{n}: "text" is {type(record).__name__}, not a string')
                     texts.append(record)
         else:
             texts.append(text)
@@ -128,8 +145,12 @@ def local_files(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=N
     """A user's own text: ``file:PATH``."""
     texts, digest = read_local_texts(arg)
     ids, used = _tokenize_packed(texts, tokenizer, seq_len, S, f"file:{arg}")
-    return ids, {"source": f"local files {arg}", "documents_read": min(used, len(texts)), "text_sha256": digest,
-                 "identity": f"sha256:{digest}"}
+    return ids, {
+        "source": f"local files {arg}",
+        "documents_read": min(used, len(texts)),
+        "text_sha256": digest,
+        "identity": f"sha256:{digest}",
+    }
 
 
 def _hf_revision(name: str, revision: str | None) -> str:
@@ -141,9 +162,11 @@ def _hf_revision(name: str, revision: str | None) -> str:
 
         return HfApi().dataset_info(name).sha
     except Exception as exc:  # offline, unknown name, gated: the hub raises many types
-        raise DodocoError(f"cannot resolve the revision of Hugging Face dataset '{name}' "
-                          f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}): give it as "
-                          "hf:DATASET:CONFIG:SPLIT:REVISION, or save the text locally and use file:PATH") from None
+        raise DodocoError(
+            f"cannot resolve the revision of Hugging Face dataset '{name}' "
+            f"({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}): give it as "
+            "hf:DATASET:CONFIG:SPLIT:REVISION, or save the text locally and use file:PATH"
+        ) from None
 
 
 def hf_dataset(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=None):
@@ -152,8 +175,10 @@ def hf_dataset(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=No
     try:
         import datasets
     except ImportError:
-        raise DodocoError(f"condition 'hf:{arg}' needs the datasets package and a network: "
-                          "pip install datasets, or save the text locally and use file:PATH") from None
+        raise DodocoError(
+            f"condition 'hf:{arg}' needs the datasets package and a network: "
+            "pip install datasets, or save the text locally and use file:PATH"
+        ) from None
     name, config, split, revision = ([x or None for x in arg.split(":")] + [None] * 3)[:4]
     revision = _hf_revision(name, revision)
     try:
@@ -168,6 +193,13 @@ def hf_dataset(tokenizer: TextTokenizer, seq_len: int, S: int, seed: int, arg=No
         if sum(len(t) for t in texts) > S * seq_len * 8:
             break
     ids, used = _tokenize_packed(texts, tokenizer, seq_len, S, f"hf:{arg}")
-    return ids, {"source": f"huggingface {arg}", "documents_read": used, "datasets": datasets.__version__,
-                 "dataset": name, "config": config, "split": split or "test", "revision": revision,
-                 "identity": f"hf {name}:{config}:{split or 'test'}@{revision}"}
+    return ids, {
+        "source": f"huggingface {arg}",
+        "documents_read": used,
+        "datasets": datasets.__version__,
+        "dataset": name,
+        "config": config,
+        "split": split or "test",
+        "revision": revision,
+        "identity": f"hf {name}:{config}:{split or 'test'}@{revision}",
+    }

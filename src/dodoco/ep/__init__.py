@@ -30,15 +30,7 @@ from dodoco.ep.placements import (
 )
 from dodoco.ep.result import ScanResult, skipped_reasons
 from dodoco.ep.scan import ep_scan
-from dodoco.ep.steps import (
-    StepSource,
-    feasible_pairs,
-    require_steps,
-    run_source,
-    source_of,
-    step_order,
-    window_source,
-)
+from dodoco.ep.steps import StepSource, feasible_pairs, require_steps, run_source, source_of, step_order, window_source
 from dodoco.ep.traffic import (
     copy_traffic_from_tokens,
     dedup_traffic,

@@ -90,8 +90,9 @@ def affinity_rows(pc: PairCounts, shuffled: PairCounts | None = None) -> list[di
     uncertainty_coef_shuffled when ``shuffled`` (count_pairs with permute_seed) is given.
     """
     if pc.across is None:
-        raise DodocoError("cross-layer affinity needs at least 2 MoE layers and transition "
-                          "counts: count_pairs(across=True)")
+        raise DodocoError(
+            "cross-layer affinity needs at least 2 MoE layers and transition counts: count_pairs(across=True)"
+        )
     info = joint_information(pc.across)
     t1, t1i = top_mass(pc.across, 1)
     m20 = max(1, -(-pc.E // 5))
@@ -99,9 +100,15 @@ def affinity_rows(pc: PairCounts, shuffled: PairCounts | None = None) -> list[di
     sh = joint_information(shuffled.across) if shuffled is not None else None
     rows = []
     for l in range(pc.across.shape[0]):
-        row = {"layer": l, "next": l + 1, **{k: float(v[l]) for k, v in info.items()},
-               "top1": float(pc.K * t1[l]), "top1_indep": float(pc.K * t1i[l]),
-               "top20": float(t20[l]), "top20_indep": float(t20i[l])}
+        row = {
+            "layer": l,
+            "next": l + 1,
+            **{k: float(v[l]) for k, v in info.items()},
+            "top1": float(pc.K * t1[l]),
+            "top1_indep": float(pc.K * t1i[l]),
+            "top20": float(t20[l]),
+            "top20_indep": float(t20i[l]),
+        }
         if sh is not None:
             row["mi_shuffled"] = float(sh["mi"][l])
             row["uncertainty_coef_shuffled"] = float(sh["uncertainty_coef"][l])
@@ -112,4 +119,3 @@ def affinity_rows(pc: PairCounts, shuffled: PairCounts | None = None) -> list[di
 def shuffled_counts(topk, E: int, seed: int = 0) -> PairCounts:
     """Transition counts of the token-shuffled control (count_pairs with permute_seed)."""
     return count_pairs(topk, E, within=False, across=True, permute_seed=seed)
-

@@ -26,8 +26,7 @@ def linear_assignment(cost) -> np.ndarray:
     """
     c = np.asarray(cost, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] > c.shape[1] or not np.isfinite(c).all():
-        raise DodocoError(f"assignment cost must be a finite [n, m] matrix with n <= m, got shape "
-                          f"{c.shape}")
+        raise DodocoError(f"assignment cost must be a finite [n, m] matrix with n <= m, got shape {c.shape}")
     n, m = c.shape
     u, v = np.zeros(n + 1), np.zeros(m + 1)
     match = np.zeros(m + 1, dtype=np.int64)  # match[j]: row (1-based) on column j, 0 = free

@@ -29,8 +29,16 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["PairCounts", "check_trace", "cluster_order", "coactivation_rows", "count_pairs",
-           "expected_pairs", "lift", "top_pairs"]
+__all__ = [
+    "PairCounts",
+    "check_trace",
+    "cluster_order",
+    "coactivation_rows",
+    "count_pairs",
+    "expected_pairs",
+    "lift",
+    "top_pairs",
+]
 
 _CHUNK = 4096  # tokens per chunk: the [chunk, K, K] key buffer stays in the CPU caches
 
@@ -67,12 +75,13 @@ def check_trace(topk, E: int, offsets=None) -> np.ndarray:
         o = np.asarray(offsets)
         T = np.shape(topk)[0] if np.ndim(topk) else 0
         if o.ndim != 1 or o.size < 2 or o[0] != 0 or o[-1] != T or np.any(np.diff(o) < 0):
-            raise DodocoError(f"offsets must run non-decreasing from 0 to T={T} tokens, got shape "
-                              f"{o.shape} ending at {o[-1] if o.size else None}: pass the run's "
-                              f"token_offsets with its tokens")
+            raise DodocoError(
+                f"offsets must run non-decreasing from 0 to T={T} tokens, got shape "
+                f"{o.shape} ending at {o[-1] if o.size else None}: pass the run's "
+                f"token_offsets with its tokens"
+            )
     if topk.ndim != 3 or topk.shape[0] == 0 or topk.shape[2] == 0:
-        raise DodocoError(f"token trace must have shape [T, L, K] with T, K >= 1, got shape "
-                          f"{topk.shape}")
+        raise DodocoError(f"token trace must have shape [T, L, K] with T, K >= 1, got shape {topk.shape}")
     if topk.dtype.kind not in "ui":
         raise DodocoError(f"token trace must hold integer expert ids, got dtype {topk.dtype}")
     if int(E) < 1:
@@ -85,8 +94,7 @@ def _chunk_ids(chunk: np.ndarray, E: int) -> np.ndarray:
     ids = np.ascontiguousarray(np.swapaxes(chunk, 0, 1), dtype=np.intp)
     if ids.size and (ids.min() < 0 or ids.max() >= E):
         bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
-        raise DodocoError(f"token trace names expert {bad} but E={E}: pass the model's number of "
-                          f"routed experts")
+        raise DodocoError(f"token trace names expert {bad} but E={E}: pass the model's number of routed experts")
     return ids
 
 
@@ -109,16 +117,16 @@ def _count_block(topk, E: int, lo: int, hi: int, within: bool, across: bool, chu
     acr = np.zeros((n_acr, EE), dtype=np.int64) if n_acr else None
     buf = np.empty((chunk, K), dtype=np.intp)
     for a in range(0, T, chunk):
-        ids = _chunk_ids(topk[a:a + chunk, lo:top], E)  # [layers, n, K]
-        nxt = ids if perm is None else _chunk_ids(topk[perm[a:a + chunk], lo:top], E)
+        ids = _chunk_ids(topk[a : a + chunk, lo:top], E)  # [layers, n, K]
+        nxt = ids if perm is None else _chunk_ids(topk[perm[a : a + chunk], lo:top], E)
         scaled = ids * E
         for j in range(hi - lo):
             if not pairs:
                 marg[j] += np.bincount(ids[j].ravel(), minlength=E)
             for i in range(K - 1 if pairs else 0):
-                _add_counts(win[j], scaled[j][:, i:i + 1], ids[j][:, i + 1:], buf)
+                _add_counts(win[j], scaled[j][:, i : i + 1], ids[j][:, i + 1 :], buf)
             for i in range(K if j < n_acr else 0):
-                _add_counts(acr[j], scaled[j][:, i:i + 1], nxt[j + 1], buf)
+                _add_counts(acr[j], scaled[j][:, i : i + 1], nxt[j + 1], buf)
     if pairs:
         w = win.reshape(hi - lo, E, E)
         marg = (w.sum(axis=2) + w.sum(axis=1)) // (K - 1)  # a token on a pairs it with K-1 others
@@ -138,8 +146,15 @@ def _groups(L: int, workers: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
-def count_pairs(topk, E: int, within: bool = True, across: bool = True, chunk: int = _CHUNK,
-                permute_seed: int | None = None, workers: int | None = None) -> PairCounts:
+def count_pairs(
+    topk,
+    E: int,
+    within: bool = True,
+    across: bool = True,
+    chunk: int = _CHUNK,
+    permute_seed: int | None = None,
+    workers: int | None = None,
+) -> PairCounts:
     """Pair counts of topk[T, L, K] in one pass -> PairCounts (see the class for the arrays).
 
     Chunks of ``chunk`` tokens; each pair is one key a*E + b counted with np.bincount, one slot
@@ -190,7 +205,7 @@ def expected_pairs(marginal, tokens: int, K: int) -> np.ndarray:
     """
     n = np.asarray(marginal, dtype=np.float64)
     tot = n.sum(axis=-1)
-    den = tot ** 2 - (n ** 2).sum(axis=-1)
+    den = tot**2 - (n**2).sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(den > 0, tokens * K * (K - 1) / den, 0.0)
     out = n[..., :, None] * n[..., None, :] * scale[..., None, None]
@@ -222,8 +237,9 @@ def _top_share(pairs: np.ndarray, frac: float) -> float:
     return float(np.sort(pairs)[::-1][:m].sum() / tot) if tot > 0 else float("nan")
 
 
-def coactivation_rows(pc: PairCounts, top_frac: float = 0.05, min_expected: float = 5.0,
-                      n_noise: int = 20, seed: int = 0) -> list[dict]:
+def coactivation_rows(
+    pc: PairCounts, top_frac: float = 0.05, min_expected: float = 5.0, n_noise: int = 20, seed: int = 0
+) -> list[dict]:
     """Per-layer co-activation summary of PairCounts -> one dict per layer.
 
     Columns: pairs (co-selections, unordered), top_share (share of co-selections in the top
@@ -243,15 +259,25 @@ def coactivation_rows(pc: PairCounts, top_frac: float = 0.05, min_expected: floa
         tot = o.sum()
         p_e = e / e.sum() if e.sum() > 0 else e
         tv = 0.5 * float(np.abs(o / tot - p_e).sum()) if tot > 0 else float("nan")
-        noise = [0.5 * float(np.abs(rng.multinomial(int(tot), p_e) / tot - p_e).sum())
-                 for _ in range(n_noise)] if tot > 0 else [float("nan")]
+        noise = (
+            [0.5 * float(np.abs(rng.multinomial(int(tot), p_e) / tot - p_e).sum()) for _ in range(n_noise)]
+            if tot > 0
+            else [float("nan")]
+        )
         keep = e >= min_expected
         li = o[keep] / e[keep]
-        rows.append({"layer": l, "pairs": int(tot), "top_share": _top_share(o, top_frac),
-                     "top_share_indep": _top_share(e, top_frac), "tv": tv,
-                     "tv_noise": float(np.mean(noise)),
-                     "max_lift": float(li.max()) if li.size else float("nan"),
-                     "lift_p99": float(np.percentile(li, 99)) if li.size else float("nan")})
+        rows.append(
+            {
+                "layer": l,
+                "pairs": int(tot),
+                "top_share": _top_share(o, top_frac),
+                "top_share_indep": _top_share(e, top_frac),
+                "tv": tv,
+                "tv_noise": float(np.mean(noise)),
+                "max_lift": float(li.max()) if li.size else float("nan"),
+                "lift_p99": float(np.percentile(li, 99)) if li.size else float("nan"),
+            }
+        )
     return rows
 
 
@@ -263,8 +289,7 @@ def top_pairs(within, expected, m: int = 20) -> list[tuple[int, int, int, float]
     cnt = o[a, b]
     order = np.lexsort((b, a, -cnt))[:m]
     e = np.asarray(expected, dtype=np.float64)[a, b]
-    return [(int(a[i]), int(b[i]), int(cnt[i]), float(cnt[i] / e[i]) if e[i] > 0 else float("nan"))
-            for i in order]
+    return [(int(a[i]), int(b[i]), int(cnt[i]), float(cnt[i] / e[i]) if e[i] > 0 else float("nan")) for i in order]
 
 
 def _merge_order(left: list, right: list, D: np.ndarray) -> list:

@@ -27,17 +27,23 @@ from dodoco.ep.scan import scan_sources
 from dodoco.ep.steps import StepSource, require_steps, step_order, sum_units
 from dodoco.errors import DodocoError
 
-__all__ = ["decode_positions", "decode_scan", "decode_source", "decode_step_counts",
-           "trace_counts"]
+__all__ = ["decode_positions", "decode_scan", "decode_source", "decode_step_counts", "trace_counts"]
+
 
 def _check_trace(topk, offsets) -> tuple[np.ndarray, np.ndarray]:
     topk, offsets = np.asarray(topk), np.asarray(offsets, dtype=np.int64)
     if topk.ndim != 3:
         raise DodocoError(f"token trace must have shape [T, L, K], got shape {topk.shape}")
-    if offsets.ndim != 1 or offsets.shape[0] < 2 or offsets[0] != 0 \
-            or offsets[-1] != topk.shape[0] or np.any(np.diff(offsets) < 0):
-        raise DodocoError(f"offsets must be non-decreasing [S+1] from 0 to T={topk.shape[0]}, "
-                          f"got shape {offsets.shape}")
+    if (
+        offsets.ndim != 1
+        or offsets.shape[0] < 2
+        or offsets[0] != 0
+        or offsets[-1] != topk.shape[0]
+        or np.any(np.diff(offsets) < 0)
+    ):
+        raise DodocoError(
+            f"offsets must be non-decreasing [S+1] from 0 to T={topk.shape[0]}, got shape {offsets.shape}"
+        )
     return topk, offsets
 
 
@@ -55,8 +61,10 @@ def decode_positions(lengths, n_positions: int = defaults.DECODE_POSITIONS, posi
         return np.unique(np.linspace(0, shortest - 1, n).round().astype(np.int64))
     pos = np.unique(np.asarray(positions, dtype=np.int64))
     if pos.size == 0 or pos.min() < 0 or pos.max() >= shortest:
-        raise DodocoError(f"decode positions {pos.tolist()} must lie in [0, {shortest - 1}]: the "
-                          f"shortest sequence has {shortest} tokens")
+        raise DodocoError(
+            f"decode positions {pos.tolist()} must lie in [0, {shortest - 1}]: the "
+            f"shortest sequence has {shortest} tokens"
+        )
     return pos
 
 
@@ -80,8 +88,15 @@ def decode_source(topk, offsets, E: int, positions, seed: int = 0, idx=None) -> 
     return StepSource(_units(topk, offsets, int(E), np.asarray(positions), order), topk.shape[2])
 
 
-def decode_step_counts(topk, offsets, E: int, seqs_per_step: int, positions=None,
-                       n_positions: int = defaults.DECODE_POSITIONS, seed: int = 0) -> np.ndarray:
+def decode_step_counts(
+    topk,
+    offsets,
+    E: int,
+    seqs_per_step: int,
+    positions=None,
+    n_positions: int = defaults.DECODE_POSITIONS,
+    seed: int = 0,
+) -> np.ndarray:
     """Decode step counts: topk[T, L, K], offsets[S+1] -> [n_pos * floor(S / seqs_per_step), L, E].
 
     Step (p, t) sums token p of the sequences t*P .. (t+1)*P - 1 (P = seqs_per_step = N*B) in
@@ -107,11 +122,26 @@ def trace_counts(topk, offsets, E: int, idx=None) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=len(idx) * L * E).reshape(len(idx), L, E)
 
 
-def decode_scan(topk, offsets, E: int, ep=defaults.EP, batch=defaults.BATCHES,
-                placement=defaults.PLACEMENT, seed: int = 0, *, positions=None,
-                n_positions: int = defaults.DECODE_POSITIONS, fit_counts=None, fit_frac: float = 0.5,
-                n_boot: int = defaults.N_BOOT, strict: bool = False, model: str = "", condition: str = "",
-                seq_len: int = 0, **options) -> ScanResult:
+def decode_scan(
+    topk,
+    offsets,
+    E: int,
+    ep=defaults.EP,
+    batch=defaults.BATCHES,
+    placement=defaults.PLACEMENT,
+    seed: int = 0,
+    *,
+    positions=None,
+    n_positions: int = defaults.DECODE_POSITIONS,
+    fit_counts=None,
+    fit_frac: float = 0.5,
+    n_boot: int = defaults.N_BOOT,
+    strict: bool = False,
+    model: str = "",
+    condition: str = "",
+    seq_len: int = 0,
+    **options,
+) -> ScanResult:
     """EP scan over decode steps (regime "decode") -> ScanResult; same policy and options as ep_scan.
 
     Fitted placements are fitted on the prefill counts of the fit sequences (fit_counts[S, L, E]
@@ -124,13 +154,28 @@ def decode_scan(topk, offsets, E: int, ep=defaults.EP, batch=defaults.BATCHES,
     pos = decode_positions(np.diff(offsets), n_positions, positions)
 
     def fit_of(fit_idx):
-        load = sum_units(fit_counts, fit_idx) if fit_counts is not None else \
-            trace_counts(topk, offsets, E, fit_idx).sum(axis=0)
+        load = (
+            sum_units(fit_counts, fit_idx)
+            if fit_counts is not None
+            else trace_counts(topk, offsets, E, fit_idx).sum(axis=0)
+        )
         return FitData(load, *trace_subset(topk, offsets, fit_idx))
 
     labels = dict(model=model, condition=condition, seq_len=int(seq_len), regime="decode")
-    result = scan_sources(S, int(E), lambda idx: decode_source(topk, offsets, E, pos, seed, idx),
-                          fit_of, placement, ep, batch, seed=seed, fit_frac=fit_frac,
-                          n_boot=n_boot, strict=strict, labels=labels, options=options)
+    result = scan_sources(
+        S,
+        int(E),
+        lambda idx: decode_source(topk, offsets, E, pos, seed, idx),
+        fit_of,
+        placement,
+        ep,
+        batch,
+        seed=seed,
+        fit_frac=fit_frac,
+        n_boot=n_boot,
+        strict=strict,
+        labels=labels,
+        options=options,
+    )
     result.meta["decode_positions"] = pos.tolist()
     return result

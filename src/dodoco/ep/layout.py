@@ -27,8 +27,7 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["Placement", "balanced_packing", "contiguous", "eplb", "eplb_layers", "replicate_experts",
-           "stack_layers"]
+__all__ = ["Placement", "balanced_packing", "contiguous", "eplb", "eplb_layers", "replicate_experts", "stack_layers"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,15 +74,15 @@ class Placement:
         """The placement of MoE layer l (itself when not per layer)."""
         if not self.layered:
             return self
-        return dataclasses.replace(self, share=self.share[l], replicas=self.replicas[l],
-                                   slots_per_rank=self.slots_per_rank[l])
+        return dataclasses.replace(
+            self, share=self.share[l], replicas=self.replicas[l], slots_per_rank=self.slots_per_rank[l]
+        )
 
     def with_nodes(self, rank_node) -> "Placement":
         """The same placement with ranks mapped to nodes by rank_node[N]."""
         rank_node = np.asarray(rank_node, dtype=np.int64)
         if rank_node.shape != (self.num_ranks,):
-            raise DodocoError(f"rank_node must have one node per rank ({self.num_ranks}), "
-                              f"got shape {rank_node.shape}")
+            raise DodocoError(f"rank_node must have one node per rank ({self.num_ranks}), got shape {rank_node.shape}")
         return dataclasses.replace(self, rank_node=rank_node)
 
 
@@ -92,8 +91,10 @@ def _check_sizes(E: int, N: int) -> tuple[int, int]:
     if E < 1 or N < 1:
         raise DodocoError(f"need at least one expert and one rank, got E={E} experts, N={N} ranks")
     if N > E:
-        raise DodocoError(f"N={N} ranks is more than E={E} experts: without replication some ranks "
-                          f"would hold no expert; use N <= {E} or eplb with redundant experts")
+        raise DodocoError(
+            f"N={N} ranks is more than E={E} experts: without replication some ranks "
+            f"would hold no expert; use N <= {E} or eplb with redundant experts"
+        )
     return E, N
 
 
@@ -101,8 +102,7 @@ def _one_hot(name: str, rank_of: np.ndarray, N: int) -> Placement:
     E = rank_of.shape[0]
     share = np.zeros((E, N))
     share[np.arange(E), rank_of] = 1.0
-    return Placement(name, N, share, np.ones(E, dtype=np.int64),
-                     np.bincount(rank_of, minlength=N).astype(np.int64))
+    return Placement(name, N, share, np.ones(E, dtype=np.int64), np.bincount(rank_of, minlength=N).astype(np.int64))
 
 
 def contiguous(E: int, N: int) -> Placement:
@@ -172,17 +172,17 @@ def _check_eplb(E: int, N: int, R: int, nodes: int, groups: int | None) -> None:
     if R < 0:
         raise DodocoError(f"num_redundant must be >= 0, got {R}")
     if N < 1 or nodes < 1 or (groups is not None and groups < 1):
-        raise DodocoError(f"ranks, nodes and groups must be >= 1, got N={N}, num_nodes={nodes}, "
-                          f"num_groups={groups}")
+        raise DodocoError(f"ranks, nodes and groups must be >= 1, got N={N}, num_nodes={nodes}, num_groups={groups}")
     if (E + R) % N:
-        raise DodocoError(f"E + num_redundant = {E} + {R} = {E + R} physical experts do not divide "
-                          f"evenly over N={N} ranks; choose num_redundant so that N divides E + R "
-                          f"(e.g. {R + (-(E + R)) % N})")
+        raise DodocoError(
+            f"E + num_redundant = {E} + {R} = {E + R} physical experts do not divide "
+            f"evenly over N={N} ranks; choose num_redundant so that N divides E + R "
+            f"(e.g. {R + (-(E + R)) % N})"
+        )
     if N % nodes:
         raise DodocoError(f"N={N} ranks do not divide over num_nodes={nodes} nodes")
     if groups is not None and (E % groups or groups % nodes):
-        raise DodocoError(f"num_groups={groups} must divide E={E} experts and be a multiple of "
-                          f"num_nodes={nodes}")
+        raise DodocoError(f"num_groups={groups} must divide E={E} experts and be a multiple of num_nodes={nodes}")
 
 
 def _eplb_copies(w: np.ndarray, N: int, R: int, nodes: int, groups: int) -> np.ndarray:
@@ -210,12 +210,19 @@ def _eplb_copies(w: np.ndarray, N: int, R: int, nodes: int, groups: int) -> np.n
 def _from_copies(name: str, copies: np.ndarray, nodes: int) -> Placement:
     replicas = copies.sum(axis=-1)
     N = copies.shape[-1]
-    return Placement(name, N, copies / replicas[..., None], replicas, copies.sum(axis=-2),
-                     np.arange(N, dtype=np.int64) // (N // nodes) if nodes > 1 else None)
+    return Placement(
+        name,
+        N,
+        copies / replicas[..., None],
+        replicas,
+        copies.sum(axis=-2),
+        np.arange(N, dtype=np.int64) // (N // nodes) if nodes > 1 else None,
+    )
 
 
-def eplb_layers(load, N: int, num_redundant: int = 0, num_nodes: int = 1,
-                num_groups: int | None = None, hierarchical: bool = False) -> Placement:
+def eplb_layers(
+    load, N: int, num_redundant: int = 0, num_nodes: int = 1, num_groups: int | None = None, hierarchical: bool = False
+) -> Placement:
     """EPLB fitted per layer: load[L, E] (tokens per expert per layer) -> Placement share[L, E, N].
 
     hierarchical=False: global policy (replicate and pack over all N ranks, nodes ignored).
@@ -236,8 +243,9 @@ def eplb_layers(load, N: int, num_redundant: int = 0, num_nodes: int = 1,
     return p
 
 
-def eplb(load, N: int, num_redundant: int = 0, num_nodes: int = 1, num_groups: int | None = None,
-         hierarchical: bool = False) -> Placement:
+def eplb(
+    load, N: int, num_redundant: int = 0, num_nodes: int = 1, num_groups: int | None = None, hierarchical: bool = False
+) -> Placement:
     """EPLB for one layer: load[E] or load[steps, E] (summed over steps) -> Placement share[E, N].
 
     See eplb_layers for the policy and the errors.
@@ -254,6 +262,11 @@ def stack_layers(placements) -> Placement:
     """Stack per-layer placements (same N, E, name) into one Placement with share[L, E, N]."""
     ps = list(placements)
     first = ps[0]
-    return Placement(first.name, first.num_ranks, np.stack([p.share for p in ps]),
-                     np.stack([p.replicas for p in ps]),
-                     np.stack([p.slots_per_rank for p in ps]), first.rank_node)
+    return Placement(
+        first.name,
+        first.num_ranks,
+        np.stack([p.share for p in ps]),
+        np.stack([p.replicas for p in ps]),
+        np.stack([p.slots_per_rank for p in ps]),
+        first.rank_node,
+    )

@@ -38,11 +38,18 @@ from dodoco.ep.traffic import distinct_destinations, pair_counts, send_recv_loca
 from dodoco.errors import DodocoError
 from dodoco.metrics.imbalance import max_mean
 
-__all__ = ["MITIGATION_COLUMNS", "adaptive_relayout", "fraction_removed", "hierarchical_dispatch", "mitigation_table",
-           "redundant_sweep", "sequence_placement", "topology_mapping"]
+__all__ = [
+    "MITIGATION_COLUMNS",
+    "adaptive_relayout",
+    "fraction_removed",
+    "hierarchical_dispatch",
+    "mitigation_table",
+    "redundant_sweep",
+    "sequence_placement",
+    "topology_mapping",
+]
 
-MITIGATION_COLUMNS = ("mitigation", "setting", "metric", "base", "mitigated", "fraction_removed",
-                      "bound")
+MITIGATION_COLUMNS = ("mitigation", "setting", "metric", "base", "mitigated", "fraction_removed", "bound")
 
 
 def fraction_removed(base, mitigated, kind: str = "ratio") -> float:
@@ -55,9 +62,15 @@ def fraction_removed(base, mitigated, kind: str = "ratio") -> float:
 
 
 def _row(mitigation, setting, metric, base, mit, kind, bound="exact") -> dict:
-    return {"mitigation": mitigation, "setting": str(setting), "metric": metric,
-            "base": float(base), "mitigated": float(mit),
-            "fraction_removed": fraction_removed(base, mit, kind), "bound": bound}
+    return {
+        "mitigation": mitigation,
+        "setting": str(setting),
+        "metric": metric,
+        "base": float(base),
+        "mitigated": float(mit),
+        "fraction_removed": fraction_removed(base, mit, kind),
+        "bound": bound,
+    }
 
 
 def _mean(x) -> float:
@@ -84,8 +97,9 @@ def _experts(source: StepSource) -> int:
     return int(source.level(1).shape[-1])
 
 
-def adaptive_relayout(source: StepSource, N: int, B: int = 1, redundant=None, window: int = 8,
-                      max_fits: int = 16) -> list[dict]:
+def adaptive_relayout(
+    source: StepSource, N: int, B: int = 1, redundant=None, window: int = 8, max_fits: int = 16
+) -> list[dict]:
     """(a) EPLB refitted on the previous ``window`` steps, evaluated on the next ``window``.
 
     Steps of N*B sequences (seeded order) are cut into windows; at most max_fits windows (evenly
@@ -97,26 +111,26 @@ def adaptive_relayout(source: StepSource, N: int, B: int = 1, redundant=None, wi
     E, W = steps.shape[-1], int(window)
     n_win = steps.shape[0] // W
     if n_win < 2:
-        raise DodocoError(f"adaptive relayout needs 2 windows of {W} steps of {N * B} sequences "
-                          f"({2 * W * N * B} sequences), have {steps.shape[0]} steps")
+        raise DodocoError(
+            f"adaptive relayout needs 2 windows of {W} steps of {N * B} sequences "
+            f"({2 * W * N * B} sequences), have {steps.shape[0]} steps"
+        )
     wins = np.unique(np.linspace(1, n_win - 1, min(max_fits, n_win - 1)).round().astype(int))
-    ev = np.concatenate([steps[w * W:(w + 1) * W] for w in wins])
+    ev = np.concatenate([steps[w * W : (w + 1) * W] for w in wins])
     base = RankMap(build_placement("contiguous", E, N)) if N <= E else None
     base_rho = _mean(max_mean(base.loads(ev))) if base else float("nan")
     base_mm = _mean(replica_max_mean(ev, base.placement)) if base else float("nan")
     rows = []
-    for R in (redundant_sweep(E, N) if redundant is None else redundant):
+    for R in redundant_sweep(E, N) if redundant is None else redundant:
         rho, mm = [], []
         for w in wins:
-            p = eplb_layers(steps[(w - 1) * W:w * W].sum(axis=0), N, R)
-            block = steps[w * W:(w + 1) * W]
+            p = eplb_layers(steps[(w - 1) * W : w * W].sum(axis=0), N, R)
+            block = steps[w * W : (w + 1) * W]
             rho.append(max_mean(RankMap(p).loads(block)))
             mm.append(replica_max_mean(block, p))
         setting = f"redundant={R},window={W}"
-        rows.append(_row("adaptive_relayout", setting, "receiver_skew", base_rho,
-                         _mean(np.concatenate(rho)), "ratio"))
-        rows.append(_row("adaptive_relayout", setting, "max_mean", base_mm,
-                         _mean(np.concatenate(mm)), "ratio"))
+        rows.append(_row("adaptive_relayout", setting, "receiver_skew", base_rho, _mean(np.concatenate(rho)), "ratio"))
+        rows.append(_row("adaptive_relayout", setting, "max_mean", base_mm, _mean(np.concatenate(mm)), "ratio"))
     return rows
 
 
@@ -142,13 +156,18 @@ def _traffic_stats(src: StepSource, N: int, B: int, rmap: RankMap) -> dict[str, 
     R = rmap.loads(src.steps(N * B), dtype=src.dtype(N * B)).astype(np.int64)  # [n, L, N]
     send, recv = send_recv_local(np.swapaxes(totals, 1, 2), R, np.swapaxes(local, 1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {"local_fraction": local.sum(axis=1) / totals.sum(axis=1),
-                "max_send": send.max(axis=-1), "max_recv": recv.max(axis=-1),
-                "send_max_mean": max_mean(send), "recv_max_mean": max_mean(recv)}
+        return {
+            "local_fraction": local.sum(axis=1) / totals.sum(axis=1),
+            "max_send": send.max(axis=-1),
+            "max_recv": recv.max(axis=-1),
+            "send_max_mean": max_mean(send),
+            "recv_max_mean": max_mean(recv),
+        }
 
 
-def sequence_placement(source: StepSource, N: int, B: int, placement: Placement | None = None,
-                       hidden: int = 1, dtype_bytes: int = 1) -> list[dict]:
+def sequence_placement(
+    source: StepSource, N: int, B: int, placement: Placement | None = None, hidden: int = 1, dtype_bytes: int = 1
+) -> list[dict]:
     """(b) Place each step's sequences on ranks to raise locality (greedy, B per rank).
 
     Base: the source's layout (rank i holds sequences [i*B, (i+1)*B) of the step). Metrics:
@@ -164,31 +183,62 @@ def sequence_placement(source: StepSource, N: int, B: int, placement: Placement 
     pref = rmap.loads(units[0, : n * P]).sum(axis=1)  # [n*P, N]
     perm = np.arange(units.shape[1])
     for t in range(n):
-        rank = _greedy_assign(pref[t * P:(t + 1) * P], B)
-        perm[t * P:(t + 1) * P] = t * P + np.argsort(rank, kind="stable")
+        rank = _greedy_assign(pref[t * P : (t + 1) * P], B)
+        perm[t * P : (t + 1) * P] = t * P + np.argsort(rank, kind="stable")
     base = _traffic_stats(source, N, B, rmap)
     new = _traffic_stats(source.like(units[:, perm]), N, B, rmap)
     scale = float(hidden) * float(dtype_bytes)
-    kinds = {"local_fraction": ("local", 1.0), "max_send": ("bytes", scale),
-             "max_recv": ("bytes", scale), "send_max_mean": ("ratio", 1.0),
-             "recv_max_mean": ("ratio", 1.0)}
+    kinds = {
+        "local_fraction": ("local", 1.0),
+        "max_send": ("bytes", scale),
+        "max_recv": ("bytes", scale),
+        "send_max_mean": ("ratio", 1.0),
+        "recv_max_mean": ("ratio", 1.0),
+    }
     setting = f"greedy,B={B},N={N}"
-    return [_row("sequence_placement", setting, m, _mean(base[m]) * f, _mean(new[m]) * f, k)
-            for m, (k, f) in kinds.items()]
+    return [
+        _row("sequence_placement", setting, m, _mean(base[m]) * f, _mean(new[m]) * f, k) for m, (k, f) in kinds.items()
+    ]
 
 
 def _inter_node_rows(setting, bound, flat, hier, scale) -> list[dict]:
     """Rows from (send[n, L, N], recv[n, L, M]) inter-node traffic, flat and two-level."""
-    return [_row("hierarchical_dispatch", setting, f"max_inter_node_{d}",
-                 _mean(flat[k].max(axis=-1)) * scale, _mean(hier[k].max(axis=-1)) * scale,
-                 "bytes", bound) for k, d in ((0, "send"), (1, "recv"))] + [
-        _row("hierarchical_dispatch", setting, "total_inter_node", _mean(flat[0].sum(-1)) * scale,
-             _mean(hier[0].sum(-1)) * scale, "bytes", bound)]
+    return [
+        _row(
+            "hierarchical_dispatch",
+            setting,
+            f"max_inter_node_{d}",
+            _mean(flat[k].max(axis=-1)) * scale,
+            _mean(hier[k].max(axis=-1)) * scale,
+            "bytes",
+            bound,
+        )
+        for k, d in ((0, "send"), (1, "recv"))
+    ] + [
+        _row(
+            "hierarchical_dispatch",
+            setting,
+            "total_inter_node",
+            _mean(flat[0].sum(-1)) * scale,
+            _mean(hier[0].sum(-1)) * scale,
+            "bytes",
+            bound,
+        )
+    ]
 
 
-def hierarchical_dispatch(source: StepSource, N: int, B: int, gpus_per_node: int, K: int,
-                          placement: Placement | None = None, topk=None, offsets=None, hidden: int = 1,
-                          dtype_bytes: int = 1) -> list[dict]:
+def hierarchical_dispatch(
+    source: StepSource,
+    N: int,
+    B: int,
+    gpus_per_node: int,
+    K: int,
+    placement: Placement | None = None,
+    topk=None,
+    offsets=None,
+    hidden: int = 1,
+    dtype_bytes: int = 1,
+) -> list[dict]:
     """(c) Two-level dispatch: inter-node traffic counted once per (token, destination node).
 
     Base: flat per-expert-copy dispatch (every copy to a rank on another node crosses a NIC).
@@ -236,8 +286,9 @@ def _trace_node_traffic(source: StepSource, topk, offsets, N, B, placement, node
     return send_recv_nodes(out[0]), send_recv_nodes(out[1])
 
 
-def topology_mapping(source: StepSource, N: int, B: int, gpus_per_node: int,
-                     placement: Placement | None = None, method: str = "auto") -> list[dict]:
+def topology_mapping(
+    source: StepSource, N: int, B: int, gpus_per_node: int, placement: Placement | None = None, method: str = "auto"
+) -> list[dict]:
     """(d) EP-aware topology: fit rank_node on the first half of the steps (summed per-copy
     traffic), evaluate on the second half. Base: contiguous mapping rank // G. Metrics per step
     and layer: max inter-node send and receive over nodes, and the max of both."""
@@ -247,20 +298,27 @@ def topology_mapping(source: StepSource, N: int, B: int, gpus_per_node: int,
     base = nodes_of(N, G)
     s, _ = step_traffic(source, N, B, p)
     if s.shape[0] < 2:
-        raise DodocoError(f"topology mapping needs 2 steps of {N * B} sequences "
-                          f"({2 * N * B} sequences), the source has {s.shape[0]} step(s)")
+        raise DodocoError(
+            f"topology mapping needs 2 steps of {N * B} sequences "
+            f"({2 * N * B} sequences), the source has {s.shape[0]} step(s)"
+        )
     half = s.shape[0] // 2
     best = best_rank_nodes(s[:half].sum(axis=(0, 1)), G, method)
     ev = s[half:]
     (bs, br), (ms, mr) = node_traffic(ev, base), node_traffic(ev, best)
     setting = f"gpus_per_node={G},N={N},B={B},map={'-'.join(map(str, best.tolist()))}"
-    return [_row("topology_mapping", setting, "max_node_send", _mean(bs.max(-1)),
-                 _mean(ms.max(-1)), "bytes"),
-            _row("topology_mapping", setting, "max_node_recv", _mean(br.max(-1)),
-                 _mean(mr.max(-1)), "bytes"),
-            _row("topology_mapping", setting, "max_node_bytes",
-                 _mean(np.maximum(bs.max(-1), br.max(-1))),
-                 _mean(np.maximum(ms.max(-1), mr.max(-1))), "bytes")]
+    return [
+        _row("topology_mapping", setting, "max_node_send", _mean(bs.max(-1)), _mean(ms.max(-1)), "bytes"),
+        _row("topology_mapping", setting, "max_node_recv", _mean(br.max(-1)), _mean(mr.max(-1)), "bytes"),
+        _row(
+            "topology_mapping",
+            setting,
+            "max_node_bytes",
+            _mean(np.maximum(bs.max(-1), br.max(-1))),
+            _mean(np.maximum(ms.max(-1), mr.max(-1))),
+            "bytes",
+        ),
+    ]
 
 
 def mitigation_table(rows, **labels) -> pa.Table:
@@ -270,6 +328,5 @@ def mitigation_table(rows, **labels) -> pa.Table:
     cols = {k: pa.array([str(v)] * len(rows), pa.string()) for k, v in labels.items()}
     for c in MITIGATION_COLUMNS:
         vals = [r[c] for r in rows]
-        cols[c] = pa.array(vals, pa.float64() if c in ("base", "mitigated", "fraction_removed")
-                           else pa.string())
+        cols[c] = pa.array(vals, pa.float64() if c in ("base", "mitigated", "fraction_removed") else pa.string())
     return pa.table(cols)

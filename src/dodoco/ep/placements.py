@@ -27,9 +27,22 @@ from dodoco.ep.steps import StepSource, source_of, sum_units
 from dodoco.errors import DodocoError
 from dodoco.registry import Entry, Registry
 
-__all__ = ["PLACEMENTS", "EvalPlan", "FitData", "PlacementSpec", "build_placement", "check_placements",
-           "default_redundant", "evaluated_source", "evaluation_plan", "fit_data", "fit_eval_split", "plan_placement",
-           "register_placement", "trace_subset"]
+__all__ = [
+    "PLACEMENTS",
+    "EvalPlan",
+    "FitData",
+    "PlacementSpec",
+    "build_placement",
+    "check_placements",
+    "default_redundant",
+    "evaluated_source",
+    "evaluation_plan",
+    "fit_data",
+    "fit_eval_split",
+    "plan_placement",
+    "register_placement",
+    "trace_subset",
+]
 
 
 @dataclass(frozen=True)
@@ -66,8 +79,15 @@ def default_redundant(E: int, N: int) -> int:
     return N - E if N > E else (-E) % N
 
 
-def _eplb(E: int, N: int, fit: FitData, num_redundant: int | None = None, num_nodes: int = 1,
-          num_groups: int | None = None, hierarchical: bool = False) -> Placement:
+def _eplb(
+    E: int,
+    N: int,
+    fit: FitData,
+    num_redundant: int | None = None,
+    num_nodes: int = 1,
+    num_groups: int | None = None,
+    hierarchical: bool = False,
+) -> Placement:
     R = default_redundant(E, N) if num_redundant is None else int(num_redundant)
     return eplb_layers(fit.load, N, R, num_nodes, num_groups, hierarchical)
 
@@ -76,29 +96,55 @@ def _eplb(E: int, N: int, fit: FitData, num_redundant: int | None = None, num_no
 PLACEMENTS = Registry("placement")
 register_placement = PLACEMENTS.add
 
-register_placement(PlacementSpec(
-    name="contiguous", target=lambda E, N, fit: contiguous(E, N),
-    summary="expert e on rank floor(e*N/E): blocks of consecutive experts (N <= E)",
-    fold=lambda R, N: R[..., 0::2] + R[..., 1::2]))
-register_placement(PlacementSpec(
-    name="round_robin", target=lambda E, N, fit: round_robin(E, N),
-    summary="expert e on rank e mod N (N <= E)",
-    fold=lambda R, N: R[..., :N] + R[..., N:]))
-register_placement(PlacementSpec(
-    name="eplb", target=_eplb, fitted=True, fit_on="counts",
-    summary="DeepSeek-EPLB-style per layer: replicas of hot experts, balanced packing; fitted on held-out "
-            "units; R = default_redundant(E, N) unless num_redundant is given",
-    options=("num_redundant", "num_nodes", "num_groups", "hierarchical")))
-register_placement(PlacementSpec(
-    name="coact", target="dodoco.ep.trace_placement:coact_packing", fitted=True, fit_on="traces",
-    summary="co-activation-aware packing per layer: fewest distinct ranks per token (deduplicated "
-            "dispatch), rank loads <= (1 + slack) x EPLB's; N | E (docs/beyond-counts.md)",
-    options=("slack", "max_swaps")))
-register_placement(PlacementSpec(
-    name="affinity", target="dodoco.ep.trace_placement:affinity_placement", fitted=True, fit_on="traces",
-    summary="cross-layer affinity (ExFlow): a token's consecutive experts on one rank, fewest new ranks "
-            "between layers, loads <= (1 + slack) x EPLB's; N | E",
-    options=("slack", "sweeps", "max_swaps", "restarts", "seed")))
+register_placement(
+    PlacementSpec(
+        name="contiguous",
+        target=lambda E, N, fit: contiguous(E, N),
+        summary="expert e on rank floor(e*N/E): blocks of consecutive experts (N <= E)",
+        fold=lambda R, N: R[..., 0::2] + R[..., 1::2],
+    )
+)
+register_placement(
+    PlacementSpec(
+        name="round_robin",
+        target=lambda E, N, fit: round_robin(E, N),
+        summary="expert e on rank e mod N (N <= E)",
+        fold=lambda R, N: R[..., :N] + R[..., N:],
+    )
+)
+register_placement(
+    PlacementSpec(
+        name="eplb",
+        target=_eplb,
+        fitted=True,
+        fit_on="counts",
+        summary="DeepSeek-EPLB-style per layer: replicas of hot experts, balanced packing; fitted on held-out "
+        "units; R = default_redundant(E, N) unless num_redundant is given",
+        options=("num_redundant", "num_nodes", "num_groups", "hierarchical"),
+    )
+)
+register_placement(
+    PlacementSpec(
+        name="coact",
+        target="dodoco.ep.trace_placement:coact_packing",
+        fitted=True,
+        fit_on="traces",
+        summary="co-activation-aware packing per layer: fewest distinct ranks per token (deduplicated "
+        "dispatch), rank loads <= (1 + slack) x EPLB's; N | E (docs/beyond-counts.md)",
+        options=("slack", "max_swaps"),
+    )
+)
+register_placement(
+    PlacementSpec(
+        name="affinity",
+        target="dodoco.ep.trace_placement:affinity_placement",
+        fitted=True,
+        fit_on="traces",
+        summary="cross-layer affinity (ExFlow): a token's consecutive experts on one rank, fewest new ranks "
+        "between layers, loads <= (1 + slack) x EPLB's; N | E",
+        options=("slack", "sweeps", "max_swaps", "restarts", "seed"),
+    )
+)
 
 
 def check_placements(names: Iterable[str] | str) -> list[str]:
@@ -116,8 +162,9 @@ def build_placement(name: str, E: int, N: int, fit: FitData | None = None, **opt
     spec = PLACEMENTS[check_placements(name)[0]]
     bad = sorted(set(options) - set(spec.options))
     if bad:
-        raise DodocoError(f"placement '{name}' takes no option {', '.join(bad)} (it takes: "
-                          f"{', '.join(spec.options) or 'none'})")
+        raise DodocoError(
+            f"placement '{name}' takes no option {', '.join(bad)} (it takes: {', '.join(spec.options) or 'none'})"
+        )
     if spec.fitted and fit is None:
         raise DodocoError(f"placement '{name}' is fitted on data: pass fit=FitData(load[L, E])")
     if spec.fit_on == "traces" and (fit.topk is None or fit.offsets is None):
@@ -134,9 +181,11 @@ def fit_eval_split(S: int, frac: float = 0.5, seed: int = 0) -> tuple[np.ndarray
     S = int(S)
     n_fit = int(round(float(frac) * S))
     if not 0 < n_fit < S:
-        raise DodocoError(f"fit fraction {frac} of S={S} units leaves an empty fit or evaluation "
-                          f"part: fitted placements need 0 < frac < 1 and at least 2 sequences "
-                          f"(a window aggregate has one)")
+        raise DodocoError(
+            f"fit fraction {frac} of S={S} units leaves an empty fit or evaluation "
+            f"part: fitted placements need 0 < frac < 1 and at least 2 sequences "
+            f"(a window aggregate has one)"
+        )
     perm = np.random.default_rng(int(seed) + 1).permutation(S)
     return np.sort(perm[:n_fit]), np.sort(perm[n_fit:])
 
@@ -165,8 +214,7 @@ def trace_subset(topk, offsets, idx) -> tuple[np.ndarray, np.ndarray]:
     offsets[len(idx) + 1])."""
     offsets, idx = np.asarray(offsets, dtype=np.int64), np.asarray(idx, dtype=np.int64)
     lens = offsets[idx + 1] - offsets[idx]
-    rows = np.repeat(offsets[idx] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + \
-        np.arange(int(lens.sum()))
+    rows = np.repeat(offsets[idx] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(int(lens.sum()))
     return np.asarray(topk)[rows], np.concatenate([[0], np.cumsum(lens)])
 
 

@@ -35,16 +35,26 @@ from dodoco.ep.loads import rank_loads
 from dodoco.errors import DodocoError
 from dodoco.metrics.imbalance import max_mean
 
-__all__ = ["CostModel", "arrival_steps", "burst", "expert_bytes", "moved_experts", "policy_run",
-           "rebalance_sweep", "rotating_hotspot"]
+__all__ = [
+    "CostModel",
+    "arrival_steps",
+    "burst",
+    "expert_bytes",
+    "moved_experts",
+    "policy_run",
+    "rebalance_sweep",
+    "rotating_hotspot",
+]
 
 
 def expert_bytes(hidden: int, intermediate: int, dtype_bytes: int = 2, matrices: int = 3) -> int:
     """Weight bytes of one expert: matrices x H x I x bytes (3 for a SwiGLU expert: gate, up,
     down). Qwen3-30B-A3B (H=2048, I=768, bf16): 9,437,184 bytes."""
     if min(hidden, intermediate, dtype_bytes, matrices) < 1:
-        raise DodocoError(f"expert shape must be positive, got hidden={hidden}, intermediate="
-                          f"{intermediate}, dtype_bytes={dtype_bytes}")
+        raise DodocoError(
+            f"expert shape must be positive, got hidden={hidden}, intermediate="
+            f"{intermediate}, dtype_bytes={dtype_bytes}"
+        )
     return int(matrices) * int(hidden) * int(intermediate) * int(dtype_bytes)
 
 
@@ -70,8 +80,9 @@ def arrival_steps(counts, rows_per_step: int) -> np.ndarray:
     counts = np.asarray(counts)
     P = int(rows_per_step)
     if counts.ndim != 3 or P < 1 or counts.shape[0] < P:
-        raise DodocoError(f"arrival-order steps of {P} units need counts [S, L, E] with S >= {P}, "
-                          f"got shape {counts.shape}")
+        raise DodocoError(
+            f"arrival-order steps of {P} units need counts [S, L, E] with S >= {P}, got shape {counts.shape}"
+        )
     return source_of(counts, order=np.arange(counts.shape[0])).steps(P).astype(np.int64)
 
 
@@ -112,14 +123,13 @@ def moved_experts(old, new) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit(steps, t: int, w: int, N: int, R: int) -> np.ndarray:
-    return eplb_layers(steps[t - w:t].sum(axis=0), N, R).copies
+    return eplb_layers(steps[t - w : t].sum(axis=0), N, R).copies
 
 
 def _skew_excess(step, copies) -> tuple[np.ndarray, np.ndarray]:
     """Receiver skew and busiest-rank excess rows (max - mean) of step[L, E] on copies[L, E, N]."""
     replicas = copies.sum(axis=-1)
-    p = Placement("eplb", copies.shape[-1], copies / replicas[..., None], replicas,
-                  copies.sum(axis=-2))
+    p = Placement("eplb", copies.shape[-1], copies / replicas[..., None], replicas, copies.sum(axis=-2))
     R = rank_loads(np.asarray(step, dtype=np.float64), p)  # [L, N]
     return max_mean(R), R.max(axis=-1) - R.mean(axis=-1)
 
@@ -131,8 +141,7 @@ def policy_run(steps, N: int, k: int, w: int, start: int, num_redundant: int = 0
     steps = np.asarray(steps)
     n = steps.shape[0]
     if not (1 <= w <= start < n) or k < 1:
-        raise DodocoError(f"policy k={k}, w={w} needs 1 <= w <= first evaluated step {start} < "
-                          f"steps {n}, and k >= 1")
+        raise DodocoError(f"policy k={k}, w={w} needs 1 <= w <= first evaluated step {start} < steps {n}, and k >= 1")
     copies = _fit(steps, w, w, N, num_redundant)
     refits, skew, excess = [], [], []
     for t in range(w, n):
@@ -149,10 +158,13 @@ def policy_run(steps, N: int, k: int, w: int, start: int, num_redundant: int = 0
 def _costs(run: dict, cost: CostModel | None) -> dict:
     moved = [inc.sum() for _, inc in run["refits"]]
     peak = [inc.max(axis=1).sum() for _, inc in run["refits"]]  # layer by layer: its busiest receiving rank
-    row = {"refits": len(moved), "mean_skew": float(np.nanmean(run["skew"])),
-           "p95_skew": float(np.nanpercentile(np.nanmean(run["skew"], axis=1), 95)),
-           "moved_per_refit": float(np.mean(moved)) if moved else 0.0,
-           "moved_total": float(np.sum(moved))}
+    row = {
+        "refits": len(moved),
+        "mean_skew": float(np.nanmean(run["skew"])),
+        "p95_skew": float(np.nanpercentile(np.nanmean(run["skew"], axis=1), 95)),
+        "moved_per_refit": float(np.mean(moved)) if moved else 0.0,
+        "moved_total": float(np.sum(moved)),
+    }
     if cost is not None:
         row["bytes_per_refit"] = row["moved_per_refit"] * cost.expert_bytes
         row["stale_s"] = float(run["excess"].sum() * cost.row_bytes / cost.dispatch_bw)
@@ -161,8 +173,15 @@ def _costs(run: dict, cost: CostModel | None) -> dict:
     return row
 
 
-def rebalance_sweep(steps, N: int, ks=(1, 2, 4, 8, 16), ws=(1, 2, 4, 8), cost: CostModel | None = None,
-                    num_redundant: int = 0, runs: dict | None = None) -> dict:
+def rebalance_sweep(
+    steps,
+    N: int,
+    ks=(1, 2, 4, 8, 16),
+    ws=(1, 2, 4, 8),
+    cost: CostModel | None = None,
+    num_redundant: int = 0,
+    runs: dict | None = None,
+) -> dict:
     """Sweep refit interval k and window w over steps[n, L, E] (arrival order) -> {"rows": one
     dict per (k, w) (see _costs; ``same_as`` "never" where it refits nowhere in the evaluated steps
     and its first fit is never's), "start": first evaluated step, "static": one fit on the first
@@ -173,8 +192,10 @@ def rebalance_sweep(steps, N: int, ks=(1, 2, 4, 8, 16), ws=(1, 2, 4, 8), cost: C
     steps = np.asarray(steps)
     start = max(int(w) for w in ws)
     if steps.shape[0] <= start:
-        raise DodocoError(f"a rebalancing sweep with windows up to {start} steps needs more than "
-                          f"{start} steps, have {steps.shape[0]}: lower --windows or give more data")
+        raise DodocoError(
+            f"a rebalancing sweep with windows up to {start} steps needs more than "
+            f"{start} steps, have {steps.shape[0]}: lower --windows or give more data"
+        )
     runs = {} if runs is None else runs
 
     def run(k: int, w: int) -> dict:
@@ -188,11 +209,24 @@ def rebalance_sweep(steps, N: int, ks=(1, 2, 4, 8, 16), ws=(1, 2, 4, 8), cost: C
             r["same_as"] = "never"
     static = {"k": None, "w": start, **_costs(run(steps.shape[0], start), cost)}
     if ("oracle", start) not in runs:
-        runs[("oracle", start)] = {"mean_skew": float(np.nanmean([
-            _skew_excess(steps[t], eplb_layers(steps[t], N, num_redundant).copies)[0]
-            for t in range(start, steps.shape[0])]))}
-    best = min([static] + rows, key=lambda r: (round(r["total_s"], 12), r["refits"], r["k"] is not None, -r["w"],
-                                                r["k"] or 0)) if cost else None
+        runs[("oracle", start)] = {
+            "mean_skew": float(
+                np.nanmean(
+                    [
+                        _skew_excess(steps[t], eplb_layers(steps[t], N, num_redundant).copies)[0]
+                        for t in range(start, steps.shape[0])
+                    ]
+                )
+            )
+        }
+    best = (
+        min(
+            [static] + rows,
+            key=lambda r: (round(r["total_s"], 12), r["refits"], r["k"] is not None, -r["w"], r["k"] or 0),
+        )
+        if cost
+        else None
+    )
     return {"rows": rows, "start": start, "best": best, "static": static, "oracle": runs[("oracle", start)]}
 
 
@@ -201,8 +235,9 @@ def _zipf(E: int, zipf: float, seed: int) -> np.ndarray:
     return (p / p.sum())[np.random.default_rng(seed).permutation(E)]
 
 
-def rotating_hotspot(n_steps: int, L: int, E: int, tokens: int, period: int, hot_share: float,
-                     zipf: float = 0.5, seed: int = 0) -> np.ndarray:
+def rotating_hotspot(
+    n_steps: int, L: int, E: int, tokens: int, period: int, hot_share: float, zipf: float = 0.5, seed: int = 0
+) -> np.ndarray:
     """Synthetic steps int64 [n_steps, L, E]: a fixed Zipf(zipf) base load plus ``hot_share`` of the
     tokens on one hot expert that moves to the next expert every ``period`` steps (expert
     (t // period) * 7 mod E, the same in every layer). Deterministic (rounded), no noise."""
@@ -215,13 +250,23 @@ def rotating_hotspot(n_steps: int, L: int, E: int, tokens: int, period: int, hot
     return out
 
 
-def burst(n_steps: int, L: int, E: int, tokens: int, at: int, length: int, expert: int,
-          share: float, zipf: float = 0.5, seed: int = 0) -> np.ndarray:
+def burst(
+    n_steps: int,
+    L: int,
+    E: int,
+    tokens: int,
+    at: int,
+    length: int,
+    expert: int,
+    share: float,
+    zipf: float = 0.5,
+    seed: int = 0,
+) -> np.ndarray:
     """Synthetic steps int64 [n_steps, L, E]: a fixed Zipf base load; during steps [at, at+length)
     ``share`` of the tokens go to ``expert`` (every layer). Deterministic, no noise."""
     base = _zipf(E, zipf, seed)
     out = np.broadcast_to(np.rint(tokens * base), (n_steps, L, E)).astype(np.int64)
     hot = base * (1 - share)
     hot[expert] += share
-    out[at:at + length] = np.rint(tokens * hot)
+    out[at : at + length] = np.rint(tokens * hot)
     return out

@@ -29,8 +29,7 @@ __all__ = ["ScanResult", "skipped_reasons"]
 
 _SKIPPED_KEY, _META_KEY = b"ep_scan_skipped", b"ep_scan"
 #: Column suffix of each statistic in ``rows`` (the mean is the bare metric name).
-_SUFFIX = {"mean": "", "ci_lo": "_lo", "ci_hi": "_hi", "p50": "_p50", "p95": "_p95",
-           "n_steps": "_n"}
+_SUFFIX = {"mean": "", "ci_lo": "_lo", "ci_hi": "_hi", "p50": "_p50", "p95": "_p95", "n_steps": "_n"}
 _LABELS = ("model", "condition", "seq_len", "regime")
 #: Statistics resting on this many steps or fewer have no interval in ``rows``.
 FEW_STEPS = 2
@@ -62,8 +61,9 @@ class ScanResult:
             raise DodocoError(f"layer {layer} is not in the scan: use -1 (model) or 0..{self.n_layers - 1}")
         return layer + 1
 
-    def value(self, batch: int, ep: int, placement: str, metric: str, statistic: str = "mean",
-              layer: int = -1) -> float:
+    def value(
+        self, batch: int, ep: int, placement: str, metric: str, statistic: str = "mean", layer: int = -1
+    ) -> float:
         """One number; NaN when the key was not scanned."""
         try:
             k = self.keys.index((int(batch), int(ep), placement, metric))
@@ -80,9 +80,18 @@ class ScanResult:
         order = {p: i for i, p in enumerate(dict.fromkeys(k[2] for k in self.keys))}
         part, split = self.meta.get("part"), self.meta.get("source_split")
         for k, (B, N, name, metric) in enumerate(self.keys):
-            row = out.setdefault((B, N, order[name]), {
-                **{c: self.labels.get(c) for c in _LABELS}, "batch": B, "ep": N, "placement": name,
-                "steps": int(self.steps[k]), "part": part, "source_split": split})
+            row = out.setdefault(
+                (B, N, order[name]),
+                {
+                    **{c: self.labels.get(c) for c in _LABELS},
+                    "batch": B,
+                    "ep": N,
+                    "placement": name,
+                    "steps": int(self.steps[k]),
+                    "part": part,
+                    "source_split": split,
+                },
+            )
             n = int(self.values[k, STATISTICS.index("n_steps"), col])
             for s, stat in enumerate(STATISTICS):
                 v = float(self.values[k, s, col])
@@ -95,14 +104,18 @@ class ScanResult:
         """Per scanned N (ascending) of one (metric, placement, B): {"ep", "mean", "lo", "hi",
         "p50", "p95", "steps"} arrays (empty when nothing was scanned)."""
         col = self._col(layer)
-        ks = sorted((key[1], k) for k, key in enumerate(self.keys)
-                    if key[0] == int(batch) and key[2] == placement and key[3] == metric)
+        ks = sorted(
+            (key[1], k)
+            for k, key in enumerate(self.keys)
+            if key[0] == int(batch) and key[2] == placement and key[3] == metric
+        )
         idx = [k for _, k in ks]
         v = self.values[idx][:, :, col] if idx else np.empty((0, len(STATISTICS)))
-        get = {name: v[:, STATISTICS.index(stat)] for name, stat in
-               (("mean", "mean"), ("lo", "ci_lo"), ("hi", "ci_hi"), ("p50", "p50"), ("p95", "p95"))}
-        return {"ep": np.array([n for n, _ in ks], dtype=np.int64), **get,
-                "steps": self.steps[idx].astype(np.int64)}
+        get = {
+            name: v[:, STATISTICS.index(stat)]
+            for name, stat in (("mean", "mean"), ("lo", "ci_lo"), ("hi", "ci_hi"), ("p50", "p50"), ("p95", "p95"))
+        }
+        return {"ep": np.array([n for n, _ in ks], dtype=np.int64), **get, "steps": self.steps[idx].astype(np.int64)}
 
     def to_table(self) -> pa.Table:
         """The tidy table (SCHEMA): one row per key x statistic x layer (-1 first), labels constant;
@@ -118,8 +131,7 @@ class ScanResult:
             "layer": np.tile(np.arange(-1, n_l - 1, dtype=np.int64), n_k * n_s),
             "value": self.values.ravel(),
         }
-        meta = {**self.meta, "steps": {f"{b},{e},{p}": int(s) for (b, e, p, _), s
-                                       in zip(self.keys, self.steps)}}
+        meta = {**self.meta, "steps": {f"{b},{e},{p}": int(s) for (b, e, p, _), s in zip(self.keys, self.steps)}}
         md = {_SKIPPED_KEY: json.dumps(self.skipped).encode(), _META_KEY: json.dumps(meta).encode()}
         return tidy_table(cols, self.labels, md)
 

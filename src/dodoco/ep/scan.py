@@ -53,8 +53,9 @@ def _block(series: dict, n_boot: int, seed: int):
     """Series {column: (keys, values[n, L])} sharing n -> (keys, values[keys, STATISTICS, L+1]):
     each column is summarised once and emitted under every (B, N, placement, metric) in its keys."""
     names = list(series)
-    V = np.concatenate([np.concatenate([layer_mean(v)[:, None], v], axis=1)
-                        for _, v in (series[k] for k in names)], axis=1)
+    V = np.concatenate(
+        [np.concatenate([layer_mean(v)[:, None], v], axis=1) for _, v in (series[k] for k in names)], axis=1
+    )
     L1 = V.shape[1] // len(names)
     block = _summarise(V, n_boot, seed).reshape(len(STATISTICS), len(names), L1).transpose(1, 0, 2)
     keys = [(j, key) for j, k in enumerate(names) for key in series[k][0]]
@@ -97,11 +98,15 @@ def _scan_set(src, pairs, maps, names, n_boot, seed, threads: int = _THREADS) ->
         src.totals(N, B)
     jobs = [(N, B, name) for N, B in pairs for name in names if N >= 2 and (name, N) in maps]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        own = dict(zip(jobs, pool.map(
-            lambda j: own_load(src, j[0], j[1], j[2], maps[(j[2], j[0])], units), jobs)))
-        return list(pool.map(lambda P: _product(
-            src, P, [(N, B) for N, B in pairs if N * B == P], maps, names, units, own, n_boot,
-            seed), products))
+        own = dict(zip(jobs, pool.map(lambda j: own_load(src, j[0], j[1], j[2], maps[(j[2], j[0])], units), jobs)))
+        return list(
+            pool.map(
+                lambda P: _product(
+                    src, P, [(N, B) for N, B in pairs if N * B == P], maps, names, units, own, n_boot, seed
+                ),
+                products,
+            )
+        )
 
 
 def _placements(names, E, Ns, fit, strict, options, reasons) -> dict:
@@ -139,12 +144,28 @@ def _check_options(names, options) -> None:
     taken = {o for n in names for o in PLACEMENTS[n].options}
     bad = sorted(set(options) - taken)
     if bad:
-        raise DodocoError(f"placement option {', '.join(bad)} is taken by none of {', '.join(names)}"
-                          f" (they take: {', '.join(sorted(taken)) or 'none'})")
+        raise DodocoError(
+            f"placement option {', '.join(bad)} is taken by none of {', '.join(names)}"
+            f" (they take: {', '.join(sorted(taken)) or 'none'})"
+        )
 
 
-def scan_sources(S: int, E: int, make_source, fit_of, placement, ep, batch, *, seed: int,
-                 fit_frac: float, n_boot: int, strict: bool, labels: dict, options: dict) -> ScanResult:
+def scan_sources(
+    S: int,
+    E: int,
+    make_source,
+    fit_of,
+    placement,
+    ep,
+    batch,
+    *,
+    seed: int,
+    fit_frac: float,
+    n_boot: int,
+    strict: bool,
+    labels: dict,
+    options: dict,
+) -> ScanResult:
     """The scan harness shared by the prefill and decode regimes.
 
     make_source(idx or None) -> a StepSource over those units (None: all); fit_of(fit_idx) ->
@@ -166,15 +187,27 @@ def scan_sources(S: int, E: int, make_source, fit_of, placement, ep, batch, *, s
     parts = [p for p in _scan_set(src, pairs, maps, names, n_boot, seed) if p[0]] if pairs else []
     keys = [k for p in parts for k in p[0]]
     L = src.level(1).shape[-2]
-    values = (np.concatenate([p[1] for p in parts]) if parts
-              else np.empty((0, len(STATISTICS), L + 1)))
-    steps = np.concatenate([np.full(len(p[0]), p[2], dtype=np.int64) for p in parts]) if parts \
+    values = np.concatenate([p[1] for p in parts]) if parts else np.empty((0, len(STATISTICS), L + 1))
+    steps = (
+        np.concatenate([np.full(len(p[0]), p[2], dtype=np.int64) for p in parts])
+        if parts
         else np.empty(0, dtype=np.int64)
-    redundant = {f"{n},{N}": int(m.placement.replicas.sum(axis=-1).max() - E)
-                 for (n, N), m in maps.items() if PLACEMENTS[n].fitted}
-    meta = {"seed": seed, "n_boot": n_boot, "part": plan.part,
-            "fit_frac": fit_frac if held else None, "source_split": src.source_split,
-            "placements": names, "options": dict(options), "redundant": redundant}
+    )
+    redundant = {
+        f"{n},{N}": int(m.placement.replicas.sum(axis=-1).max() - E)
+        for (n, N), m in maps.items()
+        if PLACEMENTS[n].fitted
+    }
+    meta = {
+        "seed": seed,
+        "n_boot": n_boot,
+        "part": plan.part,
+        "fit_frac": fit_frac if held else None,
+        "source_split": src.source_split,
+        "placements": names,
+        "options": dict(options),
+        "redundant": redundant,
+    }
     return ScanResult(keys, values, steps, labels, reasons, meta)
 
 
@@ -186,10 +219,23 @@ def _full_source(data, counts, seed: int, source) -> StepSource:
     return run_source(data, seed) if hasattr(data, "counts") else source_of(counts, seed)
 
 
-def ep_scan(data, ep=defaults.EP, batch=defaults.BATCHES, placement=defaults.PLACEMENT, seed: int = 0,
-            *, fit_frac: float = 0.5, n_boot: int = defaults.N_BOOT, strict: bool = False, source=None,
-            tokens=None, model: str = "", condition: str = "", seq_len: int = 0,
-            **options) -> ScanResult:
+def ep_scan(
+    data,
+    ep=defaults.EP,
+    batch=defaults.BATCHES,
+    placement=defaults.PLACEMENT,
+    seed: int = 0,
+    *,
+    fit_frac: float = 0.5,
+    n_boot: int = defaults.N_BOOT,
+    strict: bool = False,
+    source=None,
+    tokens=None,
+    model: str = "",
+    condition: str = "",
+    seq_len: int = 0,
+    **options,
+) -> ScanResult:
     """EP scan of prefill steps -> ScanResult (``.rows()``, ``.series()``, ``.to_table()``).
 
     data: counts[S, L, E], or a run (``.counts``, labels ``.model``, ``.condition``, ``.seq_len``,
@@ -205,13 +251,21 @@ def ep_scan(data, ep=defaults.EP, batch=defaults.BATCHES, placement=defaults.PLA
     if hasattr(data, "counts"):
         model, condition, seq_len = data.model, data.condition, data.seq_len
     names = check_placements(placement)
-    if tokens is None and any(PLACEMENTS[n].fit_on == "traces" for n in names) \
-            and getattr(data, "has_tokens", False):
+    if tokens is None and any(PLACEMENTS[n].fit_on == "traces" for n in names) and getattr(data, "has_tokens", False):
         tokens = data.tokens()
     labels = dict(model=model, condition=condition, seq_len=int(seq_len), regime="prefill")
-    return scan_sources(counts.shape[0], counts.shape[2],
-                        lambda idx: _full_source(data, counts, seed, source) if idx is None
-                        else source_of(counts, seed, idx),
-                        lambda idx: fit_data(counts, idx, tokens), names, ep, batch, seed=seed,
-                        fit_frac=fit_frac, n_boot=n_boot, strict=strict, labels=labels,
-                        options=options)
+    return scan_sources(
+        counts.shape[0],
+        counts.shape[2],
+        lambda idx: _full_source(data, counts, seed, source) if idx is None else source_of(counts, seed, idx),
+        lambda idx: fit_data(counts, idx, tokens),
+        names,
+        ep,
+        batch,
+        seed=seed,
+        fit_frac=fit_frac,
+        n_boot=n_boot,
+        strict=strict,
+        labels=labels,
+        options=options,
+    )

@@ -122,8 +122,8 @@ def expert_metrics(steps, threads: int = 2) -> dict[str, np.ndarray]:
     step = max(1, _CHUNK // rows.shape[1])
 
     def work(a: int) -> None:
-        out["gini"][a:a + step] = gini(rows[a:a + step])
-        out["max_mean"][a:a + step] = max_mean(rows[a:a + step])
+        out["gini"][a : a + step] = gini(rows[a : a + step])
+        out["max_mean"][a : a + step] = max_mean(rows[a : a + step])
 
     starts = range(0, rows.shape[0], step)
     if threads > 1 and len(starts) > 1:

@@ -24,8 +24,18 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["StepSource", "WindowSource", "feasible_pairs", "require_steps", "run_source", "source_of", "step_order",
-           "sum_units", "uniform_split", "window_source"]
+__all__ = [
+    "StepSource",
+    "WindowSource",
+    "feasible_pairs",
+    "require_steps",
+    "run_source",
+    "source_of",
+    "step_order",
+    "sum_units",
+    "uniform_split",
+    "window_source",
+]
 
 
 def step_order(S: int, seed: int) -> np.ndarray:
@@ -38,11 +48,12 @@ def require_steps(S: int, N: int, B: int, what: str = "the run") -> None:
     "run runs/x", "the held-out part") hold one step of N*B."""
     N, B, S = int(N), int(B), int(S)
     if N < 1 or B < 1:
-        raise DodocoError(f"EP degree and batch must be >= 1, got EP={N}, batch={B}: give positive "
-                          f"integers")
+        raise DodocoError(f"EP degree and batch must be >= 1, got EP={N}, batch={B}: give positive integers")
     if N * B > S:
-        raise DodocoError(f"EP={N} x batch={B} needs {N * B} sequences per step but {what} has {S}: "
-                          f"observe more sequences or lower the EP degree / --batch")
+        raise DodocoError(
+            f"EP={N} x batch={B} needs {N * B} sequences per step but {what} has {S}: "
+            f"observe more sequences or lower the EP degree / --batch"
+        )
 
 
 def sum_units(counts, idx=None) -> np.ndarray:
@@ -58,7 +69,7 @@ def sum_units(counts, idx=None) -> np.ndarray:
     step = int(max(1, min(256, np.iinfo(counts.dtype).max // (int(counts.max()) + 1))))
     out = np.zeros(counts.shape[1:], dtype=np.int64)
     for a in range(0, len(idx), step):
-        out += counts[idx[a:a + step]].sum(axis=0, dtype=counts.dtype)
+        out += counts[idx[a : a + step]].sum(axis=0, dtype=counts.dtype)
     return out
 
 
@@ -91,6 +102,7 @@ def uniform_split(c, N: int, K: int = 1) -> np.ndarray:
     def held(x):  # positions a in [0, x) with (a mod T) mod N == i -> [N, ..., L, E]
         def upto(y):  # b in [0, y) with b mod N == i
             return y // N + (i < y % N)
+
         return (x // T) * upto(T) + upto(x % T)
 
     end = np.cumsum(c, axis=-1)
@@ -141,10 +153,9 @@ class StepSource:
             x, g = cache[base], G // base
             n = x.shape[1] // g
             if g == 2:
-                cache[G] = np.add(x[:, 0:2 * n:2], x[:, 1:2 * n:2], dtype=dtype)
+                cache[G] = np.add(x[:, 0 : 2 * n : 2], x[:, 1 : 2 * n : 2], dtype=dtype)
             else:
-                cache[G] = x[:, : n * g].reshape((x.shape[0], n, g) + x.shape[2:]).sum(
-                    axis=2, dtype=dtype)
+                cache[G] = x[:, : n * g].reshape((x.shape[0], n, g) + x.shape[2:]).sum(axis=2, dtype=dtype)
         return cache[G]
 
     def level(self, G: int) -> np.ndarray:
@@ -248,8 +259,10 @@ class WindowSource(StepSource):
         return self.ranks(N, B).sum(axis=-1, dtype=np.int64)
 
     def require_units(self, what: str) -> None:
-        raise DodocoError(f"a window aggregate has no per-unit data ({what} needs it): its units were summed "
-                          "before import; import per-pass dumps (with token traces) for this analysis")
+        raise DodocoError(
+            f"a window aggregate has no per-unit data ({what} needs it): its units were summed "
+            "before import; import per-pass dumps (with token traces) for this analysis"
+        )
 
     def aggregate(self) -> np.ndarray:
         return self._levels[1][0, 0].copy()
@@ -259,8 +272,7 @@ def _check_counts(counts) -> np.ndarray:
     counts = np.asarray(counts)
     if counts.ndim != 3 or counts.shape[0] == 0:
         raise DodocoError(f"counts must have shape [S, L, E] with S >= 1, got shape {counts.shape}")
-    if counts.dtype.kind not in "ui" or (counts.dtype.kind == "i" and counts.size
-                                         and counts.min() < 0):
+    if counts.dtype.kind not in "ui" or (counts.dtype.kind == "i" and counts.size and counts.min() < 0):
         raise DodocoError(f"counts must be non-negative integers, got dtype {counts.dtype}")
     return counts
 
@@ -306,8 +318,7 @@ def run_source(run, seed: int = 0) -> StepSource:
     return cache[seed]
 
 
-def feasible_pairs(src: StepSource, ep: Iterable[int], batch: Iterable[int],
-                   what: str = "the run"):
+def feasible_pairs(src: StepSource, ep: Iterable[int], batch: Iterable[int], what: str = "the run"):
     """(N, B) pairs with at least one step in ``src`` -> (pairs, skipped [(N, B, reason)]), both
     sorted by B then N; reasons are require_steps' message. N or B < 1 raises DodocoError."""
     pairs, skipped = [], []

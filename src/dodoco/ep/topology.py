@@ -63,6 +63,7 @@ def _partitions(N: int, G: int):
             left = [r for r in rest if r not in mates]
             for tail in rec(left):
                 yield [(head,) + mates] + tail
+
     yield from rec(list(range(N)))
 
 
@@ -73,6 +74,7 @@ def _objective(s, rank_node) -> float:
 
 def _n_partitions(N: int, G: int) -> int:
     from math import comb
+
     total, free = 1, N
     while free:
         total, free = total * comb(free - 1, G - 1), free - G

@@ -65,8 +65,7 @@ class TraceEvalOptions:
     n_boot: int = defaults.N_BOOT
 
 
-def step_tokens(units: StepSource, offsets, N: int, B: int, regime: str,
-                positions: int = defaults.DECODE_POSITIONS):
+def step_tokens(units: StepSource, offsets, N: int, B: int, regime: str, positions: int = defaults.DECODE_POSITIONS):
     """Tokens of the steps of a (held-out) trace -> (tok, step, src, n_steps): int64 [T'] each.
 
     units: the step source of the units evaluated (their counts, e.g. ``trace_counts``, in the
@@ -138,8 +137,12 @@ def _saving(x, ref, n_boot: int, seed: int) -> tuple[float, float, float]:
 
 
 def _summary(name, per, ref, opts) -> dict:
-    row = {"placement": name, "steps": int(per["dedup"].size),
-           "dedup_rows": float(per["dedup"].mean()), "forward_rows": float(per["forward"].mean())}
+    row = {
+        "placement": name,
+        "steps": int(per["dedup"].size),
+        "dedup_rows": float(per["dedup"].mean()),
+        "forward_rows": float(per["forward"].mean()),
+    }
     for k in ("receiver_skew", "dedup_recv_skew", "max_mean"):
         row[k] = float(np.nanmean(per[k]))
     if ref is not None:
@@ -161,8 +164,9 @@ def evaluate_placements(topk, offsets, E: int, opts: TraceEvalOptions = TraceEva
     plan = evaluation_plan(names, np.size(offsets) - 1, opts.seed, opts.fit_frac)
     ftopk, foffsets = trace_subset(topk, offsets, plan.fit_idx)
     if ftopk.max(initial=0) >= E:
-        raise DodocoError(f"token trace names expert {int(ftopk.max())} but E={E}: pass the "
-                          f"model's number of routed experts")
+        raise DodocoError(
+            f"token trace names expert {int(ftopk.max())} but E={E}: pass the model's number of routed experts"
+        )
     fit = FitData(trace_counts(ftopk, foffsets, E).sum(axis=0), ftopk, foffsets)
     etopk, eoffsets = trace_subset(topk, offsets, plan.eval_idx)
     units = source_of(trace_counts(etopk, eoffsets, E), opts.seed)  # the held-out units' steps
@@ -184,6 +188,5 @@ def evaluate_placements(topk, offsets, E: int, opts: TraceEvalOptions = TraceEva
             for name in opts.placements:
                 if name in per:
                     row = _summary(name, per[name], per.get("eplb"), opts)
-                    rows.append({"regime": regime, "ep": N, "batch": opts.batch,
-                                 "part": plan.part, **row})
+                    rows.append({"regime": regime, "ep": N, "batch": opts.batch, "part": plan.part, **row})
     return rows, skipped

@@ -30,8 +30,7 @@ from dodoco.ep.loads import rank_loads
 from dodoco.ep.traffic import distinct_destinations
 from dodoco.errors import DodocoError
 
-__all__ = ["affinity_placement", "coact_packing", "distinct_ranks", "layer_bound",
-           "rank_masks", "swap_search"]
+__all__ = ["affinity_placement", "coact_packing", "distinct_ranks", "layer_bound", "rank_masks", "swap_search"]
 
 MAX_RANKS = 64  # rank sets are 64-bit masks
 _POW2 = np.left_shift(np.uint64(1), np.arange(MAX_RANKS, dtype=np.uint64))
@@ -62,8 +61,7 @@ def layer_bound(load, N: int, slack: float) -> tuple[np.ndarray, np.ndarray]:
     load = np.asarray(load, dtype=np.float64)
     E = load.shape[1]
     if N < 1 or E % N:
-        raise DodocoError(f"trace placements put E/N experts on each rank: N={N} must divide "
-                          f"E={E}")
+        raise DodocoError(f"trace placements put E/N experts on each rank: N={N} must divide E={E}")
     if slack < 0:
         raise DodocoError(f"load-balance slack must be >= 0, got {slack}")
     p = eplb_layers(load, N)
@@ -94,8 +92,7 @@ def swap_search(rank, load, cap: float, W=None, S=None, max_swaps: int | None = 
         own_m, own_s = M[np.arange(E), rank], S[np.arange(E), rank]
         gain = (Mr - own_m[:, None]) + (Mr.T - own_m[None, :]) - 2 * W
         gain += (Sr - own_s[:, None]) + (Sr.T - own_s[None, :])
-        ok = (rank[:, None] != rank[None, :]) & (R[rank][:, None] + d <= cap) \
-            & (R[rank][None, :] - d <= cap)
+        ok = (rank[:, None] != rank[None, :]) & (R[rank][:, None] + d <= cap) & (R[rank][None, :] - d <= cap)
         gain = np.where(ok, gain, -np.inf)
         a, b = divmod(int(np.argmax(gain)), E)
         if not gain[a, b] > 1e-9:
@@ -147,12 +144,16 @@ def _fit_arrays(E: int, fit) -> tuple[np.ndarray, np.ndarray]:
     """(load[L, E], topk[T, L, K]) of fit data (an object with .load and .topk)."""
     topk = getattr(fit, "topk", None)
     if topk is None:
-        raise DodocoError("this placement is fitted on token traces: observe with --traces (or "
-                          "import a token-level dump) and fit on its tokens")
+        raise DodocoError(
+            "this placement is fitted on token traces: observe with --traces (or "
+            "import a token-level dump) and fit on its tokens"
+        )
     load = np.asarray(fit.load, dtype=np.float64)
     if load.ndim != 2 or load.shape[1] != E or np.shape(topk)[1] != load.shape[0]:
-        raise DodocoError(f"fit data must be load[L, E] with E={E} and topk[T, L, K] of the same "
-                          f"L, got load {load.shape} and topk {np.shape(topk)}")
+        raise DodocoError(
+            f"fit data must be load[L, E] with E={E} and topk[T, L, K] of the same "
+            f"L, got load {load.shape} and topk {np.shape(topk)}"
+        )
     return load, np.asarray(topk)
 
 
@@ -189,8 +190,7 @@ def _total_changes(topk, ranks, N: int) -> int:
     return sum(int(np.bitwise_count(masks[l] & ~masks[l - 1]).sum()) for l in range(1, len(masks)))
 
 
-def _refit_layer(l: int, ranks, masks, left: bool, right: bool, J, topk, load, cap, N,
-                 max_swaps) -> None:
+def _refit_layer(l: int, ranks, masks, left: bool, right: bool, J, topk, load, cap, N, max_swaps) -> None:
     """Refit layer l in place (ranks[l] and its masks[l]) against its left and/or right
     neighbour; keep the candidate of least exact cost."""
     E = load.shape[1]
@@ -211,8 +211,16 @@ def _refit_layer(l: int, ranks, masks, left: bool, right: bool, J, topk, load, c
     ranks[l], masks[l] = best, rank_masks(best[topk[:, l]], N)
 
 
-def affinity_placement(E: int, N: int, fit, slack: float = 0.1, sweeps: int = 2,
-                       max_swaps: int | None = None, restarts: int = 4, seed: int = 0) -> Placement:
+def affinity_placement(
+    E: int,
+    N: int,
+    fit,
+    slack: float = 0.1,
+    sweeps: int = 2,
+    max_swaps: int | None = None,
+    restarts: int = 4,
+    seed: int = 0,
+) -> Placement:
     """Cross-layer affinity placement fitted on fit.topk[T, L, K] and fit.load[L, E] -> Placement
     share[L, E, N]: minimises the new ranks tokens reach between consecutive layers (same bound
     as coact_packing). From an anchor layer kept at EPLB, each layer outwards is fitted to the

@@ -110,26 +110,26 @@ def _figure_data(runs, out: TraceSummary) -> None:
         key = f"{run.model} / {run.condition}"
         topk, _ = run.tokens()
         if l is not None:
-            pc = count_pairs(topk[:, l:l + 1], run.E, across=False)
+            pc = count_pairs(topk[:, l : l + 1], run.E, across=False)
             exp = expected_pairs(pc.marginal[0], pc.tokens, pc.K)
             li = lift(pc.within[0], exp)
             order = cluster_order(np.nan_to_num(li, nan=0.0))
             out.heatmaps[key] = (li[np.ix_(order, order)], l)
             out.pairs[key] = top_pairs(pc.within[0], exp, m=12)
         if j is not None and run.L > 1:
-            cond = conditional(count_pairs(topk[:, j:j + 2], run.E, within=False).across[0])
+            cond = conditional(count_pairs(topk[:, j : j + 2], run.E, within=False).across[0])
             rows, cols = cluster_order(cond @ cond.T), cluster_order(cond.T @ cond)
             out.transitions[key] = (cond[np.ix_(rows, cols)], j)
 
 
 def _placements(run, opts: TraceOptions, out: TraceSummary) -> None:
     topk, offsets = run.tokens()
-    eo = TraceEvalOptions(ep=opts.ep, batch=opts.batch, slack=opts.slack, positions=opts.positions,
-                          seed=opts.seed, n_boot=opts.n_boot)
+    eo = TraceEvalOptions(
+        ep=opts.ep, batch=opts.batch, slack=opts.slack, positions=opts.positions, seed=opts.seed, n_boot=opts.n_boot
+    )
     rows, skipped = evaluate_placements(topk, offsets, run.E, eo)
     out.placements += [{**_label(run), **r} for r in rows]
-    out.notes += [f"{run.model} / {run.condition}: EP {N} {what} skipped: {why}"
-                  for N, what, why in skipped]
+    out.notes += [f"{run.model} / {run.condition}: EP {N} {what} skipped: {why}" for N, what, why in skipped]
 
 
 NOMINAL_SHAPE = (2048, 768)  # Qwen3-30B-A3B hidden and expert intermediate size
@@ -157,27 +157,45 @@ def _rebalance(run, opts: TraceOptions, out: TraceSummary) -> None:
     ws = tuple(w for w in opts.windows if 2 * w <= n) or (1,)
     ks = tuple(k for k in opts.refit_every if k < n) or (1,)
     if (ws, ks) != (tuple(opts.windows), tuple(opts.refit_every)):
-        out.notes.append(f"{run.model} / {run.condition}: {n} steps of {N * opts.batch} units: "
-                         f"rebalancing swept k in {list(ks)}, w in {list(ws)} (w <= half the steps)")
+        out.notes.append(
+            f"{run.model} / {run.condition}: {n} steps of {N * opts.batch} units: "
+            f"rebalancing swept k in {list(ks)}, w in {list(ws)} (w <= half the steps)"
+        )
     runs: dict = {}  # every policy runs once; only the cost model changes with the bandwidth
     for bw in opts.migrate_gbps:
-        cost = CostModel(expert_bytes=eb, row_bytes=row_bytes, migrate_bw=bw * GB,
-                         dispatch_bw=opts.dispatch_gbps * GB)
+        cost = CostModel(expert_bytes=eb, row_bytes=row_bytes, migrate_bw=bw * GB, dispatch_bw=opts.dispatch_gbps * GB)
         res = rebalance_sweep(steps, N, ks, ws, cost, num_redundant=(-run.E) % N, runs=runs)
         if bw == opts.migrate_gbps[0]:
-            extra = {"ep": N, "steps": int(steps.shape[0]), "evaluated_from": res["start"],
-                     "hidden": H, "intermediate": I, "shape_from": shape_from, "migrate_gbps": bw,
-                     "dispatch_gbps": opts.dispatch_gbps, "seconds_label": "nominal: a cost model, not measured"}
+            extra = {
+                "ep": N,
+                "steps": int(steps.shape[0]),
+                "evaluated_from": res["start"],
+                "hidden": H,
+                "intermediate": I,
+                "shape_from": shape_from,
+                "migrate_gbps": bw,
+                "dispatch_gbps": opts.dispatch_gbps,
+                "seconds_label": "nominal: a cost model, not measured",
+            }
             out.rebalance += [{**_label(run), **extra, **r} for r in res["rows"]]
             out.rebalance.append({**_label(run), **extra, **res["static"], "k": "never"})
             out.rebalance.append({**_label(run), **extra, "k": "oracle", "w": 0, **res["oracle"]})
         best = res["best"]
-        out.rebalance_best.append({**_label(run), "ep": N, "migrate_gbps": bw, "dispatch_gbps": opts.dispatch_gbps,
-                                   "best_k": best["k"] if best["k"] is not None else "never",
-                                   "best_w": best["w"], "mean_skew": best["mean_skew"],
-                                   "total_s": best["total_s"], "stale_s": best["stale_s"],
-                                   "migrate_s": best["migrate_s"],
-                                   "seconds_label": "nominal: a cost model, not measured"})
+        out.rebalance_best.append(
+            {
+                **_label(run),
+                "ep": N,
+                "migrate_gbps": bw,
+                "dispatch_gbps": opts.dispatch_gbps,
+                "best_k": best["k"] if best["k"] is not None else "never",
+                "best_w": best["w"],
+                "mean_skew": best["mean_skew"],
+                "total_s": best["total_s"],
+                "stale_s": best["stale_s"],
+                "migrate_s": best["migrate_s"],
+                "seconds_label": "nominal: a cost model, not measured",
+            }
+        )
 
 
 def trace_summary(runs, opts: TraceOptions = TraceOptions()) -> TraceSummary:
@@ -188,18 +206,24 @@ def trace_summary(runs, opts: TraceOptions = TraceOptions()) -> TraceSummary:
         key = f"{run.model} / {run.condition}"
         parts = ([_structure, _placements] if run.has_tokens else []) + [_rebalance]
         if not run.has_tokens:
-            out.notes.append(f"{key}: no token traces (observe with --traces): co-activation, "
-                             f"affinity and trace placements left out")
+            out.notes.append(
+                f"{key}: no token traces (observe with --traces): co-activation, affinity and trace placements left out"
+            )
         for part in parts:
             try:
                 part(run, opts, out)
             except DodocoError as err:
                 out.notes.append(f"{key}: {part.__name__.strip('_')} left out: {err}")
-    traced = [r for r in runs if r.has_tokens and any(x["model"] == r.model and x["condition"] == r.condition
-                                                      for x in out.coactivation)]
+    traced = [
+        r
+        for r in runs
+        if r.has_tokens and any(x["model"] == r.model and x["condition"] == r.condition for x in out.coactivation)
+    ]
     _figure_data(traced, out)
-    out.notes.append(f"rebalancing seconds are a nominal model (dispatch {opts.dispatch_gbps:g} GB/s, "
-                     f"migration {', '.join(f'{b:g}' for b in opts.migrate_gbps)} GB/s); expert "
-                     f"bytes = 3 x H x I x {opts.dtype_bytes} B with H, I as each row's shape_from "
-                     f"says")
+    out.notes.append(
+        f"rebalancing seconds are a nominal model (dispatch {opts.dispatch_gbps:g} GB/s, "
+        f"migration {', '.join(f'{b:g}' for b in opts.migrate_gbps)} GB/s); expert "
+        f"bytes = 3 x H x I x {opts.dtype_bytes} B with H, I as each row's shape_from "
+        f"says"
+    )
     return out

@@ -20,9 +20,21 @@ import numpy as np
 from dodoco.ep.layout import Placement
 from dodoco.errors import DodocoError
 
-__all__ = ["copy_traffic_from_tokens", "dedup_traffic", "distinct_destinations", "off_diagonal", "pair_counts",
-           "send_recv", "send_recv_bytes", "send_recv_local", "send_recv_nodes", "split_sizes", "token_destinations",
-           "traffic_bytes", "traffic_matrix"]
+__all__ = [
+    "copy_traffic_from_tokens",
+    "dedup_traffic",
+    "distinct_destinations",
+    "off_diagonal",
+    "pair_counts",
+    "send_recv",
+    "send_recv_bytes",
+    "send_recv_local",
+    "send_recv_nodes",
+    "split_sizes",
+    "token_destinations",
+    "traffic_bytes",
+    "traffic_matrix",
+]
 
 
 def traffic_matrix(src, placement: Placement) -> np.ndarray:

@@ -21,8 +21,17 @@ from dodoco import defaults
 from dodoco.ep.steps import StepSource, run_source, source_of
 from dodoco.errors import DodocoError
 
-__all__ = ["DECODE_SEQUENCES", "MITIGATION_SEQUENCES", "decode_curves", "decode_traces", "load_curves",
-           "mitigation_rows", "mitigation_setup", "neusim_rows", "traces"]
+__all__ = [
+    "DECODE_SEQUENCES",
+    "MITIGATION_SEQUENCES",
+    "decode_curves",
+    "decode_traces",
+    "load_curves",
+    "mitigation_rows",
+    "mitigation_setup",
+    "neusim_rows",
+    "traces",
+]
 
 MITIGATION_SEQUENCES = 1024
 DECODE_SEQUENCES = 2048
@@ -41,8 +50,9 @@ def mitigation_setup(source: StepSource, E: int, B: int) -> tuple[int, int, int]
         steps = source.n_steps(N * B)
         if N <= E and steps >= 4:
             return N, (8 if N == 16 else N // 2), max(1, min(8, steps // 4))
-    raise DodocoError(f"mitigations need 4 steps of 2 x {B} units ({8 * B} units), have {source.n_steps(2 * B)} "
-                      "step(s)")
+    raise DodocoError(
+        f"mitigations need 4 steps of 2 x {B} units ({8 * B} units), have {source.n_steps(2 * B)} step(s)"
+    )
 
 
 def mitigation_rows(run, B: int, kind: str, seed: int = 0) -> list[dict]:
@@ -57,8 +67,16 @@ def mitigation_rows(run, B: int, kind: str, seed: int = 0) -> list[dict]:
     rows += mit.sequence_placement(source, N, B)
     rows += mit.hierarchical_dispatch(source, N, B, G, run.K, **traces)
     rows += mit.topology_mapping(source, N, B, G)
-    lab = {"model": run.model, "condition": run.condition, "kind": kind, "seq_len": run.seq_len,
-           "ep": N, "batch": B, "gpus_per_node": G, "units": source.n_units}
+    lab = {
+        "model": run.model,
+        "condition": run.condition,
+        "kind": kind,
+        "seq_len": run.seq_len,
+        "ep": N,
+        "batch": B,
+        "gpus_per_node": G,
+        "units": source.n_units,
+    }
     return [{**lab, **r} for r in rows]
 
 
@@ -86,8 +104,16 @@ def neusim_rows(run, regime: str, B: int, options) -> list[dict]:
 
     seed = options.seed
     source = run_source(run, seed) if regime == "prefill" else _decode_source(run, seed)
-    return neusim_table(source, run.K, ep=list(options.ep or defaults.default_eps(run.E)), batch=(B,),
-                        regime=regime, model=run.model, condition=run.condition, seq_len=run.seq_len).to_pylist()
+    return neusim_table(
+        source,
+        run.K,
+        ep=list(options.ep or defaults.default_eps(run.E)),
+        batch=(B,),
+        regime=regime,
+        model=run.model,
+        condition=run.condition,
+        seq_len=run.seq_len,
+    ).to_pylist()
 
 
 def decode_curves(run, B: int, placement: str, options) -> dict:
@@ -96,9 +122,19 @@ def decode_curves(run, B: int, placement: str, options) -> dict:
     from dodoco.findings.runs import result_curves
 
     topk, offsets = decode_traces(run, options.seed)
-    result = decode_scan(topk, offsets, run.E, ep=list(options.ep or defaults.default_eps(run.E)), batch=[B],
-                         placement=placement, seed=options.seed, n_boot=options.n_boot, model=run.model,
-                         condition=run.condition, seq_len=run.seq_len)
+    result = decode_scan(
+        topk,
+        offsets,
+        run.E,
+        ep=list(options.ep or defaults.default_eps(run.E)),
+        batch=[B],
+        placement=placement,
+        seed=options.seed,
+        n_boot=options.n_boot,
+        model=run.model,
+        condition=run.condition,
+        seq_len=run.seq_len,
+    )
     return result_curves(result, B)
 
 

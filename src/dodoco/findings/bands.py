@@ -56,7 +56,7 @@ def gap_groups(values, k: int = 2) -> tuple[np.ndarray, float, bool]:
     cuts = np.sort(np.argsort(-gaps, kind="stable")[: k - 1])  # split after sorted position c
     sorted_group = np.zeros(v.size, dtype=np.int64)
     for c in cuts:
-        sorted_group[c + 1:] += 1
+        sorted_group[c + 1 :] += 1
     group[order] = sorted_group
     spread = max(float(np.ptp(s[sorted_group == g])) for g in range(k))
     min_gap = float(gaps[cuts].min())
@@ -85,8 +85,11 @@ def _band(real: dict[str, dict], low: float, high: float, resilient_condition: s
     if gini[cond] <= low:
         return {"band": RESILIENT, "judged_on": cond, "certainty": _side(real[cond], low, False)}
     # intermediate: the resilient condition above low, and some real condition below high
-    return {"band": INTERMEDIATE, "judged_on": cond,
-            "certainty": _worst(_side(real[cond], low, True), _side(real[lowest], high, False))}
+    return {
+        "band": INTERMEDIATE,
+        "judged_on": cond,
+        "certainty": _worst(_side(real[cond], low, True), _side(real[lowest], high, False)),
+    }
 
 
 def _one_length(rows: list[dict], low, high, resilient_condition, k) -> tuple[list[dict], dict, list[str]]:
@@ -96,8 +99,11 @@ def _one_length(rows: list[dict], low, high, resilient_condition, k) -> tuple[li
         if r["kind"] == "real" and np.isfinite(r["gini"]):
             real.setdefault(r["model"], {})[r["condition"]] = r
     L = rows[0]["seq_len"]
-    notes = [f"{m} (seq_len {L}) has no real-text run and gets no band"
-             for m in dict.fromkeys(r["model"] for r in rows) if m not in real]
+    notes = [
+        f"{m} (seq_len {L}) has no real-text run and gets no band"
+        for m in dict.fromkeys(r["model"] for r in rows)
+        if m not in real
+    ]
     if not real:
         return [], {}, notes
     models = list(real)
@@ -110,17 +116,50 @@ def _one_length(rows: list[dict], low, high, resilient_condition, k) -> tuple[li
             notes.append(f"{m} has no {resilient_condition} run: judged on its lowest real condition {b['judged_on']}")
         judged = real[m][b["judged_on"]]
         vals = [r["gini"] for r in real[m].values()]
-        summary.append({"model": m, "seq_len": L, **b, "judged_gini": judged["gini"],
-                        "judged_lo": judged.get("gini_lo", np.nan), "judged_hi": judged.get("gini_hi", np.nan),
-                        "steps": min(r.get("steps", 3) for r in real[m].values()),
-                        "real_min": min(vals), "real_max": max(vals), "real_mean": float(mean_real[i]),
-                        "real_conditions": len(vals), "data_group": int(group[i]) + 1})
+        summary.append(
+            {
+                "model": m,
+                "seq_len": L,
+                **b,
+                "judged_gini": judged["gini"],
+                "judged_lo": judged.get("gini_lo", np.nan),
+                "judged_hi": judged.get("gini_hi", np.nan),
+                "steps": min(r.get("steps", 3) for r in real[m].values()),
+                "real_min": min(vals),
+                "real_max": max(vals),
+                "real_mean": float(mean_real[i]),
+                "real_conditions": len(vals),
+                "data_group": int(group[i]) + 1,
+            }
+        )
     grouping = {"seq_len": L, "groups": int(group.max()) + 1, "group_gap": min_gap, "groups_separated": separated}
     return summary, grouping, notes
 
 
-def bands(rows: list[dict], *, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH,
-          resilient_condition: str = "prose", k: int = 2, batch: int | None = None) -> Verdict:
+def _verdict_parts(summary: list[dict]) -> list[str]:
+    """'<band>: models; ...' per seq_len (prefixed by 'seq_len L:' when several are judged)."""
+    lengths = sorted({r["seq_len"] for r in summary})
+    parts = []
+    for L in lengths:
+        own = [r for r in summary if r["seq_len"] == L]
+        text = "; ".join(
+            f"{b}: {', '.join(r['model'] for r in own if r['band'] == b)}"
+            for b in _ORDER
+            if any(r["band"] == b for r in own)
+        )
+        parts.append(f"seq_len {L}: {text}" if len(lengths) > 1 else text)
+    return parts
+
+
+def bands(
+    rows: list[dict],
+    *,
+    low: float = DEFAULT_LOW,
+    high: float = DEFAULT_HIGH,
+    resilient_condition: str = "prose",
+    k: int = 2,
+    batch: int | None = None,
+) -> Verdict:
     """Bands of models from rows {model, condition, kind ("mock"/"real"), seq_len, gini[, gini_lo,
     gini_hi, steps, run]}, judged per seq_len.
 
@@ -139,23 +178,32 @@ def bands(rows: list[dict], *, low: float = DEFAULT_LOW, high: float = DEFAULT_H
         grouping += [g] if g else []
         notes += n
     if not summary:
-        raise DodocoError("the bands verdict needs real-text runs (prose, code, math, multilingual, file:, hf:); "
-                          "observe at least one real-text condition")
-    lengths = sorted({r["seq_len"] for r in summary})
-    parts = []
-    for L in lengths:
-        own = [r for r in summary if r["seq_len"] == L]
-        text = "; ".join(f"{b}: {', '.join(r['model'] for r in own if r['band'] == b)}"
-                         for b in _ORDER if any(r["band"] == b for r in own))
-        parts.append(f"seq_len {L}: {text}" if len(lengths) > 1 else text)
-    numbers = {"low": low, "high": high, "resilient_condition": resilient_condition, "k": k, "batch": batch,
-               **{b: sorted({r["model"] for r in summary if r["band"] == b}) for b in _ORDER},
-               "sure": sum(r["certainty"] == SURE for r in summary), "models": len(summary)}
-    evidence = [{k_: r.get(k_) for k_ in ("model", "condition", "kind", "seq_len", "batch", "steps", "gini",
-                                          "gini_lo", "gini_hi")} for r in rows]
+        raise DodocoError(
+            "the bands verdict needs real-text runs (prose, code, math, multilingual, file:, hf:); "
+            "observe at least one real-text condition"
+        )
+    parts = _verdict_parts(summary)
+    numbers = {
+        "low": low,
+        "high": high,
+        "resilient_condition": resilient_condition,
+        "k": k,
+        "batch": batch,
+        **{b: sorted({r["model"] for r in summary if r["band"] == b}) for b in _ORDER},
+        "sure": sum(r["certainty"] == SURE for r in summary),
+        "models": len(summary),
+    }
+    evidence = [
+        {
+            k_: r.get(k_)
+            for k_ in ("model", "condition", "kind", "seq_len", "batch", "steps", "gini", "gini_lo", "gini_hi")
+        }
+        for r in rows
+    ]
     from dodoco.findings.sentences import bands_sentences
 
-    v = Verdict("bands", " | ".join(parts), numbers,
-                {"summary": summary, "grouping": grouping, "evidence": evidence}, notes)
+    v = Verdict(
+        "bands", " | ".join(parts), numbers, {"summary": summary, "grouping": grouping, "evidence": evidence}, notes
+    )
     v.sentences = bands_sentences(v)
     return v

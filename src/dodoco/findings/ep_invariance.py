@@ -88,13 +88,26 @@ def relative_change(q) -> np.ndarray:
 
 def _evidence(s: RunScan, placements: list[str]) -> list[dict]:
     """Per N: per-expert max/mean and the receiver skew of each placement, with intervals and steps."""
-    base = {"model": s.model, "condition": s.condition, "seq_len": s.seq_len, "E": s.E, "batch": s.batch,
-            "part": s.part}
+    base = {
+        "model": s.model,
+        "condition": s.condition,
+        "seq_len": s.seq_len,
+        "E": s.E,
+        "batch": s.batch,
+        "part": s.part,
+    }
     mm = s.curves[("max_mean", placements[0])]
     rows = []
     for i, N in enumerate(mm.ep):
-        row = {**base, "ep": int(N), "steps": int(mm.steps[i]), "few_steps": few(mm.steps[i]),
-               "max_mean": mm.mean[i], "max_mean_lo": mm.lo[i], "max_mean_hi": mm.hi[i]}
+        row = {
+            **base,
+            "ep": int(N),
+            "steps": int(mm.steps[i]),
+            "few_steps": few(mm.steps[i]),
+            "max_mean": mm.mean[i],
+            "max_mean_lo": mm.lo[i],
+            "max_mean_hi": mm.hi[i],
+        }
         for p in placements:
             got = s.curves.get(("receiver_skew", p))
             v = got.at(int(N)) if got is not None else None
@@ -114,20 +127,37 @@ def _judge(s: RunScan, placements: list[str], threshold: float) -> tuple[dict, l
     rs = s.curves.get(("receiver_skew", placements[0]))
     rs_ok = rs.mean[[not few(n) for n in rs.steps]] if rs is not None else np.empty(0)
     verdict = UNDETERMINED if not np.isfinite(change) else (INTRINSIC if change <= threshold + _TOL else SENSITIVE)
-    summary = {"model": s.model, "condition": s.condition, "kind": s.kind, "seq_len": s.seq_len, "batch": s.batch,
-               "part": s.part, "eps": ",".join(str(int(n)) for n in mm.ep),
-               "judged_eps": ",".join(str(int(n)) for n in judged),
-               "max_mean_min": float(np.min(mm.mean[ok])) if ok.any() else float("nan"),
-               "max_mean_max": float(np.max(mm.mean[ok])) if ok.any() else float("nan"),
-               "max_mean_change": change,
-               "layer_change_max": float(np.nanmax(lay)) if np.isfinite(lay).any() else float("nan"),
-               "worst_layer": int(np.nanargmax(lay)) if np.isfinite(lay).any() else -1,
-               "layers_over": int(np.sum(lay > threshold + _TOL)),
-               "receiver_skew_change": float(relative_change(rs_ok)) if rs_ok.size >= 2 else float("nan"),
-               "verdict": verdict, "run": s.path}
-    per_layer = [{"model": s.model, "condition": s.condition, "seq_len": s.seq_len, "batch": s.batch,
-                  "layer": j, "max_mean_change": float(c), "over_threshold": bool(c > threshold + _TOL)}
-                 for j, c in enumerate(lay)]
+    summary = {
+        "model": s.model,
+        "condition": s.condition,
+        "kind": s.kind,
+        "seq_len": s.seq_len,
+        "batch": s.batch,
+        "part": s.part,
+        "eps": ",".join(str(int(n)) for n in mm.ep),
+        "judged_eps": ",".join(str(int(n)) for n in judged),
+        "max_mean_min": float(np.min(mm.mean[ok])) if ok.any() else float("nan"),
+        "max_mean_max": float(np.max(mm.mean[ok])) if ok.any() else float("nan"),
+        "max_mean_change": change,
+        "layer_change_max": float(np.nanmax(lay)) if np.isfinite(lay).any() else float("nan"),
+        "worst_layer": int(np.nanargmax(lay)) if np.isfinite(lay).any() else -1,
+        "layers_over": int(np.sum(lay > threshold + _TOL)),
+        "receiver_skew_change": float(relative_change(rs_ok)) if rs_ok.size >= 2 else float("nan"),
+        "verdict": verdict,
+        "run": s.path,
+    }
+    per_layer = [
+        {
+            "model": s.model,
+            "condition": s.condition,
+            "seq_len": s.seq_len,
+            "batch": s.batch,
+            "layer": j,
+            "max_mean_change": float(c),
+            "over_threshold": bool(c > threshold + _TOL),
+        }
+        for j, c in enumerate(lay)
+    ]
     return summary, per_layer
 
 
@@ -143,15 +173,26 @@ def _removal_rows(s: RunScan, placements: list[str]) -> list[dict]:
             v = other.at(int(N))
             if v is None or few(base.steps[i]):
                 continue
-            rows.append({"model": s.model, "condition": s.condition, "seq_len": s.seq_len, "batch": s.batch,
-                         "ep": int(N), "baseline": placements[0], "placement": p, "skew_baseline": base.mean[i],
-                         "skew": v[0], "skew_lo": v[1], "skew_hi": v[2],
-                         "fraction_removed": fraction_removed(float(base.mean[i]), v[0])})
+            rows.append(
+                {
+                    "model": s.model,
+                    "condition": s.condition,
+                    "seq_len": s.seq_len,
+                    "batch": s.batch,
+                    "ep": int(N),
+                    "baseline": placements[0],
+                    "placement": p,
+                    "skew_baseline": base.mean[i],
+                    "skew": v[0],
+                    "skew_lo": v[1],
+                    "skew_hi": v[2],
+                    "fraction_removed": fraction_removed(float(base.mean[i]), v[0]),
+                }
+            )
     return rows
 
 
-def ep_invariance(scans: list[RunScan], *, placements=("contiguous",),
-                  threshold: float = DEFAULT_THRESHOLD) -> Verdict:
+def ep_invariance(scans: list[RunScan], *, placements=("contiguous",), threshold: float = DEFAULT_THRESHOLD) -> Verdict:
     """EP invariance of one or more runs from their scans.
 
     Per run: the per-expert max/mean and the receiver skew of every placement at each N (evidence,
@@ -168,8 +209,10 @@ def ep_invariance(scans: list[RunScan], *, placements=("contiguous",),
     for s in scans:
         placements_s = [p for p in placements if ("receiver_skew", p) in s.curves] or s.placements()
         if ("max_mean", placements_s[0]) not in s.curves:
-            raise DodocoError(f"the EP scan of {s.model}/{s.condition} has no per-expert max/mean for placement "
-                              f"'{placements_s[0]}': scan with that placement")
+            raise DodocoError(
+                f"the EP scan of {s.model}/{s.condition} has no per-expert max/mean for placement "
+                f"'{placements_s[0]}': scan with that placement"
+            )
         row, lay = _judge(s, placements_s, threshold)
         summary.append(row)
         evidence += _evidence(s, placements_s)
@@ -179,14 +222,24 @@ def ep_invariance(scans: list[RunScan], *, placements=("contiguous",),
     judged = {r["verdict"] for r in summary if r["verdict"] != UNDETERMINED}
     overall = UNDETERMINED if not judged else (judged.pop() if len(judged) == 1 else "mixed")
     changes = [r["max_mean_change"] for r in summary if np.isfinite(r["max_mean_change"])]
-    numbers = {"threshold": threshold, "baseline": placements[0], "placements": list(placements),
-               "runs": len(summary), "intrinsic_runs": sum(r["verdict"] == INTRINSIC for r in summary),
-               "sensitive_runs": sum(r["verdict"] == SENSITIVE for r in summary),
-               "undetermined_runs": sum(r["verdict"] == UNDETERMINED for r in summary),
-               "max_change": max(changes) if changes else float("nan")}
+    numbers = {
+        "threshold": threshold,
+        "baseline": placements[0],
+        "placements": list(placements),
+        "runs": len(summary),
+        "intrinsic_runs": sum(r["verdict"] == INTRINSIC for r in summary),
+        "sensitive_runs": sum(r["verdict"] == SENSITIVE for r in summary),
+        "undetermined_runs": sum(r["verdict"] == UNDETERMINED for r in summary),
+        "max_change": max(changes) if changes else float("nan"),
+    }
     from dodoco.findings.sentences import ep_sentences
 
-    v = Verdict("ep_invariance", overall, numbers,
-                {"summary": summary, "evidence": evidence, "removal": removal, "layers": layers}, notes)
+    v = Verdict(
+        "ep_invariance",
+        overall,
+        numbers,
+        {"summary": summary, "evidence": evidence, "removal": removal, "layers": layers},
+        notes,
+    )
     v.sentences = ep_sentences(v)
     return v

@@ -66,8 +66,13 @@ class Findings:
         if not below:
             return None
         i = t["batches"].index(max(below))
-        return {"batch": t["batches"][i], "steps": t["n"][i], "gini": float(t["means"][i]),
-                "gini_lo": float(t["mean_lo"][i]), "gini_hi": float(t["mean_hi"][i])}
+        return {
+            "batch": t["batches"][i],
+            "steps": t["n"][i],
+            "gini": float(t["means"][i]),
+            "gini_lo": float(t["mean_lo"][i]),
+            "gini_hi": float(t["mean_hi"][i]),
+        }
 
     @property
     def sentences(self) -> list[str]:
@@ -87,8 +92,12 @@ class Findings:
 
     def to_dict(self) -> dict:
         """JSON-ready: options, verdicts (with tables), skipped, sentences."""
-        return {"options": self.options.to_dict(), "verdicts": {k: v.to_dict() for k, v in self.verdicts.items()},
-                "skipped": dict(self.skipped), "sentences": self.sentences}
+        return {
+            "options": self.options.to_dict(),
+            "verdicts": {k: v.to_dict() for k, v in self.verdicts.items()},
+            "skipped": dict(self.skipped),
+            "sentences": self.sentences,
+        }
 
 
 def _headline_count(v: Verdict) -> int:
@@ -117,8 +126,14 @@ def _series(f: Findings) -> None:
     o = f.options
     for run in f.runs:
         k = f.key(run)
-        f.series[k] = GiniSeries(run.model, run.condition, run.kind.value, run.seq_len,
-                                 step_gini(None, o.batch, o.seed, source=f.source(run)), k)
+        f.series[k] = GiniSeries(
+            run.model,
+            run.condition,
+            run.kind.value,
+            run.seq_len,
+            step_gini(None, o.batch, o.seed, source=f.source(run)),
+            k,
+        )
         f.trends[k] = batch_trend(f.series[k].steps, o.n_boot, o.seed)
 
 
@@ -138,18 +153,32 @@ def _band_rows(f: Findings) -> list[dict]:
     for run in f.runs:
         s, at = f.series[f.key(run)], f.gini_at(run, f.options.ref_batch)
         if at is not None:
-            rows.append({"model": s.model, "condition": s.condition, "kind": s.kind, "seq_len": s.seq_len, **at,
-                         "run": f.key(run)})
+            rows.append(
+                {
+                    "model": s.model,
+                    "condition": s.condition,
+                    "kind": s.kind,
+                    "seq_len": s.seq_len,
+                    **at,
+                    "run": f.key(run),
+                }
+            )
     return rows
 
 
 def _verdicts(f: Findings) -> None:
     o = f.options
     jobs = {
-        "ep_invariance": lambda: ep_invariance([f.scans[f.key(r)] for r in f.runs if f.key(r) in f.scans],
-                                               placements=o.placement, threshold=o.threshold),
-        "mock_vs_real": lambda: mock_vs_real([f.series[f.key(r)] for r in f.runs], n_boot=o.n_boot, seed=o.seed,
-                                             ref_batch=o.ref_batch, trends=[f.trends[f.key(r)] for r in f.runs]),
+        "ep_invariance": lambda: ep_invariance(
+            [f.scans[f.key(r)] for r in f.runs if f.key(r) in f.scans], placements=o.placement, threshold=o.threshold
+        ),
+        "mock_vs_real": lambda: mock_vs_real(
+            [f.series[f.key(r)] for r in f.runs],
+            n_boot=o.n_boot,
+            seed=o.seed,
+            ref_batch=o.ref_batch,
+            trends=[f.trends[f.key(r)] for r in f.runs],
+        ),
         "bands": lambda: bands(_band_rows(f), low=o.low, high=o.high, k=o.groups, batch=o.ref_batch),
     }
     for name in FINDINGS:

@@ -33,8 +33,7 @@ from dodoco.metrics.stats import layer_mean
 
 __all__ = ["GiniSeries", "batch_trend", "boot_means", "mock_vs_real", "model_gini", "step_gini"]
 
-FABRICATED, BOTH, NEITHER, REAL_ONLY = ("fabricated by mock", "trend in both", "no trend",
-                                        "trend only under real text")
+FABRICATED, BOTH, NEITHER, REAL_ONLY = ("fabricated by mock", "trend in both", "no trend", "trend only under real text")
 NOT_JUDGED = "not judged (too few steps)"
 _ROWS_PER_CHUNK = 1 << 12
 _TOL = 1e-12  # an interval within rounding of 0 (identical steps) does not exclude 0
@@ -48,7 +47,7 @@ def model_gini(steps: np.ndarray) -> np.ndarray:
     size = chunks.step
 
     def work(a):
-        out[a:a + size] = gini(steps[a:a + size])
+        out[a : a + size] = gini(steps[a : a + size])
 
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         list(pool.map(work, chunks))
@@ -71,8 +70,11 @@ def step_gini(counts, batches=(1, 2, 4, 8, 16, 32), seed: int = 0, *, source=Non
         if counts.ndim != 3 or counts.shape[0] == 0:
             raise DodocoError(f"counts must have shape [S, L, E] with S >= 1, got shape {counts.shape}")
         source = source_of(counts, seed)
-    return {B: model_gini(source.steps(B)) for B in sorted({int(b) for b in batches if int(b) >= 1})
-            if source.n_steps(B) >= 1}
+    return {
+        B: model_gini(source.steps(B))
+        for B in sorted({int(b) for b in batches if int(b) >= 1})
+        if source.n_steps(B) >= 1
+    }
 
 
 def boot_means(v, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -91,10 +93,9 @@ def boot_means(v, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-
-
-def batch_trend(steps: dict, n_boot: int = defaults.N_BOOT, seed: int = 0, level: float = 0.95,
-                min_slope: float = 0.0) -> dict:
+def batch_trend(
+    steps: dict, n_boot: int = defaults.N_BOOT, seed: int = 0, level: float = 0.95, min_slope: float = 0.0
+) -> dict:
     """Slope of per-step Gini against log2 B: steps {B: values[n_B]} -> dict.
 
     Returns batches (every B with a finite value), n (steps per B), means y_B, bootstrap intervals
@@ -114,11 +115,21 @@ def batch_trend(steps: dict, n_boot: int = defaults.N_BOOT, seed: int = 0, level
     a = (1 - level) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: few steps
-        lo, hi = (np.nanquantile(draws, [a, 1 - a], axis=0) if bs else (np.empty(0), np.empty(0)))
+        lo, hi = np.nanquantile(draws, [a, 1 - a], axis=0) if bs else (np.empty(0), np.empty(0))
     judged = [i for i in range(len(bs)) if not few(n[i])]
-    out = {"batches": bs, "n": n, "means": ys, "mean_lo": lo, "mean_hi": hi, "draws": draws,
-           "judged": [bs[i] for i in judged], "slope": np.nan, "slope_lo": np.nan, "slope_hi": np.nan,
-           "significant": False}
+    out = {
+        "batches": bs,
+        "n": n,
+        "means": ys,
+        "mean_lo": lo,
+        "mean_hi": hi,
+        "draws": draws,
+        "judged": [bs[i] for i in judged],
+        "slope": np.nan,
+        "slope_lo": np.nan,
+        "slope_hi": np.nan,
+        "significant": False,
+    }
     if len(judged) >= 2:
         x = np.log2(np.array([bs[i] for i in judged], dtype=float))
         w = (x - x.mean()) / ((x - x.mean()) ** 2).sum()  # OLS slope = w @ y
@@ -157,16 +168,19 @@ def _groups(series: list[GiniSeries]) -> tuple[list[tuple[str, int, list, list]]
             have = "mock" if mocks else "real-text"
             lacking.append(f"{m} at seq_len {L} has only {have} runs ({', '.join(run_label(s) for s in own)})")
     if not out:
-        raise DodocoError(f"mock vs real compares a mock and a real-text run of the same model and seq_len: "
-                          f"{'; '.join(lacking)}; add the missing condition or leave those runs out")
+        raise DodocoError(
+            f"mock vs real compares a mock and a real-text run of the same model and seq_len: "
+            f"{'; '.join(lacking)}; add the missing condition or leave those runs out"
+        )
     return out, [f"not compared: {x}" for x in lacking]
 
 
 def _pair_verdict(tm: dict, tr: dict) -> str:
     if not (np.isfinite(tm["slope"]) and np.isfinite(tr["slope"])):
         return NOT_JUDGED
-    return {(True, False): FABRICATED, (True, True): BOTH, (False, False): NEITHER,
-            (False, True): REAL_ONLY}[(tm["significant"], tr["significant"])]
+    return {(True, False): FABRICATED, (True, True): BOTH, (False, False): NEITHER, (False, True): REAL_ONLY}[
+        (tm["significant"], tr["significant"])
+    ]
 
 
 def _ratio_rows(model, mk, rl, tm, tr, level) -> list[dict]:
@@ -180,10 +194,22 @@ def _ratio_rows(model, mk, rl, tm, tr, level) -> list[dict]:
             q = tm["draws"][:, i] / tr["draws"][:, j]
             rlo, rhi = np.quantile(q, [a, 1 - a]) if np.isfinite(q).all() else (np.nan, np.nan)
         steps = min(tm["n"][i], tr["n"][j])
-        rows.append({"model": model, "seq_len": mk.seq_len, "mock": mk.condition, "real": rl.condition, "batch": b,
-                     "steps": steps, "few_steps": few(steps), "gini_mock": float(tm["means"][i]),
-                     "gini_real": float(tr["means"][j]), "ratio": float(r), "ratio_lo": float(rlo),
-                     "ratio_hi": float(rhi)})
+        rows.append(
+            {
+                "model": model,
+                "seq_len": mk.seq_len,
+                "mock": mk.condition,
+                "real": rl.condition,
+                "batch": b,
+                "steps": steps,
+                "few_steps": few(steps),
+                "gini_mock": float(tm["means"][i]),
+                "gini_real": float(tr["means"][j]),
+                "ratio": float(r),
+                "ratio_lo": float(rlo),
+                "ratio_hi": float(rhi),
+            }
+        )
     return rows
 
 
@@ -200,11 +226,27 @@ def _summary_row(model, L, mk, rl, tm, tr, ref) -> dict:
     ref = ref or {"batch": None, "steps": 0, "ratio": np.nan, "ratio_lo": np.nan, "ratio_hi": np.nan}
     slopes = {}
     for k, t in (("mock", tm), ("real", tr)):
-        slopes.update({f"{k}_slope": t["slope"], f"{k}_slope_lo": t["slope_lo"], f"{k}_slope_hi": t["slope_hi"],
-                       f"{k}_significant": t["significant"]})
-    return {"model": model, "seq_len": L, "mock": mk.condition, "real": rl.condition, **slopes,
-            "ratio_batch": ref["batch"], "ratio_steps": ref["steps"], "ratio": ref["ratio"],
-            "ratio_lo": ref["ratio_lo"], "ratio_hi": ref["ratio_hi"], "verdict": _pair_verdict(tm, tr)}
+        slopes.update(
+            {
+                f"{k}_slope": t["slope"],
+                f"{k}_slope_lo": t["slope_lo"],
+                f"{k}_slope_hi": t["slope_hi"],
+                f"{k}_significant": t["significant"],
+            }
+        )
+    return {
+        "model": model,
+        "seq_len": L,
+        "mock": mk.condition,
+        "real": rl.condition,
+        **slopes,
+        "ratio_batch": ref["batch"],
+        "ratio_steps": ref["steps"],
+        "ratio": ref["ratio"],
+        "ratio_lo": ref["ratio_lo"],
+        "ratio_hi": ref["ratio_hi"],
+        "verdict": _pair_verdict(tm, tr),
+    }
 
 
 def _trend_rows(series, trends) -> tuple[list[dict], list[dict]]:
@@ -212,12 +254,29 @@ def _trend_rows(series, trends) -> tuple[list[dict], list[dict]]:
     evidence, trend_rows = [], []
     for s, t in zip(series, trends):
         lab = {"model": s.model, "condition": s.condition, "kind": s.kind, "seq_len": s.seq_len}
-        evidence += [{**lab, "batch": b, "steps": t["n"][i], "few_steps": few(t["n"][i]),
-                      "gini": float(t["means"][i]), "gini_lo": float(t["mean_lo"][i]),
-                      "gini_hi": float(t["mean_hi"][i])} for i, b in enumerate(t["batches"])]
-        trend_rows.append({**lab, "batches": ",".join(map(str, t["judged"])), "slope": t["slope"],
-                           "slope_lo": t["slope_lo"], "slope_hi": t["slope_hi"], "significant": t["significant"],
-                           "run": s.path})
+        evidence += [
+            {
+                **lab,
+                "batch": b,
+                "steps": t["n"][i],
+                "few_steps": few(t["n"][i]),
+                "gini": float(t["means"][i]),
+                "gini_lo": float(t["mean_lo"][i]),
+                "gini_hi": float(t["mean_hi"][i]),
+            }
+            for i, b in enumerate(t["batches"])
+        ]
+        trend_rows.append(
+            {
+                **lab,
+                "batches": ",".join(map(str, t["judged"])),
+                "slope": t["slope"],
+                "slope_lo": t["slope_lo"],
+                "slope_hi": t["slope_hi"],
+                "significant": t["significant"],
+                "run": s.path,
+            }
+        )
     return evidence, trend_rows
 
 
@@ -226,19 +285,32 @@ def _numbers(summary, trend_rows, ratio_rows, ref_batch, level, min_slope) -> di
     at_ref = [r for r in ratio_rows if r.get("at_ref")]
     fin = [r["ratio"] for r in at_ref if np.isfinite(r["ratio"])]
     trends = {k: [r for r in trend_rows if r["kind"] == k] for k in ("mock", "real")}
-    return {"pairs": len(summary), "fabricated_pairs": len(flagged),
-            "models_flagged": sorted({r["model"] for r in flagged}),
-            "ref_batch": ref_batch, "ratio_min": min(fin) if fin else float("nan"),
-            "ratio_max": max(fin) if fin else float("nan"),
-            "mock_more_concentrated": sum(r["ratio_lo"] > 1 for r in at_ref),
-            "mock_less_concentrated": sum(r["ratio_hi"] < 1 for r in at_ref),
-            **{f"{k}_runs": len(v) for k, v in trends.items()},
-            **{f"{k}_significant": sum(r["significant"] for r in v) for k, v in trends.items()},
-            "level": level, "min_slope": min_slope}
+    return {
+        "pairs": len(summary),
+        "fabricated_pairs": len(flagged),
+        "models_flagged": sorted({r["model"] for r in flagged}),
+        "ref_batch": ref_batch,
+        "ratio_min": min(fin) if fin else float("nan"),
+        "ratio_max": max(fin) if fin else float("nan"),
+        "mock_more_concentrated": sum(r["ratio_lo"] > 1 for r in at_ref),
+        "mock_less_concentrated": sum(r["ratio_hi"] < 1 for r in at_ref),
+        **{f"{k}_runs": len(v) for k, v in trends.items()},
+        **{f"{k}_significant": sum(r["significant"] for r in v) for k, v in trends.items()},
+        "level": level,
+        "min_slope": min_slope,
+    }
 
 
-def mock_vs_real(series: list[GiniSeries], *, n_boot: int = defaults.N_BOOT, seed: int = 0, level: float = 0.95,
-                 min_slope: float = 0.0, ref_batch: int = 8, trends: list[dict] | None = None) -> Verdict:
+def mock_vs_real(
+    series: list[GiniSeries],
+    *,
+    n_boot: int = defaults.N_BOOT,
+    seed: int = 0,
+    level: float = 0.95,
+    min_slope: float = 0.0,
+    ref_batch: int = 8,
+    trends: list[dict] | None = None,
+) -> Verdict:
     """Mock vs real over GiniSeries of one or more models, compared within (model, seq_len).
 
     ``trends``: ``batch_trend`` of each series (same order) when already computed. Tables: summary
@@ -266,15 +338,24 @@ def mock_vs_real(series: list[GiniSeries], *, n_boot: int = defaults.N_BOOT, see
                     r["at_ref"] = r is ref
                 ratio_rows += rows
                 summary.append(_summary_row(model, L, mk, rl, tm, tr, ref))
-    notes += [f"{r['model']}/{r['condition']}: fewer than two batch sizes with more than two steps, no slope"
-              for r in trend_rows if not np.isfinite(r["slope"])]
+    notes += [
+        f"{r['model']}/{r['condition']}: fewer than two batch sizes with more than two steps, no slope"
+        for r in trend_rows
+        if not np.isfinite(r["slope"])
+    ]
     verdicts = {r["verdict"] for r in summary}
-    overall = FABRICATED if FABRICATED in verdicts else \
-        ("not fabricated" if verdicts - {NOT_JUDGED} else "undetermined")
+    overall = (
+        FABRICATED if FABRICATED in verdicts else ("not fabricated" if verdicts - {NOT_JUDGED} else "undetermined")
+    )
     numbers = _numbers(summary, trend_rows, ratio_rows, ref_batch, level, min_slope)
     from dodoco.findings.sentences import mock_real_sentences
 
-    v = Verdict("mock_vs_real", overall, numbers,
-                {"summary": summary, "evidence": evidence, "trend": trend_rows, "ratio": ratio_rows}, notes)
+    v = Verdict(
+        "mock_vs_real",
+        overall,
+        numbers,
+        {"summary": summary, "evidence": evidence, "trend": trend_rows, "ratio": ratio_rows},
+        notes,
+    )
     v.sentences = mock_real_sentences(v)
     return v

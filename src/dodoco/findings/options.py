@@ -72,8 +72,10 @@ class FindingsOptions(Config):
         if not (math.isfinite(self.threshold) and self.threshold >= 0):
             raise DodocoError(f"--threshold {self.threshold} must be >= 0 (a fraction: 0.05 = 5%)")
         if not (0 <= self.low < self.high <= 1):
-            raise DodocoError(f"band thresholds need 0 <= --low < --high <= 1, got --low {self.low} "
-                              f"--high {self.high}: e.g. --low 0.15 --high 0.24")
+            raise DodocoError(
+                f"band thresholds need 0 <= --low < --high <= 1, got --low {self.low} "
+                f"--high {self.high}: e.g. --low 0.15 --high 0.24"
+            )
 
     def findings_options(self) -> FindingsOptions:
         """These options alone (a subclass's extra fields dropped): what ``judge`` depends on."""

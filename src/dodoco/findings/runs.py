@@ -56,8 +56,11 @@ def result_curves(result, B: int, metrics=_METRICS) -> dict:
                 continue
             flag = np.array([few(n) for n in s["steps"]], dtype=bool)
             lo, hi = np.where(flag, np.nan, s["lo"]), np.where(flag, np.nan, s["hi"])
-            layers = np.stack([result.series(m, p, B, layer=j)["mean"] for j in range(result.n_layers)], axis=1) \
-                if result.n_layers else np.empty((s["ep"].size, 0))
+            layers = (
+                np.stack([result.series(m, p, B, layer=j)["mean"] for j in range(result.n_layers)], axis=1)
+                if result.n_layers
+                else np.empty((s["ep"].size, 0))
+            )
             curves[(m, p)] = EPCurve(s["ep"], s["mean"], lo, hi, s["steps"], layers)
     return curves
 
@@ -65,8 +68,14 @@ def result_curves(result, B: int, metrics=_METRICS) -> dict:
 def _skipped_text(reasons: list[dict], B: int, part: str) -> tuple[str, ...]:
     """What the scan left out, in a sentence or two (every N without a step in one)."""
     big = sorted({int(r["ep"]) for r in reasons if r.get("placement") is None and r.get("ep") is not None})
-    out = [f"N={','.join(map(str, big))} not scanned at B={B}: a step of N x B units needs more than the "
-           f"units evaluated ({part})"] if big else []
+    out = (
+        [
+            f"N={','.join(map(str, big))} not scanned at B={B}: a step of N x B units needs more than the "
+            f"units evaluated ({part})"
+        ]
+        if big
+        else []
+    )
     return tuple(out + list(dict.fromkeys(r["reason"] for r in reasons if r.get("placement") is not None)))
 
 
@@ -76,12 +85,19 @@ def scan(run, options) -> RunScan:
     from dodoco.ep.scan import ep_scan
 
     B = ep_batch(run.S, run.E, options)
-    result = ep_scan(run, ep=list(options.ep or default_eps(run.E)), batch=[B], placement=list(options.placement),
-                     seed=options.seed, n_boot=options.n_boot)
+    result = ep_scan(
+        run,
+        ep=list(options.ep or default_eps(run.E)),
+        batch=[B],
+        placement=list(options.placement),
+        seed=options.seed,
+        n_boot=options.n_boot,
+    )
     part = result.meta.get("part", "all")
     skipped = _skipped_text(result.skipped, B, part)
     curves = result_curves(result, B)
     if not curves:
         raise DodocoError(f"no EP degree fits run {run.path} at B={B}: {'; '.join(skipped) or 'nothing scanned'}")
-    return RunScan(run.model, run.condition, run.kind.value, run.seq_len, run.E, B, part, curves, str(run.path),
-                   skipped)
+    return RunScan(
+        run.model, run.condition, run.kind.value, run.seq_len, run.E, B, part, curves, str(run.path), skipped
+    )

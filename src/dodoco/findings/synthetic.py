@@ -16,8 +16,9 @@ from dodoco.store.writer import RunWriter
 __all__ = ["skewed_counts", "write_counts_run"]
 
 
-def skewed_counts(S: int, L: int, E: int, *, assignments: int = 1024, concentration: float = 0.5,
-                  jitter: float = 20.0, seed: int = 0) -> np.ndarray:
+def skewed_counts(
+    S: int, L: int, E: int, *, assignments: int = 1024, concentration: float = 0.5, jitter: float = 20.0, seed: int = 0
+) -> np.ndarray:
     """uint32 [S, L, E]: per-layer expert popularity ~ Dirichlet(concentration), per-sequence
     Gamma(jitter) noise on it, ``assignments`` per sequence and layer (Poisson). Lower concentration
     = more skewed; ``concentration=None`` gives uniform popularity (a mock-like router)."""
@@ -32,12 +33,22 @@ def skewed_counts(S: int, L: int, E: int, *, assignments: int = 1024, concentrat
         n = min(chunk, S - a)
         p = popularity[None] * rng.gamma(jitter, 1.0 / jitter, size=(n, L, E)).astype(np.float32)
         p /= p.sum(axis=-1, keepdims=True)
-        out[a:a + n] = rng.poisson(assignments * p)
+        out[a : a + n] = rng.poisson(assignments * p)
     return out
 
 
-def write_counts_run(path, counts, *, model: str, condition: str, kind: str | None = None, seq_len: int = 0,
-                     K: int | None = 1, granularity: str = "sequence", overwrite: bool = True) -> Path:
+def write_counts_run(
+    path,
+    counts,
+    *,
+    model: str,
+    condition: str,
+    kind: str | None = None,
+    seq_len: int = 0,
+    K: int | None = 1,
+    granularity: str = "sequence",
+    overwrite: bool = True,
+) -> Path:
     """Write counts[S, L, E] as a complete run directory (origin "synthetic") and return its path.
 
     kind: the condition's kind written to the manifest, "mock" or "real" (default "mock" for the
@@ -55,10 +66,20 @@ def write_counts_run(path, counts, *, model: str, condition: str, kind: str | No
     save_npy(path / "counts.npy", counts)
     save_npy(path / "seq_tokens.npy", counts.sum(axis=-1, dtype=np.int64).max(axis=1) // max(1, K or 1))
     kind = kind or ("mock" if condition in ("mock-uniform", "mock-ramp", "mock-unigram") else "real")
-    writer.write_manifest(mf.Manifest(
-        status=mf.Status.RUNNING, origin=mf.Origin.SYNTHETIC, identity={}, model=mf.ModelInfo(id=model),
-        routing=mf.Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
-        condition=mf.ConditionInfo(name=condition, kind=mf.ConditionKind(kind), provenance={"generator": "synthetic"}),
-        seq_len=int(seq_len), sequences=S, granularity=mf.Granularity(granularity),
-        details={"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    writer.write_manifest(
+        mf.Manifest(
+            status=mf.Status.RUNNING,
+            origin=mf.Origin.SYNTHETIC,
+            identity={},
+            model=mf.ModelInfo(id=model),
+            routing=mf.Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
+            condition=mf.ConditionInfo(
+                name=condition, kind=mf.ConditionKind(kind), provenance={"generator": "synthetic"}
+            ),
+            seq_len=int(seq_len),
+            sequences=S,
+            granularity=mf.Granularity(granularity),
+            details={"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        )
+    )
     return path

@@ -24,7 +24,6 @@ from dodoco.store.atomic import json_safe
 __all__ = ["FEW_STEPS", "Verdict", "few", "num", "num_ci", "run_label", "some"]
 
 
-
 @dataclass
 class Verdict:
     """One finding's answer.
@@ -60,8 +59,16 @@ class Verdict:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN -> None)."""
-        return json_safe({"finding": self.finding, "verdict": self.verdict, "sentences": self.sentences,
-                       "numbers": self.numbers, "tables": self.tables, "notes": self.notes})
+        return json_safe(
+            {
+                "finding": self.finding,
+                "verdict": self.verdict,
+                "sentences": self.sentences,
+                "numbers": self.numbers,
+                "tables": self.tables,
+                "notes": self.notes,
+            }
+        )
 
 
 def _plain(obj):

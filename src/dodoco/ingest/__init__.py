@@ -27,30 +27,49 @@ __all__ = ["FORMATS", "ImportConfig", "import_dump"]
 
 FORMATS = Registry("format")
 for _name, _target, _summary in (
-    ("sglang", "dodoco.ingest.sglang:read",
-     "SGLang expert-distribution recorder: stat / per_pass / per_token .pt dumps, "
-     "--init-expert-location JSON (logical_count)"),
-    ("vllm", "dodoco.ingest.vllm:read",
-     "vLLM EPLB expert_load_window per rank (saved with dodoco.ingest.vllm_dump)"),
-    ("megatron", "dodoco.ingest.megatron:read_trace",
-     "Megatron-Core router traces router_trace_rank*.jsonl (--moe-routing-trace-path)"),
-    ("megatron-tpe", "dodoco.ingest.megatron:read_tpe",
-     "Megatron tokens_per_expert/rank*.jsonl (--save-tokens-per-expert-interval)"),
-    ("flame", "dodoco.ingest.flame:read",
-     "FLAME-MoE pretraining router traces: actives/iter_N/layer_NN.parquet (top-6 indices "
-     "per token; rows cut by --seq-len)"),
-    ("table", "dodoco.ingest.tables:read_table",
-     "CSV / TSV / Parquet with columns layer, expert, count[, step][, rank]"),
-    ("numpy", "dodoco.ingest.tables:read_array",
-     "count arrays [L, E] (a window) or [steps, L, E] (.npy, .npz, bare tensor .pt)"),
+    (
+        "sglang",
+        "dodoco.ingest.sglang:read",
+        "SGLang expert-distribution recorder: stat / per_pass / per_token .pt dumps, "
+        "--init-expert-location JSON (logical_count)",
+    ),
+    ("vllm", "dodoco.ingest.vllm:read", "vLLM EPLB expert_load_window per rank (saved with dodoco.ingest.vllm_dump)"),
+    (
+        "megatron",
+        "dodoco.ingest.megatron:read_trace",
+        "Megatron-Core router traces router_trace_rank*.jsonl (--moe-routing-trace-path)",
+    ),
+    (
+        "megatron-tpe",
+        "dodoco.ingest.megatron:read_tpe",
+        "Megatron tokens_per_expert/rank*.jsonl (--save-tokens-per-expert-interval)",
+    ),
+    (
+        "flame",
+        "dodoco.ingest.flame:read",
+        "FLAME-MoE pretraining router traces: actives/iter_N/layer_NN.parquet (top-6 indices "
+        "per token; rows cut by --seq-len)",
+    ),
+    (
+        "table",
+        "dodoco.ingest.tables:read_table",
+        "CSV / TSV / Parquet with columns layer, expert, count[, step][, rank]",
+    ),
+    (
+        "numpy",
+        "dodoco.ingest.tables:read_array",
+        "count arrays [L, E] (a window) or [steps, L, E] (.npy, .npz, bare tensor .pt)",
+    ),
 ):
     FORMATS.register(_name, _target, _summary)
 
 
 def _check_layer_ids(layer_ids, L: int, source: str) -> list[int]:
     if len(layer_ids) != L:
-        raise DodocoError(f"--layer-ids lists {len(layer_ids)} layers but {source} has {L} layers per record: "
-                          f"give one model layer id per dumped layer")
+        raise DodocoError(
+            f"--layer-ids lists {len(layer_ids)} layers but {source} has {L} layers per record: "
+            f"give one model layer id per dumped layer"
+        )
     return [int(x) for x in layer_ids]
 
 
@@ -124,13 +143,34 @@ def _import(cfg: ImportConfig, reader, files: list[Path], hashes, out: Path, scr
         raise DodocoError(f"no records to import in {[str(f) for f in files]} (after --ranks)")
     L = first.row_shape()[0]
     ids = _check_layer_ids(cfg.layer_ids, L, first.source) if cfg.layer_ids else (dump.layer_ids or list(range(L)))
-    asm = assemble(dump, scratch, split_ranks=cfg.split_ranks, num_experts=cfg.num_experts, top_k=cfg.top_k,
-                   as_window=cfg.as_window)
-    sources = [{"path": str(f.resolve()), "bytes": f.stat().st_size, "sha256": h.result()}
-               for f, h in zip(files, hashes)]
+    asm = assemble(
+        dump,
+        scratch,
+        split_ranks=cfg.split_ranks,
+        num_experts=cfg.num_experts,
+        top_k=cfg.top_k,
+        as_window=cfg.as_window,
+    )
+    sources = [
+        {"path": str(f.resolve()), "bytes": f.stat().st_size, "sha256": h.result()} for f, h in zip(files, hashes)
+    ]
     rows = dump.rows if not cfg.split_ranks else f"{dump.rows.split(',')[0]} of one rank (ranks kept separate)"
-    spec = {"import": cfg.format, "files": [s["sha256"] for s in sources], "options": cfg.options(),
-            "model": cfg.model_id, "condition": cfg.condition}
-    man = manifest(dump, asm, files=sources, layer_ids=ids, model_id=cfg.model_id, condition=cfg.condition,
-                   seq_len=cfg.seq_len, rows=rows, options=cfg.options())
+    spec = {
+        "import": cfg.format,
+        "files": [s["sha256"] for s in sources],
+        "options": cfg.options(),
+        "model": cfg.model_id,
+        "condition": cfg.condition,
+    }
+    man = manifest(
+        dump,
+        asm,
+        files=sources,
+        layer_ids=ids,
+        model_id=cfg.model_id,
+        condition=cfg.condition,
+        seq_len=cfg.seq_len,
+        rows=rows,
+        options=cfg.options(),
+    )
     return write_run(out, asm, man, spec, overwrite=cfg.overwrite)

@@ -31,15 +31,19 @@ def _num_experts(dump: Dump, num_experts: int | None) -> int:
     recs = dump.records
     if dump.num_experts is not None:
         if num_experts is not None and num_experts != dump.num_experts:
-            raise DodocoError(f"--num-experts {num_experts} contradicts the {dump.num_experts} logical experts "
-                              f"in {recs[0].source}; drop --num-experts")
+            raise DodocoError(
+                f"--num-experts {num_experts} contradicts the {dump.num_experts} logical experts "
+                f"in {recs[0].source}; drop --num-experts"
+            )
         return int(dump.num_experts)
     if num_experts is not None:
         return int(num_experts)
     maps = [r.phys2log for r in recs if r.phys2log is not None]
     if maps:
-        return max(id_bound(m, "logical expert id", f"the physical-to-logical map of {r.source}")
-                   for m, r in zip(maps, (r for r in recs if r.phys2log is not None)))
+        return max(
+            id_bound(m, "logical expert id", f"the physical-to-logical map of {r.source}")
+            for m, r in zip(maps, (r for r in recs if r.phys2log is not None))
+        )
     if recs[0].counts is not None:
         return int(recs[0].row_shape()[-1])
     seen = [np.unique(t) for r in recs for t in r.tokens if np.size(t)]
@@ -64,8 +68,13 @@ def _check_shapes(recs: list[Records]) -> tuple[int, ...]:
         if r.phys2log is not None:
             m_shape = np.shape(r.phys2log)
             if (m_shape != shape) if r.counts is not None else (len(m_shape) != 2 or m_shape[0] != shape[0]):
-                raise shape_error("map and records", f"{r.source} (physical-to-logical map)", m_shape,
-                                  f"{r.source} (per-layer records)", shape)
+                raise shape_error(
+                    "map and records",
+                    f"{r.source} (physical-to-logical map)",
+                    m_shape,
+                    f"{r.source} (per-layer records)",
+                    shape,
+                )
     if ref is None:
         raise DodocoError(f"{recs[0].source if recs else 'the input'} holds no records: nothing to import")
     return ref
@@ -99,15 +108,17 @@ def _row_index(recs: list[Records], split_ranks: bool) -> tuple[list[np.ndarray]
         j = int(np.flatnonzero(cnt > 1)[0])
         hits = np.flatnonzero(inv_full.reshape(-1) == j)[:2]
         a, b = recs[block[hits[0]]].source, recs[block[hits[1]]].source
-        raise DodocoError(f"forward pass {uniq_full[j, 1]} of rank {uniq_full[j, 2]} appears twice ({a} and {b}): "
-                          "pass each recording's files once (separate dumps of the same rank need separate imports)")
+        raise DodocoError(
+            f"forward pass {uniq_full[j, 1]} of rank {uniq_full[j, 2]} appears twice ({a} and {b}): "
+            "pass each recording's files once (separate dumps of the same rank need separate imports)"
+        )
     if split_ranks:
         inv, S = inv_full.reshape(-1), uniq_full.shape[0]
     else:
         uniq, inv = np.unique(full[:, :2], axis=0, return_inverse=True)
         inv, S = inv.reshape(-1), uniq.shape[0]
     bounds = np.cumsum([0] + [r.n for r in recs])
-    return [inv[bounds[i]:bounds[i + 1]] for i in range(len(recs))], S
+    return [inv[bounds[i] : bounds[i + 1]] for i in range(len(recs))], S
 
 
 def _where(rec: Records):
@@ -117,6 +128,7 @@ def _where(rec: Records):
         parts = [f"{rec.source}: {rec.key_name} {rec.keys[idx[0]]} of rank {rec.ranks[idx[0]]}"]
         parts += [f"{name} {i}" for name, i in zip(("layer", "expert"), idx[1:])]
         return ", ".join(parts)
+
     return where
 
 
@@ -149,8 +161,10 @@ def _check_unused_slots(rec: Records, x: np.ndarray) -> None:
     unused = np.asarray(rec.phys2log) < 0
     if unused.any() and x[..., unused].any():
         l, p = (int(i) for i in np.argwhere(unused & (x.reshape(-1, *unused.shape) > 0).any(axis=0))[0])
-        raise DodocoError(f"{rec.source}: physical expert {p} of layer {l} is unused in the map (-1) but has "
-                          "routed tokens; the map does not belong to these counts")
+        raise DodocoError(
+            f"{rec.source}: physical expert {p} of layer {l} is unused in the map (-1) but has "
+            "routed tokens; the map does not belong to these counts"
+        )
 
 
 def _span(r_idx: np.ndarray):
@@ -222,8 +236,9 @@ def _fill_counts(recs, rows, out, E, maps, scratch: Path) -> np.ndarray:
             _check_unused_slots(rec, x)
         bound += top if overlap else 0
         if bound > _U32:
-            raise DodocoError(f"counts in {rec.source} may overflow uint32 when summed over ranks: import fewer "
-                              "files per run")
+            raise DodocoError(
+                f"counts in {rec.source} may overflow uint32 when summed over ranks: import fewer files per run"
+            )
         if not (physical or rec.phys2log is None or maps[id(rec)].identity):
             if buf is None or buf.shape != x.shape[:2] + (E,):
                 buf = np.empty(x.shape[:2] + (E,), dtype=np.uint32)
@@ -239,7 +254,7 @@ def _fill_counts(recs, rows, out, E, maps, scratch: Path) -> np.ndarray:
     if physical:
         step = max(1, (1 << 26) // max(1, out.shape[1] * lm.P * 4))
         for i in range(0, S, step):
-            out[i:i + step] = lm(np.asarray(acc[i:i + step]))
+            out[i : i + step] = lm(np.asarray(acc[i : i + step]))
     return _row_layer(out) if overlap else row_layer
 
 
@@ -263,7 +278,7 @@ def _stream_plan(recs, rows, S: int, L: int, maps):
         if rec.phys2log is not None:
             _check_unused_slots(rec, x)
         order = np.argsort(r_idx, kind="stable")
-        row_layer[start:start + order.size] = x.sum(axis=2, dtype=np.int64)[order]
+        row_layer[start : start + order.size] = x.sum(axis=2, dtype=np.int64)[order]
         lm = maps.get(id(rec))
         blocks.append((x, order, None if lm is None or lm.identity else lm))
     by_start = np.argsort(spans, kind="stable")
@@ -275,7 +290,7 @@ def _row_layer(out: np.ndarray) -> np.ndarray:
     tot = np.empty(out.shape[:2], dtype=np.int64)
     step = max(1, (1 << 26) // max(1, out.shape[1] * out.shape[2] * 4))
     for i in range(0, out.shape[0], step):
-        tot[i:i + step] = out[i:i + step].sum(axis=2, dtype=np.int64)
+        tot[i : i + step] = out[i : i + step].sum(axis=2, dtype=np.int64)
     return tot
 
 
@@ -284,12 +299,19 @@ def _compact(out: np.ndarray, rows: np.ndarray, layers: list[int], scratch: Path
     dst = scratch_counts(scratch, "counts.compact.npy", (rows.size, len(layers), out.shape[2]))
     step = max(1, (1 << 27) // max(1, out.shape[1] * out.shape[2] * 4))
     for i in range(0, rows.size, step):
-        dst[i:i + step] = out[rows[i:i + step]][:, layers]
+        dst[i : i + step] = out[rows[i : i + step]][:, layers]
     return dst
 
 
-def assemble(dump: Dump, scratch: Path, *, split_ranks: bool = False, num_experts: int | None = None,
-             top_k: int | None = None, as_window: bool = False) -> Assembled:
+def assemble(
+    dump: Dump,
+    scratch: Path,
+    *,
+    split_ranks: bool = False,
+    num_experts: int | None = None,
+    top_k: int | None = None,
+    as_window: bool = False,
+) -> Assembled:
     """Rows of the run from the dump's records (see the module docstring); files go to ``scratch``."""
     recs = [r for r in dump.records if r.n]
     if not recs:
@@ -317,16 +339,16 @@ def assemble(dump: Dump, scratch: Path, *, split_ranks: bool = False, num_expert
     keep_mask = row_layer[:, kept].sum(axis=1) > 0
     keep_rows = np.flatnonzero(keep_mask)
     if plan is not None:
-        out = CountsStream([Block(x, order[keep_mask[s:s + order.size]], lm)
-                            for s, (x, order, lm) in zip(starts, blocks)], kept, E)
+        out = CountsStream(
+            [Block(x, order[keep_mask[s : s + order.size]], lm) for s, (x, order, lm) in zip(starts, blocks)], kept, E
+        )
     elif len(kept) < L or keep_rows.size < S:
         out = _compact(out, keep_rows, kept, scratch)
     K = top_k or dump.top_k
     busiest = row_layer[keep_rows][:, kept].max(axis=1)  # assignments of the busiest MoE layer per row
-    res = Assembled(out, busiest // K if K else busiest, kept, [l for l in range(L) if l not in kept],
-                    S - keep_rows.size, E, K)
+    res = Assembled(
+        out, busiest // K if K else busiest, kept, [l for l in range(L) if l not in kept], S - keep_rows.size, E, K
+    )
     if K is None:
         res.notes.append("top-k unknown (pass --top-k): seq_tokens.npy holds assignments, not tokens")
     return window(res, scratch) if as_window else res
-
-

@@ -27,9 +27,11 @@ def _token_rows(recs, rows, S, E, maps):
             bad = (t < -1) | (t >= limit)
             if bad.any():
                 tok, l, _ = (int(v) for v in np.argwhere(bad)[0])
-                raise DodocoError(f"expert id {int(t[bad][0])} out of range 0..{limit - 1} at {rec.source}: pass "
-                                  f"{rec.keys[i]} of rank {rec.ranks[i]}, token {tok}, layer {l}; pass --num-experts, "
-                                  "or disable shared-expert fusion in the engine")
+                raise DodocoError(
+                    f"expert id {int(t[bad][0])} out of range 0..{limit - 1} at {rec.source}: pass "
+                    f"{rec.keys[i]} of rank {rec.ranks[i]}, token {tok}, layer {l}; pass --num-experts, "
+                    "or disable shared-expert fusion in the engine"
+                )
             per_row[r_idx[i]].append(maps[id(rec)].ids(t) if rec.phys2log is not None else t.astype(np.int64))
     return [np.concatenate(p) if p else None for p in per_row]
 
@@ -56,8 +58,10 @@ def _compact_tokens(row_ids, kept, E, top_k):
         n, ids, valid = n[real], ids[real], valid[real]
         if (n != K).any():
             t, l = (int(v) for v in np.argwhere(n != K)[0])
-            raise DodocoError(f"row {s}: token {t} has {n[t, l]} expert ids in MoE layer {kept[l]}, expected "
-                              f"top-k K={K}; pass --top-k if K differs")
+            raise DodocoError(
+                f"row {s}: token {t} has {n[t, l]} expert ids in MoE layer {kept[l]}, expected "
+                f"top-k K={K}; pass --top-k if K differs"
+            )
         order = np.argsort(~valid, axis=-1, kind="stable")[..., :K]
         picked = np.take_along_axis(ids, order, axis=-1)
         tokens.append(picked.astype(dtype))
@@ -83,7 +87,16 @@ def assemble_tokens(recs, rows, S, L, E, maps, top_k, as_window, scratch: Path) 
     out = scratch_counts(scratch, "counts.npy", (keep_rows.size, len(kept), E))
     out[:] = counts[keep_rows]
     offsets_all = np.r_[0, np.cumsum(seq_tokens)]
-    res = Assembled(out, seq_tokens[keep_rows], kept, [l for l in range(L) if l not in kept], S - keep_rows.size,
-                    E, K, tokens=tokens, token_offsets=np.r_[0, np.cumsum(seq_tokens[keep_rows])].astype(np.int64))
+    res = Assembled(
+        out,
+        seq_tokens[keep_rows],
+        kept,
+        [l for l in range(L) if l not in kept],
+        S - keep_rows.size,
+        E,
+        K,
+        tokens=tokens,
+        token_offsets=np.r_[0, np.cumsum(seq_tokens[keep_rows])].astype(np.int64),
+    )
     assert offsets_all[-1] == tokens.shape[0]
     return window(res, scratch) if as_window else res

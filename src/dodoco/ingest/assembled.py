@@ -43,8 +43,10 @@ def scratch_counts(scratch: Path, name: str, shape) -> np.ndarray:
     scratch.mkdir(parents=True, exist_ok=True)
     need, free = int(np.prod(shape, dtype=np.float64)) * 4, shutil.disk_usage(scratch).free
     if need > free:
-        raise DodocoError(f"the counts {list(shape)} need {need / 2**30:.3g} GiB in {scratch}, but its disk has "
-                          f"{free / 2**30:.3g} GiB free: free space, or import fewer files at a time")
+        raise DodocoError(
+            f"the counts {list(shape)} need {need / 2**30:.3g} GiB in {scratch}, but its disk has "
+            f"{free / 2**30:.3g} GiB free: free space, or import fewer files at a time"
+        )
     return np.lib.format.open_memmap(scratch / name, mode="w+", dtype=np.uint32, shape=tuple(shape))
 
 
@@ -54,7 +56,7 @@ def window(res: Assembled, scratch: Path) -> Assembled:
     total = np.zeros(res.counts.shape[1:], dtype=np.int64)
     step = max(1, (1 << 27) // max(1, res.counts.shape[1] * res.counts.shape[2] * 4))
     for i in range(0, res.counts.shape[0], step):
-        total += res.counts[i:i + step].sum(axis=0, dtype=np.int64)
+        total += res.counts[i : i + step].sum(axis=0, dtype=np.int64)
     if total.max(initial=0) > _U32:
         raise DodocoError("the summed window overflows uint32 counts: import without --as-window")
     out = scratch_counts(scratch, "counts.window.npy", (1,) + total.shape)

@@ -90,8 +90,11 @@ def check_size(shape, itemsize: int, source) -> None:
     n = 1
     for d in shape:
         n *= int(d)
-    check_allocation(n * itemsize, f"an array {[int(d) for d in shape]} of the counts in {source}",
-                     "a damaged file, a wrong --num-experts, or too many files at once (import fewer)")
+    check_allocation(
+        n * itemsize,
+        f"an array {[int(d) for d in shape]} of the counts in {source}",
+        "a damaged file, a wrong --num-experts, or too many files at once (import fewer)",
+    )
 
 
 def check_counts(x: np.ndarray, where, what: str = "count") -> None:
@@ -123,23 +126,29 @@ def check_map(phys2log: np.ndarray, E: int, source: str) -> np.ndarray:
     """
     m = np.asarray(phys2log)
     if m.ndim != 2 or m.dtype.kind not in "iu":
-        raise DodocoError(f"physical-to-logical map in {source} must be an integer array [layers, physical "
-                          f"experts], got {m.dtype} shape {list(m.shape)}")
+        raise DodocoError(
+            f"physical-to-logical map in {source} must be an integer array [layers, physical "
+            f"experts], got {m.dtype} shape {list(m.shape)}"
+        )
     m = m.astype(np.int64)
     if m.size and (m.min() < -1 or m.max() >= E):
         l, p = (int(i) for i in np.argwhere((m < -1) | (m >= E))[0])
-        raise DodocoError(f"physical-to-logical map in {source} maps physical expert {p} of layer {l} to "
-                          f"{m[l, p]}, outside 0..{E - 1} (E={E} logical experts): pass --num-experts if E "
-                          "is larger")
+        raise DodocoError(
+            f"physical-to-logical map in {source} maps physical expert {p} of layer {l} to "
+            f"{m[l, p]}, outside 0..{E - 1} (E={E} logical experts): pass --num-experts if E "
+            "is larger"
+        )
     covered = np.zeros((m.shape[0], E + 1), dtype=bool)
     covered[np.arange(m.shape[0])[:, None], m] = True  # -1 lands in the last column
     missing = ~covered[:, :E]
     if missing.any():
         l = int(np.argwhere(missing.any(axis=1))[0][0])
         gone = np.flatnonzero(missing[l]).tolist()
-        raise DodocoError(f"physical-to-logical map in {source} does not cover every expert: layer {l} has no "
-                          f"physical replica of logical expert(s) {gone[:8]}{' ...' if len(gone) > 8 else ''} "
-                          f"(E={E}); pass --num-experts if E is smaller, or the map of the same recording")
+        raise DodocoError(
+            f"physical-to-logical map in {source} does not cover every expert: layer {l} has no "
+            f"physical replica of logical expert(s) {gone[:8]}{' ...' if len(gone) > 8 else ''} "
+            f"(E={E}); pass --num-experts if E is smaller, or the map of the same recording"
+        )
     return m
 
 
@@ -164,8 +173,10 @@ class LogicalMap:
         self.first = np.zeros((self.L, self.E), dtype=np.int64)
         r0 = replica == 0
         self.first[layer[r0], logical[r0]] = phys[r0]
-        self.extra = [(layer[replica == r], logical[replica == r], phys[replica == r])
-                      for r in range(1, int(replica.max(initial=0)) + 1)]
+        self.extra = [
+            (layer[replica == r], logical[replica == r], phys[replica == r])
+            for r in range(1, int(replica.max(initial=0)) + 1)
+        ]
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Physical counts x[..., L, P] -> logical counts [..., L, E] in x's dtype (replicas summed;
@@ -195,8 +206,10 @@ class LogicalMap:
 
 def shape_error(what: str, a_src: str, a_shape: Sequence[int], b_src: str, b_shape: Sequence[int]) -> DodocoError:
     """The error for inconsistent shapes across files or ranks, naming both."""
-    return DodocoError(f"inconsistent {what}: {a_src} has shape {list(a_shape)} but {b_src} has shape "
-                       f"{list(b_shape)}; import files of one recording (same model, layers and experts) together")
+    return DodocoError(
+        f"inconsistent {what}: {a_src} has shape {list(a_shape)} but {b_src} has shape "
+        f"{list(b_shape)}; import files of one recording (same model, layers and experts) together"
+    )
 
 
 def ints(value, what: str, source: str) -> np.ndarray:
@@ -226,6 +239,7 @@ def id_bound(ids, what: str, source: str, flag: str = "--num-experts") -> int:
     top, below = int(u[-1]), int(u[-2]) if u.size > 1 else -1
     if top >= MAX_IDS or top >= FREE_IDS and top > 2 * below + 64:
         fix = f"pass {flag} {top + 1} if the model really has that many" if flag else "fix the file"
-        raise DodocoError(f"{what} {top} in {source} is far beyond the others (next largest {below}): a corrupt "
-                          f"value, or {fix}")
+        raise DodocoError(
+            f"{what} {top} in {source} is far beyond the others (next largest {below}): a corrupt value, or {fix}"
+        )
     return top + 1

@@ -45,9 +45,13 @@ class ImportConfig(Config):
             raise DodocoError("-o/--out is empty: name the run directory to write")
         if not self.condition.strip():
             raise DodocoError("--condition is empty: name the condition of the run (default production)")
-        for flag, value, low in (("--seq-len", self.seq_len, 0), ("--num-experts", self.num_experts, 1),
-                                 ("--top-k", self.top_k, 1), ("--ep-size", self.ep_size, 1),
-                                 ("--expert-tp-size", self.expert_tp_size, 1)):
+        for flag, value, low in (
+            ("--seq-len", self.seq_len, 0),
+            ("--num-experts", self.num_experts, 1),
+            ("--top-k", self.top_k, 1),
+            ("--ep-size", self.ep_size, 1),
+            ("--expert-tp-size", self.expert_tp_size, 1),
+        ):
             if value is not None and value < low:
                 raise DodocoError(f"{flag} {value} must be >= {low}")
         for flag, values in (("--ranks", self.ranks), ("--layer-ids", self.layer_ids)):
@@ -58,8 +62,14 @@ class ImportConfig(Config):
 
     def options(self) -> dict:
         """The options that shape the rows, as recorded in the manifest (defaults left out)."""
-        values = dict(num_experts=self.num_experts, top_k=self.top_k, ranks=list(self.ranks or []) or None,
-                      split_ranks=self.split_ranks, as_window=self.as_window,
-                      layer_ids=list(self.layer_ids) if self.layer_ids else None, ep_size=self.ep_size,
-                      expert_tp_size=self.expert_tp_size if self.ep_size else None)
+        values = dict(
+            num_experts=self.num_experts,
+            top_k=self.top_k,
+            ranks=list(self.ranks or []) or None,
+            split_ranks=self.split_ranks,
+            as_window=self.as_window,
+            layer_ids=list(self.layer_ids) if self.layer_ids else None,
+            ep_size=self.ep_size,
+            expert_tp_size=self.expert_tp_size if self.ep_size else None,
+        )
         return {k: v for k, v in values.items() if v not in (None, False)}

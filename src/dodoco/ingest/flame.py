@@ -41,8 +41,10 @@ _LAYER = re.compile(r"layer_(\d+)\.parquet$")
 def _layer_of(path: Path) -> int:
     m = _LAYER.search(path.name)
     if not m:
-        raise DodocoError(f"{path} is not a FLAME-MoE actives file: give the layer_NN.parquet files "
-                          f"of one actives/iter_N folder (samples/ holds token ids, not routing)")
+        raise DodocoError(
+            f"{path} is not a FLAME-MoE actives file: give the layer_NN.parquet files "
+            f"of one actives/iter_N folder (samples/ holds token ids, not routing)"
+        )
     return int(m.group(1))
 
 
@@ -65,8 +67,10 @@ def _indices(path: Path) -> np.ndarray:
     lengths = np.asarray(col.value_lengths().fill_null(0))
     if lengths.size and (lengths.min() != lengths.max() or col.null_count):
         row = int(np.argmax(lengths != lengths[0])) if lengths.min() != lengths.max() else 0
-        raise DodocoError(f"{path}: token {row} has {lengths[row]} expert ids, token 0 has "
-                          f"{lengths[0]}; every token must list the same top-k")
+        raise DodocoError(
+            f"{path}: token {row} has {lengths[row]} expert ids, token 0 has "
+            f"{lengths[0]}; every token must list the same top-k"
+        )
     K = int(lengths[0]) if lengths.size else 0
     return np.asarray(col.flatten(), dtype=np.int64).reshape(-1, max(K, 1))
 
@@ -80,8 +84,10 @@ def read(paths, opts) -> Dump:
         raise DodocoError(f"layer ids {layers} repeat: give the files of one actives/iter_N folder")
     seq_len = int(getattr(opts, "seq_len", 0) or 0)
     if seq_len < 1:
-        raise DodocoError("FLAME-MoE traces do not mark sequence boundaries: pass --seq-len (tokens "
-                          "per row of the run, e.g. the model's training sequence length)")
+        raise DodocoError(
+            "FLAME-MoE traces do not mark sequence boundaries: pass --seq-len (tokens "
+            "per row of the run, e.g. the model's training sequence length)"
+        )
     ids = [_indices(p) for p in files]
     for p, x in zip(files[1:], ids[1:]):
         if x.shape != ids[0].shape:
@@ -90,20 +96,33 @@ def read(paths, opts) -> Dump:
     top = max(int(x.max(initial=-1)) for x in ids)
     E = getattr(opts, "num_experts", None)
     if not E:
-        raise DodocoError(f"FLAME-MoE traces do not state the number of routed experts E (the largest id in "
-                          f"these files is {top}, so E >= {top + 1}): pass --num-experts E (64 for the released "
-                          "FLAME-MoE models)")
+        raise DodocoError(
+            f"FLAME-MoE traces do not state the number of routed experts E (the largest id in "
+            f"these files is {top}, so E >= {top + 1}): pass --num-experts E (64 for the released "
+            "FLAME-MoE models)"
+        )
     S = T // seq_len
     if S == 0:
         raise DodocoError(f"{files[0]} holds {T} tokens, fewer than one row of --seq-len {seq_len}")
-    topk = np.stack(ids, axis=1)[:S * seq_len].reshape(S, seq_len, len(files), K)
+    topk = np.stack(ids, axis=1)[: S * seq_len].reshape(S, seq_len, len(files), K)
     iteration = re.search(r"iter_(\d+)", str(files[0].parent))
-    notes = ["router scores not imported (DODOCO stores expert ids)",
-             f"E={E} from --num-experts (FLAME-MoE traces do not state it; the largest id seen is {top})"]
+    notes = [
+        "router scores not imported (DODOCO stores expert ids)",
+        f"E={E} from --num-experts (FLAME-MoE traces do not state it; the largest id seen is {top})",
+    ]
     if T % seq_len:
         notes.append(f"last {T % seq_len} tokens dropped (not a full row of {seq_len})")
     rec = Records(str(files[0].parent), "", np.arange(S), 0, tokens=list(topk))
-    return Dump("flame", "flame-moe", "router-trace", "token", [rec], num_experts=int(E), top_k=K, layer_ids=layers,
-                rows=f"{seq_len} consecutive tokens of the capture", notes=notes,
-                extra={"iteration": int(iteration.group(1)) if iteration else None,
-                       "tokens_in_files": int(T)})
+    return Dump(
+        "flame",
+        "flame-moe",
+        "router-trace",
+        "token",
+        [rec],
+        num_experts=int(E),
+        top_k=K,
+        layer_ids=layers,
+        rows=f"{seq_len} consecutive tokens of the capture",
+        notes=notes,
+        extra={"iteration": int(iteration.group(1)) if iteration else None, "tokens_in_files": int(T)},
+    )

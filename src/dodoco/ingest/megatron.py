@@ -58,8 +58,11 @@ def _lines(path: Path, need: str, expected: str, fmt: str):
                 why = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
                 raise DodocoError(f"{path} line {n} is not valid JSON ({why}); is the file truncated?") from None
             if not isinstance(rec, dict) or need not in rec:
-                raise wrong_format(path, fmt, expected) if n == 1 else DodocoError(
-                    f"{path} line {n} has no '{need}': not a complete {expected}")
+                raise (
+                    wrong_format(path, fmt, expected)
+                    if n == 1
+                    else DodocoError(f"{path} line {n} has no '{need}': not a complete {expected}")
+                )
             yield n, rec
 
 
@@ -104,14 +107,21 @@ def _trace_records(path: Path, rows: dict, layers: list[int]) -> Records:
     ref = None
     for (rank, step, mb), by_layer in sorted(rows.items()):
         if sorted(by_layer) != layers:
-            raise DodocoError(f"{path}: rank {rank} step {step} micro-batch {mb} records layers {sorted(by_layer)} "
-                              f"but other rows record {layers}; import each pipeline stage's files separately")
+            raise DodocoError(
+                f"{path}: rank {rank} step {step} micro-batch {mb} records layers {sorted(by_layer)} "
+                f"but other rows record {layers}; import each pipeline stage's files separately"
+            )
         shapes = {l: by_layer[l].shape for l in layers}
         first = shapes[layers[0]]
         for l in layers[1:]:
             if shapes[l] != first:
-                raise shape_error("token counts across layers", f"{path} step {step} layer {layers[0]}", first,
-                                  f"layer {l}", shapes[l])
+                raise shape_error(
+                    "token counts across layers",
+                    f"{path} step {step} layer {layers[0]}",
+                    first,
+                    f"layer {l}",
+                    shapes[l],
+                )
         if ref is not None and first[1] != ref[1]:
             raise shape_error("top-k", f"{path} (earlier rows)", ref, f"step {step} rank {rank}", first)
         ref = first
@@ -133,9 +143,18 @@ def read_trace(paths, cfg: ImportConfig) -> Dump:
     K = next(t.shape[2] for r in records for t in r.tokens)
     notes = [f"{skipped['mtp']} MTP router records skipped (multi-token-prediction heads)"] if skipped["mtp"] else []
     n_ranks = len({int(x) for r in records for x in r.ranks})
-    return Dump("megatron", "megatron-core", "router-trace", "token", records, top_k=int(K), layer_ids=layers,
-                rows=f"one (step, micro-batch), tokens of {n_ranks} rank(s) concatenated", notes=notes,
-                extra={"row_key": "step * 65536 + micro-batch"})
+    return Dump(
+        "megatron",
+        "megatron-core",
+        "router-trace",
+        "token",
+        records,
+        top_k=int(K),
+        layer_ids=layers,
+        rows=f"one (step, micro-batch), tokens of {n_ranks} rank(s) concatenated",
+        notes=notes,
+        extra={"row_key": "step * 65536 + micro-batch"},
+    )
 
 
 TPE = "a Megatron tokens-per-expert log (tokens_per_expert/rank*.jsonl with tpe)"
@@ -201,12 +220,25 @@ def read_tpe(paths, cfg: ImportConfig) -> Dump:
             keys.append(it * _MB + mb)
             for j, l in enumerate(layers):
                 if l in by_layer:
-                    counts[i, j, q * e_local:(q + 1) * e_local] = by_layer[l]
+                    counts[i, j, q * e_local : (q + 1) * e_local] = by_layer[l]
         records.append(Records(str(path), "", keys, rank, counts=counts, key_name="iteration*65536+micro-batch"))
     notes = [f"E = {ep} EP ranks x {e_local} local experts = {E}"]
     notes += [f"{skipped['mtp']} MTP records skipped"] if skipped["mtp"] else []
     notes += [f"{skipped['etp']} expert-tensor-parallel duplicate file(s) skipped"] if skipped["etp"] else []
-    return Dump("megatron-tpe", "megatron-core", "tokens-per-expert", "pass", records, num_experts=E,
-                layer_ids=layers, rows="one (iteration, micro-batch), summed over ranks", notes=notes,
-                extra={"ep_size": ep, "expert_tp_size": etp, "local_experts": e_local,
-                       "row_key": "iteration * 65536 + micro-batch"})
+    return Dump(
+        "megatron-tpe",
+        "megatron-core",
+        "tokens-per-expert",
+        "pass",
+        records,
+        num_experts=E,
+        layer_ids=layers,
+        rows="one (iteration, micro-batch), summed over ranks",
+        notes=notes,
+        extra={
+            "ep_size": ep,
+            "expert_tp_size": etp,
+            "local_experts": e_local,
+            "row_key": "iteration * 65536 + micro-batch",
+        },
+    )

@@ -48,8 +48,10 @@ def _stat_records(path: Path, obj) -> tuple[Records, bool]:
     if lc.ndim == 2:
         return Records(str(path), str(path), [0], [0], counts=lc[None]), True
     if lc.ndim != 3:
-        raise DodocoError(f"logical_count in {path} has shape {list(lc.shape)}; SGLang writes [layers, experts] "
-                          "or [buffer, layers, experts]")
+        raise DodocoError(
+            f"logical_count in {path} has shape {list(lc.shape)}; SGLang writes [layers, experts] "
+            "or [buffer, layers, experts]"
+        )
     return Records(str(path), str(path), np.arange(lc.shape[0]), 0, counts=lc), False
 
 
@@ -70,8 +72,10 @@ def _pass_records(path: Path, obj, mode: str, ranks) -> Records:
         for i, r in enumerate(recs):
             t = ints(_field(r, "topk_ids_of_layer", path, i), f"topk_ids_of_layer of record {i}", path)
             if t.ndim != 3:
-                raise DodocoError(f"topk_ids_of_layer of record {i} in {path} has shape {list(t.shape)}, expected "
-                                  "[layers, tokens, top-k]")
+                raise DodocoError(
+                    f"topk_ids_of_layer of record {i} in {path} has shape {list(t.shape)}, expected "
+                    "[layers, tokens, top-k]"
+                )
             tokens.append(t.transpose(1, 0, 2))  # [T, L, K']
         return Records(str(path), "", keys, rk, tokens=tokens, phys2log=p2l)
     counts = [_field(r, "global_physical_count", path, i) for i, r in enumerate(recs)]
@@ -84,8 +88,9 @@ def read(paths, cfg: ImportConfig) -> Dump:
     modes = {p: _mode(obj, p) for p, obj in loaded}
     kinds = {"pass" if m in ("stat", "init-expert-location") else m for m in modes.values()}
     if len(kinds) > 1:
-        raise DodocoError(f"the inputs mix SGLang dump modes ({', '.join(sorted(set(modes.values())))}): import "
-                          "each mode separately")
+        raise DodocoError(
+            f"the inputs mix SGLang dump modes ({', '.join(sorted(set(modes.values())))}): import each mode separately"
+        )
     mode = sorted(set(modes.values()))[0]
     records, windows = [], set()
     for path, obj in loaded:
@@ -103,9 +108,12 @@ def read(paths, cfg: ImportConfig) -> Dump:
 def _dump(records, mode: str, window: bool, n_files: int, cfg: ImportConfig) -> Dump:
     if mode in ("stat", "init-expert-location"):
         gran = "window" if window else "pass"
-        rows = ("aggregate counts over the recorded window" if window else
-                "one forward pass of the whole deployment (all ranks, as SGLang all-reduces them); "
-                "buffer order, unused buffer rows dropped")
+        rows = (
+            "aggregate counts over the recorded window"
+            if window
+            else "one forward pass of the whole deployment (all ranks, as SGLang all-reduces them); "
+            "buffer order, unused buffer rows dropped"
+        )
     else:
         gran = "token" if mode == "per_token" else "pass"
         n_ranks = len({int(r) for rec in records for r in rec.ranks})
@@ -113,8 +121,19 @@ def _dump(records, mode: str, window: bool, n_files: int, cfg: ImportConfig) -> 
     notes = []
     maps = [rec.phys2log for rec in records if rec.phys2log is not None]
     if len(maps) > 1 and any(m.shape != maps[0].shape or not np.array_equal(m, maps[0]) for m in maps[1:]):
-        notes.append("the physical-to-logical maps differ across files (a rebalance during recording?): each "
-                     "file's counts were mapped with its own last map, exact only after the last rebalance")
+        notes.append(
+            "the physical-to-logical maps differ across files (a rebalance during recording?): each "
+            "file's counts were mapped with its own last map, exact only after the last rebalance"
+        )
     L = records[0].row_shape()[0] if records and records[0].n else 0
-    return Dump("sglang", "sglang", mode, gran, records, layer_ids=list(range(L)), rows=rows, notes=notes,
-                extra={"dump_files": n_files})
+    return Dump(
+        "sglang",
+        "sglang",
+        mode,
+        gran,
+        records,
+        layer_ids=list(range(L)),
+        rows=rows,
+        notes=notes,
+        extra={"dump_files": n_files},
+    )

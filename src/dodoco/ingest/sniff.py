@@ -47,8 +47,9 @@ def _npz_sizes(path) -> None:
         for info in zf.infolist():
             with zf.open(info) as f:
                 version = np.lib.format.read_magic(f)
-                header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                    np.lib.format.read_array_header_2_0
+                header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
                 shape, _, dtype = header(f)
                 check_size(shape, dtype.itemsize, f"{path} (member {info.filename})")
 
@@ -65,12 +66,14 @@ def load_npz(path) -> dict:
             return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
     except ValueError as exc:
         if "allow_pickle" in str(exc):
-            raise DodocoError(f"{path} holds Python objects (an object array), not numbers: save integer "
-                              "count arrays") from None
+            raise DodocoError(
+                f"{path} holds Python objects (an object array), not numbers: save integer count arrays"
+            ) from None
         raise DodocoError(f"{path} is not a readable .npz archive ({str(exc)[:120]})") from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, NotImplementedError, RuntimeError, TypeError) as exc:
-        raise DodocoError(f"{path} is not a readable .npz archive ({str(exc)[:120] or type(exc).__name__}); "
-                          "is it truncated?") from None
+        raise DodocoError(
+            f"{path} is not a readable .npz archive ({str(exc)[:120] or type(exc).__name__}); is it truncated?"
+        ) from None
 
 
 def check_parquet(path) -> None:
@@ -145,6 +148,9 @@ def describe(path) -> tuple[str | None, str]:
 def wrong_format(path, fmt: str, expected: str) -> DodocoError:
     """The error for a file that is not what ``fmt`` reads, naming what was found."""
     fits, found = describe(path)
-    hint = (f"; import it with `dodoco import {fits} ...`" if fits and fits != fmt
-            else "; see `dodoco import --help` for the formats")
+    hint = (
+        f"; import it with `dodoco import {fits} ...`"
+        if fits and fits != fmt
+        else "; see `dodoco import --help` for the formats"
+    )
     return DodocoError(f"{path} is not {expected}: found {found}{hint}")

@@ -49,8 +49,14 @@ class Block:
 def npy_header(shape: tuple[int, ...], dtype=np.uint32) -> bytes:
     """The .npy header np.save writes for a C-ordered array of this shape and dtype (format 1.0)."""
     buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                               "fortran_order": False, "shape": tuple(int(n) for n in shape)})
+    np.lib.format.write_array_header_1_0(
+        buf,
+        {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+            "fortran_order": False,
+            "shape": tuple(int(n) for n in shape),
+        },
+    )
     return buf.getvalue()
 
 
@@ -74,7 +80,7 @@ class CountsStream:
             adds = []
             pos = np.full(L, -1, dtype=np.int64)
             pos[kept] = np.arange(kept.size)
-            for layer, logical, phys in (lm.extra if lm is not None else []):
+            for layer, logical, phys in lm.extra if lm is not None else []:
                 sel = pos[layer] >= 0
                 adds.append((pos[layer[sel]] * self.E + logical[sel], layer[sel] * P + phys[sel]))
             self._gathers[key] = (flat, adds)
@@ -89,8 +95,9 @@ class CountsStream:
         rb = row * 4
         per = max(1, CHUNK_BYTES // rb)
         size = -(-(per * rb + 2 * ALIGN) // ALIGN) * ALIGN
-        ring = [np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8)
-                for _ in range(min(3, -(-self.shape[0] // per) or 1))]
+        ring = [
+            np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8) for _ in range(min(3, -(-self.shape[0] // per) or 1))
+        ]
         carry, k, fill = npy_header(self.shape), 0, 0
         for b in self.blocks:
             R, L, P = b.x.shape
@@ -100,10 +107,10 @@ class CountsStream:
             while i < b.src.size:
                 if fill == 0:
                     yield k, None, False  # the caller waits until buffer k is free again
-                    ring[k][:len(carry)] = np.frombuffer(carry, dtype=np.uint8)
+                    ring[k][: len(carry)] = np.frombuffer(carry, dtype=np.uint8)
                 m = min(per - fill, b.src.size - i)
                 base = len(carry) + fill * rb
-                dst, rows = ring[k][base:base + m * rb].view(np.uint32).reshape(m, row), b.src[i:i + m]
+                dst, rows = ring[k][base : base + m * rb].view(np.uint32).reshape(m, row), b.src[i : i + m]
                 for j, s in enumerate(rows):  # one contiguous input row at a time: a cheap gather
                     np.take(x2[s], flat, out=dst[j])
                 for d, s in adds:  # redundant replicas of a logical expert summed in
@@ -117,8 +124,8 @@ class CountsStream:
         if fill or carry:
             if fill == 0:
                 yield k, None, False
-                ring[k][:len(carry)] = np.frombuffer(carry, dtype=np.uint8)
-            yield k, memoryview(ring[k])[:len(carry) + fill * rb], False
+                ring[k][: len(carry)] = np.frombuffer(carry, dtype=np.uint8)
+            yield k, memoryview(ring[k])[: len(carry) + fill * rb], False
 
     def write(self, path: Path) -> str:
         """Write the .npy file atomically (temp file in its directory, fsync, rename); returns its sha256."""

@@ -58,8 +58,10 @@ def _columns(table, path: Path) -> dict[str, np.ndarray]:
         if need not in names:
             if len(set(names) & set(REQUIRED + OPTIONAL)) == 0:
                 raise wrong_format(path, "table", TABLE)
-            raise DodocoError(f"{path} has no '{need}' column ({did_you_mean('column', need, names)}): "
-                              "tables need layer, expert, count and optionally step, rank")
+            raise DodocoError(
+                f"{path} has no '{need}' column ({did_you_mean('column', need, names)}): "
+                "tables need layer, expert, count and optionally step, rank"
+            )
     return {k: table.column(names[k]).to_numpy(zero_copy_only=False) for k in REQUIRED + OPTIONAL if k in names}
 
 
@@ -105,20 +107,30 @@ def read_table(paths, cfg: ImportConfig) -> Dump:
         raise DodocoError("some tables have a 'step' column and some do not: import them separately")
     layer_sets = [tuple(ls) for _, _, ls in parts]
     if len(set(layer_sets)) > 1:
-        raise DodocoError(f"the tables list different layers ({list(layer_sets[0])} in {paths[0]} vs "
-                          f"{list(next(ls for ls in layer_sets if ls != layer_sets[0]))}); "
-                          "give every layer in every table (zeros are fine)")
+        raise DodocoError(
+            f"the tables list different layers ({list(layer_sets[0])} in {paths[0]} vs "
+            f"{list(next(ls for ls in layer_sets if ls != layer_sets[0]))}); "
+            "give every layer in every table (zeros are fine)"
+        )
     E = max(p[0].row_shape()[1] for p in parts)
     records = [_pad(r, E) for r, _, _ in parts]
     window = kinds == {True}
-    return Dump("table", "table", "table", "window" if window else "pass", records, layer_ids=list(layer_sets[0]),
-                rows="aggregate window per file" if window else "one step, summed over ranks")
+    return Dump(
+        "table",
+        "table",
+        "table",
+        "window" if window else "pass",
+        records,
+        layer_ids=list(layer_sets[0]),
+        rows="aggregate window per file" if window else "one step, summed over ranks",
+    )
 
 
 def _pad(rec: Records, E: int) -> Records:
     if rec.counts.shape[2] < E:
-        rec.counts = np.concatenate([rec.counts, np.zeros(rec.counts.shape[:2] + (E - rec.counts.shape[2],),
-                                                          dtype=rec.counts.dtype)], axis=2)
+        rec.counts = np.concatenate(
+            [rec.counts, np.zeros(rec.counts.shape[:2] + (E - rec.counts.shape[2],), dtype=rec.counts.dtype)], axis=2
+        )
     return rec
 
 
@@ -156,5 +168,12 @@ def read_array(paths, cfg: ImportConfig) -> Dump:
         raise DodocoError("the inputs mix [L, E] windows and [steps, L, E] arrays: import them separately")
     window = ndims == {2}
     L = records[0].row_shape()[0]
-    return Dump("numpy", "array", "array", "window" if window else "pass", records, layer_ids=list(range(L)),
-                rows="aggregate window per file" if window else "one step (first axis)")
+    return Dump(
+        "numpy",
+        "array",
+        "array",
+        "window" if window else "pass",
+        records,
+        layer_ids=list(range(L)),
+        rows="aggregate window per file" if window else "one step (first axis)",
+    )

@@ -38,9 +38,17 @@ from dodoco.errors import DodocoError
 __all__ = ["Unsupported", "load", "load_fast"]
 
 _STORAGE_DTYPES = {
-    "BoolStorage": np.bool_, "ByteStorage": np.uint8, "CharStorage": np.int8, "ShortStorage": np.int16,
-    "IntStorage": np.int32, "LongStorage": np.int64, "HalfStorage": np.float16, "FloatStorage": np.float32,
-    "DoubleStorage": np.float64, "UInt16Storage": np.uint16, "UInt32Storage": np.uint32,
+    "BoolStorage": np.bool_,
+    "ByteStorage": np.uint8,
+    "CharStorage": np.int8,
+    "ShortStorage": np.int16,
+    "IntStorage": np.int32,
+    "LongStorage": np.int64,
+    "HalfStorage": np.float16,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "UInt16Storage": np.uint16,
+    "UInt32Storage": np.uint32,
     "UInt64Storage": np.uint64,
 }
 
@@ -98,24 +106,26 @@ class _Unpickler(pickle.Unpickler):
             arr = self.storages[key] = np.frombuffer(self.buf, dtype=kind.dtype, count=numel, offset=start)
         return arr
 
-    def rebuild_tensor(self, storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
-                       metadata=None):
+    def rebuild_tensor(
+        self, storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None, metadata=None
+    ):
         if not isinstance(storage, np.ndarray):
             raise Unsupported("tensor without a typed storage")
         size, off = tuple(size), int(storage_offset)
         if off < 0 or off >= max(1, storage.size):
             raise ValueError(f"tensor offset {off} is outside its storage of {storage.size} elements")
         if not size:
-            return storage[off:off + 1].reshape(())
+            return storage[off : off + 1].reshape(())
         layout = self.layouts.get(size)
         if layout is None:
             layout = self.layouts[size] = (math.prod(size), _c_strides(size))
         numel, c_strides = layout
         if tuple(stride) == c_strides and min(size) >= 0 and off + numel <= storage.size:
-            return storage[off:off + numel].reshape(size)  # contiguous: a plain view (fast)
+            return storage[off : off + numel].reshape(size)  # contiguous: a plain view (fast)
         check_view(size, stride, off, storage.size, storage.itemsize, self.path)
-        return np.lib.stride_tricks.as_strided(storage[off:], shape=size,
-                                               strides=[s * storage.itemsize for s in stride], writeable=False)
+        return np.lib.stride_tricks.as_strided(
+            storage[off:], shape=size, strides=[s * storage.itemsize for s in stride], writeable=False
+        )
 
 
 def check_view(size, stride, offset: int, storage: int, itemsize: int, path="") -> None:
@@ -130,8 +140,10 @@ def check_view(size, stride, offset: int, storage: int, itemsize: int, path="") 
     if numel and last >= storage:
         raise ValueError(f"tensor of size {size} and stride {stride} reaches past its storage")
     if numel * itemsize > allocation_limit():
-        raise DodocoError(f"{path}: a tensor of shape {size} (stride {stride}) would hold {numel} elements, more than "
-                          "half of this machine's memory: not an expert-load dump, or a damaged one")
+        raise DodocoError(
+            f"{path}: a tensor of shape {size} (stride {stride}) would hold {numel} elements, more than "
+            "half of this machine's memory: not an expert-load dump, or a damaged one"
+        )
 
 
 def _c_strides(size: tuple) -> tuple:
@@ -151,7 +163,7 @@ def _central_directory(buf) -> dict[str, tuple[int, int, int]] | None:
     """name -> (data offset, size; -1 if compressed, CRC-32) read straight from the zip's central directory;
     None for anything unusual (ZIP64, comments, spanning), where zipfile takes over."""
     end = len(buf) - _EOCD.size
-    if end < 0 or buf[end:end + 4] != b"PK\x05\x06":
+    if end < 0 or buf[end : end + 4] != b"PK\x05\x06":
         return None
     _, disk, _, _, count, size, start, comment = _EOCD.unpack_from(buf, end)
     if disk or comment or count == 0xFFFF or start == 0xFFFFFFFF or start + size > end:
@@ -161,7 +173,7 @@ def _central_directory(buf) -> dict[str, tuple[int, int, int]] | None:
         (sig, _, _, _, method, _, _, crc, csize, usize, n, m, k, _, _, _, local) = _CDIR.unpack_from(buf, pos)
         if sig != 0x02014B50 or 0xFFFFFFFF in (csize, usize, local):
             return None
-        name = bytes(buf[pos + 46:pos + 46 + n]).decode("utf-8", "replace")
+        name = bytes(buf[pos + 46 : pos + 46 + n]).decode("utf-8", "replace")
         pos += 46 + n + m + k
         lsig, *_, ln, lm = _LOCAL.unpack_from(buf, local)
         if lsig != 0x04034B50:
@@ -175,9 +187,9 @@ def _entry_offsets(zf: zipfile.ZipFile, buf) -> dict[str, tuple[int, int, int]]:
     out = {}
     for info in zf.infolist():
         h = info.header_offset
-        if bytes(buf[h:h + 4]) != b"PK\x03\x04":
+        if bytes(buf[h : h + 4]) != b"PK\x03\x04":
             raise Unsupported("bad local header")
-        n, m = struct.unpack("<HH", bytes(buf[h + 26:h + 30]))
+        n, m = struct.unpack("<HH", bytes(buf[h + 26 : h + 30]))
         out[info.filename] = (h + 30 + n + m, info.file_size if info.compress_type == 0 else -1, info.CRC)
     return out
 
@@ -202,16 +214,17 @@ def verify_crc(path, buf, offsets: dict) -> None:
                 continue  # compressed: the fast reader refuses it, zipfile checks it in the fallback
             if start + size > len(view):
                 raise DodocoError(f"{path} is truncated: member {name} ends past the end of the file; re-copy it")
-            if zlib.crc32(view[start:start + size]) != crc:
-                raise DodocoError(f"{path} is damaged: member {name} fails its zip CRC-32 check; re-copy or "
-                                  "re-dump the file")
+            if zlib.crc32(view[start : start + size]) != crc:
+                raise DodocoError(
+                    f"{path} is damaged: member {name} fails its zip CRC-32 check; re-copy or re-dump the file"
+                )
 
 
 def _entry(buf, offsets: dict, name: str) -> bytes:
     start, size, _ = offsets[name]
     if size < 0:
         raise Unsupported(f"{name} is compressed")
-    return bytes(buf[start:start + size])
+    return bytes(buf[start : start + size])
 
 
 def load_fast(path):
@@ -243,15 +256,20 @@ def stack(arrays) -> np.ndarray:
     addr = np.fromiter((a.__array_interface__["data"][0] for a in arrays), dtype=np.int64, count=len(arrays))
     step = addr[1] - addr[0]
     root = _root(first)
-    if (step > 0 and np.all(np.diff(addr) == step) and isinstance(root, mmap.mmap)
-            and all(a.shape == first.shape and a.strides == first.strides and a.dtype == first.dtype
-                    for a in arrays) and all(_root(a) is root for a in (arrays[1], arrays[-1]))):
+    if (
+        step > 0
+        and np.all(np.diff(addr) == step)
+        and isinstance(root, mmap.mmap)
+        and all(a.shape == first.shape and a.strides == first.strides and a.dtype == first.dtype for a in arrays)
+        and all(_root(a) is root for a in (arrays[1], arrays[-1]))
+    ):
         base = np.frombuffer(root, dtype=np.uint8)
         lo = base.__array_interface__["data"][0]
         span = addr[-1] - lo + first.nbytes
         if addr[0] >= lo and span <= base.size and first.flags.c_contiguous:
-            return np.lib.stride_tricks.as_strided(first, shape=(len(arrays),) + first.shape,
-                                                   strides=(int(step),) + first.strides, writeable=False)
+            return np.lib.stride_tricks.as_strided(
+                first, shape=(len(arrays),) + first.shape, strides=(int(step),) + first.strides, writeable=False
+            )
     return np.stack(arrays)
 
 
@@ -283,8 +301,20 @@ def _to_numpy(obj, path=""):
     return obj
 
 
-_BAD_FILE = (pickle.UnpicklingError, EOFError, ValueError, struct.error, TypeError, KeyError, IndexError,
-             AttributeError, RecursionError, OverflowError, UnicodeDecodeError, MemoryError)
+_BAD_FILE = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    struct.error,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    OverflowError,
+    UnicodeDecodeError,
+    MemoryError,
+)
 
 
 def _check_zip(path) -> None:
@@ -295,8 +325,9 @@ def _check_zip(path) -> None:
     except zipfile.BadZipFile:
         return  # the legacy (non-zip) torch format carries no checksums; torch.load reads or refuses it
     except (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, struct.error) as exc:
-        raise DodocoError(f"{path} is a damaged zip archive ({str(exc)[:120] or type(exc).__name__}); "
-                          "re-copy it") from None
+        raise DodocoError(
+            f"{path} is a damaged zip archive ({str(exc)[:120] or type(exc).__name__}); re-copy it"
+        ) from None
     if bad is not None:
         raise DodocoError(f"{path} is damaged: member {bad} fails its zip CRC-32 check; re-copy or re-dump the file")
 
@@ -311,8 +342,9 @@ def load(path):
     except Unsupported:
         pass
     except _BAD_FILE as exc:
-        raise DodocoError(f"{path} is not a readable torch file ({str(exc)[:120] or type(exc).__name__}); "
-                          "is it truncated?") from None
+        raise DodocoError(
+            f"{path} is not a readable torch file ({str(exc)[:120] or type(exc).__name__}); is it truncated?"
+        ) from None
     _check_zip(path)
     import torch
 

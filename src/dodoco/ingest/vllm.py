@@ -43,16 +43,19 @@ def _window(obj: dict, path: Path) -> np.ndarray:
     if "expert_load_window" in obj:
         w = ints(obj["expert_load_window"], "expert_load_window", path)
         if w.ndim != 3:
-            raise DodocoError(f"expert_load_window in {path} has shape {list(w.shape)}, expected [window, "
-                              "moe layers, physical experts]")
+            raise DodocoError(
+                f"expert_load_window in {path} has shape {list(w.shape)}, expected [window, "
+                "moe layers, physical experts]"
+            )
         step = obj.get("expert_load_window_step")
         if step is not None and 0 < int(step) < w.shape[0]:
-            w = np.concatenate([w[int(step):], w[:int(step)]])  # the next slot to write is the oldest
+            w = np.concatenate([w[int(step) :], w[: int(step)]])  # the next slot to write is the oldest
         return w
     p = ints(obj["expert_load_pass"], "expert_load_pass", path)
     if p.ndim != 2:
-        raise DodocoError(f"expert_load_pass in {path} has shape {list(p.shape)}, expected [moe layers, physical "
-                          "experts]")
+        raise DodocoError(
+            f"expert_load_pass in {path} has shape {list(p.shape)}, expected [moe layers, physical experts]"
+        )
     return p[None]
 
 
@@ -61,8 +64,10 @@ def _map(obj: dict, path: Path, P: int, L: int, E: int | None):
         m = ints(obj["physical_to_logical_map"], "physical_to_logical_map", path)
         return m if m.ndim == 2 else np.broadcast_to(m.reshape(1, -1), (L, m.size))
     if E is not None and E != P:
-        raise DodocoError(f"{path} has {P} physical experts but no physical_to_logical_map to fold them into "
-                          f"{E} logical experts: save the map with the load (dodoco.ingest.vllm_dump does)")
+        raise DodocoError(
+            f"{path} has {P} physical experts but no physical_to_logical_map to fold them into "
+            f"{E} logical experts: save the map with the load (dodoco.ingest.vllm_dump does)"
+        )
     return None
 
 
@@ -76,11 +81,14 @@ def _drop_identical_ranks(records: list[Records]) -> tuple[list[Records], list[s
     for group in groups.values():
         first = group[0]
         same = len(group) > 1 and all(
-            np.shape(r.counts) == np.shape(first.counts) and np.array_equal(r.counts, first.counts) for r in group[1:])
+            np.shape(r.counts) == np.shape(first.counts) and np.array_equal(r.counts, first.counts) for r in group[1:]
+        )
         kept += [first] if same else group
         if same:
-            notes.append(f"all {len(group)} ranks recorded identical windows (every rank routed every token): "
-                         f"only rank {int(first.ranks[0])}'s window is used")
+            notes.append(
+                f"all {len(group)} ranks recorded identical windows (every rank routed every token): "
+                f"only rank {int(first.ranks[0])}'s window is used"
+            )
     return kept, notes
 
 
@@ -95,8 +103,9 @@ def read(paths, cfg: ImportConfig) -> Dump:
         w = _window(obj, path)
         m = _map(obj, path, w.shape[2], w.shape[1], cfg.num_experts)
         group = str(obj.get("dump_tag", ""))
-        records.append(Records(str(path), group, np.arange(w.shape[0]), rank, counts=w, phys2log=m,
-                               key_name="window row"))
+        records.append(
+            Records(str(path), group, np.arange(w.shape[0]), rank, counts=w, phys2log=m, key_name="window row")
+        )
         if obj.get("vllm_version"):
             versions.add(str(obj["vllm_version"]))
         if obj.get("model_name"):
@@ -107,10 +116,15 @@ def read(paths, cfg: ImportConfig) -> Dump:
     n_ranks = len({int(r.ranks[0]) for r in records})
     notes += [] if len(versions) < 2 else [f"files come from several vLLM versions: {sorted(versions)}"]
     L = records[0].row_shape()[0]
-    return Dump("vllm", "vllm", "eplb-window", "pass", records,
-                engine_version=sorted(versions)[0] if versions else None,
-                model_id=sorted(models)[0] if len(models) == 1 else None,
-                layer_ids=list(range(L)),
-                rows=f"one engine step (EPLB window row), summed over {n_ranks} rank(s); unfilled rows dropped",
-                notes=notes + ["layer ids are vLLM's MoE-layer indices (0..L-1); pass --layer-ids for model "
-                               "layer numbers"])
+    return Dump(
+        "vllm",
+        "vllm",
+        "eplb-window",
+        "pass",
+        records,
+        engine_version=sorted(versions)[0] if versions else None,
+        model_id=sorted(models)[0] if len(models) == 1 else None,
+        layer_ids=list(range(L)),
+        rows=f"one engine step (EPLB window row), summed over {n_ranks} rank(s); unfilled rows dropped",
+        notes=notes + ["layer ids are vLLM's MoE-layer indices (0..L-1); pass --layer-ids for model layer numbers"],
+    )

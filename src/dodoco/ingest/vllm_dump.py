@@ -52,11 +52,15 @@ def dump_expert_load(worker, out_dir: str, tag: str = "dump") -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, ms in enumerate(items):
-        data = {"expert_load_window": ms.expert_load_window.detach().cpu().clone(),
-                "expert_load_window_step": step,
-                "physical_to_logical_map": ms.physical_to_logical_map.detach().cpu().clone(),
-                "rank": rank, "model_name": str(getattr(ms, "model_name", "")), "vllm_version": version,
-                "dump_tag": str(tag)}
+        data = {
+            "expert_load_window": ms.expert_load_window.detach().cpu().clone(),
+            "expert_load_window_step": step,
+            "physical_to_logical_map": ms.physical_to_logical_map.detach().cpu().clone(),
+            "rank": rank,
+            "model_name": str(getattr(ms, "model_name", "")),
+            "vllm_version": version,
+            "dump_tag": str(tag),
+        }
         path = out / f"vllm_eplb_load_{tag}_model{i}_rank{rank}.pt"
         tmp = path.with_name(f".{path.name}.tmp")
         torch.save(data, tmp)

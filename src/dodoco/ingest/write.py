@@ -13,43 +13,84 @@ from dodoco.ingest.base import Dump
 from dodoco.ingest.stream import CountsStream
 from dodoco.provenance import versions
 from dodoco.store import atomic
-from dodoco.store.manifest import ConditionInfo, ConditionKind, Granularity, Manifest, ModelInfo, Origin, Routing, Status
+from dodoco.store.manifest import (
+    ConditionInfo,
+    ConditionKind,
+    Granularity,
+    Manifest,
+    ModelInfo,
+    Origin,
+    Routing,
+    Status,
+)
 from dodoco.store.writer import RunWriter
 
 
 def _tokens_per_row(seq_tokens: np.ndarray) -> dict:
     if not seq_tokens.size:
         return {}
-    return {"mean": round(float(seq_tokens.mean()), 3), "median": float(np.median(seq_tokens)),
-            "min": int(seq_tokens.min()), "max": int(seq_tokens.max())}
+    return {
+        "mean": round(float(seq_tokens.mean()), 3),
+        "median": float(np.median(seq_tokens)),
+        "min": int(seq_tokens.min()),
+        "max": int(seq_tokens.max()),
+    }
 
 
-def manifest(dump: Dump, asm: Assembled, *, files: list[dict], layer_ids: list[int], model_id: str | None,
-             condition: str, seq_len: int, rows: str, options: dict) -> Manifest:
+def manifest(
+    dump: Dump,
+    asm: Assembled,
+    *,
+    files: list[dict],
+    layer_ids: list[int],
+    model_id: str | None,
+    condition: str,
+    seq_len: int,
+    rows: str,
+    options: dict,
+) -> Manifest:
     """The typed manifest of an imported run (the writer adds identity, status and file checksums)."""
     kept_ids = [int(layer_ids[i]) for i in asm.kept_layers]
-    excluded = [{"layer": int(layer_ids[i]), "reason": "no routed tokens (dense layer or layer never recorded)"}
-                for i in asm.excluded_layers]
+    excluded = [
+        {"layer": int(layer_ids[i]), "reason": "no routed tokens (dense layer or layer never recorded)"}
+        for i in asm.excluded_layers
+    ]
     gran = "window" if options.get("as_window") else dump.granularity
     details = {
         "rows": "all rows summed into one window" if options.get("as_window") else rows,
         "tokens_per_row": _tokens_per_row(asm.seq_tokens),
-        "source": {"format": dump.format, "engine": dump.engine, "engine_version": dump.engine_version,
-                   "mode": dump.mode, "files": files, "options": options, **dump.extra},
+        "source": {
+            "format": dump.format,
+            "engine": dump.engine,
+            "engine_version": dump.engine_version,
+            "mode": dump.mode,
+            "files": files,
+            "options": options,
+            **dump.extra,
+        },
         "excluded_layers": excluded,
-        "dropped_rows": {"count": int(asm.dropped_rows), "reason": "no routed tokens in any MoE layer "
-                         "(unfilled buffer slots, idle passes, padding)"},
+        "dropped_rows": {
+            "count": int(asm.dropped_rows),
+            "reason": "no routed tokens in any MoE layer (unfilled buffer slots, idle passes, padding)",
+        },
         "notes": dump.notes + asm.notes,
         "versions": versions("numpy", "pyarrow"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return Manifest(
-        status=Status.RUNNING, origin=Origin.IMPORTED, identity={},
+        status=Status.RUNNING,
+        origin=Origin.IMPORTED,
+        identity={},
         model=ModelInfo(id=model_id or dump.model_id or "unknown", details={"imported": True}),
         routing=Routing(E=int(asm.E), K=int(asm.K) if asm.K else None, L=len(kept_ids), layer_ids=tuple(kept_ids)),
-        condition=ConditionInfo(name=condition, kind=ConditionKind.REAL,
-                                provenance={"imported_from": dump.format, "engine": dump.engine}),
-        seq_len=int(seq_len), sequences=int(asm.counts.shape[0]), granularity=Granularity(gran), details=details)
+        condition=ConditionInfo(
+            name=condition, kind=ConditionKind.REAL, provenance={"imported_from": dump.format, "engine": dump.engine}
+        ),
+        seq_len=int(seq_len),
+        sequences=int(asm.counts.shape[0]),
+        granularity=Granularity(gran),
+        details=details,
+    )
 
 
 def write_run(out: Path, asm: Assembled, man: Manifest, spec: dict, *, overwrite: bool) -> Manifest:

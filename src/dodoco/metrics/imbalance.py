@@ -18,17 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = [
-    "METRICS",
-    "all_metrics",
-    "cv",
-    "gini",
-    "hot_count",
-    "hot_share",
-    "lorenz",
-    "max_mean",
-    "norm_entropy",
-]
+__all__ = ["METRICS", "all_metrics", "cv", "gini", "hot_count", "hot_share", "lorenz", "max_mean", "norm_entropy"]
 
 # Rows of [R, E] processed per chunk by all_metrics: ~2**17 elements keeps the float64 working set
 # (~1 MiB per temporary) inside the CPU caches.
@@ -143,7 +133,7 @@ def hot_share(c) -> np.ndarray:
     x = _as_float(_check(c))
     E = x.shape[-1]
     k = hot_count(E)
-    return _ratio(np.partition(x, E - k, axis=-1)[..., E - k:].sum(axis=-1), x.sum(axis=-1))
+    return _ratio(np.partition(x, E - k, axis=-1)[..., E - k :].sum(axis=-1), x.sum(axis=-1))
 
 
 METRICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -165,7 +155,7 @@ def _metrics_rows(c: np.ndarray, out: np.ndarray) -> None:
     out[1] = _ratio(s[:, -1], mean)
     out[2] = _cv_from(s, mean)
     out[3] = _entropy_from(s, total)
-    out[4] = _ratio(s[:, E - hot_count(E):].sum(axis=-1), total)
+    out[4] = _ratio(s[:, E - hot_count(E) :].sum(axis=-1), total)
 
 
 def _n_threads() -> int:
@@ -188,7 +178,7 @@ def all_metrics(c, *, threads: int | None = None) -> dict[str, np.ndarray]:
     starts = range(0, R, step)
 
     def work(a: int) -> None:
-        _metrics_rows(rows[a:a + step], out[:, a:a + step])
+        _metrics_rows(rows[a : a + step], out[:, a : a + step])
 
     n_threads = _n_threads() if threads is None else max(1, int(threads))
     if n_threads == 1 or len(starts) < 2:

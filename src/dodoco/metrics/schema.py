@@ -11,14 +11,35 @@ import pyarrow as pa
 
 __all__ = ["AGGREGATE", "COLUMNS", "EP_NONE", "MODEL_LAYER", "PLACEMENT_NONE", "SCHEMA", "tidy_table"]
 
-COLUMNS = ("model", "condition", "seq_len", "regime", "batch", "ep", "placement", "layer", "metric",
-           "statistic", "value")
+COLUMNS = (
+    "model",
+    "condition",
+    "seq_len",
+    "regime",
+    "batch",
+    "ep",
+    "placement",
+    "layer",
+    "metric",
+    "statistic",
+    "value",
+)
 _STR, _INT = pa.string(), pa.int64()
-SCHEMA = pa.schema([
-    ("model", _STR), ("condition", _STR), ("seq_len", _INT), ("regime", _STR), ("batch", _INT),
-    ("ep", _INT), ("placement", _STR), ("layer", _INT), ("metric", _STR), ("statistic", _STR),
-    ("value", pa.float64()),
-])
+SCHEMA = pa.schema(
+    [
+        ("model", _STR),
+        ("condition", _STR),
+        ("seq_len", _INT),
+        ("regime", _STR),
+        ("batch", _INT),
+        ("ep", _INT),
+        ("placement", _STR),
+        ("layer", _INT),
+        ("metric", _STR),
+        ("statistic", _STR),
+        ("value", pa.float64()),
+    ]
+)
 #: ``layer`` value of model-level rows (the mean over MoE layers).
 MODEL_LAYER = -1
 #: ``statistic`` of the all-units rows; they carry batch = 0.
@@ -34,8 +55,14 @@ def tidy_table(cols: dict, labels: dict, meta: dict | None = None) -> pa.Table:
     n = len(cols["value"])
     arrays = []
     for f in SCHEMA:
-        a = cols[f.name] if f.name in cols else np.full(
-            n, labels[f.name] if f.type == pa.string() else int(labels[f.name]),
-            dtype=object if f.type == pa.string() else np.int64)
+        a = (
+            cols[f.name]
+            if f.name in cols
+            else np.full(
+                n,
+                labels[f.name] if f.type == pa.string() else int(labels[f.name]),
+                dtype=object if f.type == pa.string() else np.int64,
+            )
+        )
         arrays.append(pa.array(a, f.type))
     return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata(meta or {}))

@@ -59,8 +59,11 @@ def bootstrap_mean_ci(values, n_boot: int = N_BOOT, seed: int = 0, level: float 
     a = (1.0 - level) / 2.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        q = np.nanquantile(means, [a, 1.0 - a], axis=0) if np.isnan(means).any() else \
-            np.quantile(means, [a, 1.0 - a], axis=0)
+        q = (
+            np.nanquantile(means, [a, 1.0 - a], axis=0)
+            if np.isnan(means).any()
+            else np.quantile(means, [a, 1.0 - a], axis=0)
+        )
     return q[0].reshape(rest), q[1].reshape(rest)
 
 

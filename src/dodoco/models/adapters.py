@@ -23,10 +23,16 @@ from dodoco.errors import DodocoError
 from dodoco.registry import Registry
 
 ADAPTERS = Registry("adapter")
-ADAPTERS.register("experts-prehook", "dodoco.models.adapters:ExpertsPrehook",
-                  "transformers 5.x experts modules: pre-hook on (hidden, top_k_index, top_k_weights)")
-ADAPTERS.register("gate-topk-output", "dodoco.models.adapters:GateTopkOutput",
-                  "legacy remote-code MoEGate returning (topk_idx, topk_weight, aux_loss)")
+ADAPTERS.register(
+    "experts-prehook",
+    "dodoco.models.adapters:ExpertsPrehook",
+    "transformers 5.x experts modules: pre-hook on (hidden, top_k_index, top_k_weights)",
+)
+ADAPTERS.register(
+    "gate-topk-output",
+    "dodoco.models.adapters:GateTopkOutput",
+    "legacy remote-code MoEGate returning (topk_idx, topk_weight, aux_loss)",
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,8 @@ def _is_experts_module(module) -> bool:
     (``has_gate``, ``is_concatenated``, ``is_transposed``) in the decorated ``__init__``.
     """
     marked = hasattr(module, "_is_expert_parallel") or all(
-        hasattr(module, a) for a in ("has_gate", "is_concatenated", "is_transposed"))
+        hasattr(module, a) for a in ("has_gate", "is_concatenated", "is_transposed")
+    )
     return marked and isinstance(getattr(module, "num_experts", None), int)
 
 
@@ -128,11 +135,13 @@ def find_moe_layers(model) -> tuple[type, list[MoELayer]]:
             if len(experts) != 1 or any(layer.top_k <= 0 for layer in layers):
                 raise DodocoError(
                     f"model {type(model).__name__} has MoE layers with differing expert counts {sorted(experts)} "
-                    "or an unknown top-k: DODOCO needs one E and K per model")
+                    "or an unknown top-k: DODOCO needs one E and K per model"
+                )
             return adapter, layers
     from dodoco.models.tiny import FAMILIES
 
     families = ", ".join(sorted({spec.model_type for spec in FAMILIES.values()} | {"deepseek_v3", "olmoe", "mixtral"}))
     raise DodocoError(
         f"model {type(model).__name__} has no MoE layer DODOCO can hook: use a transformers MoE family "
-        f"({families}, ...) or DeepSeek-MoE remote code with --trust-remote-code")
+        f"({families}, ...) or DeepSeek-MoE remote code with --trust-remote-code"
+    )

@@ -18,13 +18,24 @@ from dodoco.errors import DodocoError
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".msgpack", ".h5")
 HASH_LIMIT = 8 << 30  # weight bytes hashed in full; larger checkpoints: name, size and mtime
 SMALL = 64 << 20  # other files up to this size are hashed (config, tokenizer, index)
-TOKENIZER_FILES = (("tokenizer.json",), ("tokenizer.model",), ("spiece.model",), ("vocab.json", "merges.txt"),
-                   ("vocab.txt",), ("tekken.json",), ("tokenizer.tiktoken",), ("qwen.tiktoken",))
+TOKENIZER_FILES = (
+    ("tokenizer.json",),
+    ("tokenizer.model",),
+    ("spiece.model",),
+    ("vocab.json", "merges.txt"),
+    ("vocab.txt",),
+    ("tekken.json",),
+    ("tokenizer.tiktoken",),
+    ("qwen.tiktoken",),
+)
 
 
 def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not any(
-        part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def checkpoint_identity(folder) -> dict:
@@ -48,9 +59,12 @@ def checkpoint_identity(folder) -> dict:
             digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         elif f in weights or stat.st_size <= SMALL:
             digest.update(f"{rel}\0{sha256_file(f)}\n".encode())
-    method = ("sha256 of every file" if full else
-              f"sha256 of the small files; weight files ({total / 2**30:.0f} GiB, over the {HASH_LIMIT >> 30} GiB "
-              "hashing limit) by name, size and mtime")
+    method = (
+        "sha256 of every file"
+        if full
+        else f"sha256 of the small files; weight files ({total / 2**30:.0f} GiB, over the {HASH_LIMIT >> 30} GiB "
+        "hashing limit) by name, size and mtime"
+    )
     return {"digest": "sha256:" + digest.hexdigest(), "method": method, "files": len(files), "weight_bytes": total}
 
 
@@ -60,9 +74,11 @@ def check_checkpoint(folder) -> None:
     names = {p.name for p in folder.iterdir() if p.is_file()}
     if not any(all(n in names for n in group) for group in TOKENIZER_FILES):
         wanted = ", ".join(" + ".join(g) for g in TOKENIZER_FILES[:5])
-        raise DodocoError(f"checkpoint {folder} has no tokenizer files (none of {wanted}): copy the tokenizer "
-                          "the model was trained with into it (without one, transformers falls back to a "
-                          "vocabulary of 1 and every token gets the same id)")
+        raise DodocoError(
+            f"checkpoint {folder} has no tokenizer files (none of {wanted}): copy the tokenizer "
+            "the model was trained with into it (without one, transformers falls back to a "
+            "vocabulary of 1 and every token gets the same id)"
+        )
     for index in sorted(folder.glob("*.index.json")):
         try:
             shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
@@ -70,17 +86,23 @@ def check_checkpoint(folder) -> None:
             raise DodocoError(f"{index} is not a valid shard index (JSON with a weight_map): re-copy it") from None
         missing = sorted(s for s in shards if not (folder / s).is_file())
         if missing:
-            raise DodocoError(f"checkpoint {folder} is missing {len(missing)} weight file(s) named in {index.name}: "
-                              f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; copy them in")
+            raise DodocoError(
+                f"checkpoint {folder} is missing {len(missing)} weight file(s) named in {index.name}: "
+                f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; copy them in"
+            )
     if not any(Path(n).suffix in WEIGHT_SUFFIXES for n in names):
-        raise DodocoError(f"checkpoint {folder} has no weight files (*.safetensors, pytorch_model*.bin): copy the "
-                          "weights in, or name a hub id")
+        raise DodocoError(
+            f"checkpoint {folder} has no weight files (*.safetensors, pytorch_model*.bin): copy the "
+            "weights in, or name a hub id"
+        )
 
 
 def check_tokenizer(name: str, vocab: int, embed: int) -> None:
     """Refuse a tokenizer that cannot belong to a model embedding ``embed`` ids: a vocabulary of at most
     one token, or less than half the embedding (real checkpoints pad the embedding by a few percent)."""
     if vocab <= 1 or 2 * vocab < embed:
-        raise DodocoError(f"the tokenizer of {name} has {vocab} token(s) but the model embeds {embed}: it does "
-                          "not belong to this model (missing or wrong tokenizer files); use the model's own "
-                          "tokenizer")
+        raise DodocoError(
+            f"the tokenizer of {name} has {vocab} token(s) but the model embeds {embed}: it does "
+            "not belong to this model (missing or wrong tokenizer files); use the model's own "
+            "tokenizer"
+        )

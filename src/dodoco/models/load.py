@@ -38,10 +38,20 @@ def load_tiny(family: str, seed: int = 0) -> LoadedModel:
     spec = FAMILIES[family]
     tokenizer = bundled(spec.tokenizer)
     model = build_tiny(family, tokenizer.vocab_size, seed=seed)
-    info = dict(source="tiny", family=family, mixer=spec.mixer, stands_for=spec.real_model,
-                routing=spec.routing, shared_experts=spec.shared_experts, weights=f"random, seed {seed}",
-                revision=None, identity={"digest": f"tiny:{family} random weights, seed {seed}",
-                                         "method": "seeded random initialisation of the built-in config"})
+    info = dict(
+        source="tiny",
+        family=family,
+        mixer=spec.mixer,
+        stands_for=spec.real_model,
+        routing=spec.routing,
+        shared_experts=spec.shared_experts,
+        weights=f"random, seed {seed}",
+        revision=None,
+        identity={
+            "digest": f"tiny:{family} random weights, seed {seed}",
+            "method": "seeded random initialisation of the built-in config",
+        },
+    )
     return LoadedModel(model, tokenizer, info)
 
 
@@ -56,12 +66,15 @@ def _config(name: str, trust_remote_code: bool):
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
-            raise DodocoError(f"model '{name}' ships remote code: rerun with --trust-remote-code "
-                              "if you trust its source") from None
+            raise DodocoError(
+                f"model '{name}' ships remote code: rerun with --trust-remote-code if you trust its source"
+            ) from None
         raise DodocoError(f"cannot read the config of '{name}': {_first_line(exc)}") from None
     except OSError as exc:
-        raise DodocoError(f"model '{name}' is neither a local directory nor a reachable hub id "
-                          f"({_first_line(exc)}): pass a path with config.json, or tiny:/zoo: names") from None
+        raise DodocoError(
+            f"model '{name}' is neither a local directory nor a reachable hub id "
+            f"({_first_line(exc)}): pass a path with config.json, or tiny:/zoo: names"
+        ) from None
 
 
 def load_pretrained(name: str, dtype: str, device: str, trust_remote_code: bool) -> LoadedModel:
@@ -85,16 +98,27 @@ def load_pretrained(name: str, dtype: str, device: str, trust_remote_code: bool)
     except DodocoError:
         raise
     except Exception as exc:  # a third-party checkpoint fails in many ways: truncated shards, bad headers
-        raise DodocoError(f"cannot load '{name}' ({_first_line(exc)}): check that its weight and tokenizer files "
-                          "are complete (re-download or re-copy them)") from None
+        raise DodocoError(
+            f"cannot load '{name}' ({_first_line(exc)}): check that its weight and tokenizer files "
+            "are complete (re-download or re-copy them)"
+        ) from None
     if device != "auto-map":
         model = model.to(_resolve_device(device))
     check_tokenizer(name, len(tok), model.get_input_embeddings().num_embeddings)
     revision = getattr(config, "_commit_hash", None)
-    identity = (checkpoint_identity(name) if local else
-                {"digest": f"{name}@{revision or 'unpinned'}", "method": "hub commit of the checkpoint"})
-    info = dict(source="pretrained", family=config.model_type, revision=revision, identity=identity,
-                transformers=transformers.__version__, trust_remote_code=trust_remote_code)
+    identity = (
+        checkpoint_identity(name)
+        if local
+        else {"digest": f"{name}@{revision or 'unpinned'}", "method": "hub commit of the checkpoint"}
+    )
+    info = dict(
+        source="pretrained",
+        family=config.model_type,
+        revision=revision,
+        identity=identity,
+        transformers=transformers.__version__,
+        trust_remote_code=trust_remote_code,
+    )
     return LoadedModel(model.eval(), from_transformers(name, tok), info)
 
 
@@ -106,8 +130,9 @@ def context_length(model) -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
-def load_model(name: str, *, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False,
-               seed: int = 0) -> LoadedModel:
+def load_model(
+    name: str, *, dtype: str = "auto", device: str = "cpu", trust_remote_code: bool = False, seed: int = 0
+) -> LoadedModel:
     """Load ``name`` and describe it (E, K, MoE layer ids, dtype, device) in ``info``."""
     import torch
 
@@ -130,11 +155,20 @@ def load_model(name: str, *, dtype: str = "auto", device: str = "cpu", trust_rem
     adapter, layers = find_moe_layers(model)
     param = next(model.parameters())
     loaded.info.update(
-        id=name, architecture=type(model).__name__, model_type=getattr(model.config, "model_type", None),
-        adapter=adapter.name, E=layers[0].num_experts, K=layers[0].top_k, L=len(layers),
-        moe_layer_ids=[layer.layer_id for layer in layers], dtype=str(param.dtype).replace("torch.", ""),
-        device=str(param.device), tokenizer=loaded.tokenizer.name, vocab_size=loaded.tokenizer.vocab_size,
-        context=context_length(model), **expert_shape(model.config),
+        id=name,
+        architecture=type(model).__name__,
+        model_type=getattr(model.config, "model_type", None),
+        adapter=adapter.name,
+        E=layers[0].num_experts,
+        K=layers[0].top_k,
+        L=len(layers),
+        moe_layer_ids=[layer.layer_id for layer in layers],
+        dtype=str(param.dtype).replace("torch.", ""),
+        device=str(param.device),
+        tokenizer=loaded.tokenizer.name,
+        vocab_size=loaded.tokenizer.vocab_size,
+        context=context_length(model),
+        **expert_shape(model.config),
     )
     return loaded
 
@@ -144,6 +178,8 @@ def expert_shape(config) -> dict:
     an expert weighs when it moves between ranks); {} when it does not."""
     text = getattr(config, "get_text_config", lambda: config)()
     H = getattr(text, "hidden_size", None)
-    I = next((getattr(text, k) for k in ("moe_intermediate_size", "expert_intermediate_size")
-              if getattr(text, k, None)), None)
+    I = next(
+        (getattr(text, k) for k in ("moe_intermediate_size", "expert_intermediate_size") if getattr(text, k, None)),
+        None,
+    )
     return {"hidden_size": int(H), "moe_intermediate_size": int(I)} if H and I else {}

@@ -68,4 +68,3 @@ def load_tokenizer(name: str) -> Tokenizer:
     if not path.is_file():
         raise DodocoError(f"tokenizer '{name}' is not bundled in this install ({path})")
     return Tokenizer.from_str(gzip.decompress(path.read_bytes()).decode("utf-8"))
-

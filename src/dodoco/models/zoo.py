@@ -54,22 +54,56 @@ class ZooSpec:
 # transformers' load_balancing_loss_func is K times the normalisation above, so Qwen's
 # router_aux_loss_coef = 0.001 is alpha = 0.001 * K here.
 ZOO: dict[str, ZooSpec] = {
-    "deepseek_v2": ZooSpec("deepseek_v2", dict(moe_intermediate_size=32), Balance(
-        "aux", alpha=0.001, scope="sequence",
-        source="DeepSeek-V2-Lite config: aux_loss_alpha 0.001, seq_aux true (expert-level, per sequence)")),
-    "deepseek_moe": ZooSpec("deepseek_moe", dict(moe_intermediate_size=32), Balance(
-        "aux", alpha=0.001, scope="sequence",
-        source="deepseek-moe-16b config: aux_loss_alpha 0.001, seq_aux true (expert-level, per sequence)")),
-    "qwen3_moe": ZooSpec("qwen3_moe", dict(moe_intermediate_size=16), Balance(
-        "aux", alpha=0.008, scope="batch",
-        source="Qwen3-30B-A3B: global-batch load-balancing loss, router_aux_loss_coef 0.001 (x K=8 here)")),
-    "nemotron_h": ZooSpec("nemotron_h", dict(moe_intermediate_size=24), Balance(
-        "bias", rate=0.001,
-        source="Nemotron-H router: sigmoid + e_score_correction_bias, aux-loss-free bias updates "
-               "(DeepSeek-V3's update rate 0.001); no auxiliary loss")),
-    "qwen3_5_moe": ZooSpec("qwen3_5_moe", dict(moe_intermediate_size=12), Balance(
-        "aux", alpha=0.008, scope="batch",
-        source="Qwen3.5-35B-A3B: global-batch load-balancing loss, router_aux_loss_coef 0.001 (x K=8 here)")),
+    "deepseek_v2": ZooSpec(
+        "deepseek_v2",
+        dict(moe_intermediate_size=32),
+        Balance(
+            "aux",
+            alpha=0.001,
+            scope="sequence",
+            source="DeepSeek-V2-Lite config: aux_loss_alpha 0.001, seq_aux true (expert-level, per sequence)",
+        ),
+    ),
+    "deepseek_moe": ZooSpec(
+        "deepseek_moe",
+        dict(moe_intermediate_size=32),
+        Balance(
+            "aux",
+            alpha=0.001,
+            scope="sequence",
+            source="deepseek-moe-16b config: aux_loss_alpha 0.001, seq_aux true (expert-level, per sequence)",
+        ),
+    ),
+    "qwen3_moe": ZooSpec(
+        "qwen3_moe",
+        dict(moe_intermediate_size=16),
+        Balance(
+            "aux",
+            alpha=0.008,
+            scope="batch",
+            source="Qwen3-30B-A3B: global-batch load-balancing loss, router_aux_loss_coef 0.001 (x K=8 here)",
+        ),
+    ),
+    "nemotron_h": ZooSpec(
+        "nemotron_h",
+        dict(moe_intermediate_size=24),
+        Balance(
+            "bias",
+            rate=0.001,
+            source="Nemotron-H router: sigmoid + e_score_correction_bias, aux-loss-free bias updates "
+            "(DeepSeek-V3's update rate 0.001); no auxiliary loss",
+        ),
+    ),
+    "qwen3_5_moe": ZooSpec(
+        "qwen3_5_moe",
+        dict(moe_intermediate_size=12),
+        Balance(
+            "aux",
+            alpha=0.008,
+            scope="batch",
+            source="Qwen3.5-35B-A3B: global-batch load-balancing loss, router_aux_loss_coef 0.001 (x K=8 here)",
+        ),
+    ),
 }
 
 
@@ -160,7 +194,8 @@ def load_weights(model, path: Path, family: str) -> None:
     if result.unexpected_keys or any("embed" not in n and "lm_head" not in n for n in result.missing_keys):
         raise DodocoError(
             f"zoo weights {path} do not fit the zoo:{family} architecture (missing {result.missing_keys[:3]}, "
-            f"unexpected {result.unexpected_keys[:3]}): retrain with dodoco zoo train --family {family}")
+            f"unexpected {result.unexpected_keys[:3]}): retrain with dodoco zoo train --family {family}"
+        )
     assert tied <= set(result.missing_keys)
     model.tie_weights()
 
@@ -168,8 +203,10 @@ def load_weights(model, path: Path, family: str) -> None:
 def read_card_config(folder: Path) -> dict:
     path = Path(folder) / "config.json"
     if not path.is_file():
-        raise DodocoError(f"no zoo model in {folder} (config.json missing): run dodoco zoo train --family "
-                          f"{Path(folder).name}, or reinstall dodoco")
+        raise DodocoError(
+            f"no zoo model in {folder} (config.json missing): run dodoco zoo train --family "
+            f"{Path(folder).name}, or reinstall dodoco"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -183,8 +220,10 @@ def build_zoo(family: str, folder: Path | None = None):
     config = zoo_config(family, zoo_tokenizer().vocab_size)
     diff = first_difference({k: saved.get(k) for k in arch_fields(config)}, arch_fields(config))
     if diff:
-        raise DodocoError(f"zoo model {folder} was trained with {diff[0]}={diff[1]!r}, but dodoco's zoo config "
-                          f"has {diff[0]}={diff[2]!r}: retrain with dodoco zoo train --family {family}")
+        raise DodocoError(
+            f"zoo model {folder} was trained with {diff[0]}={diff[1]!r}, but dodoco's zoo config "
+            f"has {diff[0]}={diff[2]!r}: retrain with dodoco zoo train --family {family}"
+        )
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     load_weights(model, folder / "model.safetensors", family)
     return model.eval(), saved.get("dodoco_zoo", {})
@@ -200,10 +239,17 @@ def load_zoo(family: str):
     model, record = build_zoo(family)
     balance = spec(family).balance
     weights = zoo_root() / spec(family).family / "model.safetensors"
-    info = dict(source="zoo", family=family, mixer=tiny.mixer, stands_for=tiny.real_model, routing=tiny.routing,
-                shared_experts=tiny.shared_experts,
-                weights=f"trained on the bundled train text, {record.get('steps')} steps, seed {record.get('seed')}",
-                revision=record.get("weights_sha256"), balance=balance.method,
-                heldout_loss=record.get("results", {}).get("heldout_loss"),
-                identity={"digest": "sha256:" + sha256_file(weights), "method": "sha256 of the shipped weights"})
+    info = dict(
+        source="zoo",
+        family=family,
+        mixer=tiny.mixer,
+        stands_for=tiny.real_model,
+        routing=tiny.routing,
+        shared_experts=tiny.shared_experts,
+        weights=f"trained on the bundled train text, {record.get('steps')} steps, seed {record.get('seed')}",
+        revision=record.get("weights_sha256"),
+        balance=balance.method,
+        heldout_loss=record.get("results", {}).get("heldout_loss"),
+        identity={"digest": "sha256:" + sha256_file(weights), "method": "sha256 of the shipped weights"},
+    )
     return LoadedModel(model, zoo_tokenizer(), info)

@@ -97,8 +97,11 @@ class RoutingCapture:
         live = self._live if self.mode == "generate" else None
         if live is None or live["B"] != B:
             self._flush_generate()
-            live = {"B": B, "buf": torch.zeros(B * L * E, dtype=torch.int32, device=device),
-                    "tokens": torch.zeros(B, dtype=torch.int64, device=device)}
+            live = {
+                "B": B,
+                "buf": torch.zeros(B * L * E, dtype=torch.int32, device=device),
+                "tokens": torch.zeros(B, dtype=torch.int64, device=device),
+            }
         seq = torch.arange(B, device=device).repeat_interleave(T)
         live.update(T=T, base=(seq * (L * E)).unsqueeze(1), weight=valid.reshape(-1, 1), valid=valid)
         live["tokens"] += valid.sum(1)
@@ -117,7 +120,8 @@ class RoutingCapture:
             if index.shape[0] != live["base"].shape[0]:
                 raise DodocoError(
                     f"MoE layer saw {index.shape[0]} tokens for a batch of {live['B']}x{live['T']}: "
-                    "packed or dropped-token inputs are not supported by capture; pass [B, T] input_ids")
+                    "packed or dropped-token inputs are not supported by capture; pass [B, T] input_ids"
+                )
             flat = live["base"] + l * E + index.long()
             live["buf"].scatter_add_(0, flat.reshape(-1), live["weight"].expand_as(index).reshape(-1))
             if "trace" in live:

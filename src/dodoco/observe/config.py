@@ -42,19 +42,29 @@ class ObserveConfig(Config):
         if not self.model.strip():
             raise DodocoError("--model is empty: name tiny:<family>, zoo:<family>, a local checkpoint or a hub id")
         if not self.conditions or any(not c.strip() for c in self.conditions):
-            raise DodocoError(f"--conditions {','.join(self.conditions)!r} names no condition: give one or more, "
-                              "e.g. --conditions prose,mock-uniform (dodoco ls lists them)")
-        for flag, value in (("--seq-len", self.seq_len), ("--sequences", self.sequences),
-                            ("--batch-size", self.batch_size)):
+            raise DodocoError(
+                f"--conditions {','.join(self.conditions)!r} names no condition: give one or more, "
+                "e.g. --conditions prose,mock-uniform (dodoco ls lists them)"
+            )
+        for flag, value in (
+            ("--seq-len", self.seq_len),
+            ("--sequences", self.sequences),
+            ("--batch-size", self.batch_size),
+        ):
             if value < 1:
                 raise DodocoError(f"{flag} {value} must be a positive integer")
         if self.batch is not None and (not self.batch or min(self.batch) < 1):
             raise DodocoError(f"--batch {','.join(map(str, self.batch))!r} must list batch sizes >= 1, e.g. 1,8,32")
-        check_allocation(self.sequences * self.seq_len * 8, f"--sequences {self.sequences} x --seq-len {self.seq_len} "
-                         "(the token ids of one condition)", "observe fewer or shorter sequences")
+        check_allocation(
+            self.sequences * self.seq_len * 8,
+            f"--sequences {self.sequences} x --seq-len {self.seq_len} (the token ids of one condition)",
+            "observe fewer or shorter sequences",
+        )
         if self.dtype not in DTYPES:
             raise did_you_mean("dtype", self.dtype, DTYPES)
         if not DEVICE.match(self.device):
-            raise DodocoError(f"--device {self.device!r} is not a device: give cpu, cuda, cuda:N, mps, auto or auto-map")
+            raise DodocoError(
+                f"--device {self.device!r} is not a device: give cpu, cuda, cuda:N, mps, auto or auto-map"
+            )
         if not str(self.out).strip():
             raise DodocoError("--out is empty: name the folder that receives one run directory per condition")

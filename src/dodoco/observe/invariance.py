@@ -30,11 +30,17 @@ def measure(run_forward, ids, batch_size: int) -> dict:
     """
     sample = ids[: max(1, min(batch_size, len(ids)))]
     batched = run_forward(sample)
-    alone = np.concatenate([run_forward(sample[i:i + 1]) for i in range(len(sample))])
+    alone = np.concatenate([run_forward(sample[i : i + 1]) for i in range(len(sample))])
     changed = changed_decisions(alone, batched)
     decisions = int(np.prod(alone.shape))
     token_layers = alone.shape[0] * alone.shape[1]
     differ = int((np.sort(alone, -1) != np.sort(batched, -1)).any(-1).sum())
-    return {"sample_sequences": len(sample), "batch_size": len(sample), "decisions": decisions,
-            "changed_decisions": changed, "changed_fraction": changed / decisions if decisions else 0.0,
-            "token_layers_with_change": differ, "token_layer_fraction": differ / token_layers if token_layers else 0.0}
+    return {
+        "sample_sequences": len(sample),
+        "batch_size": len(sample),
+        "decisions": decisions,
+        "changed_decisions": changed,
+        "changed_fraction": changed / decisions if decisions else 0.0,
+        "token_layers_with_change": differ,
+        "token_layer_fraction": differ / token_layers if token_layers else 0.0,
+    }

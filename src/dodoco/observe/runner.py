@@ -88,8 +88,10 @@ def _condition_ids(loaded: LoadedModel, condition: str, seq_len: int, S: int, se
     ids, prov = generator(tokenizer, seq_len, S, seed, arg)
     top = int(ids.max(initial=0))
     if top >= embed:
-        raise DodocoError(f"condition '{condition}' encodes to token id {top}, but {loaded.info['id']} embeds only "
-                          f"{embed} ids: the tokenizer ({tokenizer.name}) does not belong to this model")
+        raise DodocoError(
+            f"condition '{condition}' encodes to token id {top}, but {loaded.info['id']} embeds only "
+            f"{embed} ids: the tokenizer ({tokenizer.name}) does not belong to this model"
+        )
     return ids, prov
 
 
@@ -108,10 +110,20 @@ def device_identity(model) -> str:
 def run_spec(loaded: LoadedModel, cfg: ObserveConfig, condition: str, provenance: dict) -> dict:
     """The identity of one run: everything that determines its data (docs/run-format.md, "Identity").
     A run directory resumes only when this is unchanged."""
-    return {"model": loaded.info["id"], "weights": loaded.info["identity"]["digest"],
-            "tokenizer": loaded.tokenizer.name, "condition": condition, "data": provenance["identity"],
-            "seq_len": cfg.seq_len, "sequences": cfg.sequences, "seed": cfg.seed, "dtype": loaded.info["dtype"],
-            "device": device_identity(loaded.model), "batch_size": cfg.batch_size, "traces": cfg.traces}
+    return {
+        "model": loaded.info["id"],
+        "weights": loaded.info["identity"]["digest"],
+        "tokenizer": loaded.tokenizer.name,
+        "condition": condition,
+        "data": provenance["identity"],
+        "seq_len": cfg.seq_len,
+        "sequences": cfg.sequences,
+        "seed": cfg.seed,
+        "dtype": loaded.info["dtype"],
+        "device": device_identity(loaded.model),
+        "batch_size": cfg.batch_size,
+        "traces": cfg.traces,
+    }
 
 
 def _open_writer(path: Path, spec: dict, overwrite: bool, rank: int, world: int) -> RunWriter:
@@ -162,8 +174,17 @@ def observe_condition(loaded: LoadedModel, condition: str, cfg: ObserveConfig, p
         writer.close()
 
 
-def _observe_into(writer: RunWriter, loaded: LoadedModel, ids, provenance: dict, condition: str,
-                  cfg: ObserveConfig, progress, rank: int, world: int) -> Path:
+def _observe_into(
+    writer: RunWriter,
+    loaded: LoadedModel,
+    ids,
+    provenance: dict,
+    condition: str,
+    cfg: ObserveConfig,
+    progress,
+    rank: int,
+    world: int,
+) -> Path:
     """The forward passes of the batches not done yet, then (rank 0) the finalized run."""
     if writer.complete:
         return writer.path
@@ -177,7 +198,7 @@ def _observe_into(writer: RunWriter, loaded: LoadedModel, ids, provenance: dict,
         for index, start in enumerate(range(0, S, B)):
             if index % world == rank and start not in done:
                 cap.reset()
-                forward(ids[start:start + B])
+                forward(ids[start : start + B])
                 writer.write_part(start, cap.counts(), cap.seq_tokens(), cap.traces()[0] if cfg.traces else None)
                 fresh_tokens += int(cap.seq_tokens().sum())
             if progress:
@@ -189,28 +210,48 @@ def _observe_into(writer: RunWriter, loaded: LoadedModel, ids, provenance: dict,
     if rank != 0:
         return writer.path
     rate = round(fresh_tokens / elapsed, 1) if elapsed > 0 and fresh_tokens else None
-    details = {"seed": cfg.seed, "batch_invariance": _invariance(loaded.model, ids, B) if cfg.invariance else None,
-               "throughput": {"tokens": fresh_tokens, "seconds": round(elapsed, 3), "tokens_per_s": rate},
-               "versions": versions(), "device": loaded.info["device"], "dtype": loaded.info["dtype"], "ranks": world,
-               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    writer.finalize(observed_manifest(loaded.info, condition, provenance, seq_len=cfg.seq_len, sequences=S,
-                                      details=details))
+    details = {
+        "seed": cfg.seed,
+        "batch_invariance": _invariance(loaded.model, ids, B) if cfg.invariance else None,
+        "throughput": {"tokens": fresh_tokens, "seconds": round(elapsed, 3), "tokens_per_s": rate},
+        "versions": versions(),
+        "device": loaded.info["device"],
+        "dtype": loaded.info["dtype"],
+        "ranks": world,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    writer.finalize(
+        observed_manifest(loaded.info, condition, provenance, seq_len=cfg.seq_len, sequences=S, details=details)
+    )
     return writer.path
 
 
-def observed_manifest(info: dict, condition: str, provenance: dict, *, seq_len: int, sequences: int,
-                      details: dict) -> Manifest:
+def observed_manifest(
+    info: dict, condition: str, provenance: dict, *, seq_len: int, sequences: int, details: dict
+) -> Manifest:
     """The typed manifest of an observed run (the writer adds identity, status and file checksums)."""
     model = {k: v for k, v in info.items() if k not in ("E", "K", "L", "moe_layer_ids")}
     return Manifest(
-        status=Status.RUNNING, origin=Origin.OBSERVED, identity={},
-        model=ModelInfo(id=model.pop("id"), revision=model.pop("revision", None),
-                        architecture=model.pop("architecture", None), details=model),
-        routing=Routing(E=int(info["E"]), K=int(info["K"]), L=int(info["L"]),
-                        layer_ids=tuple(int(x) for x in info["moe_layer_ids"])),
-        condition=ConditionInfo(name=condition, kind=ConditionKind.MOCK if is_mock(condition) else ConditionKind.REAL,
-                                provenance=provenance),
-        seq_len=int(seq_len), sequences=int(sequences), granularity=Granularity.SEQUENCE, details=details)
+        status=Status.RUNNING,
+        origin=Origin.OBSERVED,
+        identity={},
+        model=ModelInfo(
+            id=model.pop("id"),
+            revision=model.pop("revision", None),
+            architecture=model.pop("architecture", None),
+            details=model,
+        ),
+        routing=Routing(
+            E=int(info["E"]), K=int(info["K"]), L=int(info["L"]), layer_ids=tuple(int(x) for x in info["moe_layer_ids"])
+        ),
+        condition=ConditionInfo(
+            name=condition, kind=ConditionKind.MOCK if is_mock(condition) else ConditionKind.REAL, provenance=provenance
+        ),
+        seq_len=int(seq_len),
+        sequences=int(sequences),
+        granularity=Granularity.SEQUENCE,
+        details=details,
+    )
 
 
 def _invariance(model, ids: np.ndarray, batch_size: int) -> dict:
@@ -239,8 +280,9 @@ def observe(model, conditions, **settings) -> list[Path]:
         conditions = [c.strip() for c in conditions.split(",") if c.strip()]
     if "out" in settings:
         settings["out"] = str(settings["out"])
-    cfg = ObserveConfig.from_dict({"model": loaded.info["id"] if loaded else model,
-                                   "conditions": list(conditions), **settings})
+    cfg = ObserveConfig.from_dict(
+        {"model": loaded.info["id"] if loaded else model, "conditions": list(conditions), **settings}
+    )
     return observe_runs(cfg, loaded)
 
 
@@ -263,11 +305,14 @@ def observe_runs(cfg: ObserveConfig, loaded: LoadedModel | None = None) -> list[
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=Console(stderr=True), disable=cfg.quiet or rank != 0, transient=False) as progress:
-        loaded = loaded or load_model(cfg.model, dtype=cfg.dtype, device=device,
-                                      trust_remote_code=cfg.trust_remote_code, seed=cfg.seed)
+        loaded = loaded or load_model(
+            cfg.model, dtype=cfg.dtype, device=device, trust_remote_code=cfg.trust_remote_code, seed=cfg.seed
+        )
         context = loaded.info.get("context")
         if context and cfg.seq_len > context:
-            raise DodocoError(f"--seq-len {cfg.seq_len} is beyond {loaded.info['id']}'s context of {context} "
-                              f"tokens (max_position_embeddings): use --seq-len {context} or less")
+            raise DodocoError(
+                f"--seq-len {cfg.seq_len} is beyond {loaded.info['id']}'s context of {context} "
+                f"tokens (max_position_embeddings): use --seq-len {context} or less"
+            )
         paths = [observe_condition(loaded, c, cfg, progress=progress) for c in cfg.conditions]
     return paths

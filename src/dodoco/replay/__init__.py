@@ -12,9 +12,33 @@ dispatcher classes import torch.distributed.
 
 from dodoco.replay.config import ReplayConfig, build_cases, grid_cases, pick_runs, skew_case
 from dodoco.replay.dispatchers import DISPATCHERS, expand_names
-from dodoco.replay.plan import (ReplayCase, balanced_splits, case_bytes, floor_ms, hot_pair_splits,
-                                run_cases, skewed_splits, sweep_sizes, synth_topk)
+from dodoco.replay.plan import (
+    ReplayCase,
+    balanced_splits,
+    case_bytes,
+    floor_ms,
+    hot_pair_splits,
+    run_cases,
+    skewed_splits,
+    sweep_sizes,
+    synth_topk,
+)
 
-__all__ = ["DISPATCHERS", "ReplayCase", "ReplayConfig", "balanced_splits", "build_cases", "case_bytes",
-           "expand_names", "floor_ms", "grid_cases", "hot_pair_splits", "pick_runs",
-           "run_cases", "skew_case", "skewed_splits", "sweep_sizes", "synth_topk"]
+__all__ = [
+    "DISPATCHERS",
+    "ReplayCase",
+    "ReplayConfig",
+    "balanced_splits",
+    "build_cases",
+    "case_bytes",
+    "expand_names",
+    "floor_ms",
+    "grid_cases",
+    "hot_pair_splits",
+    "pick_runs",
+    "run_cases",
+    "skew_case",
+    "skewed_splits",
+    "sweep_sizes",
+    "synth_topk",
+]

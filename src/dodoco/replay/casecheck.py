@@ -36,5 +36,3 @@ def check_case(d, data: RankData, state, case, ctx, more=None) -> str:
     if check != "ok" and not check.startswith("skipped"):
         raise RuntimeError(f"replay check failed: {d.name} on {case_name(case)}: {check}")
     return check
-
-

@@ -55,18 +55,45 @@ def run_routing_cases(run, kind: str, cfg, N: int, placement_from=None) -> tuple
     p = run_placement(placement_from or run, cfg.placement, N, cfg.seed)
     plan, source = evaluated_source([cfg.placement], run.counts, cfg.seed, source=run_source(run, cfg.seed))
     what = f"run {run.path}" + (" (its held-out part)" if plan.part == "held-out" else "")
-    base = run_cases(source, N, B, condition=run.condition, kind=kind, placement=p, layers=cfg.layers,
-                     max_steps=cfg.max_steps, what=what)
+    base = run_cases(
+        source,
+        N,
+        B,
+        condition=run.condition,
+        kind=kind,
+        placement=p,
+        layers=cfg.layers,
+        max_steps=cfg.max_steps,
+        what=what,
+    )
     traces = run.tokens() if run.has_tokens else None
     held = source.holders(N, B) if traces is not None else None  # [n, N, B] unit ids
     cases = []
     for c in base:
-        logical, topk_source = _rank_topk(None if held is None else held[c.step], c.src, c.layer, K, traces,
-                                          f"run {run.path} step {c.step} layer {c.layer}")
+        logical, topk_source = _rank_topk(
+            None if held is None else held[c.step],
+            c.src,
+            c.layer,
+            K,
+            traces,
+            f"run {run.path} step {c.step} layer {c.layer}",
+        )
         phys, slots = to_physical(logical, p.layer(c.layer))
         cases.append(attach_topk(dataclasses.replace(c, model=run.model), phys, slots, topk_source))
-    prov = {"real" if kind == "real" else kind: {"path": str(run.path), "condition": run.condition,
-                                                  "model": run.model, "S": run.S, "L": run.L, "E": run.E, "K": K,
-                                                  "seq_len": run.seq_len, "traces": traces is not None},
-            "placement": p.name, "part": plan.part, "source_split": source.source_split}
+    prov = {
+        "real" if kind == "real" else kind: {
+            "path": str(run.path),
+            "condition": run.condition,
+            "model": run.model,
+            "S": run.S,
+            "L": run.L,
+            "E": run.E,
+            "K": K,
+            "seq_len": run.seq_len,
+            "traces": traces is not None,
+        },
+        "placement": p.name,
+        "part": plan.part,
+        "source_split": source.source_split,
+    }
     return cases, prov

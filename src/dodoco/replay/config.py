@@ -25,8 +25,7 @@ from dodoco.errors import DodocoError, did_you_mean
 from dodoco.replay.plan import ReplayCase, balanced_splits, hot_pair_splits, skewed_splits
 from dodoco.replay.routing import attach_topk, block_counts, rank_topk_from_counts
 
-__all__ = ["PATTERNS", "ReplayConfig", "build_cases", "dtype_bytes", "grid_cases", "pick_runs",
-           "skew_case"]
+__all__ = ["PATTERNS", "ReplayConfig", "build_cases", "dtype_bytes", "grid_cases", "pick_runs", "skew_case"]
 
 #: Synthetic traffic patterns (docs/replay.md).
 PATTERNS = ("hot-receiver", "hot-pair", "uniform")
@@ -162,17 +161,28 @@ def pick_runs(cfg: ReplayConfig):
     else:
         raise did_you_mean("mock condition", cfg.mock, by_name)
     if mock is not None and mock.counts.shape[1:] != real.counts.shape[1:]:
-        raise DodocoError(f"mock run {mock.path} has [L, E] = {list(mock.counts.shape[1:])} but the real run "
-                          f"has {list(real.counts.shape[1:])}: use runs of the same model")
+        raise DodocoError(
+            f"mock run {mock.path} has [L, E] = {list(mock.counts.shape[1:])} but the real run "
+            f"has {list(real.counts.shape[1:])}: use runs of the same model"
+        )
     return real, mock
 
 
-def _control(kind: str, condition: str, pattern: str, rho, splits, slots, K: int, model: str,
-             step: int = -1, layer: int = -1) -> ReplayCase:
+def _control(
+    kind: str, condition: str, pattern: str, rho, splits, slots, K: int, model: str, step: int = -1, layer: int = -1
+) -> ReplayCase:
     """A synthetic case: rank-level splits -> per-expert counts -> top-k that reproduces them."""
     topk = rank_topk_from_counts(block_counts(splits, slots), K, f"{condition} case")
-    case = ReplayCase(condition, kind, step, layer, np.asarray(splits, dtype=np.int64), pattern=pattern,
-                      rho=None if rho is None else float(rho), model=model)
+    case = ReplayCase(
+        condition,
+        kind,
+        step,
+        layer,
+        np.asarray(splits, dtype=np.int64),
+        pattern=pattern,
+        rho=None if rho is None else float(rho),
+        model=model,
+    )
     return attach_topk(case, topk, slots, "synthesised from counts")
 
 
@@ -198,8 +208,9 @@ def grid_cases(cfg: ReplayConfig, N: int) -> tuple[list[ReplayCase], list[str]]:
     """
     E, K = int(cfg.grid_experts), int(cfg.grid_topk)
     if E % N:
-        raise DodocoError(f"the grid's E={E} experts do not split evenly over N={N} ranks: set --grid-experts "
-                          "to a multiple of N")
+        raise DodocoError(
+            f"the grid's E={E} experts do not split evenly over N={N} ranks: set --grid-experts to a multiple of N"
+        )
     slots, cases, skipped = np.full(N, E // N, dtype=np.int64), [], []
     for size in cfg.grid_sizes:
         P = max(K, int(round(size / cfg.row_bytes / K)) * K)

@@ -24,11 +24,31 @@ import torch.distributed as dist
 
 from dodoco.errors import DodocoError
 
-__all__ = ["Watchdog", "agree", "check_memory", "free_memory", "l2_bytes", "measure_link", "n_buffer_sets", "need_memory",
-           "stats", "sync", "time_collective", "time_direct", "torch_dtype"]
+__all__ = [
+    "Watchdog",
+    "agree",
+    "check_memory",
+    "free_memory",
+    "l2_bytes",
+    "measure_link",
+    "n_buffer_sets",
+    "need_memory",
+    "stats",
+    "sync",
+    "time_collective",
+    "time_direct",
+    "torch_dtype",
+]
 
-_TORCH_DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
-                 "fp32": "float32", "float32": "float32", "fp8": "float8_e4m3fn"}
+_TORCH_DTYPES = {
+    "bf16": "bfloat16",
+    "bfloat16": "bfloat16",
+    "fp16": "float16",
+    "float16": "float16",
+    "fp32": "float32",
+    "float32": "float32",
+    "fp8": "float8_e4m3fn",
+}
 DEFAULT_L2 = 60 << 20  # H200; H100 has 50 MB
 
 
@@ -57,9 +77,11 @@ class Watchdog:
         while not self._stop.wait(min(1.0, self.timeout_s / 4)):
             idle = time.monotonic() - self._last
             if idle > self.timeout_s:
-                self.on_timeout(f"replay: rank {self.rank} made no progress for {idle:.0f} s (a peer rank "
-                                f"probably failed, see its message): stopping; raise --timeout if the "
-                                f"replay is just slow")
+                self.on_timeout(
+                    f"replay: rank {self.rank} made no progress for {idle:.0f} s (a peer rank "
+                    f"probably failed, see its message): stopping; raise --timeout if the "
+                    f"replay is just slow"
+                )
                 return
 
     def start(self) -> "Watchdog":
@@ -107,8 +129,7 @@ class _Clock:
         self.cuda = device.type == "cuda"
         self.shape = (iters, phases + 1)
         if self.cuda:
-            self.events = [[torch.cuda.Event(enable_timing=True) for _ in range(phases + 1)]
-                           for _ in range(iters)]
+            self.events = [[torch.cuda.Event(enable_timing=True) for _ in range(phases + 1)] for _ in range(iters)]
         else:
             self.stamps = np.zeros(self.shape)
 
@@ -121,13 +142,13 @@ class _Clock:
     def times_ms(self) -> np.ndarray:
         if self.cuda:
             torch.cuda.synchronize()
-            return np.array([[ev[k].elapsed_time(ev[k + 1]) for k in range(self.shape[1] - 1)]
-                             for ev in self.events])
+            return np.array([[ev[k].elapsed_time(ev[k + 1]) for k in range(self.shape[1] - 1)] for ev in self.events])
         return np.diff(self.stamps, axis=1) * 1e3
 
 
-def time_collective(step, n_sets: int, warmup: int, iters: int, phases: int, device, group=None,
-                    per_rank: bool = False) -> np.ndarray:
+def time_collective(
+    step, n_sets: int, warmup: int, iters: int, phases: int, device, group=None, per_rank: bool = False
+) -> np.ndarray:
     """Time ``step(set_index, mark)`` -> float64 [iters, phases] ms, the max over ranks per iteration
     (``per_rank``: every rank's own times, [N, iters, phases], gathered instead of reduced).
 
@@ -218,13 +239,17 @@ def measure_link(device, nbytes: int = 256 << 20, reps: int = 10) -> dict:
         t[0] = nbytes / float(np.median(times)) / 1e9
         del a, b
     dist.broadcast(t, 0)
-    return {"GBps": float(t.item()), "source": f"measured: copy of {nbytes >> 20} MiB from GPU {device.index} to the "
-                                               f"next GPU, median of {reps}"}
+    return {
+        "GBps": float(t.item()),
+        "source": f"measured: copy of {nbytes >> 20} MiB from GPU {device.index} to the next GPU, median of {reps}",
+    }
 
 
 def check_memory(need: int, device, what: str) -> None:
     """Raise DodocoError when ``need`` bytes exceed 90% of the device's free memory."""
     free, desc = free_memory(device)
     if need > 0.9 * free:
-        raise DodocoError(f"{what} need {need / 2**30:.2f} GiB per rank but {desc}: lower --hidden, "
-                          "--batch, --grid-sizes or --sweep-max, or use a smaller --dtype")
+        raise DodocoError(
+            f"{what} need {need / 2**30:.2f} GiB per rank but {desc}: lower --hidden, "
+            "--batch, --grid-sizes or --sweep-max, or use a smaller --dtype"
+        )

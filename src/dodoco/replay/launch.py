@@ -20,8 +20,18 @@ from pathlib import Path
 
 from dodoco.errors import DodocoError
 
-__all__ = ["ERRDIR_ENV", "SAFE_ENV", "default_nproc", "launch", "launch_many", "preflight", "under_torchrun",
-           "worker_main", "worker_run", "worker_run_many"]
+__all__ = [
+    "ERRDIR_ENV",
+    "SAFE_ENV",
+    "default_nproc",
+    "launch",
+    "launch_many",
+    "preflight",
+    "under_torchrun",
+    "worker_main",
+    "worker_run",
+    "worker_run_many",
+]
 
 ERRDIR_ENV = "DODOCO_REPLAY_ERRDIR"
 #: Set in every rank: NVLink multicast stays off in NCCL, PyTorch symmetric memory and NVSHMEM.
@@ -63,19 +73,27 @@ def preflight(cfg, nproc: int) -> None:
     if cfg.backend == "gloo":
         free, desc = free_memory(torch.device("cpu"))
         if need * nproc > 0.9 * free:
-            raise DodocoError(f"{what} need {need / 2**30:.2f} GiB per rank x {nproc} ranks but {desc}: "
-                              "lower --hidden, --batch or --sweep-max, or use fewer ranks")
+            raise DodocoError(
+                f"{what} need {need / 2**30:.2f} GiB per rank x {nproc} ranks but {desc}: "
+                "lower --hidden, --batch or --sweep-max, or use fewer ranks"
+            )
         return
     if not (torch.cuda.is_available() and dist.is_nccl_available()):
-        raise DodocoError("the NCCL backend needs CUDA GPUs and a torch built with NCCL, not found here: "
-                          "use --backend gloo for a CPU dry run")
+        raise DodocoError(
+            "the NCCL backend needs CUDA GPUs and a torch built with NCCL, not found here: "
+            "use --backend gloo for a CPU dry run"
+        )
     if torch.cuda.device_count() < nproc:
-        raise DodocoError(f"--nproc {nproc} ranks but this host has {torch.cuda.device_count()} GPUs: lower "
-                          "--nproc, or start torchrun yourself on several nodes")
+        raise DodocoError(
+            f"--nproc {nproc} ranks but this host has {torch.cuda.device_count()} GPUs: lower "
+            "--nproc, or start torchrun yourself on several nodes"
+        )
     total = torch.cuda.get_device_properties(0).total_memory
     if need > 0.9 * total:
-        raise DodocoError(f"{what} need {need / 2**30:.2f} GiB per rank but a GPU holds "
-                          f"{total / 2**30:.1f} GiB: lower --hidden, --batch or --sweep-max")
+        raise DodocoError(
+            f"{what} need {need / 2**30:.2f} GiB per rank but a GPU holds "
+            f"{total / 2**30:.1f} GiB: lower --hidden, --batch or --sweep-max"
+        )
 
 
 def launch(cfg, nproc: int, extra_env: dict | None = None) -> dict:
@@ -94,8 +112,16 @@ def launch_many(cfgs, nproc: int, extra_env: dict | None = None) -> list[dict]:
     from dodoco.replay.results import load_results
 
     with tempfile.TemporaryDirectory(prefix="dodoco-replay-") as errdir:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-               "-m", "dodoco.replay"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            str(nproc),
+            "-m",
+            "dodoco.replay",
+        ]
         outs = []
         for i, cfg in enumerate(cfgs):
             outs.append(cfg.out or str(Path(errdir, f"result-{i}.json")))
@@ -170,8 +196,11 @@ def worker_main(argv: list[str]) -> int:
     on every rank under torchrun: the replays run one after the other in one process group."""
     files = argv[1::2]
     if not argv or len(argv) % 2 or any(a != "--config" for a in argv[0::2]):
-        print("usage: python -m dodoco.replay --config FILE [--config FILE ...] (under torchrun; or "
-              "`dodoco replay RUNS ...`)", file=sys.stderr)
+        print(
+            "usage: python -m dodoco.replay --config FILE [--config FILE ...] (under torchrun; or "
+            "`dodoco replay RUNS ...`)",
+            file=sys.stderr,
+        )
         return 2
     try:
         cfgs = [_read_config(Path(f)) for f in files]

@@ -34,7 +34,16 @@ import torch
 from dodoco.errors import DodocoError
 from dodoco.replay.dispatchers.base import decode_rows, local_assignments
 
-__all__ = ["LayerPlan", "layer_check", "layer_plan", "layer_shape", "layer_stages", "layer_step", "rank_loads", "shape_of"]
+__all__ = [
+    "LayerPlan",
+    "layer_check",
+    "layer_plan",
+    "layer_shape",
+    "layer_stages",
+    "layer_step",
+    "rank_loads",
+    "shape_of",
+]
 
 _TOK_BITS = 20
 
@@ -94,14 +103,21 @@ def layer_plan(d, data) -> LayerPlan:
         groups = _groups(loads, int(d.expert_align))
     starts = np.concatenate([[0], np.cumsum(groups)[:-1]]).astype(np.int64)
     valid = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, loads)]) if loads.size else np.zeros(0, int)
-    return LayerPlan(loads, groups, perm, torch.as_tensor(np.cumsum(groups), dtype=torch.int32, device=data.device),
-                     torch.as_tensor(groups, dtype=torch.int64), valid.astype(np.int64), want)
+    return LayerPlan(
+        loads,
+        groups,
+        perm,
+        torch.as_tensor(np.cumsum(groups), dtype=torch.int32, device=data.device),
+        torch.as_tensor(groups, dtype=torch.int64),
+        valid.astype(np.int64),
+        want,
+    )
 
 
 def layer_stages(d) -> tuple[str, ...]:
     """The stages of dispatcher d in the whole-layer replay: its dispatch, (sort), experts, (unsort), its combine."""
     mid = ("sort by local expert", "experts", "unsort") if d.order == "rank-major" else ("experts",)
-    return tuple(d.stages[: d.n_dispatch]) + mid + tuple(d.stages[d.n_dispatch:])
+    return tuple(d.stages[: d.n_dispatch]) + mid + tuple(d.stages[d.n_dispatch :])
 
 
 def _expert_input(rows: torch.Tensor, plan: LayerPlan) -> torch.Tensor:
@@ -146,9 +162,11 @@ def layer_check(d, state, plan: LayerPlan, data) -> str:
     bad = np.flatnonzero(got != plan.want)
     if bad.size:
         g = int(np.searchsorted(np.cumsum(plan.loads), bad[0], side="right"))
-        return (f"experts' input: {bad.size} rows not their expert's; first in local expert {g}: (source "
-                f"{got[bad[0]] >> _TOK_BITS}, token {got[bad[0]] & ((1 << _TOK_BITS) - 1)}) instead of (source "
-                f"{plan.want[bad[0]] >> _TOK_BITS}, token {plan.want[bad[0]] & ((1 << _TOK_BITS) - 1)})")
+        return (
+            f"experts' input: {bad.size} rows not their expert's; first in local expert {g}: (source "
+            f"{got[bad[0]] >> _TOK_BITS}, token {got[bad[0]] & ((1 << _TOK_BITS) - 1)}) instead of (source "
+            f"{plan.want[bad[0]] >> _TOK_BITS}, token {plan.want[bad[0]] & ((1 << _TOK_BITS) - 1)})"
+        )
     return "ok"
 
 
@@ -161,7 +179,10 @@ def layer_shape(cfg, run=None):
     if cfg.expert_shape:
         shape, label = resolve_shape(cfg.expert_shape)
     elif cfg.expert_width:
-        shape, label = ExpertShape(int(cfg.hidden), int(cfg.expert_width)), f"H={cfg.hidden} I={cfg.expert_width} (given)"
+        shape, label = (
+            ExpertShape(int(cfg.hidden), int(cfg.expert_width)),
+            f"H={cfg.hidden} I={cfg.expert_width} (given)",
+        )
     elif run is not None:
         shape, label = shape_of_run(run)
         if shape is None:
@@ -169,8 +190,10 @@ def layer_shape(cfg, run=None):
     else:
         raise DodocoError("--layer needs the experts' shape: --shape NAME (e.g. deepseek-v3) or --expert-width I")
     if shape.hidden != int(cfg.hidden):
-        raise DodocoError(f"--layer: the experts ({label}) have H={shape.hidden} but the rows are --hidden "
-                          f"{cfg.hidden}: give --hidden {shape.hidden}, or another shape")
+        raise DodocoError(
+            f"--layer: the experts ({label}) have H={shape.hidden} but the rows are --hidden "
+            f"{cfg.hidden}: give --hidden {shape.hidden}, or another shape"
+        )
     return shape, label
 
 

@@ -42,15 +42,25 @@ def layer_row(d, case, t, stages, check: str, cfg, sets: int, link_gbps: float) 
     layer = total.max(0)
     through = t[:, :, : len(stages) - (len(d.stages) - nd)].sum(-1).max(0)  # latest end of experts (and unsort)
     shape, label = shape_of(cfg)
-    row.update(mode="layer", whole_layer=stats(layer), experts=stats(t[:, :, ie].max(0)),
-               combine=stats(np.maximum(layer - through, 0.0)),
-               experts_ms=[float(np.median(t[r, :, ie])) for r in range(t.shape[0])],
-               loads=[rank_loads(case, r).tolist() for r in range(t.shape[0])],
-               ranks=[{"rank": r, "total_ms": float(np.median(total[r])),
-                       "stages": {n: float(np.median(t[r, :, k])) for k, n in enumerate(stages)}}
-                      for r in range(t.shape[0])],
-               critical_rank=int(np.argmax(np.median(total, axis=1))), kernel=cfg.kernel,
-               shape={"hidden": shape.hidden, "width": shape.width, "label": label})
+    row.update(
+        mode="layer",
+        whole_layer=stats(layer),
+        experts=stats(t[:, :, ie].max(0)),
+        combine=stats(np.maximum(layer - through, 0.0)),
+        experts_ms=[float(np.median(t[r, :, ie])) for r in range(t.shape[0])],
+        loads=[rank_loads(case, r).tolist() for r in range(t.shape[0])],
+        ranks=[
+            {
+                "rank": r,
+                "total_ms": float(np.median(total[r])),
+                "stages": {n: float(np.median(t[r, :, k])) for k, n in enumerate(stages)},
+            }
+            for r in range(t.shape[0])
+        ],
+        critical_rank=int(np.argmax(np.median(total, axis=1))),
+        kernel=cfg.kernel,
+        shape={"hidden": shape.hidden, "width": shape.width, "label": label},
+    )
     return row
 
 
@@ -62,15 +72,24 @@ def layer_summary(rows: list[dict]) -> list[dict]:
     for disp, cond, rs, ref in by_case_group(rows, "whole_layer"):
         mean = lambda f: float(np.mean([f(r) for r in rs]))  # noqa: E731
         layer = mean(lambda r: r["whole_layer"]["median_ms"])
-        out.append({"dispatcher": disp, "condition": cond, "kind": rs[0]["kind"], "N": rs[0]["N"], "cases": len(rs),
-                    "MB_per_rank": mean(lambda r: r["per_rank_bytes"]) / 1e6,
-                    "recv_skew": mean(lambda r: r["receiver_skew"]), "layer_ms": layer,
-                    "layer_p90": mean(lambda r: r["whole_layer"]["p90_ms"]),
-                    "dispatch_ms": mean(lambda r: r["dispatch"]["median_ms"]),
-                    "experts_ms": mean(lambda r: r["experts"]["median_ms"]),
-                    "experts_mean_rank_ms": mean(lambda r: float(np.mean(r["experts_ms"]))),
-                    "combine_ms": mean(lambda r: r["combine"]["median_ms"]),
-                    "vs_balanced": layer / float(np.mean(ref)) if ref else float("nan")})
+        out.append(
+            {
+                "dispatcher": disp,
+                "condition": cond,
+                "kind": rs[0]["kind"],
+                "N": rs[0]["N"],
+                "cases": len(rs),
+                "MB_per_rank": mean(lambda r: r["per_rank_bytes"]) / 1e6,
+                "recv_skew": mean(lambda r: r["receiver_skew"]),
+                "layer_ms": layer,
+                "layer_p90": mean(lambda r: r["whole_layer"]["p90_ms"]),
+                "dispatch_ms": mean(lambda r: r["dispatch"]["median_ms"]),
+                "experts_ms": mean(lambda r: r["experts"]["median_ms"]),
+                "experts_mean_rank_ms": mean(lambda r: float(np.mean(r["experts_ms"]))),
+                "combine_ms": mean(lambda r: r["combine"]["median_ms"]),
+                "vs_balanced": layer / float(np.mean(ref)) if ref else float("nan"),
+            }
+        )
     return out
 
 
@@ -85,7 +104,15 @@ def assemble_any(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows,
         from dodoco.replay.megatron_layer import grouped_mlp_line
 
         shape, label = shape_of(cfg)
-        res.update(mode="layer", layer={"kernel": cfg.kernel, "hidden": shape.hidden, "width": shape.width,
-                                        "shape": label, "megatron_grouped_mlp": grouped_mlp_line()},
-                   layer_summary=layer_summary(rows))
+        res.update(
+            mode="layer",
+            layer={
+                "kernel": cfg.kernel,
+                "hidden": shape.hidden,
+                "width": shape.width,
+                "shape": label,
+                "megatron_grouped_mlp": grouped_mlp_line(),
+            },
+            layer_summary=layer_summary(rows),
+        )
     return res

@@ -77,8 +77,10 @@ def layer_dispatchers(cfg, names: list[str], status: dict, device) -> list[str]:
         else:
             keep.append(n)
     if not keep:
-        raise DodocoError("none of the dispatchers named can run the whole layer here: " +
-                          "; ".join(f"{n}: {status[n]['reason']}" for n in names))
+        raise DodocoError(
+            "none of the dispatchers named can run the whole layer here: "
+            + "; ".join(f"{n}: {status[n]['reason']}" for n in names)
+        )
     return keep
 
 
@@ -106,8 +108,9 @@ def layer_one(d, data, case, ctx, link: dict) -> tuple[dict, None]:
     check = check_case(d, data, state, case, ctx, more=lambda st: layer_check(d, st, plan, data))
     experts = experts_for(cfg, len(plan.loads), ctx.device, ctx.N)
     stages = layer_stages(d)
-    t = hz.time_collective(layer_step(d, state, plan, experts), sets, cfg.warmup, cfg.iters, len(stages),
-                           ctx.device, per_rank=True)
+    t = hz.time_collective(
+        layer_step(d, state, plan, experts), sets, cfg.warmup, cfg.iters, len(stages), ctx.device, per_rank=True
+    )
     row = layer_row(d, case, t, stages, check, cfg, sets, link["GBps"])
     d.release(state)
     return row, None

@@ -32,8 +32,10 @@ def megatron_layer_probe(backend: str) -> str | None:
     if why:
         return f"--kernel megatron: {why}"
     if backend != "nccl" or not torch.cuda.is_available():
-        return ("--kernel megatron: Megatron-Core's SequentialMLP needs CUDA (its parallel linear layers initialise "
-                "on the GPU with Megatron's CUDA RNG tracker): not run on the gloo CPU dry run")
+        return (
+            "--kernel megatron: Megatron-Core's SequentialMLP needs CUDA (its parallel linear layers initialise "
+            "on the GPU with Megatron's CUDA RNG tracker): not run on the gloo CPU dry run"
+        )
     return None
 
 
@@ -41,8 +43,10 @@ def grouped_mlp_line() -> str:
     """One line: why Megatron's grouped MLP (TEGroupedMLP) is not what runs, and what does instead."""
     from dodoco.compute.kernels import megatron_status
 
-    return (megatron_status()[1] + "; the Megatron reference runs SequentialMLP (Megatron's local "
-            "ColumnParallelLinear/RowParallelLinear per expert) instead")
+    return (
+        megatron_status()[1] + "; the Megatron reference runs SequentialMLP (Megatron's local "
+        "ColumnParallelLinear/RowParallelLinear per expert) instead"
+    )
 
 
 def sequential_mlp(shape, G: int, N: int):
@@ -59,11 +63,24 @@ def sequential_mlp(shape, G: int, N: int):
     parallel_state(N)
     tensor_parallel.model_parallel_cuda_manual_seed(1234)
     H, I = shape.hidden, shape.width
-    cfg = TransformerConfig(num_layers=1, hidden_size=H, num_attention_heads=max(1, H // 128), ffn_hidden_size=I,
-                            moe_ffn_hidden_size=I, num_moe_experts=G * N, moe_router_topk=1,
-                            moe_token_dispatcher_type="alltoall", gated_linear_unit=True, activation_func=F.silu,
-                            bias_activation_fusion=False, add_bias_linear=False, bf16=True,
-                            params_dtype=torch.bfloat16, expert_model_parallel_size=N, moe_grouped_gemm=False)
+    cfg = TransformerConfig(
+        num_layers=1,
+        hidden_size=H,
+        num_attention_heads=max(1, H // 128),
+        ffn_hidden_size=I,
+        moe_ffn_hidden_size=I,
+        num_moe_experts=G * N,
+        moe_router_topk=1,
+        moe_token_dispatcher_type="alltoall",
+        gated_linear_unit=True,
+        activation_func=F.silu,
+        bias_activation_fusion=False,
+        add_bias_linear=False,
+        bf16=True,
+        params_dtype=torch.bfloat16,
+        expert_model_parallel_size=N,
+        moe_grouped_gemm=False,
+    )
     subs = MLPSubmodules(linear_fc1=tensor_parallel.ColumnParallelLinear, linear_fc2=tensor_parallel.RowParallelLinear)
     mlp = SequentialMLP(G, cfg, subs, pg_collection=get_default_pg_collection())
     return mlp.to(device=torch.cuda.current_device(), dtype=torch.bfloat16).eval()

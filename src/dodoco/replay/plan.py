@@ -27,8 +27,19 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["ReplayCase", "balanced_splits", "case_bytes", "floor_ms", "hot_pair_splits", "layer_indices", "run_cases",
-           "skewed_splits", "spread", "sweep_sizes", "synth_topk"]
+__all__ = [
+    "ReplayCase",
+    "balanced_splits",
+    "case_bytes",
+    "floor_ms",
+    "hot_pair_splits",
+    "layer_indices",
+    "run_cases",
+    "skewed_splits",
+    "spread",
+    "sweep_sizes",
+    "synth_topk",
+]
 
 
 @dataclass(frozen=True)
@@ -82,8 +93,18 @@ def layer_indices(layers, L: int) -> list[int]:
     return out
 
 
-def run_cases(source, N: int, B: int, *, condition: str, kind: str, placement=None, layers=None,
-              max_steps: int | None = None, what: str = "the run") -> list[ReplayCase]:
+def run_cases(
+    source,
+    N: int,
+    B: int,
+    *,
+    condition: str,
+    kind: str,
+    placement=None,
+    layers=None,
+    max_steps: int | None = None,
+    what: str = "the run",
+) -> list[ReplayCase]:
     """Replay cases of a run's steps -> [ReplayCase] for every step and chosen layer (step-major).
 
     source: the steps (``dodoco.ep.steps.StepSource``: ``run_source(run, seed)``, whose window
@@ -101,8 +122,10 @@ def run_cases(source, N: int, B: int, *, condition: str, kind: str, placement=No
     n, L, E = ranks.shape[0], ranks.shape[2], ranks.shape[3]
     p = placement if placement is not None else contiguous(E, N)
     if p.num_ranks != N or p.num_experts != E:
-        raise DodocoError(f"placement is for {p.num_experts} experts on {p.num_ranks} ranks, "
-                          f"the replay needs {E} experts on {N} ranks")
+        raise DodocoError(
+            f"placement is for {p.num_experts} experts on {p.num_ranks} ranks, "
+            f"the replay needs {E} experts on {N} ranks"
+        )
     n = n if max_steps is None else min(n, int(max_steps))
     cases = []
     for k in range(n):
@@ -141,8 +164,9 @@ def skewed_splits(row_totals, rho: float, hot: int = 0) -> np.ndarray:
     t = np.asarray(row_totals, dtype=np.int64)
     N = t.shape[0]
     if not 1.0 <= rho <= N:
-        raise DodocoError(f"receiver skew {rho} is outside [1, N={N}]: the hot rank can receive at most "
-                          "everything (skew N)")
+        raise DodocoError(
+            f"receiver skew {rho} is outside [1, N={N}]: the hot rank can receive at most everything (skew N)"
+        )
     out = np.zeros((N, N), dtype=np.int64)
     others = [j for j in range(N) if j != hot]
     for i in range(N):
@@ -166,8 +190,9 @@ def hot_pair_splits(row_total: int, N: int, rho: float, K: int = 1, hot: int = 0
     """
     N, P = int(N), int(row_total)
     if not 1.0 <= rho <= max(N, 1):
-        raise DodocoError(f"receiver skew {rho} is outside [1, N={N}]: the hot rank can receive at most "
-                          "everything (skew N)")
+        raise DodocoError(
+            f"receiver skew {rho} is outside [1, N={N}]: the hot rank can receive at most everything (skew N)"
+        )
     if N == 1:
         return np.array([[P]], dtype=np.int64)
     tokens = int(round(N * P / K))

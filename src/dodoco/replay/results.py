@@ -18,8 +18,22 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["SCHEMA", "assemble", "bandwidth", "bend_points", "by_case_group", "case_row", "dry_run", "load_results", "measured_on",
-           "overhead_rows", "read_results", "row_splits", "summary_rows", "sweep_rows", "upgrade"]
+__all__ = [
+    "SCHEMA",
+    "assemble",
+    "bandwidth",
+    "by_case_group",
+    "case_row",
+    "dry_run",
+    "load_results",
+    "measured_on",
+    "overhead_rows",
+    "read_results",
+    "row_splits",
+    "summary_rows",
+    "sweep_rows",
+    "upgrade",
+]
 
 SCHEMA = "dodoco.replay/2"
 OLD_SCHEMA = "dodoco.replay/1"
@@ -70,17 +84,36 @@ def case_row(d, case, t, check: str, cfg, sets: int, link_gbps: float) -> dict:
 
     s = row_splits(d.bytes, case)
     b = case_bytes(s, cfg.row_bytes)
-    disp, comb = stats(t[:, : d.n_dispatch].sum(axis=1)), stats(t[:, d.n_dispatch:].sum(axis=1))
+    disp, comb = stats(t[:, : d.n_dispatch].sum(axis=1)), stats(t[:, d.n_dispatch :].sum(axis=1))
     floor = floor_ms(b, link_gbps) if cfg.backend == "nccl" else None  # a CPU dry run has no link floor
-    return {"dispatcher": d.name, "N": case.N, "kind": case.kind, "pattern": case.pattern, "rho": case.rho,
-            "model": case.model, "condition": case.condition, "step": case.step, "layer": case.layer,
-            "E": case.E, "K": case.K, "tokens": [int(x) for x in case.tokens], "topk_source": case.topk_source,
-            "row_bytes": cfg.row_bytes, "bytes": d.bytes, "splits": s.tolist(), **b,
-            "dispatch": disp, "combine": comb,
-            "stages": {n: float(np.median(t[:, k])) for k, n in enumerate(d.stages)},
-            "floor_ms": floor, "vs_floor": disp["median_ms"] / floor if floor else None,
-            **bandwidth(b["per_rank_bytes"], disp["median_ms"], case.N),
-            "check": check, "iters": cfg.iters, "buffer_sets": sets}
+    return {
+        "dispatcher": d.name,
+        "N": case.N,
+        "kind": case.kind,
+        "pattern": case.pattern,
+        "rho": case.rho,
+        "model": case.model,
+        "condition": case.condition,
+        "step": case.step,
+        "layer": case.layer,
+        "E": case.E,
+        "K": case.K,
+        "tokens": [int(x) for x in case.tokens],
+        "topk_source": case.topk_source,
+        "row_bytes": cfg.row_bytes,
+        "bytes": d.bytes,
+        "splits": s.tolist(),
+        **b,
+        "dispatch": disp,
+        "combine": comb,
+        "stages": {n: float(np.median(t[:, k])) for k, n in enumerate(d.stages)},
+        "floor_ms": floor,
+        "vs_floor": disp["median_ms"] / floor if floor else None,
+        **bandwidth(b["per_rank_bytes"], disp["median_ms"], case.N),
+        "check": check,
+        "iters": cfg.iters,
+        "buffer_sets": sets,
+    }
 
 
 def _key(row: dict) -> tuple:
@@ -120,21 +153,43 @@ def summary_rows(result: dict) -> list[dict]:
         alg = per_rank / (d * 1e-3) / 1e9 if d > 0 else float("nan")
         ok = sum(r.get("check") == "ok" for r in rs)
         check = "ok" if ok == len(rs) else ("off" if ok == 0 else f"{ok} of {len(rs)} ok")
-        out.append({"dispatcher": disp, "condition": cond, "kind": rs[0]["kind"], "N": N, "cases": len(rs),
-                    "MB_per_rank": per_rank / 1e6, "recv_skew": _mean(rs, "receiver_skew"),
-                    "dispatch_ms": d, "dispatch_p10": _mean(rs, "dispatch", "p10_ms"),
-                    "dispatch_p90": _mean(rs, "dispatch", "p90_ms"), "combine_ms": _mean(rs, "combine", "median_ms"),
-                    "floor_ms": _mean(rs, "floor_ms"), "vs_floor": _mean(rs, "vs_floor"),
-                    "busbw_GBps": alg * (N - 1) / N,
-                    "vs_balanced": d / float(np.mean(ref)) if ref else float("nan"), "check": check,
-                    "measured_on": measured_on(result)})
+        out.append(
+            {
+                "dispatcher": disp,
+                "condition": cond,
+                "kind": rs[0]["kind"],
+                "N": N,
+                "cases": len(rs),
+                "MB_per_rank": per_rank / 1e6,
+                "recv_skew": _mean(rs, "receiver_skew"),
+                "dispatch_ms": d,
+                "dispatch_p10": _mean(rs, "dispatch", "p10_ms"),
+                "dispatch_p90": _mean(rs, "dispatch", "p90_ms"),
+                "combine_ms": _mean(rs, "combine", "median_ms"),
+                "floor_ms": _mean(rs, "floor_ms"),
+                "vs_floor": _mean(rs, "vs_floor"),
+                "busbw_GBps": alg * (N - 1) / N,
+                "vs_balanced": d / float(np.mean(ref)) if ref else float("nan"),
+                "check": check,
+                "measured_on": measured_on(result),
+            }
+        )
     return out
 
 
 def sweep_rows(result: dict) -> list[dict]:
-    return [{"N": result["N"], "bytes_per_rank": r["bytes_per_rank"], "median_ms": r["median_ms"],
-             "p10_ms": r["p10_ms"], "p90_ms": r["p90_ms"], "algbw_GBps": r["algbw_GBps"],
-             "busbw_GBps": r["busbw_GBps"]} for r in result.get("sweep", [])]
+    return [
+        {
+            "N": result["N"],
+            "bytes_per_rank": r["bytes_per_rank"],
+            "median_ms": r["median_ms"],
+            "p10_ms": r["p10_ms"],
+            "p90_ms": r["p90_ms"],
+            "algbw_GBps": r["algbw_GBps"],
+            "busbw_GBps": r["busbw_GBps"],
+        }
+        for r in result.get("sweep", [])
+    ]
 
 
 def overhead_rows(result: dict) -> list[dict]:
@@ -143,10 +198,18 @@ def overhead_rows(result: dict) -> list[dict]:
     for disp in dict.fromkeys(o["dispatcher"] for o in result.get("overhead", [])):
         ov = [o for o in result["overhead"] if o["dispatcher"] == disp]
         pct = [o["overhead_pct"] for o in ov]
-        out.append({"dispatcher": disp, "N": result["N"], "cases": len(ov),
-                    "MB_per_rank": _mean(ov, "per_rank_bytes") / 1e6, "harness_ms": _mean(ov, "harness_ms"),
-                    "direct_ms": _mean(ov, "direct_ms"), "overhead_pct_median": float(np.median(pct)),
-                    "overhead_pct_max": float(np.max(pct))})
+        out.append(
+            {
+                "dispatcher": disp,
+                "N": result["N"],
+                "cases": len(ov),
+                "MB_per_rank": _mean(ov, "per_rank_bytes") / 1e6,
+                "harness_ms": _mean(ov, "harness_ms"),
+                "direct_ms": _mean(ov, "direct_ms"),
+                "overhead_pct_median": float(np.median(pct)),
+                "overhead_pct_max": float(np.max(pct)),
+            }
+        )
     return out
 
 
@@ -159,69 +222,86 @@ def caveats(result: dict) -> list[str]:
     the floor's link bandwidth and where it comes from."""
     out = []
     if dry_run(result):
-        out.append(f"CPU dry run ({result.get('backend')}): CPU wall-clock times of a pipeline check, no GPU "
-                   "measurement; no link floor applies (rerun on GPUs without --backend gloo)")
+        out.append(
+            f"CPU dry run ({result.get('backend')}): CPU wall-clock times of a pipeline check, no GPU "
+            "measurement; no link floor applies (rerun on GPUs without --backend gloo)"
+        )
     pct: dict = {}
     for o in result.get("overhead") or []:  # /1 files hold nccl's only, without a dispatcher field
         pct.setdefault(o.get("dispatcher", "nccl"), []).append(float(o["overhead_pct"]))
     for disp, p in pct.items():
         if abs(float(np.median(p))) > OVERHEAD_CAVEAT_PCT:
-            out.append(f"{disp}: the harness and the direct call differ by {float(np.median(p)):+.1f}% (median over "
-                       f"{len(p)} balanced cases, up to {max(p, key=abs):+.1f}%): its times carry that much "
-                       "harness overhead or noise")
+            out.append(
+                f"{disp}: the harness and the direct call differ by {float(np.median(p)):+.1f}% (median over "
+                f"{len(p)} balanced cases, up to {max(p, key=abs):+.1f}%): its times carry that much "
+                "harness overhead or noise"
+            )
     if not dry_run(result) and result.get("link"):
-        out.append(f"floor: busiest rank's off-diagonal bytes / {result['link']['GBps']:g} GB/s per direction "
-                   f"({result['link']['source']})")
+        out.append(
+            f"floor: busiest rank's off-diagonal bytes / {result['link']['GBps']:g} GB/s per direction "
+            f"({result['link']['source']})"
+        )
     return out
 
 
 def printed_tables(result: dict) -> dict:
     """What ``dodoco replay`` prints, as one document: title, summary, not_measured, overhead, sweep, notes."""
     dev = result.get("device") or {}
-    title = (f"dispatch replay, N={result['N']}, H={result['hidden']} {result['dtype']}, "
-             f"{dev.get('name', result['backend'])} ({result['timing']})")
+    title = (
+        f"dispatch replay, N={result['N']}, H={result['hidden']} {result['dtype']}, "
+        f"{dev.get('name', result['backend'])} ({result['timing']})"
+    )
     if dry_run(result):
         title = "CPU DRY RUN, not a GPU measurement: " + title
-    return {"title": title, "summary": result["summary"],
-            "not_measured": [{"dispatcher": k, "reason": v["reason"]} for k, v in result["dispatchers"].items()
-                             if v["status"] != "measured"],
-            "overhead": overhead_rows(result), "sweep": sweep_rows(result), "notes": caveats(result)}
+    return {
+        "title": title,
+        "summary": result["summary"],
+        "not_measured": [
+            {"dispatcher": k, "reason": v["reason"]}
+            for k, v in result["dispatchers"].items()
+            if v["status"] != "measured"
+        ],
+        "overhead": overhead_rows(result),
+        "sweep": sweep_rows(result),
+        "notes": caveats(result),
+    }
 
 
-def bend_points(rows: list[dict], threshold: float = 0.05) -> list[dict]:
-    """Where each dispatcher's cost bends with receiver skew, per pattern and per-rank size (grid rows).
-
-    For every (dispatcher, pattern, per-rank size) of the grid: ``ratios`` {rho: dispatch median /
-    the same size's rho = 1 median} and ``knee_rho``, the smallest target skew whose time exceeds the
-    balanced time by more than ``threshold`` (None: none did, up to the largest rho replayed).
-    """
-    groups: dict = {}
-    for r in rows:
-        if r["kind"] == "grid":
-            key = (r["dispatcher"], r["pattern"], float(f"{r['per_rank_bytes'] / 2**20:.3g}"))
-            groups.setdefault(key, {})[float(r["rho"])] = r["dispatch"]["median_ms"]
-    out = []
-    for (disp, pattern, mib), t in sorted(groups.items()):
-        if 1.0 not in t or not t[1.0]:
-            continue
-        ratios = {rho: t[rho] / t[1.0] for rho in sorted(t)}
-        knee = next((rho for rho, q in ratios.items() if q > 1 + threshold), None)
-        out.append({"dispatcher": disp, "pattern": pattern, "MiB_per_rank": mib, "balanced_ms": t[1.0],
-                    "knee_rho": knee, "ratio_at_2": ratios.get(2.0), "ratios": ratios})
-    return out
-
-
-def assemble(cfg, N: int, device: dict, prov: dict, dispatchers: dict, rows: list[dict], overhead: list[dict],
-             sweep: list[dict], link: dict) -> dict:
+def assemble(
+    cfg,
+    N: int,
+    device: dict,
+    prov: dict,
+    dispatchers: dict,
+    rows: list[dict],
+    overhead: list[dict],
+    sweep: list[dict],
+    link: dict,
+) -> dict:
     """The result dict written as JSON."""
     from dodoco.provenance import VERSION
 
-    res = {"schema": SCHEMA, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-           "dodoco": VERSION, "N": N, "backend": cfg.backend, "hidden": cfg.hidden, "dtype": cfg.dtype,
-           "row_bytes": cfg.row_bytes, "batch": cfg.batch,
-           "timing": "CUDA events" if device.get("type") == "cuda" else "time.perf_counter (CPU dry run)",
-           "device": device, "link": link, "config": cfg.to_dict(), "source": prov, "note": cfg.note,
-           "dispatchers": dispatchers, "rows": rows, "overhead": overhead, "sweep": sweep}
+    res = {
+        "schema": SCHEMA,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "dodoco": VERSION,
+        "N": N,
+        "backend": cfg.backend,
+        "hidden": cfg.hidden,
+        "dtype": cfg.dtype,
+        "row_bytes": cfg.row_bytes,
+        "batch": cfg.batch,
+        "timing": "CUDA events" if device.get("type") == "cuda" else "time.perf_counter (CPU dry run)",
+        "device": device,
+        "link": link,
+        "config": cfg.to_dict(),
+        "source": prov,
+        "note": cfg.note,
+        "dispatchers": dispatchers,
+        "rows": rows,
+        "overhead": overhead,
+        "sweep": sweep,
+    }
     res["summary"] = summary_rows(res)
     return res
 
@@ -244,13 +324,27 @@ def upgrade(result: dict) -> dict:
     for c in result.get("cases", []):
         b = case_bytes(c["splits"], result["row_bytes"])
         floor = floor_ms(b, NOMINAL_LINK_GBPS)
-        rows.append(dict(c, **b, dispatcher="nccl", N=result["N"], row_bytes=result["row_bytes"], bytes="copies",
-                         floor_ms=floor, vs_floor=c["dispatch"]["median_ms"] / floor if floor > 0 else float("nan"),
-                         pattern={"real": "routing", "mock": "routing", "balanced": "uniform"}.get(c["kind"],
-                                                                                                  "hot-receiver")))
-    out = dict(result, schema=SCHEMA, rows=rows, upgraded_from=OLD_SCHEMA,
-               link={"GBps": NOMINAL_LINK_GBPS, "source": "nominal: NVLink4 per direction (H100/H200)"},
-               dispatchers={"nccl": {"status": "measured", "reason": "", "summary": "all_to_all_single (replay/1)"}})
+        rows.append(
+            dict(
+                c,
+                **b,
+                dispatcher="nccl",
+                N=result["N"],
+                row_bytes=result["row_bytes"],
+                bytes="copies",
+                floor_ms=floor,
+                vs_floor=c["dispatch"]["median_ms"] / floor if floor > 0 else float("nan"),
+                pattern={"real": "routing", "mock": "routing", "balanced": "uniform"}.get(c["kind"], "hot-receiver"),
+            )
+        )
+    out = dict(
+        result,
+        schema=SCHEMA,
+        rows=rows,
+        upgraded_from=OLD_SCHEMA,
+        link={"GBps": NOMINAL_LINK_GBPS, "source": "nominal: NVLink4 per direction (H100/H200)"},
+        dispatchers={"nccl": {"status": "measured", "reason": "", "summary": "all_to_all_single (replay/1)"}},
+    )
     return out  # its "summary" and "cases" stay as /1 wrote them (readers of /1 files keep working)
 
 

@@ -25,8 +25,17 @@ from dodoco.ep.layout import Placement
 from dodoco.errors import DodocoError
 from dodoco.replay.plan import ReplayCase, spread, synth_topk
 
-__all__ = ["attach_topk", "block_counts", "copy_splits", "dedup_splits", "physical_map", "physical_placement",
-           "rank_topk_from_counts", "to_physical", "tokens_of"]
+__all__ = [
+    "attach_topk",
+    "block_counts",
+    "copy_splits",
+    "dedup_splits",
+    "physical_map",
+    "physical_placement",
+    "rank_topk_from_counts",
+    "to_physical",
+    "tokens_of",
+]
 
 
 def physical_map(p: Placement) -> tuple[np.ndarray, np.ndarray]:
@@ -81,8 +90,7 @@ def block_counts(splits, slots) -> np.ndarray:
     """
     splits, slots = np.asarray(splits, dtype=np.int64), np.asarray(slots, dtype=np.int64)
     N = splits.shape[0]
-    return np.stack([np.concatenate([spread(int(splits[i, j]), int(slots[j]), 0) for j in range(N)])
-                     for i in range(N)])
+    return np.stack([np.concatenate([spread(int(splits[i, j]), int(slots[j]), 0) for j in range(N)]) for i in range(N)])
 
 
 def rank_topk_from_counts(counts, K: int, what: str) -> list[np.ndarray]:
@@ -95,12 +103,16 @@ def rank_topk_from_counts(counts, K: int, what: str) -> list[np.ndarray]:
     for i, c in enumerate(np.asarray(counts, dtype=np.int64)):
         total = int(c.sum())
         if total % K:
-            raise DodocoError(f"{what}: rank {i}'s counts sum to {total}, not a multiple of K={K}: they are not "
-                              "whole tokens, so no top-k routing reproduces them")
+            raise DodocoError(
+                f"{what}: rank {i}'s counts sum to {total}, not a multiple of K={K}: they are not "
+                "whole tokens, so no top-k routing reproduces them"
+            )
         T = total // K
         if (c > T).any():
-            raise DodocoError(f"{what}: rank {i} sends {int(c.max())} rows to one expert but has only {T} "
-                              f"tokens of K={K}: lower the skew, or replay with more experts per rank")
+            raise DodocoError(
+                f"{what}: rank {i} sends {int(c.max())} rows to one expert but has only {T} "
+                f"tokens of K={K}: lower the skew, or replay with more experts per rank"
+            )
         out.append(synth_topk(c, T, K).astype(np.int32))
     return out
 
@@ -123,13 +135,19 @@ def attach_topk(case: ReplayCase, topk_by_rank, slots, source: str) -> ReplayCas
     """The case with its physical top-k, slots and the splits they imply (``copy_splits``)."""
     topk = tuple(np.asarray(t, dtype=np.int32) for t in topk_by_rank)
     tokens = np.array([t.shape[0] for t in topk], dtype=np.int64)
-    return dataclasses.replace(case, splits=copy_splits(topk, slots), topk=topk,
-                               slots=np.asarray(slots, dtype=np.int64), tokens=tokens, topk_source=source)
+    return dataclasses.replace(
+        case,
+        splits=copy_splits(topk, slots),
+        topk=topk,
+        slots=np.asarray(slots, dtype=np.int64),
+        tokens=tokens,
+        topk_source=source,
+    )
 
 
 def tokens_of(topk_all, offsets, seqs, layer: int) -> np.ndarray:
     """Token traces of sequences ``seqs`` at one MoE layer: topk_all[T, L, K] -> int64 [T_seqs, K]."""
     offsets = np.asarray(offsets, dtype=np.int64)
-    parts = [np.asarray(topk_all[offsets[s]:offsets[s + 1], layer, :]) for s in seqs]
+    parts = [np.asarray(topk_all[offsets[s] : offsets[s + 1], layer, :]) for s in seqs]
     K = topk_all.shape[-1]
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, K), dtype=np.int64)

@@ -75,11 +75,16 @@ def active_dispatchers(cfg: ReplayConfig, cases, N: int) -> tuple[list[str], dic
                 if c.kind in ("real", "mock"):  # the user's routing: beyond a limit is an error
                     cls.limits(c)
             names.append(name)
-        status[name] = {"status": "not measured" if why else "measured", "reason": why or "",
-                        "summary": cls.summary, "version": _version(name)}
+        status[name] = {
+            "status": "not measured" if why else "measured",
+            "reason": why or "",
+            "summary": cls.summary,
+            "version": _version(name),
+        }
     if not names:
-        raise DodocoError("none of the dispatchers named can run here: " +
-                          "; ".join(f"{n}: {s['reason']}" for n, s in status.items()))
+        raise DodocoError(
+            "none of the dispatchers named can run here: " + "; ".join(f"{n}: {s['reason']}" for n, s in status.items())
+        )
     return names, status
 
 
@@ -111,8 +116,10 @@ def plan_memory(cases, cfg: ReplayConfig, names, rank: int, l2: int) -> int:
 def _device(cfg: ReplayConfig, local_rank: int):
     if cfg.backend == "nccl":
         if not (torch.cuda.is_available() and dist.is_nccl_available()):
-            raise DodocoError("the NCCL backend needs CUDA GPUs and a torch built with NCCL, not found here: "
-                              "use --backend gloo for a CPU dry run")
+            raise DodocoError(
+                "the NCCL backend needs CUDA GPUs and a torch built with NCCL, not found here: "
+                "use --backend gloo for a CPU dry run"
+            )
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
@@ -126,16 +133,25 @@ def replay_one(d, data: RankData, case, ctx: Ctx, link: dict) -> tuple[dict, dic
     sets = case_sets(case, ctx)
     state = d.prepare(data, sets)
     check = check_case(d, data, state, case, ctx)
-    t = hz.time_collective(lambda k, mark: d.step(state, k, mark), sets, cfg.warmup, cfg.iters,
-                           len(d.stages), ctx.device)
+    t = hz.time_collective(
+        lambda k, mark: d.step(state, k, mark), sets, cfg.warmup, cfg.iters, len(d.stages), ctx.device
+    )
     row = case_row(d, case, t, check, cfg, sets, link["GBps"])
     ov = None
     if cfg.overhead and (case.kind == "balanced" or (case.kind == "grid" and case.rho == 1.0)):
         direct = hz.time_direct(lambda k: d.step(state, k, noop), sets, cfg.iters, ctx.device)
         harness = float(hz.stats(t.sum(axis=1))["median_ms"])
-        ov = {"dispatcher": d.name, "N": case.N, "condition": case.condition, "step": case.step,
-              "layer": case.layer, "per_rank_bytes": row["per_rank_bytes"], "harness_ms": harness,
-              "direct_ms": direct, "overhead_pct": 100.0 * (harness / direct - 1.0) if direct > 0 else float("nan")}
+        ov = {
+            "dispatcher": d.name,
+            "N": case.N,
+            "condition": case.condition,
+            "step": case.step,
+            "layer": case.layer,
+            "per_rank_bytes": row["per_rank_bytes"],
+            "harness_ms": harness,
+            "direct_ms": direct,
+            "overhead_pct": 100.0 * (harness / direct - 1.0) if direct > 0 else float("nan"),
+        }
     d.release(state)
     return row, ov
 
@@ -165,9 +181,14 @@ def _device_info(device) -> dict:
     info = {"torch": torch.__version__, "type": device.type}
     if device.type == "cuda":
         p = torch.cuda.get_device_properties(device)
-        info.update(name=p.name, count=torch.cuda.device_count(), cuda=torch.version.cuda,
-                    nccl=".".join(map(str, torch.cuda.nccl.version())), l2_bytes=hz.l2_bytes(device),
-                    memory_bytes=int(p.total_memory))
+        info.update(
+            name=p.name,
+            count=torch.cuda.device_count(),
+            cuda=torch.version.cuda,
+            nccl=".".join(map(str, torch.cuda.nccl.version())),
+            l2_bytes=hz.l2_bytes(device),
+            memory_bytes=int(p.total_memory),
+        )
     return info
 
 
@@ -191,8 +212,15 @@ def _progress(ctx: Ctx, total: int):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("replay cases"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=ctx.rank != 0, transient=True)
+    return Progress(
+        TextColumn("replay cases"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=ctx.rank != 0,
+        transient=True,
+    )
 
 
 def _ticker(ctx: Ctx, bar, task, total: int):
@@ -207,6 +235,7 @@ def _ticker(ctx: Ctx, bar, task, total: int):
         done[0] += 1
         if plain and (done[0] == total or done[0] * 10 // total > (done[0] - 1) * 10 // total):
             print(f"replay: {done[0]}/{total} cases", file=sys.stderr, flush=True)
+
     return tick
 
 
@@ -244,8 +273,11 @@ def _plan(cfg: ReplayConfig, N: int, rank: int, device, l2: int) -> dict:
     names, status = active_dispatchers(cfg, cases, N)
     names = layer_dispatchers(cfg, names, status, device) if cfg.layer else names
     extra = layer_memory(cfg, cases, rank, l2) if cfg.layer else 0
-    hz.check_memory(plan_memory(cases, cfg, names, rank, l2) + extra, device,
-                    f"replay buffers (H={cfg.hidden}, {cfg.dtype}, rotating sets past L2)")
+    hz.check_memory(
+        plan_memory(cases, cfg, names, rank, l2) + extra,
+        device,
+        f"replay buffers (H={cfg.hidden}, {cfg.dtype}, rotating sets past L2)",
+    )
     return {"cfg": cfg, "cases": cases, "prov": prov, "names": names, "status": status}
 
 
@@ -288,8 +320,10 @@ def run_many(cfgs: list[ReplayConfig]) -> list[dict | None]:
                 dispatchers.append(d)
             dog.beat()
             rows, overhead = _run_cases(p["cases"], dispatchers, ctx, dog, link, p["prov"]["skipped"])
-            sweep = [raw_alltoall(b, p["cfg"], N, device, l2) for b in
-                     (sweep_sizes(p["cfg"].sweep_min, p["cfg"].sweep_max) if p["cfg"].sweep else [])]
+            sweep = [
+                raw_alltoall(b, p["cfg"], N, device, l2)
+                for b in (sweep_sizes(p["cfg"].sweep_min, p["cfg"].sweep_max) if p["cfg"].sweep else [])
+            ]
             out.append((p, rows, overhead, sweep))
             dog.beat()
         dist.barrier()

@@ -56,8 +56,11 @@ class Attachment:
         each saying where it was measured (``measured_on``)."""
         from dodoco.replay.results import measured_on
 
-        return [{**s, "measured_on": s.get("measured_on") or measured_on(rep)}
-                for rep in self.replays for s in rep.get("summary", [])]
+        return [
+            {**s, "measured_on": s.get("measured_on") or measured_on(rep)}
+            for rep in self.replays
+            for s in rep.get("summary", [])
+        ]
 
 
 def _device(d: dict) -> str:
@@ -67,7 +70,9 @@ def _device(d: dict) -> str:
         return f"{d.get('machine') or d.get('backend') or '?'}: CPU dry run, no GPU (not a measurement)"
     dev = d.get("device") or {}
     name = f"{dev.get('count', '?')} x {dev.get('name', '?')}" if dev else "device not recorded"
-    return f"{d.get('machine') or d.get('backend') or '?'}: {name}" + (f", NCCL {dev['nccl']}" if dev.get("nccl") else "")
+    return f"{d.get('machine') or d.get('backend') or '?'}: {name}" + (
+        f", NCCL {dev['nccl']}" if dev.get("nccl") else ""
+    )
 
 
 def _kind(data) -> str | None:
@@ -87,10 +92,18 @@ def _describe(a: Attachment) -> None:
     d = a.data
     if a.kind == "replay":
         srcs = [rep.get("source") or {} for rep in a.replays]
-        a.models = list(dict.fromkeys([str(r["model"]) for r in a.rows if r.get("model")]
-                                      + [str(s["real"]["model"]) for s in srcs if (s.get("real") or {}).get("model")]))
-        a.runs = list(dict.fromkeys([str(x) for s in srcs for x in (s.get("runs") or [])]
-                                    + [str(s["real"]["path"]) for s in srcs if (s.get("real") or {}).get("path")]))
+        a.models = list(
+            dict.fromkeys(
+                [str(r["model"]) for r in a.rows if r.get("model")]
+                + [str(s["real"]["model"]) for s in srcs if (s.get("real") or {}).get("model")]
+            )
+        )
+        a.runs = list(
+            dict.fromkeys(
+                [str(x) for s in srcs for x in (s.get("runs") or [])]
+                + [str(s["real"]["path"]) for s in srcs if (s.get("real") or {}).get("path")]
+            )
+        )
         a.machine = _device(d if "device" in d else a.replays[0])
         a.notes = list(d.get("notes") or []) + [str(rep["note"]) for rep in a.replays if rep.get("note")]
         return
@@ -121,8 +134,10 @@ def load_attachments(paths) -> list[Attachment]:
         data, _ = read_json(path, "attachment", "attach the output of dodoco replay -o or dodoco simulate -o/--json")
         kind = _kind(data)
         if kind is None:
-            raise DodocoError(f"attachment {path} is neither a replay nor a simulate result file: attach the "
-                              "output of dodoco replay -o or dodoco simulate -o/--json")
+            raise DodocoError(
+                f"attachment {path} is neither a replay nor a simulate result file: attach the "
+                "output of dodoco replay -o or dodoco simulate -o/--json"
+            )
         a = Attachment(path, kind, data, replays=load_results([path]) if kind == "replay" else [])
         _describe(a)
         out.append(a)
@@ -140,11 +155,22 @@ def provenance_rows(attachments: list[Attachment], report_models) -> list[dict]:
         if not known:
             whose = "the file does not name the model its trace comes from"
         elif other:
-            whose = (f"trace from another model: {', '.join(other)}, not one of this report's models "
-                     f"({', '.join(sorted(mine)) or 'none'})")
+            whose = (
+                f"trace from another model: {', '.join(other)}, not one of this report's models "
+                f"({', '.join(sorted(mine)) or 'none'})"
+            )
         else:
             whose = "trace from this report's models"
-        rows.append({"file": a.name, "kind": a.kind, "trace models": ", ".join(a.models) or None,
-                     "provenance": whose, "machine": a.machine, "calibration": a.calibration or None,
-                     "trace runs": ", ".join(a.runs) or None, "notes": " | ".join(a.notes) or None})
+        rows.append(
+            {
+                "file": a.name,
+                "kind": a.kind,
+                "trace models": ", ".join(a.models) or None,
+                "provenance": whose,
+                "machine": a.machine,
+                "calibration": a.calibration or None,
+                "trace runs": ", ".join(a.runs) or None,
+                "notes": " | ".join(a.notes) or None,
+            }
+        )
     return rows

@@ -19,8 +19,19 @@ from dodoco.report.options import ReportOptions
 from dodoco.report.section import Figure, Section, SkipSection, Table
 from dodoco.report import sections, sections_dispatch, sections_ep, sections_load, sections_traces
 
-__all__ = ["SECTIONS", "Figure", "ReportContext", "ReportOptions", "Section", "SkipSection", "Table",
-           "build_report", "judge_runs", "toy_caveat", "write_report"]
+__all__ = [
+    "SECTIONS",
+    "Figure",
+    "ReportContext",
+    "ReportOptions",
+    "Section",
+    "SkipSection",
+    "Table",
+    "build_report",
+    "judge_runs",
+    "toy_caveat",
+    "write_report",
+]
 
 #: The report's sections, in order. Each: (ctx) -> Section.
 SECTIONS = (
@@ -91,8 +102,15 @@ def _progress(quiet: bool):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("report: {task.description:<44}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=Console(stderr=True), disable=quiet, transient=False)
+    return Progress(
+        TextColumn("report: {task.description:<44}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+        transient=False,
+    )
 
 
 def judge_runs(runs, options, quiet: bool = True):
@@ -112,10 +130,18 @@ def toy_caveat(runs) -> str | None:
     toys = sorted({r.model for r in runs if str(r.model).startswith(("zoo:", "tiny:"))})
     if not toys:
         return None
-    kinds = [k for k, p in (("zoo: small models trained by DODOCO at toy width", "zoo:"),
-                            ("tiny: random, untrained routers", "tiny:")) if any(t.startswith(p) for t in toys)]
-    return (f"Toy models: {', '.join(toys)} ({'; '.join(kinds)}). Their routing is a toy's: the numbers show what "
-            "DODOCO measures and how, not findings about the real checkpoints they imitate.")
+    kinds = [
+        k
+        for k, p in (
+            ("zoo: small models trained by DODOCO at toy width", "zoo:"),
+            ("tiny: random, untrained routers", "tiny:"),
+        )
+        if any(t.startswith(p) for t in toys)
+    ]
+    return (
+        f"Toy models: {', '.join(toys)} ({'; '.join(kinds)}). Their routing is a toy's: the numbers show what "
+        "DODOCO measures and how, not findings about the real checkpoints they imitate."
+    )
 
 
 def write_report(findings, out, options: ReportOptions, *, attachments=(), quiet: bool = True) -> Path:
@@ -141,8 +167,10 @@ def write_report(findings, out, options: ReportOptions, *, attachments=(), quiet
             section = run_section(fn, ctx)
             rendered.append((_unique(_slug(section.title), anchors), section.title, _render(section, files, used)))
             progress.advance(task)
-    subtitle = (f"{len(findings.runs)} run(s); generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
-                "every number is computed from the runs' counts and the attached result files named in each section")
+    subtitle = (
+        f"{len(findings.runs)} run(s); generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
+        "every number is computed from the runs' counts and the attached result files named in each section"
+    )
     files["report.html"] = page(options.title, rendered, subtitle=subtitle, banner=toy_caveat(findings.runs)).encode()
     files["findings.json"] = to_json(findings.to_dict()).encode()
     folder.check(files)
@@ -152,8 +180,9 @@ def write_report(findings, out, options: ReportOptions, *, attachments=(), quiet
     return folder.out / "report.html"
 
 
-def build_report(runs, out, options: ReportOptions | None = None, *, attachments=(), quiet: bool = True,
-                 **overrides) -> Path:
+def build_report(
+    runs, out, options: ReportOptions | None = None, *, attachments=(), quiet: bool = True, **overrides
+) -> Path:
     """Judge ``runs`` (Run objects or paths) and build their report into folder ``out``; returns report.html.
 
     ``overrides`` are ReportOptions fields (``build_report(paths, "rep", n_boot=200)``). The output

@@ -45,14 +45,15 @@ class ReportContext:
         raise SkipSection(self.findings.skipped.get(name, f"{name} was not judged"))
 
     def kind(self, run) -> str:
-        """"mock" or "real" (the manifest's condition kind)."""
+        """ "mock" or "real" (the manifest's condition kind)."""
         return self.findings.series[self.findings.key(run)].kind
 
     def sorted_runs(self) -> list:
         """Runs ordered model, then mock before real, then condition: the order of every figure."""
         models = list(dict.fromkeys(r.model for r in self.runs))
-        return sorted(self.runs, key=lambda r: (models.index(r.model), r.seq_len, _KIND_ORDER[self.kind(r)],
-                                                r.condition))
+        return sorted(
+            self.runs, key=lambda r: (models.index(r.model), r.seq_len, _KIND_ORDER[self.kind(r)], r.condition)
+        )
 
     def label(self, run) -> str:
         """A panel title for the run's model: the model, with its sequence length when the runs hold several."""

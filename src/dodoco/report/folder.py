@@ -45,8 +45,10 @@ class ReportFolder:
         for name in names:
             p = self.out / name
             if p.exists() and name not in self.earlier:
-                raise DodocoError(f"{p} was not written by a DODOCO report (not in {MANIFEST}): move it, or "
-                                  "choose another folder with -o")
+                raise DodocoError(
+                    f"{p} was not written by a DODOCO report (not in {MANIFEST}): move it, or "
+                    "choose another folder with -o"
+                )
 
     def write(self, name: str, data: bytes) -> Path:
         from dodoco.store.atomic import write_bytes

@@ -32,8 +32,14 @@ def esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def table_html(rows: list[dict], columns: list[str] | None = None, *, caption: str | None = None,
-               csv_name: str | None = None, max_rows: int = 400) -> str:
+def table_html(
+    rows: list[dict],
+    columns: list[str] | None = None,
+    *,
+    caption: str | None = None,
+    csv_name: str | None = None,
+    max_rows: int = 400,
+) -> str:
     """An HTML table of ``rows`` (dicts): every column that has a value in some row (``columns``
     picks and orders them; default all keys of all rows), numbers right-aligned with one number of
     decimals per column (whole-number columns as integers), NaN as a dash; columns holding one value
@@ -51,8 +57,12 @@ def table_html(rows: list[dict], columns: list[str] | None = None, *, caption: s
     const = [c for c in columns if len(rows) > 1 and len(set(text[c])) == 1][: len(columns) - 1]
     shown = [c for c in columns if c not in const]
     head = "".join(f'<th class="{"n" if decimals[c] is not None else "s"}">{esc(c)}</th>' for c in shown)
-    body = ["<tr>" + "".join(f'<td class="{"n" if decimals[c] is not None else "s"}">{esc(text[c][i])}</td>'
-                             for c in shown) + "</tr>" for i in range(min(len(rows), max_rows))]
+    body = [
+        "<tr>"
+        + "".join(f'<td class="{"n" if decimals[c] is not None else "s"}">{esc(text[c][i])}</td>' for c in shown)
+        + "</tr>"
+        for i in range(min(len(rows), max_rows))
+    ]
     more = f" (first {max_rows} of {len(rows)} rows)" if len(rows) > max_rows else ""
     link = f' <a href="{esc(csv_name)}">CSV</a>' if csv_name else ""
     every = ("<br>every row: " + esc(", ".join(f"{c} {text[c][0]}" for c in const))) if const else ""
@@ -64,16 +74,20 @@ def figure_html(data: bytes, *, alt: str, caption: str = "", file_name: str | No
     """A figure embedded as a base64 PNG data URI (self-contained), with its caption."""
     b64 = base64.b64encode(data).decode("ascii")
     link = f' <a href="{esc(file_name)}">PNG</a>' if file_name else ""
-    return (f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{b64}">'
-            f"<figcaption>{esc(caption)}{link}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{esc(alt)}" src="data:image/png;base64,{b64}">'
+        f"<figcaption>{esc(caption)}{link}</figcaption></figure>"
+    )
 
 
 def verdict_html(title: str, verdict: str, sentences: list[str] = (), notes: list[str] = ()) -> str:
     """A verdict box: the verdict in bold, then its sentences as a list, then notes."""
     items = "".join(f"<li>{esc(s)}</li>" for s in sentences)
     notes_html = "".join(f'<p class="small">{esc(n)}</p>' for n in notes)
-    return (f'<div class="verdict">{esc(title)}: <b>{esc(verdict)}</b>'
-            f'{f"<ul>{items}</ul>" if items else ""}{notes_html}</div>')
+    return (
+        f'<div class="verdict">{esc(title)}: <b>{esc(verdict)}</b>'
+        f"{f'<ul>{items}</ul>' if items else ''}{notes_html}</div>"
+    )
 
 
 def page(title: str, sections: list[tuple[str, str, str]], *, subtitle: str = "", banner: str | None = None) -> str:
@@ -81,9 +95,11 @@ def page(title: str, sections: list[tuple[str, str, str]], *, subtitle: str = ""
     at the top, under the title (e.g. that the models are toys)."""
     toc = "".join(f'<li><a href="#{esc(a)}">{esc(h)}</a></li>' for a, h, _ in sections)
     body = "".join(f'<section id="{esc(a)}"><h2>{esc(h)}</h2>{b}</section>' for a, h, b in sections)
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body><main>"
-            f'<h1>{esc(title)}</h1><p class="small">{esc(subtitle)}</p>'
-            f'{f"<p class=caveat><b>{esc(banner)}</b></p>" if banner else ""}<nav><ol>{toc}</ol></nav>{body}'
-            f"</main></body></html>\n")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body><main>"
+        f'<h1>{esc(title)}</h1><p class="small">{esc(subtitle)}</p>'
+        f"{f'<p class=caveat><b>{esc(banner)}</b></p>' if banner else ''}<nav><ol>{toc}</ol></nav>{body}"
+        f"</main></body></html>\n"
+    )

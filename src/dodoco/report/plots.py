@@ -16,8 +16,20 @@ import numpy as np
 from dodoco.report import style as _style
 from dodoco.report.style import DPI, MAX_LINES, Style, colorbar, suptitle
 
-__all__ = ["AUDIT", "bands_chart", "ep_lines", "gini_matrices", "gini_vs_batch", "grouped_bars", "heatmaps",
-           "lorenz_curves", "measured_vs_predicted", "png", "small_multiples", "suptitle"]
+__all__ = [
+    "AUDIT",
+    "bands_chart",
+    "ep_lines",
+    "gini_matrices",
+    "gini_vs_batch",
+    "grouped_bars",
+    "heatmaps",
+    "lorenz_curves",
+    "measured_vs_predicted",
+    "png",
+    "small_multiples",
+    "suptitle",
+]
 
 FEW = 2  # values resting on this many steps or fewer are drawn hollow
 #: When a list, ``png`` appends (figure title, ``style.audit`` problems) of every figure it renders.
@@ -63,7 +75,7 @@ def small_multiples(panels: dict[str, list[dict]], keys=("placement", "condition
                 break
         else:
             for i in range(0, len(lines), MAX_LINES):
-                out[f"{name} ({i // MAX_LINES + 1})"] = lines[i:i + MAX_LINES]
+                out[f"{name} ({i // MAX_LINES + 1})"] = lines[i : i + MAX_LINES]
     return out
 
 
@@ -72,8 +84,9 @@ def grid(n: int, width: float = 3.6, height: float = 2.9, ncols: int = 3, **kw):
     plt = _plt()
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + 1.8, height * nrows + 0.5), squeeze=False,
-                             layout="constrained", **kw)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols + 1.8, height * nrows + 0.5), squeeze=False, layout="constrained", **kw
+    )
     flat = axes.ravel()
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -96,13 +109,18 @@ def legend(fig, style: Style, conditions=(), placements=(), extra=()) -> None:
     ((label, Line2D kwargs))."""
     given = list(dict.fromkeys(conditions))
     ordered = [c for c in style.conditions() if c in given] + [c for c in given if c not in style.conditions()]
-    _style.legend(fig, [(c, {"color": style.color(c), "marker": "o", "markersize": 4}) for c in ordered]
-                  + [(f"placement {p}", {"color": "0.25", "linestyle": style.dash(p)}) for p in dict.fromkeys(placements)]
-                  + list(extra))
+    _style.legend(
+        fig,
+        [(c, {"color": style.color(c), "marker": "o", "markersize": 4}) for c in ordered]
+        + [(f"placement {p}", {"color": "0.25", "linestyle": style.dash(p)}) for p in dict.fromkeys(placements)]
+        + list(extra),
+    )
 
 
-_HOLLOW = ("hollow marker: <= 2 steps, no interval", {"color": "0.25", "marker": "o", "markersize": 5,
-                                                      "markerfacecolor": "white", "linestyle": "none"})
+_HOLLOW = (
+    "hollow marker: <= 2 steps, no interval",
+    {"color": "0.25", "marker": "o", "markersize": 5, "markerfacecolor": "white", "linestyle": "none"},
+)
 
 
 def line(ax, x, y, lo=None, hi=None, steps=None, *, color, dash="-", marker="o") -> bool:
@@ -128,8 +146,16 @@ def ep_lines(panels: dict[str, list[dict]], ylabel: str, title: str, style: Styl
     conds, places, hollow = [], [], False
     for ax, (name, lines) in zip(axes, panels.items()):
         for ln in lines:
-            hollow |= line(ax, ln["ep"], ln["mean"], ln.get("lo"), ln.get("hi"), ln.get("steps"),
-                           color=style.color(ln["condition"]), dash=style.dash(ln.get("placement")))
+            hollow |= line(
+                ax,
+                ln["ep"],
+                ln["mean"],
+                ln.get("lo"),
+                ln.get("hi"),
+                ln.get("steps"),
+                color=style.color(ln["condition"]),
+                dash=style.dash(ln.get("placement")),
+            )
             conds.append(ln["condition"])
             places += [ln["placement"]] if ln.get("placement") else []
         int_ticks(ax, [n for ln in lines for n in ln["ep"]])
@@ -147,8 +173,15 @@ def gini_vs_batch(panels: dict[str, list[dict]], style: Style, title: str) -> by
     conds, hollow = [], False
     for ax, (name, lines) in zip(axes, panels.items()):
         for ln in lines:
-            hollow |= line(ax, ln["batch"], ln["mean"], ln.get("lo"), ln.get("hi"), ln.get("steps"),
-                           color=style.color(ln["condition"]))
+            hollow |= line(
+                ax,
+                ln["batch"],
+                ln["mean"],
+                ln.get("lo"),
+                ln.get("hi"),
+                ln.get("steps"),
+                color=style.color(ln["condition"]),
+            )
             conds.append(ln["condition"])
         int_ticks(ax, [b for ln in lines for b in ln["batch"]])
         ax.set(title=name, xlabel="batch size B (sequences per step)", ylabel="per-step Gini (mean over steps)")
@@ -174,18 +207,35 @@ def bands_chart(models: list[str], points: list[dict], low: float, high: float, 
         err = None
         if np.isfinite(p.get("lo", np.nan)) and np.isfinite(p.get("hi", np.nan)):
             err = [[p["gini"] - p["lo"]], [p["hi"] - p["gini"]]]
-        ax.errorbar([p["gini"]], [y], xerr=err, fmt="o" if p["kind"] == "real" else "x", markersize=5,
-                    color=style.color(p["condition"]), capsize=2, linewidth=1)
+        ax.errorbar(
+            [p["gini"]],
+            [y],
+            xerr=err,
+            fmt="o" if p["kind"] == "real" else "x",
+            markersize=5,
+            color=style.color(p["condition"]),
+            capsize=2,
+            linewidth=1,
+        )
     gmax = max([p["gini"] for p in points if np.isfinite(p["gini"])] + [high]) * 1.12
     ax.set_yticks(range(len(models)), models, fontsize=8)
     suptitle(fig, title)
-    ax.set(xlim=(0, min(1.0, gmax)), ylim=(-0.6, len(models) - 0.4),
-           xlabel="per-step Gini (mean over steps; 0 = balanced)")
+    ax.set(
+        xlim=(0, min(1.0, gmax)), ylim=(-0.6, len(models) - 0.4), xlabel="per-step Gini (mean over steps; 0 = balanced)"
+    )
     ax.invert_yaxis()
-    legend(fig, style, conds, (), [("real text", {"color": "0.25", "marker": "o", "linestyle": "none"}),
-                                   ("mock", {"color": "0.25", "marker": "x", "linestyle": "none"}),
-                                   (f"data-resilient at or below {low}", {"color": "#009E73", "linestyle": ":"}),
-                                   (f"concentrated at or above {high}", {"color": "#D55E00", "linestyle": ":"})])
+    legend(
+        fig,
+        style,
+        conds,
+        (),
+        [
+            ("real text", {"color": "0.25", "marker": "o", "linestyle": "none"}),
+            ("mock", {"color": "0.25", "marker": "x", "linestyle": "none"}),
+            (f"data-resilient at or below {low}", {"color": "#009E73", "linestyle": ":"}),
+            (f"concentrated at or above {high}", {"color": "#D55E00", "linestyle": ":"}),
+        ],
+    )
     return png(fig)
 
 
@@ -203,8 +253,15 @@ def gini_matrices(rows: list[str], cols: list[str], panels: dict[str, np.ndarray
         im = ax.imshow(np.ma.masked_invalid(v), cmap=cmap, vmin=0, vmax=vmax, aspect="auto")
         for (i, j), val in np.ndenumerate(v):
             text = f"{val:.3f}" if np.isfinite(val) else "no run"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                    color="white" if np.isfinite(val) and val > 0.6 * vmax else "black")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if np.isfinite(val) and val > 0.6 * vmax else "black",
+            )
         ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         ax.set_title(name, fontsize=9)
@@ -238,15 +295,20 @@ def lorenz_curves(panels: dict[str, list[tuple[str, np.ndarray, np.ndarray]]], s
         for cond, x, y in curves:
             ax.plot(x, y, color=style.color(cond), linewidth=1.4)
             conds.append(cond)
-        ax.set(title=name, xlabel="share of experts (least loaded first)", ylabel="share of assignments",
-               xlim=(0, 1), ylim=(0, 1), aspect="equal")
+        ax.set(
+            title=name,
+            xlabel="share of experts (least loaded first)",
+            ylabel="share of assignments",
+            xlim=(0, 1),
+            ylim=(0, 1),
+            aspect="equal",
+        )
     suptitle(fig, title)
     legend(fig, style, conds, (), [("balanced (diagonal)", {"color": "0.6", "linewidth": 0.8})])
     return png(fig)
 
 
-def grouped_bars(categories: list[str], groups: dict[str, list[float]], xlabel: str, title: str,
-                 style: Style) -> bytes:
+def grouped_bars(categories: list[str], groups: dict[str, list[float]], xlabel: str, title: str, style: Style) -> bytes:
     """Horizontal bars per category, one per condition that has a value there ({condition:
     values[categories]}); a category holds only the bars it has and a category with none is left
     out, so no slot is empty."""
@@ -258,8 +320,16 @@ def grouped_bars(categories: list[str], groups: dict[str, list[float]], xlabel: 
     for cat, bars in have:
         for k, (cond, val) in enumerate(bars):
             ax.barh(y + k * 0.8, val, 0.75, color=style.color(cond))
-            ax.annotate(f"{val:.2f}", (val, y + k * 0.8), xytext=(3 if val >= 0 else -3, 0), textcoords="offset points",
-                        ha="left" if val >= 0 else "right", va="center", fontsize=6, color="0.3")
+            ax.annotate(
+                f"{val:.2f}",
+                (val, y + k * 0.8),
+                xytext=(3 if val >= 0 else -3, 0),
+                textcoords="offset points",
+                ha="left" if val >= 0 else "right",
+                va="center",
+                fontsize=6,
+                color="0.3",
+            )
         ticks.append(y + 0.4 * (len(bars) - 1))
         y += 0.8 * len(bars) + 0.7
     ax.axvline(0, color="0.3", linewidth=0.8)
@@ -289,7 +359,9 @@ def measured_vs_predicted(panels: dict[str, list[dict]], ylabel: str, title: str
         ax.set(title=name, xlabel="EP degree N (ranks)", ylabel=ylabel)
         ax.grid(alpha=0.25)
     suptitle(fig, title)
-    extra = [("measured (line, 95% band)", {"color": "0.25", "marker": "o", "markersize": 4}),
-             ("predicted by NeuSim's formula", {"color": "0.25", "marker": "x", "linestyle": "none"})]
+    extra = [
+        ("measured (line, 95% band)", {"color": "0.25", "marker": "o", "markersize": 4}),
+        ("predicted by NeuSim's formula", {"color": "0.25", "marker": "x", "linestyle": "none"}),
+    ]
     legend(fig, style, conds, (), extra + ([_HOLLOW] if hollow else []))
     return png(fig)

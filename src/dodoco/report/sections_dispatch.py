@@ -19,17 +19,36 @@ from dodoco.report.section import Figure, Section, SkipSection, Table
 
 __all__ = ["dry_run_section", "replay_section", "simulate_section"]
 
-_SUMMARY = ["dispatcher", "condition", "kind", "N", "cases", "MB_per_rank", "per_rank_bytes", "recv_skew",
-            "receiver_skew", "dispatch_ms", "dispatch_p10", "dispatch_p90", "combine_ms", "busbw_GBps", "floor_ms",
-            "vs_floor", "vs_balanced", "check", "measured_on"]
+_SUMMARY = [
+    "dispatcher",
+    "condition",
+    "kind",
+    "N",
+    "cases",
+    "MB_per_rank",
+    "per_rank_bytes",
+    "recv_skew",
+    "receiver_skew",
+    "dispatch_ms",
+    "dispatch_p10",
+    "dispatch_p90",
+    "combine_ms",
+    "busbw_GBps",
+    "floor_ms",
+    "vs_floor",
+    "vs_balanced",
+    "check",
+    "measured_on",
+]
 
 
 def _attached(ctx, kinds: tuple[str, ...], dry: bool | None = None) -> list:
     """Attachments of ``kinds``; replays split by ``dry`` (CPU dry runs, or GPU measurements)."""
     from dodoco.replay.results import dry_run
 
-    return [a for a in ctx.attachments if a.kind in kinds
-            and (dry is None or any(dry_run(r) for r in a.replays) == dry)]
+    return [
+        a for a in ctx.attachments if a.kind in kinds and (dry is None or any(dry_run(r) for r in a.replays) == dry)
+    ]
 
 
 def _provenance(ctx, attached) -> Table:
@@ -49,11 +68,16 @@ def _points(rows: list[dict]) -> dict[str, list[dict]]:
         if d.get("median_ms") is None or r.get("receiver_skew") is None:
             continue
         key = (int(r["N"]), _size_bucket(float(r["per_rank_bytes"])))
-        panels.setdefault(key, []).append({"dispatcher": r["dispatcher"], "kind": r["kind"],
-                                           "receiver_skew": float(r["receiver_skew"]),
-                                           "dispatch_ms": float(d["median_ms"]),
-                                           "p10_ms": float(d.get("p10_ms", np.nan)),
-                                           "p90_ms": float(d.get("p90_ms", np.nan))})
+        panels.setdefault(key, []).append(
+            {
+                "dispatcher": r["dispatcher"],
+                "kind": r["kind"],
+                "receiver_skew": float(r["receiver_skew"]),
+                "dispatch_ms": float(d["median_ms"]),
+                "p10_ms": float(d.get("p10_ms", np.nan)),
+                "p90_ms": float(d.get("p90_ms", np.nan)),
+            }
+        )
     return {f"N={n}, about {pd.bytes_label(b)} per rank": pts for (n, b), pts in sorted(panels.items())}
 
 
@@ -79,30 +103,57 @@ def _caveats(a) -> list[str]:
 
 def _replay_one(a, section: Section) -> None:
     stem, d = a.path.stem, a.data
-    section.html += (f"<p><b>{esc(a.name)}</b> ({esc(a.machine)}; trace from {esc(', '.join(a.models))}). "
-                     "Max over ranks per iteration, median and p10/p90 over iterations.</p>")
+    section.html += (
+        f"<p><b>{esc(a.name)}</b> ({esc(a.machine)}; trace from {esc(', '.join(a.models))}). "
+        "Max over ranks per iteration, median and p10/p90 over iterations.</p>"
+    )
     section.notes += [c for c in _caveats(a) if "harness" in c]
     points = _points(a.rows)
     if points:
-        section.figures.append(Figure(f"dispatch-vs-skew-{stem}", pd.dispatch_vs_skew(
-            points, f"Measured dispatch time against receiver skew, per dispatcher and message size ({a.name})"),
-            f"{a.name}: each point one dispatcher on one case kind (marker); bars p10..p90 over iterations; "
-            "the synthetic skew controls joined per dispatcher"))
+        section.figures.append(
+            Figure(
+                f"dispatch-vs-skew-{stem}",
+                pd.dispatch_vs_skew(
+                    points, f"Measured dispatch time against receiver skew, per dispatcher and message size ({a.name})"
+                ),
+                f"{a.name}: each point one dispatcher on one case kind (marker); bars p10..p90 over iterations; "
+                "the synthetic skew controls joined per dispatcher",
+            )
+        )
     sweeps = {f"N = {rep['N']}": rep["sweep"] for rep in a.replays if rep.get("sweep")}
     if sweeps:
-        section.figures.append(Figure(f"sweep-{stem}", pd.sweep(sweeps, f"Uniform all_to_all_single ({a.name})"),
-                                      f"{a.name}: NCCL bus bandwidth against message size, measured"))
-    status = [{"N": rep["N"], "dispatcher": k, **v} for rep in a.replays for k, v in (rep.get("dispatchers") or {}).items()]
+        section.figures.append(
+            Figure(
+                f"sweep-{stem}",
+                pd.sweep(sweeps, f"Uniform all_to_all_single ({a.name})"),
+                f"{a.name}: NCCL bus bandwidth against message size, measured",
+            )
+        )
+    status = [
+        {"N": rep["N"], "dispatcher": k, **v} for rep in a.replays for k, v in (rep.get("dispatchers") or {}).items()
+    ]
     if status:
-        section.tables.append(Table(f"dispatchers-{stem}", status, f"{a.name}: dispatchers measured, and why others "
-                                    "were not"))
+        section.tables.append(
+            Table(f"dispatchers-{stem}", status, f"{a.name}: dispatchers measured, and why others were not")
+        )
     summary = a.summary
-    section.tables.append(Table(f"replay-{stem}", summary, f"{a.name}: mean over cases per dispatcher and condition",
-                                [c for c in _SUMMARY if any(c in r for r in summary)]))
+    section.tables.append(
+        Table(
+            f"replay-{stem}",
+            summary,
+            f"{a.name}: mean over cases per dispatcher and condition",
+            [c for c in _SUMMARY if any(c in r for r in summary)],
+        )
+    )
     validation = d.get("validation") or []
     if validation:
-        section.figures.append(Figure(f"simulator-{stem}", pd.predicted_vs_measured(
-            validation, f"Simulator against held-out replays ({a.name})"), f"{a.name}: predicted vs measured"))
+        section.figures.append(
+            Figure(
+                f"simulator-{stem}",
+                pd.predicted_vs_measured(validation, f"Simulator against held-out replays ({a.name})"),
+                f"{a.name}: predicted vs measured",
+            )
+        )
         section.tables.append(Table(f"simulator-{stem}", validation, f"{a.name}: simulator error by case group"))
     if _targets(d):
         section.tables.append(Table(f"targets-{stem}", _targets(d), f"{a.name}: targets and whether each was met"))
@@ -113,14 +164,22 @@ def replay_section(ctx) -> Section:
     attached = _attached(ctx, ("replay",), dry=False)
     if not attached:
         dry = _attached(ctx, ("replay",), dry=True)
-        raise SkipSection("no GPU replay attached" + (f" ({', '.join(a.name for a in dry)}: CPU dry runs, in the "
-                                                      "next section)" if dry else
-                                                      " (dodoco report ... --attach REPLAY.json)"))
+        raise SkipSection(
+            "no GPU replay attached"
+            + (
+                f" ({', '.join(a.name for a in dry)}: CPU dry runs, in the next section)"
+                if dry
+                else " (dodoco report ... --attach REPLAY.json)"
+            )
+        )
     section = Section("Dispatch cost measured on GPUs (replay)", tables=[_provenance(ctx, attached)])
     for a in attached:
         _replay_one(a, section)
-    section.notes += [f"{r['file']}: {r['provenance']}" for r in provenance_rows(attached, {r.model for r in ctx.runs})
-                      if r["provenance"].startswith("trace from another model")]
+    section.notes += [
+        f"{r['file']}: {r['provenance']}"
+        for r in provenance_rows(attached, {r.model for r in ctx.runs})
+        if r["provenance"].startswith("trace from another model")
+    ]
     return section
 
 
@@ -129,18 +188,25 @@ def dry_run_section(ctx) -> Section:
     attached = _attached(ctx, ("replay",), dry=True)
     if not attached:
         raise SkipSection("no CPU dry-run replay attached")
-    section = Section("Replay dry runs on CPU (gloo): pipeline checks, not GPU measurements",
-                      html="<p>These replays ran with <code>--backend gloo</code> on CPU: they check that the "
-                           "routing, the cases and the dispatchers run end to end. Their times are CPU wall-clock "
-                           "of small defaults, not dispatch cost on GPUs; no link floor applies and no ratio to one "
-                           "is shown. Rerun on GPUs (without --backend gloo) for measurements.</p>",
-                      tables=[_provenance(ctx, attached)])
+    section = Section(
+        "Replay dry runs on CPU (gloo): pipeline checks, not GPU measurements",
+        html="<p>These replays ran with <code>--backend gloo</code> on CPU: they check that the "
+        "routing, the cases and the dispatchers run end to end. Their times are CPU wall-clock "
+        "of small defaults, not dispatch cost on GPUs; no link floor applies and no ratio to one "
+        "is shown. Rerun on GPUs (without --backend gloo) for measurements.</p>",
+        tables=[_provenance(ctx, attached)],
+    )
     cols = [c for c in _SUMMARY if c not in ("floor_ms", "vs_floor", "busbw_GBps")]
     for a in attached:
         rows = [{k: v for k, v in r.items() if k not in ("floor_ms", "vs_floor")} for r in a.summary]
-        section.tables.append(Table(f"dry-run-{a.path.stem}", rows, f"{a.name}: CPU dry run, mean over cases per "
-                                    "dispatcher and condition (not a GPU measurement)", [c for c in cols if any(
-                                        c in r for r in rows)]))
+        section.tables.append(
+            Table(
+                f"dry-run-{a.path.stem}",
+                rows,
+                f"{a.name}: CPU dry run, mean over cases per dispatcher and condition (not a GPU measurement)",
+                [c for c in cols if any(c in r for r in rows)],
+            )
+        )
         section.notes += _caveats(a)
     return section
 
@@ -161,10 +227,25 @@ def _sim_panels(rows: list[dict]) -> dict[str, list[dict]]:
     through two models' rows (a model whose runs repeat a condition gets a panel per run)."""
     lines: dict[tuple, dict] = {}
     for r in sorted(rows, key=lambda r: r["N"]):
-        key = (r.get("model", "model not recorded"), r.get("run", ""), r["condition"], r.get("dispatcher", "nccl"),
-               r.get("placement", "contiguous"))
-        ln = lines.setdefault(key, {"condition": key[2], "dispatcher": key[3], "placement": key[4], "N": [],
-                                    "dispatch_ms": [], "balanced_ms": [], "nominal": []})
+        key = (
+            r.get("model", "model not recorded"),
+            r.get("run", ""),
+            r["condition"],
+            r.get("dispatcher", "nccl"),
+            r.get("placement", "contiguous"),
+        )
+        ln = lines.setdefault(
+            key,
+            {
+                "condition": key[2],
+                "dispatcher": key[3],
+                "placement": key[4],
+                "N": [],
+                "dispatch_ms": [],
+                "balanced_ms": [],
+                "nominal": [],
+            },
+        )
         ln["N"].append(r["N"])
         ln["nominal"].append(dispatch_nominal(r))
         ln["dispatch_ms"].append(r["dispatch_ms"])
@@ -203,25 +284,48 @@ def simulate_section(ctx) -> Section:
     for a in attached:
         rows, stem = a.rows, a.path.stem
         uncal = a.calibration.startswith("none") or a.calibration == "not recorded"
-        title = (a.data.get("title") if isinstance(a.data, dict) else None) or \
-            ("UNCALIBRATED prediction" if uncal else f"predicted dispatch, calibrated on {a.calibration}")
-        section.html += (f"<p><b>{esc(a.name)}</b>: {esc(title)}. Predictions of a model, not measurements; "
-                         f"calibration: {esc(a.calibration)}.</p>")
+        title = (a.data.get("title") if isinstance(a.data, dict) else None) or (
+            "UNCALIBRATED prediction" if uncal else f"predicted dispatch, calibrated on {a.calibration}"
+        )
+        section.html += (
+            f"<p><b>{esc(a.name)}</b>: {esc(title)}. Predictions of a model, not measurements; "
+            f"calibration: {esc(a.calibration)}.</p>"
+        )
         nominal = {r["N"] for r in rows if dispatch_nominal(r)}
-        basis = ("Uncalibrated (nominal)" if uncal or nominal == {r["N"] for r in rows} else
-                 f"Calibrated up to N={max({r['N'] for r in rows} - nominal)}, with nominal terms at N="
-                 f"{','.join(map(str, sorted(nominal)))} (hollow)" if nominal else "Calibrated")
-        section.figures.append(Figure(f"simulate-{stem}", pd.predicted_vs_n(
-            _sim_panels(rows), f"{basis} prediction of dispatch time against EP degree N ({a.name})", ctx.style),
-            f"{a.name}: {title}; hollow markers rest on a nominal term (e.g. the NIC across nodes)"))
+        basis = (
+            "Uncalibrated (nominal)"
+            if uncal or nominal == {r["N"] for r in rows}
+            else f"Calibrated up to N={max({r['N'] for r in rows} - nominal)}, with nominal terms at N="
+            f"{','.join(map(str, sorted(nominal)))} (hollow)"
+            if nominal
+            else "Calibrated"
+        )
+        section.figures.append(
+            Figure(
+                f"simulate-{stem}",
+                pd.predicted_vs_n(
+                    _sim_panels(rows), f"{basis} prediction of dispatch time against EP degree N ({a.name})", ctx.style
+                ),
+                f"{a.name}: {title}; hollow markers rest on a nominal term (e.g. the NIC across nodes)",
+            )
+        )
         layer = _layer_panels(rows)
         if layer:
-            section.figures.append(Figure(f"simulate-layer-{stem}", pd.layer_terms(
-                layer, f"Predicted MoE layer: dispatch + the busiest rank's experts + combine ({a.name})"),
-                f"{a.name}: the whole layer term by term (expert compute: {rows[0].get('compute_source', '?')}); "
-                "black tick: the balanced layer (the same tokens, every rank equal)"))
+            section.figures.append(
+                Figure(
+                    f"simulate-layer-{stem}",
+                    pd.layer_terms(
+                        layer, f"Predicted MoE layer: dispatch + the busiest rank's experts + combine ({a.name})"
+                    ),
+                    f"{a.name}: the whole layer term by term (expert compute: {rows[0].get('compute_source', '?')}); "
+                    "black tick: the balanced layer (the same tokens, every rank equal)",
+                )
+            )
         section.tables.append(Table(f"simulate-{stem}", rows, f"{a.name}: {title}"))
         section.notes += [f"{a.name}: {n}" for n in a.notes]
-    section.notes += [f"{r['file']}: {r['provenance']}" for r in provenance_rows(attached, {r.model for r in ctx.runs})
-                      if r["provenance"].startswith("trace from another model")]
+    section.notes += [
+        f"{r['file']}: {r['provenance']}"
+        for r in provenance_rows(attached, {r.model for r in ctx.runs})
+        if r["provenance"].startswith("trace from another model")
+    ]
     return section

@@ -25,20 +25,34 @@ def gini_matrix_section(ctx) -> Section:
         i, j = rows_l.index(ctx.label(r)), conds.index(r.condition)
         agg[i, j] = load_curves(ctx.aggregate(r))["gini"]
         at = ctx.findings.gini_at(r, ctx.options.ref_batch)
-        row = {"model": r.model, "seq_len": r.seq_len, "condition": r.condition, "kind": ctx.kind(r),
-               "gini_all_units": agg[i, j]}
+        row = {
+            "model": r.model,
+            "seq_len": r.seq_len,
+            "condition": r.condition,
+            "kind": ctx.kind(r),
+            "gini_all_units": agg[i, j],
+        }
         if at is not None:
             per[i, j] = at["gini"]
             batches.add(at["batch"])
-            row.update({"batch": at["batch"], "steps": at["steps"], "gini_step": at["gini"],
-                        "gini_step_lo": at["gini_lo"], "gini_step_hi": at["gini_hi"]})
+            row.update(
+                {
+                    "batch": at["batch"],
+                    "steps": at["steps"],
+                    "gini_step": at["gini"],
+                    "gini_step_lo": at["gini_lo"],
+                    "gini_step_hi": at["gini_hi"],
+                }
+            )
         table.append(row)
     B = "/".join(str(b) for b in sorted(batches)) or "-"
     panels = {"all units summed (aggregate)": agg, f"per step of B={B} sequences (mean over steps)": per}
-    fig = Figure("gini-matrix", plots.gini_matrices(rows_l, conds, panels,
-                                                    "Model-level Gini (mean over MoE layers) per model and condition"),
-                 "left: the Gini of all units' counts summed; right: the mean over steps of the per-step Gini at "
-                 f"the reference batch (B={B}); one colour scale for both; grey: no run")
+    fig = Figure(
+        "gini-matrix",
+        plots.gini_matrices(rows_l, conds, panels, "Model-level Gini (mean over MoE layers) per model and condition"),
+        "left: the Gini of all units' counts summed; right: the mean over steps of the per-step Gini at "
+        f"the reference batch (B={B}); one colour scale for both; grey: no run",
+    )
     return Section("Model x condition Gini", "", [fig], [Table("gini-matrix", table, "Gini per model and condition")])
 
 
@@ -68,13 +82,24 @@ def heatmap_section(ctx) -> Section:
     by_model: dict[str, dict] = {}
     for r in chosen:
         by_model.setdefault(ctx.label(r), {})[r.condition] = ctx.aggregate(r)
-    figs = [Figure(f"heatmap-{label}", plots.heatmaps(
-                panels, vmax, f"{label}: load of each expert in each MoE layer / the layer mean, all units"),
-                f"{label}: assignments per expert and MoE layer over all units, relative to the layer mean (1 = "
-                f"balanced); one colour scale 0..{vmax:.2f} (the 99.5th percentile over every heatmap) in every "
-                "heatmap of this report") for label, panels in by_model.items()]
-    notes = [f"{len(ctx.runs) - len(chosen)} more runs not drawn (at most {ctx.options.max_heatmaps} models by "
-             "default; choose runs with --heatmap)"] if len(chosen) < len(ctx.runs) else []
+    figs = [
+        Figure(
+            f"heatmap-{label}",
+            plots.heatmaps(panels, vmax, f"{label}: load of each expert in each MoE layer / the layer mean, all units"),
+            f"{label}: assignments per expert and MoE layer over all units, relative to the layer mean (1 = "
+            f"balanced); one colour scale 0..{vmax:.2f} (the 99.5th percentile over every heatmap) in every "
+            "heatmap of this report",
+        )
+        for label, panels in by_model.items()
+    ]
+    notes = (
+        [
+            f"{len(ctx.runs) - len(chosen)} more runs not drawn (at most {ctx.options.max_heatmaps} models by "
+            "default; choose runs with --heatmap)"
+        ]
+        if len(chosen) < len(ctx.runs)
+        else []
+    )
     return Section("Per-layer x expert load", figures=figs, notes=notes)
 
 
@@ -86,7 +111,10 @@ def lorenz_section(ctx) -> Section:
     for r in ctx.sorted_runs():
         c = load_curves(ctx.aggregate(r))  # Lorenz curve averaged over layers
         panels.setdefault(ctx.label(r), []).append((r.condition, c["x"], c["y"]))
-    fig = Figure("lorenz", plots.lorenz_curves(panels, ctx.style, "Lorenz curves of expert load, per model"),
-                 "share of assignments held by the least-loaded share of experts, all units summed, averaged over "
-                 "MoE layers; the area between a curve and the diagonal is Gini / 2")
+    fig = Figure(
+        "lorenz",
+        plots.lorenz_curves(panels, ctx.style, "Lorenz curves of expert load, per model"),
+        "share of assignments held by the least-loaded share of experts, all units summed, averaged over "
+        "MoE layers; the area between a curve and the diagonal is Gini / 2",
+    )
     return Section("Lorenz curves", figures=[fig])

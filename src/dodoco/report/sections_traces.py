@@ -16,8 +16,10 @@ __all__ = ["affinity_section", "coactivation_section", "rebalance_section", "tra
 
 MAX_PANELS = 6
 #: line style and the rows each trace placement is judged on
-_PLACEMENTS = {"coact": ("dedup", "coact: deduplicated rows saved"),
-               "affinity": ("forward", "affinity: forwarded rows saved")}
+_PLACEMENTS = {
+    "coact": ("dedup", "coact: deduplicated rows saved"),
+    "affinity": ("forward", "affinity: forwarded rows saved"),
+}
 
 
 def _summary(ctx):
@@ -36,8 +38,9 @@ def _panels(d: dict) -> dict:
     return dict(list(d.items())[:MAX_PANELS])
 
 
-def _matrices(panels: dict, title: str, cbar: str, cmap: str, vmin: float, vmax: float,
-              xlabel: str, ylabel: str) -> bytes:
+def _matrices(
+    panels: dict, title: str, cbar: str, cmap: str, vmin: float, vmax: float, xlabel: str, ylabel: str
+) -> bytes:
     """One heatmap per panel {title: matrix[E, E]} on a shared colour scale."""
     fig, axes = plots.grid(len(panels), width=3.4, height=3.1)
     im = None
@@ -49,6 +52,23 @@ def _matrices(panels: dict, title: str, cbar: str, cmap: str, vmin: float, vmax:
     return plots.png(fig)
 
 
+def _top_pairs(s) -> list[dict]:
+    """The most co-selected pairs of each run's drawn layer, with model, condition and layer."""
+    return [
+        {
+            "model": k.split(" / ")[0],
+            "condition": k.split(" / ")[1],
+            "layer": s.heatmaps[k][1],
+            "rank": i + 1,
+            "pair": f"{a}-{b}",
+            "co_selections": n,
+            "lift": li,
+        }
+        for k, ps in s.pairs.items()
+        for i, (a, b, n, li) in enumerate(ps)
+    ]
+
+
 def coactivation_section(ctx) -> Section:
     """Expert co-activation within a layer (token traces)."""
     s = _summary(ctx)
@@ -56,30 +76,55 @@ def coactivation_section(ctx) -> Section:
         raise SkipSection("no run has token traces: observe with --traces")
     heat = {k: np.log2(np.clip(np.nan_to_num(m, nan=1.0), 1 / 8, 8)) for k, (m, _) in _panels(s.heatmaps).items()}
     layer = next(iter(s.heatmaps.values()))[1]
-    fig = _matrices(heat, f"Co-activation lift of expert pairs in MoE layer {layer} (every panel; the most "
-                    "concentrated on average), experts in clustering order", "log2(observed / expected pairs); "
-                    "0 = independent",
-                    "RdBu_r", -3, 3, "expert (cluster order)", "expert (cluster order)")
-    pairs = [{"model": k.split(" / ")[0], "condition": k.split(" / ")[1], "layer": s.heatmaps[k][1], "rank": i + 1,
-              "pair": f"{a}-{b}", "co_selections": n, "lift": li}
-             for k, ps in s.pairs.items() for i, (a, b, n, li) in enumerate(ps)]
-    cols = ["model", "condition", "layer", "pairs", "top_share", "top_share_indep", "tv",
-            "tv_noise", "max_lift", "lift_p99"]
+    fig = _matrices(
+        heat,
+        f"Co-activation lift of expert pairs in MoE layer {layer} (every panel; the most "
+        "concentrated on average), experts in clustering order",
+        "log2(observed / expected pairs); 0 = independent",
+        "RdBu_r",
+        -3,
+        3,
+        "expert (cluster order)",
+        "expert (cluster order)",
+    )
+    pairs = _top_pairs(s)
+    cols = [
+        "model",
+        "condition",
+        "layer",
+        "pairs",
+        "top_share",
+        "top_share_indep",
+        "tv",
+        "tv_noise",
+        "max_lift",
+        "lift_p99",
+    ]
     return Section(
         "Expert co-activation within a layer (token traces)",
         html="<p>Pairs of experts chosen by the same token, against the pairs expected if the "
-             "experts were paired at random with the observed per-expert loads (exact for uniform "
-             "routing). top_share: share of co-selections in the top 5% of pairs (top_share_indep: "
-             "the same under independence); tv: distance from independence (tv_noise: what "
-             "sampling alone gives).</p>",
-        figures=[Figure("coactivation-lift", fig, "log2 lift per expert pair; block structure = "
-                                                  "groups of experts chosen together")],
-        tables=[Table("coactivation", _round(s.coactivation), "Co-activation per run and MoE layer",
-                      cols),
-                Table("coactivation-top-pairs", _round(pairs), "Most co-selected pairs of the "
-                      "drawn layer (the most concentrated one per run)",
-                      ["model", "condition", "layer", "rank", "pair", "co_selections", "lift"])],
-        notes=[n for n in s.notes if "traces" in n])
+        "experts were paired at random with the observed per-expert loads (exact for uniform "
+        "routing). top_share: share of co-selections in the top 5% of pairs (top_share_indep: "
+        "the same under independence); tv: distance from independence (tv_noise: what "
+        "sampling alone gives).</p>",
+        figures=[
+            Figure(
+                "coactivation-lift",
+                fig,
+                "log2 lift per expert pair; block structure = groups of experts chosen together",
+            )
+        ],
+        tables=[
+            Table("coactivation", _round(s.coactivation), "Co-activation per run and MoE layer", cols),
+            Table(
+                "coactivation-top-pairs",
+                _round(pairs),
+                "Most co-selected pairs of the drawn layer (the most concentrated one per run)",
+                ["model", "condition", "layer", "rank", "pair", "co_selections", "lift"],
+            ),
+        ],
+        notes=[n for n in s.notes if "traces" in n],
+    )
 
 
 def _uncertainty_figure(ctx, rows) -> bytes:
@@ -94,11 +139,15 @@ def _uncertainty_figure(ctx, rows) -> bytes:
             mine = [r for r in rs if r["condition"] == cond]
             x = [r["layer"] for r in mine]
             plots.line(ax, x, [r["uncertainty_coef"] for r in mine], color=ctx.style.color(cond))
-            ax.plot(x, [r.get("uncertainty_coef_shuffled", np.nan) for r in mine], color=ctx.style.color(cond),
-                    linestyle=":", linewidth=1.0)
+            ax.plot(
+                x,
+                [r.get("uncertainty_coef_shuffled", np.nan) for r in mine],
+                color=ctx.style.color(cond),
+                linestyle=":",
+                linewidth=1.0,
+            )
             conds.append(cond)
-        ax.set(title=model, xlabel="MoE layer l (pair l -> l+1)",
-               ylabel="uncertainty coefficient I/H(next)")
+        ax.set(title=model, xlabel="MoE layer l (pair l -> l+1)", ylabel="uncertainty coefficient I/H(next)")
         ax.set_xticks(sorted({r["layer"] for r in rs}))
         ax.grid(alpha=0.25)
     suptitle(fig, "Cross-layer affinity: information the layer-l expert gives about layer l+1")
@@ -114,27 +163,56 @@ def affinity_section(ctx) -> Section:
     trans = {k: m for k, (m, _) in _panels(s.transitions).items()}
     pair = next(iter(s.transitions.values()))[1] if s.transitions else 0
     vmax = max(float(np.percentile(m, 99.5)) for m in trans.values()) or 1.0
-    cols = ["model", "condition", "layer", "next", "mi", "mi_shuffled", "h_next", "h_cond", "uncertainty_coef",
-            "uncertainty_coef_shuffled", "top1", "top1_indep", "top20", "top20_indep"]
+    cols = [
+        "model",
+        "condition",
+        "layer",
+        "next",
+        "mi",
+        "mi_shuffled",
+        "h_next",
+        "h_cond",
+        "uncertainty_coef",
+        "uncertainty_coef_shuffled",
+        "top1",
+        "top1_indep",
+        "top20",
+        "top20_indep",
+    ]
     return Section(
         "Cross-layer expert affinity (token traces)",
         html="<p>For each token, its experts in layer l against its experts in layer l+1 (all K x "
-             "K pairs). I: mutual information in bits; uncertainty_coef = I / H(next layer), Theil's "
-             "uncertainty coefficient (the share of the next layer's entropy the current expert "
-             "removes; not the symmetric normalised MI); top1: chance that the most likely next "
-             "expert given the current one is among the token's K experts of layer l+1 (top1_indep: "
-             "the most popular next expert, without knowing the current one); top20: share of a "
-             "token's next-layer experts among the 20% most likely given the current one. The "
-             "shuffled control pairs layer l with another token's layer l+1.</p>",
-        figures=[Figure("affinity-uncertainty", _uncertainty_figure(ctx, s.affinity),
-                        "uncertainty coefficient per layer pair; dotted: the token-shuffled control"),
-                 Figure("affinity-conditional", _matrices(
-                     trans, f"Next-layer expert given the current expert, MoE layers {pair} -> {pair + 1} (every "
-                     "panel; the most informative pair on average)",
-                     "p(expert b in layer l+1 | expert a in layer l)", "magma", 0.0, vmax,
-                     "layer l+1 expert (cluster order)", "layer l expert (cluster order)"),
-                     "rows: current expert; columns: next expert")],
-        tables=[Table("affinity", _round(s.affinity), "Affinity per run and layer pair", cols)])
+        "K pairs). I: mutual information in bits; uncertainty_coef = I / H(next layer), Theil's "
+        "uncertainty coefficient (the share of the next layer's entropy the current expert "
+        "removes; not the symmetric normalised MI); top1: chance that the most likely next "
+        "expert given the current one is among the token's K experts of layer l+1 (top1_indep: "
+        "the most popular next expert, without knowing the current one); top20: share of a "
+        "token's next-layer experts among the 20% most likely given the current one. The "
+        "shuffled control pairs layer l with another token's layer l+1.</p>",
+        figures=[
+            Figure(
+                "affinity-uncertainty",
+                _uncertainty_figure(ctx, s.affinity),
+                "uncertainty coefficient per layer pair; dotted: the token-shuffled control",
+            ),
+            Figure(
+                "affinity-conditional",
+                _matrices(
+                    trans,
+                    f"Next-layer expert given the current expert, MoE layers {pair} -> {pair + 1} (every "
+                    "panel; the most informative pair on average)",
+                    "p(expert b in layer l+1 | expert a in layer l)",
+                    "magma",
+                    0.0,
+                    vmax,
+                    "layer l+1 expert (cluster order)",
+                    "layer l expert (cluster order)",
+                ),
+                "rows: current expert; columns: next expert",
+            ),
+        ],
+        tables=[Table("affinity", _round(s.affinity), "Affinity per run and layer pair", cols)],
+    )
 
 
 def _saving_figure(ctx, rows) -> bytes:
@@ -142,8 +220,9 @@ def _saving_figure(ctx, rows) -> bytes:
     for r in rows:
         if r["placement"] in _PLACEMENTS:
             lines = by_panel.setdefault(f"{r['model']}, {r['regime']}", {})
-            ln = lines.setdefault((r["condition"], r["placement"]), {"condition": r["condition"],
-                                                                     "placement": r["placement"], "rows": []})
+            ln = lines.setdefault(
+                (r["condition"], r["placement"]), {"condition": r["condition"], "placement": r["placement"], "rows": []}
+            )
             ln["rows"].append(r)
     panels = _panels(plots.small_multiples({k: list(v.values()) for k, v in by_panel.items()}))
     fig, axes = plots.grid(len(panels))
@@ -152,18 +231,29 @@ def _saving_figure(ctx, rows) -> bytes:
         for ln in lines:
             mine = sorted(ln["rows"], key=lambda r: r["ep"])
             metric, _ = _PLACEMENTS[ln["placement"]]
-            plots.line(ax, [r["ep"] for r in mine], [100 * r[f"{metric}_saving"] for r in mine],
-                       [100 * r[f"{metric}_saving_lo"] for r in mine],
-                       [100 * r[f"{metric}_saving_hi"] for r in mine], [r["steps"] for r in mine],
-                       color=ctx.style.color(ln["condition"]), dash=ctx.style.dash(ln["placement"]))
+            plots.line(
+                ax,
+                [r["ep"] for r in mine],
+                [100 * r[f"{metric}_saving"] for r in mine],
+                [100 * r[f"{metric}_saving_lo"] for r in mine],
+                [100 * r[f"{metric}_saving_hi"] for r in mine],
+                [r["steps"] for r in mine],
+                color=ctx.style.color(ln["condition"]),
+                dash=ctx.style.dash(ln["placement"]),
+            )
             conds.append(ln["condition"])
         plots.int_ticks(ax, [r["ep"] for ln in lines for r in ln["rows"]])
         ax.axhline(0, color="0.5", linewidth=0.8, gid="reference")
         ax.set(title=name, xlabel="EP degree N (ranks)", ylabel="rows saved vs EPLB (%)")
         ax.grid(alpha=0.25)
     suptitle(fig, "Dispatch rows saved over EPLB, held out: coact (deduplicated), affinity (forwarded)")
-    plots.legend(fig, ctx.style, conds, (), [(label, {"color": "0.25", "linestyle": ctx.style.dash(name)})
-                                            for name, (_, label) in _PLACEMENTS.items()])
+    plots.legend(
+        fig,
+        ctx.style,
+        conds,
+        (),
+        [(label, {"color": "0.25", "linestyle": ctx.style.dash(name)}) for name, (_, label) in _PLACEMENTS.items()],
+    )
     return plots.png(fig)
 
 
@@ -172,23 +262,43 @@ def trace_placements_section(ctx) -> Section:
     s = _summary(ctx)
     if not s.placements:
         raise SkipSection("no run has token traces to fit co-activation or affinity placements on")
-    cols = ["model", "condition", "regime", "ep", "placement", "steps", "dedup_saving",
-            "dedup_saving_lo", "dedup_saving_hi", "forward_saving", "forward_saving_lo",
-            "forward_saving_hi", "receiver_skew", "dedup_recv_skew", "max_mean", "dedup_rows",
-            "forward_rows"]
+    cols = [
+        "model",
+        "condition",
+        "regime",
+        "ep",
+        "placement",
+        "steps",
+        "dedup_saving",
+        "dedup_saving_lo",
+        "dedup_saving_hi",
+        "forward_saving",
+        "forward_saving_lo",
+        "forward_saving_hi",
+        "receiver_skew",
+        "dedup_recv_skew",
+        "max_mean",
+        "dedup_rows",
+        "forward_rows",
+    ]
     return Section(
         "Placements fitted on token traces (held out)",
         html="<p>Fitted on half of each run's sequences, evaluated on the other half in steps of "
-             "N sequences (B = 1). dedup: distinct (token, remote rank) rows, what DeepEP sends; "
-             "forward: rows if tokens were forwarded from the ranks of their previous layer's "
-             "experts (the ExFlow dispatch, a model). Savings are per step against EPLB with 95% "
-             "bootstrap intervals over steps; coact and affinity keep rank loads within 10% of "
-             "EPLB's on the fit data (the skews here are held out).</p>",
-        figures=[Figure("trace-placements", _saving_figure(ctx, s.placements),
-                        "bands: 95% bootstrap interval over held-out steps")],
-        tables=[Table("trace-placements", _round(s.placements), "Every placement per run, regime "
-                      "and EP degree", cols)],
-        notes=[n for n in s.notes if "skipped" in n or "placements left out" in n])
+        "N sequences (B = 1). dedup: distinct (token, remote rank) rows, what DeepEP sends; "
+        "forward: rows if tokens were forwarded from the ranks of their previous layer's "
+        "experts (the ExFlow dispatch, a model). Savings are per step against EPLB with 95% "
+        "bootstrap intervals over steps; coact and affinity keep rank loads within 10% of "
+        "EPLB's on the fit data (the skews here are held out).</p>",
+        figures=[
+            Figure(
+                "trace-placements",
+                _saving_figure(ctx, s.placements),
+                "bands: 95% bootstrap interval over held-out steps",
+            )
+        ],
+        tables=[Table("trace-placements", _round(s.placements), "Every placement per run, regime and EP degree", cols)],
+        notes=[n for n in s.notes if "skipped" in n or "placements left out" in n],
+    )
 
 
 def _rebalance_figure(rows) -> bytes:
@@ -202,19 +312,28 @@ def _rebalance_figure(rows) -> bytes:
     for ax, (name, rs) in zip(axes, panels.items()):
         for w in ws:
             mine = sorted((r for r in rs if isinstance(r["k"], int) and r["w"] == w), key=lambda r: r["k"])
-            ax.plot([r["k"] for r in mine], [r["mean_skew"] for r in mine], marker="o", markersize=3,
-                    color=shades[w])
+            ax.plot([r["k"] for r in mine], [r["mean_skew"] for r in mine], marker="o", markersize=3, color=shades[w])
         for r in rs:
             if r["k"] in ("never", "oracle"):
-                ax.axhline(r["mean_skew"], color="C3" if r["k"] == "never" else "C2",
-                           linestyle="--", linewidth=1, gid="reference")
+                ax.axhline(
+                    r["mean_skew"],
+                    color="C3" if r["k"] == "never" else "C2",
+                    linestyle="--",
+                    linewidth=1,
+                    gid="reference",
+                )
         plots.int_ticks(ax, [r["k"] for r in rs if isinstance(r["k"], int)])
         ax.set(title=name, xlabel="refit interval k (steps)", ylabel="mean receiver skew (max/mean)")
         ax.grid(alpha=0.25)
     suptitle(fig, "EPLB refitted every k steps on the last w: receiver skew between refits")
-    legend(fig, [(f"window w = {w}", {"color": shades[w], "marker": "o"}) for w in ws]
-           + [("never refitted", {"color": "C3", "linestyle": "--"}),
-              ("each step fitted on itself", {"color": "C2", "linestyle": "--"})])
+    legend(
+        fig,
+        [(f"window w = {w}", {"color": shades[w], "marker": "o"}) for w in ws]
+        + [
+            ("never refitted", {"color": "C3", "linestyle": "--"}),
+            ("each step fitted on itself", {"color": "C2", "linestyle": "--"}),
+        ],
+    )
     return plots.png(fig)
 
 
@@ -223,23 +342,48 @@ def rebalance_section(ctx) -> Section:
     s = _summary(ctx)
     if not s.rebalance:
         raise SkipSection("no run has enough steps in arrival order for the rebalancing sweep")
-    cols = ["model", "condition", "ep", "k", "w", "refits", "same_as", "mean_skew", "p95_skew",
-            "moved_per_refit", "bytes_per_refit", "stale_s", "migrate_s", "total_s", "hidden", "intermediate",
-            "shape_from", "migrate_gbps", "dispatch_gbps", "seconds_label"]
+    cols = [
+        "model",
+        "condition",
+        "ep",
+        "k",
+        "w",
+        "refits",
+        "same_as",
+        "mean_skew",
+        "p95_skew",
+        "moved_per_refit",
+        "bytes_per_refit",
+        "stale_s",
+        "migrate_s",
+        "total_s",
+        "hidden",
+        "intermediate",
+        "shape_from",
+        "migrate_gbps",
+        "dispatch_gbps",
+        "seconds_label",
+    ]
     return Section(
         "Rebalancing over time: refit interval and window",
         html="<p>Units in the order they were recorded, steps of N = 8 units; EPLB refitted every k "
-             "steps on the last w and evaluated on the steps after every policy's first fit. "
-             "Experts moved count the replicas each rank must newly hold after relabelling ranks "
-             "to keep the most in place (ties: the smallest busiest incoming). The best (k, w) "
-             "minimises a nominal time, a cost model and not a measurement: excess rows of the busiest "
-             "rank over the dispatch bandwidth plus, layer after layer, the busiest rank's incoming "
-             "expert bytes over the migration bandwidth; a policy that refits nowhere in the evaluated "
-             "steps is the same as never refitting and the best says never.</p>",
-        figures=[Figure("rebalance", _rebalance_figure(s.rebalance),
-                        "lines: one window w each; dashed: never refitted, and the in-sample bound")],
-        tables=[Table("rebalance", _round(s.rebalance), "Every (k, w) per run (nominal bytes and "
-                      "seconds)", cols),
-                Table("rebalance-best", _round(s.rebalance_best), "Best (k, w) per migration "
-                      "bandwidth (nominal)")],
-        notes=[n for n in s.notes if "nominal" in n or "rebalance" in n])
+        "steps on the last w and evaluated on the steps after every policy's first fit. "
+        "Experts moved count the replicas each rank must newly hold after relabelling ranks "
+        "to keep the most in place (ties: the smallest busiest incoming). The best (k, w) "
+        "minimises a nominal time, a cost model and not a measurement: excess rows of the busiest "
+        "rank over the dispatch bandwidth plus, layer after layer, the busiest rank's incoming "
+        "expert bytes over the migration bandwidth; a policy that refits nowhere in the evaluated "
+        "steps is the same as never refitting and the best says never.</p>",
+        figures=[
+            Figure(
+                "rebalance",
+                _rebalance_figure(s.rebalance),
+                "lines: one window w each; dashed: never refitted, and the in-sample bound",
+            )
+        ],
+        tables=[
+            Table("rebalance", _round(s.rebalance), "Every (k, w) per run (nominal bytes and seconds)", cols),
+            Table("rebalance-best", _round(s.rebalance_best), "Best (k, w) per migration bandwidth (nominal)"),
+        ],
+        notes=[n for n in s.notes if "nominal" in n or "rebalance" in n],
+    )

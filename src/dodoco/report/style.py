@@ -18,11 +18,29 @@ from __future__ import annotations
 
 import textwrap
 
-__all__ = ["CASE_MARKERS", "DISPATCHER_COLORS", "DPI", "LEGEND", "MAX_LINES", "Style", "audit", "colorbar", "fit",
-           "legend", "suptitle"]
+__all__ = [
+    "CASE_MARKERS",
+    "DISPATCHER_COLORS",
+    "DPI",
+    "LEGEND",
+    "MAX_LINES",
+    "Style",
+    "audit",
+    "colorbar",
+    "fit",
+    "legend",
+    "suptitle",
+]
 
-_FIXED = {"mock-uniform": "#000000", "mock-ramp": "#6e6e6e", "mock-unigram": "#a8a8a8",
-          "prose": "#0072B2", "code": "#E69F00", "math": "#009E73", "multilingual": "#D55E00"}
+_FIXED = {
+    "mock-uniform": "#000000",
+    "mock-ramp": "#6e6e6e",
+    "mock-unigram": "#a8a8a8",
+    "prose": "#0072B2",
+    "code": "#E69F00",
+    "math": "#009E73",
+    "multilingual": "#D55E00",
+}
 _EXTRA = ("#CC79A7", "#56B4E9", "#F0E442", "#8c564b", "#7f7f7f", "#17becf", "#bcbd22", "#9467bd")
 _DASHES = {"contiguous": "-", "round_robin": "--", "eplb": ":", "coact": "-.", "affinity": (0, (10, 3))}
 _EXTRA_DASHES = ((0, (1, 3)), (0, (4, 1, 1, 1)), (0, (3, 2, 1, 2, 1, 2)), (0, (2, 1)))
@@ -78,22 +96,25 @@ def legend(fig, entries) -> None:
 
 def suptitle(fig, title: str) -> None:
     """The figure's title, wrapped to the figure's width so that it is never cut."""
-    fig.suptitle(textwrap.fill(title, max(30, int(fig.get_figwidth() * 10.5)), break_on_hyphens=False),
-                 fontsize=TITLE_SIZE)
+    fig.suptitle(
+        textwrap.fill(title, max(30, int(fig.get_figwidth() * 10.5)), break_on_hyphens=False), fontsize=TITLE_SIZE
+    )
 
 
 def colorbar(fig, im, axes, label: str) -> None:
     """A colour bar beside ``axes``, its label wrapped to the bar's height."""
     height = fig.get_figheight() * 0.85
-    fig.colorbar(im, ax=list(axes), label=textwrap.fill(label, max(16, int(height * 9)), break_on_hyphens=False),
-                 shrink=0.9)
+    fig.colorbar(
+        im, ax=list(axes), label=textwrap.fill(label, max(16, int(height * 9)), break_on_hyphens=False), shrink=0.9
+    )
 
 
 def _outside(fig, renderer) -> list[tuple[str, float]]:
     """(what, pixels it lies outside the figure) for every drawn axes (with its tick and axis labels and
     title), figure text, title and legend that is not inside the figure."""
-    items = [(f"axes {ax.get_title() or ax.get_ylabel()}", ax.get_tightbbox(renderer)) for ax in fig.axes
-             if ax.get_visible()]
+    items = [
+        (f"axes {ax.get_title() or ax.get_ylabel()}", ax.get_tightbbox(renderer)) for ax in fig.axes if ax.get_visible()
+    ]
     texts = list(fig.texts) + ([fig._suptitle] if fig._suptitle is not None else [])
     items += [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_visible() and t.get_text()]
     items += [("legend", lg.get_window_extent(renderer)) for lg in fig.legends]
@@ -118,14 +139,20 @@ def fit(fig, tries: int = 4) -> None:
 
 
 def _data_lines(ax) -> int:
-    return sum(1 for ln in ax.get_lines() if ln.get_linestyle() not in ("None", "none", "", " ")
-               and len(ln.get_xdata()) >= 2 and ln.get_gid() != "reference")
+    return sum(
+        1
+        for ln in ax.get_lines()
+        if ln.get_linestyle() not in ("None", "none", "", " ")
+        and len(ln.get_xdata()) >= 2
+        and ln.get_gid() != "reference"
+    )
 
 
 def audit(fig) -> list[str]:
     """What is wrong with a drawn figure: texts outside it, axes with more than MAX_LINES lines."""
     fig.canvas.draw()
     problems = [f"clipped by {o:.0f} px: {t[:60]!r}" for t, o in _outside(fig, fig.canvas.get_renderer())]
-    problems += [f"{_data_lines(ax)} lines in axes {ax.get_title()[:40]!r}" for ax in fig.axes
-                 if _data_lines(ax) > MAX_LINES]
+    problems += [
+        f"{_data_lines(ax)} lines in axes {ax.get_title()[:40]!r}" for ax in fig.axes if _data_lines(ax) > MAX_LINES
+    ]
     return problems

@@ -27,8 +27,19 @@ import textwrap
 
 from dodoco.store.atomic import json_safe
 
-__all__ = ["cell_text", "column_decimals", "flatten_provenance", "label_kind", "layout", "print_table",
-           "print_text", "table_columns", "to_csv", "to_json", "wrap_text"]
+__all__ = [
+    "cell_text",
+    "column_decimals",
+    "flatten_provenance",
+    "label_kind",
+    "layout",
+    "print_table",
+    "print_text",
+    "table_columns",
+    "to_csv",
+    "to_json",
+    "wrap_text",
+]
 
 
 def _empty(value) -> bool:
@@ -59,8 +70,9 @@ def column_decimals(rows: list[dict], column: str) -> int | None:
     """Decimals shared by a column's floats: 0 when every number is a whole number (integer columns
     print as integers), else 4 significant digits of the median magnitude (0..6 decimals; -1 = use
     scientific notation for columns of tiny values); None for non-numeric columns."""
-    vals = [v for r in rows if isinstance(v := r.get(column), (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v)]
+    vals = [
+        v for r in rows if isinstance(v := r.get(column), (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ]
     if not vals or len(vals) != sum(1 for r in rows if not _empty(r.get(column))):
         return None
     if all(float(v).is_integer() for v in vals):
@@ -90,12 +102,19 @@ def flatten_provenance(rows: list[dict], columns: list[str] | None = None) -> tu
     out = []
     for r in rows:
         p = r.get("provenance")
-        out.append({**{k: v for k, v in r.items() if k != "provenance"},
-                    **({f"{t}_label": p.get(t) for t in terms} if isinstance(p, dict) else {})})
+        out.append(
+            {
+                **{k: v for k, v in r.items() if k != "provenance"},
+                **({f"{t}_label": p.get(t) for t in terms} if isinstance(p, dict) else {}),
+            }
+        )
     if columns is not None:
         new = [f"{t}_label" for t in terms]
-        columns = ([x for c in columns for x in (new if c == "provenance" else [c])] if "provenance" in columns
-                   else list(columns) + new)
+        columns = (
+            [x for c in columns for x in (new if c == "provenance" else [c])]
+            if "provenance" in columns
+            else list(columns) + new
+        )
     return out, columns
 
 
@@ -117,8 +136,14 @@ def wrap_text(text: str, width: int | None, first: str = "", rest: str | None = 
     rest = first if rest is None else rest
     if not width:
         return [first + text]
-    return textwrap.wrap(text, max(len(first) + 8, width), initial_indent=first, subsequent_indent=rest,
-                         break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+    return textwrap.wrap(
+        text,
+        max(len(first) + 8, width),
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
 
 
 def _pack(items: list[str], width: int | None, first: str, rest: str, sep: str = "   ") -> list[str]:
@@ -152,8 +177,9 @@ def _grid(columns, cells, right) -> list[str]:
     return [line(columns), "  ".join("-" * w for w in widths)] + [line(row) for row in cells]
 
 
-def layout(rows: list[dict], title: str, columns: list[str] | None = None, width: int | None = None, *,
-           keep=(), labels=()) -> list[str]:
+def layout(
+    rows: list[dict], title: str, columns: list[str] | None = None, width: int | None = None, *, keep=(), labels=()
+) -> list[str]:
     """The lines of a table (see the module docstring); ``width`` None: full width (not a terminal)."""
     if not rows:
         return [f"{title}: no rows"]
@@ -170,8 +196,13 @@ def layout(rows: list[dict], title: str, columns: list[str] | None = None, width
     if const:
         pairs = [f"{c} {full[c][0]}" + ("," if i < len(const) - 1 else "") for i, c in enumerate(const)]
         out += _pack(pairs, width, "every row: ", "  ", sep=" ")
-    legend = [f"{c}: {t}" for c in shown if _is_label(c, labels)
-              for k, t in dict.fromkeys(zip(shown_text[c], full[c])) if k != t]
+    legend = [
+        f"{c}: {t}"
+        for c in shown
+        if _is_label(c, labels)
+        for k, t in dict.fromkeys(zip(shown_text[c], full[c]))
+        if k != t
+    ]
     widths = {c: max([len(c)] + [len(t) for t in shown_text[c]]) for c in shown}
     must = [c for c in shown if c in keep or _is_label(c, labels) or c == shown[0]]
     dropped = []
@@ -189,8 +220,10 @@ def layout(rows: list[dict], title: str, columns: list[str] | None = None, width
     for line in legend:
         out += wrap_text(line, width, "  ", "    ")
     if dropped:
-        out += wrap_text(f"(left out to fit the terminal: {', '.join(dropped)}; a wider terminal, a pipe or "
-                         "--json shows them)", width)
+        out += wrap_text(
+            f"(left out to fit the terminal: {', '.join(dropped)}; a wider terminal, a pipe or --json shows them)",
+            width,
+        )
     return out
 
 
@@ -200,8 +233,9 @@ def _console(console=None, stderr: bool = False):
     return console or Console(stderr=stderr)
 
 
-def print_table(rows: list[dict], title: str, columns: list[str] | None = None, console=None, *, keep=(),
-                labels=()) -> None:
+def print_table(
+    rows: list[dict], title: str, columns: list[str] | None = None, console=None, *, keep=(), labels=()
+) -> None:
     """Print ``rows`` (dicts) under ``title``; ``columns`` picks and orders them (default: all);
     ``keep``: columns never left out on a narrow terminal; ``labels``: provenance columns besides
     ``*_label``. Never breaks a cell: see the module docstring."""

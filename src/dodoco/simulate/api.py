@@ -24,8 +24,20 @@ from dodoco.errors import DodocoError
 __all__ = ["SCHEMA", "SimulateConfig", "SimulateResult", "resolve_calibration", "simulate"]
 
 SCHEMA = "dodoco.simulate/1"
-COLUMNS = ["model", "condition", "dispatcher", "N", "nodes", "MB_per_rank", "recv_skew", "dispatch_ms",
-           "balanced_ms", "imbalance_share", "hier_ms", "combine_ms"]
+COLUMNS = [
+    "model",
+    "condition",
+    "dispatcher",
+    "N",
+    "nodes",
+    "MB_per_rank",
+    "recv_skew",
+    "dispatch_ms",
+    "balanced_ms",
+    "imbalance_share",
+    "hier_ms",
+    "combine_ms",
+]
 LAYER_COLUMNS = ["compute_ms", "compute_straggler_ms", "comm_straggler_ms", "layer_ms", "balanced_layer_ms"]
 
 
@@ -80,9 +92,16 @@ class SimulateResult:
     mitigations: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "title": self.title, "calibration": self.calibration, "notes": self.notes,
-                "validation": self.validation, "skipped": self.skipped, "rows": self.rows,
-                "mitigations": self.mitigations}
+        return {
+            "schema": SCHEMA,
+            "title": self.title,
+            "calibration": self.calibration,
+            "notes": self.notes,
+            "validation": self.validation,
+            "skipped": self.skipped,
+            "rows": self.rows,
+            "mitigations": self.mitigations,
+        }
 
 
 def _is_calibration(path: str) -> bool:
@@ -150,79 +169,142 @@ def _runs(cfg: SimulateConfig) -> list:
 def _title(cfg, cluster, cal) -> str:
     from dodoco.ep.placements import PLACEMENTS, check_placements
 
-    held = " fitted on half of the sequences, evaluated on the other half" \
-        if PLACEMENTS[check_placements(cfg.placement)[0]].fitted else ""
+    held = (
+        " fitted on half of the sequences, evaluated on the other half"
+        if PLACEMENTS[check_placements(cfg.placement)[0]].fitted
+        else ""
+    )
     shape = f"H={cfg.hidden} {cfg.dtype}, B={cfg.batch}, {cfg.placement}{held}"
     if cal is None:
-        return (f"UNCALIBRATED prediction on {cluster.name} ({shape}): nominal datasheet bandwidth and the naive "
-                "max model, no measurement behind it")
+        return (
+            f"UNCALIBRATED prediction on {cluster.name} ({shape}): nominal datasheet bandwidth and the naive "
+            "max model, no measurement behind it"
+        )
     return f"predicted dispatch and MoE layer on {cluster.name} ({shape}), calibrated on {cal.describe()}"
 
 
 def _notes(rows, cal, cluster) -> list[str]:
     notes = ["predictions of the model, not measurements"]
     if cal is None:
-        notes.append(f"uncalibrated: {cluster.nominal_nvlink()}; no calibration for cluster {cluster.name} "
-                     "(pass --calibration FILE from `dodoco replay` or bench/bench_dispatch.py)")
+        notes.append(
+            f"uncalibrated: {cluster.nominal_nvlink()}; no calibration for cluster {cluster.name} "
+            "(pass --calibration FILE from `dodoco replay` or bench/bench_dispatch.py)"
+        )
     if any(r["nodes"] > 1 for r in rows):
         notes.append(f"EP across nodes uses NIC terms that are {cluster.nominal_nic()}")
     for label in sorted({r["compute_source"] for r in rows if r.get("compute_source")}):
         notes.append(f"expert compute: {label}")
     if any("compute_ms" in r for r in rows):
-        notes.append("compute_straggler_ms = busiest rank's experts - the mean rank's of the same step (>= 0); "
-                     "balanced_layer_ms: balanced dispatch + every rank at the mean tokens spread evenly + balanced combine")
+        notes.append(
+            "compute_straggler_ms = busiest rank's experts - the mean rank's of the same step (>= 0); "
+            "balanced_layer_ms: balanced dispatch + every rank at the mean tokens spread evenly + balanced combine"
+        )
     return notes
+
+
+def _one_run(cfg, r, timer, dispatchers, compute, label: dict) -> tuple[list, list, list]:
+    """(rows, skipped, mitigation rows) of one run: ``simulate_ep`` under the run's own step source."""
+    from dodoco.defaults import dtype_bytes
+    from dodoco.ep.steps import run_source
+    from dodoco.simulate.layer import simulate_ep
+
+    model, shape, gpu = compute
+    row_bytes = (shape.hidden if cfg.shape else cfg.hidden) * dtype_bytes(cfg.dtype)
+    src = run_source(r, cfg.seed)
+    out, skip = simulate_ep(
+        r.counts,
+        cfg.ep,
+        cfg.batch,
+        timer,
+        row_bytes=row_bytes,
+        dispatchers=dispatchers,
+        compute=(model, shape) if model else None,
+        placement=cfg.placement,
+        seed=cfg.seed,
+        max_steps=cfg.max_steps,
+        source=src,
+    )
+    label = {
+        "model": r.model,
+        "run": str(r.path),
+        "condition": r.condition,
+        **label,
+        "batch": cfg.batch,
+        "source_split": src.source_split,
+        "compute_source": f"{model.label(gpu)}; {shape.label()}" if model else "",
+    }
+    mit = (
+        _mitigations(cfg, r, out, timer, (model, shape), row_bytes, dispatchers[0])
+        if cfg.mitigations and model is not None
+        else []
+    )
+    skipped = [
+        {"model": r.model, "run": str(r.path), "condition": r.condition, "N": n, "reason": why} for n, why in skip
+    ]
+    return [{**label, **x} for x in out], skipped, mit
+
+
+def _all_notes(cfg, runs, rows, cal, cluster, host, compute) -> list[str]:
+    from dodoco.ep.steps import run_source
+
+    model, _, gpu = compute
+    missing = (
+        []
+        if model
+        else [
+            f"no expert-compute calibration of kernel {cfg.kernel} ships for {gpu}: dispatch only "
+            "(make one with `dodoco calibrate`, pass it with --compute-calibration FILE)"
+        ]
+    )
+    windows = [
+        f"{r.path} holds one aggregate window: it is one step, its tokens split evenly over the source ranks "
+        "(assumed, not recorded)"
+        for r in runs
+        if run_source(r, cfg.seed).source_split == "uniform"
+    ]
+    return host["notes"] + _notes(rows, cal, cluster) + missing + windows
 
 
 def simulate(cfg: SimulateConfig) -> SimulateResult:
     """Predict dispatch and MoE-layer time per run, dispatcher and EP degree on the cluster."""
-    from dodoco.defaults import dtype_bytes
-    from dodoco.ep.steps import run_source
     from dodoco.simulate.cluster import AlltoallTimer, load_cluster
     from dodoco.simulate.hostcheck import calibration_compute, host_check
-    from dodoco.simulate.layer import simulate_ep
 
     cluster = load_cluster(cfg.cluster)
     cal, validation = resolve_calibration(cfg, cluster)
-    cal_info = {"source": cal.describe() if cal is not None else "none: uncalibrated (nominal datasheet numbers)",
-                "fits": [f.label() for f in cal.fits] if cal is not None else []}
+    cal_info = {
+        "source": cal.describe() if cal is not None else "none: uncalibrated (nominal datasheet numbers)",
+        "fits": [f.label() for f in cal.fits] if cal is not None else [],
+    }
     host = host_check(cal, cluster)  # whose machine the calibration is, this one or not (simulate/hostcheck.py)
     cal_info.update(host=cal.host if cal is not None else {}, host_check=host["host_check"])
+    title = _title(cfg, cluster, cal) + host["title"]
     if not cfg.runs and cfg.calibration:
-        return SimulateResult(_title(cfg, cluster, cal) + host["title"], [], COLUMNS, [], cal_info, validation,
-                              host["notes"])
+        return SimulateResult(title, [], COLUMNS, [], cal_info, validation, host["notes"])
     runs = _runs(cfg)
     model, shape, gpu = _compute(cfg, cluster)
-    model = calibration_compute(cal, cfg, model)  # the compute model a `dodoco calibrate` file carries
-    hidden = shape.hidden if cfg.shape else cfg.hidden
+    compute = (calibration_compute(cal, cfg, model), shape, gpu)  # a `dodoco calibrate` file's own model wins
     dispatchers = list(cfg.dispatcher or (cal.dispatchers if cal is not None and cal.fits else ["nccl"]))
     timer = AlltoallTimer(cluster, cal)
     rows, skipped, mit = [], [], []
     for r in runs:
-        out, skip = simulate_ep(r.counts, cfg.ep, cfg.batch, timer, row_bytes=hidden * dtype_bytes(cfg.dtype),
-                                dispatchers=dispatchers, compute=(model, shape) if model else None,
-                                placement=cfg.placement, seed=cfg.seed,
-                                max_steps=cfg.max_steps, source=run_source(r, cfg.seed))
-        label = {"model": r.model, "run": str(r.path), "condition": r.condition, "cluster": cluster.name,
-                 "calibration": cal_info["source"], "batch": cfg.batch,
-                 "source_split": run_source(r, cfg.seed).source_split,
-                 "compute_source": f"{model.label(gpu)}; {shape.label()}" if model else ""}
-        rows += [{**label, **x} for x in out]
-        if cfg.mitigations and model is not None:
-            mit += _mitigations(cfg, r, out, timer, (model, shape), hidden * dtype_bytes(cfg.dtype), dispatchers[0])
-        skipped += [{"model": r.model, "run": str(r.path), "condition": r.condition, "N": n, "reason": why}
-                    for n, why in skip]
+        got = _one_run(
+            cfg, r, timer, dispatchers, compute, {"cluster": cluster.name, "calibration": cal_info["source"]}
+        )
+        rows, skipped, mit = rows + got[0], skipped + got[1], mit + got[2]
     rows.sort(key=lambda x: (x["model"], x["condition"], x["run"], x["dispatcher"], x["N"]))
-    rows = [{**x, "calibration_host": host["calibration_host"], "host_check": host["host_check"],
-             "provenance": _provenance(x)} for x in rows]
-    cols = COLUMNS + (LAYER_COLUMNS if model else []) + (["host_check"] if host["title"] else [])
-    notes = host["notes"] + _notes(rows, cal, cluster) + ([] if model else [
-        f"no expert-compute calibration of kernel {cfg.kernel} ships for {gpu}: dispatch only (make one with "
-        "`dodoco calibrate`, pass it with --compute-calibration FILE)"]) + [
-        f"{r.path} holds one aggregate window: it is one step, its tokens split evenly over the source ranks "
-        "(assumed, not recorded)" for r in runs if run_source(r, cfg.seed).source_split == "uniform"]
-    return SimulateResult(_title(cfg, cluster, cal) + host["title"], rows, cols, skipped, cal_info, validation, notes,
-                          mit)
+    rows = [
+        {
+            **x,
+            "calibration_host": host["calibration_host"],
+            "host_check": host["host_check"],
+            "provenance": _provenance(x),
+        }
+        for x in rows
+    ]
+    cols = COLUMNS + (LAYER_COLUMNS if compute[0] else []) + (["host_check"] if host["title"] else [])
+    notes = _all_notes(cfg, runs, rows, cal, cluster, host, compute)
+    return SimulateResult(title, rows, cols, skipped, cal_info, validation, notes, mit)
 
 
 def _provenance(row: dict) -> dict:
@@ -243,7 +325,16 @@ def _mitigations(cfg, run, out, timer, compute, row_bytes: int, dispatcher: str)
 
     rows = []
     for N in sorted({x["N"] for x in out}):
-        for m in mitigation_rows(np.asarray(run.counts), N, cfg.batch, timer, row_bytes=row_bytes, compute=compute,
-                                 dispatcher=dispatcher, seed=cfg.seed, max_steps=cfg.max_steps):
+        for m in mitigation_rows(
+            np.asarray(run.counts),
+            N,
+            cfg.batch,
+            timer,
+            row_bytes=row_bytes,
+            compute=compute,
+            dispatcher=dispatcher,
+            seed=cfg.seed,
+            max_steps=cfg.max_steps,
+        ):
             rows.append({"model": run.model, "condition": run.condition, "dispatcher": dispatcher, **m})
     return rows

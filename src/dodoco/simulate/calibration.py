@@ -51,8 +51,11 @@ class Fit:
         """Parameters at per-rank sizes x[n] -> [n, P] (linear in log2 x between knots, clamped)."""
         lx = np.log2(np.maximum(np.asarray(x, dtype=np.float64), 1.0))
         P = self.theta.shape[1]
-        return np.stack([np.interp(lx, self.knots, self.theta[:, p]) for p in range(P)], axis=-1) if P else \
-            np.zeros(lx.shape + (0,))
+        return (
+            np.stack([np.interp(lx, self.knots, self.theta[:, p]) for p in range(P)], axis=-1)
+            if P
+            else np.zeros(lx.shape + (0,))
+        )
 
     def predict(self, b) -> np.ndarray:
         """Predicted time (s) of AlltoAlls with byte matrices b[..., N', N'] -> [...] (parameters at each
@@ -65,10 +68,19 @@ class Fit:
         return f"{self.machine} N={self.N} {self.dispatcher} {self.phase}: {self.form}"
 
     def to_dict(self) -> dict:
-        return {"machine": self.machine, "device": self.device, "N": self.N, "dispatcher": self.dispatcher,
-                "phase": self.phase, "form": self.form, "params": list(FORMS[self.form].params),
-                "balanced": self.balanced.to_dict(), "knots_MB": (2.0 ** self.knots / 1e6).tolist(),
-                "theta": self.theta.tolist(), **self.info}
+        return {
+            "machine": self.machine,
+            "device": self.device,
+            "N": self.N,
+            "dispatcher": self.dispatcher,
+            "phase": self.phase,
+            "form": self.form,
+            "params": list(FORMS[self.form].params),
+            "balanced": self.balanced.to_dict(),
+            "knots_MB": (2.0**self.knots / 1e6).tolist(),
+            "theta": self.theta.tolist(),
+            **self.info,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Fit":
@@ -77,8 +89,18 @@ class Fit:
         knots = np.log2(np.asarray(d["knots_MB"], dtype=np.float64) * 1e6)
         theta = np.asarray(d["theta"], dtype=np.float64).reshape(len(knots), len(FORMS[d["form"]].params))
         skip = {"machine", "device", "N", "dispatcher", "phase", "form", "params", "balanced", "knots_MB", "theta"}
-        return cls(d["machine"], d["device"], int(d["N"]), d["dispatcher"], d["phase"], d["form"],
-                   Balanced.from_dict(d["balanced"]), knots, theta, {k: v for k, v in d.items() if k not in skip})
+        return cls(
+            d["machine"],
+            d["device"],
+            int(d["N"]),
+            d["dispatcher"],
+            d["phase"],
+            d["form"],
+            Balanced.from_dict(d["balanced"]),
+            knots,
+            theta,
+            {k: v for k, v in d.items() if k not in skip},
+        )
 
 
 @dataclass(frozen=True)
@@ -110,10 +132,14 @@ class Calibration:
 
         dates = sorted({s.get("created", "")[:10] for s in self.sources if s.get("created")})
         where = Path(self.path).name if self.path else ", ".join(Path(s["path"]).name for s in self.sources)
-        host = describe(self.host) if self.host else f"{', '.join(self.machines)} " \
-            f"({', '.join(sorted({f.device for f in self.fits}))})"
-        return ("DRY RUN (gloo on CPU, not a measurement) " if self.dry_run else "") + \
-            f"{host}; measured {', '.join(dates) or '?'}; {where}"
+        host = (
+            describe(self.host)
+            if self.host
+            else f"{', '.join(self.machines)} ({', '.join(sorted({f.device for f in self.fits}))})"
+        )
+        return (
+            "DRY RUN (gloo on CPU, not a measurement) " if self.dry_run else ""
+        ) + f"{host}; measured {', '.join(dates) or '?'}; {where}"
 
     def compute_model(self, kernel: str):
         """The expert-compute model of ``kernel`` measured with this calibration, or None."""
@@ -126,15 +152,20 @@ class Calibration:
         """The fit for an alltoall over N ranks: the calibrated N itself, else the largest calibrated
         N below it (else the smallest above); several machines: the one with most fit samples (or
         ``machine``) -> (fit, a note saying which N was used)."""
-        cands = [f for f in self.fits if f.dispatcher == dispatcher and f.phase == phase
-                 and machine in (None, f.machine)]
+        cands = [
+            f for f in self.fits if f.dispatcher == dispatcher and f.phase == phase and machine in (None, f.machine)
+        ]
         if not self.fits:
-            raise DodocoError(f"{self.path or 'the calibration'} holds no dispatch fit (made on one GPU: nothing crossed "
-                              "a link): calibrate on a host of 2 GPUs or more, or pass its compute model alone with "
-                              "--compute-calibration")
+            raise DodocoError(
+                f"{self.path or 'the calibration'} holds no dispatch fit (made on one GPU: nothing crossed "
+                "a link): calibrate on a host of 2 GPUs or more, or pass its compute model alone with "
+                "--compute-calibration"
+            )
         if not cands:
-            raise DodocoError(f"the calibration has no {phase} fit for dispatcher {dispatcher!r}: it holds "
-                              f"{self.dispatchers}; replay that dispatcher or choose one of them")
+            raise DodocoError(
+                f"the calibration has no {phase} fit for dispatcher {dispatcher!r}: it holds "
+                f"{self.dispatchers}; replay that dispatcher or choose one of them"
+            )
         ns = sorted({f.N for f in cands})
         below = [n for n in ns if n <= N]
         n = below[-1] if below else ns[0]
@@ -142,31 +173,56 @@ class Calibration:
         return fit, ("" if n == N else f"fit of N={n} used for N={N}")
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "created": self.created, "dodoco": self.dodoco, "dry_run": self.dry_run,
-                "host": self.host, "sources": list(self.sources), "notes": list(self.notes),
-                "fits": [f.to_dict() for f in self.fits], "compute": self.compute} | \
-            ({"calibrate": self.meta} if self.meta else {})
+        return {
+            "schema": SCHEMA,
+            "created": self.created,
+            "dodoco": self.dodoco,
+            "dry_run": self.dry_run,
+            "host": self.host,
+            "sources": list(self.sources),
+            "notes": list(self.notes),
+            "fits": [f.to_dict() for f in self.fits],
+            "compute": self.compute,
+        } | ({"calibrate": self.meta} if self.meta else {})
 
     @classmethod
     def from_dict(cls, d: dict, path: str = "", allow_dry_run: bool = False) -> "Calibration":
         if d.get("schema") not in SCHEMAS:
             raise DodocoError(f"{path or 'calibration'} has schema {d.get('schema')!r}, expected {SCHEMA!r}")
         if d.get("dry_run") and not allow_dry_run:
-            raise DodocoError(f"{path or 'calibration'} is a DRY RUN of dodoco calibrate (gloo on CPU): its times are "
-                              "CPU times, not this machine's; run `dodoco calibrate` on the GPUs and pass that file")
+            raise DodocoError(
+                f"{path or 'calibration'} is a DRY RUN of dodoco calibrate (gloo on CPU): its times are "
+                "CPU times, not this machine's; run `dodoco calibrate` on the GPUs and pass that file"
+            )
         fits = tuple(Fit.from_dict(f) for f in d["fits"])
         sources = tuple(d.get("sources", ()))
         host = d.get("host") or _recorded_host(fits, sources)
-        return cls(fits, sources, d.get("created", ""), d.get("dodoco", ""), tuple(d.get("notes", ())), str(path),
-                   host, dict(d.get("compute") or {}), bool(d.get("dry_run", False)), dict(d.get("calibrate") or {}))
+        return cls(
+            fits,
+            sources,
+            d.get("created", ""),
+            d.get("dodoco", ""),
+            tuple(d.get("notes", ())),
+            str(path),
+            host,
+            dict(d.get("compute") or {}),
+            bool(d.get("dry_run", False)),
+            dict(d.get("calibrate") or {}),
+        )
 
     @classmethod
     def new(cls, fits, sources, notes=(), **kw) -> "Calibration":
         from dodoco.provenance import VERSION
 
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        return cls(tuple(fits), tuple(s.to_dict() if hasattr(s, "to_dict") else s for s in sources), now,
-                   VERSION, tuple(notes), **kw)
+        return cls(
+            tuple(fits),
+            tuple(s.to_dict() if hasattr(s, "to_dict") else s for s in sources),
+            now,
+            VERSION,
+            tuple(notes),
+            **kw,
+        )
 
 
 def _recorded_host(fits, sources) -> dict:
@@ -180,10 +236,13 @@ def _recorded_host(fits, sources) -> dict:
     machines = sorted({f.machine for f in fits})
     devices = sorted({f.device for f in fits})
     count = re.search(r"-x(\d+)$", machines[0]) if len(machines) == 1 else None
-    return {"machine": ", ".join(machines), "gpu": ", ".join(devices),
-            "gpu_key": gpu_key(devices[0]) if len(devices) == 1 else None,
-            "gpu_count": int(count.group(1)) if count else None,
-            "recorded": "only the machine label and device of its fits (a dodoco.calibration/1 file)"}
+    return {
+        "machine": ", ".join(machines),
+        "gpu": ", ".join(devices),
+        "gpu_key": gpu_key(devices[0]) if len(devices) == 1 else None,
+        "gpu_count": int(count.group(1)) if count else None,
+        "recorded": "only the machine label and device of its fits (a dodoco.calibration/1 file)",
+    }
 
 
 def load_calibration(path, allow_dry_run: bool = False) -> Calibration:

@@ -36,8 +36,10 @@ from dodoco.simulate.forms import evaluate, nominal
 __all__ = ["PRESETS", "AlltoallTimer", "Cluster", "load_cluster", "preset_calibration", "presets"]
 
 PRESETS = Path(__file__).parent / "presets"
-REMOVED = {"imbalance_weight": "the imbalance response is no longer hand-set: it comes from a calibration "
-                               "(presets/<name>.calibration.json or --calibration FILE)"}
+REMOVED = {
+    "imbalance_weight": "the imbalance response is no longer hand-set: it comes from a calibration "
+    "(presets/<name>.calibration.json or --calibration FILE)"
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,12 +73,16 @@ class Cluster(Config):
         return (self.alpha_us + self.alpha_per_peer_us * max(0, N - 1)) * 1e-6
 
     def nominal_nvlink(self) -> str:
-        return (f"nominal (uncalibrated): {self.nvlink_bw:g} GB/s x {self.nvlink_efficiency:g}, "
-                f"alpha {self.alpha_us:g} us + {self.alpha_per_peer_us:g} us per peer, naive max, the same for "
-                "every dispatcher")
+        return (
+            f"nominal (uncalibrated): {self.nvlink_bw:g} GB/s x {self.nvlink_efficiency:g}, "
+            f"alpha {self.alpha_us:g} us + {self.alpha_per_peer_us:g} us per peer, naive max, the same for "
+            "every dispatcher"
+        )
 
     def nominal_nic(self) -> str:
-        return f"nominal (not measured): {self.nic_bw:g} GB/s x {self.nic_efficiency:g} per GPU, {self.alpha_nic_us:g} us"
+        return (
+            f"nominal (not measured): {self.nic_bw:g} GB/s x {self.nic_efficiency:g} per GPU, {self.alpha_nic_us:g} us"
+        )
 
 
 def presets() -> list[str]:
@@ -124,8 +130,11 @@ class AlltoallTimer:
         if self.calibration is None:  # naive max; a mesh adds the pair term: max_terms with k = w = 1
             n, bw = b.shape[-1], c.nvlink_bw * c.nvlink_efficiency * 1e9
             bal = nominal(c.alpha(n), bw)
-            t = evaluate("max_terms", b, bal, (1.0, 1.0, bw / ((n - 1) * c.nvlink_pair_bw * 1e9))) \
-                if c.topology == "mesh" and n > 1 else evaluate("naive_max", b, bal)
+            t = (
+                evaluate("max_terms", b, bal, (1.0, 1.0, bw / ((n - 1) * c.nvlink_pair_bw * 1e9)))
+                if c.topology == "mesh" and n > 1
+                else evaluate("naive_max", b, bal)
+            )
             return t.max(-1), c.nominal_nvlink()
         fit, note = self.calibration.lookup(b.shape[-1], dispatcher, phase)
         label = f"calibrated: {fit.label()}" + (f" ({note})" if note else "")

@@ -25,9 +25,11 @@ __all__ = ["EXPORTS", "FORMATS", "ExportConfig", "ExportResult", "export"]
 
 #: Export formats: name -> the function (cfg, runs) -> ExportResult that writes it.
 EXPORTS = Registry("export format")
-for _name, _summary in (("neusim", "NeuSim MoELLMConfig imbalance fields, measured and effective (JSON)"),
-                        ("traffic", "per-step traffic matrices, bytes[src][dst] per MoE layer (JSON or CSV)"),
-                        ("llmservingsim", "LLMServingSim gate_stats.json (CUSTOM expert routing), one run")):
+for _name, _summary in (
+    ("neusim", "NeuSim MoELLMConfig imbalance fields, measured and effective (JSON)"),
+    ("traffic", "per-step traffic matrices, bytes[src][dst] per MoE layer (JSON or CSV)"),
+    ("llmservingsim", "LLMServingSim gate_stats.json (CUSTOM expert routing), one run"),
+):
     EXPORTS.register(_name, f"dodoco.simulate.export_api:_{_name}", _summary)
 #: name -> summary of every export format (the command's help).
 FORMATS = {e.name: e.summary for e in EXPORTS.entries()}
@@ -113,28 +115,53 @@ def _neusim_compute(cfg, runs, entries, rows) -> None:
         e["compute"] = block = _compute_block(cfg, by_path[e["provenance"]["run"]], e)
         if "skipped" not in block:
             here = next(x for x in block["residuals"] if x["fitted_here"])
-            row.update(compute_f=block["expert_load_imbalance_factor"], compute_W=block["num_worst_case_experts"],
-                       compute_ms_residual_pct=100 * here["ms_residual"])
+            row.update(
+                compute_f=block["expert_load_imbalance_factor"],
+                compute_W=block["num_worst_case_experts"],
+                compute_ms_residual_pct=100 * here["ms_residual"],
+            )
 
 
 def _neusim(cfg, runs) -> ExportResult:
     from dodoco.simulate.neusim_export import SCHEMA, neusim_entries
 
-    entries = neusim_entries(runs, ep=cfg.ep, eps=cfg.eps, batch=cfg.batch, regime=cfg.regime, seed=cfg.seed,
-                             tokens_per_pass=cfg.tokens_per_pass)
-    rows = [{"model": e["model"], "condition": e["condition"], "regime": e["regime"], "ep": e["derived_at"]["ep"],
-             "batch": e["derived_at"]["batch"], "measured_skew": e["skew"]["measured"],
-             "measured_f": e["measured"]["expert_load_imbalance_factor"],
-             "measured_W": e["measured"]["num_worst_case_experts"], "measured_pred_skew": e["measured"]["predicted_skew"],
-             "effective_f": e["effective"]["expert_load_imbalance_factor"],
-             "effective_W": e["effective"]["num_worst_case_experts"],
-             "effective_pred_skew": e["effective"]["predicted_skew"],
-             "max_residual_other_ep_pct": max((abs(x["effective_residual_pct"]) for x in e["by_ep"]
-                                               if x["effective_residual_pct"] is not None), default=0.0)}
-            for e in entries]
+    entries = neusim_entries(
+        runs,
+        ep=cfg.ep,
+        eps=cfg.eps,
+        batch=cfg.batch,
+        regime=cfg.regime,
+        seed=cfg.seed,
+        tokens_per_pass=cfg.tokens_per_pass,
+    )
+    rows = [
+        {
+            "model": e["model"],
+            "condition": e["condition"],
+            "regime": e["regime"],
+            "ep": e["derived_at"]["ep"],
+            "batch": e["derived_at"]["batch"],
+            "measured_skew": e["skew"]["measured"],
+            "measured_f": e["measured"]["expert_load_imbalance_factor"],
+            "measured_W": e["measured"]["num_worst_case_experts"],
+            "measured_pred_skew": e["measured"]["predicted_skew"],
+            "effective_f": e["effective"]["expert_load_imbalance_factor"],
+            "effective_W": e["effective"]["num_worst_case_experts"],
+            "effective_pred_skew": e["effective"]["predicted_skew"],
+            "max_residual_other_ep_pct": max(
+                (abs(x["effective_residual_pct"]) for x in e["by_ep"] if x["effective_residual_pct"] is not None),
+                default=0.0,
+            ),
+        }
+        for e in entries
+    ]
     _neusim_compute(cfg, runs, entries, rows)
-    return ExportResult(cfg.out, {"schema": SCHEMA, "format": "neusim", "exports": entries},
-                        "NeuSim export: measured and effective MoELLMConfig fields at the chosen EP", rows)
+    return ExportResult(
+        cfg.out,
+        {"schema": SCHEMA, "format": "neusim", "exports": entries},
+        "NeuSim export: measured and effective MoELLMConfig fields at the chosen EP",
+        rows,
+    )
 
 
 def _traffic(cfg, runs) -> ExportResult:
@@ -146,14 +173,41 @@ def _traffic(cfg, runs) -> ExportResult:
     entries = []
     for r in runs:
         N = cfg.ep or default_ep(r.E, run_source(r, cfg.seed), cfg.batch)
-        entries.append(traffic_entry(r, N, cfg.batch, row_bytes=cfg.hidden * dtype_bytes(cfg.dtype),
-                                     placement=cfg.placement, seed=cfg.seed, max_steps=cfg.max_steps))
-    doc = traffic_csv(entries) if Path(cfg.out).suffix.lower() == ".csv" else {
-        "schema": TRAFFIC_SCHEMA, "hidden": cfg.hidden, "dtype": cfg.dtype, "direction": "dispatch (combine: transpose)",
-        "bytes": "per-expert copies: one H-wide row per (token, expert) assignment; the diagonal stays local",
-        "exports": entries}
-    rows = [{"model": e["model"], "condition": e["condition"], "ranks": e["ranks"], "batch": e["batch"],
-             "placement": e["placement"], "part": e["part"], "matrices": len(e["matrices"])} for e in entries]
+        entries.append(
+            traffic_entry(
+                r,
+                N,
+                cfg.batch,
+                row_bytes=cfg.hidden * dtype_bytes(cfg.dtype),
+                placement=cfg.placement,
+                seed=cfg.seed,
+                max_steps=cfg.max_steps,
+            )
+        )
+    doc = (
+        traffic_csv(entries)
+        if Path(cfg.out).suffix.lower() == ".csv"
+        else {
+            "schema": TRAFFIC_SCHEMA,
+            "hidden": cfg.hidden,
+            "dtype": cfg.dtype,
+            "direction": "dispatch (combine: transpose)",
+            "bytes": "per-expert copies: one H-wide row per (token, expert) assignment; the diagonal stays local",
+            "exports": entries,
+        }
+    )
+    rows = [
+        {
+            "model": e["model"],
+            "condition": e["condition"],
+            "ranks": e["ranks"],
+            "batch": e["batch"],
+            "placement": e["placement"],
+            "part": e["part"],
+            "matrices": len(e["matrices"]),
+        }
+        for e in entries
+    ]
     return ExportResult(cfg.out, doc, "traffic matrices written (bytes per source and destination rank)", rows)
 
 
@@ -161,12 +215,18 @@ def _llmservingsim(cfg, runs) -> ExportResult:
     from dodoco.simulate.traffic_export import gate_stats
 
     if len(runs) != 1:
-        raise DodocoError(f"llmservingsim takes one run (a gate_stats.json describes one model), got {len(runs)}: "
-                          "name one run directory")
+        raise DodocoError(
+            f"llmservingsim takes one run (a gate_stats.json describes one model), got {len(runs)}: "
+            "name one run directory"
+        )
     doc = gate_stats(runs[0], cfg.seed)
     rows = [{"tokens": t, "mean_distinct_experts": d, "calls": n} for t, d, n in doc["curve"]]
-    return ExportResult(cfg.out, doc, f"LLMServingSim gate_stats.json for {doc['model']} (E={doc['num_experts']}, "
-                                      f"K={doc['num_experts_per_tok']})", rows)
+    return ExportResult(
+        cfg.out,
+        doc,
+        f"LLMServingSim gate_stats.json for {doc['model']} (E={doc['num_experts']}, K={doc['num_experts_per_tok']})",
+        rows,
+    )
 
 
 def export(cfg: ExportConfig) -> ExportResult:

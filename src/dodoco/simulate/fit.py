@@ -128,17 +128,31 @@ def fit_group(g: Group) -> tuple[dict, dict]:
         fits[name] = _fit_of(g, name, bal, knots, theta)
         grid_err = _heldout(name, imb, bal) if FORMS[name].params else pct_errors(fits[name].predict(imb.b), imb.t)
         sel_err = pct_errors(fits[name].predict(sel.b), sel.t) if sel.t.size else np.array([])
-        scores[name] = {"grid_heldout_median_pct": _median(grid_err), "select_median_pct": _median(sel_err),
-                        "score": _score(grid_err, sel_err), "params": len(FORMS[name].params)}
+        scores[name] = {
+            "grid_heldout_median_pct": _median(grid_err),
+            "select_median_pct": _median(sel_err),
+            "score": _score(grid_err, sel_err),
+            "params": len(FORMS[name].params),
+        }
     if imb.t.size == 0:
-        chosen, why = "naive_max", "no imbalanced calibration samples: imbalance response not measured, naive max assumed"
+        chosen, why = (
+            "naive_max",
+            "no imbalanced calibration samples: imbalance response not measured, naive max assumed",
+        )
     else:
         chosen = min(CANDIDATES, key=lambda k: (scores[k]["score"], scores[k]["params"]))
         why = "smallest mean of held-out grid and select-routing median errors among " + ", ".join(CANDIDATES)
-    record = {"chosen": chosen, "why": why, "scores": scores, "n_fit": int(fitset.t.size),
-              "n_fit_balanced": int(bal_set.t.size), "n_fit_imbalanced": int(imb.t.size),
-              "n_select": int(sel.t.size), "fit_ids_sha256": _fit_ids_sha(fitset.ids),
-              "fit_sizes_MB": sorted({round(float(x) / 1e6, 1) for x in feats(fitset.b).x})}
+    record = {
+        "chosen": chosen,
+        "why": why,
+        "scores": scores,
+        "n_fit": int(fitset.t.size),
+        "n_fit_balanced": int(bal_set.t.size),
+        "n_fit_imbalanced": int(imb.t.size),
+        "n_select": int(sel.t.size),
+        "fit_ids_sha256": _fit_ids_sha(fitset.ids),
+        "fit_sizes_MB": sorted({round(float(x) / 1e6, 1) for x in feats(fitset.b).x}),
+    }
     return fits, record
 
 
@@ -150,17 +164,41 @@ def calibrate(groups, sources, notes=()) -> tuple[Calibration, list[dict]]:
         try:
             fits, rec = fit_group(g)
         except DodocoError as exc:
-            records.append({"machine": g.machine, "N": g.N, "dispatcher": g.dispatcher, "phase": g.phase,
-                            "skipped": str(exc)})
+            records.append(
+                {"machine": g.machine, "N": g.N, "dispatcher": g.dispatcher, "phase": g.phase, "skipped": str(exc)}
+            )
             continue
-        info = {k: rec[k] for k in ("why", "n_fit", "n_fit_balanced", "n_fit_imbalanced", "n_select",
-                                    "fit_ids_sha256", "fit_sizes_MB")}
+        info = {
+            k: rec[k]
+            for k in (
+                "why",
+                "n_fit",
+                "n_fit_balanced",
+                "n_fit_imbalanced",
+                "n_select",
+                "fit_ids_sha256",
+                "fit_sizes_MB",
+            )
+        }
         info["selection"] = {k: {kk: vv for kk, vv in v.items() if kk != "params"} for k, v in rec["scores"].items()}
         best = fits[rec["chosen"]]
-        chosen.append(Fit(best.machine, best.device, best.N, best.dispatcher, best.phase, best.form, best.balanced,
-                          best.knots, best.theta, info))
-        records.append({"machine": g.machine, "N": g.N, "dispatcher": g.dispatcher, "phase": g.phase,
-                        "fits": fits, **rec})
+        chosen.append(
+            Fit(
+                best.machine,
+                best.device,
+                best.N,
+                best.dispatcher,
+                best.phase,
+                best.form,
+                best.balanced,
+                best.knots,
+                best.theta,
+                info,
+            )
+        )
+        records.append(
+            {"machine": g.machine, "N": g.N, "dispatcher": g.dispatcher, "phase": g.phase, "fits": fits, **rec}
+        )
     if not chosen:
         raise DodocoError("no group could be calibrated: " + "; ".join(r["skipped"] for r in records))
     return Calibration.new(chosen, sources, notes), records

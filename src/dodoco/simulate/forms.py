@@ -39,8 +39,20 @@ import numpy as np
 from dodoco.ep.traffic import off_diagonal, send_recv
 from dodoco.errors import DodocoError
 
-__all__ = ["BASELINES", "CANDIDATES", "FORMS", "Balanced", "Feats", "Form", "evaluate", "feats", "fit_balanced",
-           "fit_line", "fit_params", "nominal"]
+__all__ = [
+    "BASELINES",
+    "CANDIDATES",
+    "FORMS",
+    "Balanced",
+    "Feats",
+    "Form",
+    "evaluate",
+    "feats",
+    "fit_balanced",
+    "fit_line",
+    "fit_params",
+    "nominal",
+]
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,9 @@ class Balanced:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Balanced":
-        return cls(float(d["alpha_us"]) * 1e-6, np.asarray(d["m_bytes"], float), np.asarray(d["beff_GBps"], float) * 1e9)
+        return cls(
+            float(d["alpha_us"]) * 1e-6, np.asarray(d["m_bytes"], float), np.asarray(d["beff_GBps"], float) * 1e9
+        )
 
 
 def fit_balanced(m, t, min_bytes: float = 1 << 20) -> Balanced:
@@ -106,8 +120,10 @@ def fit_balanced(m, t, min_bytes: float = 1 << 20) -> Balanced:
     m, t = np.asarray(m, dtype=np.float64), np.asarray(t, dtype=np.float64)
     keep = m >= min_bytes
     if keep.sum() < 2:
-        raise DodocoError(f"{int(keep.sum())} balanced points of >= {min_bytes:.0f} bytes per rank: the model "
-                          "needs at least 2 sizes (replay with --sweep, or the calibration grid at skew 1.0)")
+        raise DodocoError(
+            f"{int(keep.sum())} balanced points of >= {min_bytes:.0f} bytes per rank: the model "
+            "needs at least 2 sizes (replay with --sweep, or the calibration grid at skew 1.0)"
+        )
     m, t = m[keep], t[keep]
     alpha, _ = fit_line(m, t)
     sizes = np.unique(m)
@@ -174,10 +190,22 @@ FORMS = {
     "naive_max": Form("naive_max", (), (), False, _naive, "alpha + M / B(m): the busiest rank sets the time"),
     "blend": Form("blend", ("w",), ((0.0, 3.0),), False, _blend, "alpha + (m + w (M - m)) / B(m), one w"),
     "blend_size": Form("blend_size", ("w",), ((0.0, 3.0),), True, _blend, "blend with w per calibrated size"),
-    "pair_rate": Form("pair_rate", ("w",), ((0.0, 3.0),), False, _pair_rate,
-                      "per-pair costs at the balanced rate of their size; w on the busiest rank"),
-    "max_terms": Form("max_terms", ("k", "w", "q"), ((0.5, 2.5), (0.0, 2.0), (0.0, 1.0)), True, _max_terms,
-                      "max(volume, k x receiver blend, q x pair) per calibrated size"),
+    "pair_rate": Form(
+        "pair_rate",
+        ("w",),
+        ((0.0, 3.0),),
+        False,
+        _pair_rate,
+        "per-pair costs at the balanced rate of their size; w on the busiest rank",
+    ),
+    "max_terms": Form(
+        "max_terms",
+        ("k", "w", "q"),
+        ((0.5, 2.5), (0.0, 2.0), (0.0, 1.0)),
+        True,
+        _max_terms,
+        "max(volume, k x receiver blend, q x pair) per calibrated size",
+    ),
 }
 BASELINES = ("volume", "naive_max")
 
@@ -192,6 +220,8 @@ def evaluate(name: str, b, bal: Balanced, theta=()) -> np.ndarray:
     b = np.asarray(b, dtype=np.float64)
     lead = b.shape[:-2]
     return FORMS[name].predict(feats(b.reshape((-1,) + b.shape[-2:])), bal, np.asarray(theta, float)).reshape(lead)
+
+
 CANDIDATES = ("blend", "blend_size", "pair_rate", "max_terms")
 
 

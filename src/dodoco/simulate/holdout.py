@@ -61,20 +61,35 @@ def _scored(records, groups) -> list[dict]:
         errs = {name: pct_errors(fit.predict(v.b), v.t) for name, fit in rec["fits"].items()}
         skew = _recv_skew(v)
         for i in range(v.t.size):
-            out.append({"machine": g.machine, "dispatcher": g.dispatcher, "N": g.N, "phase": g.phase,
-                        "id": v.ids[i], "MB": float(x[i] / 1e6), "skew": float(skew[i]), "on_grid": bool(on_grid[i]),
-                        "chosen": rec["chosen"], **{f"err_{k}": float(e[i]) for k, e in errs.items()}})
+            out.append(
+                {
+                    "machine": g.machine,
+                    "dispatcher": g.dispatcher,
+                    "N": g.N,
+                    "phase": g.phase,
+                    "id": v.ids[i],
+                    "MB": float(x[i] / 1e6),
+                    "skew": float(skew[i]),
+                    "on_grid": bool(on_grid[i]),
+                    "chosen": rec["chosen"],
+                    **{f"err_{k}": float(e[i]) for k, e in errs.items()},
+                }
+            )
     return out
 
 
 def _summary(rows: list[dict]) -> dict:
     model = [r[f"err_{r['chosen']}"] for r in rows]
-    out = {"samples": len(rows), "MB_per_rank": float(np.mean([r["MB"] for r in rows])),
-           "recv_skew_max": float(np.max([r["skew"] for r in rows])),
-           "recv_skew_mean": float(np.mean([r["skew"] for r in rows])),
-           "on_grid": int(sum(r["on_grid"] for r in rows)),
-           "form": ",".join(sorted({r["chosen"] for r in rows})),
-           "model_median_pct": float(np.median(model)), "model_p90_pct": _p90(model)}
+    out = {
+        "samples": len(rows),
+        "MB_per_rank": float(np.mean([r["MB"] for r in rows])),
+        "recv_skew_max": float(np.max([r["skew"] for r in rows])),
+        "recv_skew_mean": float(np.mean([r["skew"] for r in rows])),
+        "on_grid": int(sum(r["on_grid"] for r in rows)),
+        "form": ",".join(sorted({r["chosen"] for r in rows})),
+        "model_median_pct": float(np.median(model)),
+        "model_p90_pct": _p90(model),
+    }
     for b in BASELINES:
         e = [r[f"err_{b}"] for r in rows]
         out[f"{b}_median_pct"], out[f"{b}_p90_pct"] = float(np.median(e)), _p90(e)
@@ -92,8 +107,9 @@ def validation_rows(records, groups) -> list[dict]:
     """One row per (machine, dispatcher, N, size band) of the held-out routing samples."""
     scored = _scored(records, groups)
     by = _grouped(scored, lambda r: (r["machine"], r["dispatcher"], r["N"], band(r["MB"])))
-    return [{"machine": k[0], "dispatcher": k[1], "N": k[2], "band": k[3], **_summary(v)}
-            for k, v in sorted(by.items())]
+    return [
+        {"machine": k[0], "dispatcher": k[1], "N": k[2], "band": k[3], **_summary(v)} for k, v in sorted(by.items())
+    ]
 
 
 def target_rows(records, groups) -> list[dict]:
@@ -103,11 +119,20 @@ def target_rows(records, groups) -> list[dict]:
     rows = []
     for k, v in sorted(by.items()):
         s = _summary(v)
-        rows.append({"machine": k[0], "dispatcher": k[1], "N": k[2], "samples": s["samples"],
-                     "recv_skew_max": s["recv_skew_max"], "median_pct": s["model_median_pct"],
-                     "p90_pct": s["model_p90_pct"], "target": f"median <= {TARGET_MEDIAN}%, p90 <= {TARGET_P90}%",
-                     "met": s["model_median_pct"] <= TARGET_MEDIAN and s["model_p90_pct"] <= TARGET_P90,
-                     "off_grid_samples": s["samples"] - s["on_grid"]})
+        rows.append(
+            {
+                "machine": k[0],
+                "dispatcher": k[1],
+                "N": k[2],
+                "samples": s["samples"],
+                "recv_skew_max": s["recv_skew_max"],
+                "median_pct": s["model_median_pct"],
+                "p90_pct": s["model_p90_pct"],
+                "target": f"median <= {TARGET_MEDIAN}%, p90 <= {TARGET_P90}%",
+                "met": s["model_median_pct"] <= TARGET_MEDIAN and s["model_p90_pct"] <= TARGET_P90,
+                "off_grid_samples": s["samples"] - s["on_grid"],
+            }
+        )
     return rows
 
 
@@ -118,9 +143,18 @@ def form_rows(records, groups) -> list[dict]:
     for k, v in sorted(by.items()):
         for name in CANDIDATES + BASELINES:
             e = [r[f"err_{name}"] for r in v]
-            rows.append({"machine": k[0], "dispatcher": k[1], "N": k[2], "form": name,
-                         "chosen": name in {r["chosen"] for r in v}, "samples": len(e),
-                         "median_pct": float(np.median(e)), "p90_pct": _p90(e)})
+            rows.append(
+                {
+                    "machine": k[0],
+                    "dispatcher": k[1],
+                    "N": k[2],
+                    "form": name,
+                    "chosen": name in {r["chosen"] for r in v},
+                    "samples": len(e),
+                    "median_pct": float(np.median(e)),
+                    "p90_pct": _p90(e),
+                }
+            )
     return rows
 
 

@@ -41,8 +41,10 @@ def _cluster_diffs(host: dict, cluster) -> list[str]:
         out.append(f"cluster {cluster.name} has {gpu_key(cluster.gpu)} GPUs, the calibration's host {host['gpu_key']}")
     count = host.get("gpu_count")
     if count and count < cluster.gpus_per_node:
-        out.append(f"cluster {cluster.name} has {cluster.gpus_per_node} GPUs per node, the calibration's host {count} "
-                   f"(fits of N <= {count} stand in for larger N)")
+        out.append(
+            f"cluster {cluster.name} has {cluster.gpus_per_node} GPUs per node, the calibration's host {count} "
+            f"(fits of N <= {count} stand in for larger N)"
+        )
     return out
 
 
@@ -52,13 +54,21 @@ def host_check(cal, cluster, here: dict | None = None, probe: bool = True) -> di
     from dodoco.host import compare, describe
 
     if cal is None:
-        return {"calibration_host": "none (uncalibrated)", "host_check": "uncalibrated: nominal numbers",
-                "title": "", "notes": []}
+        return {
+            "calibration_host": "none (uncalibrated)",
+            "host_check": "uncalibrated: nominal numbers",
+            "title": "",
+            "notes": [],
+        }
     host = cal.host or {}
     who = describe(host)
     if cal.dry_run:
-        return {"calibration_host": who, "host_check": "DRY RUN calibration (gloo on CPU): not a measurement",
-                "title": "; DRY RUN CALIBRATION, NOT A MEASUREMENT", "notes": ["the calibration is a dry run"]}
+        return {
+            "calibration_host": who,
+            "host_check": "DRY RUN calibration (gloo on CPU): not a measurement",
+            "title": "; DRY RUN CALIBRATION, NOT A MEASUREMENT",
+            "notes": ["the calibration is a dry run"],
+        }
     here = current_host() if here is None and probe else here
     hw, sw = compare(host, here) if here else ([], [])
     parts = []
@@ -75,9 +85,11 @@ def host_check(cal, cluster, here: dict | None = None, probe: bool = True) -> di
     warn = bool(hw or other)
     notes = [f"calibration measured on {who}: {check}"]
     if warn:
-        notes.append("a dispatch calibration carried to another machine missed real routing by 5.8-12.1% median "
-                     "(skewed cases by 15-23%) in DODOCO's checks: make one here with `dodoco calibrate` "
-                     "(docs/dispatch.md)")
+        notes.append(
+            "a dispatch calibration carried to another machine missed real routing by 5.8-12.1% median "
+            "(skewed cases by 15-23%) in DODOCO's checks: make one here with `dodoco calibrate` "
+            "(docs/dispatch.md)"
+        )
     return {"calibration_host": who, "host_check": check, "title": f"; {check}" if warn else "", "notes": notes}
 
 

@@ -50,8 +50,12 @@ def _compute(cases, p, compute) -> dict:
         mean.append(float(t.mean()))
         bal.append(float(model.predict([even], shape)[0]))
     busy_ms, mean_ms = float(np.mean(busy)), float(np.mean(mean))
-    return {"compute_ms": busy_ms, "compute_mean_ms": mean_ms, "compute_straggler_ms": busy_ms - mean_ms,
-            "compute_balanced_ms": float(np.mean(bal))}
+    return {
+        "compute_ms": busy_ms,
+        "compute_mean_ms": mean_ms,
+        "compute_straggler_ms": busy_ms - mean_ms,
+        "compute_balanced_ms": float(np.mean(bal)),
+    }
 
 
 def capped(case, p, factor: float):
@@ -71,9 +75,14 @@ def _dispatcher_cols(timer, b, bal, d: str) -> dict:
     tb, _ = timer.flat(bal, d, "dispatch")
     tc, _ = timer.flat(np.swapaxes(b, -1, -2), d, "combine")
     h = timer.hierarchical(b, d, "dispatch")
-    row = {"dispatcher": d, "dispatch_ms": 1e3 * float(t.mean()), "balanced_ms": 1e3 * float(tb.mean()),
-           "imbalance_share": float(np.mean(1.0 - tb / t)),
-           "hier_ms": 1e3 * float(h.mean()) if h is not None else float("nan"), "combine_ms": 1e3 * float(tc.mean())}
+    row = {
+        "dispatcher": d,
+        "dispatch_ms": 1e3 * float(t.mean()),
+        "balanced_ms": 1e3 * float(tb.mean()),
+        "imbalance_share": float(np.mean(1.0 - tb / t)),
+        "hier_ms": 1e3 * float(h.mean()) if h is not None else float("nan"),
+        "combine_ms": 1e3 * float(tc.mean()),
+    }
     row["comm_straggler_ms"] = row["dispatch_ms"] + row["combine_ms"] - 2 * row["balanced_ms"]
     tbc, _ = timer.flat(np.swapaxes(bal, -1, -2), d, "combine")
     row["balanced_combine_ms"] = 1e3 * float(tbc.mean())
@@ -99,9 +108,38 @@ def skip_reason(N: int, B: int, S: int, E: int, placement: str, gpn: int, source
     return None
 
 
-def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl",), compute=None,
-                placement: str = "contiguous", seed: int = 0, max_steps: int | None = 8, source=None,
-                capacity_factor: float | None = None, placement_options: dict | None = None):
+def _bytes_and_base(cases, N: int, gpn: int, row_bytes: int, labels: dict):
+    """(bytes b[cases, N, N], balanced bytes, the row's base columns) of one EP degree's cases."""
+    b = np.stack([c.splits for c in cases]).astype(np.float64) * row_bytes
+    bal = np.stack([balanced_splits(c.splits.sum(1)) for c in cases]).astype(np.float64) * row_bytes
+    cols = b.sum(-2)
+    base = {
+        "N": N,
+        "nodes": -(-N // gpn),
+        **labels,
+        "cases": len(cases),
+        "MB_per_rank": float(b.sum((-2, -1)).mean() / N / 1e6),
+        "recv_skew": float((cols.max(-1) / cols.mean(-1)).mean()),
+    }
+    return b, bal, base
+
+
+def simulate_ep(
+    counts,
+    ep,
+    B: int,
+    timer,
+    *,
+    row_bytes: int,
+    dispatchers=("nccl",),
+    compute=None,
+    placement: str = "contiguous",
+    seed: int = 0,
+    max_steps: int | None = 8,
+    source=None,
+    capacity_factor: float | None = None,
+    placement_options: dict | None = None,
+):
     """Predict dispatch (and layer) time per EP degree and dispatcher -> (rows, skipped [(N, reason)]).
 
     counts[S, L, E]; timer: a ``cluster.AlltoallTimer``; row_bytes = H * bytes per element;
@@ -125,15 +163,10 @@ def simulate_ep(counts, ep, B: int, timer, *, row_bytes: int, dispatchers=("nccl
         sent = sum(int(c.src.sum()) for c in cases)
         if capacity_factor is not None:
             cases = [capped(c, p, capacity_factor) for c in cases]
-        b = np.stack([c.splits for c in cases]).astype(np.float64) * row_bytes
-        bal = np.stack([balanced_splits(c.splits.sum(1)) for c in cases]).astype(np.float64) * row_bytes
-        cols = b.sum(-2)
-        base = {"N": N, "nodes": -(-N // gpn), "placement": placement, "part": part, "cases": len(cases),
-                "MB_per_rank": float(b.sum((-2, -1)).mean() / N / 1e6),
-                "recv_skew": float((cols.max(-1) / cols.mean(-1)).mean())}
+        b, bal, base = _bytes_and_base(cases, N, gpn, row_bytes, {"placement": placement, "part": part})
         if capacity_factor is not None:
-            base.update(capacity_factor=capacity_factor,
-                        dropped_share=1.0 - sum(int(c.src.sum()) for c in cases) / max(sent, 1))
+            kept = sum(int(c.src.sum()) for c in cases)
+            base.update(capacity_factor=capacity_factor, dropped_share=1.0 - kept / max(sent, 1))
         comp = {} if compute is None else _compute(cases, p, compute)
         for d in dispatchers:
             row = {**base, **_dispatcher_cols(timer, b, bal, d), **comp}

@@ -27,17 +27,27 @@ def predictors(cal_path, allow_dry_run: bool = False, preset: str = "dgx-h200") 
     from dodoco.simulate.cluster import AlltoallTimer, Cluster, load_cluster, preset_calibration
 
     cal = load_calibration(cal_path, allow_dry_run=allow_dry_run)
-    here = Cluster(name=cal.host.get("machine", "here"), gpus_per_node=max(8, int(cal.host.get("gpu_count") or 0)),
-                   nvlink_bw=450.0, nic_bw=50.0, gpu=str(cal.host.get("gpu_key") or ""))
+    here = Cluster(
+        name=cal.host.get("machine", "here"),
+        gpus_per_node=max(8, int(cal.host.get("gpu_count") or 0)),
+        nvlink_bw=450.0,
+        nic_bw=50.0,
+        gpu=str(cal.host.get("gpu_key") or ""),
+    )
     own = cal.compute_model("grouped_mm")
     try:
         shipped, how = resolve_model(cal.host.get("gpu_key") or "h200", "grouped_mm"), "shipped compute model"
     except DodocoError:
         shipped, how = own, "this machine's compute model (none ships)"
     pc = preset_calibration(preset)
-    return {"same machine": (AlltoallTimer(here, cal), own, cal.describe()),
-            "preset": (AlltoallTimer(load_cluster(preset), pc), shipped,
-                       f"{preset} preset ({pc.describe() if pc else 'uncalibrated'}); {how}")}
+    return {
+        "same machine": (AlltoallTimer(here, cal), own, cal.describe()),
+        "preset": (
+            AlltoallTimer(load_cluster(preset), pc),
+            shipped,
+            f"{preset} preset ({pc.describe() if pc else 'uncalibrated'}); {how}",
+        ),
+    }
 
 
 def measured(res: dict, d: str) -> dict:
@@ -50,14 +60,17 @@ def measured(res: dict, d: str) -> dict:
     def m(rs, f):
         return float(np.mean([f(r) for r in rs])) if rs else float("nan")
 
-    return {"layer_ms": m(real, lambda r: r["whole_layer"]["median_ms"]),
-            "balanced_layer_ms": m(bal, lambda r: r["whole_layer"]["median_ms"]),
-            "dispatch_ms": m(real, lambda r: r["dispatch"]["median_ms"]),
-            "experts_ms": m(real, lambda r: r["experts"]["median_ms"]),
-            "combine_ms": m(real, lambda r: r["combine"]["median_ms"]),
-            "MB_per_rank": m(real, lambda r: r["per_rank_bytes"]) / 1e6,
-            "recv_skew": m(real, lambda r: r["receiver_skew"]), "cases": len(real),
-            "checks": sorted({r["check"] for r in rows})}
+    return {
+        "layer_ms": m(real, lambda r: r["whole_layer"]["median_ms"]),
+        "balanced_layer_ms": m(bal, lambda r: r["whole_layer"]["median_ms"]),
+        "dispatch_ms": m(real, lambda r: r["dispatch"]["median_ms"]),
+        "experts_ms": m(real, lambda r: r["experts"]["median_ms"]),
+        "combine_ms": m(real, lambda r: r["combine"]["median_ms"]),
+        "MB_per_rank": m(real, lambda r: r["per_rank_bytes"]) / 1e6,
+        "recv_skew": m(real, lambda r: r["receiver_skew"]),
+        "cases": len(real),
+        "checks": sorted({r["check"] for r in rows}),
+    }
 
 
 def predict(res: dict, d: str, pred) -> dict:
@@ -76,16 +89,27 @@ def predict(res: dict, d: str, pred) -> dict:
     layers = list(cfg["layers"]) if cfg.get("layers") is not None else list(range(run.L))
     counts = np.asarray(run.counts)[:, layers, :]
     try:
-        rows, skip = simulate_ep(counts, [res["N"]], cfg["batch"], timer, row_bytes=res["row_bytes"], dispatchers=[d],
-                                 compute=(model, ExpertShape(res["layer"]["hidden"], res["layer"]["width"])),
-                                 max_steps=cfg["max_steps"], seed=cfg["seed"], source=source_of(counts, cfg["seed"]))
+        rows, skip = simulate_ep(
+            counts,
+            [res["N"]],
+            cfg["batch"],
+            timer,
+            row_bytes=res["row_bytes"],
+            dispatchers=[d],
+            compute=(model, ExpertShape(res["layer"]["hidden"], res["layer"]["width"])),
+            max_steps=cfg["max_steps"],
+            seed=cfg["seed"],
+            source=source_of(counts, cfg["seed"]),
+        )
     except DodocoError as exc:
         return {"calibration": label, "why": str(exc)}
     if not rows:
         return {"calibration": label, "why": skip[0][1] if skip else "nothing simulated"}
     r = rows[0]
-    return {"calibration": label, **{k: r[k] for k in ("layer_ms", "balanced_layer_ms", "dispatch_ms", "compute_ms",
-                                                        "combine_ms")}}
+    return {
+        "calibration": label,
+        **{k: r[k] for k in ("layer_ms", "balanced_layer_ms", "dispatch_ms", "compute_ms", "combine_ms")},
+    }
 
 
 def compare_rows(results: list[dict], preds: dict) -> list[dict]:
@@ -96,14 +120,23 @@ def compare_rows(results: list[dict], preds: dict) -> list[dict]:
             if st["status"] != "measured":
                 continue
             meas = measured(res, d)
-            row = {"model": res["source"]["real"]["model"], "condition": res["config"]["condition"],
-                   "batch": res["batch"], "N": res["N"], "dispatcher": d, "kernel": res["layer"]["kernel"],
-                   "shape": res["layer"]["shape"], "measured": meas}
+            row = {
+                "model": res["source"]["real"]["model"],
+                "condition": res["config"]["condition"],
+                "batch": res["batch"],
+                "N": res["N"],
+                "dispatcher": d,
+                "kernel": res["layer"]["kernel"],
+                "shape": res["layer"]["shape"],
+                "measured": meas,
+            }
             for name, pred in preds.items():
                 p = predict(res, d, pred)
                 if p.get("layer_ms") is not None:
                     p["error"] = (p["layer_ms"] - meas["layer_ms"]) / meas["layer_ms"]
-                    p["balanced_error"] = (p["balanced_layer_ms"] - meas["balanced_layer_ms"]) / meas["balanced_layer_ms"]
+                    p["balanced_error"] = (p["balanced_layer_ms"] - meas["balanced_layer_ms"]) / meas[
+                        "balanced_layer_ms"
+                    ]
                 row[name] = p
             out.append(row)
     return out
@@ -114,9 +147,23 @@ def targets(rows: list[dict], which: str, band=(16, 512), median: float = 0.05, 
     in ``band`` (grouped_mm experts), and whether they meet ``median`` and ``p90``."""
     out = []
     for d in sorted({r["dispatcher"] for r in rows}):
-        e = [abs(r[which]["error"]) for r in rows if r["dispatcher"] == d and r["kernel"] == "grouped_mm"
-             and r[which].get("error") is not None and band[0] <= r["measured"]["MB_per_rank"] <= band[1]]
+        e = [
+            abs(r[which]["error"])
+            for r in rows
+            if r["dispatcher"] == d
+            and r["kernel"] == "grouped_mm"
+            and r[which].get("error") is not None
+            and band[0] <= r["measured"]["MB_per_rank"] <= band[1]
+        ]
         med, q = (float(np.median(e)), float(np.quantile(e, 0.9))) if e else (None, None)
-        out.append({"dispatcher": d, "calibration": which, "rows": len(e), "median_abs_err": med, "p90_abs_err": q,
-                    "met": bool(e) and med <= median and q <= p90})
+        out.append(
+            {
+                "dispatcher": d,
+                "calibration": which,
+                "rows": len(e),
+                "median_abs_err": med,
+                "p90_abs_err": q,
+                "met": bool(e) and med <= median and q <= p90,
+            }
+        )
     return out

@@ -22,8 +22,16 @@ from __future__ import annotations
 __all__ = ["CAPACITY_FACTORS", "mitigation_rows"]
 
 CAPACITY_FACTORS = (1.0, 1.25, 1.5)
-KEEP = ("N", "recv_skew", "dispatch_ms", "compute_ms", "combine_ms", "layer_ms", "compute_straggler_ms",
-        "dropped_share")
+KEEP = (
+    "N",
+    "recv_skew",
+    "dispatch_ms",
+    "compute_ms",
+    "combine_ms",
+    "layer_ms",
+    "compute_straggler_ms",
+    "dropped_share",
+)
 
 
 def _settings(N: int):
@@ -35,8 +43,18 @@ def _settings(N: int):
         yield f"capacity {f:g}", "contiguous", {}, f, True
 
 
-def mitigation_rows(counts, N: int, B: int, timer, *, row_bytes: int, compute, dispatcher: str = "nccl",
-                    seed: int = 0, max_steps: int | None = 8) -> list[dict]:
+def mitigation_rows(
+    counts,
+    N: int,
+    B: int,
+    timer,
+    *,
+    row_bytes: int,
+    compute,
+    dispatcher: str = "nccl",
+    seed: int = 0,
+    max_steps: int | None = 8,
+) -> list[dict]:
     """Rows of every mitigation at EP N: counts[S, L, E] -> [{mitigation, placement, ..., saved_ms}]."""
     from dodoco.ep.placements import evaluation_plan
     from dodoco.simulate.layer import simulate_ep
@@ -45,15 +63,32 @@ def mitigation_rows(counts, N: int, B: int, timer, *, row_bytes: int, compute, d
     rows = []
     for name, placement, options, cf, by_hand in _settings(N):
         data = counts[held] if by_hand else counts
-        out, skipped = simulate_ep(data, [N], B, timer, row_bytes=row_bytes, dispatchers=(dispatcher,),
-                                   compute=compute, placement=placement, seed=seed, max_steps=max_steps,
-                                   capacity_factor=cf, placement_options=options)
+        out, skipped = simulate_ep(
+            data,
+            [N],
+            B,
+            timer,
+            row_bytes=row_bytes,
+            dispatchers=(dispatcher,),
+            compute=compute,
+            placement=placement,
+            seed=seed,
+            max_steps=max_steps,
+            capacity_factor=cf,
+            placement_options=options,
+        )
         if skipped or not out:
             rows.append({"mitigation": name, "placement": placement, "skipped": skipped[0][1] if skipped else "none"})
             continue
         r = out[0]
-        rows.append({"mitigation": name, "placement": placement, **{k: r.get(k, 0.0) for k in KEEP},
-                     "evaluated_on": "held-out half"})
+        rows.append(
+            {
+                "mitigation": name,
+                "placement": placement,
+                **{k: r.get(k, 0.0) for k in KEEP},
+                "evaluated_on": "held-out half",
+            }
+        )
     base = next((r for r in rows if r["mitigation"] == "none" and "layer_ms" in r), None)
     for r in rows:
         if base is not None and "layer_ms" in r:

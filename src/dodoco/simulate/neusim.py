@@ -48,8 +48,17 @@ from dodoco.ep.steps import StepSource, feasible_pairs
 from dodoco.errors import DodocoError
 from dodoco.metrics.imbalance import max_mean
 
-__all__ = ["effective_factor", "effective_params", "effective_tokens", "experts_on_worst_case_device",
-           "imbalance_factor", "neusim_predicted_skew", "neusim_table", "solve_factor", "worst_case_experts"]
+__all__ = [
+    "effective_factor",
+    "effective_params",
+    "effective_tokens",
+    "experts_on_worst_case_device",
+    "imbalance_factor",
+    "neusim_predicted_skew",
+    "neusim_table",
+    "solve_factor",
+    "worst_case_experts",
+]
 
 
 def experts_on_worst_case_device(E: int, EP: int) -> int:
@@ -64,8 +73,7 @@ def effective_factor(E: int, K: int, factor: float) -> float:
     if factor == -1.0:
         return E / K
     if not 1.0 <= factor <= E / K + 1e-9:
-        raise DodocoError(f"expert_load_imbalance_factor must be -1 or in [1, E/K = {E / K:g}], "
-                          f"got {factor}")
+        raise DodocoError(f"expert_load_imbalance_factor must be -1 or in [1, E/K = {E / K:g}], got {factor}")
     return float(factor)
 
 
@@ -74,8 +82,7 @@ def effective_tokens(tokens: float, E: int, K: int, factor: float) -> int:
     return max(1, math.ceil(tokens * K / E * effective_factor(E, K, factor)))
 
 
-def neusim_predicted_skew(E: int, K: int, EP: int, factor: float, W: int = 1,
-                          tokens: float = 1.0) -> float:
+def neusim_predicted_skew(E: int, K: int, EP: int, factor: float, W: int = 1, tokens: float = 1.0) -> float:
     """NeuSim's receiver skew for E experts, top-K, EP devices, factor f, W hot experts, T tokens.
 
     Real (unfloored) units as in the PR; 1.0 when EP <= 1. T cancels (kept for the record).
@@ -133,15 +140,32 @@ def _row(steps, rmap: RankMap | None, E: int, K: int, N: int, B: int) -> dict:
         p95 = float(np.nanpercentile(measured.mean(axis=1), 95))
     pred = neusim_predicted_skew(E, K, N, f, W, max(tokens, 1e-9))
     meas = _nanmean(measured)
-    return {"ep": N, "batch": B, "steps": int(steps.shape[0]), "tokens_per_step": tokens,
-            "expert_load_imbalance_factor": f, "factor_p95": float(np.nanpercentile(
-                f_steps.mean(axis=1), 95)), "num_worst_case_experts": W, "w_estimate": w_exact,
-            "predicted_skew": pred, "measured_skew": meas, "measured_skew_p95": p95,
-            "predicted_over_measured": pred / meas if meas > 0 else float("nan")}
+    return {
+        "ep": N,
+        "batch": B,
+        "steps": int(steps.shape[0]),
+        "tokens_per_step": tokens,
+        "expert_load_imbalance_factor": f,
+        "factor_p95": float(np.nanpercentile(f_steps.mean(axis=1), 95)),
+        "num_worst_case_experts": W,
+        "w_estimate": w_exact,
+        "predicted_skew": pred,
+        "measured_skew": meas,
+        "measured_skew_p95": p95,
+        "predicted_over_measured": pred / meas if meas > 0 else float("nan"),
+    }
 
 
-def neusim_table(source: StepSource, K: int, ep=defaults.EP, batch=(1,), *, placement: str = defaults.PLACEMENT,
-                 regime: str = "prefill", **labels) -> pa.Table:
+def neusim_table(
+    source: StepSource,
+    K: int,
+    ep=defaults.EP,
+    batch=(1,),
+    *,
+    placement: str = defaults.PLACEMENT,
+    regime: str = "prefill",
+    **labels,
+) -> pa.Table:
     """NeuSim parameters and predicted vs measured receiver skew per (EP, batch).
 
     source: the steps (``ep.steps``: ``run_source`` for prefill, whose window aggregate is the one
@@ -169,9 +193,20 @@ def neusim_table(source: StepSource, K: int, ep=defaults.EP, batch=(1,), *, plac
 
 
 def _row_keys():
-    return ("ep", "batch", "steps", "tokens_per_step", "expert_load_imbalance_factor",
-            "factor_p95", "num_worst_case_experts", "w_estimate", "predicted_skew",
-            "measured_skew", "measured_skew_p95", "predicted_over_measured")
+    return (
+        "ep",
+        "batch",
+        "steps",
+        "tokens_per_step",
+        "expert_load_imbalance_factor",
+        "factor_p95",
+        "num_worst_case_experts",
+        "w_estimate",
+        "predicted_skew",
+        "measured_skew",
+        "measured_skew_p95",
+        "predicted_over_measured",
+    )
 
 
 def solve_factor(E: int, K: int, EP: int, skew_target: float, W: int) -> float:
@@ -205,8 +240,11 @@ def effective_params(E: int, K: int, measured: dict, at_ep: int, w_hint: float |
     best = None
     for W in range(1, int(K) + 1):
         f = solve_factor(E, K, at_ep, measured[at_ep], W)
-        res = {ep: 100.0 * (neusim_predicted_skew(E, K, ep, f, W) / s - 1.0)
-               for ep, s in sorted(measured.items()) if ep <= E and s > 0}
+        res = {
+            ep: 100.0 * (neusim_predicted_skew(E, K, ep, f, W) / s - 1.0)
+            for ep, s in sorted(measured.items())
+            if ep <= E and s > 0
+        }
         others = [abs(v) for ep, v in res.items() if ep != at_ep] or [0.0]
         key = (round(abs(res[at_ep]), 6), round(max(others), 6), abs(W - (w_hint if w_hint is not None else W)), W)
         if best is None or key < best[0]:

@@ -67,6 +67,7 @@ def busiest_device(steps, placement, model, shape) -> dict:
 def _best_f(E: int, K: int, ep: int, W: int, b: dict, model, shape) -> tuple[float, float]:
     """(f, max(|token error|, |ms error|)) for W hot experts: f scanned over [1, E/K] (then refined
     around the best), so NeuSim's device matches the busiest device's tokens and milliseconds at once."""
+
     def err(f: float) -> float:
         tok = _tokens(E, ep, f, W, b["TK"]) / b["tokens"] - 1.0
         ms = float(model.predict([worst_device_loads(E, K, ep, f, W, b["TK"])], shape)[0]) / b["ms"] - 1.0
@@ -92,8 +93,23 @@ def compute_params(busiest: dict, E: int, K: int, ep: int, model, shape) -> dict
     for N, d in sorted(busiest.items()):
         toks = _tokens(E, N, f, W, d["TK"])
         ms = float(model.predict([worst_device_loads(E, K, N, f, W, d["TK"])], shape)[0])
-        rows.append({"EP": N, "busiest_tokens": d["tokens"], "neusim_tokens": toks,
-                     "tokens_residual": toks / d["tokens"] - 1.0, "busiest_ms": d["ms"], "neusim_ms": ms,
-                     "ms_residual": ms / d["ms"] - 1.0, "fitted_here": N == ep})
-    return {"expert_load_imbalance_factor": f, "num_worst_case_experts": W, "ep": ep, "residuals": rows,
-            "compute_source": model.label(), "shape": shape.label()}
+        rows.append(
+            {
+                "EP": N,
+                "busiest_tokens": d["tokens"],
+                "neusim_tokens": toks,
+                "tokens_residual": toks / d["tokens"] - 1.0,
+                "busiest_ms": d["ms"],
+                "neusim_ms": ms,
+                "ms_residual": ms / d["ms"] - 1.0,
+                "fitted_here": N == ep,
+            }
+        )
+    return {
+        "expert_load_imbalance_factor": f,
+        "num_worst_case_experts": W,
+        "ep": ep,
+        "residuals": rows,
+        "compute_source": model.label(),
+        "shape": shape.label(),
+    }

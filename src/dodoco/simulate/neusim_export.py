@@ -33,11 +33,15 @@ from dodoco.simulate.neusim import effective_params, neusim_predicted_skew, neus
 __all__ = ["SCHEMA", "default_ep", "neusim_entries", "neusim_export"]
 
 SCHEMA = "dodoco.neusim/2"
-UNSPLIT_T = ("refused: the steps' source-rank split is not observed (a window aggregate sums many forward passes "
-             "and records neither how many nor the tokens of one); give --tokens-per-pass T (NeuSim's receiver skew "
-             "does not depend on T)")
-_BASIS = {"decode": "one decode step: one token of each of the EP x batch sequences",
-          "prefill": "one prefill step: the tokens of the EP x batch sequences dispatched together"}
+UNSPLIT_T = (
+    "refused: the steps' source-rank split is not observed (a window aggregate sums many forward passes "
+    "and records neither how many nor the tokens of one); give --tokens-per-pass T (NeuSim's receiver skew "
+    "does not depend on T)"
+)
+_BASIS = {
+    "decode": "one decode step: one token of each of the EP x batch sequences",
+    "prefill": "one prefill step: the tokens of the EP x batch sequences dispatched together",
+}
 
 
 def default_ep(E: int, source: StepSource, B: int) -> int:
@@ -45,8 +49,10 @@ def default_ep(E: int, source: StepSource, B: int) -> int:
     source holds (a window aggregate holds one at every EP)."""
     cands = [n for n in defaults.EP if n < E and source.n_steps(n * B)]
     if not cands:
-        raise DodocoError(f"no EP degree of {list(defaults.EP)} is below E={E} with a step of EP x {B} in "
-                          f"{source.n_units} units: name one with --ep, lower --batch or record more sequences")
+        raise DodocoError(
+            f"no EP degree of {list(defaults.EP)} is below E={E} with a step of EP x {B} in "
+            f"{source.n_units} units: name one with --ep, lower --batch or record more sequences"
+        )
     return max(cands)
 
 
@@ -58,15 +64,16 @@ def _tokens(row: dict, regime: str, observed: bool, tokens_per_pass) -> tuple:
     return (row["tokens_per_step"], _BASIS[regime]) if observed else (None, UNSPLIT_T)
 
 
-def neusim_export(table, E: int, K: int, ep: int, batch: int, *, observed: bool = True,
-                  tokens_per_pass=None) -> dict:
+def neusim_export(table, E: int, K: int, ep: int, batch: int, *, observed: bool = True, tokens_per_pass=None) -> dict:
     """JSON-ready NeuSim entry from ``neusim_table``'s rows at (ep, batch): measured and effective
     parameters, the config to paste, and every EP's skews and residuals (``by_ep``)."""
     rows = [r for r in table.to_pylist() if r["batch"] == batch]
     at = [r for r in rows if r["ep"] == ep]
     if not at:
-        raise DodocoError(f"EP={ep} at batch {batch} is not in the table (have {sorted({r['ep'] for r in rows})}): "
-                          "it needs EP x batch units and EP <= E")
+        raise DodocoError(
+            f"EP={ep} at batch {batch} is not in the table (have {sorted({r['ep'] for r in rows})}): "
+            "it needs EP x batch units and EP <= E"
+        )
     r = at[0]
     measured = {x["ep"]: x["measured_skew"] for x in rows if x["ep"] > 1}
     eff = effective_params(E, K, measured, ep, w_hint=r["w_estimate"] if r["w_estimate"] == r["w_estimate"] else None)
@@ -76,29 +83,53 @@ def neusim_export(table, E: int, K: int, ep: int, batch: int, *, observed: bool 
         x["effective_residual_pct"] = eff["residual_pct"].get(x["ep"])
         x["measured_params_residual_pct"] = 100.0 * (x["predicted_over_measured"] - 1.0)
     T, basis = _tokens(r, r.get("regime", "prefill"), observed, tokens_per_pass)
-    return {"num_routed_experts": int(E), "num_activated_routed_experts_per_token": int(K),
-            "expert_parallelism_degree": int(ep),
-            "config": {"expert_load_imbalance_factor": round(f, 6), "num_worst_case_experts": int(W)},
-            "effective": {"expert_load_imbalance_factor": f, "num_worst_case_experts": int(W),
-                          "predicted_skew": neusim_predicted_skew(E, K, ep, f, W),
-                          "residual_pct": eff["residual_pct"][ep],
-                          "label": f"effective: NeuSim's formula reproduces the receiver skew measured at EP={ep}"},
-            "measured": {"expert_load_imbalance_factor": r["expert_load_imbalance_factor"],
-                         "num_worst_case_experts": int(r["num_worst_case_experts"]),
-                         "predicted_skew": r["predicted_skew"], "residual_pct": 100.0 * (r["predicted_over_measured"] - 1),
-                         "label": "measured: per-expert max/mean and hot-expert count of the routing"},
-            "derived_at": {"ep": int(ep), "batch": int(batch), "regime": r.get("regime"), "tokens_per_step": T,
-                           "tokens_basis": basis, "steps": r["steps"]},
-            "skew": {"measured": r["measured_skew"], "measured_p95": r["measured_skew_p95"]},
-            "by_ep": rows}
+    return {
+        "num_routed_experts": int(E),
+        "num_activated_routed_experts_per_token": int(K),
+        "expert_parallelism_degree": int(ep),
+        "config": {"expert_load_imbalance_factor": round(f, 6), "num_worst_case_experts": int(W)},
+        "effective": {
+            "expert_load_imbalance_factor": f,
+            "num_worst_case_experts": int(W),
+            "predicted_skew": neusim_predicted_skew(E, K, ep, f, W),
+            "residual_pct": eff["residual_pct"][ep],
+            "label": f"effective: NeuSim's formula reproduces the receiver skew measured at EP={ep}",
+        },
+        "measured": {
+            "expert_load_imbalance_factor": r["expert_load_imbalance_factor"],
+            "num_worst_case_experts": int(r["num_worst_case_experts"]),
+            "predicted_skew": r["predicted_skew"],
+            "residual_pct": 100.0 * (r["predicted_over_measured"] - 1),
+            "label": "measured: per-expert max/mean and hot-expert count of the routing",
+        },
+        "derived_at": {
+            "ep": int(ep),
+            "batch": int(batch),
+            "regime": r.get("regime"),
+            "tokens_per_step": T,
+            "tokens_basis": basis,
+            "steps": r["steps"],
+        },
+        "skew": {"measured": r["measured_skew"], "measured_p95": r["measured_skew_p95"]},
+        "by_ep": rows,
+    }
 
 
 def _provenance(run) -> dict:
     m = run.manifest
-    return {"run": str(run.path), "origin": m.origin.value, "model": m.model.id, "revision": m.model.revision,
-            "condition": m.condition.name, "kind": m.condition.kind.value, "seq_len": m.seq_len,
-            "units": int(run.S), "granularity": m.granularity.value, "created": m.details.get("created"),
-            "versions": m.details.get("versions", {})}
+    return {
+        "run": str(run.path),
+        "origin": m.origin.value,
+        "model": m.model.id,
+        "revision": m.model.revision,
+        "condition": m.condition.name,
+        "kind": m.condition.kind.value,
+        "seq_len": m.seq_len,
+        "units": int(run.S),
+        "granularity": m.granularity.value,
+        "created": m.details.get("created"),
+        "versions": m.details.get("versions", {}),
+    }
 
 
 def _source(run, regime: str, seed: int) -> StepSource:
@@ -117,13 +148,22 @@ def _regimes(run, regime: str) -> list[str]:
     if regime in ("decode", "both") and run.has_tokens:
         out.append("decode")
     if regime == "decode" and not out:
-        raise DodocoError(f"run {run.path} has no token traces for --regime decode: observe with --traces "
-                          "or use --regime prefill")
+        raise DodocoError(
+            f"run {run.path} has no token traces for --regime decode: observe with --traces or use --regime prefill"
+        )
     return out
 
 
-def neusim_entries(runs, *, ep: int | None = None, eps=None, batch: int = 1, regime: str = "both",
-                   seed: int = 0, tokens_per_pass: float | None = None) -> list[dict]:
+def neusim_entries(
+    runs,
+    *,
+    ep: int | None = None,
+    eps=None,
+    batch: int = 1,
+    regime: str = "both",
+    seed: int = 0,
+    tokens_per_pass: float | None = None,
+) -> list[dict]:
     """One NeuSim export per run and regime (``neusim_export`` plus labels and provenance)."""
     if batch < 1:
         raise DodocoError(f"--batch must be >= 1, got {batch}")
@@ -133,13 +173,38 @@ def neusim_entries(runs, *, ep: int | None = None, eps=None, batch: int = 1, reg
         grid = sorted(set(eps or defaults.default_eps(run.E)) | {at})
         for reg in _regimes(run, regime):
             source = _source(run, reg, seed)
-            table = neusim_table(source, run.K, ep=grid, batch=(batch,), regime=reg, model=run.model,
-                                 condition=run.condition, seq_len=run.seq_len)
+            table = neusim_table(
+                source,
+                run.K,
+                ep=grid,
+                batch=(batch,),
+                regime=reg,
+                model=run.model,
+                condition=run.condition,
+                seq_len=run.seq_len,
+            )
             if table.num_rows == 0:
-                raise DodocoError(f"run {run.path} has {run.S} units: no EP degree in {grid} fits a step of "
-                                  f"EP x {batch}; lower --batch or observe more sequences")
-            entry = neusim_export(table, run.E, run.K, at, batch, observed=source.source_split == "observed",
-                                  tokens_per_pass=tokens_per_pass)
-            out.append({"model": run.model, "condition": run.condition, "seq_len": run.seq_len, "regime": reg,
-                        **entry, "provenance": _provenance(run)})
+                raise DodocoError(
+                    f"run {run.path} has {run.S} units: no EP degree in {grid} fits a step of "
+                    f"EP x {batch}; lower --batch or observe more sequences"
+                )
+            entry = neusim_export(
+                table,
+                run.E,
+                run.K,
+                at,
+                batch,
+                observed=source.source_split == "observed",
+                tokens_per_pass=tokens_per_pass,
+            )
+            out.append(
+                {
+                    "model": run.model,
+                    "condition": run.condition,
+                    "seq_len": run.seq_len,
+                    "regime": reg,
+                    **entry,
+                    "provenance": _provenance(run),
+                }
+            )
     return out

@@ -82,9 +82,21 @@ class Group:
         """The samples where mask[n] is true."""
         idx = np.flatnonzero(np.asarray(mask, dtype=bool))
         pick = lambda seq: tuple(seq[i] for i in idx)  # noqa: E731
-        return Group(self.machine, self.device, self.N, self.dispatcher, self.phase, self.b[idx], self.t[idx],
-                     pick(self.ids), pick(self.kind), pick(self.pattern), pick(self.role), pick(self.model),
-                     pick(self.condition))
+        return Group(
+            self.machine,
+            self.device,
+            self.N,
+            self.dispatcher,
+            self.phase,
+            self.b[idx],
+            self.t[idx],
+            pick(self.ids),
+            pick(self.kind),
+            pick(self.pattern),
+            pick(self.role),
+            pick(self.model),
+            pick(self.condition),
+        )
 
     def of_role(self, *roles: str) -> "Group":
         return self.where([r in roles for r in self.role])
@@ -107,11 +119,15 @@ def _role(kind: str, schema: str, model: str, condition: str, step, layer) -> st
 def _refuse_dry_run(res: dict, path: Path, dry_run: bool = False) -> None:
     dev = res.get("device") or {}
     if res.get("mode") == "layer":
-        raise DodocoError(f"{path} is a whole-layer replay (--layer): its combine waits for the busiest rank's "
-                          "experts; calibrate on a dispatch replay (dodoco replay without --layer, or dodoco calibrate)")
+        raise DodocoError(
+            f"{path} is a whole-layer replay (--layer): its combine waits for the busiest rank's "
+            "experts; calibrate on a dispatch replay (dodoco replay without --layer, or dodoco calibrate)"
+        )
     if (res.get("backend") == "gloo" or dev.get("type") == "cpu") and not dry_run:
-        raise DodocoError(f"{path} is a --backend gloo replay (a CPU dry run): its times are CPU process times, "
-                          "not GPU dispatch times; calibrate on an NCCL replay measured on GPUs")
+        raise DodocoError(
+            f"{path} is a --backend gloo replay (a CPU dry run): its times are CPU process times, "
+            "not GPU dispatch times; calibrate on an NCCL replay measured on GPUs"
+        )
 
 
 def _machine(res: dict, top: dict) -> tuple[str, str]:
@@ -126,13 +142,25 @@ def _rows(res: dict) -> list[dict]:
     absent, and its uniform sweep as cases of kind "sweep"."""
     out = []
     for c in res.get("rows") or []:
-        out.append({"N": res.get("N"), "dispatcher": res.get("dispatcher", "nccl"),
-                    "row_bytes": res.get("row_bytes"), **c})
+        out.append(
+            {"N": res.get("N"), "dispatcher": res.get("dispatcher", "nccl"), "row_bytes": res.get("row_bytes"), **c}
+        )
     for s in res.get("sweep") or []:  # uniform all_to_all_single: every rank sends x / N to every rank
         N = int(res["N"])
-        out.append({"N": N, "dispatcher": res.get("dispatcher", "nccl"), "kind": "sweep", "pattern": "uniform",
-                    "condition": "sweep", "step": -1, "layer": -1, "_matrix": np.full((N, N), s["bytes_per_rank"] / N),
-                    "dispatch": {"median_ms": s["median_ms"]}, "combine": {"median_ms": s["median_ms"]}})
+        out.append(
+            {
+                "N": N,
+                "dispatcher": res.get("dispatcher", "nccl"),
+                "kind": "sweep",
+                "pattern": "uniform",
+                "condition": "sweep",
+                "step": -1,
+                "layer": -1,
+                "_matrix": np.full((N, N), s["bytes_per_rank"] / N),
+                "dispatch": {"median_ms": s["median_ms"]},
+                "combine": {"median_ms": s["median_ms"]},
+            }
+        )
     return out
 
 
@@ -157,14 +185,33 @@ def _samples(res: dict, top: dict, path: Path, stem: str, dry_run: bool = False)
         model, cond = _model_of(res, c), str(c.get("condition", ""))
         role = _role(kind, schema, model, cond, c.get("step"), c.get("layer"))
         cid = f"{stem}:{machine}:{disp}:N{N}:{i}:{kind}:{cond}:s{c.get('step')}:l{c.get('layer')}"
-        pattern = str(c.get("pattern") or ("routing" if kind in ("real", "mock") else
-                                          "uniform" if kind in ("balanced", "sweep") else "hot-receiver"))
+        pattern = str(
+            c.get("pattern")
+            or (
+                "routing"
+                if kind in ("real", "mock")
+                else "uniform"
+                if kind in ("balanced", "sweep")
+                else "hot-receiver"
+            )
+        )
         for phase in PHASES:
             if (c.get(phase) or {}).get("median_ms") is None:
                 continue
             bb = np.asarray(b, dtype=np.float64)
-            out.append(((machine, device, N, disp, phase), bb.T if phase == "combine" else bb,
-                        c[phase]["median_ms"] * 1e-3, cid, kind, pattern, role, model, cond))
+            out.append(
+                (
+                    (machine, device, N, disp, phase),
+                    bb.T if phase == "combine" else bb,
+                    c[phase]["median_ms"] * 1e-3,
+                    cid,
+                    kind,
+                    pattern,
+                    role,
+                    model,
+                    cond,
+                )
+            )
     return out
 
 
@@ -181,9 +228,16 @@ def load_groups(paths, dry_run: bool = False) -> tuple[list[Group], list[Source]
         machines = sorted({_machine(r, top)[0] for r in results})
         devices = sorted({_machine(r, top)[1] for r in results})
         schemas = {str(r.get("upgraded_from") or r.get("schema")) for r in results}
-        sources.append(Source(str(p), digest, ",".join(sorted(schemas)),
-                              ",".join(machines), ",".join(devices),
-                              str(max((r.get("created", "") for r in results), default=""))))
+        sources.append(
+            Source(
+                str(p),
+                digest,
+                ",".join(sorted(schemas)),
+                ",".join(machines),
+                ",".join(devices),
+                str(max((r.get("created", "") for r in results), default="")),
+            )
+        )
     if not rows:
         raise DodocoError(f"no timed cases in {[str(p) for p in paths]}: replay with --sweep and skew controls")
     groups = {}
@@ -195,5 +249,13 @@ def load_groups(paths, dry_run: bool = False) -> tuple[list[Group], list[Source]
 def _group(key, rows) -> Group:
     machine, device, N, disp, phase = key
     col = lambda j: tuple(r[j] for r in rows)  # noqa: E731
-    return Group(machine, device, N, disp, phase, np.stack([r[1] for r in rows]),
-                 np.asarray([r[2] for r in rows], dtype=np.float64), *(col(j) for j in range(3, 9)))
+    return Group(
+        machine,
+        device,
+        N,
+        disp,
+        phase,
+        np.stack([r[1] for r in rows]),
+        np.asarray([r[2] for r in rows], dtype=np.float64),
+        *(col(j) for j in range(3, 9)),
+    )

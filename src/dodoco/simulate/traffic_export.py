@@ -37,8 +37,16 @@ __all__ = ["TRAFFIC_SCHEMA", "gate_stats", "traffic_csv", "traffic_entry"]
 TRAFFIC_SCHEMA = "dodoco.traffic/1"
 
 
-def traffic_entry(run, N: int, B: int, *, row_bytes: int, placement: str = defaults.PLACEMENT, seed: int = 0,
-                  max_steps: int | None = None) -> dict:
+def traffic_entry(
+    run,
+    N: int,
+    B: int,
+    *,
+    row_bytes: int,
+    placement: str = defaults.PLACEMENT,
+    seed: int = 0,
+    max_steps: int | None = None,
+) -> dict:
     """Every (step, layer) dispatch of one run at EP = N: {"step", "layer", "bytes": [N][N]} plus labels."""
     from dodoco.ep.placements import evaluated_source, plan_placement
     from dodoco.ep.steps import run_source
@@ -49,11 +57,19 @@ def traffic_entry(run, N: int, B: int, *, row_bytes: int, placement: str = defau
     source.check(N, B, what)
     p = plan_placement(placement, N, run.counts, plan)
     cases = run_cases(source, N, B, condition=run.condition, kind="real", placement=p, max_steps=max_steps)
-    return {"model": run.model, "condition": run.condition, "run": str(run.path), "ranks": int(N), "batch": int(B),
-            "bytes_per_row": int(row_bytes), "placement": placement, "part": plan.part, "seed": seed,
-            "source_split": source.source_split,
-            "matrices": [{"step": c.step, "layer": c.layer, "bytes": (c.splits * int(row_bytes)).tolist()}
-                         for c in cases]}
+    return {
+        "model": run.model,
+        "condition": run.condition,
+        "run": str(run.path),
+        "ranks": int(N),
+        "batch": int(B),
+        "bytes_per_row": int(row_bytes),
+        "placement": placement,
+        "part": plan.part,
+        "seed": seed,
+        "source_split": source.source_split,
+        "matrices": [{"step": c.step, "layer": c.layer, "bytes": (c.splits * int(row_bytes)).tolist()} for c in cases],
+    }
 
 
 def traffic_csv(entries: list[dict]) -> str:
@@ -112,9 +128,20 @@ def gate_stats(run, seed: int = 0) -> dict:
         a[0] += d * n
         a[1] += n
     curve = [[t, a[0] / a[1], a[1]] for t, a in sorted(merged.items())]
-    return {"schema_version": 1, "model": run.model, "num_experts": int(run.E), "num_experts_per_tok": int(K),
-            "n_calls": int(sum(c[2] for c in curve)), "n_dropped_uniform_token": 0, "n_unparsed": 0,
-            "curve": curve,
-            "dodoco": {"run": str(run.path), "condition": run.condition, "seq_len": run.seq_len,
-                       "what": "distinct experts per gate call computed from DODOCO counts (prefill steps of "
-                               "P sequences) and token traces (decode steps), mean over steps and MoE layers"}}
+    return {
+        "schema_version": 1,
+        "model": run.model,
+        "num_experts": int(run.E),
+        "num_experts_per_tok": int(K),
+        "n_calls": int(sum(c[2] for c in curve)),
+        "n_dropped_uniform_token": 0,
+        "n_unparsed": 0,
+        "curve": curve,
+        "dodoco": {
+            "run": str(run.path),
+            "condition": run.condition,
+            "seq_len": run.seq_len,
+            "what": "distinct experts per gate call computed from DODOCO counts (prefill steps of "
+            "P sequences) and token traces (decode steps), mean over steps and MoE layers",
+        },
+    }

@@ -136,4 +136,4 @@ def write_all(fd: int, data) -> None:
     """os.write every byte of ``data`` (a buffer) to ``fd`` (os.write may write less than asked)."""
     view = memoryview(data).cast("B")
     while view.nbytes:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]

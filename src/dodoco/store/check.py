@@ -31,8 +31,12 @@ from dodoco.store.manifest import ConditionKind, Granularity, Manifest, Origin
 
 __all__ = ["DTYPES", "counts_problems", "manifest_problems", "row_sums", "tokens_problems"]
 
-DTYPES = {"counts.npy": ("uint32",), "seq_tokens.npy": ("int64",), "tokens.npy": ("uint8", "uint16"),
-          "token_offsets.npy": ("int64",)}
+DTYPES = {
+    "counts.npy": ("uint32",),
+    "seq_tokens.npy": ("int64",),
+    "tokens.npy": ("uint8", "uint16"),
+    "token_offsets.npy": ("int64",),
+}
 _CHUNK = 1 << 24  # elements per chunk of the sums (a large run is memory-mapped, read in pieces)
 
 
@@ -50,25 +54,36 @@ def manifest_problems(m: Manifest) -> list[str]:
     (dtype and shape of each data file); no data read."""
     out = []
     ident = m.identity
-    for key, value in (("seq_len", m.seq_len), ("sequences", m.sequences), ("condition", m.condition.name),
-                       ("model", m.model.id)):
+    for key, value in (
+        ("seq_len", m.seq_len),
+        ("sequences", m.sequences),
+        ("condition", m.condition.name),
+        ("model", m.model.id),
+    ):
         if ident.get(key) is not None and ident[key] != value:
-            out.append(f"manifest.json: {key} is {value!r} but the run's identity says {ident[key]!r} (manifest "
-                       "edited)")
+            out.append(
+                f"manifest.json: {key} is {value!r} but the run's identity says {ident[key]!r} (manifest edited)"
+            )
     if (m.origin is Origin.IMPORTED) != ("import" in ident):
-        out.append(f"manifest.json: origin {m.origin.value!r} but the identity is {'not ' * ('import' not in ident)}an "
-                   "import's (manifest edited)")
+        out.append(
+            f"manifest.json: origin {m.origin.value!r} but the identity is {'not ' * ('import' not in ident)}an "
+            "import's (manifest edited)"
+        )
     out += _granularity_problems(m)
     options = (m.details.get("source") or {}).get("options") or {} if m.origin is Origin.IMPORTED else {}
     for key, value in (("top_k", m.routing.K), ("num_experts", m.routing.E)):
         if options.get(key) is not None and options[key] != value:
-            out.append(f"manifest.json: routing says {'K' if key == 'top_k' else 'E'}={value} but the import was "
-                       f"given --{key.replace('_', '-')} {options[key]} (manifest edited)")
+            out.append(
+                f"manifest.json: routing says {'K' if key == 'top_k' else 'E'}={value} but the import was "
+                f"given --{key.replace('_', '-')} {options[key]} (manifest edited)"
+            )
     if m.origin is not Origin.SYNTHETIC:
         mock = "generator" in m.condition.provenance
         if (m.condition.kind is ConditionKind.MOCK) != mock:
-            out.append(f"manifest.json: condition kind is {m.condition.kind.value!r} but its provenance is "
-                       f"{'a mock generator' if mock else 'real text'} (manifest edited)")
+            out.append(
+                f"manifest.json: condition kind is {m.condition.kind.value!r} but its provenance is "
+                f"{'a mock generator' if mock else 'real text'} (manifest edited)"
+            )
     if m.origin is Origin.OBSERVED and m.routing.K is None:
         out.append("manifest.json: an observed run without K (manifest edited)")
     if "counts.npy" not in m.files:
@@ -83,9 +98,11 @@ def manifest_problems(m: Manifest) -> list[str]:
         if name in DTYPES and entry.dtype not in DTYPES[name]:
             out.append(f"{name}: the manifest says dtype {entry.dtype}, but DODOCO writes {' or '.join(DTYPES[name])}")
         if name in expected and tuple(entry.shape) != expected[name]:
-            out.append(f"{name}: the manifest says shape {list(entry.shape)}, but its routing and sequences "
-                       f"(S={m.sequences}, L={m.routing.L}, E={m.routing.E}, K={m.routing.K}) need "
-                       f"{list(expected[name])}")
+            out.append(
+                f"{name}: the manifest says shape {list(entry.shape)}, but its routing and sequences "
+                f"(S={m.sequences}, L={m.routing.L}, E={m.routing.E}, K={m.routing.K}) need "
+                f"{list(expected[name])}"
+            )
     return out
 
 
@@ -104,8 +121,10 @@ def _array_problems(name: str, a: np.ndarray, m: Manifest) -> list[str]:
     entry = m.files.get(name)
     out = []
     if str(a.dtype) not in DTYPES.get(name, (str(a.dtype),)) or (entry and str(a.dtype) != entry.dtype):
-        out.append(f"{name}: dtype {a.dtype}, but the manifest says {entry.dtype if entry else '?'} and DODOCO "
-                   f"writes {' or '.join(DTYPES.get(name, ('?',)))}")
+        out.append(
+            f"{name}: dtype {a.dtype}, but the manifest says {entry.dtype if entry else '?'} and DODOCO "
+            f"writes {' or '.join(DTYPES.get(name, ('?',)))}"
+        )
     want = _expected_shapes(m).get(name)
     if want is not None and tuple(a.shape) != want:
         out.append(f"{name}: shape {list(a.shape)}, but the manifest needs {list(want)}")
@@ -118,7 +137,7 @@ def row_sums(counts: np.ndarray) -> np.ndarray:
     out = np.empty((S, L), dtype=np.int64)
     step = max(1, _CHUNK // max(1, L * E))
     for a in range(0, S, step):
-        out[a:a + step] = np.asarray(counts[a:a + step]).sum(axis=2, dtype=np.int64)
+        out[a : a + step] = np.asarray(counts[a : a + step]).sum(axis=2, dtype=np.int64)
     return out
 
 
@@ -146,25 +165,35 @@ def counts_problems(m: Manifest, counts: np.ndarray, seq_tokens: np.ndarray) -> 
         if bad.any():
             s, l = (int(i) for i in np.argwhere(bad)[0])
             implied = sums[tok > 0] / tok[tok > 0, None]
-            say = f"; every unit holds {implied.flat[0]:g} assignments per token" if implied.size and np.all(
-                implied == implied.flat[0]) else ""
-            out.append(f"counts.npy: layer {l} of unit {s} holds {sums[s, l]} assignments, not its {tok[s]} tokens "
-                       f"(seq_tokens.npy) x K={K} = {tok[s] * K}{say}: the manifest's K or the data was changed")
+            say = (
+                f"; every unit holds {implied.flat[0]:g} assignments per token"
+                if implied.size and np.all(implied == implied.flat[0])
+                else ""
+            )
+            out.append(
+                f"counts.npy: layer {l} of unit {s} holds {sums[s, l]} assignments, not its {tok[s]} tokens "
+                f"(seq_tokens.npy) x K={K} = {tok[s] * K}{say}: the manifest's K or the data was changed"
+            )
     else:
         busiest = sums.max(axis=1, initial=0) // (K or 1)
         if not np.array_equal(busiest, tok):
             s = int(np.argmax(busiest != tok))
-            out.append(f"seq_tokens.npy: unit {s} records {tok[s]} tokens but its busiest layer holds {sums[s].max()} "
-                       f"assignments, {busiest[s]} tokens at K={K or 1}: the manifest's K or the data was changed")
+            out.append(
+                f"seq_tokens.npy: unit {s} records {tok[s]} tokens but its busiest layer holds {sums[s].max()} "
+                f"assignments, {busiest[s]} tokens at K={K or 1}: the manifest's K or the data was changed"
+            )
     if m.origin is Origin.OBSERVED and tok.size and tok.max() > m.seq_len:
         s = int(np.argmax(tok > m.seq_len))
-        out.append(f"seq_tokens.npy: sequence {s} has {tok[s]} tokens, more than seq_len {m.seq_len}: the manifest's "
-                   "seq_len or the data was changed")
+        out.append(
+            f"seq_tokens.npy: sequence {s} has {tok[s]} tokens, more than seq_len {m.seq_len}: the manifest's "
+            "seq_len or the data was changed"
+        )
     return out
 
 
-def tokens_problems(m: Manifest, counts: np.ndarray, seq_tokens: np.ndarray, tokens: np.ndarray,
-                    offsets: np.ndarray) -> list[str]:
+def tokens_problems(
+    m: Manifest, counts: np.ndarray, seq_tokens: np.ndarray, tokens: np.ndarray, offsets: np.ndarray
+) -> list[str]:
     """Token traces ``tokens[T, L, K]``, ``offsets[S+1]`` against the manifest, seq_tokens ``[S]`` and
     counts ``[S, L, E]``: every id below E, each unit's per-layer bincount equal to its counts row."""
     out = _array_problems("tokens.npy", tokens, m) + _array_problems("token_offsets.npy", offsets, m)
@@ -181,13 +210,15 @@ def tokens_problems(m: Manifest, counts: np.ndarray, seq_tokens: np.ndarray, tok
     step = max(1, _CHUNK // max(1, L * E))
     for a in range(0, S, step):
         b = min(S, a + step)
-        t = np.asarray(tokens[off[a]:off[b]], dtype=np.int64)  # [T', L, K]
-        unit = np.repeat(np.arange(b - a), np.diff(off[a:b + 1]))
+        t = np.asarray(tokens[off[a] : off[b]], dtype=np.int64)  # [T', L, K]
+        unit = np.repeat(np.arange(b - a), np.diff(off[a : b + 1]))
         flat = ((unit[:, None, None] * L + np.arange(L)[None, :, None]) * E + t).reshape(-1)
         got = np.bincount(flat, minlength=(b - a) * L * E).reshape(b - a, L, E)
         bad = got != np.asarray(counts[a:b])
         if bad.any():
             s, l, e = (int(i) for i in np.argwhere(bad)[0])
-            return [f"tokens.npy: unit {a + s} sends {got[s, l, e]} tokens to expert {e} of layer {l}, but counts.npy "
-                    f"says {counts[a + s, l, e]}: the traces and the counts do not belong together"]
+            return [
+                f"tokens.npy: unit {a + s} sends {got[s, l, e]} tokens to expert {e} of layer {l}, but counts.npy "
+                f"says {counts[a + s, l, e]}: the traces and the counts do not belong together"
+            ]
     return out

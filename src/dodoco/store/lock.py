@@ -60,8 +60,10 @@ def _open_lock(path: Path) -> int:
         fd = os.open(f, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise DodocoError(f"{f} is a symbolic link: DODOCO never writes through one; remove it (the file it "
-                              "points to is not touched)") from None
+            raise DodocoError(
+                f"{f} is a symbolic link: DODOCO never writes through one; remove it (the file it "
+                "points to is not touched)"
+            ) from None
         raise
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
@@ -85,13 +87,16 @@ class RunLock:
     def _check_folder(self) -> None:
         nofollow_dir(self.path)
         if self.path.exists() and not self.path.is_dir():
-            raise DodocoError(f"{self.path} is a file, but a run directory is needed there: choose another output "
-                              "folder")
+            raise DodocoError(
+                f"{self.path} is a file, but a run directory is needed there: choose another output folder"
+            )
         if self.path.is_dir() and not os.path.lexists(self.path / MANIFEST):
             foreign = foreign_entries(self.path)
             if foreign:
-                raise DodocoError(f"{self.path} holds no DODOCO run ({', '.join(foreign[:3])}): choose another "
-                                  "output (--overwrite never removes other files)")
+                raise DodocoError(
+                    f"{self.path} holds no DODOCO run ({', '.join(foreign[:3])}): choose another "
+                    "output (--overwrite never removes other files)"
+                )
 
     def acquire(self) -> "RunLock":
         self._check_folder()
@@ -99,8 +104,9 @@ class RunLock:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DodocoError(f"cannot make the run directory {self.path} ({exc.strerror}): choose another "
-                              "output folder") from None
+            raise DodocoError(
+                f"cannot make the run directory {self.path} ({exc.strerror}): choose another output folder"
+            ) from None
         fd = self._lock_fd(time.monotonic() + self.wait)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
@@ -125,8 +131,10 @@ class RunLock:
                 if time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                raise DodocoError(f"another dodoco process ({holder}) is writing {self.path} now: wait for it to "
-                                  "finish, or choose another output") from None
+                raise DodocoError(
+                    f"another dodoco process ({holder}) is writing {self.path} now: wait for it to "
+                    "finish, or choose another output"
+                ) from None
             if self._is_current(fd):
                 return fd
             os.close(fd)

@@ -30,9 +30,25 @@ from pathlib import Path
 from dodoco.config import MAX_EXPERTS
 from dodoco.errors import DataError, DodocoError
 
-__all__ = ["SCHEMA", "ConditionInfo", "ConditionKind", "DataFile", "Granularity", "MANIFEST",
-           "Manifest", "ModelInfo", "Origin", "Routing", "Status", "migrate", "read_manifest",
-           "read_raw", "seal_of", "write_manifest", "write_stub"]
+__all__ = [
+    "SCHEMA",
+    "ConditionInfo",
+    "ConditionKind",
+    "DataFile",
+    "Granularity",
+    "MANIFEST",
+    "Manifest",
+    "ModelInfo",
+    "Origin",
+    "Routing",
+    "Status",
+    "migrate",
+    "read_manifest",
+    "read_raw",
+    "seal_of",
+    "write_manifest",
+    "write_stub",
+]
 
 SCHEMA = "dodoco.run/2"
 SCHEMA_V1 = "dodoco.run/1"
@@ -87,9 +103,12 @@ class Routing:
 
     def __post_init__(self):
         if not (1 <= self.E <= MAX_EXPERTS and 1 <= self.L <= MAX_EXPERTS) or (
-                self.K is not None and not 1 <= self.K <= self.E):
-            raise DodocoError(f"routing E={self.E}, K={self.K}, L={self.L} is impossible: need 1 <= E, L <= "
-                              f"{MAX_EXPERTS} and 1 <= K <= E")
+            self.K is not None and not 1 <= self.K <= self.E
+        ):
+            raise DodocoError(
+                f"routing E={self.E}, K={self.K}, L={self.L} is impossible: need 1 <= E, L <= "
+                f"{MAX_EXPERTS} and 1 <= K <= E"
+            )
         if len(self.layer_ids) != self.L:
             raise DodocoError(f"routing lists {len(self.layer_ids)} layer ids for L={self.L} MoE layers")
 
@@ -132,17 +151,34 @@ class Manifest:
     def to_dict(self) -> dict:
         """The JSON form (Enums as their values, tuples as lists)."""
         return {
-            "schema": self.schema, "status": self.status.value, "origin": self.origin.value,
+            "schema": self.schema,
+            "status": self.status.value,
+            "origin": self.origin.value,
             "identity": self.identity,
-            "model": {"id": self.model.id, "revision": self.model.revision,
-                      "architecture": self.model.architecture, "details": self.model.details},
-            "routing": {"E": self.routing.E, "K": self.routing.K, "L": self.routing.L,
-                        "layer_ids": list(self.routing.layer_ids)},
-            "condition": {"name": self.condition.name, "kind": self.condition.kind.value,
-                          "provenance": self.condition.provenance},
-            "seq_len": self.seq_len, "sequences": self.sequences, "granularity": self.granularity.value,
-            "files": {k: {"sha256": f.sha256, "shape": list(f.shape), "dtype": f.dtype, "bytes": f.bytes}
-                      for k, f in self.files.items()},
+            "model": {
+                "id": self.model.id,
+                "revision": self.model.revision,
+                "architecture": self.model.architecture,
+                "details": self.model.details,
+            },
+            "routing": {
+                "E": self.routing.E,
+                "K": self.routing.K,
+                "L": self.routing.L,
+                "layer_ids": list(self.routing.layer_ids),
+            },
+            "condition": {
+                "name": self.condition.name,
+                "kind": self.condition.kind.value,
+                "provenance": self.condition.provenance,
+            },
+            "seq_len": self.seq_len,
+            "sequences": self.sequences,
+            "granularity": self.granularity.value,
+            "files": {
+                k: {"sha256": f.sha256, "shape": list(f.shape), "dtype": f.dtype, "bytes": f.bytes}
+                for k, f in self.files.items()
+            },
             "details": self.details,
         }
 
@@ -152,29 +188,63 @@ class Manifest:
         try:
             m, r, c = d["model"], d["routing"], d["condition"]
             return cls(
-                schema=d["schema"], status=Status(d["status"]), origin=Origin(d["origin"]),
+                schema=d["schema"],
+                status=Status(d["status"]),
+                origin=Origin(d["origin"]),
                 identity=dict(d["identity"]),
-                model=ModelInfo(id=str(m["id"]), revision=m.get("revision"),
-                                architecture=m.get("architecture"), details=dict(m.get("details") or {})),
-                routing=Routing(E=int(r["E"]), K=None if r.get("K") in (None, 0) else int(r["K"]),
-                                L=int(r["L"]), layer_ids=tuple(int(x) for x in r["layer_ids"])),
-                condition=ConditionInfo(name=str(c["name"]), kind=ConditionKind(c["kind"]),
-                                        provenance=dict(c.get("provenance") or {})),
-                seq_len=int(d["seq_len"]), sequences=int(d["sequences"]),
+                model=ModelInfo(
+                    id=str(m["id"]),
+                    revision=m.get("revision"),
+                    architecture=m.get("architecture"),
+                    details=dict(m.get("details") or {}),
+                ),
+                routing=Routing(
+                    E=int(r["E"]),
+                    K=None if r.get("K") in (None, 0) else int(r["K"]),
+                    L=int(r["L"]),
+                    layer_ids=tuple(int(x) for x in r["layer_ids"]),
+                ),
+                condition=ConditionInfo(
+                    name=str(c["name"]), kind=ConditionKind(c["kind"]), provenance=dict(c.get("provenance") or {})
+                ),
+                seq_len=int(d["seq_len"]),
+                sequences=int(d["sequences"]),
                 granularity=Granularity(d["granularity"]),
-                files={k: DataFile(sha256=str(f["sha256"]), shape=tuple(int(x) for x in f["shape"]),
-                                   dtype=str(f["dtype"]), bytes=f.get("bytes")) for k, f in d["files"].items()},
-                details=dict(d.get("details") or {}))
+                files={
+                    k: DataFile(
+                        sha256=str(f["sha256"]),
+                        shape=tuple(int(x) for x in f["shape"]),
+                        dtype=str(f["dtype"]),
+                        bytes=f.get("bytes"),
+                    )
+                    for k, f in d["files"].items()
+                },
+                details=dict(d.get("details") or {}),
+            )
         except KeyError as exc:
-            raise DataError(f"{where} lacks the key {exc}: the run is damaged; rerun observe/import "
-                            "with --overwrite") from None
+            raise DataError(
+                f"{where} lacks the key {exc}: the run is damaged; rerun observe/import with --overwrite"
+            ) from None
         except (TypeError, ValueError, AttributeError, OverflowError, DodocoError) as exc:
-            raise DataError(f"{where} holds an impossible value ({str(exc)[:200]}): the run is damaged; rerun "
-                            "observe/import with --overwrite") from None
+            raise DataError(
+                f"{where} holds an impossible value ({str(exc)[:200]}): the run is damaged; rerun "
+                "observe/import with --overwrite"
+            ) from None
 
 
-_V1_MOVED = {"schema", "status", "spec", "kind", "model", "routing", "condition", "seq_len", "sequences",
-             "granularity", "files"}
+_V1_MOVED = {
+    "schema",
+    "status",
+    "spec",
+    "kind",
+    "model",
+    "routing",
+    "condition",
+    "seq_len",
+    "sequences",
+    "granularity",
+    "files",
+}
 
 
 def migrate(d: dict) -> dict:
@@ -190,18 +260,33 @@ def migrate(d: dict) -> dict:
     model = dict(d.get("model") or {})
     routing = dict(d.get("routing") or {})
     cond = dict(d.get("condition") or {})
-    kind = cond.get("kind") if cond.get("kind") in ("mock", "real") else \
-        ("mock" if str(cond.get("name", "")).startswith("mock-") else "real")
+    kind = (
+        cond.get("kind")
+        if cond.get("kind") in ("mock", "real")
+        else ("mock" if str(cond.get("name", "")).startswith("mock-") else "real")
+    )
     return {
-        "schema": SCHEMA, "status": d.get("status"), "origin": d.get("kind", "observed"),
+        "schema": SCHEMA,
+        "status": d.get("status"),
+        "origin": d.get("kind", "observed"),
         "identity": d.get("spec") or {},
-        "model": {"id": model.pop("id", "unknown"), "revision": model.pop("revision", None),
-                  "architecture": model.pop("architecture", None), "details": model},
-        "routing": {"E": routing.get("E"), "K": routing.get("K"), "L": routing.get("L"),
-                    "layer_ids": routing.get("moe_layer_ids") or list(range(int(routing.get("L") or 0)))},
+        "model": {
+            "id": model.pop("id", "unknown"),
+            "revision": model.pop("revision", None),
+            "architecture": model.pop("architecture", None),
+            "details": model,
+        },
+        "routing": {
+            "E": routing.get("E"),
+            "K": routing.get("K"),
+            "L": routing.get("L"),
+            "layer_ids": routing.get("moe_layer_ids") or list(range(int(routing.get("L") or 0))),
+        },
         "condition": {"name": cond.get("name"), "kind": kind, "provenance": cond.get("provenance") or {}},
-        "seq_len": d.get("seq_len", 0), "sequences": d.get("sequences"),
-        "granularity": d.get("granularity", "sequence"), "files": d.get("files") or {},
+        "seq_len": d.get("seq_len", 0),
+        "sequences": d.get("sequences"),
+        "granularity": d.get("granularity", "sequence"),
+        "files": d.get("files") or {},
         "details": {k: v for k, v in d.items() if k not in _V1_MOVED},
     }
 
@@ -219,8 +304,9 @@ def read_raw(path) -> dict:
 
     f = Path(path) / MANIFEST
     if not os.path.lexists(f):
-        raise DodocoError(f"{path} is not a DODOCO run directory (no {MANIFEST}): run `dodoco observe` "
-                          "or `dodoco import` to make one")
+        raise DodocoError(
+            f"{path} is not a DODOCO run directory (no {MANIFEST}): run `dodoco observe` or `dodoco import` to make one"
+        )
     fix = "rerun observe/import with --overwrite"
     data = read_regular(f, "manifest", DataError, limit=_MAX_BYTES)
     try:
@@ -248,12 +334,16 @@ def read_manifest(path) -> Manifest:
     damaged or edited after DODOCO wrote it)."""
     d = read_raw(path)
     if d.get("status") != Status.COMPLETE.value:
-        raise DodocoError(f"run {path} is unfinished (status {d.get('status')!r}): rerun the same "
-                          "`dodoco observe` command to resume it")
+        raise DodocoError(
+            f"run {path} is unfinished (status {d.get('status')!r}): rerun the same "
+            "`dodoco observe` command to resume it"
+        )
     if SEAL in d and d[SEAL] != seal_of(d):
-        raise DataError(f"{Path(path) / MANIFEST} was changed after DODOCO wrote it (its seal does not match its "
-                        f"content): `dodoco validate {path}` shows what contradicts the data; rerun observe/import "
-                        "with --overwrite to rebuild it")
+        raise DataError(
+            f"{Path(path) / MANIFEST} was changed after DODOCO wrote it (its seal does not match its "
+            f"content): `dodoco validate {path}` shows what contradicts the data; rerun observe/import "
+            "with --overwrite to rebuild it"
+        )
     return Manifest.from_dict(d, where=str(Path(path) / MANIFEST))
 
 
@@ -272,5 +362,7 @@ def write_stub(path, identity: dict, origin: Origin) -> None:
     """Mark ``path`` as a run being written with this identity by this origin (status "running")."""
     from dodoco.store.atomic import write_json
 
-    write_json(Path(path) / MANIFEST, {"schema": SCHEMA, "status": Status.RUNNING.value, "origin": Origin(origin).value,
-                                       "identity": identity})
+    write_json(
+        Path(path) / MANIFEST,
+        {"schema": SCHEMA, "status": Status.RUNNING.value, "origin": Origin(origin).value, "identity": identity},
+    )

@@ -55,7 +55,9 @@ class Run:
 
     model = _manifest_field("model.id", "The model id the manifest records.")
     condition = _manifest_field("condition.name", "The condition's name.")
-    kind = _manifest_field("condition.kind", "Mock or real text, as the manifest records it (never guessed from the name).")
+    kind = _manifest_field(
+        "condition.kind", "Mock or real text, as the manifest records it (never guessed from the name)."
+    )
     seq_len = _manifest_field("seq_len", "Tokens per sequence.")
     granularity = _manifest_field("granularity", "Sequence, pass, token or window (a Granularity).")
     E = _manifest_field("routing.E", "Routed experts.")
@@ -79,8 +81,9 @@ class Run:
         try:
             return np.load(f, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise DataError(f"{f} is unreadable ({str(exc)[:160]}): `dodoco validate {self.path}`; rerun with "
-                            "--overwrite") from None
+            raise DataError(
+                f"{f} is unreadable ({str(exc)[:160]}): `dodoco validate {self.path}`; rerun with --overwrite"
+            ) from None
 
     def _key(self, what: str) -> tuple[str, str, str]:
         """What pins a content check: the run's path and its manifest (which pins every file's sha256)."""
@@ -90,8 +93,10 @@ class Run:
     def _refuse(self, problems: list[str], what: str) -> None:
         """DataError at the first content problem (store.check), else remember the run as checked."""
         if problems:
-            raise DataError(f"run {self.path}: {problems[0]}; `dodoco validate {self.path}` lists every problem, "
-                            "rerun observe/import with --overwrite to rebuild it")
+            raise DataError(
+                f"run {self.path}: {problems[0]}; `dodoco validate {self.path}` lists every problem, "
+                "rerun observe/import with --overwrite to rebuild it"
+            )
         _CHECKED.add(self._key(what))
 
     def _checked(self, what: str) -> bool:
@@ -133,7 +138,7 @@ class Run:
         c = self.counts
         out = np.zeros(c.shape[1:], dtype=np.int64)
         for a in range(0, c.shape[0], 4096):
-            out += c[a:a + 4096].sum(axis=0, dtype=np.int64)
+            out += c[a : a + 4096].sum(axis=0, dtype=np.int64)
         return out
 
 
@@ -145,8 +150,10 @@ def open_run(path) -> Run:
     run = Run(path, read_manifest(path))
     problems = check.manifest_problems(run.manifest)
     if problems:
-        raise DataError(f"run {path}: {problems[0]}; `dodoco validate {path}` lists every problem, rerun "
-                        "observe/import with --overwrite to rebuild it")
+        raise DataError(
+            f"run {path}: {problems[0]}; `dodoco validate {path}` lists every problem, rerun "
+            "observe/import with --overwrite to rebuild it"
+        )
     return run
 
 
@@ -163,8 +170,7 @@ def run_dirs(paths) -> list[Path]:
                 raise DodocoError(f"no run directory under {p}: run `dodoco observe --out {p}` first")
             dirs.extend(found)
         elif p.exists():
-            raise DodocoError(f"run path '{p}' is a file, not a run directory: give the folder that holds "
-                              f"{MANIFEST}")
+            raise DodocoError(f"run path '{p}' is a file, not a run directory: give the folder that holds {MANIFEST}")
         else:
             raise DodocoError(f"run path '{p}' does not exist")
     return dirs

@@ -45,8 +45,9 @@ def _file_problems(path: Path, m: Manifest) -> tuple[list[str], dict[str, np.nda
             problems.append(f"{name}: unreadable ({str(exc)[:160]})")
             continue
         if tuple(arr.shape) != tuple(meta.shape) or str(arr.dtype) != meta.dtype:
-            problems.append(f"{name}: {arr.dtype} {list(arr.shape)} but the manifest says {meta.dtype} "
-                            f"{list(meta.shape)}")
+            problems.append(
+                f"{name}: {arr.dtype} {list(arr.shape)} but the manifest says {meta.dtype} {list(meta.shape)}"
+            )
             continue
         arrays[name] = arr
     return problems, arrays
@@ -57,8 +58,11 @@ def _stray(path: Path) -> list[str]:
     an interrupted import's scratch folder beside the run, anything DODOCO did not write."""
     temps = sorted(p.name for p in path.iterdir() if atomic.is_temp(p.name))
     problems = [f"{name}: stray file (a temp file of an interrupted write): remove it" for name in temps]
-    problems += [f"{name}: stray (DODOCO did not write it): move it out of the run directory"
-                 for name in foreign_entries(path) if name != PARTS]
+    problems += [
+        f"{name}: stray (DODOCO did not write it): move it out of the run directory"
+        for name in foreign_entries(path)
+        if name != PARTS
+    ]
     if (path / PARTS).exists() or (path / PARTS).is_symlink():
         problems.append("_parts: stray parts of an interrupted finalize: rerun the command that made the run")
     scratch = path.parent / f".{path.name}.dodoco-import"

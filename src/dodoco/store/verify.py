@@ -32,8 +32,9 @@ def verify_file(run_path, name: str, entry: DataFile | None) -> Path:
         raise DataError(f"run {run_path} is missing {name}: {fix}")
     st = regular(f, "data file", DataError)
     if entry.bytes is not None and st.st_size != entry.bytes:
-        raise DataError(f"{f} has {st.st_size} bytes but its manifest says {entry.bytes} (file changed or "
-                        f"truncated): {fix}")
+        raise DataError(
+            f"{f} has {st.st_size} bytes but its manifest says {entry.bytes} (file changed or truncated): {fix}"
+        )
     key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
     digest = _VERIFIED.get(key) or sha256_file(f, "data file")
     if digest != entry.sha256:

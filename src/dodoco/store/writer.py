@@ -24,8 +24,18 @@ import numpy as np
 from dodoco.errors import DataError, DodocoError
 from dodoco.store import atomic
 from dodoco.store.lock import RunLock, remove_stale_temps
-from dodoco.store.manifest import (MANIFEST, SEAL, DataFile, Manifest, Origin, Status, read_manifest, read_raw,
-                                   write_manifest, write_stub)
+from dodoco.store.manifest import (
+    MANIFEST,
+    SEAL,
+    DataFile,
+    Manifest,
+    Origin,
+    Status,
+    read_manifest,
+    read_raw,
+    write_manifest,
+    write_stub,
+)
 from dodoco.store.own import DATA_FILES, LOCK, PART, PARTS, RUN_FILES, foreign_entries, own_entries
 
 __all__ = ["DATA_FILES", "RUN_FILES", "RunWriter", "foreign_entries", "identity_diff", "record_file"]
@@ -47,8 +57,7 @@ class RunWriter:
     replaced; ``notes`` says what was cleaned up or discarded.
     """
 
-    def __init__(self, path: Path, identity: dict, *, origin: Origin, overwrite: bool = False,
-                 lock: bool = True):
+    def __init__(self, path: Path, identity: dict, *, origin: Origin, overwrite: bool = False, lock: bool = True):
         self.path = Path(path)
         self.identity, self.origin = identity, Origin(origin)
         self.parts = self.path / PARTS
@@ -70,25 +79,32 @@ class RunWriter:
         foreign = foreign_entries(self.path)
         self.foreign = set(foreign)  # never removed, never listed in the manifest: not DODOCO's
         if os.path.lexists(self.parts) and PARTS in foreign:
-            raise DodocoError(f"{self.parts} is not DODOCO's (a link, or a folder holding other files): DODOCO "
-                              "never writes or deletes through it; move it away, or choose another output")
+            raise DodocoError(
+                f"{self.parts} is not DODOCO's (a link, or a folder holding other files): DODOCO "
+                "never writes or deletes through it; move it away, or choose another output"
+            )
         if not os.path.lexists(self.path / MANIFEST):
             if foreign:
-                raise DodocoError(f"{self.path} holds no DODOCO run ({', '.join(foreign[:3])}): "
-                                  "choose another output (--overwrite never removes other files)")
+                raise DodocoError(
+                    f"{self.path} holds no DODOCO run ({', '.join(foreign[:3])}): "
+                    "choose another output (--overwrite never removes other files)"
+                )
             write_stub(self.path, self.identity, self.origin)
             return
         try:
             raw = read_raw(self.path)
         except DodocoError:
-            raise DodocoError(f"{self.path / MANIFEST} is unreadable, so {self.path} cannot be resumed or replaced: "
-                              "remove the directory yourself, or choose another output") from None
+            raise DodocoError(
+                f"{self.path / MANIFEST} is unreadable, so {self.path} cannot be resumed or replaced: "
+                "remove the directory yourself, or choose another output"
+            ) from None
         old = raw.get("identity") or {}
         if old == self.identity:
             return
         if raw.get("status") == Status.RUNNING.value and not self._has_data():
-            self.notes.append(f"replaced the stub of an earlier start that wrote nothing "
-                              f"({identity_diff(old, self.identity)})")
+            self.notes.append(
+                f"replaced the stub of an earlier start that wrote nothing ({identity_diff(old, self.identity)})"
+            )
             write_stub(self.path, self.identity, self.origin)
             return
         self._refuse_unless_replaceable(raw, old, overwrite, foreign)
@@ -102,16 +118,22 @@ class RunWriter:
     def _refuse_unless_replaceable(self, raw: dict, old: dict, overwrite: bool, foreign: list[str]) -> None:
         what = "a different run" if raw.get("status") == Status.COMPLETE.value else "an unfinished different run"
         if not overwrite:
-            raise DodocoError(f"output directory {self.path} holds {what} ({identity_diff(old, self.identity)}): "
-                              "pass --overwrite to replace it, or choose another --out")
+            raise DodocoError(
+                f"output directory {self.path} holds {what} ({identity_diff(old, self.identity)}): "
+                "pass --overwrite to replace it, or choose another --out"
+            )
         theirs = raw.get("origin")
         if theirs and theirs != self.origin.value:
             verb = "observe" if self.origin is Origin.OBSERVED else "import"
-            raise DodocoError(f"{self.path} holds an {theirs} run: {verb} --overwrite replaces only "
-                              f"{self.origin.value} runs; remove it yourself, or choose another output")
+            raise DodocoError(
+                f"{self.path} holds an {theirs} run: {verb} --overwrite replaces only "
+                f"{self.origin.value} runs; remove it yourself, or choose another output"
+            )
         if foreign:
-            raise DodocoError(f"{self.path} also holds {', '.join(foreign[:3])}, which DODOCO did not write: "
-                              "--overwrite never removes them; move them away, or choose another output")
+            raise DodocoError(
+                f"{self.path} also holds {', '.join(foreign[:3])}, which DODOCO did not write: "
+                "--overwrite never removes them; move them away, or choose another output"
+            )
 
     def _remove_run(self) -> None:
         """Remove the run's own files (store.own: those its manifest lists; never anything else, never
@@ -151,16 +173,19 @@ class RunWriter:
                 out[int(m.group(1))] = (int(m.group(2)), f)
                 continue
             f.unlink(missing_ok=True)
-            self.notes.append(f"{f.name} is damaged (its bytes do not match its checksum): discarded, its sequences "
-                              "are computed again")
+            self.notes.append(
+                f"{f.name} is damaged (its bytes do not match its checksum): discarded, its sequences "
+                "are computed again"
+            )
         return out
 
     def done_parts(self) -> set[int]:
         """Start indices of the intact chunks already written (damaged ones discarded: see ``notes``)."""
         return set(self._intact_parts())
 
-    def write_part(self, start: int, counts: np.ndarray, seq_tokens: np.ndarray,
-                   topk: np.ndarray | None = None) -> None:
+    def write_part(
+        self, start: int, counts: np.ndarray, seq_tokens: np.ndarray, topk: np.ndarray | None = None
+    ) -> None:
         """Store sequences ``[start, start + len(counts))`` atomically, named by the sha256 of the bytes."""
         buf = io.BytesIO()
         arrays = {"counts": counts, "seq_tokens": seq_tokens}
@@ -194,12 +219,15 @@ class RunWriter:
             counts, seq_tokens = z["counts"], z["seq_tokens"]
             topk = z["topk"] if "topk" in z.files else None
         if not len(counts) == len(seq_tokens) == rows or (topk is not None and len(topk) != int(seq_tokens.sum())):
-            raise DodocoError(f"{f} holds {len(counts)} counts and {len(seq_tokens)} token totals for {rows} "
-                              f"sequences: remove it and rerun the same command to compute them again")
+            raise DodocoError(
+                f"{f} holds {len(counts)} counts and {len(seq_tokens)} token totals for {rows} "
+                f"sequences: remove it and rerun the same command to compute them again"
+            )
         return start, counts, seq_tokens, topk
 
-    def write_manifest(self, manifest: Manifest, *, cleanup: bool = False,
-                       checksums: dict[str, str] | None = None) -> Manifest:
+    def write_manifest(
+        self, manifest: Manifest, *, cleanup: bool = False, checksums: dict[str, str] | None = None
+    ) -> Manifest:
         """Complete ``manifest`` with this run's identity and the shape, dtype, size and sha256 of
         every data file present that was not foreign when the writer claimed the directory (a file
         of the user's is never adopted), and write it (status complete).
@@ -213,8 +241,9 @@ class RunWriter:
             if f.is_file() and name not in self.foreign:  # written by DODOCO: before this writer, or by it
                 arr = np.load(f, mmap_mode="r", allow_pickle=False)
                 digest = (checksums or {}).get(name) or atomic.sha256_file(f)
-                files[name] = DataFile(sha256=digest, shape=tuple(arr.shape), dtype=str(arr.dtype),
-                                       bytes=f.stat().st_size)
+                files[name] = DataFile(
+                    sha256=digest, shape=tuple(arr.shape), dtype=str(arr.dtype), bytes=f.stat().st_size
+                )
         full = manifest.replace(status=Status.COMPLETE, identity=self.identity, files=files)
         write_manifest(self.path, full)
         if cleanup and PARTS in own:
@@ -229,8 +258,11 @@ def _check_coverage(path: Path, parts: list[tuple[int, int]], S: int) -> None:
     expected = 0
     for start, rows in parts:
         if start != expected:
-            what = f"sequences {expected}..{start - 1} are missing" if start > expected else \
-                f"sequences {start}..{expected - 1} are in two parts"
+            what = (
+                f"sequences {expected}..{start - 1} are missing"
+                if start > expected
+                else f"sequences {start}..{expected - 1} are in two parts"
+            )
             raise DodocoError(f"run {path} is incomplete: {what}; rerun the same command to compute them")
         expected += rows
     if expected != S:

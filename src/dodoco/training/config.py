@@ -56,9 +56,17 @@ class ZooTrainConfig(Config, TrainSettings):
         from dodoco.models.load import _resolve_device
         from dodoco.training.train import RunOptions
 
-        return RunOptions(out=Path(self.out), device=_resolve_device(self.device), resume=self.resume,
-                          data_dir=self.data, time_budget=self.time_budget, log_every=self.log_every,
-                          eval_every=self.eval_every, save_every=self.save_every, note=self.note)
+        return RunOptions(
+            out=Path(self.out),
+            device=_resolve_device(self.device),
+            resume=self.resume,
+            data_dir=self.data,
+            time_budget=self.time_budget,
+            log_every=self.log_every,
+            eval_every=self.eval_every,
+            save_every=self.save_every,
+            note=self.note,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,14 +33,18 @@ def read_texts(split: str, data_dir: str | None = None) -> dict[str, list[str]]:
         return {d: load_documents(d, split) for d in DOMAINS}
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DodocoError(f"training data folder '{data_dir}' does not exist: give a folder with "
-                          f"{', '.join(d + '.jsonl[.gz]' for d in DOMAINS)}, or omit --data for the bundled text")
+        raise DodocoError(
+            f"training data folder '{data_dir}' does not exist: give a folder with "
+            f"{', '.join(d + '.jsonl[.gz]' for d in DOMAINS)}, or omit --data for the bundled text"
+        )
     texts = {}
     for d in DOMAINS:
         path = next((p for p in (root / f"{d}.jsonl.gz", root / f"{d}.jsonl") if p.is_file()), None)
         if path is None:
-            raise DodocoError(f"training data for domain '{d}' is missing: expected {root / (d + '.jsonl.gz')} "
-                              f"or {root / (d + '.jsonl')} with lines {{\"split\": ..., \"text\": ...}}")
+            raise DodocoError(
+                f"training data for domain '{d}' is missing: expected {root / (d + '.jsonl.gz')} "
+                f'or {root / (d + ".jsonl")} with lines {{"split": ..., "text": ...}}'
+            )
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
         rows = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
         texts[d] = [r["text"] for r in rows if r.get("split") == split and r.get("text")]
@@ -77,7 +81,8 @@ class TrainWindows:
             raise DodocoError(
                 f"training text has {self.tokens} tokens ({self.per_epoch} windows of {self.seq_len}); zoo training "
                 f"needs at least {need} tokens (--batch-size {self.batch_size} windows of --seq-len {self.seq_len} "
-                "plus one per domain): add text, or lower --batch-size or --seq-len")
+                "plus one per domain): add text, or lower --batch-size or --seq-len"
+            )
         self._epoch, self._table = -1, None
 
     def _epoch_table(self, epoch: int) -> np.ndarray:
@@ -99,7 +104,7 @@ class TrainWindows:
         for j in range(self.batch_size):
             epoch, pos = divmod(step * self.batch_size + j, self.per_epoch)
             d, start = self._epoch_table(epoch)[pos]
-            out[j] = streams[d][start:start + self.seq_len]
+            out[j] = streams[d][start : start + self.seq_len]
         return out
 
     def epochs(self, steps: int) -> float:
@@ -112,7 +117,9 @@ def eval_windows(streams: dict[str, np.ndarray], seq_len: int, per_domain: int) 
     for d, s in streams.items():
         n = min(per_domain, len(s) // seq_len)
         if n < 1:
-            raise DodocoError(f"held-out text of domain '{d}' has {len(s)} tokens; evaluation needs at least "
-                              f"{seq_len} (one window of --seq-len {seq_len}): add held-out text or lower --seq-len")
+            raise DodocoError(
+                f"held-out text of domain '{d}' has {len(s)} tokens; evaluation needs at least "
+                f"{seq_len} (one window of --seq-len {seq_len}): add held-out text or lower --seq-len"
+            )
         out[d] = s[: n * seq_len].astype(np.int64).reshape(n, seq_len)
     return out

@@ -62,8 +62,11 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def fingerprint(cfg: TrainConfig, model_config) -> dict:
     """Fields a checkpoint must share with the run that resumes it."""
-    return {**dataclasses.asdict(cfg), **arch_fields(model_config),
-            "balance": dataclasses.asdict(spec(cfg.family).balance)}
+    return {
+        **dataclasses.asdict(cfg),
+        **arch_fields(model_config),
+        "balance": dataclasses.asdict(spec(cfg.family).balance),
+    }
 
 
 class Data:
@@ -133,7 +136,7 @@ def evaluate(model, windows: dict[str, np.ndarray], device: str, batch: int = 32
         for d, ids in windows.items():
             losses = []
             for i in range(0, len(ids), batch):
-                x = torch.as_tensor(ids[i:i + batch], device=device)
+                x = torch.as_tensor(ids[i : i + batch], device=device)
                 losses.append(float(model(input_ids=x, labels=x, use_cache=False).loss) * len(x))
             out[d] = sum(losses) / len(ids)
             total, n = total + sum(losses), n + len(ids)
@@ -147,8 +150,12 @@ def _optimizer(model, cfg: TrainConfig):
 
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     other = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": other, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+        eps=1e-8,
+    )
 
 
 def check_resume(folder: Path, fp: dict) -> dict | None:
@@ -162,10 +169,14 @@ def check_resume(folder: Path, fp: dict) -> dict | None:
         field, saved, asked = diff
         if field in {f.name for f in dataclasses.fields(TrainConfig)}:
             flag = f"--{field.replace('_', '-')}"
-            raise DodocoError(f"checkpoint {folder}/checkpoint.pt was trained with {flag} {saved}, this run asks "
-                              f"{flag} {asked}: rerun with {flag} {saved}, or use another --out, or drop --resume")
-        raise DodocoError(f"checkpoint {folder}/checkpoint.pt has {field}={saved!r}, the zoo config of this dodoco has "
-                          f"{field}={asked!r}: use another --out, or drop --resume to train afresh")
+            raise DodocoError(
+                f"checkpoint {folder}/checkpoint.pt was trained with {flag} {saved}, this run asks "
+                f"{flag} {asked}: rerun with {flag} {saved}, or use another --out, or drop --resume"
+            )
+        raise DodocoError(
+            f"checkpoint {folder}/checkpoint.pt has {field}={saved!r}, the zoo config of this dodoco has "
+            f"{field}={asked!r}: use another --out, or drop --resume to train afresh"
+        )
     return record
 
 
@@ -211,8 +222,11 @@ class Meter:
     def __init__(self, L: int, E: int, device):
         import torch
 
-        self.zero = lambda: (torch.zeros((), device=device), torch.zeros((), device=device),
-                             torch.zeros(L, E, device=device))
+        self.zero = lambda: (
+            torch.zeros((), device=device),
+            torch.zeros((), device=device),
+            torch.zeros(L, E, device=device),
+        )
         self.lm, self.aux, self.load = self.zero()
         self.steps, self.tokens, self.t0 = 0, 0, time.perf_counter()
 
@@ -227,8 +241,14 @@ class Meter:
         """The interval's record (one host sync), then reset."""
         seconds = time.perf_counter() - self.t0
         ratio = (self.load.max(dim=-1).values / self.load.mean(dim=-1).clamp_min(1e-9)).tolist()
-        rec = {"step": step, "lr": lr, "loss": float(self.lm) / self.steps, "aux": float(self.aux) / self.steps,
-               "max_mean": [round(r, 3) for r in ratio], "tokens_per_s": round(self.tokens / seconds, 1)}
+        rec = {
+            "step": step,
+            "lr": lr,
+            "loss": float(self.lm) / self.steps,
+            "aux": float(self.aux) / self.steps,
+            "max_mean": [round(r, 3) for r in ratio],
+            "tokens_per_s": round(self.tokens / seconds, 1),
+        }
         self.lm, self.aux, self.load = self.zero()
         self.steps, self.tokens, self.t0 = 0, 0, time.perf_counter()
         return rec
@@ -287,11 +307,14 @@ class StepBudget:
         if step == cfg.warmup:
             _sync(self.device)
             step_s = (time.perf_counter() - self.mark[1]) / (step - self.mark[0])
-            cfg = dataclasses.replace(cfg, steps=_steps_for_budget(cfg, step_s, time.perf_counter() - self.started,
-                                                                   self.budget))
+            cfg = dataclasses.replace(
+                cfg, steps=_steps_for_budget(cfg, step_s, time.perf_counter() - self.started, self.budget)
+            )
             self.fixed = True
-            log(f"{cfg.family}: {step_s * 1000:.0f} ms/step -> {cfg.steps} steps fit --time-budget "
-                f"{self.budget:.0f} s (reproduce with --steps {cfg.steps})")
+            log(
+                f"{cfg.family}: {step_s * 1000:.0f} ms/step -> {cfg.steps} steps fit --time-budget "
+                f"{self.budget:.0f} s (reproduce with --steps {cfg.steps})"
+            )
         return cfg
 
 
@@ -342,13 +365,16 @@ def train_family(cfg: TrainConfig, opts: RunOptions, data=None, log=print) -> di
         tap.close()
     from dodoco.training.card import finish
 
-    return finish(model, cfg, opts, data, windows, heldout, history, step, impl, time.perf_counter() - started, log,
-                  evaluate)
+    return finish(
+        model, cfg, opts, data, windows, heldout, history, step, impl, time.perf_counter() - started, log, evaluate
+    )
 
 
 def _log_interval(meter: Meter, step: int, cfg: TrainConfig, log) -> dict:
     rec = meter.flush(step, lr_at(step - 1, cfg))
     worst = max(rec["max_mean"])
-    log(f"{cfg.family} step {step}/{cfg.steps} loss {rec['loss']:.3f} aux {rec['aux']:.4f} "
-        f"max/mean per layer {rec['max_mean']} (worst {worst:.2f}) {rec['tokens_per_s']:.0f} tok/s")
+    log(
+        f"{cfg.family} step {step}/{cfg.steps} loss {rec['loss']:.3f} aux {rec['aux']:.4f} "
+        f"max/mean per layer {rec['max_mean']} (worst {worst:.2f}) {rec['tokens_per_s']:.0f} tok/s"
+    )
     return rec

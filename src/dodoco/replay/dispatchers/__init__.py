@@ -29,17 +29,40 @@ class DispatcherEntry(Entry):
 
 DISPATCHERS = Registry("dispatcher")
 for _name, _target, _summary, _package, _install in (
-        ("nccl", "nccl:NcclAllToAll", "raw all_to_all_single (the floor)", None, ""),
-        ("megatron", "megatron:MegatronAllToAll", "Megatron-Core's alltoall token dispatcher", "megatron.core",
-         "pip install 'dodoco[megatron]' (megatron-core; Megatron-Core 0.19 also needs triton)"),
-        ("megatron-allgather", "megatron:MegatronAllGather", "Megatron-Core's allgather token dispatcher",
-         "megatron.core", "pip install 'dodoco[megatron]' (megatron-core)"),
-        ("nvshmem", "nvshmem:NvshmemAllToAll2D", "PyTorch symmetric-memory all_to_all_vdev_2d", None, ""),
-        ("nvshmem-1d", "nvshmem:NvshmemAllToAllV", "PyTorch symmetric-memory all_to_all_vdev", None, ""),
-        ("deepep", "deepep:DeepEP", "DeepEP (when deep_ep imports)", "deep_ep",
-         "install DeepEP (github.com/deepseek-ai/DeepEP, built against this torch and NVSHMEM)")):
-    DISPATCHERS.add(DispatcherEntry(name=_name, target=f"dodoco.replay.dispatchers.{_target}", summary=_summary,
-                                    package=_package, install=_install))
+    ("nccl", "nccl:NcclAllToAll", "raw all_to_all_single (the floor)", None, ""),
+    (
+        "megatron",
+        "megatron:MegatronAllToAll",
+        "Megatron-Core's alltoall token dispatcher",
+        "megatron.core",
+        "pip install 'dodoco[megatron]' (megatron-core; Megatron-Core 0.19 also needs triton)",
+    ),
+    (
+        "megatron-allgather",
+        "megatron:MegatronAllGather",
+        "Megatron-Core's allgather token dispatcher",
+        "megatron.core",
+        "pip install 'dodoco[megatron]' (megatron-core)",
+    ),
+    ("nvshmem", "nvshmem:NvshmemAllToAll2D", "PyTorch symmetric-memory all_to_all_vdev_2d", None, ""),
+    ("nvshmem-1d", "nvshmem:NvshmemAllToAllV", "PyTorch symmetric-memory all_to_all_vdev", None, ""),
+    (
+        "deepep",
+        "deepep:DeepEP",
+        "DeepEP (when deep_ep imports)",
+        "deep_ep",
+        "install DeepEP (github.com/deepseek-ai/DeepEP, built against this torch and NVSHMEM)",
+    ),
+):
+    DISPATCHERS.add(
+        DispatcherEntry(
+            name=_name,
+            target=f"dodoco.replay.dispatchers.{_target}",
+            summary=_summary,
+            package=_package,
+            install=_install,
+        )
+    )
 
 
 def expand_names(names) -> tuple[str, ...]:
@@ -69,8 +92,10 @@ def missing(name: str) -> str | None:
     try:
         importlib.import_module(entry.package)
     except Exception as exc:  # absent, or present but broken (a missing dependency of its own)
-        return f"--dispatcher {name} needs {entry.package}, which does not import here ({type(exc).__name__}: " \
-               f"{exc}): {entry.install}"
+        return (
+            f"--dispatcher {name} needs {entry.package}, which does not import here ({type(exc).__name__}: "
+            f"{exc}): {entry.install}"
+        )
     return None
 
 

@@ -23,8 +23,16 @@ import torch
 
 from dodoco.errors import DodocoError
 
-__all__ = ["CODE_COLS", "Dispatcher", "RankData", "decode_rows", "expected_rows", "local_assignments", "make_rows",
-           "noop"]
+__all__ = [
+    "CODE_COLS",
+    "Dispatcher",
+    "RankData",
+    "decode_rows",
+    "expected_rows",
+    "local_assignments",
+    "make_rows",
+    "noop",
+]
 
 CODE_COLS = 7  # base-16 digits of src * 2**20 + token
 _TOK_BITS = 20
@@ -96,16 +104,18 @@ class RankData:
         self.T = int(self.topk.shape[0])
         tok = torch.arange(self.T, device=device)
         self.coded = self.H > CODE_COLS and self.T < (1 << _TOK_BITS) and self.N < 256
-        self.x = (make_rows(torch.full_like(tok, rank), tok, self.H, dtype) if self.coded else
-                  torch.randn(self.T, self.H, device=device).to(dtype))
+        self.x = (
+            make_rows(torch.full_like(tok, rank), tok, self.H, dtype)
+            if self.coded
+            else torch.randn(self.T, self.H, device=device).to(dtype)
+        )
         key = self.topk * max(self.T, 1) + tok[:, None]
         self.send_tok = (key.reshape(-1).sort().values % max(self.T, 1)) if self.T else tok[:0]
         self.per_expert = torch.bincount(self.topk.reshape(-1), minlength=self.E).to(torch.int64)
         self.splits = np.asarray(case.splits, dtype=np.int64)
 
     def expected(self, order: str, dedup: bool = False) -> torch.Tensor:
-        return torch.as_tensor(expected_rows(self.case.topk, self.slots, self.rank, order, dedup),
-                               device=self.device)
+        return torch.as_tensor(expected_rows(self.case.topk, self.slots, self.rank, order, dedup), device=self.device)
 
     def compare(self, rows: torch.Tensor, order: str, what: str = "dispatch", dedup: bool = False) -> str:
         """'ok', or one line on the first received row that is missing, misplaced or altered."""
@@ -119,9 +129,11 @@ class RankData:
         if bool(bad.any()):
             i = int(bad.nonzero()[0, 0])
             g, w = int(got[i]), int(want[i])
-            return (f"{what}: {int(bad.sum())} rows out of place; first at row {i}: (source {g >> _TOK_BITS}, "
-                    f"token {g & ((1 << _TOK_BITS) - 1)}) instead of (source {w >> _TOK_BITS}, "
-                    f"token {w & ((1 << _TOK_BITS) - 1)})")
+            return (
+                f"{what}: {int(bad.sum())} rows out of place; first at row {i}: (source {g >> _TOK_BITS}, "
+                f"token {g & ((1 << _TOK_BITS) - 1)}) instead of (source {w >> _TOK_BITS}, "
+                f"token {w & ((1 << _TOK_BITS) - 1)})"
+            )
         if not torch.equal(rows, make_rows(want >> _TOK_BITS, want & ((1 << _TOK_BITS) - 1), self.H, self.dtype)):
             return f"{what}: rows arrived in place but their contents differ from what the source sent"
         return "ok"
@@ -197,7 +209,9 @@ def equal_slots(case, name: str) -> int:
     """Physical experts per rank of a case whose ranks all hold the same number; else DodocoError."""
     slots = np.asarray(case.slots)
     if slots.min() != slots.max():
-        raise DodocoError(f"{name} needs the same number of experts on every rank, but this placement gives "
-                          f"{slots.tolist()} (E={int(slots.sum())}, N={slots.shape[0]}): use a placement or N "
-                          "that divides the experts evenly")
+        raise DodocoError(
+            f"{name} needs the same number of experts on every rank, but this placement gives "
+            f"{slots.tolist()} (E={int(slots.sum())}, N={slots.shape[0]}): use a placement or N "
+            "that divides the experts evenly"
+        )
     return int(slots[0])

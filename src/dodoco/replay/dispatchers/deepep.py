@@ -40,8 +40,10 @@ class DeepEP(Dispatcher):
 
         if getattr(self, "_buf", None) is None:
             n = self.ctx.N
-            nvl = max(Buffer.get_dispatch_config(n).get_nvl_buffer_size_hint(hidden_bytes, n),
-                      Buffer.get_combine_config(n).get_nvl_buffer_size_hint(hidden_bytes, n))
+            nvl = max(
+                Buffer.get_dispatch_config(n).get_nvl_buffer_size_hint(hidden_bytes, n),
+                Buffer.get_combine_config(n).get_nvl_buffer_size_hint(hidden_bytes, n),
+            )
             self._buf = Buffer(self.ctx.group, nvl, 0)
         return self._buf
 
@@ -55,9 +57,15 @@ class DeepEP(Dispatcher):
         buf, topk = state["buf"], state["topk"]
         per_rank, per_rdma, per_expert, in_rank, _ = buf.get_dispatch_layout(topk, state["E"])
         mark(1)
-        recv_x, _, _, _, handle, _ = buf.dispatch(state["xs"][k], topk_idx=topk, topk_weights=state["w"],
-                                                  num_tokens_per_rank=per_rank, num_tokens_per_rdma_rank=per_rdma,
-                                                  is_token_in_rank=in_rank, num_tokens_per_expert=per_expert)
+        recv_x, _, _, _, handle, _ = buf.dispatch(
+            state["xs"][k],
+            topk_idx=topk,
+            topk_weights=state["w"],
+            num_tokens_per_rank=per_rank,
+            num_tokens_per_rdma_rank=per_rdma,
+            is_token_in_rank=in_rank,
+            num_tokens_per_expert=per_expert,
+        )
         mark(2)
         state["recv"], state["in_rank"] = recv_x, in_rank
         state["out"] = buf.combine(recv_x, handle)[0]

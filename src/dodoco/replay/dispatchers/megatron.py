@@ -25,12 +25,26 @@ from dodoco.replay.dispatchers.base import Dispatcher, RankData, equal_slots
 
 __all__ = ["MegatronAllGather", "MegatronAllToAll", "parallel_state"]
 
-_CALLS = ("dispatch_preprocess", "token_dispatch", "dispatch_postprocess", "combine_preprocess",
-          "token_combine", "combine_postprocess")
+_CALLS = (
+    "dispatch_preprocess",
+    "token_dispatch",
+    "dispatch_postprocess",
+    "combine_preprocess",
+    "token_combine",
+    "combine_postprocess",
+)
 #: The alltoall dispatcher's stages: its six calls, with two marks inside them (after its metadata pass,
 #: after the host sync token_dispatch waits on) -> the first five are the dispatch, the last three the combine.
-_STAGES = ("metadata exchange", "permute", "host sync", "all-to-all", "sort by local expert", "unsort",
-           "all-to-all back", "unpermute")
+_STAGES = (
+    "metadata exchange",
+    "permute",
+    "host sync",
+    "all-to-all",
+    "sort by local expert",
+    "unsort",
+    "all-to-all back",
+    "unpermute",
+)
 _INNER = {"metadata": 1, "sync": 3}
 
 
@@ -81,8 +95,10 @@ class MegatronAllToAll(Dispatcher):
         if why:
             return why
         if backend != "nccl" or not torch.cuda.is_available():
-            return (f"Megatron-Core's {cls._class} needs CUDA (its constructor makes a torch.cuda.Stream, its "
-                    "all-to-all allocates on torch.cuda.current_device()): not run on the gloo CPU dry run")
+            return (
+                f"Megatron-Core's {cls._class} needs CUDA (its constructor makes a torch.cuda.Stream, its "
+                "all-to-all allocates on torch.cuda.current_device()): not run on the gloo CPU dry run"
+            )
         return None
 
     @classmethod
@@ -104,13 +120,24 @@ class MegatronAllToAll(Dispatcher):
 
             N, rank = self.ctx.N, self.ctx.rank
             parallel_state(N)
-            cfg = TransformerConfig(num_layers=1, hidden_size=H, num_attention_heads=max(1, H // 128),
-                                    num_moe_experts=E, moe_router_topk=K, moe_token_dispatcher_type="alltoall",
-                                    moe_permute_fusion=False, expert_model_parallel_size=N, bf16=True,
-                                    params_dtype=torch.bfloat16, add_bias_linear=False, moe_ffn_hidden_size=H)
+            cfg = TransformerConfig(
+                num_layers=1,
+                hidden_size=H,
+                num_attention_heads=max(1, H // 128),
+                num_moe_experts=E,
+                moe_router_topk=K,
+                moe_token_dispatcher_type="alltoall",
+                moe_permute_fusion=False,
+                expert_model_parallel_size=N,
+                bf16=True,
+                params_dtype=torch.bfloat16,
+                add_bias_linear=False,
+                moe_ffn_hidden_size=H,
+            )
             ne = E // N
-            self._made[key] = getattr(td, self._class)(ne, list(range(rank * ne, (rank + 1) * ne)), config=cfg,
-                                                       pg_collection=get_default_pg_collection())
+            self._made[key] = getattr(td, self._class)(
+                ne, list(range(rank * ne, (rank + 1) * ne)), config=cfg, pg_collection=get_default_pg_collection()
+            )
             if self.stages == _STAGES:
                 _instrument(self._made[key])
         return self._made[key]
@@ -164,7 +191,7 @@ class MegatronAllToAll(Dispatcher):
         for t in data.case.topk:
             want += torch.bincount(torch.as_tensor(t, dtype=torch.int64).reshape(-1), minlength=want.shape[0])
         got = torch.as_tensor(state["tpe"]).to(torch.int64).cpu()
-        if got.tolist() != want[lo:lo + got.shape[0]].tolist():
+        if got.tolist() != want[lo : lo + got.shape[0]].tolist():
             return "tokens_per_expert differs from the routing's counts of this rank's experts"
         x = state["xs"][state["last"]]
         if not torch.equal(state["out"], (x.float() * data.K).to(x.dtype)):
@@ -184,9 +211,11 @@ class MegatronAllGather(MegatronAllToAll):
     def limits(cls, case) -> None:
         super().limits(case)
         if len(set(int(t) for t in case.tokens)) > 1:
-            raise DodocoError(f"{cls.name} ({cls._class}) all-gathers equal token blocks, but this case has "
-                              f"{[int(t) for t in case.tokens]} tokens on its ranks: replay it with the same "
-                              "tokens on every rank")
+            raise DodocoError(
+                f"{cls.name} ({cls._class}) all-gathers equal token blocks, but this case has "
+                f"{[int(t) for t in case.tokens]} tokens on its ranks: replay it with the same "
+                "tokens on every rank"
+            )
 
     def step(self, state, k: int, mark) -> None:
         self._run(state, k, mark, 1, 2)

@@ -81,9 +81,11 @@ class _Pool:
         if user is None:
             os.environ[HEAP_ENV] = str(int(math.ceil(need * 1.1 / (1 << 20)))) + "M"
         elif parse_size(user) < need:
-            raise DodocoError(f"the nvshmem dispatchers need {need / 2**30:.2f} GiB of symmetric heap for these "
-                              f"cases but {HEAP_ENV}={user}: raise {HEAP_ENV} to at least "
-                              f"{math.ceil(need / 2**30)}G (or unset it: dodoco sizes it)")
+            raise DodocoError(
+                f"the nvshmem dispatchers need {need / 2**30:.2f} GiB of symmetric heap for these "
+                f"cases but {HEAP_ENV}={user}: raise {HEAP_ENV} to at least "
+                f"{math.ceil(need / 2**30)}G (or unset it: dodoco sizes it)"
+            )
 
     def _alloc(self, shape, dtype):
         t = self.symm.empty(shape, dtype=dtype, device=self.ctx.device)
@@ -100,8 +102,12 @@ class _Pool:
         key = (n, k)
         if key not in self.splits:
             i64 = torch.int64
-            self.splits[key] = (self._alloc((n,), i64), self._alloc((2, n), i64), self._alloc((n,), i64),
-                                self._alloc((2, n), i64))
+            self.splits[key] = (
+                self._alloc((n,), i64),
+                self._alloc((2, n), i64),
+                self._alloc((n,), i64),
+                self._alloc((2, n), i64),
+            )
         return self.splits[key]
 
 
@@ -129,8 +135,10 @@ class NvshmemAllToAll2D(Dispatcher):
         if why or not torch.cuda.is_available():
             return why or "needs CUDA GPUs"
         if N < 2:
-            return ("needs at least 2 ranks: PyTorch's symmetric-memory rendezvous refuses a group of one "
-                    "(\"Expected global_ranks.size() > 1\", torch 2.11)")
+            return (
+                "needs at least 2 ranks: PyTorch's symmetric-memory rendezvous refuses a group of one "
+                '("Expected global_ranks.size() > 1", torch 2.11)'
+            )
         try:
             import torch.distributed._symmetric_memory as symm
 
