@@ -57,7 +57,7 @@ def report_build(observed, tmp_path_factory):
     files = attachments(observed, tmp_path_factory.mktemp("attached"))
     plots.AUDIT = audit = []
     try:
-        build_report([observed], out, n_boot=200, attachments=files)
+        build_report([observed], out, n_boot=50, attachments=files)
     finally:
         plots.AUDIT = None
     return out, audit

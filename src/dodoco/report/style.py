@@ -129,7 +129,7 @@ def _outside(fig, renderer) -> list[tuple[str, float]]:
 def fit(fig, tries: int = 4) -> None:
     """Grow the figure (constrained layout reflows) until every text lies inside it."""
     for _ in range(tries):
-        fig.canvas.draw()
+        fig.draw_without_rendering()  # the layout and every text's extent, no pixels
         out = _outside(fig, fig.canvas.get_renderer())
         if not out:
             return
@@ -150,7 +150,7 @@ def _data_lines(ax) -> int:
 
 def audit(fig) -> list[str]:
     """What is wrong with a drawn figure: texts outside it, axes with more than MAX_LINES lines."""
-    fig.canvas.draw()
+    fig.draw_without_rendering()
     problems = [f"clipped by {o:.0f} px: {t[:60]!r}" for t, o in _outside(fig, fig.canvas.get_renderer())]
     problems += [
         f"{_data_lines(ax)} lines in axes {ax.get_title()[:40]!r}" for ax in fig.axes if _data_lines(ax) > MAX_LINES
