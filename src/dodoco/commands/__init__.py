@@ -67,11 +67,13 @@ def add_output_flags(p, json_what: str, out_what: str | None = "write the same J
     add_config_flag(p)
 
 
-def load_config(cls, args, **overrides):
-    """``cls.from_args(args)``, its ``--json`` and ``-o`` files checked before any work (one line each)."""
+def load_config(cls, args, out_is_file: bool = True, **overrides):
+    """``cls.from_args(args)``, its ``--json`` file (and ``-o`` when it names a file, not a folder the
+    command makes) checked before any work, one line each."""
     cfg = cls.from_args(args, **overrides)
     check_output_file(getattr(cfg, "json", None))
-    check_output_file(getattr(cfg, "out", None), "--out")
+    if out_is_file:
+        check_output_file(getattr(cfg, "out", None), "--out")
     return cfg
 
 

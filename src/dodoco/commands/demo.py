@@ -34,7 +34,7 @@ def run(args) -> int:
     from dodoco.commands import load_config, say, show, write_doc
     from dodoco.demo import DemoConfig, run_demo
 
-    cfg = load_config(DemoConfig, args)
+    cfg = load_config(DemoConfig, args, out_is_file=False)  # -o: the folder of the runs, made here
     result = run_demo(cfg)
     show(
         result.rows,
