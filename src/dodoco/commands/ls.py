@@ -48,6 +48,35 @@ def listing() -> dict[str, list[dict]]:
         "conditions": [{"name": e.name, "summary": e.summary} for e in CONDITIONS.entries()],
         "placements": places,
         "import formats": [{"name": e.name, "summary": e.summary} for e in FORMATS.entries()],
+        **_compute_lists(),
+    }
+
+
+def _compute_lists() -> dict[str, list[dict]]:
+    """Expert shapes, expert kernels and the compute calibrations DODOCO ships (``dodoco.compute``)."""
+    from dodoco.compute.model import KERNELS, load_model, shipped_models
+    from dodoco.compute.shapes import SHAPES
+
+    shapes = [
+        {"name": n, "summary": f"{s.label()}: {models}", "hidden": s.hidden, "width": s.width}
+        for n, (s, models) in SHAPES.items()
+    ]
+    cals = []
+    for (gpu, kernel), path in shipped_models().items():
+        m = load_model(path)
+        held = m.info.get("held_out", {})
+        cals.append(
+            {
+                "name": f"{gpu}/{kernel}",
+                "summary": f"{m.label()}; form {m.form}, grid held-out median "
+                f"{100 * held.get('median_abs_err', float('nan')):.1f}% (docs/compute.md)",
+                "file": path.name,
+            }
+        )
+    return {
+        "expert shapes": shapes,
+        "expert kernels": [{"name": k, "summary": v} for k, v in KERNELS.items()],
+        "compute calibrations": cals,
     }
 
 
@@ -57,6 +86,9 @@ HEADINGS = {
     "conditions": "conditions",
     "placements": "placements (--placement; fitted ones are fitted on one part of the data and evaluated on the other)",
     "import formats": "import formats (dodoco import FORMAT PATH... -o RUN)",
+    "expert shapes": "expert shapes (--shape NAME of compute, simulate, replay --layer, export neusim)",
+    "expert kernels": "expert kernels (--kernel of compute and simulate)",
+    "compute calibrations": "compute calibrations shipped (dodoco compute --gpu GPU --kernel KERNEL)",
 }
 
 
