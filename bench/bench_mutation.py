@@ -142,7 +142,7 @@ def _split(name: str) -> tuple[str, str]:
 
 def _equivalent(module: str, func: str, diff: list[str]) -> str | None:
     """The reason of the first rule matching the survivor's module, function and an added line."""
-    added = [x for x in diff if x.startswith("+")]
+    added = [x for x in diff if x.startswith("+")] or diff  # a mutant that only deletes: match its removed line
     for mod, fn, pattern, reason in EQUIVALENT:
         if module.endswith(mod) and re.fullmatch(fn, func) and any(re.search(pattern, x) for x in added):
             return reason

@@ -482,6 +482,10 @@ def test_evaluated_source_and_plan_placement_follow_the_one_policy():
 
     np.testing.assert_array_equal(p.copies, eplb_layers(fit_data(counts, fit_idx).load, 4).copies)
     assert plan_placement("round_robin", 4, counts, plan).name == "round_robin"
+    # a placement's options reach its layout: 4 redundant replicas, fitted on the same units
+    more = plan_placement("eplb", 4, counts, plan, num_redundant=4)
+    np.testing.assert_array_equal(more.copies, eplb_layers(fit_data(counts, fit_idx).load, 4, 4).copies)
+    assert int(more.copies.sum()) == 2 * (8 + 4)
 
 
 def test_eplb_options_reach_the_layout():
