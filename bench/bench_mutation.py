@@ -62,6 +62,7 @@ TESTS = [
     "tests/simulate/test_held_out.py",
     "tests/simulate/test_model_mutants.py",
     "tests/store/test_verify_cache.py",
+    "tests/store/test_verify_refusals.py",
 ]
 #: Lines not mutated: the wording of user-facing error messages (raise lines and the string literals
 #: continuing them). Tests check what each message names, not its words.
