@@ -1,6 +1,7 @@
 """dodoco replay: a run's routing through real MoE dispatchers on N ranks (torchrun), side by side."""
 
 from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
+from dodoco.replay.results import SUMMARY_COLUMNS
 
 
 def _floats(text: str) -> list[float]:
@@ -144,24 +145,7 @@ def config_from_args(args):
     return ReplayConfig.from_args(args, **{k: v for k, v in DRY_RUN.items() if k not in given})
 
 
-SUMMARY = [
-    "dispatcher",
-    "condition",
-    "kind",
-    "cases",
-    "MB_per_rank",
-    "recv_skew",
-    "dispatch_ms",
-    "dispatch_p10",
-    "dispatch_p90",
-    "combine_ms",
-    "busbw_GBps",
-    "floor_ms",
-    "vs_floor",
-    "vs_balanced",
-    "check",
-    "measured_on",
-]
+SUMMARY = [c for c in SUMMARY_COLUMNS if c not in ("N", "per_rank_bytes", "receiver_skew")]
 SUMMARY_KEEP = ["dispatcher", "condition", "dispatch_ms", "vs_balanced", "check", "measured_on"]
 LAYER_SUMMARY = [
     "dispatcher",

@@ -20,6 +20,7 @@ from dodoco.errors import DodocoError
 
 __all__ = [
     "SCHEMA",
+    "SUMMARY_COLUMNS",
     "assemble",
     "bandwidth",
     "by_case_group",
@@ -36,6 +37,28 @@ __all__ = [
 ]
 
 SCHEMA = "dodoco.replay/2"
+#: The summary columns of a replay, as printed and as the report shows them (older files' names kept).
+SUMMARY_COLUMNS = [
+    "dispatcher",
+    "condition",
+    "kind",
+    "N",
+    "cases",
+    "MB_per_rank",
+    "per_rank_bytes",
+    "recv_skew",
+    "receiver_skew",
+    "dispatch_ms",
+    "dispatch_p10",
+    "dispatch_p90",
+    "combine_ms",
+    "busbw_GBps",
+    "floor_ms",
+    "vs_floor",
+    "vs_balanced",
+    "check",
+    "measured_on",
+]
 OLD_SCHEMA = "dodoco.replay/1"
 
 

@@ -16,30 +16,9 @@ from dodoco.report import plots_dispatch as pd
 from dodoco.report.attachments import provenance_rows
 from dodoco.report.html import esc
 from dodoco.report.section import Figure, Section, SkipSection, Table
+from dodoco.replay.results import SUMMARY_COLUMNS as _SUMMARY
 
 __all__ = ["dry_run_section", "replay_section", "simulate_section"]
-
-_SUMMARY = [
-    "dispatcher",
-    "condition",
-    "kind",
-    "N",
-    "cases",
-    "MB_per_rank",
-    "per_rank_bytes",
-    "recv_skew",
-    "receiver_skew",
-    "dispatch_ms",
-    "dispatch_p10",
-    "dispatch_p90",
-    "combine_ms",
-    "busbw_GBps",
-    "floor_ms",
-    "vs_floor",
-    "vs_balanced",
-    "check",
-    "measured_on",
-]
 
 
 def _attached(ctx, kinds: tuple[str, ...], dry: bool | None = None) -> list:
