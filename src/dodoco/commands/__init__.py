@@ -30,16 +30,13 @@ def csv_strs(text: str) -> list[str]:
 def add_json_flag(p, what: str = "the printed table(s)") -> None:
     """``--json PATH``: ``what`` as JSON; ``-`` prints it on stdout and nothing else there."""
     p.add_argument(
-        "--json",
-        default=None,
-        metavar="PATH",
-        help=f"write {what} as JSON to PATH ('-' = stdout, and nothing else on stdout)",
+        "--json", metavar="PATH", help=f"write {what} as JSON to PATH ('-' = stdout, and nothing else on stdout)"
     )
 
 
 def add_out_flag(p, what: str, metavar: str = "PATH", required: bool = False) -> None:
     """``-o/--out PATH``: where the command's output goes."""
-    p.add_argument("-o", "--out", default=None, metavar=metavar, required=required, help=what)
+    p.add_argument("-o", "--out", metavar=metavar, required=required, help=what)
 
 
 def add_batch_flag(p, many: bool = False, default: str = "1") -> None:
@@ -47,14 +44,13 @@ def add_batch_flag(p, many: bool = False, default: str = "1") -> None:
     p.add_argument(
         "--batch",
         type=csv_ints if many else int,
-        default=None,
-        help=f"{BATCH_HELP}{' (comma list)' if many else ''} (default {default})",
+        help=f"{BATCH_HELP}{(' (comma list)' if many else '')} (default {default})",
     )
 
 
 def add_seed_flag(p, what: str = "the step order") -> None:
     """``--seed``: the one seed flag (default 0), saying what it seeds."""
-    p.add_argument("--seed", type=int, default=None, help=f"seed of {what} (default 0)")
+    p.add_argument("--seed", type=int, help=f"seed of {what} (default 0)")
 
 
 def add_output_flags(p, json_what: str, out_what: str | None = "write the same JSON document to this file") -> None:

@@ -27,10 +27,8 @@ def register(sub) -> None:
     p = sub.add_parser("analyze", help="summarise runs, write their metrics.parquet, scan EP degrees")
     p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
     add_batch_flag(p, many=True, default="1,2,4,8,16,32")
-    p.add_argument("--ep", type=csv_ints, default=None, help="EP degrees N for the EP scan (e.g. 4,8,16,32)")
-    p.add_argument(
-        "--placement", type=csv_strs, default=None, help="placements for the EP scan (dodoco ls; default contiguous)"
-    )
+    p.add_argument("--ep", type=csv_ints, help="EP degrees N for the EP scan (e.g. 4,8,16,32)")
+    p.add_argument("--placement", type=csv_strs, help="placements for the EP scan (dodoco ls; default contiguous)")
     add_seed_flag(p)
     add_output_flags(p, "every table (summary, ep, notes) as one document")
     p.set_defaults(func=run)

@@ -19,34 +19,25 @@ def register(sub) -> None:
 
 def _flags(p) -> None:
     """The machine, the dispatch grid and the expert-compute grid of a calibration."""
-    p.add_argument("--work", default=None, metavar="DIR", help="finished parts, kept for resuming (FILE.parts)")
-    p.add_argument("--machine", default=None, help="label of this machine (default: GPU and count, e.g. h200-x4)")
+    p.add_argument("--work", metavar="DIR", help="finished parts, kept for resuming (FILE.parts)")
+    p.add_argument("--machine", help="label of this machine (default: GPU and count, e.g. h200-x4)")
     p.add_argument(
         "--dry-run",
         action="store_const",
         const=True,
         default=None,
-        dest="dry_run",
         help="the whole path on gloo (CPU) at toy sizes; the file says DRY RUN and simulate refuses it",
     )
-    p.add_argument("--backend", default=None, help="nccl (GPUs, default); gloo only with --dry-run")
-    p.add_argument("--nproc", type=int, default=None, help="GPUs to use (default: every visible one)")
-    p.add_argument("--ranks", type=csv_ints, default=None, help="EP degrees to calibrate, e.g. 2,4 (default: --nproc)")
-    p.add_argument("--dispatcher", type=csv_strs, default=None, help="dispatchers (default all that run here)")
-    p.add_argument(
-        "--sizes-mb",
-        type=csv_ints,
-        default=None,
-        dest="sizes_mb",
-        help="per-rank sizes of the grid in MiB (default 16,32,64,128,256,512)",
-    )
-    p.add_argument(
-        "--skews", type=_floats, default=None, help="receiver skews of the grid (default 1,1.1,1.25,1.5,2,3)"
-    )
-    p.add_argument("--patterns", type=csv_strs, default=None, help="grid patterns (default hot-receiver,hot-pair)")
-    p.add_argument("--hidden", type=int, default=None, help="row width H of the grid (default 7168)")
-    p.add_argument("--iters", type=int, default=None, help="timed iterations per grid case (default 10)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed iterations first (default 3)")
+    p.add_argument("--backend", help="nccl (GPUs, default); gloo only with --dry-run")
+    p.add_argument("--nproc", type=int, help="GPUs to use (default: every visible one)")
+    p.add_argument("--ranks", type=csv_ints, help="EP degrees to calibrate, e.g. 2,4 (default: --nproc)")
+    p.add_argument("--dispatcher", type=csv_strs, help="dispatchers (default all that run here)")
+    p.add_argument("--sizes-mb", type=csv_ints, help="per-rank sizes of the grid in MiB (default 16,32,64,128,256,512)")
+    p.add_argument("--skews", type=_floats, help="receiver skews of the grid (default 1,1.1,1.25,1.5,2,3)")
+    p.add_argument("--patterns", type=csv_strs, help="grid patterns (default hot-receiver,hot-pair)")
+    p.add_argument("--hidden", type=int, help="row width H of the grid (default 7168)")
+    p.add_argument("--iters", type=int, help="timed iterations per grid case (default 10)")
+    p.add_argument("--warmup", type=int, help="untimed iterations first (default 3)")
     p.add_argument(
         "--no-compute",
         action="store_const",
@@ -55,20 +46,14 @@ def _flags(p) -> None:
         dest="compute",
         help="skip the expert-compute calibration",
     )
-    p.add_argument("--kernel", type=csv_strs, default=None, help="expert kernels to calibrate (default grouped_mm)")
+    p.add_argument("--kernel", type=csv_strs, help="expert kernels to calibrate (default grouped_mm)")
     p.add_argument(
         "--shapes",
         type=csv_strs,
-        default=None,
-        help="expert shapes of the compute grid (default the "
-        "paper's four: deepseek-v3, deepseek-v2-lite, qwen3-30b-a3b, qwen3.5-35b-a3b)",
+        help="expert shapes of the compute grid (default the paper's four: deepseek-v3, deepseek-v2-lite, qwen3-30b-a3b, qwen3.5-35b-a3b)",
     )
     p.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        dest="timeout_s",
-        help="seconds without progress before ranks stop (default 300)",
+        "--timeout", type=float, dest="timeout_s", help="seconds without progress before ranks stop (default 300)"
     )
 
 

@@ -7,32 +7,30 @@ def register(sub) -> None:
     from dodoco.config import add_config_flag
 
     p = sub.add_parser("compute", help="expert compute: predict from loads (--loads) or measure a run's ranks on a GPU")
-    p.add_argument("runs", nargs="*", default=None, help="run directories to measure (a GPU); none with --loads")
+    p.add_argument("runs", nargs="*", help="run directories to measure (a GPU); none with --loads")
     p.add_argument(
         "--loads",
-        default=None,
         metavar="LOADS.json",
         help="JSON list of lists: tokens per local expert, one list per rank (predict, no GPU)",
     )
-    p.add_argument("--gpu", default=None, help="the GPU to predict for: h100, h200 (its shipped calibration)")
-    p.add_argument("--kernel", type=csv_strs, default=None, help="grouped_mm (default), loop, megatron")
-    p.add_argument("--shape", default=None, help="a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b")
-    p.add_argument("--hidden", type=int, default=None, help="hidden size H of the routed expert")
-    p.add_argument("--width", type=int, default=None, help="expert width I (moe_intermediate_size)")
-    p.add_argument("--calibration", default=None, metavar="FILE", help="a compute calibration (dodoco calibrate)")
-    p.add_argument("--ep", type=csv_ints, default=None, help="EP degrees to measure (default 8)")
+    p.add_argument("--gpu", help="the GPU to predict for: h100, h200 (its shipped calibration)")
+    p.add_argument("--kernel", type=csv_strs, help="grouped_mm (default), loop, megatron")
+    p.add_argument("--shape", help="a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b")
+    p.add_argument("--hidden", type=int, help="hidden size H of the routed expert")
+    p.add_argument("--width", type=int, help="expert width I (moe_intermediate_size)")
+    p.add_argument("--calibration", metavar="FILE", help="a compute calibration (dodoco calibrate)")
+    p.add_argument("--ep", type=csv_ints, help="EP degrees to measure (default 8)")
     add_batch_flag(p)
-    p.add_argument("--placement", default=None, help="contiguous (default), round_robin, eplb, ...")
-    p.add_argument("--layers", type=csv_ints, default=None, help="MoE layer indices (default all)")
-    p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 1)")
-    p.add_argument("--which", type=csv_strs, default=None, help="ranks: busiest,median,lightest (default all three)")
-    p.add_argument("--device", default=None, help="cuda (default), cuda:N, or cpu for a dry run")
+    p.add_argument("--placement", help="contiguous (default), round_robin, eplb, ...")
+    p.add_argument("--layers", type=csv_ints, help="MoE layer indices (default all)")
+    p.add_argument("--max-steps", type=int, help="steps per EP degree (default 1)")
+    p.add_argument("--which", type=csv_strs, help="ranks: busiest,median,lightest (default all three)")
+    p.add_argument("--device", help="cuda (default), cuda:N, or cpu for a dry run")
     add_seed_flag(p)
     p.add_argument(
         "--json",
         nargs="?",
         const="-",
-        default=None,
         metavar="PATH",
         help="JSON to PATH, or to stdout alone when no PATH is given (predict: a list of ms)",
     )

@@ -20,12 +20,11 @@ def register(sub) -> None:
     add_out_flag(p, "output folder of the runs (default runs/demo)", metavar="DIR")
     p.add_argument(
         "--models",
-        default=None,
         choices=("zoo", "tiny"),
         help="'zoo' (small models with trained routers, default) or 'tiny' (random routers)",
     )
-    p.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default 256)")
-    p.add_argument("--sequences", type=int, default=None, help="sequences per condition (default 64)")
+    p.add_argument("--seq-len", type=int, help="tokens per sequence (default 256)")
+    p.add_argument("--sequences", type=int, help="sequences per condition (default 64)")
     add_output_flags(p, "the table, the closing sentences and the runs written", out_what=None)
     p.set_defaults(func=run)
 

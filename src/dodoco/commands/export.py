@@ -18,39 +18,30 @@ def register(sub) -> None:
     p.add_argument(
         "--ep",
         type=int,
-        default=None,
-        help="EP degree the export is derived at (default: the "
-        "largest of 4, 8, 16, 32 below E whose step fits the run)",
+        help="EP degree the export is derived at (default: the largest of 4, 8, 16, 32 below E whose step fits the run)",
     )
     p.add_argument(
         "--eps",
         type=csv_ints,
-        default=None,
         help="neusim: EP degrees listed under by_ep (default 4,8,16,32 and powers of two up to E)",
     )
     add_batch_flag(p)
-    p.add_argument(
-        "--regime",
-        default=None,
-        help="neusim: prefill, decode (needs token traces) or both where traces exist (default)",
-    )
+    p.add_argument("--regime", help="neusim: prefill, decode (needs token traces) or both where traces exist (default)")
     p.add_argument(
         "--tokens-per-pass",
         type=float,
-        default=None,
         help="neusim, window-aggregate imports: tokens of one forward pass (T; otherwise refused)",
     )
-    p.add_argument("--hidden", type=int, default=None, help="traffic: hidden size H (default 2048)")
-    p.add_argument("--dtype", default=None, help="traffic: dispatched element type (default bf16)")
-    p.add_argument("--placement", default=None, help="traffic: contiguous (default), round_robin, eplb")
-    p.add_argument("--max-steps", type=int, default=None, help="traffic: steps per run (default all)")
+    p.add_argument("--hidden", type=int, help="traffic: hidden size H (default 2048)")
+    p.add_argument("--dtype", help="traffic: dispatched element type (default bf16)")
+    p.add_argument("--placement", help="traffic: contiguous (default), round_robin, eplb")
+    p.add_argument("--max-steps", type=int, help="traffic: steps per run (default all)")
     add_seed_flag(p)
-    p.add_argument("--gpu", default=None, help="neusim: GPU of the expert-compute check (default h100)")
-    p.add_argument("--kernel", default=None, help="neusim: expert kernel of the compute check (default grouped_mm)")
-    p.add_argument("--shape", default=None, help="neusim: expert shape (e.g. deepseek-v3; default: the run's model)")
+    p.add_argument("--gpu", help="neusim: GPU of the expert-compute check (default h100)")
+    p.add_argument("--kernel", help="neusim: expert kernel of the compute check (default grouped_mm)")
+    p.add_argument("--shape", help="neusim: expert shape (e.g. deepseek-v3; default: the run's model)")
     p.add_argument(
         "--compute-calibration",
-        default=None,
         metavar="FILE",
         help="neusim: expert-compute calibration (default: the one DODOCO ships for --gpu)",
     )

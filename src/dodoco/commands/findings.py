@@ -10,39 +10,25 @@ def add_findings_flags(p) -> None:
     p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
     add_batch_flag(p, many=True, default="1,2,4,8,16,32; the per-step Gini's steps are of B sequences")
     p.add_argument(
-        "--ep",
-        type=csv_ints,
-        default=None,
-        help="EP degrees N of the scan (default 4,8,16,32 and larger powers of two up to E)",
+        "--ep", type=csv_ints, help="EP degrees N of the scan (default 4,8,16,32 and larger powers of two up to E)"
     )
     p.add_argument(
         "--ep-batch",
         type=int,
-        default=None,
-        help="--batch of the EP scan: sequences per rank per step B (default: per run, the largest of 1,2,4,8 "
-        "leaving 3 steps at the largest N)",
+        help="--batch of the EP scan: sequences per rank per step B (default: per run, the largest of 1,2,4,8 leaving 3 steps at the largest N)",
     )
     p.add_argument(
         "--placement",
         type=csv_strs,
-        default=None,
         help="placements scanned, the first is the baseline (default contiguous,round_robin,eplb)",
     )
-    p.add_argument("--ref-batch", type=int, default=None, help="batch of the bands and the ratio (default 8)")
+    p.add_argument("--ref-batch", type=int, help="batch of the bands and the ratio (default 8)")
     p.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="EP invariance: largest relative change called intrinsic (default 0.05)",
+        "--threshold", type=float, help="EP invariance: largest relative change called intrinsic (default 0.05)"
     )
-    p.add_argument("--low", type=float, default=None, help="data-resilient: prose Gini <= LOW (default 0.15)")
-    p.add_argument(
-        "--high",
-        type=float,
-        default=None,
-        help="persistently concentrated: every real-text Gini >= HIGH (default 0.24)",
-    )
-    p.add_argument("--groups", type=int, default=None, help="data-derived groups of the bands (default 2)")
+    p.add_argument("--low", type=float, help="data-resilient: prose Gini <= LOW (default 0.15)")
+    p.add_argument("--high", type=float, help="persistently concentrated: every real-text Gini >= HIGH (default 0.24)")
+    p.add_argument("--groups", type=int, help="data-derived groups of the bands (default 2)")
     add_seed_flag(p)
     add_config_flag(p)
 

@@ -23,25 +23,24 @@ def register(sub) -> None:
     p.add_argument("format", metavar="FORMAT", help=", ".join(FORMATS.names()))
     p.add_argument("paths", nargs="+", metavar="PATH", help="dump files, or folders holding them")
     p.add_argument("-o", "--out", required=True, metavar="RUN", help="run directory to write")
-    p.add_argument("--model-id", default=None, help="model the dumps come from (e.g. deepseek-ai/DeepSeek-V3)")
-    p.add_argument("--condition", default=None, help="condition name of the run (default: production)")
-    p.add_argument("--seq-len", type=int, default=None, help="sequence length to record (default 0: not applicable)")
-    p.add_argument("--layer-ids", type=csv_ints, default=None, help="model layer id of each dumped layer, e.g. 3,4,5")
+    p.add_argument("--model-id", help="model the dumps come from (e.g. deepseek-ai/DeepSeek-V3)")
+    p.add_argument("--condition", help="condition name of the run (default: production)")
+    p.add_argument("--seq-len", type=int, help="sequence length to record (default 0: not applicable)")
+    p.add_argument("--layer-ids", type=csv_ints, help="model layer id of each dumped layer, e.g. 3,4,5")
     p.add_argument(
         "--num-experts",
         type=int,
-        default=None,
         help="logical experts E, where the dump lacks it (also allows ids far beyond the others)",
     )
-    p.add_argument("--top-k", type=int, default=None, help="experts per token K, where the dump lacks it")
-    p.add_argument("--ranks", type=csv_ints, default=None, help="keep only these ranks' records, e.g. 0 or 0,8")
+    p.add_argument("--top-k", type=int, help="experts per token K, where the dump lacks it")
+    p.add_argument("--ranks", type=csv_ints, help="keep only these ranks' records, e.g. 0 or 0,8")
     p.add_argument(
         "--split-ranks", action="store_true", default=None, help="one row per (pass, rank) instead of ranks summed"
     )
     p.add_argument("--as-window", action="store_true", default=None, help="sum every row into one aggregate window")
-    p.add_argument("--ep-size", type=int, default=None, help="megatron-tpe: expert-parallel size")
-    p.add_argument("--expert-tp-size", type=int, default=None, help="megatron-tpe: expert tensor-parallel size (1)")
-    p.add_argument("--engine-version", default=None, help="engine version to record, where the dump lacks it")
+    p.add_argument("--ep-size", type=int, help="megatron-tpe: expert-parallel size")
+    p.add_argument("--expert-tp-size", type=int, help="megatron-tpe: expert tensor-parallel size (1)")
+    p.add_argument("--engine-version", help="engine version to record, where the dump lacks it")
     p.add_argument(
         "--overwrite",
         action="store_true",

@@ -5,17 +5,16 @@ from dodoco.commands import add_batch_flag, add_output_flags, add_seed_flag
 
 def register(sub) -> None:
     p = sub.add_parser("recommend", help="which MoE dispatcher to use: measured by dodoco replay, else by rules")
-    p.add_argument("--hardware", default=None, help="h100, h200, b200, gb200, gb300 or unknown")
-    p.add_argument("--ep", type=int, default=None, help="EP degree N")
+    p.add_argument("--hardware", help="h100, h200, b200, gb200, gb300 or unknown")
+    p.add_argument("--ep", type=int, help="EP degree N")
     p.add_argument(
         "--replay",
         nargs="+",
-        default=None,
         metavar="FILE",
         help="dodoco replay results: dispatchers measured at this EP on this hardware are ranked",
     )
-    p.add_argument("--skew", type=float, default=None, help="measured receiver skew (max/mean rank load)")
-    p.add_argument("--run", default=None, help="a run directory: measure the receiver skew at this EP from it")
+    p.add_argument("--skew", type=float, help="measured receiver skew (max/mean rank load)")
+    p.add_argument("--run", help="a run directory: measure the receiver skew at this EP from it")
     add_batch_flag(p, default="1; with --run")
     add_seed_flag(p, "the step order, with --run")
     add_output_flags(p, "the advice (rows, reasons, choice)")

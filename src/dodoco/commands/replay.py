@@ -49,40 +49,31 @@ def _case_flags(p) -> None:
     )
     p.add_argument("--placement", help="contiguous (default), round_robin, eplb (fitted on half, other half replayed)")
     p.add_argument("--layers", type=csv_ints, help="MoE layer indices (default all)")
-    p.add_argument("--max-steps", type=int, dest="max_steps", help="replay only the first steps")
+    p.add_argument("--max-steps", type=int, help="replay only the first steps")
 
 
 def _grid_flags(p) -> None:
     """Synthetic controls, the calibration grid, timing, the sweep and the check."""
     p.add_argument("--skew", type=_floats, help="synthetic receiver-skew controls, e.g. 1.1,1.5,2")
     p.add_argument(
-        "--skew-patterns",
-        type=csv_strs,
-        dest="skew_patterns",
-        help="hot-receiver (default), hot-pair, or both: hot-receiver,hot-pair",
+        "--skew-patterns", type=csv_strs, help="hot-receiver (default), hot-pair, or both: hot-receiver,hot-pair"
     )
-    p.add_argument("--grid-sizes", type=_sizes, dest="grid_sizes", help="calibration grid per-rank sizes, e.g. 16M,64M")
-    p.add_argument("--grid-skews", type=_floats, dest="grid_skews", help="calibration grid receiver skews (default 1)")
+    p.add_argument("--grid-sizes", type=_sizes, help="calibration grid per-rank sizes, e.g. 16M,64M")
+    p.add_argument("--grid-skews", type=_floats, help="calibration grid receiver skews (default 1)")
     p.add_argument(
-        "--grid-patterns",
-        type=csv_strs,
-        dest="grid_patterns",
-        help="calibration grid patterns (default hot-receiver,hot-pair; also uniform)",
+        "--grid-patterns", type=csv_strs, help="calibration grid patterns (default hot-receiver,hot-pair; also uniform)"
     )
-    p.add_argument("--grid-experts", type=int, dest="grid_experts", help="experts E of the grid's routing (256)")
-    p.add_argument("--grid-topk", type=int, dest="grid_topk", help="experts per token K of the grid's routing (8)")
+    p.add_argument("--grid-experts", type=int, help="experts E of the grid's routing (256)")
+    p.add_argument("--grid-topk", type=int, help="experts per token K of the grid's routing (8)")
     p.add_argument("--iters", type=int, help="timed iterations per case and dispatcher (default 30)")
     p.add_argument("--warmup", type=int, help="untimed iterations first (default 5)")
     p.add_argument("--buffers", type=int, help="minimum rotating buffer sets (default 2; more below 2 x L2)")
     p.add_argument("--sweep", action="store_true", default=None, help="also the raw all_to_all_single size sweep")
-    p.add_argument("--sweep-min", type=_size, dest="sweep_min", help="smallest sweep size per rank (1K)")
-    p.add_argument("--sweep-max", type=_size, dest="sweep_max", help="largest sweep size per rank (512M)")
+    p.add_argument("--sweep-min", type=_size, help="smallest sweep size per rank (1K)")
+    p.add_argument("--sweep-max", type=_size, help="largest sweep size per rank (512M)")
     p.add_argument("--no-check", action="store_false", dest="check", default=None, help="skip the received-rows check")
     p.add_argument(
-        "--link-gbps",
-        type=float,
-        dest="link_gbps",
-        help="per-direction link GB/s for the floor (default 450, NVLink4 nominal)",
+        "--link-gbps", type=float, help="per-direction link GB/s for the floor (default 450, NVLink4 nominal)"
     )
     p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds without progress before ranks stop")
     add_seed_flag(p)
@@ -106,7 +97,7 @@ def _layer_flags(p) -> None:
         help="experts' shape of --layer, e.g. deepseek-v3 (sets --hidden); "
         "default: --expert-width, else the run's model",
     )
-    p.add_argument("--expert-width", type=int, dest="expert_width", help="expert width I of --layer (with --hidden H)")
+    p.add_argument("--expert-width", type=int, help="expert width I of --layer (with --hidden H)")
     p.add_argument(
         "--calibration",
         metavar="FILE",

@@ -17,18 +17,16 @@ def register(sub) -> None:
     p.add_argument(
         "--heatmap",
         type=csv_strs,
-        default=None,
         metavar="RUNS",
         help="runs to draw heatmaps for (paths or model/condition; default: every run of up to 8 models)",
     )
     p.add_argument(
         "--attach",
         nargs="+",
-        default=None,
         metavar="JSON",
         help="replay or simulate result files for the dispatch-cost sections (checked before any work)",
     )
-    p.add_argument("--title", default=None, help="the report's title")
+    p.add_argument("--title", help="the report's title")
     add_json_flag(p, "the verdict table")
     p.add_argument("--quiet", action="store_const", const=True, default=None, help="no progress on stderr")
     p.set_defaults(func=run)

@@ -9,36 +9,33 @@ KEEP = ["model", "condition", "dispatcher", "N", "dispatch_ms", "layer_ms"]
 
 def _compute_flags(p) -> None:
     """The expert compute of the whole layer: GPU, kernel, calibration, shape."""
-    p.add_argument("--gpu", default=None, help="GPU of the expert compute model (default: the cluster's, e.g. h200)")
-    p.add_argument("--kernel", default=None, help="expert kernel: grouped_mm (default) or loop")
+    p.add_argument("--gpu", help="GPU of the expert compute model (default: the cluster's, e.g. h200)")
+    p.add_argument("--kernel", help="expert kernel: grouped_mm (default) or loop")
     p.add_argument(
         "--compute-calibration",
-        default=None,
         metavar="FILE",
         help="expert-compute calibration (default: the one DODOCO ships for the GPU)",
     )
-    p.add_argument("--shape", default=None, help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width")
+    p.add_argument("--shape", help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width")
 
 
 def register(sub) -> None:
     from dodoco.config import add_config_flag
 
     p = sub.add_parser("simulate", help="predict dispatch and MoE-layer time for EP 8..256 on a cluster")
-    p.add_argument("runs", nargs="*", default=None, help="run directories, or folders holding them")
-    p.add_argument("--condition", type=csv_strs, default=None, help="conditions to simulate (default all)")
-    p.add_argument("--cluster", default=None, help="preset (dgx-h100, dgx-h200; default dgx-h200) or a TOML file")
-    p.add_argument("--ep", type=csv_ints, default=None, help="EP degrees (default 8,16,32,64,128,256)")
+    p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
+    p.add_argument("--condition", type=csv_strs, help="conditions to simulate (default all)")
+    p.add_argument("--cluster", help="preset (dgx-h100, dgx-h200; default dgx-h200) or a TOML file")
+    p.add_argument("--ep", type=csv_ints, help="EP degrees (default 8,16,32,64,128,256)")
     add_batch_flag(p)
-    p.add_argument("--hidden", type=int, default=None, help="hidden size H (default 2048)")
-    p.add_argument("--dtype", default=None, help="dispatched element type (default bf16)")
-    p.add_argument("--expert-width", type=int, default=None, help="expert intermediate size I (default 768)")
+    p.add_argument("--hidden", type=int, help="hidden size H (default 2048)")
+    p.add_argument("--dtype", help="dispatched element type (default bf16)")
+    p.add_argument("--expert-width", type=int, help="expert intermediate size I (default 768)")
     p.add_argument(
         "--calibration",
         nargs="+",
-        default=None,
         metavar="FILE",
-        help="a calibration JSON (bench/bench_simulate.py) or replay results to fit on (default: the "
-        "calibration shipped with the preset)",
+        help="a calibration JSON (bench/bench_simulate.py) or replay results to fit on (default: the calibration shipped with the preset)",
     )
     p.add_argument(
         "--uncalibrated",
@@ -48,13 +45,10 @@ def register(sub) -> None:
         help="use the cluster's nominal numbers even where a calibration ships",
     )
     p.add_argument(
-        "--dispatcher",
-        type=csv_strs,
-        default=None,
-        help="dispatchers to predict (default: every one the calibration holds)",
+        "--dispatcher", type=csv_strs, help="dispatchers to predict (default: every one the calibration holds)"
     )
     _compute_flags(p)
-    p.add_argument("--placement", default=None, help="contiguous (default), round_robin, eplb")
+    p.add_argument("--placement", help="contiguous (default), round_robin, eplb")
     p.add_argument(
         "--mitigations",
         action="store_const",
@@ -62,7 +56,7 @@ def register(sub) -> None:
         default=None,
         help="also judge EPLB, replication and capacity factors in layer milliseconds",
     )
-    p.add_argument("--max-steps", type=int, default=None, help="steps per EP degree (default 8)")
+    p.add_argument("--max-steps", type=int, help="steps per EP degree (default 8)")
     add_seed_flag(p)
     add_json_flag(p, "the predicted rows (a list; attachable to a report)")
     add_out_flag(

@@ -41,7 +41,7 @@ def register(sub) -> None:
     add_config_flag(t)
     t.set_defaults(func=run_train)
     ls = zsub.add_parser("ls", help="list the zoo models (shipped, or those in --dir)")
-    ls.add_argument("--dir", default=None, help="a folder written by dodoco zoo train (default: the shipped zoo)")
+    ls.add_argument("--dir", help="a folder written by dodoco zoo train (default: the shipped zoo)")
     add_json_flag(ls, "the table")
     add_out_flag(ls, "write the same JSON document to this file")
     add_config_flag(ls)
