@@ -53,58 +53,26 @@ class ZooSpec:
 
 # transformers' load_balancing_loss_func is K times the normalisation above, so Qwen's
 # router_aux_loss_coef = 0.001 is alpha = 0.001 * K here.
+# fmt: off
 ZOO: dict[str, ZooSpec] = {
-    "deepseek_v2": ZooSpec(
-        "deepseek_v2",
-        dict(moe_intermediate_size=32),
-        Balance(
-            "aux",
-            alpha=0.001,
-            scope="sequence",
-            source="DeepSeek-V2-Lite config: aux_loss_alpha 0.001, seq_aux true (expert-level, per sequence)",
-        ),
-    ),
-    "deepseek_moe": ZooSpec(
-        "deepseek_moe",
-        dict(moe_intermediate_size=32),
-        Balance(
-            "aux",
-            alpha=0.001,
-            scope="sequence",
-            source="deepseek-moe-16b config: aux_loss_alpha 0.001, seq_aux true (expert-level, per sequence)",
-        ),
-    ),
-    "qwen3_moe": ZooSpec(
-        "qwen3_moe",
-        dict(moe_intermediate_size=16),
-        Balance(
-            "aux",
-            alpha=0.008,
-            scope="batch",
-            source="Qwen3-30B-A3B: global-batch load-balancing loss, router_aux_loss_coef 0.001 (x K=8 here)",
-        ),
-    ),
-    "nemotron_h": ZooSpec(
-        "nemotron_h",
-        dict(moe_intermediate_size=24),
-        Balance(
-            "bias",
-            rate=0.001,
-            source="Nemotron-H router: sigmoid + e_score_correction_bias, aux-loss-free bias updates "
-            "(DeepSeek-V3's update rate 0.001); no auxiliary loss",
-        ),
-    ),
-    "qwen3_5_moe": ZooSpec(
-        "qwen3_5_moe",
-        dict(moe_intermediate_size=12),
-        Balance(
-            "aux",
-            alpha=0.008,
-            scope="batch",
-            source="Qwen3.5-35B-A3B: global-batch load-balancing loss, router_aux_loss_coef 0.001 (x K=8 here)",
-        ),
-    ),
+    "deepseek_v2": ZooSpec("deepseek_v2", dict(moe_intermediate_size=32), Balance(
+        "aux", alpha=0.001, scope="sequence",
+        source="DeepSeek-V2-Lite config: aux_loss_alpha 0.001, seq_aux true (expert-level, per sequence)")),
+    "deepseek_moe": ZooSpec("deepseek_moe", dict(moe_intermediate_size=32), Balance(
+        "aux", alpha=0.001, scope="sequence",
+        source="deepseek-moe-16b config: aux_loss_alpha 0.001, seq_aux true (expert-level, per sequence)")),
+    "qwen3_moe": ZooSpec("qwen3_moe", dict(moe_intermediate_size=16), Balance(
+        "aux", alpha=0.008, scope="batch",
+        source="Qwen3-30B-A3B: global-batch load-balancing loss, router_aux_loss_coef 0.001 (x K=8 here)")),
+    "nemotron_h": ZooSpec("nemotron_h", dict(moe_intermediate_size=24), Balance(
+        "bias", rate=0.001,
+        source="Nemotron-H router: sigmoid + e_score_correction_bias, aux-loss-free bias updates "
+               "(DeepSeek-V3's update rate 0.001); no auxiliary loss")),
+    "qwen3_5_moe": ZooSpec("qwen3_5_moe", dict(moe_intermediate_size=12), Balance(
+        "aux", alpha=0.008, scope="batch",
+        source="Qwen3.5-35B-A3B: global-batch load-balancing loss, router_aux_loss_coef 0.001 (x K=8 here)")),
 }
+# fmt: on
 
 
 def spec(family: str) -> ZooSpec:
