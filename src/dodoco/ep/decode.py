@@ -161,21 +161,11 @@ def decode_scan(
         )
         return FitData(load, *trace_subset(topk, offsets, fit_idx))
 
+    def make(idx):
+        return decode_source(topk, offsets, E, pos, seed, idx)
+
     labels = dict(model=model, condition=condition, seq_len=int(seq_len), regime="decode")
-    result = scan_sources(
-        S,
-        int(E),
-        lambda idx: decode_source(topk, offsets, E, pos, seed, idx),
-        fit_of,
-        placement,
-        ep,
-        batch,
-        seed=seed,
-        fit_frac=fit_frac,
-        n_boot=n_boot,
-        strict=strict,
-        labels=labels,
-        options=options,
-    )
+    common = dict(seed=seed, fit_frac=fit_frac, n_boot=n_boot, strict=strict, labels=labels, options=options)
+    result = scan_sources(S, int(E), make, fit_of, placement, ep, batch, **common)
     result.meta["decode_positions"] = pos.tolist()
     return result

@@ -253,19 +253,13 @@ def ep_scan(
     names = check_placements(placement)
     if tokens is None and any(PLACEMENTS[n].fit_on == "traces" for n in names) and getattr(data, "has_tokens", False):
         tokens = data.tokens()
+
+    def make(idx):
+        return _full_source(data, counts, seed, source) if idx is None else source_of(counts, seed, idx)
+
+    def fit_of(idx):
+        return fit_data(counts, idx, tokens)
+
     labels = dict(model=model, condition=condition, seq_len=int(seq_len), regime="prefill")
-    return scan_sources(
-        counts.shape[0],
-        counts.shape[2],
-        lambda idx: _full_source(data, counts, seed, source) if idx is None else source_of(counts, seed, idx),
-        lambda idx: fit_data(counts, idx, tokens),
-        names,
-        ep,
-        batch,
-        seed=seed,
-        fit_frac=fit_frac,
-        n_boot=n_boot,
-        strict=strict,
-        labels=labels,
-        options=options,
-    )
+    common = dict(seed=seed, fit_frac=fit_frac, n_boot=n_boot, strict=strict, labels=labels, options=options)
+    return scan_sources(counts.shape[0], counts.shape[2], make, fit_of, names, ep, batch, **common)

@@ -234,12 +234,7 @@ def ep_invariance(scans: list[RunScan], *, placements=("contiguous",), threshold
     }
     from dodoco.findings.sentences import ep_sentences
 
-    v = Verdict(
-        "ep_invariance",
-        overall,
-        numbers,
-        {"summary": summary, "evidence": evidence, "removal": removal, "layers": layers},
-        notes,
-    )
+    tables = {"summary": summary, "evidence": evidence, "removal": removal, "layers": layers}
+    v = Verdict("ep_invariance", overall, numbers, tables, notes)
     v.sentences = ep_sentences(v)
     return v

@@ -350,12 +350,7 @@ def mock_vs_real(
     numbers = _numbers(summary, trend_rows, ratio_rows, ref_batch, level, min_slope)
     from dodoco.findings.sentences import mock_real_sentences
 
-    v = Verdict(
-        "mock_vs_real",
-        overall,
-        numbers,
-        {"summary": summary, "evidence": evidence, "trend": trend_rows, "ratio": ratio_rows},
-        notes,
-    )
+    tables = {"summary": summary, "evidence": evidence, "trend": trend_rows, "ratio": ratio_rows}
+    v = Verdict("mock_vs_real", overall, numbers, tables, notes)
     v.sentences = mock_real_sentences(v)
     return v

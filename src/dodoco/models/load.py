@@ -38,20 +38,11 @@ def load_tiny(family: str, seed: int = 0) -> LoadedModel:
     spec = FAMILIES[family]
     tokenizer = bundled(spec.tokenizer)
     model = build_tiny(family, tokenizer.vocab_size, seed=seed)
-    info = dict(
-        source="tiny",
-        family=family,
-        mixer=spec.mixer,
-        stands_for=spec.real_model,
-        routing=spec.routing,
-        shared_experts=spec.shared_experts,
-        weights=f"random, seed {seed}",
-        revision=None,
-        identity={
-            "digest": f"tiny:{family} random weights, seed {seed}",
-            "method": "seeded random initialisation of the built-in config",
-        },
-    )
+    identity = {
+        "digest": f"tiny:{family} random weights, seed {seed}",
+        "method": "seeded random initialisation of the built-in config",
+    }
+    info = spec.info("tiny", family, f"random, seed {seed}", None, identity=identity)
     return LoadedModel(model, tokenizer, info)
 
 

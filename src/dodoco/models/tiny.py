@@ -27,6 +27,20 @@ class FamilySpec:
     tokenizer: str  # bundled tokenizer used by the tiny model
     config: dict[str, Any] = field(default_factory=dict)
 
+    def info(self, source: str, family: str, weights: str, revision, **more) -> dict:
+        """What a run's manifest records of a model of this family (``tiny:`` and ``zoo:`` alike)."""
+        return dict(
+            source=source,
+            family=family,
+            mixer=self.mixer,
+            stands_for=self.real_model,
+            routing=self.routing,
+            shared_experts=self.shared_experts,
+            weights=weights,
+            revision=revision,
+            **more,
+        )
+
 
 _WIDTH = dict(hidden_size=64, intermediate_size=128, max_position_embeddings=4096, tie_word_embeddings=True)
 

@@ -207,17 +207,15 @@ def load_zoo(family: str):
     model, record = build_zoo(family)
     balance = spec(family).balance
     weights = zoo_root() / spec(family).family / "model.safetensors"
-    info = dict(
-        source="zoo",
-        family=family,
-        mixer=tiny.mixer,
-        stands_for=tiny.real_model,
-        routing=tiny.routing,
-        shared_experts=tiny.shared_experts,
-        weights=f"trained on the bundled train text, {record.get('steps')} steps, seed {record.get('seed')}",
-        revision=record.get("weights_sha256"),
+    trained = f"trained on the bundled train text, {record.get('steps')} steps, seed {record.get('seed')}"
+    identity = {"digest": "sha256:" + sha256_file(weights), "method": "sha256 of the shipped weights"}
+    info = tiny.info(
+        "zoo",
+        family,
+        trained,
+        record.get("weights_sha256"),
         balance=balance.method,
         heldout_loss=record.get("results", {}).get("heldout_loss"),
-        identity={"digest": "sha256:" + sha256_file(weights), "method": "sha256 of the shipped weights"},
+        identity=identity,
     )
     return LoadedModel(model, zoo_tokenizer(), info)

@@ -18,16 +18,7 @@ from dodoco.models.loaded import LoadedModel
 from dodoco.observe import invariance
 from dodoco.observe.capture import RoutingCapture
 from dodoco.observe.config import ObserveConfig
-from dodoco.store.manifest import (
-    ConditionInfo,
-    ConditionKind,
-    Granularity,
-    Manifest,
-    ModelInfo,
-    Origin,
-    Routing,
-    Status,
-)
+from dodoco.store import manifest as mf
 from dodoco.store.run import run_dir_name
 from dodoco.store.writer import RunWriter
 
@@ -132,7 +123,7 @@ def _open_writer(path: Path, spec: dict, overwrite: bool, rank: int, world: int)
     writer, error = None, None
     if rank == 0:
         try:
-            writer = RunWriter(path, spec, origin=Origin.OBSERVED, overwrite=overwrite)
+            writer = RunWriter(path, spec, origin=mf.Origin.OBSERVED, overwrite=overwrite)
         except DodocoError as exc:
             error = str(exc)
     if world > 1:
@@ -143,7 +134,7 @@ def _open_writer(path: Path, spec: dict, overwrite: bool, rank: int, world: int)
         error = shared[0]
     if error is not None:
         raise DodocoError(error)
-    return writer or RunWriter(path, spec, origin=Origin.OBSERVED, lock=False)
+    return writer or RunWriter(path, spec, origin=mf.Origin.OBSERVED, lock=False)
 
 
 def _note(progress, lines: list[str]) -> None:
@@ -228,28 +219,30 @@ def _observe_into(
 
 def observed_manifest(
     info: dict, condition: str, provenance: dict, *, seq_len: int, sequences: int, details: dict
-) -> Manifest:
+) -> mf.Manifest:
     """The typed manifest of an observed run (the writer adds identity, status and file checksums)."""
     model = {k: v for k, v in info.items() if k not in ("E", "K", "L", "moe_layer_ids")}
-    return Manifest(
-        status=Status.RUNNING,
-        origin=Origin.OBSERVED,
+    return mf.Manifest(
+        status=mf.Status.RUNNING,
+        origin=mf.Origin.OBSERVED,
         identity={},
-        model=ModelInfo(
+        model=mf.ModelInfo(
             id=model.pop("id"),
             revision=model.pop("revision", None),
             architecture=model.pop("architecture", None),
             details=model,
         ),
-        routing=Routing(
+        routing=mf.Routing(
             E=int(info["E"]), K=int(info["K"]), L=int(info["L"]), layer_ids=tuple(int(x) for x in info["moe_layer_ids"])
         ),
-        condition=ConditionInfo(
-            name=condition, kind=ConditionKind.MOCK if is_mock(condition) else ConditionKind.REAL, provenance=provenance
+        condition=mf.ConditionInfo(
+            name=condition,
+            kind=mf.ConditionKind.MOCK if is_mock(condition) else mf.ConditionKind.REAL,
+            provenance=provenance,
         ),
         seq_len=int(seq_len),
         sequences=int(sequences),
-        granularity=Granularity.SEQUENCE,
+        granularity=mf.Granularity.SEQUENCE,
         details=details,
     )
 

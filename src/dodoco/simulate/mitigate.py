@@ -61,22 +61,11 @@ def mitigation_rows(
 
     held = evaluation_plan(["eplb"], counts.shape[0], seed).eval_idx  # where fitted placements are evaluated
     rows = []
+    common = dict(row_bytes=row_bytes, dispatchers=(dispatcher,), compute=compute, seed=seed, max_steps=max_steps)
     for name, placement, options, cf, by_hand in _settings(N):
         data = counts[held] if by_hand else counts
-        out, skipped = simulate_ep(
-            data,
-            [N],
-            B,
-            timer,
-            row_bytes=row_bytes,
-            dispatchers=(dispatcher,),
-            compute=compute,
-            placement=placement,
-            seed=seed,
-            max_steps=max_steps,
-            capacity_factor=cf,
-            placement_options=options,
-        )
+        setting = dict(placement=placement, capacity_factor=cf, placement_options=options)
+        out, skipped = simulate_ep(data, [N], B, timer, **common, **setting)
         if skipped or not out:
             rows.append({"mitigation": name, "placement": placement, "skipped": skipped[0][1] if skipped else "none"})
             continue
