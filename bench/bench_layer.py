@@ -108,7 +108,7 @@ def _fits_memory(cfgs: list, N: int, dry: bool) -> tuple[list, list[str]]:
     import torch
 
     from dodoco.replay.config import build_cases
-    from dodoco.replay.harness import DEFAULT_L2
+    from dodoco.compute.kernels import DEFAULT_L2
     from dodoco.replay.layer_run import layer_memory
     from dodoco.replay.runner import plan_memory
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dodoco.ep.steps import spread
 from dodoco.errors import DodocoError
 
 __all__ = ["WHICH", "RankCase", "balanced_loads", "local_loads", "rank_cases", "step_loads"]
@@ -65,12 +66,6 @@ class RankCase:
         }
 
 
-def _spread(total: int, n: int) -> np.ndarray:
-    out = np.full(n, total // n, dtype=np.int64)
-    out[: total - int(out.sum())] += 1
-    return out
-
-
 def local_loads(c, placement) -> list[np.ndarray]:
     """Tokens per physical expert of each rank: c[E] tokens per expert, placement of one layer
     (share[E, N]) -> N arrays int64 [G_r] (rank r's experts in expert order, a replica each). An
@@ -82,7 +77,7 @@ def local_loads(c, placement) -> list[np.ndarray]:
     if np.all(copies.sum(1) == 1):  # one copy of every expert: each rank's experts in expert order
         rank_of = copies.argmax(1)
         return [c[rank_of == r] for r in range(copies.shape[1])]
-    per_replica = [_spread(int(c[e]), int(copies[e].sum())) for e in range(c.shape[0])]
+    per_replica = [spread(int(c[e]), int(copies[e].sum()), 0) for e in range(c.shape[0])]
     used = np.zeros(c.shape[0], dtype=np.int64)
     out = []
     for r in range(copies.shape[1]):
@@ -98,7 +93,7 @@ def local_loads(c, placement) -> list[np.ndarray]:
 def balanced_loads(loads) -> np.ndarray:
     """The balanced control of a rank: its tokens spread evenly over its experts -> int64 [G]."""
     loads = np.asarray(loads, dtype=np.int64)
-    return _spread(int(loads.sum()), loads.shape[0])
+    return spread(int(loads.sum()), loads.shape[0], 0)
 
 
 def step_loads(run, N: int, B: int, placement: str = "contiguous", seed: int = 0, max_steps: int | None = 1):

@@ -24,19 +24,31 @@ import torch.nn.functional as F
 
 from dodoco.compute.features import ExpertShape
 
-__all__ = ["ExpertBench", "check_kernels", "device_facts", "megatron_status", "time_ms"]
+__all__ = ["DEFAULT_L2", "ExpertBench", "check_kernels", "device_facts", "l2_bytes", "megatron_status", "time_ms"]
+
+
+DEFAULT_L2 = 60 << 20  # H200; H100 has 50 MB
+
+
+def l2_bytes(device) -> int:
+    """L2 cache size of a CUDA device in bytes (DEFAULT_L2 on CPU or when unknown): the one lookup of the
+    replay harness and the expert kernels."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return DEFAULT_L2
+    return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or DEFAULT_L2)
 
 
 def device_facts(device) -> dict:
     """Name, SMs, L2 bytes and torch version of the device that runs the kernels."""
     dev = torch.device(device)
     if dev.type != "cuda":
-        return {"device": "cpu", "sms": 1, "l2_bytes": 32 << 20, "torch": torch.__version__, "cuda": None}
+        return {"device": "cpu", "sms": 1, "l2_bytes": l2_bytes(dev), "torch": torch.__version__, "cuda": None}
     p = torch.cuda.get_device_properties(dev)
     return {
         "device": torch.cuda.get_device_name(dev),
         "sms": int(p.multi_processor_count),
-        "l2_bytes": int(getattr(p, "L2_cache_size", 50 << 20)),
+        "l2_bytes": l2_bytes(dev),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "memory_GiB": round(p.total_memory / 2**30, 1),

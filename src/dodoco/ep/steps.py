@@ -32,6 +32,7 @@ __all__ = [
     "run_source",
     "source_of",
     "step_order",
+    "spread",
     "sum_units",
     "uniform_split",
     "window_source",
@@ -79,6 +80,14 @@ def _level_dtype(max_value: int, narrowest=np.uint8) -> np.dtype:
         if np.dtype(dt).itemsize >= np.dtype(narrowest).itemsize and max_value < np.iinfo(dt).max:
             return np.dtype(dt)
     return np.dtype(np.int64)
+
+
+def spread(total: int, N: int, start: int) -> np.ndarray:
+    """total units over N slots as evenly as possible; the extra units go to slots start, start+1, ..."""
+    row = np.full(N, total // N, dtype=np.int64)
+    extra = total - int(row.sum())
+    row[(start + np.arange(extra)) % N] += 1
+    return row
 
 
 def uniform_split(c, N: int, K: int = 1) -> np.ndarray:

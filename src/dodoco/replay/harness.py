@@ -29,7 +29,6 @@ __all__ = [
     "agree",
     "check_memory",
     "free_memory",
-    "l2_bytes",
     "measure_link",
     "n_buffer_sets",
     "need_memory",
@@ -49,7 +48,6 @@ _TORCH_DTYPES = {
     "float32": "float32",
     "fp8": "float8_e4m3fn",
 }
-DEFAULT_L2 = 60 << 20  # H200; H100 has 50 MB
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -93,13 +91,6 @@ class Watchdog:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def l2_bytes(device) -> int:
-    """L2 cache size of a CUDA device in bytes (DEFAULT_L2 on CPU or when unknown)."""
-    if device.type != "cuda":
-        return DEFAULT_L2
-    return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or DEFAULT_L2)
 
 
 def n_buffer_sets(set_bytes: int, l2: int, minimum: int = 2, cap: int = 64) -> int:

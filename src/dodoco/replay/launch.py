@@ -56,7 +56,8 @@ def preflight(cfg, nproc: int) -> None:
     import torch.distributed as dist
 
     from dodoco.replay.config import build_cases
-    from dodoco.replay.harness import DEFAULT_L2, free_memory
+    from dodoco.compute.kernels import DEFAULT_L2
+    from dodoco.replay.harness import free_memory
     from dodoco.replay.runner import active_dispatchers, plan_memory
 
     if nproc < 1:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dodoco.ep.steps import spread
 from dodoco.errors import DodocoError
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "layer_indices",
     "run_cases",
     "skewed_splits",
-    "spread",
     "sweep_sizes",
     "synth_topk",
 ]
@@ -133,14 +133,6 @@ def run_cases(
             src = ranks[k, :, layer, :].astype(np.int64)  # [N, E]: rank i's tokens' experts
             cases.append(ReplayCase(condition, kind, k, layer, split_sizes(traffic_matrix(src, p.layer(layer))), src))
     return cases
-
-
-def spread(total: int, N: int, start: int) -> np.ndarray:
-    """total units over N slots as evenly as possible; the extra units go to slots start, start+1, ..."""
-    row = np.full(N, total // N, dtype=np.int64)
-    extra = total - int(row.sum())
-    row[(start + np.arange(extra)) % N] += 1
-    return row
 
 
 def balanced_splits(row_totals) -> np.ndarray:

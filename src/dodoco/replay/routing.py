@@ -23,7 +23,8 @@ import numpy as np
 
 from dodoco.ep.layout import Placement
 from dodoco.errors import DodocoError
-from dodoco.replay.plan import ReplayCase, spread, synth_topk
+from dodoco.ep.steps import spread
+from dodoco.replay.plan import ReplayCase, synth_topk
 
 __all__ = [
     "attach_topk",

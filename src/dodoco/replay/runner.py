@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from dodoco.errors import DodocoError
+from dodoco.compute.kernels import l2_bytes
 from dodoco.replay import harness as hz
 from dodoco.replay.config import ReplayConfig, build_cases
 from dodoco.replay.dispatchers import get
@@ -186,7 +187,7 @@ def _device_info(device) -> dict:
             count=torch.cuda.device_count(),
             cuda=torch.version.cuda,
             nccl=".".join(map(str, torch.cuda.nccl.version())),
-            l2_bytes=hz.l2_bytes(device),
+            l2_bytes=l2_bytes(device),
             memory_bytes=int(p.total_memory),
         )
     return info
@@ -301,7 +302,7 @@ def run_many(cfgs: list[ReplayConfig]) -> list[dict | None]:
     """
     rank, N, local = dist_env()
     device = _device(cfgs[0], local)
-    l2 = hz.l2_bytes(device)
+    l2 = l2_bytes(device)
     plans = [_plan(cfg, N, rank, device, l2) for cfg in cfgs]
     dog = hz.Watchdog(max(c.timeout_s for c in cfgs), rank).start()
     _init(cfgs[0], device)

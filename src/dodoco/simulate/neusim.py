@@ -53,6 +53,7 @@ __all__ = [
     "effective_params",
     "effective_tokens",
     "experts_on_worst_case_device",
+    "worst_case_device",
     "imbalance_factor",
     "neusim_predicted_skew",
     "neusim_table",
@@ -95,13 +96,17 @@ def neusim_predicted_skew(E: int, K: int, EP: int, factor: float, W: int = 1, to
         raise DodocoError(f"tokens must be > 0, got {tokens}")
     if EP <= 1:
         return 1.0
+    P, w_dev, eff, rem = worst_case_device(E, EP, f, W, tokens * K)
+    return (w_dev * eff + (P - w_dev) * rem) / (tokens * K / EP)
+
+
+def worst_case_device(E: int, EP: int, f: float, W: int, TK: float) -> tuple[int, int, float, float]:
+    """NeuSim's busiest device for T*K = TK assignments: (P experts on it, W_dev = min(W, P) hot ones,
+    eff tokens of a hot expert = TK/E*f, rem tokens of each other = (TK - W*eff)/(E - W)), real units."""
     P = experts_on_worst_case_device(E, EP)
-    total = tokens * K
-    eff = total / E * f
-    rem = (total - W * eff) / (E - W) if E > W else 0.0
-    w_dev = min(W, P)
-    hot = w_dev * eff + (P - w_dev) * rem
-    return hot / (total / EP)
+    eff = TK / E * f
+    rem = (TK - W * eff) / (E - W) if E > W else 0.0
+    return P, min(W, P), eff, rem
 
 
 def imbalance_factor(step_counts) -> np.ndarray:

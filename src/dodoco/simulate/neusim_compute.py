@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from dodoco.errors import DodocoError
+from dodoco.simulate.neusim import worst_case_device
 
 __all__ = ["busiest_device", "compute_params", "worst_device_loads"]
 
@@ -30,20 +31,13 @@ __all__ = ["busiest_device", "compute_params", "worst_device_loads"]
 def worst_device_loads(E: int, K: int, EP: int, f: float, W: int, TK: float) -> np.ndarray:
     """NeuSim's busiest device as per-expert matmul tokens -> int64 [P]: W_dev hot experts at
     max(1, round(eff)) and P - W_dev at max(1, round(rem)) (TK = tokens x K of the step)."""
-    P = max(1, -(-int(E) // max(1, int(EP))))
-    W = int(min(max(1, W), E))
-    eff = TK / E * f
-    rem = (TK - W * eff) / (E - W) if E > W else 0.0
-    Wd = min(W, P)
+    P, Wd, eff, rem = worst_case_device(E, EP, f, int(min(max(1, W), E)), TK)
     return np.array([max(1, round(eff))] * Wd + [max(1, round(max(rem, 0.0)))] * (P - Wd), dtype=np.int64)
 
 
 def _tokens(E: int, EP: int, f: float, W: int, TK: float) -> float:
     """Real (unfloored) tokens of NeuSim's busiest device."""
-    P = max(1, -(-E // max(1, EP)))
-    Wd = min(W, P)
-    eff = TK / E * f
-    rem = (TK - W * eff) / (E - W) if E > W else 0.0
+    P, Wd, eff, rem = worst_case_device(E, EP, f, W, TK)
     return Wd * eff + (P - Wd) * rem
 
 
