@@ -109,17 +109,9 @@ def _plan(cfg: CalibrateConfig, ranks, machine: str, status: dict) -> list[tuple
 
 def _with_bar(fn, what: str, total: int):
     """fn(progress) under a rich progress bar of its ``total`` cases (stderr)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from dodoco.progress import progress_bar
 
-    with Progress(
-        TextColumn(f"compute {what}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
+    with progress_bar(f"compute {what}", transient=True) as bar:
         task = bar.add_task("", total=total)
         return fn(lambda n: bar.advance(task, n))
 

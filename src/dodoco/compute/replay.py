@@ -91,8 +91,7 @@ def _rows(cases, shape, kernels, device, peaks, models, measured_on, progress) -
 
 def measure_runs(cfg):
     """``dodoco compute RUN...``: measure the chosen ranks of every run at every EP degree -> ComputeResult."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from dodoco.progress import progress_bar
 
     from dodoco.compute.result import ComputeResult, config_shape
     from dodoco.compute.cases import rank_cases
@@ -128,8 +127,7 @@ def measure_runs(cfg):
     peaks = measure_peaks(cfg.device)
     models = _models(kernels, facts["device"])
     rows = []
-    cols = [TextColumn("compute"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*cols, console=Console(stderr=True)) as bar:
+    with progress_bar("compute") as bar:
         task = bar.add_task("", total=2 * sum(len(p[4]) for p in plan))
         for run, N, shape, label, cases in plan:
             rows += _rows(cases, shape, kernels, cfg.device, peaks, models, measured_on, lambda n: bar.advance(task, n))

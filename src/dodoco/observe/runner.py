@@ -283,8 +283,7 @@ def observe_runs(cfg: ObserveConfig, loaded: LoadedModel | None = None) -> list[
     """Run one ``ObserveConfig``: load the model (unless given), observe each condition into its run
     directory. The metrics table is written by ``dodoco.analysis`` (``dodoco analyze``, or the
     observe command after this)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from dodoco.progress import progress_bar
 
     for c in cfg.conditions:
         resolve(c)  # unknown names fail before the model loads
@@ -296,8 +295,7 @@ def observe_runs(cfg: ObserveConfig, loaded: LoadedModel | None = None) -> list[
         import os
 
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=Console(stderr=True), disable=cfg.quiet or rank != 0, transient=False) as progress:
+    with progress_bar("{task.description}", disable=cfg.quiet or rank != 0) as progress:
         loaded = loaded or load_model(
             cfg.model, dtype=cfg.dtype, device=device, trust_remote_code=cfg.trust_remote_code, seed=cfg.seed
         )

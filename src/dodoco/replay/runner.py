@@ -210,18 +210,9 @@ def _fits(d, case, skipped: list) -> bool:
 
 def _progress(ctx: Ctx, total: int):
     """A rich progress bar of the cases on rank 0 (stderr); a disabled one on the other ranks."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from dodoco.progress import progress_bar
 
-    return Progress(
-        TextColumn("replay cases"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=ctx.rank != 0,
-        transient=True,
-    )
+    return progress_bar("replay cases", disable=ctx.rank != 0, transient=True)
 
 
 def _ticker(ctx: Ctx, bar, task, total: int):

@@ -99,18 +99,9 @@ def _render(section: Section, files: dict, used: set) -> str:
 
 
 def _progress(quiet: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from dodoco.progress import progress_bar
 
-    return Progress(
-        TextColumn("report: {task.description:<44}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=quiet,
-        transient=False,
-    )
+    return progress_bar("report: {task.description:<44}", elapsed=True, disable=quiet)
 
 
 def judge_runs(runs, options, quiet: bool = True):
