@@ -191,9 +191,9 @@ def _fit(raw: dict) -> dict:
     from dodoco.compute.features import ExpertShape, features_many, pad_loads
     from dodoco.compute.fit import FORMS, fit_form
     from dodoco.compute.model import calibrate
-    from dodoco.compute.validate import error_table, held_out
+    from dodoco.compute.validate import error_table, held_out, summary
 
-    fits, tables, errors_of = {}, {}, {}
+    fits, tables, errors_of, controls = {}, {}, {}, {}
     info = {k: raw["facts"].get(k) for k in ("torch", "cuda")}
     info.update(
         date=raw["date"][:10],
@@ -204,11 +204,7 @@ def _fit(raw: dict) -> dict:
     )
     for kernel in KERNELS:
         grid = [r for r in raw["rows"] if r["set"] == "grid" and r["kernel"] == kernel and r["ms"] > 0]
-        real = [
-            {**r, "shape": ExpertShape(r["hidden"], r["width"])}
-            for r in raw["rows"]
-            if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0
-        ]
+        real = _routing_rows(raw, kernel, "routing")
         if len(grid) < 20:
             continue
         shapes = [ExpertShape(r["hidden"], r["width"]) for r in grid]
@@ -236,11 +232,29 @@ def _fit(raw: dict) -> dict:
         for name, e in errs.items():
             for r, x in zip(real, e):
                 r.setdefault("errors", {})[name] = float(x)
+        balanced = _routing_rows(raw, kernel, "balanced")
+        if balanced:
+            controls[kernel] = summary(held_out(model, [r for r in balanced if _in_target(r)]))
         fits[kernel] = model.to_dict()
         tables[kernel] = error_table(real, errs) if real else []
-        target = [i for i, r in enumerate(real) if 128 <= r["tokens"] <= 8192 and 4 <= r.get("N", 0) <= 64]
+        target = [i for i, r in enumerate(real) if _in_target(r)]
         errors_of[kernel] = {name: [float(e[i]) for i in target] for name, e in errs.items()}
-    return {"fits": fits, "tables": tables, "tables_err": errors_of}
+    return {"fits": fits, "tables": tables, "tables_err": errors_of, "balanced_controls": controls}
+
+
+def _in_target(r: dict) -> bool:
+    return 128 <= r["tokens"] <= 8192 and 4 <= r.get("N", 0) <= 64
+
+
+def _routing_rows(raw: dict, kernel: str, control: str) -> list[dict]:
+    """The measured ranks of real routing (control "routing") or their balanced controls ("balanced")."""
+    from dodoco.compute.features import ExpertShape
+
+    return [
+        {**r, "shape": ExpertShape(r["hidden"], r["width"])}
+        for r in raw["rows"]
+        if r["set"] == "routing" and r.get("control") == control and r["kernel"] == kernel and r["ms"] > 0
+    ]
 
 
 def _old_table(grid: list[dict], real: list[dict]) -> np.ndarray:
@@ -285,6 +299,12 @@ def _notes(raw: dict, res: dict) -> list[str]:
                     f"{kernel}, {row['model']}, {row['group']}: median {100 * row['median_abs_err']:.1f}%, "
                     f"p90 {100 * row['p90_abs_err']:.1f}% over {row['n']} ranks"
                 )
+    for kernel, c in res.get("balanced_controls", {}).items():
+        if c["n"]:
+            notes.append(
+                f"{kernel}, balanced controls (each target rank's tokens spread evenly, not routing): median "
+                f"{100 * c['median_abs_err']:.1f}%, p90 {100 * c['p90_abs_err']:.1f}% over {c['n']} ranks"
+            )
     if raw.get("overhead"):
         notes.append(
             "replay overhead (measure_loads / direct call, median ratio): "
@@ -312,7 +332,6 @@ def _notes(raw: dict, res: dict) -> list[str]:
 def _figure(raw: dict) -> bytes:
     """Per kernel: measured vs predicted on the real routing (the model fitted on the grid alone), and the
     cumulative share of ranks within each absolute error, dodoco's model beside the two baselines."""
-    from dodoco.compute.features import ExpertShape
     from dodoco.compute.model import ComputeModel
     from dodoco.compute.validate import held_out
     from dodoco.report.plots import grid, png
@@ -320,11 +339,7 @@ def _figure(raw: dict) -> bytes:
 
     fig, axes = grid(2 * len(raw["fits"]), 3.6, 3.2, ncols=2)
     for k, (kernel, fit) in enumerate(raw["fits"].items()):
-        real = [
-            {**r, "shape": ExpertShape(r["hidden"], r["width"])}
-            for r in raw["rows"]
-            if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0 and 128 <= r["tokens"] <= 8192
-        ]
+        real = [r for r in _routing_rows(raw, kernel, "routing") if _in_target(r)]
         model = ComputeModel.from_dict(fit)
         ms = np.array([r["ms"] for r in real])
         pred = ms * (1 + held_out(model, real))
@@ -436,7 +451,7 @@ def main(argv=None) -> int:
         from dodoco.provenance import versions
 
         raw = json.loads(Path(args.refit).read_text())
-        for k in ("fits", "tables", "notes", "other", "tables_err"):
+        for k in ("fits", "tables", "notes", "other", "tables_err", "balanced_controls"):
             raw.pop(k, None)
         raw["refit"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat()[:10], "git": versions()["git"]}
     else:
@@ -449,7 +464,6 @@ def main(argv=None) -> int:
 
 def _other(raw: dict, path: Path) -> dict:
     """This run's fits (made here) on another run's real routing, same GPU: one summary per kernel."""
-    from dodoco.compute.features import ExpertShape
     from dodoco.compute.model import ComputeModel
     from dodoco.compute.validate import held_out, summary
 
@@ -457,11 +471,7 @@ def _other(raw: dict, path: Path) -> dict:
     fits = _fit(raw)["fits"]
     out = {"file": path.name, "date": other["date"], "device": other["facts"]["device"]}
     for kernel, fit in fits.items():
-        rows = [
-            {**r, "shape": ExpertShape(r["hidden"], r["width"])}
-            for r in other["rows"]
-            if r["set"] == "routing" and r["kernel"] == kernel and r["ms"] > 0 and 128 <= r["tokens"] <= 8192
-        ]
+        rows = [r for r in _routing_rows(other, kernel, "routing") if _in_target(r)]
         out[kernel] = summary(held_out(ComputeModel.from_dict(fit), rows))
     return out
 

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from dodoco.compute.features import ExpertShape, features, pad_loads, roofline_ms
+from dodoco.compute.features import ExpertShape, features, pad_loads, roofline_ms, torch_tiles
 from dodoco.compute.fit import FORMS, fit_form, kfold_errors, nnls, predict_form
 from dodoco.compute.grid import calibration_grid
-from dodoco.compute.model import ComputeModel, calibrate, load_model
+from dodoco.compute.model import ComputeModel, calibrate, load_model, scored_ranks
 from dodoco.host import gpu_key
 from dodoco.errors import DodocoError
 
@@ -32,6 +32,34 @@ def test_features_by_hand():
     ]
     # padded slot of rank 1 contributes nothing
     assert F.group["wbytes"][1].sum() == pytest.approx(3 * 256 * 64 * 2 / 1e9)
+
+
+def test_torch_tile_choice_by_hand():
+    """torch._grouped_mm's rule (GroupMM.cu): 64x128 tiles when rows / groups <= 128 (empty groups
+    counted) or N <= 128, else 128x256. A rule on the largest group, on non-empty groups only, or with
+    the tiles swapped fails here."""
+    shape = ExpertShape(256, 128)  # up: N=256, K=256; down: N=256, K=128
+    t, v = pad_loads([[200, 0], [200, 100]])
+    f = torch_tiles(t, v, shape, sms=132)
+    # rank 0: 100 rows per group (the empty group counts) -> small; rows padded to 64: 256; N to 128: 256
+    assert (f["small"][0], f["large"][0]) == (1.0, 0.0)
+    assert f["pflops_small"][0] == pytest.approx(256 * 2 * 256 * (256 + 128) / 1e9)
+    assert f["waves_small"][0] == pytest.approx((256 + 128) / 1e3)  # 4 x 2 tiles per GEMM: one wave each
+    # rank 1: 150 rows per group -> large; rows padded to 128: 256 + 128; N to 256: 256
+    assert (f["small"][1], f["large"][1], f["pflops_small"][1]) == (0.0, 1.0, 0.0)
+    assert f["pflops_large"][1] == pytest.approx(384 * 2 * 256 * (256 + 128) / 1e9)
+    # N <= 128 forces the small tile on that GEMM alone (down: N = H = 128)
+    g = torch_tiles(t, v, ExpertShape(128, 128), sms=1)
+    assert (g["small"][1], g["large"][1]) == (0.5, 0.5)
+    assert g["waves_large"][1] == pytest.approx(3 * 128 / 1e3)  # up: 3 row tiles x 1 column, K = 128
+    assert g["waves_small"][1] == pytest.approx(6 * 128 / 1e3)  # down: 4 + 2 row tiles x 1 column, K = 128
+
+
+def test_forms_are_scored_on_uneven_ranks_in_the_target_range():
+    t, v = pad_loads([[100, 100], [150, 50], [50, 0], [9000, 1000]] * 30)
+    assert scored_ranks(t, v).tolist() == [False, True, False, False] * 30
+    few, fv = pad_loads([[150, 50], [100, 100]])
+    assert scored_ranks(few, fv).all()  # fewer than MIN_SCORED qualify: every rank scores
 
 
 def test_roofline_floor_by_hand():

@@ -24,9 +24,14 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["ExpertShape", "Features", "features", "features_many", "pad_loads", "roofline_ms"]
+__all__ = ["TORCH_SMALL_ROWS", "ExpertShape", "Features", "features", "features_many", "pad_loads", "roofline_ms"]
 
 GFLOP, GBYTE = 1e9, 1e9
+#: torch._grouped_mm on sm90 (aten/src/ATen/native/cuda/GroupMM.cu) runs a 64 x 128 tile (ping-pong) when
+#: a GEMM's mean rows per group (rows / groups, empty groups counted) or its N is at most this, else
+#: a 128 x 256 tile (cooperative); each regime's (rows, columns) of a tile:
+TORCH_SMALL_ROWS = 128
+TORCH_TILES = {"small": (64, 128), "large": (128, 256)}
 
 
 @dataclass(frozen=True)
@@ -123,9 +128,10 @@ def features(t, valid, shape: ExpertShape, tile_m: int = 128, tile_n: int = 128,
 
     case: one, tokens, groups, nonempty, flops (GFLOP, unpadded), pflops (GFLOP with each expert's
     rows rounded up to tile_m), wbytes (GB of weights of non-empty experts), abytes (GB of
-    activations), pflops64 / pflops128 / pflops256 (padded FLOPs at each tile height); gemm: the same
-    per GEMM plus waves (ceil(tiles / sms) * K, the latency of full
-    waves of tile_m x tile_n tiles, K-steps); group: per expert and GEMM, wbytes and pflops.
+    activations), pflops64 / pflops128 / pflops256 (padded FLOPs at each tile height), and torch's
+    own tile choice (``torch_tiles``); gemm: the same per GEMM plus waves (ceil(tiles / sms) * K, the
+    latency of full waves of tile_m x tile_n tiles, K-steps); group: per expert and GEMM, wbytes and
+    pflops.
     """
     t = np.where(valid, np.asarray(t, dtype=np.int64), 0)
     ne = (t > 0) & valid
@@ -156,12 +162,31 @@ def features(t, valid, shape: ExpertShape, tile_m: int = 128, tile_n: int = 128,
     }
     for bm in (64, 128, 256):  # padded FLOPs at each tile height a grouped GEMM may pick
         case[f"pflops{bm}"] = (_tiles(t, bm) * bm).sum(-1) * (shape.flops_per_token / GFLOP)
+    case.update(torch_tiles(t, valid, shape, sms))
     group = {
         "wbytes": np.concatenate(g_wb, -1),
         "pflops": np.concatenate(g_pf, -1),
         "one": np.concatenate([ne, ne], -1).astype(np.float64),
     }
     return Features(case, gemm, group)
+
+
+def torch_tiles(t: np.ndarray, valid: np.ndarray, shape: ExpertShape, sms: int) -> dict:
+    """The tile torch._grouped_mm picks for each GEMM of ranks with loads t[R, G] (``TORCH_TILES``), as
+    case features [R]: ``small`` / ``large`` (the share of the two GEMMs in each regime, a launch
+    constant each), and per regime ``pflops_<regime>`` (GFLOP with rows and columns padded to its tile)
+    and ``waves_<regime>`` (ceil(tiles / sms) * K / 1e3: full waves of its tiles, K-steps)."""
+    rows_per_group = t.sum(-1) / np.maximum(valid.sum(-1), 1)
+    out = {k: np.zeros(t.shape[0]) for r in TORCH_TILES for k in (r, f"pflops_{r}", f"waves_{r}")}
+    for n, k in shape.gemms:
+        small = (rows_per_group <= TORCH_SMALL_ROWS) | (n <= TORCH_SMALL_ROWS)
+        for regime, on in (("small", small), ("large", ~small)):
+            bm, bn = TORCH_TILES[regime]
+            tiles = _tiles(t, bm).sum(-1) * -(-n // bn)
+            out[regime] += 0.5 * on
+            out[f"pflops_{regime}"] += on * (_tiles(t, bm) * bm).sum(-1) * (2.0 * -(-n // bn) * bn * k / GFLOP)
+            out[f"waves_{regime}"] += on * -(-tiles // sms) * (k / 1e3)
+    return out
 
 
 def features_many(t, valid, shapes, tile_m: int = 128, tile_n: int = 128, sms: int = 132) -> Features:

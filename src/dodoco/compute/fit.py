@@ -63,6 +63,23 @@ FORMS = {
             summary="linear, with FLOPs padded at each tile height a kernel may pick (64, 128, 256 rows) weighed",
         ),
         Form(
+            "torch-tiles",
+            (
+                "small",
+                "large",
+                "nonempty",
+                "wbytes",
+                "abytes",
+                "pflops_small",
+                "pflops_large",
+                "waves_small",
+                "waves_large",
+            ),
+            tiled=False,
+            summary="the tile torch._grouped_mm picks (64x128 at <= 128 mean rows per group, else 128x256): "
+            "per regime a launch constant, padded FLOPs and waves of tiles; weight and activation bytes",
+        ),
+        Form(
             "roofline",
             ("one", "nonempty"),
             "case",

@@ -31,11 +31,16 @@ __all__ = [
     "calibrate",
     "load_model",
     "resolve_model",
+    "scored_ranks",
     "shipped_models",
 ]
 
 SCHEMA = "dodoco.compute/1"
 TILES = (64, 128, 256)
+#: forms are scored on the grid's ranks that look like routed ones: tokens on the rank in this range
+#: and uneven loads (coefficient of variation over the rank's experts above UNEVEN), when there are
+#: at least MIN_SCORED of them (else on every rank); every form is fitted on the whole grid
+TARGET_TOKENS, UNEVEN, MIN_SCORED = (128, 8192), 0.2, 30
 PRESETS = Path(__file__).parent / "presets"
 #: kernel name -> what it is (``dodoco.compute.kernels`` runs them)
 KERNELS = {
@@ -156,12 +161,27 @@ def resolve_model(gpu: str, kernel: str = "grouped_mm", path=None) -> ComputeMod
     return load_model(ships[(others[-1], kernel)])
 
 
+def scored_ranks(t, valid) -> np.ndarray:
+    """Which ranks (loads t[R, G], valid[R, G]) score a form's held-out error -> bool [R]: those with
+    TARGET_TOKENS tokens and uneven loads (coefficient of variation > UNEVEN), or all when fewer than
+    MIN_SCORED qualify."""
+    t = np.where(valid, t, 0).astype(np.float64)
+    n = valid.sum(-1)
+    tok = t.sum(-1)
+    mean = tok / np.maximum(n, 1)
+    sd = np.sqrt((np.where(valid, (t - mean[:, None]) ** 2, 0.0)).sum(-1) / np.maximum(n, 1))
+    lo, hi = TARGET_TOKENS
+    mask = (tok >= lo) & (tok <= hi) & (sd > UNEVEN * mean)
+    return mask if mask.sum() >= MIN_SCORED else np.ones_like(mask)
+
+
 def _selection(t, valid, shapes, y, sms: int, folds: int, seed: int, groups) -> list[dict]:
     rows = []
+    scored = scored_ranks(t, valid)
     for name, form in FORMS.items():
         for tile in TILES if form.tiled else TILES[-1:]:
             F = features_many(t, valid, shapes, tile, 128, sms)
-            e = np.abs(kfold_errors(form, F, y, folds, seed, groups))
+            e = np.abs(kfold_errors(form, F, y, folds, seed, groups))[scored]
             rows.append(
                 {
                     "form": name,
@@ -169,6 +189,7 @@ def _selection(t, valid, shapes, y, sms: int, folds: int, seed: int, groups) -> 
                     "median_abs_err": float(np.median(e)),
                     "p90_abs_err": float(np.quantile(e, 0.9)),
                     "max_abs_err": float(e.max()),
+                    "scored": int(scored.sum()),
                 }
             )
     return rows
@@ -189,7 +210,8 @@ def calibrate(
 ) -> ComputeModel:
     """Fit the compute model of one GPU and kernel to measured ranks: loads (R lists or [R, G]),
     shapes[R] ExpertShape, ms[R] > 0. The form and tile with the lowest held-out p90 error (then
-    median) win; ``info['selection']`` keeps every form's held-out errors."""
+    median) on the ranks ``scored_ranks`` picks win; ``info['selection']`` keeps every form's held-out
+    errors."""
     y = np.asarray(ms, dtype=np.float64)
     t, valid = pad_loads(loads)
     if y.shape != (t.shape[0],) or np.any(~(y > 0)):
