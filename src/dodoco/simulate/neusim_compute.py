@@ -44,7 +44,8 @@ def _tokens(E: int, EP: int, f: float, W: int, TK: float) -> float:
 def busiest_device(steps, placement, model, shape) -> dict:
     """The real routing's busiest device: steps int [n, L, E] (one EP's steps), contiguous or any
     placement of one layer each -> {tokens, ms, TK}: means over steps and layers of the busiest
-    device's tokens, of the compute model's busiest-device milliseconds, and of T*K."""
+    device's tokens, of the compute model's busiest-device milliseconds, and of T*K (TKs: each
+    step's and layer's T*K, which NeuSim's device is timed at)."""
     from dodoco.compute.cases import local_loads
 
     toks, ms, tk = [], [], []
@@ -55,22 +56,31 @@ def busiest_device(steps, placement, model, shape) -> dict:
             toks.append(max(int(x.sum()) for x in per))
             ms.append(float(t.max()))
             tk.append(float(steps[k, layer].sum()))
-    return {"tokens": float(np.mean(toks)), "ms": float(np.mean(ms)), "TK": float(np.mean(tk))}
+    return {"tokens": float(np.mean(toks)), "ms": float(np.mean(ms)), "TK": float(np.mean(tk)), "TKs": tk}
+
+
+def _device_ms(E: int, K: int, ep: int, f: float, W: int, b: dict, model, shape) -> float:
+    """NeuSim's busiest device in ms under the compute model, averaged over the same steps and layers
+    as the real busiest device (each at its own T*K: the model is not linear in tokens)."""
+    loads = [worst_device_loads(E, K, ep, f, W, tk) for tk in b.get("TKs", [b["TK"]])]
+    return float(np.mean(model.predict(loads, shape)))
 
 
 def _best_f(E: int, K: int, ep: int, W: int, b: dict, model, shape) -> tuple[float, float]:
-    """(f, max(|token error|, |ms error|)) for W hot experts: f scanned over [1, E/K] (then refined
-    around the best), so NeuSim's device matches the busiest device's tokens and milliseconds at once."""
+    """(f, max(|token error|, |ms error|)) for W hot experts: f scanned over [1, E/max(K, W)] (the hot
+    experts never hold more than the step's tokens; then refined around the best), so NeuSim's device
+    matches the busiest device's tokens and milliseconds at once."""
 
     def err(f: float) -> float:
         tok = _tokens(E, ep, f, W, b["TK"]) / b["tokens"] - 1.0
-        ms = float(model.predict([worst_device_loads(E, K, ep, f, W, b["TK"])], shape)[0]) / b["ms"] - 1.0
+        ms = _device_ms(E, K, ep, f, W, b, model, shape) / b["ms"] - 1.0
         return max(abs(tok), abs(ms))
 
-    grid = np.linspace(1.0, E / K, 161)
+    top = E / max(K, W)
+    grid = np.linspace(1.0, top, 161)
     f = min(grid, key=err)
     step = grid[1] - grid[0]
-    fine = np.linspace(max(1.0, f - step), min(E / K, f + step), 81)
+    fine = np.linspace(max(1.0, f - step), min(top, f + step), 81)
     f = float(min(fine, key=err))
     return f, err(f)
 
@@ -86,7 +96,7 @@ def compute_params(busiest: dict, E: int, K: int, ep: int, model, shape) -> dict
     rows = []
     for N, d in sorted(busiest.items()):
         toks = _tokens(E, N, f, W, d["TK"])
-        ms = float(model.predict([worst_device_loads(E, K, N, f, W, d["TK"])], shape)[0])
+        ms = _device_ms(E, K, N, f, W, d, model, shape)
         rows.append(
             {
                 "EP": N,
