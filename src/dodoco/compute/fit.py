@@ -42,80 +42,32 @@ class Form:
         return [*self.linear, *(f"max:{m}" for m in self.alternatives)]
 
 
-FORMS = {
-    f.name: f
-    for f in (
-        Form(
-            "tokens",
-            ("one", "flops"),
-            tiled=False,
-            summary="a constant plus the rank's FLOPs (tokens only): the baseline every other form must beat",
-        ),
-        Form(
-            "linear",
-            ("one", "nonempty", "wbytes", "pflops", "abytes"),
-            summary="launch, per non-empty expert, weight bytes, tile-padded FLOPs, activation bytes, added",
-        ),
-        Form(
-            "tiles",
-            ("one", "nonempty", "wbytes", "abytes", "pflops64", "pflops128", "pflops256"),
-            tiled=False,
-            summary="linear, with FLOPs padded at each tile height a kernel may pick (64, 128, 256 rows) weighed",
-        ),
-        Form(
-            "torch-tiles",
-            (
-                "small",
-                "large",
-                "nonempty",
-                "wbytes",
-                "abytes",
-                "pflops_small",
-                "pflops_large",
-                "waves_small",
-                "waves_large",
-            ),
-            tiled=False,
-            summary="the tile torch._grouped_mm picks (64x128 at <= 128 mean rows per group, else 128x256): "
-            "per regime a launch constant, padded FLOPs and waves of tiles; weight and activation bytes",
-        ),
-        Form(
-            "roofline",
-            ("one", "nonempty"),
-            "case",
-            ("wbytes", "pflops"),
-            summary="launch and per-expert costs plus the rank's roofline: max(weight bytes, padded FLOPs)",
-        ),
-        Form(
-            "gemm-roofline",
-            ("one", "nonempty", "abytes"),
-            "gemm",
-            ("wbytes", "pflops"),
-            summary="each of the two grouped GEMMs at its own roofline, plus launch, per-expert and activation costs",
-        ),
-        Form(
-            "gemm-waves",
-            ("one", "nonempty", "abytes"),
-            "gemm",
-            ("wbytes", "pflops", "waves"),
-            summary="gemm-roofline with a third bound: full waves of tiles over the SMs (latency of small GEMMs)",
-        ),
-        Form(
-            "group-roofline",
-            ("one", "nonempty"),
-            "group",
-            ("wbytes", "pflops"),
-            summary="every expert's GEMMs at their own roofline, summed (what a per-expert loop runs)",
-        ),
-        Form(
-            "group-launch",
-            ("one",),
-            "group",
-            ("wbytes", "pflops", "one"),
-            summary="group-roofline where each GEMM also waits for its own launch (a host-bound loop)",
-        ),
-    )
-}
+# fmt: off
+#: name, linear case features, scope of the max terms, their alternatives, depends on the tile size, summary
+_FORMS = (
+    ("tokens", ("one", "flops"), None, (), False,
+     "a constant plus the rank's FLOPs (tokens only): the baseline every other form must beat"),
+    ("linear", ("one", "nonempty", "wbytes", "pflops", "abytes"), None, (), True,
+     "launch, per non-empty expert, weight bytes, tile-padded FLOPs, activation bytes, added"),
+    ("tiles", ("one", "nonempty", "wbytes", "abytes", "pflops64", "pflops128", "pflops256"), None, (), False,
+     "linear, with FLOPs padded at each tile height a kernel may pick (64, 128, 256 rows) weighed"),
+    ("torch-tiles", ("small", "large", "nonempty", "wbytes", "abytes", "pflops_small", "pflops_large",
+                     "waves_small", "waves_large"), None, (), False,
+     "the tile torch._grouped_mm picks (64x128 at <= 128 mean rows per group, else 128x256): per "
+     "regime a launch constant, padded FLOPs and waves of tiles; weight and activation bytes"),
+    ("roofline", ("one", "nonempty"), "case", ("wbytes", "pflops"), True,
+     "launch and per-expert costs plus the rank's roofline: max(weight bytes, padded FLOPs)"),
+    ("gemm-roofline", ("one", "nonempty", "abytes"), "gemm", ("wbytes", "pflops"), True,
+     "each of the two grouped GEMMs at its own roofline, plus launch, per-expert and activation costs"),
+    ("gemm-waves", ("one", "nonempty", "abytes"), "gemm", ("wbytes", "pflops", "waves"), True,
+     "gemm-roofline with a third bound: full waves of tiles over the SMs (latency of small GEMMs)"),
+    ("group-roofline", ("one", "nonempty"), "group", ("wbytes", "pflops"), True,
+     "every expert's GEMMs at their own roofline, summed (what a per-expert loop runs)"),
+    ("group-launch", ("one",), "group", ("wbytes", "pflops", "one"), True,
+     "group-roofline where each GEMM also waits for its own launch (a host-bound loop)"),
+)
+# fmt: on
+FORMS = {row[0]: Form(*row) for row in _FORMS}
 
 
 def nnls(A: np.ndarray, b: np.ndarray, iters: int = 200) -> np.ndarray:
