@@ -48,6 +48,16 @@ def add_batch_flag(p, many: bool = False, default: str = "1") -> None:
     )
 
 
+def add_switch(p, flag: str, help: str) -> None:
+    """An on/off flag: True when given, else None (so a config file's value stands)."""
+    p.add_argument(flag, action="store_const", const=True, default=None, help=help)
+
+
+def add_file_flag(p, flag: str, help: str, many: bool = False) -> None:
+    """A flag naming one input FILE (``many``: one or more)."""
+    p.add_argument(flag, nargs="+" if many else None, metavar="FILE", help=help)
+
+
 def add_seed_flag(p, what: str = "the step order") -> None:
     """``--seed``: the one seed flag (default 0), saying what it seeds."""
     p.add_argument("--seed", type=int, help=f"seed of {what} (default 0)")

@@ -1,6 +1,6 @@
 """dodoco calibrate: this machine's dispatch and expert-compute calibration, one file with its host identity."""
 
-from dodoco.commands import csv_ints, csv_strs
+from dodoco.commands import add_switch, csv_ints, csv_strs
 from dodoco.commands.replay import _floats  # the one comma-list-of-numbers flag type
 
 
@@ -21,12 +21,8 @@ def _flags(p) -> None:
     """The machine, the dispatch grid and the expert-compute grid of a calibration."""
     p.add_argument("--work", metavar="DIR", help="finished parts, kept for resuming (FILE.parts)")
     p.add_argument("--machine", help="label of this machine (default: GPU and count, e.g. h200-x4)")
-    p.add_argument(
-        "--dry-run",
-        action="store_const",
-        const=True,
-        default=None,
-        help="the whole path on gloo (CPU) at toy sizes; the file says DRY RUN and simulate refuses it",
+    add_switch(
+        p, "--dry-run", "the whole path on gloo (CPU) at toy sizes; the file says DRY RUN and simulate refuses it"
     )
     p.add_argument("--backend", help="nccl (GPUs, default); gloo only with --dry-run")
     p.add_argument("--nproc", type=int, help="GPUs to use (default: every visible one)")

@@ -1,6 +1,6 @@
 """dodoco compute: a rank's expert time predicted from its loads, or measured from a run on this GPU."""
 
-from dodoco.commands import add_batch_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
+from dodoco.commands import add_file_flag, add_batch_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
 
 
 def register(sub) -> None:
@@ -18,7 +18,7 @@ def register(sub) -> None:
     p.add_argument("--shape", help="a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b")
     p.add_argument("--hidden", type=int, help="hidden size H of the routed expert")
     p.add_argument("--width", type=int, help="expert width I (moe_intermediate_size)")
-    p.add_argument("--calibration", metavar="FILE", help="a compute calibration (dodoco calibrate)")
+    add_file_flag(p, "--calibration", "a compute calibration (dodoco calibrate)")
     p.add_argument("--ep", type=csv_ints, help="EP degrees to measure (default 8)")
     add_batch_flag(p)
     p.add_argument("--placement", help="contiguous (default), round_robin, eplb, ...")

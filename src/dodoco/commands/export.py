@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dodoco.commands import add_batch_flag, add_json_flag, add_seed_flag, csv_ints
+from dodoco.commands import add_file_flag, add_batch_flag, add_json_flag, add_seed_flag, csv_ints
 
 __all__ = ["register", "run"]
 
@@ -40,10 +40,8 @@ def register(sub) -> None:
     p.add_argument("--gpu", help="neusim: GPU of the expert-compute check (default h100)")
     p.add_argument("--kernel", help="neusim: expert kernel of the compute check (default grouped_mm)")
     p.add_argument("--shape", help="neusim: expert shape (e.g. deepseek-v3; default: the run's model)")
-    p.add_argument(
-        "--compute-calibration",
-        metavar="FILE",
-        help="neusim: expert-compute calibration (default: the one DODOCO ships for --gpu)",
+    add_file_flag(
+        p, "--compute-calibration", "neusim: expert-compute calibration (default: the one DODOCO ships for --gpu)"
     )
     add_json_flag(p, "the printed summary table")
     add_config_flag(p)

@@ -1,6 +1,7 @@
 """dodoco replay: a run's routing through real MoE dispatchers on N ranks (torchrun), side by side."""
 
 from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
+from dodoco.commands import add_file_flag
 from dodoco.replay.results import SUMMARY_COLUMNS
 
 
@@ -98,12 +99,7 @@ def _layer_flags(p) -> None:
         "default: --expert-width, else the run's model",
     )
     p.add_argument("--expert-width", type=int, help="expert width I of --layer (with --hidden H)")
-    p.add_argument(
-        "--calibration",
-        metavar="FILE",
-        help="--layer: dodoco simulate's prediction of every row from this "
-        "calibration (dodoco calibrate), and from the shipped preset, beside the measurement",
-    )
+    add_file_flag(p, "--calibration", "--layer: simulate's prediction of each row from this calibration and the preset")
 
 
 def add_arguments(p) -> None:

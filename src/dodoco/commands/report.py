@@ -1,6 +1,6 @@
 """dodoco report: run directories -> one self-contained HTML report, PNG figures, CSV tables, findings.json."""
 
-from dodoco.commands import add_json_flag, add_out_flag
+from dodoco.commands import add_switch, add_json_flag, add_out_flag
 
 
 def register(sub) -> None:
@@ -28,7 +28,7 @@ def register(sub) -> None:
     )
     p.add_argument("--title", help="the report's title")
     add_json_flag(p, "the verdict table")
-    p.add_argument("--quiet", action="store_const", const=True, default=None, help="no progress on stderr")
+    add_switch(p, "--quiet", "no progress on stderr")
     p.set_defaults(func=run)
 
 

@@ -1,6 +1,15 @@
 """dodoco simulate: predicted dispatch and MoE-layer time at each EP degree on a described cluster."""
 
-from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
+from dodoco.commands import (
+    add_file_flag,
+    add_switch,
+    add_batch_flag,
+    add_json_flag,
+    add_out_flag,
+    add_seed_flag,
+    csv_ints,
+    csv_strs,
+)
 
 #: Provenance columns of the rows besides ``*_label`` ones and a ``provenance`` dict (the terms each row used).
 LABELS = ["calibration", "nvlink", "nic", "compute_source"]
@@ -11,11 +20,7 @@ def _compute_flags(p) -> None:
     """The expert compute of the whole layer: GPU, kernel, calibration, shape."""
     p.add_argument("--gpu", help="GPU of the expert compute model (default: the cluster's, e.g. h200)")
     p.add_argument("--kernel", help="expert kernel: grouped_mm (default) or loop")
-    p.add_argument(
-        "--compute-calibration",
-        metavar="FILE",
-        help="expert-compute calibration (default: the one DODOCO ships for the GPU)",
-    )
+    add_file_flag(p, "--compute-calibration", "expert-compute calibration (default: the one DODOCO ships for the GPU)")
     p.add_argument("--shape", help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width")
 
 
@@ -31,31 +36,19 @@ def register(sub) -> None:
     p.add_argument("--hidden", type=int, help="hidden size H (default 2048)")
     p.add_argument("--dtype", help="dispatched element type (default bf16)")
     p.add_argument("--expert-width", type=int, help="expert intermediate size I (default 768)")
-    p.add_argument(
+    add_file_flag(
+        p,
         "--calibration",
-        nargs="+",
-        metavar="FILE",
-        help="a calibration JSON (bench/bench_simulate.py) or replay results to fit on (default: the calibration shipped with the preset)",
+        "a calibration JSON (bench/bench_simulate.py) or replay results to fit on (default: the calibration shipped with the preset)",
+        many=True,
     )
-    p.add_argument(
-        "--uncalibrated",
-        action="store_const",
-        const=True,
-        default=None,
-        help="use the cluster's nominal numbers even where a calibration ships",
-    )
+    add_switch(p, "--uncalibrated", "use the cluster's nominal numbers even where a calibration ships")
     p.add_argument(
         "--dispatcher", type=csv_strs, help="dispatchers to predict (default: every one the calibration holds)"
     )
     _compute_flags(p)
     p.add_argument("--placement", help="contiguous (default), round_robin, eplb")
-    p.add_argument(
-        "--mitigations",
-        action="store_const",
-        const=True,
-        default=None,
-        help="also judge EPLB, replication and capacity factors in layer milliseconds",
-    )
+    add_switch(p, "--mitigations", "also judge EPLB, replication and capacity factors in layer milliseconds")
     p.add_argument("--max-steps", type=int, help="steps per EP degree (default 8)")
     add_seed_flag(p)
     add_json_flag(p, "the predicted rows (a list; attachable to a report)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dodoco.commands import add_json_flag, add_out_flag, add_seed_flag
+from dodoco.commands import add_switch, add_json_flag, add_out_flag, add_seed_flag
 
 LS_COLUMNS = ["family", "mixer", "status", "steps", "heldout_loss", "heldout_ppl", "balance", "mb"]
 
@@ -15,7 +15,7 @@ def register(sub) -> None:
     t = zsub.add_parser("train", help="train zoo models on the bundled train text (CPU slowly, or a GPU)")
     which = t.add_mutually_exclusive_group()
     which.add_argument("--family", help="one family: deepseek_v2, deepseek_moe, qwen3_moe, nemotron_h, qwen3_5_moe")
-    which.add_argument("--all", action="store_const", const=True, default=None, help="all five families")
+    add_switch(which, "--all", "all five families")
     t.add_argument("--steps", type=int, help="optimizer steps (default 1200)")
     t.add_argument("--batch-size", type=int, help="sequences per optimizer step (default 32)")
     t.add_argument("--seq-len", type=int, help="tokens per sequence (default 256)")
@@ -24,9 +24,7 @@ def register(sub) -> None:
     add_seed_flag(t, "the training batches and initial weights")
     t.add_argument("--device", help="cpu (default), cuda, cuda:1, ...")
     add_out_flag(t, "output folder, one subfolder per family (default runs/zoo)", metavar="DIR")
-    t.add_argument(
-        "--resume", action="store_const", const=True, default=None, help="continue from OUT/<family>/checkpoint.pt"
-    )
+    add_switch(t, "--resume", "continue from OUT/<family>/checkpoint.pt")
     t.add_argument("--data", help="folder of <domain>.jsonl[.gz] with split/text fields (default: the bundled text)")
     t.add_argument(
         "--time-budget",
