@@ -95,11 +95,10 @@ def _routing_cases(runs_dir: Path) -> list[dict]:
 def _measure(cases: list[dict], device: str, deadline: float) -> list[dict]:
     """Time every case through both kernels, one ExpertBench per shape, in a seeded shuffled order (so a
     run stopped at the deadline keeps an even sample of every shape and set)."""
-    from rich.progress import Progress
-
     from dodoco.compute.features import ExpertShape
     from dodoco.compute.kernels import ExpertBench
     from dodoco.compute.measure import measure_loads
+    from dodoco.progress import progress_bar
 
     order = np.random.default_rng(0).permutation(len(cases))
     width = {}
@@ -107,7 +106,7 @@ def _measure(cases: list[dict], device: str, deadline: float) -> list[dict]:
         key = (c["hidden"], c["width"])
         width[key] = max(width.get(key, 1), len(c["loads"]))
     benches, rows = {}, []
-    with Progress(transient=False) as bar:
+    with progress_bar("{task.description}") as bar:
         task = bar.add_task("expert compute", total=len(cases))
         for i in range(0, len(order), 48):
             if time.time() > deadline:
