@@ -395,7 +395,7 @@ def _write(raw: dict, out: Path) -> None:
     write_json(out / f"compute-{gpu}.json", json_safe(raw))
     for kernel, fit in res["fits"].items():
         write_json(out / f"compute-{gpu}-{kernel}.json", json_safe({**fit, "notes": raw["notes"][:2]}))
-    if res["fits"]:
+    if res["fits"] and any(len(e) for errs in res["tables_err"].values() for e in errs.values()):
         from dodoco.store.atomic import write_bytes
 
         write_bytes(out / f"compute-{gpu}.png", _figure(raw))
