@@ -17,10 +17,21 @@ MODEL = ComputeModel(
 
 def test_worst_device_by_hand():
     # E=8, K=2, EP=4: P=2 experts; T*K=160 -> mean 20 per expert; f=2, W=1: eff=40, rem=(160-40)/7
+    # = 17.14, NeuSim's matmul seqlen ceil -> 18 (round would give 17)
     loads = worst_device_loads(8, 2, 4, 2.0, 1, 160.0)
-    assert loads.tolist() == [40, round(120 / 7)]
-    # W larger than the device's experts: all hot
+    assert loads.tolist() == [40, 18]
+    # W larger than the device's experts: all hot, eff = 160/8*1.5 = 30
     assert worst_device_loads(8, 2, 8, 1.5, 2, 160.0).tolist() == [30]
+
+
+def test_worst_device_matches_neusims_own_test_anchors():
+    # NeuSim's test_moe_routing (E=256, K=8, W=1, EP=1, f=E/K): prefill T=64 -> hot 64, all 255
+    # remaining at ceil((512 - 64) / 255) = 2; decode T=1 -> rem = 7/255 < 1: only 7 remaining
+    # experts run, each at 1 token (the PR's de-inflation), not all 255
+    pre = worst_device_loads(256, 8, 1, 32.0, 1, 64 * 8.0)
+    assert pre[0] == 64 and pre[1:].tolist() == [2] * 255
+    dec = worst_device_loads(256, 8, 1, 32.0, 1, 8.0)
+    assert dec[0] == 1 and (dec[1:] == 1).sum() == 7 and (dec[1:] == 0).sum() == 248
 
 
 def test_exported_pair_reproduces_the_busiest_device_in_tokens_and_ms_at_the_chosen_ep():

@@ -38,7 +38,10 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=int, help="traffic: steps per run (default all)")
     add_seed_flag(p)
     p.add_argument("--gpu", help="neusim: GPU of the expert-compute check (default h100)")
-    p.add_argument("--kernel", help="neusim: expert kernel of the compute check (default grouped_mm)")
+    p.add_argument(
+        "--kernel",
+        help="neusim: expert kernel of the compute check (default loop: NeuSim times each expert as its own matmul)",
+    )
     p.add_argument("--shape", help="neusim: expert shape (e.g. deepseek-v3; default: the run's model)")
     add_file_flag(
         p, "--compute-calibration", "neusim: expert-compute calibration (default: the one DODOCO ships for --gpu)"

@@ -54,7 +54,7 @@ class ExportConfig(Config):
     max_steps: int | None = None
     json: str | None = None
     gpu: str = "h100"
-    kernel: str = "grouped_mm"
+    kernel: str = "loop"  # NeuSim times each expert as its own matmul: the per-expert loop
     shape: str | None = None
     compute_calibration: str | None = None
 

@@ -4,8 +4,9 @@ busiest device of the real routing in tokens and in milliseconds (DODOCO's compu
 NeuSim's DeepSeek path models the expert compute of the busiest device (PR "Support more MoE expert
 routing load imbalance patterns"): the device holds P = ceil(E / EP) experts, W_dev = min(W, P) of
 them hot with eff = T*K/E*f tokens each, and the other P - W_dev with the rest split evenly over the
-E - W cold experts, rem = (T*K - W*eff) / (E - W), in real (unfloored) units; only each matmul's
-token count is floored at 1. So the device computes
+E - W cold experts, rem = (T*K - W*eff) / (E - W), in real (unfloored) units. Each expert is its own
+matmul op (W_dev "most_loaded", P - W_dev "remaining") whose seqlen is max(1, ceil(.)) of those; where
+rem < 1 only ceil((P - W_dev) rem) remaining experts run, at 1 token each. The device holds
 
     tokens(f, W) = W_dev * eff + (P - W_dev) * rem,   linear in f,
 
@@ -29,10 +30,20 @@ __all__ = ["busiest_device", "compute_params", "worst_device_loads"]
 
 
 def worst_device_loads(E: int, K: int, EP: int, f: float, W: int, TK: float) -> np.ndarray:
-    """NeuSim's busiest device as per-expert matmul tokens -> int64 [P]: W_dev hot experts at
-    max(1, round(eff)) and P - W_dev at max(1, round(rem)) (TK = tokens x K of the step)."""
+    """NeuSim's busiest device as per-expert matmul tokens -> int64 [P], NeuSim's own seqlens: W_dev hot
+    experts at max(1, ceil(eff)); the P - W_dev others at max(1, ceil(rem)) where rem >= 1, else only
+    ceil((P - W_dev) * rem) of them active at 1 token (the PR's decode de-inflation), the rest 0."""
     P, Wd, eff, rem = worst_case_device(E, EP, f, int(min(max(1, W), E)), TK)
-    return np.array([max(1, round(eff))] * Wd + [max(1, round(max(rem, 0.0)))] * (P - Wd), dtype=np.int64)
+    hot = [max(1, _ceil(eff))] * Wd
+    if rem >= 1.0:
+        return np.array(hot + [_ceil(rem)] * (P - Wd), dtype=np.int64)
+    active = min(P - Wd, _ceil(max(rem, 0.0) * (P - Wd)))
+    return np.array(hot + [1] * active + [0] * (P - Wd - active), dtype=np.int64)
+
+
+def _ceil(x: float) -> int:
+    """ceil, blind to float noise below 1e-9 (so 255 * (7/255) is 7 active experts, not 8)."""
+    return int(np.ceil(x - 1e-9))
 
 
 def _tokens(E: int, EP: int, f: float, W: int, TK: float) -> float:
