@@ -283,3 +283,9 @@ def add_config_flag(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="TOML file with the same keys as the flags (flags given here win)",
     )
+
+
+def pick(obj, names: str) -> dict:
+    """{name: obj.name} for the space-separated attribute ``names`` (a dataclass's fields into a JSON
+    dict or another call's keywords, each name written once)."""
+    return {n: getattr(obj, n) for n in names.split()}

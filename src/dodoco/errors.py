@@ -36,3 +36,9 @@ def did_you_mean(kind: str, value: str, choices: Iterable[str]) -> DodocoError:
     close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
     hint = f"did you mean '{close[0]}'? " if close else ""
     return DodocoError(f"unknown {kind} '{value}': {hint}(known: {', '.join(choices)})")
+
+
+def refuse(exc: Exception, marker: str, if_marker: str, otherwise: str) -> DodocoError:
+    """The one-line error for a library's ``exc``: ``if_marker`` where its text holds ``marker`` (the
+    case with its own fix), else ``otherwise``. Raise it ``from None``."""
+    return DodocoError(if_marker if marker in str(exc) else otherwise)

@@ -151,6 +151,16 @@ LAYER_SUMMARY = [
 LAYER_KEEP = ["dispatcher", "condition", "layer_ms", "experts_ms"]
 
 
+# the replay's optional tables: (key, title, columns kept)
+_OPTIONAL_TABLES = (
+    ("not_measured", "not measured", ["dispatcher", "reason"]),
+    ("overhead", "harness overhead: each dispatcher in the harness vs a bare loop, same buffers",
+     ["dispatcher", "overhead_pct_median", "overhead_pct_max"]),
+    ("sweep", "raw all_to_all_single, uniform splits (nccl-tests busbw convention)",
+     ["bytes_per_rank", "median_ms", "busbw_GBps"]),
+)  # fmt: skip
+
+
 def print_result(result: dict, json_path=None) -> None:
     """The replay's tables (summary, not measured, harness overhead, sweep) and its caveats."""
     from dodoco.commands import check_output_file, say, show, write_doc
@@ -166,22 +176,9 @@ def print_result(result: dict, json_path=None) -> None:
         show(doc["summary"], doc["title"], json_path, columns=LAYER_SUMMARY, keep=LAYER_KEEP)
     else:
         show(doc["summary"], doc["title"], json_path, columns=SUMMARY, keep=SUMMARY_KEEP, labels=["measured_on"])
-    if doc["not_measured"]:
-        show(doc["not_measured"], "not measured", json_path, keep=["dispatcher", "reason"])
-    if doc["overhead"]:
-        show(
-            doc["overhead"],
-            "harness overhead: each dispatcher in the harness vs a bare loop, same buffers",
-            json_path,
-            keep=["dispatcher", "overhead_pct_median", "overhead_pct_max"],
-        )
-    if doc["sweep"]:
-        show(
-            doc["sweep"],
-            "raw all_to_all_single, uniform splits (nccl-tests busbw convention)",
-            json_path,
-            keep=["bytes_per_rank", "median_ms", "busbw_GBps"],
-        )
+    for key, title, keep in _OPTIONAL_TABLES:
+        if doc[key]:
+            show(doc[key], title, json_path, keep=keep)
     for n in doc["notes"]:
         say(n, json_path, bullet="note: ")
     write_doc(doc, json_path)

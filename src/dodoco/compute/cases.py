@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dodoco.config import pick
 from dodoco.ep.steps import spread
 from dodoco.errors import DodocoError
 
@@ -49,21 +50,8 @@ class RankCase:
         return int(self.loads.sum())
 
     def key(self) -> dict:
-        return {
-            "model": self.model,
-            "condition": self.condition,
-            "N": self.N,
-            "B": self.B,
-            "step": self.step,
-            "layer": self.layer,
-            "rank": self.rank,
-            "which": self.which,
-            "placement": self.placement,
-            "part": self.part,
-            "experts": int(self.loads.shape[0]),
-            "tokens": self.tokens,
-            "step_tokens": self.step_tokens,
-        }
+        names = "model condition N B step layer rank which placement part"
+        return {**pick(self, names), "experts": int(self.loads.shape[0]), **pick(self, "tokens step_tokens")}
 
 
 def local_loads(c, placement) -> list[np.ndarray]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dodoco.config import pick
 from dodoco.compute.features import ExpertShape, features, features_many, pad_loads
 from dodoco.compute.fit import FORMS, fit_form, kfold_errors, predict_form
 from dodoco.errors import DodocoError
@@ -88,15 +89,10 @@ class ComputeModel:
     def to_dict(self) -> dict:
         return {
             "schema": SCHEMA,
-            "gpu": self.gpu,
-            "device": self.device,
-            "kernel": self.kernel,
-            "form": self.form,
+            **pick(self, "gpu device kernel form"),
             "params": FORMS[self.form].params,
             "coef": [float(c) for c in self.coef],
-            "tile_m": self.tile_m,
-            "tile_n": self.tile_n,
-            "sms": self.sms,
+            **pick(self, "tile_m tile_n sms"),
             **self.info,
         }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dodoco.errors import DodocoError
+from dodoco.errors import DodocoError, refuse
 
 _SUFFIX_TABLE = (".csv", ".parquet", ".pq", ".tsv")
 _SUFFIX_ARRAY = (".npy", ".npz")
@@ -65,11 +65,9 @@ def load_npz(path) -> dict:
         with np.load(path, allow_pickle=False) as z:
             return {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
     except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise DodocoError(
-                f"{path} holds Python objects (an object array), not numbers: save integer count arrays"
-            ) from None
-        raise DodocoError(f"{path} is not a readable .npz archive ({str(exc)[:120]})") from None
+        objects = f"{path} holds Python objects (an object array), not numbers: save integer count arrays"
+        unread = f"{path} is not a readable .npz archive ({str(exc)[:120]})"
+        raise refuse(exc, "allow_pickle", objects, unread) from None
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, NotImplementedError, RuntimeError, TypeError) as exc:
         raise DodocoError(
             f"{path} is not a readable .npz archive ({str(exc)[:120] or type(exc).__name__}); is it truncated?"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dodoco.errors import DodocoError, did_you_mean
+from dodoco.errors import DodocoError, did_you_mean, refuse
 from dodoco.models.loaded import LoadedModel
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -56,11 +56,9 @@ def _config(name: str, trust_remote_code: bool):
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except ValueError as exc:
-        if "trust_remote_code" in str(exc):
-            raise DodocoError(
-                f"model '{name}' ships remote code: rerun with --trust-remote-code if you trust its source"
-            ) from None
-        raise DodocoError(f"cannot read the config of '{name}': {_first_line(exc)}") from None
+        remote = f"model '{name}' ships remote code: rerun with --trust-remote-code if you trust its source"
+        unread = f"cannot read the config of '{name}': {_first_line(exc)}"
+        raise refuse(exc, "trust_remote_code", remote, unread) from None
     except OSError as exc:
         raise DodocoError(
             f"model '{name}' is neither a local directory nor a reachable hub id "

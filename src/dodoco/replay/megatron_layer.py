@@ -56,31 +56,14 @@ def sequential_mlp(shape, G: int, N: int):
     from megatron.core.transformer.mlp import MLPSubmodules
     from megatron.core.transformer.moe.experts import SequentialMLP
     from megatron.core.transformer.moe.moe_utils import get_default_pg_collection
-    from megatron.core.transformer.transformer_config import TransformerConfig
 
-    from dodoco.replay.dispatchers.megatron import parallel_state
+    from dodoco.replay.dispatchers.megatron import moe_config, parallel_state
 
     parallel_state(N)
     tensor_parallel.model_parallel_cuda_manual_seed(1234)
     H, I = shape.hidden, shape.width
-    cfg = TransformerConfig(
-        num_layers=1,
-        hidden_size=H,
-        num_attention_heads=max(1, H // 128),
-        ffn_hidden_size=I,
-        moe_ffn_hidden_size=I,
-        num_moe_experts=G * N,
-        moe_router_topk=1,
-        moe_token_dispatcher_type="alltoall",
-        gated_linear_unit=True,
-        activation_func=F.silu,
-        bias_activation_fusion=False,
-        add_bias_linear=False,
-        bf16=True,
-        params_dtype=torch.bfloat16,
-        expert_model_parallel_size=N,
-        moe_grouped_gemm=False,
-    )
+    swiglu = dict(gated_linear_unit=True, activation_func=F.silu, bias_activation_fusion=False)
+    cfg = moe_config(N, H, G * N, 1, ffn_hidden_size=I, moe_ffn_hidden_size=I, moe_grouped_gemm=False, **swiglu)
     subs = MLPSubmodules(linear_fc1=tensor_parallel.ColumnParallelLinear, linear_fc2=tensor_parallel.RowParallelLinear)
     mlp = SequentialMLP(G, cfg, subs, pg_collection=get_default_pg_collection())
     return mlp.to(device=torch.cuda.current_device(), dtype=torch.bfloat16).eval()

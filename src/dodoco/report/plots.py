@@ -138,6 +138,12 @@ def line(ax, x, y, lo=None, hi=None, steps=None, *, color, dash="-", marker="o")
     return bool(few.any())
 
 
+def series(ax, ln: dict, x: str, style: Style, dash: str = "-") -> bool:
+    """``line`` of one series {x: [], mean[], lo[], hi[], steps[], condition}, coloured by condition."""
+    band = (ln.get("lo"), ln.get("hi"), ln.get("steps"))
+    return line(ax, ln[x], ln["mean"], *band, color=style.color(ln["condition"]), dash=dash)
+
+
 def ep_lines(panels: dict[str, list[dict]], ylabel: str, title: str, style: Style) -> bytes:
     """A metric against EP degree N: {panel title: [{condition, placement, ep[], mean[], lo[], hi[], steps[]}]};
     a panel of more than MAX_LINES lines becomes small multiples (``small_multiples``)."""
@@ -146,16 +152,7 @@ def ep_lines(panels: dict[str, list[dict]], ylabel: str, title: str, style: Styl
     conds, places, hollow = [], [], False
     for ax, (name, lines) in zip(axes, panels.items()):
         for ln in lines:
-            hollow |= line(
-                ax,
-                ln["ep"],
-                ln["mean"],
-                ln.get("lo"),
-                ln.get("hi"),
-                ln.get("steps"),
-                color=style.color(ln["condition"]),
-                dash=style.dash(ln.get("placement")),
-            )
+            hollow |= series(ax, ln, "ep", style, style.dash(ln.get("placement")))
             conds.append(ln["condition"])
             places += [ln["placement"]] if ln.get("placement") else []
         int_ticks(ax, [n for ln in lines for n in ln["ep"]])
@@ -173,15 +170,7 @@ def gini_vs_batch(panels: dict[str, list[dict]], style: Style, title: str) -> by
     conds, hollow = [], False
     for ax, (name, lines) in zip(axes, panels.items()):
         for ln in lines:
-            hollow |= line(
-                ax,
-                ln["batch"],
-                ln["mean"],
-                ln.get("lo"),
-                ln.get("hi"),
-                ln.get("steps"),
-                color=style.color(ln["condition"]),
-            )
+            hollow |= series(ax, ln, "batch", style)
             conds.append(ln["condition"])
         int_ticks(ax, [b for ln in lines for b in ln["batch"]])
         ax.set(title=name, xlabel="batch size B (sequences per step)", ylabel="per-step Gini (mean over steps)")

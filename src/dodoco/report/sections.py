@@ -123,24 +123,22 @@ def _ep_figures(ctx, mm: dict, rs: dict, part: str) -> list:
     ]
 
 
+def verdict_tables(v, stem: str, parts: tuple, **rows) -> list:
+    """A verdict's tables ``{stem}-{key}`` with their captions: parts ((key, caption), ...), each
+    v.tables[key] unless ``rows`` gives that key other rows (a sorted copy)."""
+    return [Table(f"{stem}-{key}", rows.get(key, v.tables[key]), cap) for key, cap in parts]
+
+
 def _ep_tables(v, base: str) -> list:
     """The EP-invariance tables: summary, evidence (sorted by N within B), removal, layers."""
     ev = sorted(v.evidence, key=lambda e: (e["model"], e["condition"], e["batch"], e["ep"]))
-    return [
-        Table("ep-invariance-summary", v.summary, "per run: relative change of the per-expert max/mean over N"),
-        Table(
-            "ep-invariance-evidence",
-            ev,
-            "per run and N (sorted by N within B): per-expert max/mean and the "
-            "receiver skew of each placement, 95% intervals, steps",
-        ),
-        Table(
-            "ep-invariance-removal",
-            v.tables["removal"],
-            f"share of the {base} receiver skew's excess over 1 each other placement removes, per N",
-        ),
-        Table("ep-invariance-layers", v.tables["layers"], "per MoE layer: relative change of max/mean over N"),
-    ]
+    return verdict_tables(v, "ep-invariance", (
+        ("summary", "per run: relative change of the per-expert max/mean over N"),
+        ("evidence", "per run and N (sorted by N within B): per-expert max/mean and the receiver skew of each "
+                     "placement, 95% intervals, steps"),
+        ("removal", f"share of the {base} receiver skew's excess over 1 each other placement removes, per N"),
+        ("layers", "per MoE layer: relative change of max/mean over N"),
+    ), evidence=ev)  # fmt: skip
 
 
 def ep_invariance_section(ctx) -> Section:
@@ -196,17 +194,13 @@ def mock_real_section(ctx) -> Section:
     except SkipSection as exc:
         return Section("Mock vs real", figures=figs, notes=[f"verdict not judged: {exc}"])
     html = verdict_html("Mock vs real", v.verdict, v.sentences, v.notes)
-    return Section(
-        "Mock vs real",
-        html,
-        figs,
-        [
-            Table("mock-vs-real-summary", v.summary, "per model, mock and real condition: slopes, ratio, verdict"),
-            Table("mock-vs-real-ratio", v.tables["ratio"], "Gini(mock)/Gini(real) per batch size (bootstrap 95%)"),
-            Table("mock-vs-real-trend", v.tables["trend"], "per run: slope of per-step Gini against log2 B"),
-            Table("mock-vs-real-evidence", v.evidence, "per run and B: mean per-step Gini, interval, steps"),
-        ],
-    )
+    tables = verdict_tables(v, "mock-vs-real", (
+        ("summary", "per model, mock and real condition: slopes, ratio, verdict"),
+        ("ratio", "Gini(mock)/Gini(real) per batch size (bootstrap 95%)"),
+        ("trend", "per run: slope of per-step Gini against log2 B"),
+        ("evidence", "per run and B: mean per-step Gini, interval, steps"),
+    ))  # fmt: skip
+    return Section("Mock vs real", html, figs, tables)
 
 
 def bands_section(ctx) -> Section:
@@ -250,13 +244,9 @@ def bands_section(ctx) -> Section:
         f"persistently concentrated when every real-text Gini is >= {n['high']} (the paper's); "
         "certainty from the intervals of the deciding values.</p>"
     )
-    return Section(
-        "Bands",
-        html,
-        figs,
-        [
-            Table("bands-summary", v.summary, "per model and seq_len: band, deciding value, certainty, data group"),
-            Table("bands-grouping", v.tables["grouping"], "data-derived grouping per seq_len"),
-            Table("bands-evidence", v.evidence, "the Gini values judged"),
-        ],
-    )
+    tables = verdict_tables(v, "bands", (
+        ("summary", "per model and seq_len: band, deciding value, certainty, data group"),
+        ("grouping", "data-derived grouping per seq_len"),
+        ("evidence", "the Gini values judged"),
+    ))  # fmt: skip
+    return Section("Bands", html, figs, tables)

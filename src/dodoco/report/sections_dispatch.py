@@ -101,12 +101,9 @@ def _replay_one(a, section: Section) -> None:
         )
     sweeps = {f"N = {rep['N']}": rep["sweep"] for rep in a.replays if rep.get("sweep")}
     if sweeps:
+        png = pd.sweep(sweeps, f"Uniform all_to_all_single ({a.name})")
         section.figures.append(
-            Figure(
-                f"sweep-{stem}",
-                pd.sweep(sweeps, f"Uniform all_to_all_single ({a.name})"),
-                f"{a.name}: NCCL bus bandwidth against message size, measured",
-            )
+            Figure(f"sweep-{stem}", png, f"{a.name}: NCCL bus bandwidth against message size, measured")
         )
     status = [
         {"N": rep["N"], "dispatcher": k, **v} for rep in a.replays for k, v in (rep.get("dispatchers") or {}).items()
@@ -126,13 +123,8 @@ def _replay_one(a, section: Section) -> None:
     )
     validation = d.get("validation") or []
     if validation:
-        section.figures.append(
-            Figure(
-                f"simulator-{stem}",
-                pd.predicted_vs_measured(validation, f"Simulator against held-out replays ({a.name})"),
-                f"{a.name}: predicted vs measured",
-            )
-        )
+        png = pd.predicted_vs_measured(validation, f"Simulator against held-out replays ({a.name})")
+        section.figures.append(Figure(f"simulator-{stem}", png, f"{a.name}: predicted vs measured"))
         section.tables.append(Table(f"simulator-{stem}", validation, f"{a.name}: simulator error by case group"))
     if _targets(d):
         section.tables.append(Table(f"targets-{stem}", _targets(d), f"{a.name}: targets and whether each was met"))

@@ -22,11 +22,61 @@ _PLACEMENTS = {
 }
 
 
+# the columns of each section's table
+TRACE_PLACEMENTS_COLS = (
+    "model condition regime ep placement steps dedup_saving dedup_saving_lo dedup_saving_hi "
+    "forward_saving forward_saving_lo forward_saving_hi receiver_skew dedup_recv_skew max_mean dedup_rows "
+    "forward_rows"
+).split()
+REBALANCE_COLS = (
+    "model condition ep k w refits same_as mean_skew p95_skew moved_per_refit bytes_per_refit stale_s "
+    "migrate_s total_s hidden intermediate shape_from migrate_gbps dispatch_gbps seconds_label"
+).split()
+
+
+# the prose above each section's figures (HTML)
+COACTIVATION_HTML = """\
+<p>Pairs of experts chosen by the same token, against the pairs expected if the experts were paired at random
+with the observed per-expert loads (exact for uniform routing). top_share: share of co-selections in the top
+5% of pairs (top_share_indep: the same under independence); tv: distance from independence (tv_noise: what
+sampling alone gives).</p>"""
+AFFINITY_HTML = """\
+<p>For each token, its experts in layer l against its experts in layer l+1 (all K x K pairs). I: mutual
+information in bits; uncertainty_coef = I / H(next layer), Theil's uncertainty coefficient (the share of the
+next layer's entropy the current expert removes; not the symmetric normalised MI); top1: chance that the most
+likely next expert given the current one is among the token's K experts of layer l+1 (top1_indep: the most
+popular next expert, without knowing the current one); top20: share of a token's next-layer experts among the
+20% most likely given the current one. The shuffled control pairs layer l with another token's layer l+1.</p>"""
+PLACEMENTS_HTML = """\
+<p>Fitted on half of each run's sequences, evaluated on the other half in steps of N sequences (B = 1). dedup:
+distinct (token, remote rank) rows, what DeepEP sends; forward: rows if tokens were forwarded from the ranks
+of their previous layer's experts (the ExFlow dispatch, a model). Savings are per step against EPLB with 95%
+bootstrap intervals over steps; coact and affinity keep rank loads within 10% of EPLB's on the fit data (the
+skews here are held out).</p>"""
+REBALANCE_HTML = """\
+<p>Units in the order they were recorded, steps of N = 8 units; EPLB refitted every k steps on the last w and
+evaluated on the steps after every policy's first fit. Experts moved count the replicas each rank must newly
+hold after relabelling ranks to keep the most in place (ties: the smallest busiest incoming). The best (k, w)
+minimises a nominal time, a cost model and not a measurement: excess rows of the busiest rank over the
+dispatch bandwidth plus, layer after layer, the busiest rank's incoming expert bytes over the migration
+bandwidth; a policy that refits nowhere in the evaluated steps is the same as never refitting and the best
+says never.</p>"""
+
+
 def _summary(ctx):
     from dodoco.findings.analyses import traces
 
     o = ctx.options
     return ctx.cached(("trace_summary",), lambda: traces(ctx.runs, getattr(o, "seed", 0), getattr(o, "n_boot", 1000)))
+
+
+def _summary_with(ctx, part: str, why: str):
+    """The cached summary, or SkipSection(why) where its ``part`` (coactivation, affinity, placements,
+    rebalance) is empty."""
+    s = _summary(ctx)
+    if not getattr(s, part):
+        raise SkipSection(why)
+    return s
 
 
 def _round(rows, digits: int = 6) -> list[dict]:
@@ -71,9 +121,7 @@ def _top_pairs(s) -> list[dict]:
 
 def coactivation_section(ctx) -> Section:
     """Expert co-activation within a layer (token traces)."""
-    s = _summary(ctx)
-    if not s.coactivation:
-        raise SkipSection("no run has token traces: observe with --traces")
+    s = _summary_with(ctx, "coactivation", "no run has token traces: observe with --traces")
     heat = {k: np.log2(np.clip(np.nan_to_num(m, nan=1.0), 1 / 8, 8)) for k, (m, _) in _panels(s.heatmaps).items()}
     layer = next(iter(s.heatmaps.values()))[1]
     fig = _matrices(
@@ -88,25 +136,10 @@ def coactivation_section(ctx) -> Section:
         "expert (cluster order)",
     )
     pairs = _top_pairs(s)
-    cols = [
-        "model",
-        "condition",
-        "layer",
-        "pairs",
-        "top_share",
-        "top_share_indep",
-        "tv",
-        "tv_noise",
-        "max_lift",
-        "lift_p99",
-    ]
+    cols = "model condition layer pairs top_share top_share_indep tv tv_noise max_lift lift_p99".split()
     return Section(
         "Expert co-activation within a layer (token traces)",
-        html="<p>Pairs of experts chosen by the same token, against the pairs expected if the "
-        "experts were paired at random with the observed per-expert loads (exact for uniform "
-        "routing). top_share: share of co-selections in the top 5% of pairs (top_share_indep: "
-        "the same under independence); tv: distance from independence (tv_noise: what "
-        "sampling alone gives).</p>",
+        html=COACTIVATION_HTML,
         figures=[
             Figure(
                 "coactivation-lift",
@@ -157,38 +190,17 @@ def _uncertainty_figure(ctx, rows) -> bytes:
 
 def affinity_section(ctx) -> Section:
     """Cross-layer expert affinity (token traces)."""
-    s = _summary(ctx)
-    if not s.affinity:
-        raise SkipSection("no run has token traces with two or more MoE layers")
+    s = _summary_with(ctx, "affinity", "no run has token traces with two or more MoE layers")
     trans = {k: m for k, (m, _) in _panels(s.transitions).items()}
     pair = next(iter(s.transitions.values()))[1] if s.transitions else 0
     vmax = max(float(np.percentile(m, 99.5)) for m in trans.values()) or 1.0
-    cols = [
-        "model",
-        "condition",
-        "layer",
-        "next",
-        "mi",
-        "mi_shuffled",
-        "h_next",
-        "h_cond",
-        "uncertainty_coef",
-        "uncertainty_coef_shuffled",
-        "top1",
-        "top1_indep",
-        "top20",
-        "top20_indep",
-    ]
+    cols = (
+        "model condition layer next mi mi_shuffled h_next h_cond uncertainty_coef uncertainty_coef_shuffled "
+        "top1 top1_indep top20 top20_indep"
+    ).split()
     return Section(
         "Cross-layer expert affinity (token traces)",
-        html="<p>For each token, its experts in layer l against its experts in layer l+1 (all K x "
-        "K pairs). I: mutual information in bits; uncertainty_coef = I / H(next layer), Theil's "
-        "uncertainty coefficient (the share of the next layer's entropy the current expert "
-        "removes; not the symmetric normalised MI); top1: chance that the most likely next "
-        "expert given the current one is among the token's K experts of layer l+1 (top1_indep: "
-        "the most popular next expert, without knowing the current one); top20: share of a "
-        "token's next-layer experts among the 20% most likely given the current one. The "
-        "shuffled control pairs layer l with another token's layer l+1.</p>",
+        html=AFFINITY_HTML,
         figures=[
             Figure(
                 "affinity-uncertainty",
@@ -259,44 +271,18 @@ def _saving_figure(ctx, rows) -> bytes:
 
 def trace_placements_section(ctx) -> Section:
     """Placements fitted on token traces, held out."""
-    s = _summary(ctx)
-    if not s.placements:
-        raise SkipSection("no run has token traces to fit co-activation or affinity placements on")
-    cols = [
-        "model",
-        "condition",
-        "regime",
-        "ep",
-        "placement",
-        "steps",
-        "dedup_saving",
-        "dedup_saving_lo",
-        "dedup_saving_hi",
-        "forward_saving",
-        "forward_saving_lo",
-        "forward_saving_hi",
-        "receiver_skew",
-        "dedup_recv_skew",
-        "max_mean",
-        "dedup_rows",
-        "forward_rows",
-    ]
+    s = _summary_with(ctx, "placements", "no run has token traces to fit co-activation or affinity placements on")
+    fig = Figure(
+        "trace-placements", _saving_figure(ctx, s.placements), "bands: 95% bootstrap interval over held-out steps"
+    )
+    rows = _round(s.placements)
     return Section(
         "Placements fitted on token traces (held out)",
-        html="<p>Fitted on half of each run's sequences, evaluated on the other half in steps of "
-        "N sequences (B = 1). dedup: distinct (token, remote rank) rows, what DeepEP sends; "
-        "forward: rows if tokens were forwarded from the ranks of their previous layer's "
-        "experts (the ExFlow dispatch, a model). Savings are per step against EPLB with 95% "
-        "bootstrap intervals over steps; coact and affinity keep rank loads within 10% of "
-        "EPLB's on the fit data (the skews here are held out).</p>",
-        figures=[
-            Figure(
-                "trace-placements",
-                _saving_figure(ctx, s.placements),
-                "bands: 95% bootstrap interval over held-out steps",
-            )
+        html=PLACEMENTS_HTML,
+        figures=[fig],
+        tables=[
+            Table("trace-placements", rows, "Every placement per run, regime and EP degree", TRACE_PLACEMENTS_COLS)
         ],
-        tables=[Table("trace-placements", _round(s.placements), "Every placement per run, regime and EP degree", cols)],
         notes=[n for n in s.notes if "skipped" in n or "placements left out" in n],
     )
 
@@ -339,50 +325,15 @@ def _rebalance_figure(rows) -> bytes:
 
 def rebalance_section(ctx) -> Section:
     """Rebalancing over time (EPLB refit interval and window)."""
-    s = _summary(ctx)
-    if not s.rebalance:
-        raise SkipSection("no run has enough steps in arrival order for the rebalancing sweep")
-    cols = [
-        "model",
-        "condition",
-        "ep",
-        "k",
-        "w",
-        "refits",
-        "same_as",
-        "mean_skew",
-        "p95_skew",
-        "moved_per_refit",
-        "bytes_per_refit",
-        "stale_s",
-        "migrate_s",
-        "total_s",
-        "hidden",
-        "intermediate",
-        "shape_from",
-        "migrate_gbps",
-        "dispatch_gbps",
-        "seconds_label",
-    ]
+    s = _summary_with(ctx, "rebalance", "no run has enough steps in arrival order for the rebalancing sweep")
+    png = _rebalance_figure(s.rebalance)
+    fig = Figure("rebalance", png, "lines: one window w each; dashed: never refitted, and the in-sample bound")
     return Section(
         "Rebalancing over time: refit interval and window",
-        html="<p>Units in the order they were recorded, steps of N = 8 units; EPLB refitted every k "
-        "steps on the last w and evaluated on the steps after every policy's first fit. "
-        "Experts moved count the replicas each rank must newly hold after relabelling ranks "
-        "to keep the most in place (ties: the smallest busiest incoming). The best (k, w) "
-        "minimises a nominal time, a cost model and not a measurement: excess rows of the busiest "
-        "rank over the dispatch bandwidth plus, layer after layer, the busiest rank's incoming "
-        "expert bytes over the migration bandwidth; a policy that refits nowhere in the evaluated "
-        "steps is the same as never refitting and the best says never.</p>",
-        figures=[
-            Figure(
-                "rebalance",
-                _rebalance_figure(s.rebalance),
-                "lines: one window w each; dashed: never refitted, and the in-sample bound",
-            )
-        ],
+        html=REBALANCE_HTML,
+        figures=[fig],
         tables=[
-            Table("rebalance", _round(s.rebalance), "Every (k, w) per run (nominal bytes and seconds)", cols),
+            Table("rebalance", _round(s.rebalance), "Every (k, w) per run (nominal bytes and seconds)", REBALANCE_COLS),
             Table("rebalance-best", _round(s.rebalance_best), "Best (k, w) per migration bandwidth (nominal)"),
         ],
         notes=[n for n in s.notes if "nominal" in n or "rebalance" in n],

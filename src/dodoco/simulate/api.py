@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dodoco.config import pick
 from dodoco.config import Config
 from dodoco.errors import DodocoError
 
@@ -92,16 +93,7 @@ class SimulateResult:
     mitigations: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {
-            "schema": SCHEMA,
-            "title": self.title,
-            "calibration": self.calibration,
-            "notes": self.notes,
-            "validation": self.validation,
-            "skipped": self.skipped,
-            "rows": self.rows,
-            "mitigations": self.mitigations,
-        }
+        return {"schema": SCHEMA, **pick(self, "title calibration notes validation skipped rows mitigations")}
 
 
 def _is_calibration(path: str) -> bool:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dodoco.config import pick
 from dodoco.errors import DodocoError
 from dodoco.simulate.forms import FORMS, Balanced, feats
 
@@ -69,12 +70,7 @@ class Fit:
 
     def to_dict(self) -> dict:
         return {
-            "machine": self.machine,
-            "device": self.device,
-            "N": self.N,
-            "dispatcher": self.dispatcher,
-            "phase": self.phase,
-            "form": self.form,
+            **pick(self, "machine device N dispatcher phase form"),
             "params": list(FORMS[self.form].params),
             "balanced": self.balanced.to_dict(),
             "knots_MB": (2.0**self.knots / 1e6).tolist(),
@@ -175,10 +171,7 @@ class Calibration:
     def to_dict(self) -> dict:
         return {
             "schema": SCHEMA,
-            "created": self.created,
-            "dodoco": self.dodoco,
-            "dry_run": self.dry_run,
-            "host": self.host,
+            **pick(self, "created dodoco dry_run host"),
             "sources": list(self.sources),
             "notes": list(self.notes),
             "fits": [f.to_dict() for f in self.fits],

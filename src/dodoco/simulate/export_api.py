@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dodoco.config import pick
 from dodoco import defaults
 from dodoco.config import Config
 from dodoco.errors import DodocoError, did_you_mean
@@ -125,15 +126,7 @@ def _neusim_compute(cfg, runs, entries, rows) -> None:
 def _neusim(cfg, runs) -> ExportResult:
     from dodoco.simulate.neusim_export import SCHEMA, neusim_entries
 
-    entries = neusim_entries(
-        runs,
-        ep=cfg.ep,
-        eps=cfg.eps,
-        batch=cfg.batch,
-        regime=cfg.regime,
-        seed=cfg.seed,
-        tokens_per_pass=cfg.tokens_per_pass,
-    )
+    entries = neusim_entries(runs, **pick(cfg, "ep eps batch regime seed tokens_per_pass"))
     rows = [
         {
             "model": e["model"],

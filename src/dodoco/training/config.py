@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from dodoco.config import pick
 from dodoco.config import Config
 from dodoco.errors import DodocoError
 from dodoco.training.settings import TrainSettings
@@ -56,17 +57,8 @@ class ZooTrainConfig(Config, TrainSettings):
         from dodoco.models.load import _resolve_device
         from dodoco.training.train import RunOptions
 
-        return RunOptions(
-            out=Path(self.out),
-            device=_resolve_device(self.device),
-            resume=self.resume,
-            data_dir=self.data,
-            time_budget=self.time_budget,
-            log_every=self.log_every,
-            eval_every=self.eval_every,
-            save_every=self.save_every,
-            note=self.note,
-        )
+        keep = pick(self, "resume time_budget log_every eval_every save_every note")
+        return RunOptions(out=Path(self.out), device=_resolve_device(self.device), data_dir=self.data, **keep)
 
 
 @dataclass(frozen=True, kw_only=True)

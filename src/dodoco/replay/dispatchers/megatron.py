@@ -77,6 +77,17 @@ def parallel_state(N: int) -> None:
         ps.initialize_model_parallel(expert_model_parallel_size=N, create_gloo_process_groups=False)
 
 
+def moe_config(N: int, H: int, E: int, K: int, **extra):
+    """Megatron-Core's TransformerConfig of one bf16 MoE layer (hidden H, E experts, top-K, the
+    all-to-all dispatcher, EP = N, no biases); ``extra`` adds or overrides fields."""
+    from megatron.core.transformer.transformer_config import TransformerConfig
+
+    base = dict(num_layers=1, hidden_size=H, num_attention_heads=max(1, H // 128), num_moe_experts=E)
+    base.update(moe_router_topk=K, moe_token_dispatcher_type="alltoall", expert_model_parallel_size=N)
+    base.update(bf16=True, params_dtype=torch.bfloat16, add_bias_linear=False)
+    return TransformerConfig(**{**base, **extra})
+
+
 class MegatronAllToAll(Dispatcher):
     name = "megatron"
     summary = "Megatron-Core MoEAlltoAllTokenDispatcher (permute, count exchange + host sync, all-to-all)"
@@ -116,24 +127,10 @@ class MegatronAllToAll(Dispatcher):
         if key not in self._made:
             from megatron.core.transformer.moe import token_dispatcher as td
             from megatron.core.transformer.moe.moe_utils import get_default_pg_collection
-            from megatron.core.transformer.transformer_config import TransformerConfig
 
             N, rank = self.ctx.N, self.ctx.rank
             parallel_state(N)
-            cfg = TransformerConfig(
-                num_layers=1,
-                hidden_size=H,
-                num_attention_heads=max(1, H // 128),
-                num_moe_experts=E,
-                moe_router_topk=K,
-                moe_token_dispatcher_type="alltoall",
-                moe_permute_fusion=False,
-                expert_model_parallel_size=N,
-                bf16=True,
-                params_dtype=torch.bfloat16,
-                add_bias_linear=False,
-                moe_ffn_hidden_size=H,
-            )
+            cfg = moe_config(N, H, E, K, moe_permute_fusion=False, moe_ffn_hidden_size=H)
             ne = E // N
             self._made[key] = getattr(td, self._class)(
                 ne, list(range(rank * ne, (rank + 1) * ne)), config=cfg, pg_collection=get_default_pg_collection()
