@@ -27,6 +27,53 @@ def csv_strs(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
+def csv_floats(text: str) -> list[float]:
+    """Parse ``"1.5,2"`` into ``[1.5, 2.0]`` (argparse type)."""
+    import argparse
+
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 1.5,2") from None
+
+
+def byte_size(text: str) -> int:
+    """'64K', '512M', '1G' or plain bytes -> bytes (powers of 1024; argparse type)."""
+    import argparse
+
+    t = text.strip().upper().rstrip("B")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
+    try:
+        return int(float(t[:-1] if mult > 1 else t) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size such as 1K, 256M or 1G") from None
+
+
+def byte_sizes(text: str) -> list[int]:
+    """Parse ``"16M,64M"`` into bytes (argparse type)."""
+    return [byte_size(x) for x in text.split(",") if x.strip()]
+
+
+#: The value types a flag table names (``add_flags``); str takes the text as given.
+FLAG_TYPES = {"str": None, "int": int, "float": float, "ints": csv_ints, "strs": csv_strs, "floats": csv_floats}
+FLAG_TYPES |= {"size": byte_size, "sizes": byte_sizes}
+
+
+def add_flags(p, table: str) -> None:
+    """The plain flags of a command from a table, one per line ``--name TYPE help`` (TYPE a key of
+    ``FLAG_TYPES``; a line not starting with ``--`` continues the help above). Each flag's value is
+    None when not given, so a config file's value or the command's default stands."""
+    rows: list[list[str]] = []
+    for line in table.strip().splitlines():
+        words = line.split()
+        if words and words[0].startswith("--"):
+            rows.append([words[0], words[1], " ".join(words[2:])])
+        elif words:
+            rows[-1][2] += " " + " ".join(words)
+    for flag, kind, help in rows:
+        p.add_argument(flag, type=FLAG_TYPES[kind], help=help)
+
+
 def add_json_flag(p, what: str = "the printed table(s)") -> None:
     """``--json PATH``: ``what`` as JSON; ``-`` prints it on stdout and nothing else there."""
     p.add_argument(

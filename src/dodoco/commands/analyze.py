@@ -1,6 +1,6 @@
 """dodoco analyze: metrics of run directories (summary, metrics.parquet) and their EP scan."""
 
-from dodoco.commands import add_batch_flag, add_output_flags, add_seed_flag, csv_ints, csv_strs
+from dodoco.commands import add_flags, add_batch_flag, add_output_flags, add_seed_flag
 
 SUMMARY_COLUMNS = ["model", "condition", "seq_len", "batch", "steps", "gini", "max_mean"]
 SUMMARY_KEEP = ["model", "condition", "batch", "gini", "max_mean"]
@@ -27,8 +27,13 @@ def register(sub) -> None:
     p = sub.add_parser("analyze", help="summarise runs, write their metrics.parquet, scan EP degrees")
     p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
     add_batch_flag(p, many=True, default="1,2,4,8,16,32")
-    p.add_argument("--ep", type=csv_ints, help="EP degrees N for the EP scan (e.g. 4,8,16,32)")
-    p.add_argument("--placement", type=csv_strs, help="placements for the EP scan (dodoco ls; default contiguous)")
+    add_flags(
+        p,
+        """
+        --ep        ints EP degrees N for the EP scan (e.g. 4,8,16,32)
+        --placement strs placements for the EP scan (dodoco ls; default contiguous)
+    """,
+    )
     add_seed_flag(p)
     add_output_flags(p, "every table (summary, ep, notes) as one document")
     p.set_defaults(func=run)

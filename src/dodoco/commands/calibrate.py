@@ -1,7 +1,6 @@
 """dodoco calibrate: this machine's dispatch and expert-compute calibration, one file with its host identity."""
 
-from dodoco.commands import add_switch, csv_ints, csv_strs
-from dodoco.commands.replay import _floats  # the one comma-list-of-numbers flag type
+from dodoco.commands import add_flags, add_switch
 
 
 def register(sub) -> None:
@@ -9,11 +8,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("calibrate", help="calibrate dispatch and expert compute on this machine's GPUs (one file)")
     _flags(p)
-    add_output_flags(
-        p,
-        "the fitted dispatch forms and the expert-compute models",
-        out_what="the calibration file (dodoco-calibration.json)",
-    )
+    shown = "the fitted dispatch forms and the expert-compute models"
+    add_output_flags(p, shown, out_what="the calibration file (dodoco-calibration.json)")
     p.set_defaults(func=run)
 
 
@@ -24,16 +20,21 @@ def _flags(p) -> None:
     add_switch(
         p, "--dry-run", "the whole path on gloo (CPU) at toy sizes; the file says DRY RUN and simulate refuses it"
     )
-    p.add_argument("--backend", help="nccl (GPUs, default); gloo only with --dry-run")
-    p.add_argument("--nproc", type=int, help="GPUs to use (default: every visible one)")
-    p.add_argument("--ranks", type=csv_ints, help="EP degrees to calibrate, e.g. 2,4 (default: --nproc)")
-    p.add_argument("--dispatcher", type=csv_strs, help="dispatchers (default all that run here)")
-    p.add_argument("--sizes-mb", type=csv_ints, help="per-rank sizes of the grid in MiB (default 16,32,64,128,256,512)")
-    p.add_argument("--skews", type=_floats, help="receiver skews of the grid (default 1,1.1,1.25,1.5,2,3)")
-    p.add_argument("--patterns", type=csv_strs, help="grid patterns (default hot-receiver,hot-pair)")
-    p.add_argument("--hidden", type=int, help="row width H of the grid (default 7168)")
-    p.add_argument("--iters", type=int, help="timed iterations per grid case (default 10)")
-    p.add_argument("--warmup", type=int, help="untimed iterations first (default 3)")
+    add_flags(
+        p,
+        """
+        --backend    str    nccl (GPUs, default); gloo only with --dry-run
+        --nproc      int    GPUs to use (default: every visible one)
+        --ranks      ints   EP degrees to calibrate, e.g. 2,4 (default: --nproc)
+        --dispatcher strs   dispatchers (default all that run here)
+        --sizes-mb   ints   per-rank sizes of the grid in MiB (default 16,32,64,128,256,512)
+        --skews      floats receiver skews of the grid (default 1,1.1,1.25,1.5,2,3)
+        --patterns   strs   grid patterns (default hot-receiver,hot-pair)
+        --hidden     int    row width H of the grid (default 7168)
+        --iters      int    timed iterations per grid case (default 10)
+        --warmup     int    untimed iterations first (default 3)
+    """,
+    )
     p.add_argument(
         "--no-compute",
         action="store_const",
@@ -42,11 +43,13 @@ def _flags(p) -> None:
         dest="compute",
         help="skip the expert-compute calibration",
     )
-    p.add_argument("--kernel", type=csv_strs, help="expert kernels to calibrate (default grouped_mm)")
-    p.add_argument(
-        "--shapes",
-        type=csv_strs,
-        help="expert shapes of the compute grid (default the paper's four: deepseek-v3, deepseek-v2-lite, qwen3-30b-a3b, qwen3.5-35b-a3b)",
+    add_flags(
+        p,
+        """
+        --kernel strs expert kernels to calibrate (default grouped_mm)
+        --shapes strs expert shapes of the compute grid (default the paper's four: deepseek-v3, deepseek-v2-lite,
+                      qwen3-30b-a3b, qwen3.5-35b-a3b)
+    """,
     )
     p.add_argument(
         "--timeout", type=float, dest="timeout_s", help="seconds without progress before ranks stop (default 300)"

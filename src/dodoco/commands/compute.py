@@ -1,6 +1,6 @@
 """dodoco compute: a rank's expert time predicted from its loads, or measured from a run on this GPU."""
 
-from dodoco.commands import add_file_flag, add_batch_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
+from dodoco.commands import add_flags, add_file_flag, add_batch_flag, add_out_flag, add_seed_flag, csv_ints
 
 
 def register(sub) -> None:
@@ -13,19 +13,29 @@ def register(sub) -> None:
         metavar="LOADS.json",
         help="JSON list of lists: tokens per local expert, one list per rank (predict, no GPU)",
     )
-    p.add_argument("--gpu", help="the GPU to predict for: h100, h200 (its shipped calibration)")
-    p.add_argument("--kernel", type=csv_strs, help="grouped_mm (default), loop, megatron")
-    p.add_argument("--shape", help="a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b")
-    p.add_argument("--hidden", type=int, help="hidden size H of the routed expert")
-    p.add_argument("--width", type=int, help="expert width I (moe_intermediate_size)")
+    add_flags(
+        p,
+        """
+        --gpu    str  the GPU to predict for: h100, h200 (its shipped calibration)
+        --kernel strs grouped_mm (default), loop, megatron
+        --shape  str  a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b
+        --hidden int  hidden size H of the routed expert
+        --width  int  expert width I (moe_intermediate_size)
+    """,
+    )
     add_file_flag(p, "--calibration", "a compute calibration (dodoco calibrate)")
     p.add_argument("--ep", type=csv_ints, help="EP degrees to measure (default 8)")
     add_batch_flag(p)
-    p.add_argument("--placement", help="contiguous (default), round_robin, eplb, ...")
-    p.add_argument("--layers", type=csv_ints, help="MoE layer indices (default all)")
-    p.add_argument("--max-steps", type=int, help="steps per EP degree (default 1)")
-    p.add_argument("--which", type=csv_strs, help="ranks: busiest,median,lightest (default all three)")
-    p.add_argument("--device", help="cuda (default), cuda:N, or cpu for a dry run")
+    add_flags(
+        p,
+        """
+        --placement str  contiguous (default), round_robin, eplb, ...
+        --layers    ints MoE layer indices (default all)
+        --max-steps int  steps per EP degree (default 1)
+        --which     strs ranks: busiest,median,lightest (default all three)
+        --device    str  cuda (default), cuda:N, or cpu for a dry run
+    """,
+    )
     add_seed_flag(p)
     p.add_argument(
         "--json",

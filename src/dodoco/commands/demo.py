@@ -1,7 +1,7 @@
 """dodoco demo: every zoo family x (mock-uniform + four real conditions) on CPU, ending in the table and
 the verdicts in sentences."""
 
-from dodoco.commands import add_out_flag, add_output_flags
+from dodoco.commands import add_flags, add_out_flag, add_output_flags
 
 ZOO_NOTE = (
     "The zoo: five small MoE models (hidden size 64, each family's real E, K, shared experts, routing "
@@ -23,8 +23,13 @@ def register(sub) -> None:
         choices=("zoo", "tiny"),
         help="'zoo' (small models with trained routers, default) or 'tiny' (random routers)",
     )
-    p.add_argument("--seq-len", type=int, help="tokens per sequence (default 256)")
-    p.add_argument("--sequences", type=int, help="sequences per condition (default 64)")
+    add_flags(
+        p,
+        """
+        --seq-len   int tokens per sequence (default 256)
+        --sequences int sequences per condition (default 64)
+    """,
+    )
     add_output_flags(p, "the table, the closing sentences and the runs written", out_what=None)
     p.set_defaults(func=run)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dodoco.commands import add_file_flag, add_batch_flag, add_json_flag, add_seed_flag, csv_ints
+from dodoco.commands import add_flags, add_file_flag, add_batch_flag, add_json_flag, add_seed_flag
 
 __all__ = ["register", "run"]
 
@@ -15,34 +15,36 @@ def register(sub) -> None:
     p.add_argument("format", help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
     p.add_argument("runs", nargs="+", help="run directories, or folders holding them")
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="file to write (traffic: .json or .csv)")
-    p.add_argument(
-        "--ep",
-        type=int,
-        help="EP degree the export is derived at (default: the largest of 4, 8, 16, 32 below E whose step fits the run)",
-    )
-    p.add_argument(
-        "--eps",
-        type=csv_ints,
-        help="neusim: EP degrees listed under by_ep (default 4,8,16,32 and powers of two up to E)",
+    add_flags(
+        p,
+        """
+        --ep  int  EP degree the export is derived at (default: the largest of 4, 8, 16, 32 below E whose step fits
+                   the run)
+        --eps ints neusim: EP degrees listed under by_ep (default 4,8,16,32 and powers of two up to E)
+    """,
     )
     add_batch_flag(p)
-    p.add_argument("--regime", help="neusim: prefill, decode (needs token traces) or both where traces exist (default)")
-    p.add_argument(
-        "--tokens-per-pass",
-        type=float,
-        help="neusim, window-aggregate imports: tokens of one forward pass (T; otherwise refused)",
+    add_flags(
+        p,
+        """
+        --regime          str   neusim: prefill, decode (needs token traces) or both where traces exist (default)
+        --tokens-per-pass float neusim, window-aggregate imports: tokens of one forward pass (T; otherwise refused)
+        --hidden          int   traffic: hidden size H (default 2048)
+        --dtype           str   traffic: dispatched element type (default bf16)
+        --placement       str   traffic: contiguous (default), round_robin, eplb
+        --max-steps       int   traffic: steps per run (default all)
+    """,
     )
-    p.add_argument("--hidden", type=int, help="traffic: hidden size H (default 2048)")
-    p.add_argument("--dtype", help="traffic: dispatched element type (default bf16)")
-    p.add_argument("--placement", help="traffic: contiguous (default), round_robin, eplb")
-    p.add_argument("--max-steps", type=int, help="traffic: steps per run (default all)")
     add_seed_flag(p)
-    p.add_argument("--gpu", help="neusim: GPU of the expert-compute check (default h100)")
-    p.add_argument(
-        "--kernel",
-        help="neusim: expert kernel of the compute check (default loop: NeuSim times each expert as its own matmul)",
+    add_flags(
+        p,
+        """
+        --gpu    str neusim: GPU of the expert-compute check (default h100)
+        --kernel str neusim: expert kernel of the compute check (default loop: NeuSim times each expert as its own
+                     matmul)
+        --shape  str neusim: expert shape (e.g. deepseek-v3; default: the run's model)
+    """,
     )
-    p.add_argument("--shape", help="neusim: expert shape (e.g. deepseek-v3; default: the run's model)")
     add_file_flag(
         p, "--compute-calibration", "neusim: expert-compute calibration (default: the one DODOCO ships for --gpu)"
     )

@@ -1,6 +1,6 @@
 """dodoco findings: the three verdicts of run directories, in sentences with numbers and intervals."""
 
-from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
+from dodoco.commands import add_flags, add_batch_flag, add_json_flag, add_out_flag, add_seed_flag
 
 
 def add_findings_flags(p) -> None:
@@ -9,26 +9,20 @@ def add_findings_flags(p) -> None:
 
     p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
     add_batch_flag(p, many=True, default="1,2,4,8,16,32; the per-step Gini's steps are of B sequences")
-    p.add_argument(
-        "--ep", type=csv_ints, help="EP degrees N of the scan (default 4,8,16,32 and larger powers of two up to E)"
+    add_flags(
+        p,
+        """
+        --ep        ints  EP degrees N of the scan (default 4,8,16,32 and larger powers of two up to E)
+        --ep-batch  int   --batch of the EP scan: sequences per rank per step B (default: per run, the largest of
+                          1,2,4,8 leaving 3 steps at the largest N)
+        --placement strs  placements scanned, the first is the baseline (default contiguous,round_robin,eplb)
+        --ref-batch int   batch of the bands and the ratio (default 8)
+        --threshold float EP invariance: largest relative change called intrinsic (default 0.05)
+        --low       float data-resilient: prose Gini <= LOW (default 0.15)
+        --high      float persistently concentrated: every real-text Gini >= HIGH (default 0.24)
+        --groups    int   data-derived groups of the bands (default 2)
+    """,
     )
-    p.add_argument(
-        "--ep-batch",
-        type=int,
-        help="--batch of the EP scan: sequences per rank per step B (default: per run, the largest of 1,2,4,8 leaving 3 steps at the largest N)",
-    )
-    p.add_argument(
-        "--placement",
-        type=csv_strs,
-        help="placements scanned, the first is the baseline (default contiguous,round_robin,eplb)",
-    )
-    p.add_argument("--ref-batch", type=int, help="batch of the bands and the ratio (default 8)")
-    p.add_argument(
-        "--threshold", type=float, help="EP invariance: largest relative change called intrinsic (default 0.05)"
-    )
-    p.add_argument("--low", type=float, help="data-resilient: prose Gini <= LOW (default 0.15)")
-    p.add_argument("--high", type=float, help="persistently concentrated: every real-text Gini >= HIGH (default 0.24)")
-    p.add_argument("--groups", type=int, help="data-derived groups of the bands (default 2)")
     add_seed_flag(p)
     add_config_flag(p)
 

@@ -3,7 +3,7 @@
 Flags are the fields of ``dodoco.ingest.ImportConfig`` (also from ``--config FILE.toml``); defaults live
 there, so the parser leaves them unset."""
 
-from dodoco.commands import add_json_flag, csv_ints
+from dodoco.commands import add_flags, add_json_flag
 
 
 def register(sub) -> None:
@@ -23,24 +23,30 @@ def register(sub) -> None:
     p.add_argument("format", metavar="FORMAT", help=", ".join(FORMATS.names()))
     p.add_argument("paths", nargs="+", metavar="PATH", help="dump files, or folders holding them")
     p.add_argument("-o", "--out", required=True, metavar="RUN", help="run directory to write")
-    p.add_argument("--model-id", help="model the dumps come from (e.g. deepseek-ai/DeepSeek-V3)")
-    p.add_argument("--condition", help="condition name of the run (default: production)")
-    p.add_argument("--seq-len", type=int, help="sequence length to record (default 0: not applicable)")
-    p.add_argument("--layer-ids", type=csv_ints, help="model layer id of each dumped layer, e.g. 3,4,5")
-    p.add_argument(
-        "--num-experts",
-        type=int,
-        help="logical experts E, where the dump lacks it (also allows ids far beyond the others)",
+    add_flags(
+        p,
+        """
+        --model-id    str  model the dumps come from (e.g. deepseek-ai/DeepSeek-V3)
+        --condition   str  condition name of the run (default: production)
+        --seq-len     int  sequence length to record (default 0: not applicable)
+        --layer-ids   ints model layer id of each dumped layer, e.g. 3,4,5
+        --num-experts int  logical experts E, where the dump lacks it (also allows ids far beyond the others)
+        --top-k       int  experts per token K, where the dump lacks it
+        --ranks       ints keep only these ranks' records, e.g. 0 or 0,8
+    """,
     )
-    p.add_argument("--top-k", type=int, help="experts per token K, where the dump lacks it")
-    p.add_argument("--ranks", type=csv_ints, help="keep only these ranks' records, e.g. 0 or 0,8")
     p.add_argument(
         "--split-ranks", action="store_true", default=None, help="one row per (pass, rank) instead of ranks summed"
     )
     p.add_argument("--as-window", action="store_true", default=None, help="sum every row into one aggregate window")
-    p.add_argument("--ep-size", type=int, help="megatron-tpe: expert-parallel size")
-    p.add_argument("--expert-tp-size", type=int, help="megatron-tpe: expert tensor-parallel size (1)")
-    p.add_argument("--engine-version", help="engine version to record, where the dump lacks it")
+    add_flags(
+        p,
+        """
+        --ep-size        int megatron-tpe: expert-parallel size
+        --expert-tp-size int megatron-tpe: expert tensor-parallel size (1)
+        --engine-version str engine version to record, where the dump lacks it
+    """,
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",

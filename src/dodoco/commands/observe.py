@@ -3,26 +3,33 @@
 Flags are the fields of ``dodoco.observe.config.ObserveConfig`` (also from ``--config FILE.toml``);
 defaults live there, so the parser leaves them unset."""
 
-from dodoco.commands import add_batch_flag, add_json_flag, add_seed_flag
+from dodoco.commands import add_flags, add_batch_flag, add_json_flag, add_seed_flag
 
 
 def register(sub) -> None:
     from dodoco.config import add_config_flag
 
     p = sub.add_parser("observe", help="record per-sequence routing counts over data conditions")
-    p.add_argument("--model", help="tiny:<family>, zoo:<family>, a local path or a hub id")
-    p.add_argument(
-        "--conditions",
-        help="comma-separated: mock-uniform, mock-ramp, mock-unigram, prose, code, math, "
-        "multilingual, file:PATH, hf:DATASET[:CONFIG[:SPLIT[:REVISION]]]",
+    add_flags(
+        p,
+        """
+        --model      str tiny:<family>, zoo:<family>, a local path or a hub id
+        --conditions str comma-separated: mock-uniform, mock-ramp, mock-unigram, prose, code, math, multilingual,
+                         file:PATH, hf:DATASET[:CONFIG[:SPLIT[:REVISION]]]
+        --seq-len    int tokens per sequence
+        --sequences  int sequences per condition (S)
+    """,
     )
-    p.add_argument("--seq-len", type=int, help="tokens per sequence")
-    p.add_argument("--sequences", type=int, help="sequences per condition (S)")
     p.add_argument("-o", "--out", help="folder; one run directory per condition inside it")
     p.add_argument("--batch-size", type=int, help="sequences per forward pass (default 8)")
     add_seed_flag(p, "mock ids and random tiny weights")
-    p.add_argument("--dtype", help="auto (default), float32, bfloat16, float16")
-    p.add_argument("--device", help="cpu (default), cuda, cuda:N, auto, or auto-map (device_map=auto)")
+    add_flags(
+        p,
+        """
+        --dtype  str auto (default), float32, bfloat16, float16
+        --device str cpu (default), cuda, cuda:N, auto, or auto-map (device_map=auto)
+    """,
+    )
     p.add_argument("--traces", action="store_true", default=None, help="also store top-k indices per token")
     p.add_argument(
         "--trust-remote-code", action="store_true", default=None, help="allow a checkpoint's own Python code"

@@ -1,17 +1,27 @@
 """dodoco recommend: which MoE dispatcher for a hardware and EP degree, from replay measurements first."""
 
-from dodoco.commands import add_file_flag, add_batch_flag, add_output_flags, add_seed_flag
+from dodoco.commands import add_flags, add_file_flag, add_batch_flag, add_output_flags, add_seed_flag
 
 
 def register(sub) -> None:
     p = sub.add_parser("recommend", help="which MoE dispatcher to use: measured by dodoco replay, else by rules")
-    p.add_argument("--hardware", help="h100, h200, b200, gb200, gb300 or unknown")
-    p.add_argument("--ep", type=int, help="EP degree N")
+    add_flags(
+        p,
+        """
+        --hardware str h100, h200, b200, gb200, gb300 or unknown
+        --ep       int EP degree N
+    """,
+    )
     add_file_flag(
         p, "--replay", "dodoco replay results: dispatchers measured at this EP on this hardware are ranked", many=True
     )
-    p.add_argument("--skew", type=float, help="measured receiver skew (max/mean rank load)")
-    p.add_argument("--run", help="a run directory: measure the receiver skew at this EP from it")
+    add_flags(
+        p,
+        """
+        --skew float measured receiver skew (max/mean rank load)
+        --run  str   a run directory: measure the receiver skew at this EP from it
+    """,
+    )
     add_batch_flag(p, default="1; with --run")
     add_seed_flag(p, "the step order, with --run")
     add_output_flags(p, "the advice (rows, reasons, choice)")

@@ -1,77 +1,62 @@
 """dodoco replay: a run's routing through real MoE dispatchers on N ranks (torchrun), side by side."""
 
-from dodoco.commands import add_batch_flag, add_json_flag, add_out_flag, add_seed_flag, csv_ints, csv_strs
+from dodoco.commands import add_flags, add_batch_flag, add_json_flag, add_out_flag, add_seed_flag
 from dodoco.commands import add_file_flag
 from dodoco.replay.results import SUMMARY_COLUMNS
-
-
-def _floats(text: str) -> list[float]:
-    import argparse
-
-    try:
-        return [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 1.5,2") from None
-
-
-def _size(text: str) -> int:
-    """'64K', '512M', '1G' or plain bytes -> bytes (powers of 1024)."""
-    import argparse
-
-    t = text.strip().upper().rstrip("B")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
-    try:
-        return int(float(t[:-1] if mult > 1 else t) * mult)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a size such as 1K, 256M or 1G") from None
-
-
-def _sizes(text: str) -> list[int]:
-    return [_size(x) for x in text.split(",") if x.strip()]
 
 
 def _case_flags(p) -> None:
     """What is replayed: runs, conditions, dispatchers, rows, placement, layers, steps."""
     p.add_argument("runs", nargs="*", help="run directories, or a folder holding the real and mock runs")
-    p.add_argument("--condition", help="the real condition (default: the only non-mock run)")
-    p.add_argument("--mock", help="mock condition beside it (default: first mock-* run; 'none')")
-    p.add_argument(
-        "--dispatcher",
-        type=csv_strs,
-        help="nccl (default), megatron, megatron-allgather, nvshmem, "
-        "nvshmem-1d, deepep, or 'all'; a comma list runs each on the same cases",
+    add_flags(
+        p,
+        """
+        --condition  str  the real condition (default: the only non-mock run)
+        --mock       str  mock condition beside it (default: first mock-* run; 'none')
+        --dispatcher strs nccl (default), megatron, megatron-allgather, nvshmem, nvshmem-1d, deepep, or 'all'; a comma
+                          list runs each on the same cases
+    """,
     )
     add_batch_flag(p)
-    p.add_argument("--hidden", type=int, help="row width H (default 2048, Qwen3-30B-A3B; 7168 DeepSeek-V3)")
-    p.add_argument("--dtype", help="row element type: bf16 (default), fp16, fp32, fp8")
-    p.add_argument("--backend", help="nccl (GPUs, default) or gloo (CPU dry run)")
-    p.add_argument(
-        "--nproc", type=int, help="ranks to start when not under torchrun (default: GPUs here for nccl, 2 for gloo)"
+    add_flags(
+        p,
+        """
+        --hidden    int  row width H (default 2048, Qwen3-30B-A3B; 7168 DeepSeek-V3)
+        --dtype     str  row element type: bf16 (default), fp16, fp32, fp8
+        --backend   str  nccl (GPUs, default) or gloo (CPU dry run)
+        --nproc     int  ranks to start when not under torchrun (default: GPUs here for nccl, 2 for gloo)
+        --placement str  contiguous (default), round_robin, eplb (fitted on half, other half replayed)
+        --layers    ints MoE layer indices (default all)
+        --max-steps int  replay only the first steps
+    """,
     )
-    p.add_argument("--placement", help="contiguous (default), round_robin, eplb (fitted on half, other half replayed)")
-    p.add_argument("--layers", type=csv_ints, help="MoE layer indices (default all)")
-    p.add_argument("--max-steps", type=int, help="replay only the first steps")
 
 
 def _grid_flags(p) -> None:
     """Synthetic controls, the calibration grid, timing, the sweep and the check."""
-    p.add_argument("--skew", type=_floats, help="synthetic receiver-skew controls, e.g. 1.1,1.5,2")
-    p.add_argument(
-        "--skew-patterns", type=csv_strs, help="hot-receiver (default), hot-pair, or both: hot-receiver,hot-pair"
+    add_flags(
+        p,
+        """
+        --skew          floats synthetic receiver-skew controls, e.g. 1.1,1.5,2
+        --skew-patterns strs   hot-receiver (default), hot-pair, or both: hot-receiver,hot-pair
+        --grid-sizes    sizes  calibration grid per-rank sizes, e.g. 16M,64M
+        --grid-skews    floats calibration grid receiver skews (default 1)
+        --grid-patterns strs   calibration grid patterns (default hot-receiver,hot-pair; also uniform)
+        --grid-experts  int    experts E of the grid's routing (256)
+        --grid-topk     int    experts per token K of the grid's routing (8)
+        --iters         int    timed iterations per case and dispatcher (default 30)
+        --warmup        int    untimed iterations first (default 5)
+        --buffers       int    minimum rotating buffer sets (default 2; more below 2 x L2)
+    """,
     )
-    p.add_argument("--grid-sizes", type=_sizes, help="calibration grid per-rank sizes, e.g. 16M,64M")
-    p.add_argument("--grid-skews", type=_floats, help="calibration grid receiver skews (default 1)")
-    p.add_argument(
-        "--grid-patterns", type=csv_strs, help="calibration grid patterns (default hot-receiver,hot-pair; also uniform)"
-    )
-    p.add_argument("--grid-experts", type=int, help="experts E of the grid's routing (256)")
-    p.add_argument("--grid-topk", type=int, help="experts per token K of the grid's routing (8)")
-    p.add_argument("--iters", type=int, help="timed iterations per case and dispatcher (default 30)")
-    p.add_argument("--warmup", type=int, help="untimed iterations first (default 5)")
-    p.add_argument("--buffers", type=int, help="minimum rotating buffer sets (default 2; more below 2 x L2)")
     p.add_argument("--sweep", action="store_true", default=None, help="also the raw all_to_all_single size sweep")
-    p.add_argument("--sweep-min", type=_size, help="smallest sweep size per rank (1K)")
-    p.add_argument("--sweep-max", type=_size, help="largest sweep size per rank (512M)")
+    add_flags(
+        p,
+        """
+        --sweep-min size smallest sweep size per rank (1K)
+        --sweep-max size largest sweep size per rank (512M)
+    """,
+    )
     p.add_argument("--no-check", action="store_false", dest="check", default=None, help="skip the received-rows check")
     p.add_argument(
         "--link-gbps", type=float, help="per-direction link GB/s for the floor (default 450, NVLink4 nominal)"

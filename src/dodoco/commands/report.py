@@ -9,11 +9,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("report", help="HTML report (verdicts in sentences, figures, tables) of run directories")
     add_findings_flags(p)
-    add_out_flag(
-        p,
-        "output folder (report.html, fig-*.png, *.csv, findings.json; only files an earlier report wrote are replaced)",
-        metavar="DIR",
-    )
+    written = "report.html, fig-*.png, *.csv, findings.json; only files an earlier report wrote are replaced"
+    add_out_flag(p, f"output folder ({written})", metavar="DIR")
     p.add_argument(
         "--heatmap",
         type=csv_strs,

@@ -1,13 +1,13 @@
 """dodoco simulate: predicted dispatch and MoE-layer time at each EP degree on a described cluster."""
 
 from dodoco.commands import (
+    add_flags,
     add_file_flag,
     add_switch,
     add_batch_flag,
     add_json_flag,
     add_out_flag,
     add_seed_flag,
-    csv_ints,
     csv_strs,
 )
 
@@ -18,8 +18,13 @@ KEEP = ["model", "condition", "dispatcher", "N", "dispatch_ms", "layer_ms"]
 
 def _compute_flags(p) -> None:
     """The expert compute of the whole layer: GPU, kernel, calibration, shape."""
-    p.add_argument("--gpu", help="GPU of the expert compute model (default: the cluster's, e.g. h200)")
-    p.add_argument("--kernel", help="expert kernel: grouped_mm (default) or loop")
+    add_flags(
+        p,
+        """
+        --gpu    str GPU of the expert compute model (default: the cluster's, e.g. h200)
+        --kernel str expert kernel: grouped_mm (default) or loop
+    """,
+    )
     add_file_flag(p, "--compute-calibration", "expert-compute calibration (default: the one DODOCO ships for the GPU)")
     p.add_argument("--shape", help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width")
 
@@ -29,13 +34,23 @@ def register(sub) -> None:
 
     p = sub.add_parser("simulate", help="predict dispatch and MoE-layer time for EP 8..256 on a cluster")
     p.add_argument("runs", nargs="*", help="run directories, or folders holding them")
-    p.add_argument("--condition", type=csv_strs, help="conditions to simulate (default all)")
-    p.add_argument("--cluster", help="preset (dgx-h100, dgx-h200; default dgx-h200) or a TOML file")
-    p.add_argument("--ep", type=csv_ints, help="EP degrees (default 8,16,32,64,128,256)")
+    add_flags(
+        p,
+        """
+        --condition strs conditions to simulate (default all)
+        --cluster   str  preset (dgx-h100, dgx-h200; default dgx-h200) or a TOML file
+        --ep        ints EP degrees (default 8,16,32,64,128,256)
+    """,
+    )
     add_batch_flag(p)
-    p.add_argument("--hidden", type=int, help="hidden size H (default 2048)")
-    p.add_argument("--dtype", help="dispatched element type (default bf16)")
-    p.add_argument("--expert-width", type=int, help="expert intermediate size I (default 768)")
+    add_flags(
+        p,
+        """
+        --hidden       int hidden size H (default 2048)
+        --dtype        str dispatched element type (default bf16)
+        --expert-width int expert intermediate size I (default 768)
+    """,
+    )
     add_file_flag(
         p,
         "--calibration",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dodoco.commands import add_switch, add_json_flag, add_out_flag, add_seed_flag
+from dodoco.commands import add_flags, add_switch, add_json_flag, add_out_flag, add_seed_flag
 
 LS_COLUMNS = ["family", "mixer", "status", "steps", "heldout_loss", "heldout_ppl", "balance", "mb"]
 
@@ -16,25 +16,31 @@ def register(sub) -> None:
     which = t.add_mutually_exclusive_group()
     which.add_argument("--family", help="one family: deepseek_v2, deepseek_moe, qwen3_moe, nemotron_h, qwen3_5_moe")
     add_switch(which, "--all", "all five families")
-    t.add_argument("--steps", type=int, help="optimizer steps (default 1200)")
-    t.add_argument("--batch-size", type=int, help="sequences per optimizer step (default 32)")
-    t.add_argument("--seq-len", type=int, help="tokens per sequence (default 256)")
-    t.add_argument("--lr", type=float, help="peak learning rate (default 3e-3)")
-    t.add_argument("--warmup", type=int, help="warm-up steps (default 100)")
+    add_flags(
+        t,
+        """
+        --steps      int   optimizer steps (default 1200)
+        --batch-size int   sequences per optimizer step (default 32)
+        --seq-len    int   tokens per sequence (default 256)
+        --lr         float peak learning rate (default 3e-3)
+        --warmup     int   warm-up steps (default 100)
+    """,
+    )
     add_seed_flag(t, "the training batches and initial weights")
     t.add_argument("--device", help="cpu (default), cuda, cuda:1, ...")
     add_out_flag(t, "output folder, one subfolder per family (default runs/zoo)", metavar="DIR")
     add_switch(t, "--resume", "continue from OUT/<family>/checkpoint.pt")
-    t.add_argument("--data", help="folder of <domain>.jsonl[.gz] with split/text fields (default: the bundled text)")
-    t.add_argument(
-        "--time-budget",
-        type=float,
-        help="seconds per family: fewer steps if --steps would not fit (chosen after warm-up)",
+    add_flags(
+        t,
+        """
+        --data        str   folder of <domain>.jsonl[.gz] with split/text fields (default: the bundled text)
+        --time-budget float seconds per family: fewer steps if --steps would not fit (chosen after warm-up)
+        --log-every   int   steps per log line (default 50)
+        --eval-every  int   steps per held-out evaluation (default 400)
+        --save-every  int   steps per checkpoint for --resume (default 200)
+        --note        str   a sentence for the model card (how the run was set up)
+    """,
     )
-    t.add_argument("--log-every", type=int, help="steps per log line (default 50)")
-    t.add_argument("--eval-every", type=int, help="steps per held-out evaluation (default 400)")
-    t.add_argument("--save-every", type=int, help="steps per checkpoint for --resume (default 200)")
-    t.add_argument("--note", help="a sentence for the model card (how the run was set up)")
     add_json_flag(t, "one row per trained model (the zoo ls columns)")
     add_config_flag(t)
     t.set_defaults(func=run_train)
