@@ -13,8 +13,6 @@ trusts file names claims the user's counts.npy; reads that open before checking 
 import errno
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -121,18 +119,6 @@ def test_a_run_directory_that_is_a_link_is_refused(sandbox, cli):
     assert snapshot(sandbox.outside) == outside and set(os.listdir(sandbox.outside)) == set(outside)
 
 
-def _dodoco(*argv, timeout=120):
-    """The CLI in a child process (a hang fails the test instead of hanging it): (rc, stderr)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "dodoco.cli", *map(str, argv)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    return proc.returncode, proc.stderr
-
-
 @pytest.fixture
 def fifo(tmp_path):
     f = tmp_path / "counts.npy"
@@ -140,7 +126,7 @@ def fifo(tmp_path):
     return f
 
 
-def test_special_files_never_hang_the_cli(tmp_path, fifo):
+def test_special_files_never_hang_the_cli(tmp_path, fifo, cli_child):
     folder = tmp_path / "inputs"
     folder.mkdir()
     os.mkfifo(folder / "dump.npy")
@@ -153,9 +139,9 @@ def test_special_files_never_hang_the_cli(tmp_path, fifo):
         (("validate", fifo), "FIFO"),
     ]
     for argv, needle in cases:
-        rc, err = _dodoco(*argv)
-        assert rc == 2, (argv, err)
-        one_line(err, needle)
+        p = cli_child(*argv)
+        assert p.returncode == 2, (argv, p.stderr)
+        one_line(p.stderr, needle)
     assert not (tmp_path / "r").exists()
 
 

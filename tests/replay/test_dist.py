@@ -1,9 +1,6 @@
 """Replay end to end on the gloo backend (CPU dry run, real processes via torchrun) and its errors."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -11,48 +8,14 @@ import pytest
 from dodoco.cli import main
 
 
-def _dodoco(args, env=None, timeout=90):
-    cmd = [sys.executable, "-m", "dodoco.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
-
-
-def test_gloo_replay_three_ranks_every_dispatcher(runs_dir, tmp_path):
+def test_gloo_replay_three_ranks_every_dispatcher(runs_dir, tmp_path, cli_child):
     out = tmp_path / "r.json"
-    p = _dodoco(
-        [
-            "replay",
-            str(runs_dir),
-            "--condition",
-            "prose",
-            "--backend",
-            "gloo",
-            "--nproc",
-            "3",
-            "--hidden",
-            "16",
-            "--iters",
-            "2",
-            "--warmup",
-            "1",
-            "--skew",
-            "1.5",
-            "--skew-patterns",
-            "hot-receiver,hot-pair",
-            "--grid-sizes",
-            "4K",
-            "--grid-skews",
-            "1,2",
-            "--grid-experts",
-            "24",
-            "--dispatcher",
-            "all",
-            "--sweep",
-            "--sweep-max",
-            "4K",
-            "-o",
-            str(out),
-        ]
+    flags = (
+        "--condition prose --backend gloo --nproc 3 --hidden 16 --iters 2 --warmup 1 --skew 1.5 "
+        "--skew-patterns hot-receiver,hot-pair --grid-sizes 4K --grid-skews 1,2 --grid-experts 24 --dispatcher all "
+        "--sweep --sweep-max 4K -o"
     )
+    p = cli_child("replay", runs_dir, *flags.split(), out)
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(out.read_text())
     assert r["schema"] == "dodoco.replay/2" and r["N"] == 3 and r["timing"].startswith("time.perf_counter")
@@ -81,27 +44,10 @@ def test_gloo_replay_three_ranks_every_dispatcher(runs_dir, tmp_path):
     assert "not measured" in p.stdout and "harness overhead" in p.stdout
 
 
-def test_failing_rank_stops_the_others(runs_dir):
+def test_failing_rank_stops_the_others(runs_dir, cli_child):
     t0 = time.time()
-    p = _dodoco(
-        [
-            "replay",
-            str(runs_dir),
-            "--condition",
-            "prose",
-            "--backend",
-            "gloo",
-            "--nproc",
-            "2",
-            "--hidden",
-            "16",
-            "--iters",
-            "2",
-            "--timeout",
-            "15",
-        ],
-        env={"DODOCO_REPLAY_FAIL_RANK": "1"},
-    )
+    flags = "--condition prose --backend gloo --nproc 2 --hidden 16 --iters 2 --timeout 15"
+    p = cli_child("replay", runs_dir, *flags.split(), env={"DODOCO_REPLAY_FAIL_RANK": "1"})
     assert time.time() - t0 < 45
     assert p.returncode == 2
     assert p.stderr.strip().splitlines()[-1] == (

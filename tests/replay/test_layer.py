@@ -1,9 +1,6 @@
 """The whole-layer replay (--layer): received tokens, each rank's expert loads and the slowest-rank step time."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -91,41 +88,12 @@ def test_an_aligned_expert_major_delivery_pads_each_block():
     assert layer_stages(_Fake("rank-major")) == ("a2a", "sort by local expert", "experts", "unsort", "a2a back")
 
 
-def _dodoco(args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "dodoco.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ),
-    )
-
-
-def test_gloo_layer_replay_two_ranks(runs_dir, tmp_path):
+def test_gloo_layer_replay_two_ranks(runs_dir, tmp_path, cli_child):
     out = tmp_path / "layer.json"
-    p = _dodoco(
-        [
-            "replay",
-            str(runs_dir),
-            "--condition",
-            "prose",
-            "--backend",
-            "gloo",
-            "--nproc",
-            "2",
-            "--hidden",
-            "64",
-            "--expert-width",
-            "32",
-            "--layer",
-            "--dispatcher",
-            "all",
-            "--batch",
-            "2",
-            "-o",
-            str(out),
-        ]
+    flags = (
+        "--condition prose --backend gloo --nproc 2 --hidden 64 --expert-width 32 --layer --dispatcher all --batch 2 -o"
     )
+    p = cli_child("replay", runs_dir, *flags.split(), out)
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(out.read_text())
     assert (

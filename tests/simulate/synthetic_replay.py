@@ -127,3 +127,28 @@ def replay_v2(
         "dispatchers": {dispatcher: {"status": "measured"}},
         "rows": rows,
     }
+
+
+def replay_v1(sweep: bool = False) -> dict:
+    """A schema-1 result of 2 ranks: one real, one skew and one balanced case (0.1 ms each), with
+    a one-point size sweep where ``sweep``."""
+    cases = [
+        {"kind": k, "condition": c, "step": 0, "layer": 0, "splits": [[1000, 200], [300, 900]]}
+        | {"dispatch": {"median_ms": 0.1}, "combine": {"median_ms": 0.1}}
+        for k, c in (("real", "prose"), ("skew", "skew-2"), ("balanced", "balanced"))
+    ]
+    d = {"schema": "dodoco.replay/1", "N": 2, "dispatcher": "alltoall", "row_bytes": 4096, "backend": "nccl"}
+    d |= {"device": {"name": "Fake", "count": 2}, "source": {"real": {"model": "m"}}, "cases": cases}
+    return d | ({"sweep": [{"bytes_per_rank": 1 << 24, "median_ms": 0.07}]} if sweep else {})
+
+
+def load_synthetic(tmp_path, d: dict, name: str = "r.json"):
+    """``load_groups`` of the result ``d`` written to tmp_path/name -> (groups, sources)."""
+    import json
+
+    from dodoco.simulate.samples import load_groups
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    f = tmp_path / name
+    f.write_text(json.dumps(d))
+    return load_groups([f])

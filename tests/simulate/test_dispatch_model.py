@@ -11,11 +11,10 @@ from dodoco.errors import DodocoError
 from dodoco.simulate.calibration import Calibration, load_calibration
 from dodoco.simulate.fit import calibrate, fit_group, imbalanced, pct_errors
 from dodoco.simulate.forms import FORMS, Balanced, feats, fit_balanced, fit_params
-from dodoco.simulate.samples import load_groups
 from dodoco.simulate.holdout import form_rows, leaks, target_rows, validation_rows
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_replay import BAL, MB, replay_v2, truth_form  # noqa: E402
+from synthetic_replay import BAL, MB, load_synthetic, replay_v1, replay_v2, truth_form  # noqa: E402
 
 B = np.array([[9e6, 30e6, 10e6], [0.0, 50e6, 60e6], [20e6, 20e6, 0.0]])  # diagonal 9 MB, 50 MB stays local
 FLAT = Balanced(1e-5, np.array([1e6]), np.array([1e9]))  # alpha 10 us, 1 GB/s at every size
@@ -75,11 +74,7 @@ def test_fit_params_recover_the_truth(name, theta):
     np.testing.assert_allclose(got, theta, atol=2e-3)
 
 
-def _groups(tmp_path, d, name="r.json"):
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    p = tmp_path / name
-    p.write_text(json.dumps(d))
-    return load_groups([p])
+_groups = load_synthetic
 
 
 def _size_dependent(mb):
@@ -164,28 +159,7 @@ def test_gloo_dry_run_is_refused_and_schema_1_roles(tmp_path):
     with pytest.raises(DodocoError, match="gloo replay .* not GPU dispatch times") as e:
         _groups(tmp_path, d)
     assert "\n" not in str(e.value)
-    v1 = {
-        "schema": "dodoco.replay/1",
-        "N": 2,
-        "dispatcher": "alltoall",
-        "row_bytes": 4096,
-        "backend": "nccl",
-        "device": {"name": "Fake", "count": 2},
-        "source": {"real": {"model": "m"}},
-        "cases": [
-            {
-                "kind": k,
-                "condition": c,
-                "step": 0,
-                "layer": 0,
-                "splits": [[1000, 200], [300, 900]],
-                "dispatch": {"median_ms": 0.1},
-                "combine": {"median_ms": 0.1},
-            }
-            for k, c in (("real", "prose"), ("skew", "skew-2"), ("balanced", "balanced"))
-        ],
-        "sweep": [{"bytes_per_rank": 1 << 24, "median_ms": 0.07}],
-    }
+    v1 = replay_v1(sweep=True)
     groups, _ = _groups(tmp_path, v1, "v1.json")
     g = groups[1]  # dispatch
     assert g.dispatcher == "nccl" and g.phase == "dispatch" and g.machine == "Fake x2"

@@ -12,7 +12,7 @@ from dodoco.errors import DodocoError
 from dodoco.simulate.forms import FORMS, Balanced, evaluate, feats, fit_balanced, fit_line, fit_params, nominal
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_replay import replay_v2, truth_form  # noqa: E402
+from synthetic_replay import load_synthetic, replay_v2, truth_form  # noqa: E402
 
 FLAT = Balanced(1e-5, np.array([1e6]), np.array([1e9]))
 
@@ -133,12 +133,7 @@ def test_the_calibration_of_a_known_replay_is_pinned(tmp_path):
     assert got == json.loads(pinned.read_text())
 
 
-def _groups_of(tmp_path, d, name):
-    from dodoco.simulate.samples import load_groups
-
-    f = tmp_path / name
-    f.write_text(json.dumps(d))
-    return load_groups([f])
+_groups_of = load_synthetic
 
 
 def test_groups_that_cannot_be_calibrated_are_recorded_and_the_rest_calibrated(tmp_path):

@@ -5,17 +5,16 @@ fitting on them would leak those sizes into the validation, so they are controls
 Schema 1 had no grid: its balanced and skew controls are its calibration traffic.
 """
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from dodoco.simulate.fit import calibrate
-from dodoco.simulate.samples import load_groups, routing_role
+from dodoco.simulate.samples import routing_role
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic_replay import replay_v2, truth_form  # noqa: E402
+from synthetic_replay import load_synthetic, replay_v1, replay_v2, truth_form  # noqa: E402
 
 
 def _with_controls(d: dict) -> dict:
@@ -39,10 +38,7 @@ def _with_controls(d: dict) -> dict:
     return d
 
 
-def _groups(tmp_path, d, name="r.json"):
-    f = tmp_path / name
-    f.write_text(json.dumps(d))
-    return load_groups([f])
+_groups = load_synthetic
 
 
 def test_schema_2_controls_are_never_fitted(tmp_path):
@@ -63,27 +59,7 @@ def test_schema_2_controls_are_never_fitted(tmp_path):
 
 
 def test_schema_1_controls_are_its_calibration_traffic(tmp_path):
-    v1 = {
-        "schema": "dodoco.replay/1",
-        "N": 2,
-        "dispatcher": "alltoall",
-        "row_bytes": 4096,
-        "backend": "nccl",
-        "device": {"name": "Fake", "count": 2},
-        "source": {"real": {"model": "m"}},
-        "cases": [
-            {
-                "kind": k,
-                "condition": c,
-                "step": 0,
-                "layer": 0,
-                "splits": [[1000, 200], [300, 900]],
-                "dispatch": {"median_ms": 0.1},
-                "combine": {"median_ms": 0.1},
-            }
-            for k, c in (("real", "prose"), ("skew", "skew-2"), ("balanced", "balanced"))
-        ],
-    }
+    v1 = replay_v1()
     groups, sources = _groups(tmp_path, v1, "v1.json")
     assert sources[0].schema == "dodoco.replay/1"
     for g in groups:
