@@ -33,6 +33,9 @@ def _flags(p) -> None:
         --hidden     int    row width H of the grid (default 7168)
         --iters      int    timed iterations per grid case (default 10)
         --warmup     int    untimed iterations first (default 3)
+        --kernel     strs   expert kernels to calibrate (default grouped_mm)
+        --shapes     strs   expert shapes of the compute grid (default the paper's four: deepseek-v3,
+                            deepseek-v2-lite, qwen3-30b-a3b, qwen3.5-35b-a3b)
     """,
     )
     p.add_argument(
@@ -42,14 +45,6 @@ def _flags(p) -> None:
         default=None,
         dest="compute",
         help="skip the expert-compute calibration",
-    )
-    add_flags(
-        p,
-        """
-        --kernel strs expert kernels to calibrate (default grouped_mm)
-        --shapes strs expert shapes of the compute grid (default the paper's four: deepseek-v3, deepseek-v2-lite,
-                      qwen3-30b-a3b, qwen3.5-35b-a3b)
-    """,
     )
     p.add_argument(
         "--timeout", type=float, dest="timeout_s", help="seconds without progress before ranks stop (default 300)"

@@ -16,19 +16,11 @@ def register(sub) -> None:
     add_flags(
         p,
         """
-        --gpu    str  the GPU to predict for: h100, h200 (its shipped calibration)
-        --kernel strs grouped_mm (default), loop, megatron
-        --shape  str  a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b
-        --hidden int  hidden size H of the routed expert
-        --width  int  expert width I (moe_intermediate_size)
-    """,
-    )
-    add_file_flag(p, "--calibration", "a compute calibration (dodoco calibrate)")
-    p.add_argument("--ep", type=csv_ints, help="EP degrees to measure (default 8)")
-    add_batch_flag(p)
-    add_flags(
-        p,
-        """
+        --gpu       str  the GPU to predict for: h100, h200 (its shipped calibration)
+        --kernel    strs grouped_mm (default), loop, megatron
+        --shape     str  a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b
+        --hidden    int  hidden size H of the routed expert
+        --width     int  expert width I (moe_intermediate_size)
         --placement str  contiguous (default), round_robin, eplb, ...
         --layers    ints MoE layer indices (default all)
         --max-steps int  steps per EP degree (default 1)
@@ -36,6 +28,9 @@ def register(sub) -> None:
         --device    str  cuda (default), cuda:N, or cpu for a dry run
     """,
     )
+    add_file_flag(p, "--calibration", "a compute calibration (dodoco calibrate)")
+    p.add_argument("--ep", type=csv_ints, help="EP degrees to measure (default 8)")
+    add_batch_flag(p)
     add_seed_flag(p)
     p.add_argument(
         "--json",

@@ -18,33 +18,23 @@ def register(sub) -> None:
     add_flags(
         p,
         """
-        --ep  int  EP degree the export is derived at (default: the largest of 4, 8, 16, 32 below E whose step fits
-                   the run)
-        --eps ints neusim: EP degrees listed under by_ep (default 4,8,16,32 and powers of two up to E)
-    """,
-    )
-    add_batch_flag(p)
-    add_flags(
-        p,
-        """
+        --ep              int   EP degree the export is derived at (default: the largest of 4, 8, 16, 32 below E whose
+                                step fits the run)
+        --eps             ints  neusim: EP degrees listed under by_ep (default 4,8,16,32 and powers of two up to E)
         --regime          str   neusim: prefill, decode (needs token traces) or both where traces exist (default)
         --tokens-per-pass float neusim, window-aggregate imports: tokens of one forward pass (T; otherwise refused)
         --hidden          int   traffic: hidden size H (default 2048)
         --dtype           str   traffic: dispatched element type (default bf16)
         --placement       str   traffic: contiguous (default), round_robin, eplb
         --max-steps       int   traffic: steps per run (default all)
+        --gpu             str   neusim: GPU of the expert-compute check (default h100)
+        --kernel          str   neusim: expert kernel of the compute check (default loop: NeuSim times each expert as
+                                its own matmul)
+        --shape           str   neusim: expert shape (e.g. deepseek-v3; default: the run's model)
     """,
     )
+    add_batch_flag(p)
     add_seed_flag(p)
-    add_flags(
-        p,
-        """
-        --gpu    str neusim: GPU of the expert-compute check (default h100)
-        --kernel str neusim: expert kernel of the compute check (default loop: NeuSim times each expert as its own
-                     matmul)
-        --shape  str neusim: expert shape (e.g. deepseek-v3; default: the run's model)
-    """,
-    )
     add_file_flag(
         p, "--compute-calibration", "neusim: expert-compute calibration (default: the one DODOCO ships for --gpu)"
     )

@@ -26,27 +26,22 @@ def register(sub) -> None:
     add_flags(
         p,
         """
-        --model-id    str  model the dumps come from (e.g. deepseek-ai/DeepSeek-V3)
-        --condition   str  condition name of the run (default: production)
-        --seq-len     int  sequence length to record (default 0: not applicable)
-        --layer-ids   ints model layer id of each dumped layer, e.g. 3,4,5
-        --num-experts int  logical experts E, where the dump lacks it (also allows ids far beyond the others)
-        --top-k       int  experts per token K, where the dump lacks it
-        --ranks       ints keep only these ranks' records, e.g. 0 or 0,8
+        --model-id       str  model the dumps come from (e.g. deepseek-ai/DeepSeek-V3)
+        --condition      str  condition name of the run (default: production)
+        --seq-len        int  sequence length to record (default 0: not applicable)
+        --layer-ids      ints model layer id of each dumped layer, e.g. 3,4,5
+        --num-experts    int  logical experts E, where the dump lacks it (also allows ids far beyond the others)
+        --top-k          int  experts per token K, where the dump lacks it
+        --ranks          ints keep only these ranks' records, e.g. 0 or 0,8
+        --ep-size        int  megatron-tpe: expert-parallel size
+        --expert-tp-size int  megatron-tpe: expert tensor-parallel size (1)
+        --engine-version str  engine version to record, where the dump lacks it
     """,
     )
     p.add_argument(
         "--split-ranks", action="store_true", default=None, help="one row per (pass, rank) instead of ranks summed"
     )
     p.add_argument("--as-window", action="store_true", default=None, help="sum every row into one aggregate window")
-    add_flags(
-        p,
-        """
-        --ep-size        int megatron-tpe: expert-parallel size
-        --expert-tp-size int megatron-tpe: expert tensor-parallel size (1)
-        --engine-version str engine version to record, where the dump lacks it
-    """,
-    )
     p.add_argument(
         "--overwrite",
         action="store_true",

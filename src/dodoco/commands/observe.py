@@ -18,18 +18,13 @@ def register(sub) -> None:
                          file:PATH, hf:DATASET[:CONFIG[:SPLIT[:REVISION]]]
         --seq-len    int tokens per sequence
         --sequences  int sequences per condition (S)
+        --dtype      str auto (default), float32, bfloat16, float16
+        --device     str cpu (default), cuda, cuda:N, auto, or auto-map (device_map=auto)
     """,
     )
     p.add_argument("-o", "--out", help="folder; one run directory per condition inside it")
     p.add_argument("--batch-size", type=int, help="sequences per forward pass (default 8)")
     add_seed_flag(p, "mock ids and random tiny weights")
-    add_flags(
-        p,
-        """
-        --dtype  str auto (default), float32, bfloat16, float16
-        --device str cpu (default), cuda, cuda:N, auto, or auto-map (device_map=auto)
-    """,
-    )
     p.add_argument("--traces", action="store_true", default=None, help="also store top-k indices per token")
     p.add_argument(
         "--trust-remote-code", action="store_true", default=None, help="allow a checkpoint's own Python code"

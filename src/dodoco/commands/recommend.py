@@ -8,19 +8,14 @@ def register(sub) -> None:
     add_flags(
         p,
         """
-        --hardware str h100, h200, b200, gb200, gb300 or unknown
-        --ep       int EP degree N
+        --hardware str   h100, h200, b200, gb200, gb300 or unknown
+        --ep       int   EP degree N
+        --skew     float measured receiver skew (max/mean rank load)
+        --run      str   a run directory: measure the receiver skew at this EP from it
     """,
     )
     add_file_flag(
         p, "--replay", "dodoco replay results: dispatchers measured at this EP on this hardware are ranked", many=True
-    )
-    add_flags(
-        p,
-        """
-        --skew float measured receiver skew (max/mean rank load)
-        --run  str   a run directory: measure the receiver skew at this EP from it
-    """,
     )
     add_batch_flag(p, default="1; with --run")
     add_seed_flag(p, "the step order, with --run")

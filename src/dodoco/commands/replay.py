@@ -15,21 +15,16 @@ def _case_flags(p) -> None:
         --mock       str  mock condition beside it (default: first mock-* run; 'none')
         --dispatcher strs nccl (default), megatron, megatron-allgather, nvshmem, nvshmem-1d, deepep, or 'all'; a comma
                           list runs each on the same cases
+        --hidden     int  row width H (default 2048, Qwen3-30B-A3B; 7168 DeepSeek-V3)
+        --dtype      str  row element type: bf16 (default), fp16, fp32, fp8
+        --backend    str  nccl (GPUs, default) or gloo (CPU dry run)
+        --nproc      int  ranks to start when not under torchrun (default: GPUs here for nccl, 2 for gloo)
+        --placement  str  contiguous (default), round_robin, eplb (fitted on half, other half replayed)
+        --layers     ints MoE layer indices (default all)
+        --max-steps  int  replay only the first steps
     """,
     )
     add_batch_flag(p)
-    add_flags(
-        p,
-        """
-        --hidden    int  row width H (default 2048, Qwen3-30B-A3B; 7168 DeepSeek-V3)
-        --dtype     str  row element type: bf16 (default), fp16, fp32, fp8
-        --backend   str  nccl (GPUs, default) or gloo (CPU dry run)
-        --nproc     int  ranks to start when not under torchrun (default: GPUs here for nccl, 2 for gloo)
-        --placement str  contiguous (default), round_robin, eplb (fitted on half, other half replayed)
-        --layers    ints MoE layer indices (default all)
-        --max-steps int  replay only the first steps
-    """,
-    )
 
 
 def _grid_flags(p) -> None:
@@ -47,16 +42,11 @@ def _grid_flags(p) -> None:
         --iters         int    timed iterations per case and dispatcher (default 30)
         --warmup        int    untimed iterations first (default 5)
         --buffers       int    minimum rotating buffer sets (default 2; more below 2 x L2)
+        --sweep-min     size   smallest sweep size per rank (1K)
+        --sweep-max     size   largest sweep size per rank (512M)
     """,
     )
     p.add_argument("--sweep", action="store_true", default=None, help="also the raw all_to_all_single size sweep")
-    add_flags(
-        p,
-        """
-        --sweep-min size smallest sweep size per rank (1K)
-        --sweep-max size largest sweep size per rank (512M)
-    """,
-    )
     p.add_argument("--no-check", action="store_false", dest="check", default=None, help="skip the received-rows check")
     p.add_argument(
         "--link-gbps", type=float, help="per-direction link GB/s for the floor (default 450, NVLink4 nominal)"

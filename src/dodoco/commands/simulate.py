@@ -37,20 +37,15 @@ def register(sub) -> None:
     add_flags(
         p,
         """
-        --condition strs conditions to simulate (default all)
-        --cluster   str  preset (dgx-h100, dgx-h200; default dgx-h200) or a TOML file
-        --ep        ints EP degrees (default 8,16,32,64,128,256)
+        --condition    strs conditions to simulate (default all)
+        --cluster      str  preset (dgx-h100, dgx-h200; default dgx-h200) or a TOML file
+        --ep           ints EP degrees (default 8,16,32,64,128,256)
+        --hidden       int  hidden size H (default 2048)
+        --dtype        str  dispatched element type (default bf16)
+        --expert-width int  expert intermediate size I (default 768)
     """,
     )
     add_batch_flag(p)
-    add_flags(
-        p,
-        """
-        --hidden       int hidden size H (default 2048)
-        --dtype        str dispatched element type (default bf16)
-        --expert-width int expert intermediate size I (default 768)
-    """,
-    )
     add_file_flag(
         p,
         "--calibration",

@@ -19,20 +19,11 @@ def register(sub) -> None:
     add_flags(
         t,
         """
-        --steps      int   optimizer steps (default 1200)
-        --batch-size int   sequences per optimizer step (default 32)
-        --seq-len    int   tokens per sequence (default 256)
-        --lr         float peak learning rate (default 3e-3)
-        --warmup     int   warm-up steps (default 100)
-    """,
-    )
-    add_seed_flag(t, "the training batches and initial weights")
-    t.add_argument("--device", help="cpu (default), cuda, cuda:1, ...")
-    add_out_flag(t, "output folder, one subfolder per family (default runs/zoo)", metavar="DIR")
-    add_switch(t, "--resume", "continue from OUT/<family>/checkpoint.pt")
-    add_flags(
-        t,
-        """
+        --steps       int   optimizer steps (default 1200)
+        --batch-size  int   sequences per optimizer step (default 32)
+        --seq-len     int   tokens per sequence (default 256)
+        --lr          float peak learning rate (default 3e-3)
+        --warmup      int   warm-up steps (default 100)
         --data        str   folder of <domain>.jsonl[.gz] with split/text fields (default: the bundled text)
         --time-budget float seconds per family: fewer steps if --steps would not fit (chosen after warm-up)
         --log-every   int   steps per log line (default 50)
@@ -41,6 +32,10 @@ def register(sub) -> None:
         --note        str   a sentence for the model card (how the run was set up)
     """,
     )
+    add_seed_flag(t, "the training batches and initial weights")
+    t.add_argument("--device", help="cpu (default), cuda, cuda:1, ...")
+    add_out_flag(t, "output folder, one subfolder per family (default runs/zoo)", metavar="DIR")
+    add_switch(t, "--resume", "continue from OUT/<family>/checkpoint.pt")
     add_json_flag(t, "one row per trained model (the zoo ls columns)")
     add_config_flag(t)
     t.set_defaults(func=run_train)
