@@ -335,8 +335,8 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("replay.plan", "case_bytes", r"np\.asarray\(splits, (dtype=None)?\)", DTYPE_FLOAT),
     ("replay.plan", "case_bytes", r"shape\[1\]", SQUARE),
     ("replay.plan", "hot_pair_splits", r"np\.array\(\[\[P\]\], (dtype=None)?\)", DTYPE_INT),
-    ("replay.plan", "spread", r"np\.full\(N, total // N, (dtype=None)?\)", DTYPE_INT),
-    ("replay.plan", "spread", r"total / N, dtype=np\.int64", "total >= 0: the int64 of total / N is total // N"),
+    ("ep.steps", "spread", r"np\.full\(N, total // N, (dtype=None)?\)", DTYPE_INT),
+    ("ep.steps", "spread", r"total / N, dtype=np\.int64", "total >= 0: the int64 of total / N is total // N"),
     # ---- simulate.forms
     (
         "simulate.forms",
