@@ -6,27 +6,12 @@ import json
 import pytest
 
 from dodoco.cli import main
-from dodoco.findings.synthetic import skewed_counts, write_counts_run
+from dodoco.findings.synthetic import mock_and_prose_runs
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli-runs")
-    write_counts_run(
-        root / "m" / "mock-uniform-L32",
-        skewed_counts(32, 2, 16, assignments=64, concentration=None),
-        model="m",
-        condition="mock-uniform",
-        seq_len=32,
-    )
-    write_counts_run(
-        root / "m" / "prose-L32",
-        skewed_counts(32, 2, 16, assignments=64, concentration=0.3, seed=1),
-        model="m",
-        condition="prose",
-        seq_len=32,
-    )
-    return root
+    return mock_and_prose_runs(tmp_path_factory.mktemp("cli-runs"))
 
 
 def test_report_cli_json(runs, tmp_path, capsys):

@@ -6,30 +6,13 @@ import numpy as np
 import pytest
 
 from dodoco.cli import main
-from dodoco.findings.synthetic import skewed_counts, write_counts_run
+from dodoco.findings.synthetic import mock_and_prose_runs, skewed_counts, write_counts_run
 from dodoco.store import open_run
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export-runs")
-    write_counts_run(
-        root / "m" / "mock-uniform-L32",
-        skewed_counts(32, 2, 16, assignments=64, concentration=None),
-        model="m",
-        condition="mock-uniform",
-        seq_len=32,
-        K=2,
-    )
-    write_counts_run(
-        root / "m" / "prose-L32",
-        skewed_counts(32, 2, 16, assignments=64, concentration=0.3, seed=1),
-        model="m",
-        condition="prose",
-        seq_len=32,
-        K=2,
-    )
-    return root
+    return mock_and_prose_runs(tmp_path_factory.mktemp("export-runs"), K=2)
 
 
 def _steps(counts, P, seed=0):

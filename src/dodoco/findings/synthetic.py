@@ -83,3 +83,13 @@ def write_counts_run(
         )
     )
     return path
+
+
+def mock_and_prose_runs(root, K: int = 1) -> Path:
+    """Two small runs of model "m" under ``root`` (32 sequences of 32 tokens, 2 layers, 16 experts):
+    mock-uniform (multinomial) and prose (Dirichlet 0.3), as the command tests use them -> root."""
+    root = Path(root)
+    for condition, conc, seed in (("mock-uniform", None, 0), ("prose", 0.3, 1)):
+        counts = skewed_counts(32, 2, 16, assignments=64, concentration=conc, seed=seed)
+        write_counts_run(root / "m" / f"{condition}-L32", counts, model="m", condition=condition, seq_len=32, K=K)
+    return root
