@@ -19,10 +19,11 @@ import pytest
 from faults import interrupt_after, one_line, snapshot
 
 TINY = ("--seq-len", 32, "--sequences", 8, "--batch-size", 4)
+OBSERVE = ("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose")
 
 
 def _observe(out, *extra):
-    return ("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *TINY, "--out", out, *extra)
+    return (*OBSERVE, *TINY, "--out", out, *extra)
 
 
 def _interrupted_stub(sandbox, cli, monkeypatch):
@@ -176,41 +177,11 @@ FLAGS = {  # argv, needles: every size flag and seed checked before anything is 
     "num-experts-1e12": (("import", "numpy", "{c}", "-o", "{tmp}/r", "--num-experts", 10**12), ["--num-experts"]),
     "top-k-huge": (("import", "numpy", "{c}", "-o", "{tmp}/r", "--top-k", 10**9), ["--top-k"]),
     "sequences-1e11": (
-        (
-            "observe",
-            "--model",
-            "tiny:qwen3_moe",
-            "--conditions",
-            "prose",
-            "--seq-len",
-            32,
-            "--sequences",
-            10**11,
-            "--out",
-            "{tmp}/o",
-        ),
+        (*OBSERVE, "--seq-len", 32, "--sequences", 10**11, "--out", "{tmp}/o"),
         ["--sequences", "memory"],
     ),
-    "seq-len-huge": (
-        (
-            "observe",
-            "--model",
-            "tiny:qwen3_moe",
-            "--conditions",
-            "prose",
-            "--seq-len",
-            10**12,
-            "--sequences",
-            8,
-            "--out",
-            "{tmp}/o",
-        ),
-        ["--seq-len"],
-    ),
-    "observe-seed-negative": (
-        ("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *TINY, "--seed", -1, "--out", "{tmp}/o"),
-        ["--seed -1"],
-    ),
+    "seq-len-huge": ((*OBSERVE, "--seq-len", 10**12, "--sequences", 8, "--out", "{tmp}/o"), ["--seq-len"]),
+    "observe-seed-negative": ((*OBSERVE, *TINY, "--seed", -1, "--out", "{tmp}/o"), ["--seed -1"]),
     "analyze-seed-negative": (("analyze", "{runs}", "--seed", -1), ["--seed -1"]),
     "seed-beyond-int64": (("analyze", "{runs}", "--seed", 2**70), ["--seed", "2**63"]),
     "device-bogus": (

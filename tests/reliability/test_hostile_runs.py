@@ -222,17 +222,7 @@ def test_a_data_file_that_is_not_a_regular_file_is_refused(what, sandbox, cli3):
 def test_resuming_on_another_device_is_refused(tmp_path, cli, monkeypatch):
     """The device kind is part of a run's identity: a run begun on a GPU never finishes on the CPU."""
     args = (
-        "observe",
-        "--model",
-        "tiny:qwen3_moe",
-        "--conditions",
-        "prose",
-        "--seq-len",
-        32,
-        "--sequences",
-        8,
-        "--batch-size",
-        4,
+        *"observe --model tiny:qwen3_moe --conditions prose --seq-len 32 --sequences 8 --batch-size 4".split(),
         "--out",
         tmp_path,
     )

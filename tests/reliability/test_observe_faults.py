@@ -11,6 +11,7 @@ from faults import one_line, snapshot
 from dodoco.store.manifest import Origin, write_stub
 
 TINY = ("--seq-len", 32, "--sequences", 8, "--batch-size", 4)
+OBSERVE = ("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose")
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +86,7 @@ def test_bad_flags(flags, needles, runs, cli):
 
 def test_out_is_a_file_or_the_run_directory_is_a_file(runs, tmp_path, cli):
     (tmp_path / "afile").write_text("mine")
-    rc, err = cli("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *TINY, "--out", tmp_path / "afile")
+    rc, err = cli(*OBSERVE, *TINY, "--out", tmp_path / "afile")
     assert rc == 2 and one_line(err, "is a file") and (tmp_path / "afile").read_text() == "mine"
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "prose-L32").write_text("mine too")
@@ -99,20 +100,7 @@ def test_overwrite_never_removes_what_dodoco_did_not_write(runs, cli):
     theirs = runs / "prose-L32"
     (theirs / "my-notes.txt").write_text("keep me")
     before = snapshot(runs)
-    rc, err = cli(
-        "observe",
-        "--model",
-        "tiny:qwen3_moe",
-        "--conditions",
-        "prose",
-        "--seq-len",
-        32,
-        "--sequences",
-        4,
-        "--out",
-        runs,
-        "--overwrite",
-    )
+    rc, err = cli(*OBSERVE, "--seq-len", 32, "--sequences", 4, "--out", runs, "--overwrite")
     assert rc == 2 and one_line(err, "also holds my-notes.txt", "never removes")
     assert snapshot(runs) == before
     shutil.rmtree(theirs)
@@ -120,7 +108,7 @@ def test_overwrite_never_removes_what_dodoco_did_not_write(runs, cli):
     (theirs / "sub").mkdir()
     (theirs / "sub" / "data.csv").write_text("1,2\n")
     before = snapshot(runs)
-    rc, err = cli("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *TINY, "--out", runs, "--overwrite")
+    rc, err = cli(*OBSERVE, *TINY, "--out", runs, "--overwrite")
     assert rc == 2 and one_line(err, "holds no DODOCO run (sub)")
     assert snapshot(runs) == before
 
@@ -131,17 +119,7 @@ def test_observe_overwrite_does_not_replace_an_imported_run(tmp_path, cli):
     np.save(tmp_path / "c.npy", np.ones((3, 2, 4), np.uint32))
     assert cli("import", "numpy", tmp_path / "c.npy", "-o", tmp_path / "runs" / "prose-L32")[0] == 0
     before = snapshot(tmp_path / "runs")
-    rc, err = cli(
-        "observe",
-        "--model",
-        "tiny:qwen3_moe",
-        "--conditions",
-        "prose",
-        *TINY,
-        "--out",
-        tmp_path / "runs",
-        "--overwrite",
-    )
+    rc, err = cli(*OBSERVE, *TINY, "--out", tmp_path / "runs", "--overwrite")
     assert rc == 2 and one_line(err, "holds an imported run", "replaces only observed runs")
     assert snapshot(tmp_path / "runs") == before
 
@@ -174,7 +152,7 @@ def test_a_stub_of_a_start_that_wrote_nothing_never_blocks(tmp_path, cli):
     stub = tmp_path / "runs" / "prose-L32"
     stub.mkdir(parents=True)
     write_stub(stub, {"model": "tiny:qwen3_moe", "sequences": 99}, Origin.OBSERVED)  # an earlier, other start
-    rc, err = cli("observe", "--model", "tiny:qwen3_moe", "--conditions", "prose", *TINY, "--out", tmp_path / "runs")
+    rc, err = cli(*OBSERVE, *TINY, "--out", tmp_path / "runs")
     assert rc == 0 and "replaced the stub of an earlier start" in err
 
 
