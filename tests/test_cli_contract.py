@@ -88,7 +88,7 @@ def world(tmp_path_factory):
     (root / "loads.json").write_text(json.dumps([[120, 0, 64], [30, 30, 30], [5]]))
     from dodoco.compute.model import ComputeModel
 
-    cal = ComputeModel(
+    h100 = (
         "h100",
         "NVIDIA H100 80GB HBM3",
         "grouped_mm",
@@ -96,9 +96,8 @@ def world(tmp_path_factory):
         64,
         128,
         132,
-        np.array([0.01, 0.002, 0.3, 0.0015, 0.0]),
-        {"torch": "2.11.0", "date": "2026-12-06"},
-    )
+    )  # gpu, device, kernel, form, tiles, SMs
+    cal = ComputeModel(*h100, np.array([0.01, 0.002, 0.3, 0.0015, 0.0]), {"torch": "2.11.0", "date": "2026-12-06"})
     (root / "compute-cal.json").write_text(json.dumps(cal.to_dict()))
     replay = json.loads((ROOT / "bench" / "results" / "replay-n1-qwen3_moe-h2048.json").read_text())
     (root / "replay.json").write_text(json.dumps(replay))

@@ -34,17 +34,8 @@ def _host(gpu="NVIDIA H200", key="h200", count=4, topo="nvidia-h200-x4.txt", ncc
 
 
 #: 0.01 ms per launch + 1 ms per padded GFLOP (tile 16): a compute model by hand
-MODEL = ComputeModel(
-    "h200",
-    "NVIDIA H200",
-    "grouped_mm",
-    "linear",
-    16,
-    128,
-    132,
-    np.array([0.01, 0.0, 0.0, 1.0, 0.0]),
-    {"torch": "2.11", "date": "2031-01-01"},
-)
+H200_GROUPED = ("h200", "NVIDIA H200", "grouped_mm", "linear", 16, 128, 132)  # gpu, device, kernel, form, tiles, SMs
+MODEL = ComputeModel(*H200_GROUPED, np.array([0.01, 0.0, 0.0, 1.0, 0.0]), {"torch": "2.11", "date": "2031-01-01"})
 
 
 def _cal_file(tmp_path, host, dry_run=False, compute=True) -> Path:

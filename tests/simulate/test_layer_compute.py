@@ -10,17 +10,8 @@ from dodoco.simulate.layer import simulate_ep
 
 SHAPE = ExpertShape(256, 64)
 # a hand-set model: 0.01 ms per launch + 0.002 ms per non-empty expert + 1 ms per padded GFLOP (tile 16)
-MODEL = ComputeModel(
-    "h200",
-    "NVIDIA H200",
-    "grouped_mm",
-    "linear",
-    16,
-    128,
-    132,
-    np.array([0.01, 0.002, 0.0, 1.0, 0.0]),
-    {"torch": "2.11", "date": "2026-12-06"},
-)
+H200_GROUPED = ("h200", "NVIDIA H200", "grouped_mm", "linear", 16, 128, 132)  # gpu, device, kernel, form, tiles, SMs
+MODEL = ComputeModel(*H200_GROUPED, np.array([0.01, 0.002, 0.0, 1.0, 0.0]), {"torch": "2.11", "date": "2026-12-06"})
 TIMER = AlltoallTimer(Cluster(name="t", gpus_per_node=4, nvlink_bw=100.0, nic_bw=10.0))
 
 
