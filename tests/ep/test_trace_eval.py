@@ -82,16 +82,7 @@ def test_planted_coactivation_is_saved_held_out():
 
 def write_trace_run(path, topk, offsets, E, model="synthetic", condition="prose"):
     """A complete run directory with token traces, written by the store's RunWriter."""
-    from dodoco.store.manifest import (
-        ConditionInfo,
-        ConditionKind,
-        Granularity,
-        Manifest,
-        ModelInfo,
-        Origin,
-        Routing,
-        Status,
-    )
+    from dodoco.store import manifest as m
     from dodoco.store.writer import RunWriter
 
     S, L, K = offsets.size - 1, topk.shape[1], topk.shape[2]
@@ -101,19 +92,19 @@ def write_trace_run(path, topk, offsets, E, model="synthetic", condition="prose"
             for s in range(S)
         ]
     )
-    writer = RunWriter(path, {"model": model, "condition": condition, "traces": True}, origin=Origin.SYNTHETIC)
+    writer = RunWriter(path, {"model": model, "condition": condition, "traces": True}, origin=m.Origin.SYNTHETIC)
     writer.write_part(0, counts.astype(np.uint32), np.diff(offsets), topk)
     writer.finalize(
-        Manifest(
-            status=Status.RUNNING,
-            origin=Origin.SYNTHETIC,
+        m.Manifest(
+            status=m.Status.RUNNING,
+            origin=m.Origin.SYNTHETIC,
             identity={},
-            model=ModelInfo(id=model),
-            routing=Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
-            condition=ConditionInfo(name=condition, kind=ConditionKind.REAL, provenance={}),
+            model=m.ModelInfo(id=model),
+            routing=m.Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
+            condition=m.ConditionInfo(name=condition, kind=m.ConditionKind.REAL, provenance={}),
             seq_len=int(np.diff(offsets).max()),
             sequences=S,
-            granularity=Granularity.SEQUENCE,
+            granularity=m.Granularity.SEQUENCE,
         )
     )
     from dodoco.store import open_run

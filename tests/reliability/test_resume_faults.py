@@ -102,25 +102,16 @@ def test_finalize_refuses_parts_that_do_not_tile_every_sequence(tmp_path):
 
 
 def _manifest(S: int):
-    from dodoco.store.manifest import (
-        ConditionInfo,
-        ConditionKind,
-        Granularity,
-        Manifest,
-        ModelInfo,
-        Origin,
-        Routing,
-        Status,
-    )
+    from dodoco.store import manifest as m
 
-    return Manifest(
-        status=Status.RUNNING,
-        origin=Origin.OBSERVED,
+    return m.Manifest(
+        status=m.Status.RUNNING,
+        origin=m.Origin.OBSERVED,
         identity={},
-        model=ModelInfo(id="m"),
-        routing=Routing(E=3, K=1, L=2, layer_ids=(0, 1)),
-        condition=ConditionInfo(name="prose", kind=ConditionKind.REAL),
+        model=m.ModelInfo(id="m"),
+        routing=m.Routing(E=3, K=1, L=2, layer_ids=(0, 1)),
+        condition=m.ConditionInfo(name="prose", kind=m.ConditionKind.REAL),
         seq_len=2,
         sequences=S,
-        granularity=Granularity.SEQUENCE,
+        granularity=m.Granularity.SEQUENCE,
     )
