@@ -190,7 +190,7 @@ def _fit(raw: dict) -> dict:
     from dodoco.compute.features import ExpertShape, features_many, pad_loads
     from dodoco.compute.fit import FORMS, fit_form
     from dodoco.compute.model import calibrate
-    from dodoco.compute.validate import error_table, held_out, summary
+    from dodoco.compute.holdout import error_table, held_out, summary
 
     fits, tables, errors_of, controls = {}, {}, {}, {}
     info = {k: raw["facts"].get(k) for k in ("torch", "cuda")}
@@ -332,7 +332,7 @@ def _figure(raw: dict) -> bytes:
     """Per kernel: measured vs predicted on the real routing (the model fitted on the grid alone), and the
     cumulative share of ranks within each absolute error, dodoco's model beside the two baselines."""
     from dodoco.compute.model import ComputeModel
-    from dodoco.compute.validate import held_out
+    from dodoco.compute.holdout import held_out
     from dodoco.report.plots import grid, png
     from dodoco.report.style import legend, suptitle
 
@@ -464,7 +464,7 @@ def main(argv=None) -> int:
 def _other(raw: dict, path: Path) -> dict:
     """This run's fits (made here) on another run's real routing, same GPU: one summary per kernel."""
     from dodoco.compute.model import ComputeModel
-    from dodoco.compute.validate import held_out, summary
+    from dodoco.compute.holdout import held_out, summary
 
     other = json.loads(path.read_text())
     fits = _fit(raw)["fits"]
