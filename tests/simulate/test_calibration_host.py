@@ -107,27 +107,8 @@ def test_every_output_says_whose_machine(tmp_path, monkeypatch, here, check, war
     monkeypatch.setattr(hostcheck, "current_host", lambda: here)
     cal = _cal_file(tmp_path, _host())
     rows, doc = tmp_path / "rows.json", tmp_path / "doc.json"
-    assert (
-        main(
-            [
-                "simulate",
-                str(_runs(tmp_path)),
-                "--cluster",
-                _cluster(tmp_path, 4),
-                "--ep",
-                "2,4",
-                "--hidden",
-                "64",
-                "--calibration",
-                str(cal),
-                "--json",
-                str(rows),
-                "-o",
-                str(doc),
-            ]
-        )
-        == 0
-    )
+    args = ["simulate", _runs(tmp_path), "--cluster", _cluster(tmp_path, 4), *"--ep 2,4 --hidden 64".split()]
+    assert main([*map(str, args), "--calibration", str(cal), "--json", str(rows), "-o", str(doc)]) == 0
     d = json.loads(doc.read_text())
     who = "h200-x4 (4 x NVIDIA H200, NV18 between every pair (NVSwitch); driver 570.1, nccl 2.28.9, torch 2.11.0)"
     assert d["calibration"]["source"].startswith(who) and d["calibration"]["host_check"] == check
@@ -162,27 +143,15 @@ def test_a_calibration_of_another_cluster_says_so(tmp_path, monkeypatch):
 def test_the_compute_model_of_the_calibration_file_is_used(tmp_path, monkeypatch):
     monkeypatch.setattr(hostcheck, "current_host", lambda: None)
     rows = tmp_path / "rows.json"
-    assert (
-        main(
-            [
-                "simulate",
-                str(_runs(tmp_path)),
-                "--cluster",
-                _cluster(tmp_path, 4),
-                "--ep",
-                "2",
-                "--hidden",
-                "64",
-                "--expert-width",
-                "32",
-                "--calibration",
-                str(_cal_file(tmp_path, _host())),
-                "--json",
-                str(rows),
-            ]
-        )
-        == 0
-    )
+    cal = _cal_file(tmp_path, _host())
+    args = [
+        "simulate",
+        _runs(tmp_path),
+        "--cluster",
+        _cluster(tmp_path, 4),
+        *"--ep 2 --hidden 64 --expert-width 32".split(),
+    ]
+    assert main([*map(str, args), "--calibration", str(cal), "--json", str(rows)]) == 0
     r = json.loads(rows.read_text())[0]
     assert r["compute_source"].startswith("calibrated: grouped_mm on NVIDIA H200 (2.11, 2031-01-01)")
     # by hand: busiest rank's tiles of 16 rows x 6 H I FLOPs at 1 ms per GFLOP, + 0.01 ms
