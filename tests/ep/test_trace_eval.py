@@ -82,6 +82,7 @@ def test_planted_coactivation_is_saved_held_out():
 
 def write_trace_run(path, topk, offsets, E, model="synthetic", condition="prose"):
     """A complete run directory with token traces, written by the store's RunWriter."""
+    from dodoco.findings.synthetic import synthetic_manifest
     from dodoco.store import manifest as m
     from dodoco.store.writer import RunWriter
 
@@ -94,19 +95,8 @@ def write_trace_run(path, topk, offsets, E, model="synthetic", condition="prose"
     )
     writer = RunWriter(path, {"model": model, "condition": condition, "traces": True}, origin=m.Origin.SYNTHETIC)
     writer.write_part(0, counts.astype(np.uint32), np.diff(offsets), topk)
-    writer.finalize(
-        m.Manifest(
-            status=m.Status.RUNNING,
-            origin=m.Origin.SYNTHETIC,
-            identity={},
-            model=m.ModelInfo(id=model),
-            routing=m.Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
-            condition=m.ConditionInfo(name=condition, kind=m.ConditionKind.REAL, provenance={}),
-            seq_len=int(np.diff(offsets).max()),
-            sequences=S,
-            granularity=m.Granularity.SEQUENCE,
-        )
-    )
+    shape = dict(E=E, K=K, L=L, seq_len=int(np.diff(offsets).max()), sequences=S)
+    writer.finalize(synthetic_manifest(model, condition, "real", **shape))
     from dodoco.store import open_run
 
     return open_run(path)

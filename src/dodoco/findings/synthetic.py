@@ -13,7 +13,7 @@ import numpy as np
 from dodoco.store.atomic import save_npy
 from dodoco.store.writer import RunWriter
 
-__all__ = ["skewed_counts", "write_counts_run"]
+__all__ = ["mock_and_prose_runs", "skewed_counts", "synthetic_manifest", "write_counts_run"]
 
 
 def skewed_counts(
@@ -66,23 +66,39 @@ def write_counts_run(
     save_npy(path / "counts.npy", counts)
     save_npy(path / "seq_tokens.npy", counts.sum(axis=-1, dtype=np.int64).max(axis=1) // max(1, K or 1))
     kind = kind or ("mock" if condition in ("mock-uniform", "mock-ramp", "mock-unigram") else "real")
-    writer.write_manifest(
-        mf.Manifest(
-            status=mf.Status.RUNNING,
-            origin=mf.Origin.SYNTHETIC,
-            identity={},
-            model=mf.ModelInfo(id=model),
-            routing=mf.Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
-            condition=mf.ConditionInfo(
-                name=condition, kind=mf.ConditionKind(kind), provenance={"generator": "synthetic"}
-            ),
-            seq_len=int(seq_len),
-            sequences=S,
-            granularity=mf.Granularity(granularity),
-            details={"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-        )
-    )
+    shape = dict(E=E, K=K, L=L, seq_len=seq_len, sequences=S, granularity=granularity)
+    writer.write_manifest(synthetic_manifest(model, condition, kind, **shape))
     return path
+
+
+def synthetic_manifest(
+    model: str,
+    condition: str,
+    kind: str,
+    *,
+    E: int,
+    K: int | None,
+    L: int,
+    seq_len: int,
+    sequences: int,
+    granularity: str = "sequence",
+):
+    """The manifest of a synthetic run (status running, for the writer to seal): ``kind`` "mock" or
+    "real", the routing of E experts, top-K, L layers numbered 0..L-1."""
+    from dodoco.store import manifest as mf
+
+    return mf.Manifest(
+        status=mf.Status.RUNNING,
+        origin=mf.Origin.SYNTHETIC,
+        identity={},
+        model=mf.ModelInfo(id=model),
+        routing=mf.Routing(E=E, K=K, L=L, layer_ids=tuple(range(L))),
+        condition=mf.ConditionInfo(name=condition, kind=mf.ConditionKind(kind), provenance={"generator": "synthetic"}),
+        seq_len=int(seq_len),
+        sequences=sequences,
+        granularity=mf.Granularity(granularity),
+        details={"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+    )
 
 
 def mock_and_prose_runs(root, K: int = 1) -> Path:
