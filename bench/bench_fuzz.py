@@ -133,6 +133,7 @@ class Box:
 
     def __init__(self, root: Path):
         from dodoco.store import open_run
+        from dodoco.store.manifest import answer_fields
 
         self.root, self.out, self.outside = root, root / "out", root / "outside"
         for d in (self.out, self.outside, root / "folder", root / "in"):
@@ -145,7 +146,7 @@ class Box:
         self.files = {p.name: p.read_bytes() for p in self.run.iterdir()}
         self.paths = _paths(json.loads(self.manifest))
         ref = open_run(self.run)
-        self.critical, self.counts = self.fields(ref), np.array(ref.counts)
+        self.critical, self.counts = answer_fields(ref.manifest), np.array(ref.counts)
         self.guarded = _snapshot(self.outside) | {"binary.bin": _snapshot(root)["binary.bin"]}
         self.specials = [
             str(root / "fifo"),
@@ -155,22 +156,6 @@ class Box:
             str(root / "missing.json"),
             str(root / "runs"),
         ]
-
-    @staticmethod
-    def fields(run):
-        m = run.manifest
-        return (
-            m.routing.E,
-            m.routing.K,
-            m.routing.L,
-            m.sequences,
-            m.seq_len,
-            m.condition.kind,
-            m.granularity,
-            m.origin,
-            m.model.id,
-            m.condition.name,
-        )
 
     def restore(self):
         """The run as observe wrote it (analyze cases rewrite metrics.parquet and the manifest)."""
@@ -191,11 +176,12 @@ class Failure(Exception):
 
 def _read(run):
     from dodoco.store import open_run
+    from dodoco.store.manifest import answer_fields
 
     r = open_run(run)
     counts = np.array(r.counts)
     r.tokens()
-    return Box.fields(r), counts
+    return answer_fields(r.manifest), counts
 
 
 def _one_line(exc):

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from dodoco.errors import DodocoError
 from dodoco.store import open_run, validate_run
 from dodoco.store.atomic import sha256_file
-from dodoco.store.manifest import seal_of
+from dodoco.store.manifest import answer_fields, seal_of
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
@@ -68,22 +68,6 @@ def _apply(d, path, op, value):
         parent[path[-1]] = value
 
 
-def _critical(run):
-    m = run.manifest
-    return (
-        m.routing.E,
-        m.routing.K,
-        m.routing.L,
-        m.sequences,
-        m.seq_len,
-        m.condition.kind,
-        m.granularity,
-        m.origin,
-        m.model.id,
-        m.condition.name,
-    )
-
-
 @pytest.fixture(scope="module")
 def work(traced_runs, tmp_path_factory):
     """A private copy of the prose run, its original manifest text and its reference answers."""
@@ -91,7 +75,7 @@ def work(traced_runs, tmp_path_factory):
     run = root / "prose-L32"
     shutil.copytree(traced_runs / "prose-L32", run)
     ref = open_run(run)
-    answers = (_critical(ref), np.array(ref.counts), np.array(ref.seq_tokens))
+    answers = (answer_fields(ref.manifest), np.array(ref.counts), np.array(ref.seq_tokens))
     return run, (run / "manifest.json").read_text(), answers
 
 
@@ -105,7 +89,7 @@ def _read(run):
     counts = np.array(r.counts)
     if r.has_tokens:
         r.tokens()
-    return _critical(r), counts
+    return answer_fields(r.manifest), counts
 
 
 def test_an_edited_manifest_is_refused_or_changes_nothing(work):

@@ -329,6 +329,25 @@ def seal_of(d: dict) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def answer_fields(m: Manifest) -> tuple:
+    """The fields every reader's answer rests on: (E, K, L, sequences, seq_len, condition kind,
+    granularity, origin, model id, condition name). An edited manifest must keep them all or be
+    refused (the fuzz oracles of tests/reliability and bench/bench_fuzz.py)."""
+    r = m.routing
+    return (
+        r.E,
+        r.K,
+        r.L,
+        m.sequences,
+        m.seq_len,
+        m.condition.kind,
+        m.granularity,
+        m.origin,
+        m.model.id,
+        m.condition.name,
+    )
+
+
 def read_manifest(path) -> Manifest:
     """The typed manifest of a finished run directory (DodocoError when unfinished, DataError when
     damaged or edited after DODOCO wrote it)."""
