@@ -17,7 +17,8 @@ def test_a_table_builds_the_flags_written_out():
         table,
         """
         --ep-batch  int    sequences per rank per step B (default: per run, the largest of
-                           1,2,4,8 leaving 3 steps)
+                           1,2,4,8 leaving 3 steps; see
+                           --batch)
         --skews     floats receiver skews
         --name      str    a label
         --sizes     sizes  per-rank sizes, e.g. 16M,64M
@@ -27,7 +28,7 @@ def test_a_table_builds_the_flags_written_out():
     by_hand.add_argument(
         "--ep-batch",
         type=int,
-        help="sequences per rank per step B (default: per run, the largest of 1,2,4,8 leaving 3 steps)",
+        help="sequences per rank per step B (default: per run, the largest of 1,2,4,8 leaving 3 steps; see --batch)",
     )
     by_hand.add_argument("--skews", type=csv_floats, help="receiver skews")
     by_hand.add_argument("--name", help="a label")
@@ -42,3 +43,8 @@ def test_flag_value_types_by_hand():
     assert byte_size("64K") == 65536 and byte_size("1G") == 1 << 30 and byte_size("512") == 512
     with pytest.raises(argparse.ArgumentTypeError, match="'1X' is not a size"):
         byte_size("1X")
+
+
+def test_an_unknown_type_names_the_flag_and_the_known_types():
+    with pytest.raises(ValueError, match="--n has type 'integer'; known types are str, int"):
+        add_flags(argparse.ArgumentParser(), "--n integer a count")

@@ -61,16 +61,20 @@ FLAG_TYPES |= {"size": byte_size, "sizes": byte_sizes}
 
 def add_flags(p, table: str) -> None:
     """The plain flags of a command from a table, one per line ``--name TYPE help`` (TYPE a key of
-    ``FLAG_TYPES``; a line not starting with ``--`` continues the help above). Each flag's value is
-    None when not given, so a config file's value or the command's default stands."""
+    ``FLAG_TYPES``); a line indented deeper than the flags continues the help above it. Each flag's
+    value is None when not given, so a config file's value or the command's default stands."""
+    lines = [ln for ln in table.splitlines() if ln.strip()]
+    margin = min(len(ln) - len(ln.lstrip()) for ln in lines)
     rows: list[list[str]] = []
-    for line in table.strip().splitlines():
-        words = line.split()
-        if words and words[0].startswith("--"):
-            rows.append([words[0], words[1], " ".join(words[2:])])
-        elif words:
-            rows[-1][2] += " " + " ".join(words)
+    for ln in lines:
+        if len(ln) - len(ln.lstrip()) > margin:
+            rows[-1][2] += " " + " ".join(ln.split())
+        else:
+            flag, kind, *help = ln.split()
+            rows.append([flag, kind, " ".join(help)])
     for flag, kind, help in rows:
+        if kind not in FLAG_TYPES:
+            raise ValueError(f"flag table: {flag} has type {kind!r}; known types are {', '.join(FLAG_TYPES)}")
         p.add_argument(flag, type=FLAG_TYPES[kind], help=help)
 
 
