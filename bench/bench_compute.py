@@ -190,9 +190,9 @@ def _fit(raw: dict) -> dict:
     from dodoco.compute.features import ExpertShape, features_many, pad_loads
     from dodoco.compute.fit import FORMS, fit_form
     from dodoco.compute.model import calibrate
-    from dodoco.compute.holdout import error_table, held_out, summary
+    from dodoco.compute.holdout import error_table, held_out, routing_vs_even, summary
 
-    fits, tables, errors_of, controls = {}, {}, {}, {}
+    fits, tables, errors_of, controls, evens = {}, {}, {}, {}, {}
     info = {k: raw["facts"].get(k) for k in ("torch", "cuda")}
     info.update(
         date=raw["date"][:10],
@@ -234,11 +234,26 @@ def _fit(raw: dict) -> dict:
         balanced = _routing_rows(raw, kernel, "balanced")
         if balanced:
             controls[kernel] = summary(held_out(model, [r for r in balanced if _in_target(r)]))
+            evens[kernel] = routing_vs_even(_busiest_pairs(real, balanced))
         fits[kernel] = model.to_dict()
         tables[kernel] = error_table(real, errs) if real else []
         target = [i for i, r in enumerate(real) if _in_target(r)]
         errors_of[kernel] = {name: [float(e[i]) for i in target] for name, e in errs.items()}
-    return {"fits": fits, "tables": tables, "tables_err": errors_of, "balanced_controls": controls}
+    return {
+        "fits": fits,
+        "tables": tables,
+        "tables_err": errors_of,
+        "balanced_controls": controls,
+        "routing_vs_even": evens,
+    }
+
+
+def _busiest_pairs(real: list[dict], balanced: list[dict]) -> list[tuple]:
+    """(busiest rank of real routing, its balanced control) measured in the same call, matched on every key."""
+    skip = {"control", "loads", "ms", "p10_ms", "p90_ms", "reps", "errors", "shape"}
+    key = lambda r: tuple(sorted((k, str(v)) for k, v in r.items() if k not in skip))  # noqa: E731
+    ctl = {key(r): r for r in balanced}
+    return [(r, ctl[key(r)]) for r in real if r["which"] == "busiest" and key(r) in ctl]
 
 
 def _in_target(r: dict) -> bool:
@@ -303,6 +318,14 @@ def _notes(raw: dict, res: dict) -> list[str]:
             notes.append(
                 f"{kernel}, balanced controls (each target rank's tokens spread evenly, not routing): median "
                 f"{100 * c['median_abs_err']:.1f}%, p90 {100 * c['p90_abs_err']:.1f}% over {c['n']} ranks"
+            )
+    for kernel, bands in res.get("routing_vs_even", {}).items():
+        a = bands[0]
+        if a["n"]:
+            notes.append(
+                f"{kernel}, measured: the busiest rank of real routing ran faster than its own tokens spread evenly "
+                f"over its experts in {a['faster']} of {a['n']} ranks (down to {a['min_ratio']:.2f}x); by band: "
+                + ", ".join(f"{b['band']} {b['faster']}/{b['n']}" for b in bands[1:] if b["n"])
             )
     if raw.get("overhead"):
         notes.append(
@@ -450,7 +473,7 @@ def main(argv=None) -> int:
         from dodoco.provenance import versions
 
         raw = json.loads(Path(args.refit).read_text())
-        for k in ("fits", "tables", "notes", "other", "tables_err", "balanced_controls"):
+        for k in ("fits", "tables", "notes", "other", "tables_err", "balanced_controls", "routing_vs_even"):
             raw.pop(k, None)
         raw["refit"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat()[:10], "git": versions()["git"]}
     else:

@@ -189,3 +189,25 @@ def test_bad_loads_are_one_line(loads, message):
 def test_bad_calibration_files_are_one_line(bad):
     with pytest.raises(DodocoError):
         ComputeModel.from_dict(bad)
+
+
+def test_routing_vs_even_bands_by_hand():
+    """Ratios routing / even: 0.5 at 2 tokens/expert, 0.99 and 1.2 at 20, 0.97 at 100 (faster: < 0.98)."""
+    from dodoco.compute.holdout import routing_vs_even
+
+    def pair(loads, ms, even_ms):
+        return {"loads": loads, "ms": ms}, {"loads": [sum(loads) // len(loads)] * len(loads), "ms": even_ms}
+
+    pairs = [pair([4, 0], 1.0, 2.0), pair([40, 0], 0.99, 1.0), pair([30, 10], 1.2, 1.0), pair([150, 50], 0.97, 1.0)]
+    rows = {r["band"]: r for r in routing_vs_even(pairs)}
+    assert rows["all"] == {"band": "all", "n": 4, "faster": 2, "median_ratio": pytest.approx(0.98), "min_ratio": 0.5}
+    assert (rows["0-4 tokens/expert"]["n"], rows["0-4 tokens/expert"]["faster"]) == (1, 1)
+    assert (rows["4-16 tokens/expert"]["n"], rows["4-16 tokens/expert"]["faster"]) == (0, 0)
+    assert rows["16-64 tokens/expert"]["n"] == 2 and rows["16-64 tokens/expert"]["faster"] == 0
+    assert rows["64-max tokens/expert"] == {
+        "band": "64-max tokens/expert",
+        "n": 1,
+        "faster": 1,
+        "median_ratio": 0.97,
+        "min_ratio": 0.97,
+    }

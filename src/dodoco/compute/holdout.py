@@ -5,6 +5,9 @@ and returns per-rank relative errors; ``error_table`` summarises absolute errors
 max, count) by tokens per rank and by EP degree, and over the target range (128 to 8192 tokens
 per rank, EP 4 to 64). The tokens-only model (``fit.FORMS['tokens']`` fitted on the same grid) is
 summarised beside every model, so a reader sees what the per-expert structure buys.
+``routing_vs_even`` compares measured ranks of real routing with their balanced controls (the same
+tokens spread evenly over the same experts), per tokens-per-expert band: why the compute straggler
+is measured against the mean rank, not against an even rank (docs/compute.md section 5).
 
 Shape legend: R ranks.
 """
@@ -15,11 +18,12 @@ import numpy as np
 
 from dodoco.compute.features import pad_loads
 
-__all__ = ["TOKEN_BINS", "error_table", "held_out", "summary"]
+__all__ = ["TOKEN_BINS", "error_table", "held_out", "routing_vs_even", "summary"]
 
 TOKEN_BINS = ((1, 127), (128, 511), (512, 2047), (2048, 8192), (8193, 1 << 40))
 TARGET_TOKENS = (128, 8192)
 TARGET_EP = (4, 64)
+EXPERT_BANDS = ((0, 4), (4, 16), (16, 64), (64, 1 << 40))
 
 
 def held_out(model, rows) -> np.ndarray:
@@ -73,3 +77,24 @@ def error_table(rows, errors: dict) -> list[dict]:
         for name, err in errors.items():
             out.append({"group": label, "model": name, **summary(np.asarray(err)[m])})
     return out
+
+
+def routing_vs_even(pairs, faster: float = 0.98) -> list[dict]:
+    """Measured real-routing ranks against their balanced controls: pairs [(routing_row, control_row)]
+    with {loads, ms} each -> one row per tokens-per-expert band (tokens / experts of the rank) and one
+    for all: {band, n, faster (routing below ``faster`` x its even spread), median_ratio, min_ratio}."""
+    ratio = np.array([a["ms"] / b["ms"] for a, b in pairs], dtype=np.float64)
+    tpe = np.array([np.sum(a["loads"]) / max(1, len(a["loads"])) for a, _ in pairs], dtype=np.float64)
+    bands = [("all", np.ones(len(pairs), dtype=bool))] + [
+        (f"{lo}-{hi if hi < 1 << 40 else 'max'} tokens/expert", (tpe >= lo) & (tpe < hi)) for lo, hi in EXPERT_BANDS
+    ]
+    return [
+        {
+            "band": band,
+            "n": int(m.sum()),
+            "faster": int((ratio[m] < faster).sum()),
+            "median_ratio": float(np.median(ratio[m])) if m.any() else None,
+            "min_ratio": float(ratio[m].min()) if m.any() else None,
+        }
+        for band, m in bands
+    ]
