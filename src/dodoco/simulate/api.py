@@ -188,7 +188,8 @@ def _notes(rows, cal, cluster) -> list[str]:
         notes.append(f"expert compute: {label}")
     if any("compute_ms" in r for r in rows):
         notes.append(
-            "compute_straggler_ms = busiest rank's experts - the mean rank's of the same step (>= 0); "
+            "compute_straggler_ms = busiest rank's experts - the mean rank's of the same step (>= 0; not an even "
+            "rank, which can be slower than real routing at small loads: docs/compute.md section 5); "
             "balanced_layer_ms: balanced dispatch + every rank at the mean tokens spread evenly + balanced combine"
         )
     return notes
