@@ -53,6 +53,12 @@ def zoo_runs(out: Path) -> list[Path]:
     return paths
 
 
+def _where(run: str) -> str:
+    """A run's path as the result file keeps it: repo-relative, or "observed here: <family>/<run>"."""
+    p = Path(run)
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else f"observed here: {p.parent.name}/{p.name}"
+
+
 def row_of(e: dict) -> dict:
     at = e["derived_at"]["ep"]
     others = [
@@ -65,7 +71,7 @@ def row_of(e: dict) -> dict:
         "model": e["model"],
         "condition": e["condition"],
         "regime": e["regime"],
-        "run": e["provenance"]["run"],
+        "run": _where(e["provenance"]["run"]),
         "E": e["num_routed_experts"],
         "K": e["num_activated_routed_experts_per_token"],
         "ep": at,
