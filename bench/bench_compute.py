@@ -13,7 +13,7 @@ One device call per GPU kind measures everything (docs/compute.md):
 
 Then, on any machine: each kernel's model is calibrated on the grid alone (form chosen by held-out
 error, ``dodoco.compute.model.calibrate``) and checked on the real routing, beside the tokens-only
-model. Writes compute-<gpu>.json (every measurement, the fits, the error tables, notes from this
+model (``bench/compute_fits.py``). Writes compute-<gpu>.json (every measurement, the fits, the error tables, notes from this
 run) and compute-<gpu>-<kernel>.json (the calibrations DODOCO ships).
 
     python bench/bench_compute.py --runs .carry/compute-runs --out $OUT          # on the GPU
@@ -33,9 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+from compute_fits import GRID_SHAPES, KERNELS, figure_of, fit_all, notes_of, other_of  # noqa: E402
 
-GRID_SHAPES = ("deepseek-v3", "deepseek-v2-lite", "qwen3-30b-a3b", "qwen3.5-35b-a3b")
-KERNELS = ("grouped_mm", "loop")
 EP = (4, 8, 16, 32, 64)
 #: sequence length -> batches: with K=8, 128, 512, 2048 and 8192 tokens per rank on average
 BATCH = {16: (1, 4), 64: (4,), 256: (4,)}
@@ -183,217 +182,6 @@ def _overhead(device: str, reps: int = 30) -> list[dict]:
     return out
 
 
-def _fit(raw: dict) -> dict:
-    """Calibrate each kernel on the grid alone, check it on the real routing, beside the tokens-only model."""
-    import dataclasses
-
-    from dodoco.compute.features import ExpertShape, features_many, pad_loads
-    from dodoco.compute.fit import FORMS, fit_form
-    from dodoco.compute.model import calibrate
-    from dodoco.compute.holdout import error_table, held_out, routing_vs_even, summary
-
-    fits, tables, errors_of, controls, evens = {}, {}, {}, {}, {}
-    info = {k: raw["facts"].get(k) for k in ("torch", "cuda")}
-    info.update(
-        date=raw["date"][:10],
-        dodoco=raw["versions"].get("dodoco"),
-        git=raw["versions"].get("git"),
-        peaks=raw.get("peaks"),
-        grid="dodoco.compute.grid.calibration_grid() at " + ", ".join(GRID_SHAPES),
-    )
-    for kernel in KERNELS:
-        grid = [r for r in raw["rows"] if r["set"] == "grid" and r["kernel"] == kernel and r["ms"] > 0]
-        real = _routing_rows(raw, kernel, "routing")
-        if len(grid) < 20:
-            continue
-        shapes = [ExpertShape(r["hidden"], r["width"]) for r in grid]
-        model = calibrate(
-            [r["loads"] for r in grid],
-            shapes,
-            [r["ms"] for r in grid],
-            kernel=kernel,
-            device=raw["facts"]["device"],
-            sms=raw["facts"]["sms"],
-            info=info,
-        )
-        t, v = pad_loads([r["loads"] for r in grid])
-        tok = fit_form(FORMS["tokens"], features_many(t, v, shapes), [r["ms"] for r in grid])
-        tokens_only = dataclasses.replace(model, form="tokens", coef=tok, info={})
-        errs = (
-            {
-                f"dodoco ({model.form}, tile {model.tile_m})": held_out(model, real),
-                "tokens only (grid-fitted)": held_out(tokens_only, real),
-                "equal-groups table (the old model)": _old_table(grid, real),
-            }
-            if real
-            else {}
-        )
-        for name, e in errs.items():
-            for r, x in zip(real, e):
-                r.setdefault("errors", {})[name] = float(x)
-        balanced = _routing_rows(raw, kernel, "balanced")
-        if balanced:
-            controls[kernel] = summary(held_out(model, [r for r in balanced if _in_target(r)]))
-            evens[kernel] = routing_vs_even(_busiest_pairs(real, balanced))
-        fits[kernel] = model.to_dict()
-        tables[kernel] = error_table(real, errs) if real else []
-        target = [i for i, r in enumerate(real) if _in_target(r)]
-        errors_of[kernel] = {name: [float(e[i]) for i in target] for name, e in errs.items()}
-    return {
-        "fits": fits,
-        "tables": tables,
-        "tables_err": errors_of,
-        "balanced_controls": controls,
-        "routing_vs_even": evens,
-    }
-
-
-def _busiest_pairs(real: list[dict], balanced: list[dict]) -> list[tuple]:
-    """(busiest rank of real routing, its balanced control) measured in the same call, matched on every key."""
-    skip = {"control", "loads", "ms", "p10_ms", "p90_ms", "reps", "errors", "shape"}
-    key = lambda r: tuple(sorted((k, str(v)) for k, v in r.items() if k not in skip))  # noqa: E731
-    ctl = {key(r): r for r in balanced}
-    return [(r, ctl[key(r)]) for r in real if r["which"] == "busiest" and key(r) in ctl]
-
-
-def _in_target(r: dict) -> bool:
-    return 128 <= r["tokens"] <= 8192 and 4 <= r.get("N", 0) <= 64
-
-
-def _routing_rows(raw: dict, kernel: str, control: str) -> list[dict]:
-    """The measured ranks of real routing (control "routing") or their balanced controls ("balanced")."""
-    from dodoco.compute.features import ExpertShape
-
-    return [
-        {**r, "shape": ExpertShape(r["hidden"], r["width"])}
-        for r in raw["rows"]
-        if r["set"] == "routing" and r.get("control") == control and r["kernel"] == kernel and r["ms"] > 0
-    ]
-
-
-def _old_table(grid: list[dict], real: list[dict]) -> np.ndarray:
-    """DODOCO's old expert model on the same measurements: per shape, the grid's 16 equal groups of t
-    tokens as a table of ms per expert, interpolated in t and summed over a rank's experts."""
-    out = np.full(len(real), np.nan)
-    for i, r in enumerate(real):
-        eq = sorted(
-            (x["loads"][0], x["ms"] / 16)
-            for x in grid
-            if x["family"] == "equal"
-            and len(x["loads"]) == 16
-            and (x["hidden"], x["width"]) == (r["hidden"], r["width"])
-        )
-        if len(eq) < 2:
-            continue
-        t, ms = np.array([0.0] + [a for a, _ in eq]), np.array([0.0] + [b for _, b in eq])
-        loads = np.asarray(r["loads"], dtype=np.float64)
-        per = np.where(loads > 0, np.interp(loads, t, ms), 0.0)
-        out[i] = (per.sum() - r["ms"]) / r["ms"]
-    return out
-
-
-def _notes(raw: dict, res: dict) -> list[str]:
-    f = raw["facts"]
-    notes = [
-        f"measured on {f['device']} ({f['sms']} SMs, torch {f['torch']}, CUDA {f.get('cuda')}) on "
-        f"{raw['date'][:10]} by bench/bench_compute.py in {raw.get('seconds', 0):.0f} s",
-        f"peaks measured here: {raw['peaks']['tflops']:.0f} TFLOP/s bf16, {raw['peaks']['hbm_GBps']:.0f} GB/s copy",
-        f"kernels against a float64 reference: {raw['check']}",
-        raw["megatron"],
-    ]
-    n = {s: sum(1 for r in raw["rows"] if r["set"] == s) for s in ("grid", "routing")}
-    notes.append(
-        f"{n['grid']} grid timings (calibration) and {n['routing']} real-routing timings (validation only: "
-        "zoo routers on prose, busiest/median/lightest rank and each one's balanced control)"
-    )
-    for kernel, t in res["tables"].items():
-        for row in t[:3]:
-            if row["n"]:
-                notes.append(
-                    f"{kernel}, {row['model']}, {row['group']}: median {100 * row['median_abs_err']:.1f}%, "
-                    f"p90 {100 * row['p90_abs_err']:.1f}% over {row['n']} ranks"
-                )
-    for kernel, c in res.get("balanced_controls", {}).items():
-        if c["n"]:
-            notes.append(
-                f"{kernel}, balanced controls (each target rank's tokens spread evenly, not routing): median "
-                f"{100 * c['median_abs_err']:.1f}%, p90 {100 * c['p90_abs_err']:.1f}% over {c['n']} ranks"
-            )
-    for kernel, bands in res.get("routing_vs_even", {}).items():
-        a = bands[0]
-        if a["n"]:
-            notes.append(
-                f"{kernel}, measured: the busiest rank of real routing ran faster than its own tokens spread evenly "
-                f"over its experts in {a['faster']} of {a['n']} ranks (down to {a['min_ratio']:.2f}x); by band: "
-                + ", ".join(f"{b['band']} {b['faster']}/{b['n']}" for b in bands[1:] if b["n"])
-            )
-    if raw.get("overhead"):
-        notes.append(
-            "replay overhead (measure_loads / direct call, median ratio): "
-            f"{np.median([o['ratio'] for o in raw['overhead']]):.4f}"
-        )
-    notes += [f"failed: {f}" for f in raw.get("failures", [])]
-    if raw.get("refit"):
-        notes.append(
-            f"forms fitted again on {raw['refit']['date']} from these measurements (bench_compute.py --refit, "
-            f"git {str(raw['refit']['git'])[:10]})"
-        )
-    if raw.get("other"):
-        o = raw["other"]
-        notes += [
-            f"{k} fits of this run on the real routing of {o['file']} ({o['device']}, {o['date'][:10]}): median "
-            f"{100 * o[k]['median_abs_err']:.1f}%, p90 {100 * o[k]['p90_abs_err']:.1f}% over {o[k]['n']} ranks"
-            for k in KERNELS
-            if k in o
-        ]
-    if raw.get("truncated"):
-        notes.append("the time budget ran out: " + raw["truncated"])
-    return notes
-
-
-def _figure(raw: dict) -> bytes:
-    """Per kernel: measured vs predicted on the real routing (the model fitted on the grid alone), and the
-    cumulative share of ranks within each absolute error, dodoco's model beside the two baselines."""
-    from dodoco.compute.model import ComputeModel
-    from dodoco.compute.holdout import held_out
-    from dodoco.report.plots import grid, png
-    from dodoco.report.style import legend, suptitle
-
-    fig, axes = grid(2 * len(raw["fits"]), 3.6, 3.2, ncols=2)
-    for k, (kernel, fit) in enumerate(raw["fits"].items()):
-        real = [r for r in _routing_rows(raw, kernel, "routing") if _in_target(r)]
-        model = ComputeModel.from_dict(fit)
-        ms = np.array([r["ms"] for r in real])
-        pred = ms * (1 + held_out(model, real))
-        ax = axes[2 * k]
-        ax.loglog(ms, pred, ".", markersize=2, color="#4477aa", alpha=0.5)
-        lim = [ms.min() * 0.8, ms.max() * 1.2]
-        ax.plot(lim, lim, color="black", linewidth=0.8)
-        ax.fill_between(lim, [x * 0.9 for x in lim], [x * 1.1 for x in lim], color="0.85", zorder=0)
-        ax.set(title=f"{kernel}: {model.form}, tile {model.tile_m}", xlabel="measured (ms)", ylabel="predicted (ms)")
-        ax = axes[2 * k + 1]
-        for name, err in raw["tables_err"][kernel].items():
-            e = np.sort(np.abs(np.asarray(err, dtype=float)[np.isfinite(err)]))
-            ax.plot(100 * e, np.arange(1, e.size + 1) / e.size, label=name)
-        ax.axvline(10, color="0.6", linewidth=0.8)
-        ax.set(
-            xscale="log",
-            xlim=(0.1, 200),
-            title=f"{kernel}: held-out error",
-            xlabel="absolute error (%)",
-            ylabel="share of ranks",
-        )
-    suptitle(
-        fig,
-        f"Expert compute on {raw['facts']['device']}: real routing never used for calibration "
-        "(128-8192 tokens per rank, EP 4-64); grey band and line: 10%",
-    )
-    legend(
-        fig, [(n, {"color": c}) for n, c in zip(raw["tables_err"][next(iter(raw["tables_err"]))], ("C0", "C1", "C2"))]
-    )
-    return png(fig)
-
-
 def _print(res: dict, raw: dict) -> None:
     print(f"\n{raw['facts']['device']}: held-out error on real routing (never in the calibration grid)")
     print(f"{'kernel':<11} {'model':<34} {'group':<40} {'n':>5} {'median':>7} {'p90':>7}")
@@ -410,9 +198,9 @@ def _write(raw: dict, out: Path) -> None:
     from dodoco.host import gpu_key
     from dodoco.store.atomic import json_safe, write_json
 
-    res = _fit(raw)
+    res = fit_all(raw)
     raw.update(res)
-    raw["notes"] = _notes(raw, res)
+    raw["notes"] = notes_of(raw, res)
     gpu = gpu_key(raw["facts"]["device"])
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / f"compute-{gpu}.json", json_safe(raw))
@@ -421,7 +209,7 @@ def _write(raw: dict, out: Path) -> None:
     if res["fits"] and any(len(e) for errs in res["tables_err"].values() for e in errs.values()):
         from dodoco.store.atomic import write_bytes
 
-        write_bytes(out / f"compute-{gpu}.png", _figure(raw))
+        write_bytes(out / f"compute-{gpu}.png", figure_of(raw))
     _print(res, raw)
 
 
@@ -479,23 +267,9 @@ def main(argv=None) -> int:
     else:
         raw = _measure_all(args)
     if args.other:
-        raw["other"] = _other(raw, Path(args.other))
+        raw["other"] = other_of(raw, Path(args.other))
     _write(raw, Path(args.out))
     return 0
-
-
-def _other(raw: dict, path: Path) -> dict:
-    """This run's fits (made here) on another run's real routing, same GPU: one summary per kernel."""
-    from dodoco.compute.model import ComputeModel
-    from dodoco.compute.holdout import held_out, summary
-
-    other = json.loads(path.read_text())
-    fits = _fit(raw)["fits"]
-    out = {"file": path.name, "date": other["date"], "device": other["facts"]["device"]}
-    for kernel, fit in fits.items():
-        rows = [r for r in _routing_rows(other, kernel, "routing") if _in_target(r)]
-        out[kernel] = summary(held_out(ComputeModel.from_dict(fit), rows))
-    return out
 
 
 if __name__ == "__main__":
