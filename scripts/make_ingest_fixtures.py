@@ -381,7 +381,11 @@ WRITERS = {
 
 
 def main(argv=None) -> int:
-    out = Path((argv or sys.argv[1:] or ["ingest_fixtures"])[0])
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out", nargs="?", default="ingest_fixtures", help="folder to write the dumps into")
+    out = Path(p.parse_args(argv).out)
     for name, fn in WRITERS.items():
         (out / name).mkdir(parents=True, exist_ok=True)
         truth = fn(out / name)
