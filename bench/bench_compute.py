@@ -251,7 +251,8 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=int, default=1, help="divide expert shapes by this (CPU dry run only)")
     p.add_argument(
         "--other",
-        help="with --refit: a repeat run on the same GPU whose real routing this run's fits "
+        nargs="+",
+        help="with --refit: repeat runs on the same GPU kind whose real routing this run's fits "
         "also predict (reproducibility across device calls)",
     )
     args = p.parse_args(argv)
@@ -267,7 +268,7 @@ def main(argv=None) -> int:
     else:
         raw = _measure_all(args)
     if args.other:
-        raw["other"] = other_of(raw, Path(args.other))
+        raw["other"] = [other_of(raw, Path(o)) for o in args.other]
     _write(raw, Path(args.out))
     return 0
 

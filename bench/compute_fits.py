@@ -170,11 +170,11 @@ def notes_of(raw: dict, res: dict) -> list[str]:
             f"forms fitted again on {raw['refit']['date']} from these measurements (bench_compute.py --refit, "
             f"git {str(raw['refit']['git'])[:10]})"
         )
-    if raw.get("other"):
-        o = raw["other"]
+    for o in raw.get("other") or []:
         notes += [
-            f"{k} fits of this run on the real routing of {o['file']} ({o['device']}, {o['date'][:10]}): median "
-            f"{100 * o[k]['median_abs_err']:.1f}%, p90 {100 * o[k]['p90_abs_err']:.1f}% over {o[k]['n']} ranks"
+            f"{k} fits of this run on the real routing of {o['file']} ({o['device']}, {o['date'][:10]}, peaks "
+            f"{o['peaks']}): median {100 * o[k]['median_abs_err']:.1f}%, p90 {100 * o[k]['p90_abs_err']:.1f}% "
+            f"over {o[k]['n']} ranks"
             for k in KERNELS
             if k in o
         ]
@@ -227,13 +227,20 @@ def figure_of(raw: dict) -> bytes:
 
 
 def other_of(raw: dict, path: Path) -> dict:
-    """This run's fits (made here) on another run's real routing, same GPU: one summary per kernel."""
+    """This run's fits (made here) on another run's real routing, same GPU kind (another device call,
+    maybe another host): one summary per kernel."""
     from dodoco.compute.model import ComputeModel
     from dodoco.compute.holdout import held_out, summary
 
     other = json.loads(path.read_text())
     fits = fit_all(raw)["fits"]
-    out = {"file": path.name, "date": other["date"], "device": other["facts"]["device"]}
+    pk = other["peaks"]
+    out = {
+        "file": path.name,
+        "date": other["date"],
+        "device": other["facts"]["device"],
+        "peaks": f"{pk['tflops']:.0f} TFLOP/s, {pk['hbm_GBps']:.0f} GB/s",
+    }
     for kernel, fit in fits.items():
         rows = [r for r in routing_rows(other, kernel, "routing") if in_target(r)]
         out[kernel] = summary(held_out(ComputeModel.from_dict(fit), rows))
