@@ -128,7 +128,8 @@ def notes_of(raw: dict, res: dict) -> list[str]:
     f = raw["facts"]
     notes = [
         f"measured on {f['device']} ({f['sms']} SMs, torch {f['torch']}, CUDA {f.get('cuda')}) on "
-        f"{raw['date'][:10]} by bench/bench_compute.py in {raw.get('seconds', 0):.0f} s",
+        f"{raw['date'][:10]} by bench/bench_compute.py in {raw.get('seconds', 0):.0f} s"
+        + (f", GPU {f['gpu_uuid']} on host {f.get('host')}" if f.get("gpu_uuid") else ""),
         f"peaks measured here: {raw['peaks']['tflops']:.0f} TFLOP/s bf16, {raw['peaks']['hbm_GBps']:.0f} GB/s copy",
         f"kernels against a float64 reference: {raw['check']}",
         raw["megatron"],

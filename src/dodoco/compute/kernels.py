@@ -16,6 +16,7 @@ Shape legend: T tokens of the rank, G experts of the rank, H hidden size, I expe
 
 from __future__ import annotations
 
+import socket
 import time
 
 import numpy as np
@@ -40,7 +41,8 @@ def l2_bytes(device) -> int:
 
 
 def device_facts(device) -> dict:
-    """Name, SMs, L2 bytes and torch version of the device that runs the kernels."""
+    """Name, SMs, L2 bytes and torch version of the device that runs the kernels; on a GPU its UUID and
+    the host's name too, so repeat calibrations say whether they ran on the same card."""
     dev = torch.device(device)
     if dev.type != "cuda":
         return {"device": "cpu", "sms": 1, "l2_bytes": l2_bytes(dev), "torch": torch.__version__, "cuda": None}
@@ -52,6 +54,8 @@ def device_facts(device) -> dict:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "memory_GiB": round(p.total_memory / 2**30, 1),
+        "gpu_uuid": str(getattr(p, "uuid", "")) or None,
+        "host": socket.gethostname(),
     }
 
 
