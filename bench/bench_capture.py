@@ -59,33 +59,21 @@ def time_forward(model, ids, cap=None) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def _load(layers: int):
+    """The largest model of at most ``layers`` layers that fits the GPU (halving on out-of-memory)."""
     import torch
 
-    from dodoco.observe.capture import RoutingCapture
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--layers", type=int, default=48)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq-len", type=int, default=2048)
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--out", default="bench/results/capture_overhead.json")
-    args = parser.parse_args()
-
-    layers = args.layers
     while True:
         try:
-            model = build(layers)
-            break
+            return build(layers), layers
         except torch.OutOfMemoryError:
             torch.cuda.empty_cache()
             layers //= 2
-    ids = torch.randint(
-        0, 151936, (args.batch, args.seq_len), device="cuda", generator=torch.Generator("cuda").manual_seed(0)
-    )
-    counts_cap = RoutingCapture(model, traces=False)
-    trace_cap = RoutingCapture(model, traces=True)
-    variants = {"bare": None, "counts": counts_cap, "traces": trace_cap}
+
+
+def _interleaved(model, ids, variants: dict, rounds: int) -> dict:
+    """Seconds per forward of each variant ({name: capture or None}), 3 warm-up rounds, then ``rounds``
+    rounds in alternating order (so drift hits every variant alike) -> {name: [s]}."""
 
     def run(name):
         cap = variants[name]
@@ -101,12 +89,15 @@ def main() -> None:
         for name in variants:
             run(name)
     times = {name: [] for name in variants}
-    for r in range(args.rounds):
-        order = list(variants) if r % 2 == 0 else list(reversed(variants))
-        for name in order:
+    for r in range(rounds):
+        for name in list(variants) if r % 2 == 0 else list(reversed(variants)):
             times[name].append(run(name))
-    # correctness on the GPU: every layer's counts sum to tokens x K
-    sums = counts_cap.counts().sum(axis=2)
+    return times
+
+
+def _result(args, layers: int, times: dict, counts_ok: bool) -> dict:
+    import torch
+
     tokens = args.batch * args.seq_len
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {
@@ -131,11 +122,38 @@ def main() -> None:
         "ratio_traces": med["traces"] / med["bare"],
         "tokens_per_s": {k: tokens / v for k, v in med.items()},
         "targets": {"ratio_counts": 1.03, "ratio_traces": 1.10},
-        "counts_sum_ok": bool((sums == tokens // args.batch * 8).all()),
+        "counts_sum_ok": counts_ok,
     }
     result["met"] = {k: result[k] <= t for k, t in result["targets"].items()}
+    return result
+
+
+def main() -> None:
+    import torch
+
+    from dodoco.observe.capture import RoutingCapture
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--layers", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq-len", type=int, default=2048)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--out", default="bench/results/capture_overhead.json")
+    args = parser.parse_args()
+
+    model, layers = _load(args.layers)
+    ids = torch.randint(
+        0, 151936, (args.batch, args.seq_len), device="cuda", generator=torch.Generator("cuda").manual_seed(0)
+    )
+    counts_cap = RoutingCapture(model, traces=False)
+    variants = {"bare": None, "counts": counts_cap, "traces": RoutingCapture(model, traces=True)}
+    times = _interleaved(model, ids, variants, args.rounds)
+    # correctness on the GPU: every layer's counts sum to tokens x K
+    sums = counts_cap.counts().sum(axis=2)
+    result = _result(args, layers, times, bool((sums == args.seq_len * 8).all()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
+    med, tokens = result["median_s"], args.batch * args.seq_len
     print(f"{'variant':8s} {'median ms':>10s} {'ratio':>7s} {'tokens/s':>10s}")
     for k in variants:
         print(f"{k:8s} {1e3 * med[k]:10.2f} {med[k] / med['bare']:7.3f} {tokens / med[k]:10.0f}")

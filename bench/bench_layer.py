@@ -144,7 +144,7 @@ def _table(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--machine", default=None, help="machine label, e.g. nvidia-h200-x4 (default: GPU and count)")
     p.add_argument("--out", default=str(ROOT / "bench/results"))
@@ -155,32 +155,18 @@ def main(argv=None) -> int:
         "--quick", action="store_true", help="layer replays of prose at two batches only (calibrate unchanged)"
     )
     p.add_argument("--timeout", type=float, default=300.0)
-    args = p.parse_args(argv)
-    from dodoco.replay.launch import SAFE_ENV, launch_many
+    return p
 
-    out = Path(args.out)
-    (out / "parts").mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    if args.machine is None:
-        from dodoco.host import host_identity
 
-        args.machine = "dry-run-cpu-x2" if args.dry_run else host_identity()["machine"]
-    cal = _calibrate(args, out)
-    t_cal = time.time() - t0
-    N = int(cal.calibration.meta["settings"]["ranks"][-1]) if cal.calibration.meta["settings"]["ranks"] else 1
-    cfgs, skipped = _fits_memory(
-        _configs(args, N, cal.calibration.dispatchers or ["nccl"], out / "parts"), N, args.dry_run
-    )
-    from dodoco.calibrate.dispatch import rank_env
-
-    results = launch_many(cfgs, N, extra_env={**SAFE_ENV, **rank_env()})
-    from dodoco.simulate.layer_compare import compare_rows, predictors, targets
+def _doc(args, cal, N: int, results: list, skipped: list, t0: float, t_cal: float) -> dict:
+    """The result file: every replay, each row beside its predictions, the targets."""
     from dodoco.replay.megatron_layer import grouped_mlp_line
+    from dodoco.simulate.layer_compare import compare_rows, predictors, targets
 
     preds = predictors(cal.path, allow_dry_run=args.dry_run)
     rows = compare_rows(results, preds)
     band = (0, np.inf) if args.dry_run else TARGET["MB"]  # a dry run's KiB-sized rows all count: it checks the path
-    doc = {
+    return {
         "schema": "dodoco.bench.layer/1",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "machine": args.machine,
@@ -202,13 +188,34 @@ def main(argv=None) -> int:
         },
         "replays": results,
     }
+
+
+def main(argv=None) -> int:
+    import tempfile
+
+    from dodoco.calibrate.dispatch import rank_env
+    from dodoco.replay.launch import SAFE_ENV, launch_many
     from dodoco.store.atomic import json_safe, write_json
 
+    args = _parser().parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if args.machine is None:
+        from dodoco.host import host_identity
+
+        args.machine = "dry-run-cpu-x2" if args.dry_run else host_identity()["machine"]
+    cal = _calibrate(args, out)
+    t_cal = time.time() - t0
+    N = int(cal.calibration.meta["settings"]["ranks"][-1]) if cal.calibration.meta["settings"]["ranks"] else 1
+    with tempfile.TemporaryDirectory(dir=out, prefix=".layer-parts-") as parts:  # only what this run writes
+        cfgs, skipped = _fits_memory(
+            _configs(args, N, cal.calibration.dispatchers or ["nccl"], Path(parts)), N, args.dry_run
+        )
+        results = launch_many(cfgs, N, extra_env={**SAFE_ENV, **rank_env()})
+    doc = _doc(args, cal, N, results, skipped, t0, t_cal)
     path = out / f"layer-{args.machine}.json"
     write_json(path, json_safe(doc))
-    for f in (out / "parts").glob("*.json"):
-        f.unlink()
-    (out / "parts").rmdir()
     print(f"wrote {path}")
     print(_table(doc))
     return 0

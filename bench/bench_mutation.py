@@ -150,6 +150,28 @@ def _equivalent(module: str, func: str, diff: list[str]) -> str | None:
     return None
 
 
+def _classify(work: Path, statuses: dict) -> tuple:
+    """(counts per status, per module, equivalent survivors with their reason, unexplained survivors)."""
+    counts: dict[str, int] = {}
+    per_module: dict[str, dict[str, int]] = {}
+    equivalent, unexplained = [], []
+    sources: dict[str, dict[str, str]] = {}
+    for name, status in sorted(statuses.items()):
+        module, func = _split(name)
+        counts[status] = counts.get(status, 0) + 1
+        m = per_module.setdefault(module, {})
+        m[status] = m.get(status, 0) + 1
+        if status not in ("survived", "no tests"):
+            continue
+        if module not in sources:
+            sources[module] = _functions(work, module)
+        diff = _diff(sources[module], name)
+        reason = _equivalent(module, func, diff)
+        row = {"mutant": name, "module": module, "function": func, "status": status, "diff": diff}
+        (equivalent if reason else unexplained).append({**row, "reason": reason} if reason else row)
+    return counts, per_module, equivalent, unexplained
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--children", type=int, default=2, help="mutants run in parallel (default 2)")
@@ -170,23 +192,7 @@ def main() -> int:
         name, _, status = line.strip().rpartition(": ")
         if name:
             statuses[name] = status
-    counts: dict[str, int] = {}
-    per_module: dict[str, dict[str, int]] = {}
-    equivalent, unexplained = [], []
-    sources: dict[str, dict[str, str]] = {}
-    for name, status in sorted(statuses.items()):
-        module, func = _split(name)
-        counts[status] = counts.get(status, 0) + 1
-        m = per_module.setdefault(module, {})
-        m[status] = m.get(status, 0) + 1
-        if status not in ("survived", "no tests"):
-            continue
-        if module not in sources:
-            sources[module] = _functions(work, module)
-        diff = _diff(sources[module], name)
-        reason = _equivalent(module, func, diff)
-        row = {"mutant": name, "module": module, "function": func, "status": status, "diff": diff}
-        (equivalent if reason else unexplained).append({**row, "reason": reason} if reason else row)
+    counts, per_module, equivalent, unexplained = _classify(work, statuses)
     total = sum(counts.values())
     killed = counts.get("killed", 0) + counts.get("timeout", 0)
     scored = total - len(equivalent)

@@ -175,7 +175,7 @@ def simulate(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trace", default=str(ROOT / "bench/data/replay-trace"))
     p.add_argument("--condition", default="prose")
@@ -207,7 +207,23 @@ def main(argv=None) -> int:
         metavar="FILE",
         help="only regenerate the notes of these result files from their own replays",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def _topology(out: Path) -> str:
+    """nvidia-smi's topology and clocks, kept beside the results (topology.txt)."""
+    topo = subprocess.run(
+        "nvidia-smi topo -m; nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,memory.used --format=csv",
+        shell=True,
+        capture_output=True,
+        text=True,
+    )
+    (out / "topology.txt").write_text(topo.stdout + topo.stderr)
+    return topo.stdout
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     if args.renote:
         return renote(args.renote)
     if args.simulate:
@@ -216,14 +232,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     os.environ.update(SAFE_ENV)
     if args.backend == "nccl":
-        topo = subprocess.run(
-            "nvidia-smi topo -m; nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,memory.used --format=csv",
-            shell=True,
-            capture_output=True,
-            text=True,
-        )
-        (out / "topology.txt").write_text(topo.stdout + topo.stderr)
-        print(topo.stdout, flush=True)
+        print(_topology(out), flush=True)
     results = [r for r in (replay_one(args, int(n), out) for n in args.ranks.split(",")) if r]
     summary = targets(results, out) if results else {}
     topo = (out / "topology.txt").read_text() if (out / "topology.txt").exists() else ""

@@ -49,6 +49,45 @@ def _timed_sections(seconds: dict) -> tuple:
     return tuple(wrap(fn) for fn in build.SECTIONS)
 
 
+def _write_runs(root: Path, seqs: int) -> Path:
+    """The two runs every build reads: mock-uniform and prose (Dirichlet 0.5), [seqs, L, E] each."""
+    for condition, kind, conc, seed in (("mock-uniform", "mock", None, 0), ("prose", "real", 0.5, 1)):
+        write_counts_run(
+            root / "runs" / f"{condition}-L1024",
+            skewed_counts(seqs, L, E, concentration=conc, seed=seed),
+            model="synthetic-58x256",
+            condition=condition,
+            kind=kind,
+            seq_len=1024,
+            K=8,
+        )
+    return root / "runs"
+
+
+def _builds(runs: Path, tmp: Path, repeats: int) -> tuple:
+    """(seconds per whole build, seconds per judge() of it, figure names, csv tables, verdicts)."""
+    totals, judged = [], []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        findings = build.judge_runs([runs], build.ReportOptions())
+        t1 = time.perf_counter()
+        build.write_report(findings, tmp / f"report-{i}", build.ReportOptions())
+        totals.append(time.perf_counter() - t0)
+        judged.append(t1 - t0)
+    figures = sorted(p.name for p in (tmp / "report-0").glob("fig-*.png"))
+    tables = sorted(p.name for p in (tmp / "report-0").glob("*.csv"))
+    return totals, judged, figures, tables, {k: v.verdict for k, v in findings.verdicts.items()}
+
+
+def _machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -58,36 +97,7 @@ def main() -> None:
     seconds: dict[str, float] = {}
     build.SECTIONS = _timed_sections(seconds)
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        write_counts_run(
-            tmp / "runs" / "mock-uniform-L1024",
-            skewed_counts(args.seqs, L, E, concentration=None),
-            model="synthetic-58x256",
-            condition="mock-uniform",
-            kind="mock",
-            seq_len=1024,
-            K=8,
-        )
-        write_counts_run(
-            tmp / "runs" / "prose-L1024",
-            skewed_counts(args.seqs, L, E, concentration=0.5, seed=1),
-            model="synthetic-58x256",
-            condition="prose",
-            kind="real",
-            seq_len=1024,
-            K=8,
-        )
-        totals, judged = [], []
-        for i in range(args.repeats):
-            t0 = time.perf_counter()
-            findings = build.judge_runs([tmp / "runs"], build.ReportOptions())
-            t1 = time.perf_counter()
-            build.write_report(findings, tmp / f"report-{i}", build.ReportOptions())
-            totals.append(time.perf_counter() - t0)
-            judged.append(t1 - t0)
-        figures = sorted(p.name for p in (tmp / "report-0").glob("fig-*.png"))
-        tables = sorted(p.name for p in (tmp / "report-0").glob("*.csv"))
-        verdicts = {k: v.verdict for k, v in findings.verdicts.items()}
+        totals, judged, figures, tables, verdicts = _builds(_write_runs(Path(tmp), args.seqs), Path(tmp), args.repeats)
     median = statistics.median(totals)
     slowest = max(seconds, key=seconds.get)
     result = {
@@ -105,12 +115,7 @@ def main() -> None:
         "verdicts": verdicts,
         "target_s": TARGET_S,
         "meets_target": median <= TARGET_S,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1min": round(os.getloadavg()[0], 2),
-        },
+        "machine": _machine(),
         "numpy": np.__version__,
         "python": sys.version.split()[0],
         "notes": [

@@ -35,14 +35,31 @@ def demo_seconds(models: str) -> float:
         return time.perf_counter() - t0
 
 
+def _machine() -> dict:
+    import torch
+    import transformers
+
+    return {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def _shipped() -> dict:
+    """What the zoo's model cards in this tree say of each shipped model."""
+    from dodoco.training.card import zoo_rows
+
+    keys = ("steps", "heldout_loss", "heldout_ppl", "mb", "train_tokens_per_s", "device")
+    return {r["family"]: {k: r[k] for k in keys} for r in zoo_rows()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    import torch
-    import transformers
-
-    from dodoco.training.card import zoo_rows
     from dodoco.demo import DEMO_CONDITIONS, DemoConfig
 
     load_before = os.getloadavg()[0]
@@ -51,7 +68,6 @@ def main() -> None:
         for m in times:  # interleaved, so both see the same machine load
             times[m].append(demo_seconds(m))
     load_after = os.getloadavg()[0]
-    cards = {r["family"]: r for r in zoo_rows()}
     cfg = DemoConfig()
     zoo_median = statistics.median(times["zoo"])
     result = {
@@ -64,25 +80,9 @@ def main() -> None:
         "ratio_zoo_over_tiny": round(statistics.median(times["zoo"]) / statistics.median(times["tiny"]), 3),
         "target_s": TARGET_S,
         "meets_target": statistics.median(times["zoo"]) < TARGET_S,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        },
+        "machine": _machine(),
         "load_average_1min": {"before": round(load_before, 2), "after": round(load_after, 2)},
-        "zoo_shipped": {
-            f: {
-                "steps": c["steps"],
-                "heldout_loss": c["heldout_loss"],
-                "heldout_ppl": c["heldout_ppl"],
-                "mb": c["mb"],
-                "train_tokens_per_s": c["train_tokens_per_s"],
-                "device": c["device"],
-            }
-            for f, c in cards.items()
-        },
+        "zoo_shipped": _shipped(),
         "notes": [
             f"median of {args.repeats} runs per kind, interleaved: zoo {zoo_median:.1f} s, tiny "
             f"{statistics.median(times['tiny']):.1f} s on {os.cpu_count()} CPUs with a 1-minute load average of "

@@ -15,16 +15,8 @@ GRID_SHAPES = ("deepseek-v3", "deepseek-v2-lite", "qwen3-30b-a3b", "qwen3.5-35b-
 KERNELS = ("grouped_mm", "loop")
 
 
-def fit_all(raw: dict) -> dict:
-    """Calibrate each kernel on the grid alone, check it on the real routing, beside the tokens-only model."""
-    import dataclasses
-
-    from dodoco.compute.features import ExpertShape, features_many, pad_loads
-    from dodoco.compute.fit import FORMS, fit_form
-    from dodoco.compute.model import calibrate
-    from dodoco.compute.holdout import error_table, held_out, routing_vs_even, summary
-
-    fits, tables, errors_of, controls, evens = {}, {}, {}, {}, {}
+def _info(raw: dict) -> dict:
+    """What a calibration file records of the run it came from."""
     info = {k: raw["facts"].get(k) for k in ("torch", "cuda")}
     info.update(
         date=raw["date"][:10],
@@ -33,24 +25,44 @@ def fit_all(raw: dict) -> dict:
         peaks=raw.get("peaks"),
         grid="dodoco.compute.grid.calibration_grid() at " + ", ".join(GRID_SHAPES),
     )
+    return info
+
+
+def _calibrated(raw: dict, grid: list[dict], kernel: str) -> tuple:
+    """(the model chosen by held-out error on the grid, the tokens-only model fitted on the same grid)."""
+    import dataclasses
+
+    from dodoco.compute.features import ExpertShape, features_many, pad_loads
+    from dodoco.compute.fit import FORMS, fit_form
+    from dodoco.compute.model import calibrate
+
+    shapes = [ExpertShape(r["hidden"], r["width"]) for r in grid]
+    ms = [r["ms"] for r in grid]
+    model = calibrate(
+        [r["loads"] for r in grid],
+        shapes,
+        ms,
+        kernel=kernel,
+        device=raw["facts"]["device"],
+        sms=raw["facts"]["sms"],
+        info=_info(raw),
+    )
+    t, v = pad_loads([r["loads"] for r in grid])
+    tok = fit_form(FORMS["tokens"], features_many(t, v, shapes), ms)
+    return model, dataclasses.replace(model, form="tokens", coef=tok, info={})
+
+
+def fit_all(raw: dict) -> dict:
+    """Calibrate each kernel on the grid alone, check it on the real routing, beside the tokens-only model."""
+    from dodoco.compute.holdout import error_table, held_out, routing_vs_even, summary
+
+    fits, tables, errors_of, controls, evens = {}, {}, {}, {}, {}
     for kernel in KERNELS:
         grid = [r for r in raw["rows"] if r["set"] == "grid" and r["kernel"] == kernel and r["ms"] > 0]
         real = routing_rows(raw, kernel, "routing")
         if len(grid) < 20:
             continue
-        shapes = [ExpertShape(r["hidden"], r["width"]) for r in grid]
-        model = calibrate(
-            [r["loads"] for r in grid],
-            shapes,
-            [r["ms"] for r in grid],
-            kernel=kernel,
-            device=raw["facts"]["device"],
-            sms=raw["facts"]["sms"],
-            info=info,
-        )
-        t, v = pad_loads([r["loads"] for r in grid])
-        tok = fit_form(FORMS["tokens"], features_many(t, v, shapes), [r["ms"] for r in grid])
-        tokens_only = dataclasses.replace(model, form="tokens", coef=tok, info={})
+        model, tokens_only = _calibrated(raw, grid, kernel)
         errs = (
             {
                 f"dodoco ({model.form}, tile {model.tile_m})": held_out(model, real),

@@ -143,12 +143,6 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
         "a chunk of rows is still small enough that its sum cannot wrap (min with the type's own bound)",
     ),
     ("ep.steps", "StepSource.__init__", r"np\.asarray\(order, (dtype=None)?\)", INDEX),
-    (
-        "ep.steps",
-        "StepSource._sum_from",
-        r"1:3 \* n:2",
-        "x[:, 1:3n:2] has the same n entries as x[:, 1:2n:2], since the block has at most 2n + 1 units",
-    ),
     ("ep.steps", "StepSource.steps|StepSource.aggregate", r"reshape\(\(-2,\)", RESHAPE),
     ("ep.steps", "StepSource.totals", r"if 2 not in", "level 2 of the totals is only ever summed from level 1"),
     (
@@ -160,7 +154,6 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("ep.steps", "StepSource.holders", r"require_units\(", "the name only words a window's refusal"),
     ("ep.steps", "StepSource.unit_steps", r"initial=(None|-2)\)", "order is never empty here: initial is unused"),
     ("ep.steps", "StepSource.unit_steps", r"np\.full\(size, -1, (dtype=None)?\)", DTYPE_INT),
-    ("ep.steps", "uniform_split", r"axis=\+1", "the callers' counts are [L, E]: axis 1 is axis -1"),
     (
         "ep.steps",
         "WindowSource.__init__",
@@ -310,12 +303,6 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("ep.layout", "Placement.with_nodes", r"np\.asarray\(rank_node, (dtype=None)?\)", DTYPE_INT),
     # ---- ep.placements
     ("ep.placements", "build_placement", r"\(spec\.fitted\) or True", "builders of unfitted placements ignore fit"),
-    (
-        "ep.placements",
-        "plan_placement",
-        r"\(PLACEMENTS\[name\]\.fitted\) or True",
-        "builders of unfitted placements ignore fit",
-    ),
     ("ep.placements", "default_redundant", r"and False|N >= E", "for 0 < E <= N, (-E) mod N is N - E"),
     ("ep.placements", "trace_subset", r"np\.asarray\((offsets|idx), (dtype=None)?\)", DTYPE_INT),
     # ---- replay.plan
