@@ -5,6 +5,7 @@ A byte flipped in a run's counts.npy is refused by every reader (the store verif
 read): analyze, report, export, simulate, replay, recommend; a damaged run is a data fault (exit 1).
 """
 
+import json
 import os
 import shutil
 
@@ -93,6 +94,10 @@ CASES = {
     "analyze-ep-0": (("analyze", "{runs}", "--ep", "0"), ["0"]),
     "analyze-placement-unknown": (("analyze", "{runs}", "--ep", "4", "--placement", "bogus"), ["bogus"]),
     "analyze-json-missing-folder": (("analyze", "{runs}", "--json", "{files}/nofolder/x.json"), ["nofolder"]),
+    # an existing file that is not JSON is the user's: never replaced (the fuzz bench found analyze doing it)
+    "analyze-json-over-a-binary-file": (("analyze", "{runs}", "--json", "{files}/random.bin"), ["random.bin"]),
+    "analyze-json-over-a-text-file": (("analyze", "{runs}", "--json", "{files}/afile"), ["afile", "not a JSON"]),
+    "export-out-over-a-text-file": (("export", "neusim", "{runs}", "-o", "{files}/afile"), ["afile"]),
     # outputs: a file where a folder is needed, or the reverse
     "export-out-is-a-folder": (("export", "neusim", "{runs}", "-o", "{files}/adir"), ["adir"]),
     "import-out-is-a-file": (("import", "numpy", "{files}/c.npy", "-o", "{files}/afile"), ["afile"]),
@@ -147,3 +152,23 @@ def test_validate_accepts_a_folder_and_reports_stray_files(runs, capsys):
     out = capsys.readouterr().out
     assert "mock-uniform-L32: ok" in out
     assert ".counts.npy.abcd1234.tmp: stray file" in out and "_parts: stray parts" in out
+
+
+def test_a_rerun_replaces_its_own_outputs_and_nothing_else(runs, files, cli, capsys):
+    """What DODOCO writes (a JSON document, the traffic CSV) is replaced by a rerun; a file it could not
+    have written, a FIFO included, is refused in one line and left as it was."""
+    from dodoco.cli import main
+
+    out, csv = files / "a.json", files / "t.csv"
+    for _ in range(2):
+        assert main(["analyze", str(runs), "--batch", "1", "--json", str(out)]) == 0
+        assert main(["export", "traffic", str(runs), "--ep", "2", "-o", str(csv)]) == 0
+    assert json.loads(out.read_text()) and csv.read_text().startswith("model,condition,ranks,")
+    os.mkfifo(files / "fifo")
+    for target, why in (("fifo", "FIFO"), ("random.bin", "will not replace it")):
+        before = snapshot(files)
+        capsys.readouterr()
+        assert main(["analyze", str(runs), "--batch", "1", "--json", str(files / target)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and target in err[0] and why in err[0]
+        assert snapshot(files) == before

@@ -135,7 +135,9 @@ def load_config(cls, args, out_is_file: bool = True, **overrides):
 
 
 def check_output_file(path, flag: str = "--json") -> None:
-    """Refuse an output file whose folder does not exist or that is a folder (one line, before any work)."""
+    """Refuse an output file whose folder does not exist, that is a folder, or that exists and is not
+    what DODOCO writes there (a JSON document, or the traffic CSV): DODOCO did not write such a file and
+    never replaces it. One line, before any work. A file DODOCO could have written is replaced (a rerun)."""
     from pathlib import Path
 
     from dodoco.errors import DodocoError
@@ -147,6 +149,23 @@ def check_output_file(path, flag: str = "--json") -> None:
         raise DodocoError(f"{flag} {p} is a folder: give a file name, e.g. {p / 'out.json'}")
     if not p.parent.is_dir():
         raise DodocoError(f"{flag} {p}: the folder {p.parent} does not exist: create it first or choose another path")
+    if p.exists() and not _dodoco_output(p):
+        raise DodocoError(
+            f"{flag} {p} exists and is not a JSON document (nor DODOCO's traffic CSV), so DODOCO did not write it "
+            "and will not replace it: choose another path or move that file away"
+        )
+
+
+def _dodoco_output(p) -> bool:
+    """A regular file that opens as DODOCO's outputs do: a JSON object or array, or the traffic CSV's
+    header (never reads a FIFO or a device)."""
+    from dodoco.simulate.traffic_export import CSV_HEADER
+
+    if not p.is_file():
+        return False
+    with open(p, "rb") as f:
+        head = f.read(4096).lstrip()
+    return head[:1] in (b"{", b"[") or head.startswith(CSV_HEADER.encode())
 
 
 def show(rows: list[dict], title: str, json_path=None, *, columns=None, keep=(), labels=()) -> None:

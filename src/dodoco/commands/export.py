@@ -57,6 +57,7 @@ def run(args) -> int:
 
     cfg = ExportConfig.from_args(args)
     check_output_file(args.json)
+    check_output_file(cfg.out, "-o")
     res = export(cfg)
     note(str(res.path), "wrote ")
     emit(res.rows, res.title, json_path=args.json, keep=KEEP.get(cfg.format, ()))

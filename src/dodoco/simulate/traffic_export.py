@@ -32,7 +32,7 @@ import numpy as np
 
 from dodoco import defaults
 
-__all__ = ["TRAFFIC_SCHEMA", "gate_stats", "traffic_csv", "traffic_entry"]
+__all__ = ["CSV_HEADER", "TRAFFIC_SCHEMA", "gate_stats", "traffic_csv", "traffic_entry"]
 
 TRAFFIC_SCHEMA = "dodoco.traffic/1"
 
@@ -72,10 +72,13 @@ def traffic_entry(
     }
 
 
+CSV_HEADER = "model,condition,ranks,placement,step,layer,src,dst,bytes"
+
+
 def traffic_csv(entries: list[dict]) -> str:
     """CSV text: model,condition,ranks,placement,step,layer,src,dst,bytes (every pair, diagonal too)."""
     out = io.StringIO()
-    out.write("model,condition,ranks,placement,step,layer,src,dst,bytes\n")
+    out.write(CSV_HEADER + "\n")
     for e in entries:
         head = f"{e['model']},{e['condition']},{e['ranks']},{e['placement']}"
         for m in e["matrices"]:
