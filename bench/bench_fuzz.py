@@ -146,7 +146,7 @@ class Box:
         self.paths = _paths(json.loads(self.manifest))
         ref = open_run(self.run)
         self.critical, self.counts = answer_fields(ref.manifest), np.array(ref.counts)
-        self.guarded = _snapshot(self.outside) | {"binary.bin": _snapshot(root)["binary.bin"]}
+        self.guarded = self._guarded_now()
         self.specials = [
             str(root / "fifo"),
             "/dev/zero",
@@ -165,8 +165,17 @@ class Box:
             if (self.run / name).read_bytes() != data:
                 (self.run / name).write_bytes(data)
 
+    def _guarded_now(self) -> dict:
+        return _snapshot(self.outside) | {"binary.bin": _snapshot(self.root)["binary.bin"]}
+
     def untouched(self) -> bool:
-        return (_snapshot(self.outside) | {"binary.bin": _snapshot(self.root)["binary.bin"]}) == self.guarded
+        """Whether the user's files are as they were; when not, later cases are judged against them as
+        they are now, so one broken oracle counts once, not in every case after it."""
+        now = self._guarded_now()
+        if now == self.guarded:
+            return True
+        self.guarded = now
+        return False
 
 
 def fuzz(box: Box, cases: int, seed: int, max_seconds: float) -> dict:
