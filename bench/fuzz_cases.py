@@ -75,8 +75,6 @@ def _value(rng: random.Random):
 
 
 def case_manifest(box: Box, rng: random.Random) -> str:
-    from dodoco.errors import DodocoError
-    from dodoco.store import validate_run
     from dodoco.store.manifest import seal_of
 
     d = json.loads(box.manifest)
@@ -99,15 +97,9 @@ def case_manifest(box: Box, rng: random.Random) -> str:
         d.pop("seal", None)
     elif seal == "recomputed" and "seal" in d:
         d["seal"] = seal_of(d)
-    (box.run / "manifest.json").write_text(json.dumps(d))
     what = f"{op} {'/'.join(map(str, path))} (seal {seal})"
-    problems = validate_run(box.run)
-    try:
-        got = _read(box.run)
-    except DodocoError as exc:
-        _one_line(exc)
-        if not problems:
-            raise Failure(f"{what}: a reader refused what validate calls sound") from None
+    problems, got = _written_and_read(box, d, what)
+    if got is None:
         return what
     if got[0] != box.critical or not np.array_equal(got[1], box.counts):
         raise Failure(f"{what}: read with other fields or counts")
@@ -117,9 +109,24 @@ def case_manifest(box: Box, rng: random.Random) -> str:
     return what
 
 
-def case_data(box: Box, rng: random.Random) -> str:
+def _written_and_read(box: Box, d: dict, what: str) -> tuple:
+    """The manifest ``d`` written, the run validated and read -> (validate's problems, what a reader
+    read or None where it refused in one line); refusing what validate calls sound is a failure."""
     from dodoco.errors import DodocoError
     from dodoco.store import validate_run
+
+    (box.run / "manifest.json").write_text(json.dumps(d))
+    problems = validate_run(box.run)
+    try:
+        return problems, _read(box.run)
+    except DodocoError as exc:
+        _one_line(exc)
+        if not problems:
+            raise Failure(f"{what}: a reader refused what validate calls sound") from None
+        return problems, None
+
+
+def case_data(box: Box, rng: random.Random) -> str:
     from dodoco.store.atomic import sha256_file
     from dodoco.store.manifest import seal_of
 
@@ -150,15 +157,9 @@ def case_data(box: Box, rng: random.Random) -> str:
         dtype=str(a.dtype),
     )
     d["seal"] = seal_of(d)
-    (box.run / "manifest.json").write_text(json.dumps(d))
     what = f"{how} of {name}"
-    problems = validate_run(box.run)
-    try:
-        got = _read(box.run)
-    except DodocoError as exc:
-        _one_line(exc)
-        if not problems:
-            raise Failure(f"{what}: a reader refused what validate calls sound") from None
+    problems, got = _written_and_read(box, d, what)
+    if got is None:
         return what
     if not np.array_equal(got[1], box.counts) or problems:
         raise Failure(f"{what}: read other counts, or read what validate refuses ({problems[:1]})")
