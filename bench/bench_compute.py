@@ -18,13 +18,13 @@ run) and compute-<gpu>-<kernel>.json (the calibrations DODOCO ships).
 
     python bench/bench_compute.py --runs .carry/compute-runs --out $OUT          # on the GPU
     python bench/bench_compute.py --refit bench/results/compute-h100.json        # fits again, CPU
+        [--other bench/results/compute-h100-repeat.json.gz ...]  # repeat calls (kept gzipped)
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -33,7 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-from compute_fits import GRID_SHAPES, KERNELS, figure_of, fit_all, notes_of, other_of  # noqa: E402
+from compute_fits import GRID_SHAPES, KERNELS, figure_of, fit_all, notes_of, other_of, read_result  # noqa: E402
 
 EP = (4, 8, 16, 32, 64)
 #: sequence length -> batches: with K=8, 128, 512, 2048 and 8192 tokens per rank on average
@@ -261,7 +261,7 @@ def main(argv=None) -> int:
     if args.refit:
         from dodoco.provenance import versions
 
-        raw = json.loads(Path(args.refit).read_text())
+        raw = read_result(Path(args.refit))
         for k in ("fits", "tables", "notes", "other", "tables_err", "balanced_controls", "routing_vs_even"):
             raw.pop(k, None)
         raw["refit"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat()[:10], "git": versions()["git"]}

@@ -239,13 +239,21 @@ def figure_of(raw: dict) -> bytes:
     return png(fig)
 
 
+def read_result(path: Path) -> dict:
+    """A compute-<gpu>.json of an earlier run; gzipped (``.json.gz``, how repeat runs are kept) or not."""
+    import gzip
+
+    data = path.read_bytes()
+    return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+
+
 def other_of(raw: dict, path: Path) -> dict:
     """This run's fits (made here) on another run's real routing, same GPU kind (another device call,
     maybe another host): one summary per kernel."""
     from dodoco.compute.model import ComputeModel
     from dodoco.compute.holdout import held_out, summary
 
-    other = json.loads(path.read_text())
+    other = read_result(path)
     fits = fit_all(raw)["fits"]
     pk = other["peaks"]
     out = {
