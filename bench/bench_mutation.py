@@ -56,6 +56,8 @@ TESTS = [
     "tests/ep/test_placement.py",
     "tests/ep/test_placements.py",
     "tests/ep/test_ep_core.py",
+    "tests/ep/test_steps_mutants.py",
+    "tests/ep/test_loads_traffic_mutants.py",
     "tests/replay/test_plan.py",
     "tests/simulate/test_dispatch_model.py",
     "tests/simulate/test_sample_roles.py",

@@ -29,7 +29,7 @@ WARNINGS = "only RuntimeWarnings arise in the block, so ignoring every category 
 PARALLEL = "how rows are split over chunks or threads: every row is computed the same way"
 FAST_PATH = (
     "chooses among fast paths that compute the same values (each is checked against the plain "
-    "computation in tests/ep/test_ep_core.py and test_metrics_core.py): speed only"
+    "computation in tests/ep/test_*_mutants.py and tests/metrics/test_metrics_core.py): speed only"
 )
 WIDER = (
     "accumulates in a type at least as wide as the sums need (numpy sums 32-bit and narrower integers "

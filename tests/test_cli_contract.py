@@ -105,7 +105,13 @@ def world(tmp_path_factory):
 
 
 def commands(w: Path) -> dict[str, list[str]]:
+    """One argv per command, run in the world ``w`` (see ``world``)."""
     runs, prose = str(w / "runs"), str(w / "runs" / "prose-L32")
+    return {**_data_commands(w, runs, prose), **_model_commands(w, runs, prose)}
+
+
+def _data_commands(w: Path, runs: str, prose: str) -> dict[str, list[str]]:
+    """The commands that observe, analyse, report, export and import runs."""
     return {
         "ls": ["ls"],
         "observe": [
@@ -130,6 +136,12 @@ def commands(w: Path) -> dict[str, list[str]]:
         "export neusim": ["export", "neusim", runs, "-o", str(w / "neusim.json")],
         "export traffic": ["export", "traffic", prose, "-o", str(w / "traffic.json"), "--max-steps", "2"],
         "import": ["import", "numpy", str(w / "dump.npy"), "-o", str(w / "imported"), "--top-k", "2", "--overwrite"],
+    }
+
+
+def _model_commands(w: Path, runs: str, prose: str) -> dict[str, list[str]]:
+    """The commands that model a cluster: simulate, recommend, the zoo, compute."""
+    return {
         "simulate": [
             "simulate",
             runs,

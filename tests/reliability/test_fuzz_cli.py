@@ -50,6 +50,7 @@ ints = (
 )
 floats = st.sampled_from(["nan", "inf", "-inf", "-0.5", "0", "1e308", "0.05", "abc"])
 words = st.text(max_size=6) | st.sampled_from(["bogus", "contiguous", "eplb", "h100", "prefill", "..", "-"])
+lists = st.lists(ints, min_size=1, max_size=3).map(",".join)
 
 
 OUTPUTS = ("--json", "-o", "--out")  # named outputs: the user's choice, so only paths under out/ are drawn
@@ -61,12 +62,10 @@ def _paths(box):
     )
 
 
-def _argvs(box):
-    """Strategies of whole argv lists, one per command family."""
+def _flag_sets(box):
+    """{argv head: {flag: strategy of its value}}, one per command family."""
     runs, run, out = str(box["runs"]), str(box["run"]), str(box["out"])
-    lists = st.lists(ints, min_size=1, max_size=3).map(",".join)
-    any_value = ints | floats | words | lists | _paths(box)
-    flag_sets = {
+    return {
         ("analyze", runs): {
             "--batch": lists,
             "--ep": lists,
@@ -115,29 +114,30 @@ def _argvs(box):
             "--batch": lists,
         },
     }
-    strategies = []
-    for head, flags in flag_sets.items():
 
-        def pairs(keys, flags=flags):  # mostly a value of the flag's own type, sometimes anything (not for outputs)
-            return st.tuples(
-                *[
-                    st.tuples(
-                        st.just(k), flags[k] if k in OUTPUTS else st.one_of(flags[k], flags[k], flags[k], any_value)
-                    )
-                    for k in keys
-                ]
-            )
 
-        chosen = (
-            st.lists(st.sampled_from(sorted(flags)), unique=True, max_size=3).flatmap(pairs) if flags else st.just(())
+def _argv(box, head, flags, any_value):
+    """Strategy of one command family's argv: its head, up to 3 of its flags, and (validate) run paths."""
+
+    def pairs(keys):  # mostly a value of the flag's own type, sometimes anything (not for outputs)
+        return st.tuples(
+            *[
+                st.tuples(st.just(k), flags[k] if k in OUTPUTS else st.one_of(flags[k], flags[k], flags[k], any_value))
+                for k in keys
+            ]
         )
-        tail = st.lists(_paths(box), max_size=2) if head == ("validate",) else st.just([])
-        strategies.append(
-            st.tuples(st.just(list(head)), chosen, tail).map(
-                lambda t: t[0] + [x for k, v in t[1] for x in (k, v)] + t[2]
-            )
-        )
-    return st.one_of(strategies)
+
+    chosen = st.lists(st.sampled_from(sorted(flags)), unique=True, max_size=3).flatmap(pairs) if flags else st.just(())
+    tail = st.lists(_paths(box), max_size=2) if head == ("validate",) else st.just([])
+    return st.tuples(st.just(list(head)), chosen, tail).map(
+        lambda t: t[0] + [x for k, v in t[1] for x in (k, v)] + t[2]
+    )
+
+
+def _argvs(box):
+    """Strategies of whole argv lists, one per command family."""
+    any_value = ints | floats | words | lists | _paths(box)
+    return st.one_of([_argv(box, head, flags, any_value) for head, flags in _flag_sets(box).items()])
 
 
 @pytest.fixture

@@ -60,21 +60,8 @@ def _case(truth, splits, row_bytes, **meta):
     }
 
 
-def replay_v2(
-    truth,
-    N=4,
-    sizes_mb=(16, 64, 256, 512),
-    skews=(1.0, 1.1, 1.25, 1.5, 2.0, 3.0),
-    routing_mb=(24, 100, 400),
-    routing_cases=6,
-    dispatcher="nccl",
-    row_bytes=4096,
-    seed=0,
-    machine="fake-x4",
-    patterns=("hot-receiver", "hot-pair"),
-) -> dict:
-    """A schema-2 result: the grid (sizes x skews x patterns) and routing cases at off-grid sizes."""
-    rng = np.random.default_rng(seed)
+def _grid_rows(truth, N, sizes_mb, skews, patterns, dispatcher, row_bytes) -> list[dict]:
+    """The grid cases of ``replay_v2``: every size x skew (at most N) x pattern."""
     rows = []
     for mb in sizes_mb:
         r = int(mb * MB // row_bytes)
@@ -98,6 +85,12 @@ def replay_v2(
                         N=N,
                     )
                 )
+    return rows
+
+
+def _routing_rows(truth, N, routing_mb, routing_cases, dispatcher, row_bytes, rng) -> list[dict]:
+    """The routing cases of ``replay_v2``: ``routing_cases`` uneven splits at each size of ``routing_mb``."""
+    rows = []
     for k, mb in enumerate(routing_mb):
         r = int(mb * MB // row_bytes)
         for i in range(routing_cases):
@@ -116,6 +109,26 @@ def replay_v2(
                     N=N,
                 )
             )
+    return rows
+
+
+def replay_v2(
+    truth,
+    N=4,
+    sizes_mb=(16, 64, 256, 512),
+    skews=(1.0, 1.1, 1.25, 1.5, 2.0, 3.0),
+    routing_mb=(24, 100, 400),
+    routing_cases=6,
+    dispatcher="nccl",
+    row_bytes=4096,
+    seed=0,
+    machine="fake-x4",
+    patterns=("hot-receiver", "hot-pair"),
+) -> dict:
+    """A schema-2 result: the grid (sizes x skews x patterns) and routing cases at off-grid sizes."""
+    rng = np.random.default_rng(seed)
+    rows = _grid_rows(truth, N, sizes_mb, skews, patterns, dispatcher, row_bytes)
+    rows += _routing_rows(truth, N, routing_mb, routing_cases, dispatcher, row_bytes, rng)
     rows[0]["check"] = "off"  # checks switched off: still a measurement
     return {
         "schema": "dodoco.replay/2",
