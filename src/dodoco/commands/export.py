@@ -52,12 +52,10 @@ KEEP = {
 
 
 def run(args) -> int:
-    from dodoco.commands import check_output_file, emit, note
+    from dodoco.commands import emit, load_config, note
     from dodoco.simulate.export_api import ExportConfig, export
 
-    cfg = ExportConfig.from_args(args)
-    check_output_file(args.json)
-    check_output_file(cfg.out, "-o")
+    cfg = load_config(ExportConfig, args)
     res = export(cfg)
     note(str(res.path), "wrote ")
     emit(res.rows, res.title, json_path=args.json, keep=KEEP.get(cfg.format, ()))
