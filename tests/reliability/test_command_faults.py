@@ -165,7 +165,13 @@ def test_a_rerun_replaces_its_own_outputs_and_nothing_else(runs, files, cli, cap
         assert main(["export", "traffic", str(runs), "--ep", "2", "-o", str(csv)]) == 0
     assert json.loads(out.read_text()) and csv.read_text().startswith("model,condition,ranks,")
     os.mkfifo(files / "fifo")
-    for target, why in (("fifo", "FIFO"), ("random.bin", "will not replace it")):
+    # binary data whose first byte opens a JSON array (1 in 128 of the fixture's random files did)
+    (files / "bracket.bin").write_bytes(b"[" + bytes(range(256)) * 2)
+    for target, why in (
+        ("fifo", "FIFO"),
+        ("random.bin", "will not replace it"),
+        ("bracket.bin", "will not replace it"),
+    ):
         before = snapshot(files)
         capsys.readouterr()
         assert main(["analyze", str(runs), "--batch", "1", "--json", str(files / target)]) == 2

@@ -157,15 +157,23 @@ def check_output_file(path, flag: str = "--json") -> None:
 
 
 def _dodoco_output(p) -> bool:
-    """A regular file that opens as DODOCO's outputs do: a JSON object or array, or the traffic CSV's
-    header (never reads a FIFO or a device)."""
+    """A regular file that opens as DODOCO's outputs do: UTF-8 text (no NUL) that starts a JSON object or
+    array, or the traffic CSV's header (never reads a FIFO or a device). Binary data fails the UTF-8
+    check even where its first byte happens to be '{' or '['."""
+    import codecs
+
     from dodoco.simulate.traffic_export import CSV_HEADER
 
     if not p.is_file():
         return False
     with open(p, "rb") as f:
-        head = f.read(4096).lstrip()
-    return head[:1] in (b"{", b"[") or head.startswith(CSV_HEADER.encode())
+        head = f.read(4096)
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a cut last character is fine
+    except UnicodeDecodeError:
+        return False
+    text = text.lstrip()
+    return "\0" not in text and (text[:1] in ("{", "[") or text.startswith(CSV_HEADER))
 
 
 def show(rows: list[dict], title: str, json_path=None, *, columns=None, keep=(), labels=()) -> None:
