@@ -19,6 +19,13 @@ run) and compute-<gpu>-<kernel>.json (the calibrations DODOCO ships).
     python bench/bench_compute.py --runs .carry/compute-runs --out $OUT          # on the GPU
     python bench/bench_compute.py --refit bench/results/compute-h100.json        # fits again, CPU
         [--other bench/results/compute-h100-repeat.json.gz ...]  # repeat calls (kept gzipped)
+
+The routing runs (7.3 MB, not committed; every H100 call timed these same loads) come from the zoo
+on the bundled prose, on CPU in about a minute:
+
+    for f in deepseek_v2 deepseek_moe qwen3_moe nemotron_h qwen3_5_moe; do for s in 16 64 256; do
+      dodoco observe --model zoo:$f --conditions prose --seq-len $s --sequences 256 -o .carry/compute-runs/$f-$s
+    done; done
 """
 
 from __future__ import annotations
