@@ -40,7 +40,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-from compute_fits import GRID_SHAPES, KERNELS, figure_of, fit_all, notes_of, other_of, read_result  # noqa: E402
+from compute_fits import (  # noqa: E402
+    GRID_SHAPES,
+    KERNELS,
+    figure_of,
+    fit_all,
+    notes_of,
+    other_of,
+    read_result,
+    relu2_notes,
+    relu2_of,
+)
 
 EP = (4, 8, 16, 32, 64)
 #: sequence length -> batches: with K=8, 128, 512, 2048 and 8192 tokens per rank on average
@@ -54,7 +64,8 @@ SCALE = 1  # --scale: expert shapes divided by this (a CPU dry run of the whole 
 
 
 def _dims(shape) -> dict:
-    return {"hidden": max(16, shape.hidden // SCALE), "width": max(16, shape.width // SCALE)}
+    """H and I divided by --scale, kept multiples of 8 (grouped_mm wants 16-byte strides)."""
+    return {"hidden": max(16, shape.hidden // SCALE // 8 * 8), "width": max(16, shape.width // SCALE // 8 * 8)}
 
 
 def _grid_cases():
@@ -98,18 +109,31 @@ def _routing_cases(runs_dir: Path) -> list[dict]:
     return out
 
 
+def _relu2_cases(routing: list[dict]) -> list[dict]:
+    """Nemotron's routing at Nemotron-30B's own experts, ungated ReLU^2, each rank beside its SwiGLU twin
+    of the same H and I (how the "routing" set, and every call before, timed them): the fits' transfer
+    to another activation, what the activation changes, and Megatron-Core's fused MoE beside both
+    kernels. Validation only."""
+    return [
+        {**c, "set": "relu2", "act": act}
+        for c in routing
+        if c["shape_name"] == "nemotron-30b" and c["control"] == "routing"
+        for act in ("relu2", "swiglu")
+    ]
+
+
 def _measure(cases: list[dict], device: str, deadline: float) -> list[dict]:
-    """Time every case through both kernels, one ExpertBench per shape, in a seeded shuffled order (so a
-    run stopped at the deadline keeps an even sample of every shape and set)."""
-    from dodoco.compute.features import ExpertShape
+    """Time every case through both kernels (ReLU^2 cases through Megatron's fused MoE too, where it runs),
+    one ExpertBench per shape, in a seeded shuffled order (so a run stopped at the deadline keeps an even
+    sample of every shape and set)."""
     from dodoco.compute.kernels import ExpertBench
-    from dodoco.compute.measure import measure_loads
+    from dodoco.compute.megatron import fused_status
     from dodoco.progress import progress_bar
 
     order = np.random.default_rng(0).permutation(len(cases))
     width = {}
     for c in cases:
-        key = (c["hidden"], c["width"])
+        key = _key(c)
         width[key] = max(width.get(key, 1), len(c["loads"]))
     benches, rows = {}, []
     with progress_bar("{task.description}") as bar:
@@ -118,27 +142,41 @@ def _measure(cases: list[dict], device: str, deadline: float) -> list[dict]:
             if time.time() > deadline:
                 break
             chunk = [cases[j] for j in order[i : i + 48]]
-            for key in sorted({(c["hidden"], c["width"]) for c in chunk}):
-                part = [c for c in chunk if (c["hidden"], c["width"]) == key]
-                shape = ExpertShape(*key)
-                try:
-                    bench = benches.setdefault(key, ExpertBench(shape, width[key], device))
-                    got = measure_loads(
-                        shape,
-                        [c["loads"] for c in part],
-                        KERNELS,
-                        device,
-                        bench=bench,
-                        progress=lambda n: bar.advance(task, n),
-                        target_ms=20.0,
-                    )
-                except Exception as exc:  # noqa: BLE001 - record and go on: one bad chunk must not lose the run
-                    FAILURES.append(f"H={key[0]} I={key[1]} chunk {i}: {type(exc).__name__}: {exc}"[:300])
-                    continue
-                rows += [{**part[r["index"]], **{k: v for k, v in r.items() if k != "index"}} for r in got]
+            for key in sorted({_key(c) for c in chunk}):
+                part = [c for c in chunk if _key(c) == key]
+                bench = benches.get(key) or benches.setdefault(key, ExpertBench(_shape(key), width[key], device))
+                rows += _measure_part(part, bench, KERNELS, device, lambda n: bar.advance(task, n), i)
+                if key[2] == "relu2" and not fused_status(bench.shape, device):
+                    rows += _measure_part(part, bench, ("megatron",), device, None, i)
     benches.clear()
     _empty_cache(device)
     return rows
+
+
+def _measure_part(part: list[dict], bench, kernels, device: str, progress, chunk: int) -> list[dict]:
+    """One shape's cases of a chunk through ``kernels`` -> rows (case fields and timings); a failure is
+    recorded and loses only these kernels' rows of the chunk."""
+    from dodoco.compute.measure import measure_loads
+
+    loads = [c["loads"] for c in part]
+    try:
+        got = measure_loads(bench.shape, loads, kernels, device, bench=bench, progress=progress, target_ms=20.0)
+    except Exception as exc:  # noqa: BLE001 - record and go on: one bad chunk must not lose the run
+        FAILURES.append(f"{bench.shape.label()} {'/'.join(kernels)} chunk {chunk}: {type(exc).__name__}: {exc}"[:300])
+        if progress is not None:
+            progress(len(part))
+        return []
+    return [{**part[r["index"]], **{k: v for k, v in r.items() if k != "index"}} for r in got]
+
+
+def _shape(key: tuple):
+    from dodoco.compute.features import ExpertShape
+
+    return ExpertShape(*key[:2], act=key[2])
+
+
+def _key(case: dict) -> tuple:
+    return (case["hidden"], case["width"], case.get("act", "swiglu"))
 
 
 def _empty_cache(device):
@@ -207,9 +245,14 @@ def _write(raw: dict, out: Path) -> None:
 
     res = fit_all(raw)
     raw.update(res)
-    raw["notes"] = notes_of(raw, res)
+    raw["relu2"] = relu2_of(raw, res["fits"])
+    raw["notes"] = notes_of(raw, res) + relu2_notes(raw["relu2"])
     gpu = gpu_key(raw["facts"]["device"])
     out.mkdir(parents=True, exist_ok=True)
+    if not res["fits"]:  # no grid measured (--sets relu2): the relu2 check alone, never a calibration
+        write_json(out / f"compute-{gpu}-relu2.json", json_safe(raw))
+        print(*raw["notes"], sep="\n")
+        return
     write_json(out / f"compute-{gpu}.json", json_safe(raw))
     for kernel, fit in res["fits"].items():
         write_json(out / f"compute-{gpu}-{kernel}.json", json_safe({**fit, "notes": raw["notes"][:2]}))
@@ -238,10 +281,12 @@ def _measure_all(args) -> dict:
         "megatron": megatron_status()[1],
     }
     print(raw["facts"], raw["peaks"], raw["check"], raw["megatron"], sep="\n", flush=True)
-    cases = _grid_cases() + (_routing_cases(Path(args.runs)) if args.runs else [])
+    routing = _routing_cases(Path(args.runs)) if args.runs else []
+    cases = [c for c in _grid_cases() + routing + _relu2_cases(routing) if c["set"] in args.sets]
     raw["rows"] = _measure(cases, args.device, deadline)
-    if len(raw["rows"]) < 2 * len(cases):
-        raw["truncated"] = f"{len(raw['rows'])} of {2 * len(cases)} timings made"
+    done = sum(1 for r in raw["rows"] if r["kernel"] == "grouped_mm")
+    if done < len(cases):
+        raw["truncated"] = f"{done} of {len(cases)} ranks measured"
     raw["overhead"] = _overhead(args.device) if args.device.startswith("cuda") and time.time() < deadline else []
     raw["failures"] = FAILURES
     raw["seconds"] = time.time() - t0
@@ -257,6 +302,13 @@ def main(argv=None) -> int:
     p.add_argument("--refit", help="a compute-<gpu>.json of an earlier run: fit and check again, no GPU")
     p.add_argument("--scale", type=int, default=1, help="divide expert shapes by this (CPU dry run only)")
     p.add_argument(
+        "--sets",
+        type=lambda v: tuple(v.split(",")),
+        default=("grid", "routing", "relu2"),
+        help="what to measure (comma list of grid, routing, relu2; default all): relu2 alone checks a GPU's "
+        "shipped calibration on ReLU^2 experts and Megatron's fused MoE, and writes compute-<gpu>-relu2.json",
+    )
+    p.add_argument(
         "--other",
         nargs="+",
         help="with --refit: repeat runs on the same GPU kind whose real routing this run's fits "
@@ -269,7 +321,7 @@ def main(argv=None) -> int:
         from dodoco.provenance import versions
 
         raw = read_result(Path(args.refit))
-        for k in ("fits", "tables", "notes", "other", "tables_err", "balanced_controls", "routing_vs_even"):
+        for k in ("fits", "tables", "notes", "other", "tables_err", "balanced_controls", "routing_vs_even", "relu2"):
             raw.pop(k, None)
         raw["refit"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat()[:10], "git": versions()["git"]}
     else:

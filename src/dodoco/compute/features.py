@@ -7,7 +7,8 @@ expert is a SwiGLU MLP of hidden size H and width I (docs/compute.md):
     h    = silu(up[:, :I]) * up[:, I:]
     out  = h[t, I] @ W2[I, H]
 
-so 6*H*I FLOPs per token and 3*H*I weights per expert. A grouped GEMM computes every expert of the
+so 6*H*I FLOPs per token and 3*H*I weights per expert; or, for Nemotron-H's experts, an ungated
+ReLU^2 MLP (act "relu2": up = x @ W1[H, I], h = relu(up)^2), 4*H*I FLOPs and 2*H*I weights. A grouped GEMM computes every expert of the
 rank in one launch; a tile of BM rows of one expert is the unit of work, so an expert of t tokens
 costs ceil(t / BM) tiles (tile quantisation) and an expert with tokens reads its weights once
 (weight reads of non-empty experts). ``features`` turns loads into those quantities; the compute
@@ -24,7 +25,16 @@ import numpy as np
 
 from dodoco.errors import DodocoError
 
-__all__ = ["TORCH_SMALL_ROWS", "ExpertShape", "Features", "features", "features_many", "pad_loads", "roofline_ms"]
+__all__ = [
+    "ACTS",
+    "TORCH_SMALL_ROWS",
+    "ExpertShape",
+    "Features",
+    "features",
+    "features_many",
+    "pad_loads",
+    "roofline_ms",
+]
 
 GFLOP, GBYTE = 1e9, 1e9
 #: torch._grouped_mm on sm90 (aten/src/ATen/native/cuda/GroupMM.cu) runs a 64 x 128 tile (ping-pong) when
@@ -34,13 +44,19 @@ TORCH_SMALL_ROWS = 128
 TORCH_TILES = {"small": (64, 128), "large": (128, 256)}
 
 
+#: expert activations: name -> (label, gated: the up GEMM computes gate and up, 2I columns)
+ACTS = {"swiglu": ("SwiGLU", True), "relu2": ("ReLU^2", False)}
+
+
 @dataclass(frozen=True)
 class ExpertShape:
-    """A SwiGLU routed expert: hidden size H, width I, bytes per element (2: bf16)."""
+    """A routed expert: hidden size H, width I, bytes per element (2: bf16), activation (``ACTS``:
+    "swiglu", gated, or "relu2", Nemotron-H's ungated squared ReLU)."""
 
     hidden: int
     width: int
     dtype_bytes: int = 2
+    act: str = "swiglu"
 
     def __post_init__(self):
         for key in ("hidden", "width", "dtype_bytes"):
@@ -49,28 +65,44 @@ class ExpertShape:
                 raise DodocoError(
                     f"expert {key} {v!r} must be a whole number in 1..{1 << 20}: give e.g. --hidden 7168 --width 2048"
                 )
+        if self.act not in ACTS:
+            raise DodocoError(f"expert activation {self.act!r} is not one of {', '.join(ACTS)}: give --act swiglu")
+
+    @classmethod
+    def of(cls, d: dict) -> "ExpertShape":
+        """The shape a row or file records ({hidden, width[, act]}; no act: SwiGLU, as before acts existed)."""
+        return cls(d["hidden"], d["width"], act=d.get("act", "swiglu"))
+
+    def to_dict(self) -> dict:
+        """{hidden, width, act}: what ``of`` reads back."""
+        return {"hidden": self.hidden, "width": self.width, "act": self.act}
+
+    @property
+    def up_width(self) -> int:
+        """Columns of the up GEMM: 2I when gated (gate and up in one GEMM), else I."""
+        return (2 if ACTS[self.act][1] else 1) * self.width
 
     @property
     def gemms(self) -> tuple[tuple[int, int], ...]:
-        """(N, K) of the two GEMMs of an expert: up [H -> 2I] and down [I -> H]."""
-        return ((2 * self.width, self.hidden), (self.hidden, self.width))
+        """(N, K) of the two GEMMs of an expert: up [H -> 2I or I] and down [I -> H]."""
+        return ((self.up_width, self.hidden), (self.hidden, self.width))
 
     @property
     def flops_per_token(self) -> int:
-        return 6 * self.hidden * self.width
+        return 2 * self.hidden * (self.up_width + self.width)
 
     @property
     def weight_bytes(self) -> int:
         """Bytes of one expert's weights (W1 and W2)."""
-        return 3 * self.hidden * self.width * self.dtype_bytes
+        return self.hidden * (self.up_width + self.width) * self.dtype_bytes
 
     @property
     def act_bytes_per_token(self) -> int:
         """Activation bytes per token: x read, up written and read, h written and read, out written."""
-        return (2 * self.hidden + 6 * self.width) * self.dtype_bytes
+        return (2 * self.hidden + 2 * self.up_width + 2 * self.width) * self.dtype_bytes
 
     def label(self) -> str:
-        return f"SwiGLU H={self.hidden} I={self.width}"
+        return f"{ACTS[self.act][0]} H={self.hidden} I={self.width}"
 
 
 def pad_loads(loads) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +241,7 @@ def features_many(t, valid, shapes, tile_m: int = 128, tile_n: int = 128, sms: i
 
 def roofline_ms(t, valid, shape: ExpertShape, tflops: float, hbm_GBps: float) -> np.ndarray:
     """The physical floor of ranks with loads t[R, G]: max(FLOPs / peak, bytes / HBM bandwidth) in ms,
-    FLOPs unpadded (6 H I per token), bytes the non-empty experts' weights read once plus each
+    FLOPs unpadded (``flops_per_token`` a token), bytes the non-empty experts' weights read once plus each
     token's input read and output written (2 H elements) -> float64 [R]."""
     t = np.where(valid, np.asarray(t, dtype=np.int64), 0)
     tok = t.sum(-1).astype(np.float64)

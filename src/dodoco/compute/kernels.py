@@ -1,11 +1,12 @@
-"""Expert kernels on a GPU: the SwiGLU experts of one rank through the kernels MoE frameworks run.
+"""Expert kernels on a GPU: the experts of one rank (SwiGLU, or ReLU^2) through the kernels MoE frameworks run.
 
 - ``grouped_mm``: ``torch._grouped_mm`` over the rank's tokens sorted by expert, one launch per GEMM,
   uneven groups given by cumulative offsets (torchtitan's and transformers' grouped experts path);
   weights stored [G, out, in] and passed transposed, as torchtitan does.
 - ``loop``: ``F.linear`` per non-empty expert, as eager transformers experts modules run them.
-- ``megatron``: Megatron-Core 0.19's grouped MLP is ``TEGroupedMLP``, which needs Transformer
-  Engine; ``megatron_status`` says in one line whether it can run here.
+- ``megatron``: Megatron-Core 0.19's fused MoE (``dodoco.compute.megatron``: its inference path,
+  which needs no Transformer Engine) for ReLU^2 experts; its SwiGLU grouped MLP, ``TEGroupedMLP``,
+  needs Transformer Engine. ``megatron_status`` says in one line what can run here.
 
 ``ExpertBench`` holds a pool of expert weights large enough that consecutive repetitions read
 weights that are not in L2 (the pool spans at least 3x the L2 size), draws fresh random inputs, and
@@ -59,6 +60,15 @@ def device_facts(device) -> dict:
     }
 
 
+def activate(up, shape: ExpertShape):
+    """The expert's activation of its up GEMM's output up [T, up_width] -> h [T, I]: SwiGLU
+    silu(gate) * up (gate the first I columns), or ReLU^2 relu(up)^2 (Nemotron-H, Megatron's squared_relu)."""
+    if shape.act == "relu2":
+        return torch.square(F.relu(up))
+    I = shape.width
+    return F.silu(up[:, :I]) * up[:, I:]
+
+
 class ExpertBench:
     """Expert weights of one shape on a device, rotated so that no repetition finds them in L2."""
 
@@ -70,9 +80,11 @@ class ExpertBench:
         g = torch.Generator(device=self.device).manual_seed(seed)
         H, I = shape.hidden, shape.width
         # drawn in bf16 directly: no float32 transient (a DeepSeek-V3 pool is 11 GB in bf16)
-        self.w1 = torch.randn(self.pool, 2 * I, H, device=self.device, generator=g, dtype=self.dtype).mul_(H**-0.5)
+        self.w1 = torch.randn(self.pool, shape.up_width, H, device=self.device, generator=g, dtype=self.dtype)
+        self.w1.mul_(H**-0.5)
         self.w2 = torch.randn(self.pool, H, I, device=self.device, generator=g, dtype=self.dtype).mul_(I**-0.5)
         self.align = 1  # rows per group rounded up to this (1: none; set when the kernel demands it)
+        self._route = None  # (loads, fused_routing) of the last rank the megatron kernel ran
 
     def start(self, k: int, G: int) -> int:
         """First pool expert of repetition k for G experts: consecutive repetitions use disjoint windows."""
@@ -91,15 +103,13 @@ class ExpertBench:
 
     def grouped_mm(self, x, offs, k: int = 0):
         """The rank's experts through torch._grouped_mm -> [T, H]."""
-        G, I = offs.shape[0], self.shape.width
+        G = offs.shape[0]
         s = self.start(k, G)
         up = torch._grouped_mm(x, self.w1[s : s + G].transpose(-2, -1), offs=offs)
-        h = F.silu(up[:, :I]) * up[:, I:]
-        return torch._grouped_mm(h, self.w2[s : s + G].transpose(-2, -1), offs=offs)
+        return torch._grouped_mm(activate(up, self.shape), self.w2[s : s + G].transpose(-2, -1), offs=offs)
 
     def loop(self, x, loads, k: int = 0):
         """The rank's experts one at a time (F.linear per non-empty expert) -> [T, H]."""
-        I = self.shape.width
         s = self.start(k, len(loads))
         out = torch.empty_like(x)
         o = 0
@@ -107,15 +117,27 @@ class ExpertBench:
             if n == 0:
                 continue
             up = F.linear(x[o : o + n], self.w1[s + g])
-            out[o : o + n] = F.linear(F.silu(up[:, :I]) * up[:, I:], self.w2[s + g])
+            out[o : o + n] = F.linear(activate(up, self.shape), self.w2[s + g])
             o += n
         return out
+
+    def megatron(self, x, loads, k: int = 0):
+        """The rank's ReLU^2 experts through Megatron-Core's fused MoE, tokens arriving in a seeded
+        shuffle (``compute.megatron``) -> fp32 [T, H] in that order."""
+        from dodoco.compute.megatron import fused_moe, fused_routing
+
+        if self._route is None or self._route[0] != tuple(loads):
+            self._route = (tuple(loads), fused_routing(loads, self.device))
+        s = self.start(k, len(loads))
+        return fused_moe(x, self.w1[s : s + len(loads)], self.w2[s : s + len(loads)], self._route[1])
 
     def call(self, kernel: str, x, offs, loads, k: int = 0):
         if kernel == "grouped_mm":
             return self.grouped_mm(x, offs, k)
         if kernel == "loop":
             return self.loop(x, loads, k)
+        if kernel == "megatron":
+            return self.megatron(x, loads, k)
         raise ValueError(f"kernel {kernel!r} cannot run here")
 
 
@@ -169,40 +191,56 @@ def time_ms(fn, device, warmup: int = 2, min_reps: int = 7, max_reps: int = 40, 
 
 
 def check_kernels(device="cuda", seed: int = 0) -> dict:
-    """Both kernels against a float64 reference on a small case of uneven groups (one empty):
-    {kernel: relative error ||out - ref|| / ||ref||}; bf16 operands land near 1e-3 to 1e-2."""
-    shape = ExpertShape(256, 128)
-    bench = ExpertBench(shape, 4, device, seed)
-    loads = [37, 0, 5, 90]
-    x, offs, host = bench.inputs(loads, seed)
-    w1, w2 = bench.w1[:4].double().cpu(), bench.w2[:4].double().cpu()
-    xr = x.double().cpu()
-    ref, o = torch.empty_like(xr), 0
-    for g, n in enumerate(host):
-        up = xr[o : o + n] @ w1[g].T
-        ref[o : o + n] = (F.silu(up[:, :128]) * up[:, 128:]) @ w2[g].T
-        o += n
+    """Every kernel against a float64 reference on a small case of uneven groups (one empty), SwiGLU and
+    ReLU^2 (the ReLU^2 megatron kernel where it runs): {"kernel" or "kernel relu2": relative error
+    ||out - ref|| / ||ref||}; bf16 operands land near 1e-3 to 1e-2."""
+    from dodoco.compute.megatron import fused_status
+
     out = {}
-    for kernel in ("grouped_mm", "loop"):
-        got = bench.call(kernel, x, offs, host, 0).double().cpu()
-        out[kernel] = float((got - ref).norm() / ref.norm())
+    for act in ("swiglu", "relu2"):
+        shape = ExpertShape(256, 128, act=act)
+        bench = ExpertBench(shape, 4, device, seed)
+        x, offs, host = bench.inputs([37, 0, 5, 90], seed)
+        kernels = ("grouped_mm", "loop") + (("megatron",) if fused_status(shape, device) is None else ())
+        for kernel in kernels:
+            got = bench.call(kernel, x, offs, host, 0).double().cpu()
+            order = bench._route[1][0][:, 0].cpu().numpy() if kernel == "megatron" else None
+            ref = _reference(x, bench, host, order)
+            out[kernel + ("" if act == "swiglu" else " relu2")] = float((got - ref).norm() / ref.norm())
     return out
 
 
-def megatron_status() -> tuple[bool, str]:
-    """(available, one line): whether Megatron-Core's grouped MLP can run in this environment."""
-    try:
-        import megatron.core  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure means: not here
-        return False, f"megatron: not measured: megatron-core does not import ({type(exc).__name__}: {exc})"
+def _reference(x, bench: ExpertBench, loads, experts=None) -> torch.Tensor:
+    """float64 on the CPU: each token through its expert (token i to expert experts[i], else the tokens
+    sorted by expert, loads[g] rows each), weights the first G of the pool -> [T, H]."""
+    xr = x.double().cpu()
+    if experts is None:
+        experts = np.repeat(np.arange(len(loads)), loads)
+    ref = torch.empty_like(xr)
+    for g in range(len(loads)):
+        rows = torch.as_tensor(np.flatnonzero(experts == g))
+        up = xr[rows] @ bench.w1[g].double().cpu().T
+        if bench.shape.act == "relu2":  # written out here, not ``activate``: the check is independent
+            h = up.clamp(min=0) ** 2
+        else:
+            gate, lin = up[:, : bench.shape.width], up[:, bench.shape.width :]
+            h = gate * torch.sigmoid(gate) * lin
+        ref[rows] = h @ bench.w2[g].double().cpu().T
+    return ref
+
+
+def megatron_status(device="cuda") -> tuple[bool, str]:
+    """(available, one line): whether Megatron-Core's fused MoE (ReLU^2 experts) can run here, and why its
+    SwiGLU grouped MLP (TEGroupedMLP) does not."""
+    from dodoco.compute.megatron import FUSED, fused_status
+
+    why = fused_status(None, device)
     try:
         import transformer_engine  # noqa: F401
-    except Exception as exc:  # noqa: BLE001
-        return False, (
-            "megatron: not measured: Megatron-Core's grouped MLP (TEGroupedMLP) needs Transformer "
-            f"Engine, which does not import here ({type(exc).__name__})"
-        )
-    return False, (
-        "megatron: not measured: Transformer Engine imports, but DODOCO does not drive TEGroupedMLP yet "
-        "(its grouped GEMM is Transformer Engine's, not Megatron's own)"
-    )
+
+        te = "Transformer Engine imports, but DODOCO does not drive TEGroupedMLP (its GEMM is Transformer Engine's)"
+    except Exception as exc:  # noqa: BLE001 - any import failure means: not here
+        te = f"TEGroupedMLP needs Transformer Engine, which does not import here ({type(exc).__name__})"
+    if why:
+        return False, f"{why}; SwiGLU experts: {te}"
+    return True, f"megatron: {FUSED} measures ReLU^2 experts; SwiGLU experts: {te}"

@@ -48,7 +48,8 @@ KERNELS = {
     "grouped_mm": "torch._grouped_mm, one launch per GEMM over uneven groups (torchtitan, transformers' "
     "grouped experts)",
     "loop": "a per-expert loop of F.linear over non-empty experts (eager transformers experts)",
-    "megatron": "Megatron-Core's grouped MLP (TEGroupedMLP; needs transformer_engine)",
+    "megatron": "Megatron-Core's fused MoE (its inference path: permute, grouped_mm, squared ReLU, unpermute) for "
+    "ReLU^2 experts; its SwiGLU grouped MLP (TEGroupedMLP) needs transformer_engine",
 }
 
 

@@ -97,6 +97,7 @@ def measure_runs(cfg):
     from dodoco.compute.cases import rank_cases
     from dodoco.compute.kernels import check_kernels, device_facts, megatron_status
     from dodoco.compute.measure import measure_peaks
+    from dodoco.compute.megatron import fused_status
     from dodoco.store import find_runs
 
     runs = find_runs(list(cfg.runs))
@@ -121,7 +122,7 @@ def measure_runs(cfg):
     ]  # every case formed (and every mistake named) before the GPU
     facts = _device(cfg.device, device_facts)
     kernels = [k for k in cfg.kernel if k != "megatron"]
-    notes = [megatron_status()[1]] if "megatron" in cfg.kernel else []
+    notes = [megatron_status(cfg.device)[1]] if "megatron" in cfg.kernel else []
     dry = facts["device"] == "cpu"
     measured_on = "CPU DRY RUN (not a GPU measurement)" if dry else f"measured on {facts['device']}"
     peaks = measure_peaks(cfg.device)
@@ -130,7 +131,8 @@ def measure_runs(cfg):
     with progress_bar("compute") as bar:
         task = bar.add_task("", total=2 * sum(len(p[4]) for p in plan))
         for run, N, shape, label, cases in plan:
-            rows += _rows(cases, shape, kernels, cfg.device, peaks, models, measured_on, lambda n: bar.advance(task, n))
+            ks = kernels + (["megatron"] if "megatron" in cfg.kernel and not fused_status(shape, cfg.device) else [])
+            rows += _rows(cases, shape, ks, cfg.device, peaks, models, measured_on, lambda n: bar.advance(task, n))
             notes.append(f"{run.path} EP {N}: shape {label}")
     notes += [
         f"{measured_on}, torch {facts['torch']}; peaks measured here: {peaks['tflops']:.0f} TFLOP/s, "

@@ -1,14 +1,14 @@
 """Routed-expert shapes of the paper's models (from their config.json), and a run's own shape.
 
-``SHAPES`` names the SwiGLU routed-expert shape (hidden size H, expert width I) of each model the
-paper studied and of DeepSeek-V3; ``shape_of_run`` gives the shape a run's model computes with:
+``SHAPES`` names the routed-expert shape (hidden size H, expert width I, activation: SwiGLU, or
+Nemotron's ungated ReLU^2) of each model the paper studied and of DeepSeek-V3; ``shape_of_run`` gives the shape a run's model computes with:
 the model's own (recorded by observe), or for a zoo or tiny model the real model it stands for
 (its own width is a toy's), labelled either way.
 """
 
 from __future__ import annotations
 
-from dodoco.compute.features import ExpertShape
+from dodoco.compute.features import ACTS, ExpertShape
 from dodoco.errors import DodocoError, did_you_mean
 
 __all__ = ["SHAPES", "resolve_shape", "shape_of_run"]
@@ -21,9 +21,8 @@ SHAPES = {
     "qwen3-30b-a3b": (ExpertShape(2048, 768), "Qwen/Qwen3-30B-A3B"),
     "qwen3.5-35b-a3b": (ExpertShape(2048, 512), "Qwen/Qwen3.5-35B-A3B"),
     "nemotron-30b": (
-        ExpertShape(2688, 1856),
-        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16 (its experts are ReLU^2, not "
-        "gated: timed here as SwiGLU of its H and I)",
+        ExpertShape(2688, 1856, act="relu2"),
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16 (ungated ReLU^2 experts)",
     ),
 }
 _STANDS_FOR = {
@@ -61,6 +60,8 @@ def shape_of_run(run):
         name = _STANDS_FOR[stands]
         return SHAPES[name][0], f"{name}: {run.model} stands for {stands} (the toy's own width is not used)"
     h, i = details.get("hidden_size"), details.get("moe_intermediate_size")
-    if isinstance(h, int) and isinstance(i, int) and h > 0 and i > 0:
-        return ExpertShape(h, i), f"H={h} I={i} (the model's own, from the run's manifest)"
+    act = details.get("expert_act", "swiglu")  # runs observed before it was recorded: SwiGLU, as then
+    if isinstance(h, int) and isinstance(i, int) and h > 0 and i > 0 and act in ACTS:
+        shape = ExpertShape(h, i, act=act)
+        return shape, f"{shape.label()} (the model's own, from the run's manifest)"
     return None, f"run {run.path} does not record its expert shape: give --shape NAME or --hidden H --width I"

@@ -49,7 +49,7 @@ __all__ = [
 
 def expert_bytes(hidden: int, intermediate: int, dtype_bytes: int = 2, matrices: int = 3) -> int:
     """Weight bytes of one expert: matrices x H x I x bytes (3 for a SwiGLU expert: gate, up,
-    down). Qwen3-30B-A3B (H=2048, I=768, bf16): 9,437,184 bytes."""
+    down; 2 for an ungated ReLU^2 one). Qwen3-30B-A3B (H=2048, I=768, bf16): 9,437,184 bytes."""
     if min(hidden, intermediate, dtype_bytes, matrices) < 1:
         raise DodocoError(
             f"expert shape must be positive, got hidden={hidden}, intermediate="

@@ -151,7 +151,9 @@ def _rebalance(run, opts: TraceOptions, out: TraceSummary) -> None:
     N = opts.rebalance_ep
     steps = arrival_steps(run.counts, N * opts.batch)
     H, I, shape_from = expert_shape(run, opts)
-    eb = expert_bytes(H, I, opts.dtype_bytes)
+    details = getattr(getattr(run.manifest, "model", None), "details", {}) or {}
+    ungated = shape_from == "manifest" and details.get("expert_act") == "relu2"  # Nemotron-H: up and down only
+    eb = expert_bytes(H, I, opts.dtype_bytes, matrices=2 if ungated else 3)
     row_bytes = H * opts.dtype_bytes
     n = steps.shape[0]
     ws = tuple(w for w in opts.windows if 2 * w <= n) or (1,)

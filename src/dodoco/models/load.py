@@ -163,12 +163,14 @@ def load_model(
 
 
 def expert_shape(config) -> dict:
-    """{hidden_size, moe_intermediate_size} of a routed expert where the config says (for the bytes
-    an expert weighs when it moves between ranks); {} when it does not."""
+    """{hidden_size, moe_intermediate_size, expert_act} of a routed expert where the config says (for
+    the bytes an expert weighs when it moves between ranks, and its compute); {} when it does not.
+    expert_act: "relu2" for Nemotron-H's ungated squared-ReLU experts (``mlp_hidden_act``), else "swiglu"."""
     text = getattr(config, "get_text_config", lambda: config)()
     H = getattr(text, "hidden_size", None)
     I = next(
         (getattr(text, k) for k in ("moe_intermediate_size", "expert_intermediate_size") if getattr(text, k, None)),
         None,
     )
-    return {"hidden_size": int(H), "moe_intermediate_size": int(I)} if H and I else {}
+    act = "relu2" if getattr(text, "mlp_hidden_act", None) == "relu2" else "swiglu"
+    return {"hidden_size": int(H), "moe_intermediate_size": int(I), "expert_act": act} if H and I else {}
