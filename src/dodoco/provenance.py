@@ -14,12 +14,21 @@ VERSION = "0.1.0"
 
 
 def git_hash() -> str | None:
-    """The commit of the DODOCO checkout this runs from, or None outside a git checkout."""
+    """The commit of the DODOCO checkout this runs from, with "+dirty" when tracked files differ from it
+    (the code that ran is then not that commit), or None outside a git checkout."""
+    here = Path(__file__).parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        if not head.stdout.strip():
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
-        return out.stdout.strip() or None
+        return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
 

@@ -45,7 +45,7 @@ def provenance(ctx) -> Section:
                 "dtype": d.get("dtype"),
                 "device": d.get("device"),
                 "dodoco": ver.get("dodoco"),
-                "git": (ver.get("git") or "")[:10] or None,
+                "git": _short_git(ver.get("git")),
                 "torch": ver.get("torch"),
                 "transformers": ver.get("transformers"),
                 "created": d.get("created"),
@@ -250,3 +250,10 @@ def bands_section(ctx) -> Section:
         ("evidence", "the Gini values judged"),
     ))  # fmt: skip
     return Section("Bands", html, figs, tables)
+
+
+def _short_git(git: str | None) -> str | None:
+    """A commit shortened to 10 characters, keeping the "+dirty" mark of a run made from changed files."""
+    if not git:
+        return None
+    return git[:10] + ("+dirty" if git.endswith("+dirty") else "")
