@@ -311,8 +311,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--other",
         nargs="+",
-        help="with --refit: repeat runs on the same GPU kind whose real routing this run's fits "
-        "also predict (reproducibility across device calls)",
+        help="with --refit: other runs (repeat calls on the same GPU kind, or another GPU's) whose real routing "
+        "this run's fits also predict (reproducibility across device calls, and what another GPU's fit misses)",
     )
     args = p.parse_args(argv)
     global SCALE

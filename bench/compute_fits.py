@@ -319,8 +319,8 @@ def read_result(path: Path) -> dict:
 
 
 def other_of(raw: dict, path: Path) -> dict:
-    """This run's fits (made here) on another run's real routing, same GPU kind (another device call,
-    maybe another host): one summary per kernel."""
+    """This run's fits (made here) on another run's real routing (another device call: the same GPU kind,
+    maybe another host, or another GPU, whose note names it): one summary per kernel."""
     from dodoco.compute.model import ComputeModel
     from dodoco.compute.holdout import held_out, summary
 
