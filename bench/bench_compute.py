@@ -321,7 +321,17 @@ def main(argv=None) -> int:
         from dodoco.provenance import versions
 
         raw = read_result(Path(args.refit))
-        for k in ("fits", "tables", "notes", "other", "tables_err", "balanced_controls", "routing_vs_even", "relu2"):
+        for k in (
+            "fits",
+            "tables",
+            "notes",
+            "other",
+            "tables_err",
+            "balanced_controls",
+            "routing_vs_even",
+            "relu2",
+            "forms_on_routing",
+        ):
             raw.pop(k, None)
         raw["refit"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat()[:10], "git": versions()["git"]}
     else:

@@ -56,7 +56,7 @@ def fit_all(raw: dict) -> dict:
     """Calibrate each kernel on the grid alone, check it on the real routing, beside the tokens-only model."""
     from dodoco.compute.holdout import error_table, held_out, routing_vs_even, summary
 
-    fits, tables, errors_of, controls, evens = {}, {}, {}, {}, {}
+    fits, tables, errors_of, controls, evens, forms = {}, {}, {}, {}, {}, {}
     for kernel in KERNELS:
         grid = [r for r in raw["rows"] if r["set"] == "grid" and r["kernel"] == kernel and r["ms"] > 0]
         real = routing_rows(raw, kernel, "routing")
@@ -80,6 +80,7 @@ def fit_all(raw: dict) -> dict:
             controls[kernel] = summary(held_out(model, [r for r in balanced if in_target(r)]))
             evens[kernel] = routing_vs_even(_busiest_pairs(real, balanced))
         fits[kernel] = model.to_dict()
+        forms[kernel] = forms_on_routing(raw, grid, model, [r for r in real if in_target(r)])
         tables[kernel] = error_table(real, errs) if real else []
         target = [i for i, r in enumerate(real) if in_target(r)]
         errors_of[kernel] = {name: [float(e[i]) for i in target] for name, e in errs.items()}
@@ -89,7 +90,30 @@ def fit_all(raw: dict) -> dict:
         "tables_err": errors_of,
         "balanced_controls": controls,
         "routing_vs_even": evens,
+        "forms_on_routing": forms,
     }
+
+
+def forms_on_routing(raw: dict, grid: list[dict], model, real: list[dict], top: int = 6) -> list[dict]:
+    """Diagnosis, not selection: the ``top`` forms by held-out p90 on the grid (the selection's order),
+    each fitted on the grid and scored on the target ranks of real routing -> rows {form, tile_m,
+    grid_p90, routing: summary}. The chosen form stays the grid's choice."""
+    import dataclasses
+
+    from dodoco.compute.features import ExpertShape, features_many, pad_loads
+    from dodoco.compute.fit import FORMS, fit_form
+    from dodoco.compute.holdout import held_out, summary
+
+    shapes = [ExpertShape.of(r) for r in grid]
+    t, v = pad_loads([r["loads"] for r in grid])
+    y = np.array([r["ms"] for r in grid])
+    out = []
+    for sel in sorted(model.info["selection"], key=lambda r: (r["p90_abs_err"], r["median_abs_err"]))[:top]:
+        coef = fit_form(FORMS[sel["form"]], features_many(t, v, shapes, sel["tile_m"], 128, raw["facts"]["sms"]), y)
+        m = dataclasses.replace(model, form=sel["form"], tile_m=sel["tile_m"], coef=coef)
+        row = {"form": sel["form"], "tile_m": sel["tile_m"], "grid_p90": sel["p90_abs_err"]}
+        out.append({**row, "routing": summary(held_out(m, real)) if real else {"n": 0}})
+    return out
 
 
 def _busiest_pairs(real: list[dict], balanced: list[dict]) -> list[tuple]:
@@ -207,6 +231,36 @@ def _old_table(grid: list[dict], real: list[dict]) -> np.ndarray:
     return out
 
 
+def _measured_notes(res: dict) -> list[str]:
+    """Per kernel: the balanced controls' error, routing against its even spread, the forms diagnosis."""
+    notes = []
+    for kernel, c in res.get("balanced_controls", {}).items():
+        if c["n"]:
+            notes.append(
+                f"{kernel}, balanced controls (each target rank's tokens spread evenly, not routing): median "
+                f"{100 * c['median_abs_err']:.1f}%, p90 {100 * c['p90_abs_err']:.1f}% over {c['n']} ranks"
+            )
+    for kernel, bands in res.get("routing_vs_even", {}).items():
+        a = bands[0]
+        if a["n"]:
+            notes.append(
+                f"{kernel}, measured: the busiest rank of real routing ran faster than its own tokens spread evenly "
+                f"over its experts in {a['faster']} of {a['n']} ranks (down to {a['min_ratio']:.2f}x); by band: "
+                + ", ".join(f"{b['band']} {b['faster']}/{b['n']}" for b in bands[1:] if b["n"])
+            )
+    for kernel, rows in res.get("forms_on_routing", {}).items():
+        notes.append(
+            f"{kernel}, diagnosis (not selection): the grid's best forms by held-out p90, each on the real routing: "
+            + "; ".join(
+                f"{f['form']} tile {f['tile_m']} (grid p90 {100 * f['grid_p90']:.1f}%) "
+                f"{100 * f['routing']['median_abs_err']:.1f}% / {100 * f['routing']['p90_abs_err']:.1f}%"
+                for f in rows
+                if f["routing"]["n"]
+            )
+        )
+    return notes
+
+
 def notes_of(raw: dict, res: dict) -> list[str]:
     f = raw["facts"]
     notes = [
@@ -229,20 +283,7 @@ def notes_of(raw: dict, res: dict) -> list[str]:
                     f"{kernel}, {row['model']}, {row['group']}: median {100 * row['median_abs_err']:.1f}%, "
                     f"p90 {100 * row['p90_abs_err']:.1f}% over {row['n']} ranks"
                 )
-    for kernel, c in res.get("balanced_controls", {}).items():
-        if c["n"]:
-            notes.append(
-                f"{kernel}, balanced controls (each target rank's tokens spread evenly, not routing): median "
-                f"{100 * c['median_abs_err']:.1f}%, p90 {100 * c['p90_abs_err']:.1f}% over {c['n']} ranks"
-            )
-    for kernel, bands in res.get("routing_vs_even", {}).items():
-        a = bands[0]
-        if a["n"]:
-            notes.append(
-                f"{kernel}, measured: the busiest rank of real routing ran faster than its own tokens spread evenly "
-                f"over its experts in {a['faster']} of {a['n']} ranks (down to {a['min_ratio']:.2f}x); by band: "
-                + ", ".join(f"{b['band']} {b['faster']}/{b['n']}" for b in bands[1:] if b["n"])
-            )
+    notes += _measured_notes(res)
     if raw.get("overhead"):
         notes.append(
             "replay overhead (measure_loads / direct call, median ratio): "
