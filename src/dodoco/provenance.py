@@ -14,15 +14,18 @@ VERSION = "0.1.0"
 
 
 def git_hash() -> str | None:
-    """The commit of the DODOCO checkout this runs from, with "+dirty" when tracked files differ from it
-    (the code that ran is then not that commit), or None outside a git checkout."""
+    """The commit of the DODOCO checkout this runs from, with "+dirty" when its code (src/, bench/ but its
+    results and data, scripts/, pyproject.toml) differs from that commit: the code that ran is then not
+    that commit. None outside a git checkout."""
     here = Path(__file__).parent
+    code = [":(top)src", ":(top)bench", ":(top)scripts", ":(top)pyproject.toml"]
+    code += [":(top,exclude)bench/results", ":(top,exclude)bench/data"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if not head.stdout.strip():
             return None
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *code],
             cwd=here,
             capture_output=True,
             text=True,
