@@ -58,7 +58,8 @@ def shape_of_run(run):
     stands = details.get("stands_for")
     if stands in _STANDS_FOR and str(run.model).split(":")[0] in ("zoo", "tiny"):
         name = _STANDS_FOR[stands]
-        return SHAPES[name][0], f"{name}: {run.model} stands for {stands} (the toy's own width is not used)"
+        shape = SHAPES[name][0]
+        return shape, f"{name} ({shape.label()}): {run.model} stands for {stands} (the toy's own width is not used)"
     h, i = details.get("hidden_size"), details.get("moe_intermediate_size")
     act = details.get("expert_act", "swiglu")  # runs observed before it was recorded: SwiGLU, as then
     if isinstance(h, int) and isinstance(i, int) and h > 0 and i > 0 and act in ACTS:
