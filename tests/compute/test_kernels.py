@@ -104,3 +104,24 @@ def test_a_checkpoint_config_names_its_expert_activation():
         manifest = SimpleNamespace(to_dict=lambda d=details: {"model": {"details": d}})
         shape, label = shape_of_run(SimpleNamespace(manifest=manifest, model="hub/x", path="r"))
         assert shape == ExpertShape(2688, 1856, act=act) and label.startswith(shape.label())
+
+
+def test_act_flag_predicts_ungated_experts(tmp_path):
+    """--hidden/--width --act relu2 is Nemotron's named shape; it costs less than SwiGLU of the same H and I;
+    --act without a size, or beside a named shape, is one line."""
+    from dodoco.compute.api import ComputeConfig, compute
+
+    loads = tmp_path / "l.json"
+    loads.write_text("[[100, 50, 0, 7], [3, 3, 3, 3]]")
+    ms = {}
+    for key, kw in {
+        "relu2": dict(hidden=2688, width=1856, act="relu2"),
+        "swiglu": dict(hidden=2688, width=1856),
+        "named": dict(shape="nemotron-30b"),
+    }.items():
+        ms[key] = compute(ComputeConfig(loads=str(loads), gpu="h100", **kw)).predicted_ms
+    assert ms["relu2"] == ms["named"] and all(r < s for r, s in zip(ms["relu2"], ms["swiglu"]))
+    with pytest.raises(DodocoError, match="--act relu2 needs --hidden H and --width I"):
+        compute(ComputeConfig(loads=str(loads), gpu="h100", act="relu2"))
+    with pytest.raises(DodocoError, match="not both"):
+        compute(ComputeConfig(loads=str(loads), gpu="h100", act="relu2", shape="deepseek-v3"))

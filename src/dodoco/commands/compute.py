@@ -21,6 +21,7 @@ def register(sub) -> None:
         --shape     str  a named expert shape, e.g. deepseek-v3, qwen3-30b-a3b
         --hidden    int  hidden size H of the routed expert
         --width     int  expert width I (moe_intermediate_size)
+        --act       str  with --hidden/--width: swiglu (default) or relu2 (ungated, Nemotron-H)
         --placement str  contiguous (default), round_robin, eplb, ...
         --layers    ints MoE layer indices (default all)
         --max-steps int  steps per EP degree (default 1)

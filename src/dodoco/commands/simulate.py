@@ -23,6 +23,7 @@ def _compute_flags(p) -> None:
         """
         --gpu    str GPU of the expert compute model (default: the cluster's, e.g. h200)
         --kernel str expert kernel: grouped_mm (default) or loop
+        --act    str expert activation with --hidden/--expert-width: swiglu (default) or relu2 (Nemotron-H)
     """,
     )
     add_file_flag(p, "--compute-calibration", "expert-compute calibration (default: the one DODOCO ships for the GPU)")

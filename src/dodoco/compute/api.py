@@ -40,6 +40,7 @@ class ComputeConfig(Config):
     shape: str | None = None
     hidden: int | None = None
     width: int | None = None
+    act: str | None = None
     calibration: str | None = None
     ep: tuple[int, ...] = (8,)
     batch: int = 1

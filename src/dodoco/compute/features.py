@@ -66,7 +66,9 @@ class ExpertShape:
                     f"expert {key} {v!r} must be a whole number in 1..{1 << 20}: give e.g. --hidden 7168 --width 2048"
                 )
         if self.act not in ACTS:
-            raise DodocoError(f"expert activation {self.act!r} is not one of {', '.join(ACTS)}: give --act swiglu")
+            raise DodocoError(
+                f"expert activation {self.act!r} is not one of {', '.join(ACTS)}: give --act swiglu or --act relu2"
+            )
 
     @classmethod
     def of(cls, d: dict) -> "ExpertShape":

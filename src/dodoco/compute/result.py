@@ -30,7 +30,7 @@ def config_shape(cfg, run=None):
     """(ExpertShape, label) of a ComputeConfig: --shape, --hidden/--width, else the run's own."""
     from dodoco.compute.shapes import resolve_shape, shape_of_run
 
-    shape, label = resolve_shape(cfg.shape, cfg.hidden, cfg.width)
+    shape, label = resolve_shape(cfg.shape, cfg.hidden, cfg.width, cfg.act)
     if shape is None and run is not None:
         shape, label = shape_of_run(run)
     if shape is None:

@@ -34,11 +34,11 @@ _STANDS_FOR = {
 }
 
 
-def resolve_shape(name: str | None = None, hidden: int | None = None, width: int | None = None):
-    """(ExpertShape, label) from --shape NAME or --hidden H --width I (both, not one)."""
+def resolve_shape(name: str | None = None, hidden: int | None = None, width: int | None = None, act: str | None = None):
+    """(ExpertShape, label) from --shape NAME or --hidden H --width I (both, not one) [--act ACT]."""
     if name:
-        if hidden or width:
-            raise DodocoError("give --shape NAME or --hidden H --width I, not both")
+        if hidden or width or act:
+            raise DodocoError("give --shape NAME or --hidden H --width I [--act ACT], not both")
         if name not in SHAPES:
             raise did_you_mean("expert shape", name, SHAPES)
         shape, models = SHAPES[name]
@@ -46,9 +46,11 @@ def resolve_shape(name: str | None = None, hidden: int | None = None, width: int
     if (hidden is None) != (width is None):
         raise DodocoError("give both --hidden H and --width I (the routed expert's hidden size and width)")
     if hidden is None:
+        if act:
+            raise DodocoError(f"--act {act} needs --hidden H and --width I (a named --shape carries its own)")
         return None, ""
-    shape = ExpertShape(int(hidden), int(width))
-    return shape, f"H={shape.hidden} I={shape.width} (given)"
+    shape = ExpertShape(int(hidden), int(width), act=act or "swiglu")
+    return shape, f"{shape.label()} (given)"
 
 
 def shape_of_run(run):

@@ -54,6 +54,7 @@ class SimulateConfig(Config):
     hidden: int = 2048
     dtype: str = "bf16"
     expert_width: int = 768
+    act: str = "swiglu"
     calibration: tuple[str, ...] | None = None
     uncalibrated: bool = False
     dispatcher: tuple[str, ...] | None = None
@@ -132,7 +133,7 @@ def _compute(cfg: SimulateConfig, cluster):
     from dodoco.compute.model import resolve_model
     from dodoco.compute.shapes import resolve_shape
 
-    shape = resolve_shape(cfg.shape)[0] if cfg.shape else ExpertShape(cfg.hidden, cfg.expert_width)
+    shape = resolve_shape(cfg.shape)[0] if cfg.shape else ExpertShape(cfg.hidden, cfg.expert_width, act=cfg.act)
     gpu = cfg.gpu or cluster.gpu or "h200"
     try:
         return resolve_model(gpu, cfg.kernel, cfg.compute_calibration), shape, gpu
