@@ -142,3 +142,20 @@ def test_expert_shape_from_options_then_manifest_then_nominal(tmp_path):
     model = dataclasses.replace(run.manifest.model, details={"hidden_size": 4096, "moe_intermediate_size": 1536})
     run.manifest = dataclasses.replace(run.manifest, model=model)
     assert expert_shape(run, TraceOptions()) == (4096, 1536, "manifest")
+
+
+def test_migration_moves_two_matrices_of_an_ungated_expert(tmp_path):
+    """A run whose manifest records ReLU^2 experts (Nemotron-H) migrates up and down only: 2 H I bytes per
+    element, against 3 H I for SwiGLU of the same H and I."""
+    import dataclasses
+
+    from dodoco.ep.trace_summary import TraceOptions, trace_summary
+
+    run = write_trace_run(tmp_path / "r", random_trace(64 * 16, 2, 2, 8), np.arange(0, 64 * 16 + 1, 16), 8)
+    eb = {}
+    for act in ("relu2", "swiglu"):
+        details = {"hidden_size": 64, "moe_intermediate_size": 32, "expert_act": act}
+        run.manifest = dataclasses.replace(run.manifest, model=dataclasses.replace(run.manifest.model, details=details))
+        s = trace_summary([run], TraceOptions(ep=(4,), rebalance_ep=4, n_boot=10, migrate_gbps=(1.0,)))
+        eb[act] = {r["expert_bytes"] for r in s.rebalance}
+    assert eb == {"relu2": {2 * 64 * 32 * 2}, "swiglu": {3 * 64 * 32 * 2}}

@@ -175,6 +175,7 @@ def _rebalance(run, opts: TraceOptions, out: TraceSummary) -> None:
                 "hidden": H,
                 "intermediate": I,
                 "shape_from": shape_from,
+                "expert_bytes": eb,
                 "migrate_gbps": bw,
                 "dispatch_gbps": opts.dispatch_gbps,
                 "seconds_label": "nominal: a cost model, not measured",
