@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "mutation.json"
 
-#: The core modules (issue 23: metrics, ep, placement, simulate fit/forms, replay plan, store verify).
+#: The core modules (issue 23: metrics, ep, placement, simulate fit/forms, replay plan, store verify; issue
+#: 19: the expert-compute features and held-out scoring).
 CORE = [
     "src/dodoco/metrics/imbalance.py",
     "src/dodoco/metrics/stats.py",
@@ -46,6 +47,8 @@ CORE = [
     "src/dodoco/simulate/fit.py",
     "src/dodoco/replay/plan.py",
     "src/dodoco/store/verify.py",
+    "src/dodoco/compute/features.py",
+    "src/dodoco/compute/holdout.py",
 ]
 #: The tests that exercise them (mutmut runs, per mutant, those of these that cover its function).
 TESTS = [
@@ -65,6 +68,9 @@ TESTS = [
     "tests/simulate/test_model_mutants.py",
     "tests/store/test_verify_cache.py",
     "tests/store/test_verify_refusals.py",
+    "tests/compute/test_model.py",
+    "tests/compute/test_kernels.py",
+    "tests/compute/test_features_mutants.py",
 ]
 #: Lines not mutated: the wording of user-facing error messages (raise lines and the string literals
 #: continuing them). Tests check what each message names, not its words.

@@ -389,4 +389,11 @@ EQUIVALENT: list[tuple[str, str, str, str]] = [
     ("simulate.fit", "fit_group", r"\(sel\.t\.size\) or True", "errors of no samples are the same empty array"),
     ("simulate.fit", "_score", r'float\("INF"\)', "float() reads 'INF' as it reads 'inf'"),
     ("simulate.fit", "pct_errors", r"np\.asarray\((t|pred), (dtype=None)?\)", DTYPE_FLOAT),
+    # ---- compute.features, compute.holdout: loads arrive as int64 [R, G] (pad_loads)
+    ("compute.features", "features|torch_tiles|roofline_ms", r"\.sum\(\+1\)|(concatenate|stack)\(.*, \+1\)", AXIS_2D),
+    ("compute.features", "features|roofline_ms", r"astype\(None\)", DTYPE_DEFAULT_FLOAT),
+    ("compute.features", "features|roofline_ms", r"np\.asarray\(t, (dtype=None)?\)", DTYPE_INT),
+    ("compute.features", "pad_loads", r"= a\.astype\(None\)", "whole numbers cast back into the int64 array"),
+    ("compute.features", "pad_loads", r'"XXiufXX"', "dtype kinds are one letter: in 'XXiufXX' iff in 'iuf'"),
+    ("compute.holdout", "held_out|summary|routing_vs_even", r"dtype=None\)|, \)$", DTYPE_FLOAT),
 ]

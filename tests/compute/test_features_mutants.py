@@ -140,3 +140,63 @@ def test_error_table_groups_by_hand():
     assert [r["group"] for r in table][:2] == ["target: 128-8192 tokens/rank, EP 4-64", "all ranks"]
     edge = error_table([{"loads": [128], "N": 4}, {"loads": [8192], "N": 64}], {"m": [0.1, 0.2]})
     assert {r["group"]: r for r in edge}["target: 128-8192 tokens/rank, EP 4-64"]["n"] == 2
+
+
+def test_default_column_tile_and_sm_count_show_at_their_edges():
+    """N = 129 takes 2 column tiles of 128 (1 of 129); 133 row tiles take 2 waves of 132 SMs (1 of 133)."""
+    t, v = pad_loads([[133 * 128]])
+    wide = ExpertShape(129, 129, act="relu2")  # up N = I = 129, down N = H = 129
+    assert features(t, v, wide).gemm["waves"][0] * 1e3 == pytest.approx([3 * 129, 3 * 129])  # 266 tiles: 3 waves
+    assert features_many(t, v, [wide]).gemm["waves"][0] * 1e3 == pytest.approx([3 * 129, 3 * 129])
+    narrow = ExpertShape(128, 128, act="relu2")  # 133 tiles: 2 waves of 132
+    assert features(t, v, narrow).gemm["waves"][0] * 1e3 == pytest.approx([2 * 128, 2 * 128])
+    assert features_many(t, v, [narrow]).gemm["waves"][0] * 1e3 == pytest.approx([2 * 128, 2 * 128])
+    t1, v1 = pad_loads([[129]])
+    assert features_many(t1, v1, [narrow]).case["pflops"][0] == features(t1, v1, narrow, 128).case["pflops"][0]
+
+
+@pytest.mark.parametrize("bad", [{"hidden": True}, {"hidden": 8.0}, {"hidden": 0}, {"width": (1 << 20) + 1}])
+def test_shape_sizes_are_whole_numbers_in_range(bad):
+    with pytest.raises(DodocoError, match="must be a whole number in 1.."):
+        ExpertShape(**{"hidden": 8, "width": 8, **bad})
+
+
+def test_shape_size_edges_and_round_trip():
+    assert ExpertShape(1, 1 << 20).weight_bytes == 3 * (1 << 20) * 2
+    s = ExpertShape(7, 5, act="relu2")
+    assert s.to_dict() == {"hidden": 7, "width": 5, "act": "relu2"} and ExpertShape.of(s.to_dict()) == s
+    assert ExpertShape.of({"hidden": 7, "width": 5}).act == "swiglu" and s.label().startswith("ReLU^2 ")
+
+
+def test_error_table_bin_edges_and_ranks_without_an_ep():
+    """511 and 128 tokens sit in the 128-511 bin, 127 below it; a rank recorded without an EP is in no EP row
+    and outside the target."""
+    from dodoco.compute.holdout import error_table
+
+    rows = [{"loads": [128]}, {"loads": [511], "N": 4}, {"loads": [127], "N": 4}]
+    by = {r["group"]: r for r in error_table(rows, {"m": [0.3, 0.1, 0.2]}) if r["model"] == "m"}
+    assert by["tokens/rank 128-511"]["n"] == 2 and by["tokens/rank 1-127"]["n"] == 1
+    assert by["target: 128-8192 tokens/rank, EP 4-64"]["n"] == 1 and {g for g in by if g.startswith("EP")} == {"EP 4"}
+
+
+def test_routing_vs_even_band_edges_by_hand():
+    """Tokens per expert exactly 4 and 16 open their bands; a one-expert rank divides by one; a ratio exactly
+    0.98 is not faster; an empty band says None."""
+    from dodoco.compute.holdout import routing_vs_even
+
+    pairs = [
+        ({"loads": [2, 2], "ms": 0.98}, {"ms": 1.0}),  # 2 tokens/expert, ratio 0.98: not faster
+        ({"loads": [4], "ms": 0.5}, {"ms": 1.0}),  # 4 tokens/expert (one expert): band 4-16, faster
+        ({"loads": [16, 16], "ms": 2.0}, {"ms": 1.0}),  # 16: band 16-64
+    ]
+    bands = {b["band"]: b for b in routing_vs_even(pairs)}
+    assert bands["all"]["n"] == 3 and bands["all"]["faster"] == 1 and bands["all"]["min_ratio"] == pytest.approx(0.5)
+    assert bands["0-4 tokens/expert"]["n"] == 1 and bands["0-4 tokens/expert"]["faster"] == 0
+    assert bands["4-16 tokens/expert"]["n"] == 1 and bands["16-64 tokens/expert"]["n"] == 1
+    assert bands["64-max tokens/expert"] == {
+        "band": "64-max tokens/expert",
+        "n": 0,
+        "faster": 0,
+        "median_ratio": None,
+        "min_ratio": None,
+    }
