@@ -122,3 +122,30 @@ def test_a_window_aggregate_is_one_simulated_step_and_says_so():
     assert [r["N"] for r in res.rows] == [2, 4] and all(r["cases"] == 2 for r in res.rows)  # 1 step x 2 layers
     assert all(r["source_split"] == "uniform" for r in res.rows)
     assert any("one aggregate window" in n and "split evenly" in n for n in res.notes)
+
+
+def test_the_expert_shape_is_each_runs_own_unless_named(tmp_path):
+    """No --shape and no --hidden/--expert-width: a run that records its experts is simulated with them (a
+    Nemotron run with its ReLU^2 experts), one that does not with nominal Qwen3-30B-A3B, said in its label."""
+    from types import SimpleNamespace
+
+    from dodoco.compute.features import ExpertShape
+    from dodoco.simulate.api import SimulateConfig, run_shape, simulate
+
+    _run(tmp_path / "r", "synthetic-model")
+    rows = simulate(SimulateConfig(runs=(str(tmp_path / "r"),), ep=(2,))).rows
+    assert rows and all("SwiGLU H=2048 I=768 (nominal Qwen3-30B-A3B" in r["compute_source"] for r in rows)
+    named = simulate(SimulateConfig(runs=(str(tmp_path / "r"),), ep=(2,), shape="nemotron-30b")).rows
+    assert all(r["compute_source"].endswith("ReLU^2 H=2688 I=1856") for r in named)
+    assert all(a["compute_ms"] != b["compute_ms"] for a, b in zip(rows, named))
+    details = {"hidden_size": 2688, "moe_intermediate_size": 1856, "expert_act": "relu2"}
+    nemo = SimpleNamespace(manifest=SimpleNamespace(to_dict=lambda: {"model": {"details": details}}), model="x")
+    assert run_shape(nemo) == (ExpertShape(2688, 1856, act="relu2"), " (the run's own)")
+
+
+def test_half_a_shape_is_one_line(tmp_path, capsys):
+    _run(tmp_path / "r", "synthetic-model")
+    assert main(["simulate", str(tmp_path / "r"), "--expert-width", "768"]) == 2
+    assert "--expert-width 768 needs --hidden H" in capsys.readouterr().err
+    assert main(["simulate", str(tmp_path / "r"), "--act", "relu2"]) == 2
+    assert "--act relu2 needs --hidden H and --expert-width I" in capsys.readouterr().err

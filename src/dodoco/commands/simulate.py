@@ -27,7 +27,9 @@ def _compute_flags(p) -> None:
     """,
     )
     add_file_flag(p, "--compute-calibration", "expert-compute calibration (default: the one DODOCO ships for the GPU)")
-    p.add_argument("--shape", help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width")
+    p.add_argument(
+        "--shape", help="named expert shape (e.g. deepseek-v3); else --hidden/--expert-width; else each run's own"
+    )
 
 
 def register(sub) -> None:
@@ -41,9 +43,9 @@ def register(sub) -> None:
         --condition    strs conditions to simulate (default all)
         --cluster      str  preset (dgx-h100, dgx-h200; default dgx-h200) or a TOML file
         --ep           ints EP degrees (default 8,16,32,64,128,256)
-        --hidden       int  hidden size H (default 2048)
+        --hidden       int  hidden size H (default: each run's own, else 2048)
         --dtype        str  dispatched element type (default bf16)
-        --expert-width int  expert intermediate size I (default 768)
+        --expert-width int  expert intermediate size I (with --hidden; default: each run's own, else 768)
     """,
     )
     add_batch_flag(p)

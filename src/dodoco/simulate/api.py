@@ -51,9 +51,9 @@ class SimulateConfig(Config):
     cluster: str = "dgx-h200"
     ep: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
     batch: int = 1
-    hidden: int = 2048
+    hidden: int | None = None
     dtype: str = "bf16"
-    expert_width: int = 768
+    expert_width: int | None = None
     act: str = "swiglu"
     calibration: tuple[str, ...] | None = None
     uncalibrated: bool = False
@@ -71,11 +71,17 @@ class SimulateConfig(Config):
 
     def __post_init__(self):
         for key in ("batch", "hidden", "expert_width", "max_steps"):
-            if getattr(self, key) < 1:
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise DodocoError(f"--{key.replace('_', '-')} {getattr(self, key)} must be >= 1")
         bad = [n for n in self.ep if n < 1]
         if bad or not self.ep:
             raise DodocoError(f"--ep {list(self.ep)}: give EP degrees >= 1, e.g. --ep 8,16,32")
+        if self.expert_width is not None and self.hidden is None:
+            raise DodocoError(f"--expert-width {self.expert_width} needs --hidden H too (or name --shape)")
+        if self.act != "swiglu" and not (self.hidden and self.expert_width):
+            raise DodocoError(
+                f"--act {self.act} needs --hidden H and --expert-width I (a named --shape carries its own)"
+            )
         if self.calibration and self.uncalibrated:
             raise DodocoError("--calibration and --uncalibrated contradict each other: give one")
 
@@ -133,7 +139,12 @@ def _compute(cfg: SimulateConfig, cluster):
     from dodoco.compute.model import resolve_model
     from dodoco.compute.shapes import resolve_shape
 
-    shape = resolve_shape(cfg.shape)[0] if cfg.shape else ExpertShape(cfg.hidden, cfg.expert_width, act=cfg.act)
+    if cfg.shape:
+        shape = resolve_shape(cfg.shape)[0]
+    elif cfg.hidden and cfg.expert_width:
+        shape = ExpertShape(cfg.hidden, cfg.expert_width, act=cfg.act)
+    else:
+        shape = None  # each run's own (``run_shape``)
     gpu = cfg.gpu or cluster.gpu or "h200"
     try:
         return resolve_model(gpu, cfg.kernel, cfg.compute_calibration), shape, gpu
@@ -167,7 +178,7 @@ def _title(cfg, cluster, cal) -> str:
         if PLACEMENTS[check_placements(cfg.placement)[0]].fitted
         else ""
     )
-    shape = f"H={cfg.hidden} {cfg.dtype}, B={cfg.batch}, {cfg.placement}{held}"
+    shape = f"H={cfg.hidden or 'per run'} {cfg.dtype}, B={cfg.batch}, {cfg.placement}{held}"
     if cal is None:
         return (
             f"UNCALIBRATED prediction on {cluster.name} ({shape}): nominal datasheet bandwidth and the naive "
@@ -203,7 +214,8 @@ def _one_run(cfg, r, timer, dispatchers, compute, label: dict) -> tuple[list, li
     from dodoco.simulate.layer import simulate_ep
 
     model, shape, gpu = compute
-    row_bytes = (shape.hidden if cfg.shape else cfg.hidden) * dtype_bytes(cfg.dtype)
+    shape, whose = (shape, "") if shape else run_shape(r)
+    row_bytes = (cfg.hidden or shape.hidden) * dtype_bytes(cfg.dtype)
     src = run_source(r, cfg.seed)
     out, skip = simulate_ep(
         r.counts,
@@ -225,7 +237,7 @@ def _one_run(cfg, r, timer, dispatchers, compute, label: dict) -> tuple[list, li
         **label,
         "batch": cfg.batch,
         "source_split": src.source_split,
-        "compute_source": f"{model.label(gpu)}; {shape.label()}" if model else "",
+        "compute_source": f"{model.label(gpu)}; {shape.label()}{whose}" if model else "",
     }
     mit = (
         _mitigations(cfg, r, out, timer, (model, shape), row_bytes, dispatchers[0])
@@ -236,6 +248,20 @@ def _one_run(cfg, r, timer, dispatchers, compute, label: dict) -> tuple[list, li
         {"model": r.model, "run": str(r.path), "condition": r.condition, "N": n, "reason": why} for n, why in skip
     ]
     return [{**label, **x} for x in out], skipped, mit
+
+
+def run_shape(run):
+    """(ExpertShape, label suffix) of a run when no --shape or --hidden/--expert-width names one: the run's
+    own (observe records it; a zoo or tiny model's is the real model it stands for), else nominal
+    Qwen3-30B-A3B (2048 x 768, SwiGLU), which the suffix says."""
+    from dodoco.compute.features import ExpertShape
+    from dodoco.compute.shapes import shape_of_run
+
+    shape, label = shape_of_run(run)
+    if shape is not None:
+        return shape, " (the real model's the run stands for)" if "stands for" in label else " (the run's own)"
+    nominal = " (nominal Qwen3-30B-A3B: the run records no expert shape; give --shape)"
+    return ExpertShape(2048, 768), nominal
 
 
 def _all_notes(cfg, runs, rows, cal, cluster, host, compute) -> list[str]:
