@@ -259,7 +259,7 @@ def run_shape(run):
 
     shape, label = shape_of_run(run)
     if shape is not None:
-        return shape, " (the real model's the run stands for)" if "stands for" in label else " (the run's own)"
+        return shape, " (of the real model the run stands for)" if "stands for" in label else " (the run's own)"
     nominal = " (nominal Qwen3-30B-A3B: the run records no expert shape; give --shape)"
     return ExpertShape(2048, 768), nominal
 
