@@ -1,9 +1,9 @@
 """Routed-expert shapes of the paper's models (from their config.json), and a run's own shape.
 
 ``SHAPES`` names the routed-expert shape (hidden size H, expert width I, activation: SwiGLU, or
-Nemotron's ungated ReLU^2) of each model the paper studied and of DeepSeek-V3; ``shape_of_run`` gives the shape a run's model computes with:
-the model's own (recorded by observe), or for a zoo or tiny model the real model it stands for
-(its own width is a toy's), labelled either way.
+Nemotron's ungated ReLU^2) of each model the paper studied and of DeepSeek-V3; ``shape_of_run``
+gives the shape a run's model computes with: the model's own (recorded by observe), or for a zoo or
+tiny model the real model it stands for (its own width is a toy's), labelled either way.
 """
 
 from __future__ import annotations
