@@ -48,9 +48,8 @@ from compute_fits import (  # noqa: E402
     notes_of,
     other_of,
     read_result,
-    relu2_notes,
-    relu2_of,
 )
+from compute_relu2 import relu2_notes, relu2_of  # noqa: E402
 
 EP = (4, 8, 16, 32, 64)
 #: sequence length -> batches: with K=8, 128, 512, 2048 and 8192 tokens per rank on average

@@ -139,77 +139,6 @@ def routing_rows(raw: dict, kernel: str, control: str) -> list[dict]:
     ]
 
 
-def _same_rank(r: dict) -> tuple:
-    return tuple(r.get(k) for k in ("model", "seq_len", "N", "B", "step", "layer", "rank", "which", "control"))
-
-
-def relu2_of(raw: dict, fits: dict) -> dict:
-    """The "relu2" set (Nemotron's routing at its own ungated ReLU^2 experts): each kernel's model (this
-    run's grid fit, else the GPU's shipped calibration) on it, held out; measured ReLU^2 / SwiGLU time of
-    the same ranks and kernel; measured Megatron fused MoE / grouped_mm time of the same ranks."""
-    from dodoco.compute.features import ExpertShape
-    from dodoco.compute.holdout import held_out, summary
-    from dodoco.compute.model import ComputeModel, resolve_model
-
-    rows = [r for r in raw["rows"] if r["set"] == "relu2" and r.get("act") == "relu2" and r["ms"] > 0]
-    twins = [r for r in raw["rows"] if r["set"] == "relu2" and r.get("act") == "swiglu" and r["ms"] > 0]
-    if not rows:
-        return {}
-    out = {"ranks": len({_same_rank(r) for r in rows}), "shape": ExpertShape.of(rows[0]).label(), "model": {}}
-    out["relu2_over_swiglu"] = {}
-    for kernel in KERNELS:
-        mine = [{**r, "shape": ExpertShape.of(r)} for r in rows if r["kernel"] == kernel and in_target(r)]
-        model = (
-            ComputeModel.from_dict(fits[kernel]) if kernel in fits else resolve_model(raw["facts"]["device"], kernel)
-        )
-        if mine:
-            out["model"][kernel] = {
-                **summary(held_out(model, mine)),
-                "calibration": model.label(raw["facts"]["device"]),
-            }
-        swiglu = {_same_rank(r): r["ms"] for r in twins if r["kernel"] == kernel}
-        ratio = [r["ms"] / swiglu[_same_rank(r)] for r in rows if r["kernel"] == kernel and _same_rank(r) in swiglu]
-        out["relu2_over_swiglu"][kernel] = _spread(ratio)
-    gmm = {_same_rank(r): r["ms"] for r in rows if r["kernel"] == "grouped_mm"}
-    meg = [r["ms"] / gmm[_same_rank(r)] for r in rows if r["kernel"] == "megatron" and _same_rank(r) in gmm]
-    out["megatron_over_grouped_mm"] = _spread(meg)
-    return out
-
-
-def _spread(x) -> dict:
-    """{n, median, p10, p90} of measured ratios (n 0: none)."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.size == 0:
-        return {"n": 0}
-    return {"n": int(x.size), **{k: float(np.quantile(x, q)) for k, q in (("median", 0.5), ("p10", 0.1), ("p90", 0.9))}}
-
-
-def relu2_notes(r: dict) -> list[str]:
-    """Notes of ``relu2_of``'s result."""
-    if not r:
-        return []
-    notes = [
-        f"relu2 (Nemotron-30B's ungated ReLU^2 experts on the zoo's nemotron_h routing, {r['ranks']} ranks, "
-        f"validation only), {k}: {m['calibration']}: median {100 * m['median_abs_err']:.1f}%, p90 "
-        f"{100 * m['p90_abs_err']:.1f}% over {m['n']} target ranks"
-        for k, m in r["model"].items()
-        if m["n"]
-    ]
-    notes += [
-        f"relu2, measured: ReLU^2 / SwiGLU time of the same ranks through {k} ({r['shape']}): median "
-        f"{s['median']:.3f} (p10 {s['p10']:.3f}, p90 {s['p90']:.3f}, {s['n']} ranks)"
-        for k, s in r["relu2_over_swiglu"].items()
-        if s["n"]
-    ]
-    m = r["megatron_over_grouped_mm"]
-    if m["n"]:
-        notes.append(
-            f"relu2, measured: Megatron-Core's fused MoE (permute and unpermute included) / grouped_mm of the "
-            f"same ranks: median {m['median']:.3f} (p10 {m['p10']:.3f}, p90 {m['p90']:.3f}, {m['n']} ranks)"
-        )
-    return notes
-
-
 def _old_table(grid: list[dict], real: list[dict]) -> np.ndarray:
     """DODOCO's old expert model on the same measurements: per shape, the grid's 16 equal groups of t
     tokens as a table of ms per expert, interpolated in t and summed over a rank's experts."""
@@ -310,13 +239,19 @@ def notes_of(raw: dict, res: dict) -> list[str]:
 
 def figure_of(raw: dict) -> bytes:
     """Per kernel: measured vs predicted on the real routing (the model fitted on the grid alone), and the
-    cumulative share of ranks within each absolute error, dodoco's model beside the two baselines."""
+    cumulative share of ranks within each absolute error, dodoco's model beside the two baselines; then the
+    relu2 set's two panels where the run measured it."""
     from dodoco.compute.model import ComputeModel
     from dodoco.compute.holdout import held_out
     from dodoco.report.plots import grid, png
     from dodoco.report.style import legend, suptitle
 
-    fig, axes = grid(2 * len(raw["fits"]), 3.6, 3.2, ncols=2)
+    extra = 2 if raw.get("relu2") else 0
+    fig, axes = grid(2 * len(raw["fits"]) + extra, 3.6, 3.2, ncols=2)
+    if extra:
+        from compute_relu2 import relu2_panels  # the relu2 set's two panels, last
+
+        relu2_panels(axes[-2:], raw)
     for k, (kernel, fit) in enumerate(raw["fits"].items()):
         real = [r for r in routing_rows(raw, kernel, "routing") if in_target(r)]
         model = ComputeModel.from_dict(fit)
