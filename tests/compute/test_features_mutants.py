@@ -74,7 +74,8 @@ def test_torch_tile_regime_at_its_boundary():
     t, v = pad_loads([[128, 128], [129, 129], [200]])
     out = torch_tiles(t, v, shape, sms=1)
     assert out["small"].tolist() == [1.0, 0.0, 0.0] and out["large"].tolist() == [0.0, 1.0, 1.0]
-    # rank [200] (large): rows padded to 256; up: ceil(600/256)=3 column tiles x 256, K=300; down: 2 x 256, K=300
+    # rank [200] (large): rows padded to a cluster of 2 x 128 = 256; up: ceil(600/256)=3 column tiles x 256,
+    # K=300; down: 2 x 256, K=300
     up, down = 256 * 2 * 3 * 256 * 300, 256 * 2 * 2 * 256 * 300
     assert out["pflops_large"][2] * 1e9 == pytest.approx(up + down, rel=1e-12)
     # waves on 1 SM: up 2 row tiles x 3 column tiles = 6 waves x K; down 2 x 2 = 4

@@ -36,23 +36,36 @@ def test_features_by_hand():
 
 def test_torch_tile_choice_by_hand():
     """torch._grouped_mm's rule (GroupMM.cu): 64x128 tiles when rows / groups <= 128 (empty groups
-    counted) or N <= 128, else 128x256. A rule on the largest group, on non-empty groups only, or with
-    the tiles swapped fails here."""
+    counted) or N <= 128, else 128x256; clusters of two tiles along M, so each expert's row tiles round
+    up to an even count. A rule on the largest group, on non-empty groups only, with the tiles swapped,
+    or without the cluster fails here."""
     shape = ExpertShape(256, 128)  # up: N=256, K=256; down: N=256, K=128
     t, v = pad_loads([[200, 0], [200, 100]])
     f = torch_tiles(t, v, shape, sms=132)
-    # rank 0: 100 rows per group (the empty group counts) -> small; rows padded to 64: 256; N to 128: 256
+    # rank 0: 100 rows per group (the empty group counts) -> small; rows padded to 2 x 64: 256; N to 128: 256
     assert (f["small"][0], f["large"][0]) == (1.0, 0.0)
     assert f["pflops_small"][0] == pytest.approx(256 * 2 * 256 * (256 + 128) / 1e9)
     assert f["waves_small"][0] == pytest.approx((256 + 128) / 1e3)  # 4 x 2 tiles per GEMM: one wave each
-    # rank 1: 150 rows per group -> large; rows padded to 128: 256 + 128; N to 256: 256
+    # rank 1: 150 rows per group -> large; rows padded to 2 x 128: 256 + 256 (100 rows fill a cluster too)
     assert (f["small"][1], f["large"][1], f["pflops_small"][1]) == (0.0, 1.0, 0.0)
-    assert f["pflops_large"][1] == pytest.approx(384 * 2 * 256 * (256 + 128) / 1e9)
+    assert f["pflops_large"][1] == pytest.approx(512 * 2 * 256 * (256 + 128) / 1e9)
     # N <= 128 forces the small tile on that GEMM alone (down: N = H = 128)
-    g = torch_tiles(t, v, ExpertShape(128, 128), sms=1)
-    assert (g["small"][1], g["large"][1]) == (0.5, 0.5)
-    assert g["waves_large"][1] == pytest.approx(3 * 128 / 1e3)  # up: 3 row tiles x 1 column, K = 128
-    assert g["waves_small"][1] == pytest.approx(6 * 128 / 1e3)  # down: 4 + 2 row tiles x 1 column, K = 128
+    f = torch_tiles(t, v, ExpertShape(128, 128), sms=1)
+    assert (f["small"][1], f["large"][1]) == (0.5, 0.5)
+    assert f["waves_large"][1] == pytest.approx(4 * 128 / 1e3)  # up: 2 + 2 row tiles x 1 column, K = 128
+    assert f["waves_small"][1] == pytest.approx(6 * 128 / 1e3)  # down: 4 + 2 row tiles x 1 column, K = 128
+
+
+def test_cluster_rounds_each_expert_not_the_rank():
+    """In the large regime (151 rows per group) an expert of 600 tokens holds 3 clusters (6 tiles of 128
+    rows) and three experts of 1 token each hold a cluster each: 12 tiles, where tiles without the cluster
+    count 8 (so would a rank-wide rounding); one expert of 257 tokens holds 2 clusters (4 tiles)."""
+    shape = ExpertShape(512, 512)  # up N = 1024, down N = 512: both large
+    t, v = pad_loads([[600, 1, 1, 1], [257]])
+    f = torch_tiles(t, v, shape, sms=1)
+    up_cols, down_cols = 1024 // 256, 512 // 256
+    assert f["waves_large"][0] * 1e3 == pytest.approx((6 + 6) * (up_cols + down_cols) * 512)
+    assert f["waves_large"][1] * 1e3 == pytest.approx(4 * (up_cols + down_cols) * 512)
 
 
 def test_forms_are_scored_on_uneven_ranks_in_the_target_range():

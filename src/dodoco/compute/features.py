@@ -27,6 +27,7 @@ from dodoco.errors import DodocoError
 
 __all__ = [
     "ACTS",
+    "TORCH_CLUSTER_M",
     "TORCH_SMALL_ROWS",
     "ExpertShape",
     "Features",
@@ -42,6 +43,10 @@ GFLOP, GBYTE = 1e9, 1e9
 #: a 128 x 256 tile (cooperative); each regime's (rows, columns) of a tile:
 TORCH_SMALL_ROWS = 128
 TORCH_TILES = {"small": (64, 128), "large": (128, 256)}
+#: both regimes launch clusters of 2 x 1 x 1 CTAs (ClusterShape in GroupMM.cu): CUTLASS's grouped tile
+#: scheduler rounds each group's row tiles up to a whole cluster, so an expert's rows are quantised to
+#: TORCH_CLUSTER_M tiles (an expert of 17 tokens occupies two 128-row tiles in the large regime)
+TORCH_CLUSTER_M = 2
 
 
 #: expert activations: name -> (label, gated: the up GEMM computes gate and up, 2I columns)
@@ -206,20 +211,21 @@ def features(t, valid, shape: ExpertShape, tile_m: int = 128, tile_n: int = 128,
 
 
 def torch_tiles(t: np.ndarray, valid: np.ndarray, shape: ExpertShape, sms: int) -> dict:
-    """The tile torch._grouped_mm picks for each GEMM of ranks with loads t[R, G] (``TORCH_TILES``), as
-    case features [R]: ``small`` / ``large`` (the share of the two GEMMs in each regime, a launch
-    constant each), and per regime ``pflops_<regime>`` (GFLOP with rows and columns padded to its tile)
-    and ``waves_<regime>`` (ceil(tiles / sms) * K / 1e3: full waves of its tiles, K-steps)."""
+    """The tile torch._grouped_mm picks for each GEMM of ranks with loads t[R, G] (``TORCH_TILES``), each
+    expert's row tiles rounded up to a cluster of ``TORCH_CLUSTER_M``, as case features [R]: ``small`` /
+    ``large`` (the share of the two GEMMs in each regime, a launch constant each), and per regime
+    ``pflops_<regime>`` (GFLOP with rows padded to whole clusters of tiles and columns to the tile) and
+    ``waves_<regime>`` (ceil(tiles / sms) * K / 1e3: full waves of its tiles, K-steps)."""
     rows_per_group = t.sum(-1) / np.maximum(valid.sum(-1), 1)
     out = {k: np.zeros(t.shape[0]) for r in TORCH_TILES for k in (r, f"pflops_{r}", f"waves_{r}")}
     for n, k in shape.gemms:
         small = (rows_per_group <= TORCH_SMALL_ROWS) | (n <= TORCH_SMALL_ROWS)
         for regime, on in (("small", small), ("large", ~small)):
             bm, bn = TORCH_TILES[regime]
-            tiles = _tiles(t, bm).sum(-1) * -(-n // bn)
+            row_tiles = _tiles(t, TORCH_CLUSTER_M * bm).sum(-1) * TORCH_CLUSTER_M  # [R]
             out[regime] += 0.5 * on
-            out[f"pflops_{regime}"] += on * (_tiles(t, bm) * bm).sum(-1) * (2.0 * -(-n // bn) * bn * k / GFLOP)
-            out[f"waves_{regime}"] += on * -(-tiles // sms) * (k / 1e3)
+            out[f"pflops_{regime}"] += on * row_tiles * bm * (2.0 * -(-n // bn) * bn * k / GFLOP)
+            out[f"waves_{regime}"] += on * -(-(row_tiles * -(-n // bn)) // sms) * (k / 1e3)
     return out
 
 

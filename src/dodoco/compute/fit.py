@@ -53,8 +53,9 @@ _FORMS = (
      "linear, with FLOPs padded at each tile height a kernel may pick (64, 128, 256 rows) weighed"),
     ("torch-tiles", ("small", "large", "nonempty", "wbytes", "abytes", "pflops_small", "pflops_large",
                      "waves_small", "waves_large"), None, (), False,
-     "the tile torch._grouped_mm picks (64x128 at <= 128 mean rows per group, else 128x256): per "
-     "regime a launch constant, padded FLOPs and waves of tiles; weight and activation bytes"),
+     "the tile torch._grouped_mm picks (64x128 at <= 128 mean rows per group, else 128x256; each expert's "
+     "row tiles in clusters of two): per regime a launch constant, padded FLOPs and waves of tiles; weight "
+     "and activation bytes"),
     ("roofline", ("one", "nonempty"), "case", ("wbytes", "pflops"), True,
      "launch and per-expert costs plus the rank's roofline: max(weight bytes, padded FLOPs)"),
     ("gemm-roofline", ("one", "nonempty", "abytes"), "gemm", ("wbytes", "pflops"), True,
