@@ -201,9 +201,10 @@ def notes_of(raw: dict, res: dict) -> list[str]:
         raw["megatron"],
     ]
     n = {s: sum(1 for r in raw["rows"] if r["set"] == s) for s in ("grid", "routing")}
+    texts = sorted({str(r.get("condition")) for r in raw["rows"] if r["set"] == "routing"})
     notes.append(
         f"{n['grid']} grid timings (calibration) and {n['routing']} real-routing timings (validation only: "
-        "zoo routers on prose, busiest/median/lightest rank and each one's balanced control)"
+        f"zoo routers on {', '.join(texts) or 'no text'}, busiest/median/lightest rank and each one's balanced control)"
     )
     for kernel, t in res["tables"].items():
         for row in t[:3]:
