@@ -26,6 +26,15 @@ on the bundled prose, on CPU in about a minute:
     for f in deepseek_v2 deepseek_moe qwen3_moe nemotron_h qwen3_5_moe; do for s in 16 64 256; do
       dodoco observe --model zoo:$f --conditions prose --seq-len $s --sequences 256 -o .carry/compute-runs/$f-$s
     done; done
+
+A later call validates on routing no earlier call timed (the same models on the bundled code and math
+texts, 15 MB, about 13 minutes on two cores), with Nemotron's ranks at its own ReLU^2 experts:
+
+    for c in code math; do for f in deepseek_v2 deepseek_moe qwen3_moe nemotron_h qwen3_5_moe; do
+      for s in 16 64 256; do
+        dodoco observe --model zoo:$f --conditions $c --seq-len $s --sequences 256 -o .carry/compute-fresh/$c-$f-$s
+    done; done; done
+    python bench/bench_compute.py --runs .carry/compute-fresh --sets grid,routing --out $OUT
 """
 
 from __future__ import annotations
@@ -63,8 +72,12 @@ SCALE = 1  # --scale: expert shapes divided by this (a CPU dry run of the whole 
 
 
 def _dims(shape) -> dict:
-    """H and I divided by --scale, kept multiples of 8 (grouped_mm wants 16-byte strides)."""
-    return {"hidden": max(16, shape.hidden // SCALE // 8 * 8), "width": max(16, shape.width // SCALE // 8 * 8)}
+    """H and I divided by --scale, kept multiples of 8 (grouped_mm wants 16-byte strides), and the activation."""
+    return {
+        "hidden": max(16, shape.hidden // SCALE // 8 * 8),
+        "width": max(16, shape.width // SCALE // 8 * 8),
+        "act": shape.act,
+    }
 
 
 def _grid_cases():
