@@ -57,6 +57,8 @@ from compute_fits import (  # noqa: E402
     notes_of,
     other_of,
     read_result,
+    shipped_notes,
+    shipped_on_routing,
 )
 from compute_relu2 import relu2_notes, relu2_of  # noqa: E402
 
@@ -261,8 +263,11 @@ def _write(raw: dict, out: Path) -> None:
     raw["notes"] = notes_of(raw, res) + relu2_notes(raw["relu2"])
     gpu = gpu_key(raw["facts"]["device"])
     out.mkdir(parents=True, exist_ok=True)
-    if not res["fits"]:  # no grid measured (--sets relu2): the relu2 check alone, never a calibration
-        write_json(out / f"compute-{gpu}-relu2.json", json_safe(raw))
+    if not res["fits"]:  # no grid measured: checks of the shipped calibration alone, never a calibration
+        raw["shipped_check"] = shipped_on_routing(raw)
+        raw["notes"] += shipped_notes(raw["shipped_check"])
+        name = "relu2" if not raw["shipped_check"] else "check"
+        write_json(out / f"compute-{gpu}-{name}.json", json_safe(raw))
         print(*raw["notes"], sep="\n")
         return
     write_json(out / f"compute-{gpu}.json", json_safe(raw))
