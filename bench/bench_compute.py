@@ -57,9 +57,8 @@ from compute_fits import (  # noqa: E402
     notes_of,
     other_of,
     read_result,
-    shipped_notes,
-    shipped_on_routing,
 )
+from compute_check import check_figure, shipped_notes, shipped_on_routing  # noqa: E402
 from compute_relu2 import relu2_notes, relu2_of  # noqa: E402
 
 EP = (4, 8, 16, 32, 64)
@@ -268,6 +267,10 @@ def _write(raw: dict, out: Path) -> None:
         raw["notes"] += shipped_notes(raw["shipped_check"])
         name = "relu2" if not raw["shipped_check"] else "check"
         write_json(out / f"compute-{gpu}-{name}.json", json_safe(raw))
+        if raw["shipped_check"]:
+            from dodoco.store.atomic import write_bytes
+
+            write_bytes(out / f"compute-{gpu}-check.png", check_figure(raw))
         print(*raw["notes"], sep="\n")
         return
     write_json(out / f"compute-{gpu}.json", json_safe(raw))

@@ -97,51 +97,6 @@ def fit_all(raw: dict) -> dict:
     }
 
 
-def shipped_on_routing(raw: dict) -> dict:
-    """A call that measured routing but no grid (``--sets routing``): each kernel's shipped calibration for
-    this GPU (``resolve_model``; another GPU's is labelled so) on the real routing, never fitted here ->
-    {kernel: {calibration, target: summary, by_act: {act: summary}, table}}: a blind test of what ships."""
-    from dodoco.compute.holdout import error_table, held_out, summary
-    from dodoco.compute.model import resolve_model
-
-    out = {}
-    for kernel in KERNELS:
-        real = routing_rows(raw, kernel, "routing")
-        if not real:
-            continue
-        model = resolve_model(raw["facts"]["device"], kernel)
-        err = held_out(model, real)
-        label = model.label(raw["facts"]["device"])
-        target = np.array([in_target(r) for r in real])
-        acts = np.array([r["shape"].act for r in real])
-        out[kernel] = {
-            "calibration": label,
-            "target": summary(err[target]),
-            "by_act": {a: summary(err[target & (acts == a)]) for a in sorted(set(acts.tolist()))},
-            "table": error_table(real, {label: err}),
-        }
-    return out
-
-
-def shipped_notes(res: dict) -> list[str]:
-    """Notes of ``shipped_on_routing``."""
-    notes = []
-    for kernel, r in res.items():
-        t = r["target"]
-        if t["n"]:
-            notes.append(
-                f"{kernel}, shipped calibration ({r['calibration']}) on this call's real routing, never fitted on it, "
-                f"target ranks: median {100 * t['median_abs_err']:.1f}%, p90 {100 * t['p90_abs_err']:.1f}% over {t['n']}; "
-                + ", ".join(
-                    f"{a} experts {100 * v['median_abs_err']:.1f}% / {100 * v['p90_abs_err']:.1f}% (n {v['n']}, "
-                    f"bias {100 * v['bias']:+.1f}%)"
-                    for a, v in r["by_act"].items()
-                    if v["n"]
-                )
-            )
-    return notes
-
-
 def forms_on_routing(raw: dict, grid: list[dict], model, real: list[dict], top: int = 6) -> list[dict]:
     """Diagnosis, not selection: the ``top`` forms by held-out p90 on the grid (the selection's order),
     each fitted on the grid and scored on the target ranks of real routing -> rows {form, tile_m,
