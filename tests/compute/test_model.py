@@ -132,6 +132,7 @@ def test_held_out_selection_prefers_the_true_form_and_the_true_tile():
     assert (m.form, m.tile_m) in {("gemm-roofline", 64), ("gemm-waves", 64)}
     tokens = next(r for r in m.info["selection"] if r["form"] == "tokens")
     assert m.info["held_out"]["p90_abs_err"] < 0.05 < tokens["p90_abs_err"]
+    assert m.info["acts"] == ["swiglu"] and m.acts == ("swiglu",)
 
 
 def test_kfold_never_predicts_a_case_with_itself():
@@ -224,3 +225,18 @@ def test_routing_vs_even_bands_by_hand():
         "median_ratio": 0.97,
         "min_ratio": 0.97,
     }
+
+
+def test_label_warns_for_an_activation_outside_the_grid():
+    """A calibration fitted on SwiGLU shapes alone says so when it predicts ReLU^2 experts; one whose grid held
+    ReLU^2 does not; the shipped ones (made before ``acts`` was recorded) count as SwiGLU-only."""
+    import dataclasses
+
+    from dodoco.compute.model import resolve_model
+
+    shipped = resolve_model("NVIDIA H100 80GB HBM3", "grouped_mm")
+    assert shipped.acts == ("swiglu",)
+    assert "ReLU^2 experts outside its grid (SwiGLU only" in shipped.label("NVIDIA H100 80GB HBM3", "relu2")
+    assert "outside" not in shipped.label("NVIDIA H100 80GB HBM3", "swiglu")
+    both = dataclasses.replace(shipped, info={**shipped.info, "acts": ["relu2", "swiglu"]})
+    assert "outside" not in both.label(act="relu2")

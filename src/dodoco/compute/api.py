@@ -116,7 +116,7 @@ def _predict(cfg: ComputeConfig) -> ComputeResult:
     ]
     title = f"predicted expert compute, {shape.label()}, {cfg.kernel[0]} on {cfg.gpu}"
     notes = [
-        f"{model.label(cfg.gpu)}; form {model.form} (docs/compute.md)",
+        f"{model.label(cfg.gpu, shape.act)}; form {model.form} (docs/compute.md)",
         f"shape: {label}",
         "predictions of the model, not measurements",
     ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from dodoco.config import pick
-from dodoco.compute.features import ExpertShape, features, features_many, pad_loads
+from dodoco.compute.features import ACTS, ExpertShape, features, features_many, pad_loads
 from dodoco.compute.fit import FORMS, fit_form, kfold_errors, predict_form
 from dodoco.errors import DodocoError
 from dodoco.host import gpu_key
@@ -79,12 +79,24 @@ class ComputeModel:
         y = predict_form(FORMS[self.form], F, self.coef)
         return np.where(F.case["tokens"] > 0, y, 0.0)
 
-    def label(self, for_gpu: str | None = None) -> str:
-        """'calibrated: <kernel> on <device> (torch, date)', plus a warning when used for another GPU."""
+    @property
+    def acts(self) -> tuple[str, ...]:
+        """Expert activations of the grid this was fitted on (calibrations made before ``acts`` was
+        recorded were fitted on SwiGLU shapes only)."""
+        return tuple(self.info.get("acts") or ("swiglu",))
+
+    def label(self, for_gpu: str | None = None, act: str | None = None) -> str:
+        """'calibrated: <kernel> on <device> (torch, date)', plus a warning when used for another GPU, and
+        one when used for experts of an activation ``act`` its grid did not hold."""
         when = ", ".join(str(self.info[k]) for k in ("torch", "date") if self.info.get(k))
         out = f"calibrated: {self.kernel} on {self.device}" + (f" ({when})" if when else "")
         if for_gpu and gpu_key(for_gpu) != self.gpu:
             out += f"; ANOTHER GPU's calibration used for {gpu_key(for_gpu)}"
+        if act and act not in self.acts:
+            out += (
+                f"; {ACTS[act][0]} experts outside its grid ({', '.join(ACTS[a][0] for a in self.acts)} only: "
+                "docs/compute.md section 3 measured a bias of +5-7% under grouped_mm)"
+            )
         return out
 
     def to_dict(self) -> dict:
@@ -219,11 +231,12 @@ def calibrate(
     best = min(rows, key=lambda r: (round(r["p90_abs_err"], 4), r["median_abs_err"]))
     F = features_many(t, valid, shapes, best["tile_m"], 128, sms)
     coef = fit_form(FORMS[best["form"]], F, y)
-    fitted = sorted({f"H={s.hidden} I={s.width}" for s in shapes})
+    fitted = sorted({s.label() for s in shapes})
     meta = {
         **(info or {}),
         "cases": int(y.shape[0]),
         "shapes": fitted,
+        "acts": sorted({s.act for s in shapes}),
         "selection": rows,
         "held_out": {k: best[k] for k in ("median_abs_err", "p90_abs_err", "max_abs_err")},
     }

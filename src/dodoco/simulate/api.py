@@ -237,7 +237,7 @@ def _one_run(cfg, r, timer, dispatchers, compute, label: dict) -> tuple[list, li
         **label,
         "batch": cfg.batch,
         "source_split": src.source_split,
-        "compute_source": f"{model.label(gpu)}; {shape.label()}{whose}" if model else "",
+        "compute_source": f"{model.label(gpu, shape.act)}; {shape.label()}{whose}" if model else "",
     }
     mit = (
         _mitigations(cfg, r, out, timer, (model, shape), row_bytes, dispatchers[0])

@@ -125,6 +125,6 @@ def compute_params(busiest: dict, E: int, K: int, ep: int, model, shape) -> dict
         "num_worst_case_experts": W,
         "ep": ep,
         "residuals": rows,
-        "compute_source": model.label(),
+        "compute_source": model.label(act=shape.act),
         "shape": shape.label(),
     }
