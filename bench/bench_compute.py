@@ -274,8 +274,9 @@ def _write(raw: dict, out: Path) -> None:
         print(*raw["notes"], sep="\n")
         return
     write_json(out / f"compute-{gpu}.json", json_safe(raw))
+    head = raw["notes"][: 1 + next(i for i, n in enumerate(raw["notes"]) if n.startswith("peaks"))]
     for kernel, fit in res["fits"].items():
-        write_json(out / f"compute-{gpu}-{kernel}.json", json_safe({**fit, "notes": raw["notes"][:2]}))
+        write_json(out / f"compute-{gpu}-{kernel}.json", json_safe({**fit, "notes": head}))
     if res["fits"] and any(len(e) for errs in res["tables_err"].values() for e in errs.values()):
         from dodoco.store.atomic import write_bytes
 

@@ -195,7 +195,15 @@ def _measured_notes(res: dict) -> list[str]:
 
 def notes_of(raw: dict, res: dict) -> list[str]:
     f = raw["facts"]
-    notes = [
+    dry = raw.get("scale", 1) > 1 or not str(f.get("cuda") or "")
+    notes = []
+    if dry:
+        kind = "scaled" if f.get("cuda") else "CPU"
+        notes.append(
+            f"{kind} dry run of the whole path on {f['device']}: expert shapes divided by {raw.get('scale', 1)}; "
+            "nothing here is a calibration of a GPU or an error at the models' shapes"
+        )
+    notes += [
         f"measured on {f['device']} ({f['sms']} SMs, torch {f['torch']}, CUDA {f.get('cuda')}) on "
         f"{raw['date'][:10]} by bench/bench_compute.py in {raw.get('seconds', 0):.0f} s"
         + (f", GPU {f['gpu_uuid']} on host {f.get('host')}" if f.get("gpu_uuid") else ""),
