@@ -62,6 +62,7 @@ from compute_check import check_figure, shipped_notes, shipped_on_routing  # noq
 from compute_relu2 import relu2_notes, relu2_of  # noqa: E402
 
 EP = (4, 8, 16, 32, 64)
+SETS = ("grid", "routing", "relu2")
 #: sequence length -> batches: with K=8, 128, 512, 2048 and 8192 tokens per rank on average
 BATCH = {16: (1, 4), 64: (4,), 256: (4,)}
 #: extra pairing: the zoo's E=256, K=8 router (as DeepSeek-V3's E and K) at DeepSeek-V3's expert shape
@@ -325,9 +326,10 @@ def main(argv=None) -> int:
     p.add_argument(
         "--sets",
         type=lambda v: tuple(v.split(",")),
-        default=("grid", "routing", "relu2"),
+        default=SETS,
         help="what to measure (comma list of grid, routing, relu2; default all): relu2 alone checks a GPU's "
-        "shipped calibration on ReLU^2 experts and Megatron's fused MoE, and writes compute-<gpu>-relu2.json",
+        "shipped calibration on ReLU^2 experts and Megatron's fused MoE, and writes compute-<gpu>-relu2.json; "
+        "with --refit, keeps only these sets' rows (without grid: the shipped calibration scored on the routing)",
     )
     p.add_argument(
         "--other",
@@ -352,9 +354,13 @@ def main(argv=None) -> int:
             "routing_vs_even",
             "relu2",
             "forms_on_routing",
+            "shipped_check",
         ):
             raw.pop(k, None)
         raw["refit"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat()[:10], "git": versions()["git"]}
+        if args.sets != SETS:  # keep only these sets' rows: --sets routing scores the shipped calibration blind
+            raw["rows"] = [r for r in raw["rows"] if r["set"] in args.sets]
+            raw["refit"]["sets"] = list(args.sets)
     else:
         raw = _measure_all(args)
     if args.other:

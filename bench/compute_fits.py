@@ -233,8 +233,14 @@ def notes_of(raw: dict, res: dict) -> list[str]:
     notes += [f"failed: {f}" for f in raw.get("failures", [])]
     if raw.get("refit"):
         notes.append(
-            f"forms fitted again on {raw['refit']['date']} from these measurements (bench_compute.py --refit, "
+            f"{'forms fitted' if n['grid'] else 'scored'} again on {raw['refit']['date']} from these measurements "
+            "(bench_compute.py --refit, "
             f"git {str(raw['refit']['git'])[:10]})"
+        )
+    if (raw.get("refit") or {}).get("sets"):
+        notes.append(
+            f"this file keeps the call's {', '.join(raw['refit']['sets'])} rows only (--refit --sets); "
+            "the call's other rows are in the file it was refitted from"
         )
     for o in raw.get("other") or []:
         notes += [
