@@ -181,13 +181,15 @@ def _measured_notes(res: dict) -> list[str]:
                 + ", ".join(f"{b['band']} {b['faster']}/{b['n']}" for b in bands[1:] if b["n"])
             )
     for kernel, rows in res.get("forms_on_routing", {}).items():
+        rows = [f for f in rows if f["routing"]["n"]]
+        if not rows:  # a grid-only call: no routing to diagnose on
+            continue
         notes.append(
             f"{kernel}, diagnosis (not selection): the grid's best forms by held-out p90, each on the real routing: "
             + "; ".join(
                 f"{f['form']} tile {f['tile_m']} (grid p90 {100 * f['grid_p90']:.1f}%) "
                 f"{100 * f['routing']['median_abs_err']:.1f}% / {100 * f['routing']['p90_abs_err']:.1f}%"
                 for f in rows
-                if f["routing"]["n"]
             )
         )
     return notes
