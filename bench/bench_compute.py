@@ -19,6 +19,7 @@ run) and compute-<gpu>-<kernel>.json (the calibrations DODOCO ships).
     python bench/bench_compute.py --runs .carry/compute-runs --out $OUT          # on the GPU
     python bench/bench_compute.py --refit bench/results/compute-h100.json        # fits again, CPU
         [--other bench/results/compute-h100-repeat.json.gz ...]  # repeat calls (kept gzipped)
+    python bench/bench_compute.py --refit NEW.json --sets routing   # the shipped calibration on NEW's routing
 
 The routing runs (7.3 MB, not committed; every H100 call timed these same loads) come from the zoo
 on the bundled prose, on CPU in about a minute:
