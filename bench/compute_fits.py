@@ -249,6 +249,12 @@ def notes_of(raw: dict, res: dict) -> list[str]:
             f"{k} fits of this run on the real routing of {o['file']} ({o['device']}, {o['date'][:10]}, peaks "
             f"{o['peaks']}): median {100 * o[k]['median_abs_err']:.1f}%, p90 {100 * o[k]['p90_abs_err']:.1f}% "
             f"over {o[k]['n']} ranks"
+            + "".join(
+                f"; {a} experts {100 * v['median_abs_err']:.1f}% / {100 * v['p90_abs_err']:.1f}% (n {v['n']}, "
+                f"bias {100 * v['bias']:+.1f}%)"
+                for a, v in (o[k].get("by_act") or {}).items()
+                if len(o[k]["by_act"]) > 1
+            )
             for k in KERNELS
             if k in o
         ]
@@ -330,5 +336,8 @@ def other_of(raw: dict, path: Path) -> dict:
     }
     for kernel, fit in fits.items():
         rows = [r for r in routing_rows(other, kernel, "routing") if in_target(r)]
-        out[kernel] = summary(held_out(ComputeModel.from_dict(fit), rows))
+        err = held_out(ComputeModel.from_dict(fit), rows)
+        acts = np.array([r["shape"].act for r in rows])
+        out[kernel] = summary(err)
+        out[kernel]["by_act"] = {a: summary(err[acts == a]) for a in sorted(set(acts.tolist()))}
     return out
