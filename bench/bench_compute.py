@@ -59,7 +59,7 @@ from compute_fits import (  # noqa: E402
     other_of,
     read_result,
 )
-from compute_check import check_figure, shipped_notes, shipped_on_routing  # noqa: E402
+from compute_check import check_figure, others_figure, shipped_notes, shipped_on_routing  # noqa: E402
 from compute_relu2 import relu2_notes, relu2_of  # noqa: E402
 
 EP = (4, 8, 16, 32, 64)
@@ -279,10 +279,12 @@ def _write(raw: dict, out: Path) -> None:
     head = raw["notes"][: 1 + next(i for i, n in enumerate(raw["notes"]) if n.startswith("peaks"))]
     for kernel, fit in res["fits"].items():
         write_json(out / f"compute-{gpu}-{kernel}.json", json_safe({**fit, "notes": head}))
-    if res["fits"] and any(len(e) for errs in res["tables_err"].values() for e in errs.values()):
-        from dodoco.store.atomic import write_bytes
+    from dodoco.store.atomic import write_bytes
 
+    if any(len(e) for errs in res["tables_err"].values() for e in errs.values()):
         write_bytes(out / f"compute-{gpu}.png", figure_of(raw))
+    elif raw.get("other"):  # a grid-only call: its fits drawn on the other calls' routing
+        write_bytes(out / f"compute-{gpu}.png", others_figure(raw))
     _print(res, raw)
 
 

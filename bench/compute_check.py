@@ -60,32 +60,61 @@ def shipped_notes(res: dict) -> list[str]:
 def check_figure(raw: dict) -> bytes:
     """Per kernel: predicted (shipped calibration) vs measured on the target ranks, by expert activation, and
     the cumulative share of ranks within each absolute error (the errors ``shipped_on_routing`` recorded)."""
-    from dodoco.report.plots import grid, png
-    from dodoco.report.style import suptitle
-
-    kernels = list(raw["shipped_check"])
-    fig, axes = grid(2 * len(kernels), 3.6, 3.2, ncols=2)
-    for k, kernel in enumerate(kernels):
+    panels = []
+    for kernel, res in raw["shipped_check"].items():
         real = [r for r in routing_rows(raw, kernel, "routing") if in_target(r)]
         ms = np.array([r["ms"] for r in real])
-        err = np.asarray(raw["shipped_check"][kernel]["target_errors"])
         acts = np.array([r["shape"].act for r in real])
-        for act, color in zip(sorted(set(acts.tolist())), ("#4477aa", "#cc6677")):
-            m = acts == act
-            axes[2 * k].loglog(ms[m], ms[m] * (1 + err[m]), ".", markersize=2, alpha=0.5, color=color, label=act)
-            e = np.sort(np.abs(err[m]))
-            axes[2 * k + 1].plot(100 * e, np.arange(1, e.size + 1) / e.size, color=color, label=f"{act} ({e.size})")
-        lim = [ms.min() * 0.8, ms.max() * 1.2]
-        axes[2 * k].plot(lim, lim, color="black", linewidth=0.8)
-        axes[2 * k].fill_between(lim, [x * 0.9 for x in lim], [x * 1.1 for x in lim], color="0.85", zorder=0)
-        axes[2 * k].set(title=f"{kernel}: shipped calibration", xlabel="measured (ms)", ylabel="predicted (ms)")
-        axes[2 * k + 1].axvline(10, color="0.6", linewidth=0.8)
-        axes[2 * k + 1].set(xscale="log", xlim=(0.1, 100), title=f"{kernel}: error", xlabel="absolute error (%)")
-        axes[2 * k + 1].set(ylabel="share of ranks")
-        axes[2 * k + 1].legend(fontsize=7, frameon=False)
-    suptitle(
-        fig,
+        panels.append((f"{kernel}: shipped calibration", {"this call": (ms, np.asarray(res["target_errors"]), acts)}))
+    return blind_figure(
+        panels,
         f"Shipped expert-compute calibrations on {raw['facts']['device']}: real routing never fitted on "
         "(128-8192 tokens per rank, EP 4-64); grey band and line: 10%",
     )
+
+
+def others_figure(raw: dict) -> bytes:
+    """A grid-only call's fits on other calls' routing (``other_of``'s per-rank records): the same panels."""
+    panels = []
+    for kernel, fit in raw["fits"].items():
+        series = {
+            o["file"]: (np.asarray(o[kernel]["ms"]), np.asarray(o[kernel]["errors"]), np.asarray(o[kernel]["acts"]))
+            for o in raw["other"]
+            if o[kernel].get("ms")
+        }
+        panels.append((f"{kernel}: {fit['form']}, tile {fit['tile_m']}", series))
+    return blind_figure(
+        panels,
+        f"Expert-compute calibrations fitted on {raw['facts']['device']}'s grid alone, on other calls' real routing "
+        "(128-8192 tokens per rank, EP 4-64); grey band and line: 10%",
+    )
+
+
+def blind_figure(panels: list, title: str) -> bytes:
+    """Two axes per panel (title, {series name: (measured ms [n], errors [n], acts [n])}): predicted vs
+    measured coloured by expert activation, and each series' and activation's cumulative absolute error."""
+    from dodoco.report.plots import grid, png
+    from dodoco.report.style import suptitle
+
+    colors = {"swiglu": "#4477aa", "relu2": "#cc6677"}
+    fig, axes = grid(2 * len(panels), 3.6, 3.2, ncols=2)
+    for k, (name, series) in enumerate(panels):
+        lo, hi = np.inf, 0.0
+        for s, (ms, err, acts) in series.items():
+            for act in sorted(set(acts.tolist())):
+                m = acts == act
+                axes[2 * k].loglog(ms[m], ms[m] * (1 + err[m]), ".", markersize=2, alpha=0.4, color=colors.get(act))
+                e = np.sort(np.abs(err[m]))
+                label = f"{act} ({e.size})" if len(series) == 1 else f"{s.split('.json')[0]}: {act} ({e.size})"
+                axes[2 * k + 1].plot(100 * e, np.arange(1, e.size + 1) / e.size, label=label)
+            lo, hi = min(lo, ms.min()), max(hi, ms.max())
+        lim = [lo * 0.8, hi * 1.2]
+        axes[2 * k].plot(lim, lim, color="black", linewidth=0.8)
+        axes[2 * k].fill_between(lim, [x * 0.9 for x in lim], [x * 1.1 for x in lim], color="0.85", zorder=0)
+        axes[2 * k].set(title=name, xlabel="measured (ms)", ylabel="predicted (ms)")
+        axes[2 * k + 1].axvline(10, color="0.6", linewidth=0.8)
+        axes[2 * k + 1].set(xscale="log", xlim=(0.1, 100), title=f"{name.split(':')[0]}: error")
+        axes[2 * k + 1].set(xlabel="absolute error (%)", ylabel="share of ranks")
+        axes[2 * k + 1].legend(fontsize=6, frameon=False)
+    suptitle(fig, title)
     return png(fig)

@@ -340,4 +340,5 @@ def other_of(raw: dict, path: Path) -> dict:
         acts = np.array([r["shape"].act for r in rows])
         out[kernel] = summary(err)
         out[kernel]["by_act"] = {a: summary(err[acts == a]) for a in sorted(set(acts.tolist()))}
+        out[kernel].update(ms=[r["ms"] for r in rows], errors=err.tolist(), acts=acts.tolist())  # the figure's
     return out

@@ -47,3 +47,13 @@ def test_shipped_check_scores_the_shipped_model_per_activation():
         assert r["by_act"]["relu2"]["bias"] == pytest.approx(1 / 1.1 - 1, rel=1e-9)
         assert r["target"]["n"] == 40 and r["by_act"]["relu2"]["n"] == 10
     assert any("relu2 experts 9.1% / 9.1% (n 10, bias -9.1%)" in n for n in shipped_notes(out))
+
+
+def test_blind_figure_draws_every_series():
+    from compute_check import blind_figure
+
+    ms = np.array([0.1, 0.2, 0.4])
+    err = np.array([0.01, -0.02, 0.05])
+    acts = np.array(["swiglu", "relu2", "swiglu"])
+    png = blind_figure([("grouped_mm: x", {"a.json.gz": (ms, err, acts), "b.json": (ms, -err, acts)})], "t")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
