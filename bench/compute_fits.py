@@ -195,17 +195,17 @@ def _measured_notes(res: dict) -> list[str]:
     return notes
 
 
-def notes_of(raw: dict, res: dict) -> list[str]:
+def _device_notes(raw: dict) -> list[str]:
+    """Where and how the call ran: a dry run first (CPU, or shapes divided by --scale), then the device."""
     f = raw["facts"]
-    dry = raw.get("scale", 1) > 1 or not str(f.get("cuda") or "")
     notes = []
-    if dry:
+    if raw.get("scale", 1) > 1 or not f.get("cuda"):
         kind = "scaled" if f.get("cuda") else "CPU"
         notes.append(
             f"{kind} dry run of the whole path on {f['device']}: expert shapes divided by {raw.get('scale', 1)}; "
             "nothing here is a calibration of a GPU or an error at the models' shapes"
         )
-    notes += [
+    return notes + [
         f"measured on {f['device']} ({f['sms']} SMs, torch {f['torch']}, CUDA {f.get('cuda')}) on "
         f"{raw['date'][:10]} by bench/bench_compute.py in {raw.get('seconds', 0):.0f} s"
         + (f", GPU {f['gpu_uuid']} on host {f.get('host')}" if f.get("gpu_uuid") else ""),
@@ -213,6 +213,10 @@ def notes_of(raw: dict, res: dict) -> list[str]:
         f"kernels against a float64 reference: {raw['check']}",
         raw["megatron"],
     ]
+
+
+def notes_of(raw: dict, res: dict) -> list[str]:
+    notes = _device_notes(raw)
     n = {s: sum(1 for r in raw["rows"] if r["set"] == s) for s in ("grid", "routing")}
     texts = sorted({str(r.get("condition")) for r in raw["rows"] if r["set"] == "routing"})
     notes.append(

@@ -229,14 +229,18 @@ def test_routing_vs_even_bands_by_hand():
 
 def test_label_warns_for_an_activation_outside_the_grid():
     """A calibration fitted on SwiGLU shapes alone says so when it predicts ReLU^2 experts; one whose grid held
-    ReLU^2 does not; the shipped ones (made before ``acts`` was recorded) count as SwiGLU-only."""
+    ReLU^2 does not; the H200's shipped ones (made before ``acts`` was recorded) count as SwiGLU-only, the
+    H100's (a grid with Nemotron's shape) hold both."""
     import dataclasses
 
     from dodoco.compute.model import resolve_model
 
-    shipped = resolve_model("NVIDIA H100 80GB HBM3", "grouped_mm")
+    shipped = resolve_model("NVIDIA H200", "grouped_mm")
     assert shipped.acts == ("swiglu",)
-    assert "ReLU^2 experts outside its grid (SwiGLU only" in shipped.label("NVIDIA H100 80GB HBM3", "relu2")
-    assert "outside" not in shipped.label("NVIDIA H100 80GB HBM3", "swiglu")
+    assert "ReLU^2 experts outside its grid (SwiGLU only" in shipped.label("NVIDIA H200", "relu2")
+    assert "outside" not in shipped.label("NVIDIA H200", "swiglu")
     both = dataclasses.replace(shipped, info={**shipped.info, "acts": ["relu2", "swiglu"]})
     assert "outside" not in both.label(act="relu2")
+    for kernel in ("grouped_mm", "loop"):
+        h100 = resolve_model("NVIDIA H100 80GB HBM3", kernel)
+        assert h100.acts == ("relu2", "swiglu") and "outside" not in h100.label("NVIDIA H100 80GB HBM3", "relu2")
