@@ -13,11 +13,11 @@ One device call per GPU kind measures everything (docs/compute.md):
 
 Then, on any machine: each kernel's model is calibrated on the grid alone (form chosen by held-out
 error, ``dodoco.compute.model.calibrate``) and checked on the real routing, beside the tokens-only
-model (``bench/compute_fits.py``). Writes compute-<gpu>.json (every measurement, the fits, the error tables, notes from this
+model (``bench/compute_fits.py``). Writes compute-<gpu>.json.gz (every measurement, the fits, the error tables, notes from this
 run) and compute-<gpu>-<kernel>.json (the calibrations DODOCO ships).
 
     python bench/bench_compute.py --runs .carry/compute-runs --out $OUT          # on the GPU
-    python bench/bench_compute.py --refit bench/results/compute-h100.json        # fits again, CPU
+    python bench/bench_compute.py --refit bench/results/compute-h100.json.gz     # fits again, CPU (results kept gzipped)
         [--other bench/results/compute-h100-repeat.json.gz ...]  # repeat calls (kept gzipped)
     python bench/bench_compute.py --refit NEW.json --sets routing   # the shipped calibration on NEW's routing
 
@@ -254,9 +254,19 @@ def _print(res: dict, raw: dict) -> None:
                 )
 
 
+def _write_raw(path: Path, raw: dict) -> None:
+    """A call's measurements and results, gzipped (``read_result`` reads them back)."""
+    import gzip
+    import json
+
+    from dodoco.store.atomic import json_safe, write_bytes
+
+    write_bytes(path, gzip.compress(json.dumps(json_safe(raw), indent=1).encode(), mtime=0))
+
+
 def _write(raw: dict, out: Path) -> None:
     from dodoco.host import gpu_key
-    from dodoco.store.atomic import json_safe, write_json
+    from dodoco.store.atomic import json_safe, write_bytes, write_json
 
     res = fit_all(raw)
     raw.update(res)
@@ -268,19 +278,15 @@ def _write(raw: dict, out: Path) -> None:
         raw["shipped_check"] = shipped_on_routing(raw)
         raw["notes"] += shipped_notes(raw["shipped_check"])
         name = "relu2" if not raw["shipped_check"] else "check"
-        write_json(out / f"compute-{gpu}-{name}.json", json_safe(raw))
+        _write_raw(out / f"compute-{gpu}-{name}.json.gz", raw)
         if raw["shipped_check"]:
-            from dodoco.store.atomic import write_bytes
-
             write_bytes(out / f"compute-{gpu}-check.png", check_figure(raw))
         print(*raw["notes"], sep="\n")
         return
-    write_json(out / f"compute-{gpu}.json", json_safe(raw))
+    _write_raw(out / f"compute-{gpu}.json.gz", raw)
     head = raw["notes"][: 1 + next(i for i, n in enumerate(raw["notes"]) if n.startswith("peaks"))]
     for kernel, fit in res["fits"].items():
         write_json(out / f"compute-{gpu}-{kernel}.json", json_safe({**fit, "notes": head}))
-    from dodoco.store.atomic import write_bytes
-
     if any(len(e) for errs in res["tables_err"].values() for e in errs.values()):
         write_bytes(out / f"compute-{gpu}.png", figure_of(raw))
     elif raw.get("other"):  # a grid-only call: its fits drawn on the other calls' routing
@@ -324,7 +330,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "bench/results"))
     p.add_argument("--device", default="cuda")
     p.add_argument("--budget-s", type=float, default=480.0, help="stop measuring after this many seconds")
-    p.add_argument("--refit", help="a compute-<gpu>.json of an earlier run: fit and check again, no GPU")
+    p.add_argument("--refit", help="a compute-<gpu>.json[.gz] of an earlier run: fit and check again, no GPU")
     p.add_argument("--scale", type=int, default=1, help="divide expert shapes by this (CPU dry run only)")
     p.add_argument(
         "--sets",
