@@ -337,7 +337,7 @@ def main(argv=None) -> int:
         type=lambda v: tuple(v.split(",")),
         default=SETS,
         help="what to measure (comma list of grid, routing, relu2; default all): relu2 alone checks a GPU's "
-        "shipped calibration on ReLU^2 experts and Megatron's fused MoE, and writes compute-<gpu>-relu2.json; "
+        "shipped calibration on ReLU^2 experts and Megatron's fused MoE, and writes compute-<gpu>-relu2.json.gz; "
         "with --refit, keeps only these sets' rows (without grid: the shipped calibration scored on the routing)",
     )
     p.add_argument(
@@ -347,6 +347,8 @@ def main(argv=None) -> int:
         "this run's fits also predict (reproducibility across device calls, and what another GPU's fit misses)",
     )
     args = p.parse_args(argv)
+    if bad := [x for x in args.sets if x not in SETS]:
+        p.error(f"--sets {','.join(args.sets)}: {', '.join(bad)} is not a set; give a comma list of {', '.join(SETS)}")
     global SCALE
     SCALE = args.scale
     if args.refit:
