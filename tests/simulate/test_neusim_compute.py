@@ -54,3 +54,12 @@ def test_exported_pair_reproduces_the_busiest_device_in_tokens_and_ms_at_the_cho
     assert at[8]["neusim_tokens"] == pytest.approx(min(W, P) * eff + (P - min(W, P)) * (TK - W * eff) / (E - W))
     assert 1.0 <= out["expert_load_imbalance_factor"] <= E / K and 1 <= out["num_worst_case_experts"] <= K
     assert set(at) == {4, 8, 16} and at[8]["fitted_here"] and not at[4]["fitted_here"]
+
+
+def test_compute_source_names_another_gpu_and_an_activation_outside_the_grid():
+    busiest = {8: {"tokens": 100.0, "ms": 0.05, "TK": 400.0, "TKs": [400.0]}}
+    own = compute_params(busiest, 32, 4, 8, MODEL, SHAPE, "NVIDIA H100 80GB HBM3")["compute_source"]
+    other = compute_params(busiest, 32, 4, 8, MODEL, SHAPE, "NVIDIA H200")["compute_source"]
+    relu2 = compute_params(busiest, 32, 4, 8, MODEL, ExpertShape(512, 128, act="relu2"))["compute_source"]
+    assert "ANOTHER GPU" not in own and "ANOTHER GPU's calibration used for h200" in other
+    assert "outside its grid" in relu2 and "outside" not in own

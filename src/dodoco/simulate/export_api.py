@@ -103,8 +103,8 @@ def _compute_block(cfg, run, entry) -> dict:
         if N <= run.E and src.n_steps(N * B):
             steps = np.asarray(src.steps(N * B)[: cfg.max_steps or 8], dtype=np.int64)
             busiest[N] = busiest_device(steps, build_placement("contiguous", run.E, N), model, shape)
-    out = compute_params(busiest, run.E, run.K, entry["derived_at"]["ep"], model, shape)
-    return {**out, "compute_source": model.label(cfg.gpu, shape.act), "shape": label}
+    out = compute_params(busiest, run.E, run.K, entry["derived_at"]["ep"], model, shape, cfg.gpu)
+    return {**out, "shape": label}
 
 
 def _neusim_compute(cfg, runs, entries, rows) -> None:

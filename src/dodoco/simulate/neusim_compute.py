@@ -96,9 +96,10 @@ def _best_f(E: int, K: int, ep: int, W: int, b: dict, model, shape) -> tuple[flo
     return f, err(f)
 
 
-def compute_params(busiest: dict, E: int, K: int, ep: int, model, shape) -> dict:
+def compute_params(busiest: dict, E: int, K: int, ep: int, model, shape, gpu: str | None = None) -> dict:
     """(f, W) for NeuSim's worst-case device at EP ``ep`` -> {f, W, residuals per EP}; busiest: {N:
-    busiest_device(...)} for every EP scanned (``ep`` among them)."""
+    busiest_device(...)} for every EP scanned (``ep`` among them); gpu: the GPU it stands for (its
+    calibration's label says whether it is another GPU's)."""
     if ep not in busiest:
         raise DodocoError(f"EP {ep} was not scanned: choose one of {sorted(busiest)}")
     b = busiest[ep]
@@ -125,6 +126,6 @@ def compute_params(busiest: dict, E: int, K: int, ep: int, model, shape) -> dict
         "num_worst_case_experts": W,
         "ep": ep,
         "residuals": rows,
-        "compute_source": model.label(act=shape.act),
+        "compute_source": model.label(gpu, shape.act),
         "shape": shape.label(),
     }
