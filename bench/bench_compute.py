@@ -58,6 +58,7 @@ from compute_fits import (  # noqa: E402
     notes_of,
     other_of,
     read_result,
+    write_gz_result,
 )
 from compute_check import check_figure, others_figure, shipped_notes, shipped_on_routing  # noqa: E402
 from compute_relu2 import relu2_notes, relu2_of  # noqa: E402
@@ -254,16 +255,6 @@ def _print(res: dict, raw: dict) -> None:
                 )
 
 
-def _write_raw(path: Path, raw: dict) -> None:
-    """A call's measurements and results, gzipped (``read_result`` reads them back)."""
-    import gzip
-    import json
-
-    from dodoco.store.atomic import json_safe, write_bytes
-
-    write_bytes(path, gzip.compress(json.dumps(json_safe(raw), indent=1).encode(), mtime=0))
-
-
 def _write(raw: dict, out: Path) -> None:
     from dodoco.host import gpu_key
     from dodoco.store.atomic import json_safe, write_bytes, write_json
@@ -278,12 +269,12 @@ def _write(raw: dict, out: Path) -> None:
         raw["shipped_check"] = shipped_on_routing(raw)
         raw["notes"] += shipped_notes(raw["shipped_check"])
         name = "relu2" if not raw["shipped_check"] else "check"
-        _write_raw(out / f"compute-{gpu}-{name}.json.gz", raw)
+        write_gz_result(out / f"compute-{gpu}-{name}.json.gz", raw)
         if raw["shipped_check"]:
             write_bytes(out / f"compute-{gpu}-check.png", check_figure(raw))
         print(*raw["notes"], sep="\n")
         return
-    _write_raw(out / f"compute-{gpu}.json.gz", raw)
+    write_gz_result(out / f"compute-{gpu}.json.gz", raw)
     head = raw["notes"][: 1 + next(i for i, n in enumerate(raw["notes"]) if n.startswith("peaks"))]
     for kernel, fit in res["fits"].items():
         write_json(out / f"compute-{gpu}-{kernel}.json", json_safe({**fit, "notes": head}))

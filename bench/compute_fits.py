@@ -316,11 +316,20 @@ def figure_of(raw: dict) -> bytes:
 
 
 def read_result(path: Path) -> dict:
-    """A compute-<gpu>.json of an earlier run; gzipped (``.json.gz``, how repeat runs are kept) or not."""
+    """A compute-<gpu>.json of an earlier run; gzipped (``.json.gz``, how results are kept) or not."""
     import gzip
 
     data = path.read_bytes()
     return json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+
+
+def write_gz_result(path: Path, raw: dict) -> None:
+    """A call's measurements and results, gzipped (what ``read_result`` reads back), atomically."""
+    import gzip
+
+    from dodoco.store.atomic import json_safe, write_bytes
+
+    write_bytes(path, gzip.compress(json.dumps(json_safe(raw), indent=1).encode(), mtime=0))
 
 
 def other_of(raw: dict, path: Path) -> dict:
